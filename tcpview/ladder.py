@@ -1,0 +1,133 @@
+"""One connection's ladder (sequence) diagram as rows, shared by the CLI and the UI.
+
+A row is either a segment (an arrow between the client and server columns, labelled with
+flags and seq/ack/len/win) or a timer event (TIME_WAIT / FIN_WAIT_2 expiry). Each row says
+which endpoint's state changed there, so the state is written in that endpoint's column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import STATE_NAMES
+from .store import REC, REC_SIZE, Conn, Timeline
+
+
+@dataclass(slots=True)
+class LadderRow:
+    """One row of a ladder. ``seg`` is the segment index, or -1 for a timer row."""
+
+    seg: int
+    ts: float
+    frame: int
+    c2s: bool
+    flags: int
+    label: str
+    client_state: str  # new state written in the client column ("" if unchanged)
+    server_state: str
+    anomaly: int = 0
+    analysis: int = 0
+
+
+def segment_label(tl: Timeline, c: Conn, i: int, absolute: bool = False) -> str:
+    """``SYN,ACK seq=0 ack=1 win=65483`` style label of segment i of connection c."""
+    from .model import flags_label
+
+    ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
+    if absolute:
+        seq, ack = seq_raw, ack_raw
+    else:
+        seq = (seq_raw - c.base[d]) & 0xFFFFFFFF
+        ack = (ack_raw - c.base[1 - d]) & 0xFFFFFFFF
+    parts = [flags_label(flags), f"seq={seq}"]
+    if flags & 0x10:
+        parts.append(f"ack={ack}")
+    if plen:
+        parts.append(f"len={plen}")
+    parts.append(f"win={tl.scaled_window(c, d, win, flags)}")
+    if flags & 0x02 and c.opts[d]:
+        o = c.opts[d]
+        if "mss" in o:
+            parts.append(f"mss={o['mss']}")
+        if "ws" in o:
+            parts.append(f"ws={o['ws']}")
+        if o.get("sack_perm"):
+            parts.append("sack_perm")
+    return " ".join(parts)
+
+
+def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool = False,
+                start: int = 0, stop: int | None = None) -> list[LadderRow]:
+    """Rows of connection ``cid``'s ladder up to time t (segment rows ``start:stop``).
+
+    Timer rows (expiries) are placed after the segment they follow in time.
+    """
+    c = tl.conns[cid]
+    n = c.count_at(t)
+    stop = n if stop is None else min(stop, n)
+    prev = (0, 0)
+    if start > 0:
+        r = REC.unpack_from(c.rec, (start - 1) * REC_SIZE)
+        prev = (r[8], r[9])
+    timers = [tr for tr in c.trans if tr[1] == 0 and (t is None or tr[0] <= t)]
+    rows: list[LadderRow] = []
+    ti = 0
+    for i in range(start, stop):
+        ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
+        while ti < len(timers) and timers[ti][0] < ts:
+            tts, _f, side, old, new, _why = timers[ti]
+            ti += 1
+            if tts >= (rows[-1].ts if rows else float("-inf")) and i > start:
+                rows.append(_timer_row(tts, side, new))
+                prev = (new, prev[1]) if side == 0 else (prev[0], new)
+        rows.append(
+            LadderRow(
+                seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
+                label=segment_label(tl, c, i, absolute),
+                client_state=STATE_NAMES[cs] if cs != prev[0] else "",
+                server_state=STATE_NAMES[ss] if ss != prev[1] else "",
+                anomaly=bits & 0xFF, analysis=bits >> 8,
+            )
+        )
+        prev = (cs, ss)
+    if stop == n:
+        last_ts = rows[-1].ts if rows else float("-inf")
+        for tts, _f, side, _old, new, _why in timers[ti:]:
+            if tts >= last_ts:
+                rows.append(_timer_row(tts, side, new))
+    return rows
+
+
+def _timer_row(ts: float, side: int, new: int) -> LadderRow:
+    name = STATE_NAMES[new]
+    return LadderRow(seg=-1, ts=ts, frame=0, c2s=True, flags=0, label="timer expired",
+                     client_state=name if side == 0 else "", server_state=name if side == 1 else "")
+
+
+def render_text(tl: Timeline, cid: int, t: float | None = None, absolute: bool = False, width: int = 100) -> str:
+    """The ladder as plain text: client column left, server column right, arrows between."""
+    c = tl.conns[cid]
+    rows = ladder_rows(tl, cid, t, absolute)
+    t0 = c.first_ts
+    state_w = 12
+    arrow_w = max(30, width - 10 - 2 * (state_w + 2))
+    out = [f"#{c.id}  {c.client_text()} <-> {c.server_text()}"]
+    out.append(f"{'time':>10}  {'client':<{state_w}}  {'':<{arrow_w}}  server")
+    for row in rows:
+        if row.seg < 0:
+            mid = f"{'(' + row.label + ')':^{arrow_w}}"
+        else:
+            mid = arrow(row.label, arrow_w, row.c2s)
+        out.append(f"{row.ts - t0:>10.6f}  {row.client_state:<{state_w}}  {mid}  {row.server_state}".rstrip())
+    return "\n".join(out)
+
+
+def arrow(label: str, width: int, right: bool) -> str:
+    """``── LABEL ────▶`` (or ``◀── LABEL ────``) exactly ``width`` characters wide."""
+    body = f" {label} "
+    if len(body) > width - 5:
+        body = body[: width - 6] + "… "
+    fill = width - 3 - len(body)
+    if right:
+        return "──" + body + "─" * fill + "▶"
+    return "◀─" + body + "─" * (fill + 1)

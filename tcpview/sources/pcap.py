@@ -1,0 +1,294 @@
+"""Read pcap and pcapng captures from a file, a growing file, or a stream (stdin).
+
+A small struct-based reader over chunks of bytes. It does no dissection; each record comes
+out as ``(frame, ts, linktype, buf, off, caplen, origlen)`` so the decoder can work on the
+chunk in place. The same code reads a whole file, a pipe as data arrives
+(``tcpdump -U -w - | tcpview summary -``) and a file another program is still writing
+(``follow=True``).
+
+It is used instead of scapy's ``RawPcapReader`` because it is about twice as fast here, reads
+partial records from a pipe without blocking on a full buffer, and reports damage (a cut-short
+file, a corrupt record length) as :class:`CaptureError` after handing out every good record.
+Writing captures uses scapy (``tcpview.sources.writer``).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
+
+from ..decode import SUPPORTED_LINKTYPES
+
+CHUNK = 4 << 20
+MAX_RECORD = 1 << 24  # larger than any real frame (BIG TCP ~ 512 KB); beyond it: corrupt
+
+Record = tuple[int, float, int, Any, int, int, int]
+
+
+class CaptureError(Exception):
+    """A capture that cannot be read (or read to the end); the message is one line."""
+
+
+_PCAP_MAGICS = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+_PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+
+
+class CaptureReader:
+    """Iterate the records of a pcap or pcapng capture.
+
+    Args:
+        source: a path, or ``"-"`` for standard input.
+        follow: at the end of the file, wait for more data instead of stopping.
+        stop: called while following or waiting; return True to stop reading.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        follow: bool = False,
+        stop: Callable[[], bool] | None = None,
+    ) -> None:
+        self.source = source
+        self.follow = follow
+        self.stop = stop or (lambda: False)
+        self.linktypes: list[int] = []
+        self.bytes_read = 0
+        self.size: int | None = None
+        self._fd: int | None = None
+        self._file: BinaryIO | None = None
+        self.is_stream = source == "-"
+        if self.is_stream:
+            self._fd = sys.stdin.buffer.fileno()
+        else:
+            try:
+                self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
+            except FileNotFoundError:
+                raise CaptureError(f"{source}: no such file") from None
+            except IsADirectoryError:
+                raise CaptureError(f"{source}: is a directory, not a capture file") from None
+            except PermissionError:
+                raise CaptureError(f"{source}: permission denied") from None
+            except OSError as e:
+                raise CaptureError(f"{source}: {e.strerror}") from None
+            self._fd = self._file.fileno()
+            try:
+                self.size = os.fstat(self._fd).st_size
+            except OSError:
+                self.size = None
+
+    def close(self) -> None:
+        """Close the underlying file (not stdin)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __enter__(self) -> CaptureReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- low-level chunked input -------------------------------------------------------
+    def _read(self) -> bytes:
+        """Return the next chunk; b'' at the end (after waiting, when following)."""
+        assert self._fd is not None
+        while True:
+            try:
+                data = os.read(self._fd, CHUNK)
+            except InterruptedError:
+                continue
+            except OSError as e:
+                raise CaptureError(f"{self.source}: read error: {e.strerror}") from None
+            if data:
+                self.bytes_read += len(data)
+                return data
+            if not self.follow or self.stop():
+                return b""
+            time.sleep(0.05)
+            if self.stop():
+                return b""
+
+    def records(self) -> Iterator[Record]:
+        """Yield ``(frame, ts, linktype, buf, off, caplen, origlen)`` for every record.
+
+        While following, also yields ``None`` whenever it waits for more data, so a consumer
+        can flush what it has.
+
+        Raises:
+            CaptureError: not a capture, unknown link type, truncated or corrupt data. Raised
+                only after every readable record before the damage was yielded.
+        """
+        buf = b""
+        while len(buf) < 4:
+            data = self._read()
+            if not data:
+                if not buf and not self.is_stream and self.size == 0:
+                    raise CaptureError(f"{self.source}: empty file, not a capture")
+                raise CaptureError(f"{self.source}: not a pcap or pcapng capture (too short)")
+            buf += data
+        magic = buf[:4]
+        if magic in _PCAP_MAGICS:
+            yield from self._pcap(buf, *_PCAP_MAGICS[magic])
+        elif magic == _PCAPNG_SHB:
+            yield from self._pcapng(buf)
+        else:
+            raise CaptureError(f"{self.source}: not a pcap or pcapng capture (unknown magic {magic.hex()})")
+
+    def _more(self, buf: bytes, pos: int) -> bytes | None:
+        """Drop consumed bytes and append the next chunk; None at the end of input."""
+        data = self._read()
+        if not data:
+            return None
+        return buf[pos:] + data
+
+    # -- pcap ----------------------------------------------------------------------------
+    def _pcap(self, buf: bytes, bo: str, scale: float) -> Iterator[Record]:
+        while len(buf) < 24:
+            more = self._more(buf, 0)
+            if more is None:
+                raise CaptureError(f"{self.source}: truncated pcap file header")
+            buf = more
+        major, minor, _zone, _sig, snaplen, network = struct.unpack_from(bo + "HHiIII", buf, 4)
+        if major != 2:
+            raise CaptureError(f"{self.source}: unsupported pcap version {major}.{minor}")
+        if (network >> 16) & 0x3FF:
+            raise CaptureError(f"{self.source}: invalid link type field 0x{network:08x}")
+        lt = network & 0xFFFF
+        if lt not in SUPPORTED_LINKTYPES:
+            raise CaptureError(f"{self.source}: unsupported link type {lt}")
+        self.linktypes = [lt]
+        hdr = struct.Struct(bo + "IIII")
+        pos = 24
+        frame = 0
+        limit = max(snaplen, 262144) if snaplen < MAX_RECORD else MAX_RECORD
+        unpack = hdr.unpack_from
+        while True:
+            n = len(buf)
+            while pos + 16 <= n:
+                sec, frac, incl, orig = unpack(buf, pos)
+                if incl > limit:
+                    raise CaptureError(
+                        f"{self.source}: corrupt record after frame {frame} (length {incl} > {limit})"
+                    )
+                end = pos + 16 + incl
+                if end > n:
+                    break
+                frame += 1
+                yield (frame, sec + frac * scale, lt, buf, pos + 16, incl, orig if orig >= incl else incl)
+                pos = end
+            more = self._more(buf, pos)
+            if more is None:
+                if pos < len(buf):
+                    raise CaptureError(
+                        f"{self.source}: capture cut short in the middle of a record after frame {frame}"
+                    )
+                return
+            buf, pos = more, 0
+
+    # -- pcapng --------------------------------------------------------------------------
+    def _pcapng(self, buf: bytes) -> Iterator[Record]:
+        pos = 0
+        frame = 0
+        bo = "<"
+        ifaces: list[tuple[int, float, float, int]] = []  # (linktype, scale, offset, snaplen)
+        while True:
+            if pos + 12 > len(buf) or pos + 8 > len(buf):
+                more = self._more(buf, pos)
+                if more is None:
+                    if pos < len(buf):
+                        raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+                    return
+                buf, pos = more, 0
+                continue
+            btype_raw = buf[pos : pos + 4]
+            if btype_raw == _PCAPNG_SHB:
+                bom = buf[pos + 8 : pos + 12]
+                if bom == b"\x4d\x3c\x2b\x1a":
+                    bo = "<"
+                elif bom == b"\x1a\x2b\x3c\x4d":
+                    bo = ">"
+                else:
+                    raise CaptureError(f"{self.source}: corrupt pcapng section header")
+                ifaces = []
+            btype, blen = struct.unpack_from(bo + "II", buf, pos)
+            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
+            if pos + blen > len(buf):
+                more = self._more(buf, pos)
+                if more is None:
+                    raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+                buf, pos = more, 0
+                continue
+            body = pos + 8
+            bend = pos + blen - 4
+            if btype == 0x0A0D0D0A:
+                major = struct.unpack_from(bo + "H", buf, body + 4)[0]
+                if major != 1:
+                    raise CaptureError(f"{self.source}: unsupported pcapng version {major}")
+                if blen < 28:
+                    raise CaptureError(f"{self.source}: corrupt pcapng section header")
+            elif btype == 1:  # Interface Description Block
+                if bend - body < 8:
+                    raise CaptureError(f"{self.source}: corrupt pcapng interface block")
+                lt, _r, snap = struct.unpack_from(bo + "HHI", buf, body)
+                scale, offset = 1e-6, 0.0
+                o = body + 8
+                while o + 4 <= bend:
+                    code, olen = struct.unpack_from(bo + "HH", buf, o)
+                    if code == 0:
+                        break
+                    if code == 9 and olen >= 1:
+                        r = buf[o + 4]
+                        scale = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
+                    elif code == 14 and olen == 8:
+                        offset = float(struct.unpack_from(bo + "q", buf, o + 4)[0])
+                    o += 4 + ((olen + 3) & ~3)
+                ifaces.append((lt, scale, offset, snap))
+                self.linktypes.append(lt)
+                if len(ifaces) == 1 and lt not in SUPPORTED_LINKTYPES:
+                    self.unsupported_first = lt
+            elif btype in (6, 2, 3):
+                if btype == 3:  # Simple Packet Block: interface 0, no timestamp
+                    if not ifaces:
+                        raise CaptureError(f"{self.source}: packet before any interface block")
+                    orig = struct.unpack_from(bo + "I", buf, body)[0]
+                    lt, scale, offset, snap = ifaces[0]
+                    incl = min(orig, bend - body - 4, snap or orig)
+                    data_off, ts = body + 4, 0.0
+                else:
+                    if btype == 6:
+                        iid, th, tl, incl, orig = struct.unpack_from(bo + "IIIII", buf, body)
+                    else:
+                        iid, _drops, th, tl, incl, orig = struct.unpack_from(bo + "HHIIII", buf, body)
+                    if iid >= len(ifaces):
+                        raise CaptureError(f"{self.source}: packet names unknown interface {iid}")
+                    lt, scale, offset, _snap = ifaces[iid]
+                    ts = ((th << 32) | tl) * scale + offset
+                    data_off = body + 20
+                    if data_off + incl > bend:
+                        raise CaptureError(f"{self.source}: corrupt pcapng packet block after frame {frame}")
+                frame += 1
+                yield (frame, ts, lt, buf, data_off, incl, orig if orig >= incl else incl)
+            pos += blen
+
+    def progress(self) -> float | None:
+        """Fraction of the file read so far (None for streams)."""
+        if not self.size:
+            return None
+        return min(1.0, self.bytes_read / self.size)
+
+
+def check_linktypes(reader: CaptureReader) -> None:
+    """Raise CaptureError when every interface of a pcapng uses an unsupported link type."""
+    lts = reader.linktypes
+    if lts and all(lt not in SUPPORTED_LINKTYPES for lt in lts):
+        raise CaptureError(f"{reader.source}: unsupported link type {lts[0]}")
