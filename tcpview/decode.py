@@ -181,7 +181,8 @@ def _ip4(buf: Any, p: int, end: int, wire_len: int) -> Decoded | str:
         return "not tcp"
     if frag & 0x1FFF:
         return "ip fragment (not reassembled)"
-    if total == 0:  # TSO / BIG TCP: the length field is left 0, the frame tells
+    if total == 0 or total > wire_len:
+        # 0: TSO / BIG TCP leaves the field empty; too big: a bad header. The frame tells.
         total = wire_len
     return _tcp(buf, p + ihl, end, total - ihl, 4, src, dst)
 
@@ -224,7 +225,7 @@ def _ip6(buf: Any, p: int, end: int, wire_len: int) -> Decoded | str:
             nh, q = buf[q], q + (buf[q + 1] + 2) * 4
         else:
             return "not tcp"
-    if jumbo:
+    if jumbo or plen > wire_len - 40:
         plen = wire_len - 40
     return _tcp(buf, q, end, plen - (q - p - 40), 6, src, dst)
 

@@ -37,14 +37,13 @@ def segment_label(tl: Timeline, c: Conn, i: int, absolute: bool = False) -> str:
     if absolute:
         seq, ack = seq_raw, ack_raw
     else:
-        seq = (seq_raw - c.base[d]) & 0xFFFFFFFF
-        ack = (ack_raw - c.base[1 - d]) & 0xFFFFFFFF
+        seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)
     parts = [flags_label(flags), f"seq={seq}"]
     if flags & 0x10:
         parts.append(f"ack={ack}")
     if plen:
         parts.append(f"len={plen}")
-    parts.append(f"win={tl.scaled_window(c, d, win, flags)}")
+    parts.append(f"win={win}")
     if flags & 0x02 and c.opts[d]:
         o = c.opts[d]
         if "mss" in o:

@@ -30,9 +30,10 @@ from .model import (
     flag_names,
 )
 
-# ts, frame, seq_raw, ack_raw, len, win_raw, flags, dir, client_state, server_state, bits
-REC = struct.Struct("<dIIIIHBBBBH")
-REC_SIZE = REC.size  # 32
+# ts, frame, seq_raw, ack_raw, len, win (bytes, scaling applied as known then), flags, dir,
+# client_state, server_state, bits (anomalies | analysis << 8)
+REC = struct.Struct("<dIIIIIBBBBH")
+REC_SIZE = REC.size  # 34
 _TS = struct.Struct("<d")
 
 CLIENT, SERVER = 0, 1
@@ -63,7 +64,7 @@ class Conn:
         "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "n", "bytes",
         "first_ts", "last_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
         "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies", "trans_ts",
-        "trans", "opts", "since", "last_ack", "dup_acks", "last_win",
+        "trans", "opts", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist",
     )  # fmt: skip
 
     def __init__(self, cid: int, family: int, cip: object, cport: int, sip: object, sport: int, ts: float) -> None:
@@ -79,7 +80,7 @@ class Conn:
         self.base = [0, 0]  # relative-seq base per direction (0 = c2s)
         self.base_set = [False, False]
         self.nxt = [-1, -1]  # highest seq+len seen per direction (raw, -1 = none)
-        self.win_scale = [-1, -1]  # from the SYNs; -1 = not seen
+        self.win_scale = [-1, -1]  # shift from the SYNs; -1 = SYN not seen, -2 = SYN without it
         self.fin_seq = [-1, -1]  # raw seq of each side's FIN (-1 = none sent)
         self.syn_seq = [-1, -1]  # raw ISN of each side's SYN (-1 = none seen)
         self.syn_acked = [False, False]
@@ -95,6 +96,8 @@ class Conn:
         self.last_ack = [-1, -1]
         self.dup_acks = [0, 0]
         self.last_win = [-1, -1]
+        self.shift = [0, 0]  # window-scale shift in use per direction, as Wireshark applies it
+        self.base_hist: list[tuple[int, int, int]] = []  # (segments before, dir, old base)
 
     # -- reading -------------------------------------------------------------------------
     def client_text(self) -> str:
@@ -140,13 +143,34 @@ class Conn:
         """The raw record tuple of segment i."""
         return REC.unpack_from(self.rec, i * REC_SIZE)
 
+    def base_at(self, i: int, d: int) -> int:
+        """The relative-seq base of direction d as it was when segment i was seen.
+
+        A base only changes when a SYN arrives after other segments of its direction (e.g. an
+        injected RST before the SYN+ACK); earlier segments keep the base of their time, as
+        Wireshark numbers them.
+        """
+        for n, dd, old in self.base_hist:
+            if dd == d and i < n:
+                return old
+        return self.base[d]
+
+    def rel_of(self, i: int, d: int, flags: int, seq_raw: int, ack_raw: int) -> tuple[int, int]:
+        """Relative (seq, ack) for segment i with the given raw fields."""
+        if self.base_hist:
+            seq = (seq_raw - self.base_at(i, d)) & 0xFFFFFFFF
+            ackb = self.base_at(i, 1 - d)
+        else:
+            seq = (seq_raw - self.base[d]) & 0xFFFFFFFF
+            ackb = self.base[1 - d]
+        # without the ACK flag the field means nothing; show it raw, as Wireshark does
+        ack = (ack_raw - ackb) & 0xFFFFFFFF if flags & 0x10 else ack_raw
+        return seq, ack
+
     def rel(self, i: int) -> tuple[int, int]:
         """Relative (seq, ack) of segment i, Wireshark-style."""
         r = REC.unpack_from(self.rec, i * REC_SIZE)
-        d = r[7]
-        seq = (r[2] - self.base[d]) & 0xFFFFFFFF
-        ack = (r[3] - self.base[1 - d]) & 0xFFFFFFFF if r[6] & 0x10 else 0
-        return seq, ack
+        return self.rel_of(i, r[7], r[6], r[2], r[3])
 
     def notes(self) -> list[str]:
         out = []
@@ -281,8 +305,7 @@ class Timeline:
         """The pydantic model of segment i of connection cid."""
         c = self.conns[cid]
         ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
-        seq = (seq_raw - c.base[d]) & 0xFFFFFFFF
-        ack = (ack_raw - c.base[1 - d]) & 0xFFFFFFFF if flags & 0x10 else 0
+        seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)
         return Segment(
             frame=frame,
             ts=ts,
@@ -294,22 +317,12 @@ class Timeline:
             seq_raw=seq_raw,
             ack_raw=ack_raw,
             len=plen,
-            win=self.scaled_window(c, d, win, flags),
+            win=win,
             client_state=STATE_NAMES[cs],
             server_state=STATE_NAMES[ss],
             anomalies=anomaly_names(bits & 0xFF),
             analysis=analysis_names(bits >> 8),
         )
-
-    @staticmethod
-    def scaled_window(c: Conn, d: int, win: int, flags: int) -> int:
-        """Window in bytes: scaling applies when both SYNs offered it, never on a SYN."""
-        if flags & 0x02:
-            return win
-        ws = c.win_scale
-        if ws[0] >= 0 and ws[1] >= 0:
-            return win << ws[d]
-        return win
 
     def segments(self, cid: int, t: float | None = None) -> Iterator[Segment]:
         """Connection cid's segments up to time t, as models."""

@@ -157,7 +157,7 @@ class Tracker:
                             bits = Analysis.DUP_ACK << 8
                         c.last_ack[dr] = ack
                         c.last_win[dr] = win
-                        c.rec += _pack(ts, frame, seq, ack, plen, win, flags, dr, 4, 4, bits)
+                        c.rec += _pack(ts, frame, seq, ack, plen, win << c.shift[dr], flags, dr, 4, 4, bits)
                         c.n += 1
                         c.bytes += plen
                         c.last_ts = ts
@@ -199,17 +199,25 @@ class Tracker:
         anomaly = 0
 
         # relative sequence bases, as Wireshark sets them
-        if not c.base_set[dr]:
-            c.base[dr] = seq if flags & SYN else (seq - 1) & M
+        if not c.base_set[dr] or (flags & SYN and c.syn_seq[dr] < 0):
+            # a SYN sets the base even after earlier non-SYN segments (e.g. an injected RST)
+            nb = seq if flags & SYN else (seq - 1) & M
+            if c.base_set[dr] and nb != c.base[dr]:
+                c.base_hist.append((c.n, dr, c.base[dr]))
+            c.base[dr] = nb
             c.base_set[dr] = True
         if flags & ACK and not c.base_set[rcv]:
             c.base[rcv] = (ack - 1) & M
             c.base_set[rcv] = True
 
-        if flags & SYN and thl > 20:
-            opts = parse_options(buf, toff + 20, toff + thl)
+        if flags & SYN:
+            opts = parse_options(buf, toff + 20, toff + thl) if thl > 20 else {}
             c.opts[dr] = opts
-            c.win_scale[dr] = opts.get("ws", -1)
+            ws = c.win_scale
+            ws[dr] = opts.get("ws", -2)
+            # Wireshark: a direction scales by its SYN's shift unless the peer's SYN had none
+            for x in (0, 1):
+                c.shift[x] = ws[x] if ws[x] >= 0 and ws[1 - x] != -2 else 0
 
         # invalid flag combinations
         if flags & SYN and flags & FIN:
@@ -254,6 +262,8 @@ class Tracker:
             if anomaly:
                 c.anomalies |= anomaly
 
+        if not flags & SYN:
+            win <<= c.shift[dr]
         c.rec += _pack(ts, frame, seq, ack, plen, win, flags, dr, st[0], st[1], anomaly | (bits << 8))
         c.n += 1
         c.bytes += plen
@@ -290,7 +300,7 @@ class Tracker:
             # in-window check against what the sender has sent so far
             nxt_s = c.nxt[s]
             if nxt_s >= 0 and c.base_set[s]:
-                w = max(Timeline.scaled_window(c, r, max(c.last_win[r], 0), 0), 65535)
+                w = max(max(c.last_win[r], 0) << c.shift[r], 65535)
                 dist = (seq - nxt_s) & M
                 if dist > w and (M + 1 - dist) > w:
                     return Anomaly.RST_OUT_OF_WINDOW
@@ -393,14 +403,18 @@ class Tracker:
                 move(side, ESTABLISHED, why)
 
     def _syn_starts_new(self, c: Conn, dr: int, seq: int) -> bool:
+        """Whether a SYN (no ACK) on a known 4-tuple begins a new connection (tcp.stream).
+
+        The same ISN again is a retransmission. A different ISN starts a new connection when
+        the old one is over (both ends CLOSED or TIME_WAIT, as Linux reuses a 4-tuple in
+        TIME_WAIT), or when the sender's earlier SYN went unanswered.
+        """
+        if c.syn_seq[dr] >= 0 and seq == c.syn_seq[dr]:
+            return False
         st = c.state
         if st[0] in (CLOSED, TIME_WAIT) and st[1] in (CLOSED, TIME_WAIT):
-            if c.syn_seq[dr] >= 0 and seq == c.syn_seq[dr] and not c.refused and not c.reset:
-                return False  # the same SYN again
-            return c.n > 0 and not (c.syn_seq[0] < 0 and c.syn_seq[1] < 0 and not c.reset and not c.partial and c.anomalies)
-        if st[dr] == SYN_SENT and c.syn_seq[dr] >= 0 and seq != c.syn_seq[dr]:
             return True
-        return False
+        return st[dr] == SYN_SENT
 
     def _new_conn(self, fam: int, src: object, sp: int, dst: object, dp: int, flags: int, ts: float) -> tuple[Conn, int]:
         tl = self.tl
