@@ -55,14 +55,15 @@ WHY_REFUSED = "refused"
 WHY_TW_EXPIRED = "time_wait_expired"
 WHY_FW2_EXPIRED = "fin_wait_2_expired"
 WHY_MIDSTREAM = "midstream"
+WHY_REUSED = "reused"  # a new SYN took over the 4-tuple
 
 
 class Conn:
     """One connection's tracking state and its packed segment log (tracker-owned)."""
 
     __slots__ = (
-        "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "n", "bytes",
-        "first_ts", "last_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
+        "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "bytes",
+        "first_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
         "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies", "trans_ts",
         "trans", "opts", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist",
     )  # fmt: skip
@@ -73,10 +74,8 @@ class Conn:
         self.cip, self.cport, self.sip, self.sport = cip, cport, sip, sport
         self.state = [0, 0]  # current TcpState values: [client, server]
         self.rec = bytearray()
-        self.n = 0
         self.bytes = 0
         self.first_ts = ts
-        self.last_ts = ts
         self.base = [0, 0]  # relative-seq base per direction (0 = c2s)
         self.base_set = [False, False]
         self.nxt = [-1, -1]  # highest seq+len seen per direction (raw, -1 = none)
@@ -100,6 +99,17 @@ class Conn:
         self.base_hist: list[tuple[int, int, int]] = []  # (segments before, dir, old base)
 
     # -- reading -------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of segments stored."""
+        return len(self.rec) // REC_SIZE
+
+    @property
+    def last_ts(self) -> float:
+        """Capture time of the newest segment."""
+        n = len(self.rec) // REC_SIZE
+        return _TS.unpack_from(self.rec, (n - 1) * REC_SIZE)[0] if n else self.first_ts
+
     def client_text(self) -> str:
         return _fmt_ep(self.family, self.cip, self.cport)
 

@@ -24,6 +24,7 @@ Rules, as an observer between the hosts sees them (RFC 9293 names):
 from __future__ import annotations
 
 import heapq
+import struct
 from collections.abc import Iterable
 
 from .decode import decode, parse_options
@@ -37,6 +38,7 @@ from .store import (
     WHY_HANDSHAKE_ACK,
     WHY_MIDSTREAM,
     WHY_REFUSED,
+    WHY_REUSED,
     WHY_RST,
     WHY_SIMCLOSE,
     WHY_SIMOPEN,
@@ -55,6 +57,13 @@ FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = 5, 6, 7, 8, 9
 FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 _pack = REC.pack
+# Ethernet type, IPv4 ver/ihl, total length, frag, proto, src, dst; TCP ports, seq, ack, offset,
+# flags, window: the whole common case in one unpack
+_ETH_IP4_TCP = struct.Struct("!12xHBxHxxHxBxxIIHHIIBBH")
+_RETRANS = int(Analysis.RETRANSMISSION) << 8
+_KEEPALIVE = int(Analysis.KEEP_ALIVE) << 8
+_ZEROWIN = int(Analysis.ZERO_WINDOW) << 8
+_DUPACK = int(Analysis.DUP_ACK) << 8
 
 
 def _ge(a: int, b: int) -> bool:
@@ -115,6 +124,7 @@ class Tracker:
         table = self.table
         segment = self.segment
         timers = self.timers
+        eth4 = _ETH_IP4_TCP.unpack_from
         packets = tl.packets
         first = tl.first_ts
         last = tl.last_ts if tl.last_ts is not None else float("-inf")
@@ -125,43 +135,66 @@ class Tracker:
                     continue
                 frame, ts, lt, buf, off, caplen, origlen = r
                 packets += 1
-                if first is None:
-                    first = tl.first_ts = ts
                 if ts > last:
                     last = ts
-                d = decode(buf, off, caplen, origlen, lt)
-                if d.__class__ is str:
-                    skipped[d] = skipped.get(d, 0) + 1
-                    continue
-                flags = d[7]
-                ent = table.get((d[1], d[3], d[2], d[4]))
-                if ent is not None and (flags & 0x17) == 0x10 and not (timers and timers[0][0] <= ts):
-                    c, dr = ent
-                    st = c.state
-                    if st[0] == 4 and st[1] == 4:
-                        # established data / pure ACK: no state can change
-                        tcp += 1
-                        seq, ack, win, plen = d[5], d[6], d[8], d[9]
-                        bits = 0
-                        nxt = c.nxt[dr]
-                        end = (seq + plen) & M
-                        if nxt < 0 or (((end - nxt) & M) < HALF and end != nxt):
-                            c.nxt[dr] = end
-                        elif plen > 1 or (plen == 1 and ((nxt - end) & M) != 0):
-                            bits = Analysis.RETRANSMISSION << 8
-                        elif seq == ((nxt - 1) & M):
-                            bits = Analysis.KEEP_ALIVE << 8
-                        if win == 0:
-                            bits |= Analysis.ZERO_WINDOW << 8
-                        if plen == 0 and ack == c.last_ack[dr] and win == c.last_win[dr] and not bits:
-                            bits = Analysis.DUP_ACK << 8
-                        c.last_ack[dr] = ack
-                        c.last_win[dr] = win
-                        c.rec += _pack(ts, frame, seq, ack, plen, win << c.shift[dr], flags, dr, 4, 4, bits)
-                        c.n += 1
-                        c.bytes += plen
-                        c.last_ts = ts
+                    if first is None:
+                        first = tl.first_ts = ts
+                elif first is None:
+                    first = tl.first_ts = ts
+                if lt == 1 and caplen >= 54:
+                    # Ethernet + IPv4 without options + TCP: one unpack for all three headers
+                    et, vihl, total, frag, proto, src, dst, sp, dp, seq, ack, doff, flags, win = eth4(buf, off)
+                    if et != 0x0800 or vihl != 0x45 or proto != 6 or frag & 0x1FFF:
+                        d = decode(buf, off, caplen, origlen, lt)
+                        if d.__class__ is str:
+                            skipped[d] = skipped.get(d, 0) + 1
+                            continue
+                        src, dst, sp, dp, seq, ack, flags, win, plen = d[1:10]
+                    else:
+                        if total == 0 or total > origlen - 14:
+                            total = origlen - 14
+                        plen = total - 20 - ((doff >> 4) << 2)
+                        if plen < 0 or doff < 0x50:
+                            d = decode(buf, off, caplen, origlen, lt)
+                            if d.__class__ is str:
+                                skipped[d] = skipped.get(d, 0) + 1
+                                continue
+                            plen = d[9]
+                        d = None
+                else:
+                    d = decode(buf, off, caplen, origlen, lt)
+                    if d.__class__ is str:
+                        skipped[d] = skipped.get(d, 0) + 1
                         continue
+                    src, dst, sp, dp, seq, ack, flags, win, plen = d[1:10]
+                if (flags & 0x17) == 0x10:
+                    ent = table.get((src, sp, dst, dp))
+                    if ent is not None and not (timers and timers[0][0] <= ts):
+                        c, dr = ent
+                        st = c.state
+                        if st[0] == 4 and st[1] == 4:
+                            # established data / pure ACK: no state can change
+                            tcp += 1
+                            bits = 0
+                            nxt = c.nxt[dr]
+                            end = (seq + plen) & M
+                            if nxt < 0 or (((end - nxt) & M) < HALF and end != nxt):
+                                c.nxt[dr] = end
+                            elif plen > 1 or (plen == 1 and ((nxt - end) & M) != 0):
+                                bits = _RETRANS
+                            elif seq == ((nxt - 1) & M):
+                                bits = _KEEPALIVE
+                            if win == 0:
+                                bits |= _ZEROWIN
+                            if plen == 0 and not bits and ack == c.last_ack[dr] and win == c.last_win[dr]:
+                                bits = _DUPACK
+                            c.last_ack[dr] = ack
+                            c.last_win[dr] = win
+                            c.rec += _pack(ts, frame, seq, ack, plen, win << c.shift[dr], flags, dr, 4, 4, bits)
+                            c.bytes += plen
+                            continue
+                if d is None:
+                    d = decode(buf, off, caplen, origlen, lt)
                 tl.packets = packets
                 tl.last_ts = last
                 tl.tcp_packets += tcp
@@ -192,6 +225,7 @@ class Tracker:
         else:
             c, dr = ent
             if syn_only and self._syn_starts_new(c, dr, seq):
+                self._retire(c, ts, frame)
                 c, dr = self._new_conn(fam, src, sp, dst, dp, flags, ts)
         rcv = 1 - dr
         st = c.state
@@ -235,7 +269,8 @@ class Tracker:
         nxt = c.nxt[dr]
         seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         end = (seq + seg_len) & M
-        if nxt < 0 or (_ge(end, nxt) and end != nxt):
+        if nxt < 0 or (_ge(end, nxt) and end != nxt and not flags & RST):
+            # a RST must not move nxt: the in-window check below measures it against nxt
             c.nxt[dr] = end
         elif seg_len > 0 and not flags & RST:
             bits |= Analysis.RETRANSMISSION
@@ -265,9 +300,7 @@ class Tracker:
         if not flags & SYN:
             win <<= c.shift[dr]
         c.rec += _pack(ts, frame, seq, ack, plen, win, flags, dr, st[0], st[1], anomaly | (bits << 8))
-        c.n += 1
         c.bytes += plen
-        c.last_ts = ts
 
     def _apply(self, c: Conn, s: int, frame: int, ts: float, seq: int, ack: int, flags: int, plen: int, win: int) -> int:
         """Move the states for a valid segment from side ``s``; returns anomaly bits."""
@@ -415,6 +448,18 @@ class Tracker:
         if st[0] in (CLOSED, TIME_WAIT) and st[1] in (CLOSED, TIME_WAIT):
             return True
         return st[dr] == SYN_SENT
+
+    def _retire(self, c: Conn, ts: float, frame: int) -> None:
+        """A new connection takes over c's 4-tuple: c's sockets are gone on both hosts.
+
+        A host holds one socket per 4-tuple, so a TIME_WAIT (or abandoned SYN_SENT) endpoint
+        reused by a new SYN is destroyed then (Linux kills the TIME_WAIT socket), as ``ss``
+        shows.
+        """
+        for side in (0, 1):
+            if c.state[side] != CLOSED:
+                self.tl.add_transition(c, ts, frame, side, CLOSED, WHY_REUSED)
+                c.since[side] = ts
 
     def _new_conn(self, fam: int, src: object, sp: int, dst: object, dp: int, flags: int, ts: float) -> tuple[Conn, int]:
         tl = self.tl

@@ -29,6 +29,9 @@ MAX_RECORD = 1 << 24  # larger than any real frame (BIG TCP ~ 512 KB); beyond it
 Record = tuple[int, float, int, Any, int, int, int]
 
 
+WAIT = b"<wait>"  # sentinel from _read: following, and nothing new yet (compared by identity)
+
+
 class CaptureError(Exception):
     """A capture that cannot be read (or read to the end); the message is one line."""
 
@@ -99,7 +102,7 @@ class CaptureReader:
 
     # -- low-level chunked input -------------------------------------------------------
     def _read(self) -> bytes:
-        """Return the next chunk; b'' at the end (after waiting, when following)."""
+        """Return the next chunk; b'' at the end; WAIT while following and nothing is new."""
         assert self._fd is not None
         while True:
             try:
@@ -116,6 +119,7 @@ class CaptureReader:
             time.sleep(0.05)
             if self.stop():
                 return b""
+            return WAIT
 
     def records(self) -> Iterator[Record]:
         """Yield ``(frame, ts, linktype, buf, off, caplen, origlen)`` for every record.
@@ -130,6 +134,8 @@ class CaptureReader:
         buf = b""
         while len(buf) < 4:
             data = self._read()
+            if data is WAIT:
+                continue
             if not data:
                 if not buf and not self.is_stream and self.size == 0:
                     raise CaptureError(f"{self.source}: empty file, not a capture")
@@ -137,15 +143,17 @@ class CaptureReader:
             buf += data
         magic = buf[:4]
         if magic in _PCAP_MAGICS:
-            yield from self._pcap(buf, *_PCAP_MAGICS[magic])
+            return self._pcap(buf, *_PCAP_MAGICS[magic])
         elif magic == _PCAPNG_SHB:
-            yield from self._pcapng(buf)
+            return self._pcapng(buf)
         else:
             raise CaptureError(f"{self.source}: not a pcap or pcapng capture (unknown magic {magic.hex()})")
 
     def _more(self, buf: bytes, pos: int) -> bytes | None:
-        """Drop consumed bytes and append the next chunk; None at the end of input."""
+        """Drop consumed bytes and append the next chunk; None at the end; WAIT to retry."""
         data = self._read()
+        if data is WAIT:
+            return WAIT
         if not data:
             return None
         return buf[pos:] + data
@@ -154,6 +162,8 @@ class CaptureReader:
     def _pcap(self, buf: bytes, bo: str, scale: float) -> Iterator[Record]:
         while len(buf) < 24:
             more = self._more(buf, 0)
+            if more is WAIT:
+                continue
             if more is None:
                 raise CaptureError(f"{self.source}: truncated pcap file header")
             buf = more
@@ -186,6 +196,9 @@ class CaptureReader:
                 yield (frame, sec + frac * scale, lt, buf, pos + 16, incl, orig if orig >= incl else incl)
                 pos = end
             more = self._more(buf, pos)
+            if more is WAIT:
+                yield None
+                continue
             if more is None:
                 if pos < len(buf):
                     raise CaptureError(
@@ -203,6 +216,9 @@ class CaptureReader:
         while True:
             if pos + 12 > len(buf) or pos + 8 > len(buf):
                 more = self._more(buf, pos)
+                if more is WAIT:
+                    yield None
+                    continue
                 if more is None:
                     if pos < len(buf):
                         raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
@@ -224,6 +240,9 @@ class CaptureReader:
                 raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
             if pos + blen > len(buf):
                 more = self._more(buf, pos)
+                if more is WAIT:
+                    yield None
+                    continue
                 if more is None:
                     raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
                 buf, pos = more, 0
@@ -254,8 +273,6 @@ class CaptureReader:
                     o += 4 + ((olen + 3) & ~3)
                 ifaces.append((lt, scale, offset, snap))
                 self.linktypes.append(lt)
-                if len(ifaces) == 1 and lt not in SUPPORTED_LINKTYPES:
-                    self.unsupported_first = lt
             elif btype in (6, 2, 3):
                 if btype == 3:  # Simple Packet Block: interface 0, no timestamp
                     if not ifaces:
