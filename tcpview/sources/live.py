@@ -28,7 +28,6 @@ import ctypes
 import ctypes.util
 import errno
 import mmap
-import os
 import select
 import socket
 import struct
@@ -71,8 +70,8 @@ DEFAULT_BUFFER_MB = 32
 RETIRE_MS = 50  # a partly filled block is handed over after this long, for a lively view
 
 # tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status, num_pkts,
-# offset_to_first_pkt, blk_len
-_BLOCK = struct.Struct("<IIIII")
+# offset_to_first_pkt, blk_len (bytes used from the block's start)
+_BLOCK = struct.Struct("<IIIIII")
 _STATUS = struct.Struct("<I")
 # tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net
 _PKT = struct.Struct("<IIIIIIHH")
@@ -340,10 +339,21 @@ class LiveSource:
         self._open(buffer_mb)
         if write:
             try:
-                self.sink = PcapSink(write, self.linktype, self.snaplen, force)
+                self.save_to(write, force)
             except LiveError:
                 self.close()
                 raise
+
+    def save_to(self, path: str, force: bool = False) -> None:
+        """Also save every frame captured from now on to the pcap file ``path``.
+
+        Call before :meth:`frames` starts. Frames are cut at this source's snap length,
+        fixed when the socket opened (pass ``snaplen`` or ``write`` to the constructor for
+        whole frames).
+        """
+        if self.sink is not None:
+            raise LiveError("already saving to " + self.sink.path)
+        self.sink = PcapSink(path, self.linktype, self.snaplen, force)
 
     # -- setup -----------------------------------------------------------------------------
     def _open(self, buffer_mb: int) -> None:
@@ -435,8 +445,7 @@ class LiveSource:
                         break
                     poll(100)
                     continue
-                _v, _p, _st, npkts, first, blen = unpack_block(mm, boff), *unpack_block(mm, boff + 12)[:3], 0
-                blen = status_of(mm, boff + 20)[0]
+                _v, _p, _st, npkts, first, blen = unpack_block(mm, boff)
                 data = mm[boff : boff + blen]  # one copy; the records point into it
                 _STATUS.pack_into(mm, boff + 8, TP_STATUS_KERNEL)  # hand the block back now
                 self._block = (self._block + 1) % nblocks
@@ -572,10 +581,3 @@ class CaptureThread:
         self._thread.join(timeout)
         if self.error is not None:
             raise self.error
-
-
-def _os_error_text(e: OSError) -> str:
-    return e.strerror or str(e)
-
-
-_ = (os, _os_error_text)
