@@ -268,3 +268,229 @@ def corpus_dir() -> Path | None:
     env = os.environ.get("TCPVIEW_PCAP_CORPUS")
     p = Path(env) if env else REPO.parent / "shared" / "pcaps"
     return p if p.is_dir() else None
+
+
+# -- real loopback traffic ------------------------------------------------------------------------
+SS_STATES = {
+    "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECEIVED", "FIN-WAIT-1": "FIN_WAIT_1",
+    "FIN-WAIT-2": "FIN_WAIT_2", "TIME-WAIT": "TIME_WAIT", "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK",
+    "CLOSING": "CLOSING", "LISTEN": "LISTEN",
+}
+
+SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established")
+
+
+def _split_addr(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+def ss_sockets(lo: int, hi: int) -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """``ss -tan`` sockets with a local or peer port in [lo, hi]: (state, local, peer)."""
+    out = subprocess.run(["ss", "-tanH"], capture_output=True, text=True, check=True).stdout
+    socks = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 5:
+            continue
+        local, peer = _split_addr(f[3]), _split_addr(f[4])
+        if lo <= local[1] <= hi or lo <= peer[1] <= hi:
+            socks.append((SS_STATES.get(f[0], f[0]), local, peer))
+    return socks
+
+
+class LoopbackCapture:
+    """Real TCP on 127.0.0.1 captured by tcpdump, with ``ss -tan`` read before anything closed.
+
+    Attributes:
+        pcap: the capture file.
+        ports: scenario name -> server port (all inside ``lo..hi``).
+        ss: ``ss_sockets(lo, hi)`` taken while every socket the scenarios keep was still open.
+    """
+
+    def __init__(self, pcap: Path, ports: dict[str, int], lo: int, hi: int, ss: list) -> None:
+        self.pcap, self.ports, self.lo, self.hi, self.ss = pcap, ports, lo, hi, ss
+
+
+def _free_block(n: int) -> int:
+    """A base port such that base..base+n-1 are unused (no listener, no socket in ss)."""
+    import random
+    import socket
+
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(20000, 32000 - n)
+        if ss_sockets(base, base + n - 1):
+            continue
+        ok = True
+        for p in range(base, base + n):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+def _wait_for(stream, text: str, timeout: float) -> str:
+    import select
+    import time
+
+    seen = b""
+    end = time.monotonic() + timeout
+    fd = stream.fileno()
+    while text.encode() not in seen:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"tcpdump did not say {text!r}: {seen.decode(errors='replace')}")
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                raise RuntimeError(f"tcpdump exited: {seen.decode(errors='replace')}")
+            seen += chunk
+    return seen.decode(errors="replace")
+
+
+def make_loopback_capture(path: Path) -> LoopbackCapture:
+    """Run every scenario in :data:`SCENARIOS` on 127.0.0.1 under tcpdump (needs root)."""
+    import signal
+    import socket
+    import time
+
+    base = _free_block(len(SCENARIOS))
+    ports = {name: base + i for i, name in enumerate(SCENARIOS)}
+    lo, hi = base, base + len(SCENARIOS) - 1
+    dump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", str(path), f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    keep: list[socket.socket] = []
+    try:
+        _wait_for(dump.stderr, "listening on", 20)
+
+        def listener(name: str) -> socket.socket:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", ports[name]))
+            s.listen(8)
+            keep.append(s)
+            return s
+
+        def pair(name: str) -> tuple[socket.socket, socket.socket]:
+            ls = listener(name)
+            cli = socket.create_connection(("127.0.0.1", ports[name]), timeout=5)
+            srv, _ = ls.accept()
+            srv.settimeout(5)
+            return cli, srv
+
+        def read_to_eof(s: socket.socket) -> bytes:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data
+
+        # the client closes first: client TIME_WAIT, server gone
+        cli, srv = pair("time_wait")
+        cli.sendall(b"ping")
+        assert srv.recv(16) == b"ping"
+        srv.sendall(b"pong")
+        assert cli.recv(16) == b"pong"
+        cli.close()
+        assert read_to_eof(srv) == b""
+        srv.close()
+
+        # the server never closes: client FIN_WAIT_2, server CLOSE_WAIT
+        cli, srv = pair("close_wait")
+        cli.sendall(b"hello")
+        assert srv.recv(16) == b"hello"
+        cli.close()
+        keep.append(srv)
+
+        # nothing listens: the SYN is answered with RST
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", ports["refused"]))
+            raise AssertionError("connect to a port without listener succeeded")
+        except ConnectionRefusedError:
+            pass
+        finally:
+            s.close()
+
+        # abortive close (SO_LINGER 0): RST instead of FIN
+        cli, srv = pair("abort")
+        cli.sendall(b"x" * 100)
+        assert len(srv.recv(1000)) == 100
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cli.close()
+        try:
+            srv.recv(10)
+        except ConnectionResetError:
+            pass
+        srv.close()
+
+        # half-close: the client shuts down its sending side, the server keeps answering
+        cli, srv = pair("half_close")
+        cli.sendall(b"request")
+        cli.shutdown(socket.SHUT_WR)
+        assert read_to_eof(srv) == b"request"
+        for i in range(3):
+            srv.sendall(bytes([65 + i]) * 20000)
+            time.sleep(0.02)
+        srv.close()
+        assert len(read_to_eof(cli)) == 60000
+        cli.close()
+
+        # the server closes first: server TIME_WAIT, client gone
+        cli, srv = pair("server_first")
+        srv.sendall(b"banner")
+        assert cli.recv(16) == b"banner"
+        srv.close()
+        assert read_to_eof(cli) == b""
+        cli.close()
+
+        # left open
+        cli, srv = pair("established")
+        cli.sendall(b"still here")
+        assert srv.recv(32) == b"still here"
+        keep += [cli, srv]
+
+        time.sleep(0.3)  # let the last ACKs land
+        ss = ss_sockets(lo, hi)
+        time.sleep(0.2)
+    finally:
+        if dump.poll() is None:
+            dump.send_signal(signal.SIGINT)
+        try:
+            dump.wait(10)
+        except subprocess.TimeoutExpired:
+            dump.kill()
+            dump.wait()
+        for s in keep:
+            s.close()
+    return LoopbackCapture(path, ports, lo, hi, ss)
+
+
+def can_capture() -> str | None:
+    """Why real capture cannot run here (None when it can)."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return "needs root for tcpdump on lo"
+    for tool in ("tcpdump", "ss"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None
+
+
+@pytest.fixture(scope="session")
+def loopback_capture(tmp_path_factory) -> LoopbackCapture:
+    """One real loopback capture per test session (see :func:`make_loopback_capture`)."""
+    why = can_capture()
+    if why:
+        pytest.skip(why)
+    return make_loopback_capture(tmp_path_factory.mktemp("lo") / "loopback.pcap")

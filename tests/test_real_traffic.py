@@ -1,0 +1,178 @@
+"""Real TCP on 127.0.0.1, captured with tcpdump: every endpoint's state from
+``tcpview summary --json`` must be what ``ss -tan`` showed for that socket (CLOSED when the
+kernel had no socket), and the counters must equal ss's counts. Needs root."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import REPO, _wait_for, can_capture, cli, ss_sockets
+
+pytestmark = pytest.mark.skipif(can_capture() is not None, reason=str(can_capture()))
+
+# what each scenario leaves behind, by the TCP rules (client, server)
+EXPECTED = {
+    "time_wait": ("TIME_WAIT", "CLOSED"),
+    "close_wait": ("FIN_WAIT_2", "CLOSE_WAIT"),
+    "refused": ("CLOSED", "CLOSED"),
+    "abort": ("CLOSED", "CLOSED"),
+    "half_close": ("TIME_WAIT", "CLOSED"),
+    "server_first": ("CLOSED", "TIME_WAIT"),
+    "established": ("ESTABLISHED", "ESTABLISHED"),
+}
+
+
+@pytest.fixture(scope="module")
+def summary(loopback_capture):
+    rc, out, err = cli("summary", str(loopback_capture.pcap), "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def ss_state(ss, local: tuple[str, int], peer: tuple[str, int]) -> str:
+    found = [st for st, lo, pe in ss if lo == local and pe == peer]
+    assert len(found) <= 1, found
+    return found[0] if found else "CLOSED"
+
+
+def by_server_port(summary) -> dict[int, dict]:
+    out = {}
+    for c in summary["connections"]:
+        assert c["server"]["port"] not in out, "one connection per scenario"
+        out[c["server"]["port"]] = c
+    return out
+
+
+def test_one_connection_per_scenario(loopback_capture, summary):
+    conns = by_server_port(summary)
+    assert set(conns) == set(loopback_capture.ports.values())
+    assert summary["skipped"] == {}
+    assert summary["tcp_packets"] == summary["packets"]
+    for c in summary["connections"]:
+        assert c["client"]["ip"] == c["server"]["ip"] == "127.0.0.1"
+        assert c["partial"] is False
+
+
+def test_every_endpoint_state_equals_ss(loopback_capture, summary):
+    ss = loopback_capture.ss
+    for c in summary["connections"]:
+        cl = (c["client"]["ip"], c["client"]["port"])
+        sv = (c["server"]["ip"], c["server"]["port"])
+        assert c["client"]["state"] == ss_state(ss, cl, sv), c
+        assert c["server"]["state"] == ss_state(ss, sv, cl), c
+
+
+def test_scenarios_end_as_tcp_says(loopback_capture, summary):
+    # the scenarios really produced the situations they are named after (in ss and in tcpview)
+    conns = by_server_port(summary)
+    ss = loopback_capture.ss
+    for name, (cs, sv) in EXPECTED.items():
+        c = conns[loopback_capture.ports[name]]
+        assert (c["client"]["state"], c["server"]["state"]) == (cs, sv), name
+        cl = (c["client"]["ip"], c["client"]["port"])
+        srv = (c["server"]["ip"], c["server"]["port"])
+        assert (ss_state(ss, cl, srv), ss_state(ss, srv, cl)) == (cs, sv), name
+
+
+def test_counters_equal_ss_counts(loopback_capture, summary):
+    ss_counts = Counter(st for st, _l, peer in loopback_capture.ss if st != "LISTEN")
+    assert ss_counts["TIME_WAIT"] == summary["counters"]["TIME_WAIT"] == 3
+    assert ss_counts["CLOSE_WAIT"] == summary["counters"]["CLOSE_WAIT"] == 1
+    for state, n in summary["counters"].items():
+        if state != "LISTEN":
+            assert n == ss_counts[state], state
+
+
+def test_refused_and_abort_notes(loopback_capture, summary):
+    conns = by_server_port(summary)
+    assert "refused" in conns[loopback_capture.ports["refused"]].get("notes", [])
+    abort = conns[loopback_capture.ports["abort"]]
+    assert "reset" in abort.get("notes", []) and "refused" not in abort.get("notes", [])
+    assert abort["bytes"] == 100
+
+
+def test_half_close_ladder(loopback_capture, summary):
+    conns = by_server_port(summary)
+    cid = conns[loopback_capture.ports["half_close"]]["id"]
+    rc, out, err = cli("ladder", str(loopback_capture.pcap), "--conn", str(cid), "--format", "json")
+    assert rc == 0, err
+    segs = json.loads(out)["segments"]
+    fin = next(i for i, s in enumerate(segs) if "FIN" in s["flags"])
+    assert segs[fin]["dir"] == "c2s"
+    # after the client's FIN the server still sends its 60000 bytes
+    after = [s for s in segs[fin + 1:] if s["dir"] == "s2c" and s["len"] > 0]
+    assert sum(s["len"] for s in after) == 60000
+    # (the last chunk may ride on the server's FIN, which moves the states on)
+    assert all(s["client_state"] == "FIN_WAIT_2" and s["server_state"] == "CLOSE_WAIT"
+               for s in after if "FIN" not in s["flags"])
+    assert any("FIN" not in s["flags"] for s in after)
+    assert sum(s["len"] for s in segs if s["dir"] == "c2s") == len(b"request")
+
+
+def test_live_stream_on_stdin():
+    """``tcpdump -w - | tcpview summary -``: the stream is read as tcpdump writes it."""
+    base = None
+    for _ in range(20):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        base = s.getsockname()[1]
+        s.close()
+        if base < 65000 and not ss_sockets(base, base + 1):
+            break
+    lo, hi = base, base + 1
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    dump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-",
+         f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    view = subprocess.Popen([sys.executable, "-m", "tcpview", "summary", "-", "--json"], stdin=dump.stdout,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
+    dump.stdout.close()
+    keep = []
+    try:
+        _wait_for(dump.stderr, "listening on", 20)
+        ls = socket.socket()
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", lo))
+        ls.listen()
+        keep.append(ls)
+        a = socket.create_connection(("127.0.0.1", lo))
+        sa, _ = ls.accept()
+        b = socket.create_connection(("127.0.0.1", lo))
+        sb, _ = ls.accept()
+        a.sendall(b"one")
+        sa.recv(8)
+        a.close()
+        sa.recv(8)
+        sa.close()  # a: client TIME_WAIT
+        b.close()  # b: server CLOSE_WAIT (sb kept open)
+        keep.append(sb)
+        time.sleep(0.3)
+        ss = ss_sockets(lo, hi)
+        time.sleep(0.2)
+    finally:
+        dump.send_signal(signal.SIGINT)
+        dump.wait(10)
+        out, err = view.communicate(timeout=60)
+        for s in keep:
+            s.close()
+    assert view.returncode == 0, err
+    s = json.loads(out)
+    assert s["source"] == "-"
+    assert len(s["connections"]) == 2
+    for c in s["connections"]:
+        cl = (c["client"]["ip"], c["client"]["port"])
+        sv = (c["server"]["ip"], c["server"]["port"])
+        assert c["client"]["state"] == ss_state(ss, cl, sv)
+        assert c["server"]["state"] == ss_state(ss, sv, cl)
+    assert s["counters"]["TIME_WAIT"] == 1 and s["counters"]["CLOSE_WAIT"] == 1
