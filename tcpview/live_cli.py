@@ -109,8 +109,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     from .cli import UsageError
     from .sources.live import LiveError
 
+    import os
+
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
     try:
+        if args.write and not args.force and os.path.lexists(args.write):
+            raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         run_app = _run_app()
         if args.write:
             try:

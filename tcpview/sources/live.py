@@ -236,7 +236,8 @@ def _attach(sock: socket.socket, prog: list[tuple[int, int, int, int]]) -> None:
 
 # -- saving ----------------------------------------------------------------------------------
 class PcapSink:
-    """Appends captured frames to a classic pcap file (microsecond timestamps).
+    """Appends captured frames to a classic pcap file with nanosecond timestamps (the ring's
+    own resolution, so a replay of the file gives exactly the times seen live).
 
     Args:
         path: where to write; ``-`` is not accepted (the terminal belongs to the UI).
@@ -257,19 +258,18 @@ class PcapSink:
             raise LiveError(f"{path}: is a directory") from None
         except OSError as e:
             raise LiveError(f"{path}: {e.strerror}") from None
-        self._f.write(_PCAP_HDR.pack(0xA1B2C3D4, 2, 4, 0, 0, snaplen, linktype))
+        self._f.write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
         self._f.flush()
 
-    def write_block(self, data: bytes, spans: list[tuple[float, int, int, int]]) -> None:
-        """Write frames ``(ts, off, caplen, origlen)`` found in ``data``; then flush."""
+    def write_block(self, data: bytes, spans: list[tuple[int, int, int, int, int]]) -> None:
+        """Write frames ``(sec, nsec, off, caplen, origlen)`` found in ``data``; then flush."""
         f = self._f
         if f is None:
             return
         parts = []
         pack = _PCAP_REC.pack
-        for ts, off, caplen, origlen in spans:
-            sec = int(ts)
-            parts.append(pack(sec, int((ts - sec) * 1e6), caplen, origlen))
+        for sec, nsec, off, caplen, origlen in spans:
+            parts.append(pack(sec, nsec, caplen, origlen))
             parts.append(data[off : off + caplen])
         try:
             f.write(b"".join(parts))
@@ -457,7 +457,7 @@ class LiveSource:
                     frame += 1
                     ts = sec + nsec * 1e-9
                     if spans is not None:
-                        spans.append((ts, p + mac, snap, wlen))
+                        spans.append((sec, nsec, p + mac, snap, wlen))
                     yield (frame, ts, lt, data, p + mac, snap, wlen)
                     p += nxt
                 self.captured = frame
