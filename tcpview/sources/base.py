@@ -62,7 +62,8 @@ class FileSource:
                     return
             check_linktypes(self.reader)
         except CaptureError as e:
-            self.error = str(e)
+            if not stop.is_set():  # stopped while waiting: a cut-off record is not damage
+                self.error = str(e)
         finally:
             self.reader.close()
 

@@ -15,6 +15,8 @@ Writing captures uses scapy (``tcpview.sources.writer``).
 from __future__ import annotations
 
 import os
+import select
+import stat
 import struct
 import sys
 import time
@@ -87,6 +89,12 @@ class CaptureReader:
                 self.size = os.fstat(self._fd).st_size
             except OSError:
                 self.size = None
+        try:
+            # a pipe or FIFO (not a regular file) is polled, so a quiet stream still lets the
+            # consumer flush (None) and stop instead of blocking in read() until more comes
+            self._pollable = not stat.S_ISREG(os.fstat(self._fd).st_mode)
+        except OSError:
+            self._pollable = False
 
     def close(self) -> None:
         """Close the underlying file (not stdin)."""
@@ -105,6 +113,15 @@ class CaptureReader:
         """Return the next chunk; b'' at the end; WAIT while following and nothing is new."""
         assert self._fd is not None
         while True:
+            if self._pollable:
+                try:
+                    ready, _w, _x = select.select([self._fd], [], [], 0.1)
+                except InterruptedError:
+                    continue
+                except (OSError, ValueError):
+                    ready = [self._fd]  # not selectable: fall back to a blocking read
+                if not ready:
+                    return b"" if self.stop() else WAIT
             try:
                 data = os.read(self._fd, CHUNK)
             except InterruptedError:
@@ -298,8 +315,8 @@ class CaptureReader:
             pos += blen
 
     def progress(self) -> float | None:
-        """Fraction of the file read so far (None for streams)."""
-        if not self.size:
+        """Fraction of the file read so far (None for streams and followed files)."""
+        if not self.size or self.follow:
             return None
         return min(1.0, self.bytes_read / self.size)
 
