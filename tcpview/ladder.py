@@ -130,3 +130,79 @@ def arrow(label: str, width: int, right: bool) -> str:
     if right:
         return "──" + body + "─" * fill + "▶"
     return "◀─" + body + "─" * (fill + 1)
+
+
+
+def _timer_positions(c: Conn, t: float | None) -> list[tuple[int, int, tuple]]:
+    """(row index, segments before it, transition) of each timer row of c up to time t.
+
+    A timer row comes after every segment at or before its time, so its row index is the
+    number of such segments plus the timer rows before it.
+    """
+    out: list[tuple[int, int, tuple]] = []
+    for tr in c.trans:
+        if tr[1] != 0:
+            continue
+        if t is not None and tr[0] > t:
+            break
+        k = c.count_at(tr[0])
+        out.append((k + len(out), k, tr))
+    return out
+
+
+def ladder_count(tl: Timeline, cid: int, t: float | None = None) -> int:
+    """Number of ladder rows (segments and timer rows) of connection cid up to time t."""
+    c = tl.conns[cid]
+    return c.count_at(t) + len(_timer_positions(c, t))
+
+
+def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first: int, count: int) -> list[LadderRow]:
+    """Ladder rows ``first .. first+count-1`` of connection cid up to time t.
+
+    The same rows as ``ladder_rows(tl, cid, t)[first:first+count]``, built without the rows
+    before ``first`` — what a virtualized view needs for a million-segment connection.
+    """
+    c = tl.conns[cid]
+    n = c.count_at(t)
+    timers = _timer_positions(c, t)
+    total = n + len(timers)
+    first = max(0, first)
+    last = min(total, first + count)
+    if first >= last:
+        return []
+    at_row = {pos: tr for pos, _k, tr in timers}
+    # segment index of row `first`: the rows before it minus the timer rows before it
+    seg = first - sum(1 for pos, _k, _tr in timers if pos < first)
+    rows: list[LadderRow] = []
+    prev: tuple[int, int] | None = None
+    for y in range(first, last):
+        tr = at_row.get(y)
+        if tr is not None:
+            tts, _f, side, _old, new, _why = tr
+            rows.append(_timer_row(tts, side, new))
+            if prev is not None:
+                prev = (new, prev[1]) if side == 0 else (prev[0], new)
+            continue
+        i = seg
+        seg += 1
+        ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
+        if prev is None:
+            prev = (0, 0)
+            if i > 0:
+                r = REC.unpack_from(c.rec, (i - 1) * REC_SIZE)
+                prev = (r[8], r[9])
+            # timer rows between segment i-1 and i changed the states too
+            for _pos, k, (_tts, _f, side, _old, new, _why) in timers:
+                if k == i and i > 0:
+                    prev = (new, prev[1]) if side == 0 else (prev[0], new)
+        rows.append(
+            LadderRow(
+                seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
+                label=segment_label(tl, c, i, absolute),
+                client_state=STATE_NAMES[cs] if cs != prev[0] else "",
+                server_state=STATE_NAMES[ss] if ss != prev[1] else "",
+                anomaly=bits & 0xFF, analysis=bits >> 8,
+            )
+        )
+        prev = (cs, ss)
+    return rows

@@ -1,0 +1,1 @@
+"""The Textual UI of tcpview (``TcpviewApp`` in :mod:`tcpview.ui.app`)."""

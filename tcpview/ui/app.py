@@ -1,0 +1,451 @@
+"""The tcpview Textual app: one app for every source (file, stdin, live capture, simulator).
+
+Threads: a worker thread reads the source and feeds the tracker in batches
+(:class:`tcpview.ui.feed.Feed`), posting one replaceable message per batch. Only the UI
+thread touches widgets: on a timer tick (and right after a key) it reads the timeline at the
+player's cursor and updates the views. Nothing is recomputed when the cursor moves; the
+views read a different prefix of the append-only timeline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.theme import Theme
+from textual.widgets import Footer, Input
+
+from .. import themes
+from ..player import SPEEDS, Player
+from ..textutil import safe
+from ..tracker import Tracker
+from .commands import TcpviewCommands
+from .conn_table import SORT_NAMES, ConnectionTable
+from .counters import CountersBar
+from .detail import DetailScreen
+from .feed import BatchInfo, Feed
+from .ladder_view import Ladder
+from .styles import theme_variable_defaults
+from .timeline import PlayerBar
+from .why_line import WhyLine
+
+
+class SourceRead(Message):
+    """A batch of frames reached the timeline (replaceable: only the newest matters)."""
+
+    def __init__(self, info: BatchInfo) -> None:
+        super().__init__()
+        self.info = info
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SourceRead)
+
+
+class SourceEnded(Message):
+    """The source has no more frames (``info.error`` says why, if it failed)."""
+
+    def __init__(self, info: BatchInfo) -> None:
+        super().__init__()
+        self.info = info
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``1.5``, ``90``, ``1:30`` or ``1:02:03.5``; raises ValueError."""
+    text = text.strip().rstrip("s")
+    if not text:
+        raise ValueError("empty")
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise ValueError(text)
+    total = 0.0
+    for p in parts:
+        total = total * 60 + float(p)
+    if total < 0 or total != total:
+        raise ValueError(text)
+    return total
+
+
+class TcpviewApp(App[int]):
+    """Connections, their ladder and the state counters of one source, with a player.
+
+    Args:
+        source: a :class:`tcpview.sources.base.Source` (file, stdin, live capture, simulator).
+        msl2: TIME_WAIT duration in capture seconds (2*MSL).
+        fin_timeout: orphaned FIN_WAIT_2 lifetime in capture seconds.
+        tick: seconds between UI updates (the views read the timeline on this tick).
+        at: put the cursor this many seconds after the first packet once it is read.
+        theme: a theme name or a :class:`textual.theme.Theme` (see :mod:`tcpview.themes`);
+            None picks the default.
+    """
+
+    CSS_PATH = "tcpview.tcss"
+    TITLE = "tcpview"
+    COMMANDS = App.COMMANDS | {TcpviewCommands}
+
+    BINDINGS = [
+        Binding("space", "play_pause", "Play", id="player.play_pause", tooltip="Play / pause (live: freeze / back to live)"),
+        Binding("right,full_stop", "step(1)", "Step", id="player.step_forward", key_display="→",
+                tooltip="Step one segment forward"),
+        Binding("left,comma", "step(-1)", "Back", show=False, id="player.step_back", tooltip="Step one segment back"),
+        Binding("right_square_bracket", "jump(0.1)", "+10%", show=False, id="player.jump_forward",
+                tooltip="Jump 10% of the capture forward"),
+        Binding("left_square_bracket", "jump(-0.1)", "-10%", show=False, id="player.jump_back",
+                tooltip="Jump 10% of the capture back"),
+        Binding("home,g", "start", "Start", show=False, id="player.start", tooltip="Cursor to the start"),
+        Binding("end,G", "end", "End", show=False, id="player.end",
+                tooltip="Cursor to the end (follows new data)"),
+        Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster", tooltip="Faster (up to max)"),
+        Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
+        Binding("t", "goto_time", "Time", show=False, id="player.goto",
+                tooltip="Go to a time: seconds from the start (or m:ss)"),
+        Binding("slash", "filter", "Filter", id="table.filter",
+                tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
+                tooltip="Clear the filter (or close the input box)"),
+        Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
+        Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
+        Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
+                tooltip="Absolute / relative sequence numbers"),
+        Binding("c", "toggle_counters", "States", show=False, id="counters.all",
+                tooltip="Show the counters of every state, not only the main four"),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
+    ]
+
+    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.05,  # type: ignore[no-untyped-def]
+                 theme: str | Theme | None = None, at: float | None = None) -> None:
+        super().__init__()
+        self._start_at = at
+        # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
+        self._theme_failures = themes.install(self, theme)
+        self.source = source
+        self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+        self.tl = self.tracker.tl
+        self.feed = Feed(source, self.tracker)
+        self.player = Player(self.feed.times, live=bool(getattr(source, "live", False)))
+        self.tick_seconds = tick
+        self.loaded = False
+        self.load_error: str | None = None
+        self._stop = threading.Event()
+        self._dirty = True
+        self._last_tick = time.monotonic()
+        self._prompt_mode: str | None = None
+        self._prompt_restore = ""
+        self._absolute = False
+
+    # -- composition ----------------------------------------------------------------------
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return theme_variable_defaults(self.current_theme)
+
+    def compose(self) -> ComposeResult:
+        yield PlayerBar(self.player, getattr(self.source, "name", "source"), id="player")
+        yield CountersBar(id="counters")
+        yield ConnectionTable(id="table")
+        with Vertical(id="ladder-box"):
+            yield Ladder(id="ladder")
+            yield WhyLine(id="why", classes="-empty")
+        yield Input(id="prompt", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        themes.notify_failures(self, self._theme_failures)
+        bar = self.query_one(PlayerBar)
+        bar.reading = not self.player.live
+        self.query_one(ConnectionTable).focus()
+        self.query_one(ConnectionTable).border_title = "Connections"
+        self.query_one("#ladder-box").border_title = "Ladder"
+        self._read_source()
+        self.set_interval(self.tick_seconds, self._tick, name="ui-tick")
+        self.refresh_views()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    # -- the worker -----------------------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
+    def _read_source(self) -> None:
+        def posted(info: BatchInfo) -> None:
+            self.post_message(SourceEnded(info) if info.done else SourceRead(info))
+
+        self.feed.run(self._stop, posted)
+
+    def on_source_read(self, message: SourceRead) -> None:
+        bar = self.query_one(PlayerBar)
+        bar.loading = message.info.progress
+        self._dirty = True
+        self._maybe_start_at()
+
+    def _maybe_start_at(self) -> None:
+        tl, at = self.tl, self._start_at
+        if at is None or tl.first_ts is None or tl.last_ts is None:
+            return
+        if self.loaded or tl.last_ts >= tl.first_ts + at:
+            self._start_at = None
+            self.seek_offset(at)
+
+    def on_source_ended(self, message: SourceEnded) -> None:
+        self.loaded = True
+        self.player.loaded = True
+        self.load_error = message.info.error
+        bar = self.query_one(PlayerBar)
+        bar.reading = False
+        bar.loading = None
+        if message.info.error:
+            self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
+                        severity="error", timeout=15, markup=False)
+        self._dirty = True
+        self._maybe_start_at()
+        self.refresh_views()
+
+    # -- the UI tick ----------------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        dt, self._last_tick = now - self._last_tick, now
+        moved = self.player.tick(dt)
+        if moved or self._dirty:
+            self.refresh_views()
+
+    def refresh_views(self, force: bool = False) -> None:
+        """Read the timeline at the cursor into every view (UI thread only)."""
+        tl = self.tl
+        p = self.player
+        p.set_bounds(tl.first_ts, tl.last_ts)
+        t, pos = p.query_time(), p.position()
+        table = self.query_one(ConnectionTable)
+        table.update_view(tl, t, pos, force=force)
+        self.query_one(Ladder).show(tl, table.selected, t)
+        self.query_one(CountersBar).update_view(tl, t, pos)
+        self.query_one(PlayerBar).refresh()
+        self._update_titles()
+        self._dirty = False
+
+    def _update_titles(self) -> None:
+        table = self.query_one(ConnectionTable)
+        total = self.tl.conn_count_at(self.player.query_time())
+        shown = len(table.rows)
+        title = Text(f"Connections {shown}" if shown == total else f"Connections {shown} of {total}")
+        q = table.model.query.text
+        if q:
+            title.append(f" ─ filter: {safe(q)}")
+        if table.model.sort != "id" or table.model.reverse:
+            title.append(f" ─ sort: {SORT_NAMES[table.model.sort]}{' ▼' if table.model.reverse else ''}")
+        table.border_title = title
+        cid = table.selected
+        box = self.query_one("#ladder-box")
+        if cid is None or cid >= len(self.tl.conns):
+            box.border_title = Text("Ladder")
+        else:
+            c = self.tl.conns[cid]
+            box.border_title = Text(f"#{cid}  {c.client_text()} ⇄ {c.server_text()}")
+        box.border_subtitle = Text("absolute seq" if self._absolute else "")
+
+    # -- messages from the widgets --------------------------------------------------------
+    def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
+        self.query_one(Ladder).show(self.tl, message.cid, self.player.query_time())
+        self._update_titles()
+
+    def on_connection_table_opened(self, message: ConnectionTable.Opened) -> None:
+        self.query_one(Ladder).focus()
+
+    def on_ladder_cursor_moved(self, message: Ladder.CursorMoved) -> None:
+        self.query_one(WhyLine).explain_row(self.tl, message.cid, message.row)
+
+    def on_ladder_back(self, message: Ladder.Back) -> None:
+        self.query_one(ConnectionTable).focus()
+
+    def on_ladder_inspect(self, message: Ladder.Inspect) -> None:
+        self._inspect(message.cid, message.row)
+
+    def on_player_bar_seek(self, message: PlayerBar.Seek) -> None:
+        self.player.seek_fraction(message.fraction)
+        self.refresh_views()
+
+    def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
+        self.action_set_filter(f"state:{message.state}")
+
+    @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
+    def _inspect(self, cid: int, row) -> None:  # type: ignore[no-untyped-def]
+        from ..inspect import dissect
+
+        c = self.tl.conns[cid]
+        who = "client → server" if row.c2s else "server → client"
+        head = f"#{cid} {c.client_text()} ⇄ {c.server_text()}   {who}   {row.label}"
+        got = self.feed.frames.get(row.frame)
+        if got is None:
+            d, missing = None, f"frame {row.frame}: its bytes are no longer kept (only recent frames are, for this source)"
+        else:
+            d, missing = dissect(*got), ""
+        title = f"frame {row.frame}  at {row.ts - (self.tl.first_ts or 0):.6f} s"
+        self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing))
+
+    # -- player actions -------------------------------------------------------------------
+    def action_play_pause(self) -> None:
+        """Play / pause (live: freeze the view, or jump back to live)."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.toggle()
+        self._last_tick = time.monotonic()
+        self.refresh_views()
+
+    def action_step(self, n: int) -> None:
+        """Cursor ``n`` segments forward (or back when negative)."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.step(n)
+        self.refresh_views()
+
+    def action_jump(self, fraction: float) -> None:
+        """Cursor a fraction of the capture forward (or back when negative)."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.pause()
+        self.player.jump(fraction)
+        self.refresh_views()
+
+    def action_start(self) -> None:
+        """Cursor to the first segment."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.pause()
+        self.player.to_start()
+        self.refresh_views()
+
+    def action_end(self) -> None:
+        """Cursor to the newest segment; it follows new data from there."""
+        self.player.to_end()
+        self.refresh_views()
+
+    def action_faster(self) -> None:
+        """Next playback speed up."""
+        self.player.faster()
+        self.query_one(PlayerBar).refresh()
+
+    def action_slower(self) -> None:
+        """Next playback speed down."""
+        self.player.slower()
+        self.query_one(PlayerBar).refresh()
+
+    def action_speed(self, index: int) -> None:
+        """Set the playback speed by its index in ``SPEEDS``."""
+        self.player.speed_index = max(0, min(len(SPEEDS) - 1, index))
+        self.query_one(PlayerBar).refresh()
+
+    def seek_offset(self, seconds: float) -> None:
+        """Cursor ``seconds`` after the first packet (tests and the time prompt use it)."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.pause()
+        self.player.seek_offset(seconds)
+        self.refresh_views()
+
+    # -- table / ladder actions -----------------------------------------------------------
+    def action_sort_next(self) -> None:
+        """Sort the table by the next column."""
+        self.query_one(ConnectionTable).sort_next()
+        self.refresh_views()
+
+    def action_sort_reverse(self) -> None:
+        """Reverse the table's order."""
+        table = self.query_one(ConnectionTable)
+        table.sort_by(table.model.sort, reverse=not table.model.reverse)
+        self.refresh_views()
+
+    def action_sort(self, key: str) -> None:
+        """Sort the table by a column key."""
+        self.query_one(ConnectionTable).sort_by(key, reverse=False)
+        self.refresh_views()
+
+    def action_set_filter(self, text: str) -> None:
+        """Filter the table with a query."""
+        q = self.query_one(ConnectionTable).set_query(text)
+        if q.errors:
+            self.notify("; ".join(q.errors), title="filter", severity="warning", markup=False)
+        self.refresh_views()
+
+    def action_clear_filter(self) -> None:
+        """Close the input box if open, else clear the filter."""
+        if self._prompt_mode is not None:
+            self._close_prompt(cancel=True)
+            return
+        if self.query_one(ConnectionTable).model.query.text:
+            self.action_set_filter("")
+
+    def action_toggle_absolute(self) -> None:
+        """Absolute or relative sequence numbers in the ladder."""
+        self._absolute = not self._absolute
+        self.query_one(Ladder).absolute = self._absolute
+        self._update_titles()
+
+    def action_toggle_counters(self) -> None:
+        """All states' counters, or only the main four."""
+        bar = self.query_one(CountersBar)
+        bar.show_all = not bar.show_all
+
+    def action_inspect(self) -> None:
+        """Dissect the frame under the ladder cursor."""
+        self.query_one(Ladder).action_inspect()
+
+    def action_focus_table(self) -> None:
+        """Focus the connection table."""
+        self.query_one(ConnectionTable).focus()
+
+    def action_focus_ladder(self) -> None:
+        """Focus the ladder."""
+        self.query_one(Ladder).focus()
+
+    def action_help(self) -> None:
+        """Show every key binding."""
+        from .help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    # -- the input box (filter, time) -----------------------------------------------------
+    def action_filter(self) -> None:
+        """Open the filter box."""
+        current = self.query_one(ConnectionTable).model.query.text
+        self._open_prompt("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
+
+    def action_goto_time(self) -> None:
+        """Open the time box: seconds from the start."""
+        self._open_prompt("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
+
+    def _open_prompt(self, mode: str, value: str, placeholder: str) -> None:
+        prompt = self.query_one("#prompt", Input)
+        self._prompt_mode = mode
+        self._prompt_restore = value
+        prompt.placeholder = placeholder
+        prompt.value = value
+        prompt.cursor_blink = not self.is_headless
+        prompt.add_class("-open")
+        prompt.focus()
+
+    def _close_prompt(self, cancel: bool = False) -> None:
+        prompt = self.query_one("#prompt", Input)
+        mode, self._prompt_mode = self._prompt_mode, None
+        prompt.remove_class("-open")
+        if cancel and mode == "filter":
+            self.query_one(ConnectionTable).set_query(self._prompt_restore)
+            self.refresh_views()
+        self.query_one(ConnectionTable).focus()
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        if self._prompt_mode == "filter":
+            self.query_one(ConnectionTable).set_query(event.value)
+            self.refresh_views()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        mode = self._prompt_mode
+        if mode == "filter":
+            self._close_prompt()
+            self.action_set_filter(event.value)
+        elif mode == "time":
+            try:
+                seconds = parse_time(event.value)
+            except ValueError:
+                self.notify(f"not a time: {safe(event.value)} (seconds, or m:ss)", severity="warning", markup=False)
+                return
+            self._close_prompt()
+            self.seek_offset(seconds)

@@ -1,0 +1,290 @@
+"""Which connections the table lists, in which order, as of a cursor time (no Textual).
+
+The filter is a small query: whitespace-separated terms, all of which must match (AND):
+
+``state:CLOSE_WAIT``  either endpoint is in that state (names, ``close-wait``, prefixes such as
+``state:fin_wait`` and the ``ss`` short forms ``tw``, ``cw``, ``est``, ``syn-recv`` work);
+``client:STATE`` / ``server:STATE`` one endpoint only; ``port:443`` either port;
+``is:partial`` / ``is:refused`` / ``is:reset`` / ``is:anomaly`` notes; ``id:12``;
+an IP address matches either endpoint's address exactly; any other word matches part of the
+client or server text (``10.0.0.`` , ``:443``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from ..model import STATE_NAMES
+from ..store import REC, REC_SIZE, Conn, Timeline
+
+_ALIASES = {
+    "TW": "TIME_WAIT",
+    "CW": "CLOSE_WAIT",
+    "EST": "ESTABLISHED",
+    "SYN_RECV": "SYN_RECEIVED",
+    "SYN_RCVD": "SYN_RECEIVED",
+    "FIN_WAIT1": "FIN_WAIT_1",
+    "FIN_WAIT2": "FIN_WAIT_2",
+    "FW1": "FIN_WAIT_1",
+    "FW2": "FIN_WAIT_2",
+}
+NOTES = ("partial", "refused", "reset", "anomaly")
+
+
+def parse_states(word: str) -> frozenset[int]:
+    """State values a ``state:`` word names (empty when it names none)."""
+    w = word.upper().replace("-", "_")
+    w = _ALIASES.get(w, w)
+    if w in STATE_NAMES:
+        return frozenset((STATE_NAMES.index(w),))
+    return frozenset(i for i, name in enumerate(STATE_NAMES) if name.startswith(w)) if w else frozenset()
+
+
+@dataclass
+class ConnQuery:
+    """A parsed filter; :meth:`parse` never raises, it collects ``errors``."""
+
+    text: str = ""
+    either_states: list[frozenset[int]] = field(default_factory=list)
+    client_states: list[frozenset[int]] = field(default_factory=list)
+    server_states: list[frozenset[int]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    ips: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> ConnQuery:
+        """Parse a filter query (see the module docstring)."""
+        q = cls(text=text.strip())
+        for term in q.text.split():
+            key, sep, value = term.partition(":")
+            key = key.lower()
+            if sep and key in ("state", "client", "server", "st", "cs", "ss"):
+                states = parse_states(value)
+                if not states:
+                    q.errors.append(f"unknown state {value!r}")
+                    continue
+                target = {"client": q.client_states, "cs": q.client_states, "server": q.server_states,
+                          "ss": q.server_states}.get(key, q.either_states)
+                target.append(states)
+            elif sep and key == "port":
+                if value.isdigit() and int(value) < 65536:
+                    q.ports.append(int(value))
+                else:
+                    q.errors.append(f"bad port {value!r}")
+            elif sep and key in ("is", "note"):
+                if value.lower() in NOTES:
+                    q.notes.append(value.lower())
+                else:
+                    q.errors.append(f"unknown note {value!r} (partial, refused, reset, anomaly)")
+            elif sep and key == "id":
+                if value.isdigit():
+                    q.ids.append(int(value))
+                else:
+                    q.errors.append(f"bad id {value!r}")
+            elif sep and key in ("ip", "host", "addr"):
+                q.ips.append(_norm_ip(value) or value.lower())
+            else:
+                ip = _norm_ip(term)
+                if ip is not None:
+                    q.ips.append(ip)
+                else:
+                    q.words.append(term.lower())
+        return q
+
+    @property
+    def empty(self) -> bool:
+        """True when the query lets every connection through."""
+        return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
+                    or self.words or self.notes or self.ids)
+
+    @property
+    def uses_state(self) -> bool:
+        """True when the result depends on the cursor time (state terms)."""
+        return bool(self.either_states or self.client_states or self.server_states)
+
+    def static_match(self, c: Conn, texts: tuple[str, str, str, str]) -> bool:
+        """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
+        if self.ids and c.id not in self.ids:
+            return False
+        for p in self.ports:
+            if c.cport != p and c.sport != p:
+                return False
+        cl, sv, cip, sip = texts
+        for ip in self.ips:
+            if ip != cip and ip != sip:
+                return False
+        for w in self.words:
+            if w not in cl and w not in sv:
+                return False
+        if self.notes:
+            notes = c.notes()
+            for n in self.notes:
+                if n not in notes:
+                    return False
+        return True
+
+    def state_match(self, cs: int, ss: int) -> bool:
+        """The state terms, given both endpoints' states."""
+        for s in self.either_states:
+            if cs not in s and ss not in s:
+                return False
+        for s in self.client_states:
+            if cs not in s:
+                return False
+        for s in self.server_states:
+            if ss not in s:
+                return False
+        return True
+
+
+def _norm_ip(text: str) -> str | None:
+    t = text.strip("[]")
+    try:
+        return str(ipaddress.ip_address(t))
+    except ValueError:
+        return None
+
+
+class ConnFacts:
+    """Per-connection values as of a cursor time, with caches for the expensive ones.
+
+    ``bytes`` at a past time needs a sum over segments; the cache keeps, per connection,
+    the last (segment count, bytes) it computed and moves from there, so playing forward
+    costs only the new segments.
+    """
+
+    def __init__(self) -> None:
+        self._texts: list[tuple[str, str, str, str]] = []
+        self._bytes: dict[int, tuple[int, int]] = {}
+
+    def texts(self, tl: Timeline, cid: int) -> tuple[str, str, str, str]:
+        """(client text, server text, client ip, server ip), lower case, cached."""
+        texts = self._texts
+        while len(texts) <= cid:
+            c = tl.conns[len(texts)]
+            cl, sv = c.client_text(), c.server_text()
+            texts.append((cl.lower(), sv.lower(), _ep_ip(cl), _ep_ip(sv)))
+        return texts[cid]
+
+    def bytes_at(self, c: Conn, k: int) -> int:
+        """Payload bytes in connection c's first k segments."""
+        if k >= c.n:
+            return c.bytes
+        hit = self._bytes.get(c.id)
+        if hit is not None and hit[0] == k:
+            return hit[1]
+        if hit is not None and abs(hit[0] - k) < k:
+            k0, total = hit
+            lo, hi = (k0, k) if k > k0 else (k, k0)
+            part = sum(r[4] for r in REC.iter_unpack(bytes(c.rec[lo * REC_SIZE:hi * REC_SIZE])))
+            total = total + part if k > k0 else total - part
+        else:
+            total = sum(r[4] for r in REC.iter_unpack(bytes(c.rec[:k * REC_SIZE])))
+        self._bytes[c.id] = (k, total)
+        return total
+
+
+def _ep_ip(text: str) -> str:
+    host = text.rsplit(":", 1)[0]
+    return host.strip("[]").lower()
+
+
+def last_ts_at(c: Conn, k: int) -> float:
+    """Time of connection c's k-th segment (its first time when k is 0)."""
+    if k <= 0:
+        return c.first_ts
+    return REC.unpack_from(c.rec, (k - 1) * REC_SIZE)[0]
+
+
+SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "idle", "age", "notes")
+
+
+class ConnRows:
+    """The filtered, sorted list of connection ids for the table.
+
+    ``compute`` is called on the UI tick; it returns ``range`` objects when no filter or sort
+    applies, so 100k connections cost nothing until the user asks for a filter or sort.
+    """
+
+    def __init__(self) -> None:
+        self.query = ConnQuery()
+        self.sort = "id"
+        self.reverse = False
+        self.facts = ConnFacts()
+        self._static: list[int] = []  # ids passing the time-independent terms
+        self._static_n = 0
+        self._static_text: str | None = None
+
+    def set_query(self, text: str) -> ConnQuery:
+        """Use a new filter query; returns it parsed (see ``errors``)."""
+        self.query = ConnQuery.parse(text)
+        return self.query
+
+    def _static_ids(self, tl: Timeline, n: int) -> list[int]:
+        q = self.query
+        if self._static_text != q.text:
+            self._static, self._static_n, self._static_text = [], 0, q.text
+        if self._static_n < n:
+            conns, texts, match = tl.conns, self.facts.texts, q.static_match
+            self._static.extend(i for i in range(self._static_n, n) if match(conns[i], texts(tl, i)))
+            self._static_n = n
+        static = self._static
+        if static and static[-1] >= n:
+            import bisect
+
+            return static[: bisect.bisect_left(static, n)]
+        return static
+
+    def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
+        """Connection ids to list as of time t (None: now)."""
+        n = tl.conn_count_at(t)
+        q = self.query
+        if q.empty:
+            ids: Sequence[int] = range(n)
+        else:
+            ids = self._static_ids(tl, n)
+            if q.uses_state:
+                conns, match = tl.conns, q.state_match
+                if t is None:
+                    ids = [i for i in ids if match(*conns[i].state)]
+                else:
+                    ids = [i for i in ids if match(*conns[i].states_at(t))]
+        if self.sort == "id":
+            if self.reverse:
+                return ids[::-1]
+            return ids
+        key = self.sort_key(tl, t)
+        return sorted(ids, key=key, reverse=self.reverse)
+
+    def sort_key(self, tl: Timeline, t: float | None) -> Callable[[int], object]:
+        """The key function for the current sort column, as of time t."""
+        conns = tl.conns
+        s = self.sort
+        if s == "client":
+            return lambda i: (conns[i].family, conns[i].cip, conns[i].cport)
+        if s == "server":
+            return lambda i: (conns[i].family, conns[i].sip, conns[i].sport)
+        if s in ("cstate", "sstate"):
+            side = 0 if s == "cstate" else 1
+            if t is None:
+                return lambda i: conns[i].state[side]
+            return lambda i: conns[i].states_at(t)[side]
+        if s == "pkts":
+            return lambda i: conns[i].count_at(t)
+        if s == "bytes":
+            facts = self.facts
+            return lambda i: facts.bytes_at(conns[i], conns[i].count_at(t))
+        if s == "idle":
+            # least idle first = newest last segment first
+            return lambda i: -last_ts_at(conns[i], conns[i].count_at(t))
+        if s == "age":
+            return lambda i: -conns[i].first_ts
+        if s == "notes":
+            return lambda i: conns[i].notes()
+        return lambda i: i

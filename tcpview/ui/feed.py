@@ -1,0 +1,142 @@
+"""Reading a source into the tracker in time-boxed batches (runs on the worker thread).
+
+No Textual here: the app's worker calls :meth:`Feed.run` and posts one message per batch.
+Batches end after ``batch_seconds`` of work, when the source goes idle, or at its end, so the
+UI hears about new data at most a few times a second however fast packets arrive.
+
+Alongside the tracker, the feed records what the UI needs and the store does not keep: every
+TCP segment's capture time (for stepping one segment at a time) and where its frame's bytes
+are (for the detail pane).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from ..inspect import FrameStore
+from ..player import SegmentTimes
+from ..tracker import Tracker
+
+
+class _CountingDict(dict):
+    """The timeline's ``skipped`` dict, counting its updates so the feed can tell which
+    frames the tracker skipped (not TCP, undecodable) without decoding them twice."""
+
+    __slots__ = ("updates",)
+
+    def __init__(self, *a: object) -> None:
+        super().__init__(*a)
+        self.updates = 0
+
+    def __setitem__(self, key: object, value: object) -> None:
+        self.updates += 1
+        dict.__setitem__(self, key, value)
+
+
+@dataclass
+class BatchInfo:
+    """What one batch did: frames read so far, fraction of the file, end and error."""
+
+    frames: int
+    progress: float | None
+    done: bool = False
+    error: str | None = None
+
+
+class Feed:
+    """Feeds a source's frames to a tracker, batch by batch.
+
+    Args:
+        source: a :class:`tcpview.sources.base.Source`.
+        tracker: the tracker to feed (a new one by default).
+        batch_seconds: the longest a batch runs before the UI is told.
+        first_batch_seconds: the first batch is shorter, so the screen fills quickly.
+    """
+
+    def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
+                 first_batch_seconds: float = 0.05) -> None:
+        self.source = source
+        self.tracker = tracker if tracker is not None else Tracker()
+        self.tl = self.tracker.tl
+        if not isinstance(self.tl.skipped, _CountingDict):
+            self.tl.skipped = _CountingDict(self.tl.skipped)
+        self.times = SegmentTimes()
+        reader = getattr(source, "reader", None)
+        path = getattr(source, "path", None)
+        self._reader = reader if reader is not None and path not in (None, "-") and hasattr(reader, "bytes_read") else None
+        self.frames = FrameStore(path if self._reader is not None else None)
+        self.batch_seconds = batch_seconds
+        self.first_batch_seconds = first_batch_seconds
+        self.frames_read = 0
+        self.done = False
+        self.error: str | None = None
+        self._idle = False
+        self._ended = False
+
+    def run(self, stop: threading.Event, on_batch: Callable[[BatchInfo], None]) -> None:
+        """Read until the source ends or ``stop`` is set, calling ``on_batch`` after each batch."""
+        it = iter(self.source.frames(stop))
+        budget = self.first_batch_seconds
+        now = getattr(self.source, "now", None)
+        try:
+            while not stop.is_set() and not self._ended:
+                before = self.frames_read
+                self._idle = False
+                self.tracker.feed_records(self._batch(it, time.monotonic() + budget))
+                budget = self.batch_seconds
+                if self._idle and now is not None:
+                    self.tracker.advance(now())
+                if self.frames_read != before or self._ended:
+                    self.tl.version += 1
+                    on_batch(BatchInfo(self.frames_read, self._progress()))
+                elif self._idle:
+                    time.sleep(0.02)  # the source has nothing; don't spin
+        except Exception as e:  # noqa: BLE001 - a source failing must not kill the app
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                close()
+        self.done = True
+        self.error = self.error or getattr(self.source, "error", None)
+        self.tl.version += 1
+        on_batch(BatchInfo(self.frames_read, self._progress(), done=True, error=self.error))
+
+    def _progress(self) -> float | None:
+        try:
+            return self.source.progress()
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _batch(self, it: Iterator, deadline: float) -> Iterator:
+        """Yield records to the tracker until the deadline, an idle source or the end."""
+        skipped: _CountingDict = self.tl.skipped  # type: ignore[assignment]
+        times_append = self.times.append
+        reader = self._reader
+        note_file = self.frames.note_file
+        note_bytes = self.frames.note_bytes
+        clock = time.monotonic
+        n = 0
+        for rec in it:
+            if rec is None:
+                self._idle = True
+                return
+            seen = skipped.updates
+            yield rec
+            # the tracker has applied rec; it was a TCP segment unless it was counted skipped
+            self.frames_read += 1
+            if skipped.updates == seen:
+                frame, ts, lt, buf, off, caplen, _orig = rec
+                times_append(ts)
+                if reader is not None:
+                    note_file(frame, lt, reader.bytes_read - len(buf) + off, caplen)
+                else:
+                    data = buf if off == 0 and len(buf) == caplen and isinstance(buf, bytes) else bytes(buf[off:off + caplen])
+                    note_bytes(frame, lt, data)
+            n += 1
+            if not n & 255 and clock() > deadline:
+                return
+        self._ended = True

@@ -1,0 +1,59 @@
+"""Short text forms of numbers, durations and capture times for narrow columns."""
+
+from __future__ import annotations
+
+
+def count(n: int) -> str:
+    """``999``, ``12.3k``, ``4.5M``, ``1.2G``."""
+    if n < 10_000:
+        return str(n)
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if n >= div:
+            v = n / div
+            return f"{v:.1f}{unit}" if v < 100 else f"{v:.0f}{unit}"
+    return str(n)
+
+
+def duration(s: float) -> str:
+    """``0.25s``, ``12s``, ``3m``, ``2h``, ``4d`` (never more than 5 characters)."""
+    if s < 0:
+        s = 0.0
+    if s < 10:
+        return f"{s:.2f}s" if s < 1 else f"{s:.1f}s"
+    if s < 60:
+        return f"{s:.0f}s"
+    if s < 3600:
+        return f"{s / 60:.0f}m"
+    if s < 86400:
+        return f"{s / 3600:.0f}h"
+    return f"{s / 86400:.0f}d"
+
+
+def offset(s: float, total: float | None = None) -> str:
+    """A position in a capture: ``01:02.345`` (hours added when the capture is that long)."""
+    if s < 0:
+        s = 0.0
+    long = (total if total is not None else s) >= 3600
+    m, sec = divmod(s, 60)
+    if long:
+        h, m = divmod(int(m), 60)
+        return f"{h}:{m:02d}:{sec:06.3f}"
+    return f"{int(m):02d}:{sec:06.3f}"
+
+
+def ellipsize_left(text: str, width: int) -> str:
+    """Cut ``text`` to ``width`` cells keeping its end (the port): ``…0.0.5:41830``."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[-width:] if width > 0 else ""
+    return "…" + text[-(width - 1):]
+
+
+def ellipsize(text: str, width: int) -> str:
+    """Cut ``text`` to ``width`` cells keeping its start."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    return text[: width - 1] + "…"
