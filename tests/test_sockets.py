@@ -1,0 +1,301 @@
+"""The kernel's TCP table (/proc/net/tcp{,6}) against ``ss -tan``, paired into connections,
+and beside a live capture of the same sockets."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from test_live_support import (
+    env_with_repo,
+    lo_traffic,  # noqa: F401 - fixture
+    need_root,
+    ss_rows,
+    ss_state,
+    tcpview_cmd,
+)
+from tcpview.model import STATE_NAMES, TcpState
+from tcpview.sockets import (
+    NONE,
+    UNKNOWN,
+    KernelSnapshot,
+    KernelTable,
+    compare,
+    parse_proc_tcp,
+    snapshot,
+)
+
+
+def _need_ss() -> None:
+    import shutil
+
+    if shutil.which("ss") is None:
+        pytest.skip("ss (iproute2) is not installed")
+
+
+def _hex4(ip: str, port: int) -> str:
+    return "%08X:%04X" % (struct.unpack("<I", socket.inet_aton(ip))[0], port)
+
+
+def _hex6(ip: str, port: int) -> str:
+    raw = ipaddress.IPv6Address(ip).packed
+    return "".join("%08X" % struct.unpack("<I", raw[i:i + 4])[0] for i in range(0, 16, 4)) + ":%04X" % port
+
+
+_HDR4 = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+
+
+def _line(i: int, local: str, remote: str, st: int, inode: int = 1000, uid: int = 0) -> str:
+    return (f"   {i}: {local} {remote} {st:02X} 00000000:00000000 00:00000000 00000000 {uid:5d}        0 "
+            f"{inode} 1 0000000000000000 100 0 0 10 0\n")
+
+
+# -- parsing ------------------------------------------------------------------------------------
+def test_parse_proc_tcp_addresses_and_states():
+    text = _HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 22), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("192.168.1.20", 22), _hex4("203.0.113.9", 51000), 0x01, uid=1000),
+        _line(2, _hex4("10.0.0.1", 40000), _hex4("10.0.0.2", 443), 0x06),
+        _line(3, _hex4("10.0.0.1", 80), _hex4("10.0.0.3", 50000), 0x0C),  # NEW_SYN_RECV
+    ])
+    socks = parse_proc_tcp(text, 4)
+    assert [(s.local, s.remote, s.state_name) for s in socks] == [
+        (("0.0.0.0", 22), ("0.0.0.0", 0), "LISTEN"),
+        (("192.168.1.20", 22), ("203.0.113.9", 51000), "ESTABLISHED"),
+        (("10.0.0.1", 40000), ("10.0.0.2", 443), "TIME_WAIT"),
+        (("10.0.0.1", 80), ("10.0.0.3", 50000), "SYN_RECEIVED"),
+    ]
+    assert socks[1].uid == 1000
+    text6 = _HDR4 + "".join([
+        _line(0, _hex6("2001:db8::1", 443), _hex6("2001:db8::99", 55555), 0x08),
+        _line(1, _hex6("::ffff:127.0.0.1", 8080), _hex6("::ffff:127.0.0.1", 41000), 0x01),
+        "garbage line that is not a socket\n",
+    ])
+    socks6 = parse_proc_tcp(text6, 6)
+    assert [(s.local, s.remote, s.state_name) for s in socks6] == [
+        (("2001:db8::1", 443), ("2001:db8::99", 55555), "CLOSE_WAIT"),
+        (("::ffff:127.0.0.1", 8080), ("::ffff:127.0.0.1", 41000), "ESTABLISHED"),
+    ]
+
+
+def test_pairing_rules_on_a_synthetic_table():
+    """Both ends local -> one connection; a remote peer is UNKNOWN; a local peer without a
+    socket is CLOSED; the listening side is the server; listeners have no client (NONE)."""
+    text = _HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 8080), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("127.0.0.1", 8080), _hex4("127.0.0.1", 41000), 0x08),  # server CLOSE_WAIT
+        _line(2, _hex4("127.0.0.1", 41000), _hex4("127.0.0.1", 8080), 0x05),  # client FIN_WAIT_2
+        _line(3, _hex4("127.0.0.1", 41002), _hex4("127.0.0.1", 8080), 0x06),  # client TIME_WAIT
+        _line(4, _hex4("192.0.2.2", 50000), _hex4("203.0.113.80", 443), 0x01),  # to another host
+        _line(5, _hex4("192.0.2.2", 8080), _hex4("198.51.100.7", 33000), 0x01),  # from another host
+        _line(6, _hex4("192.0.2.2", 22), _hex4("198.51.100.7", 40000), 0x08),  # no listener on 22
+    ])
+    snap = KernelSnapshot(1.0, parse_proc_tcp(text, 4), frozenset({"127.0.0.1", "192.0.2.2"}))
+    got = [(c.client, c.server, c.state_text(0), c.state_text(1)) for c in snap.connections()]
+    assert got == [
+        (("*", 0), ("0.0.0.0", 8080), NONE, "LISTEN"),
+        (("127.0.0.1", 41000), ("127.0.0.1", 8080), "FIN_WAIT_2", "CLOSE_WAIT"),
+        (("127.0.0.1", 41002), ("127.0.0.1", 8080), "TIME_WAIT", "CLOSED"),
+        (("198.51.100.7", 40000), ("192.0.2.2", 22), UNKNOWN, "CLOSE_WAIT"),
+        (("198.51.100.7", 33000), ("192.0.2.2", 8080), UNKNOWN, "ESTABLISHED"),
+        (("192.0.2.2", 50000), ("203.0.113.80", 443), "ESTABLISHED", UNKNOWN),
+    ]
+    assert snap.counters()["LISTEN"] == 1 and snap.counters()["CLOSE_WAIT"] == 2
+    s = snap.summary()
+    assert [c.id for c in s.connections] == list(range(6))
+    assert "listening" in s.connections[0].notes and "peer on another host" in s.connections[3].notes
+    assert "peer on another host" not in s.connections[1].notes
+
+
+# -- the real table against ss ----------------------------------------------------------------------
+def test_kernel_states_equal_ss_for_real_sockets(lo_traffic):
+    _need_ss()
+    t = lo_traffic
+    for name in ("time_wait", "close_wait", "established", "server_first"):
+        t.listener(name)
+    ends = {
+        "time_wait": t.time_wait(),
+        "close_wait": t.close_wait(),
+        "established": t.established(),
+        "server_first": t.server_first(),
+    }
+    time.sleep(0.1)
+    rows = ss_rows()
+    snap = snapshot()
+    for name, (c, s) in ends.items():
+        conn = [k for k in snap.connections() if k.client == c and k.server == s]
+        assert len(conn) == 1, name
+        k = conn[0]
+        assert (k.state_text(0), k.state_text(1)) == (ss_state(rows, c, s), ss_state(rows, s, c)), name
+    by = {n: next(k for k in snap.connections() if (k.client, k.server) == e) for n, e in ends.items()}
+    assert (by["time_wait"].state_text(0), by["time_wait"].state_text(1)) == ("TIME_WAIT", "CLOSED")
+    assert (by["close_wait"].state_text(0), by["close_wait"].state_text(1)) == ("FIN_WAIT_2", "CLOSE_WAIT")
+    assert (by["established"].state_text(0), by["established"].state_text(1)) == ("ESTABLISHED", "ESTABLISHED")
+    assert (by["server_first"].state_text(0), by["server_first"].state_text(1)) == ("CLOSED", "TIME_WAIT")
+    listeners = [k for k in snap.connections() if k.listening and k.server[1] == t.ports["established"]]
+    assert len(listeners) == 1 and listeners[0].state_text(1) == "LISTEN"
+
+
+def test_ipv6_sockets_pair_up():
+    _need_ss()
+    try:
+        ls = socket.socket(socket.AF_INET6)
+        ls.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    ls.listen(4)
+    cli = socket.create_connection(("::1", ls.getsockname()[1]))
+    srv, _ = ls.accept()
+    try:
+        c, s = cli.getsockname()[:2], srv.getsockname()[:2]
+        snap = snapshot()
+        k = [k for k in snap.connections() if k.client == c and k.server == s]
+        assert len(k) == 1 and k[0].family == 6
+        assert (k[0].state_text(0), k[0].state_text(1)) == ("ESTABLISHED", "ESTABLISHED")
+        rows = ss_rows()
+        assert ss_state(rows, c, s) == "ESTABLISHED"
+    finally:
+        for x in (cli, srv, ls):
+            x.close()
+
+
+def _ss_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for st, _l, _p in ss_rows():
+        if st != "CLOSED":
+            counts[st] = counts.get(st, 0) + 1
+    return counts
+
+
+def test_counts_equal_ss_at_the_same_moment(lo_traffic):
+    """The whole table's counters equal ss's, read between two identical ss readings."""
+    _need_ss()
+    t = lo_traffic
+    t.listener("tw")
+    t.listener("cw")
+    t.time_wait("tw")
+    t.close_wait("cw")
+    for _ in range(50):
+        before = _ss_counts()
+        snap = snapshot()
+        after = _ss_counts()
+        if before == after:
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the socket table never held still for two ss readings")
+    mine = {k: v for k, v in snap.counters().items() if v}
+    assert mine == before
+    assert mine["TIME_WAIT"] >= 1 and mine["CLOSE_WAIT"] >= 1 and mine["LISTEN"] >= 2
+
+
+def test_sockets_once_cli_text_and_json(lo_traffic):
+    _need_ss()
+    t = lo_traffic
+    port = t.listener("cw")
+    c, s = t.close_wait("cw")
+    p = subprocess.run(tcpview_cmd("sockets", "--once", "--json"), capture_output=True, text=True,
+                       env=env_with_repo(), timeout=60)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert set(data) >= {"source", "packets", "counters", "connections"}
+    mine = [x for x in data["connections"] if x["server"]["port"] == port]
+    assert [(x["client"]["port"], x["client"]["state"], x["server"]["state"]) for x in mine] == [
+        (0, NONE, "LISTEN"), (c[1], "FIN_WAIT_2", "CLOSE_WAIT")]
+    p = subprocess.run(tcpview_cmd("sockets", "--once"), capture_output=True, text=True, env=env_with_repo(),
+                       timeout=60)
+    assert p.returncode == 0
+    assert p.stdout.startswith("kernel: ")
+    line = next(x for x in p.stdout.splitlines() if f"127.0.0.1:{c[1]} " in x)
+    assert line.split()[1:5] == [f"127.0.0.1:{c[1]}", f"127.0.0.1:{port}", "FIN_WAIT_2", "CLOSE_WAIT"]
+    p = subprocess.run(tcpview_cmd("sockets", "--json"), capture_output=True, text=True, env=env_with_repo(),
+                       timeout=60)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+
+
+def test_kernel_table_refresh_keeps_ids_and_history(lo_traffic):
+    t = lo_traffic
+    t.listener("a")
+    t.listener("b")
+    table = KernelTable()
+    t.established("a")
+    table.refresh()
+    ids1 = {c.key: cid for cid, c in table.conns}
+    tw_before = table.series("TIME_WAIT")[-1]
+    ends = t.time_wait("b")
+    table.refresh()
+    ids2 = {c.key: cid for cid, c in table.conns}
+    for key, cid in ids1.items():
+        if key in ids2:
+            assert ids2[key] == cid  # the same connection keeps its id
+    key = (ends[0], ends[1])
+    assert key in ids2 and ids2[key] not in ids1.values()
+    series = table.series("TIME_WAIT")
+    assert len(series) == 2 and series[-1] >= tw_before  # other tests' TIME_WAITs may expire
+    assert table.status()["sockets"] == len(table.snap.sockets)
+
+
+# -- beside a live capture -----------------------------------------------------------------------
+def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
+    need_root()
+    from tcpview.sources.live import CaptureThread, LiveSource
+    from tcpview.tracker import Tracker
+
+    t = lo_traffic
+    t.listener("tw")
+    t.listener("cw")
+    t.listener("est")
+    t.listener("hidden")
+    hidden = t.ports["hidden"]
+    # the server's FIN on the "hidden" port is filtered out: the capture cannot know it closed
+    bpf = (f"(tcp port {t.ports['tw']} or tcp port {t.ports['cw']} or tcp port {t.ports['est']}) or "
+           f"(tcp port {hidden} and not (src port {hidden} and tcp[tcpflags] & tcp-fin != 0))")
+    src = LiveSource("lo", bpf)
+    tr = Tracker()
+    cap = CaptureThread(src, tr).start()
+    try:
+        tw = t.time_wait("tw")
+        cw = t.close_wait("cw")
+        est = t.established("est")
+        hid = t.time_wait("hidden")
+        time.sleep(0.2)
+        cap.wait_idle(5)
+        snap = snapshot()
+    finally:
+        cap.stop()
+        src.close()
+    res = compare(tr.tl, snap)
+    by_ends = {}
+    for cid, r in res.items():
+        c = tr.tl.conns[cid]
+        by_ends[(c.cport, c.sport)] = r
+    names = {"tw": tw, "cw": cw, "est": est, "hidden": hid}
+    r = {n: by_ends[(e[0][1], e[1][1])] for n, e in names.items()}
+    T = TcpState
+    assert r["tw"].kernel == (T.TIME_WAIT, T.CLOSED) and not r["tw"].disagree
+    assert r["cw"].kernel == (T.FIN_WAIT_2, T.CLOSE_WAIT) and not r["cw"].disagree
+    assert r["est"].kernel == (T.ESTABLISHED, T.ESTABLISHED) and not r["est"].disagree
+    # the kernel knows better: the client is in TIME_WAIT, the server has closed
+    assert r["hidden"].kernel == (T.TIME_WAIT, T.CLOSED)
+    # the server's FIN (which may also carry the ACK of the client's FIN) was never seen
+    assert STATE_NAMES[r["hidden"].sniffed[0]] in ("FIN_WAIT_1", "FIN_WAIT_2")
+    assert STATE_NAMES[r["hidden"].sniffed[1]] == "CLOSE_WAIT"
+    assert r["hidden"].disagree
+
+
+def test_compare_leaves_other_hosts_unknown():
+    """Endpoints that are not this host's addresses have no kernel state here (None)."""
+    from conftest import Flow, track
+
+    f = Flow(cip="198.51.100.7", sip="203.0.113.80", cport=40000, sport=443)
+    f.handshake()
+    tr = track(f.frames)
+    snap = KernelSnapshot(time.time(), [], frozenset({"127.0.0.1"}))
+    res = compare(tr.tl, snap)
+    assert res[0].kernel == (None, None) and not res[0].disagree
