@@ -267,8 +267,17 @@ class ThemeSet:
     """Which file each theme came from."""
 
     def find(self, name: str) -> Theme | None:
-        """The theme called ``name`` (or ``tcpview-NAME``), None if there is none."""
-        return self.themes.get(name) or self.themes.get(THEME_PREFIX + name)
+        """The theme called ``name`` (or ``tcpview-NAME``, or one of Textual's own themes, which
+        get tcpview's colours from the app's defaults); None if there is none."""
+        from textual.theme import BUILTIN_THEMES
+
+        return self.themes.get(name) or self.themes.get(THEME_PREFIX + name) or BUILTIN_THEMES.get(name)
+
+    def names(self) -> list[str]:
+        """Every theme name :meth:`find` knows: tcpview's and the user's first, then Textual's."""
+        from textual.theme import BUILTIN_THEMES
+
+        return sorted(self.themes) + sorted(set(BUILTIN_THEMES) - set(self.themes))
 
 
 def _theme_files(directory: Path) -> list[Path]:
@@ -325,7 +334,7 @@ def resolve_theme(value: str, available: ThemeSet | None = None) -> Theme:
     for failure in available.failures:
         if failure.path.stem in (value, THEME_PREFIX + value):
             raise ThemeError(f"theme {value!r}: {failure}")
-    names = ", ".join(sorted(available.themes))
+    names = ", ".join(available.names())
     raise ThemeError(f"unknown theme {value!r} (available: {names}; or give a .toml file)")
 
 
