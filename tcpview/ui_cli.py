@@ -24,7 +24,27 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--follow", action="store_true", help="keep reading a file that is still being written")
     p.add_argument("--at", type=_positive, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
     _add_timers(p)
+    add_app_options(p)
     commands["replay"] = cmd_replay
+
+
+def add_app_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that runs the UI takes (replay, demo, live, sockets):
+    ``--theme NAME|FILE``. Pass ``theme=args.theme`` on to :func:`run_app`."""
+    p.add_argument("--theme", type=_theme_arg, metavar="NAME|FILE",
+                   help="colour theme: tcpview-dark (default), tcpview-light, tcpview-high-contrast, "
+                   "tcpview-colorblind, tcpview-mono, one of yours, or a .toml file "
+                   "(default: tcpview-mono when NO_COLOR is set)")
+
+
+def _theme_arg(value: str):  # type: ignore[no-untyped-def]
+    """Resolve ``--theme`` while parsing, so a bad one is a one-line usage error (exit 2)."""
+    from .themes import ThemeError, resolve_theme
+
+    try:
+        return resolve_theme(value)
+    except ThemeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def probe(path: str, follow: bool = False) -> None:
@@ -89,7 +109,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             source = FileSource(args.source, follow=args.follow)
         except CaptureError as e:
             raise UsageError(str(e)) from None
-    return run_app(source, msl2=args.msl2, fin_timeout=args.fin_timeout, at=args.at)
+    return run_app(source, msl2=args.msl2, fin_timeout=args.fin_timeout, at=args.at, theme=args.theme)
 
 
 def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
@@ -98,7 +118,9 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
     Args:
         source: a :class:`tcpview.sources.base.Source`.
         **opts: ``msl2``, ``fin_timeout`` (seconds), ``at`` (start the cursor there, seconds
-            after the first packet, once it has been read), ``tick`` (UI tick, seconds).
+            after the first packet, once it has been read), ``tick`` (UI tick, seconds),
+            ``theme`` (a Textual ``Theme`` from ``--theme``, a theme name, or None for the
+            default).
 
     Returns:
         0, or 2 when the source failed (the reason is printed on stderr after the UI closes).
