@@ -62,6 +62,12 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
     s.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="refresh period (default 1 s)")
     commands["sockets"] = cmd_sockets
+    try:
+        from .ui_cli import add_app_options
+    except ModuleNotFoundError:  # a build without the UI: live/sockets then say so when run
+        return
+    add_app_options(p)
+    add_app_options(s)
 
 
 def _filter_of(args: argparse.Namespace) -> str | None:
@@ -138,7 +144,9 @@ def _call_app(run_app, source, args: argparse.Namespace) -> int:  # type: ignore
     import inspect
 
     params = inspect.signature(run_app).parameters
-    kw = {k: getattr(args, k) for k in ("msl2", "fin_timeout") if k in params and hasattr(args, k)}
+    any_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kw = {k: getattr(args, k) for k in ("msl2", "fin_timeout", "theme")
+          if (k in params or any_kw) and hasattr(args, k)}
     rc = run_app(source, **kw)
     return int(rc or 0)
 
