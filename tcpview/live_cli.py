@@ -227,7 +227,10 @@ def cmd_sockets(args: argparse.Namespace) -> int:
         from .cli import UsageError
 
         raise UsageError("--json needs --once")
-    run_app = _run_app()
-    table = KernelTable()
-    table.interval = args.interval  # type: ignore[attr-defined]
-    return _call_app(run_app, table, args)
+    if not sys.stdout.isatty():
+        from .cli import UsageError
+
+        raise UsageError("sockets: the live table needs a terminal; use --once (with --json) for a one-shot print")
+    from .ui.sockets_app import run_sockets_app
+
+    return run_sockets_app(args.interval)

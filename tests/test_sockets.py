@@ -299,3 +299,55 @@ def test_compare_leaves_other_hosts_unknown():
     snap = KernelSnapshot(time.time(), [], frozenset({"127.0.0.1"}))
     res = compare(tr.tl, snap)
     assert res[0].kernel == (None, None) and not res[0].disagree
+
+
+# -- the sockets view ----------------------------------------------------------------------------
+async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
+    from tcpview.ui.counters import CountersBar
+    from tcpview.ui.socket_table import SocketTable
+    from tcpview.ui.sockets_app import SocketsApp
+
+    t = lo_traffic
+    port = t.listener("cw")
+    c, s = t.close_wait("cw")
+    app = SocketsApp(interval=0.2)
+    async with app.run_test(size=(130, 40)) as pilot:
+        table = app.query_one(SocketTable)
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.table.version >= 3:
+                break
+        assert app.table.version >= 3
+        await pilot.pause(0.05)
+        rows = {(k.client, k.server): k for _cid, k in table.rows}
+        k = rows[(c, s)]
+        assert (k.state_text(0), k.state_text(1)) == ("FIN_WAIT_2", "CLOSE_WAIT")
+        # the counters bar shows the kernel's counts, with one sample per refresh behind them
+        bar = app.query_one(CountersBar)
+        assert bar._counts == app.table.snap.counters()
+        assert len(app.table.series("CLOSE_WAIT")) == app.table.version
+        # what is on screen: the row with both states (filtered to this test's port)
+        app.action_set_filter(f"port:{port}")
+        await pilot.pause(0.05)
+        assert len(table.rows) == 2  # the listener and the connection
+        lines = [table.render_line(y).text for y in range(table.size.height)]
+        assert any("LISTEN" in ln and f"0.0.0.0:{port}" not in ln and f"127.0.0.1:{port}" in ln for ln in lines)
+        mine = [ln for ln in lines if f"127.0.0.1:{c[1]} " in ln]
+        assert mine and "FIN_WAIT_2" in mine[0] and "CLOSE_WAIT" in mine[0] and f"127.0.0.1:{port}" in mine[0]
+        # filter on a state: only rows with an endpoint in that state remain
+        await pilot.press("slash")
+        for ch in "state:close-wait":
+            await pilot.press(ch if ch != ":" else "colon")
+        await pilot.press("enter")
+        await pilot.pause(0.05)
+        assert table.rows and all("CLOSE_WAIT" in (r.state_text(0), r.state_text(1)) for _i, r in table.rows)
+        assert (c, s) in {(r.client, r.server) for _i, r in table.rows}
+        await pilot.press("escape")
+        await pilot.pause(0.05)
+        assert table.query.text == ""
+        # pause: the table stops refreshing
+        await pilot.press("space")
+        v = app.table.version
+        await pilot.pause(0.6)
+        assert app.table.version == v
+        await pilot.press("q")

@@ -1,0 +1,335 @@
+"""The kernel socket table: one row per connection of this host's TCP table, virtualized.
+
+Rows come from :class:`tcpview.sockets.KernelTable` (no Textual there). Like the connection
+table it is a ScrollView with the Line API: only visible rows are rendered, strips are
+cached and the cache is dropped when the data, filter or sort change. States are coloured
+by the same component classes (``$state-*`` theme variables); an endpoint on another host
+shows ``?`` because this kernel cannot know its state.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import var
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ..model import STATE_NAMES
+from ..sockets import KernelConn, KernelTable, norm_ip
+from . import fmt
+from .styles import STATE_FAMILIES, STATE_FAMILY_BY_VALUE, state_css
+
+SORTS = ("id", "age", "cstate", "sstate", "server", "client")
+SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "server state",
+               "server": "server", "client": "client"}
+
+
+@dataclass(frozen=True)
+class SocketQuery:
+    """A parsed filter: ``state:CLOSE_WAIT`` (either end; ss spellings too), ``port:443``,
+    anything else must appear in the client or server address. Terms are ANDed."""
+
+    text: str
+    states: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    words: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> SocketQuery:
+        states, ports, words, errors = [], [], [], []
+        for term in text.split():
+            key, sep, val = term.partition(":")
+            if sep and key.lower() == "state":
+                name = val.upper().replace("-", "_")
+                name = {"ESTAB": "ESTABLISHED", "SYN_RECV": "SYN_RECEIVED"}.get(name, name)
+                match = [s for s in STATE_NAMES if s.startswith(name)] if name else []
+                if match:
+                    states.append(match[0] if name not in STATE_NAMES else name)
+                else:
+                    errors.append(f"no state {val!r}")
+            elif sep and key.lower() == "port":
+                if val.isdigit() and int(val) < 65536:
+                    ports.append(int(val))
+                else:
+                    errors.append(f"not a port: {val!r}")
+            else:
+                words.append(term.lower())
+        return cls(text, tuple(states), tuple(ports), tuple(words), tuple(errors))
+
+    def match(self, c: KernelConn) -> bool:
+        if self.states and not any(c.state_text(0) == s or c.state_text(1) == s for s in self.states):
+            return False
+        if self.ports and not (c.client[1] in self.ports or c.server[1] in self.ports):
+            return False
+        if self.words:
+            hay = f"{_ep(c.client)} {_ep(c.server)}".lower()
+            if not all(w in hay for w in self.words):
+                return False
+        return True
+
+
+def _ep(a: tuple[str, int]) -> str:
+    ip, port = a
+    if ip == "*":
+        return "*:*"
+    ip = norm_ip(ip)
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _state_key(st: int | None) -> int:
+    return -1 if st is None else st
+
+
+class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
+    """Every connection of the kernel table with both endpoints' states and its age."""
+
+    BINDINGS = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+    ]
+
+    COMPONENT_CLASSES = {
+        "socket-table--header",
+        "socket-table--sorted",
+        "socket-table--cursor",
+        "socket-table--dim",
+        "socket-table--note",
+        *(f"socket-table--state-{f}" for f in STATE_FAMILIES),
+    }
+
+    DEFAULT_CSS = """
+    SocketTable { scrollbar-size-vertical: 1; overflow-x: hidden; }
+    SocketTable > .socket-table--header { text-style: bold; color: $text-muted; }
+    SocketTable > .socket-table--sorted { text-style: bold underline; color: $text; }
+    SocketTable > .socket-table--cursor { background: $block-cursor-blurred-background; }
+    SocketTable:focus > .socket-table--cursor { background: $block-cursor-background; }
+    SocketTable > .socket-table--dim { color: $text-muted; }
+    SocketTable > .socket-table--note { color: $text-muted; }
+    """ + state_css("SocketTable", "socket-table")
+
+    class Selected(Message):
+        """The cursor moved to another connection (None: the table is empty)."""
+
+        def __init__(self, cid: int | None) -> None:
+            super().__init__()
+            self.cid = cid
+
+    cursor: var[int] = var(0, always_update=True)
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.table: KernelTable | None = None
+        self.rows: list[tuple[int, KernelConn]] = []
+        self.query = SocketQuery.parse("")
+        self.sort = "id"
+        self.reverse = False
+        self.selected: int | None = None
+        self._key: tuple | None = None
+        self._cache: LRUCache[tuple, Strip] = LRUCache(512)
+        self._styles: dict[str, Style] = {}
+        self._now = time.time()
+
+    # -- data -------------------------------------------------------------------------------
+    def update_view(self, table: KernelTable, force: bool = False) -> None:
+        """Show the table's latest refresh, filtered and sorted."""
+        self.table = table
+        key = (table.version, self.query.text, self.sort, self.reverse)
+        if key == self._key and not force:
+            return
+        self._key = key
+        self._now = table.last_ts or time.time()
+        rows = [r for r in table.conns if self.query.match(r[1])] if self.query.text.strip() else list(table.conns)
+        seen = table.first_seen
+        sort = self.sort
+        if sort == "age":
+            rows.sort(key=lambda r: seen.get(r[1].key, self._now))
+        elif sort == "cstate":
+            rows.sort(key=lambda r: (_state_key(r[1].client_state), r[0]))
+        elif sort == "sstate":
+            rows.sort(key=lambda r: (_state_key(r[1].server_state), r[0]))
+        elif sort in ("server", "client"):
+            rows.sort(key=lambda r: (_ep(getattr(r[1], sort)), r[0]))
+        else:
+            rows.sort(key=lambda r: r[0])
+        if self.reverse:
+            rows.reverse()
+        self.rows = rows
+        self._cache.clear()
+        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        index = next((i for i, r in enumerate(rows) if r[0] == self.selected), None)
+        if index is None:
+            index = min(self.cursor, len(rows) - 1) if rows else 0
+        self.cursor = max(0, index)
+        self.refresh()
+
+    def set_query(self, text: str) -> SocketQuery:
+        """Filter the rows (see :class:`SocketQuery`); returns the parsed query."""
+        self.query = SocketQuery.parse(text)
+        if self.table is not None:
+            self.update_view(self.table, force=True)
+        return self.query
+
+    def sort_next(self) -> None:
+        """Sort by the next key (id, age, client state, server state, server, client)."""
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.reverse = self.sort == "age"  # the oldest first: what has been stuck longest
+        if self.table is not None:
+            self.update_view(self.table, force=True)
+
+    # -- cursor -----------------------------------------------------------------------------
+    def watch_cursor(self, old: int, new: int) -> None:
+        cid = self.rows[new][0] if 0 <= new < len(self.rows) else None
+        if cid != self.selected:
+            self.selected = cid
+            self.post_message(self.Selected(cid))
+        self._cache.clear()
+        height = self.scrollable_content_region.height - 1
+        if height > 0:
+            top = round(self.scroll_y)
+            if new < top:
+                self.scroll_to(y=new, animate=False, immediate=True)
+            elif new >= top + height:
+                self.scroll_to(y=new - height + 1, animate=False, immediate=True)
+        self.refresh()
+
+    def action_cursor_up(self) -> None:
+        self.cursor = max(0, self.cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + 1)
+
+    def action_page_up(self) -> None:
+        self.cursor = max(0, self.cursor - max(1, self.scrollable_content_region.height - 2))
+
+    def action_page_down(self) -> None:
+        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + max(1, self.scrollable_content_region.height - 2))
+
+    def action_first(self) -> None:
+        self.cursor = 0
+
+    def action_last(self) -> None:
+        self.cursor = max(0, len(self.rows) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None or offset.y == 0:
+            return
+        row = round(self.scroll_y) + offset.y - 1
+        if 0 <= row < len(self.rows):
+            self.cursor = row
+
+    # -- rendering --------------------------------------------------------------------------
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._cache.clear()
+
+    def _style(self, name: str) -> Style:
+        st = self._styles.get(name)
+        if st is None:
+            st = self._styles[name] = self.get_component_rich_style(name, partial=True)
+        return st
+
+    def columns(self) -> list[tuple[str, str, int, bool]]:
+        """(key, title, width, right-aligned) for the current width."""
+        width = self.scrollable_content_region.width
+        state_w = 12
+        fixed = [("id", "id", 5, True), ("cstate", "client state", state_w, False),
+                 ("sstate", "server state", state_w, False), ("age", "age", 5, True)]
+        notes_w = 20 if width >= 110 else 0
+        used = sum(c[2] + 1 for c in fixed) + 2 + (notes_w + 1 if notes_w else 0)
+        addr = max(12, min(47, (width - used) // 2))
+        cols = [fixed[0], ("client", "client", addr, False), ("server", "server", addr, False),
+                fixed[1], fixed[2], fixed[3]]
+        if notes_w:
+            cols.append(("notes", "notes", notes_w, False))
+        return cols
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            return self._header(width, base)
+        index = round(self.scroll_y) + y - 1
+        if index >= len(self.rows):
+            return Strip.blank(width, base)
+        is_cursor = index == self.cursor
+        cid = self.rows[index][0]
+        key = (cid, is_cursor, width, self.has_focus, self._key)
+        strip = self._cache.get(key)
+        if strip is None:
+            strip = self._row(self.rows[index], width, base, is_cursor)
+            self._cache[key] = strip
+        return strip
+
+    def _header(self, width: int, base: Style) -> Strip:
+        head, sorted_st = base + self._style("socket-table--header"), base + self._style("socket-table--sorted")
+        segs = []
+        used = 0
+        for key, title, w, right in self.columns():
+            if key == self.sort:
+                title += "▼" if self.reverse else "▲"
+            text = fmt.ellipsize(title, w)
+            segs += [Segment(text.rjust(w) if right else text.ljust(w), sorted_st if key == self.sort else head),
+                     Segment(" ", base)]
+            used += w + 1
+        return Strip(segs, used).crop_extend(0, width, base)
+
+    def _row(self, row: tuple[int, KernelConn], width: int, base: Style, is_cursor: bool) -> Strip:
+        cid, c = row
+        if is_cursor:
+            base = base + self._style("socket-table--cursor")
+        segs = []
+        used = 0
+        for key, _title, w, right in self.columns():
+            style = base
+            if key == "id":
+                text = str(cid)
+            elif key in ("client", "server"):
+                text = fmt.ellipsize_left(_ep(c.client if key == "client" else c.server), w)
+            elif key in ("cstate", "sstate"):
+                side = 0 if key == "cstate" else 1
+                st = c.client_state if side == 0 else c.server_state
+                if c.listening and side == 0:
+                    text, style = "", base
+                elif st is None:
+                    text, style = "?", base + self._style("socket-table--dim")
+                else:
+                    text = STATE_NAMES[st]
+                    style = base + self._style(f"socket-table--state-{STATE_FAMILY_BY_VALUE[st]}")
+            elif key == "age":
+                seen = self.table.first_seen.get(c.key) if self.table is not None else None
+                text = fmt.duration(self._now - seen) if seen is not None else ""
+                style = base + self._style("socket-table--dim")
+            elif key == "notes":
+                if c.listening:
+                    text = "listening"
+                elif c.client_state is None or c.server_state is None:
+                    text = "peer on another host"
+                else:
+                    text = "both ends here"
+                style = base + self._style("socket-table--note")
+            else:
+                text = ""
+            text = fmt.ellipsize(text, w)
+            segs += [Segment(text.rjust(w) if right else text.ljust(w), style), Segment(" ", base)]
+            used += w + 1
+        return Strip(segs, used).crop_extend(0, width, base)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._cache.clear()
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows) + 1)

@@ -1,0 +1,211 @@
+"""``tcpview sockets``: this host's kernel TCP table, refreshed every second, no privileges.
+
+A separate, small app rather than the capture viewer with synthesized data, because the
+kernel table is a different kind of thing: a socket is ONE endpoint, the peer's state is
+unknown whenever it lives on another host, listening sockets have no peer, and there are
+no segments to draw a ladder from. Showing it honestly (``?`` for what this kernel cannot
+know, an age column for sockets stuck in CLOSE_WAIT) is clearer than bending the capture
+timeline around it. The counters bar is the capture viewer's own widget: the table keeps a
+history of refreshes and answers the questions it asks a timeline, so the sparklines cover
+the whole session.
+
+Threads: a worker reads /proc (slow with many sockets) and swaps new rows in; the UI thread
+only reads them when the worker's message arrives.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Input, Static
+
+from .. import themes
+from ..sockets import KernelTable
+from ..textutil import safe
+from .counters import CountersBar
+from .socket_table import SORT_TITLES, SocketTable
+from .styles import theme_variable_defaults
+
+
+class TableRefreshed(Message):
+    """The worker read the kernel table again (replaceable: only the newest matters)."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TableRefreshed)
+
+
+class SocketsApp(App[int]):
+    """The kernel's TCP sockets as connections, with the state counters and their history.
+
+    Args:
+        table: the :class:`~tcpview.sockets.KernelTable` to show (a new one by default).
+        interval: seconds between refreshes.
+        theme: a theme name or Theme (see :mod:`tcpview.themes`); None picks the default.
+    """
+
+    TITLE = "tcpview sockets"
+    CSS = """
+    #title { height: 1; background: $panel; padding: 0 1; }
+    #table { height: 1fr; border: round $border-blurred; border-title-color: $text; padding: 0 0 0 1; }
+    #table:focus { border: round $border; }
+    #prompt { dock: bottom; display: none; height: 1; margin: 0 1; }
+    #prompt.-open { display: block; }
+    """
+
+    BINDINGS = [
+        Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
+        Binding("slash", "filter", "Filter", id="sockets.filter",
+                tooltip="Filter: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="sockets.clear_filter"),
+        Binding("s", "sort_next", "Sort", id="sockets.sort", tooltip="Sort by the next column"),
+        Binding("c", "toggle_counters", "States", id="sockets.counters",
+                tooltip="Show the counters of every state, not only the main four"),
+        Binding("q", "quit", "Quit", id="sockets.quit"),
+    ]
+
+    def __init__(self, table: KernelTable | None = None, *, interval: float = 1.0,
+                 theme: str | None = None) -> None:
+        super().__init__()
+        self._theme_failures = themes.install(self, theme)
+        self.table = table if table is not None else KernelTable()
+        self.interval = interval
+        self.paused = False
+        self.error: str | None = None
+        self._prompt_open = False
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return theme_variable_defaults(self.current_theme)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield CountersBar(id="counters")
+        yield SocketTable(id="table")
+        yield Input(id="prompt", compact=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        themes.notify_failures(self, self._theme_failures)
+        self.query_one(SocketTable).focus()
+        self._update_title()
+        self._read()
+        self.set_interval(self.interval, self._on_timer, name="kernel-refresh")
+
+    def _on_timer(self) -> None:
+        if not self.paused:
+            self._read()
+
+    @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)
+    def _read(self) -> None:
+        try:
+            self.table.refresh()
+            self.error = None
+        except Exception as e:  # noqa: BLE001 - a failed read is shown, the next one may work
+            self.error = f"{type(e).__name__}: {e}"
+        self.post_message(TableRefreshed())
+
+    def on_table_refreshed(self, message: TableRefreshed) -> None:
+        self.refresh_views()
+
+    def refresh_views(self) -> None:
+        """Show the newest refresh (UI thread only)."""
+        self.query_one(CountersBar).update_view(self.table, None, None)  # type: ignore[arg-type]
+        self.query_one(SocketTable).update_view(self.table)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        st = self.table.status()
+        t = Text()
+        t.append("tcpview", "bold")
+        t.append("  sockets  ")
+        t.append(f"kernel TCP table, every {self.interval:g} s", "dim")
+        if st:
+            t.append(f"   {st['sockets']} sockets, {st['connections']} connections")
+        if self.table.last_ts is not None:
+            t.append("   " + time.strftime("%H:%M:%S", time.localtime(self.table.last_ts)))
+        if self.paused:
+            t.append("   PAUSED", "bold reverse")
+        if self.error:
+            t.append("   " + safe(self.error), "bold red")
+        self.query_one("#title", Static).update(t)
+        table = self.query_one(SocketTable)
+        shown, total = len(table.rows), len(self.table.conns)
+        title = Text(f"Connections {shown}" if shown == total else f"Connections {shown} of {total}")
+        if table.query.text:
+            title.append(f" ─ filter: {safe(table.query.text)}")
+        if table.sort != "id":
+            title.append(f" ─ sort: {SORT_TITLES[table.sort]}")
+        table.border_title = title
+
+    # -- actions ------------------------------------------------------------------------------
+    def action_pause(self) -> None:
+        """Stop refreshing (to read a table that keeps changing), or start again."""
+        self.paused = not self.paused
+        if not self.paused:
+            self._read()
+        self._update_title()
+
+    def action_sort_next(self) -> None:
+        """Sort by the next column."""
+        self.query_one(SocketTable).sort_next()
+        self._update_title()
+
+    def action_toggle_counters(self) -> None:
+        """All states' counters, or only the main four."""
+        bar = self.query_one(CountersBar)
+        bar.show_all = not bar.show_all
+
+    def action_set_filter(self, text: str) -> None:
+        """Filter the table."""
+        q = self.query_one(SocketTable).set_query(text)
+        if q.errors:
+            self.notify("; ".join(q.errors), title="filter", severity="warning", markup=False)
+        self._update_title()
+
+    def action_filter(self) -> None:
+        """Open the filter box."""
+        prompt = self.query_one("#prompt", Input)
+        prompt.placeholder = "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)"
+        prompt.value = self.query_one(SocketTable).query.text
+        prompt.cursor_blink = not self.is_headless
+        prompt.add_class("-open")
+        self._prompt_open = True
+        prompt.focus()
+
+    def action_clear_filter(self) -> None:
+        """Close the filter box, or clear the filter."""
+        if self._prompt_open:
+            self._close_prompt()
+            return
+        if self.query_one(SocketTable).query.text:
+            self.action_set_filter("")
+
+    def _close_prompt(self) -> None:
+        self._prompt_open = False
+        self.query_one("#prompt", Input).remove_class("-open")
+        self.query_one(SocketTable).focus()
+
+    @on(Input.Changed, "#prompt")
+    def _prompt_changed(self, event: Input.Changed) -> None:
+        if self._prompt_open:
+            self.query_one(SocketTable).set_query(event.value)
+            self._update_title()
+
+    @on(Input.Submitted, "#prompt")
+    def _prompt_submitted(self, event: Input.Submitted) -> None:
+        self._close_prompt()
+        self.action_set_filter(event.value)
+
+    def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
+        self.action_set_filter(f"state:{message.state}")
+
+
+def run_sockets_app(interval: float = 1.0) -> int:
+    """Run ``tcpview sockets`` until the user quits."""
+    app = SocketsApp(interval=interval)
+    app.run()
+    return app.return_code or 0
