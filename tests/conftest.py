@@ -277,7 +277,7 @@ SS_STATES = {
     "CLOSING": "CLOSING", "LISTEN": "LISTEN",
 }
 
-SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established")
+SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established", "reuse")
 
 
 def _split_addr(text: str) -> tuple[str, int]:
@@ -306,10 +306,12 @@ class LoopbackCapture:
         pcap: the capture file.
         ports: scenario name -> server port (all inside ``lo..hi``).
         ss: ``ss_sockets(lo, hi)`` taken while every socket the scenarios keep was still open.
+        tcpdump_stats: what tcpdump printed when it stopped (packets captured / dropped).
     """
 
-    def __init__(self, pcap: Path, ports: dict[str, int], lo: int, hi: int, ss: list) -> None:
+    def __init__(self, pcap: Path, ports: dict[str, int], lo: int, hi: int, ss: list, tcpdump_stats: str) -> None:
         self.pcap, self.ports, self.lo, self.hi, self.ss = pcap, ports, lo, hi, ss
+        self.tcpdump_stats = tcpdump_stats
 
 
 def _free_block(n: int) -> int:
@@ -356,8 +358,33 @@ def _wait_for(stream, text: str, timeout: float) -> str:
     return seen.decode(errors="replace")
 
 
-def make_loopback_capture(path: Path) -> LoopbackCapture:
-    """Run every scenario in :data:`SCENARIOS` on 127.0.0.1 under tcpdump (needs root)."""
+# -U and --immediate-mode: every packet reaches the file at once (without immediate mode
+# libpcap holds packets in a ring block and loses the last ones at SIGINT). Immediate mode
+# uses one ring slot per packet, each as big as the snapshot length: with the default
+# 262144-byte snaplen and 2 MB buffer the ring has about eight slots and a burst on lo
+# overflows it. Headers are all the tests need, so a short snaplen and a larger buffer.
+TCPDUMP_OPTS = ["-U", "--immediate-mode", "-n", "-s", "256", "-B", "8192"]
+
+
+def tcpdump_drops(stats: str) -> int:
+    """Kernel drops from tcpdump's closing statistics (0 when it printed none)."""
+    import re
+
+    m = re.search(r"(\d+) packets? dropped by kernel", stats)
+    return int(m.group(1)) if m else 0
+
+
+def make_loopback_capture(path: Path, attempts: int = 3) -> LoopbackCapture:
+    """:func:`capture_scenarios`, again when tcpdump reports kernel drops (an incomplete capture)."""
+    for _ in range(attempts):
+        cap = capture_scenarios(path)
+        if tcpdump_drops(cap.tcpdump_stats) == 0:
+            return cap
+    raise RuntimeError(f"tcpdump kept dropping packets: {cap.tcpdump_stats.strip()}")
+
+
+def capture_scenarios(path: Path) -> LoopbackCapture:
+    """Run every scenario in :data:`SCENARIOS` on 127.0.0.1 under tcpdump (needs root), once."""
     import signal
     import socket
     import time
@@ -366,7 +393,7 @@ def make_loopback_capture(path: Path) -> LoopbackCapture:
     ports = {name: base + i for i, name in enumerate(SCENARIOS)}
     lo, hi = base, base + len(SCENARIOS) - 1
     dump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", str(path), f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
+        ["tcpdump", "-i", "lo", *TCPDUMP_OPTS, "-w", str(path), f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     keep: list[socket.socket] = []
@@ -459,6 +486,32 @@ def make_loopback_capture(path: Path) -> LoopbackCapture:
         assert srv.recv(32) == b"still here"
         keep += [cli, srv]
 
+        # the same 4-tuple twice: the server closes first (server TIME_WAIT), then the client
+        # connects again from the same port; the kernel lets the new SYN take over the
+        # TIME_WAIT socket, so only the new connection remains
+        ls = listener("reuse")
+        c1 = socket.socket()
+        c1.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c1.bind(("127.0.0.1", 0))
+        cport = c1.getsockname()[1]
+        c1.connect(("127.0.0.1", ports["reuse"]))
+        s1, _ = ls.accept()
+        s1.close()
+        c1.settimeout(5)
+        assert read_to_eof(c1) == b""
+        c1.close()
+        time.sleep(0.05)
+        c2 = socket.socket()
+        c2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c2.bind(("127.0.0.1", cport))
+        c2.settimeout(5)
+        c2.connect(("127.0.0.1", ports["reuse"]))
+        s2, _ = ls.accept()
+        c2.sendall(b"again")
+        s2.settimeout(5)
+        assert s2.recv(16) == b"again"
+        keep += [c2, s2]
+
         time.sleep(0.3)  # let the last ACKs land
         ss = ss_sockets(lo, hi)
         time.sleep(0.2)
@@ -470,9 +523,10 @@ def make_loopback_capture(path: Path) -> LoopbackCapture:
         except subprocess.TimeoutExpired:
             dump.kill()
             dump.wait()
+        stats = dump.stderr.read().decode(errors="replace")
         for s in keep:
             s.close()
-    return LoopbackCapture(path, ports, lo, hi, ss)
+    return LoopbackCapture(path, ports, lo, hi, ss, stats)
 
 
 def can_capture() -> str | None:

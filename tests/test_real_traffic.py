@@ -15,7 +15,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import REPO, _wait_for, can_capture, cli, ss_sockets
+from conftest import REPO, TCPDUMP_OPTS, _wait_for, can_capture, cli, ss_sockets
 
 pytestmark = pytest.mark.skipif(can_capture() is not None, reason=str(can_capture()))
 
@@ -28,6 +28,7 @@ EXPECTED = {
     "half_close": ("TIME_WAIT", "CLOSED"),
     "server_first": ("CLOSED", "TIME_WAIT"),
     "established": ("ESTABLISHED", "ESTABLISHED"),
+    "reuse": ("ESTABLISHED", "ESTABLISHED"),  # the second connection on the 4-tuple
 }
 
 
@@ -45,16 +46,19 @@ def ss_state(ss, local: tuple[str, int], peer: tuple[str, int]) -> str:
 
 
 def by_server_port(summary) -> dict[int, dict]:
-    out = {}
-    for c in summary["connections"]:
-        assert c["server"]["port"] not in out, "one connection per scenario"
-        out[c["server"]["port"]] = c
-    return out
+    """The newest connection of each server port."""
+    return {c["server"]["port"]: c for c in summary["connections"]}
+
+
+def ends(c: dict) -> tuple[tuple[str, int], tuple[str, int]]:
+    return (c["client"]["ip"], c["client"]["port"]), (c["server"]["ip"], c["server"]["port"])
 
 
 def test_one_connection_per_scenario(loopback_capture, summary):
     conns = by_server_port(summary)
     assert set(conns) == set(loopback_capture.ports.values())
+    # two on the reused 4-tuple, one for every other scenario
+    assert len(summary["connections"]) == len(loopback_capture.ports) + 1
     assert summary["skipped"] == {}
     assert summary["tcp_packets"] == summary["packets"]
     for c in summary["connections"]:
@@ -64,11 +68,31 @@ def test_one_connection_per_scenario(loopback_capture, summary):
 
 def test_every_endpoint_state_equals_ss(loopback_capture, summary):
     ss = loopback_capture.ss
+    newest = {}
     for c in summary["connections"]:
-        cl = (c["client"]["ip"], c["client"]["port"])
-        sv = (c["server"]["ip"], c["server"]["port"])
+        newest[ends(c)] = c
+    for c in summary["connections"]:
+        cl, sv = ends(c)
+        if newest[(cl, sv)] is not c:
+            # an older connection on a reused 4-tuple: its sockets are gone
+            assert (c["client"]["state"], c["server"]["state"]) == ("CLOSED", "CLOSED"), c
+            continue
         assert c["client"]["state"] == ss_state(ss, cl, sv), c
         assert c["server"]["state"] == ss_state(ss, sv, cl), c
+
+
+def test_reused_four_tuple(loopback_capture, summary):
+    port = loopback_capture.ports["reuse"]
+    old, new = [c for c in summary["connections"] if c["server"]["port"] == port]
+    assert ends(old) == ends(new)
+    assert new["id"] > old["id"]
+    # in ss only the new connection: the server's TIME_WAIT socket was taken over
+    cl, sv = ends(new)
+    assert ss_state(loopback_capture.ss, sv, cl) == "ESTABLISHED"
+    rc, out, err = cli("ladder", str(loopback_capture.pcap), "--conn", str(old["id"]), "--format", "json")
+    assert rc == 0, err
+    server_moves = [t["new"] for t in json.loads(out)["transitions"] if t["side"] == "server"]
+    assert server_moves[-2:] == ["TIME_WAIT", "CLOSED"]
 
 
 def test_scenarios_end_as_tcp_says(loopback_capture, summary):
@@ -131,7 +155,7 @@ def test_live_stream_on_stdin():
     lo, hi = base, base + 1
     env = dict(os.environ, PYTHONPATH=str(REPO))
     dump = subprocess.Popen(
-        ["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-",
+        ["tcpdump", "-i", "lo", *TCPDUMP_OPTS, "-w", "-",
          f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
