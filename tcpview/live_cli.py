@@ -218,7 +218,7 @@ def _ep(ip: str, port: int) -> str:
 
 def cmd_sockets(args: argparse.Namespace) -> int:
     """``tcpview sockets``: the kernel's TCP table, once or refreshed in the terminal UI."""
-    from .sockets import KernelTable, snapshot
+    from .sockets import snapshot
 
     if args.once:
         print_kernel_summary(snapshot(), args.json)
@@ -233,4 +233,4 @@ def cmd_sockets(args: argparse.Namespace) -> int:
         raise UsageError("sockets: the live table needs a terminal; use --once (with --json) for a one-shot print")
     from .ui.sockets_app import run_sockets_app
 
-    return run_sockets_app(args.interval)
+    return run_sockets_app(args.interval, theme=getattr(args, "theme", None))

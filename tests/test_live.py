@@ -308,3 +308,28 @@ def test_default_interface_from_route_table(tmp_path):
     if r.returncode == 0 and r.stdout.split():
         f = r.stdout.split()
         assert default_interface() == f[f.index("dev") + 1]
+
+
+def test_status_counts_frames_the_decoder_skips():
+    """A UDP datagram let through by the filter is captured but not TCP: status says so."""
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    port = rx.getsockname()[1]
+    src = LiveSource("lo", f"udp port {port}")
+    tr = Tracker()
+    cap = CaptureThread(src, tr).start()
+    try:
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for _ in range(3):
+            tx.sendto(b"not tcp", ("127.0.0.1", port))
+        tx.close()
+        assert wait_until(lambda: src.status()["captured"] == 3, 5)
+        cap.wait_idle(5)
+    finally:
+        cap.stop()
+        src.close()
+        rx.close()
+    st = src.status()
+    assert st["captured"] == 3 and st["skipped"] == 3 and st["dropped"] == 0
+    assert tr.tl.skipped == {"not tcp": 3}
+    assert abs(src.now() - time.time()) < 1

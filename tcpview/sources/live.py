@@ -336,6 +336,8 @@ class LiveSource:
         self._sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
         self.sink: PcapSink | None = None
+        self.timeline = None
+        """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self._open(buffer_mb)
         if write:
             try:
@@ -474,6 +476,11 @@ class LiveSource:
         """Always None: a live capture has no end."""
         return None
 
+    def now(self) -> float:
+        """Capture time now: packets carry wall-clock times, so idle timers (TIME_WAIT
+        expiry) can advance with the clock while nothing arrives."""
+        return time.time()
+
     def _read_stats(self) -> None:
         with self._lock:
             if self._sock is None:
@@ -488,11 +495,15 @@ class LiveSource:
             self.kernel_drops += drops
 
     def status(self) -> dict[str, int]:
-        """``captured`` frames, ``dropped`` by the kernel (ring full), ``saved`` to ``-w``."""
+        """``captured`` frames, ``dropped`` by the kernel (ring full), ``saved`` to ``-w``,
+        and ``skipped`` (frames the decoder could not use) once :attr:`timeline` is set."""
         self._read_stats()
         out = {"captured": self.captured, "dropped": self.kernel_drops}
         if self.sink is not None:
             out["saved"] = self.sink.count
+        tl = self.timeline
+        if tl is not None:
+            out["skipped"] = sum(tl.skipped.values())
         return out
 
     def close(self) -> None:
@@ -546,6 +557,8 @@ class CaptureThread:
         return self
 
     def _run(self) -> None:
+        if hasattr(self.source, "timeline") and self.source.timeline is None:
+            self.source.timeline = self.tracker.tl
         feed = self.tracker.feed_records
         pending: list = []
         try:

@@ -22,6 +22,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
 
 from .. import themes
@@ -69,7 +70,7 @@ class SocketsApp(App[int]):
     ]
 
     def __init__(self, table: KernelTable | None = None, *, interval: float = 1.0,
-                 theme: str | None = None) -> None:
+                 theme: str | Theme | None = None) -> None:
         super().__init__()
         self._theme_failures = themes.install(self, theme)
         self.table = table if table is not None else KernelTable()
@@ -204,8 +205,8 @@ class SocketsApp(App[int]):
         self.action_set_filter(f"state:{message.state}")
 
 
-def run_sockets_app(interval: float = 1.0) -> int:
+def run_sockets_app(interval: float = 1.0, theme: str | Theme | None = None) -> int:
     """Run ``tcpview sockets`` until the user quits."""
-    app = SocketsApp(interval=interval)
+    app = SocketsApp(interval=interval, theme=theme)
     app.run()
     return app.return_code or 0
