@@ -1,0 +1,39 @@
+"""The built-in TCP simulator: two RFC 9293 endpoints (or many) exchanging real frames.
+
+Scenarios are TOML files (see :mod:`tcpview.sim.scenario` for the step language); the
+built-in ones live in ``tcpview/sim/scenarios``. The simulator builds each segment as an
+Ethernet frame with scapy and hands it out with a simulated capture timestamp, so its frames
+go through the same decoder and tracker as a capture's.
+
+Typical use::
+
+    from tcpview.sim import load, SimSource, write_pcap
+
+    scen = load("close-wait-leak")          # a built-in name or a path to a .toml file
+    source = SimSource(scen, seed=7)        # a Source, paced for a live demo
+    write_pcap(scen, "leak.pcap", seed=7)   # or every frame at once, into a pcap
+"""
+
+from __future__ import annotations
+
+from .engine import EPOCH, Engine, SimFrame
+from .scenario import Scenario, ScenarioError, builtin_names, load, load_builtin, parse
+from .source import SimSource
+from .writer import write_pcap
+
+DEFAULT_SCENARIO = "busy"
+
+__all__ = [
+    "DEFAULT_SCENARIO",
+    "EPOCH",
+    "Engine",
+    "Scenario",
+    "ScenarioError",
+    "SimFrame",
+    "SimSource",
+    "builtin_names",
+    "load",
+    "load_builtin",
+    "parse",
+    "write_pcap",
+]
