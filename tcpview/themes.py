@@ -132,17 +132,17 @@ class ThemeSpec(BaseModel):
     def _variables_ok(cls, v: dict[str, str]) -> dict[str, str]:
         for key, value in v.items():
             if not isinstance(value, str):
-                raise ValueError(f"variable {key}: expected a string")
+                raise ValueError(f"{key}: expected a string")
             if key.endswith("-style"):
                 words = value.replace(",", " ").split()
                 bad = [w for w in words if w.lower() not in _TEXT_STYLE_WORDS]
                 if bad or not words:
-                    raise ValueError(f"variable {key}: not a text style: {value!r}")
+                    raise ValueError(f"{key}: not a text style: {value!r}")
             else:
                 try:
                     _check_colour(value)
                 except ValueError as e:
-                    raise ValueError(f"variable {key}: {e}") from None
+                    raise ValueError(f"{key}: {e}") from None
         return v
 
     def to_theme(self) -> Theme:
@@ -175,13 +175,16 @@ def _pydantic_problem(err: ValidationError) -> str:
     """The first validation error as one readable line."""
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"])
+    if first["loc"][:1] == ("variables",):
+        where = "[variables]"  # the message names the variable
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         msg = "unknown key"
     elif first["type"] == "missing":
         msg = "missing"
     extra = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
-    return f"{where}: {msg}{extra}" if where else f"{msg}{extra}"
+    sep = " " if where == "[variables]" else ": "
+    return f"{where}{sep}{msg}{extra}" if where else f"{msg}{extra}"
 
 
 def parse_theme(text: str, source: str = "<theme>", known: Collection[str] | None = None,
@@ -459,8 +462,8 @@ def failure_message(failures: list[ThemeFailure]) -> str | None:
     if not failures:
         return None
     lines = [f"{f.path}: {f.problem}" for f in failures]
-    head = "A theme could not be loaded" if len(lines) == 1 else f"{len(lines)} themes could not be loaded"
-    return f"{head} (using the default):\n" + "\n".join(lines)
+    head = "Skipped a theme file:" if len(lines) == 1 else f"Skipped {len(lines)} theme files:"
+    return head + "\n" + "\n".join(lines)
 
 
 def notify_failures(app: App[Any], failures: list[ThemeFailure]) -> None:
