@@ -30,15 +30,30 @@ def duration(s: float) -> str:
 
 
 def offset(s: float, total: float | None = None) -> str:
-    """A position in a capture: ``01:02.345`` (hours added when the capture is that long)."""
+    """A position in a capture: ``01:02.345``; hours, then days, added when the capture is that long."""
     if s < 0:
         s = 0.0
-    long = (total if total is not None else s) >= 3600
+    span = total if total is not None else s
+    if span >= 86400:
+        d, rest = divmod(int(s), 86400)
+        h, rest = divmod(rest, 3600)
+        m, sec = divmod(rest, 60)
+        return f"{d}d {h:02d}:{m:02d}:{sec:02d}"
     m, sec = divmod(s, 60)
-    if long:
+    if span >= 3600:
         h, m = divmod(int(m), 60)
         return f"{h}:{m:02d}:{sec:06.3f}"
     return f"{int(m):02d}:{sec:06.3f}"
+
+
+def short_source(name: str) -> str:
+    """``replay /long/path/to/x.pcap`` -> ``replay x.pcap`` (the path's last part only)."""
+    import os.path
+
+    mode, sep, rest = name.partition(" ")
+    if sep and ("/" in rest or "\\" in rest):
+        return f"{mode} {os.path.basename(rest)}"
+    return name
 
 
 def ellipsize_left(text: str, width: int) -> str:

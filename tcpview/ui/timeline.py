@@ -71,7 +71,8 @@ class PlayerBar(Widget):
         text = Text(no_wrap=True, overflow="crop")
         text.append("tcpview ", st("player--brand", partial=True))
         name_w = max(8, width // 4)
-        text.append(fmt.ellipsize_left(self.source_name, name_w), st("player--source", partial=True))
+        name = self.source_name if len(self.source_name) <= name_w else fmt.short_source(self.source_name)
+        text.append(fmt.ellipsize_left(name, name_w), st("player--source", partial=True))
         text.append("  ")
         if p.live and p.following:
             text.append("● LIVE", st("player--live", partial=True))

@@ -27,6 +27,9 @@ class WhyLine(Static):
     WhyLine.-empty { display: none; }
     """
 
+    explanation: str = ""
+    """The sentence shown (empty when hidden)."""
+
     def explain_row(self, tl: Timeline | None, cid: int | None, row: LadderRow | None) -> str:
         """Show the explanation for ``row`` (hidden when the row changed no state)."""
         text = ""
@@ -36,5 +39,5 @@ class WhyLine(Static):
             text = explain(trans, sender)
         self.update(Text(text))
         self.set_class(not text, "-empty")
-        self.text = text
+        self.explanation = text
         return text

@@ -1,0 +1,469 @@
+"""The Textual app driven with Pilot on a capture with known states (see test_ui_capture).
+
+Every expectation comes from the TCP rules applied to the frames written in
+``test_ui_capture.frames`` (times are seconds after the first packet).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_ui_capture import T0, write_capture
+
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.conn_table import ConnectionTable
+from tcpview.ui.counters import CountersBar
+from tcpview.ui.ladder_view import Ladder
+from tcpview.ui.why_line import WhyLine
+
+SIZES = [(80, 24), (120, 40)]
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    return write_capture(tmp_path / "known.pcap")
+
+
+async def loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the source is read and the views show it."""
+    await app.workers.wait_for_complete()
+    for _ in range(50):
+        await pilot.pause()
+        if app.loaded:
+            break
+    await pilot.pause()
+
+
+def line_text(widget, y: int) -> str:  # type: ignore[no-untyped-def]
+    """What a Line-API widget renders on its content line y."""
+    return widget.render_line(y).text
+
+
+def counters(app: TcpviewApp) -> dict[str, int]:
+    return dict(app.query_one(CountersBar)._counts)
+
+
+async def seek(app: TcpviewApp, pilot, seconds: float) -> None:  # type: ignore[no-untyped-def]
+    """Type a time into the time box, as a user does."""
+    await pilot.press("t")
+    await pilot.press(*str(seconds))
+    await pilot.press("enter")
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_opens_at_the_end_with_the_final_states(capture: Path, size: tuple[int, int]) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=size) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        assert list(table.rows) == [0, 1, 2, 3]
+        assert app.player.following and app.player.position() == pytest.approx(T0 + 2.6)
+        c = counters(app)
+        assert (c["TIME_WAIT"], c["CLOSE_WAIT"], c["FIN_WAIT_2"], c["SYN_SENT"], c["SYN_RECEIVED"]) == (1, 1, 1, 1, 1)
+        assert c["ESTABLISHED"] == 0
+        # the rows on screen: header then one line per connection with both states
+        assert "client" in line_text(table, 0)
+        row0, row1, row2, row3 = (line_text(table, y) for y in (1, 2, 3, 4))
+        assert "10.0.0.1:40000" in row0 and "FIN_WAIT_2" in row0 and "CLOSE_WAIT" in row0
+        assert "TIME_WAIT" in row1 and "CLOSED" in row1
+        assert row2.count("CLOSED") == 2
+        assert "SYN_SENT" in row3 and ("SYN_RECEIVED" in row3 or "SYN_RECV" in row3)
+
+
+async def test_step_and_seek_move_the_cursor(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("home")
+        assert app.player.position() == pytest.approx(T0)
+        await pilot.press("right", "right")
+        assert app.player.position() == pytest.approx(T0 + 0.2)
+        await pilot.press("period")
+        assert app.player.position() == pytest.approx(T0 + 0.3)
+        await pilot.press("left")
+        assert app.player.position() == pytest.approx(T0 + 0.2)
+        await pilot.press("comma")
+        assert app.player.position() == pytest.approx(T0 + 0.1)
+        await pilot.press("right_square_bracket")  # +10% of 2.6 s
+        assert app.player.position() == pytest.approx(T0 + 0.36)
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert app.player.position() == pytest.approx(T0)  # clamped at the start
+        await pilot.press("G")
+        assert app.player.following
+        await pilot.press("g")
+        assert app.player.position() == pytest.approx(T0)
+        await pilot.press("end")
+        assert app.player.position() == pytest.approx(T0 + 2.6)
+        await seek(app, pilot, 1.25)
+        assert app.player.offset() == pytest.approx(1.25)
+
+
+async def test_counters_follow_the_cursor_back_and_forth(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        await seek(app, pilot, 0.55)  # conn 0 after the client's FIN
+        c = counters(app)
+        assert (c["FIN_WAIT_1"], c["CLOSE_WAIT"], c["ESTABLISHED"], c["TIME_WAIT"]) == (1, 1, 0, 0)
+        await seek(app, pilot, 1.25)  # conn 1 established, conn 0 half-closed
+        c = counters(app)
+        assert (c["FIN_WAIT_2"], c["CLOSE_WAIT"], c["ESTABLISHED"]) == (1, 1, 2)
+        await seek(app, pilot, 0.25)  # back: only conn 0, established
+        c = counters(app)
+        assert (c["ESTABLISHED"], c["CLOSE_WAIT"], c["FIN_WAIT_2"]) == (2, 0, 0)
+        assert list(app.query_one(ConnectionTable).rows) == [0]
+        await seek(app, pilot, 1.65)  # conn 1: server's FIN acked the client's
+        c = counters(app)
+        assert (c["TIME_WAIT"], c["LAST_ACK"]) == (1, 1)
+        await seek(app, pilot, 2.05)  # refused SYN is there, no RST yet
+        assert counters(app)["SYN_SENT"] == 1 and counters(app)["LISTEN"] == 1
+        await pilot.press("end")
+        c = counters(app)
+        assert (c["TIME_WAIT"], c["CLOSE_WAIT"], c["LAST_ACK"], c["SYN_RECEIVED"]) == (1, 1, 0, 1)
+
+
+async def test_ladder_shows_the_world_as_of_the_cursor(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        ladder = app.query_one(Ladder)
+        assert ladder.cid == 0 and ladder.count == 7
+        await seek(app, pilot, 0.55)
+        assert ladder.count == 6
+        last = ladder.row(5)
+        assert last is not None and last.client_state == "FIN_WAIT_1" and last.server_state == "CLOSE_WAIT"
+        assert "FIN" in last.label and "seq=6" in last.label  # relative: 1 + 5 bytes of data
+        why = app.query_one(WhyLine)
+        assert "CLOSE_WAIT" in why.explanation and "close()" in why.explanation
+        # rendered: the client's new state on the left, the server's on the right of the arrow
+        text = line_text(ladder, ladder.count - round(ladder.scroll_y))
+        assert text.index("FIN_WAIT_1") < text.index("▶") < text.index("CLOSE_WAIT")
+        await seek(app, pilot, 0.15)
+        assert ladder.count == 2
+        assert ladder.row(1).server_state == "SYN_RECEIVED"  # type: ignore[union-attr]
+        await pilot.press("right")  # the handshake's ACK
+        assert ladder.count == 3
+        row = ladder.row(2)
+        assert row is not None and row.client_state == "ESTABLISHED" and row.server_state == "ESTABLISHED"
+        assert "three-way handshake" in app.query_one(WhyLine).explanation
+        # absolute sequence numbers on a key
+        await pilot.press("a")
+        await pilot.pause()
+        assert "seq=1001" in ladder.row(2).label  # type: ignore[union-attr]
+        await pilot.press("a")
+        await pilot.pause()
+        assert "seq=1 " in ladder.row(2).label  # type: ignore[union-attr]
+
+
+async def test_selecting_a_connection_and_moving_in_its_ladder(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        table, ladder = app.query_one(ConnectionTable), app.query_one(Ladder)
+        await pilot.press("j")
+        await pilot.pause()
+        assert table.selected == 1 and ladder.cid == 1 and ladder.count == 8
+        await pilot.press("enter")  # to the ladder
+        await pilot.pause()
+        assert ladder.has_focus and ladder.cursor == 7
+        await pilot.press("k")
+        await pilot.pause()
+        row = ladder.row(ladder.cursor)
+        assert row is not None and row.client_state == "TIME_WAIT" and row.server_state == "LAST_ACK"
+        assert not ladder.follow
+        assert "TIME_WAIT" in app.query_one(WhyLine).explanation
+        await pilot.press("k", "k", "k", "k", "k", "k", "k", "k")  # stops at the first row
+        assert ladder.cursor == 0
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.has_focus
+        await pilot.press("j", "j", "j", "j")
+        assert table.selected == 3
+        await pilot.press("k")
+        assert table.selected == 2 and ladder.cid == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("state:CLOSE_WAIT", [0]),
+        ("state:close-wait", [0]),
+        ("state:tw", [1]),
+        ("port:443", [1]),
+        ("10.0.0.1", [0, 1]),
+        ("10.0.0.1 state:FIN_WAIT_2", [0]),
+        ("state:closed 10.0.0.3", [2]),
+        ("is:refused", [2]),
+        ("client:SYN_SENT", [3]),
+        ("server:SYN_SENT", []),
+        (":22", [3]),
+    ],
+)
+async def test_filter_box(capture: Path, query: str, expected: list[int]) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("slash")
+        await pilot.press(*query)
+        await pilot.press("enter")
+        await pilot.pause()
+        table = app.query_one(ConnectionTable)
+        assert list(table.rows) == expected
+        assert str(table.border_title).startswith(f"Connections {len(expected)} of 4")
+        await pilot.press("escape")  # clears the filter
+        await pilot.pause()
+        assert list(table.rows) == [0, 1, 2, 3]
+
+
+async def test_filter_on_state_depends_on_the_cursor(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("slash", *"state:established", "enter")
+        assert list(app.query_one(ConnectionTable).rows) == []
+        await seek(app, pilot, 1.25)
+        assert list(app.query_one(ConnectionTable).rows) == [1]
+        await seek(app, pilot, 0.25)
+        assert list(app.query_one(ConnectionTable).rows) == [0]
+
+
+async def test_filter_escape_in_the_box_restores_the_old_filter(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        await pilot.press("slash", *"port:80", "enter")
+        assert list(table.rows) == [0]
+        await pilot.press("slash", "backspace", "backspace", "4", "4", "3")
+        await pilot.pause()
+        assert list(table.rows) == [1]  # live while typing
+        await pilot.press("escape")
+        await pilot.pause()
+        assert list(table.rows) == [0] and table.model.query.text == "port:80"
+
+
+async def test_sorting_by_keys_and_header_click(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        await pilot.press("r")
+        assert list(table.rows) == [3, 2, 1, 0]
+        await pilot.press("r")
+        await pilot.press("s")  # next column: client
+        assert table.model.sort == "client"
+        assert list(table.rows) == [0, 1, 2, 3]
+        await pilot.press("s", "s")  # client state
+        assert table.model.sort == "cstate"
+        # CLOSED(0) < SYN_SENT(2) < FIN_WAIT_2(6) < TIME_WAIT(10)
+        assert list(table.rows) == [2, 3, 0, 1]
+        # click the "pkts" header: packets ascending, ties by id
+        x = 0
+        for col in table.columns():
+            if col.key == "pkts":
+                break
+            x += col.width + 1
+        region = table.content_region
+        await pilot.click(ConnectionTable, offset=(region.x - table.region.x + x + 1, region.y - table.region.y))
+        await pilot.pause()
+        assert table.model.sort == "pkts"
+        assert list(table.rows) == [2, 3, 0, 1]
+        await pilot.click(ConnectionTable, offset=(region.x - table.region.x + x + 1, region.y - table.region.y))
+        await pilot.pause()
+        assert list(table.rows) == [1, 0, 2, 3] or list(table.rows) == [1, 0, 3, 2]
+        assert table.model.reverse
+
+
+async def test_enter_on_a_segment_shows_scapy_dissection_as_plain_text(capture: Path) -> None:
+    from textual.widgets import Static
+
+    from tcpview.ui.detail import DetailScreen
+
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("j", "enter")  # conn 1's ladder
+        ladder = app.query_one(Ladder)
+        await pilot.press(*["k"] * 4)  # the server's data segment (1.3)
+        row = ladder.row(ladder.cursor)
+        assert row is not None and "len=7" in row.label
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        show = str(app.screen.query_one("#detail-show", Static).render())
+        hexdump = str(app.screen.query_one("#detail-hex", Static).render())
+        assert "###[ TCP ]###" in show and "sport" in show
+        # the payload is network text: shown literally, the escape made visible
+        assert "[b]ok" in show and "\\x1b" in show and "\x1b" not in show
+        assert "5B 62 5D 6F 6B 1B 5D" in hexdump
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_clicking_the_timeline_seeks(capture: Path) -> None:
+    from tcpview.ui.timeline import PlayerBar
+
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        bar = app.query_one(PlayerBar)
+        x0, x1 = bar._bar
+        assert x1 - x0 >= 8
+        await pilot.click(PlayerBar, offset=(1 + x0, 0))
+        await pilot.pause()
+        assert app.player.fraction() == pytest.approx(0.0, abs=0.02)
+        mid = x0 + (x1 - x0 - 1) // 2
+        await pilot.click(PlayerBar, offset=(1 + mid, 0))
+        await pilot.pause()
+        assert app.player.fraction() == pytest.approx(0.5, abs=0.05)
+        assert len(app.query_one(ConnectionTable).rows) == 2  # 1.3 s: conns 0 and 1
+
+
+async def test_play_moves_the_cursor_and_stops_at_the_end(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)), tick=0.02)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("home")
+        for _ in range(4):
+            await pilot.press("plus")  # 1x -> 2x, 5x, 10x, 100x
+        assert app.player.speed == 100
+        await pilot.press("minus", "minus", "minus")
+        assert app.player.speed == 2  # 2.6 s of capture in 1.3 s
+        # Pilot waits for an idle app, which a playing one is not until the end: call the
+        # action the space key runs and let the UI ticks move the cursor meanwhile
+        app.action_play_pause()
+        assert app.player.playing
+        await asyncio.sleep(0.4)
+        assert app.player.playing and T0 + 0.2 < app.player.position() < T0 + 2.0
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if not app.player.playing:
+                break
+        assert not app.player.playing and app.player.position() == pytest.approx(T0 + 2.6)
+        assert counters(app)["TIME_WAIT"] == 1
+        app.action_play_pause()  # at the end: plays again from the start
+        assert app.player.playing and app.player.position() < T0 + 0.5
+        await pilot.press("space")
+        assert not app.player.playing
+        await pilot.press("g", "plus", "plus", "plus", "plus", "space")  # 100x: through to the end
+        assert not app.player.playing and app.player.position() == pytest.approx(T0 + 2.6)
+
+
+async def test_counters_toggle_and_click_filters(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        bar = app.query_one(CountersBar)
+        assert bar.size.height == 1
+        await pilot.press("c")
+        await pilot.pause()
+        assert bar.size.height == 2
+        lines = str(bar.render()).splitlines()
+        assert "FIN_WAIT_2 1" in lines[1] and "SYN_SENT 1" in lines[1]
+        assert "TIME_WAIT 1" in lines[0] and "CLOSE_WAIT 1" in lines[0]
+        span = next(s for s in bar._spans if s[3] == "CLOSE_WAIT")
+        await pilot.click(CountersBar, offset=(1 + span[1], 0))
+        await pilot.pause()
+        assert list(app.query_one(ConnectionTable).rows) == [0]
+
+
+async def test_help_lists_every_binding(capture: Path) -> None:
+    from textual.widgets import Static
+
+    from tcpview.ui.help import HelpScreen, key_rows
+
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        assert app.screen.query_one("#help-keys", Static).region.height > 20
+        table = HelpScreen._table()
+        from rich.console import Console
+
+        console = Console(width=100, record=True)
+        console.print(table)
+        text = console.export_text()
+        for b in TcpviewApp.BINDINGS:
+            assert (b.tooltip or b.description) in text  # type: ignore[union-attr]
+        assert len(key_rows()) >= len(TcpviewApp.BINDINGS) + len(Ladder.BINDINGS)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_runs_actions(capture: Path) -> None:
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("home")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"step forward")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.player.position() == pytest.approx(T0 + 0.1)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"filter: state close_wait")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert app.query_one(ConnectionTable).model.query.text == "state:CLOSE_WAIT"
+
+
+async def test_a_cut_short_capture_is_a_notification_not_a_crash(capture: Path, tmp_path: Path) -> None:
+    data = capture.read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 20])  # the last record loses its end
+    app = TcpviewApp(FileSource(str(cut)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        assert app.load_error and "cut short" in app.load_error
+        assert [n.severity for n in app._notifications] == ["error"]
+        assert len(app.query_one(ConnectionTable).rows) == 4  # everything before the damage
+        await pilot.press("home", "right")
+        assert app.player.position() == pytest.approx(T0 + 0.1)
+
+
+def test_replay_of_a_file_that_is_not_a_capture_exits_2_before_the_ui(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"this is not a capture\n" * 10)
+    r = subprocess.run([sys.executable, "-m", "tcpview", "replay", str(garbage)], capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2
+    assert r.stdout == ""  # no UI was drawn
+    assert len(r.stderr.strip().splitlines()) == 1 and "not a pcap or pcapng capture" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "tcpview", "replay", str(tmp_path / "missing.pcap")],
+                       capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_replay_from_stdin_needs_a_pipe() -> None:
+    """With a terminal on stdin there is no capture to read: one line, exit 2."""
+    import os
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin is the pty
+        os.execv(sys.executable, [sys.executable, "-m", "tcpview", "replay", "-"])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 2
+    assert b"stdin is a terminal" in out
