@@ -95,6 +95,12 @@ def pcapng_bytes(
 
 
 # -- frames --------------------------------------------------------------------------------------
+def eth(**kw) -> Ether:
+    """An Ethernet header with fixed addresses: scapy would otherwise look the destination up
+    (ARP / neighbour solicitation on the network) to fill it in."""
+    return Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02", **kw)
+
+
 def wrap(pkt, link: str = "ether") -> tuple[int, bytes]:
     """Put an IP packet (scapy) into a link layer; returns ``(linktype, frame bytes)``.
 
@@ -102,11 +108,11 @@ def wrap(pkt, link: str = "ether") -> tuple[int, bytes]:
     """
     v6 = pkt.haslayer(IPv6)
     if link == "ether":
-        return DLT_EN10MB, bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / pkt)
+        return DLT_EN10MB, bytes(eth() / pkt)
     if link == "vlan":
-        return DLT_EN10MB, bytes(Ether() / Dot1Q(vlan=42) / pkt)
+        return DLT_EN10MB, bytes(eth() / Dot1Q(vlan=42) / pkt)
     if link == "qinq":
-        return DLT_EN10MB, bytes(Ether() / Dot1AD(vlan=100) / Dot1Q(vlan=42) / pkt)
+        return DLT_EN10MB, bytes(eth() / Dot1AD(vlan=100) / Dot1Q(vlan=42) / pkt)
     if link == "sll":
         return DLT_LINUX_SLL, bytes(CookedLinux(pkttype=0) / pkt)
     if link == "sll2":

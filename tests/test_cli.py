@@ -7,9 +7,9 @@ import json
 
 import pytest
 from scapy.layers.inet import IP, UDP
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP
 
-from conftest import Flow, pcap_bytes, pcapng_bytes, write_frames_pcap
+from conftest import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
 
 SUMMARY_KEYS = {"source", "packets", "tcp_packets", "skipped", "first_ts", "last_ts", "counters", "connections"}
 CONN_KEYS = {"id", "client", "server", "first_ts", "last_ts", "packets", "bytes", "partial"}
@@ -23,13 +23,13 @@ STATES = {"LISTEN", "SYN_SENT", "SYN_RECEIVED", "ESTABLISHED", "FIN_WAIT_1", "FI
 def two_conns(tmp_path):
     """Frame 1 ARP, conn 0 closed by the client (TIME_WAIT), a UDP frame, conn 1 left in CLOSE_WAIT."""
     frames: list = []
-    frames.append((100.0, 1, bytes(Ether() / ARP())))
+    frames.append((100.0, 1, bytes(eth() / ARP())))
     a = Flow(cport=40000, t0=100.0, dt=0.01, frames=frames, cisn=11, sisn=22)
     a.handshake()
     a.c("PA", b"hello")
     a.s("PA", b"world!!")
     a.c("FA"), a.s("A"), a.s("FA"), a.c("A")
-    frames.append((101.0, 1, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.9") / UDP(sport=5353, dport=53))))
+    frames.append((101.0, 1, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.9") / UDP(sport=5353, dport=53))))
     b = Flow(cport=40001, t0=102.0, dt=0.01, frames=frames)
     b.handshake()
     b.c("FA"), b.s("A")
@@ -261,7 +261,7 @@ def test_ladder_unknown_connection(run_cli, two_conns):
 
 def test_exit_zero_on_a_capture_without_tcp(run_cli, tmp_path):
     p = tmp_path / "udp.pcap"
-    p.write_bytes(pcap_bytes([(1.0, bytes(Ether() / IP() / UDP()))]))
+    p.write_bytes(pcap_bytes([(1.0, bytes(eth() / IP() / UDP()))]))
     rc, out, err = run_cli("summary", str(p), "--json")
     assert rc == 0, err
     s = json.loads(out)

@@ -16,9 +16,9 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
 )
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP
 
-from conftest import wrap
+from conftest import eth, wrap
 from tcpview.decode import decode, ip_text, parse_options
 
 V4 = ("192.0.2.10", "198.51.100.20")
@@ -85,48 +85,48 @@ def test_tcp_offsets_point_at_the_tcp_header():
 
 def test_ipv4_options_are_skipped():
     pkt = IP(src=V4[0], dst=V4[1], options=[IPOption_RR(routers=["1.1.1.1", "2.2.2.2"])]) / TCP(**SEG) / b"xyz"
-    raw = bytes(Ether() / pkt)
+    raw = bytes(eth() / pkt)
     assert (raw[14] & 15) > 5  # the header really carries options
     check(dec(1, raw), 4, *V4, 3)
 
 
 def test_ethernet_padding_is_not_payload():
     # a pure ACK is 54 bytes; Ethernet pads it to 60 on the wire, the IP length tells the truth
-    raw = bytes(Ether() / tcp4(**SEG)) + b"\0" * 6
+    raw = bytes(eth() / tcp4(**SEG)) + b"\0" * 6
     check(dec(1, raw), 4, *V4, 0)
 
 
 def test_snaplen_cut_frame_keeps_payload_length_from_ip_header():
-    raw = bytes(Ether() / tcp4(**SEG) / (b"x" * 1000))
+    raw = bytes(eth() / tcp4(**SEG) / (b"x" * 1000))
     cut = raw[:96]
     d = decode(cut, 0, len(cut), len(raw), 1)
     check(d, 4, *V4, 1000)
 
 
 def test_decode_at_an_offset_inside_a_larger_buffer():
-    raw = bytes(Ether() / tcp4(**SEG) / b"abc")
+    raw = bytes(eth() / tcp4(**SEG) / b"abc")
     buf = b"\xff" * 37 + raw + b"\xee" * 50
     check(decode(buf, 37, len(raw), len(raw), 1), 4, *V4, 3)
 
 
 def test_ipv4_first_fragment_is_decoded_later_fragments_are_skipped():
     first = IP(src=V4[0], dst=V4[1], flags="MF", frag=0) / TCP(**SEG) / (b"a" * 16)
-    check(dec(1, bytes(Ether() / first)), 4, *V4, 16)
+    check(dec(1, bytes(eth() / first)), 4, *V4, 16)
     later = IP(src=V4[0], dst=V4[1], proto=6, frag=3) / (b"b" * 24)
-    assert dec(1, bytes(Ether() / later)) == "ip fragment (not reassembled)"
+    assert dec(1, bytes(eth() / later)) == "ip fragment (not reassembled)"
 
 
 def test_ipv6_extension_header_chain():
     pkt = (IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrHopByHop() / IPv6ExtHdrRouting(addresses=["2001:db8::99"])
            / IPv6ExtHdrDestOpt() / TCP(**SEG) / b"ext")
-    check(dec(1, bytes(Ether() / pkt)), 6, *V6, 3)
+    check(dec(1, bytes(eth() / pkt)), 6, *V6, 3)
 
 
 def test_ipv6_fragments():
     first = IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / TCP(**SEG) / (b"q" * 8)
-    check(dec(1, bytes(Ether() / first)), 6, *V6, 8)
+    check(dec(1, bytes(eth() / first)), 6, *V6, 8)
     later = IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrFragment(offset=2, m=0, id=7, nh=6) / (b"r" * 8)
-    assert dec(1, bytes(Ether() / later)) == "ip fragment (not reassembled)"
+    assert dec(1, bytes(eth() / later)) == "ip fragment (not reassembled)"
 
 
 def test_tcp_options_all_kinds():
@@ -163,10 +163,10 @@ def test_truncated_option_stops_quietly():
 @pytest.mark.parametrize(
     "pkt,reason",
     [
-        (Ether() / IP(src=V4[0], dst=V4[1]) / UDP(sport=1, dport=53) / b"q", "not tcp"),
-        (Ether() / IP(src=V4[0], dst=V4[1]) / ICMP(), "not tcp"),
-        (Ether() / IPv6(src=V6[0], dst=V6[1]) / UDP(), "not tcp"),
-        (Ether() / ARP(), "not ip"),
+        (eth() / IP(src=V4[0], dst=V4[1]) / UDP(sport=1, dport=53) / b"q", "not tcp"),
+        (eth() / IP(src=V4[0], dst=V4[1]) / ICMP(), "not tcp"),
+        (eth() / IPv6(src=V6[0], dst=V6[1]) / UDP(), "not tcp"),
+        (eth() / ARP(), "not ip"),
     ],
     ids=["udp", "icmp", "udp6", "arp"],
 )
@@ -175,11 +175,11 @@ def test_non_tcp_reasons(pkt, reason):
 
 
 def test_truncated_headers_give_reasons():
-    raw = bytes(Ether() / tcp4(**SEG))
+    raw = bytes(eth() / tcp4(**SEG))
     assert dec(1, raw[:10]) == "truncated link header"
     assert dec(1, raw[:14 + 12]) == "truncated ip header"
     assert dec(1, raw[:14 + 20 + 8]) == "truncated tcp header"
-    raw6 = bytes(Ether() / tcp6(**SEG))
+    raw6 = bytes(eth() / tcp6(**SEG))
     assert dec(1, raw6[:14 + 30]) == "truncated ip header"
 
 

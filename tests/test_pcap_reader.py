@@ -12,7 +12,7 @@ import sys
 import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP, Ether
+from scapy.layers.l2 import ARP
 
 from conftest import (
     DLT_EN10MB,
@@ -21,6 +21,7 @@ from conftest import (
     DLT_RAW,
     REPO,
     Flow,
+    eth,
     pcap_bytes,
     pcapng_bytes,
     seg_states,
@@ -37,7 +38,7 @@ TS_NS = [1000.000000001, 1000.123456789, 1001.5, 1002.999999999]
 def frames4(n: int = 4) -> list[bytes]:
     out = []
     for i in range(n):
-        out.append(bytes(Ether() / IP(src="10.1.1.1", dst="10.1.1.2") / TCP(sport=5000 + i, dport=80, flags="S")))
+        out.append(bytes(eth() / IP(src="10.1.1.1", dst="10.1.1.2") / TCP(sport=5000 + i, dport=80, flags="S")))
     return out
 
 
@@ -65,7 +66,7 @@ def test_pcap_resolutions_and_byte_orders(tmp_path, endian, nano):
 
 
 def test_pcap_snaplen_cut_records_keep_original_length(tmp_path):
-    full = bytes(Ether() / IP(src="10.1.1.1", dst="10.1.1.2") / TCP(sport=1, dport=2, flags="PA") / (b"z" * 400))
+    full = bytes(eth() / IP(src="10.1.1.1", dst="10.1.1.2") / TCP(sport=1, dport=2, flags="PA") / (b"z" * 400))
     p = tmp_path / "cut.pcap"
     p.write_bytes(pcap_bytes([(1.0, full[:68], len(full))], snaplen=68))
     (rec,) = read_all(p)
@@ -90,7 +91,7 @@ def test_pcapng_interfaces_with_different_link_types(tmp_path, endian):
         iid = [x[0] for x in ifaces].index(lt)
         pkts.append((iid, ts, raw))
     # a non-IP frame on the Ethernet interface in the middle
-    pkts.insert(3, (0, 50.0035, bytes(Ether() / ARP())))
+    pkts.insert(3, (0, 50.0035, bytes(eth() / ARP())))
     p = tmp_path / "multi.pcapng"
     p.write_bytes(pcapng_bytes(ifaces, pkts, endian=endian))
     recs = read_all(p)
