@@ -122,6 +122,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         if args.write and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         run_app = _run_app()
+        try:  # the viewer plus the kernel's view of this host's sockets (key K)
+            from .ui.kernel_view import run_live_app as run_app
+        except ImportError:
+            pass
         if args.write:
             try:
                 source.save_to(args.write, args.force)
