@@ -154,12 +154,20 @@ class TcpviewApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # kept, not queried: app.query_one searches the active screen, which may be a modal
+        self._table = self.query_one(ConnectionTable)
+        self._ladder = self.query_one(Ladder)
+        self._counters = self.query_one(CountersBar)
+        self._bar = self.query_one(PlayerBar)
+        self._why = self.query_one(WhyLine)
+        self._prompt = self.query_one("#prompt", Input)
+        self._ladder_box = self.query_one("#ladder-box")
         themes.notify_failures(self, self._theme_failures)
-        bar = self.query_one(PlayerBar)
+        bar = self._bar
         bar.reading = not self.player.live
-        self.query_one(ConnectionTable).focus()
-        self.query_one(ConnectionTable).border_title = "Connections"
-        self.query_one("#ladder-box").border_title = "Ladder"
+        self._table.focus()
+        self._table.border_title = "Connections"
+        self._ladder_box.border_title = "Ladder"
         self._read_source()
         self.set_interval(self.tick_seconds, self._tick, name="ui-tick")
         self.refresh_views()
@@ -176,7 +184,7 @@ class TcpviewApp(App[int]):
         self.feed.run(self._stop, posted)
 
     def on_source_read(self, message: SourceRead) -> None:
-        bar = self.query_one(PlayerBar)
+        bar = self._bar
         bar.loading = message.info.progress
         self._dirty = True
         self._maybe_start_at()
@@ -193,7 +201,7 @@ class TcpviewApp(App[int]):
         self.loaded = True
         self.player.loaded = True
         self.load_error = message.info.error
-        bar = self.query_one(PlayerBar)
+        bar = self._bar
         bar.reading = False
         bar.loading = None
         if message.info.error:
@@ -217,16 +225,16 @@ class TcpviewApp(App[int]):
         p = self.player
         p.set_bounds(tl.first_ts, tl.last_ts)
         t, pos = p.query_time(), p.position()
-        table = self.query_one(ConnectionTable)
+        table = self._table
         table.update_view(tl, t, pos, force=force)
-        self.query_one(Ladder).show(tl, table.selected, t)
-        self.query_one(CountersBar).update_view(tl, t, pos)
-        self.query_one(PlayerBar).refresh()
+        self._ladder.show(tl, table.selected, t)
+        self._counters.update_view(tl, t, pos)
+        self._bar.refresh()
         self._update_titles()
         self._dirty = False
 
     def _update_titles(self) -> None:
-        table = self.query_one(ConnectionTable)
+        table = self._table
         total = self.tl.conn_count_at(self.player.query_time())
         shown = len(table.rows)
         title = Text(f"Connections {shown}" if shown == total else f"Connections {shown} of {total}")
@@ -237,7 +245,7 @@ class TcpviewApp(App[int]):
             title.append(f" ─ sort: {SORT_NAMES[table.model.sort]}{' ▼' if table.model.reverse else ''}")
         table.border_title = title
         cid = table.selected
-        box = self.query_one("#ladder-box")
+        box = self._ladder_box
         if cid is None or cid >= len(self.tl.conns):
             box.border_title = Text("Ladder")
         else:
@@ -247,17 +255,17 @@ class TcpviewApp(App[int]):
 
     # -- messages from the widgets --------------------------------------------------------
     def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
-        self.query_one(Ladder).show(self.tl, message.cid, self.player.query_time())
+        self._ladder.show(self.tl, message.cid, self.player.query_time())
         self._update_titles()
 
     def on_connection_table_opened(self, message: ConnectionTable.Opened) -> None:
-        self.query_one(Ladder).focus()
+        self._ladder.focus()
 
     def on_ladder_cursor_moved(self, message: Ladder.CursorMoved) -> None:
-        self.query_one(WhyLine).explain_row(self.tl, message.cid, message.row)
+        self._why.explain_row(self.tl, message.cid, message.row)
 
     def on_ladder_back(self, message: Ladder.Back) -> None:
-        self.query_one(ConnectionTable).focus()
+        self._table.focus()
 
     def on_ladder_inspect(self, message: Ladder.Inspect) -> None:
         self._inspect(message.cid, message.row)
@@ -320,17 +328,17 @@ class TcpviewApp(App[int]):
     def action_faster(self) -> None:
         """Next playback speed up."""
         self.player.faster()
-        self.query_one(PlayerBar).refresh()
+        self._bar.refresh()
 
     def action_slower(self) -> None:
         """Next playback speed down."""
         self.player.slower()
-        self.query_one(PlayerBar).refresh()
+        self._bar.refresh()
 
     def action_speed(self, index: int) -> None:
         """Set the playback speed by its index in ``SPEEDS``."""
         self.player.speed_index = max(0, min(len(SPEEDS) - 1, index))
-        self.query_one(PlayerBar).refresh()
+        self._bar.refresh()
 
     def seek_offset(self, seconds: float) -> None:
         """Cursor ``seconds`` after the first packet (tests and the time prompt use it)."""
@@ -342,23 +350,23 @@ class TcpviewApp(App[int]):
     # -- table / ladder actions -----------------------------------------------------------
     def action_sort_next(self) -> None:
         """Sort the table by the next column."""
-        self.query_one(ConnectionTable).sort_next()
+        self._table.sort_next()
         self.refresh_views()
 
     def action_sort_reverse(self) -> None:
         """Reverse the table's order."""
-        table = self.query_one(ConnectionTable)
+        table = self._table
         table.sort_by(table.model.sort, reverse=not table.model.reverse)
         self.refresh_views()
 
     def action_sort(self, key: str) -> None:
         """Sort the table by a column key."""
-        self.query_one(ConnectionTable).sort_by(key, reverse=False)
+        self._table.sort_by(key, reverse=False)
         self.refresh_views()
 
     def action_set_filter(self, text: str) -> None:
         """Filter the table with a query."""
-        q = self.query_one(ConnectionTable).set_query(text)
+        q = self._table.set_query(text)
         if q.errors:
             self.notify("; ".join(q.errors), title="filter", severity="warning", markup=False)
         self.refresh_views()
@@ -368,31 +376,31 @@ class TcpviewApp(App[int]):
         if self._prompt_mode is not None:
             self._close_prompt(cancel=True)
             return
-        if self.query_one(ConnectionTable).model.query.text:
+        if self._table.model.query.text:
             self.action_set_filter("")
 
     def action_toggle_absolute(self) -> None:
         """Absolute or relative sequence numbers in the ladder."""
         self._absolute = not self._absolute
-        self.query_one(Ladder).absolute = self._absolute
+        self._ladder.absolute = self._absolute
         self._update_titles()
 
     def action_toggle_counters(self) -> None:
         """All states' counters, or only the main four."""
-        bar = self.query_one(CountersBar)
+        bar = self._counters
         bar.show_all = not bar.show_all
 
     def action_inspect(self) -> None:
         """Dissect the frame under the ladder cursor."""
-        self.query_one(Ladder).action_inspect()
+        self._ladder.action_inspect()
 
     def action_focus_table(self) -> None:
         """Focus the connection table."""
-        self.query_one(ConnectionTable).focus()
+        self._table.focus()
 
     def action_focus_ladder(self) -> None:
         """Focus the ladder."""
-        self.query_one(Ladder).focus()
+        self._ladder.focus()
 
     def action_help(self) -> None:
         """Show every key binding."""
@@ -403,7 +411,7 @@ class TcpviewApp(App[int]):
     # -- the input box (filter, time) -----------------------------------------------------
     def action_filter(self) -> None:
         """Open the filter box."""
-        current = self.query_one(ConnectionTable).model.query.text
+        current = self._table.model.query.text
         self._open_prompt("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
     def action_goto_time(self) -> None:
@@ -411,7 +419,7 @@ class TcpviewApp(App[int]):
         self._open_prompt("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
 
     def _open_prompt(self, mode: str, value: str, placeholder: str) -> None:
-        prompt = self.query_one("#prompt", Input)
+        prompt = self._prompt
         self._prompt_mode = mode
         self._prompt_restore = value
         prompt.placeholder = placeholder
@@ -421,18 +429,18 @@ class TcpviewApp(App[int]):
         prompt.focus()
 
     def _close_prompt(self, cancel: bool = False) -> None:
-        prompt = self.query_one("#prompt", Input)
+        prompt = self._prompt
         mode, self._prompt_mode = self._prompt_mode, None
         prompt.remove_class("-open")
         if cancel and mode == "filter":
-            self.query_one(ConnectionTable).set_query(self._prompt_restore)
+            self._table.set_query(self._prompt_restore)
             self.refresh_views()
-        self.query_one(ConnectionTable).focus()
+        self._table.focus()
 
     @on(Input.Changed, "#prompt")
     def _prompt_changed(self, event: Input.Changed) -> None:
         if self._prompt_mode == "filter":
-            self.query_one(ConnectionTable).set_query(event.value)
+            self._table.set_query(event.value)
             self.refresh_views()
 
     @on(Input.Submitted, "#prompt")
