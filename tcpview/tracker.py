@@ -269,13 +269,21 @@ class Tracker:
         nxt = c.nxt[dr]
         seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         end = (seq + seg_len) & M
+        plain = (flags & 0x17) == ACK  # data / pure ACK: judged as the fast path in feed_records does
         if nxt < 0 or (_ge(end, nxt) and end != nxt and not flags & RST):
             # a RST must not move nxt: the in-window check below measures it against nxt
             c.nxt[dr] = end
+        elif plain:
+            if plen > 1 or (plen == 1 and end != nxt):
+                bits |= Analysis.RETRANSMISSION
+            elif seq == ((nxt - 1) & M):
+                bits |= Analysis.KEEP_ALIVE
         elif seg_len > 0 and not flags & RST:
             bits |= Analysis.RETRANSMISSION
         if win == 0 and not flags & (RST | SYN | FIN):
             bits |= Analysis.ZERO_WINDOW
+        if plain and plen == 0 and not bits and ack == c.last_ack[dr] and win == c.last_win[dr]:
+            bits |= Analysis.DUP_ACK
         c.last_ack[dr] = ack
         c.last_win[dr] = win
 

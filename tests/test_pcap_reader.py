@@ -317,3 +317,52 @@ def test_ipv6_over_sll2_in_pcap(tmp_path):
     p.write_bytes(pcap_bytes([(5.0, raw)], linktype=lt))
     tl = load(str(p)).timeline
     assert (tl.tcp_packets, tl.connection(0).client.state) == (1, "SYN_SENT")
+
+
+def test_feed_records_matches_feed_frame_on_mixed_traffic(tmp_path):
+    # the hot loop's shortcuts (one unpack for Ethernet+IPv4+TCP, established fast path) must
+    # give what frame-at-a-time feeding gives, on everything that is not the plain case too
+    from scapy.layers.inet import UDP, IPOption_RR
+
+    from test_store import many_connections
+
+    frames = many_connections(40, seed=5)
+    t_end = frames[-1][0]
+    f = Flow(cport=45000, t0=t_end + 1, frames=frames)
+    f.handshake()
+    f.c("PA", b"k" * 10)
+    f.s("A", win=0)  # zero window
+    f.s("A", win=0)
+    f.c("A", seq=1010)  # keep-alive (seq one below next)
+    f.s("A")
+    f.s("A")  # duplicate ACK
+    opt = IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption_RR()]) / TCP(
+        sport=45000, dport=80, flags="PA", seq=1011, ack=5001) / b"with ip options"
+    frames.append((f.t + 0.001, 1, bytes(eth() / opt)))
+    frames.append((f.t + 0.002, 1, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2", proto=6, frag=5) / (b"x" * 8))))
+    frames.append((f.t + 0.003, 1, bytes(eth() / IP() / UDP())))
+    frames.append((f.t + 0.004, 1, bytes(eth() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2))[:40]))
+    g = Flow(cport=45001, t0=f.t + 0.01, link="vlan", frames=frames)
+    g.handshake()
+    g.c("PA", b"v" * 5)
+    h = Flow(cport=45002, t0=f.t + 0.02, cip="fd00::1", sip="fd00::2", frames=frames)
+    h.handshake()
+    h.s("PA", b"6" * 6)
+    frames.sort(key=lambda x: x[0])
+    p = tmp_path / "mixed.pcap"
+    p.write_bytes(pcap_bytes([(t, raw) for t, _lt, raw in frames]))
+    fast = load(str(p)).timeline
+    slow = Tracker()
+    with CaptureReader(str(p)) as r:
+        for frame, ts, lt, buf, off, caplen, orig in r.records():
+            slow.feed(frame, ts, lt, bytes(buf[off:off + caplen]), 0, caplen, orig)
+    assert (fast.packets, fast.tcp_packets, fast.skipped) == (slow.tl.packets, slow.tl.tcp_packets, slow.tl.skipped)
+    assert fast.skipped == {"ip fragment (not reassembled)": 1, "not tcp": 1, "truncated tcp header": 1}
+    assert len(fast.conns) == len(slow.tl.conns)
+    for cid in range(len(fast.conns)):
+        assert [s.model_dump() for s in fast.segments(cid)] == [s.model_dump() for s in slow.tl.segments(cid)]
+        assert fast.transitions(cid) == slow.tl.transitions(cid)
+    assert fast.counters_at() == slow.tl.counters_at()
+    assert (fast.first_ts, fast.last_ts) == (slow.tl.first_ts, slow.tl.last_ts)
+    opts_seg = [s for s in fast.segments(len(fast.conns) - 3) if s.len == len(b"with ip options")]
+    assert len(opts_seg) == 1

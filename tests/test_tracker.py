@@ -652,3 +652,82 @@ def test_side_numbers_match_directions():
     tr = track(f.frames)
     assert [s.dir for s in tr.tl.segments(0)] == ["c2s", "s2c", "c2s", "c2s"]
     assert C == 0 and S == 1
+
+
+# -- more situations a passive observer meets -----------------------------------------------------
+def test_synack_without_the_syn():
+    # the capture starts just after the SYN: the SYN+ACK shows it was sent
+    f = Flow()
+    f.nxt[C] += 1  # the client's SYN (ISN 1000) happened before the capture
+    f.s("SA")
+    f.c("A")
+    f.c("PA", b"abc")
+    tr = track(f.frames)
+    got = seg_states(tr)
+    assert got[0] == ("SYN_SENT", "SYN_RECEIVED")
+    assert got[1:] == [EST, EST]
+    c = tr.tl.connection(0)
+    assert (c.client.port, c.server.port) == (40000, 80)
+    segs = list(tr.tl.segments(0))
+    assert [(s.seq, s.ack) for s in segs] == [(0, 1), (1, 1), (1, 1)]
+
+
+def test_client_aborts_during_the_handshake():
+    f = Flow()
+    f.c("S")
+    f.s("SA")
+    f.c("R", seq=1001)
+    tr = track(f.frames)
+    assert seg_states(tr)[-1] == ("CLOSED", "CLOSED")
+    notes = tr.tl.connection(0).notes
+    assert "reset" in notes and "refused" not in notes
+
+
+def test_midstream_first_segment_is_a_fin():
+    f = Flow(cport=50123, sport=443)
+    f.c("FA")
+    f.s("A")
+    tr = track(f.frames)
+    assert seg_states(tr) == [("FIN_WAIT_1", "CLOSE_WAIT"), ("FIN_WAIT_2", "CLOSE_WAIT")]
+    assert tr.tl.connection(0).partial
+
+
+def test_every_frame_captured_twice_changes_no_state():
+    # the same packets seen twice (e.g. captured on two interfaces): duplicates are
+    # retransmissions to an observer and must not move any state a second time
+    f = established()
+    f.c("PA", b"hello")
+    f.s("PA", b"world")
+    f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
+    single = track(f.frames)
+    doubled = []
+    for t, lt, raw in f.frames:
+        doubled += [(t, lt, raw), (t + 1e-6, lt, raw)]
+    tr = track(doubled)
+    assert len(tr.tl.conns) == 1
+    assert seg_states(tr)[::2] == seg_states(single)
+    assert seg_states(tr)[1::2] == seg_states(single)
+    assert [(t.side, t.new) for t in tr.tl.transitions(0)] == [(t.side, t.new) for t in single.tl.transitions(0)]
+    assert tr.tl.counters_at() == single.tl.counters_at()
+
+
+def test_data_after_fin_from_the_closed_direction_is_not_a_new_close():
+    # a retransmission of data sent before the FIN must not reopen or move anything
+    f = established()
+    f.c("PA", b"0123456789")
+    f.c("FA")
+    f.c("PA", b"0123456789", seq=1001)  # late retransmission of the data
+    f.s("A")
+    tr = track(f.frames)
+    assert seg_states(tr)[-2:] == [("FIN_WAIT_1", "CLOSE_WAIT"), ("FIN_WAIT_2", "CLOSE_WAIT")]
+    assert "retransmission" in list(tr.tl.segments(0))[-2].analysis
+
+
+def test_ack_field_of_a_segment_without_ack_flag_is_not_relative():
+    # Wireshark shows the raw field when the ACK flag is clear
+    f = established()
+    f.c("R", ack=123)
+    tr = track(f.frames)
+    seg = list(tr.tl.segments(0))[-1]
+    assert seg.ack_raw == 123
+    assert seg.ack == 123

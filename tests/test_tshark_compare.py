@@ -130,3 +130,28 @@ def test_other_link_types_and_ipv6(tmp_path, link):
 
 def test_many_interleaved_connections(tmp_path):
     compare(write_frames_pcap(tmp_path / "many.pcap", many_connections(80, seed=11)))
+
+
+def test_odd_flags_and_raw_ack_fields(tmp_path):
+    f = Flow()
+    f.handshake()
+    f.c("PA", b"abc")
+    f.c("", ack=777)  # no flags at all
+    f.c("FPU", ack=5)  # xmas, no ACK
+    # (a SYN-flagged segment with a new seq on an open connection is left out on purpose:
+    # Wireshark starts a new tcp.stream for it, tcpview keeps the connection, as the hosts do)
+    f.s("R", ack=123)  # RST without ACK, ack field set
+    compare(write_frames_pcap(tmp_path / "odd.pcap", f.frames))
+
+
+def test_synack_without_syn_and_duplicates(tmp_path):
+    f = Flow(cisn=70_000, sisn=90_000)
+    f.nxt[0] += 1
+    f.s("SA")
+    f.c("A")
+    f.c("PA", b"q" * 30)
+    f.s("PA", b"r" * 40)
+    dup = []
+    for t, lt, raw in f.frames:
+        dup += [(t, lt, raw), (t + 1e-5, lt, raw)]
+    compare(write_frames_pcap(tmp_path / "dup.pcap", dup))
