@@ -269,3 +269,9 @@ def test_exit_zero_on_a_capture_without_tcp(run_cli, tmp_path):
     rc, out, err = run_cli("export", str(p))
     assert (rc, out) == (0, "")
     one_line_error(*run_cli("ladder", str(p), "--conn", "0"))
+
+
+def test_garbage_and_empty_stdin(run_cli):
+    one_line_error(*run_cli("summary", "-", input=b"definitely not a capture\n" * 10))
+    one_line_error(*run_cli("summary", "-", "--json", input=b""))
+    one_line_error(*run_cli("export", "-", input=b"\xd4\xc3\xb2\xa1\x02\x00\x04"))
