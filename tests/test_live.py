@@ -105,7 +105,8 @@ def test_loopback_packets_are_counted_once(lo_traffic):
     the two captures of the same traffic packet by packet."""
     t = lo_traffic
     port = t.listener("time_wait")
-    dump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-", f"tcp port {port}"],
+    dump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "256", "-n", "-w", "-",
+                             f"tcp port {port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         from test_live_support import wait_for_text

@@ -336,7 +336,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         assert mine and "FIN_WAIT_2" in mine[0] and "CLOSE_WAIT" in mine[0] and f"127.0.0.1:{port}" in mine[0]
         # filter on a state: only rows with an endpoint in that state remain
         await pilot.press("slash")
-        for ch in "state:close-wait":
+        for ch in "state:cw":
             await pilot.press(ch if ch != ":" else "colon")
         await pilot.press("enter")
         await pilot.pause(0.05)

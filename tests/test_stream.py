@@ -30,7 +30,9 @@ from tcpview.tracker import Tracker
 
 
 def _tcpdump(bpf: str, *out: str) -> subprocess.Popen:
-    return subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", *out, bpf],
+    # immediate mode hands each packet over at once; a small snap length keeps its small
+    # ring from overflowing on a burst (with whole 256 KiB frames it holds only a few)
+    return subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-s", "256", "-n", "-w", *out, bpf],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -51,7 +53,8 @@ def test_tcpdump_pipe_into_summary(lo_traffic):
     t.listener("time_wait")
     t.listener("close_wait")
     t.reserve("refused")
-    dump = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "--immediate-mode", "-n", "-w", "-", t.bpf()],
+    # the command as a user types it (packets reach the pipe within tcpdump's 1 s timeout)
+    dump = subprocess.Popen(["tcpdump", "-U", "-i", "lo", "-w", "-", t.bpf()],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     view = subprocess.Popen(tcpview_cmd("summary", "-", "--json"), stdin=dump.stdout, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, env=env_with_repo(), text=True)
@@ -61,7 +64,7 @@ def test_tcpdump_pipe_into_summary(lo_traffic):
         tw = t.time_wait()
         cw = t.close_wait()
         rf = t.refused()
-        time.sleep(0.3)
+        time.sleep(1.5)  # tcpdump hands packets over at least once a second
         _stop(dump)
         out, err = view.communicate(timeout=30)
     finally:

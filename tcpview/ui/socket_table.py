@@ -35,26 +35,28 @@ SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "se
 
 @dataclass(frozen=True)
 class SocketQuery:
-    """A parsed filter: ``state:CLOSE_WAIT`` (either end; ss spellings too), ``port:443``,
-    anything else must appear in the client or server address. Terms are ANDed."""
+    """A parsed filter, in the connection table's words: ``state:CLOSE_WAIT`` (either end;
+    prefixes, ``close-wait`` and ss's short forms such as ``cw``, ``tw``, ``est`` work),
+    ``port:443``; any other word must appear in the client or server address. Terms are
+    ANDed."""
 
     text: str
-    states: tuple[str, ...] = ()
+    states: tuple[frozenset[int], ...] = ()
     ports: tuple[int, ...] = ()
     words: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
 
     @classmethod
     def parse(cls, text: str) -> SocketQuery:
+        from .conn_query import parse_states
+
         states, ports, words, errors = [], [], [], []
         for term in text.split():
             key, sep, val = term.partition(":")
             if sep and key.lower() == "state":
-                name = val.upper().replace("-", "_")
-                name = {"ESTAB": "ESTABLISHED", "SYN_RECV": "SYN_RECEIVED"}.get(name, name)
-                match = [s for s in STATE_NAMES if s.startswith(name)] if name else []
-                if match:
-                    states.append(match[0] if name not in STATE_NAMES else name)
+                found = parse_states(val)
+                if found:
+                    states.append(found)
                 else:
                     errors.append(f"no state {val!r}")
             elif sep and key.lower() == "port":
@@ -67,8 +69,10 @@ class SocketQuery:
         return cls(text, tuple(states), tuple(ports), tuple(words), tuple(errors))
 
     def match(self, c: KernelConn) -> bool:
-        if self.states and not any(c.state_text(0) == s or c.state_text(1) == s for s in self.states):
-            return False
+        """True if connection ``c`` passes every term."""
+        for wanted in self.states:
+            if not ((c.client_state in wanted and not c.listening) or c.server_state in wanted):
+                return False
         if self.ports and not (c.client[1] in self.ports or c.server[1] in self.ports):
             return False
         if self.words:
