@@ -126,6 +126,13 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
         0, or 2 when the source failed (the reason is printed on stderr after the UI closes).
     """
     from .textutil import safe
+
+    if not os.environ.get("TEXTUAL_DRIVER") and not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
+        # e.g. `ssh -T` into a demo account: without this the app would draw into a pipe forever
+        from .cli import UsageError
+
+        raise UsageError("the interactive view needs a terminal on stdin and stdout (over SSH: ssh -t); "
+                         "tcpview summary and tcpview ladder print text")
     from .ui.app import TcpviewApp
 
     app = TcpviewApp(source, **opts)
@@ -134,3 +141,10 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
         print(f"tcpview: error: {safe(app.load_error)}", file=sys.stderr)
         return 2
     return app.return_code or 0
+
+
+def _is_tty(stream) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False
