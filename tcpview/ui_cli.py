@@ -135,6 +135,9 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
                          "tcpview summary and tcpview ladder print text")
     from .ui.app import TcpviewApp
 
+    # The reader thread holds the GIL most of the time; the UI's event loop gives it up at
+    # every await and must get it back, so a short switch interval keeps keys snappy.
+    sys.setswitchinterval(0.001)
     app = TcpviewApp(source, **opts)
     app.run()
     if app.load_error:

@@ -54,10 +54,11 @@ class Feed:
         tracker: the tracker to feed (a new one by default).
         batch_seconds: the longest a batch runs before the UI is told.
         first_batch_seconds: the first batch is shorter, so the screen fills quickly.
+        pause_seconds: a rest after each batch, in which the UI thread runs freely.
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
-                 first_batch_seconds: float = 0.05) -> None:
+                 first_batch_seconds: float = 0.05, pause_seconds: float = 0.01) -> None:
         self.source = source
         self.tracker = tracker if tracker is not None else Tracker()
         self.tl = self.tracker.tl
@@ -70,6 +71,7 @@ class Feed:
         self.frames = FrameStore(path if self._reader is not None else None)
         self.batch_seconds = batch_seconds
         self.first_batch_seconds = first_batch_seconds
+        self.pause_seconds = pause_seconds
         self.frames_read = 0
         self.done = False
         self.error: str | None = None
@@ -92,6 +94,9 @@ class Feed:
                 if self.frames_read != before or self._ended:
                     self.tl.version += 1
                     on_batch(BatchInfo(self.frames_read, self._progress()))
+                    # let the UI thread have the GIL for a moment: its event loop gives the
+                    # GIL up at every await and would otherwise wait for it each time
+                    time.sleep(self.pause_seconds)
                 elif self._idle:
                     time.sleep(0.02)  # the source has nothing; don't spin
         except Exception as e:  # noqa: BLE001 - a source failing must not kill the app
