@@ -1,0 +1,231 @@
+"""The demo over a real SSH session: a private sshd on 127.0.0.1 configured as the demo-account
+recipe in docs/ssh-demo.md (a forced command, no shell, no forwarding), a real ssh client with
+a pseudo-terminal inside tmux at 80x24, TERM=xterm-256color, and no mouse.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+
+pytestmark = pytest.mark.skipif(SSHD is None, reason="OpenSSH server (sshd) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        pytest.fail(f"{tool} is needed for the SSH test (install openssh-client and tmux)")
+    return path
+
+
+class Sshd:
+    """A throw-away sshd: its own host key, authorized key, config and port."""
+
+    def __init__(self, root: Path, force_command: str) -> None:
+        self.root = root
+        self.port = _free_port()
+        self.host_key = root / "host_ed25519"
+        self.client_key = root / "client_ed25519"
+        for key in (self.host_key, self.client_key):
+            subprocess.run([_need("ssh-keygen"), "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        (root / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
+        user = os.environ.get("USER") or __import__("pwd").getpwuid(os.getuid()).pw_name
+        self.user = user
+        self.config = root / "sshd_config"
+        # The demo-account recipe of docs/ssh-demo.md, for the user running the test.
+        self.config.write_text(f"""\
+Port {self.port}
+ListenAddress 127.0.0.1
+HostKey {self.host_key}
+PidFile {root / "sshd.pid"}
+AuthorizedKeysFile {root / "authorized_keys"}
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+
+Match User {user}
+    ForceCommand {force_command}
+    PermitTTY yes
+    AllowTcpForwarding no
+    AllowStreamLocalForwarding no
+    AllowAgentForwarding no
+    X11Forwarding no
+    PermitTunnel no
+    PermitUserRC no
+""")
+        if os.geteuid() == 0:
+            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+        check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True)  # type: ignore[list-item]
+        assert check.returncode == 0, check.stderr
+        self.log = open(root / "sshd.log", "w")  # noqa: SIM115
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],  # type: ignore[list-item]
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None, self.logs()
+                time.sleep(0.05)
+        else:
+            raise AssertionError("sshd did not start listening: " + self.logs())
+
+    def ssh_argv(self, *extra: str) -> list[str]:
+        """An ssh command line for this server (no agent, no known_hosts, no user config)."""
+        return [_need("ssh"), "-F", "/dev/null", "-p", str(self.port), "-i", str(self.client_key),
+                "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={self.root / 'known_hosts'}",
+                "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR",
+                *extra, f"{self.user}@127.0.0.1"]
+
+    def logs(self) -> str:
+        """What sshd has logged so far."""
+        self.log.flush()
+        return (self.root / "sshd.log").read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def sshd(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """An sshd whose forced command is the demo, from this source tree."""
+    # The forced command the docs recommend (`tcpview demo`), here run from the source tree
+    # with this interpreter; --seed makes the screen the same on every run.
+    force = f"cd {shlex.quote(str(REPO))} && exec {shlex.quote(sys.executable)} -m tcpview demo --seed 7"
+    server = Sshd(tmp_path, force)
+    yield server
+    server.stop()
+
+
+class Tmux:
+    """A private tmux server (its own socket, no user config) holding one 80x24 window."""
+
+    def __init__(self, root: Path, command: list[str], cols: int = 80, rows: int = 24) -> None:
+        self.tmux = _need("tmux")
+        self.sock = str(root / "tmux.sock")
+        env = dict(os.environ, TERM="xterm-256color")
+        env.pop("TMUX", None)
+        subprocess.run([self.tmux, "-S", self.sock, "-f", "/dev/null", "new-session", "-d", "-s", "t",
+                        "-x", str(cols), "-y", str(rows), shlex.join(command)], check=True, env=env)
+        self.run("set-option", "-t", "t", "remain-on-exit", "on")
+
+    def run(self, *args: str) -> str:
+        """A tmux command; returns its output."""
+        return subprocess.run([self.tmux, "-S", self.sock, *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def screen(self) -> str:
+        """The visible text of the pane."""
+        return self.run("capture-pane", "-p", "-t", "t")
+
+    def pane(self, fmt: str) -> str:
+        """A pane format variable, e.g. ``#{pane_dead}``."""
+        return self.run("display-message", "-p", "-t", "t", fmt).strip()
+
+    def wait_for(self, ok, timeout: float = 20.0) -> str:  # type: ignore[no-untyped-def]
+        """Poll the screen until ``ok(screen)``; returns the last screen."""
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.screen()
+            if ok(text):
+                return text
+            if self.pane("#{pane_dead}") == "1":
+                break
+            time.sleep(0.25)
+        return text
+
+    def kill(self) -> None:
+        """Stop the tmux server."""
+        subprocess.run([self.tmux, "-S", self.sock, "kill-server"], capture_output=True)
+
+
+def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
+    # The user asks for a shell command; the forced command runs the demo regardless.
+    argv = sshd.ssh_argv("-tt") + ["echo", "a-shell-command"]
+    tmux = Tmux(tmp_path, ["env", "TERM=xterm-256color", *argv])
+    try:
+        words = ("TIME_WAIT", "CLOSE_WAIT", "ESTABLISHED", "Connections")
+
+        def ready(s: str) -> bool:
+            return all(w in s for w in words) and ("▶" in s or "◀" in s) and "SYN" in s
+
+        screen = tmux.wait_for(ready)
+        assert ready(screen), f"screen:\n{screen}\nsshd log:\n{sshd.logs()}"
+        assert "a-shell-command" not in screen
+        lines = screen.splitlines()
+        assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
+        # the counters line carries numbers, the ladder an arrow with flags on it
+        counters = next(line for line in lines if "TIME_WAIT" in line and "CLOSE_WAIT" in line)
+        assert any(ch.isdigit() for ch in counters)
+        assert any(("─▶" in line or "◀─" in line) and ("SYN" in line or "ACK" in line) for line in lines)
+        # keyboard only (no mouse): pause, step, open help, close it, quit
+        assert "LIVE" in screen
+        tmux.run("send-keys", "-t", "t", "space")  # freeze the live view
+        screen = tmux.wait_for(lambda s: "LIVE" not in s.splitlines()[0], timeout=5)
+        assert "LIVE" not in screen.splitlines()[0], screen
+        tmux.run("send-keys", "-t", "t", "?")
+        screen = tmux.wait_for(lambda s: "Step one segment forward" in s, timeout=5)
+        assert "Step one segment forward" in screen and "─ Connections" not in screen, screen
+        tmux.run("send-keys", "-t", "t", "Escape")
+        screen = tmux.wait_for(lambda s: "─ Connections" in s, timeout=5)
+        assert "─ Connections" in screen and "Step one segment forward" not in screen, screen
+        tmux.run("send-keys", "-t", "t", "q")
+        deadline = time.monotonic() + 10
+        while tmux.pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert tmux.pane("#{pane_dead}") == "1", tmux.screen()
+        # ssh exits with the remote command's status: the demo quit cleanly
+        assert tmux.pane("#{pane_dead_status}") == "0", tmux.screen() + sshd.logs()
+        # and the terminal was given back: the alternate screen is gone, no UI left on it
+        assert "─ Connections" not in tmux.screen()
+    finally:
+        tmux.kill()
+
+
+def test_demo_account_has_no_shell_and_no_forwarding(sshd: Sshd) -> None:
+    # A remote port forward is asked for when the session starts; the server refuses it and
+    # ExitOnForwardFailure makes the client give up.
+    r = subprocess.run(sshd.ssh_argv("-N", "-o", "ExitOnForwardFailure=yes", "-R", f"{_free_port()}:127.0.0.1:22"),
+                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert r.returncode != 0
+    assert "forwarding failed" in r.stderr
+    # Without a terminal the forced command still runs instead of the asked-for `id`, and the
+    # demo, which needs a terminal, says so in one line and exits 2 (it does not draw into a
+    # pipe for ever).
+    r = subprocess.run(sshd.ssh_argv("-T") + ["id"], capture_output=True, text=True, timeout=30,
+                       stdin=subprocess.DEVNULL)
+    assert "uid=" not in r.stdout
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.strip().count("\n") == 0 and "needs a terminal" in r.stderr and "ssh -t" in r.stderr
