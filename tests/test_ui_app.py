@@ -467,3 +467,11 @@ def test_replay_from_stdin_needs_a_pipe() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 2
     assert b"stdin is a terminal" in out
+
+
+def test_docs_key_table_is_current() -> None:
+    """docs/keys.md is generated from the bindings; regenerate it when they change."""
+    from tcpview.ui.help import keys_markdown
+
+    doc = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
+    assert doc.read_text() == keys_markdown(), "run: python -m tcpview.ui.help.keys > docs/keys.md"

@@ -17,6 +17,15 @@ _KEY_NAMES = {
     "ctrl+q": "Ctrl+Q",
 }
 
+FILTER_HELP = (
+    "`/` opens the filter box; terms are ANDed and apply as you type. `state:CLOSE_WAIT` "
+    "(either endpoint; also `close-wait`, prefixes like `state:fin_wait`, and `tw` `cw` `est` "
+    "`syn-recv`), `client:STATE` / `server:STATE` (one endpoint), `port:443` (either port), "
+    "`is:partial` `is:refused` `is:reset` `is:anomaly`, `id:12`, an IP address (either "
+    "endpoint), or any other word (part of the client or server text, e.g. `:443`). State "
+    "terms are evaluated at the cursor, so the list changes as you seek."
+)
+
 SECTIONS = ("Player", "Connections", "Ladder", "Counters", "General", "Detail pane")
 
 
@@ -66,6 +75,7 @@ def keys_markdown() -> str:
             section = sec
         keys_md = " ".join(f"`{k}`" for k in keys.split(" ")) if keys != "mouse" else "mouse"
         out.append(f"| {keys_md} | {what} |")
+    out += ["", "## Filter", "", FILTER_HELP]
     return "\n".join(out).replace("\n\n\n", "\n\n") + "\n"
 
 
