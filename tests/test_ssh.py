@@ -69,12 +69,10 @@ LogLevel VERBOSE
 Match User {user}
     ForceCommand {force_command}
     PermitTTY yes
-    AllowTcpForwarding no
-    AllowStreamLocalForwarding no
-    AllowAgentForwarding no
-    X11Forwarding no
+    DisableForwarding yes
     PermitTunnel no
     PermitUserRC no
+    MaxSessions 1
 """)
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
