@@ -223,7 +223,7 @@ class Player:
                 prev = self.times.prev_before(t)
                 if prev is None:
                     # before the first segment: an empty world
-                    t = (self.first - 1e-6) if self.first is not None and t > self.first else t
+                    t = (self.first - 1e-6) if self.first is not None and t >= self.first else t
                     break
                 t = prev
         self._set(t)

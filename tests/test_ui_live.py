@@ -1,0 +1,73 @@
+"""The app on a live source: a capture file still being written, read with --follow.
+
+The cursor follows the newest data; pause freezes the view while reading goes on; space
+jumps back to live.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from pathlib import Path
+
+from test_ui_capture import T0, write_capture
+
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+
+
+def split_records(data: bytes, n: int) -> tuple[bytes, bytes]:
+    """(file header + first n records, the rest) of a little-endian pcap."""
+    pos = 24
+    for _ in range(n):
+        incl = struct.unpack_from("<I", data, pos + 8)[0]
+        pos += 16 + incl
+    return data[:pos], data[pos:]
+
+
+async def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(int(timeout / 0.02)):
+        if cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
+    full = write_capture(tmp_path / "full.pcap").read_bytes()
+    head, rest = split_records(full, 7)  # connection 0 only
+    growing = tmp_path / "growing.pcap"
+    growing.write_bytes(head)
+    source = FileSource(str(growing), follow=True)
+    assert source.live
+    app = TcpviewApp(source, tick=0.02)
+    async with app.run_test(size=(80, 24)) as pilot:
+        table = app._table
+        await wait_for(lambda: app.tl.packets == 7 and len(table.rows) == 1)
+        await wait_for(lambda: app._ladder.count == 7)
+        assert app.player.following and app.player.position() == T0 + 0.6
+        await pilot.press("space")  # freeze
+        assert not app.player.following and app.player.position() == T0 + 0.6
+        frozen_bar = app._bar.render().plain
+        with growing.open("ab") as f:
+            f.write(rest)
+        await wait_for(lambda: app.tl.packets == 19)
+        await asyncio.sleep(0.1)  # a few ticks
+        assert len(table.rows) == 1 and app._counters._counts["CLOSE_WAIT"] == 1  # still as of 0.6 s
+        assert app._counters._counts["TIME_WAIT"] == 0
+        assert "LIVE" not in frozen_bar
+        # a modal screen over the main one while data arrives and the view updates
+        await pilot.press("question_mark")
+        await pilot.press("escape")
+        await pilot.press("space")  # back to live
+        assert app.player.following
+        await wait_for(lambda: len(table.rows) == 4)
+        assert app._counters._counts["TIME_WAIT"] == 1 and app._counters._counts["SYN_RECEIVED"] == 1
+        assert "LIVE" in app._bar.render().plain
+        # stepping back from live pauses at the previous segment
+        await pilot.press("left")
+        assert not app.player.following and app.player.position() == T0 + 2.5
+        assert app._counters._counts["SYN_RECEIVED"] == 0
+        await pilot.press("end")
+        assert app.player.following
+        app.exit()

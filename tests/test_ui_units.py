@@ -1,0 +1,154 @@
+"""The UI's headless parts: player cursor, why sentences, filter queries, frame store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_ui_capture import T0, frames, write_capture
+
+from tcpview.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
+
+
+def make_player(times: list[float], live: bool = False) -> Player:
+    st = SegmentTimes()
+    for t in times:
+        st.append(t)
+    p = Player(st, live=live)
+    p.set_bounds(times[0], times[-1])
+    p.loaded = True
+    return p
+
+
+def test_segment_times_stay_ordered_for_bisect() -> None:
+    st = SegmentTimes()
+    for t in (1.0, 2.0, 1.5, 3.0):  # a timestamp that goes backwards
+        st.append(t)
+    assert list(st.ts) == [1.0, 2.0, 2.0, 3.0]
+    assert st.next_after(1.0) == 2.0 and st.next_after(2.0) == 3.0 and st.next_after(3.0) is None
+    assert st.prev_before(3.0) == 2.0 and st.prev_before(1.0) is None
+    assert st.index_at(2.0) == 3 and st.index_at(None) == 4
+
+
+def test_replay_play_tick_and_stop_at_end() -> None:
+    p = make_player([10.0, 11.0, 12.0, 14.0])
+    assert p.following and p.position() == 14.0
+    p.toggle()  # at the end: from the start
+    assert p.playing and p.position() == 10.0
+    assert p.tick(0.5) and p.position() == pytest.approx(10.5)
+    p.faster()
+    assert p.speed == 2.0
+    p.tick(1.0)
+    assert p.position() == pytest.approx(12.5)
+    p.tick(10.0)
+    assert not p.playing and p.position() == 14.0  # stopped at the end
+    assert p.fraction() == 1.0
+
+
+def test_speeds_run_from_a_tenth_to_max() -> None:
+    p = make_player([0.0, 1.0])
+    for _ in range(20):
+        p.slower()
+    assert p.speed == 0.1 and speed_label(p.speed) == "0.1x"
+    for _ in range(20):
+        p.faster()
+    assert p.speed == MAX and speed_label(p.speed) == "max"
+    assert [speed_label(s) for s in SPEEDS][3] == "1.0x"
+
+
+def test_max_speed_moves_by_segments_not_time() -> None:
+    times = [float(i) for i in range(300)] + [10_000.0]
+    p = make_player(times)
+    p.to_start()
+    p.speed_index = len(SPEEDS) - 1
+    p.toggle()
+    p.tick(0.001)
+    assert p.position() == 3.0  # 1% of 301 segments, whatever the wall time
+    p.tick(0.001)
+    assert p.position() == 6.0
+
+
+def test_step_seek_and_jump() -> None:
+    p = make_player([10.0, 10.5, 11.0, 20.0])
+    p.to_start()
+    p.step(1)
+    assert p.position() == 10.5
+    p.step(2)
+    assert p.position() == 20.0
+    p.step(1)
+    assert p.position() == 20.0
+    p.step(-1)
+    assert p.position() == 11.0
+    p.seek_offset(5.0)
+    assert p.position() == 15.0 and p.offset() == 5.0
+    p.jump(0.1)
+    assert p.position() == pytest.approx(16.0)
+    p.seek(-100)
+    assert p.position() == 10.0
+    p.step(-1)  # before the first segment: the empty world
+    assert p.position() < 10.0
+    p.step(1)
+    assert p.position() == 10.0
+    p.seek_fraction(0.5)
+    assert p.position() == 15.0
+
+
+def test_live_pause_freezes_and_resume_goes_live() -> None:
+    p = make_player([1.0, 2.0], live=True)
+    assert p.following and p.query_time() is None
+    p.toggle()
+    assert not p.following and p.query_time() == 2.0
+    p.set_bounds(1.0, 5.0)  # capture goes on
+    assert p.position() == 2.0
+    p.toggle()
+    assert p.following and p.position() == 5.0
+
+
+def test_why_sentences() -> None:
+    from tcpview.why import explain, sentence
+
+    text = explain([(0, 4, 5, "fin_sent"), (1, 4, 7, "fin_received")], sender=0)
+    assert text.startswith("Client sent FIN") and "server's application must still call close()" in text
+    assert "CLOSE_WAIT" in text
+    assert "three-way handshake" in explain([(0, 2, 4, "handshake_ack"), (1, 3, 4, "handshake_ack")], 0)
+    assert "refused" in explain([(1, 1, 0, "refused"), (0, 2, 0, "refused")], 1)
+    assert "TIME_WAIT ended" in explain([(0, 10, 0, "time_wait_expired")], None)
+    assert explain([], 0) == ""
+    assert "LAST_ACK" in sentence("fin_sent", 1, "LAST_ACK", 1)
+
+
+def test_filter_query_parsing() -> None:
+    from tcpview.ui.conn_query import ConnQuery, parse_states
+
+    assert parse_states("close-wait") == {7} and parse_states("tw") == {10}
+    assert parse_states("fin_wait") == {5, 6} and parse_states("nope") == set()
+    q = ConnQuery.parse("state:CLOSE_WAIT port:443 10.0.0.5 :80 is:reset id:3")
+    assert q.either_states == [frozenset({7})] and q.ports == [443] and q.ips == ["10.0.0.5"]
+    assert q.words == [":80"] and q.notes == ["reset"] and q.ids == [3] and not q.errors
+    bad = ConnQuery.parse("state:bogus port:x is:what")
+    assert len(bad.errors) == 3 and bad.empty
+
+
+def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path) -> None:
+    import threading
+
+    from scapy.layers.l2 import Ether
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.feed import Feed
+
+    path = write_capture(tmp_path / "k.pcap")
+    feed = Feed(FileSource(str(path)))
+    feed.run(threading.Event(), lambda info: None)
+    assert len(feed.times) == 19 and feed.times.ts[0] == pytest.approx(T0)
+    for i, pkt in enumerate(frames()):
+        lt, data = feed.frames.get(i + 1)  # type: ignore[misc]
+        assert lt == 1 and data == bytes(pkt)
+    assert feed.frames.get(999) is None
+
+    from tcpview.inspect import FrameStore
+
+    store = FrameStore(budget=200)
+    for i in range(1, 11):
+        store.note_bytes(i, 1, bytes(Ether() / (b"x" * 50)))
+    assert store.get(1) is None and store.get(10) is not None  # oldest dropped past the budget
