@@ -45,17 +45,23 @@ def busy():
     return frames, tr
 
 
+_RECORDED: dict[int, list] = {}
+
+
 def oracle_counters(tl, t: float) -> Counter:
     """Endpoints per state at t, from the states recorded on each connection's segments."""
+    if id(tl) not in _RECORDED:
+        _RECORDED[id(tl)] = [[(s.ts, s.client_state, s.server_state) for s in tl.segments(cid)]
+                             for cid in range(len(tl.conns))]
     out: Counter = Counter()
-    for cid in range(len(tl.conns)):
+    for segs in _RECORDED[id(tl)]:
         last = None
-        for s in tl.segments(cid):
-            if s.ts <= t:
-                last = s
+        for rec in segs:
+            if rec[0] <= t:
+                last = rec
         if last is not None:
-            out[last.client_state] += 1
-            out[last.server_state] += 1
+            out[last[1]] += 1
+            out[last[2]] += 1
     out.pop("CLOSED", None)
     return out
 
