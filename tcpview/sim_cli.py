@@ -138,6 +138,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise _usage_error("simulate needs -w FILE (the pcap to write, or - for standard output)")
     from .sim import write_pcap
 
+    if args.write == "-" and sys.stdout.isatty():
+        raise _usage_error("refusing to write a capture to a terminal; redirect it (-w - > file, or | tcpview summary -)")
     scen = _load(args.scenario)
     duration = args.duration
     bounded = duration is not None or args.packets is not None

@@ -73,6 +73,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BaseModel,
     BeforeValidator,
+    PlainValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -138,6 +139,16 @@ def _off(v: Any) -> Any:
     """TOML has no null: "none" / "off" / false switch an optional setting off."""
     if v is False or (isinstance(v, str) and v.lower() in ("none", "off")):
         return None
+    return v
+
+
+def _count(v: Any) -> int | str:
+    if v == "forever":
+        return v
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError(f'must be a whole number or "forever", not {v!r}')
+    if not 0 <= v <= 10_000_000:
+        raise ValueError(f"must be between 0 and 10000000, not {v}")
     return v
 
 
@@ -295,7 +306,8 @@ class Scan(_M):
 
 class Repeat(_M):
     op: Literal["repeat"]
-    count: Annotated[int, Field(ge=0, le=10_000_000)] | Literal["forever"]
+    count: Annotated[int | str, PlainValidator(_count)]
+    """How many runs, or "forever"."""
     every: float | None = Field(None, ge=0, le=86400)
     poisson: bool = False
     steps: list[Step] | None = None
@@ -344,7 +356,7 @@ class ScenarioModel(_M):
     scripts: dict[str, list[Step]] = {}
 
     @model_validator(mode="after")
-    def _families(self) -> ScenarioModel:
+    def _default_ips(self) -> ScenarioModel:
         c, s = self.client, self.server
         if c.ip is None or s.ip is None:
             v6 = ":" in (c.ip or "") or ":" in (s.ip or "")
@@ -352,10 +364,6 @@ class ScenarioModel(_M):
                 c.ip = "fd00::1" if v6 else "10.0.0.1"
             if s.ip is None:
                 s.ip = "fd00::2" if v6 else "10.0.0.2"
-        if self.client.network().version != self.server.network().version:
-            raise ValueError("client.ip and server.ip must both be IPv4 or both IPv6")
-        if self.server.network().num_addresses != 1:
-            raise ValueError("server.ip must be one address, not a network")
         return self
 
 
@@ -550,19 +558,25 @@ def _format(e: ValidationError, filename: str, text: str) -> str:
         msg = f"a step needs 'op' (one of: {', '.join(STEP_MODELS)})"
     elif typ in ("value_error", "assertion_error"):
         msg = re.sub(r"^(Value|Assertion) error, ", "", msg)
+    elif typ in ("model_type", "dict_type"):
+        msg = "must be a table"
     else:
+        msg = re.sub(r"^Input should be ", "must be ", msg)
         msg = msg[:1].lower() + msg[1:]
-        if typ not in ("model_type", "dict_type") and inp is not None and not isinstance(inp, (dict, list)):
-            msg += f", not {inp!r}"
-        elif typ in ("model_type", "dict_type"):
-            msg = "must be a table"
+        if inp is not None and not isinstance(inp, (dict, list)):
+            msg += f" (got {inp!r})"
     more = len(errs) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return _where(filename, text, path) + msg + tail
 
 
 def _check_refs(model: ScenarioModel) -> tuple[tuple, str] | None:
-    """Names used by ``run`` and ``pick`` must exist; scripts must not call themselves."""
+    """Addresses must fit together; names used by ``run`` and ``pick`` must exist; scripts
+    must not call themselves."""
+    if model.client.network().version != model.server.network().version:
+        return ("server", "ip"), "the client and the server must both be IPv4 or both IPv6"
+    if model.server.network().num_addresses != 1:
+        return ("server", "ip"), "must be one address, not a network"
     names = set(model.scripts)
 
     def walk(steps: list, path: tuple, stack: tuple) -> tuple[tuple, str] | None:
