@@ -152,3 +152,21 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
     for i in range(1, 11):
         store.note_bytes(i, 1, bytes(Ether() / (b"x" * 50)))
     assert store.get(1) is None and store.get(10) is not None  # oldest dropped past the budget
+
+
+def test_state_cache_agrees_with_the_store_back_and_forth(tmp_path: Path) -> None:
+    """The incremental per-connection states equal Conn.states_at at every time, either way."""
+    from tcpview.loader import load
+    from tcpview.ui.conn_query import StateCache
+
+    tl = load(str(write_capture(tmp_path / "late.pcap", late=True))).timeline
+    cache = StateCache()
+    times = [0.05, 0.55, 1.65, 61.7, 0.25, 2.05, 70.0, 0.0, 1.75, 100.0, 0.15]
+    for off in times + times[::-1]:
+        t = T0 + off
+        cs, ss = cache.at(tl, t)
+        for c in tl.conns:
+            assert (cs[c.id], ss[c.id]) == c.states_at(t), (off, c.id)
+    cs, ss = cache.at(tl, None)
+    assert [(cs[c.id], ss[c.id]) for c in tl.conns] == [tuple(c.state) for c in tl.conns]
+    assert cs[1] == 0  # conn 1's TIME_WAIT expired (60 s after 1.6) before the SYN at 70 s

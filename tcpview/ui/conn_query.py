@@ -202,6 +202,71 @@ def last_ts_at(c: Conn, k: int) -> float:
     return REC.unpack_from(c.rec, (k - 1) * REC_SIZE)[0]
 
 
+class StateCache:
+    """Both endpoints' states of every connection at one time, moved incrementally.
+
+    Two ``bytearray`` (client, server) indexed by connection id, kept as of ``k`` entries of
+    the timeline's global transition log. Moving to another time replays (or undoes) only the
+    transitions in between, so a playing cursor costs a few entries per tick, and a filter
+    on state over 100k connections is a few C-level byte operations.
+    """
+
+    def __init__(self) -> None:
+        self.cs = bytearray()
+        self.ss = bytearray()
+        self.k = 0
+
+    def at(self, tl: Timeline, t: float | None) -> tuple[bytearray, bytearray]:
+        """(client states, server states) by connection id, as of time t (None: now)."""
+        import bisect
+
+        log = tl.t_log
+        n_log = len(log)
+        target = n_log if t is None else bisect.bisect_right(tl.t_ts, t, 0, n_log)
+        n = len(tl.conns)
+        if len(self.cs) < n:
+            grow = n - len(self.cs)
+            self.cs.extend(bytes(grow))
+            self.ss.extend(bytes(grow))
+        arrs = (self.cs, self.ss)
+        if target > self.k:
+            for cid, side, _old, new in log[self.k:target]:
+                arrs[side][cid] = new
+        elif target < self.k:
+            for cid, side, old, _new in reversed(log[target:self.k]):
+                arrs[side][cid] = old
+        self.k = target
+        return self.cs, self.ss
+
+
+def _table(states: frozenset[int]) -> bytes:
+    return bytes(1 if i in states else 0 for i in range(256))
+
+
+def _or(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def _and(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def state_mask(q: ConnQuery, cs: bytes, ss: bytes) -> bytes:
+    """One byte per connection: 1 where both endpoints' states pass the query's state terms."""
+    mask: bytes | None = None
+    for states in q.either_states:
+        t = _table(states)
+        m = _or(cs.translate(t), ss.translate(t))
+        mask = m if mask is None else _and(mask, m)
+    for states in q.client_states:
+        m = cs.translate(_table(states))
+        mask = m if mask is None else _and(mask, m)
+    for states in q.server_states:
+        m = ss.translate(_table(states))
+        mask = m if mask is None else _and(mask, m)
+    return mask if mask is not None else b"\x01" * len(cs)
+
+
 SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "idle", "age", "notes")
 
 
@@ -220,6 +285,7 @@ class ConnRows:
         self._static: list[int] = []  # ids passing the time-independent terms
         self._static_n = 0
         self._static_text: str | None = None
+        self.states = StateCache()
 
     def set_query(self, text: str) -> ConnQuery:
         """Use a new filter query; returns it parsed (see ``errors``)."""
@@ -248,13 +314,18 @@ class ConnRows:
         if q.empty:
             ids: Sequence[int] = range(n)
         else:
-            ids = self._static_ids(tl, n)
+            static_terms = q.ports or q.ips or q.words or q.notes or q.ids
             if q.uses_state:
-                conns, match = tl.conns, q.state_match
-                if t is None:
-                    ids = [i for i in ids if match(*conns[i].state)]
+                import re
+
+                cs, ss = self.states.at(tl, t)
+                mask = state_mask(q, bytes(cs[:n]), bytes(ss[:n]))
+                if static_terms:
+                    ids = [i for i in self._static_ids(tl, n) if mask[i]]
                 else:
-                    ids = [i for i in ids if match(*conns[i].states_at(t))]
+                    ids = [m.start() for m in re.finditer(b"\x01", mask)]
+            else:
+                ids = self._static_ids(tl, n)
         if self.sort == "id":
             if self.reverse:
                 return ids[::-1]
@@ -271,10 +342,8 @@ class ConnRows:
         if s == "server":
             return lambda i: (conns[i].family, conns[i].sip, conns[i].sport)
         if s in ("cstate", "sstate"):
-            side = 0 if s == "cstate" else 1
-            if t is None:
-                return lambda i: conns[i].state[side]
-            return lambda i: conns[i].states_at(t)[side]
+            arr = self.states.at(tl, t)[0 if s == "cstate" else 1]
+            return arr.__getitem__
         if s == "pkts":
             return lambda i: conns[i].count_at(t)
         if s == "bytes":
