@@ -265,7 +265,7 @@ class ThemeSet:
     themes: dict[str, Theme]
     """By name: built-ins first, then the user's (which may replace a built-in)."""
     failures: list[ThemeFailure]
-    """User theme files that could not be loaded (the built-ins are tested)."""
+    """Theme files that could not be loaded (the user's, or a damaged installation's)."""
     files: dict[str, Path]
     """Which file each theme came from."""
 
@@ -291,13 +291,23 @@ def _theme_files(directory: Path) -> list[Path]:
 
 
 @cache
-def builtin_themes() -> dict[str, Theme]:
-    """The built-in themes by name (each defines every tcpview variable)."""
-    out: dict[str, Theme] = {}
+def _builtins() -> tuple[dict[str, Theme], tuple[ThemeFailure, ...]]:
+    themes: dict[str, Theme] = {}
+    failures: list[ThemeFailure] = []
     for path in _theme_files(builtin_theme_dir()):
-        theme = load_theme_file(path, require_all=True)
-        out[theme.name] = theme
-    return out
+        try:
+            theme = load_theme_file(path)
+        except ThemeError as e:  # a damaged installation must not stop the app
+            failures.append(ThemeFailure(path, str(e).removeprefix(f"{path}: ")))
+            continue
+        themes[theme.name] = theme
+    return themes, tuple(failures)
+
+
+def builtin_themes() -> dict[str, Theme]:
+    """The built-in themes by name. Each defines every tcpview variable (the tests check; at
+    run time a variable a theme leaves out falls back to the app's default)."""
+    return dict(_builtins()[0])
 
 
 def load_themes(user_dir: Path | None = None) -> ThemeSet:
@@ -307,9 +317,10 @@ def load_themes(user_dir: Path | None = None) -> ThemeSet:
         user_dir: Defaults to :func:`user_theme_dir`.
     """
     user_dir = user_theme_dir() if user_dir is None else user_dir
-    themes = dict(builtin_themes())
+    themes, builtin_failures = _builtins()
+    themes = dict(themes)
     files = {name: builtin_theme_dir() / f"{name}.toml" for name in themes}
-    failures: list[ThemeFailure] = []
+    failures: list[ThemeFailure] = list(builtin_failures)
     for path in _theme_files(user_dir):
         try:
             theme = load_theme_file(path)

@@ -48,6 +48,8 @@ def app_variables() -> set[str]:
 def test_builtin_themes_define_every_app_colour() -> None:
     found = themes.builtin_themes()
     assert set(BUILTIN) <= set(found)
+    for name in BUILTIN:  # strictly: no unknown keys or variables, every tcpview variable set
+        themes.load_theme_file(REPO / "themes" / f"{name}.toml", require_all=True)
     wanted = app_variables()
     assert {"tcp-syn", "tcp-fin", "tcp-rst", "tcp-data", "tcp-ack", "state-time-wait",
             "state-close-wait", "state-established"} <= wanted
