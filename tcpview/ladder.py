@@ -44,8 +44,8 @@ def segment_label(tl: Timeline, c: Conn, i: int, absolute: bool = False) -> str:
     if plen:
         parts.append(f"len={plen}")
     parts.append(f"win={win}")
-    if flags & 0x02 and c.opts[d]:
-        o = c.opts[d]
+    if flags & 0x02 and c.optraw[d]:
+        o = c.opts[d] or {}
         if "mss" in o:
             parts.append(f"mss={o['mss']}")
         if "ws" in o:

@@ -64,8 +64,8 @@ class Conn:
     __slots__ = (
         "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "bytes",
         "first_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
-        "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies", "trans_ts",
-        "trans", "opts", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist",
+        "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies",
+        "trans", "optraw", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist",
     )  # fmt: skip
 
     def __init__(self, cid: int, family: int, cip: object, cport: int, sip: object, sport: int, ts: float) -> None:
@@ -88,9 +88,8 @@ class Conn:
         self.refused = False
         self.reset = False
         self.anomalies = 0
-        self.trans_ts: list[float] = []
         self.trans: list[tuple] = []  # (ts, frame, side, old, new, why)
-        self.opts: list[dict | None] = [None, None]
+        self.optraw: list[bytes | None] = [None, None]  # each side's SYN options, parsed on demand
         self.since = [0.0, 0.0]  # when each side entered its current state (timers check it)
         self.last_ack = [-1, -1]
         self.dup_acks = [0, 0]
@@ -99,6 +98,13 @@ class Conn:
         self.base_hist: list[tuple[int, int, int]] = []  # (segments before, dir, old base)
 
     # -- reading -------------------------------------------------------------------------
+    @property
+    def opts(self) -> list[dict | None]:
+        """Each side's SYN options (``mss``, ``ws``, ``sack_perm``, ``ts``...), None if no SYN seen."""
+        from .decode import parse_options
+
+        return [None if raw is None else parse_options(raw, 0, len(raw)) for raw in self.optraw]
+
     @property
     def n(self) -> int:
         """Number of segments stored."""
@@ -130,8 +136,11 @@ class Conn:
         """(client, server) TcpState values as of time t (now when t is None)."""
         if t is None:
             return self.state[0], self.state[1]
-        k = bisect.bisect_right(self.trans_ts, t)
-        if k == len(self.trans_ts):
+        trans = self.trans
+        if not trans or trans[-1][0] <= t:
+            return self.state[0], self.state[1]
+        k = bisect.bisect_right(trans, t, key=_first)
+        if k == len(trans):
             return self.state[0], self.state[1]
         st = [TcpState.CLOSED, TcpState.CLOSED]
         # replay this connection's few transitions up to k
@@ -195,6 +204,10 @@ class Conn:
         return out
 
 
+def _first(item: tuple) -> float:
+    return item[0]
+
+
 def _fmt_ep(family: int, ip: object, port: int) -> str:
     text = ip_text(family, ip)
     return f"[{text}]:{port}" if family == 6 else f"{text}:{port}"
@@ -220,22 +233,24 @@ class Timeline:
 
     # -- appends (tracker only) ------------------------------------------------------------
     def add_transition(self, c: Conn, ts: float, frame: int, side: int, new: int, why: str) -> None:
-        old = c.state[side]
+        st = c.state
+        old = st[side]
         if old == new:
             return
-        c.state[side] = new
-        c.trans_ts.append(ts)
+        st[side] = new
         c.trans.append((ts, frame, side, old, new, why))
+        t_ts = self.t_ts
         # the global log must stay time-ordered even if capture timestamps go backwards
-        if self.t_ts and ts < self.t_ts[-1]:
-            ts = self.t_ts[-1]
-        self.t_ts.append(ts)
-        self.t_log.append((c.id, side, old, new))
+        if t_ts and ts < t_ts[-1]:
+            ts = t_ts[-1]
+        t_ts.append(ts)
+        log = self.t_log
+        log.append((c.id, side, old, new))
         counts = self.counts
         counts[old] -= 1  # index 0 (CLOSED) is never reported, so it may go negative
         counts[new] += 1
-        if len(self.t_log) % CHECKPOINT_EVERY == 0:
-            self._checkpoints.append((len(self.t_log), list(counts)))
+        if not len(log) % CHECKPOINT_EVERY:
+            self._checkpoints.append((len(log), list(counts)))
 
     # -- queries ----------------------------------------------------------------------------
     def end_time(self) -> float | None:

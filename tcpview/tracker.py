@@ -27,7 +27,7 @@ import heapq
 import struct
 from collections.abc import Iterable
 
-from .decode import decode, parse_options
+from .decode import decode
 from .model import Analysis, Anomaly
 from .store import (
     REC,
@@ -64,6 +64,51 @@ _RETRANS = int(Analysis.RETRANSMISSION) << 8
 _KEEPALIVE = int(Analysis.KEEP_ALIVE) << 8
 _ZEROWIN = int(Analysis.ZERO_WINDOW) << 8
 _DUPACK = int(Analysis.DUP_ACK) << 8
+A_RETRANS = int(Analysis.RETRANSMISSION)
+A_KEEPALIVE = int(Analysis.KEEP_ALIVE)
+A_ZEROWIN = int(Analysis.ZERO_WINDOW)
+A_DUPACK = int(Analysis.DUP_ACK)
+BAD_HANDSHAKE_ACK = int(Anomaly.BAD_HANDSHAKE_ACK)
+RST_OUT_OF_WINDOW = int(Anomaly.RST_OUT_OF_WINDOW)
+
+
+def _syn_ws(buf: object, p: int, end: int) -> int:
+    """The window-scale shift in a SYN's options (max 14), or -2 when it has none."""
+    while p < end:
+        kind = buf[p]  # type: ignore[index]
+        if kind == 3:
+            return min(buf[p + 2], 14) if p + 2 < end else -2  # type: ignore[index]
+        if kind == 0:
+            break
+        if kind == 1:
+            p += 1
+            continue
+        if p + 1 >= end:
+            break
+        olen = buf[p + 1]  # type: ignore[index]
+        if olen < 2:
+            break
+        p += olen
+    return -2
+
+
+def _flag_anomaly(flags: int) -> int:
+    """Anomaly bits for an invalid flag combination (0 when the combination is valid)."""
+    a = 0
+    if flags & SYN and flags & FIN:
+        a |= Anomaly.SYN_FIN
+    if flags & SYN and flags & RST:
+        a |= Anomaly.SYN_RST
+    if flags & 0x3F == 0:
+        a |= Anomaly.NO_FLAGS
+    if flags & (FIN | PSH | URG) == (FIN | PSH | URG):
+        a |= Anomaly.XMAS
+    elif flags & FIN and not flags & ACK and not flags & SYN:
+        a |= Anomaly.FIN_NO_ACK
+    return int(a)
+
+
+_FLAG_ANOMALY = [_flag_anomaly(f) for f in range(256)]
 
 
 def _ge(a: int, b: int) -> bool:
@@ -153,14 +198,16 @@ class Tracker:
                     else:
                         if total == 0 or total > origlen - 14:
                             total = origlen - 14
-                        plen = total - 20 - ((doff >> 4) << 2)
+                        thl = (doff >> 4) << 2
+                        plen = total - 20 - thl
                         if plen < 0 or doff < 0x50:
                             d = decode(buf, off, caplen, origlen, lt)
                             if d.__class__ is str:
                                 skipped[d] = skipped.get(d, 0) + 1
                                 continue
                             plen = d[9]
-                        d = None
+                        else:
+                            d = (4, src, dst, sp, dp, seq, ack, flags, win, plen, off + 34, thl)
                 else:
                     d = decode(buf, off, caplen, origlen, lt)
                     if d.__class__ is str:
@@ -193,8 +240,6 @@ class Tracker:
                             c.rec += _pack(ts, frame, seq, ack, plen, win << c.shift[dr], flags, dr, 4, 4, bits)
                             c.bytes += plen
                             continue
-                if d is None:
-                    d = decode(buf, off, caplen, origlen, lt)
                 tl.packets = packets
                 tl.last_ts = last
                 tl.tcp_packets += tcp
@@ -245,25 +290,14 @@ class Tracker:
             c.base_set[rcv] = True
 
         if flags & SYN:
-            opts = parse_options(buf, toff + 20, toff + thl) if thl > 20 else {}
-            c.opts[dr] = opts
+            c.optraw[dr] = bytes(buf[toff + 20 : toff + thl]) if thl > 20 else b""
             ws = c.win_scale
-            ws[dr] = opts.get("ws", -2)
+            ws[dr] = _syn_ws(buf, toff + 20, min(toff + thl, len(buf))) if thl > 20 else -2
             # Wireshark: a direction scales by its SYN's shift unless the peer's SYN had none
             for x in (0, 1):
                 c.shift[x] = ws[x] if ws[x] >= 0 and ws[1 - x] != -2 else 0
 
-        # invalid flag combinations
-        if flags & SYN and flags & FIN:
-            anomaly |= Anomaly.SYN_FIN
-        if flags & SYN and flags & RST:
-            anomaly |= Anomaly.SYN_RST
-        if flags & 0x3F == 0:
-            anomaly |= Anomaly.NO_FLAGS
-        if flags & (FIN | PSH | URG) == (FIN | PSH | URG):
-            anomaly |= Anomaly.XMAS
-        elif flags & FIN and not flags & ACK and not flags & SYN:
-            anomaly |= Anomaly.FIN_NO_ACK
+        anomaly = _FLAG_ANOMALY[flags]  # invalid flag combinations
 
         # sequence analysis (retransmission etc.)
         nxt = c.nxt[dr]
@@ -275,15 +309,15 @@ class Tracker:
             c.nxt[dr] = end
         elif plain:
             if plen > 1 or (plen == 1 and end != nxt):
-                bits |= Analysis.RETRANSMISSION
+                bits |= A_RETRANS
             elif seq == ((nxt - 1) & M):
-                bits |= Analysis.KEEP_ALIVE
+                bits |= A_KEEPALIVE
         elif seg_len > 0 and not flags & RST:
-            bits |= Analysis.RETRANSMISSION
+            bits |= A_RETRANS
         if win == 0 and not flags & (RST | SYN | FIN):
-            bits |= Analysis.ZERO_WINDOW
+            bits |= A_ZEROWIN
         if plain and plen == 0 and not bits and ack == c.last_ack[dr] and win == c.last_win[dr]:
-            bits |= Analysis.DUP_ACK
+            bits |= A_DUPACK
         c.last_ack[dr] = ack
         c.last_win[dr] = win
 
@@ -333,7 +367,7 @@ class Tracker:
             if R == SYN_SENT and S == LISTEN:
                 # RST answering a SYN: refused (it must ack the SYN, or carry no ACK)
                 if flags & ACK and ack != ((c.syn_seq[r] + 1) & M):
-                    return Anomaly.RST_OUT_OF_WINDOW
+                    return RST_OUT_OF_WINDOW
                 c.refused = True
                 move(r, CLOSED, WHY_REFUSED)
                 move(s, CLOSED, WHY_REFUSED)
@@ -344,7 +378,7 @@ class Tracker:
                 w = max(max(c.last_win[r], 0) << c.shift[r], 65535)
                 dist = (seq - nxt_s) & M
                 if dist > w and (M + 1 - dist) > w:
-                    return Anomaly.RST_OUT_OF_WINDOW
+                    return RST_OUT_OF_WINDOW
             c.reset = True
             move(s, CLOSED, WHY_RST)
             move(r, CLOSED, WHY_RST)
@@ -354,7 +388,7 @@ class Tracker:
             if flags & ACK:
                 # SYN+ACK
                 if c.syn_seq[r] >= 0 and ack != ((c.syn_seq[r] + 1) & M):
-                    return Anomaly.BAD_HANDSHAKE_ACK
+                    return BAD_HANDSHAKE_ACK
                 if c.syn_seq[s] >= 0 and seq == c.syn_seq[s] and c.acked_peer_syn[s]:
                     return 0  # retransmitted SYN+ACK
                 c.syn_seq[s] = seq
@@ -391,7 +425,7 @@ class Tracker:
                 c.acked_peer_syn[s] = True
                 self._established(c, move, WHY_HANDSHAKE_ACK)
             elif not flags & FIN:
-                return Anomaly.BAD_HANDSHAKE_ACK
+                return BAD_HANDSHAKE_ACK
 
         fin_r = c.fin_seq[r]
         acks_peer_fin = bool(flags & ACK) and fin_r >= 0 and _ge(ack, (fin_r + 1) & M)
@@ -439,9 +473,11 @@ class Tracker:
 
     @staticmethod
     def _established(c: Conn, move, why: str = WHY_HANDSHAKE_ACK) -> None:  # type: ignore[no-untyped-def]
-        for side in (0, 1):
-            if c.state[side] in (SYN_SENT, SYN_RECEIVED) and c.syn_acked[side] and c.acked_peer_syn[side]:
-                move(side, ESTABLISHED, why)
+        st, sa, ap = c.state, c.syn_acked, c.acked_peer_syn
+        if (st[0] == SYN_SENT or st[0] == SYN_RECEIVED) and sa[0] and ap[0]:
+            move(0, ESTABLISHED, why)
+        if (st[1] == SYN_SENT or st[1] == SYN_RECEIVED) and sa[1] and ap[1]:
+            move(1, ESTABLISHED, why)
 
     def _syn_starts_new(self, c: Conn, dr: int, seq: int) -> bool:
         """Whether a SYN (no ACK) on a known 4-tuple begins a new connection (tcp.stream).
