@@ -172,6 +172,10 @@ def live_summary(args: argparse.Namespace) -> int:
     source = open_live(args)
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
     cap = CaptureThread(source, tracker).start()
+    # like tcpdump's "listening on": from here on, packets are caught
+    how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
+    what = source.interface + (f" ({source.bpf})" if source.bpf else "")
+    print(f"tcpview: capturing on {what} {how_long}", file=sys.stderr, flush=True)
     interrupted = False
     try:
         if args.duration is not None:

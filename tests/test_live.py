@@ -235,7 +235,9 @@ def test_summary_from_live_interface(lo_traffic):
     p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--duration", "2.5", "--json"),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
     try:
-        time.sleep(1.0)  # the capture is open well before this (opening takes milliseconds)
+        from test_live_support import wait_for_text
+
+        wait_for_text(p.stderr, "capturing on lo", 30)
         cw = t.close_wait()
         rf = t.refused()
         out, err = p.communicate(timeout=30)
@@ -252,7 +254,7 @@ def test_summary_from_live_interface(lo_traffic):
     assert (r["client"]["state"], r["server"]["state"]) == ("CLOSED", "CLOSED") and "refused" in r["notes"]
     assert s["counters"]["CLOSE_WAIT"] == 1 and s["counters"]["FIN_WAIT_2"] == 1
     assert s["source"].startswith("live lo")
-    assert "dropped by the kernel" in err
+    assert "dropped by the kernel" in err  # the last line, after "capturing on"
 
 
 # -- user errors: one line, exit 2 -------------------------------------------------------------
