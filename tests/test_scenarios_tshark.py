@@ -21,7 +21,7 @@ from tcpview.sim import Engine, builtin_names, load
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 
-BUSY_SECONDS = 10
+BUSY_SECONDS = 6
 PI_ERROR = 0x00800000  # Wireshark's expert severity "error"
 FIELDS = ("frame.number", "tcp.seq", "tcp.ack", "tcp.len", "tcp.flags", "_ws.malformed", "_ws.expert.message",
           "_ws.expert.severity", "tcp.checksum.status", "ip.checksum.status", "tcp.analysis.retransmission",

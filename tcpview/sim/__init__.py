@@ -16,12 +16,28 @@ Typical use::
 
 from __future__ import annotations
 
-from .engine import EPOCH, Engine, SimFrame
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .scenario import Scenario, ScenarioError, builtin_names, load, load_builtin, parse
-from .source import SimSource
-from .writer import write_pcap
+
+if TYPE_CHECKING:
+    from .engine import EPOCH, Engine, SimFrame
+    from .source import SimSource
+    from .writer import write_pcap
 
 DEFAULT_SCENARIO = "busy"
+
+# the parts that need scapy are imported on first use, so listing or checking scenarios is quick
+_LAZY = {"EPOCH": ".engine", "Engine": ".engine", "SimFrame": ".engine", "SimSource": ".source",
+         "write_pcap": ".writer"}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(mod, __name__), name)
 
 __all__ = [
     "DEFAULT_SCENARIO",

@@ -40,12 +40,15 @@ def write_pcap(
     existing file is only ever replaced by a complete capture (and only with ``force``).
 
     Raises:
+        IsADirectoryError: ``path`` is a directory.
         FileExistsError: ``path`` exists and ``force`` is false.
         OSError: the file cannot be written.
     """
     res = WriteResult()
     engine = Engine(scenario, seed)
     to_stdout = path == "-"
+    if not to_stdout and os.path.isdir(path):
+        raise IsADirectoryError(path)
     if not to_stdout and os.path.lexists(path) and not force:
         raise FileExistsError(path)
     if to_stdout:
