@@ -265,6 +265,40 @@ def test_follow_a_capture_tcpdump_is_writing(tmp_path, lo_traffic):
         _stop(dump)
 
 
+def test_follow_a_pcapng_dumpcap_is_writing(tmp_path, lo_traffic):
+    """The same with pcapng blocks, from Wireshark's capture engine writing a file."""
+    need_root()
+    import shutil
+
+    if shutil.which("dumpcap") is None:
+        pytest.skip("dumpcap is not installed")
+    t = lo_traffic
+    t.listener("time_wait")
+    path = tmp_path / "live.pcapng"
+    dump = subprocess.Popen(["dumpcap", "-i", "lo", "-s", "256", "-w", str(path), "-f", t.bpf()],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for_text(dump.stderr, "Capturing on", 20)
+        assert wait_until(lambda: path.exists() and path.stat().st_size > 0, 20), "dumpcap wrote no header"
+        src = FileSource(str(path), follow=True)
+        tr = Tracker()
+        from tcpview.sources.live import CaptureThread
+
+        cap = CaptureThread(src, tr).start()
+        try:
+            tw = t.time_wait()
+            assert wait_until(lambda: len(tr.tl.conns) == 1 and tr.tl.conns[0].state == [10, 0], 10), \
+                "TIME_WAIT / CLOSED not seen while dumpcap runs"
+            assert dump.poll() is None
+        finally:
+            cap.stop()
+        c = tr.tl.connection(0)
+        assert (c.client.port, c.server.port) == (tw[0][1], tw[1][1])
+        assert src.error is None
+    finally:
+        _stop(dump)
+
+
 def test_summary_follow_is_not_needed_for_a_finished_pipe(tmp_path):
     """``summary -`` reads a pcap written to its stdin in slow pieces (a pipe, not a file)."""
     hdr, recs = _records(6)
