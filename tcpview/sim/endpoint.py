@@ -114,6 +114,7 @@ class Host:
         raise RuntimeError("no free ephemeral port")
 
     def next_ip_id(self) -> int:
+        """The IPv4 identification for the next frame this host sends."""
         self.ip_id = (self.ip_id + 1) & 0xFFFF
         return self.ip_id
 
@@ -229,6 +230,7 @@ class Tcb:
         return f"Tcb({self.host.ip}:{self.lport}->{self.rip}:{self.rport} {self.state})"
 
     def set_state(self, new: int) -> None:
+        """Enter RFC 9293 state ``new``, arming the timers that state runs."""
         if new == self.state:
             return
         self.state = new
@@ -277,6 +279,7 @@ class Tcb:
             self.conn.changed()
 
     def free_space(self) -> int:
+        """Receive buffer bytes not taken by unread or out-of-order data."""
         ooo = sum(len(d) for d in self.ooo.values())
         return max(0, self.rbuf - self.unread - ooo)
 
@@ -302,6 +305,7 @@ class Tcb:
         return w
 
     def rcv_wnd(self) -> int:
+        """RCV.WND: from RCV.NXT to the right edge last advertised."""
         return max(0, sdiff(self.rcv_adv, self.rcv_nxt))
 
     def _syn_options(self, synack: bool) -> list:
@@ -408,6 +412,7 @@ class Tcb:
 
     # -- application calls ---------------------------------------------------------------------
     def can_send(self) -> bool:
+        """The application may still write (its side is open)."""
         return self.state in (ESTABLISHED, CLOSE_WAIT) and not self.fin_queued
 
     def app_send(self, data: bytes) -> None:
@@ -442,6 +447,7 @@ class Tcb:
         self.delete()
 
     def app_stop_reading(self) -> None:
+        """The application stops reading: arriving data stays in the buffer."""
         self.reading = False
 
     def app_read(self) -> None:

@@ -102,10 +102,12 @@ class SimConn:
         self.tx = [0, 0]
 
     def attach(self, tcb: Tcb) -> None:
+        """Make ``tcb`` this connection's client or server endpoint (by its address)."""
         side = 0 if (tcb.host.ip, tcb.lport) == (self.cip, self.cport) else 1
         self.tcbs[side] = tcb
 
     def changed(self) -> None:
+        """Something happened to it: re-check the scripts waiting for it to settle."""
         if self.waiting:
             self.engine.dirty.add(self)
 
@@ -115,6 +117,7 @@ class SimConn:
 
     @property
     def key(self) -> tuple[str, int, str, int]:
+        """(client ip, client port, server ip, server port)."""
         return (self.cip, self.cport, self.sip, self.sport)
 
 
@@ -179,6 +182,7 @@ class Engine:
 
     # -- the event loop ---------------------------------------------------------------------------
     def schedule(self, t: int, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        """Call ``fn(*args)`` at simulated time ``t`` (microseconds; ties keep their order)."""
         heapq.heappush(self.heap, (t, next(self._order), fn, args))
 
     def frames(self, max_packets: int | None = None, max_seconds: float | None = None) -> Iterator[SimFrame]:
@@ -321,7 +325,7 @@ class Engine:
         if self.record:
             self.conns.append(c)
         self.by_key[c.key] = c
-        if len(self.by_key) > 4096 and not self.record:
+        if not self.record and self.nconns % 1024 == 0:
             # forget connections whose endpoints are all gone (endless scenarios)
             for k, old in list(self.by_key.items()):
                 if not old.inflight and not old.waiting and all(

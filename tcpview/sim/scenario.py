@@ -216,6 +216,7 @@ class Host(_M):
         return v
 
     def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """The address as a network (one address, or the client's range)."""
         return ipaddress.ip_network(self.ip or "0.0.0.0", strict=False)
 
 
@@ -223,12 +224,16 @@ class Host(_M):
 
 
 class Connect(_M):
+    """The client opens a new connection (both ends at once with ``simultaneous``)."""
+
     op: Literal["connect"]
     port: Port | None = None
     simultaneous: bool = False
 
 
 class Send(_M):
+    """An application writes ``data`` or ``bytes`` filler bytes."""
+
     op: Literal["send"]
     by: Side
     size: IntRange | None = Field(None, alias="bytes")
@@ -242,37 +247,51 @@ class Send(_M):
 
 
 class Close(_M):
+    """close() or shutdown(SHUT_WR): a FIN after the queued data."""
+
     op: Literal["close", "shutdown"]
     by: Literal["client", "server", "both"]
 
 
 class Abort(_M):
+    """Abort with SO_LINGER 0: a RST."""
+
     op: Literal["rst", "abort"]
     by: Side
 
 
 class Lose(_M):
+    """The next segments ``by`` sends (``which``, counted from 1) are lost."""
+
     op: Literal["lose"]
     by: Side
     which: list[Annotated[int, Field(ge=1, le=10000)]] = Field([1], min_length=1)
 
 
 class Wait(_M):
+    """Simulated time passes."""
+
     op: Literal["wait"]
     seconds: SecRange
 
 
 class StopReading(_M):
+    """The application stops reading: its window closes as data arrives."""
+
     op: Literal["stop_reading"]
     by: Side
 
 
 class Read(_M):
+    """The application reads what is buffered and goes on reading."""
+
     op: Literal["read"]
     by: Side
 
 
 class RawSegment(_M):
+    """A crafted segment from the client host, sent without a connection."""
+
     op: Literal["segment"]
     flags: Flags
     port: Port | None = None
@@ -297,6 +316,8 @@ class RawSegment(_M):
 
 
 class Scan(_M):
+    """One probe with ``flags`` to each of ``ports``."""
+
     op: Literal["scan"]
     flags: Flags
     ports: list[Port] = Field(min_length=1, max_length=65535)
@@ -305,6 +326,8 @@ class Scan(_M):
 
 
 class Repeat(_M):
+    """Run ``steps`` (or a script picked by weight) ``count`` times, in turn or overlapping."""
+
     op: Literal["repeat"]
     count: Annotated[int | str, PlainValidator(_count)]
     """How many runs, or "forever"."""
@@ -327,6 +350,8 @@ class Repeat(_M):
 
 
 class Run(_M):
+    """Run a named script from ``[scripts]`` in place."""
+
     op: Literal["run"]
     script: str
 
@@ -381,6 +406,7 @@ class Scenario:
 
     @property
     def description(self) -> str:
+        """The one-line description from the file."""
         return self.model.description
 
     def __repr__(self) -> str:

@@ -62,6 +62,7 @@ class SimSource:
 
     @property
     def speed(self) -> float:
+        """Simulated seconds per wall-clock second."""
         return self._speed
 
     def set_speed(self, speed: float) -> None:
