@@ -336,3 +336,52 @@ def test_status_counts_frames_the_decoder_skips():
     assert st["captured"] == 3 and st["skipped"] == 3 and st["dropped"] == 0
     assert tr.tl.skipped == {"not tcp": 3}
     assert abs(src.now() - time.time()) < 1
+
+
+def test_close_while_another_thread_reads(lo_traffic):
+    """Quitting the UI closes the source while its worker may still be in frames(): the
+    worker stops by itself, without touching the released ring."""
+    t = lo_traffic
+    port = t.listener("x")
+    src = LiveSource("lo", f"tcp port {port}")
+    tr = Tracker()
+    cap = CaptureThread(src, tr).start()
+    t.established("x")
+    assert wait_until(lambda: tr.tl.packets >= 5, 5)
+    start = time.monotonic()
+    src.close()
+    assert time.monotonic() - start < 1.5
+    cap._thread.join(2)
+    assert not cap._thread.is_alive()
+    assert cap.error is None
+    cap.stop()  # nothing to re-raise
+
+
+def test_ipv6_on_loopback():
+    try:
+        ls = socket.socket(socket.AF_INET6)
+        ls.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    ls.listen(2)
+    port = ls.getsockname()[1]
+    src, tr, cap = _capture(f"ip6 and tcp port {port}")
+    try:
+        cli = socket.create_connection(("::1", port))
+        srv, _ = ls.accept()
+        cli.sendall(b"v6")
+        assert srv.recv(8) == b"v6"
+        cli.close()
+        srv.recv(8)
+        srv.close()
+        time.sleep(0.2)
+        cap.wait_idle(5)
+        rows = ss_rows()
+    finally:
+        _finish(src, cap)
+        ls.close()
+    c = tr.tl.connection(0)
+    assert (c.client.ip, c.server.ip, c.server.port) == ("::1", "::1", port)
+    assert (c.client.state, c.server.state) == (
+        ss_state(rows, ("::1", c.client.port), ("::1", port)), ss_state(rows, ("::1", port), ("::1", c.client.port)))
+    assert (c.client.state, c.server.state) == ("TIME_WAIT", "CLOSED")

@@ -63,3 +63,36 @@ async def test_live_app_with_kernel_pane(lo_traffic):
             await pilot.press("q")
     finally:
         src.close()
+
+
+async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
+    """Packets lost before the app could read them (a small ring filled while nobody read)
+    are announced: the states shown may be wrong."""
+    need_root()
+    import socket
+
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.kernel_view import LiveApp
+
+    t = lo_traffic
+    port = t.listener("flood")
+    src = LiveSource("lo", f"tcp port {port}", buffer_mb=2)
+    try:
+        cli, srv = t.pair("flood")
+        for s in (cli, srv):
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(25000):
+            cli.send(b"x")
+            srv.send(b"y")
+            if i % 50 == 0:
+                srv.recv(4096)
+        dropped = src.status()["dropped"]
+        assert dropped > 0
+        app = LiveApp(src)
+        async with app.run_test(size=(120, 30)) as pilot:
+            assert await _until(pilot, lambda: any("dropped" in n.message for n in app._notifications))
+            note = next(n for n in app._notifications if "dropped" in n.message)
+            assert f"{dropped} in all" in note.message and note.severity == "warning"
+            await pilot.press("q")
+    finally:
+        src.close()

@@ -332,7 +332,10 @@ class LiveSource:
         self.blocks = 0
         self.error: str | None = None
         self._lock = threading.Lock()
-        self._closed = False
+        self._closing = threading.Event()
+        self._reader: int | None = None  # thread running frames(), if any
+        self._reader_done = threading.Event()
+        self._reader_done.set()
         self._sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
         self.sink: PcapSink | None = None
@@ -438,12 +441,15 @@ class LiveSource:
         sink = self.sink
         poll = self._poll.poll
         frame = self.captured
+        closing = self._closing
+        self._reader = threading.get_ident()
+        self._reader_done.clear()
         try:
-            while not stop.is_set():
+            while not stop.is_set() and not closing.is_set():
                 boff = self._block * BLOCK_SIZE
                 if not status_of(mm, boff + 8)[0] & TP_STATUS_USER:
                     yield None
-                    if stop.is_set():
+                    if stop.is_set() or closing.is_set():
                         break
                     poll(100)
                     continue
@@ -471,6 +477,7 @@ class LiveSource:
         finally:
             self.captured = frame
             self._read_stats()
+            self._reader_done.set()
 
     def progress(self) -> float | None:
         """Always None: a live capture has no end."""
@@ -507,7 +514,14 @@ class LiveSource:
         return out
 
     def close(self) -> None:
-        """Release the ring, the socket and the output file (idempotent)."""
+        """Release the ring, the socket and the output file (idempotent).
+
+        A :meth:`frames` loop running on another thread is asked to stop first and given a
+        moment to do so, so it never reads a ring that is gone.
+        """
+        self._closing.set()
+        if self._reader is not None and self._reader != threading.get_ident():
+            self._reader_done.wait(2.0)
         self._read_stats()
         with self._lock:
             if self._mm is not None:

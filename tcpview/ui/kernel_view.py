@@ -138,6 +138,7 @@ class LiveApp(TcpviewApp):
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
+        self._drops_told = 0
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield from super().compose()
@@ -148,8 +149,24 @@ class LiveApp(TcpviewApp):
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
     def _kernel_tick(self) -> None:
+        self._check_drops()
         if self.kernel_on:
             self._read_kernel()
+
+    def _check_drops(self) -> None:
+        """Say so when the kernel dropped packets: states may then be wrong."""
+        status = getattr(self.source, "status", None)
+        if status is None:
+            return
+        try:
+            dropped = int(status().get("dropped", 0))
+        except Exception:  # noqa: BLE001 - a status problem must not stop the app
+            return
+        if dropped > self._drops_told:
+            self.notify(f"the kernel dropped {dropped - self._drops_told} packets (capture ring full; "
+                        f"{dropped} in all): states may be off — K compares with the kernel",
+                        title="packets lost", severity="warning", timeout=8, markup=False)
+            self._drops_told = dropped
 
     @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)
     def _read_kernel(self) -> None:
