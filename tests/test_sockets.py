@@ -351,3 +351,20 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         await pilot.pause(0.6)
         assert app.table.version == v
         await pilot.press("q")
+
+
+@pytest.mark.parametrize("module", ["tcpview.sockets", "tcpview.sources.live", "tcpview.live_cli"])
+def test_headless_parts_import_no_textual_and_no_scapy(module):
+    import sys
+
+    code = (
+        "import sys, importlib; importlib.import_module(%r); "
+        "from tcpview.cli import main; main(['sockets', '--once', '--json']); "
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'scapy')); "
+        "print(','.join(bad), file=sys.stderr)" % module
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.strip() == "", f"{module} pulled in {out.stderr.strip()}"
+    json.loads(out.stdout)
