@@ -4,9 +4,7 @@ and a file another program keeps appending to (``--follow``), read as the data a
 from __future__ import annotations
 
 import json
-import os
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -321,5 +319,3 @@ def test_summary_follow_is_not_needed_for_a_finished_pipe(tmp_path):
     assert (s["connections"][0]["client"]["state"], s["connections"][0]["server"]["state"]) == \
         ("ESTABLISHED", "ESTABLISHED")
 
-
-_ = (os, struct, pytest)
