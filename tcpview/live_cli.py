@@ -41,7 +41,11 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
 
     p = sub.add_parser("live", help="capture on an interface and watch TCP live (needs capture privileges)",
                        description="Capture on an interface (default: the one holding the default route) "
-                       "and show every connection's states as packets arrive.")
+                       "and show every connection's states as packets arrive.",
+                       epilog="In the viewer, K puts the kernel's own state of this host's sockets beside "
+                       "the captured states and D lists the connections where they differ. Loopback "
+                       "packets are counted once. Without capture privileges, `tcpview sockets` shows "
+                       "the kernel's table alone.")
     p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
                    "(default: the interface of the default route, else lo)")
     p.add_argument("-f", "--filter", metavar="BPF", help="capture filter, tcpdump syntax, applied in the kernel")
@@ -57,7 +61,13 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
 
     s = sub.add_parser("sockets", help="this host's TCP sockets from the kernel (no privileges needed)",
                        description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
-                       "as connections with client and server states, refreshed every second.")
+                       "as connections with client and server states, refreshed every second.",
+                       epilog="A socket is one endpoint. Two sockets of this host talking to each other "
+                       "are one connection; a peer on another host shows as UNKNOWN (? in the table), a "
+                       "local peer without a socket as CLOSED. The server is the end whose port a "
+                       "listening socket holds; failing that, the end whose peer listens is the client; "
+                       "failing that, the end with the ephemeral port (ip_local_port_range), else the "
+                       "higher port, is the client. Counters count sockets per state, as ss -tan does.")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
     s.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="refresh period (default 1 s)")
