@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -385,3 +386,48 @@ def test_ipv6_on_loopback():
     assert (c.client.state, c.server.state) == (
         ss_state(rows, ("::1", c.client.port), ("::1", port)), ss_state(rows, ("::1", port), ("::1", c.client.port)))
     assert (c.client.state, c.server.state) == ("TIME_WAIT", "CLOSED")
+
+
+_IFDOWN = r"""
+import subprocess, sys, threading, time
+from tcpview.sources.live import LiveSource
+subprocess.run(["ip", "link", "add", "tv0", "type", "veth", "peer", "name", "tv1"], check=True)
+subprocess.run(["ip", "link", "set", "tv0", "up"], check=True)
+src = LiveSource("tv0")
+stop = threading.Event()
+idle = [0]
+def run():
+    for r in src.frames(stop):
+        if r is None:
+            idle[0] += 1
+th = threading.Thread(target=run)
+th.start()
+time.sleep(0.3)
+subprocess.run(["ip", "link", "set", "tv0", "down"], check=True)
+time.sleep(0.3)
+before = idle[0]
+time.sleep(0.5)
+stop.set()
+th.join(2)
+print(src.error, (idle[0] - before) / 0.5, sep="|")
+src.close()
+"""
+
+
+def test_interface_going_down_is_reported_without_spinning():
+    """In a network namespace of its own (nothing on this host is touched): a veth the
+    capture is bound to goes down; the error is kept and the reader keeps polling calmly."""
+    import shutil
+
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare and ip")
+    if subprocess.run(["unshare", "-n", "true"], capture_output=True).returncode != 0:
+        pytest.skip("cannot make a network namespace here")
+    p = subprocess.run(["unshare", "-n", sys.executable, "-c", _IFDOWN], capture_output=True, text=True,
+                       env=env_with_repo(), timeout=60)
+    if p.returncode != 0 and "veth" in p.stderr:
+        pytest.skip(f"no veth support: {p.stderr.strip().splitlines()[-1:]}")
+    assert p.returncode == 0, p.stderr
+    error, rate = p.stdout.strip().split("|")
+    assert error == "interface tv0 went down"
+    assert float(rate) < 100  # about 10 idle wake-ups a second, not a busy loop

@@ -28,6 +28,7 @@ import ctypes
 import ctypes.util
 import errno
 import mmap
+import os
 import select
 import socket
 import struct
@@ -451,7 +452,9 @@ class LiveSource:
                     yield None
                     if stop.is_set() or closing.is_set():
                         break
-                    poll(100)
+                    for _fd, ev in poll(100):
+                        if ev & select.POLLERR:
+                            self._socket_error()
                     continue
                 _v, _p, _st, npkts, first, blen = unpack_block(mm, boff)
                 data = mm[boff : boff + blen]  # one copy; the records point into it
@@ -478,6 +481,24 @@ class LiveSource:
             self.captured = frame
             self._read_stats()
             self._reader_done.set()
+
+    def _socket_error(self) -> None:
+        """Read (and so clear) a pending socket error, e.g. the interface went down.
+
+        Capture goes on: a packet socket stays bound and sees packets again when the
+        interface comes back up. The error is kept for the UI and the final message.
+        """
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError:
+                return
+        if err == errno.ENETDOWN:
+            self.error = f"interface {self.interface} went down"
+        elif err:
+            self.error = f"capture on {self.interface}: {os.strerror(err)}"
 
     def progress(self) -> float | None:
         """Always None: a live capture has no end."""
