@@ -139,6 +139,7 @@ class LiveApp(TcpviewApp):
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
         self._drops_told = 0
+        self._error_told: str | None = None
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield from super().compose()
@@ -154,7 +155,12 @@ class LiveApp(TcpviewApp):
             self._read_kernel()
 
     def _check_drops(self) -> None:
-        """Say so when the kernel dropped packets: states may then be wrong."""
+        """Say so when the kernel dropped packets (states may then be wrong) or the capture
+        hit a problem it carries on through (the interface went down)."""
+        error = getattr(self.source, "error", None)
+        if error and error != self._error_told:
+            self._error_told = error
+            self.notify(str(error), title="capture", severity="error", timeout=15, markup=False)
         status = getattr(self.source, "status", None)
         if status is None:
             return
