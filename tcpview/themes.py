@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 import struct
+import sys
 import tomllib
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -405,15 +406,26 @@ def terminfo_colors(term: str, environ: Mapping[str, str] | None = None) -> int 
     return None
 
 
-def wants_monochrome(environ: Mapping[str, str] | None = None) -> bool:
+def wants_monochrome(environ: Mapping[str, str] | None = None, terminal: bool | None = None) -> bool:
     """True when NO_COLOR is set (as Textual reads it: present at all) or the terminal has
     fewer than 8 colours (``TERM=dumb``, ``vt100``, ...). An unknown terminal is not assumed
-    to be monochrome."""
+    to be monochrome.
+
+    Args:
+        environ: The environment (default ``os.environ``).
+        terminal: Whether the app draws on a real terminal (default: whether standard output
+            is one). TERM describes only a real terminal: not the headless driver of tests,
+            nor a browser (textual-serve), nor a pipe.
+    """
     env = os.environ if environ is None else environ
     if "NO_COLOR" in env:
         return True
     if env.get("COLORTERM") or env.get("TEXTUAL_COLOR_SYSTEM") in ("truecolor", "256"):
         # textual-serve sets TEXTUAL_COLOR_SYSTEM=truecolor: a browser has every colour
+        return False
+    if terminal is None:
+        terminal = _stdout_is_terminal()
+    if not terminal:
         return False
     term = env.get("TERM", "")
     if term in ("dumb", "unknown"):
@@ -422,9 +434,16 @@ def wants_monochrome(environ: Mapping[str, str] | None = None) -> bool:
     return colors is not None and colors < 8
 
 
-def default_theme_name(environ: Mapping[str, str] | None = None) -> str:
-    """The theme to start with when the user names none."""
-    return MONO_THEME if wants_monochrome(environ) else DEFAULT_THEME
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.__stdout__ is not None and sys.__stdout__.isatty()
+    except (ValueError, OSError):
+        return False
+
+
+def default_theme_name(environ: Mapping[str, str] | None = None, terminal: bool | None = None) -> str:
+    """The theme to start with when the user names none (see :func:`wants_monochrome`)."""
+    return MONO_THEME if wants_monochrome(environ, terminal) else DEFAULT_THEME
 
 
 # -- hooking into an app -----------------------------------------------------------------------

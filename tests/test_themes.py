@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,12 +230,18 @@ def test_resolve_theme_names_files_and_errors(tmp_path: Path) -> None:
 
 # -- monochrome: NO_COLOR and terminals with few colours ------------------------------------
 def test_no_color_and_colourless_terminals_pick_the_monochrome_theme(tmp_path: Path) -> None:
-    pick = themes.default_theme_name
+    def pick(env: dict[str, str]) -> str:
+        return themes.default_theme_name(env, terminal=True)
+
     assert pick({"TERM": "xterm-256color"}) == "tcpview-dark"
     assert pick({"TERM": "xterm-256color", "NO_COLOR": "1"}) == "tcpview-mono"
     assert pick({"TERM": "dumb"}) == "tcpview-mono"
     assert pick({}) == "tcpview-dark"  # unknown terminal: not assumed colourless
-    # real terminfo entries (ncurses-base): vt100 and xterm-mono have no colours
+    # TERM describes a real terminal only: not the headless driver, a pipe or a browser
+    assert themes.default_theme_name({"TERM": "dumb"}, terminal=False) == "tcpview-dark"
+    assert themes.default_theme_name({"TERM": "dumb", "NO_COLOR": ""}, terminal=False) == "tcpview-mono"
+    assert pick({"TERM": "dumb", "TEXTUAL_COLOR_SYSTEM": "truecolor"}) == "tcpview-dark"
+    # real terminfo entries (ncurses-base): vt100 has no colours
     if themes.terminfo_colors("xterm-256color") is None:
         pytest.skip("no terminfo database")
     assert themes.terminfo_colors("xterm-256color") == 256
@@ -253,6 +260,42 @@ def test_no_color_and_colourless_terminals_pick_the_monochrome_theme(tmp_path: P
     env = {"TERM": "tcpview-four", "TERMINFO": str(db)}
     assert themes.terminfo_colors("tcpview-four", env) == 4
     assert pick(env) == "tcpview-mono"
+
+
+def test_colourless_terminal_starts_the_app_monochrome(tmp_path: Path) -> None:
+    """On a real terminal (a pty) whose TERM has no colours, the app starts in tcpview-mono."""
+    import pty
+    import select
+
+    cap = write_capture(tmp_path / "c.pcap")
+    # the app prints its theme as the window title, which a terminal does not show on screen
+    code = ("import sys; from tcpview.ui import app as a; orig = a.TcpviewApp.on_mount\n"
+            "def on_mount(self):\n"
+            "    orig(self); sys.__stdout__.write('\\x1b]2;THEME=' + self.theme + '\\x07'); self.exit()\n"
+            "a.TcpviewApp.on_mount = on_mount\n"
+            "from tcpview.cli import main; sys.exit(main(sys.argv[1:]))\n")
+    results = {}
+    for term in ("vt100", "xterm-256color"):
+        master, slave = pty.openpty()
+        env = dict(os.environ, TERM=term, PYTHONPATH=str(REPO))
+        for k in ("NO_COLOR", "COLORTERM", "TEXTUAL_COLOR_SYSTEM"):
+            env.pop(k, None)
+        p = subprocess.Popen([sys.executable, "-c", code, "replay", str(cap)], stdin=slave, stdout=slave,
+                             stderr=slave, env=env, cwd=tmp_path)
+        os.close(slave)
+        out = b""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and p.poll() is None:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    out += os.read(master, 65536)
+                except OSError:
+                    break
+        p.wait(10)
+        os.close(master)
+        text = out.decode("utf-8", "replace")
+        results[term] = text.split("THEME=", 1)[1].split("\x07", 1)[0] if "THEME=" in text else text[-300:]
+    assert results == {"vt100": "tcpview-mono", "xterm-256color": "tcpview-dark"}
 
 
 # -- the command line --------------------------------------------------------------------------
