@@ -225,6 +225,8 @@ def test_write_refuses_to_overwrite(tmp_path):
     assert out.read_bytes() == b"precious"
     src = LiveSource("lo", "tcp port 9", write=str(out), force=True)
     src.close()
+    with pytest.raises(LiveError, match="standard output"):
+        LiveSource("lo", "tcp port 9", write="-")
     assert out.read_bytes()[:4] == bytes.fromhex("4d3cb2a1")  # nanosecond pcap
 
 

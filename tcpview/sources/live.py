@@ -251,6 +251,8 @@ class PcapSink:
         self.path = path
         self.count = 0
         self.error: str | None = None
+        if path == "-":
+            raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
         try:
             self._f: BinaryIO | None = open(path, "wb" if force else "xb")  # noqa: SIM115
         except FileExistsError:
