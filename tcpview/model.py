@@ -97,6 +97,7 @@ class Analysis(IntFlag):
     KEEP_ALIVE = 0x08
     OUT_OF_ORDER = 0x10
     WINDOW_PROBE = 0x20
+    KEEP_ALIVE_ACK = 0x40
 
 
 def anomaly_names(bits: int) -> list[str]:

@@ -65,7 +65,7 @@ class Conn:
         "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "bytes",
         "first_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
         "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies",
-        "trans", "optraw", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist",
+        "trans", "optraw", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist", "ka",
     )  # fmt: skip
 
     def __init__(self, cid: int, family: int, cip: object, cport: int, sip: object, sport: int, ts: float) -> None:
@@ -96,6 +96,7 @@ class Conn:
         self.last_win = [-1, -1]
         self.shift = [0, 0]  # window-scale shift in use per direction, as Wireshark applies it
         self.base_hist: list[tuple[int, int, int]] = []  # (segments before, dir, old base)
+        self.ka = [False, False]  # this direction's last segment was a keep-alive
 
     # -- reading -------------------------------------------------------------------------
     @property

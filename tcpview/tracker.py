@@ -64,6 +64,10 @@ _RETRANS = int(Analysis.RETRANSMISSION) << 8
 _KEEPALIVE = int(Analysis.KEEP_ALIVE) << 8
 _ZEROWIN = int(Analysis.ZERO_WINDOW) << 8
 _DUPACK = int(Analysis.DUP_ACK) << 8
+_WINPROBE = int(Analysis.WINDOW_PROBE) << 8
+_KAACK = int(Analysis.KEEP_ALIVE_ACK) << 8
+A_WINPROBE = int(Analysis.WINDOW_PROBE)
+A_KAACK = int(Analysis.KEEP_ALIVE_ACK)
 A_RETRANS = int(Analysis.RETRANSMISSION)
 A_KEEPALIVE = int(Analysis.KEEP_ALIVE)
 A_ZEROWIN = int(Analysis.ZERO_WINDOW)
@@ -225,14 +229,22 @@ class Tracker:
                             bits = 0
                             nxt = c.nxt[dr]
                             end = (seq + plen) & M
-                            if nxt < 0 or (((end - nxt) & M) < HALF and end != nxt):
+                            if plen == 1 and seq == nxt and c.last_win[1 - dr] == 0:
+                                bits = _WINPROBE  # the byte is not consumed: nxt stays
+                            elif nxt < 0 or (((end - nxt) & M) < HALF and end != nxt):
                                 c.nxt[dr] = end
                             elif plen > 1 or (plen == 1 and ((nxt - end) & M) != 0):
                                 bits = _RETRANS
                             elif seq == ((nxt - 1) & M):
                                 bits = _KEEPALIVE
+                                c.ka[dr] = True
                             if win == 0:
                                 bits |= _ZEROWIN
+                            ka = c.ka
+                            if ka[1 - dr]:
+                                ka[1 - dr] = False
+                                if plen == 0 and not bits and ack == c.last_ack[dr]:
+                                    bits = _KAACK
                             if plen == 0 and not bits and ack == c.last_ack[dr] and win == c.last_win[dr]:
                                 bits = _DUPACK
                             c.last_ack[dr] = ack
@@ -304,7 +316,9 @@ class Tracker:
         seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         end = (seq + seg_len) & M
         plain = (flags & 0x17) == ACK  # data / pure ACK: judged as the fast path in feed_records does
-        if nxt < 0 or (_ge(end, nxt) and end != nxt and not flags & RST):
+        if plain and plen == 1 and seq == nxt and c.last_win[rcv] == 0:
+            bits |= A_WINPROBE  # a zero-window probe's byte is not consumed: nxt stays
+        elif nxt < 0 or (_ge(end, nxt) and end != nxt and not flags & RST):
             # a RST must not move nxt: the in-window check below measures it against nxt
             c.nxt[dr] = end
         elif plain:
@@ -312,10 +326,15 @@ class Tracker:
                 bits |= A_RETRANS
             elif seq == ((nxt - 1) & M):
                 bits |= A_KEEPALIVE
+                c.ka[dr] = True
         elif seg_len > 0 and not flags & RST:
             bits |= A_RETRANS
         if win == 0 and not flags & (RST | SYN | FIN):
             bits |= A_ZEROWIN
+        if c.ka[rcv]:
+            c.ka[rcv] = False
+            if plain and plen == 0 and not bits and ack == c.last_ack[dr]:
+                bits |= A_KAACK
         if plain and plen == 0 and not bits and ack == c.last_ack[dr] and win == c.last_win[dr]:
             bits |= A_DUPACK
         c.last_ack[dr] = ack
