@@ -18,6 +18,9 @@ Loopback hands every packet to packet sockets twice (once leaving, once arriving
 BPF prefix drops the ``PACKET_OUTGOING`` copy on ``lo`` in the kernel, so each packet counts
 once. Kernel drops come from ``PACKET_STATISTICS`` and are shown through :meth:`status`.
 
+A VLAN tag that the network card strips (VLAN offload) is not in the frame; tcpdump puts it
+back, this source does not. It does not change TCP states; frames saved with ``-w`` lack it.
+
 Everything that can go wrong because of what the user asked for (no privileges, unknown
 interface, bad filter, an existing output file) raises :class:`LiveError` with one line.
 """
@@ -368,9 +371,9 @@ class LiveSource:
         iface = self.interface
         any_iface = iface == "any"
         if any_iface:
-            ifindex, arphrd = 0, None
+            arphrd = None
         else:
-            ifindex = _check_interface(iface)
+            _check_interface(iface)
             arphrd = interface_type(iface)
         # Ethernet-like interfaces give whole frames; anything else (tun, ppp, any) is read
         # "cooked": the kernel strips the link header and the frames are raw IP.
