@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
@@ -76,7 +75,7 @@ Match User {user}
 """)
         if os.geteuid() == 0:
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
-        check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True)  # type: ignore[list-item]
+        check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True, check=False)  # type: ignore[list-item]
         assert check.returncode == 0, check.stderr
         self.log = open(root / "sshd.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],  # type: ignore[list-item]
@@ -166,7 +165,7 @@ class Tmux:
 
     def kill(self) -> None:
         """Stop the tmux server."""
-        subprocess.run([self.tmux, "-S", self.sock, "kill-server"], capture_output=True)
+        subprocess.run([self.tmux, "-S", self.sock, "kill-server"], capture_output=True, check=False)
 
 
 def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
@@ -216,14 +215,14 @@ def test_demo_account_has_no_shell_and_no_forwarding(sshd: Sshd) -> None:
     # A remote port forward is asked for when the session starts; the server refuses it and
     # ExitOnForwardFailure makes the client give up.
     r = subprocess.run(sshd.ssh_argv("-N", "-o", "ExitOnForwardFailure=yes", "-R", f"{_free_port()}:127.0.0.1:22"),
-                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+                       capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False)
     assert r.returncode != 0
     assert "forwarding failed" in r.stderr
     # Without a terminal the forced command still runs instead of the asked-for `id`, and the
     # demo, which needs a terminal, says so in one line and exits 2 (it does not draw into a
     # pipe for ever).
     r = subprocess.run(sshd.ssh_argv("-T") + ["id"], capture_output=True, text=True, timeout=30,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL, check=False)
     assert "uid=" not in r.stdout
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert r.stderr.strip().count("\n") == 0 and "needs a terminal" in r.stderr and "ssh -t" in r.stderr

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cli
 from test_ui_capture import write_capture
 
@@ -72,7 +71,7 @@ def test_wheel_build_ships_the_theme_files_as_package_data(tmp_path: Path) -> No
     build = tmp_path / "lib"
     r = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path),
                         "build_py", "--build-lib", str(build)], cwd=REPO, capture_output=True, text=True,
-                       timeout=120)
+                       timeout=120, check=False)
     assert r.returncode == 0, r.stderr
     shipped = sorted(p.name for p in (build / "tcpview" / "_themes").glob("*.toml"))
     assert shipped == sorted(f"{n}.toml" for n in BUILTIN)
@@ -81,7 +80,7 @@ def test_wheel_build_ships_the_theme_files_as_package_data(tmp_path: Path) -> No
             "print(','.join(sorted(t.builtin_themes())))")
     env = dict(os.environ, PYTHONPATH=str(build))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                       timeout=60)
+                       timeout=60, check=False)
     assert r.returncode == 0, r.stderr
     where, names = r.stdout.split()
     assert Path(where) == build / "tcpview" / "_themes"

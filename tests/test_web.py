@@ -24,7 +24,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, cli
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
@@ -184,7 +183,7 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
     """Open ``url`` in headless Chromium; returns (PNG screenshot, websocket text, first byte seen)."""
     import aiohttp
 
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",  # type: ignore[list-item]
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
          "--disable-default-apps", f"--user-data-dir={profile}", "--remote-debugging-port=0",
@@ -320,6 +319,6 @@ def test_serve_port_in_use_is_one_line_exit_2() -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        code, out, err = cli("serve", "--port", str(busy.getsockname()[1]))
+        code, _out, err = cli("serve", "--port", str(busy.getsockname()[1]))
     assert code == 2
     assert err.count("\n") == 1 and "cannot listen on 127.0.0.1" in err
