@@ -192,11 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"time ratio         summary/tshark {tv_wall / ts_wall:.3f}   load()/tshark {ip['load_s'] / ts_wall:.3f}"
           f"   target <= {TARGET_RATIO}: {ok(tv_wall / ts_wall <= TARGET_RATIO)}")
     rb = ip["record_bytes_per_segment"]
-    line = f"bytes per segment  records {rb:.1f}   RSS growth {ip['rss_delta_per_segment']:.1f}"
+    whole = tm if tm is not None else ip["rss_delta_per_segment"]
+    print(f"bytes per segment  packed records {rb:.1f}   target <= {TARGET_BYTES}: {ok(rb <= TARGET_BYTES)}")
+    line = f"                   whole store: RSS growth {ip['rss_delta_per_segment']:.1f}"
     if tm is not None:
         line += f"   tracemalloc {tm:.1f}"
-    worst = max(rb, tm if tm is not None else rb)
-    print(line + f"   target <= {TARGET_BYTES}: {ok(worst <= TARGET_BYTES)}")
+    print(line + f"   (connections and transitions included)   target <= {TARGET_BYTES}: "
+          f"{ok(whole <= TARGET_BYTES)}")
     if a.json:
         print(json.dumps(fig, indent=1))
     return 0
