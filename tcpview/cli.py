@@ -100,6 +100,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not args.source:
         raise UsageError("summary needs a SOURCE (file or -) or -i IFACE --duration S")
     res = _load(args)
+    if args.at is not None and res.timeline.first_ts is not None:
+        # capture time passes to the cursor even after the last packet: timers still fire
+        res.tracker.advance(res.timeline.first_ts + args.at)
     print_summary(res.timeline, args.source, args.json, args.at)
     if res.error:
         print(f"tcpview: error: {res.error}", file=sys.stderr)
@@ -107,50 +110,67 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary_model(tl, source: str, at: float | None = None) -> Summary:  # type: ignore[no-untyped-def]
-    """The summary of a timeline as of ``at`` seconds after its first packet (end if None)."""
+def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """The summary as plain data in the shape of :class:`tcpview.model.Summary`.
+
+    ``at`` is seconds after the first packet (the end of the capture when None).
+    """
     t = None
     if at is not None and tl.first_ts is not None:
         t = tl.first_ts + at
-    return Summary(
-        source=source,
-        packets=tl.packets,
-        tcp_packets=tl.tcp_packets,
-        skipped=dict(sorted(tl.skipped.items())),
-        first_ts=tl.first_ts,
-        last_ts=tl.last_ts,
-        at=at,
-        counters=tl.counters_at(t),
-        connections=tl.connections(t),
-    )
+    return {
+        "source": source,
+        "packets": tl.packets,
+        "tcp_packets": tl.tcp_packets,
+        "skipped": dict(sorted(tl.skipped.items())),
+        "first_ts": tl.first_ts,
+        "last_ts": tl.last_ts,
+        "at": at,
+        "counters": tl.counters_at(t),
+        "connections": tl.connection_dicts(t),
+    }
+
+
+def summary_model(tl, source: str, at: float | None = None) -> Summary:  # type: ignore[no-untyped-def]
+    """The summary as a validated pydantic model (see :func:`summary_dict`)."""
+    return Summary.model_validate(summary_dict(tl, source, at))
 
 
 def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
     """Print the summary as JSON or as a readable table."""
     out = out or sys.stdout
-    s = summary_model(tl, source, at)
+    s = summary_dict(tl, source, at)
     if as_json:
-        out.write(s.model_dump_json(indent=1) + "\n")
+        out.write(json.dumps(s, indent=1) + "\n")
         return
     from .textutil import safe
 
-    dur = (s.last_ts - s.first_ts) if s.first_ts is not None and s.last_ts is not None else 0.0
-    out.write(f"{safe(source)}: {s.packets} packets, {s.tcp_packets} TCP, "
-              f"{len(s.connections)} connections, {dur:.6f} s\n")
-    if s.skipped:
-        out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s.skipped.items()) + "\n")
-    nz = {k: v for k, v in s.counters.items() if v}
+    first, last = s["first_ts"], s["last_ts"]
+    dur = (last - first) if first is not None and last is not None else 0.0
+    conns = s["connections"]
+    counters = s["counters"]
+    out.write(f"{safe(source)}: {s['packets']} packets, {s['tcp_packets']} TCP, "
+              f"{len(conns)} connections, {dur:.6f} s\n")
+    if s["skipped"]:
+        out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
+    nz = {k: v for k, v in counters.items() if v}
     out.write("endpoints: " + (", ".join(f"{k} {v}" for k, v in nz.items()) or "none") + "\n")
-    out.write(f"TIME_WAIT {s.counters['TIME_WAIT']}  CLOSE_WAIT {s.counters['CLOSE_WAIT']}\n\n")
+    out.write(f"TIME_WAIT {counters['TIME_WAIT']}  CLOSE_WAIT {counters['CLOSE_WAIT']}\n\n")
     rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "notes")]
-    for c in s.connections:
-        rows.append((str(c.id), f"{c.client.ip}:{c.client.port}", f"{c.server.ip}:{c.server.port}",
-                     c.client.state, c.server.state, str(c.packets), str(c.bytes), ",".join(c.notes)))
+    for c in conns:
+        cl, sv = c["client"], c["server"]
+        rows.append((str(c["id"]), _ep(cl), _ep(sv), cl["state"], sv["state"], str(c["packets"]),
+                     str(c["bytes"]), ",".join(c["notes"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {0, 5, 6}
     for r in rows:
         cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(r))]
         out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _ep(e: dict) -> str:
+    ip = e["ip"]
+    return f"[{ip}]:{e['port']}" if ":" in ip else f"{ip}:{e['port']}"
 
 
 def cmd_ladder(args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ from .decode import ip_text
 from .model import (
     STATE_NAMES,
     Connection,
-    Endpoint,
     Segment,
     TcpState,
     Transition,
@@ -305,26 +304,44 @@ class Timeline:
             return len(self.conns)
         return bisect.bisect_right(self.conn_first_ts, t)
 
+    def connection_dict(self, cid: int, t: float | None = None) -> dict:
+        """Connection ``cid`` as of time t as a plain dict, in the shape of :class:`Connection`.
+
+        For bulk output (a summary of 100k connections), where building a validated model per
+        connection would cost more than reading the capture; :meth:`connection` gives the model.
+        """
+        c = self.conns[cid]
+        if t is None:
+            k = len(c.rec) // REC_SIZE
+            cs, ss = c.state
+            nbytes = c.bytes
+        else:
+            k = c.count_at(t)
+            cs, ss = c.states_at(t)
+            nbytes = c.bytes_at(k)
+        fam = c.family
+        return {
+            "id": c.id,
+            "client": {"ip": ip_text(fam, c.cip), "port": c.cport, "state": STATE_NAMES[cs]},
+            "server": {"ip": ip_text(fam, c.sip), "port": c.sport, "state": STATE_NAMES[ss]},
+            "first_ts": c.first_ts,
+            "last_ts": _TS.unpack_from(c.rec, (k - 1) * REC_SIZE)[0] if k else c.first_ts,
+            "packets": k,
+            "bytes": nbytes,
+            "partial": c.partial,
+            "notes": c.notes(),
+        }
+
     def connection(self, cid: int, t: float | None = None) -> Connection:
         """The pydantic model of connection ``cid`` as of time t."""
-        c = self.conns[cid]
-        k = c.count_at(t)
-        cs, ss = c.states_at(t)
-        last = _TS.unpack_from(c.rec, (k - 1) * REC_SIZE)[0] if k else c.first_ts
-        return Connection(
-            id=c.id,
-            client=Endpoint(ip=ip_text(c.family, c.cip), port=c.cport, state=STATE_NAMES[cs]),
-            server=Endpoint(ip=ip_text(c.family, c.sip), port=c.sport, state=STATE_NAMES[ss]),
-            first_ts=c.first_ts,
-            last_ts=last,
-            packets=k,
-            bytes=c.bytes_at(k),
-            partial=c.partial,
-            notes=c.notes(),
-        )
+        return Connection.model_validate(self.connection_dict(cid, t))
+
+    def connection_dicts(self, t: float | None = None) -> list[dict]:
+        """Every connection that exists at time t, as plain dicts (see :meth:`connection_dict`)."""
+        return [self.connection_dict(i, t) for i in range(self.conn_count_at(t))]
 
     def connections(self, t: float | None = None) -> list[Connection]:
-        """Every connection that exists at time t, as models (export/summary; not for UI)."""
+        """Every connection that exists at time t, as models."""
         return [self.connection(i, t) for i in range(self.conn_count_at(t))]
 
     def segment(self, cid: int, i: int) -> Segment:

@@ -1,0 +1,60 @@
+"""`tcpview summary --json` is built from plain dicts for speed; it must still be a valid Summary."""
+
+import json
+import subprocess
+import sys
+
+from scapy.all import IP, TCP, Ether, wrpcap
+
+from tcpview.model import Summary
+
+
+def _close_by_client(path) -> None:
+    """Handshake, then the client closes first; the server's FIN at 0.4 s acks the client's FIN,
+    so the client goes straight to TIME_WAIT then."""
+    c, s = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+
+    def seg(t, src, dst, flags, seq, ack):
+        p = eth / IP(src=src[0], dst=dst[0]) / TCP(sport=src[1], dport=dst[1], flags=flags, seq=seq, ack=ack)
+        p.time = t
+        return p
+
+    frames = [
+        seg(0.0, c, s, "S", 100, 0),
+        seg(0.1, s, c, "SA", 500, 101),
+        seg(0.2, c, s, "A", 101, 501),
+        seg(0.3, c, s, "FA", 101, 501),
+        seg(0.4, s, c, "FA", 501, 102),
+        seg(0.5, c, s, "A", 102, 502),
+    ]
+    wrpcap(str(path), frames)
+
+
+def _summary(*args: str) -> dict:
+    out = subprocess.run([sys.executable, "-m", "tcpview", "summary", *args, "--json"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_summary_json_is_a_valid_summary_model(tmp_path) -> None:
+    pcap = tmp_path / "close.pcap"
+    _close_by_client(pcap)
+    data = _summary(str(pcap))
+    model = Summary.model_validate(data)
+    assert model.connections[0].client.state == "TIME_WAIT"
+    assert model.connections[0].server.state == "CLOSED"
+    assert model.counters["TIME_WAIT"] == 1
+
+
+def test_at_after_the_last_packet_lets_timers_fire(tmp_path) -> None:
+    pcap = tmp_path / "close.pcap"
+    _close_by_client(pcap)
+    # 2*MSL = 60 s after TIME_WAIT began at 0.4 s: still there at 60.3, gone at 60.5
+    before = _summary(str(pcap), "--at", "60.3")
+    after = _summary(str(pcap), "--at", "60.5")
+    assert before["counters"]["TIME_WAIT"] == 1
+    assert after["counters"]["TIME_WAIT"] == 0
+    assert after["connections"][0]["client"]["state"] == "CLOSED"
+    short = _summary(str(pcap), "--at", "1.0", "--msl2", "0.4")
+    assert short["counters"]["TIME_WAIT"] == 0
