@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from array import array
 from collections.abc import Iterator
 
 from .decode import ip_text
@@ -34,6 +35,58 @@ from .model import (
 REC = struct.Struct("<dIIIIIBBBBH")
 REC_SIZE = REC.size  # 34
 _TS = struct.Struct("<d")
+
+class PackedLog:
+    """An append-only list of fixed-shape tuples kept packed in one ``bytearray``.
+
+    It reads like a list (``len``, indexing, slicing, iteration) but costs a few bytes per
+    item instead of a tuple's ~100. Reads use ``unpack_from`` only, which holds no buffer
+    export, so the tracker thread may keep appending while the UI thread reads.
+
+    Args:
+        fmt: the struct format of one item.
+        decode: optional function applied to each unpacked tuple (e.g. to map codes to text).
+    """
+
+    __slots__ = ("_buf", "_size", "_unpack", "_pack", "_decode")
+
+    def __init__(self, fmt: str, decode=None) -> None:  # type: ignore[no-untyped-def]
+        st = struct.Struct(fmt)
+        self._buf = bytearray()
+        self._size = st.size
+        self._unpack = st.unpack_from
+        self._pack = st.pack
+        self._decode = decode
+
+    def append(self, item: tuple) -> None:
+        self._buf += self._pack(*item)
+
+    def __len__(self) -> int:
+        return len(self._buf) // self._size
+
+    def __bool__(self) -> bool:
+        return bool(self._buf)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def]
+        n = len(self._buf) // self._size
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(n))]
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("log index out of range")
+        item = self._unpack(self._buf, i * self._size)
+        return self._decode(item) if self._decode else item
+
+    def __iter__(self) -> Iterator[tuple]:
+        for i in range(len(self._buf) // self._size):
+            item = self._unpack(self._buf, i * self._size)
+            yield self._decode(item) if self._decode else item
+
+    def nbytes(self) -> int:
+        """Bytes used by the packed items."""
+        return len(self._buf)
+
 
 CLIENT, SERVER = 0, 1
 SIDES = ("client", "server")
@@ -55,6 +108,16 @@ WHY_TW_EXPIRED = "time_wait_expired"
 WHY_FW2_EXPIRED = "fin_wait_2_expired"
 WHY_MIDSTREAM = "midstream"
 WHY_REUSED = "reused"  # a new SYN took over the 4-tuple
+WHYS: tuple[str, ...] = (
+    WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED,
+    WHY_SIMCLOSE, WHY_RST, WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED,
+)
+_WHY_CODE = {w: i for i, w in enumerate(WHYS)}
+
+
+def _trans_decode(item: tuple) -> tuple:
+    ts, frame, side, old, new, why = item
+    return (ts, frame, side, old, new, WHYS[why])
 
 
 class Conn:
@@ -87,7 +150,8 @@ class Conn:
         self.refused = False
         self.reset = False
         self.anomalies = 0
-        self.trans: list[tuple] = []  # (ts, frame, side, old, new, why)
+        # (ts, frame, side, old, new, why): 16 bytes each, why stored as a code
+        self.trans = PackedLog("<dIBBBB", _trans_decode)
         self.optraw: list[bytes | None] = [None, None]  # each side's SYN options, parsed on demand
         self.since = [0.0, 0.0]  # when each side entered its current state (timers check it)
         self.last_ack = [-1, -1]
@@ -225,8 +289,8 @@ class Timeline:
         self.first_ts: float | None = None
         self.last_ts: float | None = None
         # global transition log, time-ordered: (ts, conn_id, side, old, new)
-        self.t_ts: list[float] = []
-        self.t_log: list[tuple[int, int, int, int]] = []
+        self.t_ts = array("d")  # time of each transition, non-decreasing
+        self.t_log = PackedLog("<IBBB")  # (conn_id, side, old, new)
         self.counts = [0] * NSTATES  # endpoints per state now
         self._checkpoints: list[tuple[int, list[int]]] = [(0, [0] * NSTATES)]
         self.version = 0  # bumped by the tracker after each batch
@@ -238,7 +302,7 @@ class Timeline:
         if old == new:
             return
         st[side] = new
-        c.trans.append((ts, frame, side, old, new, why))
+        c.trans.append((ts, frame, side, old, new, _WHY_CODE[why]))
         t_ts = self.t_ts
         # the global log must stay time-ordered even if capture timestamps go backwards
         if t_ts and ts < t_ts[-1]:
