@@ -42,8 +42,11 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
     p = sub.add_parser("live", help="capture on an interface and watch TCP live (needs capture privileges)",
                        description="Capture on an interface (default: the one holding the default route) "
                        "and show every connection's states as packets arrive.",
-                       epilog="In the viewer, K puts the kernel's own state of this host's sockets beside "
-                       "the captured states and D lists the connections where they differ. Loopback "
+                       epilog="In the viewer, i captures on another interface (same filter; the timeline "
+                       "starts over; saving with -w goes on into the same file), K puts the kernel's own "
+                       "state of this host's sockets beside the captured states and D lists the "
+                       "connections where they differ. The status line counts packets captured, "
+                       "dropped by the kernel, skipped by the decoder and saved. Loopback "
                        "packets are counted once. Without capture privileges, `tcpview sockets` shows "
                        "the kernel's table alone.")
     p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
@@ -122,18 +125,23 @@ def _run_app():  # type: ignore[no-untyped-def]
 
 def cmd_live(args: argparse.Namespace) -> int:
     """``tcpview live``: capture and show it in the terminal UI."""
+    import os
+
     from .cli import UsageError
     from .sources.live import LiveError
 
-    import os
-
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
+    sources = [source]  # the viewer's key i adds one per interface switched to
     try:
         if args.write and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         run_app = _run_app()
-        try:  # the viewer plus the kernel's view of this host's sockets (key K)
-            from .ui.kernel_view import run_live_app as run_app
+        try:  # the viewer plus the kernel's view (key K) and the interface picker (key i)
+            from functools import partial
+
+            from .ui.kernel_view import run_live_app
+
+            run_app = partial(run_live_app, on_switch=sources.append)
         except ImportError:
             pass
         if args.write:
@@ -143,14 +151,17 @@ def cmd_live(args: argparse.Namespace) -> int:
                 raise UsageError(str(e)) from None
         return _call_app(run_app, source, args)
     finally:
-        source.close()
-        st = source.status()
-        if source.sink is not None:
-            print(f"tcpview: saved {st.get('saved', 0)} packets to {source.sink.path}", file=sys.stderr)
-        if st.get("dropped"):
-            print(f"tcpview: the kernel dropped {st['dropped']} packets (capture ring full)", file=sys.stderr)
-        if source.error:
-            print(f"tcpview: error: {source.error}", file=sys.stderr)
+        for s in sources:
+            s.close()
+        # saving moves with a switch: the file is the newest source's that has one
+        sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
+        if sink is not None:
+            print(f"tcpview: saved {sink.count} packets to {sink.path}", file=sys.stderr)
+        dropped = sum(s.status().get("dropped", 0) for s in sources)
+        if dropped:
+            print(f"tcpview: the kernel dropped {dropped} packets (capture ring full)", file=sys.stderr)
+        for error in dict.fromkeys(s.error for s in sources if s.error):
+            print(f"tcpview: error: {error}", file=sys.stderr)
 
 
 def _call_app(run_app, source, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]

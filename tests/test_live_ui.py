@@ -96,6 +96,317 @@ async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
 
             told = int(re.search(r"(\d+) in all", note.message).group(1))
             assert told >= dropped and note.severity == "warning"  # a late ACK may add one more
+            # and the status line says so for as long as the capture runs, in the warning colour
+            from tcpview.ui.capture_status import CaptureStatus
+
+            line = app.query_one(CaptureStatus)
+            assert _status_figures(app)["dropped"] >= dropped and line.has_class("-dropped")
+            assert line.styles.background != app.query_one("Footer").styles.background
             await pilot.press("q")
     finally:
         src.close()
+
+
+# -- the status line and the interface picker (key i) -------------------------------------------
+def _status_figures(app) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """The figures the status line shows, read back from its text."""
+    import re
+
+    from tcpview.ui.capture_status import CaptureStatus
+
+    text = app.query_one(CaptureStatus).plain()
+    return {k: int(v.replace(",", "")) for k, v in re.findall(r"(captured|dropped|skipped|saved) ([\d,]+)", text)}
+
+
+def _send_udp(port: int, n: int) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        for _ in range(n):
+            u.sendto(b"not tcp", ("127.0.0.1", port))
+
+
+async def test_status_line_counts_captured_and_skipped_frames(lo_traffic):
+    """The status line's captured count is the frames the tracker got, and its skipped count
+    the frames the decoder could not use (here: UDP datagrams the filter let through)."""
+    need_root()
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.capture_status import CaptureStatus
+    from tcpview.ui.kernel_view import LiveApp
+
+    t = lo_traffic
+    port = t.listener("status")
+    src = LiveSource("lo", f"port {port}")  # TCP and UDP to that port
+    app = LiveApp(src)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            t.time_wait("status")
+            _send_udp(port, 3)  # one frame each on lo (the outgoing copy is dropped)
+            tl = app.tl
+            assert await _until(pilot, lambda: tl.packets > 3 and sum(tl.skipped.values()) == 3
+                                and _status_figures(app).get("captured") == tl.packets)
+            fig = _status_figures(app)
+            assert fig["skipped"] == sum(tl.skipped.values()) == 3
+            assert set(tl.skipped) == {"not tcp"}
+            assert fig["captured"] == tl.packets == tl.tcp_packets + 3
+            assert fig["dropped"] == 0 and "saved" not in fig
+            line = app.query_one(CaptureStatus)
+            assert not line.has_class("-dropped") and line.tooltip and "3 not tcp" in str(line.tooltip)
+            assert line.region.y == app.screen.region.height - 2  # just above the footer
+            await pilot.press("q")
+    finally:
+        src.close()
+
+
+async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic):
+    """``i`` lists lo with 127.0.0.1 (marked as the current one); choosing it starts the
+    capture over: the old connection is gone from the new timeline, new traffic is in it."""
+    need_root()
+    from textual.widgets import OptionList
+
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.iface_picker import InterfacePicker
+    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.ui.timeline import PlayerBar
+
+    t = lo_traffic
+    port = t.listener("switch")
+    src = LiveSource("lo", f"tcp port {port}")
+    switched = []
+    app = LiveApp(src, on_switch=switched.append)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            first = t.time_wait("switch")
+            old_tl = app.tl
+            assert await _until(pilot, lambda: len(old_tl.conns) == 1)
+            await pilot.press("i")
+            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker)
+                                and app.screen.interfaces is not None)
+            picker = app.screen
+            by_name = {i.name: i for i in picker.interfaces}
+            assert "127.0.0.1/8" in by_name["lo"].addresses and by_name["lo"].up
+            ol = picker.query_one(OptionList)
+            assert ol.get_option_at_index(ol.highlighted).id == "lo"  # the current one
+            assert str(ol.get_option_at_index(ol.highlighted).prompt).startswith("● lo")
+            assert ol.get_option_at_index(ol.option_count - 1).id == "any"
+            await pilot.press("enter")
+            assert await _until(pilot, lambda: app.source is not src and app.switching is None)
+            assert switched == [app.source] and app.source.interface == "lo"
+            assert app.source.bpf == src.bpf and app.source.snaplen == src.snaplen
+            assert app.tl is not old_tl and app.tl.packets == 0
+            assert app.query_one(PlayerBar).source_name == app.source.name
+            assert await _until(pilot, lambda: _status_figures(app).get("captured") == 0)
+            second = t.time_wait("switch")
+            tl = app.tl
+            assert await _until(pilot, lambda: len(tl.conns) == 1 and _status_figures(app).get("captured") == tl.packets
+                                and tl.packets > 0)
+            c = tl.conns[0]
+            assert (c.cport, c.sport) == (second[0][1], second[1][1]) != (first[0][1], first[1][1])
+            assert len(old_tl.conns) == 1  # the old capture stopped feeding its timeline
+            assert not app.loaded  # the old capture's end is not this one's
+            # ... even when the old feed's last message comes after the switch
+            from tcpview.ui.app import SourceEnded
+            from tcpview.ui.feed import BatchInfo
+
+            app.post_message(SourceEnded(BatchInfo(0, None, done=True, error="the old capture's end")))
+            await pilot.pause(0.1)
+            assert not app.loaded and app.load_error is None
+            assert not any("old capture" in n.message for n in app._notifications)
+            await pilot.press("q")
+    finally:
+        for s in {src, *switched}:
+            s.close()
+
+
+async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
+    """An interface that is not there: one error notification; capture goes on as it was.
+    The picker is also in the command palette."""
+    need_root()
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.iface_picker import InterfacePicker
+    from tcpview.ui.kernel_view import LiveApp
+
+    t = lo_traffic
+    port = t.listener("keep")
+    src = LiveSource("lo", f"tcp port {port}")
+    app = LiveApp(src)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("ctrl+p")
+            await pilot.pause(0.2)
+            for ch in "another interface":
+                await pilot.press("space" if ch == " " else ch)
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker))
+            await pilot.press("escape")
+            assert await _until(pilot, lambda: not isinstance(app.screen, InterfacePicker))
+            tl = app.tl
+            app.switch_interface("tcpvnone0")
+            assert await _until(pilot, lambda: app.switching is None)
+            errors = [n for n in app._notifications if n.severity == "error"]
+            assert len(errors) == 1 and "no such interface" in errors[0].message
+            assert app.source is src and app.tl is tl
+            t.time_wait("keep")
+            assert await _until(pilot, lambda: len(tl.conns) == 1)
+            await pilot.press("q")
+    finally:
+        src.close()
+
+
+async def test_saving_goes_on_into_the_same_file_across_a_switch(lo_traffic, tmp_path):
+    """With -w, switching to an interface with the same link type keeps writing the same
+    file (tcpdump reads every packet of both captures from it); one whose frames are of
+    another kind (``any``: cooked) is refused and the capture goes on."""
+    need_root()
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.kernel_view import LiveApp
+
+    t = lo_traffic
+    port = t.listener("save")
+    out = tmp_path / "both.pcap"
+    src = LiveSource("lo", f"tcp port {port}", write=str(out))
+    switched = []
+    app = LiveApp(src, on_switch=switched.append)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            first = t.time_wait("save")
+            assert await _until(pilot, lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
+                                == app.tl.packets)
+            n_first = app.tl.packets
+            app.switch_interface("any")
+            assert await _until(pilot, lambda: app.switching is None)
+            refused = [n for n in app._notifications if n.severity == "error"]
+            assert len(refused) == 1 and "one kind" in refused[0].message and app.source is src
+            app.switch_interface("lo")
+            assert await _until(pilot, lambda: app.source is not src and app.switching is None)
+            new = app.source
+            assert new.sink is not None and new.sink.path == str(out) and src.sink is None
+            second = t.time_wait("save")
+            assert await _until(pilot, lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
+                                == n_first + app.tl.packets)
+            await pilot.press("q")
+        new.close()
+        saved = new.sink.count
+        assert saved == n_first + app.tl.packets
+        lines = _tcpdump_lines(out)
+        assert len(lines) == saved
+        for (cli, _srv) in (first, second):
+            assert any(f"127.0.0.1.{cli[1]} >" in ln for ln in lines)
+    finally:
+        for s in {src, *switched}:
+            s.close()
+
+
+def _tcpdump_lines(path) -> list[str]:  # type: ignore[no-untyped-def]
+    """One line per packet in a capture file, as tcpdump reads it."""
+    import subprocess
+
+    return subprocess.run(["tcpdump", "-nn", "-r", str(path)], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def _ip(*args: str) -> bool:
+    import subprocess
+
+    return subprocess.run(["ip", *args], capture_output=True, check=False).returncode == 0
+
+
+def _make_interface(name: str, peer: str, net: int):  # type: ignore[no-untyped-def]
+    """A dummy interface (or a veth pair where dummy is not built) with 198.18.NET.1/24 and a
+    fixed neighbour .2, so a SYN to .2 leaves through it; None if neither can be made."""
+    ip = _ip
+    if not (ip("link", "add", name, "type", "dummy") or ip("link", "add", name, "type", "veth", "peer", "name", peer)):
+        return None
+    ok = (ip("addr", "add", f"198.18.{net}.1/24", "dev", name) and ip("link", "set", name, "up")
+          and (not ip("link", "show", peer) or ip("link", "set", peer, "up"))
+          and ip("neigh", "replace", f"198.18.{net}.2", "lladdr", "02:00:00:00:00:02", "dev", name, "nud", "permanent"))
+    if not ok:
+        ip("link", "del", name)
+        return None
+    return f"198.18.{net}.2"
+
+
+async def test_switching_to_another_interface_captures_there(lo_traffic):
+    """An interface made for the test: chosen in the picker, the capture moves there — the
+    bar and the status line name it, and a SYN leaving through it is in the new timeline."""
+    need_root()
+    import os
+    import socket
+
+    import pytest
+    from textual.widgets import OptionList
+
+    from tcpview.model import STATE_NAMES
+    from tcpview.sources.live import LiveSource
+    from tcpview.ui.capture_status import CaptureStatus
+    from tcpview.ui.iface_picker import InterfacePicker
+    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.ui.timeline import PlayerBar
+
+    name, peer, net = f"tcpv{os.getpid() % 100000}", f"tcpw{os.getpid() % 100000}", os.getpid() % 250 + 1
+    far = _make_interface(name, peer, net)
+    if far is None:
+        pytest.skip("cannot make a test interface (no dummy or veth support)")
+    t = lo_traffic
+    port = t.listener("elsewhere")
+    src = LiveSource("lo", f"tcp port {port}")
+    switched = []
+    app = LiveApp(src, on_switch=switched.append)
+    s = socket.socket()
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            t.time_wait("elsewhere")
+            assert await _until(pilot, lambda: len(app.tl.conns) == 1)
+            await pilot.press("i")
+            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker)
+                                and app.screen.interfaces is not None)
+            info = next(i for i in app.screen.interfaces if i.name == name)
+            assert f"198.18.{net}.1/24" in info.addresses
+            ol = app.screen.query_one(OptionList)
+            ol.highlighted = next(k for k in range(ol.option_count) if ol.get_option_at_index(k).id == name)
+            await pilot.press("enter")
+            assert await _until(pilot, lambda: app.source.interface == name and app.switching is None)
+            assert app.query_one(PlayerBar).source_name.startswith(f"live {name}")
+            s.setblocking(False)
+            s.connect_ex((far, port))  # the SYN leaves through the test interface; nobody answers
+            tl = app.tl
+            assert await _until(pilot, lambda: len(tl.conns) == 1)
+            c = tl.conns[0]
+            assert c.server_text() == f"{far}:{port}" and STATE_NAMES[c.state[0]] == "SYN_SENT"
+            assert await _until(pilot, lambda: app.query_one(CaptureStatus).plain().startswith(name)
+                                and _status_figures(app).get("captured") == tl.packets)
+            await pilot.press("q")
+    finally:
+        s.close()
+        for x in {src, *switched}:
+            x.close()
+        _ip("link", "del", name)  # the veth peer goes with it
+
+
+def test_interface_list_from_ip_and_from_the_kernel_agree():
+    """The two ways of listing interfaces (``ip -j addr``, and the kernel's own files and
+    ioctls when ip is missing) give the same names and lo's loopback addresses."""
+    import shutil
+    import socket
+    import subprocess
+
+    import pytest
+
+    from tcpview.sources.live import interfaces_from_kernel, parse_ip_addr_json
+
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 is not installed")
+    done = subprocess.run(["ip", "-j", "addr"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip("this ip has no JSON output")
+    from_ip = {i.name: i for i in parse_ip_addr_json(done.stdout)}
+    from_kernel = {i.name: i for i in interfaces_from_kernel()}
+    assert set(from_ip) == set(from_kernel) == {n for _i, n in socket.if_nameindex()}
+    for name, a in from_ip.items():
+        b = from_kernel[name]
+        assert a.index == b.index == socket.if_nametoindex(name)
+        assert a.state == b.state
+        assert set(b.addresses) <= set(a.addresses)  # the ioctl sees only the primary IPv4 address
+        assert {x for x in a.addresses if ":" in x} == {x for x in b.addresses if ":" in x}
+    assert "127.0.0.1/8" in from_ip["lo"].addresses and from_ip["lo"].up

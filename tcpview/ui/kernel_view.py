@@ -10,23 +10,46 @@ filters the table down to them.
 :class:`LiveApp` is the capture viewer plus this pane; everything else is the viewer's.
 The kernel table is read and compared on a worker thread at most once a second; only the
 UI thread touches widgets.
+
+Two more things belong to a live capture: a status line (:class:`CaptureStatus`: captured,
+dropped by the kernel, skipped by the decoder, saved), and ``i``, which captures on another
+interface (:class:`InterfacePicker`). Switching opens the new capture first (so an error
+leaves the old one running), then stops the old one and starts over with a fresh timeline,
+the same filter and snap length. Saving with ``-w`` goes on into the same file when the new
+interface gives the same kind of frames (a pcap file has one link type); otherwise the
+switch is refused.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
 
+from ..decode import LINKTYPE_ETHERNET
 from ..model import STATE_NAMES
+from ..player import Player
 from ..sockets import Comparison, KernelSnapshot, compare, snapshot
-from .app import TcpviewApp
+from ..sources.live import LiveError, LiveSource
+from ..textutil import safe
+from ..tracker import Tracker
+from .app import SourceEnded, TcpviewApp
+from .capture_status import CaptureStatus
+from .conn_query import ConnRows
 from .conn_table import ConnectionTable
+from .feed import Feed
+from .iface_picker import InterfacePicker
+from .ladder_view import Ladder
+from .timeline import PlayerBar
+from .why_line import WhyLine
 
 MAX_LISTED = 12
 
@@ -41,6 +64,50 @@ class KernelRead(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, KernelRead)
+
+
+class CaptureSwitched(Message):
+    """The capture on another interface is open and the old one stopped (from a worker)."""
+
+    def __init__(self, source: LiveSource, old: LiveSource) -> None:
+        super().__init__()
+        self.source = source
+        self.old = old
+
+
+class SwitchFailed(Message):
+    """Capturing on ``interface`` could not start; the old capture runs on."""
+
+    def __init__(self, interface: str, error: str) -> None:
+        super().__init__()
+        self.interface = interface
+        self.error = error
+
+
+class LiveCommands(Provider):
+    """The live capture's commands for the command palette (Ctrl+P)."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        run = self.app.run_action
+        return [
+            ("Capture on another interface…", "Pick an interface; capture starts over there (same filter)",
+             partial(run, "pick_interface")),
+            ("Toggle kernel view", "The kernel's state of this host's sockets beside the captured states",
+             partial(run, "toggle_kernel")),
+            ("Kernel differences", "Filter the table to the connections the kernel disagrees with",
+             partial(run, "kernel_differences")),
+        ]
+
+    async def discover(self) -> Hits:
+        for name, help_text, cb in self._commands():
+            yield DiscoveryHit(name, cb, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, cb in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), cb, help=help_text)
 
 
 class KernelPane(Widget):
@@ -124,56 +191,217 @@ class KernelPane(Widget):
 
 
 class LiveApp(TcpviewApp):
-    """The capture viewer with the kernel's view a key away (``K``)."""
+    """The capture viewer with the capture's status line, the kernel's view a key away
+    (``K``) and an interface picker (``i``).
+
+    Args:
+        source: the capture (normally a :class:`~tcpview.sources.live.LiveSource`).
+        on_switch: called on the UI thread with each new source after ``i`` switched the
+            capture (whoever started the app closes it and reports its figures).
+        **opts: as for :class:`~tcpview.ui.app.TcpviewApp`.
+    """
+
+    COMMANDS = TcpviewApp.COMMANDS | {LiveCommands}
 
     BINDINGS = [
         *TcpviewApp.BINDINGS,
+        Binding("i", "pick_interface", "Interface", id="live.interface",
+                tooltip="Capture on another interface (same filter; the timeline starts over)"),
         Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
                 tooltip="Show the kernel's state of this host's sockets beside the captured states"),
         Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
                 tooltip="Filter the table to the connections the kernel disagrees with"),
     ]
 
-    def __init__(self, source, **opts) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, source, on_switch: Callable[[LiveSource], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
         self._drops_told = 0
         self._error_told: str | None = None
+        self._on_switch = on_switch
+        self.switching: str | None = None
+        """The interface a switch is under way to (None: no switch)."""
+        self._pending: LiveSource | None = None  # opened by a switch, not yet shown
+        if hasattr(source, "timeline") and source.timeline is None:
+            source.timeline = self.tl  # so status() counts the decoder's skips too
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield from super().compose()
         yield KernelPane(id="kernel")
+        yield CaptureStatus(id="capture-status")
 
+    # Textual calls a base class's handler of the same message too (unless prevented), so
+    # the handlers below add to TcpviewApp's and never call super().
     def on_mount(self) -> None:
-        super().on_mount()
+        self._update_status()
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
+    def on_unmount(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.close()
+
+    def _main(self, kind):  # type: ignore[no-untyped-def]
+        """The widget of type ``kind`` on the main screen (a modal may be on top)."""
+        return self.screen_stack[0].query_one(kind)
+
     def _kernel_tick(self) -> None:
-        self._check_drops()
+        self._update_status()
         if self.kernel_on:
             self._read_kernel()
 
-    def _check_drops(self) -> None:
+    # -- the status line -------------------------------------------------------------------
+    def _update_status(self) -> None:
+        """Read the capture's counts into the status line; tell about new drops and errors."""
+        src = self.source
+        status = getattr(src, "status", None)
+        try:
+            st = dict(status()) if status is not None else {}
+        except Exception:  # noqa: BLE001 - a status problem must not stop the app
+            st = {}
+        reasons = dict(self.tl.skipped)  # one C-level copy while the feed thread adds to it
+        st["skipped"] = sum(reasons.values())
+        sink = getattr(src, "sink", None)
+        error = getattr(src, "error", None)
+        self._main(CaptureStatus).show(getattr(src, "interface", getattr(src, "name", "")), st, reasons,
+                                       save_path=sink.path if sink is not None else None, error=error)
+        self._check_drops(st, error)
+
+    def _check_drops(self, st: dict[str, int], error: str | None) -> None:
         """Say so when the kernel dropped packets (states may then be wrong) or the capture
         hit a problem it carries on through (the interface went down)."""
-        error = getattr(self.source, "error", None)
         if error and error != self._error_told:
             self._error_told = error
-            self.notify(str(error), title="capture", severity="error", timeout=15, markup=False)
-        status = getattr(self.source, "status", None)
-        if status is None:
-            return
-        try:
-            dropped = int(status().get("dropped", 0))
-        except Exception:  # noqa: BLE001 - a status problem must not stop the app
-            return
+            self.notify(safe(str(error)), title="capture", severity="error", timeout=15, markup=False)
+        dropped = int(st.get("dropped", 0))
         if dropped > self._drops_told:
             self.notify(f"the kernel dropped {dropped - self._drops_told} packets (capture ring full; "
                         f"{dropped} in all): states may be off — K compares with the kernel",
                         title="packets lost", severity="warning", timeout=8, markup=False)
             self._drops_told = dropped
 
+    # -- switching interface ---------------------------------------------------------------
+    def action_pick_interface(self) -> None:
+        """Choose another interface to capture on."""
+        src = self.source
+        if not isinstance(src, LiveSource):
+            self.notify("this source is not a live capture", severity="warning", markup=False)
+            return
+        if self.switching is not None:
+            self.notify(f"already switching to {self.switching}", markup=False)
+            return
+        kept = [f"filter {src.bpf}" if src.bpf else "no filter", f"snap length {src.snaplen}"]
+        if src.sink is not None:
+            kept.append(f"saving to {src.sink.path}")
+        note = "kept: " + ", ".join(kept) + "; the timeline starts over"
+        self.push_screen(InterfacePicker(src.interface, note), self._picked)
+
+    def _picked(self, name: str | None) -> None:
+        if name:
+            self.switch_interface(name)
+
+    def switch_interface(self, name: str) -> None:
+        """Capture on interface ``name`` instead, with a fresh timeline (UI thread).
+
+        The new capture is opened first: if that fails (no such interface, no permission)
+        one notification says why and the old capture goes on. Then the old capture stops
+        and the views start over. Saving goes on into the same file, when the new
+        interface gives the same kind of frames; otherwise the switch is refused.
+        """
+        src = self.source
+        if not isinstance(src, LiveSource):
+            self.notify("this source is not a live capture", severity="warning", markup=False)
+            return
+        if self.switching is not None:
+            self.notify(f"already switching to {self.switching}", markup=False)
+            return
+        self.switching = name
+        self._open_and_stop(name, src, self._stop)
+
+    @work(thread=True, exclusive=True, group="switch", exit_on_error=False)
+    def _open_and_stop(self, name: str, old: LiveSource, old_stop: threading.Event) -> None:
+        try:
+            new = LiveSource(name, bpf=old.bpf, snaplen=old.snaplen, buffer_mb=old.buffer_mb)
+        except LiveError as e:
+            self.post_message(SwitchFailed(name, str(e)))
+            return
+        except Exception as e:  # noqa: BLE001 - any failure leaves the old capture running
+            self.post_message(SwitchFailed(name, f"{type(e).__name__}: {e}"))
+            return
+        sink = old.sink
+        if sink is not None and new.linktype != sink.linktype:
+            new.close()
+            kinds = ("Ethernet frames", "raw IP packets")
+            have = kinds[0] if sink.linktype == LINKTYPE_ETHERNET else kinds[1]
+            got = kinds[0] if new.linktype == LINKTYPE_ETHERNET else kinds[1]
+            self.post_message(SwitchFailed(name, f"saving to {sink.path}, which holds {have}; {name} gives "
+                                           f"{got} and a pcap file holds one kind. To save {name}, quit "
+                                           f"and run tcpview live -i {name} -w ANOTHER-FILE"))
+            return
+        self._pending = new
+        old_stop.set()  # the feed stops reading within a poll (0.1 s)
+        old.sink = None  # the file goes on with the new capture: close() must leave it open
+        old.close()  # waits until the reader has left the ring
+        new.sink = sink
+        self.post_message(CaptureSwitched(new, old))
+
+    def on_switch_failed(self, message: SwitchFailed) -> None:
+        self.switching = None
+        self.notify(safe(message.error), title=f"cannot capture on {safe(message.interface)}",
+                    severity="error", timeout=12, markup=False)
+
+    def on_capture_switched(self, message: CaptureSwitched) -> None:
+        self.switching = None
+        self._pending = None
+        new = message.source
+        tracker = Tracker(msl2=self.tracker.msl2, fin_timeout=self.tracker.fin_timeout)
+        # the views key their caches on the version: never reuse one the old timeline had
+        tracker.tl.version = self.tl.version + 1
+        new.timeline = tracker.tl
+        self.source, self.tracker, self.tl = new, tracker, tracker.tl
+        self.feed = Feed(new, tracker)
+        self.player = Player(self.feed.times, live=True)
+        self._stop = threading.Event()
+        self.loaded = False
+        self.load_error = None
+        self._drops_told, self._error_told = 0, None
+        self._reset_views()
+        self._read_source()
+        self._update_status()
+        saving = f"; still saving to {new.sink.path}" if new.sink is not None else ""
+        self.notify(f"capturing on {new.interface}: the timeline starts over{saving}", title="interface",
+                    markup=False)
+        if self._on_switch is not None:
+            self._on_switch(new)
+
+    def _reset_views(self) -> None:
+        """Point every view at the fresh timeline, keeping the filter and the sort."""
+        bar = self._main(PlayerBar)
+        bar.player = self.player
+        bar.source_name = safe(self.source.name)
+        bar.reading, bar.loading = False, None
+        table = self._main(ConnectionTable)
+        old = table.model
+        model = ConnRows()  # its caches belong to the old timeline
+        model.set_query(old.query.text)
+        model.sort, model.reverse = old.sort, old.reverse
+        table.model = model
+        self._main(Ladder).cid = None  # its row caches are the old connection's
+        self._main(WhyLine).explain_row(self.tl, None, None)
+        pane = self._main(KernelPane)
+        pane.results, pane.snap_ts = {}, None
+        self.refresh_views(force=True)
+        bar.refresh()
+        if self.kernel_on:
+            self._read_kernel()
+
+    def on_source_ended(self, message: SourceEnded) -> None:
+        if not self.feed.done:
+            # the end of the capture that was switched away from, not of this one
+            message.prevent_default()
+
+    # -- the kernel's view -----------------------------------------------------------------
     @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)
     def _read_kernel(self) -> None:
         if not self._kernel_busy.acquire(blocking=False):
@@ -186,28 +414,27 @@ class LiveApp(TcpviewApp):
         self.post_message(KernelRead(snap, results))
 
     def on_kernel_read(self, message: KernelRead) -> None:
-        pane = self.query_one(KernelPane)
+        pane = self._main(KernelPane)
         pane.results, pane.snap_ts = message.results, message.snap.ts
         self._update_kernel_pane()
 
     def _update_kernel_pane(self) -> None:
         if not self.kernel_on:
             return
-        pane = self.query_one(KernelPane)
-        pane.update_view(self.tl, self.query_one(ConnectionTable).selected, self.player.query_time() is not None)
+        pane = self._main(KernelPane)
+        pane.update_view(self.tl, self._main(ConnectionTable).selected, self.player.query_time() is not None)
 
     def refresh_views(self, force: bool = False) -> None:
         super().refresh_views(force)
         self._update_kernel_pane()
 
     def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
-        super().on_connection_table_selected(message)
         self._update_kernel_pane()
 
     def action_toggle_kernel(self) -> None:
         """Show or hide the kernel's view."""
         self.kernel_on = not self.kernel_on
-        pane = self.query_one(KernelPane)
+        pane = self._main(KernelPane)
         pane.set_class(self.kernel_on, "-on")
         if self.kernel_on:
             self._read_kernel()
@@ -219,20 +446,19 @@ class LiveApp(TcpviewApp):
             self.action_toggle_kernel()
             self.notify("reading the kernel's table; press D again in a second", markup=False)
             return
-        diff = self.query_one(KernelPane).differing()
+        diff = self._main(KernelPane).differing()
         if not diff:
             self.notify("the kernel agrees with every captured connection of this host", markup=False)
             return
         self.action_set_filter(" ".join(f"id:{i}" for i in diff))
 
 
-def run_live_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
-    """Like :func:`tcpview.ui_cli.run_app`, with the kernel pane (``tcpview live``)."""
+def run_live_app(source, on_switch: Callable[[LiveSource], None] | None = None, **opts) -> int:  # type: ignore[no-untyped-def]
+    """Like :func:`tcpview.ui_cli.run_app`, with the capture status line, the kernel pane
+    and the interface picker (``tcpview live``); ``on_switch`` as for :class:`LiveApp`."""
     import sys
 
-    from ..textutil import safe
-
-    app = LiveApp(source, **opts)
+    app = LiveApp(source, on_switch=on_switch, **opts)
     app.run()
     if app.load_error:
         print(f"tcpview: error: {safe(app.load_error)}", file=sys.stderr)
