@@ -357,6 +357,71 @@ async def test_play_moves_the_cursor_and_stops_at_the_end(capture: Path) -> None
         assert not app.player.playing and app.player.position() == pytest.approx(T0 + 2.6)
 
 
+def spy_refresh(widget) -> list[tuple]:  # type: ignore[no-untyped-def]
+    """Record the regions of every ``refresh`` of ``widget`` (an empty tuple: all of it)."""
+    calls: list[tuple] = []
+    original = widget.refresh
+
+    def refresh(*regions, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(regions)
+        return original(*regions, **kwargs)
+
+    widget.refresh = refresh
+    return calls
+
+
+async def test_views_repaint_only_what_changed(capture: Path) -> None:
+    """Every repainted cell goes down the wire (SSH): an update that changes nothing repaints
+    nothing, and a step repaints the one table row that changed, not the table."""
+    from tcpview.ui.timeline import PlayerBar
+
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        app.seek_offset(1.35)  # conn 0 is done; conn 1 has 4 segments
+        await pilot.pause()
+        table, ladder = app.query_one(ConnectionTable), app.query_one(Ladder)
+        widgets = (table, ladder, app.query_one(CountersBar), app.query_one(PlayerBar), app.query_one("#ladder-box"))
+        calls = [spy_refresh(w) for w in widgets]
+        app.refresh_views()
+        await pilot.pause()
+        assert calls == [[], [], [], [], []]
+        assert line_text(table, 2).split()[5] == "4"  # conn 1: pkts
+        app.action_step(1)  # 1.4 s: conn 1's fifth segment, an ACK; conn 0 (the ladder's) unchanged
+        await pilot.pause()
+        assert line_text(table, 2).split()[5] == "5"
+        assert calls[0] and all(len(regions) == 1 for regions in calls[0])  # never the whole table
+        assert {(r.y, r.height) for (r,) in calls[0]} == {(2, 1)}
+        assert calls[1] == [] and calls[4] == []  # the ladder and its box did not change
+        assert calls[3] and all(regions for regions in calls[3])  # the clock's cells only
+
+
+async def test_clock_columns_wait_for_the_settling_tick(capture: Path) -> None:
+    """While the cursor moves by itself, idle/age count to the time they last showed until
+    the once-a-second settling update; a key brings them to the cursor at once."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        app.seek_offset(1.35)
+        await pilot.pause()
+        table = app.query_one(ConnectionTable)
+        assert [c.key for c in table.columns()][7:9] == ["idle", "age"]
+        assert table.clock == pytest.approx(T0 + 1.35)
+        before = line_text(table, 1)
+        assert before.split()[7:9] == ["0.75s", "1.3s"]  # conn 0: last segment at 0.6, first at 0
+        app.player.t = T0 + 1.38  # as a playing cursor moves between ticks
+        app.refresh_views(settle=False)
+        await pilot.pause()
+        assert table.clock == pytest.approx(T0 + 1.35) and line_text(table, 1) == before
+        app.refresh_views(settle=True)
+        await pilot.pause()
+        assert table.clock == pytest.approx(T0 + 1.38)
+        assert line_text(table, 1).split()[7:9] == ["0.78s", "1.4s"]
+        app.seek_offset(1.2)  # backwards: never counts from a time after the cursor
+        app.refresh_views(settle=False)
+        assert table.clock == pytest.approx(T0 + 1.2)
+
+
 async def test_counters_toggle_and_click_filters(capture: Path) -> None:
     app = TcpviewApp(FileSource(str(capture)))
     async with app.run_test(size=(120, 40)) as pilot:

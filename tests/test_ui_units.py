@@ -170,3 +170,22 @@ def test_state_cache_agrees_with_the_store_back_and_forth(tmp_path: Path) -> Non
     cs, ss = cache.at(tl, None)
     assert [(cs[c.id], ss[c.id]) for c in tl.conns] == [tuple(c.state) for c in tl.conns]
     assert cs[1] == 0  # conn 1's TIME_WAIT expired (60 s after 1.6) before the SYN at 70 s
+
+
+def test_changed_span_finds_the_cells_that_differ() -> None:
+    from rich.segment import Segment
+    from rich.style import Style
+
+    from tcpview.ui.repaint import changed_span
+
+    red, bold = Style(color="red"), Style(bold=True)
+    line = [Segment("TIME_WAIT ", red), Segment("12", bold), Segment("   ESTABLISHED 3", None)]
+    assert changed_span(line, list(line), 40) == (0, 0)
+    # split differently into segments, same cells: nothing to repaint
+    assert changed_span(line, [Segment("TIME_", red), Segment("WAIT ", red), *line[1:]], 40) == (0, 0)
+    assert changed_span(line, [line[0], Segment("13", bold), line[2]], 40) == (11, 12)
+    assert changed_span(line, [line[0], Segment("12", red), line[2]], 40) == (10, 12)  # style only
+    assert changed_span(line, [line[0], Segment("9", bold), line[2]], 40) == (10, 28)  # shorter: the rest moved
+    assert changed_span(line, [line[0], line[1], Segment("   ESTABLISHED 30", None)], 40) == (28, 29)
+    # a wide character: cells cannot be lined up by characters, so all of the line
+    assert changed_span(line, [Segment("時間 ", red), *line[1:]], 40) == (0, 40)

@@ -36,6 +36,10 @@ from .timeline import PlayerBar
 from .why_line import WhyLine
 
 
+SETTLE_SECONDS = 1.0
+"""At most this long between view updates that include what changes with the clock alone."""
+
+
 class SourceRead(Message):
     """A batch of frames reached the timeline (replaceable: only the newest matters)."""
 
@@ -118,7 +122,7 @@ class TcpviewApp(App[int]):
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
     ]
 
-    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.05,  # type: ignore[no-untyped-def]
+    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
                  theme: str | Theme | None = None, at: float | None = None) -> None:
         super().__init__()
         self._start_at = at
@@ -138,6 +142,9 @@ class TcpviewApp(App[int]):
         self._prompt_mode: str | None = None
         self._prompt_restore = ""
         self._absolute = False
+        self._titles: tuple[str, str, str] = ("", "", "")
+        self._last_settle = 0.0
+        self._unsettled = False
 
     # -- composition ----------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -166,8 +173,6 @@ class TcpviewApp(App[int]):
         bar = self._bar
         bar.reading = not self.player.live
         self._table.focus()
-        self._table.border_title = "Connections"
-        self._ladder_box.border_title = "Ladder"
         self._read_source()
         self.set_interval(self.tick_seconds, self._tick, name="ui-tick")
         self.refresh_views()
@@ -216,42 +221,65 @@ class TcpviewApp(App[int]):
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
         moved = self.player.tick(dt)
-        if moved or self._dirty:
-            self.refresh_views()
+        # a cursor that has just stopped (end of the capture) settles at once
+        settle = now - self._last_settle >= SETTLE_SECONDS or (moved and not self.player.playing)
+        if moved or self._dirty or (settle and self._unsettled):
+            self.refresh_views(settle=settle)
 
-    def refresh_views(self, force: bool = False) -> None:
-        """Read the timeline at the cursor into every view (UI thread only)."""
+    def refresh_views(self, force: bool = False, settle: bool = True) -> None:
+        """Read the timeline at the cursor into every view (UI thread only).
+
+        Each view repaints only what changed. Timer ticks in between the once-a-second
+        ``settle`` ones let what changes with the clock alone lag (idle and age columns, the
+        connection count in the title, the scroll bar, the sparklines): over a slow link
+        these would otherwise repaint the table on every tick. Keys always settle.
+        """
         tl = self.tl
         p = self.player
         p.set_bounds(tl.first_ts, tl.last_ts)
         t, pos = p.query_time(), p.position()
         table = self._table
-        table.update_view(tl, t, pos, force=force)
+        table.update_view(tl, t, pos, force=force, settle=settle)
         self._ladder.show(tl, table.selected, t)
-        self._counters.update_view(tl, t, pos)
-        self._bar.refresh()
-        self._update_titles()
+        self._counters.update_view(tl, t, pos, settle=settle)
+        self._bar.refresh_if_changed()
+        self._update_titles(settle)
         self._dirty = False
+        self._unsettled = not settle
+        if settle:
+            self._last_settle = time.monotonic()
 
-    def _update_titles(self) -> None:
+    def _update_titles(self, settle: bool = True) -> None:
         table = self._table
-        total = self.tl.conn_count_at(self.player.query_time())
-        shown = len(table.rows)
-        title = Text(f"Connections {shown}" if shown == total else f"Connections {shown} of {total}")
-        q = table.model.query.text
-        if q:
-            title.append(f" ─ filter: {safe(q)}")
-        if table.model.sort != "id" or table.model.reverse:
-            title.append(f" ─ sort: {SORT_NAMES[table.model.sort]}{' ▼' if table.model.reverse else ''}")
-        table.border_title = title
+        if settle or not self._titles[0]:
+            total = self.tl.conn_count_at(self.player.query_time())
+            shown = len(table.rows)
+            title = f"Connections {shown}" if shown == total else f"Connections {shown} of {total}"
+            q = table.model.query.text
+            if q:
+                title += f" ─ filter: {safe(q)}"
+            if table.model.sort != "id" or table.model.reverse:
+                title += f" ─ sort: {SORT_NAMES[table.model.sort]}{' ▼' if table.model.reverse else ''}"
+        else:
+            title = self._titles[0]  # the count waits for the next settling update
         cid = table.selected
-        box = self._ladder_box
         if cid is None or cid >= len(self.tl.conns):
-            box.border_title = Text("Ladder")
+            ladder = "Ladder"
         else:
             c = self.tl.conns[cid]
-            box.border_title = Text(f"#{cid}  {c.client_text()} ⇄ {c.server_text()}")
-        box.border_subtitle = Text("absolute seq" if self._absolute else "")
+            ladder = f"#{cid}  {c.client_text()} ⇄ {c.server_text()}"
+        titles = (title, ladder, "absolute seq" if self._absolute else "")
+        if titles == self._titles:
+            return  # setting a border title repaints the whole box
+        old, self._titles = self._titles, titles
+        box = self._ladder_box
+        # Text, not str: a filter or an address is never read as markup
+        if titles[0] != old[0]:
+            table.border_title = Text(titles[0])
+        if titles[1] != old[1]:
+            box.border_title = Text(titles[1])
+        if titles[2] != old[2]:
+            box.border_subtitle = Text(titles[2])
 
     # -- messages from the widgets --------------------------------------------------------
     def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:

@@ -27,6 +27,7 @@ from ..model import STATE_NAMES
 from ..store import Timeline
 from . import fmt
 from .conn_query import SORT_KEYS, ConnQuery, ConnRows, last_ts_at
+from .repaint import PaintedLines
 from .styles import STATE_FAMILIES, STATE_FAMILY_BY_VALUE, state_css
 
 
@@ -80,7 +81,7 @@ def layout(width: int, id_width: int = 4) -> list[Column]:
     return cols
 
 
-class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
+class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
     """Every connection's endpoints, states and counts at the cursor; the cursor row selects
     the connection the ladder shows."""
 
@@ -147,39 +148,72 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._compute_cost = 0.0
         self._columns: list[Column] = []
         self._columns_for: tuple[int, int] = (-1, -1)
+        self.clock: float | None = None
+        """The time the idle and age columns count to: the cursor, or up to a second behind
+        it while it moves by itself (see ``settle`` in :meth:`update_view`)."""
 
     # -- data ---------------------------------------------------------------------------------
-    def update_view(self, tl: Timeline, t: float | None, pos: float | None, force: bool = False) -> None:
+    def update_view(self, tl: Timeline, t: float | None, pos: float | None, force: bool = False,
+                    settle: bool = True) -> None:
         """Show the connections as of time t (None: now); ``pos`` is the cursor position.
 
         Recomputing a filtered or sorted list of many connections is throttled while the
         cursor moves by itself (playback, loading); ``force`` recomputes now.
+
+        ``settle`` False (a timer tick between the once-a-second ones) lets what changes with
+        the clock lag: the idle and age columns keep counting to the time they showed, and
+        rows added below the visible ones reach the scroll bar on the next settling update.
+        Both would otherwise repaint the whole table on every tick.
         """
         self.tl = tl
+        now = pos if pos is not None else tl.last_ts
+        clock = self.clock
+        if settle or now is None or clock is None or now < clock:
+            clock = now
         key = (tl.version, t, self.model.query.text, self.model.sort, self.model.reverse)
         if key == self._key and not force:
+            if clock != self.clock:
+                self.clock = clock
+                self._cache.clear()
+            self._sync_size(settle)
+            self.repaint_changed()
             return
-        now = time.monotonic()
+        now_mono = time.monotonic()
         simple = self.model.query.empty and self.model.sort == "id"
-        if not force and not simple and now - self._last_compute < self._compute_cost * 5:
+        if not force and not simple and now_mono - self._last_compute < self._compute_cost * 5:
             return  # keep the old list a little longer; the next tick will catch up
         self._key = key
-        self.t, self.pos = t, pos
+        self.t, self.pos, self.clock = t, pos, clock
         start = time.perf_counter()
         rows = self.model.compute(tl, t)
         self._compute_cost = time.perf_counter() - start
-        self._last_compute = now
-        self._set_rows(rows)
+        self._last_compute = now_mono
+        self._set_rows(rows, settle)
 
-    def _set_rows(self, rows: Sequence[int]) -> None:
+    def _set_rows(self, rows: Sequence[int], settle: bool = True) -> None:
         self.rows = rows
         self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        self._sync_size(settle)
         index = self._index_of(self.selected)
         if index is None:
             index = min(self.cursor, len(rows) - 1) if rows else 0
         self.cursor = max(0, index)
-        self.refresh()
+        self.repaint_changed()
+
+    def _sync_size(self, settle: bool) -> None:
+        """Make the scrollable height the row count (a change repaints the whole table).
+
+        Unless ``settle``, rows added below the visible ones wait: they are not on screen.
+        """
+        height = len(self.rows) + 1
+        current = self.virtual_size.height
+        if height == current:
+            return
+        if not settle and height > current:
+            view = self.scrollable_content_region.height
+            if current >= round(self.scroll_y) + view and self.cursor + 1 < current:
+                return
+        self.virtual_size = Size(self.scrollable_content_region.width, height)
 
     def _index_of(self, cid: int | None) -> int | None:
         rows = self.rows
@@ -229,9 +263,8 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
         if cid != self.selected:
             self.selected = cid
             self.post_message(self.Selected(cid))
-        self._cache.clear()
         self._scroll_cursor_into_view()
-        self.refresh()
+        self.repaint_changed()
 
     def _scroll_cursor_into_view(self) -> None:
         height = self.scrollable_content_region.height - 1  # minus the header line
@@ -312,7 +345,7 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._columns_for = (width, idw)
         return self._columns
 
-    def render_line(self, y: int) -> Strip:
+    def line_strip(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
@@ -344,7 +377,7 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
             segs.append(Segment(" ", base))
             used += col.width + 1
         strip = Strip(segs, used)
-        return strip.crop_extend(0, width, base)
+        return strip.crop_extend(0, width, base).simplify()
 
     def _row(self, cid: int, width: int, base: Style, is_cursor: bool) -> Strip:
         tl = self.tl
@@ -357,7 +390,7 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             cs, ss = c.states_at(t)
             k = c.count_at(t)
-        pos = self.pos if self.pos is not None else tl.last_ts
+        pos = self.clock
         if is_cursor:
             base = base + self._style("conn-table--cursor")
         dim = base + self._style("conn-table--dim")
@@ -401,9 +434,9 @@ class ConnectionTable(ScrollView, can_focus=True, inherit_bindings=False):
             segs.append(Segment(text, style))
             segs.append(Segment(" ", base))
             used += w + 1
-        return Strip(segs, used).crop_extend(0, width, base)
+        return Strip(segs, used).crop_extend(0, width, base).simplify()
 
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows) + 1)
+        self._sync_size(True)
         self._scroll_cursor_into_view()

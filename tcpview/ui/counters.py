@@ -17,6 +17,7 @@ from textual.widget import Widget
 
 from ..model import STATE_NAMES
 from ..store import Timeline
+from .repaint import PaintedText
 from .styles import STATE_FAMILIES, STATE_FAMILY, state_css
 
 MAIN_STATES = ("TIME_WAIT", "CLOSE_WAIT", "ESTABLISHED", "SYN_RECEIVED")
@@ -34,7 +35,7 @@ def sparkline(values: list[int], peak: int | None = None) -> str:
     return "".join(BARS[0] if v <= 0 else BARS[max(1, min(n, round(v * n / top)))] for v in values)
 
 
-class CountersBar(Widget):
+class CountersBar(PaintedText, Widget):
     """Endpoint counts per state at the cursor, as ``ss -tan`` would count sockets."""
 
     COMPONENT_CLASSES = {
@@ -66,14 +67,21 @@ class CountersBar(Widget):
         self.pos: float | None = None
         self._series: dict[str, list[int]] = {}
         self._series_key: tuple | None = None
+        self._series_version: int | None = None  # the timeline version the sparklines show
         self._counts: dict[str, int] = {}
         self._spans: list[tuple[int, int, int, str]] = []  # (line, x0, x1, state) for clicks
 
-    def update_view(self, tl: Timeline, t: float | None, pos: float | None) -> None:
-        """Show the counts as of time t (None: now); ``pos`` places the sparkline cursor."""
+    def update_view(self, tl: Timeline, t: float | None, pos: float | None, settle: bool = True) -> None:
+        """Show the counts as of time t (None: now); ``pos`` places the sparkline cursor.
+
+        The sparklines cover the whole capture, so they change as it grows; unless
+        ``settle`` they keep the data they were drawn from (the counts never wait).
+        """
         self.tl, self.t, self.pos = tl, t, pos
         self._counts = tl.counters_at(t)
-        self.refresh()
+        if settle or self._series_version is None:
+            self._series_version = tl.version
+        self.refresh_if_changed()
 
     def watch_show_all(self) -> None:
         self.refresh(layout=True)
@@ -83,7 +91,7 @@ class CountersBar(Widget):
         tl = self.tl
         if tl is None or tl.first_ts is None or tl.last_ts is None or buckets <= 0:
             return {}
-        key = (tl.version, buckets)
+        key = (self._series_version, buckets)
         if key != self._series_key:
             t0, t1 = tl.first_ts, tl.last_ts
             samples = [tl.counters_at(t0 + (t1 - t0) * (b + 1) / buckets) for b in range(buckets)]
@@ -103,7 +111,7 @@ class CountersBar(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
         return 2 if self.show_all else 1
 
-    def render(self) -> Text:
+    def build(self) -> Text:
         width = self.content_region.width or self.size.width
         lines = [self._line(MAIN_STATES, width, 0)]
         if self.show_all:

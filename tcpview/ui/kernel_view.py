@@ -48,6 +48,7 @@ from .conn_table import ConnectionTable
 from .feed import Feed
 from .iface_picker import InterfacePicker
 from .ladder_view import Ladder
+from .repaint import PaintedText
 from .timeline import PlayerBar
 from .why_line import WhyLine
 
@@ -110,7 +111,7 @@ class LiveCommands(Provider):
                 yield Hit(score, matcher.highlight(name), cb, help=help_text)
 
 
-class KernelPane(Widget):
+class KernelPane(PaintedText, Widget):
     """Two lines: the selected connection as the kernel and the capture see it, and which
     connections the two disagree on."""
 
@@ -143,9 +144,9 @@ class KernelPane(Widget):
         if cid is not None and cid < len(tl.conns):
             c = tl.conns[cid]
             self.texts = (c.client_text(), c.server_text())
-        self.refresh()
+        self.refresh_if_changed()
 
-    def render(self) -> Text:
+    def build(self) -> Text:
         st = self.get_component_rich_style
         label, agree, differ, dim = (st(f"kernel--{k}", partial=True) for k in ("label", "agree", "differ", "dim"))
         out = Text(no_wrap=True, overflow="ellipsis")
@@ -424,9 +425,10 @@ class LiveApp(TcpviewApp):
         pane = self._main(KernelPane)
         pane.update_view(self.tl, self._main(ConnectionTable).selected, self.player.query_time() is not None)
 
-    def refresh_views(self, force: bool = False) -> None:
-        super().refresh_views(force)
-        self._update_kernel_pane()
+    def refresh_views(self, force: bool = False, settle: bool = True) -> None:
+        super().refresh_views(force, settle)
+        if settle:  # the pane's "read N s ago" would otherwise repaint it on every tick
+            self._update_kernel_pane()
 
     def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
         self._update_kernel_pane()

@@ -24,6 +24,7 @@ from ..ladder import LadderRow, arrow, ladder_count, ladder_window
 from ..model import STATE_NAMES, analysis_names, anomaly_names
 from ..store import Timeline
 from . import fmt
+from .repaint import PaintedLines
 from .styles import SEGMENT_KINDS, STATE_FAMILIES, STATE_FAMILY, segment_kind, state_css
 
 BLOCK = 64
@@ -46,7 +47,7 @@ def marks(row: LadderRow) -> str:
     return " ".join(names)
 
 
-class Ladder(ScrollView, can_focus=True, inherit_bindings=False):
+class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
     """The selected connection's segments as a ladder diagram at the cursor time."""
 
     BINDINGS = [
@@ -161,7 +162,7 @@ class Ladder(ScrollView, can_focus=True, inherit_bindings=False):
             self._report()
         if at_end and self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
-        self.refresh()
+        self.repaint_changed()
 
     def rows_window(self, first: int, count: int) -> list[LadderRow]:
         """Rows ``first .. first+count-1`` (from the block cache)."""
@@ -204,10 +205,9 @@ class Ladder(ScrollView, can_focus=True, inherit_bindings=False):
 
     # -- cursor -------------------------------------------------------------------------------
     def watch_cursor(self, old: int, new: int) -> None:
-        self._strips.clear()
         self._scroll_cursor_into_view()
         self._report()
-        self.refresh()
+        self.repaint_changed()
 
     def _report(self) -> None:
         row = self.row(self.cursor) if self.count else None
@@ -298,7 +298,7 @@ class Ladder(ScrollView, can_focus=True, inherit_bindings=False):
     def _arrow_width(self, width: int) -> int:
         return max(12, width - TIME_W - 2 * STATE_W - 4)
 
-    def render_line(self, y: int) -> Strip:
+    def line_strip(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         base = self.rich_style
         if y == 0:
@@ -359,7 +359,7 @@ class Ladder(ScrollView, can_focus=True, inherit_bindings=False):
         segs.append(Segment(" ", base))
         segs.append(self._state_seg(row.server_state, base))
         used = TIME_W + 1 + STATE_W + 1 + aw + 1 + STATE_W
-        return Strip(segs, used).crop_extend(0, width, base)
+        return Strip(segs, used).crop_extend(0, width, base).simplify()
 
     def _state_seg(self, name: str, base: Style) -> Segment:
         text = fmt.ellipsize(name, STATE_W).ljust(STATE_W)

@@ -291,7 +291,7 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             segs += [Segment(text.rjust(w) if right else text.ljust(w), sorted_st if key == self.sort else head),
                      Segment(" ", base)]
             used += w + 1
-        return Strip(segs, used).crop_extend(0, width, base)
+        return Strip(segs, used).crop_extend(0, width, base).simplify()
 
     def _row(self, row: tuple[int, KernelConn], width: int, base: Style, is_cursor: bool) -> Strip:
         cid, c = row
@@ -332,7 +332,7 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             text = fmt.ellipsize(text, w)
             segs += [Segment(text.rjust(w) if right else text.ljust(w), style), Segment(" ", base)]
             used += w + 1
-        return Strip(segs, used).crop_extend(0, width, base)
+        return Strip(segs, used).crop_extend(0, width, base).simplify()
 
     def on_resize(self, event: events.Resize) -> None:
         self._cache.clear()

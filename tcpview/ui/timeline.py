@@ -14,11 +14,12 @@ from textual.widget import Widget
 from ..player import Player, speed_label
 from ..textutil import safe
 from . import fmt
+from .repaint import PaintedText
 
 BAR_MIN = 8
 
 
-class PlayerBar(Widget):
+class PlayerBar(PaintedText, Widget):
     """Where the cursor is in the capture, and what the player is doing."""
 
     COMPONENT_CLASSES = {
@@ -64,7 +65,7 @@ class PlayerBar(Widget):
         self._bar: tuple[int, int] = (0, 0)  # x range of the timeline in content coordinates
         self._dragging = False
 
-    def render(self) -> Text:
+    def build(self) -> Text:
         p = self.player
         width = self.content_region.width or self.size.width
         st = self.get_component_rich_style
