@@ -16,9 +16,10 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ..textutil import safe
+from .repaint import PaintedText
 
 
-class CaptureStatus(Widget):
+class CaptureStatus(PaintedText, Widget):
     """One line of capture counts; ``-dropped`` and ``-error`` classes highlight losses."""
 
     COMPONENT_CLASSES = {"capture-status--label", "capture-status--figure", "capture-status--lost",
@@ -70,13 +71,13 @@ class CaptureStatus(Widget):
         self.set_class(bool(error), "-error")
         tips = [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
         self.tooltip = ("skipped: " + ", ".join(tips)) if tips else None
-        self.refresh()
+        self.refresh_if_changed()  # a counter's digits, not the whole line
 
     def plain(self) -> str:
         """The line as plain text (what it shows, without styles)."""
-        return self.render().plain
+        return self.build().plain
 
-    def render(self) -> Text:
+    def build(self) -> Text:
         st = self.get_component_rich_style
         label, figure, lost, err = (st(f"capture-status--{k}", partial=True)
                                     for k in ("label", "figure", "lost", "error"))
