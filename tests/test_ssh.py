@@ -200,7 +200,10 @@ def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
         assert "─ Connections" in screen and "Step one segment forward" not in screen, screen
         tmux.run("send-keys", "-t", "t", "q")
         deadline = time.monotonic() + 10
-        while tmux.pane("#{pane_dead}") != "1" and time.monotonic() < deadline:
+        # tmux marks the pane dead when its terminal closes, and knows how the process ended
+        # only once it has reaped it, a moment later
+        while not (tmux.pane("#{pane_dead}") == "1" and tmux.pane("#{pane_dead_status}#{pane_dead_signal}")) \
+                and time.monotonic() < deadline:
             time.sleep(0.2)
         assert tmux.pane("#{pane_dead}") == "1", tmux.screen()
         # ssh exits with the remote command's status: the demo quit cleanly
