@@ -72,29 +72,39 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
     rows: list[LadderRow] = []
     ti = 0
     for i in range(start, stop):
-        ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
-        while ti < len(timers) and timers[ti][0] < ts:
-            tts, _f, side, old, new, _why = timers[ti]
+        rec = REC.unpack_from(c.rec, i * REC_SIZE)
+        while ti < len(timers) and timers[ti][0] < rec[0]:
+            tts, _f, side, _old, new, _why = timers[ti]
             ti += 1
             if tts >= (rows[-1].ts if rows else float("-inf")) and i > start:
                 rows.append(_timer_row(tts, side, new))
-                prev = (new, prev[1]) if side == 0 else (prev[0], new)
-        rows.append(
-            LadderRow(
-                seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
-                label=segment_label(tl, c, i, absolute),
-                client_state=STATE_NAMES[cs] if cs != prev[0] else "",
-                server_state=STATE_NAMES[ss] if ss != prev[1] else "",
-                anomaly=bits & 0xFF, analysis=bits >> 8,
-            )
-        )
-        prev = (cs, ss)
+                prev = _after_timer(prev, side, new)
+        rows.append(_segment_row(tl, c, i, absolute, rec, prev))
+        prev = (rec[8], rec[9])
     if stop == n:
         last_ts = rows[-1].ts if rows else float("-inf")
         for tts, _f, side, _old, new, _why in timers[ti:]:
             if tts >= last_ts:
                 rows.append(_timer_row(tts, side, new))
     return rows
+
+
+def _segment_row(tl: Timeline, c: Conn, i: int, absolute: bool, rec: tuple, prev: tuple[int, int]) -> LadderRow:
+    """The row of segment i of c; ``rec`` is its unpacked record, ``prev`` both endpoints'
+    states before it (a state is written where it changed)."""
+    ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = rec
+    return LadderRow(
+        seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
+        label=segment_label(tl, c, i, absolute),
+        client_state=STATE_NAMES[cs] if cs != prev[0] else "",
+        server_state=STATE_NAMES[ss] if ss != prev[1] else "",
+        anomaly=bits & 0xFF, analysis=bits >> 8,
+    )
+
+
+def _after_timer(prev: tuple[int, int], side: int, new: int) -> tuple[int, int]:
+    """Both endpoints' states after a timer moved ``side`` to ``new``."""
+    return (new, prev[1]) if side == 0 else (prev[0], new)
 
 
 def _timer_row(ts: float, side: int, new: int) -> LadderRow:
@@ -181,11 +191,11 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
             tts, _f, side, _old, new, _why = tr
             rows.append(_timer_row(tts, side, new))
             if prev is not None:
-                prev = (new, prev[1]) if side == 0 else (prev[0], new)
+                prev = _after_timer(prev, side, new)
             continue
         i = seg
         seg += 1
-        ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
+        rec = REC.unpack_from(c.rec, i * REC_SIZE)
         if prev is None:
             prev = (0, 0)
             if i > 0:
@@ -194,15 +204,7 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
             # timer rows between segment i-1 and i changed the states too
             for _pos, k, (_tts, _f, side, _old, new, _why) in timers:
                 if k == i and i > 0:
-                    prev = (new, prev[1]) if side == 0 else (prev[0], new)
-        rows.append(
-            LadderRow(
-                seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
-                label=segment_label(tl, c, i, absolute),
-                client_state=STATE_NAMES[cs] if cs != prev[0] else "",
-                server_state=STATE_NAMES[ss] if ss != prev[1] else "",
-                anomaly=bits & 0xFF, analysis=bits >> 8,
-            )
-        )
-        prev = (cs, ss)
+                    prev = _after_timer(prev, side, new)
+        rows.append(_segment_row(tl, c, i, absolute, rec, prev))
+        prev = (rec[8], rec[9])
     return rows

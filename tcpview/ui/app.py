@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 
 from rich.text import Text
 from textual import on, work
@@ -328,25 +330,24 @@ class TcpviewApp(App[int]):
         self._last_tick = time.monotonic()
         self.refresh_views()
 
+    def _move_cursor(self, move: Callable[[], object]) -> None:
+        """Pause, then ``move`` the player's cursor within the capture read so far, and show it."""
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.pause()
+        move()
+        self.refresh_views()
+
     def action_step(self, n: int) -> None:
         """Cursor ``n`` segments forward (or back when negative)."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
-        self.player.step(n)
-        self.refresh_views()
+        self._move_cursor(partial(self.player.step, n))
 
     def action_jump(self, fraction: float) -> None:
         """Cursor a fraction of the capture forward (or back when negative)."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
-        self.player.pause()
-        self.player.jump(fraction)
-        self.refresh_views()
+        self._move_cursor(partial(self.player.jump, fraction))
 
     def action_start(self) -> None:
         """Cursor to the first segment."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
-        self.player.pause()
-        self.player.to_start()
-        self.refresh_views()
+        self._move_cursor(self.player.to_start)
 
     def action_end(self) -> None:
         """Cursor to the newest segment; it follows new data from there."""
@@ -370,10 +371,7 @@ class TcpviewApp(App[int]):
 
     def seek_offset(self, seconds: float) -> None:
         """Cursor ``seconds`` after the first packet (tests and the time prompt use it)."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
-        self.player.pause()
-        self.player.seek_offset(seconds)
-        self.refresh_views()
+        self._move_cursor(partial(self.player.seek_offset, seconds))
 
     # -- table / ladder actions -----------------------------------------------------------
     def action_sort_next(self) -> None:

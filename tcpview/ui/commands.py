@@ -12,7 +12,26 @@ from .conn_table import SORT_NAMES
 from .counters import MAIN_STATES, OTHER_STATES
 
 
-class TcpviewCommands(Provider):
+class ActionCommands(Provider):
+    """A command palette provider over a list of ``(name, help, callback)`` from
+    :meth:`_commands`: all of them on discovery, the ones whose name matches on search."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        raise NotImplementedError
+
+    async def discover(self) -> Hits:
+        for name, help_text, cb in self._commands():
+            yield DiscoveryHit(name, cb, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, cb in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), cb, help=help_text)
+
+
+class TcpviewCommands(ActionCommands):
     """Player, table, ladder and view commands for the command palette (Ctrl+P)."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
@@ -50,14 +69,3 @@ class TcpviewCommands(Provider):
         for i, s in enumerate(SPEEDS):
             cmds.append((f"Speed {speed_label(s)}", "Playback speed", partial(run, f"speed({i})")))
         return cmds
-
-    async def discover(self) -> Hits:
-        for name, help_text, cb in self._commands():
-            yield DiscoveryHit(name, cb, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, cb in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), cb, help=help_text)

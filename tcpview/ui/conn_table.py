@@ -14,21 +14,16 @@ from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding
-from textual.cache import LRUCache
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import var
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..model import STATE_NAMES
 from ..store import Timeline
 from . import fmt
 from .conn_query import SORT_KEYS, ConnQuery, ConnRows, last_ts_at
-from .repaint import PaintedLines
-from .styles import STATE_FAMILIES, STATE_FAMILY_BY_VALUE, state_css
+from .styles import STATE_FAMILY_BY_VALUE
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 
 @dataclass(frozen=True)
@@ -81,41 +76,22 @@ def layout(width: int, id_width: int = 4) -> list[Column]:
     return cols
 
 
-class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
+class ConnectionTable(VirtualList):
     """Every connection's endpoints, states and counts at the cursor; the cursor row selects
     the connection the ladder shows."""
 
     BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="table.up", tooltip="Previous connection"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="table.down", tooltip="Next connection"),
-        Binding("pageup", "page_up", "Page up", show=False, id="table.page_up"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="table.page_down"),
-        Binding("ctrl+home", "first", "First row", show=False, id="table.first"),
-        Binding("ctrl+end", "last", "Last row", show=False, id="table.last"),
+        *cursor_bindings("table", "connection", "First row", "Last row"),
         Binding("enter", "open", "Ladder", show=False, id="table.open", tooltip="Go to this connection's ladder"),
     ]
 
-    COMPONENT_CLASSES = {
-        "conn-table--header",
-        "conn-table--sorted",
-        "conn-table--cursor",
-        "conn-table--note",
-        "conn-table--dim",
-        *(f"conn-table--state-{f}" for f in STATE_FAMILIES),
-    }
+    COMPONENT_CLASSES = list_classes("conn-table", "sorted", "note", "dim")
 
-    DEFAULT_CSS = """
-    ConnectionTable {
-        scrollbar-size-vertical: 1;
-        overflow-x: hidden;
-    }
-    ConnectionTable > .conn-table--header { text-style: bold; color: $text-muted; }
+    DEFAULT_CSS = list_css("ConnectionTable", "conn-table") + """
     ConnectionTable > .conn-table--sorted { text-style: bold underline; color: $text; }
-    ConnectionTable > .conn-table--cursor { background: $block-cursor-blurred-background; }
-    ConnectionTable:focus > .conn-table--cursor { background: $block-cursor-background; }
     ConnectionTable > .conn-table--note { color: $tcp-anomaly; }
     ConnectionTable > .conn-table--dim { color: $text-muted; }
-    """ + state_css("ConnectionTable", "conn-table")
+    """
 
     class Selected(Message):
         """The cursor moved to another connection (``cid`` None: the table is empty)."""
@@ -131,8 +107,6 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
             super().__init__()
             self.cid = cid
 
-    cursor: var[int] = var(0, always_update=True)
-
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.tl: Timeline | None = None
@@ -141,8 +115,6 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
         self.model = ConnRows()
         self.rows: Sequence[int] = range(0)
         self.selected: int | None = None
-        self._cache: LRUCache[tuple, Strip] = LRUCache(512)
-        self._styles: dict[str, Style] = {}
         self._key: tuple | None = None
         self._last_compute = 0.0
         self._compute_cost = 0.0
@@ -175,7 +147,7 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
             if clock != self.clock:
                 self.clock = clock
                 self._cache.clear()
-            self._sync_size(settle)
+            self.sync_size(settle)
             self.repaint_changed()
             return
         now_mono = time.monotonic()
@@ -193,27 +165,11 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
     def _set_rows(self, rows: Sequence[int], settle: bool = True) -> None:
         self.rows = rows
         self._cache.clear()
-        self._sync_size(settle)
+        self.sync_size(settle)
         index = self._index_of(self.selected)
         if index is None:
             index = min(self.cursor, len(rows) - 1) if rows else 0
-        self.cursor = max(0, index)
-        self.repaint_changed()
-
-    def _sync_size(self, settle: bool) -> None:
-        """Make the scrollable height the row count (a change repaints the whole table).
-
-        Unless ``settle``, rows added below the visible ones wait: they are not on screen.
-        """
-        height = len(self.rows) + 1
-        current = self.virtual_size.height
-        if height == current:
-            return
-        if not settle and height > current:
-            view = self.scrollable_content_region.height
-            if current >= round(self.scroll_y) + view and self.cursor + 1 < current:
-                return
-        self.virtual_size = Size(self.scrollable_content_region.width, height)
+        self.cursor = max(0, index)  # its watcher repaints what changed
 
     def _index_of(self, cid: int | None) -> int | None:
         rows = self.rows
@@ -256,86 +212,38 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
         self.cursor = index
         return True
 
-    # -- cursor -------------------------------------------------------------------------------
-    def watch_cursor(self, old: int, new: int) -> None:
-        rows = self.rows
+    # -- the list -----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def row_key(self, index: int) -> int:
+        return self.rows[index]
+
+    def cursor_moved(self) -> None:
+        rows, new = self.rows, self.cursor
         cid = rows[new] if rows and 0 <= new < len(rows) else None
         if cid != self.selected:
             self.selected = cid
             self.post_message(self.Selected(cid))
-        self._scroll_cursor_into_view()
-        self.repaint_changed()
-
-    def _scroll_cursor_into_view(self) -> None:
-        height = self.scrollable_content_region.height - 1  # minus the header line
-        if height <= 0:
-            return
-        top = round(self.scroll_y)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
-
-    def action_cursor_up(self) -> None:
-        """Previous row."""
-        self.cursor = max(0, self.cursor - 1)
-
-    def action_cursor_down(self) -> None:
-        """Next row."""
-        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + 1)
-
-    def action_page_up(self) -> None:
-        """One screen up."""
-        self.cursor = max(0, self.cursor - max(1, self.scrollable_content_region.height - 2))
-
-    def action_page_down(self) -> None:
-        """One screen down."""
-        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + max(1, self.scrollable_content_region.height - 2))
-
-    def action_first(self) -> None:
-        """First row."""
-        self.cursor = 0
-
-    def action_last(self) -> None:
-        """Last row."""
-        self.cursor = max(0, len(self.rows) - 1)
 
     def action_open(self) -> None:
         """Enter: open the selected connection's ladder."""
         if self.selected is not None:
             self.post_message(self.Opened(self.selected))
 
-    # -- mouse --------------------------------------------------------------------------------
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None:
-            return
-        if offset.y == 0:
-            x = 0
-            for col in self.columns():
-                if x <= offset.x < x + col.width + 1:
-                    self.sort_by(col.key)
-                    return
-                x += col.width + 1
-            return
-        row = round(self.scroll_y) + offset.y - 1
-        if 0 <= row < len(self.rows):
-            self.cursor = row
-            if event.chain >= 2 and self.selected is not None:
-                self.post_message(self.Opened(self.selected))
+    def header_clicked(self, x: int) -> None:
+        left = 0
+        for col in self.columns():
+            if left <= x < left + col.width + 1:
+                self.sort_by(col.key)
+                return
+            left += col.width + 1
+
+    def row_clicked(self, index: int, chain: int) -> None:
+        if chain >= 2 and self.selected is not None:
+            self.post_message(self.Opened(self.selected))
 
     # -- rendering ----------------------------------------------------------------------------
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self._cache.clear()
-
-    def _style(self, name: str) -> Style:
-        st = self._styles.get(name)
-        if st is None:
-            st = self._styles[name] = self.get_component_rich_style(name, partial=True)
-        return st
-
     def columns(self) -> list[Column]:
         """The columns for the current width."""
         width = self.scrollable_content_region.width
@@ -345,25 +253,7 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
             self._columns_for = (width, idw)
         return self._columns
 
-    def line_strip(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self.rich_style
-        if y == 0:
-            return self._header(width, base)
-        index = round(self.scroll_y) + y - 1
-        rows = self.rows
-        if index >= len(rows) or self.tl is None:
-            return Strip.blank(width, base)
-        cid = rows[index]
-        is_cursor = index == self.cursor
-        key = (cid, is_cursor, width, self.has_focus)
-        strip = self._cache.get(key)
-        if strip is None:
-            strip = self._row(cid, width, base, is_cursor)
-            self._cache[key] = strip
-        return strip
-
-    def _header(self, width: int, base: Style) -> Strip:
+    def render_header(self, width: int, base: Style) -> Strip:
         head, sorted_st = base + self._style("conn-table--header"), base + self._style("conn-table--sorted")
         segs: list[Segment] = []
         used = 0
@@ -379,9 +269,10 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
         strip = Strip(segs, used)
         return strip.crop_extend(0, width, base).simplify()
 
-    def _row(self, cid: int, width: int, base: Style, is_cursor: bool) -> Strip:
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
         tl = self.tl
         assert tl is not None
+        cid = self.rows[index]
         c = tl.conns[cid]
         t = self.t
         if t is None:
@@ -435,8 +326,3 @@ class ConnectionTable(PaintedLines, ScrollView, can_focus=True, inherit_bindings
             segs.append(Segment(" ", base))
             used += w + 1
         return Strip(segs, used).crop_extend(0, width, base).simplify()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._cache.clear()
-        self._sync_size(True)
-        self._scroll_cursor_into_view()

@@ -10,13 +10,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from ..inspect import Dissection
+from .modal import ScrollingModal
 
 
-class DetailScreen(ModalScreen[None]):
+class DetailScreen(ScrollingModal):
     """A frame in full: the segment's line, scapy's field tree, the hex dump."""
 
     BINDINGS = [
@@ -57,11 +57,3 @@ class DetailScreen(ModalScreen[None]):
                     yield Static(Text(self.dissection.summary), id="detail-summary")
                     yield Static(Text(self.dissection.show.rstrip("\n")), id="detail-show")
                     yield Static(Text(self.dissection.hexdump.rstrip("\n")), id="detail-hex")
-
-    def action_scroll(self, direction: str) -> None:
-        """Scroll the dissection."""
-        scroller = self.query_one(VerticalScroll)
-        if direction == "up":
-            scroller.scroll_up(animate=False)
-        else:
-            scroller.scroll_down(animate=False)

@@ -30,7 +30,6 @@ from functools import partial
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.widget import Widget
 
@@ -43,6 +42,7 @@ from ..textutil import safe
 from ..tracker import Tracker
 from .app import SourceEnded, TcpviewApp
 from .capture_status import CaptureStatus
+from .commands import ActionCommands
 from .conn_query import ConnRows
 from .conn_table import ConnectionTable
 from .feed import Feed
@@ -85,7 +85,7 @@ class SwitchFailed(Message):
         self.error = error
 
 
-class LiveCommands(Provider):
+class LiveCommands(ActionCommands):
     """The live capture's commands for the command palette (Ctrl+P)."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
@@ -98,17 +98,6 @@ class LiveCommands(Provider):
             ("Kernel differences", "Filter the table to the connections the kernel disagrees with",
              partial(run, "kernel_differences")),
         ]
-
-    async def discover(self) -> Hits:
-        for name, help_text, cb in self._commands():
-            yield DiscoveryHit(name, cb, help=help_text)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for name, help_text, cb in self._commands():
-            score = matcher.match(name)
-            if score > 0:
-                yield Hit(score, matcher.highlight(name), cb, help=help_text)
 
 
 class KernelPane(PaintedText, Widget):

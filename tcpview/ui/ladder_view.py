@@ -11,21 +11,18 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import var
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..ladder import LadderRow, arrow, ladder_count, ladder_window
-from ..model import STATE_NAMES, analysis_names, anomaly_names
+from ..model import analysis_names, anomaly_names
 from ..store import Timeline
 from . import fmt
-from .repaint import PaintedLines
-from .styles import SEGMENT_KINDS, STATE_FAMILIES, STATE_FAMILY, segment_kind, state_css
+from .styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 BLOCK = 64
 TIME_W = 10
@@ -47,41 +44,22 @@ def marks(row: LadderRow) -> str:
     return " ".join(names)
 
 
-class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
+class Ladder(VirtualList):
     """The selected connection's segments as a ladder diagram at the cursor time."""
 
+    FOLLOWS_END = True
+
     BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False, id="ladder.up", tooltip="Previous segment"),
-        Binding("down,j", "cursor_down", "Down", show=False, id="ladder.down", tooltip="Next segment"),
-        Binding("pageup", "page_up", "Page up", show=False, id="ladder.page_up"),
-        Binding("pagedown", "page_down", "Page down", show=False, id="ladder.page_down"),
-        Binding("ctrl+home", "first", "First segment", show=False, id="ladder.first"),
-        Binding("ctrl+end", "last", "Last segment", show=False, id="ladder.last",
-                tooltip="Last segment (and follow new ones)"),
+        *cursor_bindings("ladder", "segment", "First segment", "Last segment",
+                         last_tooltip="Last segment (and follow new ones)"),
         Binding("enter", "inspect", "Detail", id="ladder.inspect", tooltip="Dissect this segment's frame"),
         Binding("escape", "back", "Table", show=False, id="ladder.back", tooltip="Back to the connection table"),
     ]
 
-    COMPONENT_CLASSES = {
-        "ladder--header",
-        "ladder--time",
-        "ladder--cursor",
-        "ladder--timer",
-        "ladder--mark",
-        "ladder--empty",
-        *(f"ladder--{k}" for k in SEGMENT_KINDS),
-        *(f"ladder--state-{f}" for f in STATE_FAMILIES),
-    }
+    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "mark", "empty", *SEGMENT_KINDS)
 
-    DEFAULT_CSS = """
-    Ladder {
-        scrollbar-size-vertical: 1;
-        overflow-x: hidden;
-    }
-    Ladder > .ladder--header { text-style: bold; color: $text-muted; }
+    DEFAULT_CSS = list_css("Ladder", "ladder") + """
     Ladder > .ladder--time { color: $text-muted; }
-    Ladder > .ladder--cursor { background: $block-cursor-blurred-background; }
-    Ladder:focus > .ladder--cursor { background: $block-cursor-background; }
     Ladder > .ladder--timer { color: $text-muted; text-style: italic; }
     Ladder > .ladder--mark { color: $tcp-anomaly; text-style: bold; }
     Ladder > .ladder--empty { color: $text-muted; }
@@ -90,7 +68,7 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
     Ladder > .ladder--rst { color: $tcp-rst; text-style: bold; }
     Ladder > .ladder--data { color: $tcp-data; }
     Ladder > .ladder--ack { color: $tcp-ack; }
-    """ + state_css("Ladder", "ladder")
+    """
 
     class CursorMoved(Message):
         """The ladder cursor is on another row (``row`` None: no rows)."""
@@ -111,7 +89,6 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
     class Back(Message):
         """Escape: the user wants the connection table again."""
 
-    cursor: var[int] = var(0, always_update=True)
     absolute: var[bool] = var(False)
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
@@ -120,11 +97,7 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
         self.cid: int | None = None
         self.t: float | None = None
         self.count = 0
-        self.follow = True
-        """The cursor sits on the newest row and moves with new rows."""
         self._blocks: LRUCache[int, list[LadderRow]] = LRUCache(64)
-        self._strips: LRUCache[tuple, Strip] = LRUCache(512)
-        self._styles: dict[str, Style] = {}
         self._key: tuple | None = None
         self._last_reported: tuple | None = None
 
@@ -140,7 +113,7 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
         if cid != self.cid:
             self.cid = cid
             self._blocks.clear()
-            self._strips.clear()
+            self._cache.clear()
             self.follow = True
             self.count = 0
         old = self.count
@@ -152,14 +125,14 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
             for b in list(self._blocks.keys()):
                 if (b + 1) * BLOCK > keep:
                     self._blocks.discard(b)
-            self._strips.clear()
-        self.virtual_size = Size(self.scrollable_content_region.width, self.count + 1)
+            self._cache.clear()
+        self.sync_size()
         if self.follow:
             self.cursor = max(0, self.count - 1)
         elif self.cursor >= self.count:
             self.cursor = max(0, self.count - 1)
         else:
-            self._report()
+            self.cursor_moved()
         if at_end and self.follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.repaint_changed()
@@ -198,63 +171,21 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
 
     def watch_absolute(self) -> None:
         self._blocks.clear()
-        self._strips.clear()
+        self._cache.clear()
         self._key = None
         if self.tl is not None:
             self.show(self.tl, self.cid, self.t)
 
-    # -- cursor -------------------------------------------------------------------------------
-    def watch_cursor(self, old: int, new: int) -> None:
-        self._scroll_cursor_into_view()
-        self._report()
-        self.repaint_changed()
+    # -- the list -----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return self.count
 
-    def _report(self) -> None:
+    def cursor_moved(self) -> None:
         row = self.row(self.cursor) if self.count else None
         key = (self.cid, self.cursor, self.count, row.frame if row else None, row.ts if row else None)
         if key != self._last_reported:
             self._last_reported = key
             self.post_message(self.CursorMoved(self.cid, row))
-
-    def _scroll_cursor_into_view(self) -> None:
-        height = self.scrollable_content_region.height - 1
-        if height <= 0:
-            return
-        top = round(self.scroll_y)
-        if self.cursor < top:
-            self.scroll_to(y=self.cursor, animate=False, immediate=True)
-        elif self.cursor >= top + height:
-            self.scroll_to(y=self.cursor - height + 1, animate=False, immediate=True)
-
-    def _move(self, index: int) -> None:
-        last = max(0, self.count - 1)
-        index = min(max(0, index), last)
-        self.follow = index == last
-        self.cursor = index
-
-    def action_cursor_up(self) -> None:
-        """Previous segment."""
-        self._move(self.cursor - 1)
-
-    def action_cursor_down(self) -> None:
-        """Next segment."""
-        self._move(self.cursor + 1)
-
-    def action_page_up(self) -> None:
-        """One screen up."""
-        self._move(self.cursor - max(1, self.scrollable_content_region.height - 2))
-
-    def action_page_down(self) -> None:
-        """One screen down."""
-        self._move(self.cursor + max(1, self.scrollable_content_region.height - 2))
-
-    def action_first(self) -> None:
-        """First segment."""
-        self._move(0)
-
-    def action_last(self) -> None:
-        """Last segment; the cursor then follows new segments."""
-        self._move(self.count - 1)
 
     def action_inspect(self) -> None:
         """Enter: dissect the segment under the cursor."""
@@ -266,64 +197,28 @@ class Ladder(PaintedLines, ScrollView, can_focus=True, inherit_bindings=False):
         """Escape: back to the table."""
         self.post_message(self.Back())
 
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None or offset.y == 0:
-            return
-        index = round(self.scroll_y) + offset.y - 1
-        if 0 <= index < self.count:
-            self._move(index)
-            if event.chain >= 2:
-                self.action_inspect()
+    def row_clicked(self, index: int, chain: int) -> None:
+        if chain >= 2:
+            self.action_inspect()
 
     # -- rendering ----------------------------------------------------------------------------
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self._strips.clear()
-
-    def _style(self, name: str) -> Style:
-        st = self._styles.get(name)
-        if st is None:
-            st = self._styles[name] = self.get_component_rich_style(name, partial=True)
-        return st
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._strips.clear()
-        self.virtual_size = Size(self.scrollable_content_region.width, self.count + 1)
-        if self.follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
-        self._scroll_cursor_into_view()
-
     def _arrow_width(self, width: int) -> int:
         return max(12, width - TIME_W - 2 * STATE_W - 4)
 
-    def line_strip(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self.rich_style
-        if y == 0:
-            return self._header(width, base)
-        index = round(self.scroll_y) + y - 1
+    def render_empty(self, y: int, width: int, base: Style) -> Strip:
+        if y != 1 or (self.count and self.tl is not None):
+            return Strip.blank(width, base)
         if self.cid is None or self.tl is None:
-            if y == 1:
-                text = " no connection selected" if self.cid is None else ""
-                return Strip([Segment(text, base + self._style("ladder--empty"))]).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        if index >= self.count:
-            if self.count == 0 and y == 1:
-                msg = " no segments yet at this time"
-                return Strip([Segment(msg, base + self._style("ladder--empty"))]).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        is_cursor = index == self.cursor
-        key = (index, width, is_cursor, self.has_focus)
-        strip = self._strips.get(key)
-        if strip is None:
-            row = self.row(index)
-            strip = Strip.blank(width, base) if row is None else self._render_row(row, width, base, is_cursor)
-            self._strips[key] = strip
-        return strip
+            text = " no connection selected" if self.cid is None else ""
+        else:
+            text = " no segments yet at this time"
+        return Strip([Segment(text, base + self._style("ladder--empty"))]).crop_extend(0, width, base)
 
-    def _header(self, width: int, base: Style) -> Strip:
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
+        row = self.row(index)
+        return Strip.blank(width, base) if row is None else self._render_row(row, width, base, is_cursor)
+
+    def render_header(self, width: int, base: Style) -> Strip:
         st = base + self._style("ladder--header")
         aw = self._arrow_width(width)
         text = f"{'time':>{TIME_W}} {'client':<{STATE_W}} {'':<{aw}} {'server':<{STATE_W}}"
@@ -373,5 +268,3 @@ def _seg_len(row: LadderRow) -> int:
     # the label carries len=N only for segments with payload
     return 1 if " len=" in row.label else 0
 
-
-_ = STATE_NAMES

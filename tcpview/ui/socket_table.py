@@ -14,19 +14,14 @@ from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
-from textual.binding import Binding
-from textual.cache import LRUCache
-from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import var
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ..model import STATE_NAMES
 from ..sockets import KernelConn, KernelTable, norm_ip
 from . import fmt
-from .styles import STATE_FAMILIES, STATE_FAMILY_BY_VALUE, state_css
+from .styles import STATE_FAMILY_BY_VALUE
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 SORTS = ("id", "age", "cstate", "sstate", "server", "client")
 SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "server state",
@@ -94,36 +89,19 @@ def _state_key(st: int | None) -> int:
     return -1 if st is None else st
 
 
-class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
+class SocketTable(VirtualList):
     """Every connection of the kernel table with both endpoints' states and its age."""
 
-    BINDINGS = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
-        Binding("end", "last", "Last", show=False),
-    ]
+    BINDINGS = cursor_bindings("sockets.table", "connection", "First row", "Last row", first_key="home",
+                               last_key="end")
 
-    COMPONENT_CLASSES = {
-        "socket-table--header",
-        "socket-table--sorted",
-        "socket-table--cursor",
-        "socket-table--dim",
-        "socket-table--note",
-        *(f"socket-table--state-{f}" for f in STATE_FAMILIES),
-    }
+    COMPONENT_CLASSES = list_classes("socket-table", "sorted", "dim", "note")
 
-    DEFAULT_CSS = """
-    SocketTable { scrollbar-size-vertical: 1; overflow-x: hidden; }
-    SocketTable > .socket-table--header { text-style: bold; color: $text-muted; }
+    DEFAULT_CSS = list_css("SocketTable", "socket-table") + """
     SocketTable > .socket-table--sorted { text-style: bold underline; color: $text; }
-    SocketTable > .socket-table--cursor { background: $block-cursor-blurred-background; }
-    SocketTable:focus > .socket-table--cursor { background: $block-cursor-background; }
     SocketTable > .socket-table--dim { color: $text-muted; }
     SocketTable > .socket-table--note { color: $text-muted; }
-    """ + state_css("SocketTable", "socket-table")
+    """
 
     class Selected(Message):
         """The cursor moved to another connection (None: the table is empty)."""
@@ -131,8 +109,6 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
         def __init__(self, cid: int | None) -> None:
             super().__init__()
             self.cid = cid
-
-    cursor: var[int] = var(0, always_update=True)
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -143,8 +119,6 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
         self.reverse = False
         self.selected: int | None = None
         self._key: tuple | None = None
-        self._cache: LRUCache[tuple, Strip] = LRUCache(512)
-        self._styles: dict[str, Style] = {}
         self._now = time.time()
 
     # -- data -------------------------------------------------------------------------------
@@ -173,12 +147,11 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             rows.reverse()
         self.rows = rows
         self._cache.clear()
-        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        self.sync_size()
         index = next((i for i, r in enumerate(rows) if r[0] == self.selected), None)
         if index is None:
             index = min(self.cursor, len(rows) - 1) if rows else 0
-        self.cursor = max(0, index)
-        self.refresh()
+        self.cursor = max(0, index)  # its watcher repaints what changed
 
     def set_query(self, text: str) -> SocketQuery:
         """Filter the rows (see :class:`SocketQuery`); returns the parsed query."""
@@ -194,60 +167,21 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
         if self.table is not None:
             self.update_view(self.table, force=True)
 
-    # -- cursor -----------------------------------------------------------------------------
-    def watch_cursor(self, old: int, new: int) -> None:
+    # -- the list ---------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def row_key(self, index: int) -> int:
+        return self.rows[index][0]
+
+    def cursor_moved(self) -> None:
+        new = self.cursor
         cid = self.rows[new][0] if 0 <= new < len(self.rows) else None
         if cid != self.selected:
             self.selected = cid
             self.post_message(self.Selected(cid))
-        self._cache.clear()
-        height = self.scrollable_content_region.height - 1
-        if height > 0:
-            top = round(self.scroll_y)
-            if new < top:
-                self.scroll_to(y=new, animate=False, immediate=True)
-            elif new >= top + height:
-                self.scroll_to(y=new - height + 1, animate=False, immediate=True)
-        self.refresh()
-
-    def action_cursor_up(self) -> None:
-        self.cursor = max(0, self.cursor - 1)
-
-    def action_cursor_down(self) -> None:
-        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + 1)
-
-    def action_page_up(self) -> None:
-        self.cursor = max(0, self.cursor - max(1, self.scrollable_content_region.height - 2))
-
-    def action_page_down(self) -> None:
-        self.cursor = min(max(0, len(self.rows) - 1), self.cursor + max(1, self.scrollable_content_region.height - 2))
-
-    def action_first(self) -> None:
-        self.cursor = 0
-
-    def action_last(self) -> None:
-        self.cursor = max(0, len(self.rows) - 1)
-
-    def on_click(self, event: events.Click) -> None:
-        offset = event.get_content_offset(self)
-        if offset is None or offset.y == 0:
-            return
-        row = round(self.scroll_y) + offset.y - 1
-        if 0 <= row < len(self.rows):
-            self.cursor = row
 
     # -- rendering --------------------------------------------------------------------------
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._styles.clear()
-        self._cache.clear()
-
-    def _style(self, name: str) -> Style:
-        st = self._styles.get(name)
-        if st is None:
-            st = self._styles[name] = self.get_component_rich_style(name, partial=True)
-        return st
-
     def columns(self) -> list[tuple[str, str, int, bool]]:
         """(key, title, width, right-aligned) for the current width."""
         width = self.scrollable_content_region.width
@@ -263,24 +197,7 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             cols.append(("notes", "notes", notes_w, False))
         return cols
 
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        base = self.rich_style
-        if y == 0:
-            return self._header(width, base)
-        index = round(self.scroll_y) + y - 1
-        if index >= len(self.rows):
-            return Strip.blank(width, base)
-        is_cursor = index == self.cursor
-        cid = self.rows[index][0]
-        key = (cid, is_cursor, width, self.has_focus, self._key)
-        strip = self._cache.get(key)
-        if strip is None:
-            strip = self._row(self.rows[index], width, base, is_cursor)
-            self._cache[key] = strip
-        return strip
-
-    def _header(self, width: int, base: Style) -> Strip:
+    def render_header(self, width: int, base: Style) -> Strip:
         head, sorted_st = base + self._style("socket-table--header"), base + self._style("socket-table--sorted")
         segs = []
         used = 0
@@ -293,8 +210,8 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             used += w + 1
         return Strip(segs, used).crop_extend(0, width, base).simplify()
 
-    def _row(self, row: tuple[int, KernelConn], width: int, base: Style, is_cursor: bool) -> Strip:
-        cid, c = row
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
+        cid, c = self.rows[index]
         if is_cursor:
             base = base + self._style("socket-table--cursor")
         segs = []
@@ -333,7 +250,3 @@ class SocketTable(ScrollView, can_focus=True, inherit_bindings=False):
             segs += [Segment(text.rjust(w) if right else text.ljust(w), style), Segment(" ", base)]
             used += w + 1
         return Strip(segs, used).crop_extend(0, width, base).simplify()
-
-    def on_resize(self, event: events.Resize) -> None:
-        self._cache.clear()
-        self.virtual_size = Size(self.scrollable_content_region.width, len(self.rows) + 1)

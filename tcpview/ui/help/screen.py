@@ -7,9 +7,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..modal import ScrollingModal
 from .keys import key_rows
 
 INTRO = (
@@ -19,7 +19,7 @@ INTRO = (
 )
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(ScrollingModal):
     """The key table."""
 
     BINDINGS = [
@@ -60,11 +60,3 @@ class HelpScreen(ModalScreen[None]):
                 section = sec
             table.add_row(Text(keys), Text(what))
         return table
-
-    def action_scroll(self, direction: str) -> None:
-        """Scroll the key table."""
-        scroller = self.query_one(VerticalScroll)
-        if direction == "up":
-            scroller.scroll_up(animate=False)
-        else:
-            scroller.scroll_down(animate=False)
