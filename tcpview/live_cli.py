@@ -114,12 +114,13 @@ def _run_app():  # type: ignore[no-untyped-def]
     from .cli import UsageError
 
     try:
-        from .ui_cli import run_app
+        from .ui_cli import require_terminal, run_app
     except ModuleNotFoundError as e:
         if e.name and e.name.startswith("tcpview"):
             raise UsageError("the terminal UI is not available in this build; "
                              "use `tcpview summary -i IFACE --duration S`") from None
         raise
+    require_terminal()  # before -w creates its file
     return run_app
 
 

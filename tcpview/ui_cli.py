@@ -127,12 +127,7 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
     """
     from .textutil import safe
 
-    if not os.environ.get("TEXTUAL_DRIVER") and not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
-        # e.g. `ssh -T` into a demo account: without this the app would draw into a pipe forever
-        from .cli import UsageError
-
-        raise UsageError("the interactive view needs a terminal on stdin and stdout (over SSH: ssh -t); "
-                         "tcpview summary and tcpview ladder print text")
+    require_terminal()
     from .ui.app import TcpviewApp
 
     # The reader thread holds the GIL most of the time; the UI's event loop gives it up at
@@ -144,6 +139,24 @@ def run_app(source, **opts) -> int:  # type: ignore[no-untyped-def]
         print(f"tcpview: error: {safe(app.load_error)}", file=sys.stderr)
         return 2
     return app.return_code or 0
+
+
+def require_terminal() -> None:
+    """Check that the UI can run here: a terminal on stdin and stdout (or a Textual driver
+    chosen through ``TEXTUAL_DRIVER``, as tests and the web server do).
+
+    Commands call it before they create anything (``tcpview live -w`` its file), so that
+    without a terminal they leave nothing behind.
+
+    Raises:
+        UsageError: stdin or stdout is not a terminal.
+    """
+    if not os.environ.get("TEXTUAL_DRIVER") and not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
+        # e.g. `ssh -T` into a demo account: without this the app would draw into a pipe forever
+        from .cli import UsageError
+
+        raise UsageError("the interactive view needs a terminal on stdin and stdout (over SSH: ssh -t); "
+                         "tcpview summary and tcpview ladder print text")
 
 
 def _is_tty(stream) -> bool:  # type: ignore[no-untyped-def]

@@ -534,6 +534,23 @@ def test_replay_from_stdin_needs_a_pipe() -> None:
     assert b"stdin is a terminal" in out
 
 
+def test_live_without_a_terminal_says_so_before_saving_anything(tmp_path: Path) -> None:
+    """``tcpview live -w FILE`` from a script (no terminal): one line, exit 2, and no file, not
+    an empty capture or a UI drawn into a pipe."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("opening a capture on lo needs root")
+    out = tmp_path / "saved.pcap"
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"}
+    r = subprocess.run([sys.executable, "-m", "tcpview", "live", "-i", "lo", "-w", str(out)], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL, env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stdout == ""
+    assert len(r.stderr.strip().splitlines()) == 1 and "needs a terminal" in r.stderr
+    assert not out.exists()
+
+
 def test_docs_key_table_is_current() -> None:
     """docs/keys.md is generated from the bindings; regenerate it when they change."""
     from tcpview.ui.help import keys_markdown

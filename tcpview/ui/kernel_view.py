@@ -449,6 +449,9 @@ def run_live_app(source, on_switch: Callable[[LiveSource], None] | None = None, 
     and the interface picker (``tcpview live``); ``on_switch`` as for :class:`LiveApp`."""
     import sys
 
+    from ..ui_cli import require_terminal
+
+    require_terminal()
     app = LiveApp(source, on_switch=on_switch, **opts)
     app.run()
     if app.load_error:
