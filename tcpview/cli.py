@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from .argtypes import nonnegative_float
 from .model import STATE_NAMES, Summary
 
 EXIT_USAGE = 2
@@ -25,20 +26,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _positive(v: str) -> float:
-    try:
-        f = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
-    if f < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {v}")
-    return f
-
-
 def _add_timers(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--msl2", type=_positive, default=60.0, metavar="S",
+    p.add_argument("--msl2", type=nonnegative_float, default=60.0, metavar="S",
                    help="TIME_WAIT duration, 2*MSL (default 60 s, as Linux)")
-    p.add_argument("--fin-timeout", type=_positive, default=60.0, metavar="S",
+    p.add_argument("--fin-timeout", type=nonnegative_float, default=60.0, metavar="S",
                    help="orphaned FIN_WAIT_2 lifetime (default 60 s, as Linux)")
 
 
@@ -57,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="print the connection table and counters of a capture")
     s.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
     s.add_argument("--json", action="store_true", help="print JSON")
-    s.add_argument("--at", type=_positive, metavar="SECONDS", help="as of SECONDS after the first packet")
+    s.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="as of SECONDS after the first packet")
     s.add_argument("-i", "--interface", help="capture live on IFACE instead of reading a file")
     s.add_argument("-f", "--filter", help="BPF capture filter (live)")
-    s.add_argument("--duration", type=_positive, help="live capture duration in seconds")
+    s.add_argument("--duration", type=nonnegative_float, help="live capture duration in seconds")
     _add_timers(s)
 
     l_ = sub.add_parser("ladder", help="print one connection's ladder diagram")
@@ -68,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     l_.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     l_.add_argument("--format", choices=("text", "json"), default="text")
     l_.add_argument("--absolute", action="store_true", help="raw sequence numbers")
-    l_.add_argument("--at", type=_positive, metavar="SECONDS")
+    l_.add_argument("--at", type=nonnegative_float, metavar="SECONDS")
     _add_timers(l_)
 
     e = sub.add_parser("export", help="export every TCP segment")

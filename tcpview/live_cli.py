@@ -12,27 +12,9 @@ import sys
 import time
 from collections.abc import Callable
 
+from .argtypes import positive_float, positive_int
+
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _positive_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {v}")
-    return n
-
-
-def _seconds(v: str) -> float:
-    try:
-        f = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
-    if not f > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {v}")
-    return f
 
 
 def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-untyped-def]
@@ -54,9 +36,9 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
     p.add_argument("-f", "--filter", metavar="BPF", help="capture filter, tcpdump syntax, applied in the kernel")
     p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
     p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
-    p.add_argument("-s", "--snaplen", type=_positive_int, metavar="BYTES",
+    p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
                    help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
-    p.add_argument("-B", "--buffer", type=_positive_int, default=32, metavar="MiB",
+    p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
                    help="kernel capture ring size (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
     _add_timers(p)
@@ -73,7 +55,7 @@ def add_commands(sub, commands: dict[str, Handler]) -> None:  # type: ignore[no-
                        "higher port, is the client. Counters count sockets per state, as ss -tan does.")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
-    s.add_argument("--interval", type=_seconds, default=1.0, metavar="S", help="refresh period (default 1 s)")
+    s.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="refresh period (default 1 s)")
     commands["sockets"] = cmd_sockets
     try:
         from .ui_cli import add_app_options

@@ -14,34 +14,7 @@ DEFAULT_BOUND_SECONDS = 60.0
 """How much of an endless scenario ``simulate`` writes when given no bound."""
 
 
-def _speed(v: str) -> float:
-    try:
-        f = float(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {v!r}") from None
-    if not f > 0 or f == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {v}")
-    return f
-
-
-def _seed(v: str) -> int:
-    try:
-        n = int(v, 0)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {v}")
-    return n
-
-
-def _count(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {v!r}") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {v}")
-    return n
+from .argtypes import nonnegative_int, positive_float, positive_int
 
 
 def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:  # type: ignore[no-untyped-def]
@@ -51,9 +24,9 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     d.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     d.add_argument("--scenario", "-s", default=None, metavar="NAME|FILE",
                    help="built-in scenario name or a .toml file (default: busy)")
-    d.add_argument("--seed", type=_seed, default=None, metavar="N",
+    d.add_argument("--seed", type=nonnegative_int, default=None, metavar="N",
                    help="random seed (same seed, same frames; default: the scenario's)")
-    d.add_argument("--speed", type=_speed, default=1.0, metavar="X",
+    d.add_argument("--speed", type=positive_float, default=1.0, metavar="X",
                    help="simulated seconds per real second (default 1)")
     from .cli import _add_timers
 
@@ -70,11 +43,11 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
                        description="Run a scenario and write its frames to a pcap (Ethernet) file.")
     s.add_argument("scenario", nargs="?", metavar="NAME|FILE", help="built-in scenario name or a .toml file")
     s.add_argument("-w", "--write", metavar="FILE", help="the pcap file to write (- for standard output)")
-    s.add_argument("--seed", type=_seed, default=None, metavar="N", help="random seed (default: the scenario's)")
+    s.add_argument("--seed", type=nonnegative_int, default=None, metavar="N", help="random seed (default: the scenario's)")
     s.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
-    s.add_argument("--duration", type=_speed, default=None, metavar="S",
+    s.add_argument("--duration", type=positive_float, default=None, metavar="S",
                    help=f"stop after S simulated seconds (endless scenarios: default {DEFAULT_BOUND_SECONDS:g})")
-    s.add_argument("--packets", type=_count, default=None, metavar="N", help="stop after N frames")
+    s.add_argument("--packets", type=positive_int, default=None, metavar="N", help="stop after N frames")
     s.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     commands["simulate"] = cmd_simulate
 

@@ -17,12 +17,13 @@ _MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1
 
 def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:  # type: ignore[no-untyped-def]
     """Register ``replay`` with the argparse sub-parsers and the handler table."""
-    from .cli import _add_timers, _positive
+    from .argtypes import nonnegative_float
+    from .cli import _add_timers
 
     p = sub.add_parser("replay", help="open a capture in the interactive viewer (play, pause, step, seek)")
     p.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin (tcpdump -U -w - | tcpview replay -)")
     p.add_argument("--follow", action="store_true", help="keep reading a file that is still being written")
-    p.add_argument("--at", type=_positive, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
+    p.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
     _add_timers(p)
     add_app_options(p)
     commands["replay"] = cmd_replay
