@@ -117,7 +117,7 @@ def paint_ms(app: TcpviewApp) -> float:
     table, ladder, counters = app.query_one(ConnectionTable), app.query_one(Ladder), app.query_one(CountersBar)
     start = time.perf_counter()
     table._cache.clear()
-    ladder._strips.clear()
+    ladder._cache.clear()
     ladder._blocks.clear()
     for y in range(table.size.height):
         table.render_line(y)
@@ -194,7 +194,7 @@ async def bench_ladder(segments: int) -> None:
         print(f"ladder: {ladder.count} rows in connection 0 ({load:.1f} s to read)")
         med, worst = frame_ms(app)
         print(f"  frame following the newest segment:          {med:6.2f} ms median, {worst:6.2f} ms worst")
-        ladder._move(ladder.count // 2)
+        ladder.move_cursor(ladder.count // 2)
         med, worst = frame_ms(app)
         print(f"  frame with the cursor in the middle:         {med:6.2f} ms median, {worst:6.2f} ms worst")
         tl = app.tl

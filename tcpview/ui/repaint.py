@@ -89,15 +89,18 @@ class PaintedLines:
             return
         _top, width, height = frame
         painted = self._painted
+        regions: list[Region] = []
         for y in range(height):
             strip = self.line_strip(y)
             before = painted.get(y)
             if before is None:
-                self.refresh(Region(0, y, width, 1))  # type: ignore[attr-defined]
+                regions.append(Region(0, y, width, 1))
             elif strip != before:
                 x0, x1 = changed_span(before, strip, width)
                 if x1 > x0:
-                    self.refresh(Region(x0, y, x1 - x0, 1))  # type: ignore[attr-defined]
+                    regions.append(Region(x0, y, x1 - x0, 1))
+        if regions:  # one call: each refresh drops the widget's cached styles
+            self.refresh(*regions)  # type: ignore[attr-defined]
 
 
 class PaintedText:
@@ -136,11 +139,14 @@ class PaintedText:
             self.refresh()  # type: ignore[attr-defined]
             return True
         console = self.app.console  # type: ignore[attr-defined]
+        regions: list[Region] = []
         for y, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)):
             if a == b:
                 continue
             x0, x1 = changed_span(a.render(console), b.render(console), width)
             x1 = min(x1, width)
             if x1 > x0:
-                self.refresh(Region(x0, y, x1 - x0, 1))  # type: ignore[attr-defined]
-        return True
+                regions.append(Region(x0, y, x1 - x0, 1))
+        if regions:
+            self.refresh(*regions)  # type: ignore[attr-defined]
+        return bool(regions)

@@ -89,6 +89,7 @@ class VirtualList(PaintedLines, ScrollView, can_focus=True, inherit_bindings=Fal
         """The cursor sits on the last row and moves with new rows (lists with FOLLOWS_END)."""
         self._cache: LRUCache[tuple, Strip] = LRUCache(512)
         self._styles: dict[str, Style] = {}
+        self._base: Style | None = None
 
     # -- what subclasses provide ----------------------------------------------------------
     def row_count(self) -> int:
@@ -217,6 +218,7 @@ class VirtualList(PaintedLines, ScrollView, can_focus=True, inherit_bindings=Fal
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles.clear()
+        self._base = None
         self._cache.clear()
 
     def _style(self, name: str) -> Style:
@@ -227,7 +229,9 @@ class VirtualList(PaintedLines, ScrollView, can_focus=True, inherit_bindings=Fal
 
     def line_strip(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = self._base
+        if base is None:  # rich_style walks every ancestor: kept until the styles change
+            base = self._base = self.rich_style
         if y == 0:
             return self.render_header(width, base)
         index = round(self.scroll_y) + y - 1
