@@ -48,13 +48,14 @@ class PackedLog:
         decode: optional function applied to each unpacked tuple (e.g. to map codes to text).
     """
 
-    __slots__ = ("_buf", "_size", "_unpack", "_pack", "_decode")
+    __slots__ = ("_buf", "_size", "_unpack", "_iter_unpack", "_pack", "_decode")
 
     def __init__(self, fmt: str, decode=None) -> None:  # type: ignore[no-untyped-def]
         st = struct.Struct(fmt)
         self._buf = bytearray()
         self._size = st.size
         self._unpack = st.unpack_from
+        self._iter_unpack = st.iter_unpack
         self._pack = st.pack
         self._decode = decode
 
@@ -70,7 +71,12 @@ class PackedLog:
     def __getitem__(self, i):  # type: ignore[no-untyped-def]
         n = len(self._buf) // self._size
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(n))]
+            start, stop, step = i.indices(n)
+            if step != 1:
+                return [self[j] for j in range(start, stop, step)]
+            # one C-level unpack of a copy (a view would stop another thread's appends)
+            items = self._iter_unpack(self._buf[start * self._size:max(start, stop) * self._size])
+            return [self._decode(x) for x in items] if self._decode else list(items)
         if i < 0:
             i += n
         if not 0 <= i < n:

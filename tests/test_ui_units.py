@@ -189,3 +189,101 @@ def test_changed_span_finds_the_cells_that_differ() -> None:
     assert changed_span(line, [line[0], line[1], Segment("   ESTABLISHED 30", None)], 40) == (28, 29)
     # a wide character: cells cannot be lined up by characters, so all of the line
     assert changed_span(line, [Segment("時間 ", red), *line[1:]], 40) == (0, 40)
+
+
+def test_state_cache_long_jumps_start_over_from_the_nearer_end() -> None:
+    """A jump across most of the log starts from the connections' current states (undoing
+    backward) or from the empty world (replaying forward); the states are the store's."""
+    from tcpview.sim import Engine, load
+    from tcpview.tracker import Tracker
+    from tcpview.ui.conn_query import StateCache
+
+    tracker = Tracker()
+    frames = Engine(load("busy"), 4).frames(max_seconds=6)
+    tracker.feed_records((f.frame, f.ts, 1, f.data, 0, len(f.data), len(f.data)) for f in frames)
+    tl = tracker.tl
+    assert len(tl.t_log) > 3 * len(tl.conns) > 90  # several transitions per connection
+    span = tl.last_ts - tl.first_ts
+    cache = StateCache()
+
+    def check(t):  # type: ignore[no-untyped-def]
+        cs, ss = cache.at(tl, t)
+        for c in tl.conns:
+            assert (cs[c.id], ss[c.id]) == c.states_at(t), (t, c.id)
+        return cs
+
+    arrays = check(tl.first_ts + span * 0.02)
+    assert check(None) is not arrays  # built from the current states, not by replaying the log
+    arrays = check(tl.first_ts + span * 0.95)
+    assert check(tl.first_ts + span * 0.9) is arrays  # near: undone entry by entry
+    assert check(tl.first_ts + span * 0.05) is not arrays  # far back: replayed from the start
+    for frac in (0.5, 0.51, 0.3, 0.99, 0.0):
+        check(tl.first_ts + span * frac)
+    check(None)
+
+
+def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
+    """Each sort column (computed in bulk and kept per cursor) orders the connections as the
+    store's own per-connection answers do, at past cursors and at the end, either direction."""
+    from tcpview.sim import Engine, load
+    from tcpview.tracker import Tracker
+    from tcpview.ui.conn_query import SORT_KEYS, ConnRows
+
+    tracker = Tracker()
+    frames = Engine(load("busy"), 4).frames(max_seconds=6)
+    tracker.feed_records((f.frame, f.ts, 1, f.data, 0, len(f.data), len(f.data)) for f in frames)
+    tl = tracker.tl
+    conns = tl.conns
+
+    def payload(c, k):  # type: ignore[no-untyped-def]
+        return sum(c.record(i)[4] for i in range(k))  # the payload length field
+
+    def last_seen(c, k):  # type: ignore[no-untyped-def]
+        return c.record(k - 1)[0] if k else c.first_ts
+
+    reference = {
+        "client": lambda c, t: (c.family, c.cip, c.cport),
+        "server": lambda c, t: (c.family, c.sip, c.sport),
+        "cstate": lambda c, t: c.states_at(t)[0],
+        "sstate": lambda c, t: c.states_at(t)[1],
+        "pkts": lambda c, t: c.count_at(t),
+        "bytes": lambda c, t: payload(c, c.count_at(t)),
+        "idle": lambda c, t: -last_seen(c, c.count_at(t)),
+        "age": lambda c, t: -c.first_ts,
+        "notes": lambda c, t: c.notes(),
+        "id": lambda c, t: c.id,
+    }
+    assert set(reference) == set(SORT_KEYS)
+    rows = ConnRows()
+    span = tl.last_ts - tl.first_ts
+    for t in (tl.first_ts + span * 0.4, None, tl.first_ts + span * 0.8, tl.first_ts + span * 0.4):
+        ids = range(tl.conn_count_at(t))
+        for key in SORT_KEYS:
+            for reverse in (False, True):
+                rows.sort, rows.reverse = key, reverse
+                expected = sorted(ids, key=lambda i: reference[key](conns[i], t), reverse=reverse)  # noqa: B023
+                assert list(rows.compute(tl, t)) == expected, (key, reverse, t)
+
+
+def test_feed_keeps_a_loaded_file_out_of_the_collector_until_released(tmp_path: Path) -> None:
+    """A loaded file's timeline stays frozen for the cyclic GC (a full collection over 100k
+    connections is a pause of most of a second), and is given back when the viewer closes,
+    also when it closes while the file is still loading."""
+    import gc
+    import threading
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.feed import Feed
+
+    path = str(write_capture(tmp_path / "known.pcap"))
+    gc.unfreeze()
+    feed = Feed(FileSource(path))
+    feed.run(threading.Event(), lambda info: None)
+    assert feed.done and feed.tl.packets == 7 + 8 + 2 + 2  # the four connections of the capture
+    assert gc.get_freeze_count() > 0
+    feed.release()
+    assert gc.get_freeze_count() == 0
+    closed_early = Feed(FileSource(path))
+    closed_early.release()  # the viewer closed before the reader finished
+    closed_early.run(threading.Event(), lambda info: None)
+    assert gc.get_freeze_count() == 0

@@ -181,6 +181,7 @@ class TcpviewApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
+        self.feed.release()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")

@@ -13,8 +13,10 @@ client or server text (``10.0.0.`` , ``:443``).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Sequence
+import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 
 from ..model import STATE_NAMES
 from ..store import REC, REC_SIZE, Conn, Timeline
@@ -190,6 +192,28 @@ class ConnFacts:
         return total
 
 
+_TS = struct.Struct("<d")  # a segment record starts with its capture time
+
+
+def counts_at(conns: Sequence[Conn], n: int, t: float | None) -> list[int]:
+    """Segments of each of the first ``n`` connections up to time t (None: all), by id.
+
+    The same as ``[c.count_at(t) for c in conns[:n]]``, without a call per connection
+    where the connection's last segment is already before t (most of them, at any cursor).
+    """
+    size = REC_SIZE
+    if t is None:
+        return [len(c.rec) // size for c in islice(conns, n)]
+    unpack = _TS.unpack_from
+    out: list[int] = []
+    append = out.append
+    for c in islice(conns, n):
+        rec = c.rec
+        m = len(rec) // size
+        append(m if not m or unpack(rec, (m - 1) * size)[0] <= t else c.count_at(t))
+    return out
+
+
 def _ep_ip(text: str) -> str:
     host = text.rsplit(":", 1)[0]
     return host.strip("[]").lower()
@@ -208,7 +232,9 @@ class StateCache:
     Two ``bytearray`` (client, server) indexed by connection id, kept as of ``k`` entries of
     the timeline's global transition log. Moving to another time replays (or undoes) only the
     transitions in between, so a playing cursor costs a few entries per tick, and a filter
-    on state over 100k connections is a few C-level byte operations.
+    on state over 100k connections is a few C-level byte operations. A long jump starts over
+    from whichever is nearer: the empty world (replaying forward) or the connections' current
+    states (undoing backward).
     """
 
     def __init__(self) -> None:
@@ -228,6 +254,18 @@ class StateCache:
             grow = n - len(self.cs)
             self.cs.extend(bytes(grow))
             self.ss.extend(bytes(grow))
+        # entries to replay from here, from the empty world, or (plus a pass over the
+        # connections) to undo from the current states
+        here, empty, now = abs(target - self.k), target, n + n_log - target
+        if now < min(here, empty):
+            conns = tl.conns
+            self.cs = bytearray(c.state[0] for c in conns)
+            self.ss = bytearray(c.state[1] for c in conns)
+            self.k = n_log
+        elif empty < here:
+            self.cs = bytearray(len(self.cs))
+            self.ss = bytearray(len(self.ss))
+            self.k = 0
         arrs = (self.cs, self.ss)
         if target > self.k:
             for cid, side, _old, new in log[self.k:target]:
@@ -286,6 +324,8 @@ class ConnRows:
         self._static_n = 0
         self._static_text: str | None = None
         self.states = StateCache()
+        self._values_key: tuple | None = None
+        self._values: Sequence = ()
 
     def set_query(self, text: str) -> ConnQuery:
         """Use a new filter query; returns it parsed (see ``errors``)."""
@@ -330,30 +370,47 @@ class ConnRows:
             if self.reverse:
                 return ids[::-1]
             return ids
-        key = self.sort_key(tl, t)
-        return sorted(ids, key=key, reverse=self.reverse)
+        return sorted(ids, key=self.sort_values(tl, t, n).__getitem__, reverse=self.reverse)
 
-    def sort_key(self, tl: Timeline, t: float | None) -> Callable[[int], object]:
-        """The key function for the current sort column, as of time t."""
-        conns = tl.conns
+    def sort_values(self, tl: Timeline, t: float | None, n: int) -> Sequence:
+        """The current sort column's value for each of the first ``n`` connections, by id,
+        as of time t.
+
+        Kept until the column, the time or the timeline changes, so re-sorting or filtering
+        at the same cursor does not compute them again; columns that do not depend on the
+        time (addresses, age, notes) are kept across cursor moves. The states come from the
+        incremental :class:`StateCache` (one byte per connection) instead.
+        """
         s = self.sort
-        if s == "client":
-            return lambda i: (conns[i].family, conns[i].cip, conns[i].cport)
-        if s == "server":
-            return lambda i: (conns[i].family, conns[i].sip, conns[i].sport)
         if s in ("cstate", "sstate"):
-            arr = self.states.at(tl, t)[0 if s == "cstate" else 1]
-            return arr.__getitem__
-        if s == "pkts":
-            return lambda i: conns[i].count_at(t)
-        if s == "bytes":
-            facts = self.facts
-            return lambda i: facts.bytes_at(conns[i], conns[i].count_at(t))
-        if s == "idle":
+            return self.states.at(tl, t)[0 if s == "cstate" else 1]
+        key = (s, t if s in ("pkts", "bytes", "idle") else None, tl.version, n)
+        if key == self._values_key:
+            return self._values
+        conns = tl.conns
+        values: Sequence
+        if s == "client":
+            values = [(c.family, c.cip, c.cport) for c in islice(conns, n)]
+        elif s == "server":
+            values = [(c.family, c.sip, c.sport) for c in islice(conns, n)]
+        elif s == "age":
+            values = [-c.first_ts for c in islice(conns, n)]
+        elif s == "notes":
+            values = [c.notes() for c in islice(conns, n)]
+        elif s == "pkts":
+            values = counts_at(conns, n, t)
+        elif s == "bytes" and t is None:
+            values = [c.bytes for c in islice(conns, n)]
+        elif s == "bytes":
+            bytes_at, size = self.facts.bytes_at, REC_SIZE
+            values = [c.bytes if k * size >= len(c.rec) else bytes_at(c, k)
+                      for c, k in zip(conns, counts_at(conns, n, t))]
+        elif s == "idle":
             # least idle first = newest last segment first
-            return lambda i: -last_ts_at(conns[i], conns[i].count_at(t))
-        if s == "age":
-            return lambda i: -conns[i].first_ts
-        if s == "notes":
-            return lambda i: conns[i].notes()
-        return lambda i: i
+            unpack, size = _TS.unpack_from, REC_SIZE
+            values = [-(unpack(c.rec, (k - 1) * size)[0] if k else c.first_ts)
+                      for c, k in zip(conns, counts_at(conns, n, t))]
+        else:
+            values = range(n)
+        self._values_key, self._values = key, values
+        return values
