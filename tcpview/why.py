@@ -18,6 +18,7 @@ from .store import (
     WHY_HANDSHAKE_ACK,
     WHY_MIDSTREAM,
     WHY_REFUSED,
+    WHY_REUSED,
     WHY_RST,
     WHY_SIMCLOSE,
     WHY_SIMOPEN,
@@ -62,6 +63,8 @@ _ONE: dict[tuple[str, str], str] = {
     "TIME_WAIT; unread and unsent data are thrown away",
     (WHY_REFUSED, "CLOSED"): "the SYN was answered with RST: nothing listens on that port, so the "
     "connection is refused (connect() fails with ECONNREFUSED)",
+    (WHY_REUSED, "CLOSED"): "a new SYN reused this 4-tuple: the {me}'s old socket is gone (Linux lets a "
+    "new connection take over a 4-tuple in TIME_WAIT)",
     (WHY_TW_EXPIRED, "CLOSED"): "{me}'s TIME_WAIT ended after 2*MSL: the socket is gone and the 4-tuple "
     "may be used again",
     (WHY_FW2_EXPIRED, "CLOSED"): "{me}'s FIN_WAIT_2 timed out (Linux tcp_fin_timeout): the {peer} never "
