@@ -1,0 +1,68 @@
+"""TCP segments, sequence-number arithmetic and the constants shared by the simulated endpoints."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .engine import SimConn
+
+M = 0xFFFFFFFF
+HALF = 0x80000000
+FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED = 0, 1, 2, 3, 4
+FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = 5, 6, 7, 8, 9, 10
+
+SECOND = 1_000_000
+RTO_INITIAL = SECOND
+RTO_MAX = 120 * SECOND
+PERSIST_MAX = 60 * SECOND
+DATA_RETRIES = 15
+
+
+def lt(a: int, b: int) -> bool:
+    """a < b in 32-bit sequence space."""
+    return a != b and ((a - b) & M) >= HALF
+
+
+def le(a: int, b: int) -> bool:
+    """a <= b in 32-bit sequence space."""
+    return a == b or ((a - b) & M) >= HALF
+
+
+def sdiff(a: int, b: int) -> int:
+    """a - b as a signed distance in sequence space."""
+    d = (a - b) & M
+    return d - (1 << 32) if d >= HALF else d
+
+
+class Seg:
+    """One segment on the simulated wire (what a frame carries, plus what the simulator knows).
+
+    ``kind`` says why it was sent when that is interesting: ``"rto"`` (retransmission after a
+    timeout), ``"fast"`` (fast retransmit), ``"probe"`` (zero-window probe), ``"keepalive"``,
+    ``"window_update"``. ``conn`` is the simulator's connection it belongs to.
+    """
+
+    __slots__ = ("src", "sport", "dst", "dport", "seq", "ack", "flags", "win", "opts", "payload",
+                 "kind", "conn", "ttl")
+
+    def __init__(self, src: str, sport: int, dst: str, dport: int, seq: int, ack: int, flags: int,
+                 win: int, opts: list, payload: bytes, kind: str, conn: SimConn | None, ttl: int = 64) -> None:
+        self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
+        self.seq, self.ack, self.flags, self.win = seq & M, ack & M, flags, win
+        self.opts, self.payload, self.kind, self.conn, self.ttl = opts, payload, kind, conn, ttl
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space used: payload, plus one each for SYN and FIN."""
+        return len(self.payload) + (1 if self.flags & SYN else 0) + (1 if self.flags & FIN else 0)
+
+
+def _opts_dict(opts: list) -> dict:
+    out = {}
+    for o in opts:
+        if isinstance(o, tuple) and len(o) == 2:
+            out[o[0]] = o[1]
+    return out
