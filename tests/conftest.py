@@ -344,26 +344,6 @@ def _free_block(n: int) -> int:
     raise RuntimeError("no free port block")
 
 
-def _wait_for(stream, text: str, timeout: float) -> str:
-    import select
-    import time
-
-    seen = b""
-    end = time.monotonic() + timeout
-    fd = stream.fileno()
-    while text.encode() not in seen:
-        left = end - time.monotonic()
-        if left <= 0:
-            raise RuntimeError(f"tcpdump did not say {text!r}: {seen.decode(errors='replace')}")
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                raise RuntimeError(f"tcpdump exited: {seen.decode(errors='replace')}")
-            seen += chunk
-    return seen.decode(errors="replace")
-
-
 # -U and --immediate-mode: every packet reaches the file at once (without immediate mode
 # libpcap holds packets in a ring block and loses the last ones at SIGINT). Immediate mode
 # uses one ring slot per packet, each as big as the snapshot length: with the default
@@ -404,7 +384,9 @@ def capture_scenarios(path: Path) -> LoopbackCapture:
     )
     keep: list[socket.socket] = []
     try:
-        _wait_for(dump.stderr, "listening on", 20)
+        from test_live_support import wait_for_text
+
+        wait_for_text(dump.stderr, "listening on", 20)
 
         def listener(name: str) -> socket.socket:
             s = socket.socket()

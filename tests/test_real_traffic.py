@@ -15,7 +15,8 @@ from collections import Counter
 
 import pytest
 
-from conftest import REPO, TCPDUMP_OPTS, _wait_for, can_capture, cli, ss_sockets
+from conftest import REPO, TCPDUMP_OPTS, can_capture, cli, ss_sockets
+from test_live_support import wait_for_text
 
 pytestmark = pytest.mark.skipif(can_capture() is not None, reason=str(can_capture()))
 
@@ -164,7 +165,7 @@ def test_live_stream_on_stdin():
     dump.stdout.close()
     keep = []
     try:
-        _wait_for(dump.stderr, "listening on", 20)
+        wait_for_text(dump.stderr, "listening on", 20)
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", lo))
