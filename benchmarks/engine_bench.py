@@ -2,7 +2,7 @@
 
 On the same file, in the same run, it measures:
 
-* tcpview in-process: the wall time of ``tcpview.loader.load()`` (best of ``--repeat``) and
+* tcpview in-process: the wall time of ``tcpview.engine.pump.load()`` (best of ``--repeat``) and
   packets per second;
 * ``tcpview summary FILE --json`` as a subprocess under ``/usr/bin/time -v``: wall time and
   peak RSS;
@@ -69,7 +69,7 @@ def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
 
 def in_process(path: str, repeat: int) -> dict:
     """Time load() in this process; keep the last timeline for the memory figures."""
-    from tcpview.loader import load
+    from tcpview.engine.pump import load
 
     best = float("inf")
     res = None
@@ -106,8 +106,8 @@ def traced(path: str) -> float:
     code = (
         "import sys, tracemalloc, gc\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from tcpview.loader import load\n"
-        "import tcpview.tracker, tcpview.store, tcpview.decode, tcpview.model\n"
+        "from tcpview.engine.pump import load\n"
+        "import tcpview.engine.tracker, tcpview.engine.store, tcpview.engine.decode, tcpview.engine.model\n"
         "gc.collect()\n"
         "tracemalloc.start()\n"
         f"res = load({path!r})\n"

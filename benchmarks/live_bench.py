@@ -44,8 +44,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcpview.sources.live import CaptureThread, LiveSource  # noqa: E402
-from tcpview.tracker import Tracker  # noqa: E402
+from tcpview.engine.pump import PumpThread  # noqa: E402
+from tcpview.engine.tracker import Tracker  # noqa: E402
+from tcpview.sources.live.capture import LiveSource  # noqa: E402
 
 TCPI_SEGS_OUT = 136  # offset of tcpi_segs_out in struct tcp_info (Linux >= 4.2)
 
@@ -142,14 +143,14 @@ def bench_tcpview(rate: float, seconds: float, nsend: int, feed: bool) -> dict:
         cpu0 = _cpu()
         tr = Tracker()
         if feed:
-            from tcpview.ui.feed import Feed
+            from tcpview.engine.pump import Pump
 
-            f = Feed(src, tr)
+            f = Pump(src, tr)
             stop = threading.Event()
             th = threading.Thread(target=f.run, args=(stop, lambda info: None), daemon=True)
             th.start()
         else:
-            cap = CaptureThread(src, tr).start()
+            cap = PumpThread(src, tr).start()
         time.sleep(0.2)
 
         def finish():  # type: ignore[no-untyped-def]
@@ -233,7 +234,7 @@ def main() -> int:
         print("run as root (live capture needs CAP_NET_RAW)", file=sys.stderr)
         return 2
     print(f"live capture on lo, {args.seconds:g} s per rate, {args.senders} sender process(es), "
-          f"{os.cpu_count()} CPUs, pipeline: {'UI Feed' if args.feed else 'CaptureThread -> Tracker'}")
+          f"{os.cpu_count()} CPUs, pipeline: {'UI Feed' if args.feed else 'PumpThread -> Tracker'}")
     hdr = (f"{'target w/s':>10} {'sent pkt/s':>10} {'sent':>8} {'seen':>8} {'lost':>6} {'drops':>6} "
            f"{'us/pkt':>6}   "
            f"{'tcpdump: sent':>13} {'captured':>8} {'dropped':>7}")

@@ -30,9 +30,9 @@ from collections.abc import Iterator
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from tcpview.ui.app import TcpviewApp  # noqa: E402
-from tcpview.ui.conn_table import ConnectionTable  # noqa: E402
-from tcpview.ui.counters import CountersBar  # noqa: E402
-from tcpview.ui.ladder_view import Ladder  # noqa: E402
+from tcpview.ui.widgets.conn_table import ConnectionTable  # noqa: E402
+from tcpview.ui.widgets.counters import CountersBar  # noqa: E402
+from tcpview.ui.widgets.ladder import Ladder  # noqa: E402
 
 _IP = struct.Struct("!BBHHHBBHII")
 _TCP = struct.Struct("!HHIIBBHHH")

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import math
-import threading
-import time
-import tomllib
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, TCP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import Ether
 
-from conftest import cli
-from tcpview.cli import main
-from tcpview.decode import decode, ip_text, parse_options
-from tcpview.model import STATE_NAMES, flag_names
-from tcpview.sim import Engine, SimSource, builtin_names, load, parse
-from tcpview.sim.frames import build_frame, build_frame_reference
-from tcpview.sim.scenario import Repeat, Scan, ScenarioError, Send
-from tcpview.tracker import Tracker
+from tcpview.engine.decode import ip_text
+from tcpview.engine.model import STATE_NAMES
+from tcpview.engine.tracker import Tracker
+from tcpview.sim import Engine, builtin_names, load
+from tcpview.sim.steps import Send
 
 SCEN_DIR = Path(__file__).resolve().parent.parent / "tcpview" / "sim" / "scenarios"
 FINITE = [n for n in builtin_names() if n != "busy"]

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP
-
-from conftest import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
 
 SUMMARY_KEYS = {"source", "packets", "tcp_packets", "skipped", "first_ts", "last_ts", "counters", "connections"}
 CONN_KEYS = {"id", "client", "server", "first_ts", "last_ts", "packets", "bytes", "partial"}

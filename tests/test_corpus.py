@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import cli, corpus_dir
 
 CORPUS = corpus_dir()

@@ -8,6 +8,7 @@ import random
 import struct
 
 import pytest
+from conftest import eth, wrap
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import (
     IPv6,
@@ -18,8 +19,7 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP
 
-from conftest import eth, wrap
-from tcpview.decode import decode, ip_text, parse_options
+from tcpview.engine.decode import decode, ip_text, parse_options
 
 V4 = ("192.0.2.10", "198.51.100.20")
 V6 = ("2001:db8::10", "2001:db8:1::20")

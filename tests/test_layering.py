@@ -9,12 +9,12 @@ import sys
 import pytest
 
 HEADLESS = [
-    "tcpview.model",
-    "tcpview.decode",
-    "tcpview.tracker",
-    "tcpview.store",
-    "tcpview.loader",
-    "tcpview.ladder",
+    "tcpview.engine.model",
+    "tcpview.engine.decode",
+    "tcpview.engine.tracker",
+    "tcpview.engine.store",
+    "tcpview.engine.pump",
+    "tcpview.engine.ladder",
     "tcpview.sources.pcap",
     "tcpview.cli",
 ]

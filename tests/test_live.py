@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from test_live_support import (
     env_with_repo,
     lo_traffic,  # noqa: F401 - fixture
@@ -21,17 +20,13 @@ from test_live_support import (
     tcpview_cmd,
     wait_until,
 )
-from tcpview.loader import load
-from tcpview.model import STATE_NAMES
-from tcpview.sources.live import (
-    CaptureThread,
-    LiveError,
-    LiveSource,
-    compile_filter,
-    default_interface,
-    drop_loopback_outgoing,
-)
-from tcpview.tracker import Tracker
+
+from tcpview.engine.model import STATE_NAMES
+from tcpview.engine.pump import PumpThread, load
+from tcpview.engine.tracker import Tracker
+from tcpview.sources.live.capture import LiveSource
+from tcpview.sources.live.ifaces import default_interface
+from tcpview.sources.live.ring import LiveError, compile_filter, drop_loopback_outgoing
 
 
 @pytest.fixture(autouse=True)
@@ -39,14 +34,14 @@ def _root():
     need_root()
 
 
-def _capture(bpf: str, **kw) -> tuple[LiveSource, Tracker, CaptureThread]:
+def _capture(bpf: str, **kw) -> tuple[LiveSource, Tracker, PumpThread]:
     src = LiveSource("lo", bpf, **kw)
     tr = Tracker()
-    cap = CaptureThread(src, tr).start()
+    cap = PumpThread(src, tr).start()
     return src, tr, cap
 
 
-def _finish(src: LiveSource, cap: CaptureThread) -> None:
+def _finish(src: LiveSource, cap: PumpThread) -> None:
     cap.wait_idle(5)
     cap.stop()
     src.close()
@@ -142,7 +137,7 @@ def test_any_interface_counts_loopback_once(lo_traffic):
     port = t.listener("time_wait")
     src = LiveSource("any", f"tcp port {port}")
     tr = Tracker()
-    cap = CaptureThread(src, tr).start()
+    cap = PumpThread(src, tr).start()
     try:
         t.time_wait()
         time.sleep(0.2)
@@ -323,7 +318,7 @@ def test_status_counts_frames_the_decoder_skips():
     port = rx.getsockname()[1]
     src = LiveSource("lo", f"udp port {port}")
     tr = Tracker()
-    cap = CaptureThread(src, tr).start()
+    cap = PumpThread(src, tr).start()
     try:
         tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for _ in range(3):
@@ -348,7 +343,7 @@ def test_close_while_another_thread_reads(lo_traffic):
     port = t.listener("x")
     src = LiveSource("lo", f"tcp port {port}")
     tr = Tracker()
-    cap = CaptureThread(src, tr).start()
+    cap = PumpThread(src, tr).start()
     t.established("x")
     assert wait_until(lambda: tr.tl.packets >= 5, 5)
     start = time.monotonic()
@@ -392,7 +387,7 @@ def test_ipv6_on_loopback():
 
 _IFDOWN = r"""
 import subprocess, sys, threading, time
-from tcpview.sources.live import LiveSource
+from tcpview.sources.live.capture import LiveSource
 subprocess.run(["ip", "link", "add", "tv0", "type", "veth", "peer", "name", "tv1"], check=True)
 subprocess.run(["ip", "link", "set", "tv0", "up"], check=True)
 src = LiveSource("tv0")

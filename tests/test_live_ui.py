@@ -20,10 +20,10 @@ async def _until(pilot, pred, timeout: float = 8.0) -> bool:  # type: ignore[no-
 
 async def test_live_app_with_kernel_pane(lo_traffic):
     need_root()
-    from tcpview.model import STATE_NAMES
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.conn_table import ConnectionTable
-    from tcpview.ui.kernel_view import KernelPane, LiveApp
+    from tcpview.engine.model import STATE_NAMES
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import KernelPane, LiveApp
+    from tcpview.ui.widgets.conn_table import ConnectionTable
 
     t = lo_traffic
     t.listener("cw")
@@ -71,8 +71,8 @@ async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
     need_root()
     import socket
 
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
 
     t = lo_traffic
     port = t.listener("flood")
@@ -97,7 +97,7 @@ async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
             told = int(re.search(r"(\d+) in all", note.message).group(1))
             assert told >= dropped and note.severity == "warning"  # a late ACK may add one more
             # and the status line says so for as long as the capture runs, in the warning colour
-            from tcpview.ui.capture_status import CaptureStatus
+            from tcpview.ui.widgets.capture_status import CaptureStatus
 
             line = app.query_one(CaptureStatus)
             assert _status_figures(app)["dropped"] >= dropped and line.has_class("-dropped")
@@ -112,7 +112,7 @@ def _status_figures(app) -> dict[str, int]:  # type: ignore[no-untyped-def]
     """The figures the status line shows, read back from its text."""
     import re
 
-    from tcpview.ui.capture_status import CaptureStatus
+    from tcpview.ui.widgets.capture_status import CaptureStatus
 
     text = app.query_one(CaptureStatus).plain()
     return {k: int(v.replace(",", "")) for k, v in re.findall(r"(captured|dropped|skipped|saved) ([\d,]+)", text)}
@@ -130,9 +130,9 @@ async def test_status_line_counts_captured_and_skipped_frames(lo_traffic):
     """The status line's captured count is the frames the tracker got, and its skipped count
     the frames the decoder could not use (here: UDP datagrams the filter let through)."""
     need_root()
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.capture_status import CaptureStatus
-    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+    from tcpview.ui.widgets.capture_status import CaptureStatus
 
     t = lo_traffic
     port = t.listener("status")
@@ -164,10 +164,10 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
     need_root()
     from textual.widgets import OptionList
 
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.iface_picker import InterfacePicker
-    from tcpview.ui.kernel_view import LiveApp
-    from tcpview.ui.timeline import PlayerBar
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+    from tcpview.ui.screens.iface_picker import InterfacePicker
+    from tcpview.ui.widgets.player_bar import PlayerBar
 
     t = lo_traffic
     port = t.listener("switch")
@@ -205,8 +205,8 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
             assert len(old_tl.conns) == 1  # the old capture stopped feeding its timeline
             assert not app.loaded  # the old capture's end is not this one's
             # ... even when the old feed's last message comes after the switch
+            from tcpview.engine.pump import BatchInfo
             from tcpview.ui.app import SourceEnded
-            from tcpview.ui.feed import BatchInfo
 
             app.post_message(SourceEnded(BatchInfo(0, None, done=True, error="the old capture's end")))
             await pilot.pause(0.1)
@@ -222,9 +222,9 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
     """An interface that is not there: one error notification; capture goes on as it was.
     The picker is also in the command palette."""
     need_root()
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.iface_picker import InterfacePicker
-    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+    from tcpview.ui.screens.iface_picker import InterfacePicker
 
     t = lo_traffic
     port = t.listener("keep")
@@ -259,8 +259,8 @@ async def test_saving_goes_on_into_the_same_file_across_a_switch(lo_traffic, tmp
     file (tcpdump reads every packet of both captures from it); one whose frames are of
     another kind (``any``: cooked) is refused and the capture goes on."""
     need_root()
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.kernel_view import LiveApp
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
 
     t = lo_traffic
     port = t.listener("save")
@@ -337,12 +337,12 @@ async def test_switching_to_another_interface_captures_there(lo_traffic):
     import pytest
     from textual.widgets import OptionList
 
-    from tcpview.model import STATE_NAMES
-    from tcpview.sources.live import LiveSource
-    from tcpview.ui.capture_status import CaptureStatus
-    from tcpview.ui.iface_picker import InterfacePicker
-    from tcpview.ui.kernel_view import LiveApp
-    from tcpview.ui.timeline import PlayerBar
+    from tcpview.engine.model import STATE_NAMES
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+    from tcpview.ui.screens.iface_picker import InterfacePicker
+    from tcpview.ui.widgets.capture_status import CaptureStatus
+    from tcpview.ui.widgets.player_bar import PlayerBar
 
     name, peer, net = f"tcpv{os.getpid() % 100000}", f"tcpw{os.getpid() % 100000}", os.getpid() % 250 + 1
     far = _make_interface(name, peer, net)
@@ -393,7 +393,7 @@ def test_interface_list_from_ip_and_from_the_kernel_agree():
 
     import pytest
 
-    from tcpview.sources.live import interfaces_from_kernel, parse_ip_addr_json
+    from tcpview.sources.live.ifaces import interfaces_from_kernel, parse_ip_addr_json
 
     if shutil.which("ip") is None:
         pytest.skip("iproute2 is not installed")

@@ -10,10 +10,6 @@ import subprocess
 import sys
 
 import pytest
-from scapy.layers.inet import IP, TCP
-from scapy.layers.inet6 import IPv6
-from scapy.layers.l2 import ARP
-
 from conftest import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
@@ -27,9 +23,13 @@ from conftest import (
     seg_states,
     wrap,
 )
-from tcpview.loader import load
+from scapy.layers.inet import IP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import ARP
+
+from tcpview.engine.pump import load
+from tcpview.engine.tracker import Tracker
 from tcpview.sources.pcap import CaptureError, CaptureReader
-from tcpview.tracker import Tracker
 
 TS = [1000.000001, 1000.123456, 1001.5, 1002.999999]
 TS_NS = [1000.000000001, 1000.123456789, 1001.5, 1002.999999999]
@@ -323,7 +323,6 @@ def test_feed_records_matches_feed_frame_on_mixed_traffic(tmp_path):
     # the hot loop's shortcuts (one unpack for Ethernet+IPv4+TCP, established fast path) must
     # give what frame-at-a-time feeding gives, on everything that is not the plain case too
     from scapy.layers.inet import UDP, IPOption_RR
-
     from test_store import many_connections
 
     frames = many_connections(40, seed=5)

@@ -14,7 +14,6 @@ import time
 from collections import Counter
 
 import pytest
-
 from conftest import REPO, TCPDUMP_OPTS, can_capture, cli, ss_sockets
 from test_live_support import wait_for_text
 

@@ -14,8 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import cli
+
 from tcpview.cli import main
 from tcpview.sim import Engine, builtin_names, load
 

@@ -11,7 +11,6 @@ import subprocess
 import time
 
 import pytest
-
 from test_live_support import (
     env_with_repo,
     lo_traffic,  # noqa: F401 - fixture
@@ -20,8 +19,9 @@ from test_live_support import (
     ss_state,
     tcpview_cmd,
 )
-from tcpview.model import STATE_NAMES, TcpState
-from tcpview.sockets import (
+
+from tcpview.engine.model import STATE_NAMES, TcpState
+from tcpview.kernel.sockets import (
     NONE,
     UNKNOWN,
     KernelSnapshot,
@@ -244,8 +244,9 @@ def test_kernel_table_refresh_keeps_ids_and_history(lo_traffic):
 # -- beside a live capture -----------------------------------------------------------------------
 def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
     need_root()
-    from tcpview.sources.live import CaptureThread, LiveSource
-    from tcpview.tracker import Tracker
+    from tcpview.engine.pump import PumpThread
+    from tcpview.engine.tracker import Tracker
+    from tcpview.sources.live.capture import LiveSource
 
     t = lo_traffic
     t.listener("tw")
@@ -258,7 +259,7 @@ def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
            f"(tcp port {hidden} and not (src port {hidden} and tcp[tcpflags] & tcp-fin != 0))")
     src = LiveSource("lo", bpf)
     tr = Tracker()
-    cap = CaptureThread(src, tr).start()
+    cap = PumpThread(src, tr).start()
     try:
         tw = t.time_wait("tw")
         cw = t.close_wait("cw")
@@ -303,9 +304,9 @@ def test_compare_leaves_other_hosts_unknown():
 
 # -- the sockets view ----------------------------------------------------------------------------
 async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
-    from tcpview.ui.counters import CountersBar
-    from tcpview.ui.socket_table import SocketTable
     from tcpview.ui.sockets_app import SocketsApp
+    from tcpview.ui.widgets.counters import CountersBar
+    from tcpview.ui.widgets.socket_table import SocketTable
 
     t = lo_traffic
     port = t.listener("cw")
@@ -353,7 +354,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         await pilot.press("q")
 
 
-@pytest.mark.parametrize("module", ["tcpview.sockets", "tcpview.sources.live", "tcpview.live_cli"])
+@pytest.mark.parametrize("module", ["tcpview.kernel.sockets", "tcpview.sources.live.capture", "tcpview.cli.live"])
 def test_headless_parts_import_no_textual_and_no_scapy(module):
     import sys
 

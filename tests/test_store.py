@@ -7,10 +7,10 @@ import random
 from collections import Counter
 
 import pytest
-
 from conftest import Flow, states, track
-from tcpview.model import STATE_NAMES
-from tcpview.store import CHECKPOINT_EVERY, REC_SIZE
+
+from tcpview.engine.model import STATE_NAMES
+from tcpview.engine.store import CHECKPOINT_EVERY, REC_SIZE
 
 
 def many_connections(n: int = 150, seed: int = 7) -> list:

@@ -11,7 +11,6 @@ import threading
 import time
 
 import pytest
-
 from conftest import Flow, pcap_bytes
 from test_live_support import (
     REPO,
@@ -22,9 +21,10 @@ from test_live_support import (
     wait_for_text,
     wait_until,
 )
+
+from tcpview.engine.tracker import Tracker
 from tcpview.sources.base import FileSource
 from tcpview.sources.pcap import CaptureReader
-from tcpview.tracker import Tracker
 
 
 def _tcpdump(bpf: str, *out: str) -> subprocess.Popen:
@@ -243,9 +243,9 @@ def test_follow_a_capture_tcpdump_is_writing(tmp_path, lo_traffic):
         assert wait_until(lambda: path.exists() and path.stat().st_size >= 24, 5)
         src = FileSource(str(path), follow=True)
         tr = Tracker()
-        from tcpview.sources.live import CaptureThread
+        from tcpview.engine.pump import PumpThread
 
-        cap = CaptureThread(src, tr).start()
+        cap = PumpThread(src, tr).start()
         try:
             cw = t.close_wait()
             assert wait_until(lambda: len(tr.tl.conns) == 1 and tr.tl.conns[0].state == [6, 7], 5), \
@@ -280,9 +280,9 @@ def test_follow_a_pcapng_dumpcap_is_writing(tmp_path, lo_traffic):
         assert wait_until(lambda: path.exists() and path.stat().st_size > 0, 20), "dumpcap wrote no header"
         src = FileSource(str(path), follow=True)
         tr = Tracker()
-        from tcpview.sources.live import CaptureThread
+        from tcpview.engine.pump import PumpThread
 
-        cap = CaptureThread(src, tr).start()
+        cap = PumpThread(src, tr).start()
         try:
             tw = t.time_wait()
             assert wait_until(lambda: len(tr.tl.conns) == 1 and tr.tl.conns[0].state == [10, 0], 10), \

@@ -6,7 +6,7 @@ import sys
 
 from scapy.all import IP, TCP, Ether, wrpcap
 
-from tcpview.model import Summary
+from tcpview.engine.model import Summary
 
 
 def _close_by_client(path) -> None:

@@ -20,8 +20,8 @@ import pytest
 from conftest import REPO, cli
 from test_ui_capture import write_capture
 
-from tcpview import themes
-from tcpview.themes import ThemeError
+from tcpview.ui import themes
+from tcpview.ui.themes import ThemeError
 
 BUILTIN = ("tcpview-dark", "tcpview-light", "tcpview-high-contrast", "tcpview-colorblind", "tcpview-mono")
 GOOD = """\
@@ -76,7 +76,7 @@ def test_wheel_build_ships_the_theme_files_as_package_data(tmp_path: Path) -> No
     shipped = sorted(p.name for p in (build / "tcpview" / "_themes").glob("*.toml"))
     assert shipped == sorted(f"{n}.toml" for n in BUILTIN)
     # load them from the built tree, not the source tree
-    code = ("import tcpview.themes as t; print(t.builtin_theme_dir()); "
+    code = ("import tcpview.ui.themes as t; print(t.builtin_theme_dir()); "
             "print(','.join(sorted(t.builtin_themes())))")
     env = dict(os.environ, PYTHONPATH=str(build))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

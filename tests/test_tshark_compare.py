@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import Flow, cli, write_frames_pcap
 from test_store import many_connections
 

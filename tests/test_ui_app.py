@@ -16,10 +16,10 @@ from test_ui_capture import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
-from tcpview.ui.conn_table import ConnectionTable
-from tcpview.ui.counters import CountersBar
-from tcpview.ui.ladder_view import Ladder
-from tcpview.ui.why_line import WhyLine
+from tcpview.ui.widgets.conn_table import ConnectionTable
+from tcpview.ui.widgets.counters import CountersBar
+from tcpview.ui.widgets.ladder import Ladder
+from tcpview.ui.widgets.why_line import WhyLine
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -283,7 +283,7 @@ async def test_sorting_by_keys_and_header_click(capture: Path) -> None:
 async def test_enter_on_a_segment_shows_scapy_dissection_as_plain_text(capture: Path) -> None:
     from textual.widgets import Static
 
-    from tcpview.ui.detail import DetailScreen
+    from tcpview.ui.screens.detail import DetailScreen
 
     app = TcpviewApp(FileSource(str(capture)))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -309,7 +309,7 @@ async def test_enter_on_a_segment_shows_scapy_dissection_as_plain_text(capture: 
 
 
 async def test_clicking_the_timeline_seeks(capture: Path) -> None:
-    from tcpview.ui.timeline import PlayerBar
+    from tcpview.ui.widgets.player_bar import PlayerBar
 
     app = TcpviewApp(FileSource(str(capture)))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -373,7 +373,7 @@ def spy_refresh(widget) -> list[tuple]:  # type: ignore[no-untyped-def]
 async def test_views_repaint_only_what_changed(capture: Path) -> None:
     """Every repainted cell goes down the wire (SSH): an update that changes nothing repaints
     nothing, and a step repaints the one table row that changed, not the table."""
-    from tcpview.ui.timeline import PlayerBar
+    from tcpview.ui.widgets.player_bar import PlayerBar
 
     app = TcpviewApp(FileSource(str(capture)), tick=3600)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -443,7 +443,7 @@ async def test_counters_toggle_and_click_filters(capture: Path) -> None:
 async def test_help_lists_every_binding(capture: Path) -> None:
     from textual.widgets import Static
 
-    from tcpview.ui.help import HelpScreen, key_rows
+    from tcpview.ui.screens.help import HelpScreen, key_rows
 
     app = TcpviewApp(FileSource(str(capture)))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -553,7 +553,7 @@ def test_live_without_a_terminal_says_so_before_saving_anything(tmp_path: Path) 
 
 def test_docs_key_table_is_current() -> None:
     """docs/keys.md is generated from the bindings; regenerate it when they change."""
-    from tcpview.ui.help import keys_markdown
+    from tcpview.ui.screens.help import keys_markdown
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
-    assert doc.read_text() == keys_markdown(), "run: python -m tcpview.ui.help.keys > docs/keys.md"
+    assert doc.read_text() == keys_markdown(), "run: python -m tcpview.ui.screens.help.keys > docs/keys.md"

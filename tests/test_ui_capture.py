@@ -84,7 +84,7 @@ def write_capture(path: Path, late: bool = False) -> Path:
 
 def test_capture_has_the_documented_states(tmp_path: Path) -> None:
     """The tracker agrees with the states documented above (the UI tests rely on them)."""
-    from tcpview.loader import load
+    from tcpview.engine.pump import load
 
     tl = load(str(write_capture(tmp_path / "k.pcap"))).timeline
     assert len(tl.conns) == 4

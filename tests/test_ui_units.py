@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from test_ui_capture import T0, frames, write_capture
 
-from tcpview.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
+from tcpview.engine.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
 
 
 def make_player(times: list[float], live: bool = False) -> Player:
@@ -105,7 +105,7 @@ def test_live_pause_freezes_and_resume_goes_live() -> None:
 
 
 def test_why_sentences() -> None:
-    from tcpview.why import explain, sentence
+    from tcpview.engine.why import explain, sentence
 
     text = explain([(0, 4, 5, "fin_sent"), (1, 4, 7, "fin_received")], sender=0)
     assert text.startswith("Client sent FIN") and "server's application must still call close()" in text
@@ -118,7 +118,7 @@ def test_why_sentences() -> None:
 
 
 def test_filter_query_parsing() -> None:
-    from tcpview.ui.conn_query import ConnQuery, parse_states
+    from tcpview.engine.query import ConnQuery, parse_states
 
     assert parse_states("close-wait") == {7} and parse_states("tw") == {10}
     assert parse_states("fin_wait") == {5, 6} and parse_states("nope") == set()
@@ -134,11 +134,11 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
 
     from scapy.layers.l2 import Ether
 
+    from tcpview.engine.pump import Pump
     from tcpview.sources.base import FileSource
-    from tcpview.ui.feed import Feed
 
     path = write_capture(tmp_path / "k.pcap")
-    feed = Feed(FileSource(str(path)))
+    feed = Pump(FileSource(str(path)))
     feed.run(threading.Event(), lambda info: None)
     assert len(feed.times) == 19 and feed.times.ts[0] == pytest.approx(T0)
     for i, pkt in enumerate(frames()):
@@ -146,7 +146,7 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
         assert lt == 1 and data == bytes(pkt)
     assert feed.frames.get(999) is None
 
-    from tcpview.inspect import FrameStore
+    from tcpview.sources.frames import FrameStore
 
     store = FrameStore(budget=200)
     for i in range(1, 11):
@@ -156,8 +156,8 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
 
 def test_state_cache_agrees_with_the_store_back_and_forth(tmp_path: Path) -> None:
     """The incremental per-connection states equal Conn.states_at at every time, either way."""
-    from tcpview.loader import load
-    from tcpview.ui.conn_query import StateCache
+    from tcpview.engine.pump import load
+    from tcpview.engine.query import StateCache
 
     tl = load(str(write_capture(tmp_path / "late.pcap", late=True))).timeline
     cache = StateCache()
@@ -176,7 +176,7 @@ def test_changed_span_finds_the_cells_that_differ() -> None:
     from rich.segment import Segment
     from rich.style import Style
 
-    from tcpview.ui.repaint import changed_span
+    from tcpview.ui.widgets.repaint import changed_span
 
     red, bold = Style(color="red"), Style(bold=True)
     line = [Segment("TIME_WAIT ", red), Segment("12", bold), Segment("   ESTABLISHED 3", None)]
@@ -194,9 +194,9 @@ def test_changed_span_finds_the_cells_that_differ() -> None:
 def test_state_cache_long_jumps_start_over_from_the_nearer_end() -> None:
     """A jump across most of the log starts from the connections' current states (undoing
     backward) or from the empty world (replaying forward); the states are the store's."""
+    from tcpview.engine.query import StateCache
+    from tcpview.engine.tracker import Tracker
     from tcpview.sim import Engine, load
-    from tcpview.tracker import Tracker
-    from tcpview.ui.conn_query import StateCache
 
     tracker = Tracker()
     frames = Engine(load("busy"), 4).frames(max_seconds=6)
@@ -225,9 +225,9 @@ def test_state_cache_long_jumps_start_over_from_the_nearer_end() -> None:
 def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
     """Each sort column (computed in bulk and kept per cursor) orders the connections as the
     store's own per-connection answers do, at past cursors and at the end, either direction."""
+    from tcpview.engine.query import SORT_KEYS, ConnRows
+    from tcpview.engine.tracker import Tracker
     from tcpview.sim import Engine, load
-    from tcpview.tracker import Tracker
-    from tcpview.ui.conn_query import SORT_KEYS, ConnRows
 
     tracker = Tracker()
     frames = Engine(load("busy"), 4).frames(max_seconds=6)
@@ -272,18 +272,18 @@ def test_feed_keeps_a_loaded_file_out_of_the_collector_until_released(tmp_path: 
     import gc
     import threading
 
+    from tcpview.engine.pump import Pump
     from tcpview.sources.base import FileSource
-    from tcpview.ui.feed import Feed
 
     path = str(write_capture(tmp_path / "known.pcap"))
     gc.unfreeze()
-    feed = Feed(FileSource(path))
+    feed = Pump(FileSource(path))
     feed.run(threading.Event(), lambda info: None)
     assert feed.done and feed.tl.packets == 7 + 8 + 2 + 2  # the four connections of the capture
     assert gc.get_freeze_count() > 0
     feed.release()
     assert gc.get_freeze_count() == 0
-    closed_early = Feed(FileSource(path))
+    closed_early = Pump(FileSource(path))
     closed_early.release()  # the viewer closed before the reader finished
     closed_early.run(threading.Event(), lambda info: None)
     assert gc.get_freeze_count() == 0

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from conftest import C, S, Flow, seg_states, states, track
+from conftest import Flow
 
 M32 = 1 << 32
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .scenario import Scenario, ScenarioError, builtin_names, load, load_builtin, parse
+from .scenario import Scenario, builtin_names, load, load_builtin, parse
+from .steps import ScenarioError
 
 if TYPE_CHECKING:
     from .engine import EPOCH, Engine, SimFrame

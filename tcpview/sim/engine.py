@@ -27,23 +27,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import endpoint as ep
-from .endpoint import Host, Seg, Tcb
 from .frames import ROUTER_MAC, build_frame, host_mac
-from .scenario import (
-    Abort,
-    Close,
-    Connect,
-    Lose,
-    RawSegment,
-    Read,
-    Repeat,
-    Run,
-    Scan,
-    Scenario,
-    Send,
-    StopReading,
-    Wait,
-)
+from .host import Host
+from .scenario import Scenario
+from .segments import Seg
+from .steps import Abort, Close, Connect, Lose, RawSegment, Read, Repeat, Run, Scan, Send, StopReading, Wait
+from .tcb import Tcb
 
 EPOCH = 1_700_000_000
 """Capture time of simulated time zero (seconds since 1970): 2023-11-14 22:13:20 UTC."""

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING
 
 from .frames import host_mac
 from .segments import (
-    M,
-    SYN,
-    RST,
     ACK,
+    RST,
+    SYN,
+    M,
     Seg,
 )
 from .tcb import Tcb
 
 if TYPE_CHECKING:
     from .engine import Engine
-    from .scenario import Host as HostConfig
+    from .steps import Host as HostConfig
 
 
 class Host:

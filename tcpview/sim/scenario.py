@@ -74,39 +74,15 @@ from pydantic import (
 )
 
 from . import tomlpos
-from .steps import (  # noqa: F401  (re-exported)
-    Flags,
-    IntRange,
-    SecRange,
-    Port,
-    Side,
-    Step,
+from .steps import (
     STEP_MODELS,
-    _M,
-    _flags,
-    _range,
-    _off,
-    _count,
-    FLAG_BITS,
-    MAX_BYTES,
-    ScenarioError,
-    Network,
     Host,
-    Connect,
-    Send,
-    Close,
-    Abort,
-    Lose,
-    Wait,
-    StopReading,
-    Read,
-    RawSegment,
-    Scan,
+    Network,
     Repeat,
     Run,
+    ScenarioError,
     ScenarioModel,
 )
-
 
 # -- loading --------------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import (
     BaseModel,
     BeforeValidator,
-    PlainValidator,
     ConfigDict,
     Field,
+    PlainValidator,
     field_validator,
     model_validator,
 )

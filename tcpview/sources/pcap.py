@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-from ..decode import SUPPORTED_LINKTYPES
+from .linktypes import SUPPORTED_LINKTYPES
 
 CHUNK = 4 << 20
 MAX_RECORD = 1 << 24  # larger than any real frame (BIG TCP ~ 512 KB); beyond it: corrupt

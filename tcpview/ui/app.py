@@ -1,7 +1,7 @@
 """The tcpview Textual app: one app for every source (file, stdin, live capture, simulator).
 
 Threads: a worker thread reads the source and feeds the tracker in batches
-(:class:`tcpview.ui.feed.Feed`), posting one replaceable message per batch. Only the UI
+(:class:`tcpview.engine.pump.Pump`), posting one replaceable message per batch. Only the UI
 thread touches widgets: on a timer tick (and right after a key) it reads the timeline at the
 player's cursor and updates the views. Nothing is recomputed when the cursor moves; the
 views read a different prefix of the append-only timeline.
@@ -23,20 +23,19 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer, Input
 
-from .. import themes
-from ..player import SPEEDS, Player
+from ..engine.pump import BatchInfo, Pump
+from ..engine.player import SPEEDS, Player
+from ..engine.tracker import Tracker
 from ..textutil import safe
-from ..tracker import Tracker
+from . import themes
 from .commands import TcpviewCommands
-from .conn_table import SORT_NAMES, ConnectionTable
-from .counters import CountersBar
-from .detail import DetailScreen
-from .feed import BatchInfo, Feed
-from .ladder_view import Ladder
+from .screens.detail import DetailScreen
 from .styles import theme_variable_defaults
-from .timeline import PlayerBar
-from .why_line import WhyLine
-
+from .widgets.conn_table import SORT_NAMES, ConnectionTable
+from .widgets.counters import CountersBar
+from .widgets.ladder import Ladder
+from .widgets.player_bar import PlayerBar
+from .widgets.why_line import WhyLine
 
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
@@ -86,7 +85,7 @@ class TcpviewApp(App[int]):
         fin_timeout: orphaned FIN_WAIT_2 lifetime in capture seconds.
         tick: seconds between UI updates (the views read the timeline on this tick).
         at: put the cursor this many seconds after the first packet once it is read.
-        theme: a theme name or a :class:`textual.theme.Theme` (see :mod:`tcpview.themes`);
+        theme: a theme name or a :class:`textual.theme.Theme` (see :mod:`tcpview.ui.themes`);
             None picks the default.
     """
 
@@ -133,8 +132,8 @@ class TcpviewApp(App[int]):
         self.source = source
         self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
         self.tl = self.tracker.tl
-        self.feed = Feed(source, self.tracker)
-        self.player = Player(self.feed.times, live=bool(getattr(source, "live", False)))
+        self.pump = Pump(source, self.tracker)
+        self.player = Player(self.pump.times, live=bool(getattr(source, "live", False)))
         self.tick_seconds = tick
         self.loaded = False
         self.load_error: str | None = None
@@ -181,7 +180,7 @@ class TcpviewApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
-        self.feed.release()
+        self.pump.release()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
@@ -189,7 +188,7 @@ class TcpviewApp(App[int]):
         def posted(info: BatchInfo) -> None:
             self.post_message(SourceEnded(info) if info.done else SourceRead(info))
 
-        self.feed.run(self._stop, posted)
+        self.pump.run(self._stop, posted)
 
     def on_source_read(self, message: SourceRead) -> None:
         bar = self._bar
@@ -310,12 +309,12 @@ class TcpviewApp(App[int]):
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
     def _inspect(self, cid: int, row) -> None:  # type: ignore[no-untyped-def]
-        from ..inspect import dissect
+        from ..sources.frames import dissect
 
         c = self.tl.conns[cid]
         who = "client → server" if row.c2s else "server → client"
         head = f"#{cid} {c.client_text()} ⇄ {c.server_text()}   {who}   {row.label}"
-        got = self.feed.frames.get(row.frame)
+        got = self.pump.frames.get(row.frame)
         if got is None:
             d, missing = None, f"frame {row.frame}: its bytes are no longer kept (only recent frames are, for this source)"
         else:
@@ -431,7 +430,7 @@ class TcpviewApp(App[int]):
 
     def action_help(self) -> None:
         """Show every key binding."""
-        from .help import HelpScreen
+        from .screens.help import HelpScreen
 
         self.push_screen(HelpScreen())
 

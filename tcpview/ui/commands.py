@@ -7,9 +7,9 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from ..player import SPEEDS, speed_label
-from .conn_table import SORT_NAMES
-from .counters import MAIN_STATES, OTHER_STATES
+from ..engine.player import SPEEDS, speed_label
+from .widgets.conn_table import SORT_NAMES
+from .widgets.counters import MAIN_STATES, OTHER_STATES
 
 
 class ActionCommands(Provider):

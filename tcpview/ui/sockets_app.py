@@ -25,12 +25,12 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
 
-from .. import themes
-from ..sockets import KernelTable
+from ..kernel.sockets import KernelTable
 from ..textutil import safe
-from .counters import CountersBar
-from .socket_table import SORT_TITLES, SocketTable
+from . import themes
 from .styles import theme_variable_defaults
+from .widgets.counters import CountersBar
+from .widgets.socket_table import SORT_TITLES, SocketTable
 
 
 class TableRefreshed(Message):
@@ -44,9 +44,9 @@ class SocketsApp(App[int]):
     """The kernel's TCP sockets as connections, with the state counters and their history.
 
     Args:
-        table: the :class:`~tcpview.sockets.KernelTable` to show (a new one by default).
+        table: the :class:`~tcpview.kernel.sockets.KernelTable` to show (a new one by default).
         interval: seconds between refreshes.
-        theme: a theme name or Theme (see :mod:`tcpview.themes`); None picks the default.
+        theme: a theme name or Theme (see :mod:`tcpview.ui.themes`); None picks the default.
     """
 
     TITLE = "tcpview sockets"

@@ -1,0 +1,77 @@
+"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|simulate|serve]``.
+
+Every failure the user can cause (missing file, not a capture, bad option, no privileges)
+ends in one line on stderr and exit status 2, never a traceback. Each command's module adds
+its parser and handles it; modules import what their command needs when it runs, so
+``tcpview summary`` never imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from ..errors import UserError
+from . import live, offline, replay, serve, sim
+from .errors import EXIT_USAGE, UsageError
+
+Handler = Callable[[argparse.Namespace], int]
+
+COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
+    "demo": (sim.add_demo, sim.cmd_demo),
+    "replay": (replay.add_replay, replay.cmd_replay),
+    "live": (live.add_live, live.cmd_live),
+    "sockets": (live.add_sockets, live.cmd_sockets),
+    "summary": (offline.add_summary, offline.cmd_summary),
+    "ladder": (offline.add_ladder, offline.cmd_ladder),
+    "export": (offline.add_export, offline.cmd_export),
+    "simulate": (sim.add_simulate, sim.cmd_simulate),
+    "serve": (serve.add_serve, serve.cmd_serve),
+}
+"""Every sub-command: the function that adds its parser, and its handler."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    from .. import __version__
+
+    p = _Parser(prog="tcpview", description="See what TCP is doing: both endpoints' states, "
+                "a ladder of every segment, and the TIME_WAIT / CLOSE_WAIT counters.")
+    p.add_argument("--version", action="version", version=f"tcpview {__version__}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+    for add, _handler in COMMANDS.values():
+        add(sub)
+    p.set_defaults(parser=p)  # a command that checks another command line (serve) parses with it
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run tcpview; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv or ["demo"])
+        if args.command is None:  # options only, e.g. `tcpview --theme x`: they are the demo's
+            args = parser.parse_args(["demo", *argv])
+        return COMMANDS[args.command][1](args)
+    except UserError as e:
+        print(f"tcpview: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        try:
+            sys.stdout = None  # type: ignore[assignment]
+        finally:
+            return 0  # noqa: B012
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Sub-commands for this host: ``tcpview live`` (capture) and ``tcpview sockets`` (kernel table),
+and the headless ``tcpview summary -i IFACE --duration S``.
+
+Every user error (no privileges, unknown interface, bad filter, existing output file) is a
+:class:`tcpview.cli.UsageError`: one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .errors import UsageError
+from .options import add_app_options, add_timers, app_options, positive_float, positive_int
+from .report import print_kernel_summary, print_summary
+
+
+def add_live(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview live``."""
+    p = sub.add_parser("live", help="capture on an interface and watch TCP live (needs capture privileges)",
+                       description="Capture on an interface (default: the one holding the default route) "
+                       "and show every connection's states as packets arrive.",
+                       epilog="In the viewer, i captures on another interface (same filter; the timeline "
+                       "starts over; saving with -w goes on into the same file), K puts the kernel's own "
+                       "state of this host's sockets beside the captured states and D lists the "
+                       "connections where they differ. The status line counts packets captured, "
+                       "dropped by the kernel, skipped by the decoder and saved. Loopback "
+                       "packets are counted once. Without capture privileges, `tcpview sockets` shows "
+                       "the kernel's table alone.")
+    p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
+                   "(default: the interface of the default route, else lo)")
+    p.add_argument("-f", "--filter", metavar="BPF", help="capture filter, tcpdump syntax, applied in the kernel")
+    p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
+    p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
+    p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
+                   help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
+    p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
+                   help="kernel capture ring size (default 32 MiB)")
+    p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
+    add_timers(p)
+    add_app_options(p)
+
+
+def add_sockets(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview sockets``."""
+    s = sub.add_parser("sockets", help="this host's TCP sockets from the kernel (no privileges needed)",
+                       description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
+                       "as connections with client and server states, refreshed every second.",
+                       epilog="A socket is one endpoint. Two sockets of this host talking to each other "
+                       "are one connection; a peer on another host shows as UNKNOWN (? in the table), a "
+                       "local peer without a socket as CLOSED. The server is the end whose port a "
+                       "listening socket holds; failing that, the end whose peer listens is the client; "
+                       "failing that, the end with the ephemeral port (ip_local_port_range), else the "
+                       "higher port, is the client. Counters count sockets per state, as ss -tan does.")
+    s.add_argument("--once", action="store_true", help="print the table once and exit")
+    s.add_argument("--json", action="store_true", help="with --once: print JSON")
+    s.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="refresh period (default 1 s)")
+    add_app_options(s)
+
+
+def _filter_of(args: argparse.Namespace) -> str | None:
+    words = getattr(args, "expression", None) or []
+    if args.filter and words:
+        raise UsageError("give the capture filter either with -f or as words after the options, not both")
+    return args.filter or (" ".join(words) if words else None)
+
+
+def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-untyped-def]
+    """Open the capture the arguments ask for; user errors become UsageError."""
+    from ..sources.live.ring import LiveError, SAVE_SNAPLEN
+    from ..sources.live.capture import LiveSource
+
+    try:
+        return LiveSource(
+            interface=args.interface,
+            bpf=_filter_of(args),
+            write=getattr(args, "write", None) if write else None,
+            force=getattr(args, "force", False),
+            snaplen=getattr(args, "snaplen", None) or (SAVE_SNAPLEN if getattr(args, "write", None) else None),
+            buffer_mb=getattr(args, "buffer", 32),
+        )
+    except LiveError as e:
+        raise UsageError(str(e)) from None
+
+
+def cmd_live(args: argparse.Namespace) -> int:
+    """``tcpview live``: capture and show it in the terminal UI."""
+    from ..sources.live.ring import LiveError
+    from ..ui.run import require_terminal, run_app
+
+    source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
+    sources = [source]  # the viewer's key i adds one per interface switched to
+    try:
+        if args.write and not args.force and os.path.lexists(args.write):
+            raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
+        require_terminal()  # before -w creates its file
+        if args.write:
+            try:
+                source.save_to(args.write, args.force)
+            except LiveError as e:
+                raise UsageError(str(e)) from None
+        # the viewer plus the kernel's view (key K) and the interface picker (key i)
+        return run_app(source, live=True, on_switch=sources.append, **app_options(args))
+    finally:
+        for s in sources:
+            s.close()
+        # saving moves with a switch: the file is the newest source's that has one
+        sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
+        if sink is not None:
+            print(f"tcpview: saved {sink.count} packets to {sink.path}", file=sys.stderr)
+        dropped = sum(s.status().get("dropped", 0) for s in sources)
+        if dropped:
+            print(f"tcpview: the kernel dropped {dropped} packets (capture ring full)", file=sys.stderr)
+        for error in dict.fromkeys(s.error for s in sources if s.error):
+            print(f"tcpview: error: {error}", file=sys.stderr)
+
+
+def live_summary(args: argparse.Namespace) -> int:
+    """``tcpview summary -i IFACE [-f BPF] --duration S [--json]``: capture, then summarize.
+
+    Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
+    file; how many packets the kernel dropped goes to stderr.
+    """
+    from ..engine.tracker import Tracker
+    from ..engine.pump import PumpThread
+
+    if args.source:
+        raise UsageError("give either a SOURCE file or -i IFACE, not both")
+    if args.at is not None:
+        raise UsageError("--at is for files; a live summary is as of the end of the capture")
+    source = open_live(args)
+    tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
+    cap = PumpThread(source, tracker).start()
+    # like tcpdump's "listening on": from here on, packets are caught
+    how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
+    what = source.interface + (f" ({source.bpf})" if source.bpf else "")
+    print(f"tcpview: capturing on {what} {how_long}", file=sys.stderr, flush=True)
+    interrupted = False
+    try:
+        if args.duration is not None:
+            cap.stop_event.wait(args.duration)
+        else:
+            while not cap.stop_event.wait(1.0):
+                pass
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        cap.stop()
+        tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
+        source.close()
+    print_summary(tracker.tl, source.name, args.json)
+    st = source.status()
+    print(f"tcpview: {source.name}: {st['captured']} packets captured, {st['dropped']} dropped by the kernel"
+          + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+    return 0
+
+
+def cmd_sockets(args: argparse.Namespace) -> int:
+    """``tcpview sockets``: the kernel's TCP table, once or refreshed in the terminal UI."""
+    from ..kernel.sockets import snapshot
+
+    if args.once:
+        print_kernel_summary(snapshot(), args.json)
+        return 0
+    if args.json:
+        raise UsageError("--json needs --once")
+    if not sys.stdout.isatty():
+        raise UsageError("sockets: the live table needs a terminal; use --once (with --json) for a one-shot print")
+    from ..ui.sockets_app import run_sockets_app
+
+    return run_sockets_app(args.interval, theme=getattr(args, "theme", None))

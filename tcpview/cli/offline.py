@@ -1,0 +1,112 @@
+"""The headless commands that read a capture and print: ``summary``, ``ladder``, ``export``.
+
+None of them imports Textual: they run where there is no terminal, in scripts and pipes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import EXIT_USAGE, UsageError
+from .options import add_timers, nonnegative_float
+from .report import print_summary
+
+
+def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview summary``."""
+    s = sub.add_parser("summary", help="print the connection table and counters of a capture")
+    s.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    s.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="as of SECONDS after the first packet")
+    s.add_argument("-i", "--interface", help="capture live on IFACE instead of reading a file")
+    s.add_argument("-f", "--filter", help="BPF capture filter (live)")
+    s.add_argument("--duration", type=nonnegative_float, help="live capture duration in seconds")
+    add_timers(s)
+
+
+def add_ladder(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview ladder``."""
+    p = sub.add_parser("ladder", help="print one connection's ladder diagram")
+    p.add_argument("source")
+    p.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--absolute", action="store_true", help="raw sequence numbers")
+    p.add_argument("--at", type=nonnegative_float, metavar="SECONDS")
+    add_timers(p)
+
+
+def add_export(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview export``."""
+    e = sub.add_parser("export", help="export every TCP segment")
+    e.add_argument("source")
+    e.add_argument("--format", choices=("jsonl",), default="jsonl")
+    add_timers(e)
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from ..engine.pump import load
+
+    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout)
+    if res.error and res.timeline.packets == 0:
+        raise UsageError(res.error)
+    return res
+
+
+def _finish(res) -> int:  # type: ignore[no-untyped-def]
+    """Exit status after printing what was read: damage part-way is reported last."""
+    if res.error:
+        print(f"tcpview: error: {res.error}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    """``tcpview summary``."""
+    if args.interface is not None or args.duration is not None:
+        from .live import live_summary
+
+        return live_summary(args)
+    if not args.source:
+        raise UsageError("summary needs a SOURCE (file or -) or -i IFACE --duration S")
+    res = _load(args)
+    if args.at is not None and res.timeline.first_ts is not None:
+        # capture time passes to the cursor even after the last packet: timers still fire
+        res.tracker.advance(res.timeline.first_ts + args.at)
+    print_summary(res.timeline, args.source, args.json, args.at)
+    return _finish(res)
+
+
+def cmd_ladder(args: argparse.Namespace) -> int:
+    """``tcpview ladder``."""
+    res = _load(args)
+    tl = res.timeline
+    if not 0 <= args.conn < len(tl.conns):
+        raise UsageError(f"no connection {args.conn} (the capture has {len(tl.conns)}: 0..{len(tl.conns) - 1})")
+    t = tl.first_ts + args.at if args.at is not None and tl.first_ts is not None else None
+    if args.format == "json":
+        conn = tl.connection(args.conn, t)
+        data = {
+            "connection": conn.model_dump(),
+            "segments": [s.model_dump() for s in tl.segments(args.conn, t)],
+            "transitions": [tr.model_dump() for tr in tl.transitions(args.conn, t)],
+        }
+        if args.absolute:
+            for s in data["segments"]:
+                s["seq"], s["ack"] = s["seq_raw"], s["ack_raw"]
+        sys.stdout.write(json.dumps(data, indent=1) + "\n")
+    else:
+        from ..engine.ladder import render_text
+
+        sys.stdout.write(render_text(tl, args.conn, t, args.absolute) + "\n")
+    return _finish(res)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``tcpview export --format jsonl``: one JSON object per segment, in frame order."""
+    res = _load(args)
+    w = sys.stdout.write
+    for seg in res.timeline.all_segments_in_frame_order():
+        w(seg.model_dump_json() + "\n")
+    return _finish(res)

@@ -1,0 +1,78 @@
+"""Option types and option groups shared by the sub-commands; a bad value is a one-line usage
+error."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(v: str, kind: type, base: int = 10) -> float | int:
+    try:
+        return int(v, base) if kind is int else float(v)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"not {what}: {v!r}") from None
+
+
+def positive_int(v: str) -> int:
+    """A whole number > 0 (counts, sizes)."""
+    n = int(_number(v, int))
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {v}")
+    return n
+
+
+def nonnegative_int(v: str) -> int:
+    """A whole number >= 0, also written 0x.. (seeds)."""
+    n = int(_number(v, int, 0))
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {v}")
+    return n
+
+
+def positive_float(v: str) -> float:
+    """A finite number > 0 (speeds, durations, periods)."""
+    f = float(_number(v, float))
+    if not f > 0 or math.isinf(f):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {v}")
+    return f
+
+
+def nonnegative_float(v: str) -> float:
+    """A finite number >= 0 (times from the start, timer lengths)."""
+    f = float(_number(v, float))
+    if not f >= 0 or math.isinf(f):
+        raise argparse.ArgumentTypeError(f"must not be negative: {v}")
+    return f
+
+
+def add_timers(p: argparse.ArgumentParser) -> None:
+    """``--msl2`` and ``--fin-timeout``: every command that tracks states takes them."""
+    p.add_argument("--msl2", type=nonnegative_float, default=60.0, metavar="S",
+                   help="TIME_WAIT duration, 2*MSL (default 60 s, as Linux)")
+    p.add_argument("--fin-timeout", type=nonnegative_float, default=60.0, metavar="S",
+                   help="orphaned FIN_WAIT_2 lifetime (default 60 s, as Linux)")
+
+
+def add_app_options(p: argparse.ArgumentParser) -> None:
+    """Options every command that runs the UI takes (replay, demo, live, sockets):
+    ``--theme NAME|FILE``, resolved while parsing so a bad one is a one-line usage error."""
+    p.add_argument("--theme", type=_theme_arg, metavar="NAME|FILE",
+                   help="colour theme: tcpview-dark (default), tcpview-light, tcpview-high-contrast, "
+                   "tcpview-colorblind, tcpview-mono, one of yours, or a .toml file "
+                   "(default: tcpview-mono when NO_COLOR is set)")
+
+
+def _theme_arg(value: str):  # type: ignore[no-untyped-def]
+    from ..ui.themes import ThemeError, resolve_theme
+
+    try:
+        return resolve_theme(value)
+    except ThemeError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def app_options(args: argparse.Namespace) -> dict:
+    """The options a command passes on to the UI: timers and theme (those it was given)."""
+    return {k: getattr(args, k) for k in ("msl2", "fin_timeout", "theme") if getattr(args, k, None) is not None}

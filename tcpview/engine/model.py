@@ -1,0 +1,193 @@
+"""The pydantic model of what tcpview shows: states, flags, endpoints, segments, connections.
+
+Nothing here imports Textual or scapy. The store keeps segments compactly and builds these
+models on demand (for the rows on screen and for export); see ``tcpview.engine.store``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TcpState(IntEnum):
+    """An RFC 9293 connection state, as one endpoint holds it.
+
+    An ``IntEnum`` so the store can keep states in one byte; ``.name`` is the RFC name with
+    underscores, as ``ss`` prints it (with dashes there).
+    """
+
+    CLOSED = 0
+    LISTEN = 1
+    SYN_SENT = 2
+    SYN_RECEIVED = 3
+    ESTABLISHED = 4
+    FIN_WAIT_1 = 5
+    FIN_WAIT_2 = 6
+    CLOSE_WAIT = 7
+    CLOSING = 8
+    LAST_ACK = 9
+    TIME_WAIT = 10
+
+
+STATE_NAMES: tuple[str, ...] = tuple(s.name for s in TcpState)
+"""State names indexed by their byte value (the hot paths use this, not the enum)."""
+
+
+class TcpFlags(IntFlag):
+    """The eight TCP header flags, with their bit values in the header's flags byte."""
+
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+
+_FLAG_ORDER = (
+    (TcpFlags.SYN, "SYN"),
+    (TcpFlags.FIN, "FIN"),
+    (TcpFlags.RST, "RST"),
+    (TcpFlags.PSH, "PSH"),
+    (TcpFlags.ACK, "ACK"),
+    (TcpFlags.URG, "URG"),
+    (TcpFlags.ECE, "ECE"),
+    (TcpFlags.CWR, "CWR"),
+)
+
+_FLAG_NAMES_CACHE: dict[int, list[str]] = {}
+
+
+def flag_names(flags: int) -> list[str]:
+    """Return the names of the flags set in ``flags``, SYN/FIN/RST first as people read them."""
+    names = _FLAG_NAMES_CACHE.get(flags)
+    if names is None:
+        names = [name for bit, name in _FLAG_ORDER if flags & bit]
+        _FLAG_NAMES_CACHE[flags] = names
+    return list(names)
+
+
+def flags_label(flags: int) -> str:
+    """Return a compact label such as ``SYN,ACK`` (``none`` when no flag is set)."""
+    return ",".join(flag_names(flags)) or "none"
+
+
+class Anomaly(IntFlag):
+    """Things wrong with a segment that a passive observer can tell (one bit each)."""
+
+    SYN_FIN = 0x01
+    SYN_RST = 0x02
+    FIN_NO_ACK = 0x04
+    NO_FLAGS = 0x08
+    XMAS = 0x10
+    BAD_HANDSHAKE_ACK = 0x20
+    RST_OUT_OF_WINDOW = 0x40
+
+
+class Analysis(IntFlag):
+    """Wireshark-style analysis notes recorded per segment (one bit each)."""
+
+    RETRANSMISSION = 0x01
+    DUP_ACK = 0x02
+    ZERO_WINDOW = 0x04
+    KEEP_ALIVE = 0x08
+    OUT_OF_ORDER = 0x10
+    WINDOW_PROBE = 0x20
+    KEEP_ALIVE_ACK = 0x40
+
+
+def anomaly_names(bits: int) -> list[str]:
+    """Return the names of the anomaly bits set in ``bits``."""
+    return [a.name.lower() for a in Anomaly if bits & a]  # type: ignore[union-attr]
+
+
+def analysis_names(bits: int) -> list[str]:
+    """Return the names of the analysis bits set in ``bits``."""
+    return [a.name.lower() for a in Analysis if bits & a]  # type: ignore[union-attr]
+
+
+class Endpoint(BaseModel):
+    """One end of a connection: address, port and its state at the cursor."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ip: str
+    port: int
+    state: str = Field(description="TcpState name, e.g. ESTABLISHED")
+
+
+class Segment(BaseModel):
+    """One TCP segment as tcpview shows and exports it.
+
+    ``seq``/``ack`` are relative (as Wireshark shows them); the raw values are kept beside.
+    ``client_state``/``server_state`` are the endpoints' states after this segment.
+    """
+
+    frame: int = Field(description="1-based position of the packet in its source")
+    ts: float
+    conn: int
+    dir: str = Field(description="c2s or s2c")
+    flags: list[str]
+    seq: int
+    ack: int
+    seq_raw: int
+    ack_raw: int
+    len: int
+    win: int = Field(description="window in bytes, with window scaling applied")
+    client_state: str
+    server_state: str
+    anomalies: list[str] = []
+    analysis: list[str] = []
+
+
+class Transition(BaseModel):
+    """One endpoint's state change, with the capture time and frame that caused it."""
+
+    ts: float
+    frame: int = Field(description="frame that caused it; 0 for a timer (TIME_WAIT expiry)")
+    conn: int
+    side: str = Field(description="client or server")
+    old: str
+    new: str
+    why: str
+
+
+class Connection(BaseModel):
+    """A TCP connection (one Wireshark tcp.stream) as of a cursor time."""
+
+    id: int
+    client: Endpoint
+    server: Endpoint
+    first_ts: float
+    last_ts: float
+    packets: int
+    bytes: int
+    partial: bool = Field(description="picked up mid-stream: no SYN seen")
+    notes: list[str] = []
+
+
+class Counters(BaseModel):
+    """Endpoints per state at a cursor time, as ``ss -tan`` counts sockets."""
+
+    counts: dict[str, int]
+
+    def __getitem__(self, state: str) -> int:
+        return self.counts.get(state, 0)
+
+
+class Summary(BaseModel):
+    """What ``tcpview summary --json`` prints."""
+
+    source: str
+    packets: int
+    tcp_packets: int
+    skipped: dict[str, int]
+    first_ts: float | None
+    last_ts: float | None
+    at: float | None = None
+    counters: dict[str, int]
+    connections: list[Connection]

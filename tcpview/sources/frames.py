@@ -1,0 +1,120 @@
+"""The bytes of one frame, and scapy's full dissection of it, for the detail pane.
+
+The store keeps only decoded fields. To show one frame in full the UI needs its bytes back:
+
+- for a capture file, :class:`FrameStore` keeps each TCP frame's offset and length in the
+  file (a few bytes per frame) and re-reads the frame when asked;
+- for other sources (stdin, live capture, simulator) it keeps the bytes of the most recent
+  frames, bounded by a byte budget; older frames can no longer be inspected.
+
+scapy's dissection is slow and runs only for the one frame a user opens. Nothing here imports
+Textual; the text returned may contain anything the network sent, so callers must show it as
+plain text (``rich.text.Text``), never as markup.
+"""
+
+from __future__ import annotations
+
+import bisect
+from array import array
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ..textutil import safe
+
+_LEN_BITS = 24
+_LEN_MASK = (1 << _LEN_BITS) - 1
+
+
+class FrameStore:
+    """Where to find the bytes of each TCP frame by its frame number.
+
+    Args:
+        path: the capture file to re-read frames from; None to keep recent bytes instead.
+        budget: bytes of recent frames to keep when there is no file (oldest dropped first).
+    """
+
+    def __init__(self, path: str | None = None, budget: int = 32 << 20) -> None:
+        self.path = path
+        self.budget = budget
+        self._frames = array("I")
+        self._where = array("Q")  # file offset << 24 | captured length
+        self._lt_from: list[tuple[int, int]] = []  # (first frame, linktype) when it changes
+        self._recent: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+        self._recent_bytes = 0
+
+    def note_file(self, frame: int, linktype: int, offset: int, caplen: int) -> None:
+        """Remember that ``frame`` is ``caplen`` bytes at ``offset`` of the file."""
+        if not self._lt_from or self._lt_from[-1][1] != linktype:
+            self._lt_from.append((frame, linktype))
+        self._frames.append(frame)
+        self._where.append((offset << _LEN_BITS) | min(caplen, _LEN_MASK))
+
+    def note_bytes(self, frame: int, linktype: int, data: bytes) -> None:
+        """Keep the bytes of ``frame`` (dropping the oldest frames over the budget)."""
+        recent = self._recent
+        recent[frame] = (linktype, data)
+        self._recent_bytes += len(data)
+        while self._recent_bytes > self.budget and len(recent) > 1:
+            _f, (_lt, old) = recent.popitem(last=False)
+            self._recent_bytes -= len(old)
+
+    def get(self, frame: int) -> tuple[int, bytes] | None:
+        """``(linktype, bytes)`` of ``frame``, or None when it is no longer available."""
+        hit = self._recent.get(frame)
+        if hit is not None:
+            return hit
+        if self.path is None:
+            return None
+        i = bisect.bisect_left(self._frames, frame)
+        if i >= len(self._frames) or self._frames[i] != frame:
+            return None
+        where = self._where[i]
+        offset, length = where >> _LEN_BITS, where & _LEN_MASK
+        k = bisect.bisect_right(self._lt_from, frame, key=lambda e: e[0]) - 1
+        linktype = self._lt_from[max(0, k)][1]
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+        except OSError:
+            return None
+        if len(data) != length:
+            return None
+        return linktype, data
+
+
+@dataclass
+class Dissection:
+    """scapy's view of one frame: the layer summary, the field tree and a hex dump."""
+
+    summary: str
+    show: str
+    hexdump: str
+
+
+def dissect(linktype: int, data: bytes) -> Dissection:
+    """Dissect one frame with scapy (``Packet.show(dump=True)`` and ``hexdump(dump=True)``).
+
+    Control characters are replaced by visible escapes (``tcpview.textutil.safe``); the
+    result is still network text and must not be interpreted as markup.
+    """
+    import scapy.layers.all  # noqa: F401 - registers the link-layer types
+    from scapy.config import conf
+    from scapy.packet import Raw
+    from scapy.utils import hexdump
+
+    cls = conf.l2types.num2layer.get(linktype)
+    if cls is None and linktype == 14:
+        cls = conf.l2types.num2layer.get(101)
+    if cls is None:
+        cls = Raw
+    try:
+        pkt = cls(data)
+        show = pkt.show(dump=True) or ""
+        summary = pkt.summary()
+    except Exception as e:  # noqa: BLE001 - scapy raises many kinds on odd bytes; show them
+        pkt = Raw(data)
+        show = f"(scapy could not dissect this frame: {e})\n"
+        summary = "undissected frame"
+    dump = hexdump(data, dump=True) or ""
+    return Dissection(summary=safe(summary), show=safe(show), hexdump=safe(dump))

@@ -1,0 +1,29 @@
+"""The link-layer header types tcpview reads (https://www.tcpdump.org/linktypes.html)."""
+
+LINKTYPE_NULL = 0
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_RAW_OBSD = 12
+LINKTYPE_RAW_14 = 14
+LINKTYPE_LOOP = 108
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_PPI = 192
+LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
+LINKTYPE_NFLOG = 239
+LINKTYPE_LINUX_SLL2 = 276
+
+SUPPORTED_LINKTYPES: dict[int, str] = {
+    LINKTYPE_NULL: "BSD loopback",
+    LINKTYPE_ETHERNET: "Ethernet",
+    LINKTYPE_RAW: "raw IP",
+    LINKTYPE_RAW_OBSD: "raw IP",
+    LINKTYPE_RAW_14: "raw IP",
+    LINKTYPE_LOOP: "OpenBSD loopback",
+    LINKTYPE_LINUX_SLL: "Linux cooked (SLL)",
+    LINKTYPE_PPI: "PPI",
+    LINKTYPE_IPV4: "raw IPv4",
+    LINKTYPE_IPV6: "raw IPv6",
+    LINKTYPE_NFLOG: "Linux NFLOG",
+    LINKTYPE_LINUX_SLL2: "Linux cooked v2 (SLL2)",
+}

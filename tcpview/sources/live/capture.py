@@ -1,0 +1,348 @@
+"""Live capture from a network interface: a Linux packet socket with a memory-mapped ring.
+
+Why not scapy's sniffer: dissecting every packet in Python loses packets from a few ten
+thousand packets per second on. This source reads raw frames with no dissection:
+
+- an ``AF_PACKET`` socket bound to one interface (``any``: every interface, cooked);
+- the capture filter compiled to classic BPF by libpcap (``pcap_compile`` through ctypes,
+  the same code tcpdump uses) and attached to the socket, so the kernel drops unwanted
+  packets before they are copied;
+- a ``TPACKET_V3`` receive ring: the kernel writes packets into shared blocks and hands over
+  a whole block at a time, so there is one ``poll`` per block instead of one ``recv`` per
+  packet, and tens of megabytes absorb bursts while the tracker is busy;
+- each finished block is copied out in one piece and given back to the kernel at once; the
+  records point into that copy exactly as :class:`~tcpview.sources.pcap.CaptureReader`'s
+  records point into a file chunk, so the decoder works in place.
+
+Loopback hands every packet to packet sockets twice (once leaving, once arriving). A short
+BPF prefix drops the ``PACKET_OUTGOING`` copy on ``lo`` in the kernel, so each packet counts
+once. Kernel drops come from ``PACKET_STATISTICS`` and are shown through :meth:`status`.
+
+A VLAN tag that the network card strips (VLAN offload) is not in the frame; tcpdump puts it
+back, this source does not. It does not change TCP states; frames saved with ``-w`` lack it.
+
+Everything that can go wrong because of what the user asked for (no privileges, unknown
+interface, bad filter, an existing output file) raises :class:`LiveError` with one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from .ifaces import (
+    _check_interface,
+    default_interface,
+    interface_type,
+)
+from .ring import (
+    _BLOCK,
+    _PKT,
+    _REQ3,
+    _STATS3,
+    _STATUS,
+    ARPHRD_ETHER,
+    ARPHRD_LOOPBACK,
+    BLOCK_SIZE,
+    DEFAULT_BUFFER_MB,
+    DEFAULT_SNAPLEN,
+    ETH_P_ALL,
+    NEED_PRIVILEGES,
+    PACKET_RX_RING,
+    PACKET_STATISTICS,
+    PACKET_VERSION,
+    RETIRE_MS,
+    SAVE_SNAPLEN,
+    SOL_PACKET,
+    TP_STATUS_KERNEL,
+    TP_STATUS_USER,
+    TPACKET_V3,
+    LiveError,
+    _accept_all,
+    _attach,
+    compile_filter,
+    drop_loopback_outgoing,
+)
+from .sink import PcapSink
+
+
+# -- the source ------------------------------------------------------------------------------
+class LiveSource:
+    """Capture on an interface; a :class:`~tcpview.sources.base.Source`.
+
+    The socket is opened in the constructor, so every user error surfaces before a UI starts.
+    :meth:`frames` runs on one worker thread (the capture thread); :meth:`status` may be
+    called from any thread.
+
+    Args:
+        interface: interface name, ``any``, or None for the one holding the default route.
+        bpf: tcpdump filter expression applied in the kernel (None: everything).
+        write: also save every captured frame to this pcap file.
+        force: allow ``write`` to overwrite an existing file.
+        snaplen: bytes kept per frame (default: headers only, whole frames with ``write``).
+        buffer_mb: size of the kernel ring in MiB.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        interface: str | None = None,
+        bpf: str | None = None,
+        write: str | None = None,
+        force: bool = False,
+        snaplen: int | None = None,
+        buffer_mb: int = DEFAULT_BUFFER_MB,
+    ) -> None:
+        if not sys.platform.startswith("linux"):
+            raise LiveError("live capture is only supported on Linux; use `tcpview replay FILE`")
+        self.interface = interface or default_interface()
+        self.bpf = bpf or None
+        self.snaplen = snaplen or (SAVE_SNAPLEN if write else DEFAULT_SNAPLEN)
+        if not 64 <= self.snaplen <= SAVE_SNAPLEN:
+            raise LiveError(f"snap length must be between 64 and {SAVE_SNAPLEN}")
+        self.name = f"live {self.interface}" + (f" ({self.bpf})" if self.bpf else "")
+        self.buffer_mb = buffer_mb
+        self.captured = 0
+        self.kernel_seen = 0
+        self.kernel_drops = 0
+        self.blocks = 0
+        self.error: str | None = None
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        self._reader: int | None = None  # thread running frames(), if any
+        self._reader_done = threading.Event()
+        self._reader_done.set()
+        self._sock: socket.socket | None = None
+        self._mm: mmap.mmap | None = None
+        self.sink: PcapSink | None = None
+        self.timeline = None
+        """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
+        self._open(buffer_mb)
+        if write:
+            try:
+                self.save_to(write, force)
+            except LiveError:
+                self.close()
+                raise
+
+    def save_to(self, path: str, force: bool = False) -> None:
+        """Also save every frame captured from now on to the pcap file ``path``.
+
+        Call before :meth:`frames` starts. Frames are cut at this source's snap length,
+        fixed when the socket opened (pass ``snaplen`` or ``write`` to the constructor for
+        whole frames).
+        """
+        if self.sink is not None:
+            raise LiveError("already saving to " + self.sink.path)
+        self.sink = PcapSink(path, self.linktype, self.snaplen, force)
+
+    # -- setup -----------------------------------------------------------------------------
+    def _open(self, buffer_mb: int) -> None:
+        iface = self.interface
+        any_iface = iface == "any"
+        if any_iface:
+            arphrd = None
+        else:
+            _check_interface(iface)
+            arphrd = interface_type(iface)
+        # Ethernet-like interfaces give whole frames; anything else (tun, ppp, any) is read
+        # "cooked": the kernel strips the link header and the frames are raw IP.
+        raw = arphrd in (ARPHRD_ETHER, ARPHRD_LOOPBACK)
+        self.linktype = LINKTYPE_ETHERNET if raw else LINKTYPE_RAW
+        # Compile first (no privileges needed): a typo is reported as a typo.
+        prog = compile_filter(self.bpf, self.linktype, self.snaplen) if self.bpf else _accept_all(self.snaplen)
+        if any_iface:
+            try:
+                lo = socket.if_nametoindex("lo")
+            except OSError:
+                lo = None
+            if lo is not None:
+                prog = drop_loopback_outgoing(prog, lo)
+        elif arphrd == ARPHRD_LOOPBACK:
+            prog = drop_loopback_outgoing(prog)
+        if len(prog) > 4096:
+            raise LiveError(f"capture filter {self.bpf!r} is too long for the kernel")
+        stype = socket.SOCK_RAW if raw else socket.SOCK_DGRAM
+        try:
+            # protocol 0 receives nothing until bind(), so no packet slips past the filter
+            sock = socket.socket(socket.AF_PACKET, stype, socket.htons(ETH_P_ALL) if any_iface else 0)
+        except PermissionError:
+            raise LiveError(NEED_PRIVILEGES) from None
+        except OSError as e:
+            if e.errno in (errno.EPERM, errno.EACCES):
+                raise LiveError(NEED_PRIVILEGES) from None
+            raise LiveError(f"cannot open a packet socket: {e.strerror}") from None
+        self._sock = sock
+        try:
+            _attach(sock, prog)
+            sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            nblocks = max(2, (max(1, buffer_mb) << 20) // BLOCK_SIZE)
+            frame_size = 2048
+            req = _REQ3.pack(BLOCK_SIZE, nblocks, frame_size, (BLOCK_SIZE // frame_size) * nblocks,
+                             RETIRE_MS, 0, 0)
+            sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
+            self._nblocks = nblocks
+            self._mm = mmap.mmap(sock.fileno(), BLOCK_SIZE * nblocks, mmap.MAP_SHARED,
+                                 mmap.PROT_READ | mmap.PROT_WRITE)
+            if not any_iface:
+                sock.bind((iface, ETH_P_ALL))
+        except OSError as e:
+            self.close()
+            if e.errno == errno.ENODEV:
+                raise LiveError(f"no such interface: {iface!r}") from None
+            if e.errno == errno.ENETDOWN:
+                raise LiveError(f"interface {iface} is down") from None
+            if e.errno == errno.ENOMEM:
+                raise LiveError(f"the kernel refused a {buffer_mb} MiB capture ring (try a smaller --buffer)") from None
+            raise LiveError(f"cannot capture on {iface}: {e.strerror}") from None
+        self._block = 0
+        self._poll = select.poll()
+        self._poll.register(sock.fileno(), select.POLLIN | select.POLLERR)
+
+    # -- Source protocol ---------------------------------------------------------------------
+    def frames(self, stop: threading.Event) -> Iterator[tuple | None]:
+        """Yield records ``(frame, ts, linktype, buf, off, caplen, origlen)`` until ``stop``.
+
+        Yields ``None`` whenever no packet arrived for a while (about 0.1 s), so the consumer
+        can flush its batch and notice ``stop``.
+        """
+        mm = self._mm
+        if mm is None:
+            return
+        lt = self.linktype
+        nblocks = self._nblocks
+        unpack_block = _BLOCK.unpack_from
+        unpack_pkt = _PKT.unpack_from
+        status_of = _STATUS.unpack_from
+        sink = self.sink
+        poll = self._poll.poll
+        frame = self.captured
+        closing = self._closing
+        self._reader = threading.get_ident()
+        self._reader_done.clear()
+        try:
+            while not stop.is_set() and not closing.is_set():
+                boff = self._block * BLOCK_SIZE
+                if not status_of(mm, boff + 8)[0] & TP_STATUS_USER:
+                    yield None
+                    if stop.is_set() or closing.is_set():
+                        break
+                    for _fd, ev in poll(100):
+                        if ev & select.POLLERR:
+                            self._socket_error()
+                    continue
+                _v, _p, _st, npkts, first, blen = unpack_block(mm, boff)
+                data = mm[boff : boff + blen]  # one copy; the records point into it
+                _STATUS.pack_into(mm, boff + 8, TP_STATUS_KERNEL)  # hand the block back now
+                self._block = (self._block + 1) % nblocks
+                self.blocks += 1
+                spans = [] if sink is not None else None
+                p = first
+                for _ in range(npkts):
+                    nxt, sec, nsec, snap, wlen, _s, mac, _net = unpack_pkt(data, p)
+                    frame += 1
+                    ts = sec + nsec * 1e-9
+                    if spans is not None:
+                        spans.append((sec, nsec, p + mac, snap, wlen))
+                    yield (frame, ts, lt, data, p + mac, snap, wlen)
+                    p += nxt
+                self.captured = frame
+                if spans:
+                    sink.write_block(data, spans)  # type: ignore[union-attr]
+                    if sink.error:  # type: ignore[union-attr]
+                        self.error = sink.error  # type: ignore[union-attr]
+                        sink = None
+        finally:
+            self.captured = frame
+            self._read_stats()
+            self._reader_done.set()
+
+    def _socket_error(self) -> None:
+        """Read (and so clear) a pending socket error, e.g. the interface went down.
+
+        Capture goes on: a packet socket stays bound and sees packets again when the
+        interface comes back up. The error is kept for the UI and the final message.
+        """
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            except OSError:
+                return
+        if err == errno.ENETDOWN:
+            self.error = f"interface {self.interface} went down"
+        elif err:
+            self.error = f"capture on {self.interface}: {os.strerror(err)}"
+
+    def progress(self) -> float | None:
+        """Always None: a live capture has no end."""
+        return None
+
+    def now(self) -> float:
+        """Capture time now: packets carry wall-clock times, so idle timers (TIME_WAIT
+        expiry) can advance with the clock while nothing arrives."""
+        return time.time()
+
+    def _read_stats(self) -> None:
+        with self._lock:
+            if self._sock is None:
+                return
+            try:
+                raw = self._sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS3.size)
+            except OSError:
+                return
+            # the kernel resets the counters on each read; tp_packets includes the drops
+            packets, drops, _freeze = _STATS3.unpack(raw)
+            self.kernel_seen += packets
+            self.kernel_drops += drops
+
+    def status(self) -> dict[str, int]:
+        """``captured`` frames, ``dropped`` by the kernel (ring full), ``saved`` to ``-w``,
+        and ``skipped`` (frames the decoder could not use) once :attr:`timeline` is set."""
+        self._read_stats()
+        out = {"captured": self.captured, "dropped": self.kernel_drops}
+        if self.sink is not None:
+            out["saved"] = self.sink.count
+        tl = self.timeline
+        if tl is not None:
+            out["skipped"] = sum(tl.skipped.values())
+        return out
+
+    def close(self) -> None:
+        """Release the ring, the socket and the output file (idempotent).
+
+        A :meth:`frames` loop running on another thread is asked to stop first and given a
+        moment to do so, so it never reads a ring that is gone.
+        """
+        self._closing.set()
+        if self._reader is not None and self._reader != threading.get_ident():
+            self._reader_done.wait(2.0)
+        self._read_stats()
+        with self._lock:
+            if self._mm is not None:
+                try:
+                    self._mm.close()
+                except BufferError:
+                    pass  # a record still points into it; the GC will unmap it
+                self._mm = None
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+        if self.sink is not None:
+            self.sink.close()
+
+    def __enter__(self) -> LiveSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

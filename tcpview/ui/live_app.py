@@ -1,0 +1,442 @@
+"""The kernel's view beside a live capture on the same host (``tcpview live``, key ``K``).
+
+For every captured connection with an endpoint on this host, the kernel's own state of that
+endpoint (from /proc/net/tcp, what ``ss`` shows) is put beside the state tcpview inferred from
+the packets (:func:`tcpview.kernel.sockets.compare`). They disagree when packets were missed (a
+filter, kernel drops, a capture started mid-connection) or when timers differ. The pane
+shows the selected connection side by side and lists the connections that disagree; ``D``
+filters the table down to them.
+
+:class:`LiveApp` is the capture viewer plus this pane; everything else is the viewer's.
+The kernel table is read and compared on a worker thread at most once a second; only the
+UI thread touches widgets.
+
+Two more things belong to a live capture: a status line (:class:`CaptureStatus`: captured,
+dropped by the kernel, skipped by the decoder, saved), and ``i``, which captures on another
+interface (:class:`InterfacePicker`). Switching opens the new capture first (so an error
+leaves the old one running), then stops the old one and starts over with a fresh timeline,
+the same filter and snap length. Saving with ``-w`` goes on into the same file when the new
+interface gives the same kind of frames (a pcap file has one link type); otherwise the
+switch is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+
+from rich.text import Text
+from textual import work
+from textual.binding import Binding
+from textual.message import Message
+from textual.widget import Widget
+
+from ..engine.pump import Pump
+from ..engine.model import STATE_NAMES
+from ..engine.player import Player
+from ..engine.query import ConnRows
+from ..engine.tracker import Tracker
+from ..kernel.sockets import Comparison, KernelSnapshot, compare, snapshot
+from ..sources.linktypes import LINKTYPE_ETHERNET
+from ..sources.live.ring import LiveError
+from ..sources.live.capture import LiveSource
+from ..textutil import safe
+from .app import SourceEnded, TcpviewApp
+from .commands import ActionCommands
+from .screens.iface_picker import InterfacePicker
+from .widgets.capture_status import CaptureStatus
+from .widgets.conn_table import ConnectionTable
+from .widgets.ladder import Ladder
+from .widgets.player_bar import PlayerBar
+from .widgets.repaint import PaintedText
+from .widgets.why_line import WhyLine
+
+MAX_LISTED = 12
+
+
+class KernelRead(Message):
+    """A kernel snapshot was read and compared with the timeline (replaceable)."""
+
+    def __init__(self, snap: KernelSnapshot, results: dict[int, Comparison]) -> None:
+        super().__init__()
+        self.snap = snap
+        self.results = results
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, KernelRead)
+
+
+class CaptureSwitched(Message):
+    """The capture on another interface is open and the old one stopped (from a worker)."""
+
+    def __init__(self, source: LiveSource, old: LiveSource) -> None:
+        super().__init__()
+        self.source = source
+        self.old = old
+
+
+class SwitchFailed(Message):
+    """Capturing on ``interface`` could not start; the old capture runs on."""
+
+    def __init__(self, interface: str, error: str) -> None:
+        super().__init__()
+        self.interface = interface
+        self.error = error
+
+
+class LiveCommands(ActionCommands):
+    """The live capture's commands for the command palette (Ctrl+P)."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        run = self.app.run_action
+        return [
+            ("Capture on another interface…", "Pick an interface; capture starts over there (same filter)",
+             partial(run, "pick_interface")),
+            ("Toggle kernel view", "The kernel's state of this host's sockets beside the captured states",
+             partial(run, "toggle_kernel")),
+            ("Kernel differences", "Filter the table to the connections the kernel disagrees with",
+             partial(run, "kernel_differences")),
+        ]
+
+
+class KernelPane(PaintedText, Widget):
+    """Two lines: the selected connection as the kernel and the capture see it, and which
+    connections the two disagree on."""
+
+    COMPONENT_CLASSES = {"kernel--label", "kernel--agree", "kernel--differ", "kernel--dim"}
+
+    DEFAULT_CSS = """
+    KernelPane { height: 2; padding: 0 1; display: none; background: $panel; }
+    KernelPane.-on { display: block; }
+    KernelPane > .kernel--label { text-style: bold; color: $text-primary; }
+    KernelPane > .kernel--agree { color: $state-established; }
+    KernelPane > .kernel--differ { text-style: bold; color: $tcp-anomaly; }
+    KernelPane > .kernel--dim { color: $text-muted; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.results: dict[int, Comparison] = {}
+        self.snap_ts: float | None = None
+        self.cid: int | None = None
+        self.texts: tuple[str, str] = ("", "")
+        self.past = False
+
+    def differing(self) -> list[int]:
+        """Ids of the connections whose states the kernel disagrees with."""
+        return sorted(cid for cid, r in self.results.items() if r.disagree)
+
+    def update_view(self, tl, cid: int | None, past: bool) -> None:  # type: ignore[no-untyped-def]
+        """Show connection ``cid``; ``past`` when the cursor is not at the newest packet."""
+        self.cid, self.past = cid, past
+        if cid is not None and cid < len(tl.conns):
+            c = tl.conns[cid]
+            self.texts = (c.client_text(), c.server_text())
+        self.refresh_if_changed()
+
+    def build(self) -> Text:
+        st = self.get_component_rich_style
+        label, agree, differ, dim = (st(f"kernel--{k}", partial=True) for k in ("label", "agree", "differ", "dim"))
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append("kernel ", label)
+        if self.snap_ts is None:
+            out.append("reading the socket table…", dim)
+            return out
+        r = self.results.get(self.cid) if self.cid is not None else None
+        if self.cid is None:
+            out.append("no connection selected", dim)
+        elif r is None:
+            out.append(f"#{self.cid} was not in the capture when the table was read", dim)
+        elif r.kernel == (None, None):
+            out.append(f"#{self.cid}: neither end is on this host", dim)
+        else:
+            out.append(f"#{self.cid} ")
+            for side, name in ((0, "client"), (1, "server")):
+                k, s = r.kernel[side], r.sniffed[side]
+                out.append(f"{name} {self.texts[side]} ")
+                if k is None:
+                    out.append("(another host)", dim)
+                else:
+                    same = k == s
+                    out.append(STATE_NAMES[k], agree if same else differ)
+                    out.append(f" (capture {STATE_NAMES[s]})" if not same else " (capture same)", dim)
+                out.append("   ")
+            out.append("≠ differs" if r.disagree else "✓ agrees", differ if r.disagree else agree)
+        out.append("\n")
+        local = sum(1 for r in self.results.values() if r.kernel != (None, None))
+        diff = self.differing()
+        age = time.time() - self.snap_ts
+        out.append(f"read {age:.1f} s ago: ", dim)
+        if diff:
+            listed = " ".join(f"#{i}" for i in diff[:MAX_LISTED]) + (" …" if len(diff) > MAX_LISTED else "")
+            out.append(f"{len(diff)} of {local} local connections differ: ", differ)
+            out.append(listed)
+            out.append("   D: show them in the table", dim)
+        else:
+            out.append(f"all {local} local connections agree", agree)
+        if self.past:
+            out.append("   (the kernel's view is of now; the cursor is in the past)", dim)
+        return out
+
+
+class LiveApp(TcpviewApp):
+    """The capture viewer with the capture's status line, the kernel's view a key away
+    (``K``) and an interface picker (``i``).
+
+    Args:
+        source: the capture (normally a :class:`~tcpview.sources.live.capture.LiveSource`).
+        on_switch: called on the UI thread with each new source after ``i`` switched the
+            capture (whoever started the app closes it and reports its figures).
+        **opts: as for :class:`~tcpview.ui.app.TcpviewApp`.
+    """
+
+    COMMANDS = TcpviewApp.COMMANDS | {LiveCommands}
+
+    BINDINGS = [
+        *TcpviewApp.BINDINGS,
+        Binding("i", "pick_interface", "Interface", id="live.interface",
+                tooltip="Capture on another interface (same filter; the timeline starts over)"),
+        Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
+                tooltip="Show the kernel's state of this host's sockets beside the captured states"),
+        Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
+                tooltip="Filter the table to the connections the kernel disagrees with"),
+    ]
+
+    def __init__(self, source, on_switch: Callable[[LiveSource], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(source, **opts)
+        self.kernel_on = False
+        self._kernel_busy = threading.Lock()
+        self._drops_told = 0
+        self._error_told: str | None = None
+        self._on_switch = on_switch
+        self.switching: str | None = None
+        """The interface a switch is under way to (None: no switch)."""
+        self._pending: LiveSource | None = None  # opened by a switch, not yet shown
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield from super().compose()
+        yield KernelPane(id="kernel")
+        yield CaptureStatus(id="capture-status")
+
+    # Textual calls a base class's handler of the same message too (unless prevented), so
+    # the handlers below add to TcpviewApp's and never call super().
+    def on_mount(self) -> None:
+        self._update_status()
+        self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
+
+    def on_unmount(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.close()
+
+    def _main(self, kind):  # type: ignore[no-untyped-def]
+        """The widget of type ``kind`` on the main screen (a modal may be on top)."""
+        return self.screen_stack[0].query_one(kind)
+
+    def _kernel_tick(self) -> None:
+        self._update_status()
+        if self.kernel_on:
+            self._read_kernel()
+
+    # -- the status line -------------------------------------------------------------------
+    def _update_status(self) -> None:
+        """Read the capture's counts into the status line; tell about new drops and errors."""
+        src = self.source
+        status = getattr(src, "status", None)
+        try:
+            st = dict(status()) if status is not None else {}
+        except Exception:  # noqa: BLE001 - a status problem must not stop the app
+            st = {}
+        reasons = dict(self.tl.skipped)  # one C-level copy while the feed thread adds to it
+        st["skipped"] = sum(reasons.values())
+        sink = getattr(src, "sink", None)
+        error = getattr(src, "error", None)
+        self._main(CaptureStatus).show(getattr(src, "interface", getattr(src, "name", "")), st, reasons,
+                                       save_path=sink.path if sink is not None else None, error=error)
+        self._check_drops(st, error)
+
+    def _check_drops(self, st: dict[str, int], error: str | None) -> None:
+        """Say so when the kernel dropped packets (states may then be wrong) or the capture
+        hit a problem it carries on through (the interface went down)."""
+        if error and error != self._error_told:
+            self._error_told = error
+            self.notify(safe(str(error)), title="capture", severity="error", timeout=15, markup=False)
+        dropped = int(st.get("dropped", 0))
+        if dropped > self._drops_told:
+            self.notify(f"the kernel dropped {dropped - self._drops_told} packets (capture ring full; "
+                        f"{dropped} in all): states may be off — K compares with the kernel",
+                        title="packets lost", severity="warning", timeout=8, markup=False)
+            self._drops_told = dropped
+
+    # -- switching interface ---------------------------------------------------------------
+    def action_pick_interface(self) -> None:
+        """Choose another interface to capture on."""
+        src = self.source
+        if not isinstance(src, LiveSource):
+            self.notify("this source is not a live capture", severity="warning", markup=False)
+            return
+        if self.switching is not None:
+            self.notify(f"already switching to {self.switching}", markup=False)
+            return
+        kept = [f"filter {src.bpf}" if src.bpf else "no filter", f"snap length {src.snaplen}"]
+        if src.sink is not None:
+            kept.append(f"saving to {src.sink.path}")
+        note = "kept: " + ", ".join(kept) + "; the timeline starts over"
+        self.push_screen(InterfacePicker(src.interface, note), self._picked)
+
+    def _picked(self, name: str | None) -> None:
+        if name:
+            self.switch_interface(name)
+
+    def switch_interface(self, name: str) -> None:
+        """Capture on interface ``name`` instead, with a fresh timeline (UI thread).
+
+        The new capture is opened first: if that fails (no such interface, no permission)
+        one notification says why and the old capture goes on. Then the old capture stops
+        and the views start over. Saving goes on into the same file, when the new
+        interface gives the same kind of frames; otherwise the switch is refused.
+        """
+        src = self.source
+        if not isinstance(src, LiveSource):
+            self.notify("this source is not a live capture", severity="warning", markup=False)
+            return
+        if self.switching is not None:
+            self.notify(f"already switching to {self.switching}", markup=False)
+            return
+        self.switching = name
+        self._open_and_stop(name, src, self._stop)
+
+    @work(thread=True, exclusive=True, group="switch", exit_on_error=False)
+    def _open_and_stop(self, name: str, old: LiveSource, old_stop: threading.Event) -> None:
+        try:
+            new = LiveSource(name, bpf=old.bpf, snaplen=old.snaplen, buffer_mb=old.buffer_mb)
+        except LiveError as e:
+            self.post_message(SwitchFailed(name, str(e)))
+            return
+        except Exception as e:  # noqa: BLE001 - any failure leaves the old capture running
+            self.post_message(SwitchFailed(name, f"{type(e).__name__}: {e}"))
+            return
+        sink = old.sink
+        if sink is not None and new.linktype != sink.linktype:
+            new.close()
+            kinds = ("Ethernet frames", "raw IP packets")
+            have = kinds[0] if sink.linktype == LINKTYPE_ETHERNET else kinds[1]
+            got = kinds[0] if new.linktype == LINKTYPE_ETHERNET else kinds[1]
+            self.post_message(SwitchFailed(name, f"saving to {sink.path}, which holds {have}; {name} gives "
+                                           f"{got} and a pcap file holds one kind. To save {name}, quit "
+                                           f"and run tcpview live -i {name} -w ANOTHER-FILE"))
+            return
+        self._pending = new
+        old_stop.set()  # the feed stops reading within a poll (0.1 s)
+        old.sink = None  # the file goes on with the new capture: close() must leave it open
+        old.close()  # waits until the reader has left the ring
+        new.sink = sink
+        self.post_message(CaptureSwitched(new, old))
+
+    def on_switch_failed(self, message: SwitchFailed) -> None:
+        self.switching = None
+        self.notify(safe(message.error), title=f"cannot capture on {safe(message.interface)}",
+                    severity="error", timeout=12, markup=False)
+
+    def on_capture_switched(self, message: CaptureSwitched) -> None:
+        self.switching = None
+        self._pending = None
+        new = message.source
+        tracker = Tracker(msl2=self.tracker.msl2, fin_timeout=self.tracker.fin_timeout)
+        # the views key their caches on the version: never reuse one the old timeline had
+        tracker.tl.version = self.tl.version + 1
+        self.source, self.tracker, self.tl = new, tracker, tracker.tl
+        self.pump = Pump(new, tracker)
+        self.player = Player(self.pump.times, live=True)
+        self._stop = threading.Event()
+        self.loaded = False
+        self.load_error = None
+        self._drops_told, self._error_told = 0, None
+        self._reset_views()
+        self._read_source()
+        self._update_status()
+        saving = f"; still saving to {new.sink.path}" if new.sink is not None else ""
+        self.notify(f"capturing on {new.interface}: the timeline starts over{saving}", title="interface",
+                    markup=False)
+        if self._on_switch is not None:
+            self._on_switch(new)
+
+    def _reset_views(self) -> None:
+        """Point every view at the fresh timeline, keeping the filter and the sort."""
+        bar = self._main(PlayerBar)
+        bar.player = self.player
+        bar.source_name = safe(self.source.name)
+        bar.reading, bar.loading = False, None
+        table = self._main(ConnectionTable)
+        old = table.model
+        model = ConnRows()  # its caches belong to the old timeline
+        model.set_query(old.query.text)
+        model.sort, model.reverse = old.sort, old.reverse
+        table.model = model
+        self._main(Ladder).cid = None  # its row caches are the old connection's
+        self._main(WhyLine).explain_row(self.tl, None, None)
+        pane = self._main(KernelPane)
+        pane.results, pane.snap_ts = {}, None
+        self.refresh_views(force=True)
+        bar.refresh()
+        if self.kernel_on:
+            self._read_kernel()
+
+    def on_source_ended(self, message: SourceEnded) -> None:
+        if not self.pump.done:
+            # the end of the capture that was switched away from, not of this one
+            message.prevent_default()
+
+    # -- the kernel's view -----------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)
+    def _read_kernel(self) -> None:
+        if not self._kernel_busy.acquire(blocking=False):
+            return
+        try:
+            snap = snapshot()
+            results = compare(self.tl, snap)
+        finally:
+            self._kernel_busy.release()
+        self.post_message(KernelRead(snap, results))
+
+    def on_kernel_read(self, message: KernelRead) -> None:
+        pane = self._main(KernelPane)
+        pane.results, pane.snap_ts = message.results, message.snap.ts
+        self._update_kernel_pane()
+
+    def _update_kernel_pane(self) -> None:
+        if not self.kernel_on:
+            return
+        pane = self._main(KernelPane)
+        pane.update_view(self.tl, self._main(ConnectionTable).selected, self.player.query_time() is not None)
+
+    def refresh_views(self, force: bool = False, settle: bool = True) -> None:
+        super().refresh_views(force, settle)
+        if settle:  # the pane's "read N s ago" would otherwise repaint it on every tick
+            self._update_kernel_pane()
+
+    def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
+        self._update_kernel_pane()
+
+    def action_toggle_kernel(self) -> None:
+        """Show or hide the kernel's view."""
+        self.kernel_on = not self.kernel_on
+        pane = self._main(KernelPane)
+        pane.set_class(self.kernel_on, "-on")
+        if self.kernel_on:
+            self._read_kernel()
+            self._update_kernel_pane()
+
+    def action_kernel_differences(self) -> None:
+        """Filter the table to the connections the kernel disagrees with."""
+        if not self.kernel_on:
+            self.action_toggle_kernel()
+            self.notify("reading the kernel's table; press D again in a second", markup=False)
+            return
+        diff = self._main(KernelPane).differing()
+        if not diff:
+            self.notify("the kernel agrees with every captured connection of this host", markup=False)
+            return
+        self.action_set_filter(" ".join(f"id:{i}" for i in diff))

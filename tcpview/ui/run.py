@@ -1,0 +1,63 @@
+"""Starting the Textual UI from a command: the terminal check and the one run loop."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ..errors import UserError
+from ..textutil import safe
+
+
+def require_terminal() -> None:
+    """Check that the UI can run here: a terminal on stdin and stdout (or a Textual driver
+    chosen through ``TEXTUAL_DRIVER``, as tests and the web server do).
+
+    Commands call it before they create anything (``tcpview live -w`` its file), so that
+    without a terminal they leave nothing behind.
+
+    Raises:
+        UserError: stdin or stdout is not a terminal.
+    """
+    if not os.environ.get("TEXTUAL_DRIVER") and not (_is_tty(sys.stdin) and _is_tty(sys.stdout)):
+        # e.g. `ssh -T` into a demo account: without this the app would draw into a pipe forever
+        raise UserError("the interactive view needs a terminal on stdin and stdout (over SSH: ssh -t); "
+                        "tcpview summary and tcpview ladder print text")
+
+
+def _is_tty(stream) -> bool:  # type: ignore[no-untyped-def]
+    try:
+        return stream is not None and stream.isatty()
+    except (ValueError, OSError):  # closed
+        return False
+
+
+def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyped-def]
+    """Run the UI on ``source`` until the user quits; returns the exit status.
+
+    Args:
+        source: a :class:`tcpview.sources.base.Source`.
+        live: open the live-capture app (capture status line, kernel pane, interface
+            picker) instead of the viewer.
+        **opts: ``msl2``, ``fin_timeout`` (seconds), ``at`` (start the cursor there, seconds
+            after the first packet, once it has been read), ``tick`` (UI tick, seconds),
+            ``theme`` (a Textual ``Theme`` from ``--theme``, a theme name, or None for the
+            default), and for ``live`` ``on_switch`` (see :class:`tcpview.ui.live_app.LiveApp`).
+
+    Returns:
+        0, or 2 when the source failed (the reason is printed on stderr after the UI closes).
+    """
+    require_terminal()
+    if live:
+        from .live_app import LiveApp as App
+    else:
+        from .app import TcpviewApp as App
+    # The reader thread holds the GIL most of the time; the UI's event loop gives it up at
+    # every await and must get it back, so a short switch interval keeps keys snappy.
+    sys.setswitchinterval(0.001)
+    app = App(source, **opts)
+    app.run()
+    if app.load_error:
+        print(f"tcpview: error: {safe(app.load_error)}", file=sys.stderr)
+        return 2
+    return app.return_code or 0

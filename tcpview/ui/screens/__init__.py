@@ -1,0 +1,1 @@
+"""Modal screens: key help, one frame's dissection, the interface picker."""

@@ -1,0 +1,83 @@
+"""Every key binding of the app, grouped for the help screen and docs/keys.md.
+
+The table is built from the ``BINDINGS`` of the app and its widgets, so what the help shows
+is what the keys do. Run ``python -m tcpview.ui.screens.help.keys`` to print it as Markdown.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+_KEY_NAMES = {
+    "up": "↑", "down": "↓", "left": "←", "right": "→", "space": "space", "pageup": "PgUp",
+    "pagedown": "PgDn", "home": "Home", "end": "End", "escape": "Esc", "enter": "Enter",
+    "question_mark": "?", "left_square_bracket": "[", "right_square_bracket": "]", "plus": "+",
+    "minus": "-", "equals_sign": "=", "comma": ",", "full_stop": ".", "slash": "/", "tab": "Tab",
+    "shift+tab": "Shift+Tab", "ctrl+home": "Ctrl+Home", "ctrl+end": "Ctrl+End", "ctrl+p": "Ctrl+P",
+    "ctrl+q": "Ctrl+Q",
+}
+
+FILTER_HELP = (
+    "`/` opens the filter box; terms are ANDed and apply as you type. `state:CLOSE_WAIT` "
+    "(either endpoint; also `close-wait`, prefixes like `state:fin_wait`, and `tw` `cw` `est` "
+    "`syn-recv`), `client:STATE` / `server:STATE` (one endpoint), `port:443` (either port), "
+    "`is:partial` `is:refused` `is:reset` `is:anomaly`, `id:12`, an IP address (either "
+    "endpoint), or any other word (part of the client or server text, e.g. `:443`). State "
+    "terms are evaluated at the cursor, so the list changes as you seek."
+)
+
+SECTIONS = ("Player", "Connections", "Ladder", "Counters", "General", "Detail pane")
+
+
+def key_display(keys: str) -> str:
+    """``up,k`` -> ``↑ k``."""
+    return " ".join(_KEY_NAMES.get(k.strip(), k.strip()) for k in keys.split(","))
+
+
+def _section(binding: Binding, default: str) -> str:
+    bid = binding.id or ""
+    prefix = bid.split(".", 1)[0]
+    return {"player": "Player", "table": "Connections", "ladder": "Ladder", "counters": "Counters",
+            "app": "General", "detail": "Detail pane"}.get(prefix, default)
+
+
+def key_rows() -> list[tuple[str, str, str]]:
+    """``(section, keys, what it does)`` for every binding, in section order."""
+    from ...app import TcpviewApp
+    from ...widgets.conn_table import ConnectionTable
+    from ...widgets.ladder import Ladder
+    from ..detail import DetailScreen
+
+    rows: list[tuple[str, str, str]] = []
+    for default, cls in (("General", TcpviewApp), ("Connections", ConnectionTable), ("Ladder", Ladder),
+                         ("Detail pane", DetailScreen)):
+        for b in cls.BINDINGS:
+            if not isinstance(b, Binding):
+                continue
+            what = b.tooltip or b.description
+            rows.append((_section(b, default), key_display(b.key), what))
+    rows.append(("General", "Tab Shift+Tab", "Move the focus between the table and the ladder"))
+    rows.append(("General", "Ctrl+P", "Command palette: every action by name"))
+    rows.append(("General", "mouse", "Click a row to select it, a header to sort, the timeline to seek "
+                 "(drag to scrub), a counter to filter on its state; wheel scrolls"))
+    order = {s: i for i, s in enumerate(SECTIONS)}
+    return sorted(rows, key=lambda r: order.get(r[0], 99))
+
+
+def keys_markdown() -> str:
+    """The key table as Markdown (for docs/keys.md)."""
+    out = ["# tcpview keys", "", "Every binding of `tcpview replay`, `tcpview demo` and `tcpview live` "
+           "(also shown by `?` in the app). Vim keys sit beside the arrows.", ""]
+    section = None
+    for sec, keys, what in key_rows():
+        if sec != section:
+            out += ["", f"## {sec}", "", "| keys | what it does |", "|---|---|"]
+            section = sec
+        keys_md = " ".join(f"`{k}`" for k in keys.split(" ")) if keys != "mouse" else "mouse"
+        out.append(f"| {keys_md} | {what} |")
+    out += ["", "## Filter", "", FILTER_HELP]
+    return "\n".join(out).replace("\n\n\n", "\n\n") + "\n"
+
+
+if __name__ == "__main__":
+    print(keys_markdown(), end="")

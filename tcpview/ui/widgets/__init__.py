@@ -1,0 +1,1 @@
+"""The widgets of the tcpview screens, one module each."""

@@ -1,0 +1,102 @@
+"""The capture's status line (``tcpview live``): what was captured, and what was lost.
+
+``captured N · dropped N · skipped N · saved N``: packets the capture delivered, packets the
+kernel dropped because its ring was full (the states shown may then be wrong), frames the
+decoder could not use (not TCP, truncated, IP fragments), and packets written with ``-w``.
+Always visible, so nothing is lost silently; the line turns to the warning colour once
+the kernel has dropped anything, and to the error colour while the capture reports an
+error (the interface went down). The app updates it about once a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.text import Text
+from textual.widget import Widget
+
+from ...textutil import safe
+from .repaint import PaintedText
+
+
+class CaptureStatus(PaintedText, Widget):
+    """One line of capture counts; ``-dropped`` and ``-error`` classes highlight losses."""
+
+    COMPONENT_CLASSES = {"capture-status--label", "capture-status--figure", "capture-status--lost",
+                         "capture-status--error"}
+
+    DEFAULT_CSS = """
+    CaptureStatus { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    CaptureStatus > .capture-status--label { color: $text-muted; }
+    CaptureStatus > .capture-status--figure { color: $text; }
+    CaptureStatus > .capture-status--lost { text-style: bold; color: $text-warning; }
+    CaptureStatus > .capture-status--error { text-style: bold; color: $text-error; }
+    CaptureStatus.-dropped { background: $warning-muted; }
+    CaptureStatus.-error { background: $error-muted; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.interface = ""
+        self.captured = 0
+        self.dropped = 0
+        self.skipped = 0
+        self.saved: int | None = None
+        self.save_path: str | None = None
+        self.error: str | None = None
+        self.reasons: dict[str, int] = {}
+
+    def show(self, interface: str, status: Mapping[str, int], reasons: Mapping[str, int] | None = None,
+             save_path: str | None = None, error: str | None = None) -> None:
+        """Show a capture's :meth:`~tcpview.sources.live.capture.LiveSource.status`.
+
+        Args:
+            interface: the interface captured on.
+            status: ``captured``, ``dropped``, ``skipped`` and (when saving) ``saved``.
+            reasons: skipped frames by reason (the timeline's ``skipped``), for the tooltip.
+            save_path: the ``-w`` file, when saving.
+            error: a problem the capture carries on through (None: none).
+        """
+        reasons = dict(reasons or {})
+        new = (interface, int(status.get("captured", 0)), int(status.get("dropped", 0)),
+               int(status.get("skipped", sum(reasons.values()))),
+               int(status["saved"]) if "saved" in status else None, save_path, error, reasons)
+        old = (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.save_path,
+               self.error, self.reasons)
+        if new == old:
+            return
+        (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.save_path,
+         self.error, self.reasons) = new
+        self.set_class(self.dropped > 0, "-dropped")
+        self.set_class(bool(error), "-error")
+        tips = [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
+        self.tooltip = ("skipped: " + ", ".join(tips)) if tips else None
+        self.refresh_if_changed()  # a counter's digits, not the whole line
+
+    def plain(self) -> str:
+        """The line as plain text (what it shows, without styles)."""
+        return self.build().plain
+
+    def build(self) -> Text:
+        st = self.get_component_rich_style
+        label, figure, lost, err = (st(f"capture-status--{k}", partial=True)
+                                    for k in ("label", "figure", "lost", "error"))
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append(f"{safe(self.interface)}  ", figure)  # Text, not markup: never interpreted
+        parts: list[tuple[str, int, bool]] = [("captured", self.captured, False),
+                                              ("dropped", self.dropped, self.dropped > 0),
+                                              ("skipped", self.skipped, False)]
+        if self.saved is not None:
+            parts.append(("saved", self.saved, False))
+        for i, (name, n, bad) in enumerate(parts):
+            if i:
+                out.append(" · ", label)
+            out.append(f"{name} ", lost if bad else label)
+            out.append(f"{n:,}", lost if bad else figure)  # exact: these are the figures to trust
+        if self.saved is not None and self.save_path:
+            out.append(f" → {safe(self.save_path)}", label)
+        if self.dropped:
+            out.append("   the kernel dropped packets: states may be off (K compares)", lost)
+        if self.error:
+            out.append(f"   {safe(self.error)}", err)
+        return out

@@ -1,0 +1,328 @@
+"""The connection table: one row per connection, as of the cursor, virtualized.
+
+A :class:`~textual.scroll_view.ScrollView` with the Line API (like Textual's ``Log``):
+``render_line`` builds only the rows on screen, Strips are cached in an ``LRUCache`` that
+is cleared when the cursor time or the data change, and the row list itself is a ``range``
+until a filter or sort needs a real list. 100k connections cost what 20 do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.message import Message
+from textual.strip import Strip
+
+from ...engine.model import STATE_NAMES
+from ...engine.query import SORT_KEYS, ConnQuery, ConnRows, last_ts_at
+from ...engine.store import Timeline
+from .. import fmt
+from ..styles import STATE_FAMILY_BY_VALUE
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: sort key, title, width in cells, right-aligned or not."""
+
+    key: str
+    title: str
+    width: int
+    right: bool = False
+
+
+TITLES = {
+    "id": "id", "client": "client", "server": "server", "cstate": "client state",
+    "sstate": "server state", "pkts": "pkts", "bytes": "bytes", "idle": "idle", "age": "age",
+    "notes": "notes",
+}
+SORT_NAMES = {
+    "id": "id", "client": "client", "server": "server", "cstate": "client state",
+    "sstate": "server state", "pkts": "packets", "bytes": "bytes", "idle": "idle", "age": "age",
+    "notes": "notes",
+}
+
+_SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
+
+
+def layout(width: int, id_width: int = 4) -> list[Column]:
+    """Columns that fit ``width`` cells: the core ones always, extras as room allows."""
+    state_w = 12 if width >= 100 else 11
+    core = [Column("id", "id", max(3, id_width), True), Column("cstate", "client", state_w),
+            Column("sstate", "server", state_w), Column("pkts", "pkts", 5, True)]
+    extras = [Column("idle", "idle", 5, True), Column("bytes", "bytes", 6, True),
+              Column("notes", "notes", 8), Column("age", "age", 5, True)]
+    used = sum(c.width for c in core) + 5  # five gaps: core four + two addresses
+    addr_pref, addr_min = 21, 14
+    chosen: list[Column] = []
+    for col in extras:
+        if width - used - col.width - 1 >= 2 * addr_pref:
+            chosen.append(col)
+            used += col.width + 1
+    addr = max(addr_min, (width - used) // 2)
+    addr = min(addr, 47)
+    if width >= 100:
+        core[1] = Column("cstate", "client state", state_w)
+        core[2] = Column("sstate", "server state", state_w)
+    cols = [core[0], Column("client", "client", addr), Column("server", "server", addr), core[1], core[2], core[3]]
+    order = {"bytes": 0, "idle": 1, "age": 2, "notes": 3}
+    cols.extend(sorted(chosen, key=lambda c: order[c.key]))
+    # give what is left to the notes column (or nothing)
+    return cols
+
+
+class ConnectionTable(VirtualList):
+    """Every connection's endpoints, states and counts at the cursor; the cursor row selects
+    the connection the ladder shows."""
+
+    BINDINGS = [
+        *cursor_bindings("table", "connection", "First row", "Last row"),
+        Binding("enter", "open", "Ladder", show=False, id="table.open", tooltip="Go to this connection's ladder"),
+    ]
+
+    COMPONENT_CLASSES = list_classes("conn-table", "sorted", "note", "dim")
+
+    DEFAULT_CSS = list_css("ConnectionTable", "conn-table") + """
+    ConnectionTable > .conn-table--sorted { text-style: bold underline; color: $text; }
+    ConnectionTable > .conn-table--note { color: $tcp-anomaly; }
+    ConnectionTable > .conn-table--dim { color: $text-muted; }
+    """
+
+    class Selected(Message):
+        """The cursor moved to another connection (``cid`` None: the table is empty)."""
+
+        def __init__(self, cid: int | None) -> None:
+            super().__init__()
+            self.cid = cid
+
+    class Opened(Message):
+        """Enter on a row: the user wants that connection's ladder."""
+
+        def __init__(self, cid: int) -> None:
+            super().__init__()
+            self.cid = cid
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.tl: Timeline | None = None
+        self.t: float | None = None
+        self.pos: float | None = None
+        self.model = ConnRows()
+        self.rows: Sequence[int] = range(0)
+        self.selected: int | None = None
+        self._key: tuple | None = None
+        self._last_compute = 0.0
+        self._compute_cost = 0.0
+        self._columns: list[Column] = []
+        self._columns_for: tuple[int, int] = (-1, -1)
+        self.clock: float | None = None
+        """The time the idle and age columns count to: the cursor, or up to a second behind
+        it while it moves by itself (see ``settle`` in :meth:`update_view`)."""
+
+    # -- data ---------------------------------------------------------------------------------
+    def update_view(self, tl: Timeline, t: float | None, pos: float | None, force: bool = False,
+                    settle: bool = True) -> None:
+        """Show the connections as of time t (None: now); ``pos`` is the cursor position.
+
+        Recomputing a filtered or sorted list of many connections is throttled while the
+        cursor moves by itself (playback, loading); ``force`` recomputes now.
+
+        ``settle`` False (a timer tick between the once-a-second ones) lets what changes with
+        the clock lag: the idle and age columns keep counting to the time they showed, and
+        rows added below the visible ones reach the scroll bar on the next settling update.
+        Both would otherwise repaint the whole table on every tick.
+        """
+        self.tl = tl
+        now = pos if pos is not None else tl.last_ts
+        clock = self.clock
+        if settle or now is None or clock is None or now < clock:
+            clock = now
+        key = (tl.version, t, self.model.query.text, self.model.sort, self.model.reverse)
+        if key == self._key and not force:
+            if clock != self.clock:
+                self.clock = clock
+                self._cache.clear()
+            self.sync_size(settle)
+            self.repaint_changed()
+            return
+        now_mono = time.monotonic()
+        simple = self.model.query.empty and self.model.sort == "id"
+        if not force and not simple and now_mono - self._last_compute < self._compute_cost * 5:
+            return  # keep the old list a little longer; the next tick will catch up
+        self._key = key
+        self.t, self.pos, self.clock = t, pos, clock
+        start = time.perf_counter()
+        rows = self.model.compute(tl, t)
+        self._compute_cost = time.perf_counter() - start
+        self._last_compute = now_mono
+        self._set_rows(rows, settle)
+
+    def _set_rows(self, rows: Sequence[int], settle: bool = True) -> None:
+        self.rows = rows
+        self._cache.clear()
+        self.sync_size(settle)
+        index = self._index_of(self.selected)
+        if index is None:
+            index = min(self.cursor, len(rows) - 1) if rows else 0
+        self.cursor = max(0, index)  # its watcher repaints what changed
+
+    def _index_of(self, cid: int | None) -> int | None:
+        rows = self.rows
+        if cid is None or not rows:
+            return None
+        if isinstance(rows, range):
+            return rows.index(cid) if cid in rows else None
+        try:
+            return rows.index(cid)  # type: ignore[union-attr]
+        except ValueError:
+            return None
+
+    def set_query(self, text: str) -> ConnQuery:
+        """Filter with a query (see :mod:`tcpview.engine.query`); returns it parsed."""
+        q = self.model.set_query(text)
+        if self.tl is not None:
+            self.update_view(self.tl, self.t, self.pos, force=True)
+        return q
+
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        """Sort by a column key (``SORT_KEYS``); the same key again reverses the order."""
+        if reverse is None:
+            reverse = (not self.model.reverse) if key == self.model.sort else False
+        self.model.sort, self.model.reverse = key, reverse
+        if self.tl is not None:
+            self.update_view(self.tl, self.t, self.pos, force=True)
+
+    def sort_next(self) -> None:
+        """Sort by the next column."""
+        keys = [c.key for c in self.columns()] or list(SORT_KEYS)
+        cur = self.model.sort
+        nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
+        self.sort_by(nxt, reverse=False)
+
+    def select_cid(self, cid: int) -> bool:
+        """Put the cursor on connection ``cid`` if it is listed."""
+        index = self._index_of(cid)
+        if index is None:
+            return False
+        self.cursor = index
+        return True
+
+    # -- the list -----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def row_key(self, index: int) -> int:
+        return self.rows[index]
+
+    def cursor_moved(self) -> None:
+        rows, new = self.rows, self.cursor
+        cid = rows[new] if rows and 0 <= new < len(rows) else None
+        if cid != self.selected:
+            self.selected = cid
+            self.post_message(self.Selected(cid))
+
+    def action_open(self) -> None:
+        """Enter: open the selected connection's ladder."""
+        if self.selected is not None:
+            self.post_message(self.Opened(self.selected))
+
+    def header_clicked(self, x: int) -> None:
+        left = 0
+        for col in self.columns():
+            if left <= x < left + col.width + 1:
+                self.sort_by(col.key)
+                return
+            left += col.width + 1
+
+    def row_clicked(self, index: int, chain: int) -> None:
+        if chain >= 2 and self.selected is not None:
+            self.post_message(self.Opened(self.selected))
+
+    # -- rendering ----------------------------------------------------------------------------
+    def columns(self) -> list[Column]:
+        """The columns for the current width."""
+        width = self.scrollable_content_region.width
+        idw = len(str(max(0, len(self.tl.conns) - 1))) if self.tl is not None else 2
+        if self._columns_for != (width, idw):
+            self._columns = layout(width, idw)
+            self._columns_for = (width, idw)
+        return self._columns
+
+    def render_header(self, width: int, base: Style) -> Strip:
+        head, sorted_st = base + self._style("conn-table--header"), base + self._style("conn-table--sorted")
+        segs: list[Segment] = []
+        used = 0
+        for col in self.columns():
+            title = TITLES.get(col.key, col.title) if col.width >= len(TITLES.get(col.key, "")) else col.title
+            if col.key == self.model.sort:
+                title = title + ("▼" if self.model.reverse else "▲")
+            text = fmt.ellipsize(title, col.width)
+            text = text.rjust(col.width) if col.right else text.ljust(col.width)
+            segs.append(Segment(text, sorted_st if col.key == self.model.sort else head))
+            segs.append(Segment(" ", base))
+            used += col.width + 1
+        strip = Strip(segs, used)
+        return strip.crop_extend(0, width, base).simplify()
+
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
+        tl = self.tl
+        assert tl is not None
+        cid = self.rows[index]
+        c = tl.conns[cid]
+        t = self.t
+        if t is None:
+            cs, ss = c.state
+            k = c.n
+        else:
+            cs, ss = c.states_at(t)
+            k = c.count_at(t)
+        pos = self.clock
+        if is_cursor:
+            base = base + self._style("conn-table--cursor")
+        dim = base + self._style("conn-table--dim")
+        segs: list[Segment] = []
+        used = 0
+        texts = None
+        for col in self.columns():
+            w = col.width
+            style = base
+            key = col.key
+            if key == "id":
+                text = str(cid)
+            elif key in ("client", "server"):
+                if texts is None:
+                    texts = (c.client_text(), c.server_text())
+                text = fmt.ellipsize_left(texts[0] if key == "client" else texts[1], w)
+            elif key in ("cstate", "sstate"):
+                st = cs if key == "cstate" else ss
+                name = STATE_NAMES[st]
+                if len(name) > w:
+                    name = _SHORT_STATE.get(name, name)
+                text = name
+                style = base + self._style(f"conn-table--state-{STATE_FAMILY_BY_VALUE[st]}")
+            elif key == "pkts":
+                text = fmt.count(k)
+            elif key == "bytes":
+                text = fmt.count(self.model.facts.bytes_at(c, k))
+            elif key == "idle":
+                text = fmt.duration((pos or 0.0) - last_ts_at(c, k)) if k else ""
+                style = dim
+            elif key == "age":
+                text = fmt.duration((pos or 0.0) - c.first_ts)
+                style = dim
+            elif key == "notes":
+                text = ",".join(c.notes())
+                style = base + self._style("conn-table--note")
+            else:
+                text = ""
+            text = fmt.ellipsize(text, w)
+            text = text.rjust(w) if col.right else text.ljust(w)
+            segs.append(Segment(text, style))
+            segs.append(Segment(" ", base))
+            used += w + 1
+        return Strip(segs, used).crop_extend(0, width, base).simplify()

@@ -1,0 +1,270 @@
+"""The ladder (sequence diagram) of the selected connection, virtualized.
+
+Segments run top to bottom in capture time, the client's column on the left and the
+server's on the right, one arrow per segment labelled with its flags and relative
+seq/ack/len/win. Where an endpoint's state changes, the new state is written in its column.
+Rows are built in blocks from the store (``tcpview.engine.ladder.ladder_window``) only when they
+come on screen, so a connection with a million segments scrolls as one with ten.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.message import Message
+from textual.reactive import var
+from textual.strip import Strip
+
+from ...engine.ladder import LadderRow, arrow, ladder_count, ladder_window
+from ...engine.model import analysis_names, anomaly_names
+from ...engine.store import Timeline
+from .. import fmt
+from ..styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
+
+BLOCK = 64
+TIME_W = 10
+STATE_W = 12
+
+_MARKS = {
+    "retransmission": "retrans",
+    "dup_ack": "dup-ack",
+    "zero_window": "zero-win",
+    "keep_alive": "keepalive",
+    "out_of_order": "out-of-order",
+    "window_probe": "win-probe",
+}
+
+
+def marks(row: LadderRow) -> str:
+    """Short analysis/anomaly notes for a row (``retrans``, ``syn_fin`` ...)."""
+    names = [_MARKS.get(n, n) for n in analysis_names(row.analysis)] + anomaly_names(row.anomaly)
+    return " ".join(names)
+
+
+class Ladder(VirtualList):
+    """The selected connection's segments as a ladder diagram at the cursor time."""
+
+    FOLLOWS_END = True
+
+    BINDINGS = [
+        *cursor_bindings("ladder", "segment", "First segment", "Last segment",
+                         last_tooltip="Last segment (and follow new ones)"),
+        Binding("enter", "inspect", "Detail", id="ladder.inspect", tooltip="Dissect this segment's frame"),
+        Binding("escape", "back", "Table", show=False, id="ladder.back", tooltip="Back to the connection table"),
+    ]
+
+    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "mark", "empty", *SEGMENT_KINDS)
+
+    DEFAULT_CSS = list_css("Ladder", "ladder") + """
+    Ladder > .ladder--time { color: $text-muted; }
+    Ladder > .ladder--timer { color: $text-muted; text-style: italic; }
+    Ladder > .ladder--mark { color: $tcp-anomaly; text-style: bold; }
+    Ladder > .ladder--empty { color: $text-muted; }
+    Ladder > .ladder--syn { color: $tcp-syn; }
+    Ladder > .ladder--fin { color: $tcp-fin; }
+    Ladder > .ladder--rst { color: $tcp-rst; text-style: bold; }
+    Ladder > .ladder--data { color: $tcp-data; }
+    Ladder > .ladder--ack { color: $tcp-ack; }
+    """
+
+    class CursorMoved(Message):
+        """The ladder cursor is on another row (``row`` None: no rows)."""
+
+        def __init__(self, cid: int | None, row: LadderRow | None) -> None:
+            super().__init__()
+            self.cid = cid
+            self.row = row
+
+    class Inspect(Message):
+        """Enter on a segment row: show its frame in full."""
+
+        def __init__(self, cid: int, row: LadderRow) -> None:
+            super().__init__()
+            self.cid = cid
+            self.row = row
+
+    class Back(Message):
+        """Escape: the user wants the connection table again."""
+
+    absolute: var[bool] = var(False)
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.tl: Timeline | None = None
+        self.cid: int | None = None
+        self.t: float | None = None
+        self.count = 0
+        self._blocks: LRUCache[int, list[LadderRow]] = LRUCache(64)
+        self._key: tuple | None = None
+        self._last_reported: tuple | None = None
+
+    # -- data ---------------------------------------------------------------------------------
+    def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
+        """Show connection ``cid`` as of time t (None: now). Cheap when nothing changed."""
+        self.tl = tl
+        key = (cid, t, tl.version, self.absolute)
+        if key == self._key:
+            return
+        self._key = key
+        at_end = self.follow or self.is_vertical_scroll_end
+        if cid != self.cid:
+            self.cid = cid
+            self._blocks.clear()
+            self._cache.clear()
+            self.follow = True
+            self.count = 0
+        old = self.count
+        self.t = t
+        self.count = ladder_count(tl, cid, t) if cid is not None and cid < len(tl.conns) else 0
+        if self.count != old:
+            # rows before the old end stay the same; the end itself may gain a timer row
+            keep = max(0, min(old, self.count) - 1)
+            for b in list(self._blocks.keys()):
+                if (b + 1) * BLOCK > keep:
+                    self._blocks.discard(b)
+            self._cache.clear()
+        self.sync_size()
+        if self.follow:
+            self.cursor = max(0, self.count - 1)
+        elif self.cursor >= self.count:
+            self.cursor = max(0, self.count - 1)
+        else:
+            self.cursor_moved()
+        if at_end and self.follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        self.repaint_changed()
+
+    def rows_window(self, first: int, count: int) -> list[LadderRow]:
+        """Rows ``first .. first+count-1`` (from the block cache)."""
+        out: list[LadderRow] = []
+        y = first
+        end = min(self.count, first + count)
+        while y < end:
+            b = y // BLOCK
+            block = self._block(b)
+            lo = y - b * BLOCK
+            take = block[lo : lo + (end - y)]
+            if not take:
+                break
+            out.extend(take)
+            y += len(take)
+        return out
+
+    def row(self, index: int) -> LadderRow | None:
+        """The row at ``index`` (None when out of range)."""
+        if not 0 <= index < self.count:
+            return None
+        block = self._block(index // BLOCK)
+        i = index % BLOCK
+        return block[i] if i < len(block) else None
+
+    def _block(self, b: int) -> list[LadderRow]:
+        block = self._blocks.get(b)
+        if block is None:
+            assert self.tl is not None and self.cid is not None
+            block = ladder_window(self.tl, self.cid, self.t, self.absolute, b * BLOCK, BLOCK)
+            self._blocks[b] = block
+        return block
+
+    def watch_absolute(self) -> None:
+        self._blocks.clear()
+        self._cache.clear()
+        self._key = None
+        if self.tl is not None:
+            self.show(self.tl, self.cid, self.t)
+
+    # -- the list -----------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return self.count
+
+    def cursor_moved(self) -> None:
+        row = self.row(self.cursor) if self.count else None
+        key = (self.cid, self.cursor, self.count, row.frame if row else None, row.ts if row else None)
+        if key != self._last_reported:
+            self._last_reported = key
+            self.post_message(self.CursorMoved(self.cid, row))
+
+    def action_inspect(self) -> None:
+        """Enter: dissect the segment under the cursor."""
+        row = self.row(self.cursor)
+        if row is not None and row.seg >= 0 and self.cid is not None:
+            self.post_message(self.Inspect(self.cid, row))
+
+    def action_back(self) -> None:
+        """Escape: back to the table."""
+        self.post_message(self.Back())
+
+    def row_clicked(self, index: int, chain: int) -> None:
+        if chain >= 2:
+            self.action_inspect()
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _arrow_width(self, width: int) -> int:
+        return max(12, width - TIME_W - 2 * STATE_W - 4)
+
+    def render_empty(self, y: int, width: int, base: Style) -> Strip:
+        if y != 1 or (self.count and self.tl is not None):
+            return Strip.blank(width, base)
+        if self.cid is None or self.tl is None:
+            text = " no connection selected" if self.cid is None else ""
+        else:
+            text = " no segments yet at this time"
+        return Strip([Segment(text, base + self._style("ladder--empty"))]).crop_extend(0, width, base)
+
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
+        row = self.row(index)
+        return Strip.blank(width, base) if row is None else self._render_row(row, width, base, is_cursor)
+
+    def render_header(self, width: int, base: Style) -> Strip:
+        st = base + self._style("ladder--header")
+        aw = self._arrow_width(width)
+        text = f"{'time':>{TIME_W}} {'client':<{STATE_W}} {'':<{aw}} {'server':<{STATE_W}}"
+        return Strip([Segment(text, st)]).crop_extend(0, width, base)
+
+    def _render_row(self, row: LadderRow, width: int, base: Style, is_cursor: bool) -> Strip:
+        if is_cursor:
+            base = base + self._style("ladder--cursor")
+        tl = self.tl
+        assert tl is not None and self.cid is not None
+        t0 = tl.conns[self.cid].first_ts
+        aw = self._arrow_width(width)
+        rel = row.ts - t0
+        ts_text = f"{rel:.6f}" if rel < 1000 else f"{rel:.1f}"
+        segs = [Segment(f"{ts_text:>{TIME_W}} ", base + self._style("ladder--time"))]
+        segs.append(self._state_seg(row.client_state, base))
+        segs.append(Segment(" ", base))
+        if row.seg < 0:
+            label = "(timer expired)"
+            segs.append(Segment(f"{label:^{aw}}", base + self._style("ladder--timer")))
+        else:
+            extra = marks(row)
+            label = row.label + (f" [{extra}]" if extra else "")
+            text = arrow(label, aw, row.c2s)
+            kind_st = base + self._style(f"ladder--{segment_kind(row.flags, _seg_len(row))}")
+            if extra and f"[{extra}]" in text:
+                i = text.index(f"[{extra}]")
+                j = i + len(extra) + 2
+                segs += [Segment(text[:i], kind_st), Segment(text[i:j], base + self._style("ladder--mark")),
+                         Segment(text[j:], kind_st)]
+            else:
+                segs.append(Segment(text, kind_st))
+        segs.append(Segment(" ", base))
+        segs.append(self._state_seg(row.server_state, base))
+        used = TIME_W + 1 + STATE_W + 1 + aw + 1 + STATE_W
+        return Strip(segs, used).crop_extend(0, width, base).simplify()
+
+    def _state_seg(self, name: str, base: Style) -> Segment:
+        text = fmt.ellipsize(name, STATE_W).ljust(STATE_W)
+        if not name:
+            return Segment(text, base)
+        fam = STATE_FAMILY.get(name, "closed")
+        return Segment(text, base + self._style(f"ladder--state-{fam}"))
+
+
+def _seg_len(row: LadderRow) -> int:
+    # the label carries len=N only for segments with payload
+    return 1 if " len=" in row.label else 0
+

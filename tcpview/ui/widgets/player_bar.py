@@ -1,0 +1,134 @@
+"""The title and player bar: source, play state and speed, position / duration, timeline.
+
+Click or drag on the timeline to seek. While a file is still being read, the bar says how
+much has been read; what is read can already be browsed and played.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.message import Message
+from textual.widget import Widget
+
+from ...engine.player import Player, speed_label
+from ...textutil import safe
+from .. import fmt
+from .repaint import PaintedText
+
+BAR_MIN = 8
+
+
+class PlayerBar(PaintedText, Widget):
+    """Where the cursor is in the capture, and what the player is doing."""
+
+    COMPONENT_CLASSES = {
+        "player--brand",
+        "player--source",
+        "player--state",
+        "player--live",
+        "player--time",
+        "player--done",
+        "player--todo",
+        "player--head",
+        "player--loading",
+    }
+
+    DEFAULT_CSS = """
+    PlayerBar { height: 1; background: $panel; padding: 0 1; }
+    PlayerBar > .player--brand { text-style: bold; color: $text-primary; }
+    PlayerBar > .player--source { color: $text; }
+    PlayerBar > .player--state { text-style: bold; color: $text-accent; }
+    PlayerBar > .player--live { text-style: bold; color: $text-error; }
+    PlayerBar > .player--time { color: $text; }
+    PlayerBar > .player--done { color: $primary; }
+    PlayerBar > .player--todo { color: $text-muted; }
+    PlayerBar > .player--head { color: $text-accent; }
+    PlayerBar > .player--loading { color: $text-warning; }
+    """
+
+    class Seek(Message):
+        """The user clicked or dragged on the timeline at ``fraction`` (0..1)."""
+
+        def __init__(self, fraction: float) -> None:
+            super().__init__()
+            self.fraction = fraction
+
+    def __init__(self, player: Player, source_name: str, *, name: str | None = None, id: str | None = None,
+                 classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.player = player
+        self.source_name = safe(source_name)
+        self.loading: float | None = None
+        """Fraction of the file read so far, while reading (None when done or unknown)."""
+        self.reading = False
+        self._bar: tuple[int, int] = (0, 0)  # x range of the timeline in content coordinates
+        self._dragging = False
+
+    def build(self) -> Text:
+        p = self.player
+        width = self.content_region.width or self.size.width
+        st = self.get_component_rich_style
+        text = Text(no_wrap=True, overflow="crop")
+        text.append("tcpview ", st("player--brand", partial=True))
+        name_w = max(8, width // 4)
+        name = self.source_name if len(self.source_name) <= name_w else fmt.short_source(self.source_name)
+        text.append(fmt.ellipsize_left(name, name_w), st("player--source", partial=True))
+        text.append("  ")
+        if p.live and p.following:
+            text.append("● LIVE", st("player--live", partial=True))
+        elif p.playing:
+            text.append(f"▶ {speed_label(p.speed)}", st("player--state", partial=True))
+        else:
+            text.append(f"‖ {speed_label(p.speed)}", st("player--state", partial=True))
+        text.append("  ")
+        dur = p.duration
+        text.append(f"{fmt.offset(p.offset(), dur)} / {fmt.offset(dur, dur)}", st("player--time", partial=True))
+        text.append("  ")
+        tail = ""
+        if self.reading:
+            tail = f" read {self.loading * 100:.0f}%" if self.loading is not None else " reading"
+        else:
+            tail = f" {p.fraction() * 100:3.0f}%"
+        bar_w = width - len(text) - len(tail)
+        if bar_w >= BAR_MIN:
+            x0 = len(text)
+            done = p.fraction() * bar_w
+            full = int(done)
+            head = "╸" if done - full >= 0.5 and full < bar_w else ""
+            text.append("━" * full, st("player--done", partial=True))
+            if head:
+                text.append(head, st("player--head", partial=True))
+            text.append("─" * (bar_w - full - len(head)), st("player--todo", partial=True))
+            self._bar = (x0, x0 + bar_w)
+        else:
+            self._bar = (0, 0)
+        text.append(tail, st("player--loading" if self.reading else "player--time", partial=True))
+        return text
+
+    # -- mouse: click or drag to seek -----------------------------------------------------
+    def _seek_at(self, x: int) -> None:
+        x0, x1 = self._bar
+        if x1 <= x0:
+            return
+        self.post_message(self.Seek(min(1.0, max(0.0, (x - x0) / max(1, x1 - x0 - 1)))))
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        x0, x1 = self._bar
+        if x0 <= offset.x < x1:
+            self._dragging = True
+            self.capture_mouse()
+            self._seek_at(offset.x)
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        if self._dragging:
+            offset = event.get_content_offset_capture(self)
+            self._seek_at(offset.x)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        if self._dragging:
+            self._dragging = False
+            self.release_mouse()
