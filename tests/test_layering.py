@@ -16,6 +16,7 @@ HEADLESS = [
     "tcpview.engine.pump",
     "tcpview.engine.ladder",
     "tcpview.sources.pcap",
+    "tcpview.sources.frames",
     "tcpview.cli",
 ]
 

@@ -1,4 +1,4 @@
-"""The bytes of one frame, and scapy's full dissection of it, for the detail pane.
+"""The bytes of one frame, found again by its frame number, for the detail pane.
 
 The store keeps only decoded fields. To show one frame in full the UI needs its bytes back:
 
@@ -7,9 +7,7 @@ The store keeps only decoded fields. To show one frame in full the UI needs its 
 - for other sources (stdin, live capture, simulator) it keeps the bytes of the most recent
   frames, bounded by a byte budget; older frames can no longer be inspected.
 
-scapy's dissection is slow and runs only for the one frame a user opens. Nothing here imports
-Textual; the text returned may contain anything the network sent, so callers must show it as
-plain text (``rich.text.Text``), never as markup.
+:mod:`tcpview.sources.dissect` turns those bytes into scapy's view of the frame.
 """
 
 from __future__ import annotations
@@ -17,9 +15,6 @@ from __future__ import annotations
 import bisect
 from array import array
 from collections import OrderedDict
-from dataclasses import dataclass
-
-from ..textutil import safe
 
 _LEN_BITS = 24
 _LEN_MASK = (1 << _LEN_BITS) - 1
@@ -81,40 +76,3 @@ class FrameStore:
         if len(data) != length:
             return None
         return linktype, data
-
-
-@dataclass
-class Dissection:
-    """scapy's view of one frame: the layer summary, the field tree and a hex dump."""
-
-    summary: str
-    show: str
-    hexdump: str
-
-
-def dissect(linktype: int, data: bytes) -> Dissection:
-    """Dissect one frame with scapy (``Packet.show(dump=True)`` and ``hexdump(dump=True)``).
-
-    Control characters are replaced by visible escapes (``tcpview.textutil.safe``); the
-    result is still network text and must not be interpreted as markup.
-    """
-    import scapy.layers.all  # noqa: F401 - registers the link-layer types
-    from scapy.config import conf
-    from scapy.packet import Raw
-    from scapy.utils import hexdump
-
-    cls = conf.l2types.num2layer.get(linktype)
-    if cls is None and linktype == 14:
-        cls = conf.l2types.num2layer.get(101)
-    if cls is None:
-        cls = Raw
-    try:
-        pkt = cls(data)
-        show = pkt.show(dump=True) or ""
-        summary = pkt.summary()
-    except Exception as e:  # noqa: BLE001 - scapy raises many kinds on odd bytes; show them
-        pkt = Raw(data)
-        show = f"(scapy could not dissect this frame: {e})\n"
-        summary = "undissected frame"
-    dump = hexdump(data, dump=True) or ""
-    return Dissection(summary=safe(summary), show=safe(show), hexdump=safe(dump))

@@ -309,7 +309,7 @@ class TcpviewApp(App[int]):
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
     def _inspect(self, cid: int, row) -> None:  # type: ignore[no-untyped-def]
-        from ..sources.frames import dissect
+        from ..sources.dissect import dissect
 
         c = self.tl.conns[cid]
         who = "client → server" if row.c2s else "server → client"

@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from ...sources.frames import Dissection
+from ...sources.dissect import Dissection
 from .modal import ScrollingModal
 
 
