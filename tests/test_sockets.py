@@ -21,15 +21,10 @@ from test_live_support import (
 )
 
 from tcpview.engine.model import STATE_NAMES, TcpState
-from tcpview.kernel.sockets import (
-    NONE,
-    UNKNOWN,
-    KernelSnapshot,
-    KernelTable,
-    compare,
-    parse_proc_tcp,
-    snapshot,
-)
+from tcpview.kernel.compare import compare
+from tcpview.kernel.history import KernelTable
+from tcpview.kernel.procnet import parse_proc_tcp
+from tcpview.kernel.snapshot import NONE, UNKNOWN, KernelSnapshot, snapshot
 
 
 def _need_ss() -> None:
@@ -354,7 +349,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         await pilot.press("q")
 
 
-@pytest.mark.parametrize("module", ["tcpview.kernel.sockets", "tcpview.sources.live.capture", "tcpview.cli.live"])
+@pytest.mark.parametrize("module", ["tcpview.kernel.history", "tcpview.kernel.compare", "tcpview.sources.live.capture", "tcpview.cli.live"])
 def test_headless_parts_import_no_textual_and_no_scapy(module):
     import sys
 

@@ -1,6 +1,6 @@
 """The kernel socket table: one row per connection of this host's TCP table, virtualized.
 
-Rows come from :class:`tcpview.kernel.sockets.KernelTable` (no Textual there). Like the connection
+Rows come from :class:`tcpview.kernel.history.KernelTable` (no Textual there). Like the connection
 table it is a ScrollView with the Line API: only visible rows are rendered, strips are
 cached and the cache is dropped when the data, filter or sort change. States are coloured
 by the same component classes (``$state-*`` theme variables); an endpoint on another host
@@ -18,7 +18,9 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
-from ...kernel.sockets import KernelConn, KernelTable, norm_ip
+from ...kernel.history import KernelTable
+from ...kernel.procnet import norm_ip
+from ...kernel.snapshot import KernelConn
 from .. import fmt
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
