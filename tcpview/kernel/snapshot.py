@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..engine.model import STATE_NAMES, Connection, Endpoint, Summary, TcpState
+from ..textutil import endpoint
 from .procnet import (
     PROC_FILES,
     Addr,
@@ -73,6 +74,15 @@ class KernelConn:
             return NONE
         st = self.client_state if side == 0 else self.server_state
         return UNKNOWN if st is None else STATE_NAMES[st]
+
+    def client_text(self) -> str:
+        """The client endpoint as text, IPv4-mapped addresses as plain IPv4 (``*:*`` for a
+        listener's missing client)."""
+        return endpoint(norm_ip(self.client[0]), self.client[1])
+
+    def server_text(self) -> str:
+        """The server endpoint as text, IPv4-mapped addresses as plain IPv4."""
+        return endpoint(norm_ip(self.server[0]), self.server[1])
 
 
 SocketIndex = tuple[dict[tuple[Addr, Addr], KernelSocket], set[Addr], set[int]]

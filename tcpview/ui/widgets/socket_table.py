@@ -19,7 +19,6 @@ from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
 from ...kernel.history import KernelTable
-from ...kernel.procnet import norm_ip
 from ...kernel.snapshot import KernelConn
 from .. import fmt
 from ..styles import STATE_FAMILY_BY_VALUE
@@ -73,18 +72,10 @@ class SocketQuery:
         if self.ports and not (c.client[1] in self.ports or c.server[1] in self.ports):
             return False
         if self.words:
-            hay = f"{_ep(c.client)} {_ep(c.server)}".lower()
+            hay = f"{c.client_text()} {c.server_text()}".lower()
             if not all(w in hay for w in self.words):
                 return False
         return True
-
-
-def _ep(a: tuple[str, int]) -> str:
-    ip, port = a
-    if ip == "*":
-        return "*:*"
-    ip = norm_ip(ip)
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def _state_key(st: int | None) -> int:
@@ -141,8 +132,10 @@ class SocketTable(VirtualList):
             rows.sort(key=lambda r: (_state_key(r[1].client_state), r[0]))
         elif sort == "sstate":
             rows.sort(key=lambda r: (_state_key(r[1].server_state), r[0]))
-        elif sort in ("server", "client"):
-            rows.sort(key=lambda r: (_ep(getattr(r[1], sort)), r[0]))
+        elif sort == "client":
+            rows.sort(key=lambda r: (r[1].client_text(), r[0]))
+        elif sort == "server":
+            rows.sort(key=lambda r: (r[1].server_text(), r[0]))
         else:
             rows.sort(key=lambda r: r[0])
         if self.reverse:
@@ -223,7 +216,7 @@ class SocketTable(VirtualList):
             if key == "id":
                 text = str(cid)
             elif key in ("client", "server"):
-                text = fmt.ellipsize_left(_ep(c.client if key == "client" else c.server), w)
+                text = fmt.ellipsize_left(c.client_text() if key == "client" else c.server_text(), w)
             elif key in ("cstate", "sstate"):
                 side = 0 if key == "cstate" else 1
                 st = c.client_state if side == 0 else c.server_state
