@@ -78,7 +78,7 @@ def as_nobody():
                 os.chmod(os.path.join(root, f), 0o644)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(tmp), "HOME": "/nonexistent",
                "PYTHONDONTWRITEBYTECODE": "1"}
-        r = subprocess.run([*NOBODY, interp, "-c", "import tcpview.cli, tcpview.kernel.sockets, pydantic"],
+        r = subprocess.run([*NOBODY, interp, "-c", "import tcpview.cli, tcpview.kernel.history, tcpview.kernel.compare, pydantic"],
                            capture_output=True, text=True, env=env, cwd="/", timeout=60)
         if r.returncode != 0:
             pytest.skip(f"tcpview cannot be imported by nobody with {interp}: {r.stderr.strip().splitlines()[-1:]}")

@@ -21,15 +21,10 @@ from test_live_support import (
 )
 
 from tcpview.engine.model import STATE_NAMES, TcpState
-from tcpview.kernel.sockets import (
-    NONE,
-    UNKNOWN,
-    KernelSnapshot,
-    KernelTable,
-    compare,
-    parse_proc_tcp,
-    snapshot,
-)
+from tcpview.kernel.compare import compare
+from tcpview.kernel.history import KernelTable
+from tcpview.kernel.procnet import parse_proc_tcp
+from tcpview.kernel.snapshot import NONE, UNKNOWN, KernelSnapshot, snapshot
 
 
 def _need_ss() -> None:
@@ -111,6 +106,39 @@ def test_pairing_rules_on_a_synthetic_table():
     assert [c.id for c in s.connections] == list(range(6))
     assert "listening" in s.connections[0].notes and "peer on another host" in s.connections[3].notes
     assert "peer on another host" not in s.connections[1].notes
+
+
+def test_socket_filter_speaks_the_connection_table_language():
+    """The sockets table parses its filter with ConnQuery: the same terms, the same errors,
+    and a one-line error for a term it has nothing to match (notes)."""
+    from tcpview.engine.query import ConnQuery
+    from tcpview.ui.widgets.socket_table import parse_query, passes
+
+    text = _HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 8080), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("127.0.0.1", 8080), _hex4("127.0.0.1", 41000), 0x08),
+        _line(2, _hex4("127.0.0.1", 41000), _hex4("127.0.0.1", 8080), 0x05),
+        _line(3, _hex4("10.0.0.5", 50000), _hex4("203.0.113.80", 443), 0x01),
+        _line(4, _hex4("10.0.0.55", 50001), _hex4("203.0.113.80", 443), 0x01),
+    ])
+    snap = KernelSnapshot(1.0, parse_proc_tcp(text, 4), frozenset({"127.0.0.1", "10.0.0.5", "10.0.0.55"}))
+    rows = list(enumerate(snap.connections()))
+
+    def ends(query: str) -> list[tuple]:
+        q = parse_query(query)
+        assert not q.errors, q.errors
+        return [(c.client[1], c.server[1]) for cid, c in rows if passes(q, cid, c)]
+
+    assert ends("state:cw") == ends("server:close-wait") == [(41000, 8080)]
+    assert ends("client:fin_wait_2 port:8080") == [(41000, 8080)]
+    assert ends("state:LISTEN") == [(0, 8080)]
+    assert ends("10.0.0.5") == ends("ip:10.0.0.5") == [(50000, 443)]  # an address matches exactly
+    assert ends("10.0.0.") == [(50000, 443), (50001, 443)]  # a word matches part of the text
+    assert ends("*:*") == [(0, 8080)]
+    assert ends(f"id:{rows[-1][0]}") == [(rows[-1][1].client[1], 443)]
+    for bad in ("state:nope", "port:99999", "id:x"):
+        assert parse_query(bad).errors == ConnQuery.parse(bad).errors
+    assert parse_query("is:reset port:443").errors == ["not in this table 'is:reset'"]
 
 
 # -- the real table against ss ----------------------------------------------------------------------
@@ -354,7 +382,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         await pilot.press("q")
 
 
-@pytest.mark.parametrize("module", ["tcpview.kernel.sockets", "tcpview.sources.live.capture", "tcpview.cli.live"])
+@pytest.mark.parametrize("module", ["tcpview.kernel.history", "tcpview.kernel.compare", "tcpview.sources.live.capture", "tcpview.cli.live"])
 def test_headless_parts_import_no_textual_and_no_scapy(module):
     import sys
 

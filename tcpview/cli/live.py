@@ -159,7 +159,7 @@ def live_summary(args: argparse.Namespace) -> int:
 
 def cmd_sockets(args: argparse.Namespace) -> int:
     """``tcpview sockets``: the kernel's TCP table, once or refreshed in the terminal UI."""
-    from ..kernel.sockets import snapshot
+    from ..kernel.snapshot import snapshot
 
     if args.once:
         print_kernel_summary(snapshot(), args.json)

@@ -8,13 +8,17 @@ The filter is a small query: whitespace-separated terms, all of which must match
 ``is:partial`` / ``is:refused`` / ``is:reset`` / ``is:anomaly`` notes; ``id:12``;
 an IP address matches either endpoint's address exactly; any other word matches part of the
 client or server text (``10.0.0.`` , ``:443``).
+
+Every table that filters connections uses this one language (the capture's connection table,
+the kernel's socket table). A table that has nothing to match a kind of term against (the
+socket table has no notes) parses with that kind in ``without``: such a term is an error.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -33,6 +37,9 @@ _ALIASES = {
     "FW2": "FIN_WAIT_2",
 }
 NOTES = ("partial", "refused", "reset", "anomaly")
+_KINDS = {"state": "state", "st": "state", "client": "state", "cs": "state", "server": "state", "ss": "state",
+          "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip", "addr": "ip"}
+"""``key:`` -> the kind of term it starts (what ``ConnQuery.parse``'s ``without`` names)."""
 
 
 def parse_states(word: str) -> frozenset[int]:
@@ -60,13 +67,22 @@ class ConnQuery:
     errors: list[str] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, text: str) -> ConnQuery:
-        """Parse a filter query (see the module docstring)."""
+    def parse(cls, text: str, without: Collection[str] = ()) -> ConnQuery:
+        """Parse a filter query (see the module docstring).
+
+        Args:
+            text: the query.
+            without: kinds of ``key:value`` term the table cannot filter on (``"state"``,
+                ``"port"``, ``"note"``, ``"id"``, ``"ip"``); each such term is an error.
+        """
         q = cls(text=text.strip())
         for term in q.text.split():
             key, sep, value = term.partition(":")
             key = key.lower()
-            if sep and key in ("state", "client", "server", "st", "cs", "ss"):
+            kind = _KINDS.get(key) if sep else None
+            if kind in without:
+                q.errors.append(f"not in this table {term!r}")
+            elif kind == "state":
                 states = parse_states(value)
                 if not states:
                     q.errors.append(f"unknown state {value!r}")
@@ -74,22 +90,22 @@ class ConnQuery:
                 target = {"client": q.client_states, "cs": q.client_states, "server": q.server_states,
                           "ss": q.server_states}.get(key, q.either_states)
                 target.append(states)
-            elif sep and key == "port":
+            elif kind == "port":
                 if value.isdigit() and int(value) < 65536:
                     q.ports.append(int(value))
                 else:
                     q.errors.append(f"bad port {value!r}")
-            elif sep and key in ("is", "note"):
+            elif kind == "note":
                 if value.lower() in NOTES:
                     q.notes.append(value.lower())
                 else:
                     q.errors.append(f"unknown note {value!r} (partial, refused, reset, anomaly)")
-            elif sep and key == "id":
+            elif kind == "id":
                 if value.isdigit():
                     q.ids.append(int(value))
                 else:
                     q.errors.append(f"bad id {value!r}")
-            elif sep and key in ("ip", "host", "addr"):
+            elif kind == "ip":
                 q.ips.append(_norm_ip(value) or value.lower())
             else:
                 ip = _norm_ip(term)
@@ -112,10 +128,23 @@ class ConnQuery:
 
     def static_match(self, c: Conn, texts: tuple[str, str, str, str]) -> bool:
         """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
-        if self.ids and c.id not in self.ids:
+        return self.fields_match(c.id, c.cport, c.sport, texts, c.notes)
+
+    def fields_match(self, cid: int, cport: int, sport: int, texts: tuple[str, str, str, str],
+                     notes: Callable[[], list[str]] | None = None) -> bool:
+        """The terms that do not depend on time, for any table's connection.
+
+        Args:
+            cid: the connection's id.
+            cport: the client's port.
+            sport: the server's port.
+            texts: :func:`endpoint_texts` of the client's and server's text.
+            notes: returns the connection's notes; called only if a term asks for one.
+        """
+        if self.ids and cid not in self.ids:
             return False
         for p in self.ports:
-            if c.cport != p and c.sport != p:
+            if cport != p and sport != p:
                 return False
         cl, sv, cip, sip = texts
         for ip in self.ips:
@@ -125,14 +154,14 @@ class ConnQuery:
             if w not in cl and w not in sv:
                 return False
         if self.notes:
-            notes = c.notes()
+            have = notes() if notes is not None else []
             for n in self.notes:
-                if n not in notes:
+                if n not in have:
                     return False
         return True
 
-    def state_match(self, cs: int, ss: int) -> bool:
-        """The state terms, given both endpoints' states."""
+    def state_match(self, cs: int | None, ss: int | None) -> bool:
+        """The state terms, given both endpoints' states (None: unknown, matches no state)."""
         for s in self.either_states:
             if cs not in s and ss not in s:
                 return False
@@ -143,6 +172,13 @@ class ConnQuery:
             if ss not in s:
                 return False
         return True
+
+
+def endpoint_texts(client: str, server: str) -> tuple[str, str, str, str]:
+    """What the address and word terms match against, from the client's and server's text
+    (``10.0.0.5:443``, ``[2001:db8::1]:443``): (client text, server text, client ip, server
+    ip), lower case."""
+    return client.lower(), server.lower(), _ep_ip(client), _ep_ip(server)
 
 
 def _norm_ip(text: str) -> str | None:
@@ -170,8 +206,7 @@ class ConnFacts:
         texts = self._texts
         while len(texts) <= cid:
             c = tl.conns[len(texts)]
-            cl, sv = c.client_text(), c.server_text()
-            texts.append((cl.lower(), sv.lower(), _ep_ip(cl), _ep_ip(sv)))
+            texts.append(endpoint_texts(c.client_text(), c.server_text()))
         return texts[cid]
 
     def bytes_at(self, c: Conn, k: int) -> int:

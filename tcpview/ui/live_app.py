@@ -2,7 +2,7 @@
 
 For every captured connection with an endpoint on this host, the kernel's own state of that
 endpoint (from /proc/net/tcp, what ``ss`` shows) is put beside the state tcpview inferred from
-the packets (:func:`tcpview.kernel.sockets.compare`). They disagree when packets were missed (a
+the packets (:func:`tcpview.kernel.compare.compare`). They disagree when packets were missed (a
 filter, kernel drops, a capture started mid-connection) or when timers differ. The pane
 shows the selected connection side by side and lists the connections that disagree; ``D``
 filters the table down to them.
@@ -38,7 +38,8 @@ from ..engine.model import STATE_NAMES
 from ..engine.player import Player
 from ..engine.query import ConnRows
 from ..engine.tracker import Tracker
-from ..kernel.sockets import Comparison, KernelSnapshot, compare, snapshot
+from ..kernel.compare import Comparison, compare
+from ..kernel.snapshot import KernelSnapshot, snapshot
 from ..sources.linktypes import LINKTYPE_ETHERNET
 from ..sources.live.ring import LiveError
 from ..sources.live.capture import LiveSource

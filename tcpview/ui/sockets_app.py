@@ -25,7 +25,7 @@ from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
 
-from ..kernel.sockets import KernelTable
+from ..kernel.history import KernelTable
 from ..textutil import safe
 from . import themes
 from .styles import theme_variable_defaults
@@ -44,7 +44,7 @@ class SocketsApp(App[int]):
     """The kernel's TCP sockets as connections, with the state counters and their history.
 
     Args:
-        table: the :class:`~tcpview.kernel.sockets.KernelTable` to show (a new one by default).
+        table: the :class:`~tcpview.kernel.history.KernelTable` to show (a new one by default).
         interval: seconds between refreshes.
         theme: a theme name or Theme (see :mod:`tcpview.ui.themes`); None picks the default.
     """

@@ -1,6 +1,6 @@
 """The kernel socket table: one row per connection of this host's TCP table, virtualized.
 
-Rows come from :class:`tcpview.kernel.sockets.KernelTable` (no Textual there). Like the connection
+Rows come from :class:`tcpview.kernel.history.KernelTable` (no Textual there). Like the connection
 table it is a ScrollView with the Line API: only visible rows are rendered, strips are
 cached and the cache is dropped when the data, filter or sort change. States are coloured
 by the same component classes (``$state-*`` theme variables); an endpoint on another host
@@ -10,7 +10,6 @@ shows ``?`` because this kernel cannot know its state.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
@@ -18,7 +17,9 @@ from textual.message import Message
 from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
-from ...kernel.sockets import KernelConn, KernelTable, norm_ip
+from ...engine.query import ConnQuery, endpoint_texts
+from ...kernel.history import KernelTable
+from ...kernel.snapshot import KernelConn
 from .. import fmt
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
@@ -28,61 +29,21 @@ SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "se
                "server": "server", "client": "client"}
 
 
-@dataclass(frozen=True)
-class SocketQuery:
-    """A parsed filter, in the connection table's words: ``state:CLOSE_WAIT`` (either end;
-    prefixes, ``close-wait`` and ss's short forms such as ``cw``, ``tw``, ``est`` work),
-    ``port:443``; any other word must appear in the client or server address. Terms are
-    ANDed."""
-
-    text: str
-    states: tuple[frozenset[int], ...] = ()
-    ports: tuple[int, ...] = ()
-    words: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()
-
-    @classmethod
-    def parse(cls, text: str) -> SocketQuery:
-        from ...engine.query import parse_states
-
-        states, ports, words, errors = [], [], [], []
-        for term in text.split():
-            key, sep, val = term.partition(":")
-            if sep and key.lower() == "state":
-                found = parse_states(val)
-                if found:
-                    states.append(found)
-                else:
-                    errors.append(f"no state {val!r}")
-            elif sep and key.lower() == "port":
-                if val.isdigit() and int(val) < 65536:
-                    ports.append(int(val))
-                else:
-                    errors.append(f"not a port: {val!r}")
-            else:
-                words.append(term.lower())
-        return cls(text, tuple(states), tuple(ports), tuple(words), tuple(errors))
-
-    def match(self, c: KernelConn) -> bool:
-        """True if connection ``c`` passes every term."""
-        for wanted in self.states:
-            if not ((c.client_state in wanted and not c.listening) or c.server_state in wanted):
-                return False
-        if self.ports and not (c.client[1] in self.ports or c.server[1] in self.ports):
-            return False
-        if self.words:
-            hay = f"{_ep(c.client)} {_ep(c.server)}".lower()
-            if not all(w in hay for w in self.words):
-                return False
-        return True
+WITHOUT = ("note",)
+"""Filter terms the socket table has nothing to match against (``is:...``: no notes here)."""
 
 
-def _ep(a: tuple[str, int]) -> str:
-    ip, port = a
-    if ip == "*":
-        return "*:*"
-    ip = norm_ip(ip)
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+def parse_query(text: str) -> ConnQuery:
+    """The filter, in the connection table's language (:mod:`tcpview.engine.query`):
+    ``state:CLOSE_WAIT`` (either end), ``client:``/``server:`` STATE, ``port:443``, ``id:3``,
+    an IP address, or any other word in the client or server text; terms are ANDed."""
+    return ConnQuery.parse(text, without=WITHOUT)
+
+
+def passes(q: ConnQuery, cid: int, c: KernelConn) -> bool:
+    """True if connection ``c`` (row id ``cid``) passes every term of ``q``."""
+    return q.state_match(c.client_state, c.server_state) and q.fields_match(
+        cid, c.client[1], c.server[1], endpoint_texts(c.client_text(), c.server_text()))
 
 
 def _state_key(st: int | None) -> int:
@@ -114,7 +75,7 @@ class SocketTable(VirtualList):
         super().__init__(name=name, id=id, classes=classes)
         self.table: KernelTable | None = None
         self.rows: list[tuple[int, KernelConn]] = []
-        self.query = SocketQuery.parse("")
+        self.query = parse_query("")
         self.sort = "id"
         self.reverse = False
         self.selected: int | None = None
@@ -130,7 +91,8 @@ class SocketTable(VirtualList):
             return
         self._key = key
         self._now = table.last_ts or time.time()
-        rows = [r for r in table.conns if self.query.match(r[1])] if self.query.text.strip() else list(table.conns)
+        q = self.query
+        rows = list(table.conns) if q.empty else [r for r in table.conns if passes(q, *r)]
         seen = table.first_seen
         sort = self.sort
         if sort == "age":
@@ -139,8 +101,10 @@ class SocketTable(VirtualList):
             rows.sort(key=lambda r: (_state_key(r[1].client_state), r[0]))
         elif sort == "sstate":
             rows.sort(key=lambda r: (_state_key(r[1].server_state), r[0]))
-        elif sort in ("server", "client"):
-            rows.sort(key=lambda r: (_ep(getattr(r[1], sort)), r[0]))
+        elif sort == "client":
+            rows.sort(key=lambda r: (r[1].client_text(), r[0]))
+        elif sort == "server":
+            rows.sort(key=lambda r: (r[1].server_text(), r[0]))
         else:
             rows.sort(key=lambda r: r[0])
         if self.reverse:
@@ -153,9 +117,9 @@ class SocketTable(VirtualList):
             index = min(self.cursor, len(rows) - 1) if rows else 0
         self.cursor = max(0, index)  # its watcher repaints what changed
 
-    def set_query(self, text: str) -> SocketQuery:
-        """Filter the rows (see :class:`SocketQuery`); returns the parsed query."""
-        self.query = SocketQuery.parse(text)
+    def set_query(self, text: str) -> ConnQuery:
+        """Filter the rows (see :func:`parse_query`); returns the parsed query (see ``errors``)."""
+        self.query = parse_query(text)
         if self.table is not None:
             self.update_view(self.table, force=True)
         return self.query
@@ -221,7 +185,7 @@ class SocketTable(VirtualList):
             if key == "id":
                 text = str(cid)
             elif key in ("client", "server"):
-                text = fmt.ellipsize_left(_ep(c.client if key == "client" else c.server), w)
+                text = fmt.ellipsize_left(c.client_text() if key == "client" else c.server_text(), w)
             elif key in ("cstate", "sstate"):
                 side = 0 if key == "cstate" else 1
                 st = c.client_state if side == 0 else c.server_state
