@@ -27,10 +27,10 @@ from ..engine.pump import BatchInfo, Pump
 from ..engine.player import SPEEDS, Player
 from ..engine.tracker import Tracker
 from ..textutil import safe
-from . import themes
 from .commands import TcpviewCommands
 from .screens.detail import DetailScreen
 from .styles import theme_variable_defaults
+from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.ladder import Ladder
@@ -128,7 +128,7 @@ class TcpviewApp(App[int]):
         super().__init__()
         self._start_at = at
         # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
-        self._theme_failures = themes.install(self, theme)
+        self._theme_failures = install_themes(self, theme)
         self.source = source
         self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
         self.tl = self.tracker.tl
@@ -170,7 +170,7 @@ class TcpviewApp(App[int]):
         self._why = self.query_one(WhyLine)
         self._prompt = self.query_one("#prompt", Input)
         self._ladder_box = self.query_one("#ladder-box")
-        themes.notify_failures(self, self._theme_failures)
+        notify_failures(self, self._theme_failures)
         bar = self._bar
         bar.reading = not self.player.live
         self._table.focus()

@@ -27,8 +27,8 @@ from textual.widgets import Footer, Input, Static
 
 from ..kernel.sockets import KernelTable
 from ..textutil import safe
-from . import themes
 from .styles import theme_variable_defaults
+from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
 from .widgets.socket_table import SORT_TITLES, SocketTable
 
@@ -72,7 +72,7 @@ class SocketsApp(App[int]):
     def __init__(self, table: KernelTable | None = None, *, interval: float = 1.0,
                  theme: str | Theme | None = None) -> None:
         super().__init__()
-        self._theme_failures = themes.install(self, theme)
+        self._theme_failures = install_themes(self, theme)
         self.table = table if table is not None else KernelTable()
         self.interval = interval
         self.paused = False
@@ -90,7 +90,7 @@ class SocketsApp(App[int]):
         yield Footer()
 
     def on_mount(self) -> None:
-        themes.notify_failures(self, self._theme_failures)
+        notify_failures(self, self._theme_failures)
         self.query_one(SocketTable).focus()
         self._update_title()
         self._read()
