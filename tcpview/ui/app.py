@@ -19,15 +19,15 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer, Input
 
-from ..engine.pump import BatchInfo, Pump
 from ..engine.player import SPEEDS, Player
+from ..engine.pump import BatchInfo, Pump
 from ..engine.tracker import Tracker
 from ..textutil import safe
 from .commands import TcpviewCommands
+from .messages import BatchArrived, SourceEnded
 from .screens.detail import DetailScreen
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
@@ -39,25 +39,6 @@ from .widgets.why_line import WhyLine
 
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
-
-
-class SourceRead(Message):
-    """A batch of frames reached the timeline (replaceable: only the newest matters)."""
-
-    def __init__(self, info: BatchInfo) -> None:
-        super().__init__()
-        self.info = info
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SourceRead)
-
-
-class SourceEnded(Message):
-    """The source has no more frames (``info.error`` says why, if it failed)."""
-
-    def __init__(self, info: BatchInfo) -> None:
-        super().__init__()
-        self.info = info
 
 
 def parse_time(text: str) -> float:
@@ -186,11 +167,11 @@ class TcpviewApp(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
     def _read_source(self) -> None:
         def posted(info: BatchInfo) -> None:
-            self.post_message(SourceEnded(info) if info.done else SourceRead(info))
+            self.post_message(SourceEnded(info) if info.done else BatchArrived(info))
 
         self.pump.run(self._stop, posted)
 
-    def on_source_read(self, message: SourceRead) -> None:
+    def on_batch_arrived(self, message: BatchArrived) -> None:
         bar = self._bar
         bar.loading = message.info.progress
         self._dirty = True
@@ -284,23 +265,23 @@ class TcpviewApp(App[int]):
             box.border_subtitle = Text(titles[2])
 
     # -- messages from the widgets --------------------------------------------------------
-    def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
+    def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._ladder.show(self.tl, message.cid, self.player.query_time())
         self._update_titles()
 
-    def on_connection_table_opened(self, message: ConnectionTable.Opened) -> None:
+    def on_connection_table_row_selected(self, message: ConnectionTable.RowSelected) -> None:
         self._ladder.focus()
 
-    def on_ladder_cursor_moved(self, message: Ladder.CursorMoved) -> None:
+    def on_ladder_row_highlighted(self, message: Ladder.RowHighlighted) -> None:
         self._why.explain_row(self.tl, message.cid, message.row)
 
-    def on_ladder_back(self, message: Ladder.Back) -> None:
+    def on_ladder_back_requested(self, message: Ladder.BackRequested) -> None:
         self._table.focus()
 
-    def on_ladder_inspect(self, message: Ladder.Inspect) -> None:
+    def on_ladder_row_selected(self, message: Ladder.RowSelected) -> None:
         self._inspect(message.cid, message.row)
 
-    def on_player_bar_seek(self, message: PlayerBar.Seek) -> None:
+    def on_player_bar_seek_requested(self, message: PlayerBar.SeekRequested) -> None:
         self.player.seek_fraction(message.fraction)
         self.refresh_views()
 

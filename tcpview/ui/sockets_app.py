@@ -21,23 +21,16 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Footer, Input, Static
 
 from ..kernel.sockets import KernelTable
 from ..textutil import safe
+from .messages import SocketsRefreshed
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
 from .widgets.socket_table import SORT_TITLES, SocketTable
-
-
-class TableRefreshed(Message):
-    """The worker read the kernel table again (replaceable: only the newest matters)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TableRefreshed)
 
 
 class SocketsApp(App[int]):
@@ -107,9 +100,9 @@ class SocketsApp(App[int]):
             self.error = None
         except Exception as e:  # noqa: BLE001 - a failed read is shown, the next one may work
             self.error = f"{type(e).__name__}: {e}"
-        self.post_message(TableRefreshed())
+        self.post_message(SocketsRefreshed())
 
-    def on_table_refreshed(self, message: TableRefreshed) -> None:
+    def on_sockets_refreshed(self, message: SocketsRefreshed) -> None:
         self.refresh_views()
 
     def refresh_views(self) -> None:
