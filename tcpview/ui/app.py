@@ -20,13 +20,14 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.theme import Theme
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 from ..engine.player import SPEEDS, Player
 from ..engine.pump import BatchInfo, Pump
 from ..engine.tracker import Tracker
 from ..textutil import safe
 from .commands import TcpviewCommands
+from .fmt import parse_time
 from .messages import BatchArrived, SourceEnded
 from .screens.detail import DetailScreen
 from .styles import theme_variable_defaults
@@ -35,26 +36,11 @@ from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
+from .widgets.prompt import Prompt
 from .widgets.why_line import WhyLine
 
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
-
-
-def parse_time(text: str) -> float:
-    """Seconds from ``1.5``, ``90``, ``1:30`` or ``1:02:03.5``; raises ValueError."""
-    text = text.strip().rstrip("s")
-    if not text:
-        raise ValueError("empty")
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise ValueError(text)
-    total = 0.0
-    for p in parts:
-        total = total * 60 + float(p)
-    if total < 0 or total != total:
-        raise ValueError(text)
-    return total
 
 
 class TcpviewApp(App[int]):
@@ -121,8 +107,6 @@ class TcpviewApp(App[int]):
         self._stop = threading.Event()
         self._dirty = True
         self._last_tick = time.monotonic()
-        self._prompt_mode: str | None = None
-        self._prompt_restore = ""
         self._absolute = False
         self._titles: tuple[str, str, str] = ("", "", "")
         self._last_settle = 0.0
@@ -139,7 +123,7 @@ class TcpviewApp(App[int]):
         with Vertical(id="ladder-box"):
             yield Ladder(id="ladder")
             yield WhyLine(id="why", classes="-empty")
-        yield Input(id="prompt", compact=True)
+        yield Prompt(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -149,7 +133,7 @@ class TcpviewApp(App[int]):
         self._counters = self.query_one(CountersBar)
         self._bar = self.query_one(PlayerBar)
         self._why = self.query_one(WhyLine)
-        self._prompt = self.query_one("#prompt", Input)
+        self._prompt = self.query_one(Prompt)
         self._ladder_box = self.query_one("#ladder-box")
         notify_failures(self, self._theme_failures)
         bar = self._bar
@@ -380,8 +364,8 @@ class TcpviewApp(App[int]):
 
     def action_clear_filter(self) -> None:
         """Close the input box if open, else clear the filter."""
-        if self._prompt_mode is not None:
-            self._close_prompt(cancel=True)
+        if self._prompt.is_open:
+            self._prompt.action_cancel()
             return
         if self._table.model.query.text:
             self.action_set_filter("")
@@ -419,44 +403,31 @@ class TcpviewApp(App[int]):
     def action_filter(self) -> None:
         """Open the filter box."""
         current = self._table.model.query.text
-        self._open_prompt("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
+        self._prompt.open("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
     def action_goto_time(self) -> None:
         """Open the time box: seconds from the start."""
-        self._open_prompt("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
+        self._prompt.open("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
 
-    def _open_prompt(self, mode: str, value: str, placeholder: str) -> None:
-        prompt = self._prompt
-        self._prompt_mode = mode
-        self._prompt_restore = value
-        prompt.placeholder = placeholder
-        prompt.value = value
-        prompt.cursor_blink = not self.is_headless
-        prompt.add_class("-open")
-        prompt.focus()
-
-    def _close_prompt(self, cancel: bool = False) -> None:
-        prompt = self._prompt
-        mode, self._prompt_mode = self._prompt_mode, None
-        prompt.remove_class("-open")
-        if cancel and mode == "filter":
-            self._table.set_query(self._prompt_restore)
-            self.refresh_views()
-        self._table.focus()
-
-    @on(Input.Changed, "#prompt")
-    def _prompt_changed(self, event: Input.Changed) -> None:
-        if self._prompt_mode == "filter":
+    @on(Prompt.Edited, "#prompt")
+    def _prompt_edited(self, event: Prompt.Edited) -> None:
+        if event.mode == "filter":  # the filter applies as it is typed
             self._table.set_query(event.value)
             self.refresh_views()
 
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, event: Input.Submitted) -> None:
-        mode = self._prompt_mode
-        if mode == "filter":
+    @on(Prompt.Cancelled, "#prompt")
+    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
+        if event.mode == "filter":
+            self._table.set_query(event.restore)
+            self.refresh_views()
+        self._table.focus()
+
+    @on(Prompt.Accepted, "#prompt")
+    def _prompt_accepted(self, event: Prompt.Accepted) -> None:
+        if event.mode == "filter":
             self._close_prompt()
             self.action_set_filter(event.value)
-        elif mode == "time":
+        elif event.mode == "time":
             try:
                 seconds = parse_time(event.value)
             except ValueError:
@@ -464,3 +435,7 @@ class TcpviewApp(App[int]):
                 return
             self._close_prompt()
             self.seek_offset(seconds)
+
+    def _close_prompt(self) -> None:
+        self._prompt.close()
+        self._table.focus()

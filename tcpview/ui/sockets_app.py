@@ -22,7 +22,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.theme import Theme
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Static
 
 from ..kernel.sockets import KernelTable
 from ..textutil import safe
@@ -30,6 +30,7 @@ from .messages import SocketsRefreshed
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
+from .widgets.prompt import Prompt
 from .widgets.socket_table import SORT_TITLES, SocketTable
 
 
@@ -47,8 +48,6 @@ class SocketsApp(App[int]):
     #title { height: 1; background: $panel; padding: 0 1; }
     #table { height: 1fr; border: round $border-blurred; border-title-color: $text; padding: 0 0 0 1; }
     #table:focus { border: round $border; }
-    #prompt { dock: bottom; display: none; height: 1; margin: 0 1; }
-    #prompt.-open { display: block; }
     """
 
     BINDINGS = [
@@ -70,7 +69,6 @@ class SocketsApp(App[int]):
         self.interval = interval
         self.paused = False
         self.error: str | None = None
-        self._prompt_open = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return theme_variable_defaults(self.current_theme)
@@ -79,7 +77,7 @@ class SocketsApp(App[int]):
         yield Static(id="title")
         yield CountersBar(id="counters")
         yield SocketTable(id="table")
-        yield Input(id="prompt", compact=True)
+        yield Prompt(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -162,36 +160,32 @@ class SocketsApp(App[int]):
 
     def action_filter(self) -> None:
         """Open the filter box."""
-        prompt = self.query_one("#prompt", Input)
-        prompt.placeholder = "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)"
-        prompt.value = self.query_one(SocketTable).query.text
-        prompt.cursor_blink = not self.is_headless
-        prompt.add_class("-open")
-        self._prompt_open = True
-        prompt.focus()
+        self.query_one(Prompt).open("filter", self.query_one(SocketTable).query.text,
+                                    "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
     def action_clear_filter(self) -> None:
         """Close the filter box, or clear the filter."""
-        if self._prompt_open:
-            self._close_prompt()
+        prompt = self.query_one(Prompt)
+        if prompt.is_open:
+            prompt.action_cancel()
             return
         if self.query_one(SocketTable).query.text:
             self.action_set_filter("")
 
-    def _close_prompt(self) -> None:
-        self._prompt_open = False
-        self.query_one("#prompt", Input).remove_class("-open")
+    @on(Prompt.Edited, "#prompt")
+    def _prompt_edited(self, event: Prompt.Edited) -> None:
+        self.query_one(SocketTable).set_query(event.value)  # the filter applies as it is typed
+        self._update_title()
+
+    @on(Prompt.Cancelled, "#prompt")
+    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
+        # what was typed stays applied (unlike the capture viewer, which restores event.restore)
         self.query_one(SocketTable).focus()
 
-    @on(Input.Changed, "#prompt")
-    def _prompt_changed(self, event: Input.Changed) -> None:
-        if self._prompt_open:
-            self.query_one(SocketTable).set_query(event.value)
-            self._update_title()
-
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, event: Input.Submitted) -> None:
-        self._close_prompt()
+    @on(Prompt.Accepted, "#prompt")
+    def _prompt_accepted(self, event: Prompt.Accepted) -> None:
+        self.query_one(Prompt).close()
+        self.query_one(SocketTable).focus()
         self.action_set_filter(event.value)
 
     def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
