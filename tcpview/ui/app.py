@@ -17,7 +17,6 @@ from functools import partial
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
 from textual.theme import Theme
 from textual.widgets import Footer
@@ -26,10 +25,12 @@ from ..engine.player import SPEEDS, Player
 from ..engine.pump import BatchInfo, Pump
 from ..engine.tracker import Tracker
 from ..textutil import safe
+from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
 from .fmt import parse_time
 from .messages import BatchArrived, SourceEnded
 from .screens.detail import DetailScreen
+from .screens.help import HelpScreen
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
@@ -60,35 +61,7 @@ class TcpviewApp(App[int]):
     TITLE = "tcpview"
     COMMANDS = App.COMMANDS | {TcpviewCommands}
 
-    BINDINGS = [
-        Binding("space", "play_pause", "Play", id="player.play_pause", tooltip="Play / pause (live: freeze / back to live)"),
-        Binding("right,full_stop", "step(1)", "Step", id="player.step_forward", key_display="→",
-                tooltip="Step one segment forward"),
-        Binding("left,comma", "step(-1)", "Back", show=False, id="player.step_back", tooltip="Step one segment back"),
-        Binding("right_square_bracket", "jump(0.1)", "+10%", show=False, id="player.jump_forward",
-                tooltip="Jump 10% of the capture forward"),
-        Binding("left_square_bracket", "jump(-0.1)", "-10%", show=False, id="player.jump_back",
-                tooltip="Jump 10% of the capture back"),
-        Binding("home,g", "start", "Start", show=False, id="player.start", tooltip="Cursor to the start"),
-        Binding("end,G", "end", "End", show=False, id="player.end",
-                tooltip="Cursor to the end (follows new data)"),
-        Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster", tooltip="Faster (up to max)"),
-        Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
-        Binding("t", "goto_time", "Time", show=False, id="player.goto",
-                tooltip="Go to a time: seconds from the start (or m:ss)"),
-        Binding("slash", "filter", "Filter", id="table.filter",
-                tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
-                tooltip="Clear the filter (or close the input box)"),
-        Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
-        Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
-        Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
-                tooltip="Absolute / relative sequence numbers"),
-        Binding("c", "toggle_counters", "States", show=False, id="counters.all",
-                tooltip="Show the counters of every state, not only the main four"),
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
-    ]
+    BINDINGS = VIEWER_BINDINGS
 
     def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
                  theme: str | Theme | None = None, at: float | None = None) -> None:
@@ -395,8 +368,6 @@ class TcpviewApp(App[int]):
 
     def action_help(self) -> None:
         """Show every key binding."""
-        from .screens.help import HelpScreen
-
         self.push_screen(HelpScreen())
 
     # -- the input box (filter, time) -----------------------------------------------------
