@@ -22,8 +22,9 @@ async def test_live_app_with_kernel_pane(lo_traffic):
     need_root()
     from tcpview.engine.model import STATE_NAMES
     from tcpview.sources.live.capture import LiveSource
-    from tcpview.ui.live_app import KernelPane, LiveApp
+    from tcpview.ui.live_app import LiveApp
     from tcpview.ui.widgets.conn_table import ConnectionTable
+    from tcpview.ui.widgets.kernel_pane import KernelPane
 
     t = lo_traffic
     t.listener("cw")
@@ -206,7 +207,7 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
             assert not app.loaded  # the old capture's end is not this one's
             # ... even when the old feed's last message comes after the switch
             from tcpview.engine.pump import BatchInfo
-            from tcpview.ui.app import SourceEnded
+            from tcpview.ui.messages import SourceEnded
 
             app.post_message(SourceEnded(BatchInfo(0, None, done=True, error="the old capture's end")))
             await pilot.pause(0.1)

@@ -20,8 +20,16 @@ import pytest
 from conftest import REPO, cli
 from test_ui_capture import write_capture
 
-from tcpview.ui import themes
-from tcpview.ui.themes import ThemeError
+from tcpview.ui.themes.catalog import (
+    builtin_theme_dir,
+    builtin_themes,
+    load_themes,
+    resolve_theme,
+    user_theme_dir,
+)
+from tcpview.ui.themes.install import failure_message
+from tcpview.ui.themes.spec import ThemeError, load_theme_file
+from tcpview.ui.themes.terminal import default_theme_name, terminfo_colors
 
 BUILTIN = ("tcpview-dark", "tcpview-light", "tcpview-high-contrast", "tcpview-colorblind", "tcpview-mono")
 GOOD = """\
@@ -46,10 +54,10 @@ def app_variables() -> set[str]:
 
 # -- the built-in theme files ------------------------------------------------------------------
 def test_builtin_themes_define_every_app_colour() -> None:
-    found = themes.builtin_themes()
+    found = builtin_themes()
     assert set(BUILTIN) <= set(found)
     for name in BUILTIN:  # strictly: no unknown keys or variables, every tcpview variable set
-        themes.load_theme_file(REPO / "themes" / f"{name}.toml", require_all=True)
+        load_theme_file(REPO / "themes" / f"{name}.toml", require_all=True)
     wanted = app_variables()
     assert {"tcp-syn", "tcp-fin", "tcp-rst", "tcp-data", "tcp-ack", "state-time-wait",
             "state-close-wait", "state-established"} <= wanted
@@ -63,7 +71,7 @@ def test_builtin_themes_define_every_app_colour() -> None:
 def test_builtin_theme_files_are_where_the_package_looks() -> None:
     files = sorted(p.name for p in (REPO / "themes").glob("*.toml"))
     assert files == sorted(f"{n}.toml" for n in BUILTIN)
-    assert themes.builtin_theme_dir().resolve() == (REPO / "themes").resolve()
+    assert builtin_theme_dir().resolve() == (REPO / "themes").resolve()
 
 
 def test_wheel_build_ships_the_theme_files_as_package_data(tmp_path: Path) -> None:
@@ -76,7 +84,7 @@ def test_wheel_build_ships_the_theme_files_as_package_data(tmp_path: Path) -> No
     shipped = sorted(p.name for p in (build / "tcpview" / "_themes").glob("*.toml"))
     assert shipped == sorted(f"{n}.toml" for n in BUILTIN)
     # load them from the built tree, not the source tree
-    code = ("import tcpview.ui.themes as t; print(t.builtin_theme_dir()); "
+    code = ("import tcpview.ui.themes.catalog as t; print(t.builtin_theme_dir()); "
             "print(','.join(sorted(t.builtin_themes())))")
     env = dict(os.environ, PYTHONPATH=str(build))
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -95,7 +103,7 @@ def _rgb(value: str) -> tuple[int, int, int]:
 
 
 def test_monochrome_theme_has_no_hue() -> None:
-    t = themes.builtin_themes()["tcpview-mono"]
+    t = builtin_themes()["tcpview-mono"]
     values = [t.primary, t.secondary, t.accent, t.warning, t.error, t.success, t.foreground,
               t.background, t.surface, t.panel, *t.variables.values()]
     for v in values:
@@ -150,7 +158,7 @@ def test_cvd_simulation_collapses_red_and_green() -> None:
 
 @pytest.mark.parametrize("kind", sorted(_CVD))
 def test_colorblind_theme_tells_flags_and_states_apart(kind: str) -> None:
-    v = themes.builtin_themes()["tcpview-colorblind"].variables
+    v = builtin_themes()["tcpview-colorblind"].variables
     groups = (("tcp-syn", "tcp-fin", "tcp-rst", "tcp-data"),
               ("state-established", "state-close-wait", "state-time-wait", "state-syn-received"))
     for group in groups:
@@ -177,7 +185,7 @@ def test_broken_theme_text_is_one_line_naming_the_file(text: str, problem: str, 
     p = tmp_path / "broken.toml"
     p.write_text(text)
     with pytest.raises(ThemeError) as e:
-        themes.load_theme_file(p)
+        load_theme_file(p)
     msg = str(e.value)
     assert "\n" not in msg
     assert msg.startswith(f"{p}: ")
@@ -187,65 +195,65 @@ def test_broken_theme_text_is_one_line_naming_the_file(text: str, problem: str, 
 def test_good_user_theme_parses_to_a_textual_theme(tmp_path: Path) -> None:
     p = tmp_path / "sunrise.toml"
     p.write_text(GOOD)
-    t = themes.load_theme_file(p)
+    t = load_theme_file(p)
     assert (t.name, t.dark, t.primary, t.background) == ("sunrise", False, "#C05000", "#FFF8F0")
     assert t.variables == {"tcp-syn": "#0050A0"}
 
 
 def test_user_theme_dir_follows_xdg_config_home(tmp_path: Path) -> None:
-    assert themes.user_theme_dir({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "tcpview" / "themes"
-    assert themes.user_theme_dir({}) == Path.home() / ".config" / "tcpview" / "themes"
+    assert user_theme_dir({"XDG_CONFIG_HOME": str(tmp_path)}) == tmp_path / "tcpview" / "themes"
+    assert user_theme_dir({}) == Path.home() / ".config" / "tcpview" / "themes"
     # relative XDG paths are to be ignored (XDG Base Directory spec)
-    assert themes.user_theme_dir({"XDG_CONFIG_HOME": "rel"}) == Path.home() / ".config" / "tcpview" / "themes"
+    assert user_theme_dir({"XDG_CONFIG_HOME": "rel"}) == Path.home() / ".config" / "tcpview" / "themes"
 
 
 def test_load_themes_collects_failures_and_keeps_the_rest(tmp_path: Path) -> None:
     (tmp_path / "sunrise.toml").write_text(GOOD)
     (tmp_path / "broken.toml").write_text("name = 'broken'\nprimary = 'nope'\n")
     (tmp_path / "notes.txt").write_text("not a theme")
-    found = themes.load_themes(tmp_path)
+    found = load_themes(tmp_path)
     assert "sunrise" in found.themes and "broken" not in found.themes
     assert set(BUILTIN) <= set(found.themes)
     assert [(f.path, f.problem) for f in found.failures] == [
         (tmp_path / "broken.toml", "primary: not a colour: 'nope'")]
-    msg = themes.failure_message(found.failures)
+    msg = failure_message(found.failures)
     assert msg is not None and str(tmp_path / "broken.toml") in msg
 
 
 def test_resolve_theme_names_files_and_errors(tmp_path: Path) -> None:
     (tmp_path / "sunrise.toml").write_text(GOOD)
     (tmp_path / "broken.toml").write_text("name = 'broken'\n")
-    found = themes.load_themes(tmp_path)
-    assert themes.resolve_theme("tcpview-light", found).name == "tcpview-light"
-    assert themes.resolve_theme("light", found).name == "tcpview-light"  # short name
-    assert themes.resolve_theme("sunrise", found).name == "sunrise"
-    assert themes.resolve_theme("nord", found).name == "nord"  # Textual's own
-    assert themes.resolve_theme(str(tmp_path / "sunrise.toml"), found).name == "sunrise"
+    found = load_themes(tmp_path)
+    assert resolve_theme("tcpview-light", found).name == "tcpview-light"
+    assert resolve_theme("light", found).name == "tcpview-light"  # short name
+    assert resolve_theme("sunrise", found).name == "sunrise"
+    assert resolve_theme("nord", found).name == "nord"  # Textual's own
+    assert resolve_theme(str(tmp_path / "sunrise.toml"), found).name == "sunrise"
     with pytest.raises(ThemeError, match=r"unknown theme 'nosuch' \(available: sunrise, tcpview-colorblind"):
-        themes.resolve_theme("nosuch", found)
+        resolve_theme("nosuch", found)
     with pytest.raises(ThemeError, match=r"theme 'broken': .*broken\.toml: primary: missing"):
-        themes.resolve_theme("broken", found)
+        resolve_theme("broken", found)
 
 
 # -- monochrome: NO_COLOR and terminals with few colours ------------------------------------
 def test_no_color_and_colourless_terminals_pick_the_monochrome_theme(tmp_path: Path) -> None:
     def pick(env: dict[str, str]) -> str:
-        return themes.default_theme_name(env, terminal=True)
+        return default_theme_name(env, terminal=True)
 
     assert pick({"TERM": "xterm-256color"}) == "tcpview-dark"
     assert pick({"TERM": "xterm-256color", "NO_COLOR": "1"}) == "tcpview-mono"
     assert pick({"TERM": "dumb"}) == "tcpview-mono"
     assert pick({}) == "tcpview-dark"  # unknown terminal: not assumed colourless
     # TERM describes a real terminal only: not the headless driver, a pipe or a browser
-    assert themes.default_theme_name({"TERM": "dumb"}, terminal=False) == "tcpview-dark"
-    assert themes.default_theme_name({"TERM": "dumb", "NO_COLOR": ""}, terminal=False) == "tcpview-mono"
+    assert default_theme_name({"TERM": "dumb"}, terminal=False) == "tcpview-dark"
+    assert default_theme_name({"TERM": "dumb", "NO_COLOR": ""}, terminal=False) == "tcpview-mono"
     assert pick({"TERM": "dumb", "TEXTUAL_COLOR_SYSTEM": "truecolor"}) == "tcpview-dark"
     # real terminfo entries (ncurses-base): vt100 has no colours
-    if themes.terminfo_colors("xterm-256color") is None:
+    if terminfo_colors("xterm-256color") is None:
         pytest.skip("no terminfo database")
-    assert themes.terminfo_colors("xterm-256color") == 256
-    assert themes.terminfo_colors("xterm") == 8
-    assert themes.terminfo_colors("vt100") == -1
+    assert terminfo_colors("xterm-256color") == 256
+    assert terminfo_colors("xterm") == 8
+    assert terminfo_colors("vt100") == -1
     assert pick({"TERM": "vt100"}) == "tcpview-mono"
     assert pick({"TERM": "xterm"}) == "tcpview-dark"  # 8 colours are enough
     assert pick({"TERM": "vt100", "COLORTERM": "truecolor"}) == "tcpview-dark"
@@ -257,7 +265,7 @@ def test_no_color_and_colourless_terminals_pick_the_monochrome_theme(tmp_path: P
     db = tmp_path / "terminfo"
     subprocess.run(["tic", "-o", str(db), str(src)], check=True, capture_output=True)
     env = {"TERM": "tcpview-four", "TERMINFO": str(db)}
-    assert themes.terminfo_colors("tcpview-four", env) == 4
+    assert terminfo_colors("tcpview-four", env) == 4
     assert pick(env) == "tcpview-mono"
 
 

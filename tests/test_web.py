@@ -234,7 +234,7 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 def test_serve_shows_the_demo_in_a_browser(tmp_path: Path) -> None:
     pytest.importorskip("textual_serve")
-    from tcpview.ui.themes import builtin_themes
+    from tcpview.ui.themes.catalog import builtin_themes
 
     port = _free_port()
     theme = builtin_themes()["tcpview-light"]

@@ -65,7 +65,8 @@ def add_app_options(p: argparse.ArgumentParser) -> None:
 
 
 def _theme_arg(value: str):  # type: ignore[no-untyped-def]
-    from ..ui.themes import ThemeError, resolve_theme
+    from ..ui.themes.catalog import resolve_theme
+    from ..ui.themes.spec import ThemeError
 
     try:
         return resolve_theme(value)

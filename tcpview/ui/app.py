@@ -17,63 +17,31 @@ from functools import partial
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical
-from textual.message import Message
 from textual.theme import Theme
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
-from ..engine.pump import BatchInfo, Pump
 from ..engine.player import SPEEDS, Player
+from ..engine.pump import BatchInfo, Pump
 from ..engine.tracker import Tracker
 from ..textutil import safe
-from . import themes
+from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
+from .fmt import parse_time
+from .messages import BatchArrived, SourceEnded
 from .screens.detail import DetailScreen
+from .screens.help import HelpScreen
 from .styles import theme_variable_defaults
+from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
+from .widgets.prompt import Prompt
 from .widgets.why_line import WhyLine
 
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
-
-
-class SourceRead(Message):
-    """A batch of frames reached the timeline (replaceable: only the newest matters)."""
-
-    def __init__(self, info: BatchInfo) -> None:
-        super().__init__()
-        self.info = info
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, SourceRead)
-
-
-class SourceEnded(Message):
-    """The source has no more frames (``info.error`` says why, if it failed)."""
-
-    def __init__(self, info: BatchInfo) -> None:
-        super().__init__()
-        self.info = info
-
-
-def parse_time(text: str) -> float:
-    """Seconds from ``1.5``, ``90``, ``1:30`` or ``1:02:03.5``; raises ValueError."""
-    text = text.strip().rstrip("s")
-    if not text:
-        raise ValueError("empty")
-    parts = text.split(":")
-    if len(parts) > 3:
-        raise ValueError(text)
-    total = 0.0
-    for p in parts:
-        total = total * 60 + float(p)
-    if total < 0 or total != total:
-        raise ValueError(text)
-    return total
 
 
 class TcpviewApp(App[int]):
@@ -93,42 +61,14 @@ class TcpviewApp(App[int]):
     TITLE = "tcpview"
     COMMANDS = App.COMMANDS | {TcpviewCommands}
 
-    BINDINGS = [
-        Binding("space", "play_pause", "Play", id="player.play_pause", tooltip="Play / pause (live: freeze / back to live)"),
-        Binding("right,full_stop", "step(1)", "Step", id="player.step_forward", key_display="→",
-                tooltip="Step one segment forward"),
-        Binding("left,comma", "step(-1)", "Back", show=False, id="player.step_back", tooltip="Step one segment back"),
-        Binding("right_square_bracket", "jump(0.1)", "+10%", show=False, id="player.jump_forward",
-                tooltip="Jump 10% of the capture forward"),
-        Binding("left_square_bracket", "jump(-0.1)", "-10%", show=False, id="player.jump_back",
-                tooltip="Jump 10% of the capture back"),
-        Binding("home,g", "start", "Start", show=False, id="player.start", tooltip="Cursor to the start"),
-        Binding("end,G", "end", "End", show=False, id="player.end",
-                tooltip="Cursor to the end (follows new data)"),
-        Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster", tooltip="Faster (up to max)"),
-        Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
-        Binding("t", "goto_time", "Time", show=False, id="player.goto",
-                tooltip="Go to a time: seconds from the start (or m:ss)"),
-        Binding("slash", "filter", "Filter", id="table.filter",
-                tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
-                tooltip="Clear the filter (or close the input box)"),
-        Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
-        Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
-        Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
-                tooltip="Absolute / relative sequence numbers"),
-        Binding("c", "toggle_counters", "States", show=False, id="counters.all",
-                tooltip="Show the counters of every state, not only the main four"),
-        Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),
-        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
-    ]
+    BINDINGS = VIEWER_BINDINGS
 
     def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
                  theme: str | Theme | None = None, at: float | None = None) -> None:
         super().__init__()
         self._start_at = at
         # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
-        self._theme_failures = themes.install(self, theme)
+        self._theme_failures = install_themes(self, theme)
         self.source = source
         self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
         self.tl = self.tracker.tl
@@ -140,8 +80,6 @@ class TcpviewApp(App[int]):
         self._stop = threading.Event()
         self._dirty = True
         self._last_tick = time.monotonic()
-        self._prompt_mode: str | None = None
-        self._prompt_restore = ""
         self._absolute = False
         self._titles: tuple[str, str, str] = ("", "", "")
         self._last_settle = 0.0
@@ -158,7 +96,7 @@ class TcpviewApp(App[int]):
         with Vertical(id="ladder-box"):
             yield Ladder(id="ladder")
             yield WhyLine(id="why", classes="-empty")
-        yield Input(id="prompt", compact=True)
+        yield Prompt(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -168,9 +106,9 @@ class TcpviewApp(App[int]):
         self._counters = self.query_one(CountersBar)
         self._bar = self.query_one(PlayerBar)
         self._why = self.query_one(WhyLine)
-        self._prompt = self.query_one("#prompt", Input)
+        self._prompt = self.query_one(Prompt)
         self._ladder_box = self.query_one("#ladder-box")
-        themes.notify_failures(self, self._theme_failures)
+        notify_failures(self, self._theme_failures)
         bar = self._bar
         bar.reading = not self.player.live
         self._table.focus()
@@ -186,11 +124,11 @@ class TcpviewApp(App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
     def _read_source(self) -> None:
         def posted(info: BatchInfo) -> None:
-            self.post_message(SourceEnded(info) if info.done else SourceRead(info))
+            self.post_message(SourceEnded(info) if info.done else BatchArrived(info))
 
         self.pump.run(self._stop, posted)
 
-    def on_source_read(self, message: SourceRead) -> None:
+    def on_batch_arrived(self, message: BatchArrived) -> None:
         bar = self._bar
         bar.loading = message.info.progress
         self._dirty = True
@@ -284,23 +222,23 @@ class TcpviewApp(App[int]):
             box.border_subtitle = Text(titles[2])
 
     # -- messages from the widgets --------------------------------------------------------
-    def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
+    def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._ladder.show(self.tl, message.cid, self.player.query_time())
         self._update_titles()
 
-    def on_connection_table_opened(self, message: ConnectionTable.Opened) -> None:
+    def on_connection_table_row_selected(self, message: ConnectionTable.RowSelected) -> None:
         self._ladder.focus()
 
-    def on_ladder_cursor_moved(self, message: Ladder.CursorMoved) -> None:
+    def on_ladder_row_highlighted(self, message: Ladder.RowHighlighted) -> None:
         self._why.explain_row(self.tl, message.cid, message.row)
 
-    def on_ladder_back(self, message: Ladder.Back) -> None:
+    def on_ladder_back_requested(self, message: Ladder.BackRequested) -> None:
         self._table.focus()
 
-    def on_ladder_inspect(self, message: Ladder.Inspect) -> None:
+    def on_ladder_row_selected(self, message: Ladder.RowSelected) -> None:
         self._inspect(message.cid, message.row)
 
-    def on_player_bar_seek(self, message: PlayerBar.Seek) -> None:
+    def on_player_bar_seek_requested(self, message: PlayerBar.SeekRequested) -> None:
         self.player.seek_fraction(message.fraction)
         self.refresh_views()
 
@@ -399,8 +337,8 @@ class TcpviewApp(App[int]):
 
     def action_clear_filter(self) -> None:
         """Close the input box if open, else clear the filter."""
-        if self._prompt_mode is not None:
-            self._close_prompt(cancel=True)
+        if self._prompt.is_open:
+            self._prompt.action_cancel()
             return
         if self._table.model.query.text:
             self.action_set_filter("")
@@ -430,52 +368,37 @@ class TcpviewApp(App[int]):
 
     def action_help(self) -> None:
         """Show every key binding."""
-        from .screens.help import HelpScreen
-
         self.push_screen(HelpScreen())
 
     # -- the input box (filter, time) -----------------------------------------------------
     def action_filter(self) -> None:
         """Open the filter box."""
         current = self._table.model.query.text
-        self._open_prompt("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
+        self._prompt.open("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
     def action_goto_time(self) -> None:
         """Open the time box: seconds from the start."""
-        self._open_prompt("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
+        self._prompt.open("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
 
-    def _open_prompt(self, mode: str, value: str, placeholder: str) -> None:
-        prompt = self._prompt
-        self._prompt_mode = mode
-        self._prompt_restore = value
-        prompt.placeholder = placeholder
-        prompt.value = value
-        prompt.cursor_blink = not self.is_headless
-        prompt.add_class("-open")
-        prompt.focus()
-
-    def _close_prompt(self, cancel: bool = False) -> None:
-        prompt = self._prompt
-        mode, self._prompt_mode = self._prompt_mode, None
-        prompt.remove_class("-open")
-        if cancel and mode == "filter":
-            self._table.set_query(self._prompt_restore)
-            self.refresh_views()
-        self._table.focus()
-
-    @on(Input.Changed, "#prompt")
-    def _prompt_changed(self, event: Input.Changed) -> None:
-        if self._prompt_mode == "filter":
+    @on(Prompt.Edited, "#prompt")
+    def _prompt_edited(self, event: Prompt.Edited) -> None:
+        if event.mode == "filter":  # the filter applies as it is typed
             self._table.set_query(event.value)
             self.refresh_views()
 
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, event: Input.Submitted) -> None:
-        mode = self._prompt_mode
-        if mode == "filter":
+    @on(Prompt.Cancelled, "#prompt")
+    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
+        if event.mode == "filter":
+            self._table.set_query(event.restore)
+            self.refresh_views()
+        self._table.focus()
+
+    @on(Prompt.Accepted, "#prompt")
+    def _prompt_accepted(self, event: Prompt.Accepted) -> None:
+        if event.mode == "filter":
             self._close_prompt()
             self.action_set_filter(event.value)
-        elif mode == "time":
+        elif event.mode == "time":
             try:
                 seconds = parse_time(event.value)
             except ValueError:
@@ -483,3 +406,7 @@ class TcpviewApp(App[int]):
                 return
             self._close_prompt()
             self.seek_offset(seconds)
+
+    def _close_prompt(self) -> None:
+        self._prompt.close()
+        self._table.focus()

@@ -1,4 +1,5 @@
-"""The command palette's tcpview commands: every action of the app by name."""
+"""The command palette's tcpview commands: every action of the app by name (and of the live
+capture's app: :class:`LiveCommands`)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,18 @@ class TcpviewCommands(ActionCommands):
         for i, s in enumerate(SPEEDS):
             cmds.append((f"Speed {speed_label(s)}", "Playback speed", partial(run, f"speed({i})")))
         return cmds
+
+
+class LiveCommands(ActionCommands):
+    """The live capture's commands for the command palette (Ctrl+P)."""
+
+    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
+        run = self.app.run_action
+        return [
+            ("Capture on another interface…", "Pick an interface; capture starts over there (same filter)",
+             partial(run, "pick_interface")),
+            ("Toggle kernel view", "The kernel's state of this host's sockets beside the captured states",
+             partial(run, "toggle_kernel")),
+            ("Kernel differences", "Filter the table to the connections the kernel disagrees with",
+             partial(run, "kernel_differences")),
+        ]

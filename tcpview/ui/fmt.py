@@ -1,4 +1,5 @@
-"""Short text forms of numbers, durations and capture times for narrow columns."""
+"""Short text forms of numbers, durations and capture times for narrow columns, and the
+reverse for a time the user types."""
 
 from __future__ import annotations
 
@@ -44,6 +45,22 @@ def offset(s: float, total: float | None = None) -> str:
         h, m = divmod(int(m), 60)
         return f"{h}:{m:02d}:{sec:06.3f}"
     return f"{int(m):02d}:{sec:06.3f}"
+
+
+def parse_time(text: str) -> float:
+    """Seconds from ``1.5``, ``90``, ``1:30`` or ``1:02:03.5``; raises ValueError."""
+    text = text.strip().rstrip("s")
+    if not text:
+        raise ValueError("empty")
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise ValueError(text)
+    total = 0.0
+    for p in parts:
+        total = total * 60 + float(p)
+    if total < 0 or total != total:
+        raise ValueError(text)
+    return total
 
 
 def short_source(name: str) -> str:

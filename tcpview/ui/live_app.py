@@ -1,15 +1,11 @@
-"""The kernel's view beside a live capture on the same host (``tcpview live``, key ``K``).
+"""``tcpview live``: the capture viewer plus what belongs to a live capture on this host.
 
-For every captured connection with an endpoint on this host, the kernel's own state of that
-endpoint (from /proc/net/tcp, what ``ss`` shows) is put beside the state tcpview inferred from
-the packets (:func:`tcpview.kernel.compare.compare`). They disagree when packets were missed (a
-filter, kernel drops, a capture started mid-connection) or when timers differ. The pane
-shows the selected connection side by side and lists the connections that disagree; ``D``
-filters the table down to them.
-
-:class:`LiveApp` is the capture viewer plus this pane; everything else is the viewer's.
-The kernel table is read and compared on a worker thread at most once a second; only the
-UI thread touches widgets.
+The kernel's view (``K``, :class:`~tcpview.ui.widgets.kernel_pane.KernelPane`): for every
+captured connection with an endpoint on this host, the kernel's own state of that endpoint
+(from /proc/net/tcp, what ``ss`` shows) beside the state tcpview inferred from the packets
+(:func:`tcpview.kernel.compare.compare`); ``D`` filters the table down to the connections
+they disagree on. The kernel table is read and compared on a worker thread at most once a
+second; only the UI thread touches widgets.
 
 Two more things belong to a live capture: a status line (:class:`CaptureStatus`: captured,
 dropped by the kernel, skipped by the decoder, saved), and ``i``, which captures on another
@@ -23,163 +19,31 @@ switch is refused.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-from functools import partial
 
-from rich.text import Text
 from textual import work
 from textual.binding import Binding
-from textual.message import Message
-from textual.widget import Widget
 
-from ..engine.pump import Pump
-from ..engine.model import STATE_NAMES
 from ..engine.player import Player
+from ..engine.pump import Pump
 from ..engine.query import ConnRows
 from ..engine.tracker import Tracker
-from ..kernel.compare import Comparison, compare
-from ..kernel.snapshot import KernelSnapshot, snapshot
+from ..kernel.compare import compare
+from ..kernel.snapshot import snapshot
 from ..sources.linktypes import LINKTYPE_ETHERNET
-from ..sources.live.ring import LiveError
 from ..sources.live.capture import LiveSource
+from ..sources.live.ring import LiveError
 from ..textutil import safe
-from .app import SourceEnded, TcpviewApp
-from .commands import ActionCommands
+from .app import TcpviewApp
+from .commands import LiveCommands
+from .messages import CaptureSwitched, KernelRead, SourceEnded, SwitchFailed
 from .screens.iface_picker import InterfacePicker
 from .widgets.capture_status import CaptureStatus
 from .widgets.conn_table import ConnectionTable
+from .widgets.kernel_pane import KernelPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
-from .widgets.repaint import PaintedText
 from .widgets.why_line import WhyLine
-
-MAX_LISTED = 12
-
-
-class KernelRead(Message):
-    """A kernel snapshot was read and compared with the timeline (replaceable)."""
-
-    def __init__(self, snap: KernelSnapshot, results: dict[int, Comparison]) -> None:
-        super().__init__()
-        self.snap = snap
-        self.results = results
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, KernelRead)
-
-
-class CaptureSwitched(Message):
-    """The capture on another interface is open and the old one stopped (from a worker)."""
-
-    def __init__(self, source: LiveSource, old: LiveSource) -> None:
-        super().__init__()
-        self.source = source
-        self.old = old
-
-
-class SwitchFailed(Message):
-    """Capturing on ``interface`` could not start; the old capture runs on."""
-
-    def __init__(self, interface: str, error: str) -> None:
-        super().__init__()
-        self.interface = interface
-        self.error = error
-
-
-class LiveCommands(ActionCommands):
-    """The live capture's commands for the command palette (Ctrl+P)."""
-
-    def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        run = self.app.run_action
-        return [
-            ("Capture on another interface…", "Pick an interface; capture starts over there (same filter)",
-             partial(run, "pick_interface")),
-            ("Toggle kernel view", "The kernel's state of this host's sockets beside the captured states",
-             partial(run, "toggle_kernel")),
-            ("Kernel differences", "Filter the table to the connections the kernel disagrees with",
-             partial(run, "kernel_differences")),
-        ]
-
-
-class KernelPane(PaintedText, Widget):
-    """Two lines: the selected connection as the kernel and the capture see it, and which
-    connections the two disagree on."""
-
-    COMPONENT_CLASSES = {"kernel--label", "kernel--agree", "kernel--differ", "kernel--dim"}
-
-    DEFAULT_CSS = """
-    KernelPane { height: 2; padding: 0 1; display: none; background: $panel; }
-    KernelPane.-on { display: block; }
-    KernelPane > .kernel--label { text-style: bold; color: $text-primary; }
-    KernelPane > .kernel--agree { color: $state-established; }
-    KernelPane > .kernel--differ { text-style: bold; color: $tcp-anomaly; }
-    KernelPane > .kernel--dim { color: $text-muted; }
-    """
-
-    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(name=name, id=id, classes=classes)
-        self.results: dict[int, Comparison] = {}
-        self.snap_ts: float | None = None
-        self.cid: int | None = None
-        self.texts: tuple[str, str] = ("", "")
-        self.past = False
-
-    def differing(self) -> list[int]:
-        """Ids of the connections whose states the kernel disagrees with."""
-        return sorted(cid for cid, r in self.results.items() if r.disagree)
-
-    def update_view(self, tl, cid: int | None, past: bool) -> None:  # type: ignore[no-untyped-def]
-        """Show connection ``cid``; ``past`` when the cursor is not at the newest packet."""
-        self.cid, self.past = cid, past
-        if cid is not None and cid < len(tl.conns):
-            c = tl.conns[cid]
-            self.texts = (c.client_text(), c.server_text())
-        self.refresh_if_changed()
-
-    def build(self) -> Text:
-        st = self.get_component_rich_style
-        label, agree, differ, dim = (st(f"kernel--{k}", partial=True) for k in ("label", "agree", "differ", "dim"))
-        out = Text(no_wrap=True, overflow="ellipsis")
-        out.append("kernel ", label)
-        if self.snap_ts is None:
-            out.append("reading the socket table…", dim)
-            return out
-        r = self.results.get(self.cid) if self.cid is not None else None
-        if self.cid is None:
-            out.append("no connection selected", dim)
-        elif r is None:
-            out.append(f"#{self.cid} was not in the capture when the table was read", dim)
-        elif r.kernel == (None, None):
-            out.append(f"#{self.cid}: neither end is on this host", dim)
-        else:
-            out.append(f"#{self.cid} ")
-            for side, name in ((0, "client"), (1, "server")):
-                k, s = r.kernel[side], r.sniffed[side]
-                out.append(f"{name} {self.texts[side]} ")
-                if k is None:
-                    out.append("(another host)", dim)
-                else:
-                    same = k == s
-                    out.append(STATE_NAMES[k], agree if same else differ)
-                    out.append(f" (capture {STATE_NAMES[s]})" if not same else " (capture same)", dim)
-                out.append("   ")
-            out.append("≠ differs" if r.disagree else "✓ agrees", differ if r.disagree else agree)
-        out.append("\n")
-        local = sum(1 for r in self.results.values() if r.kernel != (None, None))
-        diff = self.differing()
-        age = time.time() - self.snap_ts
-        out.append(f"read {age:.1f} s ago: ", dim)
-        if diff:
-            listed = " ".join(f"#{i}" for i in diff[:MAX_LISTED]) + (" …" if len(diff) > MAX_LISTED else "")
-            out.append(f"{len(diff)} of {local} local connections differ: ", differ)
-            out.append(listed)
-            out.append("   D: show them in the table", dim)
-        else:
-            out.append(f"all {local} local connections agree", agree)
-        if self.past:
-            out.append("   (the kernel's view is of now; the cursor is in the past)", dim)
-        return out
 
 
 class LiveApp(TcpviewApp):
@@ -274,18 +138,26 @@ class LiveApp(TcpviewApp):
     # -- switching interface ---------------------------------------------------------------
     def action_pick_interface(self) -> None:
         """Choose another interface to capture on."""
-        src = self.source
-        if not isinstance(src, LiveSource):
-            self.notify("this source is not a live capture", severity="warning", markup=False)
-            return
-        if self.switching is not None:
-            self.notify(f"already switching to {self.switching}", markup=False)
+        src = self._switchable()
+        if src is None:
             return
         kept = [f"filter {src.bpf}" if src.bpf else "no filter", f"snap length {src.snaplen}"]
         if src.sink is not None:
             kept.append(f"saving to {src.sink.path}")
         note = "kept: " + ", ".join(kept) + "; the timeline starts over"
         self.push_screen(InterfacePicker(src.interface, note), self._picked)
+
+    def _switchable(self) -> LiveSource | None:
+        """The capture to switch away from; None (and a notification saying why) when the
+        source is not a live capture or a switch is already under way."""
+        src = self.source
+        if not isinstance(src, LiveSource):
+            self.notify("this source is not a live capture", severity="warning", markup=False)
+            return None
+        if self.switching is not None:
+            self.notify(f"already switching to {self.switching}", markup=False)
+            return None
+        return src
 
     def _picked(self, name: str | None) -> None:
         if name:
@@ -299,12 +171,8 @@ class LiveApp(TcpviewApp):
         and the views start over. Saving goes on into the same file, when the new
         interface gives the same kind of frames; otherwise the switch is refused.
         """
-        src = self.source
-        if not isinstance(src, LiveSource):
-            self.notify("this source is not a live capture", severity="warning", markup=False)
-            return
-        if self.switching is not None:
-            self.notify(f"already switching to {self.switching}", markup=False)
+        src = self._switchable()
+        if src is None:
             return
         self.switching = name
         self._open_and_stop(name, src, self._stop)
@@ -418,7 +286,7 @@ class LiveApp(TcpviewApp):
         if settle:  # the pane's "read N s ago" would otherwise repaint it on every tick
             self._update_kernel_pane()
 
-    def on_connection_table_selected(self, message: ConnectionTable.Selected) -> None:
+    def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._update_kernel_pane()
 
     def action_toggle_kernel(self) -> None:

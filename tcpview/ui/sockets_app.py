@@ -21,23 +21,17 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.message import Message
 from textual.theme import Theme
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Footer, Static
 
 from ..kernel.history import KernelTable
 from ..textutil import safe
-from . import themes
+from .messages import SocketsRefreshed
 from .styles import theme_variable_defaults
+from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
+from .widgets.prompt import Prompt
 from .widgets.socket_table import SORT_TITLES, SocketTable
-
-
-class TableRefreshed(Message):
-    """The worker read the kernel table again (replaceable: only the newest matters)."""
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, TableRefreshed)
 
 
 class SocketsApp(App[int]):
@@ -54,8 +48,6 @@ class SocketsApp(App[int]):
     #title { height: 1; background: $panel; padding: 0 1; }
     #table { height: 1fr; border: round $border-blurred; border-title-color: $text; padding: 0 0 0 1; }
     #table:focus { border: round $border; }
-    #prompt { dock: bottom; display: none; height: 1; margin: 0 1; }
-    #prompt.-open { display: block; }
     """
 
     BINDINGS = [
@@ -72,12 +64,11 @@ class SocketsApp(App[int]):
     def __init__(self, table: KernelTable | None = None, *, interval: float = 1.0,
                  theme: str | Theme | None = None) -> None:
         super().__init__()
-        self._theme_failures = themes.install(self, theme)
+        self._theme_failures = install_themes(self, theme)
         self.table = table if table is not None else KernelTable()
         self.interval = interval
         self.paused = False
         self.error: str | None = None
-        self._prompt_open = False
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return theme_variable_defaults(self.current_theme)
@@ -86,11 +77,11 @@ class SocketsApp(App[int]):
         yield Static(id="title")
         yield CountersBar(id="counters")
         yield SocketTable(id="table")
-        yield Input(id="prompt", compact=True)
+        yield Prompt(id="prompt")
         yield Footer()
 
     def on_mount(self) -> None:
-        themes.notify_failures(self, self._theme_failures)
+        notify_failures(self, self._theme_failures)
         self.query_one(SocketTable).focus()
         self._update_title()
         self._read()
@@ -107,9 +98,9 @@ class SocketsApp(App[int]):
             self.error = None
         except Exception as e:  # noqa: BLE001 - a failed read is shown, the next one may work
             self.error = f"{type(e).__name__}: {e}"
-        self.post_message(TableRefreshed())
+        self.post_message(SocketsRefreshed())
 
-    def on_table_refreshed(self, message: TableRefreshed) -> None:
+    def on_sockets_refreshed(self, message: SocketsRefreshed) -> None:
         self.refresh_views()
 
     def refresh_views(self) -> None:
@@ -169,36 +160,32 @@ class SocketsApp(App[int]):
 
     def action_filter(self) -> None:
         """Open the filter box."""
-        prompt = self.query_one("#prompt", Input)
-        prompt.placeholder = "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)"
-        prompt.value = self.query_one(SocketTable).query.text
-        prompt.cursor_blink = not self.is_headless
-        prompt.add_class("-open")
-        self._prompt_open = True
-        prompt.focus()
+        self.query_one(Prompt).open("filter", self.query_one(SocketTable).query.text,
+                                    "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
     def action_clear_filter(self) -> None:
         """Close the filter box, or clear the filter."""
-        if self._prompt_open:
-            self._close_prompt()
+        prompt = self.query_one(Prompt)
+        if prompt.is_open:
+            prompt.action_cancel()
             return
         if self.query_one(SocketTable).query.text:
             self.action_set_filter("")
 
-    def _close_prompt(self) -> None:
-        self._prompt_open = False
-        self.query_one("#prompt", Input).remove_class("-open")
+    @on(Prompt.Edited, "#prompt")
+    def _prompt_edited(self, event: Prompt.Edited) -> None:
+        self.query_one(SocketTable).set_query(event.value)  # the filter applies as it is typed
+        self._update_title()
+
+    @on(Prompt.Cancelled, "#prompt")
+    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
+        # what was typed stays applied (unlike the capture viewer, which restores event.restore)
         self.query_one(SocketTable).focus()
 
-    @on(Input.Changed, "#prompt")
-    def _prompt_changed(self, event: Input.Changed) -> None:
-        if self._prompt_open:
-            self.query_one(SocketTable).set_query(event.value)
-            self._update_title()
-
-    @on(Input.Submitted, "#prompt")
-    def _prompt_submitted(self, event: Input.Submitted) -> None:
-        self._close_prompt()
+    @on(Prompt.Accepted, "#prompt")
+    def _prompt_accepted(self, event: Prompt.Accepted) -> None:
+        self.query_one(Prompt).close()
+        self.query_one(SocketTable).focus()
         self.action_set_filter(event.value)
 
     def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:

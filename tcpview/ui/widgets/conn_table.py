@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
-from textual.message import Message
 from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
 from ...engine.query import SORT_KEYS, ConnQuery, ConnRows, last_ts_at
 from ...engine.store import Timeline
 from .. import fmt
+from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
@@ -93,19 +93,19 @@ class ConnectionTable(VirtualList):
     ConnectionTable > .conn-table--dim { color: $text-muted; }
     """
 
-    class Selected(Message):
+    @dataclass
+    class RowHighlighted(WidgetMessage):
         """The cursor moved to another connection (``cid`` None: the table is empty)."""
 
-        def __init__(self, cid: int | None) -> None:
-            super().__init__()
-            self.cid = cid
+        cid: int | None
+        """The connection under the cursor."""
 
-    class Opened(Message):
-        """Enter on a row: the user wants that connection's ladder."""
+    @dataclass
+    class RowSelected(WidgetMessage):
+        """Enter (or a double click) on a row: the user wants that connection's ladder."""
 
-        def __init__(self, cid: int) -> None:
-            super().__init__()
-            self.cid = cid
+        cid: int
+        """The connection chosen."""
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -224,12 +224,12 @@ class ConnectionTable(VirtualList):
         cid = rows[new] if rows and 0 <= new < len(rows) else None
         if cid != self.selected:
             self.selected = cid
-            self.post_message(self.Selected(cid))
+            self.post_message(self.RowHighlighted(self, cid))
 
     def action_open(self) -> None:
         """Enter: open the selected connection's ladder."""
         if self.selected is not None:
-            self.post_message(self.Opened(self.selected))
+            self.post_message(self.RowSelected(self, self.selected))
 
     def header_clicked(self, x: int) -> None:
         left = 0
@@ -241,7 +241,7 @@ class ConnectionTable(VirtualList):
 
     def row_clicked(self, index: int, chain: int) -> None:
         if chain >= 2 and self.selected is not None:
-            self.post_message(self.Opened(self.selected))
+            self.post_message(self.RowSelected(self, self.selected))
 
     # -- rendering ----------------------------------------------------------------------------
     def columns(self) -> list[Column]:

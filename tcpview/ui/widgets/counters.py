@@ -8,15 +8,17 @@ counter filters the table on that state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.message import Message
 from textual.reactive import var
 from textual.widget import Widget
 
 from ...engine.model import STATE_NAMES
 from ...engine.store import Timeline
+from ..messages import WidgetMessage
 from ..styles import STATE_FAMILIES, STATE_FAMILY, state_css
 from .repaint import PaintedText
 
@@ -53,12 +55,12 @@ class CountersBar(PaintedText, Widget):
 
     show_all: var[bool] = var(False, init=False)
 
-    class StateClicked(Message):
+    @dataclass
+    class StateClicked(WidgetMessage):
         """A counter was clicked: the user wants the connections in that state."""
 
-        def __init__(self, state: str) -> None:
-            super().__init__()
-            self.state = state
+        state: str
+        """The state's name (``CLOSE_WAIT``)."""
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -161,5 +163,5 @@ class CountersBar(PaintedText, Widget):
             return
         for line, x0, x1, state in self._spans:
             if line == offset.y and x0 <= offset.x < x1:
-                self.post_message(self.StateClicked(state))
+                self.post_message(self.StateClicked(self, state))
                 return

@@ -9,11 +9,12 @@ come on screen, so a connection with a million segments scrolls as one with ten.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.cache import LRUCache
-from textual.message import Message
 from textual.reactive import var
 from textual.strip import Strip
 
@@ -21,6 +22,7 @@ from ...engine.ladder import LadderRow, arrow, ladder_count, ladder_window
 from ...engine.model import analysis_names, anomaly_names
 from ...engine.store import Timeline
 from .. import fmt
+from ..messages import WidgetMessage
 from ..styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
@@ -70,23 +72,26 @@ class Ladder(VirtualList):
     Ladder > .ladder--ack { color: $tcp-ack; }
     """
 
-    class CursorMoved(Message):
+    @dataclass
+    class RowHighlighted(WidgetMessage):
         """The ladder cursor is on another row (``row`` None: no rows)."""
 
-        def __init__(self, cid: int | None, row: LadderRow | None) -> None:
-            super().__init__()
-            self.cid = cid
-            self.row = row
+        cid: int | None
+        """The connection it shows."""
+        row: LadderRow | None
+        """The row under the cursor."""
 
-    class Inspect(Message):
-        """Enter on a segment row: show its frame in full."""
+    @dataclass
+    class RowSelected(WidgetMessage):
+        """Enter (or a double click) on a segment row: the user wants its frame in full."""
 
-        def __init__(self, cid: int, row: LadderRow) -> None:
-            super().__init__()
-            self.cid = cid
-            self.row = row
+        cid: int
+        """The connection it shows."""
+        row: LadderRow
+        """The segment's row."""
 
-    class Back(Message):
+    @dataclass
+    class BackRequested(WidgetMessage):
         """Escape: the user wants the connection table again."""
 
     absolute: var[bool] = var(False)
@@ -185,17 +190,17 @@ class Ladder(VirtualList):
         key = (self.cid, self.cursor, self.count, row.frame if row else None, row.ts if row else None)
         if key != self._last_reported:
             self._last_reported = key
-            self.post_message(self.CursorMoved(self.cid, row))
+            self.post_message(self.RowHighlighted(self, self.cid, row))
 
     def action_inspect(self) -> None:
         """Enter: dissect the segment under the cursor."""
         row = self.row(self.cursor)
         if row is not None and row.seg >= 0 and self.cid is not None:
-            self.post_message(self.Inspect(self.cid, row))
+            self.post_message(self.RowSelected(self, self.cid, row))
 
     def action_back(self) -> None:
         """Escape: back to the table."""
-        self.post_message(self.Back())
+        self.post_message(self.BackRequested(self))
 
     def row_clicked(self, index: int, chain: int) -> None:
         if chain >= 2:

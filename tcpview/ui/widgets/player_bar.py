@@ -6,14 +6,16 @@ much has been read; what is read can already be browsed and played.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.text import Text
 from textual import events
-from textual.message import Message
 from textual.widget import Widget
 
 from ...engine.player import Player, speed_label
 from ...textutil import safe
 from .. import fmt
+from ..messages import WidgetMessage
 from .repaint import PaintedText
 
 BAR_MIN = 8
@@ -47,12 +49,12 @@ class PlayerBar(PaintedText, Widget):
     PlayerBar > .player--loading { color: $text-warning; }
     """
 
-    class Seek(Message):
+    @dataclass
+    class SeekRequested(WidgetMessage):
         """The user clicked or dragged on the timeline at ``fraction`` (0..1)."""
 
-        def __init__(self, fraction: float) -> None:
-            super().__init__()
-            self.fraction = fraction
+        fraction: float
+        """Where on the timeline, 0 (start) to 1 (end)."""
 
     def __init__(self, player: Player, source_name: str, *, name: str | None = None, id: str | None = None,
                  classes: str | None = None) -> None:
@@ -111,7 +113,7 @@ class PlayerBar(PaintedText, Widget):
         x0, x1 = self._bar
         if x1 <= x0:
             return
-        self.post_message(self.Seek(min(1.0, max(0.0, (x - x0) / max(1, x1 - x0 - 1)))))
+        self.post_message(self.SeekRequested(self, min(1.0, max(0.0, (x - x0) / max(1, x1 - x0 - 1)))))
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         offset = event.get_content_offset(self)

@@ -10,10 +10,10 @@ shows ``?`` because this kernel cannot know its state.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.message import Message
 from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
@@ -21,6 +21,7 @@ from ...engine.query import ConnQuery, endpoint_texts
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
 from .. import fmt
+from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
@@ -64,12 +65,12 @@ class SocketTable(VirtualList):
     SocketTable > .socket-table--note { color: $text-muted; }
     """
 
-    class Selected(Message):
-        """The cursor moved to another connection (None: the table is empty)."""
+    @dataclass
+    class RowHighlighted(WidgetMessage):
+        """The cursor moved to another connection (``cid`` None: the table is empty)."""
 
-        def __init__(self, cid: int | None) -> None:
-            super().__init__()
-            self.cid = cid
+        cid: int | None
+        """The connection under the cursor."""
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
@@ -143,7 +144,7 @@ class SocketTable(VirtualList):
         cid = self.rows[new][0] if 0 <= new < len(self.rows) else None
         if cid != self.selected:
             self.selected = cid
-            self.post_message(self.Selected(cid))
+            self.post_message(self.RowHighlighted(self, cid))
 
     # -- rendering --------------------------------------------------------------------------
     def columns(self) -> list[tuple[str, str, int, bool]]:

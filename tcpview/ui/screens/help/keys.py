@@ -1,12 +1,18 @@
 """Every key binding of the app, grouped for the help screen and docs/keys.md.
 
-The table is built from the ``BINDINGS`` of the app and its widgets, so what the help shows
-is what the keys do. Run ``python -m tcpview.ui.screens.help.keys`` to print it as Markdown.
+The table is built from the bindings of the app (:mod:`tcpview.ui.bindings`) and the
+``BINDINGS`` of its widgets, so what the help shows is what the keys do. Run
+``python -m tcpview.ui.screens.help.keys`` to print it as Markdown.
 """
 
 from __future__ import annotations
 
 from textual.binding import Binding
+
+from ...bindings import VIEWER_BINDINGS
+from ...widgets.conn_table import ConnectionTable
+from ...widgets.ladder import Ladder
+from ..detail import DetailScreen
 
 _KEY_NAMES = {
     "up": "↑", "down": "↓", "left": "←", "right": "→", "space": "space", "pageup": "PgUp",
@@ -43,15 +49,10 @@ def _section(binding: Binding, default: str) -> str:
 
 def key_rows() -> list[tuple[str, str, str]]:
     """``(section, keys, what it does)`` for every binding, in section order."""
-    from ...app import TcpviewApp
-    from ...widgets.conn_table import ConnectionTable
-    from ...widgets.ladder import Ladder
-    from ..detail import DetailScreen
-
     rows: list[tuple[str, str, str]] = []
-    for default, cls in (("General", TcpviewApp), ("Connections", ConnectionTable), ("Ladder", Ladder),
-                         ("Detail pane", DetailScreen)):
-        for b in cls.BINDINGS:
+    for default, bindings in (("General", VIEWER_BINDINGS), ("Connections", ConnectionTable.BINDINGS),
+                              ("Ladder", Ladder.BINDINGS), ("Detail pane", DetailScreen.BINDINGS)):
+        for b in bindings:
             if not isinstance(b, Binding):
                 continue
             what = b.tooltip or b.description

@@ -1,0 +1,41 @@
+"""The capture viewer's key bindings, in a module of their own: :class:`~tcpview.ui.app.TcpviewApp`
+binds them and the help screen (``?``, ``docs/keys.md``) lists them, neither importing the other.
+
+Every binding has an id (``player.step_forward``: the part before the dot is its section in
+the help) and a tooltip (what the help says it does), so a keymap can remap it.
+"""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+VIEWER_BINDINGS: list[Binding] = [
+    Binding("space", "play_pause", "Play", id="player.play_pause", tooltip="Play / pause (live: freeze / back to live)"),
+    Binding("right,full_stop", "step(1)", "Step", id="player.step_forward", key_display="→",
+            tooltip="Step one segment forward"),
+    Binding("left,comma", "step(-1)", "Back", show=False, id="player.step_back", tooltip="Step one segment back"),
+    Binding("right_square_bracket", "jump(0.1)", "+10%", show=False, id="player.jump_forward",
+            tooltip="Jump 10% of the capture forward"),
+    Binding("left_square_bracket", "jump(-0.1)", "-10%", show=False, id="player.jump_back",
+            tooltip="Jump 10% of the capture back"),
+    Binding("home,g", "start", "Start", show=False, id="player.start", tooltip="Cursor to the start"),
+    Binding("end,G", "end", "End", show=False, id="player.end",
+            tooltip="Cursor to the end (follows new data)"),
+    Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster", tooltip="Faster (up to max)"),
+    Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
+    Binding("t", "goto_time", "Time", show=False, id="player.goto",
+            tooltip="Go to a time: seconds from the start (or m:ss)"),
+    Binding("slash", "filter", "Filter", id="table.filter",
+            tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
+    Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
+            tooltip="Clear the filter (or close the input box)"),
+    Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
+    Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
+    Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
+            tooltip="Absolute / relative sequence numbers"),
+    Binding("c", "toggle_counters", "States", show=False, id="counters.all",
+            tooltip="Show the counters of every state, not only the main four"),
+    Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),
+    Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
+]
+"""The bindings of ``tcpview replay``, ``demo`` and ``live`` (the live app adds its own)."""

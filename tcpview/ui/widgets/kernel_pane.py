@@ -1,0 +1,103 @@
+"""The kernel pane (``K`` in ``tcpview live``): the kernel's own state of this host's endpoints
+beside the states tcpview inferred from the packets.
+
+Two lines: the selected connection as the kernel (``/proc/net/tcp``, what ``ss`` shows) and
+the capture see it, and which connections the two disagree on. They disagree when packets
+were missed (a filter, kernel drops, a capture started mid-connection) or when timers
+differ. The app reads and compares the table (:func:`tcpview.kernel.compare.compare`) and
+hands the results over; the pane only shows them.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+from textual.widget import Widget
+
+from ...engine.model import STATE_NAMES
+from ...kernel.compare import Comparison
+from .repaint import PaintedText
+
+MAX_LISTED = 12
+"""At most this many differing connections are listed by id."""
+
+
+class KernelPane(PaintedText, Widget):
+    """Two lines: the selected connection as the kernel and the capture see it, and which
+    connections the two disagree on."""
+
+    COMPONENT_CLASSES = {"kernel--label", "kernel--agree", "kernel--differ", "kernel--dim"}
+
+    DEFAULT_CSS = """
+    KernelPane { height: 2; padding: 0 1; display: none; background: $panel; }
+    KernelPane.-on { display: block; }
+    KernelPane > .kernel--label { text-style: bold; color: $text-primary; }
+    KernelPane > .kernel--agree { color: $state-established; }
+    KernelPane > .kernel--differ { text-style: bold; color: $tcp-anomaly; }
+    KernelPane > .kernel--dim { color: $text-muted; }
+    """
+
+    def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.results: dict[int, Comparison] = {}
+        self.snap_ts: float | None = None
+        self.cid: int | None = None
+        self.texts: tuple[str, str] = ("", "")
+        self.past = False
+
+    def differing(self) -> list[int]:
+        """Ids of the connections whose states the kernel disagrees with."""
+        return sorted(cid for cid, r in self.results.items() if r.disagree)
+
+    def update_view(self, tl, cid: int | None, past: bool) -> None:  # type: ignore[no-untyped-def]
+        """Show connection ``cid``; ``past`` when the cursor is not at the newest packet."""
+        self.cid, self.past = cid, past
+        if cid is not None and cid < len(tl.conns):
+            c = tl.conns[cid]
+            self.texts = (c.client_text(), c.server_text())
+        self.refresh_if_changed()
+
+    def build(self) -> Text:
+        st = self.get_component_rich_style
+        label, agree, differ, dim = (st(f"kernel--{k}", partial=True) for k in ("label", "agree", "differ", "dim"))
+        out = Text(no_wrap=True, overflow="ellipsis")
+        out.append("kernel ", label)
+        if self.snap_ts is None:
+            out.append("reading the socket table…", dim)
+            return out
+        r = self.results.get(self.cid) if self.cid is not None else None
+        if self.cid is None:
+            out.append("no connection selected", dim)
+        elif r is None:
+            out.append(f"#{self.cid} was not in the capture when the table was read", dim)
+        elif r.kernel == (None, None):
+            out.append(f"#{self.cid}: neither end is on this host", dim)
+        else:
+            out.append(f"#{self.cid} ")
+            for side, name in ((0, "client"), (1, "server")):
+                k, s = r.kernel[side], r.sniffed[side]
+                out.append(f"{name} {self.texts[side]} ")
+                if k is None:
+                    out.append("(another host)", dim)
+                else:
+                    same = k == s
+                    out.append(STATE_NAMES[k], agree if same else differ)
+                    out.append(f" (capture {STATE_NAMES[s]})" if not same else " (capture same)", dim)
+                out.append("   ")
+            out.append("≠ differs" if r.disagree else "✓ agrees", differ if r.disagree else agree)
+        out.append("\n")
+        local = sum(1 for r in self.results.values() if r.kernel != (None, None))
+        diff = self.differing()
+        age = time.time() - self.snap_ts
+        out.append(f"read {age:.1f} s ago: ", dim)
+        if diff:
+            listed = " ".join(f"#{i}" for i in diff[:MAX_LISTED]) + (" …" if len(diff) > MAX_LISTED else "")
+            out.append(f"{len(diff)} of {local} local connections differ: ", differ)
+            out.append(listed)
+            out.append("   D: show them in the table", dim)
+        else:
+            out.append(f"all {local} local connections agree", agree)
+        if self.past:
+            out.append("   (the kernel's view is of now; the cursor is in the past)", dim)
+        return out
