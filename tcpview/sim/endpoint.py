@@ -16,13 +16,11 @@ Times are integer microseconds of simulated time (``engine.now``).
 
 from __future__ import annotations
 
-from .host import Host  # noqa: F401  (re-exported)
-from .segments import (  # noqa: F401  (re-exported)
+from ..engine.model import (  # noqa: F401  (re-exported)
     ACK,
     CLOSE_WAIT,
     CLOSED,
     CLOSING,
-    DATA_RETRIES,
     ESTABLISHED,
     FIN,
     FIN_WAIT_1,
@@ -30,18 +28,22 @@ from .segments import (  # noqa: F401  (re-exported)
     HALF,
     LAST_ACK,
     LISTEN,
-    PERSIST_MAX,
     PSH,
     RST,
-    RTO_INITIAL,
-    RTO_MAX,
-    SECOND,
     SYN,
     SYN_RECEIVED,
     SYN_SENT,
     TIME_WAIT,
     URG,
     M,
+)
+from .host import Host  # noqa: F401  (re-exported)
+from .segments import (  # noqa: F401  (re-exported)
+    DATA_RETRIES,
+    PERSIST_MAX,
+    RTO_INITIAL,
+    RTO_MAX,
+    SECOND,
     Seg,
     _opts_dict,
     le,

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine.model import ACK, RST, SYN, M
 from .frames import host_mac
-from .segments import (
-    ACK,
-    RST,
-    SYN,
-    M,
-    Seg,
-)
+from .segments import Seg
 from .tcb import Tcb
 
 if TYPE_CHECKING:

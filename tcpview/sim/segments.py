@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine.model import FIN, HALF, SYN, M
+
 if TYPE_CHECKING:
     from .engine import SimConn
-
-M = 0xFFFFFFFF
-HALF = 0x80000000
-FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-
-CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED = 0, 1, 2, 3, 4
-FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = 5, 6, 7, 8, 9, 10
 
 SECOND = 1_000_000
 RTO_INITIAL = SECOND

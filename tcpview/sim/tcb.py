@@ -4,29 +4,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .segments import (
+from ..engine.model import (
     ACK,
     CLOSE_WAIT,
     CLOSED,
     CLOSING,
-    DATA_RETRIES,
     ESTABLISHED,
     FIN,
     FIN_WAIT_1,
     FIN_WAIT_2,
     LAST_ACK,
     LISTEN,
-    PERSIST_MAX,
     PSH,
     RST,
-    RTO_INITIAL,
-    RTO_MAX,
-    SECOND,
     SYN,
     SYN_RECEIVED,
     SYN_SENT,
     TIME_WAIT,
     M,
+)
+from .segments import (
+    DATA_RETRIES,
+    PERSIST_MAX,
+    RTO_INITIAL,
+    RTO_MAX,
+    SECOND,
     Seg,
     _opts_dict,
     le,
