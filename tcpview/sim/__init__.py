@@ -23,14 +23,15 @@ from .scenario import Scenario, builtin_names, load, load_builtin, parse
 from .steps import ScenarioError
 
 if TYPE_CHECKING:
-    from .engine import EPOCH, Engine, SimFrame
+    from .engine import Engine, SimFrame
+    from .loop import EPOCH
     from .source import SimSource
     from .writer import write_pcap
 
 DEFAULT_SCENARIO = "busy"
 
 # the parts that need scapy are imported on first use, so listing or checking scenarios is quick
-_LAZY = {"EPOCH": ".engine", "Engine": ".engine", "SimFrame": ".engine", "SimSource": ".source",
+_LAZY = {"EPOCH": ".loop", "Engine": ".engine", "SimFrame": ".engine", "SimSource": ".source",
          "write_pcap": ".writer"}
 
 

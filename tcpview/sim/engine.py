@@ -19,24 +19,20 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-import itertools
 import math
-import random
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import endpoint as ep
+from ..engine.model import CLOSED, SYN
 from .frames import ROUTER_MAC, build_frame, host_mac
 from .host import Host
+from .loop import EPOCH, SECOND, Loop
 from .scenario import Scenario
 from .segments import Seg
 from .steps import Abort, Close, Connect, Lose, RawSegment, Read, Repeat, Run, Scan, Send, StopReading, Wait
 from .tcb import Tcb
 
-EPOCH = 1_700_000_000
-"""Capture time of simulated time zero (seconds since 1970): 2023-11-14 22:13:20 UTC."""
-SECOND = 1_000_000
 FULL, WIRE = 0, 1
 _FILLER = bytes(range(97, 123)) * 2521 + b"\n"  # 65547 bytes of a-z: readable in a hex dump
 
@@ -102,7 +98,7 @@ class SimConn:
 
     def states(self) -> tuple[int, int]:
         """(client, server) RFC 9293 states now (CLOSED where there is no endpoint)."""
-        return tuple(t.state if t is not None else ep.CLOSED for t in self.tcbs)  # type: ignore[return-value]
+        return tuple(t.state if t is not None else CLOSED for t in self.tcbs)  # type: ignore[return-value]
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -131,7 +127,7 @@ class Ctx:
         self.conn: SimConn | None = None
 
 
-class Engine:
+class Engine(Loop):
     """Runs one scenario with one seed; :meth:`frames` yields the captured frames in order.
 
     Args:
@@ -142,13 +138,9 @@ class Engine:
 
     def __init__(self, scenario: Scenario, seed: int | None = None, record: bool | None = None) -> None:
         m = scenario.model
+        super().__init__(m.seed if seed is None else seed)
         self.scenario = scenario
         self.model = m
-        self.seed = m.seed if seed is None else seed
-        self.rng = random.Random(self.seed)
-        self.now = 0
-        self.heap: list = []
-        self._order = itertools.count()
         net = m.network
         self.owd = max(1, round(net.rtt * SECOND / 2))
         self.bandwidth = net.bandwidth  # Mbit/s = bits per microsecond
@@ -170,10 +162,6 @@ class Engine:
         self.done = False
 
     # -- the event loop ---------------------------------------------------------------------------
-    def schedule(self, t: int, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        """Call ``fn(*args)`` at simulated time ``t`` (microseconds; ties keep their order)."""
-        heapq.heappush(self.heap, (t, next(self._order), fn, args))
-
     def frames(self, max_packets: int | None = None, max_seconds: float | None = None) -> Iterator[SimFrame]:
         """Run the scenario, yielding each frame as it is captured (in capture order).
 
@@ -318,7 +306,7 @@ class Engine:
             # forget connections whose endpoints are all gone (endless scenarios)
             for k, old in list(self.by_key.items()):
                 if not old.inflight and not old.waiting and all(
-                        t is None or t.state == ep.CLOSED for t in old.tcbs):
+                        t is None or t.state == CLOSED for t in old.tcbs):
                     del self.by_key[k]
         return c
 
@@ -388,7 +376,7 @@ class Engine:
         if conn is None:
             return None
         t = conn.tcbs[0 if by == "client" else 1]
-        if t is None or t.state == ep.CLOSED:
+        if t is None or t.state == CLOSED:
             return None
         return t
 
@@ -470,7 +458,7 @@ class Engine:
         ctx.conn = conn
         seq = st.seq if st.seq is not None else rng.getrandbits(32)
         payload = self._payload(st) if (st.data is not None or st.size is not None) else b""
-        opts = [("MSS", 1460)] if st.flags & ep.SYN else []
+        opts = [("MSS", 1460)] if st.flags & SYN else []
         self.transmit(sender, Seg(ip, sport, self.server.ip, port, seq, st.ack, st.flags, st.window, opts,
                                   payload, "", conn, sender.cfg.ttl))
         yield ("settle", [conn], WIRE)
@@ -487,7 +475,7 @@ class Engine:
             conn = self._new_conn(host.ip, sport, self.server.ip, port)
             conns.append(conn)
             ctx.conn = conn
-            opts = [("MSS", 1460)] if st.flags & ep.SYN else []
+            opts = [("MSS", 1460)] if st.flags & SYN else []
             self.transmit(host, Seg(host.ip, sport, self.server.ip, port, rng.getrandbits(32), 0, st.flags, 1024,
                                     opts, b"", "", conn, host.cfg.ttl))
         yield ("settle", conns, WIRE)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..engine.model import (
     ACK,
     CLOSE_WAIT,
@@ -23,12 +21,14 @@ from ..engine.model import (
     TIME_WAIT,
     M,
 )
+from .context import Machine
+from .loop import SECOND
 from .segments import (
     DATA_RETRIES,
     PERSIST_MAX,
     RTO_INITIAL,
     RTO_MAX,
-    SECOND,
+    Conn,
     Seg,
     _opts_dict,
     le,
@@ -36,15 +36,11 @@ from .segments import (
     sdiff,
 )
 
-if TYPE_CHECKING:
-    from .engine import SimConn
-    from .host import Host
-
 
 class Tcb:
     """One TCP endpoint (Transmission Control Block) and its RFC 9293 state machine."""
 
-    def __init__(self, host: Host, lport: int, rip: str, rport: int, conn: SimConn | None) -> None:
+    def __init__(self, host: Machine, lport: int, rip: str, rport: int, conn: Conn | None) -> None:
         self.host = host
         self.engine = host.engine
         self.cfg = host.cfg
