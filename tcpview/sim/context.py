@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Simulation(Protocol):
-    """The simulation as hosts and endpoints see it (:class:`tcpview.sim.engine.Engine`)."""
+    """The simulation as hosts and endpoints see it (:class:`tcpview.sim.network.Network`)."""
 
     now: int
     """Simulated time, microseconds."""

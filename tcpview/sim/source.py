@@ -16,8 +16,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from .engine import Engine, SimFrame
+from .engine import Engine
 from .loop import SECOND
+from .network import SimFrame
 from .scenario import Scenario
 
 LINKTYPE_ETHERNET = 1
