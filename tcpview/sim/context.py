@@ -1,9 +1,10 @@
 """What a simulated endpoint needs from around it: its host, and the simulation both run in.
 
 Endpoints (:mod:`tcpview.sim.tcb`) sit below hosts (:mod:`tcpview.sim.host`), and hosts below
-the engine (:mod:`tcpview.sim.engine`), yet each calls back up: an endpoint registers with its
-host and sends through it, a host puts segments on the engine's network. These protocols name
-those calls, so the lower modules can be typed without importing the higher ones.
+the network (:mod:`tcpview.sim.network`), yet each calls back up: an endpoint registers with
+its host and reads its timestamp clock; endpoints and hosts set timers and put segments on the
+network. These protocols name those calls, so the lower modules are typed without importing
+the higher ones.
 """
 
 from __future__ import annotations
