@@ -48,6 +48,35 @@ class TcpFlags(IntFlag):
     CWR = 0x80
 
 
+# The states and flags again as plain ints, for the hot loops (and numba-compiled code) that read
+# them as module globals: this is their one definition, derived from the enums above.
+CLOSED = int(TcpState.CLOSED)
+LISTEN = int(TcpState.LISTEN)
+SYN_SENT = int(TcpState.SYN_SENT)
+SYN_RECEIVED = int(TcpState.SYN_RECEIVED)
+ESTABLISHED = int(TcpState.ESTABLISHED)
+FIN_WAIT_1 = int(TcpState.FIN_WAIT_1)
+FIN_WAIT_2 = int(TcpState.FIN_WAIT_2)
+CLOSE_WAIT = int(TcpState.CLOSE_WAIT)
+CLOSING = int(TcpState.CLOSING)
+LAST_ACK = int(TcpState.LAST_ACK)
+TIME_WAIT = int(TcpState.TIME_WAIT)
+
+FIN = int(TcpFlags.FIN)
+SYN = int(TcpFlags.SYN)
+RST = int(TcpFlags.RST)
+PSH = int(TcpFlags.PSH)
+ACK = int(TcpFlags.ACK)
+URG = int(TcpFlags.URG)
+ECE = int(TcpFlags.ECE)
+CWR = int(TcpFlags.CWR)
+
+M = 0xFFFFFFFF
+"""Sequence numbers are 32 bits: ``(a + b) & M`` wraps them."""
+HALF = 0x80000000
+"""Half the sequence space: ``(a - b) & M >= HALF`` means a is before b (RFC 1982)."""
+
+
 _FLAG_ORDER = (
     (TcpFlags.SYN, "SYN"),
     (TcpFlags.FIN, "FIN"),

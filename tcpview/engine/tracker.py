@@ -28,7 +28,29 @@ import struct
 from collections.abc import Iterable
 
 from .decode import decode
-from .model import Analysis, Anomaly
+from .model import (
+    ACK,
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
+    ESTABLISHED,
+    FIN,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    HALF,
+    LAST_ACK,
+    LISTEN,
+    PSH,
+    RST,
+    SYN,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TIME_WAIT,
+    URG,
+    Analysis,
+    Anomaly,
+    M,
+)
 from .store import (
     REC,
     WHY_FIN,
@@ -48,13 +70,6 @@ from .store import (
     Conn,
     Timeline,
 )
-
-M = 0xFFFFFFFF
-HALF = 0x80000000
-
-CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED = 0, 1, 2, 3, 4
-FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = 5, 6, 7, 8, 9, 10
-FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
 
 _pack = REC.pack
 # Ethernet type, IPv4 ver/ihl, total length, frag, proto, src, dst; TCP ports, seq, ack, offset,

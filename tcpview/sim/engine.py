@@ -1,15 +1,10 @@
-"""The simulation: an event loop over simulated time, the network, and the scenario's steps.
+"""The scenario interpreter: runs a scenario's steps over the simulated network.
 
-The network: every host on the client side (the client, its neighbours, spoofed sources)
-reaches the server over one path with a fixed one-way delay (``rtt / 2``); each host's
-outgoing link sends one frame after another at ``bandwidth``, so a burst of segments is
-spread out as on a real link.
-
-The capture point sits beside the client, on the client side of the path. A frame the client
-side sends is captured as it leaves; a frame from the server is captured as it arrives (one
-way delay after it left). Lost segments (the ``lose`` step) are lost beyond the capture point,
-so each is captured once and its retransmission again -- as a capture on the client host
-would show it, and as Wireshark's analysis expects.
+A scenario's ``steps`` (and the scripts they start) run as generators, one :class:`Task` each.
+A step acts on the endpoints, then yields what it waits for: time to pass, or its connections
+to settle (everything delivered and acknowledged) and then the application's reaction time
+``network.think``. :meth:`Engine.frames` runs the event loop and hands out the frames captured
+on the network (:class:`~tcpview.sim.network.Network`, which the engine extends).
 
 Simulated time is kept in integer microseconds (the resolution of a pcap), so it never drifts.
 The capture ends when the scenario's main ``steps`` have finished.
@@ -19,60 +14,18 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
-import itertools
-import math
-import random
-from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from . import endpoint as ep
-from .frames import ROUTER_MAC, build_frame, host_mac
-from .host import Host
+from ..engine.model import CLOSED, SYN
+from .loop import SECOND
+from .network import Network, SimFrame
 from .scenario import Scenario
 from .segments import Seg
 from .steps import Abort, Close, Connect, Lose, RawSegment, Read, Repeat, Run, Scan, Send, StopReading, Wait
 from .tcb import Tcb
 
-EPOCH = 1_700_000_000
-"""Capture time of simulated time zero (seconds since 1970): 2023-11-14 22:13:20 UTC."""
-SECOND = 1_000_000
 FULL, WIRE = 0, 1
 _FILLER = bytes(range(97, 123)) * 2521 + b"\n"  # 65547 bytes of a-z: readable in a hex dump
-
-
-@dataclass(slots=True)
-class SimFrame:
-    """One captured frame and what the simulator knows about it."""
-
-    frame: int
-    """1-based position in the capture."""
-    t_us: int
-    """Simulated time in microseconds."""
-    data: bytes
-    """The Ethernet frame."""
-    conn: int
-    """The simulator's connection number (order of creation)."""
-    dir: int
-    """0: sent by the connection's client side; 1: by the server side."""
-    kind: str
-    """Why it was sent when notable: rto, fast, probe, keepalive, window_update ('' otherwise)."""
-    lost: bool
-    """It is lost after the capture point (the receiver never sees it)."""
-    flags: int
-    seq: int
-    ack: int
-    length: int
-
-    @property
-    def ts(self) -> float:
-        """Capture timestamp, seconds since 1970."""
-        return EPOCH + self.t_us / SECOND
-
-    @property
-    def retransmission(self) -> bool:
-        """Sent again because it (or an earlier copy) went unacknowledged."""
-        return self.kind in ("rto", "fast")
 
 
 class SimConn:
@@ -102,7 +55,7 @@ class SimConn:
 
     def states(self) -> tuple[int, int]:
         """(client, server) RFC 9293 states now (CLOSED where there is no endpoint)."""
-        return tuple(t.state if t is not None else ep.CLOSED for t in self.tcbs)  # type: ignore[return-value]
+        return tuple(t.state if t is not None else CLOSED for t in self.tcbs)  # type: ignore[return-value]
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -130,8 +83,7 @@ class Ctx:
     def __init__(self) -> None:
         self.conn: SimConn | None = None
 
-
-class Engine:
+class Engine(Network):
     """Runs one scenario with one seed; :meth:`frames` yields the captured frames in order.
 
     Args:
@@ -142,38 +94,19 @@ class Engine:
 
     def __init__(self, scenario: Scenario, seed: int | None = None, record: bool | None = None) -> None:
         m = scenario.model
+        super().__init__(m, m.seed if seed is None else seed)
         self.scenario = scenario
-        self.model = m
-        self.seed = m.seed if seed is None else seed
-        self.rng = random.Random(self.seed)
-        self.now = 0
-        self.heap: list = []
-        self._order = itertools.count()
-        net = m.network
-        self.owd = max(1, round(net.rtt * SECOND / 2))
-        self.bandwidth = net.bandwidth  # Mbit/s = bits per microsecond
-        self.think = round(net.think * SECOND)
-        self.msl2 = round(net.msl2 * SECOND)
-        self.fin_timeout = round(net.fin_timeout * SECOND)
-        self.server = Host(self, str(ipaddress.ip_address(m.server.ip.split("/")[0])), m.server, server=True)
-        self.hosts: dict[str, Host] = {self.server.ip: self.server}
-        self.client_net = m.client.network()
+        self.think = round(m.network.think * SECOND)
         self.record = scenario.finite if record is None else record
         self.conns: list[SimConn] = []
         self.by_key: dict[tuple, SimConn] = {}
         self.nconns = 0
-        self.out: deque[SimFrame] = deque()
-        self.frame_no = 0
         self.dirty: set[SimConn] = set()
         self.waiting: dict[Task, tuple[list[SimConn], int]] = {}
         self.main: Task | None = None
         self.done = False
 
     # -- the event loop ---------------------------------------------------------------------------
-    def schedule(self, t: int, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        """Call ``fn(*args)`` at simulated time ``t`` (microseconds; ties keep their order)."""
-        heapq.heappush(self.heap, (t, next(self._order), fn, args))
-
     def frames(self, max_packets: int | None = None, max_seconds: float | None = None) -> Iterator[SimFrame]:
         """Run the scenario, yielding each frame as it is captured (in capture order).
 
@@ -228,86 +161,7 @@ class Engine:
                         return False
         return True
 
-    # -- the network -------------------------------------------------------------------------------
-    def transmit(self, host: Host, seg: Seg) -> None:
-        """``host`` puts ``seg`` on its link: schedule its capture and (unless lost) arrival."""
-        conn = seg.conn
-        size = 14 + (20 if host.family == 4 else 40) + 20 + 12 + len(seg.payload)
-        tx = max(1, math.ceil(size * 8 / self.bandwidth))
-        start = max(self.now, host.link_free)
-        host.link_free = start + tx
-        if host.server:
-            cap = arrive = start + tx + self.owd
-        else:
-            cap = start + tx
-            arrive = cap + self.owd
-        d = 0
-        lost = False
-        if conn is not None:
-            d = 0 if (seg.src, seg.sport) == (conn.cip, conn.cport) else 1
-            conn.tx[d] += 1
-            if conn.tx[d] in conn.lose[d]:
-                conn.lose[d].discard(conn.tx[d])
-                lost = True
-        ip_id = host.next_ip_id() if seg.src == host.ip else self.rng.getrandbits(16)
-        self.schedule(cap, self._capture, seg, d, lost, host.server, ip_id)
-        if not lost:
-            if conn is not None:
-                conn.inflight += 1
-            self.schedule(arrive, self._deliver, seg)
-
-    def _deliver(self, seg: Seg) -> None:
-        conn = seg.conn
-        if conn is not None:
-            conn.inflight -= 1
-        host = self.hosts.get(seg.dst)
-        if host is not None:
-            host.receive(seg)
-        if conn is not None:
-            conn.changed()
-
-    def _capture(self, seg: Seg, d: int, lost: bool, from_server: bool, ip_id: int) -> None:
-        self.frame_no += 1
-        data = build_frame(
-            src_mac=ROUTER_MAC if from_server else host_mac(seg.src),
-            dst_mac=host_mac(seg.dst) if from_server else ROUTER_MAC,
-            family=self.server.family,
-            src=seg.src,
-            dst=seg.dst,
-            ttl=seg.ttl,
-            ip_id=ip_id,
-            sport=seg.sport,
-            dport=seg.dport,
-            seq=seg.seq,
-            ack=seg.ack,
-            flags=seg.flags,
-            window=seg.win,
-            options=seg.opts,
-            payload=seg.payload,
-        )
-        cid = seg.conn.id if seg.conn is not None else -1
-        self.out.append(SimFrame(self.frame_no, self.now, data, cid, d, seg.kind, lost, seg.flags, seg.seq,
-                                 seg.ack, len(seg.payload)))
-
-    # -- hosts and connections ----------------------------------------------------------------------
-    def _client_ip(self) -> str:
-        return self._random_ip(self.client_net)
-
-    def _random_ip(self, net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
-        n = net.num_addresses
-        if n == 1:
-            return str(net.network_address)
-        if n <= 2:
-            return str(net.network_address + self.rng.randrange(n))
-        return str(net.network_address + self.rng.randrange(1, n - 1))
-
-    def _client_host(self, ip: str) -> Host:
-        h = self.hosts.get(ip)
-        if h is None:
-            h = Host(self, ip, self.model.client, server=False)
-            self.hosts[ip] = h
-        return h
-
+    # -- connections ------------------------------------------------------------------------------
     def _new_conn(self, cip: str, cport: int, sip: str, sport: int) -> SimConn:
         c = SimConn(self, self.nconns, cip, cport, sip, sport)
         self.nconns += 1
@@ -318,7 +172,7 @@ class Engine:
             # forget connections whose endpoints are all gone (endless scenarios)
             for k, old in list(self.by_key.items()):
                 if not old.inflight and not old.waiting and all(
-                        t is None or t.state == ep.CLOSED for t in old.tcbs):
+                        t is None or t.state == CLOSED for t in old.tcbs):
                     del self.by_key[k]
         return c
 
@@ -388,7 +242,7 @@ class Engine:
         if conn is None:
             return None
         t = conn.tcbs[0 if by == "client" else 1]
-        if t is None or t.state == ep.CLOSED:
+        if t is None or t.state == CLOSED:
             return None
         return t
 
@@ -470,7 +324,7 @@ class Engine:
         ctx.conn = conn
         seq = st.seq if st.seq is not None else rng.getrandbits(32)
         payload = self._payload(st) if (st.data is not None or st.size is not None) else b""
-        opts = [("MSS", 1460)] if st.flags & ep.SYN else []
+        opts = [("MSS", 1460)] if st.flags & SYN else []
         self.transmit(sender, Seg(ip, sport, self.server.ip, port, seq, st.ack, st.flags, st.window, opts,
                                   payload, "", conn, sender.cfg.ttl))
         yield ("settle", [conn], WIRE)
@@ -487,7 +341,7 @@ class Engine:
             conn = self._new_conn(host.ip, sport, self.server.ip, port)
             conns.append(conn)
             ctx.conn = conn
-            opts = [("MSS", 1460)] if st.flags & ep.SYN else []
+            opts = [("MSS", 1460)] if st.flags & SYN else []
             self.transmit(host, Seg(host.ip, sport, self.server.ip, port, rng.getrandbits(32), 0, st.flags, 1024,
                                     opts, b"", "", conn, host.cfg.ttl))
         yield ("settle", conns, WIRE)

@@ -4,25 +4,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..engine.model import ACK, RST, SYN, M
+from .context import Simulation
 from .frames import host_mac
-from .segments import (
-    ACK,
-    RST,
-    SYN,
-    M,
-    Seg,
-)
+from .segments import Seg
 from .tcb import Tcb
 
 if TYPE_CHECKING:
-    from .engine import Engine
     from .steps import Host as HostConfig
 
 
 class Host:
     """A simulated machine: its address, TCP settings, endpoints and outgoing link."""
 
-    def __init__(self, engine: Engine, ip: str, cfg: HostConfig, server: bool) -> None:
+    def __init__(self, engine: Simulation, ip: str, cfg: HostConfig, server: bool) -> None:
         self.engine = engine
         self.ip = ip
         self.cfg = cfg

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from .engine import SimConn
+from ..engine.model import FIN, HALF, SYN, M
+from .loop import SECOND
 
-M = 0xFFFFFFFF
-HALF = 0x80000000
-FIN, SYN, RST, PSH, ACK, URG = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-
-CLOSED, LISTEN, SYN_SENT, SYN_RECEIVED, ESTABLISHED = 0, 1, 2, 3, 4
-FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT, CLOSING, LAST_ACK, TIME_WAIT = 5, 6, 7, 8, 9, 10
-
-SECOND = 1_000_000
 RTO_INITIAL = SECOND
 RTO_MAX = 120 * SECOND
 PERSIST_MAX = 60 * SECOND
@@ -37,6 +29,27 @@ def sdiff(a: int, b: int) -> int:
     return d - (1 << 32) if d >= HALF else d
 
 
+class Conn(Protocol):
+    """The simulator's record of the connection a segment belongs to, as the wire and the
+    endpoints use it (:class:`tcpview.sim.engine.SimConn` is the one kind there is)."""
+
+    id: int
+    cip: str
+    cport: int
+    inflight: int
+    """Segments on the wire, not yet delivered."""
+    tx: list[int]
+    """Segments sent so far, per direction (0: from the client side)."""
+    lose: list[set[int]]
+    """Per direction, the numbers (counted as in ``tx``) of the segments to lose."""
+
+    def attach(self, tcb: Any) -> None:
+        """Make ``tcb`` (a :class:`tcpview.sim.tcb.Tcb`) one of the connection's endpoints."""
+
+    def changed(self) -> None:
+        """Something happened to the connection: scripts waiting on it look again."""
+
+
 class Seg:
     """One segment on the simulated wire (what a frame carries, plus what the simulator knows).
 
@@ -49,7 +62,7 @@ class Seg:
                  "kind", "conn", "ttl")
 
     def __init__(self, src: str, sport: int, dst: str, dport: int, seq: int, ack: int, flags: int,
-                 win: int, opts: list, payload: bytes, kind: str, conn: SimConn | None, ttl: int = 64) -> None:
+                 win: int, opts: list, payload: bytes, kind: str, conn: Conn | None, ttl: int = 64) -> None:
         self.src, self.sport, self.dst, self.dport = src, sport, dst, dport
         self.seq, self.ack, self.flags, self.win = seq & M, ack & M, flags, win
         self.opts, self.payload, self.kind, self.conn, self.ttl = opts, payload, kind, conn, ttl

@@ -16,7 +16,9 @@ import threading
 import time
 from collections.abc import Iterator
 
-from .engine import Engine, SimFrame
+from .engine import Engine
+from .loop import SECOND
+from .network import SimFrame
 from .scenario import Scenario
 
 LINKTYPE_ETHERNET = 1
@@ -77,7 +79,7 @@ class SimSource:
     def _sim_now_locked(self) -> int:
         assert self._anchor is not None
         wall0, sim0 = self._anchor
-        return sim0 + round((time.monotonic() - wall0) * self._speed * 1_000_000)
+        return sim0 + round((time.monotonic() - wall0) * self._speed * SECOND)
 
     def sim_frames(self) -> Iterator[SimFrame]:
         """The simulator's frames with what it knows about each (no pacing)."""
@@ -100,7 +102,7 @@ class SimSource:
                 while True:
                     with self._lock:
                         wall0, sim0 = self._anchor
-                        due = wall0 + (f.t_us - sim0) / 1_000_000 / self._speed
+                        due = wall0 + (f.t_us - sim0) / SECOND / self._speed
                     delay = due - time.monotonic()
                     if delay <= 0:
                         break

@@ -19,8 +19,9 @@ from pydantic import (
     model_validator,
 )
 
-FLAG_BITS = {"FIN": 0x01, "SYN": 0x02, "RST": 0x04, "PSH": 0x08, "ACK": 0x10, "URG": 0x20,
-             "ECE": 0x40, "CWR": 0x80}
+from ..engine.model import TcpFlags
+
+FLAG_BITS = {f.name: int(f) for f in TcpFlags}
 MAX_BYTES = 1 << 26  # one send; more is surely a typo
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from scapy.utils import PcapWriter
 
-from .engine import EPOCH, SECOND, Engine
+from .engine import Engine
+from .loop import EPOCH, SECOND
 from .scenario import Scenario
 
 
