@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from test_live_support import lo_traffic, need_root  # noqa: F401 - fixture
+from livehelp import need_root
 
 
 async def _until(pilot, pred, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]

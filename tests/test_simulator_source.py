@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from simhelp import FINITE, SCEN_DIR, Run, _assert_tracker_matches_truth, runs, send_sizes, step  # noqa: F401
+from simhelp import Run
 
 from tcpview.engine.tracker import Tracker
 from tcpview.sim import SimSource, load

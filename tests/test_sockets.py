@@ -11,14 +11,8 @@ import subprocess
 import time
 
 import pytest
-from test_live_support import (
-    env_with_repo,
-    lo_traffic,  # noqa: F401 - fixture
-    need_root,
-    ss_rows,
-    ss_state,
-    tcpview_cmd,
-)
+from helpers import Flow, track
+from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd
 
 from tcpview.engine.model import STATE_NAMES, TcpState
 from tcpview.kernel.sockets import (
@@ -292,8 +286,6 @@ def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
 
 def test_compare_leaves_other_hosts_unknown():
     """Endpoints that are not this host's addresses have no kernel state here (None)."""
-    from conftest import Flow, track
-
     f = Flow(cip="198.51.100.7", sip="203.0.113.80", cport=40000, sport=443)
     f.handshake()
     tr = track(f.frames)

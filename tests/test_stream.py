@@ -11,16 +11,8 @@ import threading
 import time
 
 import pytest
-from conftest import Flow, pcap_bytes
-from test_live_support import (
-    REPO,
-    env_with_repo,
-    lo_traffic,  # noqa: F401 - fixture
-    need_root,
-    tcpview_cmd,
-    wait_for_text,
-    wait_until,
-)
+from helpers import REPO, Flow, pcap_bytes, wait_until
+from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
 
 from tcpview.engine.tracker import Tracker
 from tcpview.sources.base import FileSource
@@ -58,7 +50,7 @@ def test_tcpdump_pipe_into_summary(lo_traffic):
                             stderr=subprocess.PIPE, env=env_with_repo(), text=True)
     dump.stdout.close()  # the viewer holds the only read end: tcpdump's EOF reaches it
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         tw = t.time_wait()
         cw = t.close_wait()
         rf = t.refused()
@@ -132,7 +124,7 @@ def test_stdin_stream_from_tcpdump_is_read_before_tcpdump_ends(lo_traffic):
     view = _consumer("-", stdin=dump.stdout)
     dump.stdout.close()
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         t.established()
         lines = _lines_until(view, lambda ls: sum(1 for x in ls if x.startswith("rec")) >= 4)
         assert dump.poll() is None  # still capturing
@@ -239,7 +231,7 @@ def test_follow_a_capture_tcpdump_is_writing(tmp_path, lo_traffic):
     path = tmp_path / "live.pcap"
     dump = _tcpdump(t.bpf(), str(path))
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         assert wait_until(lambda: path.exists() and path.stat().st_size >= 24, 5)
         src = FileSource(str(path), follow=True)
         tr = Tracker()
@@ -276,7 +268,7 @@ def test_follow_a_pcapng_dumpcap_is_writing(tmp_path, lo_traffic):
     dump = subprocess.Popen(["dumpcap", "-i", "lo", "-s", "256", "-w", str(path), "-f", t.bpf()],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_text(dump.stderr, "Capturing on", 20)
+        read_until(dump.stderr, "Capturing on", 20)
         assert wait_until(lambda: path.exists() and path.stat().st_size > 0, 20), "dumpcap wrote no header"
         src = FileSource(str(path), follow=True)
         tr = Tracker()

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli
-from test_ui_capture import write_capture
+from helpers import REPO, cli
+from uihelp import write_capture
 
 from tcpview.ui import themes
 from tcpview.ui.themes import ThemeError

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_ui_capture import T0, write_capture
+from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp

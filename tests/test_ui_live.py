@@ -10,7 +10,7 @@ import asyncio
 import struct
 from pathlib import Path
 
-from test_ui_capture import T0, write_capture
+from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp

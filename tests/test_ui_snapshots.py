@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_capture import write_capture
+from uihelp import write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp

@@ -24,7 +24,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli
+from helpers import REPO, cli
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
