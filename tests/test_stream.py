@@ -99,18 +99,22 @@ def _consumer(arg: str, stdin=None) -> subprocess.Popen:
 
 
 def _lines_until(p: subprocess.Popen, pred, timeout: float = 10.0) -> list[str]:
+    """The consumer's output lines, read until ``pred(lines)`` holds."""
     import select
 
     lines: list[str] = []
-    end = time.monotonic() + timeout
-    while not pred(lines):
-        left = end - time.monotonic()
-        assert left > 0, f"waited for output; got {lines[-5:]} stderr={p.stderr.read() if p.poll() is not None else ''}"
-        r, _, _ = select.select([p.stdout], [], [], left)
-        if r:
+
+    def enough() -> bool:
+        if pred(lines):
+            return True
+        if select.select([p.stdout], [], [], 0.05)[0]:
             line = p.stdout.readline()
             assert line, f"consumer ended: {lines[-5:]} {p.stderr.read()}"
             lines.append(line.strip())
+        return pred(lines)
+
+    assert wait_until(enough, timeout, 0), \
+        f"waited for output; got {lines[-5:]} stderr={p.stderr.read() if p.poll() is not None else ''}"
     return lines
 
 
