@@ -1,10 +1,9 @@
-"""Shared helpers for the simulator tests (moved from test_simulator.py)."""
+"""Shared helpers for the simulator tests (the ``runs`` fixture, built on :class:`Run`, is in
+conftest.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-
-import pytest
 
 from tcpview.engine.decode import ip_text
 from tcpview.engine.model import STATE_NAMES
@@ -69,12 +68,6 @@ def send_sizes(steps: list, by: str) -> int:
                 assert lo == hi, "a random size has no single expected value"
                 total += lo
     return total
-
-
-@pytest.fixture(scope="module")
-def runs() -> dict[str, Run]:
-    """Every finite built-in scenario, run once with its default seed."""
-    return {name: Run(name) for name in FINITE}
 
 
 def _assert_tracker_matches_truth(r: Run, spoofed_clients: bool = False) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
+from helpers import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import cli, corpus_dir
+from helpers import cli, corpus_dir
 
 CORPUS = corpus_dir()
 FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap")) if CORPUS else []

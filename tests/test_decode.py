@@ -8,7 +8,7 @@ import random
 import struct
 
 import pytest
-from conftest import eth, wrap
+from helpers import eth, wrap
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption_RR
 from scapy.layers.inet6 import (
     IPv6,

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from test_live_support import REPO
+from helpers import REPO
 
 NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
 NO_CAPS = ["setpriv", "--inh-caps=-all", "--bounding-set=-all"]

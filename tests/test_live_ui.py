@@ -4,18 +4,8 @@ connection whose FIN the capture filter hid (D filters the table to it)."""
 
 from __future__ import annotations
 
-import time
-
-from test_live_support import lo_traffic, need_root  # noqa: F401 - fixture
-
-
-async def _until(pilot, pred, timeout: float = 8.0) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        await pilot.pause(0.05)
-    return bool(pred())
+from helpers import wait_until
+from livehelp import need_root
 
 
 async def test_live_app_with_kernel_pane(lo_traffic):
@@ -37,17 +27,18 @@ async def test_live_app_with_kernel_pane(lo_traffic):
         async with app.run_test(size=(140, 40)) as pilot:
             cw = t.close_wait("cw")
             hid = t.time_wait("hidden")
-            assert await _until(pilot, lambda: len(app.tl.conns) == 2)
+            assert await wait_until(lambda: len(app.tl.conns) == 2, 8, 0.05, pilot.pause)
             conns = {(c.cport, c.sport): c.id for c in app.tl.conns}
             cw_id, hid_id = conns[(cw[0][1], cw[1][1])], conns[(hid[0][1], hid[1][1])]
             c = app.tl.conns[cw_id]
             # the ACK of the client's FIN may come a delayed-ACK later
-            assert await _until(pilot, lambda: (STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]])
-                                == ("FIN_WAIT_2", "CLOSE_WAIT"))
+            assert await wait_until(lambda: (STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]])
+                                    == ("FIN_WAIT_2", "CLOSE_WAIT"), 8, 0.05, pilot.pause)
             pane = app.query_one(KernelPane)
             assert not pane.display
             await pilot.press("K")
-            assert await _until(pilot, lambda: pane.snap_ts is not None and hid_id in pane.results)
+            assert await wait_until(lambda: pane.snap_ts is not None and hid_id in pane.results,
+                                    8, 0.05, pilot.pause)
             assert pane.display
             assert not pane.results[cw_id].disagree
             assert pane.results[hid_id].disagree
@@ -91,7 +82,8 @@ async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
         assert dropped > 0
         app = LiveApp(src)
         async with app.run_test(size=(120, 30)) as pilot:
-            assert await _until(pilot, lambda: any("dropped" in n.message for n in app._notifications))
+            assert await wait_until(lambda: any("dropped" in n.message for n in app._notifications),
+                                    8, 0.05, pilot.pause)
             note = next(n for n in app._notifications if "dropped" in n.message)
             import re
 
@@ -144,8 +136,9 @@ async def test_status_line_counts_captured_and_skipped_frames(lo_traffic):
             t.time_wait("status")
             _send_udp(port, 3)  # one frame each on lo (the outgoing copy is dropped)
             tl = app.tl
-            assert await _until(pilot, lambda: tl.packets > 3 and sum(tl.skipped.values()) == 3
-                                and _status_figures(app).get("captured") == tl.packets)
+            assert await wait_until(lambda: tl.packets > 3 and sum(tl.skipped.values()) == 3
+                                    and _status_figures(app).get("captured") == tl.packets,
+                                    8, 0.05, pilot.pause)
             fig = _status_figures(app)
             assert fig["skipped"] == sum(tl.skipped.values()) == 3
             assert set(tl.skipped) == {"not tcp"}
@@ -179,10 +172,10 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
         async with app.run_test(size=(120, 30)) as pilot:
             first = t.time_wait("switch")
             old_tl = app.tl
-            assert await _until(pilot, lambda: len(old_tl.conns) == 1)
+            assert await wait_until(lambda: len(old_tl.conns) == 1, 8, 0.05, pilot.pause)
             await pilot.press("i")
-            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker)
-                                and app.screen.interfaces is not None)
+            assert await wait_until(lambda: isinstance(app.screen, InterfacePicker)
+                                    and app.screen.interfaces is not None, 8, 0.05, pilot.pause)
             picker = app.screen
             by_name = {i.name: i for i in picker.interfaces}
             assert "127.0.0.1/8" in by_name["lo"].addresses and by_name["lo"].up
@@ -191,16 +184,18 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
             assert str(ol.get_option_at_index(ol.highlighted).prompt).startswith("● lo")
             assert ol.get_option_at_index(ol.option_count - 1).id == "any"
             await pilot.press("enter")
-            assert await _until(pilot, lambda: app.source is not src and app.switching is None)
+            assert await wait_until(lambda: app.source is not src and app.switching is None,
+                                    8, 0.05, pilot.pause)
             assert switched == [app.source] and app.source.interface == "lo"
             assert app.source.bpf == src.bpf and app.source.snaplen == src.snaplen
             assert app.tl is not old_tl and app.tl.packets == 0
             assert app.query_one(PlayerBar).source_name == app.source.name
-            assert await _until(pilot, lambda: _status_figures(app).get("captured") == 0)
+            assert await wait_until(lambda: _status_figures(app).get("captured") == 0, 8, 0.05, pilot.pause)
             second = t.time_wait("switch")
             tl = app.tl
-            assert await _until(pilot, lambda: len(tl.conns) == 1 and _status_figures(app).get("captured") == tl.packets
-                                and tl.packets > 0)
+            assert await wait_until(lambda: len(tl.conns) == 1
+                                    and _status_figures(app).get("captured") == tl.packets
+                                    and tl.packets > 0, 8, 0.05, pilot.pause)
             c = tl.conns[0]
             assert (c.cport, c.sport) == (second[0][1], second[1][1]) != (first[0][1], first[1][1])
             assert len(old_tl.conns) == 1  # the old capture stopped feeding its timeline
@@ -239,17 +234,17 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
                 await pilot.press("space" if ch == " " else ch)
             await pilot.pause(0.3)
             await pilot.press("enter")
-            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker))
+            assert await wait_until(lambda: isinstance(app.screen, InterfacePicker), 8, 0.05, pilot.pause)
             await pilot.press("escape")
-            assert await _until(pilot, lambda: not isinstance(app.screen, InterfacePicker))
+            assert await wait_until(lambda: not isinstance(app.screen, InterfacePicker), 8, 0.05, pilot.pause)
             tl = app.tl
             app.switch_interface("tcpvnone0")
-            assert await _until(pilot, lambda: app.switching is None)
+            assert await wait_until(lambda: app.switching is None, 8, 0.05, pilot.pause)
             errors = [n for n in app._notifications if n.severity == "error"]
             assert len(errors) == 1 and "no such interface" in errors[0].message
             assert app.source is src and app.tl is tl
             t.time_wait("keep")
-            assert await _until(pilot, lambda: len(tl.conns) == 1)
+            assert await wait_until(lambda: len(tl.conns) == 1, 8, 0.05, pilot.pause)
             await pilot.press("q")
     finally:
         src.close()
@@ -272,20 +267,21 @@ async def test_saving_goes_on_into_the_same_file_across_a_switch(lo_traffic, tmp
     try:
         async with app.run_test(size=(120, 30)) as pilot:
             first = t.time_wait("save")
-            assert await _until(pilot, lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
-                                == app.tl.packets)
+            assert await wait_until(lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
+                                    == app.tl.packets, 8, 0.05, pilot.pause)
             n_first = app.tl.packets
             app.switch_interface("any")
-            assert await _until(pilot, lambda: app.switching is None)
+            assert await wait_until(lambda: app.switching is None, 8, 0.05, pilot.pause)
             refused = [n for n in app._notifications if n.severity == "error"]
             assert len(refused) == 1 and "one kind" in refused[0].message and app.source is src
             app.switch_interface("lo")
-            assert await _until(pilot, lambda: app.source is not src and app.switching is None)
+            assert await wait_until(lambda: app.source is not src and app.switching is None,
+                                    8, 0.05, pilot.pause)
             new = app.source
             assert new.sink is not None and new.sink.path == str(out) and src.sink is None
             second = t.time_wait("save")
-            assert await _until(pilot, lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
-                                == n_first + app.tl.packets)
+            assert await wait_until(lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
+                                    == n_first + app.tl.packets, 8, 0.05, pilot.pause)
             await pilot.press("q")
         new.close()
         saved = new.sink.count
@@ -358,25 +354,27 @@ async def test_switching_to_another_interface_captures_there(lo_traffic):
     try:
         async with app.run_test(size=(120, 30)) as pilot:
             t.time_wait("elsewhere")
-            assert await _until(pilot, lambda: len(app.tl.conns) == 1)
+            assert await wait_until(lambda: len(app.tl.conns) == 1, 8, 0.05, pilot.pause)
             await pilot.press("i")
-            assert await _until(pilot, lambda: isinstance(app.screen, InterfacePicker)
-                                and app.screen.interfaces is not None)
+            assert await wait_until(lambda: isinstance(app.screen, InterfacePicker)
+                                    and app.screen.interfaces is not None, 8, 0.05, pilot.pause)
             info = next(i for i in app.screen.interfaces if i.name == name)
             assert f"198.18.{net}.1/24" in info.addresses
             ol = app.screen.query_one(OptionList)
             ol.highlighted = next(k for k in range(ol.option_count) if ol.get_option_at_index(k).id == name)
             await pilot.press("enter")
-            assert await _until(pilot, lambda: app.source.interface == name and app.switching is None)
+            assert await wait_until(lambda: app.source.interface == name and app.switching is None,
+                                    8, 0.05, pilot.pause)
             assert app.query_one(PlayerBar).source_name.startswith(f"live {name}")
             s.setblocking(False)
             s.connect_ex((far, port))  # the SYN leaves through the test interface; nobody answers
             tl = app.tl
-            assert await _until(pilot, lambda: len(tl.conns) == 1)
+            assert await wait_until(lambda: len(tl.conns) == 1, 8, 0.05, pilot.pause)
             c = tl.conns[0]
             assert c.server_text() == f"{far}:{port}" and STATE_NAMES[c.state[0]] == "SYN_SENT"
-            assert await _until(pilot, lambda: app.query_one(CaptureStatus).plain().startswith(name)
-                                and _status_figures(app).get("captured") == tl.packets)
+            assert await wait_until(lambda: app.query_one(CaptureStatus).plain().startswith(name)
+                                    and _status_figures(app).get("captured") == tl.packets,
+                                    8, 0.05, pilot.pause)
             await pilot.press("q")
     finally:
         s.close()

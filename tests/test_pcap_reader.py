@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import (
+from helpers import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
     DLT_LINUX_SLL2,
@@ -18,6 +18,7 @@ from conftest import (
     REPO,
     Flow,
     eth,
+    many_connections,
     pcap_bytes,
     pcapng_bytes,
     seg_states,
@@ -323,7 +324,6 @@ def test_feed_records_matches_feed_frame_on_mixed_traffic(tmp_path):
     # the hot loop's shortcuts (one unpack for Ethernet+IPv4+TCP, established fast path) must
     # give what frame-at-a-time feeding gives, on everything that is not the plain case too
     from scapy.layers.inet import UDP, IPOption_RR
-    from test_store import many_connections
 
     frames = many_connections(40, seed=5)
     t_end = frames[-1][0]

@@ -14,8 +14,8 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import REPO, TCPDUMP_OPTS, can_capture, cli, ss_sockets
-from test_live_support import wait_for_text
+from helpers import REPO, cli
+from livehelp import TCPDUMP_OPTS, can_capture, read_until, ss_sockets
 
 pytestmark = pytest.mark.skipif(can_capture() is not None, reason=str(can_capture()))
 
@@ -164,7 +164,7 @@ def test_live_stream_on_stdin():
     dump.stdout.close()
     keep = []
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         ls = socket.socket()
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         ls.bind(("127.0.0.1", lo))

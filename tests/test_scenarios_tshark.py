@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import cli
+from helpers import cli
 
 from tcpview.cli import main
 from tcpview.sim import Engine, builtin_names, load

@@ -8,8 +8,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import cli
-from simhelp import FINITE, SCEN_DIR, Run, _assert_tracker_matches_truth, runs, send_sizes, step  # noqa: F401
+from helpers import cli
+from simhelp import SCEN_DIR
 
 from tcpview.cli import main
 from tcpview.engine.decode import ip_text

@@ -8,7 +8,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
-from simhelp import FINITE, SCEN_DIR, Run, _assert_tracker_matches_truth, runs, send_sizes, step  # noqa: F401
+from simhelp import SCEN_DIR, Run, _assert_tracker_matches_truth
 
 from tcpview.engine.decode import decode, parse_options
 from tcpview.engine.tracker import Tracker

@@ -7,7 +7,7 @@ import math
 from collections import Counter
 
 import pytest
-from simhelp import FINITE, SCEN_DIR, Run, _assert_tracker_matches_truth, runs, send_sizes, step  # noqa: F401
+from simhelp import FINITE, Run, _assert_tracker_matches_truth, send_sizes, step
 
 from tcpview.engine.decode import ip_text
 from tcpview.engine.model import flag_names

@@ -11,14 +11,8 @@ import subprocess
 import time
 
 import pytest
-from test_live_support import (
-    env_with_repo,
-    lo_traffic,  # noqa: F401 - fixture
-    need_root,
-    ss_rows,
-    ss_state,
-    tcpview_cmd,
-)
+from helpers import Flow, track, wait_until
+from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd
 
 from tcpview.engine.model import STATE_NAMES, TcpState
 from tcpview.kernel.compare import compare
@@ -209,14 +203,15 @@ def test_counts_equal_ss_at_the_same_moment(lo_traffic):
     t.listener("cw")
     t.time_wait("tw")
     t.close_wait("cw")
-    for _ in range(50):
+    before = snap = None
+
+    def held_still() -> bool:
+        nonlocal before, snap
         before = _ss_counts()
         snap = snapshot()
-        after = _ss_counts()
-        if before == after:
-            break
-        time.sleep(0.05)
-    else:
+        return _ss_counts() == before
+
+    if not wait_until(held_still, 10, 0.05):
         pytest.fail("the socket table never held still for two ss readings")
     mine = {k: v for k, v in snap.counters().items() if v}
     assert mine == before
@@ -320,8 +315,6 @@ def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
 
 def test_compare_leaves_other_hosts_unknown():
     """Endpoints that are not this host's addresses have no kernel state here (None)."""
-    from conftest import Flow, track
-
     f = Flow(cip="198.51.100.7", sip="203.0.113.80", cport=40000, sport=443)
     f.handshake()
     tr = track(f.frames)
@@ -342,10 +335,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
     app = SocketsApp(interval=0.2)
     async with app.run_test(size=(130, 40)) as pilot:
         table = app.query_one(SocketTable)
-        for _ in range(100):
-            await pilot.pause(0.05)
-            if app.table.version >= 3:
-                break
+        await wait_until(lambda: app.table.version >= 3, 10, 0.05, pilot.pause)
         assert app.table.version >= 3
         await pilot.pause(0.05)
         rows = {(k.client, k.server): k for _cid, k in table.rows}

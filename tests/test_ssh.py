@@ -11,11 +11,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO, wait_until
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
 
@@ -80,16 +79,17 @@ Match User {user}
         self.log = open(root / "sshd.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],  # type: ignore[list-item]
                                      stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                assert self.proc.poll() is None, self.logs()
-                time.sleep(0.05)
-        else:
+        if not wait_until(self.listening, 10, 0.05):
             raise AssertionError("sshd did not start listening: " + self.logs())
+
+    def listening(self) -> bool:
+        """Whether the server accepts connections yet (it must still be running)."""
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            assert self.proc.poll() is None, self.logs()
+            return False
 
     def ssh_argv(self, *extra: str) -> list[str]:
         """An ssh command line for this server (no agent, no known_hosts, no user config)."""
@@ -150,18 +150,11 @@ class Tmux:
         """A pane format variable, e.g. ``#{pane_dead}``."""
         return self.run("display-message", "-p", "-t", "t", fmt).strip()
 
-    def wait_for(self, ok, timeout: float = 20.0) -> str:  # type: ignore[no-untyped-def]
-        """Poll the screen until ``ok(screen)``; returns the last screen."""
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            text = self.screen()
-            if ok(text):
-                return text
-            if self.pane("#{pane_dead}") == "1":
-                break
-            time.sleep(0.25)
-        return text
+    def showing(self, ok) -> str | None:  # type: ignore[no-untyped-def]
+        """The screen if ``ok(screen)``, or if the pane has died (nothing more will come), else
+        None: a predicate for :func:`wait_until`, which then returns the screen."""
+        text = self.screen()
+        return text if ok(text) or self.pane("#{pane_dead}") == "1" else None
 
     def kill(self) -> None:
         """Stop the tmux server."""
@@ -178,7 +171,7 @@ def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
         def ready(s: str) -> bool:
             return all(w in s for w in words) and ("▶" in s or "◀" in s) and "SYN" in s
 
-        screen = tmux.wait_for(ready)
+        screen = wait_until(lambda: tmux.showing(ready), 20, 0.25) or tmux.screen()
         assert ready(screen), f"screen:\n{screen}\nsshd log:\n{sshd.logs()}"
         assert "a-shell-command" not in screen
         lines = screen.splitlines()
@@ -190,21 +183,22 @@ def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
         # keyboard only (no mouse): pause, step, open help, close it, quit
         assert "LIVE" in screen
         tmux.run("send-keys", "-t", "t", "space")  # freeze the live view
-        screen = tmux.wait_for(lambda s: "LIVE" not in s.splitlines()[0], timeout=5)
+        screen = wait_until(lambda: tmux.showing(lambda s: "LIVE" not in s.splitlines()[0]), 5, 0.25) \
+            or tmux.screen()
         assert "LIVE" not in screen.splitlines()[0], screen
         tmux.run("send-keys", "-t", "t", "?")
-        screen = tmux.wait_for(lambda s: "Step one segment forward" in s, timeout=5)
+        screen = wait_until(lambda: tmux.showing(lambda s: "Step one segment forward" in s), 5, 0.25) \
+            or tmux.screen()
         assert "Step one segment forward" in screen and "─ Connections" not in screen, screen
         tmux.run("send-keys", "-t", "t", "Escape")
-        screen = tmux.wait_for(lambda s: "─ Connections" in s, timeout=5)
+        screen = wait_until(lambda: tmux.showing(lambda s: "─ Connections" in s), 5, 0.25) \
+            or tmux.screen()
         assert "─ Connections" in screen and "Step one segment forward" not in screen, screen
         tmux.run("send-keys", "-t", "t", "q")
-        deadline = time.monotonic() + 10
         # tmux marks the pane dead when its terminal closes, and knows how the process ended
         # only once it has reaped it, a moment later
-        while not (tmux.pane("#{pane_dead}") == "1" and tmux.pane("#{pane_dead_status}#{pane_dead_signal}")) \
-                and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_until(lambda: tmux.pane("#{pane_dead}") == "1"
+                   and tmux.pane("#{pane_dead_status}#{pane_dead_signal}"), 10, 0.2)
         assert tmux.pane("#{pane_dead}") == "1", tmux.screen()
         # ssh exits with the remote command's status: the demo quit cleanly
         assert tmux.pane("#{pane_dead_status}") == "0", tmux.screen() + sshd.logs()

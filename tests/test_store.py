@@ -7,34 +7,10 @@ import random
 from collections import Counter
 
 import pytest
-from conftest import Flow, states, track
+from helpers import Flow, many_connections, states, track
 
 from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.store import CHECKPOINT_EVERY, REC_SIZE
-
-
-def many_connections(n: int = 150, seed: int = 7) -> list:
-    """n overlapping conversations with different endings, merged in time order."""
-    rng = random.Random(seed)
-    frames: list = []
-    for i in range(n):
-        f = Flow(cport=30000 + i, sport=rng.choice([80, 443, 8080]), t0=rng.uniform(0, 10),
-                 dt=rng.uniform(0.001, 0.5), cisn=rng.getrandbits(32), sisn=rng.getrandbits(32), frames=frames)
-        f.handshake()
-        for _ in range(rng.randrange(0, 3)):
-            f.c("PA", b"q" * rng.randrange(1, 50))
-            f.s("PA", b"r" * rng.randrange(1, 500))
-        end = rng.choice(["client", "server", "rst", "close_wait", "open"])
-        if end == "client":
-            f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
-        elif end == "server":
-            f.s("FA"), f.c("A"), f.c("FA"), f.s("A")
-        elif end == "rst":
-            f.s("RA")
-        elif end == "close_wait":
-            f.c("FA"), f.s("A")
-    frames.sort(key=lambda x: x[0])
-    return frames
 
 
 @pytest.fixture(scope="module")

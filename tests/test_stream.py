@@ -11,16 +11,8 @@ import threading
 import time
 
 import pytest
-from conftest import Flow, pcap_bytes
-from test_live_support import (
-    REPO,
-    env_with_repo,
-    lo_traffic,  # noqa: F401 - fixture
-    need_root,
-    tcpview_cmd,
-    wait_for_text,
-    wait_until,
-)
+from helpers import REPO, Flow, pcap_bytes, wait_until
+from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
 
 from tcpview.engine.tracker import Tracker
 from tcpview.sources.base import FileSource
@@ -58,7 +50,7 @@ def test_tcpdump_pipe_into_summary(lo_traffic):
                             stderr=subprocess.PIPE, env=env_with_repo(), text=True)
     dump.stdout.close()  # the viewer holds the only read end: tcpdump's EOF reaches it
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         tw = t.time_wait()
         cw = t.close_wait()
         rf = t.refused()
@@ -107,18 +99,22 @@ def _consumer(arg: str, stdin=None) -> subprocess.Popen:
 
 
 def _lines_until(p: subprocess.Popen, pred, timeout: float = 10.0) -> list[str]:
+    """The consumer's output lines, read until ``pred(lines)`` holds."""
     import select
 
     lines: list[str] = []
-    end = time.monotonic() + timeout
-    while not pred(lines):
-        left = end - time.monotonic()
-        assert left > 0, f"waited for output; got {lines[-5:]} stderr={p.stderr.read() if p.poll() is not None else ''}"
-        r, _, _ = select.select([p.stdout], [], [], left)
-        if r:
+
+    def enough() -> bool:
+        if pred(lines):
+            return True
+        if select.select([p.stdout], [], [], 0.05)[0]:
             line = p.stdout.readline()
             assert line, f"consumer ended: {lines[-5:]} {p.stderr.read()}"
             lines.append(line.strip())
+        return pred(lines)
+
+    assert wait_until(enough, timeout, 0), \
+        f"waited for output; got {lines[-5:]} stderr={p.stderr.read() if p.poll() is not None else ''}"
     return lines
 
 
@@ -132,7 +128,7 @@ def test_stdin_stream_from_tcpdump_is_read_before_tcpdump_ends(lo_traffic):
     view = _consumer("-", stdin=dump.stdout)
     dump.stdout.close()
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         t.established()
         lines = _lines_until(view, lambda ls: sum(1 for x in ls if x.startswith("rec")) >= 4)
         assert dump.poll() is None  # still capturing
@@ -239,7 +235,7 @@ def test_follow_a_capture_tcpdump_is_writing(tmp_path, lo_traffic):
     path = tmp_path / "live.pcap"
     dump = _tcpdump(t.bpf(), str(path))
     try:
-        wait_for_text(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "listening on", 20)
         assert wait_until(lambda: path.exists() and path.stat().st_size >= 24, 5)
         src = FileSource(str(path), follow=True)
         tr = Tracker()
@@ -276,7 +272,7 @@ def test_follow_a_pcapng_dumpcap_is_writing(tmp_path, lo_traffic):
     dump = subprocess.Popen(["dumpcap", "-i", "lo", "-s", "256", "-w", str(path), "-f", t.bpf()],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_for_text(dump.stderr, "Capturing on", 20)
+        read_until(dump.stderr, "Capturing on", 20)
         assert wait_until(lambda: path.exists() and path.stat().st_size > 0, 20), "dumpcap wrote no header"
         src = FileSource(str(path), follow=True)
         tr = Tracker()

@@ -1,7 +1,7 @@
 """Themes: the built-in files, user themes, broken files, --theme, NO_COLOR and few-colour
 terminals, switching from the command palette, and one snapshot per built-in theme.
 
-The app tests run the real app on a small scapy-built capture (tests/test_ui_capture.py) at a
+The app tests run the real app on a small scapy-built capture (tests/uihelp.py) at a
 fixed cursor time, so every screen is the same on every run.
 """
 
@@ -13,12 +13,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli
-from test_ui_capture import write_capture
+from helpers import REPO, cli, wait_until
+from uihelp import write_capture
 
 from tcpview.ui.themes.catalog import (
     builtin_theme_dir,
@@ -291,13 +290,20 @@ def test_colourless_terminal_starts_the_app_monochrome(tmp_path: Path) -> None:
                              stderr=slave, env=env, cwd=tmp_path)
         os.close(slave)
         out = b""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and p.poll() is None:
+
+        def ended() -> bool:
+            """Read what the app wrote; true once it has exited or its terminal is gone."""
+            nonlocal out
+            if p.poll() is not None:
+                return True
             if select.select([master], [], [], 0.1)[0]:
                 try:
                     out += os.read(master, 65536)
                 except OSError:
-                    break
+                    return True
+            return False
+
+        wait_until(ended, 20, 0)
         p.wait(10)
         os.close(master)
         text = out.decode("utf-8", "replace")
@@ -331,10 +337,7 @@ def make_app(tmp_path: Path, **kw):  # type: ignore[no-untyped-def]
 async def settle(pilot, at: float = 1.65) -> None:  # type: ignore[no-untyped-def]
     """Wait until the capture is read, put the cursor at ``at`` and select connection 1."""
     app = pilot.app
-    for _ in range(200):
-        if app.loaded:
-            break
-        await pilot.pause(0.02)
+    await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
     assert app.loaded
     app.seek_offset(at)
     await pilot.press("down")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import C, Flow, S, seg_states, states, track  # noqa: F401
+from helpers import Flow, seg_states, track
 from trackhelp import EST, HANDSHAKE, M32, closed_by_client, established  # noqa: F401
 
 

@@ -10,8 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import Flow, cli, write_frames_pcap
-from test_store import many_connections
+from helpers import Flow, cli, many_connections, write_frames_pcap
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 

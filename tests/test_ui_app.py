@@ -1,7 +1,7 @@
-"""The Textual app driven with Pilot on a capture with known states (see test_ui_capture).
+"""The Textual app driven with Pilot on a capture with known states (see uihelp).
 
 Every expectation comes from the TCP rules applied to the frames written in
-``test_ui_capture.frames`` (times are seconds after the first packet).
+``uihelp.frames`` (times are seconds after the first packet).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_ui_capture import T0, write_capture
+from helpers import wait_until
+from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -32,10 +33,7 @@ def capture(tmp_path: Path) -> Path:
 async def loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]
     """Wait until the source is read and the views show it."""
     await app.workers.wait_for_complete()
-    for _ in range(50):
-        await pilot.pause()
-        if app.loaded:
-            break
+    await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
     await pilot.pause()
 
 
@@ -341,12 +339,10 @@ async def test_play_moves_the_cursor_and_stops_at_the_end(capture: Path) -> None
         # action the space key runs and let the UI ticks move the cursor meanwhile
         app.action_play_pause()
         assert app.player.playing
-        await asyncio.sleep(0.4)
+        # the ticks move the cursor: check it once it has passed 0.2 s, short of the end
+        await wait_until(lambda: app.player.position() > T0 + 0.2, 10, 0.05, asyncio.sleep)
         assert app.player.playing and T0 + 0.2 < app.player.position() < T0 + 2.0
-        for _ in range(100):
-            await asyncio.sleep(0.05)
-            if not app.player.playing:
-                break
+        await wait_until(lambda: not app.player.playing, 10, 0.05, asyncio.sleep)
         assert not app.player.playing and app.player.position() == pytest.approx(T0 + 2.6)
         assert counters(app)["TIME_WAIT"] == 1
         app.action_play_pause()  # at the end: plays again from the start

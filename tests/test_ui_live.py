@@ -10,7 +10,8 @@ import asyncio
 import struct
 from pathlib import Path
 
-from test_ui_capture import T0, write_capture
+from helpers import wait_until
+from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -25,14 +26,6 @@ def split_records(data: bytes, n: int) -> tuple[bytes, bytes]:
     return data[:pos], data[pos:]
 
 
-async def wait_for(cond, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(timeout / 0.02)):
-        if cond():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
 async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
     full = write_capture(tmp_path / "full.pcap").read_bytes()
     head, rest = split_records(full, 7)  # connection 0 only
@@ -43,15 +36,15 @@ async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
     app = TcpviewApp(source, tick=0.02)
     async with app.run_test(size=(80, 24)) as pilot:
         table = app._table
-        await wait_for(lambda: app.tl.packets == 7 and len(table.rows) == 1)
-        await wait_for(lambda: app._ladder.count == 7)
+        assert await wait_until(lambda: app.tl.packets == 7 and len(table.rows) == 1, 10, 0.02, asyncio.sleep)
+        assert await wait_until(lambda: app._ladder.count == 7, 10, 0.02, asyncio.sleep)
         assert app.player.following and app.player.position() == T0 + 0.6
         await pilot.press("space")  # freeze
         assert not app.player.following and app.player.position() == T0 + 0.6
         frozen_bar = app._bar.render().plain
         with growing.open("ab") as f:
             f.write(rest)
-        await wait_for(lambda: app.tl.packets == 19)
+        assert await wait_until(lambda: app.tl.packets == 19, 10, 0.02, asyncio.sleep)
         await asyncio.sleep(0.1)  # a few ticks
         assert len(table.rows) == 1 and app._counters._counts["CLOSE_WAIT"] == 1  # still as of 0.6 s
         assert app._counters._counts["TIME_WAIT"] == 0
@@ -61,7 +54,7 @@ async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
         await pilot.press("escape")
         await pilot.press("space")  # back to live
         assert app.player.following
-        await wait_for(lambda: len(table.rows) == 4)
+        assert await wait_until(lambda: len(table.rows) == 4, 10, 0.02, asyncio.sleep)
         assert app._counters._counts["TIME_WAIT"] == 1 and app._counters._counts["SYN_RECEIVED"] == 1
         assert "LIVE" in app._bar.render().plain
         # stepping back from live pauses at the previous segment

@@ -1,4 +1,4 @@
-"""Snapshots of the app at fixed sizes and cursor times, on the capture of test_ui_capture.
+"""Snapshots of the app at fixed sizes and cursor times, on the capture of uihelp.
 
 Run ``pytest tests/test_ui_snapshots.py --snapshot-update`` after an intended change of the
 look, and check the new SVGs by eye. Nothing on screen depends on the wall clock: the player
@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_capture import write_capture
+from helpers import wait_until
+from uihelp import write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -26,10 +27,7 @@ def before(*keys: str, at: float | None = None):  # type: ignore[no-untyped-def]
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         app = pilot.app
         await app.workers.wait_for_complete()
-        for _ in range(50):
-            await pilot.pause()
-            if app.loaded:
-                break
+        await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         if at is not None:
             app.seek_offset(at)
         await pilot.press(*keys)

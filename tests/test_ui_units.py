@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_ui_capture import T0, frames, write_capture
+from uihelp import T0, frames, write_capture
 
 from tcpview.engine.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
 

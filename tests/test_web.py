@@ -19,12 +19,11 @@ import socket
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
 import pytest
-from conftest import REPO, cli
+from helpers import REPO, cli, wait_until
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
@@ -65,16 +64,14 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited: " + (proc.stderr.read().decode() if proc.stderr else "")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"nothing listening on port {port}")
+def _accepts(port: int, proc: subprocess.Popen) -> bool:
+    """Whether the server ``proc`` (still running) accepts connections on ``port`` yet."""
+    assert proc.poll() is None, "server exited: " + (proc.stderr.read().decode() if proc.stderr else "")
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -191,11 +188,15 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         active = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 20
-        while not (active.exists() and active.read_text().count("\n") >= 1):
+
+        def devtools_port_written() -> bool:
+            if active.exists() and active.read_text().count("\n") >= 1:
+                return True
             assert proc.poll() is None, "chromium exited"
-            assert time.monotonic() < deadline, "chromium did not open its DevTools port"
-            await asyncio.sleep(0.1)
+            return False
+
+        assert await wait_until(devtools_port_written, 20, 0.1, asyncio.sleep), \
+            "chromium did not open its DevTools port"
         port = int(active.read_text().split()[0])
         async with aiohttp.ClientSession() as http:
             async with http.get(f"http://127.0.0.1:{port}/json/list") as r:
@@ -208,16 +209,17 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
                               deviceScaleFactor=1, mobile=False)
                 await dt.call("Page.addScriptToEvaluateOnNewDocument", source=HOOK)
                 await dt.call("Page.navigate", url=url)
-                deadline = time.monotonic() + timeout
                 first = False
                 text = ""
-                while time.monotonic() < deadline:
+
+                async def drawn() -> bool:
+                    nonlocal first, text
                     first = bool(await dt.evaluate(
                         "document.body && document.body.classList.contains('-first-byte')"))
                     text = await dt.evaluate("(window.__received || []).join('')") or ""
-                    if first and "TIME_WAIT" in text and "─▶" in text:
-                        break
-                    await asyncio.sleep(0.25)
+                    return first and "TIME_WAIT" in text and "─▶" in text
+
+                await wait_until(drawn, timeout, 0.25, asyncio.sleep)
                 await asyncio.sleep(1.0)  # let the fade-in finish and the canvas draw
                 shot = await dt.call("Page.captureScreenshot", format="png")
                 text = await dt.evaluate("(window.__received || []).join('')") or text
@@ -243,7 +245,7 @@ def test_serve_shows_the_demo_in_a_browser(tmp_path: Path) -> None:
          "--theme", "tcpview-light"],
         cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_port(port, server)
+        assert wait_until(lambda: _accepts(port, server), 15, 0.1), f"nothing listening on port {port}"
         png, text, first = asyncio.run(_browse(f"http://127.0.0.1:{port}/", tmp_path / "profile"))
     finally:
         _stop(server)
@@ -275,7 +277,7 @@ def test_serve_warns_when_bound_beyond_this_host(tmp_path: Path) -> None:
     server = subprocess.Popen([sys.executable, "-m", "tcpview", "serve", "--host", "0.0.0.0", "--port", str(port)],
                               cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_port(port, server)
+        assert wait_until(lambda: _accepts(port, server), 15, 0.1), f"nothing listening on port {port}"
         line = server.stderr.readline().decode()  # type: ignore[union-attr]
         assert _listening_on(port) == {"0.0.0.0"}
     finally:
@@ -290,7 +292,7 @@ def test_serve_binds_loopback_by_default_without_warning(tmp_path: Path) -> None
     server = subprocess.Popen([sys.executable, "-m", "tcpview", "serve", "--port", str(port)],
                               cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        _wait_port(port, server)
+        assert wait_until(lambda: _accepts(port, server), 15, 0.1), f"nothing listening on port {port}"
         assert _listening_on(port) == {"127.0.0.1"}
     finally:
         _stop(server)

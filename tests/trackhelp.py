@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Flow
+from helpers import Flow
 
 M32 = 1 << 32
 

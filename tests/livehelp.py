@@ -1,0 +1,458 @@
+"""Helpers for the tests on real traffic: live capture, the kernel's socket table, streaming.
+
+Real TCP on 127.0.0.1. :class:`Lo` takes its ports from the kernel (bind to port 0), so tests
+running in parallel never share a port, and the ``lo_traffic`` fixture (conftest.py) closes
+every socket it made. :func:`capture_scenarios` records a fixed set of scenarios under tcpdump
+for the session-wide ``loopback_capture`` fixture.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import REPO, wait_until
+
+SS_STATES = {
+    "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN_SENT", "SYN-RECV": "SYN_RECEIVED", "FIN-WAIT-1": "FIN_WAIT_1",
+    "FIN-WAIT-2": "FIN_WAIT_2", "TIME-WAIT": "TIME_WAIT", "CLOSE-WAIT": "CLOSE_WAIT", "LAST-ACK": "LAST_ACK",
+    "CLOSING": "CLOSING", "LISTEN": "LISTEN", "UNCONN": "CLOSED",
+}
+
+# the scenarios of :func:`capture_scenarios`, one port each
+SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established", "reuse")
+
+
+def need_root() -> None:
+    """Skip unless real capture on lo can run (root, tcpdump and ss installed)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to capture on lo")
+    for tool in ("tcpdump", "ss"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+
+
+def _addr(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]")
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, int(port) if port.isdigit() else 0
+
+
+def ss_rows() -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """Every TCP socket as ``ss -tan state all`` lists it: (state, local, peer)."""
+    out = subprocess.run(["ss", "-tanH", "state", "all"], capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) >= 5:
+            rows.append((SS_STATES.get(f[0], f[0]), _addr(f[3]), _addr(f[4])))
+    return rows
+
+
+def ss_state(rows, local: tuple[str, int], peer: tuple[str, int]) -> str:
+    """The state ss shows for the socket local->peer ("CLOSED" when there is none)."""
+    for st, lo, pe in rows:
+        if lo == local and pe == peer:
+            return st
+    return "CLOSED"
+
+
+class Lo:
+    """TCP scenarios on 127.0.0.1 with ports chosen by the kernel; :meth:`close` cleans up.
+
+    Create the listeners first (their ports go into the capture filter), then run the
+    scenarios while a capture is running.
+    """
+
+    def __init__(self) -> None:
+        self.keep: list[socket.socket] = []
+        self.ports: dict[str, int] = {}
+
+    def listener(self, name: str) -> int:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        self.keep.append(s)
+        self.ports[name] = s.getsockname()[1]
+        self._listeners = getattr(self, "_listeners", {})
+        self._listeners[name] = s
+        return self.ports[name]
+
+    def reserve(self, name: str) -> int:
+        """A port with a bound socket that does not listen: connecting to it is refused."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.keep.append(s)
+        self.ports[name] = s.getsockname()[1]
+        return self.ports[name]
+
+    def bpf(self) -> str:
+        return " or ".join(f"tcp port {p}" for p in self.ports.values())
+
+    def pair(self, name: str) -> tuple[socket.socket, socket.socket]:
+        cli = socket.create_connection(("127.0.0.1", self.ports[name]), timeout=5)
+        srv, _ = self._listeners[name].accept()
+        srv.settimeout(5)
+        self.keep += [cli, srv]
+        return cli, srv
+
+    @staticmethod
+    def read_to_eof(s: socket.socket) -> bytes:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data
+
+    # -- scenarios: each returns (client address, server address) ---------------------------------
+    def time_wait(self, name: str = "time_wait"):
+        """Data both ways, the client closes first: client TIME_WAIT, server gone (CLOSED)."""
+        cli, srv = self.pair(name)
+        ends = cli.getsockname(), srv.getsockname()
+        cli.sendall(b"ping")
+        assert srv.recv(16) == b"ping"
+        srv.sendall(b"pong")
+        assert cli.recv(16) == b"pong"
+        cli.close()
+        assert self.read_to_eof(srv) == b""
+        srv.close()
+        return ends
+
+    def close_wait(self, name: str = "close_wait"):
+        """The client closes, the server never does: FIN_WAIT_2 / CLOSE_WAIT."""
+        cli, srv = self.pair(name)
+        ends = cli.getsockname(), srv.getsockname()
+        cli.sendall(b"hello")
+        assert srv.recv(16) == b"hello"
+        cli.close()
+        return ends
+
+    def refused(self, name: str = "refused"):
+        """A SYN to a port nobody listens on, answered by RST: both CLOSED, no socket left."""
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ends = s.getsockname(), ("127.0.0.1", self.ports[name])
+        try:
+            s.connect(ends[1])
+            raise AssertionError("connect to a port without a listener succeeded")
+        except ConnectionRefusedError:
+            pass
+        finally:
+            s.close()
+        return ends
+
+    def established(self, name: str = "established"):
+        """Left open with data exchanged: both ESTABLISHED."""
+        cli, srv = self.pair(name)
+        cli.sendall(b"still here")
+        assert srv.recv(32) == b"still here"
+        return cli.getsockname(), srv.getsockname()
+
+    def server_first(self, name: str = "server_first"):
+        """The server closes first: server TIME_WAIT, client gone."""
+        cli, srv = self.pair(name)
+        ends = cli.getsockname(), srv.getsockname()
+        srv.sendall(b"banner")
+        assert cli.recv(16) == b"banner"
+        srv.close()
+        assert self.read_to_eof(cli) == b""
+        cli.close()
+        return ends
+
+    def abort(self, name: str = "abort"):
+        """The client aborts (SO_LINGER 0): RST, both CLOSED."""
+        cli, srv = self.pair(name)
+        ends = cli.getsockname(), srv.getsockname()
+        cli.sendall(b"x" * 100)
+        assert len(srv.recv(1000)) == 100
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cli.close()
+        try:
+            srv.recv(10)
+        except ConnectionResetError:
+            pass
+        srv.close()
+        return ends
+
+    def close(self) -> None:
+        for s in self.keep:
+            try:
+                s.close()
+            except OSError:
+                pass
+        self.keep.clear()
+
+
+def env_with_repo() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env.pop("COLUMNS", None)
+    return env
+
+
+def tcpview_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tcpview", *args]
+
+
+def read_until(stream, text: str, timeout: float) -> str:
+    """Read ``stream`` (a pipe) until ``text`` appears; the text read so far."""
+    seen = bytearray()
+    ended = False
+    fd = stream.fileno()
+
+    def arrived() -> bool:
+        nonlocal ended
+        if select.select([fd], [], [], 0.05)[0]:
+            chunk = os.read(fd, 4096)
+            ended = not chunk
+            seen.extend(chunk)
+        return ended or text.encode() in seen
+
+    wait_until(arrived, timeout, 0)
+    if text.encode() not in seen:
+        why = "stream ended before" if ended else "did not see"
+        raise AssertionError(f"{why} {text!r}: {seen.decode(errors='replace')}")
+    return seen.decode(errors="replace")
+
+
+# -- one capture of fixed scenarios (the loopback_capture fixture) ------------------------------
+def _split_addr(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+def ss_sockets(lo: int, hi: int) -> list[tuple[str, tuple[str, int], tuple[str, int]]]:
+    """``ss -tan`` sockets with a local or peer port in [lo, hi]: (state, local, peer)."""
+    out = subprocess.run(["ss", "-tanH"], capture_output=True, text=True, check=True).stdout
+    socks = []
+    for line in out.splitlines():
+        f = line.split()
+        if len(f) < 5:
+            continue
+        local, peer = _split_addr(f[3]), _split_addr(f[4])
+        if lo <= local[1] <= hi or lo <= peer[1] <= hi:
+            socks.append((SS_STATES.get(f[0], f[0]), local, peer))
+    return socks
+
+
+class LoopbackCapture:
+    """Real TCP on 127.0.0.1 captured by tcpdump, with ``ss -tan`` read before anything closed.
+
+    Attributes:
+        pcap: the capture file.
+        ports: scenario name -> server port (all inside ``lo..hi``).
+        ss: ``ss_sockets(lo, hi)`` taken while every socket the scenarios keep was still open.
+        tcpdump_stats: what tcpdump printed when it stopped (packets captured / dropped).
+    """
+
+    def __init__(self, pcap: Path, ports: dict[str, int], lo: int, hi: int, ss: list, tcpdump_stats: str) -> None:
+        self.pcap, self.ports, self.lo, self.hi, self.ss = pcap, ports, lo, hi, ss
+        self.tcpdump_stats = tcpdump_stats
+
+
+def _free_block(n: int) -> int:
+    """A base port such that base..base+n-1 are unused (no listener, no socket in ss)."""
+    rng = random.Random()
+    for _ in range(50):
+        base = rng.randrange(20000, 32000 - n)
+        if ss_sockets(base, base + n - 1):
+            continue
+        ok = True
+        for p in range(base, base + n):
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                ok = False
+            finally:
+                s.close()
+        if ok:
+            return base
+    raise RuntimeError("no free port block")
+
+
+# -U and --immediate-mode: every packet reaches the file at once (without immediate mode
+# libpcap holds packets in a ring block and loses the last ones at SIGINT). Immediate mode
+# uses one ring slot per packet, each as big as the snapshot length: with the default
+# 262144-byte snaplen and 2 MB buffer the ring has about eight slots and a burst on lo
+# overflows it. Headers are all the tests need, so a short snaplen and a larger buffer.
+TCPDUMP_OPTS = ["-U", "--immediate-mode", "-n", "-s", "256", "-B", "8192"]
+
+
+def tcpdump_drops(stats: str) -> int:
+    """Kernel drops from tcpdump's closing statistics (0 when it printed none)."""
+    m = re.search(r"(\d+) packets? dropped by kernel", stats)
+    return int(m.group(1)) if m else 0
+
+
+def make_loopback_capture(path: Path, attempts: int = 3) -> LoopbackCapture:
+    """:func:`capture_scenarios`, again when tcpdump reports kernel drops (an incomplete capture)."""
+    for _ in range(attempts):
+        cap = capture_scenarios(path)
+        if tcpdump_drops(cap.tcpdump_stats) == 0:
+            return cap
+    raise RuntimeError(f"tcpdump kept dropping packets: {cap.tcpdump_stats.strip()}")
+
+
+def capture_scenarios(path: Path) -> LoopbackCapture:
+    """Run every scenario in :data:`SCENARIOS` on 127.0.0.1 under tcpdump (needs root), once."""
+    base = _free_block(len(SCENARIOS))
+    ports = {name: base + i for i, name in enumerate(SCENARIOS)}
+    lo, hi = base, base + len(SCENARIOS) - 1
+    dump = subprocess.Popen(
+        ["tcpdump", "-i", "lo", *TCPDUMP_OPTS, "-w", str(path), f"tcp and host 127.0.0.1 and portrange {lo}-{hi}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    keep: list[socket.socket] = []
+    try:
+        read_until(dump.stderr, "listening on", 20)
+
+        def listener(name: str) -> socket.socket:
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", ports[name]))
+            s.listen(8)
+            keep.append(s)
+            return s
+
+        def pair(name: str) -> tuple[socket.socket, socket.socket]:
+            ls = listener(name)
+            cli = socket.create_connection(("127.0.0.1", ports[name]), timeout=5)
+            srv, _ = ls.accept()
+            srv.settimeout(5)
+            return cli, srv
+
+        def read_to_eof(s: socket.socket) -> bytes:
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data
+
+        # the client closes first: client TIME_WAIT, server gone
+        cli, srv = pair("time_wait")
+        cli.sendall(b"ping")
+        assert srv.recv(16) == b"ping"
+        srv.sendall(b"pong")
+        assert cli.recv(16) == b"pong"
+        cli.close()
+        assert read_to_eof(srv) == b""
+        srv.close()
+
+        # the server never closes: client FIN_WAIT_2, server CLOSE_WAIT
+        cli, srv = pair("close_wait")
+        cli.sendall(b"hello")
+        assert srv.recv(16) == b"hello"
+        cli.close()
+        keep.append(srv)
+
+        # nothing listens: the SYN is answered with RST
+        s = socket.socket()
+        try:
+            s.connect(("127.0.0.1", ports["refused"]))
+            raise AssertionError("connect to a port without listener succeeded")
+        except ConnectionRefusedError:
+            pass
+        finally:
+            s.close()
+
+        # abortive close (SO_LINGER 0): RST instead of FIN
+        cli, srv = pair("abort")
+        cli.sendall(b"x" * 100)
+        assert len(srv.recv(1000)) == 100
+        cli.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        cli.close()
+        try:
+            srv.recv(10)
+        except ConnectionResetError:
+            pass
+        srv.close()
+
+        # half-close: the client shuts down its sending side, the server keeps answering
+        cli, srv = pair("half_close")
+        cli.sendall(b"request")
+        cli.shutdown(socket.SHUT_WR)
+        assert read_to_eof(srv) == b"request"
+        for i in range(3):
+            srv.sendall(bytes([65 + i]) * 20000)
+            time.sleep(0.02)
+        srv.close()
+        assert len(read_to_eof(cli)) == 60000
+        cli.close()
+
+        # the server closes first: server TIME_WAIT, client gone
+        cli, srv = pair("server_first")
+        srv.sendall(b"banner")
+        assert cli.recv(16) == b"banner"
+        srv.close()
+        assert read_to_eof(cli) == b""
+        cli.close()
+
+        # left open
+        cli, srv = pair("established")
+        cli.sendall(b"still here")
+        assert srv.recv(32) == b"still here"
+        keep += [cli, srv]
+
+        # the same 4-tuple twice: the server closes first (server TIME_WAIT), then the client
+        # connects again from the same port; the kernel lets the new SYN take over the
+        # TIME_WAIT socket, so only the new connection remains
+        ls = listener("reuse")
+        c1 = socket.socket()
+        c1.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c1.bind(("127.0.0.1", 0))
+        cport = c1.getsockname()[1]
+        c1.connect(("127.0.0.1", ports["reuse"]))
+        s1, _ = ls.accept()
+        s1.close()
+        c1.settimeout(5)
+        assert read_to_eof(c1) == b""
+        c1.close()
+        time.sleep(0.05)
+        c2 = socket.socket()
+        c2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        c2.bind(("127.0.0.1", cport))
+        c2.settimeout(5)
+        c2.connect(("127.0.0.1", ports["reuse"]))
+        s2, _ = ls.accept()
+        c2.sendall(b"again")
+        s2.settimeout(5)
+        assert s2.recv(16) == b"again"
+        keep += [c2, s2]
+
+        time.sleep(0.3)  # let the last ACKs land
+        ss = ss_sockets(lo, hi)
+        time.sleep(0.2)
+    finally:
+        if dump.poll() is None:
+            dump.send_signal(signal.SIGINT)
+        try:
+            dump.wait(10)
+        except subprocess.TimeoutExpired:
+            dump.kill()
+            dump.wait()
+        stats = dump.stderr.read().decode(errors="replace")
+        for s in keep:
+            s.close()
+    return LoopbackCapture(path, ports, lo, hi, ss, stats)
+
+
+def can_capture() -> str | None:
+    """Why real capture cannot run here (None when it can)."""
+    if os.geteuid() != 0:
+        return "needs root for tcpdump on lo"
+    for tool in ("tcpdump", "ss"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    return None

@@ -1,0 +1,83 @@
+"""A small capture with known states, built with scapy, shared by the UI tests (checked by
+test_ui_capture.py).
+
+Times are seconds after T0. From the TCP rules (RFC 9293), as a passive observer sees them:
+
+conn 0  10.0.0.1:40000 -> 10.0.0.2:80    handshake, data, client closes, server never does:
+        0.0 SYN, 0.1 SYN+ACK, 0.2 ACK (both ESTABLISHED), 0.3 data len 5, 0.4 ACK,
+        0.5 client FIN (client FIN_WAIT_1, server CLOSE_WAIT), 0.6 ACK of it (FIN_WAIT_2).
+conn 1  10.0.0.1:40001 -> 10.0.0.2:443   full close, client closes first:
+        1.0 SYN, 1.1 SYN+ACK, 1.2 ACK, 1.3 server data len 7, 1.4 ACK,
+        1.5 client FIN (FIN_WAIT_1 / CLOSE_WAIT), 1.6 server FIN+ACK that acks it
+        (server LAST_ACK, client TIME_WAIT), 1.7 last ACK (server CLOSED).
+conn 2  10.0.0.3:50000 -> 10.0.0.2:8080  refused: 2.0 SYN, 2.1 RST+ACK (both CLOSED).
+conn 3  10.0.0.4:50001 -> 10.0.0.2:22    half-open: 2.5 SYN, 2.6 SYN+ACK
+        (client SYN_SENT, server SYN_RECEIVED) and nothing more.
+With ``late=True`` one more SYN at 70.0 (conn 4, 10.0.0.5:50002 -> 10.0.0.2:80) lets capture
+time pass conn 1's TIME_WAIT deadline (1.6 + 60 s), so a timer row appears in its ladder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+T0 = 1_700_000_000.0
+
+C1, SRV = "10.0.0.1", "10.0.0.2"
+
+
+def frames(late: bool = False) -> list:
+    """The frames of the capture, as scapy packets with ``.time`` set."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    pkts = []
+
+    def add(t: float, src: str, dst: str, sport: int, dport: int, flags: str, seq: int, ack: int,
+            data: bytes = b"") -> None:
+        p = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src=src, dst=dst) / TCP(
+            sport=sport, dport=dport, flags=flags, seq=seq, ack=ack, window=1000)
+        if data:
+            p = p / Raw(data)
+        p.time = T0 + t
+        pkts.append(p)
+
+    # conn 0: client ISN 1000, server ISN 5000
+    a = (C1, SRV, 40000, 80)
+    b = (SRV, C1, 80, 40000)
+    add(0.0, *a, "S", 1000, 0)
+    add(0.1, *b, "SA", 5000, 1001)
+    add(0.2, *a, "A", 1001, 5001)
+    add(0.3, *a, "PA", 1001, 5001, b"hello")
+    add(0.4, *b, "A", 5001, 1006)
+    add(0.5, *a, "FA", 1006, 5001)
+    add(0.6, *b, "A", 5001, 1007)
+    # conn 1: client ISN 2000, server ISN 9000
+    a = (C1, SRV, 40001, 443)
+    b = (SRV, C1, 443, 40001)
+    add(1.0, *a, "S", 2000, 0)
+    add(1.1, *b, "SA", 9000, 2001)
+    add(1.2, *a, "A", 2001, 9001)
+    add(1.3, *b, "PA", 9001, 2001, b"[b]ok\x1b]")
+    add(1.4, *a, "A", 2001, 9008)
+    add(1.5, *a, "FA", 2001, 9008)
+    add(1.6, *b, "FA", 9008, 2002)
+    add(1.7, *a, "A", 2002, 9009)
+    # conn 2: refused
+    add(2.0, "10.0.0.3", SRV, 50000, 8080, "S", 300, 0)
+    add(2.1, SRV, "10.0.0.3", 8080, 50000, "RA", 0, 301)
+    # conn 3: half-open
+    add(2.5, "10.0.0.4", SRV, 50001, 22, "S", 400, 0)
+    add(2.6, SRV, "10.0.0.4", 22, 50001, "SA", 7000, 401)
+    if late:
+        add(70.0, "10.0.0.5", SRV, 50002, 80, "S", 500, 0)
+    return pkts
+
+
+def write_capture(path: Path, late: bool = False) -> Path:
+    """Write the capture to ``path`` (pcap, Ethernet) and return the path."""
+    from scapy.utils import wrpcap
+
+    wrpcap(str(path), frames(late))
+    return path
