@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import corpus_dir
+from helpers import corpus_dir
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 if str(GOLDEN_DIR) not in sys.path:

@@ -69,8 +69,8 @@ def _filter_of(args: argparse.Namespace) -> str | None:
 
 def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-untyped-def]
     """Open the capture the arguments ask for; user errors become UsageError."""
-    from ..sources.live.ring import LiveError, SAVE_SNAPLEN
     from ..sources.live.capture import LiveSource
+    from ..sources.live.ring import SAVE_SNAPLEN, LiveError
 
     try:
         return LiveSource(
@@ -123,8 +123,8 @@ def live_summary(args: argparse.Namespace) -> int:
     Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
     file; how many packets the kernel dropped goes to stderr.
     """
-    from ..engine.tracker import Tracker
     from ..engine.pump import PumpThread
+    from ..engine.tracker import Tracker
 
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")

@@ -62,7 +62,7 @@ for _p in (str(TESTS), str(REPO)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
-from conftest import (
+from helpers import (
     DLT_EN10MB,
     DLT_LINUX_SLL,
     C,
