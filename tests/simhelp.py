@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tcpview.engine.decode import ip_text
 from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load
 from tcpview.sim.steps import Send
+from tcpview.textutil import ip_text
 
 SCEN_DIR = Path(__file__).resolve().parent.parent / "tcpview" / "sim" / "scenarios"
 FINITE = [n for n in builtin_names() if n != "busy"]

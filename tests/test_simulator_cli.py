@@ -12,11 +12,11 @@ from helpers import cli
 from simhelp import SCEN_DIR
 
 from tcpview.cli import main
-from tcpview.engine.decode import ip_text
 from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load, parse
 from tcpview.sim.steps import ScenarioError
+from tcpview.textutil import ip_text
 
 
 # -- scenario files ------------------------------------------------------------------------------

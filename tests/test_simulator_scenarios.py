@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 from simhelp import FINITE, Run, _assert_tracker_matches_truth, send_sizes, step
 
-from tcpview.engine.decode import ip_text
 from tcpview.engine.model import flag_names
 from tcpview.sim.steps import Scan
+from tcpview.textutil import ip_text
 
 
 # -- the tracker against the simulated endpoints ------------------------------------------------

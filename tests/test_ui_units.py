@@ -154,22 +154,21 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
     assert store.get(1) is None and store.get(10) is not None  # oldest dropped past the budget
 
 
-def test_state_cache_agrees_with_the_store_back_and_forth(tmp_path: Path) -> None:
-    """The incremental per-connection states equal Conn.states_at at every time, either way."""
+def test_states_of_every_connection_agree_with_the_store_back_and_forth(tmp_path: Path) -> None:
+    """The bulk per-connection states (kept per cursor and moved forward incrementally) equal
+    each connection's own states_at at every time, in either direction."""
     from tcpview.engine.pump import load
-    from tcpview.engine.query import StateCache
 
     tl = load(str(write_capture(tmp_path / "late.pcap", late=True))).timeline
-    cache = StateCache()
     times = [0.05, 0.55, 1.65, 61.7, 0.25, 2.05, 70.0, 0.0, 1.75, 100.0, 0.15]
     for off in times + times[::-1]:
         t = T0 + off
-        cs, ss = cache.at(tl, t)
+        states = tl.states_at(t)
         for c in tl.conns:
-            assert (cs[c.id], ss[c.id]) == c.states_at(t), (off, c.id)
-    cs, ss = cache.at(tl, None)
-    assert [(cs[c.id], ss[c.id]) for c in tl.conns] == [tuple(c.state) for c in tl.conns]
-    assert cs[1] == 0  # conn 1's TIME_WAIT expired (60 s after 1.6) before the SYN at 70 s
+            assert tuple(states[c.id]) == c.states_at(t), (off, c.id)
+    states = tl.states_at(None)
+    assert [tuple(states[c.id]) for c in tl.conns] == [tuple(c.state) for c in tl.conns]
+    assert states[1][0] == 0  # conn 1's TIME_WAIT expired (60 s after 1.6) before the SYN at 70 s
 
 
 def test_changed_span_finds_the_cells_that_differ() -> None:
@@ -191,10 +190,9 @@ def test_changed_span_finds_the_cells_that_differ() -> None:
     assert changed_span(line, [Segment("時間 ", red), *line[1:]], 40) == (0, 40)
 
 
-def test_state_cache_long_jumps_start_over_from_the_nearer_end() -> None:
-    """A jump across most of the log starts from the connections' current states (undoing
-    backward) or from the empty world (replaying forward); the states are the store's."""
-    from tcpview.engine.query import StateCache
+def test_states_at_jumps_across_a_busy_capture() -> None:
+    """Jumps back and forth across a capture with several transitions per connection give
+    the store's per-connection states each time."""
     from tcpview.engine.tracker import Tracker
     from tcpview.sim import Engine, load
 
@@ -202,24 +200,13 @@ def test_state_cache_long_jumps_start_over_from_the_nearer_end() -> None:
     frames = Engine(load("busy"), 4).frames(max_seconds=6)
     tracker.feed_records((f.frame, f.ts, 1, f.data, 0, len(f.data), len(f.data)) for f in frames)
     tl = tracker.tl
-    assert len(tl.t_log) > 3 * len(tl.conns) > 90  # several transitions per connection
+    assert tl.view().n_trans > 3 * len(tl.conns) > 90  # several transitions per connection
     span = tl.last_ts - tl.first_ts
-    cache = StateCache()
-
-    def check(t):  # type: ignore[no-untyped-def]
-        cs, ss = cache.at(tl, t)
+    for frac in (0.02, None, 0.95, 0.9, 0.05, 0.5, 0.51, 0.3, 0.99, 0.0, None):
+        t = None if frac is None else tl.first_ts + span * frac
+        states = tl.states_at(t)
         for c in tl.conns:
-            assert (cs[c.id], ss[c.id]) == c.states_at(t), (t, c.id)
-        return cs
-
-    arrays = check(tl.first_ts + span * 0.02)
-    assert check(None) is not arrays  # built from the current states, not by replaying the log
-    arrays = check(tl.first_ts + span * 0.95)
-    assert check(tl.first_ts + span * 0.9) is arrays  # near: undone entry by entry
-    assert check(tl.first_ts + span * 0.05) is not arrays  # far back: replayed from the start
-    for frac in (0.5, 0.51, 0.3, 0.99, 0.0):
-        check(tl.first_ts + span * frac)
-    check(None)
+            assert tuple(states[c.id]) == c.states_at(t), (t, c.id)
 
 
 def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
@@ -265,25 +252,24 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
                 assert list(rows.compute(tl, t)) == expected, (key, reverse, t)
 
 
-def test_feed_keeps_a_loaded_file_out_of_the_collector_until_released(tmp_path: Path) -> None:
-    """A loaded file's timeline stays frozen for the cyclic GC (a full collection over 100k
-    connections is a pause of most of a second), and is given back when the viewer closes,
-    also when it closes while the file is still loading."""
+def test_a_loaded_file_leaves_no_python_object_per_connection(tmp_path: Path) -> None:
+    """The store is columns: reading many connections adds arrays, not objects the garbage
+    collector has to walk (which once paused the viewer for most of a second)."""
     import gc
     import threading
+
+    from helpers import many_connections, write_frames_pcap
 
     from tcpview.engine.pump import Pump
     from tcpview.sources.base import FileSource
 
-    path = str(write_capture(tmp_path / "known.pcap"))
-    gc.unfreeze()
-    feed = Pump(FileSource(path))
-    feed.run(threading.Event(), lambda info: None)
-    assert feed.done and feed.tl.packets == 7 + 8 + 2 + 2  # the four connections of the capture
-    assert gc.get_freeze_count() > 0
-    feed.release()
-    assert gc.get_freeze_count() == 0
-    closed_early = Pump(FileSource(path))
-    closed_early.release()  # the viewer closed before the reader finished
-    closed_early.run(threading.Event(), lambda info: None)
-    assert gc.get_freeze_count() == 0
+    path = str(write_frames_pcap(tmp_path / "many.pcap", many_connections()))
+    gc.collect()
+    before = len(gc.get_objects())
+    pump = Pump(FileSource(path))
+    pump.run(threading.Event(), lambda info: None)
+    gc.collect()
+    assert pump.done and len(pump.tl.conns) >= 100
+    assert len(gc.get_objects()) - before < len(pump.tl.conns)
+
+

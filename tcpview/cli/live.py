@@ -123,14 +123,16 @@ def live_summary(args: argparse.Namespace) -> int:
     Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
     file; how many packets the kernel dropped goes to stderr.
     """
-    from ..engine.pump import PumpThread
-    from ..engine.tracker import Tracker
-
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
-    source = open_live(args)
+    source = open_live(args)  # first: a missing privilege is the first thing to tell
+    from ..engine.pump import PumpThread
+    from ..engine.tracker import Tracker
+    from ..engine.warm import ready
+
+    ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
     cap = PumpThread(source, tracker).start()
     # like tcpdump's "listening on": from here on, packets are caught

@@ -1,217 +1,346 @@
-"""Raw frame bytes -> TCP segment fields, with precompiled structs and no dissection.
+"""Raw frame bytes -> TCP segment fields, compiled, with no dissection and no Python objects.
 
-This is the hot path: every captured frame goes through :func:`decode`. It never raises on
-bad input; a frame it cannot use comes back as a ``str`` reason, which the caller counts.
-scapy's full dissection is used only for the one frame a user inspects (``tcpview.sources.frames``).
+:func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
+layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
+IPv4/IPv6, NFLOG, PPI), IPv4 (options skipped, later fragments skipped), IPv6 (extension
+header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
+cannot use comes back with a reason code (``REASONS``), which the engine counts.
+
+:func:`decode` is the same decoder for one frame from Python (tests, tools).
+:func:`parse_options` and :func:`ip_text` format what the views show. scapy's full dissection
+is used only for the one frame a user inspects (``tcpview.sources.dissect``).
 """
 
 from __future__ import annotations
 
-import socket
 import struct
 from typing import Any
 
-_H = struct.Struct("!H")
-_HH = struct.Struct("!HH")
-_LE_H = struct.Struct("<H")
-_I_LE = struct.Struct("<I")
-_I_BE = struct.Struct("!I")
-# version/ihl, total length, flags+fragment offset, protocol, src, dst
-_IP4 = struct.Struct("!BxHxxHxBxxII")
-# payload length, next header, src(16), dst(16)
-_IP6 = struct.Struct("!4xHBx16s16s")
-# sport, dport, seq, ack, data offset, flags, window
-_TCP = struct.Struct("!HHIIBBH")
-_PPI = struct.Struct("<BBHI")
+import numpy as np
 
-ETH_IPV4 = 0x0800
-ETH_IPV6 = 0x86DD
-_VLAN_TYPES = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
-_IP6_EXT = frozenset((0, 43, 60, 135, 139, 140, 253, 254))
+from ..jit import helper
+from ..textutil import addr_value
 
-# Returned tuple layout (indices), kept as a plain tuple because it is built per packet.
-# (family, src, dst, sport, dport, seq, ack, flags, win, payload_len, tcp_off, tcp_hlen)
-# family is 4 or 6; src/dst are ints for IPv4 and 16-byte bytes for IPv6.
-Decoded = tuple
+OK = 0
+TRUNC_LINK, NOT_IP, UNSUPPORTED_LINK, TRUNC_IP, BAD_IP_VERSION, BAD_IHL, NOT_TCP, FRAGMENT, TRUNC_TCP, BAD_THL = range(1, 11)
+REASONS: tuple[str, ...] = (
+    "",
+    "truncated link header",
+    "not ip",
+    "unsupported link type",  # the number is added where it is counted
+    "truncated ip header",
+    "bad ip version",
+    "bad ip header length",
+    "not tcp",
+    "ip fragment (not reassembled)",
+    "truncated tcp header",
+    "bad tcp header length",
+)
+"""Why a frame was skipped, by reason code."""
 
 
-def decode(buf: Any, off: int, caplen: int, origlen: int, linktype: int) -> Decoded | str:
-    """Decode one frame that occupies ``buf[off:off+caplen]``.
-
-    Args:
-        buf: the bytes (or memoryview / bytearray) holding the frame.
-        off: the frame's first byte in ``buf``.
-        caplen: how many bytes of the frame were captured.
-        origlen: the frame's length on the wire (snaplen-cut frames have caplen < origlen).
-        linktype: the pcap link-layer header type.
-
-    Returns:
-        ``(family, src, dst, sport, dport, seq, ack, flags, win, payload_len, tcp_off,
-        tcp_hlen)`` for a TCP segment, otherwise a short reason string (e.g. ``"not tcp"``).
-    """
-    end = off + caplen
-    if linktype == 1:
-        p = off + 12
-        if p + 2 > end:
-            return "truncated link header"
-        et = _H.unpack_from(buf, p)[0]
-        p += 2
-        while et in _VLAN_TYPES:
-            if p + 4 > end:
-                return "truncated link header"
-            et = _H.unpack_from(buf, p + 2)[0]
-            p += 4
-        if et == 0x0800:
-            return _ip4(buf, p, end, origlen - (p - off))
-        if et == 0x86DD:
-            return _ip6(buf, p, end, origlen - (p - off))
-        return "not ip"
-    if linktype == 113:
-        if off + 16 > end:
-            return "truncated link header"
-        et = _H.unpack_from(buf, off + 14)[0]
-        p = off + 16
-    elif linktype == 276:
-        if off + 20 > end:
-            return "truncated link header"
-        et = _H.unpack_from(buf, off)[0]
-        p = off + 20
-    elif linktype in (101, 12, 14, 228, 229):
-        if off >= end:
-            return "truncated link header"
-        v = buf[off] >> 4
-        if v == 4:
-            return _ip4(buf, off, end, origlen)
-        if v == 6:
-            return _ip6(buf, off, end, origlen)
-        return "not ip"
-    elif linktype == 0 or linktype == 108:
-        if off + 4 > end:
-            return "truncated link header"
-        if linktype == 108:
-            af = _I_BE.unpack_from(buf, off)[0]
-        else:
-            af = _I_LE.unpack_from(buf, off)[0]
-            if af > 0xFFFF:
-                af = _I_BE.unpack_from(buf, off)[0]
-        p = off + 4
-        if af == 2:
-            return _ip4(buf, p, end, origlen - 4)
-        if af in (10, 24, 28, 30):
-            return _ip6(buf, p, end, origlen - 4)
-        return "not ip"
-    elif linktype == 239:
-        return _nflog(buf, off, end, origlen)
-    elif linktype == 192:
-        if off + 8 > end:
-            return "truncated link header"
-        _v, _f, plen, dlt = _PPI.unpack_from(buf, off)
-        if plen < 8 or off + plen > end or dlt == 192:
-            return "truncated link header"
-        return decode(buf, off + plen, caplen - plen, origlen - plen, dlt)
-    else:
+def reason_text(code: int, linktype: int) -> str:
+    """The text a skipped frame is counted under (``unsupported link type 105``)."""
+    if code == UNSUPPORTED_LINK:
         return f"unsupported link type {linktype}"
-    if et == 0x0800:
-        return _ip4(buf, p, end, origlen - (p - off))
-    if et == 0x86DD:
-        return _ip6(buf, p, end, origlen - (p - off))
-    return "not ip"
+    return REASONS[code]
 
 
-def _nflog(buf: Any, off: int, end: int, origlen: int) -> Decoded | str:
-    if off + 4 > end:
-        return "truncated link header"
-    family = buf[off]
-    p = off + 4
-    while p + 4 <= end:
-        tlen, ttype = _LE_H.unpack_from(buf, p)[0], _LE_H.unpack_from(buf, p + 2)[0]
-        if tlen < 4:
-            return "truncated link header"
-        if ttype == 9:  # NFULA_PAYLOAD
-            start = p + 4
-            stop = min(p + tlen, end)
-            if family == 2:
-                return _ip4(buf, start, stop, tlen - 4)
-            if family == 10:
-                return _ip6(buf, start, stop, tlen - 4)
-            return "not ip"
-        p += (tlen + 3) & ~3
-    return "not ip"
+@helper
+def _be16(b: np.ndarray, p: int) -> int:
+    return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-def _ip4(buf: Any, p: int, end: int, wire_len: int) -> Decoded | str:
+@helper
+def _be32(b: np.ndarray, p: int) -> int:
+    return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
+
+
+@helper
+def _le16(b: np.ndarray, p: int) -> int:
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
+
+
+@helper
+def _le32(b: np.ndarray, p: int) -> int:
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
+
+
+@helper
+def _be64(b: np.ndarray, p: int) -> int:
+    v = np.int64(0)
+    for i in range(8):
+        v = (v << 8) | np.int64(b[p + i])
+    return v
+
+
+# where decode_frame puts a segment's fields
+(O_FAM, O_SRC_HI, O_SRC_LO, O_DST_HI, O_DST_LO, O_SPORT, O_DPORT, O_SEQ, O_ACK, O_FLAGS, O_WIN, O_PLEN, O_TOFF,
+ O_THL, O_LINKTYPE) = range(15)
+OUT_SIZE = 16
+
+
+@helper
+def _tcp(b: np.ndarray, t: int, end: int, tcp_total: int, out: np.ndarray) -> int:
+    if t + 20 > end:
+        return TRUNC_TCP
+    hlen = (np.int64(b[t + 12]) >> 4) * 4
+    if hlen < 20:
+        return BAD_THL
+    plen = tcp_total - hlen
+    out[O_SPORT] = _be16(b, t)
+    out[O_DPORT] = _be16(b, t + 2)
+    out[O_SEQ] = _be32(b, t + 4)
+    out[O_ACK] = _be32(b, t + 8)
+    out[O_FLAGS] = b[t + 13]
+    out[O_WIN] = _be16(b, t + 14)
+    out[O_PLEN] = plen if plen > 0 else 0
+    out[O_TOFF] = t
+    out[O_THL] = hlen
+    return OK
+
+
+@helper
+def _ip4(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
     if p + 20 > end:
-        return "truncated ip header"
-    vihl, total, frag, proto, src, dst = _IP4.unpack_from(buf, p)
+        return TRUNC_IP
+    vihl = np.int64(b[p])
     if vihl >> 4 != 4:
-        return "bad ip version"
+        return BAD_IP_VERSION
     ihl = (vihl & 15) * 4
     if ihl < 20:
-        return "bad ip header length"
-    if proto != 6:
-        return "not tcp"
-    if frag & 0x1FFF:
-        return "ip fragment (not reassembled)"
+        return BAD_IHL
+    if b[p + 9] != 6:
+        return NOT_TCP
+    if _be16(b, p + 6) & 0x1FFF:
+        return FRAGMENT
+    total = _be16(b, p + 2)
     if total == 0 or total > wire_len:
         # 0: TSO / BIG TCP leaves the field empty; too big: a bad header. The frame tells.
         total = wire_len
-    return _tcp(buf, p + ihl, end, total - ihl, 4, src, dst)
+    out[O_FAM] = 4
+    out[O_SRC_HI] = 0
+    out[O_SRC_LO] = _be32(b, p + 12)
+    out[O_DST_HI] = 0
+    out[O_DST_LO] = _be32(b, p + 16)
+    return _tcp(b, p + ihl, end, total - ihl, out)
 
 
-def _ip6(buf: Any, p: int, end: int, wire_len: int) -> Decoded | str:
+@helper
+def _ip6(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
     if p + 40 > end:
-        return "truncated ip header"
-    if buf[p] >> 4 != 6:
-        return "bad ip version"
-    plen, nh, src, dst = _IP6.unpack_from(buf, p)
+        return TRUNC_IP
+    if b[p] >> 4 != 6:
+        return BAD_IP_VERSION
+    plen = _be16(b, p + 4)
+    nh = np.int64(b[p + 6])
     q = p + 40
     jumbo = plen == 0
     while nh != 6:
         if nh == 44:  # fragment header
             if q + 8 > end:
-                return "truncated ip header"
-            if _H.unpack_from(buf, q + 2)[0] & 0xFFF8:
-                return "ip fragment (not reassembled)"
-            nh = buf[q]
+                return TRUNC_IP
+            if _be16(b, q + 2) & 0xFFF8:
+                return FRAGMENT
+            nh = np.int64(b[q])
             q += 8
-        elif nh in _IP6_EXT:
+        elif nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
             if q + 2 > end:
-                return "truncated ip header"
+                return TRUNC_IP
             if nh == 0 and jumbo:
-                # Jumbo Payload option (type 0xC2) carries the real length
-                o, oend = q + 2, q + 8 + buf[q + 1] * 8
-                while o + 2 <= min(oend, end):
-                    t = buf[o]
+                # the Jumbo Payload option (type 0xC2) carries the real length
+                o = q + 2
+                oend = min(q + 8 + np.int64(b[q + 1]) * 8, end)
+                while o + 2 <= oend:
+                    t = b[o]
                     if t == 0:
                         o += 1
                         continue
                     if t == 0xC2 and o + 6 <= end:
-                        plen = _I_BE.unpack_from(buf, o + 2)[0]
+                        plen = _be32(b, o + 2)
                         jumbo = False
-                    o += 2 + buf[o + 1]
-            nh, q = buf[q], q + 8 + buf[q + 1] * 8
+                    o += 2 + np.int64(b[o + 1])
+            nh, q = np.int64(b[q]), q + 8 + np.int64(b[q + 1]) * 8
         elif nh == 51:  # AH: length in 4-byte units, minus 2
             if q + 2 > end:
-                return "truncated ip header"
-            nh, q = buf[q], q + (buf[q + 1] + 2) * 4
+                return TRUNC_IP
+            nh, q = np.int64(b[q]), q + (np.int64(b[q + 1]) + 2) * 4
         else:
-            return "not tcp"
+            return NOT_TCP
     if jumbo or plen > wire_len - 40:
         plen = wire_len - 40
-    return _tcp(buf, q, end, plen - (q - p - 40), 6, src, dst)
+    out[O_FAM] = 6
+    out[O_SRC_HI] = _be64(b, p + 8)
+    out[O_SRC_LO] = _be64(b, p + 16)
+    out[O_DST_HI] = _be64(b, p + 24)
+    out[O_DST_LO] = _be64(b, p + 32)
+    return _tcp(b, q, end, plen - (q - p - 40), out)
 
 
-def _tcp(buf: Any, t: int, end: int, tcp_total: int, fam: int, src: Any, dst: Any) -> Decoded | str:
-    if t + 20 > end:
-        return "truncated tcp header"
-    sport, dport, seq, ack, doff, flags, win = _TCP.unpack_from(buf, t)
-    hlen = (doff >> 4) * 4
-    if hlen < 20:
-        return "bad tcp header length"
-    plen = tcp_total - hlen
-    if plen < 0:
-        plen = 0
-    return (fam, src, dst, sport, dport, seq, ack, flags, win, plen, t, hlen)
+@helper
+def _by_ethertype(b: np.ndarray, et: int, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
+    if et == 0x0800:
+        return _ip4(b, p, end, wire_len, out)
+    if et == 0x86DD:
+        return _ip6(b, p, end, wire_len, out)
+    return NOT_IP
+
+
+@helper
+def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: int, out: np.ndarray) -> int:
+    """Decode the frame in ``b[off:off+caplen]`` (``origlen`` bytes on the wire).
+
+    Returns 0 for a TCP segment, its fields in ``out`` (``O_*`` indices; an IPv4 address is
+    ``(0, addr)``, an IPv6 address its two 64-bit halves), else the reason code.
+    """
+    lt = linktype
+    while lt == 192:  # PPI: a header, then a frame of another link type
+        if caplen < 8:
+            return TRUNC_LINK
+        hl = _le16(b, off + 2)
+        dlt = _le32(b, off + 4)
+        if hl < 8 or hl > caplen or dlt == 192:
+            return TRUNC_LINK
+        off += hl
+        caplen -= hl
+        origlen -= hl
+        lt = dlt
+    end = off + caplen
+    if lt == 1:
+        p = off + 12
+        if p + 2 > end:
+            return TRUNC_LINK
+        et = _be16(b, p)
+        p += 2
+        while et == 0x8100 or et == 0x88A8 or et == 0x9100 or et == 0x9200:
+            if p + 4 > end:
+                return TRUNC_LINK
+            et = _be16(b, p + 2)
+            p += 4
+        return _by_ethertype(b, et, p, end, origlen - (p - off), out)
+    if lt == 113:
+        if off + 16 > end:
+            return TRUNC_LINK
+        return _by_ethertype(b, _be16(b, off + 14), off + 16, end, origlen - 16, out)
+    if lt == 276:
+        if off + 20 > end:
+            return TRUNC_LINK
+        return _by_ethertype(b, _be16(b, off), off + 20, end, origlen - 20, out)
+    if lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:
+        if off >= end:
+            return TRUNC_LINK
+        v = b[off] >> 4
+        if v == 4:
+            return _ip4(b, off, end, origlen, out)
+        if v == 6:
+            return _ip6(b, off, end, origlen, out)
+        return NOT_IP
+    if lt == 0 or lt == 108:
+        if off + 4 > end:
+            return TRUNC_LINK
+        if lt == 108:
+            af = _be32(b, off)
+        else:
+            af = _le32(b, off)
+            if af > 0xFFFF:
+                af = _be32(b, off)
+        if af == 2:
+            return _ip4(b, off + 4, end, origlen - 4, out)
+        if af == 10 or af == 24 or af == 28 or af == 30:
+            return _ip6(b, off + 4, end, origlen - 4, out)
+        return NOT_IP
+    if lt == 239:  # NFLOG: TLVs, the packet in NFULA_PAYLOAD
+        if off + 4 > end:
+            return TRUNC_LINK
+        family = b[off]
+        p = off + 4
+        while p + 4 <= end:
+            tlen = _le16(b, p)
+            ttype = _le16(b, p + 2)
+            if tlen < 4:
+                return TRUNC_LINK
+            if ttype == 9:
+                start = p + 4
+                stop = min(p + tlen, end)
+                if family == 2:
+                    return _ip4(b, start, stop, tlen - 4, out)
+                if family == 10:
+                    return _ip6(b, start, stop, tlen - 4, out)
+                return NOT_IP
+            p += (tlen + 3) & ~3
+        return NOT_IP
+    out[O_LINKTYPE] = lt  # the link type it does not read (PPI's inner one, say)
+    return UNSUPPORTED_LINK
+
+
+@helper
+def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
+    """What a SYN's options say: ``(window-scale shift for scaling, mss, ws, sack_perm)``.
+
+    The first is the shift as Wireshark reads it for scaling (-2 when there is no window-scale
+    option); the others are what the ladder shows (-1 when absent), read as
+    :func:`parse_options` reads them.
+    """
+    shift = np.int64(-2)
+    p = start
+    while p < end:
+        kind = b[p]
+        if kind == 3:
+            shift = min(np.int64(b[p + 2]), 14) if p + 2 < end else np.int64(-2)
+            break
+        if kind == 0:
+            break
+        if kind == 1:
+            p += 1
+            continue
+        if p + 1 >= end:
+            break
+        olen = np.int64(b[p + 1])
+        if olen < 2:
+            break
+        p += olen
+    mss = np.int64(-1)
+    ws = np.int64(-1)
+    sack = False
+    p = start
+    while p < end:
+        kind = b[p]
+        if kind == 0:
+            break
+        if kind == 1:
+            p += 1
+            continue
+        if p + 2 > end:
+            break
+        olen = np.int64(b[p + 1])
+        if olen < 2 or p + olen > end:
+            break
+        if kind == 2 and olen == 4:
+            mss = _be16(b, p + 2)
+        elif kind == 3 and olen == 3:
+            ws = min(np.int64(b[p + 2]), 14)
+        elif kind == 4 and olen == 2:
+            sack = True
+        p += olen
+    return shift, mss, ws, sack
+
+
+def decode(buf: Any, off: int, caplen: int, origlen: int, linktype: int) -> tuple | str:
+    """Decode one frame from Python: the fields as a tuple, or the reason it was skipped.
+
+    Returns ``(family, src, dst, sport, dport, seq, ack, flags, win, payload_len, tcp_off,
+    tcp_hlen)`` for a TCP segment (``src``/``dst`` ints for IPv4, 16 bytes for IPv6),
+    otherwise a short reason such as ``"not tcp"``.
+    """
+    b = np.frombuffer(buf, dtype=np.uint8)
+    out = np.zeros(OUT_SIZE, dtype=np.int64)
+    code = decode_frame(b, off, min(caplen, len(b) - off), origlen, linktype, out)
+    if code:
+        return reason_text(code, linktype)
+    r = out.tolist()
+    fam = r[O_FAM]
+    src, dst = addr_value(fam, r[O_SRC_HI], r[O_SRC_LO]), addr_value(fam, r[O_DST_HI], r[O_DST_LO])
+    return (fam, src, dst, *r[O_SPORT:O_THL + 1])
 
 
 def parse_options(buf: Any, start: int, end: int) -> dict[str, Any]:
@@ -236,16 +365,13 @@ def parse_options(buf: Any, start: int, end: int) -> dict[str, Any]:
         if olen < 2 or p + olen > end:
             break
         if kind == 2 and olen == 4:
-            out["mss"] = _H.unpack_from(buf, p + 2)[0]
+            out["mss"] = struct.unpack_from("!H", buf, p + 2)[0]
         elif kind == 3 and olen == 3:
             out["ws"] = min(buf[p + 2], 14)
         elif kind == 4 and olen == 2:
             out["sack_perm"] = True
         elif kind == 5 and olen >= 10:
-            blocks = []
-            for b in range(p + 2, p + olen - 7, 8):
-                blocks.append(struct.unpack_from("!II", buf, b))
-            out["sack"] = blocks
+            out["sack"] = [struct.unpack_from("!II", buf, b) for b in range(p + 2, p + olen - 7, 8)]
         elif kind == 8 and olen == 10:
             out["ts"] = struct.unpack_from("!II", buf, p + 2)
         else:
@@ -254,8 +380,18 @@ def parse_options(buf: Any, start: int, end: int) -> dict[str, Any]:
     return out
 
 
-def ip_text(family: int, addr: Any) -> str:
-    """Format an address from :func:`decode` (int for IPv4, 16 bytes for IPv6)."""
-    if family == 4:
-        return socket.inet_ntop(socket.AF_INET, _I_BE.pack(addr))
-    return socket.inet_ntop(socket.AF_INET6, bytes(addr))
+def parse_options_of(fl: int, mss: int, ws: int, side: int) -> dict[str, Any] | None:
+    """A connection side's SYN options as :func:`parse_options` gives them, from what the
+    engine keeps of them (None when its SYN had no options)."""
+    from .columns import F_SACK_PERM, F_SYN_OPTS
+
+    if not fl & (F_SYN_OPTS << side):
+        return None
+    out: dict[str, Any] = {}
+    if mss >= 0:
+        out["mss"] = mss
+    if ws >= 0:
+        out["ws"] = ws
+    if fl & (F_SACK_PERM << side):
+        out["sack_perm"] = True
+    return out

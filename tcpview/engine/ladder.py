@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .model import STATE_NAMES
-from .store import REC, REC_SIZE, Conn, Timeline
+from .store import ConnView, Timeline
 
 
 @dataclass(slots=True)
@@ -29,11 +29,12 @@ class LadderRow:
     analysis: int = 0
 
 
-def segment_label(tl: Timeline, c: Conn, i: int, absolute: bool = False) -> str:
-    """``SYN,ACK seq=0 ack=1 win=65483`` style label of segment i of connection c."""
+def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec: tuple | None = None) -> str:
+    """``SYN,ACK seq=0 ack=1 win=65483`` style label of segment i of connection c (``rec``:
+    its :meth:`~tcpview.engine.store.ConnView.record`, when the caller has it)."""
     from .model import flags_label
 
-    ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
+    ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = rec if rec is not None else c.record(i)
     if absolute:
         seq, ack = seq_raw, ack_raw
     else:
@@ -44,8 +45,8 @@ def segment_label(tl: Timeline, c: Conn, i: int, absolute: bool = False) -> str:
     if plen:
         parts.append(f"len={plen}")
     parts.append(f"win={win}")
-    if flags & 0x02 and c.optraw[d]:
-        o = c.opts[d] or {}
+    o = c.opts[d] if flags & 0x02 else None
+    if o:
         if "mss" in o:
             parts.append(f"mss={o['mss']}")
         if "ws" in o:
@@ -66,13 +67,12 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
     stop = n if stop is None else min(stop, n)
     prev = (0, 0)
     if start > 0:
-        r = REC.unpack_from(c.rec, (start - 1) * REC_SIZE)
+        r = c.record(start - 1)
         prev = (r[8], r[9])
     timers = [tr for tr in c.trans if tr[1] == 0 and (t is None or tr[0] <= t)]
     rows: list[LadderRow] = []
     ti = 0
-    for i in range(start, stop):
-        rec = REC.unpack_from(c.rec, i * REC_SIZE)
+    for i, rec in enumerate(c.records(start, stop), start):
         while ti < len(timers) and timers[ti][0] < rec[0]:
             tts, _f, side, _old, new, _why = timers[ti]
             ti += 1
@@ -89,13 +89,13 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
     return rows
 
 
-def _segment_row(tl: Timeline, c: Conn, i: int, absolute: bool, rec: tuple, prev: tuple[int, int]) -> LadderRow:
+def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, prev: tuple[int, int]) -> LadderRow:
     """The row of segment i of c; ``rec`` is its unpacked record, ``prev`` both endpoints'
     states before it (a state is written where it changed)."""
     ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = rec
     return LadderRow(
         seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
-        label=segment_label(tl, c, i, absolute),
+        label=segment_label(tl, c, i, absolute, rec),
         client_state=STATE_NAMES[cs] if cs != prev[0] else "",
         server_state=STATE_NAMES[ss] if ss != prev[1] else "",
         anomaly=bits & 0xFF, analysis=bits >> 8,
@@ -143,7 +143,7 @@ def arrow(label: str, width: int, right: bool) -> str:
 
 
 
-def _timer_positions(c: Conn, t: float | None) -> list[tuple[int, int, tuple]]:
+def _timer_positions(c: ConnView, t: float | None) -> list[tuple[int, int, tuple]]:
     """(row index, segments before it, transition) of each timer row of c up to time t.
 
     A timer row comes after every segment at or before its time, so its row index is the
@@ -183,6 +183,9 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
     at_row = {pos: tr for pos, _k, tr in timers}
     # segment index of row `first`: the rows before it minus the timer rows before it
     seg = first - sum(1 for pos, _k, _tr in timers if pos < first)
+    # the segments these rows show, and the one before them (for what changed at the first)
+    lo = max(seg - 1, 0)
+    recs = c.records(lo, min(n, seg + (last - first)))
     rows: list[LadderRow] = []
     prev: tuple[int, int] | None = None
     for y in range(first, last):
@@ -195,11 +198,11 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
             continue
         i = seg
         seg += 1
-        rec = REC.unpack_from(c.rec, i * REC_SIZE)
+        rec = recs[i - lo]
         if prev is None:
             prev = (0, 0)
             if i > 0:
-                r = REC.unpack_from(c.rec, (i - 1) * REC_SIZE)
+                r = recs[i - 1 - lo]
                 prev = (r[8], r[9])
             # timer rows between segment i-1 and i changed the states too
             for _pos, k, (_tts, _f, side, _old, new, _why) in timers:

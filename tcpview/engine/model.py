@@ -220,3 +220,17 @@ class Summary(BaseModel):
     at: float | None = None
     counters: dict[str, int]
     connections: list[Connection]
+
+
+NSTATES = len(TcpState)
+(SYN_FIN, SYN_RST, FIN_NO_ACK, NO_FLAGS, XMAS, BAD_HANDSHAKE_ACK, RST_OUT_OF_WINDOW) = (int(a) for a in Anomaly)
+(A_RETRANS, A_DUPACK, A_ZEROWIN, A_KEEPALIVE, A_OUT_OF_ORDER, A_WINPROBE, A_KAACK) = (int(a) for a in Analysis)
+
+WHYS: tuple[str, ...] = (
+    "syn", "synack", "handshake_ack", "simultaneous_open", "fin_sent", "fin_received", "fin_acked",
+    "simultaneous_close", "rst", "refused", "time_wait_expired", "fin_wait_2_expired", "midstream", "reused",
+)
+"""Why a transition happened, by the code the store keeps (``tcpview.engine.why`` says it in
+sentences)."""
+(WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED, WHY_SIMCLOSE, WHY_RST,
+ WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED) = range(len(WHYS))

@@ -81,6 +81,44 @@ class SegmentTimes:
         return bisect.bisect_right(a, t, 0, len(a))
 
 
+class TimelineTimes:
+    """:class:`SegmentTimes` read from a timeline's segment table (what the pump gives the
+    player): the times grow as the timeline is published, with nothing kept twice."""
+
+    def __init__(self, tl) -> None:  # type: ignore[no-untyped-def]
+        self.tl = tl
+
+    @property
+    def ts(self):  # type: ignore[no-untyped-def]
+        """The segment times published so far (non-decreasing)."""
+        v = self.tl.view()
+        return v.segs.ts[: v.n_seg]
+
+    def __len__(self) -> int:
+        return self.tl.view().n_seg
+
+    def next_after(self, t: float, k: int = 1) -> float | None:
+        """The time of the k-th distinct segment time after ``t`` (None when there is none)."""
+        v = self.tl.view()
+        n = v.n_seg
+        for step in range(max(1, k)):
+            i = self.tl.seg_index_at(t, v)
+            if i >= n:
+                return None if step == 0 else t
+            t = float(v.segs[i].ts)
+        return t
+
+    def prev_before(self, t: float) -> float | None:
+        """The time of the last segment strictly before ``t`` (None when there is none)."""
+        v = self.tl.view()
+        i = self.tl.seg_index_before(t, v)
+        return float(v.segs[i - 1].ts) if i > 0 else None
+
+    def index_at(self, t: float | None) -> int:
+        """How many segments have a time at or before ``t`` (all when None)."""
+        return self.tl.seg_index_at(t)
+
+
 class Player:
     """Play, pause, speed, step and seek over a growing timeline.
 
@@ -93,7 +131,7 @@ class Player:
     so playing can stop at the end instead of waiting for more.
     """
 
-    def __init__(self, times: SegmentTimes, live: bool = False) -> None:
+    def __init__(self, times: SegmentTimes | TimelineTimes, live: bool = False) -> None:
         self.times = times
         self.live = live
         self.t: float | None = None

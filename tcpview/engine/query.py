@@ -17,13 +17,13 @@ socket table has no notes) parses with that kind in ``without``: such a term is 
 from __future__ import annotations
 
 import ipaddress
-import struct
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+
+import numpy as np
 
 from .model import STATE_NAMES
-from .store import REC, REC_SIZE, Conn, Timeline
+from .store import ConnView, Timeline, conn_addrs, notes_of
 
 _ALIASES = {
     "TW": "TIME_WAIT",
@@ -126,7 +126,7 @@ class ConnQuery:
         """True when the result depends on the cursor time (state terms)."""
         return bool(self.either_states or self.client_states or self.server_states)
 
-    def static_match(self, c: Conn, texts: tuple[str, str, str, str]) -> bool:
+    def static_match(self, c: ConnView, texts: tuple[str, str, str, str]) -> bool:
         """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
         return self.fields_match(c.id, c.cport, c.sport, texts, c.notes)
 
@@ -189,263 +189,151 @@ def _norm_ip(text: str) -> str | None:
         return None
 
 
-class ConnFacts:
-    """Per-connection values as of a cursor time, with caches for the expensive ones.
-
-    ``bytes`` at a past time needs a sum over segments; the cache keeps, per connection,
-    the last (segment count, bytes) it computed and moves from there, so playing forward
-    costs only the new segments.
-    """
-
-    def __init__(self) -> None:
-        self._texts: list[tuple[str, str, str, str]] = []
-        self._bytes: dict[int, tuple[int, int]] = {}
-
-    def texts(self, tl: Timeline, cid: int) -> tuple[str, str, str, str]:
-        """(client text, server text, client ip, server ip), lower case, cached."""
-        texts = self._texts
-        while len(texts) <= cid:
-            c = tl.conns[len(texts)]
-            texts.append(endpoint_texts(c.client_text(), c.server_text()))
-        return texts[cid]
-
-    def bytes_at(self, c: Conn, k: int) -> int:
-        """Payload bytes in connection c's first k segments."""
-        if k >= c.n:
-            return c.bytes
-        hit = self._bytes.get(c.id)
-        if hit is not None and hit[0] == k:
-            return hit[1]
-        if hit is not None and abs(hit[0] - k) < k:
-            k0, total = hit
-            lo, hi = (k0, k) if k > k0 else (k, k0)
-            part = sum(r[4] for r in REC.iter_unpack(bytes(c.rec[lo * REC_SIZE:hi * REC_SIZE])))
-            total = total + part if k > k0 else total - part
-        else:
-            total = sum(r[4] for r in REC.iter_unpack(bytes(c.rec[:k * REC_SIZE])))
-        self._bytes[c.id] = (k, total)
-        return total
-
-
-_TS = struct.Struct("<d")  # a segment record starts with its capture time
-
-
-def counts_at(conns: Sequence[Conn], n: int, t: float | None) -> list[int]:
-    """Segments of each of the first ``n`` connections up to time t (None: all), by id.
-
-    The same as ``[c.count_at(t) for c in conns[:n]]``, without a call per connection
-    where the connection's last segment is already before t (most of them, at any cursor).
-    """
-    size = REC_SIZE
-    if t is None:
-        return [len(c.rec) // size for c in islice(conns, n)]
-    unpack = _TS.unpack_from
-    out: list[int] = []
-    append = out.append
-    for c in islice(conns, n):
-        rec = c.rec
-        m = len(rec) // size
-        append(m if not m or unpack(rec, (m - 1) * size)[0] <= t else c.count_at(t))
-    return out
-
-
 def _ep_ip(text: str) -> str:
     host = text.rsplit(":", 1)[0]
     return host.strip("[]").lower()
 
 
-def last_ts_at(c: Conn, k: int) -> float:
-    """Time of connection c's k-th segment (its first time when k is 0)."""
-    if k <= 0:
-        return c.first_ts
-    return REC.unpack_from(c.rec, (k - 1) * REC_SIZE)[0]
-
-
-class StateCache:
-    """Both endpoints' states of every connection at one time, moved incrementally.
-
-    Two ``bytearray`` (client, server) indexed by connection id, kept as of ``k`` entries of
-    the timeline's global transition log. Moving to another time replays (or undoes) only the
-    transitions in between, so a playing cursor costs a few entries per tick, and a filter
-    on state over 100k connections is a few C-level byte operations. A long jump starts over
-    from whichever is nearer: the empty world (replaying forward) or the connections' current
-    states (undoing backward).
-    """
-
-    def __init__(self) -> None:
-        self.cs = bytearray()
-        self.ss = bytearray()
-        self.k = 0
-
-    def at(self, tl: Timeline, t: float | None) -> tuple[bytearray, bytearray]:
-        """(client states, server states) by connection id, as of time t (None: now)."""
-        import bisect
-
-        log = tl.t_log
-        n_log = len(log)
-        target = n_log if t is None else bisect.bisect_right(tl.t_ts, t, 0, n_log)
-        n = len(tl.conns)
-        if len(self.cs) < n:
-            grow = n - len(self.cs)
-            self.cs.extend(bytes(grow))
-            self.ss.extend(bytes(grow))
-        # entries to replay from here, from the empty world, or (plus a pass over the
-        # connections) to undo from the current states
-        here, empty, now = abs(target - self.k), target, n + n_log - target
-        if now < min(here, empty):
-            conns = tl.conns
-            self.cs = bytearray(c.state[0] for c in conns)
-            self.ss = bytearray(c.state[1] for c in conns)
-            self.k = n_log
-        elif empty < here:
-            self.cs = bytearray(len(self.cs))
-            self.ss = bytearray(len(self.ss))
-            self.k = 0
-        arrs = (self.cs, self.ss)
-        if target > self.k:
-            for cid, side, _old, new in log[self.k:target]:
-                arrs[side][cid] = new
-        elif target < self.k:
-            for cid, side, old, _new in reversed(log[target:self.k]):
-                arrs[side][cid] = old
-        self.k = target
-        return self.cs, self.ss
-
-
-def _table(states: frozenset[int]) -> bytes:
-    return bytes(1 if i in states else 0 for i in range(256))
-
-
-def _or(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(len(a), "little")
-
-
-def _and(a: bytes, b: bytes) -> bytes:
-    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
-
-
-def state_mask(q: ConnQuery, cs: bytes, ss: bytes) -> bytes:
-    """One byte per connection: 1 where both endpoints' states pass the query's state terms."""
-    mask: bytes | None = None
+def state_mask(q: ConnQuery, cs: np.ndarray, ss: np.ndarray) -> np.ndarray:
+    """Where both endpoints' states (arrays by connection) pass the query's state terms."""
+    mask = np.ones(len(cs), dtype=bool)
     for states in q.either_states:
-        t = _table(states)
-        m = _or(cs.translate(t), ss.translate(t))
-        mask = m if mask is None else _and(mask, m)
+        table = _table(states)
+        mask &= table[cs] | table[ss]
     for states in q.client_states:
-        m = cs.translate(_table(states))
-        mask = m if mask is None else _and(mask, m)
+        mask &= _table(states)[cs]
     for states in q.server_states:
-        m = ss.translate(_table(states))
-        mask = m if mask is None else _and(mask, m)
-    return mask if mask is not None else b"\x01" * len(cs)
+        mask &= _table(states)[ss]
+    return mask
+
+
+def _table(states: frozenset[int]) -> np.ndarray:
+    t = np.zeros(256, dtype=bool)
+    t[list(states)] = True
+    return t
 
 
 SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "idle", "age", "notes")
 
 
-class ConnRows:
-    """The filtered, sorted list of connection ids for the table.
+@dataclass
+class Facts:
+    """Every connection's values as of one cursor time, in arrays by connection id (what the
+    table shows and sorts on): both states, segments, payload bytes and the time of the
+    latest segment (its first time when it has none)."""
 
-    ``compute`` is called on the UI tick; it returns ``range`` objects when no filter or sort
-    applies, so 100k connections cost nothing until the user asks for a filter or sort.
+    t: float | None
+    n: int
+    states: np.ndarray
+    packets: np.ndarray
+    nbytes: np.ndarray
+    last_ts: np.ndarray
+
+
+class ConnRows:
+    """The filtered, sorted list of connection ids for the table, and the values it shows.
+
+    ``compute`` is called on the UI tick; it returns a ``range`` when no filter or sort
+    applies, else an array of ids; values come from the timeline's columns in bulk, once per
+    cursor time (:meth:`facts`), so 100k connections filter and sort in a few numpy passes.
     """
 
     def __init__(self) -> None:
         self.query = ConnQuery()
         self.sort = "id"
         self.reverse = False
-        self.facts = ConnFacts()
-        self._static: list[int] = []  # ids passing the time-independent terms
-        self._static_n = 0
+        self._texts: list[tuple[str, str, str, str]] = []
+        self._static: np.ndarray = np.zeros(0, dtype=bool)
         self._static_text: str | None = None
-        self.states = StateCache()
-        self._values_key: tuple | None = None
-        self._values: Sequence = ()
+        self._facts: tuple[tuple, Facts] | None = None
 
     def set_query(self, text: str) -> ConnQuery:
         """Use a new filter query; returns it parsed (see ``errors``)."""
         self.query = ConnQuery.parse(text)
         return self.query
 
-    def _static_ids(self, tl: Timeline, n: int) -> list[int]:
+    def texts(self, tl: Timeline, cid: int) -> tuple[str, str, str, str]:
+        """(client text, server text, client ip, server ip) of a connection, lower case, cached."""
+        texts = self._texts
+        while len(texts) <= cid:
+            c = tl.conns[len(texts)]
+            texts.append(endpoint_texts(c.client_text(), c.server_text()))
+        return texts[cid]
+
+    def facts(self, tl: Timeline, t: float | None) -> Facts:
+        """The table's values for every connection as of time t (kept until t or the
+        timeline changes)."""
+        key = (tl.version, t, id(tl))
+        if self._facts is not None and self._facts[0] == key:
+            return self._facts[1]
+        v = tl.view()
+        n = tl.conn_count_at(t)
+        states = tl.states_at(t, v)
+        pk, nb, last = tl.conn_stats_at(t, v)
+        first = v.conns.first_ts[:n]
+        last_ts = np.where(last[:n] >= 0, v.segs.ts[np.maximum(last[:n], 0)], first) if n else first
+        f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts)
+        self._facts = (key, f)
+        return f
+
+    def _static_mask(self, tl: Timeline, n: int) -> np.ndarray:
         q = self.query
         if self._static_text != q.text:
-            self._static, self._static_n, self._static_text = [], 0, q.text
-        if self._static_n < n:
-            conns, texts, match = tl.conns, self.facts.texts, q.static_match
-            self._static.extend(i for i in range(self._static_n, n) if match(conns[i], texts(tl, i)))
-            self._static_n = n
-        static = self._static
-        if static and static[-1] >= n:
-            import bisect
-
-            return static[: bisect.bisect_left(static, n)]
-        return static
+            self._static, self._static_text = np.zeros(0, dtype=bool), q.text
+        have = len(self._static)
+        if have < n:
+            conns = tl.conns
+            more = [q.static_match(conns[i], self.texts(tl, i)) for i in range(have, n)]
+            self._static = np.concatenate((self._static, np.array(more, dtype=bool)))
+        return self._static[:n]
 
     def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
         """Connection ids to list as of time t (None: now)."""
-        n = tl.conn_count_at(t)
+        f = self.facts(tl, t)
+        n = f.n
         q = self.query
         if q.empty:
-            ids: Sequence[int] = range(n)
+            ids: np.ndarray | range = range(n)
         else:
-            static_terms = q.ports or q.ips or q.words or q.notes or q.ids
+            mask = np.ones(n, dtype=bool)
+            if q.ports or q.ips or q.words or q.notes or q.ids:
+                mask &= self._static_mask(tl, n)
             if q.uses_state:
-                import re
-
-                cs, ss = self.states.at(tl, t)
-                mask = state_mask(q, bytes(cs[:n]), bytes(ss[:n]))
-                if static_terms:
-                    ids = [i for i in self._static_ids(tl, n) if mask[i]]
-                else:
-                    ids = [m.start() for m in re.finditer(b"\x01", mask)]
-            else:
-                ids = self._static_ids(tl, n)
+                mask &= state_mask(q, f.states[:, 0], f.states[:, 1])
+            ids = np.flatnonzero(mask)
         if self.sort == "id":
-            if self.reverse:
-                return ids[::-1]
-            return ids
-        return sorted(ids, key=self.sort_values(tl, t, n).__getitem__, reverse=self.reverse)
+            return ids[::-1] if self.reverse else ids
+        ids = np.arange(n)[ids] if isinstance(ids, range) else ids
+        values = self.sort_values(tl, t, n)
+        keys = values if isinstance(values, list) else [values]
+        # stable either way: equal values keep ascending ids (sort the reversed ids, then
+        # reverse the result, for descending order)
+        order_ids = ids[::-1] if self.reverse else ids
+        order = np.lexsort([k[order_ids] for k in reversed(keys)])
+        out = order_ids[order]
+        return out[::-1] if self.reverse else out
 
-    def sort_values(self, tl: Timeline, t: float | None, n: int) -> Sequence:
+    def sort_values(self, tl: Timeline, t: float | None, n: int) -> np.ndarray | list[np.ndarray]:
         """The current sort column's value for each of the first ``n`` connections, by id,
-        as of time t.
-
-        Kept until the column, the time or the timeline changes, so re-sorting or filtering
-        at the same cursor does not compute them again; columns that do not depend on the
-        time (addresses, age, notes) are kept across cursor moves. The states come from the
-        incremental :class:`StateCache` (one byte per connection) instead.
-        """
+        as of time t (a list of arrays, most significant first, when it sorts on several)."""
         s = self.sort
+        f = self.facts(tl, t)
+        v = tl.view()
+        C = v.conns[:n]
         if s in ("cstate", "sstate"):
-            return self.states.at(tl, t)[0 if s == "cstate" else 1]
-        key = (s, t if s in ("pkts", "bytes", "idle") else None, tl.version, n)
-        if key == self._values_key:
-            return self._values
-        conns = tl.conns
-        values: Sequence
-        if s == "client":
-            values = [(c.family, c.cip, c.cport) for c in islice(conns, n)]
-        elif s == "server":
-            values = [(c.family, c.sip, c.sport) for c in islice(conns, n)]
-        elif s == "age":
-            values = [-c.first_ts for c in islice(conns, n)]
-        elif s == "notes":
-            values = [c.notes() for c in islice(conns, n)]
-        elif s == "pkts":
-            values = counts_at(conns, n, t)
-        elif s == "bytes" and t is None:
-            values = [c.bytes for c in islice(conns, n)]
-        elif s == "bytes":
-            bytes_at, size = self.facts.bytes_at, REC_SIZE
-            values = [c.bytes if k * size >= len(c.rec) else bytes_at(c, k)
-                      for c, k in zip(conns, counts_at(conns, n, t))]
-        elif s == "idle":
-            # least idle first = newest last segment first
-            unpack, size = _TS.unpack_from, REC_SIZE
-            values = [-(unpack(c.rec, (k - 1) * size)[0] if k else c.first_ts)
-                      for c, k in zip(conns, counts_at(conns, n, t))]
-        else:
-            values = range(n)
-        self._values_key, self._values = key, values
-        return values
+            return f.states[:n, 0 if s == "cstate" else 1]
+        if s in ("client", "server"):
+            server = s == "server"
+            hi, lo = conn_addrs(v, n, server)
+            return [C.fam, hi, lo, C.port[:, 1 if server else 0]]
+        if s == "age":
+            return -C.first_ts
+        if s == "notes":
+            return np.array([",".join(notes_of(int(fl), int(an))) for fl, an in zip(C.fl, C.anom, strict=True)])
+        if s == "pkts":
+            return f.packets[:n]
+        if s == "bytes":
+            return f.nbytes[:n]
+        if s == "idle":
+            return -f.last_ts[:n]  # least idle first: the newest last segment first
+        return np.arange(n)

@@ -1,236 +1,708 @@
-"""The timeline store: an append-only log of segments and state transitions.
+"""The timeline: the engine's tables, and every question asked of them at a cursor time.
 
 Invariants (see also INVARIANTS.md):
-- Only the tracker appends; everything else reads. Appends happen on one thread (the source's
-  worker); readers on the UI thread read lengths first and never look past them, so a reader
-  sees a consistent prefix without a lock (Python appends to lists/bytearrays are atomic).
-- Segments are kept per connection as packed 32-byte records in a ``bytearray``; pydantic
-  models are built on demand for what is displayed or exported.
-- Every state change is a transition ``(ts, frame, conn, side, old, new, why)`` appended in
-  non-decreasing time order, so "the world as of time t" is a bisect plus a replay from the
-  nearest checkpoint, cheap in both directions.
+
+- One thread appends (the tracker, through the compiled loop); any thread reads. After each
+  batch the writer publishes a :class:`View`: the arrays and how many rows of each are
+  complete. Readers take a view once per question and never look past its lengths, so they
+  see a consistent prefix without a lock. Rows below a published length are never rewritten;
+  a table that grows is copied, and a reader holding the old arrays keeps a valid view.
+- Readers answer from the append-only rows (segments, transitions, a connection's 4-tuple),
+  not from the writer's working fields, so every answer is the replay of a prefix: "the
+  world as of t" is a binary search over the time-ordered transitions and a compiled pass
+  over them (:mod:`tcpview.engine.replay`).
+- pydantic models (:mod:`tcpview.engine.model`) are built on demand for what is shown or
+  exported, never stored.
 """
 
 from __future__ import annotations
 
 import bisect
-import struct
-from array import array
-from collections.abc import Iterator
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
-from .decode import ip_text
+import numpy as np
+
+from ..textutil import addr_text, addr_value, endpoint
+from . import columns as col
+from .decode import UNSUPPORTED_LINK, parse_options_of, reason_text
 from .model import (
+    NSTATES,
     STATE_NAMES,
+    WHY_FW2_EXPIRED,
+    WHY_TW_EXPIRED,
+    WHYS,
     Connection,
     Segment,
-    TcpState,
     Transition,
     analysis_names,
     anomaly_names,
     flag_names,
 )
-
-# ts, frame, seq_raw, ack_raw, len, win (bytes, scaling applied as known then), flags, dir,
-# client_state, server_state, bits (anomalies | analysis << 8)
-REC = struct.Struct("<dIIIIIBBBBH")
-REC_SIZE = REC.size  # 34
-_TS = struct.Struct("<d")
-
-class PackedLog:
-    """An append-only list of fixed-shape tuples kept packed in one ``bytearray``.
-
-    It reads like a list (``len``, indexing, slicing, iteration) but costs a few bytes per
-    item instead of a tuple's ~100. Reads use ``unpack_from`` only, which holds no buffer
-    export, so the tracker thread may keep appending while the UI thread reads.
-
-    Args:
-        fmt: the struct format of one item.
-        decode: optional function applied to each unpacked tuple (e.g. to map codes to text).
-    """
-
-    __slots__ = ("_buf", "_size", "_unpack", "_iter_unpack", "_pack", "_decode")
-
-    def __init__(self, fmt: str, decode=None) -> None:  # type: ignore[no-untyped-def]
-        st = struct.Struct(fmt)
-        self._buf = bytearray()
-        self._size = st.size
-        self._unpack = st.unpack_from
-        self._iter_unpack = st.iter_unpack
-        self._pack = st.pack
-        self._decode = decode
-
-    def append(self, item: tuple) -> None:
-        self._buf += self._pack(*item)
-
-    def __len__(self) -> int:
-        return len(self._buf) // self._size
-
-    def __bool__(self) -> bool:
-        return bool(self._buf)
-
-    def __getitem__(self, i):  # type: ignore[no-untyped-def]
-        n = len(self._buf) // self._size
-        if isinstance(i, slice):
-            start, stop, step = i.indices(n)
-            if step != 1:
-                return [self[j] for j in range(start, stop, step)]
-            # one C-level unpack of a copy (a view would stop another thread's appends)
-            items = self._iter_unpack(self._buf[start * self._size:max(start, stop) * self._size])
-            return [self._decode(x) for x in items] if self._decode else list(items)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("log index out of range")
-        item = self._unpack(self._buf, i * self._size)
-        return self._decode(item) if self._decode else item
-
-    def __iter__(self) -> Iterator[tuple]:
-        for i in range(len(self._buf) // self._size):
-            item = self._unpack(self._buf, i * self._size)
-            yield self._decode(item) if self._decode else item
-
-    def nbytes(self) -> int:
-        """Bytes used by the packed items."""
-        return len(self._buf)
-
+from .replay import (
+    conn_rows,
+    conn_stats,
+    seg_count_at,
+    seg_count_before,
+    seg_fields,
+    seg_states,
+    state_counts,
+    state_series,
+    states_after,
+    trans_count_at,
+    trans_times,
+)
 
 CLIENT, SERVER = 0, 1
 SIDES = ("client", "server")
-NSTATES = len(TcpState)
-CHECKPOINT_EVERY = 512
-
-# Why a transition happened; the UI turns these into sentences (tcpview.engine.why).
-WHY_SYN = "syn"
-WHY_SYNACK = "synack"
-WHY_HANDSHAKE_ACK = "handshake_ack"
-WHY_SIMOPEN = "simultaneous_open"
-WHY_FIN = "fin_sent"
-WHY_GOT_FIN = "fin_received"
-WHY_FIN_ACKED = "fin_acked"
-WHY_SIMCLOSE = "simultaneous_close"
-WHY_RST = "rst"
-WHY_REFUSED = "refused"
-WHY_TW_EXPIRED = "time_wait_expired"
-WHY_FW2_EXPIRED = "fin_wait_2_expired"
-WHY_MIDSTREAM = "midstream"
-WHY_REUSED = "reused"  # a new SYN took over the 4-tuple
-WHYS: tuple[str, ...] = (
-    WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED,
-    WHY_SIMCLOSE, WHY_RST, WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED,
-)
-_WHY_CODE = {w: i for i, w in enumerate(WHYS)}
 
 
-def _trans_decode(item: tuple) -> tuple:
-    ts, frame, side, old, new, why = item
-    return (ts, frame, side, old, new, WHYS[why])
+@dataclass(frozen=True, eq=False)
+class View:
+    """What readers see: the tables and how many of their rows were complete when published."""
 
+    conns: np.ndarray
+    segs: np.ndarray
+    trans: np.ndarray
+    addrs6: np.ndarray
+    seg_back: np.ndarray
+    trans_back: np.ndarray
+    base_hist: np.ndarray
+    long: np.ndarray
+    anom: np.ndarray
+    trans_ts: np.ndarray
+    n: dict[str, int]
+    packets: int
+    tcp_packets: int
+    first_ts: float | None
+    last_ts: float | None
+    skipped: dict[str, int]
+    version: int
+    _memo: dict = field(default_factory=dict, repr=False)
 
-class Conn:
-    """One connection's tracking state and its packed segment log (tracker-owned)."""
-
-    __slots__ = (
-        "id", "family", "cip", "cport", "sip", "sport", "state", "rec", "bytes",
-        "first_ts", "base", "base_set", "nxt", "win_scale", "fin_seq", "syn_seq",
-        "syn_acked", "acked_peer_syn", "partial", "refused", "reset", "anomalies",
-        "trans", "optraw", "since", "last_ack", "dup_acks", "last_win", "shift", "base_hist", "ka",
-    )  # fmt: skip
-
-    def __init__(self, cid: int, family: int, cip: object, cport: int, sip: object, sport: int, ts: float) -> None:
-        self.id = cid
-        self.family = family
-        self.cip, self.cport, self.sip, self.sport = cip, cport, sip, sport
-        self.state = [0, 0]  # current TcpState values: [client, server]
-        self.rec = bytearray()
-        self.bytes = 0
-        self.first_ts = ts
-        self.base = [0, 0]  # relative-seq base per direction (0 = c2s)
-        self.base_set = [False, False]
-        self.nxt = [-1, -1]  # highest seq+len seen per direction (raw, -1 = none)
-        self.win_scale = [-1, -1]  # shift from the SYNs; -1 = SYN not seen, -2 = SYN without it
-        self.fin_seq = [-1, -1]  # raw seq of each side's FIN (-1 = none sent)
-        self.syn_seq = [-1, -1]  # raw ISN of each side's SYN (-1 = none seen)
-        self.syn_acked = [False, False]
-        self.acked_peer_syn = [False, False]
-        self.partial = False
-        self.refused = False
-        self.reset = False
-        self.anomalies = 0
-        # (ts, frame, side, old, new, why): 16 bytes each, why stored as a code
-        self.trans = PackedLog("<dIBBBB", _trans_decode)
-        self.optraw: list[bytes | None] = [None, None]  # each side's SYN options, parsed on demand
-        self.since = [0.0, 0.0]  # when each side entered its current state (timers check it)
-        self.last_ack = [-1, -1]
-        self.dup_acks = [0, 0]
-        self.last_win = [-1, -1]
-        self.shift = [0, 0]  # window-scale shift in use per direction, as Wireshark applies it
-        self.base_hist: list[tuple[int, int, int]] = []  # (segments before, dir, old base)
-        self.ka = [False, False]  # this direction's last segment was a keep-alive
-
-    # -- reading -------------------------------------------------------------------------
     @property
-    def opts(self) -> list[dict | None]:
-        """Each side's SYN options (``mss``, ``ws``, ``sack_perm``, ``ts``...), None if no SYN seen."""
-        from .decode import parse_options
+    def n_conn(self) -> int:
+        return self.n["conns"]
 
-        return [None if raw is None else parse_options(raw, 0, len(raw)) for raw in self.optraw]
+    @property
+    def n_seg(self) -> int:
+        return self.n["segs"]
+
+    @property
+    def n_trans(self) -> int:
+        return self.n["trans"]
+
+    # -- the rare things, as dicts ---------------------------------------------------------------
+    def _pairs(self, name: str) -> dict[int, float]:
+        got = self._memo.get(name)
+        if got is None:
+            arr = getattr(self, name)[: self.n[name]]
+            got = {int(r): v for r, v in arr.tolist()}
+            self._memo[name] = got
+        return got
+
+    def seg_real_ts(self, row: int) -> float:
+        """Capture time of segment ``row`` as captured (the table keeps times non-decreasing)."""
+        if self.n["seg_back"]:
+            real = self._pairs("seg_back").get(row)
+            if real is not None:
+                return real
+        return float(self.segs[row].ts)
+
+    def seg_len(self, row: int) -> int:
+        """Payload length of segment ``row``."""
+        ln = int(self.segs[row].len)
+        if ln == col.LONG_LEN:
+            return int(self._pairs("long")[row])
+        return ln
+
+    def seg_anomaly(self, row: int) -> int:
+        """Anomaly bits of segment ``row``."""
+        if self.n["anom"]:
+            return int(self._pairs("anom").get(row, 0))
+        return 0
+
+    def trans_real_ts(self, row: int, key: float) -> float:
+        """Time of transition ``row`` as it happened (``key`` is its time in the log)."""
+        if self.n["trans_back"]:
+            real = self._pairs("trans_back").get(row)
+            if real is not None:
+                return real
+        return key
+
+    @property
+    def clock_stepped_back(self) -> bool:
+        """Whether the capture's clock ever went backwards (then per-connection questions
+        use each connection's own times, as captured)."""
+        return bool(self.n["seg_back"] or self.n["trans_back"])
+
+    def base_hist_of(self, cid: int) -> list[tuple[int, int, int]]:
+        """``(segment row, dir, old base)`` of each base change of connection ``cid``."""
+        hist = self._memo.get("base_hist")
+        if hist is None:
+            hist = {}
+            for c, row, d, old in self.base_hist[: self.n["base_hist"]].tolist():
+                hist.setdefault(c, []).append((row, d, old))
+            self._memo["base_hist"] = hist
+        return hist.get(cid, [])
+
+    def long_bytes_before(self, k: int) -> list[tuple[int, int]]:
+        """(row, length) of the long segments among the first k."""
+        return [(r, ln) for r, ln in self.long[: self.n["long"]].tolist() if r < k]
+
+
+class Timeline:
+    """All connections, their segments and transitions; queries at any cursor time."""
+
+    def __init__(self, rows: int | None = None) -> None:
+        """``rows``: start the tables that small (see :class:`~tcpview.engine.columns.Tables`)."""
+        self._w = col.Tables(rows)
+        self.version = 0
+        self._view = self._make_view()
+        self._lock = threading.Lock()  # guards the readers' caches below, not the tables
+        self._rows: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
+        self._cache: dict[str, tuple] = {}
+        self.conns = ConnList(self)
+
+    # -- the writer's side --------------------------------------------------------------------
+    def publish(self) -> None:
+        """Make everything appended so far visible to readers (tracker only, after a batch)."""
+        self.version += 1
+        self._view = self._make_view()
+
+    def _make_view(self) -> View:
+        w = self._w
+        cnt = w.cnt.tolist()
+        skipped: dict[str, int] = {}
+        skip = w.skip.tolist()
+        for code, k in enumerate(skip[:16]):
+            if k:
+                skipped[reason_text(code, 0)] = k
+        for lt1, k in zip(skip[16::2], skip[17::2], strict=True):
+            if lt1:
+                skipped[reason_text(UNSUPPORTED_LINK, lt1 - 1)] = k
+        packets = cnt[col.PACKETS]
+        n = {name: cnt[counter] for name, (_dt, counter, _cap) in col.Tables.LAYOUT.items()}
+        return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
+                    w.trans_ts, n, packets, cnt[col.TCP_PACKETS],
+                    float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
+                    skipped, self.version)
+
+    # -- the readers' side ----------------------------------------------------------------------
+    def view(self) -> View:
+        """The newest published view (take it once per question)."""
+        return self._view
+
+    @property
+    def packets(self) -> int:
+        """Frames read, TCP or not."""
+        return self._view.packets
+
+    @property
+    def tcp_packets(self) -> int:
+        """TCP segments stored."""
+        return self._view.tcp_packets
+
+    @property
+    def first_ts(self) -> float | None:
+        """Capture time of the first frame (None before any)."""
+        return self._view.first_ts
+
+    @property
+    def last_ts(self) -> float | None:
+        """Latest capture time seen."""
+        return self._view.last_ts
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Frames not decoded, by reason."""
+        return dict(self._view.skipped)
+
+    def nbytes(self) -> int:
+        """Bytes the store's tables hold (allocated, not only used)."""
+        return self._w.nbytes()
+
+    # -- rows of one connection (cached, extended as the timeline grows) ------------------------------
+    def rows_of(self, cid: int, v: View | None = None) -> np.ndarray:
+        """Rows of connection ``cid``'s segments in ``v`` (the newest view by default)."""
+        v = v or self._view
+        return self._cached_rows("seg", cid, v.segs, v.n_seg)
+
+    def trans_rows_of(self, cid: int, v: View | None = None) -> np.ndarray:
+        """Rows of connection ``cid``'s transitions in ``v``."""
+        v = v or self._view
+        return self._cached_rows("trans", cid, v.trans, v.n_trans)
+
+    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int) -> np.ndarray:
+        key = (kind, cid)
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is not None:
+                self._rows.move_to_end(key)
+        if hit is not None and hit[0] == n:
+            return hit[1]
+        if hit is not None and hit[0] > n:  # an older view than the one cached
+            return hit[1][: int(np.searchsorted(hit[1], n))]
+        if hit is not None:
+            more = conn_rows(table, cid, hit[0], n)
+            rows = np.concatenate((hit[1], more)) if len(more) else hit[1]
+        else:
+            rows = conn_rows(table, cid, 0, n)
+        with self._lock:
+            self._rows[key] = (n, rows)
+            self._rows.move_to_end(key)
+            while len(self._rows) > 512:
+                self._rows.popitem(last=False)
+        return rows
+
+    # -- "as of t" ---------------------------------------------------------------------------------
+    def trans_index_at(self, t: float | None, v: View | None = None) -> int:
+        """How many transitions happened at or before ``t`` (all when None)."""
+        v = v or self._view
+        if t is None:
+            return v.n_trans
+        return int(trans_count_at(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, t))
+
+    def seg_index_at(self, t: float | None, v: View | None = None) -> int:
+        """How many segments were captured at or before ``t`` (all when None)."""
+        v = v or self._view
+        if t is None:
+            return v.n_seg
+        return int(seg_count_at(v.segs, v.n_seg, t))
+
+    def seg_index_before(self, t: float, v: View | None = None) -> int:
+        """How many segments were captured strictly before ``t``."""
+        v = v or self._view
+        return int(seg_count_before(v.segs, v.n_seg, t))
+
+    def seg_time(self, i: int, v: View | None = None) -> float:
+        """The (non-decreasing) time of segment row i, as the cursor uses it."""
+        v = v or self._view
+        return float(v.segs[i].ts)
+
+    def states_at(self, t: float | None, v: View | None = None) -> np.ndarray:
+        """Both endpoints' states of every connection as of ``t``: shape ``(n_conn, 2)``."""
+        v = v or self._view
+        k = self.trans_index_at(t, v)
+        prev = self._cache.get("states")
+        states = np.zeros((v.n_conn, 2), dtype=np.uint8)
+        k0 = 0
+        if prev is not None and prev[0] is v.trans and prev[1] <= k and len(prev[2]) <= v.n_conn:
+            states[: len(prev[2])] = prev[2]
+            k0 = prev[1]
+        states_after(v.trans, k0, k, states)
+        self._cache["states"] = (v.trans, k, states)
+        return states
+
+    def conn_stats_at(self, t: float | None, v: View | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per connection as of ``t``: segments, payload bytes and the row of its latest segment
+        (-1 when none)."""
+        v = v or self._view
+        m = self.seg_index_at(t, v)
+        n = v.n_conn
+        prev = self._cache.get("conn")
+        pk, nb, last = np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, -1, np.int64)
+        k0 = 0
+        if prev is not None and prev[0] is v.segs and prev[1] <= m and len(prev[2]) <= n:
+            j = len(prev[2])
+            pk[:j], nb[:j], last[:j] = prev[2], prev[3], prev[4]
+            k0 = prev[1]
+        conn_stats(v.segs, k0, m, pk, nb, last)
+        self._cache["conn"] = (v.segs, m, pk, nb, last)
+        if v.n["long"]:
+            nb = nb.copy()
+            for row, ln in v.long_bytes_before(m):
+                nb[int(v.segs[row].conn)] += ln - col.LONG_LEN
+        return pk, nb, last
+
+    def counters_at(self, t: float | None = None) -> dict[str, int]:
+        """Endpoints per state as of time t (now when None), CLOSED excluded, as ss counts."""
+        v = self._view
+        k = self.trans_index_at(t, v)
+        prev = self._cache.get("counts")
+        counts = np.zeros(NSTATES, dtype=np.int64)
+        k0 = 0
+        if prev is not None and prev[0] is v.trans and prev[1] <= k:
+            counts[:] = prev[2]
+            k0 = prev[1]
+        state_counts(v.trans, k0, k, counts)
+        self._cache["counts"] = (v.trans, k, counts.copy())
+        return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
+
+    def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]:
+        """Count of endpoints in ``state`` sampled at ``buckets`` even times up to t_end."""
+        v = self._view
+        if v.first_ts is None or buckets <= 0:
+            return []
+        t0 = v.first_ts
+        t1 = v.last_ts if t_end is None else t_end
+        if t1 is None or t1 <= t0:
+            return [self.counters_at(t1)[STATE_NAMES[state]]] * buckets
+        times = t0 + (t1 - t0) * (np.arange(1, buckets + 1) / buckets)
+        return state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times).tolist()
+
+    def conn_count_at(self, t: float | None) -> int:
+        """Number of connections whose first packet is at or before t."""
+        v = self._view
+        if t is None:
+            return v.n_conn
+        firsts = self._cache.get("firsts")
+        if firsts is None or firsts[0] is not v.conns or len(firsts[1]) != v.n_conn:
+            acc = np.maximum.accumulate(v.conns.first_ts[: v.n_conn]) if v.n_conn else np.zeros(0)
+            firsts = (v.conns, acc)
+            self._cache["firsts"] = firsts
+        return int(np.searchsorted(firsts[1], t, side="right"))
+
+    # -- models ----------------------------------------------------------------------------------
+    def connection_dict(self, cid: int, t: float | None = None) -> dict:
+        """Connection ``cid`` as of time t as a plain dict, in the shape of :class:`Connection`."""
+        return self.conns[cid].as_dict(t)
+
+    def connection(self, cid: int, t: float | None = None) -> Connection:
+        """The pydantic model of connection ``cid`` as of time t."""
+        return Connection.model_validate(self.connection_dict(cid, t))
+
+    def connection_dicts(self, t: float | None = None) -> list[dict]:
+        """Every connection that exists at time t, as plain dicts, built from the columns at once."""
+        v = self._view
+        n = self.conn_count_at(t)
+        if v.clock_stepped_back:
+            return [ConnView(self, v, i).as_dict(t) for i in range(n)]
+        states = self.states_at(t, v)[:n].tolist()
+        pk, nb, last = self.conn_stats_at(t, v)
+        C = v.conns[:n]
+        fam = C.fam.tolist()
+        ca, sa = C.caddr.tolist(), C.saddr.tolist()
+        port = C.port.tolist()
+        fl = C.fl.tolist()
+        anom = C.anom.tolist()
+        first = C.first_ts.tolist()
+        pk_l, nb_l, last_l = pk[:n].tolist(), nb[:n].tolist(), last[:n].tolist()
+        last_ts = v.segs.ts[np.maximum(last[:n], 0)].tolist() if n else []
+        texts: dict[tuple[int, int], str] = {}
+        a6 = v.addrs6
+
+        def text(f: int, a: int, server: bool) -> str:
+            key = (f, a, server) if f == 6 else (f, a)
+            s = texts.get(key)
+            if s is None:
+                if f == 4:
+                    s = addr_text(4, 0, a)
+                else:
+                    hi, lo = (a6[a, 2], a6[a, 3]) if server else (a6[a, 0], a6[a, 1])
+                    s = addr_text(6, int(hi), int(lo))
+                texts[key] = s
+            return s
+
+        out = []
+        for i in range(n):
+            f = fam[i]
+            p = port[i]
+            cs, ss = states[i]
+            lt = first[i]
+            if pk_l[i]:
+                lt = v.seg_real_ts(last_l[i]) if v.n["seg_back"] else last_ts[i]
+            out.append({
+                "id": i,
+                "client": {"ip": text(f, ca[i], False), "port": p[0], "state": STATE_NAMES[cs]},
+                "server": {"ip": text(f, sa[i], True), "port": p[1], "state": STATE_NAMES[ss]},
+                "first_ts": first[i],
+                "last_ts": lt,
+                "packets": pk_l[i],
+                "bytes": nb_l[i],
+                "partial": bool(fl[i] & col.F_PARTIAL),
+                "notes": _notes(fl[i], anom[i]),
+            })
+        return out
+
+    def connections(self, t: float | None = None) -> list[Connection]:
+        """Every connection that exists at time t, as models."""
+        return [Connection.model_validate(d) for d in self.connection_dicts(t)]
+
+    def segment(self, cid: int, i: int) -> Segment:
+        """The pydantic model of segment i of connection cid."""
+        return self.conns[cid].segment(i)
+
+    def segments(self, cid: int, t: float | None = None) -> Iterator[Segment]:
+        """Connection cid's segments up to time t, as models."""
+        c = self.conns[cid]
+        for i in range(c.count_at(t)):
+            yield c.segment(i)
+
+    def transitions(self, cid: int, t: float | None = None) -> list[Transition]:
+        """Connection cid's state transitions up to time t, as models."""
+        out = []
+        for ts, frame, side, old, new, why in self.conns[cid].trans:
+            if t is not None and ts > t:
+                break
+            out.append(Transition(ts=ts, frame=frame, conn=cid, side=SIDES[side], old=STATE_NAMES[old],
+                                  new=STATE_NAMES[new], why=why))
+        return out
+
+    def all_segments_in_frame_order(self) -> Iterator[Segment]:
+        """Every segment of every connection, ordered by frame number (for export)."""
+        v = self._view
+        n = v.n_seg
+        conn = v.segs.conn[:n].astype(np.int64)
+        order = np.argsort(v.segs.frame[:n], kind="stable")
+        # each segment's index within its connection
+        by_conn = np.argsort(conn, kind="stable")
+        counts = np.bincount(conn, minlength=v.n_conn)
+        starts = np.concatenate(([0], np.cumsum(counts)[:-1])) if len(counts) else counts
+        index = np.empty(n, dtype=np.int64)
+        index[by_conn] = np.arange(n) - np.repeat(starts, counts)
+        views: dict[int, ConnView] = {}
+        for row in order.tolist():
+            cid = int(conn[row])
+            c = views.get(cid)
+            if c is None:
+                c = views[cid] = ConnView(self, v, cid)
+            yield c.segment(int(index[row]))
+
+
+def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The client's (or server's) address of the first n connections as two unsigned 64-bit
+    halves, which sort as the addresses do (IPv4 in the low half)."""
+    C = v.conns[:n]
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = (C.saddr if server else C.caddr).astype(np.uint64)
+    six = np.flatnonzero(C.fam == 6)
+    if len(six):
+        rows = v.addrs6[C.caddr[six].astype(np.int64)].view(np.uint64)
+        hi[six] = rows[:, 2 if server else 0]
+        lo[six] = rows[:, 3 if server else 1]
+    return hi, lo
+
+
+def notes_of(fl: int, anom: int) -> list[str]:
+    """The notes shown for a connection with these flag and anomaly bits."""
+    return _notes(fl, anom)
+
+
+def _notes(fl: int, anom: int) -> list[str]:
+    out = []
+    if fl & col.F_PARTIAL:
+        out.append("partial")
+    if fl & col.F_REFUSED:
+        out.append("refused")
+    elif fl & col.F_RESET:
+        out.append("reset")
+    if anom:
+        out.append("anomaly")
+    return out
+
+
+class ConnList(Sequence):
+    """``timeline.conns``: the connections published so far, as :class:`ConnView` s by id."""
+
+    def __init__(self, tl: Timeline) -> None:
+        self._tl = tl
+
+    def __len__(self) -> int:
+        return self._tl._view.n_conn
+
+    def __getitem__(self, cid):  # type: ignore[no-untyped-def]
+        if isinstance(cid, slice):
+            return [self[i] for i in range(*cid.indices(len(self)))]
+        v = self._tl._view
+        if cid < 0:
+            cid += v.n_conn
+        if not 0 <= cid < v.n_conn:
+            raise IndexError("no such connection")
+        return ConnView(self._tl, v, cid)
+
+
+class ConnView:
+    """One connection as of a published view: its 4-tuple, segments and transitions."""
+
+    __slots__ = ("_tl", "_v", "id", "_rows", "_trows", "_states")
+
+    def __init__(self, tl: Timeline, v: View, cid: int) -> None:
+        self._tl = tl
+        self._v = v
+        self.id = cid
+        self._rows: np.ndarray | None = None
+        self._trows: np.ndarray | None = None
+        self._states: np.ndarray | None = None
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def family(self) -> int:
+        return int(self._v.conns[self.id].fam)
+
+    def _addr(self, server: bool) -> tuple[int, int]:
+        r = self._v.conns[self.id]
+        if r.fam == 4:
+            return 0, int(r.saddr if server else r.caddr)
+        a6 = self._v.addrs6[int(r.caddr)]
+        return (int(a6[2]), int(a6[3])) if server else (int(a6[0]), int(a6[1]))
+
+    @property
+    def cip(self) -> int | bytes:
+        return addr_value(self.family, *self._addr(False))
+
+    @property
+    def sip(self) -> int | bytes:
+        return addr_value(self.family, *self._addr(True))
+
+    @property
+    def cport(self) -> int:
+        return int(self._v.conns[self.id].port[0])
+
+    @property
+    def sport(self) -> int:
+        return int(self._v.conns[self.id].port[1])
+
+    def client_ip_text(self) -> str:
+        return addr_text(self.family, *self._addr(False))
+
+    def server_ip_text(self) -> str:
+        return addr_text(self.family, *self._addr(True))
+
+    def client_text(self) -> str:
+        return endpoint(self.client_ip_text(), self.cport)
+
+    def server_text(self) -> str:
+        return endpoint(self.server_ip_text(), self.sport)
+
+    @property
+    def first_ts(self) -> float:
+        return float(self._v.conns[self.id].first_ts)
+
+    @property
+    def partial(self) -> bool:
+        return bool(self._v.conns[self.id].fl & col.F_PARTIAL)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self._v.conns[self.id].fl & col.F_REFUSED)
+
+    @property
+    def reset(self) -> bool:
+        return bool(self._v.conns[self.id].fl & col.F_RESET)
+
+    @property
+    def anomalies(self) -> int:
+        return int(self._v.conns[self.id].anom)
+
+    def notes(self) -> list[str]:
+        r = self._v.conns[self.id]
+        return _notes(int(r.fl), int(r.anom))
+
+    # -- rows -----------------------------------------------------------------------------------
+    @property
+    def rows(self) -> np.ndarray:
+        """Rows of its segments in the segment table, oldest first."""
+        if self._rows is None:
+            self._rows = self._tl.rows_of(self.id, self._v)
+        return self._rows
+
+    @property
+    def trans_rows(self) -> np.ndarray:
+        """Rows of its transitions in the transition table, oldest first."""
+        if self._trows is None:
+            self._trows = self._tl.trans_rows_of(self.id, self._v)
+        return self._trows
+
+    @property
+    def seg_states(self) -> np.ndarray:
+        """Both endpoints' states after each of its segments, shape ``(n, 2)``."""
+        if self._states is None:
+            out = np.zeros((len(self.rows), 2), dtype=np.uint8)
+            seg_states(self._v.trans, self.trans_rows, self.rows, out)
+            self._states = out
+        return self._states
 
     @property
     def n(self) -> int:
         """Number of segments stored."""
-        return len(self.rec) // REC_SIZE
+        return len(self.rows)
+
+    @property
+    def state(self) -> list[int]:
+        """[client, server] states now (after every published transition)."""
+        return list(self.states_at(None))
 
     @property
     def last_ts(self) -> float:
         """Capture time of the newest segment."""
-        n = len(self.rec) // REC_SIZE
-        return _TS.unpack_from(self.rec, (n - 1) * REC_SIZE)[0] if n else self.first_ts
+        return self.last_ts_at(self.n)
 
-    def client_text(self) -> str:
-        return _fmt_ep(self.family, self.cip, self.cport)
-
-    def server_text(self) -> str:
-        return _fmt_ep(self.family, self.sip, self.sport)
+    def last_ts_at(self, k: int) -> float:
+        """Capture time of the newest of its first k segments (its first time when k is 0)."""
+        if k <= 0:
+            return self.first_ts
+        return self._v.seg_real_ts(int(self.rows[k - 1]))
 
     def count_at(self, t: float | None) -> int:
         """Number of this connection's segments with ts <= t (all when t is None)."""
-        n = self.n
-        if t is None or n == 0:
-            return n
-        rec = self.rec
-        if _TS.unpack_from(rec, (n - 1) * REC_SIZE)[0] <= t:
-            return n
-        return bisect.bisect_right(range(n), t, key=lambda i: _TS.unpack_from(rec, i * REC_SIZE)[0])
+        rows = self.rows
+        if t is None:
+            return len(rows)
+        if self._v.clock_stepped_back:
+            # the connection's own times, as captured: all of them if its last is before t
+            real = [self._v.seg_real_ts(r) for r in rows.tolist()]
+            if not real or real[-1] <= t:
+                return len(real)
+            return bisect.bisect_right(real, t)
+        return int(np.searchsorted(self._v.segs.ts[rows], t, side="right"))
+
+    def trans_times(self) -> np.ndarray:
+        """The log times of its transitions."""
+        v = self._v
+        return trans_times(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], self.trans_rows)
 
     def states_at(self, t: float | None) -> tuple[int, int]:
         """(client, server) TcpState values as of time t (now when t is None)."""
-        if t is None:
-            return self.state[0], self.state[1]
-        trans = self.trans
-        if not trans or trans[-1][0] <= t:
-            return self.state[0], self.state[1]
-        k = bisect.bisect_right(trans, t, key=_first)
-        if k == len(trans):
-            return self.state[0], self.state[1]
-        st = [TcpState.CLOSED, TcpState.CLOSED]
-        # replay this connection's few transitions up to k
-        for _ts, _f, side, _old, new, _why in self.trans[:k]:
-            st[side] = new
-        return int(st[0]), int(st[1])
+        tr = self.trans_rows
+        if t is not None and len(tr):
+            if self._v.clock_stepped_back:
+                real = [x[0] for x in self.trans]
+                k = len(real) if real[-1] <= t else bisect.bisect_right(real, t)
+            else:
+                k = int(np.searchsorted(self.trans_times(), t, side="right"))
+            tr = tr[:k]
+        st = [0, 0]
+        for code in self._v.trans.code[tr].tolist():
+            st[code & 1] = (code >> col.TR_NEW_SHIFT) & 15
+        return st[0], st[1]
 
     def bytes_at(self, k: int) -> int:
-        """Payload bytes in the first k segments."""
-        if k == self.n:
-            return self.bytes
-        total = 0
-        rec = self.rec
-        for i in range(k):
-            total += REC.unpack_from(rec, i * REC_SIZE)[4]
+        """Payload bytes in its first k segments."""
+        rows = self.rows[:k]
+        total = int(self._v.segs.len[rows].sum(dtype=np.int64))
+        if self._v.n["long"]:
+            for r in rows[self._v.segs.len[rows] == col.LONG_LEN].tolist():
+                total += self._v.seg_len(r) - col.LONG_LEN
         return total
 
+    @property
+    def bytes(self) -> int:
+        """Payload bytes of every segment."""
+        return self.bytes_at(self.n)
+
     def record(self, i: int) -> tuple:
-        """The raw record tuple of segment i."""
-        return REC.unpack_from(self.rec, i * REC_SIZE)
+        """Segment i as ``(ts, frame, seq_raw, ack_raw, len, win, flags, dir, client_state,
+        server_state, bits)``: ``win`` scaled as known then, ``bits`` anomalies | analysis << 8."""
+        return self.records(i, i + 1)[0]
+
+    def records(self, start: int, stop: int) -> list[tuple]:
+        """Segments ``start .. stop-1`` as :meth:`record` gives them."""
+        v = self._v
+        rows = self.rows[start:stop]
+        f = np.zeros((len(rows), 9), dtype=np.int64)
+        seg_fields(v.segs, rows, f)
+        st = self.seg_states[start:stop].tolist()
+        out = []
+        for j, (frame, seq, ack, ln, win, flags, d, shift, ana) in enumerate(f.tolist()):
+            row = int(rows[j])
+            if ln == col.LONG_LEN:
+                ln = v.seg_len(row)
+            bits = v.seg_anomaly(row) | (ana << 8)
+            out.append((v.seg_real_ts(row), frame, seq, ack, ln, win << shift, flags, d, st[j][0], st[j][1], bits))
+        return out
 
     def base_at(self, i: int, d: int) -> int:
         """The relative-seq base of direction d as it was when segment i was seen.
@@ -239,231 +711,76 @@ class Conn:
         injected RST before the SYN+ACK); earlier segments keep the base of their time, as
         Wireshark numbers them.
         """
-        for n, dd, old in self.base_hist:
-            if dd == d and i < n:
-                return old
-        return self.base[d]
+        hist = self._v.base_hist_of(self.id)
+        if hist:
+            row = int(self.rows[i])
+            for hrow, dd, old in hist:
+                if dd == d and row < hrow:
+                    return old
+        return int(self._v.conns[self.id].seqbase[d])
 
     def rel_of(self, i: int, d: int, flags: int, seq_raw: int, ack_raw: int) -> tuple[int, int]:
         """Relative (seq, ack) for segment i with the given raw fields."""
-        if self.base_hist:
-            seq = (seq_raw - self.base_at(i, d)) & 0xFFFFFFFF
-            ackb = self.base_at(i, 1 - d)
-        else:
-            seq = (seq_raw - self.base[d]) & 0xFFFFFFFF
-            ackb = self.base[1 - d]
+        seq = (seq_raw - self.base_at(i, d)) & 0xFFFFFFFF
         # without the ACK flag the field means nothing; show it raw, as Wireshark does
-        ack = (ack_raw - ackb) & 0xFFFFFFFF if flags & 0x10 else ack_raw
+        ack = (ack_raw - self.base_at(i, 1 - d)) & 0xFFFFFFFF if flags & 0x10 else ack_raw
         return seq, ack
 
     def rel(self, i: int) -> tuple[int, int]:
         """Relative (seq, ack) of segment i, Wireshark-style."""
-        r = REC.unpack_from(self.rec, i * REC_SIZE)
+        r = self.record(i)
         return self.rel_of(i, r[7], r[6], r[2], r[3])
 
-    def notes(self) -> list[str]:
+    @property
+    def opts(self) -> list[dict | None]:
+        """Each side's SYN options as the ladder shows them (``mss``, ``ws``, ``sack_perm``),
+        None where no SYN with options was seen."""
+        r = self._v.conns[self.id]
+        fl = int(r.fl)
+        return [parse_options_of(fl, int(r.mss[d]) if fl & (col.F_HAVE_MSS << d) else -1, int(r.ws[d]), d)
+                for d in (0, 1)]
+
+    @property
+    def trans(self) -> list[tuple]:
+        """Its transitions as ``(ts, frame, side, old, new, why)``, oldest first."""
+        v = self._v
+        rows = self.trans_rows
+        keys = self.trans_times().tolist()
         out = []
-        if self.partial:
-            out.append("partial")
-        if self.refused:
-            out.append("refused")
-        elif self.reset:
-            out.append("reset")
-        if self.anomalies:
-            out.append("anomaly")
+        for j, r in enumerate(rows.tolist()):
+            t = v.trans[r]
+            code = int(t.code)
+            why = (code >> col.TR_WHY_SHIFT) & 15
+            timer = why == WHY_TW_EXPIRED or why == WHY_FW2_EXPIRED
+            frame = 0 if timer else int(v.segs[int(t.seg)].frame)
+            ts = v.trans_real_ts(r, keys[j]) if timer else v.seg_real_ts(int(t.seg))
+            out.append((ts, frame, code & 1, (code >> col.TR_OLD_SHIFT) & 15, (code >> col.TR_NEW_SHIFT) & 15,
+                        WHYS[why]))
         return out
 
-
-def _first(item: tuple) -> float:
-    return item[0]
-
-
-def _fmt_ep(family: int, ip: object, port: int) -> str:
-    text = ip_text(family, ip)
-    return f"[{text}]:{port}" if family == 6 else f"{text}:{port}"
-
-
-class Timeline:
-    """All connections, their segments and transitions; queries at any cursor time."""
-
-    def __init__(self) -> None:
-        self.conns: list[Conn] = []
-        self.conn_first_ts: list[float] = []
-        self.packets = 0
-        self.tcp_packets = 0
-        self.skipped: dict[str, int] = {}
-        self.first_ts: float | None = None
-        self.last_ts: float | None = None
-        # global transition log, time-ordered: (ts, conn_id, side, old, new)
-        self.t_ts = array("d")  # time of each transition, non-decreasing
-        self.t_log = PackedLog("<IBBB")  # (conn_id, side, old, new)
-        self.counts = [0] * NSTATES  # endpoints per state now
-        self._checkpoints: list[tuple[int, list[int]]] = [(0, [0] * NSTATES)]
-        self.version = 0  # bumped by the tracker after each batch
-
-    # -- appends (tracker only) ------------------------------------------------------------
-    def add_transition(self, c: Conn, ts: float, frame: int, side: int, new: int, why: str) -> None:
-        st = c.state
-        old = st[side]
-        if old == new:
-            return
-        st[side] = new
-        c.trans.append((ts, frame, side, old, new, _WHY_CODE[why]))
-        t_ts = self.t_ts
-        # the global log must stay time-ordered even if capture timestamps go backwards
-        if t_ts and ts < t_ts[-1]:
-            ts = t_ts[-1]
-        t_ts.append(ts)
-        log = self.t_log
-        log.append((c.id, side, old, new))
-        counts = self.counts
-        counts[old] -= 1  # index 0 (CLOSED) is never reported, so it may go negative
-        counts[new] += 1
-        if not len(log) % CHECKPOINT_EVERY:
-            self._checkpoints.append((len(log), list(counts)))
-
-    # -- queries ----------------------------------------------------------------------------
-    def end_time(self) -> float | None:
-        return self.last_ts
-
-    def counters_at(self, t: float | None = None) -> dict[str, int]:
-        """Endpoints per state as of time t (now when None), CLOSED excluded, as ss counts."""
-        if t is None:
-            counts = self.counts
-        else:
-            k = bisect.bisect_right(self.t_ts, t)
-            ci = bisect.bisect_right(self._checkpoints, k, key=lambda cp: cp[0]) - 1
-            start, base = self._checkpoints[ci]
-            counts = list(base)
-            log = self.t_log
-            for i in range(start, k):
-                _cid, _side, old, new = log[i]
-                counts[old] -= 1
-                counts[new] += 1
-        return {STATE_NAMES[i]: counts[i] for i in range(1, NSTATES)}
-
-    def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]:
-        """Count of endpoints in ``state`` sampled at ``buckets`` even times up to t_end."""
-        if self.first_ts is None or buckets <= 0:
-            return []
-        t0 = self.first_ts
-        t1 = self.last_ts if t_end is None else t_end
-        if t1 is None or t1 <= t0:
-            v = self.counters_at(t1)[STATE_NAMES[state]]
-            return [v] * buckets
-        out = []
-        cur = 0
-        i = 0
-        log, tts = self.t_log, self.t_ts
-        n = len(log)
-        for b in range(buckets):
-            tb = t0 + (t1 - t0) * (b + 1) / buckets
-            while i < n and tts[i] <= tb:
-                _c, _s, old, new = log[i]
-                if old == state:
-                    cur -= 1
-                if new == state:
-                    cur += 1
-                i += 1
-            out.append(cur)
-        return out
-
-    def conn_count_at(self, t: float | None) -> int:
-        """Number of connections whose first packet is at or before t."""
-        if t is None:
-            return len(self.conns)
-        return bisect.bisect_right(self.conn_first_ts, t)
-
-    def connection_dict(self, cid: int, t: float | None = None) -> dict:
-        """Connection ``cid`` as of time t as a plain dict, in the shape of :class:`Connection`.
-
-        For bulk output (a summary of 100k connections), where building a validated model per
-        connection would cost more than reading the capture; :meth:`connection` gives the model.
-        """
-        c = self.conns[cid]
-        if t is None:
-            k = len(c.rec) // REC_SIZE
-            cs, ss = c.state
-            nbytes = c.bytes
-        else:
-            k = c.count_at(t)
-            cs, ss = c.states_at(t)
-            nbytes = c.bytes_at(k)
-        fam = c.family
+    def as_dict(self, t: float | None = None) -> dict:
+        """This connection as of time t as a plain dict, in the shape of :class:`Connection`."""
+        k = self.count_at(t)
+        cs, ss = self.states_at(t)
         return {
-            "id": c.id,
-            "client": {"ip": ip_text(fam, c.cip), "port": c.cport, "state": STATE_NAMES[cs]},
-            "server": {"ip": ip_text(fam, c.sip), "port": c.sport, "state": STATE_NAMES[ss]},
-            "first_ts": c.first_ts,
-            "last_ts": _TS.unpack_from(c.rec, (k - 1) * REC_SIZE)[0] if k else c.first_ts,
+            "id": self.id,
+            "client": {"ip": self.client_ip_text(), "port": self.cport, "state": STATE_NAMES[cs]},
+            "server": {"ip": self.server_ip_text(), "port": self.sport, "state": STATE_NAMES[ss]},
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts_at(k),
             "packets": k,
-            "bytes": nbytes,
-            "partial": c.partial,
-            "notes": c.notes(),
+            "bytes": self.bytes_at(k),
+            "partial": self.partial,
+            "notes": self.notes(),
         }
 
-    def connection(self, cid: int, t: float | None = None) -> Connection:
-        """The pydantic model of connection ``cid`` as of time t."""
-        return Connection.model_validate(self.connection_dict(cid, t))
-
-    def connection_dicts(self, t: float | None = None) -> list[dict]:
-        """Every connection that exists at time t, as plain dicts (see :meth:`connection_dict`)."""
-        return [self.connection_dict(i, t) for i in range(self.conn_count_at(t))]
-
-    def connections(self, t: float | None = None) -> list[Connection]:
-        """Every connection that exists at time t, as models."""
-        return [self.connection(i, t) for i in range(self.conn_count_at(t))]
-
-    def segment(self, cid: int, i: int) -> Segment:
-        """The pydantic model of segment i of connection cid."""
-        c = self.conns[cid]
-        ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = REC.unpack_from(c.rec, i * REC_SIZE)
-        seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)
+    def segment(self, i: int) -> Segment:
+        """The pydantic model of its segment i."""
+        ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = self.record(i)
+        seq, ack = self.rel_of(i, d, flags, seq_raw, ack_raw)
         return Segment(
-            frame=frame,
-            ts=ts,
-            conn=cid,
-            dir="c2s" if d == 0 else "s2c",
-            flags=flag_names(flags),
-            seq=seq,
-            ack=ack,
-            seq_raw=seq_raw,
-            ack_raw=ack_raw,
-            len=plen,
-            win=win,
-            client_state=STATE_NAMES[cs],
-            server_state=STATE_NAMES[ss],
-            anomalies=anomaly_names(bits & 0xFF),
-            analysis=analysis_names(bits >> 8),
+            frame=frame, ts=ts, conn=self.id, dir="c2s" if d == 0 else "s2c", flags=flag_names(flags),
+            seq=seq, ack=ack, seq_raw=seq_raw, ack_raw=ack_raw, len=plen, win=win,
+            client_state=STATE_NAMES[cs], server_state=STATE_NAMES[ss],
+            anomalies=anomaly_names(bits & 0xFF), analysis=analysis_names(bits >> 8),
         )
-
-    def segments(self, cid: int, t: float | None = None) -> Iterator[Segment]:
-        """Connection cid's segments up to time t, as models."""
-        c = self.conns[cid]
-        for i in range(c.count_at(t)):
-            yield self.segment(cid, i)
-
-    def transitions(self, cid: int, t: float | None = None) -> list[Transition]:
-        """Connection cid's state transitions up to time t, as models."""
-        c = self.conns[cid]
-        out = []
-        for ts, frame, side, old, new, why in c.trans:
-            if t is not None and ts > t:
-                break
-            out.append(
-                Transition(ts=ts, frame=frame, conn=cid, side=SIDES[side], old=STATE_NAMES[old],
-                           new=STATE_NAMES[new], why=why)
-            )
-        return out
-
-    def all_segments_in_frame_order(self) -> Iterator[Segment]:
-        """Every segment of every connection, ordered by frame number (for export)."""
-        import heapq
-
-        def it(c: Conn) -> Iterator[tuple[int, int, int]]:
-            for i in range(c.n):
-                yield (struct.unpack_from("<I", c.rec, i * REC_SIZE + 8)[0], c.id, i)
-
-        for _frame, cid, i in heapq.merge(*(it(c) for c in self.conns)):
-            yield self.segment(cid, i)
-

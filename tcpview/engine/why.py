@@ -1,33 +1,21 @@
 """One-line explanations of state changes, in RFC 9293 / teaching terms.
 
-The tracker records a reason code with every transition (the ``WHY_*`` constants of
-:mod:`tcpview.engine.store`). The UI shows, for the segment under the ladder's cursor, one line
-that says why the endpoints' states changed there. Nothing here imports Textual.
+The tracker records a reason with every transition (``tcpview.engine.model.WHYS``). The UI
+shows, for the segment under the ladder's cursor, one line that says why the endpoints'
+states changed there. Nothing here imports Textual.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .model import STATE_NAMES
-from .store import (
-    WHY_FIN,
-    WHY_FIN_ACKED,
-    WHY_FW2_EXPIRED,
-    WHY_GOT_FIN,
-    WHY_HANDSHAKE_ACK,
-    WHY_MIDSTREAM,
-    WHY_REFUSED,
-    WHY_REUSED,
-    WHY_RST,
-    WHY_SIMCLOSE,
-    WHY_SIMOPEN,
-    WHY_SYN,
-    WHY_SYNACK,
-    WHY_TW_EXPIRED,
-)
+from .model import STATE_NAMES, WHYS
 
 SIDE_NAMES = ("client", "server")
+
+# transitions carry their reason by name (``tcpview.engine.model.WHYS``)
+(WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED,
+ WHY_SIMCLOSE, WHY_RST, WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED) = WHYS
 
 # (reason, new state name) -> sentence about the endpoint that changed ("{me}") and its peer.
 _ONE: dict[tuple[str, str], str] = {

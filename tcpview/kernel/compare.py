@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.decode import ip_text
 from ..engine.model import TcpState
+from ..textutil import ip_text
 from .procnet import Addr, is_local, norm_addr
 from .snapshot import KernelSnapshot
 

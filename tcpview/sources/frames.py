@@ -16,6 +16,8 @@ import bisect
 from array import array
 from collections import OrderedDict
 
+import numpy as np
+
 _LEN_BITS = 24
 _LEN_MASK = (1 << _LEN_BITS) - 1
 
@@ -43,6 +45,21 @@ class FrameStore:
             self._lt_from.append((frame, linktype))
         self._frames.append(frame)
         self._where.append((offset << _LEN_BITS) | min(caplen, _LEN_MASK))
+
+    def note_file_batch(self, frames, linktypes, offsets, caplens) -> None:  # type: ignore[no-untyped-def]
+        """:meth:`note_file` for arrays of frames (a batch read from the file)."""
+        if not len(frames):
+            return
+        lts = np.asarray(linktypes)
+        change = np.flatnonzero(np.diff(lts)) + 1 if len(lts) > 1 else np.zeros(0, dtype=np.int64)
+        for i in [0, *change.tolist()]:
+            lt = int(lts[i])
+            if not self._lt_from or self._lt_from[-1][1] != lt:
+                self._lt_from.append((int(frames[i]), lt))
+        self._frames.frombytes(np.asarray(frames, dtype=np.uint32).tobytes())
+        where = (np.asarray(offsets, dtype=np.uint64) << np.uint64(_LEN_BITS)) | np.minimum(
+            np.asarray(caplens, dtype=np.uint64), np.uint64(_LEN_MASK))
+        self._where.frombytes(where.astype(np.uint64).tobytes())
 
     def note_bytes(self, frame: int, linktype: int, data: bytes) -> None:
         """Keep the bytes of ``frame`` (dropping the oldest frames over the budget)."""

@@ -1,8 +1,8 @@
 """Read pcap and pcapng captures from a file, a growing file, or a stream (stdin).
 
-A small struct-based reader over chunks of bytes. It does no dissection; each record comes
-out as ``(frame, ts, linktype, buf, off, caplen, origlen)`` so the decoder can work on the
-chunk in place. The same code reads a whole file, a pipe as data arrives
+A reader over chunks of bytes: a compiled scanner (:mod:`tcpview.sources.scan`) finds the
+frames in each chunk and the chunk goes to the engine as one :class:`FrameBatch`, which the
+decoder reads in place. It does no dissection. The same code reads a whole file, a pipe as data arrives
 (``tcpdump -U -w - | tcpview summary -``) and a file another program is still writing
 (``follow=True``).
 
@@ -23,9 +23,14 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+import numpy as np
+
+from .batch import FrameBatch, frame_array
 from .linktypes import SUPPORTED_LINKTYPES
+from .scan import BAD_INTERFACE, CORRUPT, CORRUPT_PACKET, FULL, PYTHON_BLOCK, scan_pcap, scan_pcapng
 
 CHUNK = 4 << 20
+BATCH = 65536  # frames per batch at most
 MAX_RECORD = 1 << 24  # larger than any real frame (BIG TCP ~ 512 KB); beyond it: corrupt
 
 Record = tuple[int, float, int, Any, int, int, int]
@@ -138,15 +143,23 @@ class CaptureReader:
                 return b""
             return WAIT
 
-    def records(self) -> Iterator[Record]:
+    def records(self) -> Iterator[Record | None]:
         """Yield ``(frame, ts, linktype, buf, off, caplen, origlen)`` for every record.
+
+        The same frames as :meth:`batches`, one by one (for tools and tests; the engine reads
+        batches). While following, also yields ``None`` whenever it waits for more data.
+        """
+        return _records(self.batches())
+
+    def batches(self) -> Iterator[FrameBatch | None]:
+        """Yield the capture's frames, a chunk's worth at a time (:class:`FrameBatch`).
 
         While following, also yields ``None`` whenever it waits for more data, so a consumer
         can flush what it has.
 
         Raises:
             CaptureError: not a capture, unknown link type, truncated or corrupt data. Raised
-                only after every readable record before the damage was yielded.
+                only after every readable frame before the damage was yielded.
         """
         buf = b""
         while len(buf) < 4:
@@ -176,7 +189,7 @@ class CaptureReader:
         return buf[pos:] + data
 
     # -- pcap ----------------------------------------------------------------------------
-    def _pcap(self, buf: bytes, bo: str, scale: float) -> Iterator[Record]:
+    def _pcap(self, buf: bytes, bo: str, scale: float) -> Iterator[FrameBatch | None]:
         while len(buf) < 24:
             more = self._more(buf, 0)
             if more is WAIT:
@@ -193,45 +206,47 @@ class CaptureReader:
         if lt not in SUPPORTED_LINKTYPES:
             raise CaptureError(f"{self.source}: unsupported link type {lt}")
         self.linktypes = [lt]
-        hdr = struct.Struct(bo + "IIII")
-        pos = 24
-        frame = 0
+        big = bo == ">"
+        pos, base, frame = 24, 0, 0
         limit = max(snaplen, 262144) if snaplen < MAX_RECORD else MAX_RECORD
-        unpack = hdr.unpack_from
         while True:
-            n = len(buf)
-            while pos + 16 <= n:
-                sec, frac, incl, orig = unpack(buf, pos)
-                if incl > limit:
-                    raise CaptureError(
-                        f"{self.source}: corrupt record after frame {frame} (length {incl} > {limit})"
-                    )
-                end = pos + 16 + incl
-                if end > n:
-                    break
-                frame += 1
-                yield (frame, sec + frac * scale, lt, buf, pos + 16, incl, orig if orig >= incl else incl)
-                pos = end
+            arr = np.frombuffer(buf, dtype=np.uint8)
+            out = frame_array(min(BATCH, (len(buf) - pos) // 16 + 1))
+            n, pos, why = scan_pcap(arr, pos, len(buf), big, scale, lt, limit, frame, out)
+            if n:
+                yield FrameBatch(arr, out[:n], base)
+                frame += n
+            if why == FULL:
+                continue
+            if why == CORRUPT:
+                incl = struct.unpack_from(bo + "I", buf, pos + 8)[0]
+                raise CaptureError(f"{self.source}: corrupt record after frame {frame} (length {incl} > {limit})")
             more = self._more(buf, pos)
             if more is WAIT:
                 yield None
-                continue
-            if more is None:
+                more = buf[pos:]
+            elif more is None:
                 if pos < len(buf):
                     raise CaptureError(
                         f"{self.source}: capture cut short in the middle of a record after frame {frame}"
                     )
                 return
+            base += pos
             buf, pos = more, 0
 
     # -- pcapng --------------------------------------------------------------------------
-    def _pcapng(self, buf: bytes) -> Iterator[Record]:
-        pos = 0
-        frame = 0
+    def _pcapng(self, buf: bytes) -> Iterator[FrameBatch | None]:
+        pos, base, frame = 0, 0, 0
         bo = "<"
-        ifaces: list[tuple[int, float, float, int]] = []  # (linktype, scale, offset, snaplen)
+        # per interface: link type, seconds per time unit, time offset, snap length
+        ifaces: list[tuple[int, float, float, int]] = []
+        arrays = _iface_arrays(ifaces)
         while True:
-            if pos + 12 > len(buf) or pos + 8 > len(buf):
+            blen = struct.unpack_from(bo + "I", buf, pos + 4)[0] if pos + 8 <= len(buf) else 0
+            python_block = pos + 4 <= len(buf) and (buf[pos:pos + 4] == _PCAPNG_SHB
+                                                   or struct.unpack_from(bo + "I", buf, pos)[0] == 1)
+            if pos + 12 > len(buf) or (python_block and pos + blen > len(buf)
+                                       and 12 <= blen <= MAX_RECORD and not blen % 4):
                 more = self._more(buf, pos)
                 if more is WAIT:
                     yield None
@@ -240,85 +255,109 @@ class CaptureReader:
                     if pos < len(buf):
                         raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
                     return
+                base += pos
                 buf, pos = more, 0
                 continue
-            btype_raw = buf[pos : pos + 4]
-            if btype_raw == _PCAPNG_SHB:
-                bom = buf[pos + 8 : pos + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    bo = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    bo = ">"
-                else:
-                    raise CaptureError(f"{self.source}: corrupt pcapng section header")
-                ifaces = []
-            btype, blen = struct.unpack_from(bo + "II", buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_RECORD:
+            if python_block:
+                bo, pos = self._pcapng_header(buf, pos, bo, ifaces, frame)
+                arrays = _iface_arrays(ifaces)
+                continue
+            arr = np.frombuffer(buf, dtype=np.uint8)
+            out = frame_array(min(BATCH, (len(buf) - pos) // 12 + 1))
+            n, pos, why = scan_pcapng(arr, pos, len(buf), bo == ">", *arrays, len(ifaces), MAX_RECORD, frame, out)
+            if n:
+                yield FrameBatch(arr, out[:n], base)
+                frame += n
+            if why == CORRUPT:
                 raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
-            if pos + blen > len(buf):
-                more = self._more(buf, pos)
-                if more is WAIT:
-                    yield None
-                    continue
-                if more is None:
-                    raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
-                buf, pos = more, 0
+            if why == CORRUPT_PACKET:
+                raise CaptureError(f"{self.source}: corrupt pcapng packet block after frame {frame}")
+            if why == BAD_INTERFACE:
+                if struct.unpack_from(bo + "I", buf, pos)[0] == 3:
+                    raise CaptureError(f"{self.source}: packet before any interface block")
+                btype = struct.unpack_from(bo + "I", buf, pos)[0]
+                iid = struct.unpack_from(bo + ("I" if btype == 6 else "H"), buf, pos + 8)[0]
+                raise CaptureError(f"{self.source}: packet names unknown interface {iid}")
+            if why in (FULL, PYTHON_BLOCK):
                 continue
-            body = pos + 8
-            bend = pos + blen - 4
-            if btype == 0x0A0D0D0A:
-                major = struct.unpack_from(bo + "H", buf, body + 4)[0]
-                if major != 1:
-                    raise CaptureError(f"{self.source}: unsupported pcapng version {major}")
-                if blen < 28:
-                    raise CaptureError(f"{self.source}: corrupt pcapng section header")
-            elif btype == 1:  # Interface Description Block
-                if bend - body < 8:
-                    raise CaptureError(f"{self.source}: corrupt pcapng interface block")
-                lt, _r, snap = struct.unpack_from(bo + "HHI", buf, body)
-                scale, offset = 1e-6, 0.0
-                o = body + 8
-                while o + 4 <= bend:
-                    code, olen = struct.unpack_from(bo + "HH", buf, o)
-                    if code == 0:
-                        break
-                    if code == 9 and olen >= 1:
-                        r = buf[o + 4]
-                        scale = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
-                    elif code == 14 and olen == 8:
-                        offset = float(struct.unpack_from(bo + "q", buf, o + 4)[0])
-                    o += 4 + ((olen + 3) & ~3)
-                ifaces.append((lt, scale, offset, snap))
-                self.linktypes.append(lt)
-            elif btype in (6, 2, 3):
-                if btype == 3:  # Simple Packet Block: interface 0, no timestamp
-                    if not ifaces:
-                        raise CaptureError(f"{self.source}: packet before any interface block")
-                    orig = struct.unpack_from(bo + "I", buf, body)[0]
-                    lt, scale, offset, snap = ifaces[0]
-                    incl = min(orig, bend - body - 4, snap or orig)
-                    data_off, ts = body + 4, 0.0
-                else:
-                    if btype == 6:
-                        iid, th, tl, incl, orig = struct.unpack_from(bo + "IIIII", buf, body)
-                    else:
-                        iid, _drops, th, tl, incl, orig = struct.unpack_from(bo + "HHIIII", buf, body)
-                    if iid >= len(ifaces):
-                        raise CaptureError(f"{self.source}: packet names unknown interface {iid}")
-                    lt, scale, offset, _snap = ifaces[iid]
-                    ts = ((th << 32) | tl) * scale + offset
-                    data_off = body + 20
-                    if data_off + incl > bend:
-                        raise CaptureError(f"{self.source}: corrupt pcapng packet block after frame {frame}")
-                frame += 1
-                yield (frame, ts, lt, buf, data_off, incl, orig if orig >= incl else incl)
-            pos += blen
+            # DONE: the rest of the chunk holds no whole block
+            more = self._more(buf, pos)
+            if more is WAIT:
+                yield None
+                more = buf[pos:]
+            elif more is None:
+                if pos < len(buf):
+                    raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+                return
+            base += pos
+            buf, pos = more, 0
+
+    def _pcapng_header(self, buf: bytes, pos: int, bo: str, ifaces: list, frame: int) -> tuple[str, int]:
+        """Read the section header or interface description block at ``pos``; returns the byte
+        order and the position after it."""
+        if buf[pos:pos + 4] == _PCAPNG_SHB:
+            bom = buf[pos + 8:pos + 12]
+            if bom == b"\x4d\x3c\x2b\x1a":
+                bo = "<"
+            elif bom == b"\x1a\x2b\x3c\x4d":
+                bo = ">"
+            else:
+                raise CaptureError(f"{self.source}: corrupt pcapng section header")
+            ifaces.clear()
+        btype, blen = struct.unpack_from(bo + "II", buf, pos)
+        if blen < 12 or blen % 4 or blen > MAX_RECORD:
+            raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
+        if pos + blen > len(buf):
+            raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+        body = pos + 8
+        bend = pos + blen - 4
+        if btype == 0x0A0D0D0A:
+            major = struct.unpack_from(bo + "H", buf, body + 4)[0]
+            if major != 1:
+                raise CaptureError(f"{self.source}: unsupported pcapng version {major}")
+            if blen < 28:
+                raise CaptureError(f"{self.source}: corrupt pcapng section header")
+        else:  # Interface Description Block
+            if bend - body < 8:
+                raise CaptureError(f"{self.source}: corrupt pcapng interface block")
+            lt, _r, snap = struct.unpack_from(bo + "HHI", buf, body)
+            scale, offset = 1e-6, 0.0
+            o = body + 8
+            while o + 4 <= bend:
+                code, olen = struct.unpack_from(bo + "HH", buf, o)
+                if code == 0:
+                    break
+                if code == 9 and olen >= 1:
+                    r = buf[o + 4]
+                    scale = 2.0 ** -(r & 0x7F) if r & 0x80 else 10.0 ** -r
+                elif code == 14 and olen == 8:
+                    offset = float(struct.unpack_from(bo + "q", buf, o + 4)[0])
+                o += 4 + ((olen + 3) & ~3)
+            ifaces.append((lt, scale, offset, snap))
+            self.linktypes.append(lt)
+        return bo, pos + blen
 
     def progress(self) -> float | None:
         """Fraction of the file read so far (None for streams and followed files)."""
         if not self.size or self.follow:
             return None
         return min(1.0, self.bytes_read / self.size)
+
+
+def _records(batches: Iterator[FrameBatch | None]) -> Iterator[Record | None]:
+    for batch in batches:
+        if batch is None:
+            yield None
+        else:
+            yield from batch.records()
+
+
+def _iface_arrays(ifaces: list[tuple[int, float, float, int]]) -> tuple[np.ndarray, ...]:
+    """The interfaces' link types, time scales, time offsets and snap lengths as arrays."""
+    rows = ifaces or [(0, 1e-6, 0.0, 0)]
+    lt, scale, offset, snap = zip(*rows, strict=True)
+    return (np.array(lt, dtype=np.int32), np.array(scale, dtype=np.float64), np.array(offset, dtype=np.float64),
+            np.array(snap, dtype=np.int64))
 
 
 def check_linktypes(reader: CaptureReader) -> None:

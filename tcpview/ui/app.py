@@ -118,7 +118,6 @@ class TcpviewApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()
-        self.pump.release()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")

@@ -12,13 +12,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
 from ...engine.model import STATE_NAMES
-from ...engine.query import SORT_KEYS, ConnQuery, ConnRows, last_ts_at
+from ...engine.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.store import Timeline
 from .. import fmt
 from ..messages import WidgetMessage
@@ -168,19 +169,17 @@ class ConnectionTable(VirtualList):
         self.sync_size(settle)
         index = self._index_of(self.selected)
         if index is None:
-            index = min(self.cursor, len(rows) - 1) if rows else 0
+            index = min(self.cursor, len(rows) - 1) if len(rows) else 0
         self.cursor = max(0, index)  # its watcher repaints what changed
 
     def _index_of(self, cid: int | None) -> int | None:
         rows = self.rows
-        if cid is None or not rows:
+        if cid is None or not len(rows):
             return None
         if isinstance(rows, range):
             return rows.index(cid) if cid in rows else None
-        try:
-            return rows.index(cid)  # type: ignore[union-attr]
-        except ValueError:
-            return None
+        hits = np.flatnonzero(np.asarray(rows) == cid)
+        return int(hits[0]) if len(hits) else None
 
     def set_query(self, text: str) -> ConnQuery:
         """Filter with a query (see :mod:`tcpview.engine.query`); returns it parsed."""
@@ -217,11 +216,11 @@ class ConnectionTable(VirtualList):
         return len(self.rows)
 
     def row_key(self, index: int) -> int:
-        return self.rows[index]
+        return int(self.rows[index])
 
     def cursor_moved(self) -> None:
         rows, new = self.rows, self.cursor
-        cid = rows[new] if rows and 0 <= new < len(rows) else None
+        cid = int(rows[new]) if 0 <= new < len(rows) else None
         if cid != self.selected:
             self.selected = cid
             self.post_message(self.RowHighlighted(self, cid))
@@ -272,15 +271,16 @@ class ConnectionTable(VirtualList):
     def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
         tl = self.tl
         assert tl is not None
-        cid = self.rows[index]
+        cid = int(self.rows[index])
         c = tl.conns[cid]
-        t = self.t
-        if t is None:
-            cs, ss = c.state
-            k = c.n
-        else:
-            cs, ss = c.states_at(t)
-            k = c.count_at(t)
+        facts = self.model.facts(tl, self.t)
+        if cid < facts.n:
+            cs, ss = (int(x) for x in facts.states[cid])
+            k = int(facts.packets[cid])
+            nbytes = int(facts.nbytes[cid])
+            last_ts = float(facts.last_ts[cid])
+        else:  # published after the cursor's facts were taken
+            cs, ss, k, nbytes, last_ts = 0, 0, 0, 0, c.first_ts
         pos = self.clock
         if is_cursor:
             base = base + self._style("conn-table--cursor")
@@ -308,9 +308,9 @@ class ConnectionTable(VirtualList):
             elif key == "pkts":
                 text = fmt.count(k)
             elif key == "bytes":
-                text = fmt.count(self.model.facts.bytes_at(c, k))
+                text = fmt.count(nbytes)
             elif key == "idle":
-                text = fmt.duration((pos or 0.0) - last_ts_at(c, k)) if k else ""
+                text = fmt.duration((pos or 0.0) - last_ts) if k else ""
                 style = dim
             elif key == "age":
                 text = fmt.duration((pos or 0.0) - c.first_ts)

@@ -1,0 +1,175 @@
+"""The engine's store: a few numpy record arrays, no Python object per connection or segment.
+
+Tables (one record array each, appended to by the compiled loop in
+:mod:`tcpview.engine.track`, read by everything else):
+
+- ``conns`` (:data:`CONN`): one row per connection (a Wireshark ``tcp.stream``) in order of
+  first packet; the row number is the connection id. Its 4-tuple, both endpoints' current
+  states and what the state machine remembers (ISNs, FINs, next sequence numbers, window
+  scales...). Per-side fields are pairs: ``[0]`` the client's, ``[1]`` the server's. An IPv4
+  address is kept in the row; an IPv6 address is a row of the ``addrs6`` table.
+- ``segs`` (:data:`SEG`, 32 bytes): one row per TCP segment in capture order: time, frame,
+  connection, raw seq/ack, length, raw window, and a word of flags, direction, the window
+  shift known then and the analysis bits. A connection's segments are the rows with its id.
+- ``trans`` (:data:`TRANS`, 10 bytes): one row per state change of one endpoint, in the order
+  they happened: how many segments came before it (for a change a segment caused, that
+  segment's row), the connection, and a code word of side, old state, new state and why.
+  Its time is its segment's, but for a timer's (its deadline) and for the rare ones whose
+  segment's time was moved by the clock rule below: those are in ``trans_ts``.
+- ``timers`` (:data:`TIMER`): a binary heap of pending TIME_WAIT / FIN_WAIT_2 expiries.
+
+The rare things have small tables of their own (``(row, value)`` pairs): segments longer than
+65535 bytes, segments with anomalies, times where the capture clock stepped back (the time
+columns never decrease, so "as of t" is a binary search), and relative-sequence bases that
+moved.
+
+Readers never look past the lengths the writer published (``tcpview.engine.store``), and rows
+below them are never rewritten (only a connection's working fields are), so a reader on
+another thread always sees a consistent prefix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# -- the record layouts ---------------------------------------------------------------------------
+CONN = np.dtype([
+    ("fam", np.uint8),  # 4 or 6
+    ("caddr", np.uint32),  # IPv4 address, or the row of the IPv6 address in addrs6
+    ("saddr", np.uint32),
+    ("port", np.uint16, (2,)),  # client, server
+    ("state", np.uint8, (2,)),  # current TcpState of client, server
+    ("fl", np.uint32),  # F_* bits
+    ("first_ts", np.float64),  # time of the first packet
+    ("seqbase", np.uint32, (2,)),  # relative-sequence base per direction (0 = c2s)
+    ("nxt", np.uint32, (2,)),  # highest seq+len seen per direction (F_HAVE_NXT)
+    ("fin", np.uint32, (2,)),  # raw seq of each side's FIN (F_HAVE_FIN)
+    ("syn", np.uint32, (2,)),  # raw ISN of each side's SYN (F_HAVE_SYN)
+    ("lack", np.uint32, (2,)),  # last ack per direction (F_HAVE_LACK)
+    ("lwin", np.uint16, (2,)),  # last raw window per direction (F_HAVE_LWIN)
+    ("wscale", np.int8, (2,)),  # shift from each SYN: -1 SYN not seen, -2 SYN without the option
+    ("shift", np.uint8, (2,)),  # window-scale shift in use per direction, as Wireshark applies it
+    ("anom", np.uint8),  # anomaly bits seen on any segment
+    ("gen", np.uint16, (2,)),  # bumped at every state change: a timer fires only if it matches
+    ("mss", np.uint16, (2,)),  # MSS option of each side's SYN (F_HAVE_MSS)
+    ("ws", np.int8, (2,)),  # window-scale option of each side's SYN as shown (-1: none)
+], align=False)
+
+SEG = np.dtype([
+    ("ts", np.float64),  # never decreasing
+    ("frame", np.uint32),  # 1-based position in the source
+    ("conn", np.uint32),
+    ("seq", np.uint32),  # raw
+    ("ack", np.uint32),  # raw
+    ("len", np.uint16),  # payload bytes (65535: see the long table)
+    ("win", np.uint16),  # raw window field
+    ("fl", np.uint32),  # flags | dir << 8 | shift << 9 | analysis << 13
+])
+
+TRANS = np.dtype([
+    ("seg", np.uint32),  # segments before it
+    ("conn", np.uint32),
+    ("code", np.uint16),  # side | old << 1 | new << 5 | why << 9
+], align=False)
+
+TIMER = np.dtype([
+    ("deadline", np.float64),
+    ("conn", np.uint32),
+    ("side", np.uint8),
+    ("state", np.uint8),
+    ("gen", np.uint16),
+])
+
+# -- bits of a connection's fl (per-side facts: bit << side) ------------------------------------------
+F_BASE_SET = 1 << 0
+F_SYN_ACKED = 1 << 2
+F_ACKED_PEER_SYN = 1 << 4
+F_PARTIAL = 1 << 6
+F_REFUSED = 1 << 7
+F_RESET = 1 << 8
+F_KA = 1 << 9
+F_BASE_HIST = 1 << 11
+F_HAVE_NXT = 1 << 12
+F_HAVE_FIN = 1 << 14
+F_HAVE_SYN = 1 << 16
+F_HAVE_LACK = 1 << 18
+F_SACK_PERM = 1 << 20
+F_SYN_OPTS = 1 << 22
+F_IN_TABLE = 1 << 24
+F_HAVE_LWIN = 1 << 25
+F_HAVE_MSS = 1 << 27
+
+# -- a segment's fl word ----------------------------------------------------------------------------
+SEG_DIR_SHIFT = 8
+SEG_WSHIFT_SHIFT = 9
+SEG_ANA_SHIFT = 13
+LONG_LEN = 0xFFFF  # len says "look in the long table"
+
+# -- a transition's code word -------------------------------------------------------------------------
+TR_OLD_SHIFT = 1
+TR_NEW_SHIFT = 5
+TR_WHY_SHIFT = 9
+
+# -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
+(N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
+ N_LONG, N_ANOM, N_TRANS_TS, STATUS) = range(14)
+NCOUNTERS = 16
+FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
+NCLOCKS = 8
+
+# why a kernel returned early: which table needs room (the index of its counter)
+NEED_NOTHING = -1
+
+
+class Tables:
+    """Every table of one timeline, and how many rows of each are in use (the writer's)."""
+
+    # name -> (dtype or (dtype, columns), counter index, first capacity)
+    LAYOUT: dict[str, tuple] = {
+        "conns": (CONN, N_CONN, 1024),
+        "segs": (SEG, N_SEG, 16384),
+        "trans": (TRANS, N_TRANS, 16384),
+        "timers": (TIMER, N_TIMERS, 256),
+        "addrs6": ((np.int64, 4), N_ADDR6, 16),
+        "seg_back": ((np.float64, 2), N_SEG_BACK, 16),  # (segment row, real time)
+        "trans_back": ((np.float64, 2), N_TRANS_BACK, 16),  # (transition row, real time)
+        "base_hist": ((np.int64, 4), N_BASE_HIST, 16),  # (conn, segment row, dir, old base)
+        "long": ((np.int64, 2), N_LONG, 16),  # (segment row, payload length) when >= 65535
+        "anom": ((np.int64, 2), N_ANOM, 64),  # (segment row, anomaly bits)
+        "trans_ts": ((np.float64, 2), N_TRANS_TS, 256),  # (transition row, time) where not its segment's
+    }
+
+    def __init__(self, rows: int | None = None) -> None:
+        """``rows``: start every table with this many rows instead (small ones grow early)."""
+        for name, (dt, _counter, cap) in self.LAYOUT.items():
+            setattr(self, name, _alloc(dt, rows or cap))
+        self.hash = np.zeros(max(16, 1 << (2 * (rows or 2048)).bit_length()), dtype=np.int32)
+        self.cnt = np.zeros(NCOUNTERS, dtype=np.int64)
+        self.clk = np.full(NCLOCKS, -np.inf, dtype=np.float64)
+        self.skip = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
+
+    def grow(self, counter: int) -> None:
+        """Double the table whose counter is ``counter`` (copying its rows in use).
+
+        The old array is left as it was: a reader still holding it keeps a consistent view.
+        """
+        for name, (dt, c, _cap) in self.LAYOUT.items():
+            if c == counter:
+                old = getattr(self, name)
+                new = _alloc(dt, 2 * len(old))
+                used = int(self.cnt[c])
+                new[:used] = old[:used]
+                setattr(self, name, new)
+                return
+        raise ValueError(f"no table counts with {counter}")
+
+    def nbytes(self) -> int:
+        """Bytes the tables hold (allocated)."""
+        return sum(getattr(self, name).nbytes for name in self.LAYOUT) + self.hash.nbytes
+
+
+def _alloc(dt, capacity: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    if isinstance(dt, tuple):
+        return np.zeros((capacity, dt[1]), dtype=dt[0])
+    # a record array: fields read as attributes, by numba and by plain Python alike
+    return np.zeros(capacity, dtype=dt).view(np.recarray)

@@ -1,0 +1,71 @@
+"""How tcpview's hot loops are compiled: numba, cached on disk, without the GIL.
+
+Every kernel (the engine's, and the capture-file scanner's) is a plain Python function over
+numpy arrays and numbers, decorated with :func:`kernel`. numba compiles it to machine code the first time it runs and
+caches the result beside the module (in ``__pycache__``, or a per-user cache directory when
+the package directory is read-only; ``NUMBA_CACHE_DIR`` chooses another place), so later runs
+only load it. Compiled kernels release the GIL: a reader thread (the UI) runs while a kernel
+works through a batch of frames.
+
+``NUMBA_DISABLE_JIT=1`` runs the very same functions as Python (slowly): the tests run the
+engine's core that way too, so there is one implementation and it can be stepped through in a
+debugger.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numba
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+"""True when numba runs the kernels as plain Python (``NUMBA_DISABLE_JIT=1``)."""
+
+
+def _writable(directory: str) -> bool:
+    """Whether files can be made in ``directory`` (made first if it does not exist)."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".tcpview-probe-")  # noqa: SIM115
+        probe.close()
+        return True
+    except OSError:
+        return False
+
+
+def cache_dir() -> str:
+    """Where the compiled kernels are cached: ``NUMBA_CACHE_DIR`` when set, else numba's choice
+    (``__pycache__`` beside the package when it is writable, else the user's cache directory,
+    ``~/.cache/numba``), else, when neither can be written, a directory of this user's in the
+    system's temporary directory."""
+    if numba.config.CACHE_DIR:
+        return str(numba.config.CACHE_DIR)
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine", "__pycache__")
+    if _writable(here):
+        return here
+    from numba.misc.appdirs import AppDirs
+
+    user = AppDirs(appname="numba", appauthor=False).user_cache_dir
+    if _writable(user):
+        return user
+    fallback = os.path.join(tempfile.gettempdir(), f"tcpview-numba-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    numba.config.CACHE_DIR = fallback  # numba reads it when a kernel is first compiled
+    return fallback
+
+
+CACHE_DIR = cache_dir()
+
+
+def kernel(fn: F) -> F:
+    """Compile ``fn`` with numba: cached on disk, no Python objects, the GIL released."""
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)  # type: ignore[return-value]
+
+
+def helper(fn: F) -> F:
+    """A function kernels call (compiled when its first caller is)."""
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)  # type: ignore[return-value]

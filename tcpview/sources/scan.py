@@ -1,0 +1,123 @@
+"""Compiled scanners that find the frames in a chunk of a pcap or pcapng capture.
+
+They read record (or block) headers only and fill a :data:`~tcpview.sources.batch.FRAME`
+record array with where each frame is and its time; the bytes stay in the chunk. A scanner
+stops at the end of the chunk (a record cut by the chunk's end is left for the next one), at
+damage, and (pcapng) at any block it leaves to Python: section and interface headers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import helper, kernel
+
+# why a scanner stopped
+DONE, CORRUPT, CORRUPT_PACKET, BAD_INTERFACE, PYTHON_BLOCK, FULL = range(6)
+
+
+@helper
+def _u32(b: np.ndarray, p: int, big: bool) -> int:
+    if big:
+        return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
+
+
+@helper
+def _u16(b: np.ndarray, p: int, big: bool) -> int:
+    if big:
+        return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
+    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
+
+
+@kernel
+def scan_pcap(b: np.ndarray, pos: int, end: int, big: bool, scale: float, linktype: int, limit: int,  # type: ignore[no-untyped-def]
+              frame: int, out) -> tuple:
+    """Records of a pcap file in ``b[pos:end]``: ``(frames found, position after them, why it
+    stopped)``. ``frame`` is the number of the frame before the first; ``scale`` seconds per
+    unit of the fraction field (1e-6 or 1e-9); a record longer than ``limit`` is damage."""
+    n = 0
+    while pos + 16 <= end:
+        if n >= len(out):
+            return n, pos, FULL
+        incl = _u32(b, pos + 8, big)
+        if incl > limit:
+            return n, pos, CORRUPT
+        if pos + 16 + incl > end:
+            break
+        orig = _u32(b, pos + 12, big)
+        f = out[n]
+        f.off = pos + 16
+        f.caplen = incl
+        f.origlen = orig if orig >= incl else incl
+        f.ts = _u32(b, pos, big) + _u32(b, pos + 4, big) * scale
+        f.linktype = linktype
+        frame += 1
+        f.frame = frame
+        n += 1
+        pos += 16 + incl
+    return n, pos, DONE
+
+
+@kernel
+def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray, if_scale: np.ndarray,  # type: ignore[no-untyped-def]
+                if_off: np.ndarray, if_snap: np.ndarray, n_if: int, limit: int, frame: int, out) -> tuple:
+    """Packet blocks of a pcapng section in ``b[pos:end]``: ``(frames found, position after
+    them, why it stopped)``. Enhanced, simple and obsolete packet blocks become frames;
+    other blocks are skipped, but for section and interface headers, which stop the scan
+    (PYTHON_BLOCK) so the caller reads them."""
+    n = 0
+    while pos + 12 <= end:
+        if n >= len(out):
+            return n, pos, FULL
+        btype = _u32(b, pos, big)
+        blen = _u32(b, pos + 4, big)
+        if btype == 0x0A0D0D0A or btype == 1:
+            return n, pos, PYTHON_BLOCK
+        if blen < 12 or blen % 4 or blen > limit:
+            return n, pos, CORRUPT
+        if pos + blen > end:
+            break
+        body = pos + 8
+        bend = pos + blen - 4
+        if btype == 6 or btype == 2 or btype == 3:
+            if btype == 3:  # simple packet block: interface 0, no time stamp
+                if n_if == 0:
+                    return n, pos, BAD_INTERFACE
+                orig = _u32(b, body, big)
+                incl = min(orig, bend - body - 4)
+                if if_snap[0] > 0:
+                    incl = min(incl, np.int64(if_snap[0]))
+                iface = 0
+                data = body + 4
+                ts = 0.0
+            else:
+                if btype == 6:
+                    iface = _u32(b, body, big)
+                    th = _u32(b, body + 4, big)
+                    tl = _u32(b, body + 8, big)
+                    incl = _u32(b, body + 12, big)
+                    orig = _u32(b, body + 16, big)
+                else:
+                    iface = _u16(b, body, big)
+                    th = _u32(b, body + 4, big)
+                    tl = _u32(b, body + 8, big)
+                    incl = _u32(b, body + 12, big)
+                    orig = _u32(b, body + 16, big)
+                if iface >= n_if:
+                    return n, pos, BAD_INTERFACE
+                data = body + 20
+                if data + incl > bend:
+                    return n, pos, CORRUPT_PACKET
+                ts = (th * 4294967296.0 + tl) * if_scale[iface] + if_off[iface]
+            f = out[n]
+            f.off = data
+            f.caplen = incl
+            f.origlen = orig if orig >= incl else incl
+            f.ts = ts
+            f.linktype = if_lt[iface]
+            frame += 1
+            f.frame = frame
+            n += 1
+        pos += blen
+    return n, pos, DONE
