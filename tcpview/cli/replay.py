@@ -31,24 +31,21 @@ def probe(path: str, follow: bool = False) -> None:
     """Check that ``path`` is a readable capture before the UI starts.
 
     Raises:
-        UsageError: no such file, unreadable, or not a pcap/pcapng capture.
+        UserError: no such file, unreadable, or not a pcap/pcapng capture.
     """
-    from ..sources.pcap import CaptureError, CaptureReader
+    from ..sources.pcap import CaptureReader
 
     if follow:
         try:
             with open(path, "rb") as f:
                 head = f.read(4)
         except OSError as e:
-            raise UsageError(os_problem(path, e)) from None
+            raise UsageError(os_problem(path, e, wanted="a capture file")) from None
         if len(head) == 4 and head not in _MAGICS:
             raise UsageError(f"{path}: not a pcap or pcapng capture (unknown magic {head.hex()})")
         return
-    try:
-        with CaptureReader(path) as reader:
-            next(iter(reader.records()), None)
-    except CaptureError as e:
-        raise UsageError(str(e)) from None
+    with CaptureReader(path) as reader:
+        next(iter(reader.records()), None)
 
 
 def _stdin_source():  # type: ignore[no-untyped-def]
@@ -76,16 +73,12 @@ def _stdin_source():  # type: ignore[no-untyped-def]
 def cmd_replay(args: argparse.Namespace) -> int:
     """``tcpview replay FILE|- [--follow]``."""
     from ..sources.base import FileSource
-    from ..sources.pcap import CaptureError
 
     if args.source == "-":
         source = _stdin_source()
     else:
         probe(args.source, follow=args.follow)
-        try:
-            source = FileSource(args.source, follow=args.follow)
-        except CaptureError as e:
-            raise UsageError(str(e)) from None
+        source = FileSource(args.source, follow=args.follow)
     from ..ui.run import run_app
 
     return run_app(source, at=args.at, **app_options(args))

@@ -73,6 +73,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ..errors import os_problem
 from . import tomlpos
 from .steps import (
     STEP_MODELS,
@@ -157,14 +158,8 @@ def load(spec: str) -> Scenario:
                             "(or give a .toml file)")
     try:
         raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(f"{spec}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{spec}: is a directory, not a scenario file") from None
-    except PermissionError:
-        raise ScenarioError(f"{spec}: permission denied") from None
     except OSError as e:
-        raise ScenarioError(f"{spec}: {e.strerror or e}") from None
+        raise ScenarioError(os_problem(spec, e, wanted="a scenario file")) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
+from ..errors import UserError, os_problem
 from .linktypes import SUPPORTED_LINKTYPES
 
 CHUNK = 4 << 20
@@ -34,7 +35,7 @@ Record = tuple[int, float, int, Any, int, int, int]
 WAIT = b"<wait>"  # sentinel from _read: following, and nothing new yet (compared by identity)
 
 
-class CaptureError(Exception):
+class CaptureError(UserError):
     """A capture that cannot be read (or read to the end); the message is one line."""
 
 
@@ -76,14 +77,8 @@ class CaptureReader:
         else:
             try:
                 self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
-            except FileNotFoundError:
-                raise CaptureError(f"{source}: no such file") from None
-            except IsADirectoryError:
-                raise CaptureError(f"{source}: is a directory, not a capture file") from None
-            except PermissionError:
-                raise CaptureError(f"{source}: permission denied") from None
             except OSError as e:
-                raise CaptureError(f"{source}: {e.strerror}") from None
+                raise CaptureError(os_problem(source, e, wanted="a capture file")) from None
             self._fd = self._file.fileno()
             try:
                 self.size = os.fstat(self._fd).st_size
@@ -127,7 +122,7 @@ class CaptureReader:
             except InterruptedError:
                 continue
             except OSError as e:
-                raise CaptureError(f"{self.source}: read error: {e.strerror}") from None
+                raise CaptureError(os_problem(self.source, e, "read error")) from None
             if data:
                 self.bytes_read += len(data)
                 return data

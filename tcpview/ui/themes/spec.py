@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ...errors import UserError, os_problem
+
 if TYPE_CHECKING:
     from textual.theme import Theme
 
@@ -26,7 +28,7 @@ _TEXT_STYLE_WORDS = {"bold", "italic", "underline", "strike", "reverse", "dim", 
                      "blink", "overline", "b", "i", "u", "s"}
 
 
-class ThemeError(Exception):
+class ThemeError(UserError):
     """A theme that cannot be used; ``str()`` is one line naming the file (or name) and why."""
 
 
@@ -190,7 +192,7 @@ def load_theme_file(path: str | os.PathLike[str], known: Collection[str] | None 
     try:
         raw = p.read_bytes()
     except OSError as e:
-        raise ThemeError(f"{p}: {e.strerror or e}") from None
+        raise ThemeError(os_problem(p, e, wanted="a theme file")) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
