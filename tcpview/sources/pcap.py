@@ -48,6 +48,10 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 
+def _unknown_magic(source: str, magic: bytes) -> str:
+    return f"{source}: not a pcap or pcapng capture (unknown magic {magic.hex()})"
+
+
 class CaptureReader:
     """Iterate the records of a pcap or pcapng capture.
 
@@ -55,6 +59,7 @@ class CaptureReader:
         source: a path, or ``"-"`` for standard input.
         follow: at the end of the file, wait for more data instead of stopping.
         stop: called while following or waiting; return True to stop reading.
+        fd: with ``"-"``, read this file descriptor instead of standard input's.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class CaptureReader:
         source: str,
         follow: bool = False,
         stop: Callable[[], bool] | None = None,
+        fd: int | None = None,
     ) -> None:
         self.source = source
         self.follow = follow
@@ -73,7 +79,7 @@ class CaptureReader:
         self._file: BinaryIO | None = None
         self.is_stream = source == "-"
         if self.is_stream:
-            self._fd = sys.stdin.buffer.fileno()
+            self._fd = sys.stdin.buffer.fileno() if fd is None else fd
         else:
             try:
                 self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
@@ -159,7 +165,7 @@ class CaptureReader:
         elif magic == _PCAPNG_SHB:
             return self._pcapng(buf)
         else:
-            raise CaptureError(f"{self.source}: not a pcap or pcapng capture (unknown magic {magic.hex()})")
+            raise CaptureError(_unknown_magic(self.source, magic))
 
     def _more(self, buf: bytes, pos: int) -> bytes | None:
         """Drop consumed bytes and append the next chunk; None at the end; WAIT to retry."""
@@ -321,3 +327,25 @@ def check_linktypes(reader: CaptureReader) -> None:
     lts = reader.linktypes
     if lts and all(lt not in SUPPORTED_LINKTYPES for lt in lts):
         raise CaptureError(f"{reader.source}: unsupported link type {lts[0]}")
+
+
+def check_capture(path: str, follow: bool = False) -> None:
+    """Fail now if ``path`` cannot be read as a capture, rather than once a viewer is up.
+
+    Reads the file's header and first record; a followed file may still be empty or short
+    (it is being written), so for it only a first four bytes that no capture starts with fail.
+
+    Raises:
+        CaptureError: no such file, unreadable, or not a pcap/pcapng capture.
+    """
+    if not follow:
+        with CaptureReader(path) as reader:
+            next(iter(reader.records()), None)
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CaptureError(os_problem(path, e, wanted="a capture file")) from None
+    if len(head) == 4 and head not in _PCAP_MAGICS and head != _PCAPNG_SHB:
+        raise CaptureError(_unknown_magic(path, head))
