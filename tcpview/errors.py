@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -50,3 +51,24 @@ def os_problem(what: object, e: OSError, doing: str = "", *, wanted: str = "") -
     if wanted and code == errno.EISDIR:
         reason += f", not {wanted}"
     return f"{what}: {doing + ': ' if doing else ''}{reason}"
+
+
+def read_text(path: str | os.PathLike[str], error: type[UserError], wanted: str) -> str:
+    """The text of a UTF-8 file the user named (a scenario, a theme).
+
+    Args:
+        path: the file.
+        error: what to raise: the reader's own :class:`UserError`.
+        wanted: what the file should be (``a scenario file``), for the one-line message.
+
+    Raises:
+        UserError: ``error``, when the file cannot be read or is not UTF-8 text.
+    """
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise error(os_problem(path, e, wanted=wanted)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not UTF-8 text, so not {wanted}") from None

@@ -73,7 +73,7 @@ from pydantic import (
     ValidationError,
 )
 
-from ..errors import os_problem
+from ..errors import read_text
 from . import tomlpos
 from .steps import (
     STEP_MODELS,
@@ -156,15 +156,7 @@ def load(spec: str) -> Scenario:
             return load_builtin(spec)
         raise ScenarioError(f"{spec}: no such scenario; built-in: {', '.join(builtin_names())} "
                             "(or give a .toml file)")
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ScenarioError(os_problem(spec, e, wanted="a scenario file")) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{spec}: not a UTF-8 text file (a scenario is TOML)") from None
-    return parse(text, spec, p.stem)
+    return parse(read_text(spec, ScenarioError, "a scenario file"), spec, p.stem)
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -232,7 +232,21 @@ class CaptureReader:
         bo = "<"
         ifaces: list[tuple[int, float, float, int]] = []  # (linktype, scale, offset, snaplen)
         while True:
-            if pos + 12 > len(buf) or pos + 8 > len(buf):
+            blen = 12  # the smallest block, until the block's own length has been read
+            if pos + 12 <= len(buf):
+                if buf[pos : pos + 4] == _PCAPNG_SHB:
+                    bom = buf[pos + 8 : pos + 12]
+                    if bom == b"\x4d\x3c\x2b\x1a":
+                        bo = "<"
+                    elif bom == b"\x1a\x2b\x3c\x4d":
+                        bo = ">"
+                    else:
+                        raise CaptureError(f"{self.source}: corrupt pcapng section header")
+                    ifaces = []
+                btype, blen = struct.unpack_from(bo + "II", buf, pos)
+                if blen < 12 or blen % 4 or blen > MAX_RECORD:
+                    raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
+            if pos + blen > len(buf):  # the block header, or the rest of the block, is still to come
                 more = self._more(buf, pos)
                 if more is WAIT:
                     yield None
@@ -240,29 +254,7 @@ class CaptureReader:
                 if more is None:
                     if pos < len(buf):
                         raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
-                    return
-                buf, pos = more, 0
-                continue
-            btype_raw = buf[pos : pos + 4]
-            if btype_raw == _PCAPNG_SHB:
-                bom = buf[pos + 8 : pos + 12]
-                if bom == b"\x4d\x3c\x2b\x1a":
-                    bo = "<"
-                elif bom == b"\x1a\x2b\x3c\x4d":
-                    bo = ">"
-                else:
-                    raise CaptureError(f"{self.source}: corrupt pcapng section header")
-                ifaces = []
-            btype, blen = struct.unpack_from(bo + "II", buf, pos)
-            if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame}")
-            if pos + blen > len(buf):
-                more = self._more(buf, pos)
-                if more is WAIT:
-                    yield None
-                    continue
-                if more is None:
-                    raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+                    return  # the end falls between two blocks
                 buf, pos = more, 0
                 continue
             body = pos + 8

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...errors import UserError, os_problem
+from ...errors import UserError, read_text
 
 if TYPE_CHECKING:
     from textual.theme import Theme
@@ -189,12 +189,4 @@ def load_theme_file(path: str | os.PathLike[str], known: Collection[str] | None 
         ThemeError: The file cannot be read or is not a valid theme.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ThemeError(os_problem(p, e, wanted="a theme file")) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ThemeError(f"{p}: not UTF-8 text") from None
-    return parse_theme(text, str(p), known, require_all)
+    return parse_theme(read_text(p, ThemeError, "a theme file"), str(p), known, require_all)
