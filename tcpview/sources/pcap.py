@@ -9,7 +9,8 @@ chunk in place. The same code reads a whole file, a pipe as data arrives
 It is used instead of scapy's ``RawPcapReader`` because it is about twice as fast here, reads
 partial records from a pipe without blocking on a full buffer, and reports damage (a cut-short
 file, a corrupt record length) as :class:`CaptureError` after handing out every good record.
-Writing captures uses scapy (``tcpview.sources.writer``).
+Writing captures: the simulator uses scapy (``tcpview.sim.writer``), live capture its own
+writer (``tcpview.sources.live.sink``).
 """
 
 from __future__ import annotations
