@@ -365,3 +365,42 @@ def test_feed_records_matches_feed_frame_on_mixed_traffic(tmp_path):
     assert (fast.first_ts, fast.last_ts) == (slow.tl.first_ts, slow.tl.last_ts)
     opts_seg = [s for s in fast.segments(len(fast.conns) - 3) if s.len == len(b"with ip options")]
     assert len(opts_seg) == 1
+
+
+def test_open_source_checks_a_path_before_handing_it_over(tmp_path):
+    """The factory fails in one line for what is not a readable capture, before any reading."""
+    from tcpview.sources.base import FileSource, open_source
+
+    good = tmp_path / "good.pcap"
+    good.write_bytes(pcap_bytes(list(zip(TS, frames4()))))
+    src = open_source(str(good))
+    assert isinstance(src, FileSource) and src.name == f"replay {good}" and not src.live
+    with pytest.raises(CaptureError, match="no such file"):
+        open_source(str(tmp_path / "nope.pcap"))
+    with pytest.raises(CaptureError, match="is a directory, not a capture file"):
+        open_source(str(tmp_path))
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"this is not a capture\n")
+    for follow in (False, True):
+        with pytest.raises(CaptureError, match="not a pcap or pcapng capture"):
+            open_source(str(garbage), follow=follow)
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    assert open_source(str(empty), follow=True).live  # being written: nothing to check yet
+
+
+def test_open_source_reads_a_stream_from_the_descriptor_it_is_given(tmp_path):
+    """``-`` with ``fd``: the pipe moved off descriptor 0 (as replay does for the keyboard)."""
+    import threading
+
+    from tcpview.sources.base import open_source
+
+    r, w = os.pipe()
+    os.write(w, pcap_bytes(list(zip(TS, frames4()))))
+    os.close(w)
+    try:
+        src = open_source("-", fd=r)
+        got = [rec[0] for rec in src.frames(threading.Event()) if rec is not None]
+    finally:
+        os.close(r)
+    assert src.name == "replay stdin" and src.live and got == [1, 2, 3, 4] and src.error is None

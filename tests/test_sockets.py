@@ -372,6 +372,40 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         await pilot.press("q")
 
 
+async def test_sockets_filter_box_is_visible_and_esc_restores_the_filter(tmp_path):
+    """On a synthetic kernel table: the box shows above the footer while typing (the filter
+    applies as it is typed) and Esc puts back the filter it was opened with."""
+    from textual.widgets import Footer
+
+    from tcpview.ui.sockets_app import SocketsApp
+    from tcpview.ui.widgets.prompt import Prompt
+    from tcpview.ui.widgets.socket_table import SocketTable
+
+    proc = tmp_path / "tcp"
+    proc.write_text(_HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 8080), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("127.0.0.1", 8080), _hex4("127.0.0.1", 41000), 0x08),
+        _line(2, _hex4("127.0.0.1", 41000), _hex4("127.0.0.1", 8080), 0x05),
+    ]))
+    app = SocketsApp(KernelTable(files=[str(proc)]), interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table, prompt, footer = app.query_one(SocketTable), app.query_one(Prompt), app.query_one(Footer)
+        await wait_until(lambda: app.table.version >= 1 and len(table.rows) == 2, 10, 0.02, pilot.pause)
+        app.action_set_filter("state:listen")
+        await pilot.pause()
+        assert len(table.rows) == 1
+        await pilot.press("slash", *["backspace"] * len("state:listen"), *"state:cw")
+        await pilot.pause()
+        assert prompt.display and prompt.value == "state:cw" and table.query.text == "state:cw"
+        assert [r.state_text(1) for _i, r in table.rows] == ["CLOSE_WAIT"]  # applied while typing
+        region = prompt.region
+        assert region.height >= 1 and not region.overlaps(footer.region) and region.bottom <= footer.region.y
+        assert app.screen.get_widget_at(region.x + 1, region.y)[0] is prompt
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not prompt.display and table.query.text == "state:listen" and len(table.rows) == 1
+
+
 @pytest.mark.parametrize("module", ["tcpview.kernel.history", "tcpview.kernel.compare", "tcpview.sources.live.capture", "tcpview.cli.live"])
 def test_headless_parts_import_no_textual_and_no_scapy(module):
     import sys

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_until
+from textual.widgets import Footer
 from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
@@ -20,6 +21,7 @@ from tcpview.ui.app import TcpviewApp
 from tcpview.ui.widgets.conn_table import ConnectionTable
 from tcpview.ui.widgets.counters import CountersBar
 from tcpview.ui.widgets.ladder import Ladder
+from tcpview.ui.widgets.prompt import Prompt
 from tcpview.ui.widgets.why_line import WhyLine
 
 SIZES = [(80, 24), (120, 40)]
@@ -244,6 +246,28 @@ async def test_filter_escape_in_the_box_restores_the_old_filter(capture: Path) -
         await pilot.press("escape")
         await pilot.pause()
         assert list(table.rows) == [0] and table.model.query.text == "port:80"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_open_prompt_is_shown_above_the_footer(capture: Path, size: tuple[int, int]) -> None:
+    """The filter and time boxes are drawn where the user sees them, not under the footer."""
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=size) as pilot:
+        await loaded(app, pilot)
+        prompt, footer = app.query_one(Prompt), app.query_one(Footer)
+        assert not prompt.display
+        for key, text in (("slash", "port:80"), ("t", "0.5")):
+            await pilot.press(key, *text)
+            await pilot.pause()
+            assert prompt.display and prompt.value == text and prompt.has_focus
+            region = prompt.region
+            assert region.height >= 1 and region.width > len(text)
+            assert app.screen.region.contains_region(region) and not region.overlaps(footer.region)
+            assert region.bottom <= footer.region.y  # above the footer, not beside or under it
+            assert app.screen.get_widget_at(region.x + 1, region.y)[0] is prompt  # nothing covers it
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not prompt.display
 
 
 async def test_sorting_by_keys_and_header_click(capture: Path) -> None:

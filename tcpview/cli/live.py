@@ -2,7 +2,7 @@
 and the headless ``tcpview summary -i IFACE --duration S``.
 
 Every user error (no privileges, unknown interface, bad filter, existing output file) is a
-:class:`tcpview.cli.UsageError`: one line on stderr, exit status 2.
+:class:`~tcpview.errors.UserError`: one line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -68,26 +68,26 @@ def _filter_of(args: argparse.Namespace) -> str | None:
 
 
 def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-untyped-def]
-    """Open the capture the arguments ask for; user errors become UsageError."""
-    from ..sources.live.capture import LiveSource
-    from ..sources.live.ring import SAVE_SNAPLEN, LiveError
+    """Open the capture the arguments ask for.
 
-    try:
-        return LiveSource(
-            interface=args.interface,
-            bpf=_filter_of(args),
-            write=getattr(args, "write", None) if write else None,
-            force=getattr(args, "force", False),
-            snaplen=getattr(args, "snaplen", None) or (SAVE_SNAPLEN if getattr(args, "write", None) else None),
-            buffer_mb=getattr(args, "buffer", 32),
-        )
-    except LiveError as e:
-        raise UsageError(str(e)) from None
+    Raises:
+        LiveError: no privileges, no such interface, a bad filter (one line).
+    """
+    from ..sources.live.capture import LiveSource
+    from ..sources.live.ring import SAVE_SNAPLEN
+
+    return LiveSource(
+        interface=args.interface,
+        bpf=_filter_of(args),
+        write=getattr(args, "write", None) if write else None,
+        force=getattr(args, "force", False),
+        snaplen=getattr(args, "snaplen", None) or (SAVE_SNAPLEN if getattr(args, "write", None) else None),
+        buffer_mb=getattr(args, "buffer", 32),
+    )
 
 
 def cmd_live(args: argparse.Namespace) -> int:
     """``tcpview live``: capture and show it in the terminal UI."""
-    from ..sources.live.ring import LiveError
     from ..ui.run import require_terminal, run_app
 
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
@@ -97,10 +97,7 @@ def cmd_live(args: argparse.Namespace) -> int:
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         require_terminal()  # before -w creates its file
         if args.write:
-            try:
-                source.save_to(args.write, args.force)
-            except LiveError as e:
-                raise UsageError(str(e)) from None
+            source.save_to(args.write, args.force)
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         return run_app(source, live=True, on_switch=sources.append, **app_options(args))
     finally:

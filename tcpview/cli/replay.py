@@ -10,11 +10,8 @@ import argparse
 import os
 import sys
 
-from ..errors import os_problem
 from .errors import UsageError
 from .options import add_app_options, add_timers, app_options, nonnegative_float
-
-_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a")
 
 
 def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
@@ -27,37 +24,13 @@ def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
     add_app_options(p)
 
 
-def probe(path: str, follow: bool = False) -> None:
-    """Check that ``path`` is a readable capture before the UI starts.
-
-    Raises:
-        UsageError: no such file, unreadable, or not a pcap/pcapng capture.
-    """
-    from ..sources.pcap import CaptureError, CaptureReader
-
-    if follow:
-        try:
-            with open(path, "rb") as f:
-                head = f.read(4)
-        except OSError as e:
-            raise UsageError(os_problem(path, e)) from None
-        if len(head) == 4 and head not in _MAGICS:
-            raise UsageError(f"{path}: not a pcap or pcapng capture (unknown magic {head.hex()})")
-        return
-    try:
-        with CaptureReader(path) as reader:
-            next(iter(reader.records()), None)
-    except CaptureError as e:
-        raise UsageError(str(e)) from None
-
-
 def _stdin_source():  # type: ignore[no-untyped-def]
     """A source reading the capture piped into stdin, with the keyboard moved to /dev/tty.
 
     Textual reads keys from file descriptor 0, so the pipe is moved to another descriptor
     and the controlling terminal is opened on 0.
     """
-    from ..sources.base import FileSource
+    from ..sources.base import open_source
 
     if sys.stdin is None or sys.stdin.isatty():
         raise UsageError("replay -: stdin is a terminal; pipe a capture in, e.g. tcpdump -U -w - | tcpview replay -")
@@ -68,24 +41,15 @@ def _stdin_source():  # type: ignore[no-untyped-def]
     data_fd = os.dup(0)
     os.dup2(tty, 0)
     os.close(tty)
-    source = FileSource("-")
-    source.reader._fd = data_fd  # the reader reads the pipe, Textual the terminal
-    return source
+    return open_source("-", fd=data_fd)  # the source reads the pipe, Textual the terminal
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """``tcpview replay FILE|- [--follow]``."""
-    from ..sources.base import FileSource
-    from ..sources.pcap import CaptureError
+    from ..sources.base import open_source
 
-    if args.source == "-":
-        source = _stdin_source()
-    else:
-        probe(args.source, follow=args.follow)
-        try:
-            source = FileSource(args.source, follow=args.follow)
-        except CaptureError as e:
-            raise UsageError(str(e)) from None
+    # a file is checked here, before the UI starts: a problem is one line, exit 2
+    source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     from ..ui.run import run_app
 
     return run_app(source, at=args.at, **app_options(args))

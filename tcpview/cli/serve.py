@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import Sequence
 
+from ..errors import os_problem
 from .errors import UsageError
 
 DEFAULT_ARGS = ("demo",)
@@ -114,9 +115,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(sockaddr)
     except socket.gaierror as e:
-        raise UsageError(f"cannot listen on {host}: {e.strerror}") from None
+        raise UsageError(os_problem(f"cannot listen on {host}", e)) from None
     except OSError as e:
-        raise UsageError(f"cannot listen on {host}:{args.port}: {e.strerror or e}") from None
+        raise UsageError(os_problem(f"cannot listen on {host}:{args.port}", e)) from None
     if not is_loopback(host):
         print(f"tcpview: warning: serving on {host}:{args.port}: anyone who can reach it can use "
               "the app (there is no authentication)", file=sys.stderr)

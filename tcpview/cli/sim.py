@@ -46,15 +46,6 @@ def add_simulate(sub) -> None:  # type: ignore[no-untyped-def]
     s.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
 
 
-def _load(spec: str):  # type: ignore[no-untyped-def]
-    from ..sim import ScenarioError, load
-
-    try:
-        return load(spec)
-    except ScenarioError as e:
-        raise UsageError(str(e)) from None
-
-
 def print_list(out=None) -> None:  # type: ignore[no-untyped-def]
     """Print the built-in scenarios, one per line with its description."""
     from ..sim import DEFAULT_SCENARIO, ScenarioError, builtin_names, load_builtin
@@ -76,9 +67,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.list:
         print_list()
         return 0
-    from ..sim import DEFAULT_SCENARIO, SimSource
+    from ..sim import DEFAULT_SCENARIO, SimSource, load
 
-    scen = _load(args.scenario or DEFAULT_SCENARIO)
+    scen = load(args.scenario or DEFAULT_SCENARIO)
     source = SimSource(scen, seed=args.seed, speed=args.speed, paced=True)
     from ..ui.run import run_app
 
@@ -94,11 +85,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise UsageError("simulate needs a scenario (a built-in name or a .toml file; see --list)")
     if not args.write:
         raise UsageError("simulate needs -w FILE (the pcap to write, or - for standard output)")
-    from ..sim import write_pcap
+    from ..sim import load, write_pcap
 
     if args.write == "-" and sys.stdout.isatty():
         raise UsageError("refusing to write a capture to a terminal; redirect it (-w - > file, or | tcpview summary -)")
-    scen = _load(args.scenario)
+    scen = load(args.scenario)
     duration = args.duration
     bounded = duration is not None or args.packets is not None
     if not scen.finite and not bounded:
@@ -106,10 +97,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         res = write_pcap(scen, args.write, seed=args.seed, max_packets=args.packets, max_seconds=duration,
                          force=args.force)
-    except FileExistsError:
-        raise UsageError(f"{args.write}: file exists (use --force to overwrite it)") from None
-    except IsADirectoryError:
-        raise UsageError(f"{args.write}: is a directory") from None
     except OSError as e:
         raise UsageError(os_problem(args.write, e, "cannot write")) from None
     note = ""

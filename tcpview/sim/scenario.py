@@ -73,6 +73,7 @@ from pydantic import (
     ValidationError,
 )
 
+from ..errors import read_text
 from . import tomlpos
 from .steps import (
     STEP_MODELS,
@@ -155,21 +156,7 @@ def load(spec: str) -> Scenario:
             return load_builtin(spec)
         raise ScenarioError(f"{spec}: no such scenario; built-in: {', '.join(builtin_names())} "
                             "(or give a .toml file)")
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(f"{spec}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{spec}: is a directory, not a scenario file") from None
-    except PermissionError:
-        raise ScenarioError(f"{spec}: permission denied") from None
-    except OSError as e:
-        raise ScenarioError(f"{spec}: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{spec}: not a UTF-8 text file (a scenario is TOML)") from None
-    return parse(text, spec, p.stem)
+    return parse(read_text(spec, ScenarioError, "a scenario file"), spec, p.stem)
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")

@@ -58,6 +58,7 @@ class SimSource:
         self.engine: Engine | None = None
         self.emitted = 0
         self.finished = False
+        self.error: str | None = None  # a scenario runs to its end; kept for the Source protocol
         self._speed = speed
         self._anchor: tuple[float, int] | None = None  # (wall clock, simulated us) at last re-anchor
         self._lock = threading.Lock()

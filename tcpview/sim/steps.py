@@ -20,12 +20,13 @@ from pydantic import (
 )
 
 from ..engine.model import TcpFlags
+from ..errors import UserError
 
 FLAG_BITS = {f.name: int(f) for f in TcpFlags}
 MAX_BYTES = 1 << 26  # one send; more is surely a typo
 
 
-class ScenarioError(Exception):
+class ScenarioError(UserError):
     """A scenario that cannot be loaded; the message is one line naming file, field and line."""
 
 

@@ -126,12 +126,7 @@ class _Scanner:
                 if double:
                     self.out.setdefault(table[:-1], line)
                 continue
-            path = (*table, *self.key())
-            self.out.setdefault(path, line)
-            self.skip_ws(False)
-            self.adv()  # '='
-            self.skip_ws(False)
-            self.value(path)
+            self.pair(table)
 
     def _resolve(self, path: Path) -> Path:
         """Insert the current index of any array of tables the header's prefix names."""
@@ -142,6 +137,16 @@ class _Scanner:
             if n is not None and tuple(out) != path:
                 out.append(n - 1)
         return tuple(out)
+
+    def pair(self, table: Path) -> None:
+        """``key = value`` in ``table`` (a table, or an inline table's path)."""
+        line = self.line
+        path = (*table, *self.key())
+        self.out.setdefault(path, line)
+        self.skip_ws(False)
+        self.adv()  # '='
+        self.skip_ws(False)
+        self.value(path)
 
     def value(self, path: Path) -> None:
         c = self.peek()
@@ -168,13 +173,7 @@ class _Scanner:
                 if self.peek() == "}":
                     self.adv()
                     return
-                line = self.line
-                sub = (*path, *self.key())
-                self.out.setdefault(sub, line)
-                self.skip_ws(False)
-                self.adv()  # '='
-                self.skip_ws(False)
-                self.value(sub)
+                self.pair(path)
                 self.skip_ws(True)
                 if self.peek() == ",":
                     self.adv()

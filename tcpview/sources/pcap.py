@@ -9,7 +9,8 @@ decoder reads in place. It does no dissection. The same code reads a whole file,
 It is used instead of scapy's ``RawPcapReader`` because it is about twice as fast here, reads
 partial records from a pipe without blocking on a full buffer, and reports damage (a cut-short
 file, a corrupt record length) as :class:`CaptureError` after handing out every good record.
-Writing captures uses scapy (``tcpview.sources.writer``).
+Writing captures: the simulator uses scapy (``tcpview.sim.writer``), live capture its own
+writer (``tcpview.sources.live.sink``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from ..errors import UserError, os_problem
 from .batch import FrameBatch, frame_array
 from .linktypes import SUPPORTED_LINKTYPES
 from .scan import BAD_INTERFACE, CORRUPT, CORRUPT_PACKET, FULL, PYTHON_BLOCK, scan_pcap, scan_pcapng
@@ -39,7 +41,7 @@ Record = tuple[int, float, int, Any, int, int, int]
 WAIT = b"<wait>"  # sentinel from _read: following, and nothing new yet (compared by identity)
 
 
-class CaptureError(Exception):
+class CaptureError(UserError):
     """A capture that cannot be read (or read to the end); the message is one line."""
 
 
@@ -52,6 +54,10 @@ _PCAP_MAGICS = {
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 
+def _unknown_magic(source: str, magic: bytes) -> str:
+    return f"{source}: not a pcap or pcapng capture (unknown magic {magic.hex()})"
+
+
 class CaptureReader:
     """Iterate the records of a pcap or pcapng capture.
 
@@ -59,6 +65,7 @@ class CaptureReader:
         source: a path, or ``"-"`` for standard input.
         follow: at the end of the file, wait for more data instead of stopping.
         stop: called while following or waiting; return True to stop reading.
+        fd: with ``"-"``, read this file descriptor instead of standard input's.
     """
 
     def __init__(
@@ -66,6 +73,7 @@ class CaptureReader:
         source: str,
         follow: bool = False,
         stop: Callable[[], bool] | None = None,
+        fd: int | None = None,
     ) -> None:
         self.source = source
         self.follow = follow
@@ -77,18 +85,12 @@ class CaptureReader:
         self._file: BinaryIO | None = None
         self.is_stream = source == "-"
         if self.is_stream:
-            self._fd = sys.stdin.buffer.fileno()
+            self._fd = sys.stdin.buffer.fileno() if fd is None else fd
         else:
             try:
                 self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
-            except FileNotFoundError:
-                raise CaptureError(f"{source}: no such file") from None
-            except IsADirectoryError:
-                raise CaptureError(f"{source}: is a directory, not a capture file") from None
-            except PermissionError:
-                raise CaptureError(f"{source}: permission denied") from None
             except OSError as e:
-                raise CaptureError(f"{source}: {e.strerror}") from None
+                raise CaptureError(os_problem(source, e, wanted="a capture file")) from None
             self._fd = self._file.fileno()
             try:
                 self.size = os.fstat(self._fd).st_size
@@ -132,7 +134,7 @@ class CaptureReader:
             except InterruptedError:
                 continue
             except OSError as e:
-                raise CaptureError(f"{self.source}: read error: {e.strerror}") from None
+                raise CaptureError(os_problem(self.source, e, "read error")) from None
             if data:
                 self.bytes_read += len(data)
                 return data
@@ -177,7 +179,7 @@ class CaptureReader:
         elif magic == _PCAPNG_SHB:
             return self._pcapng(buf)
         else:
-            raise CaptureError(f"{self.source}: not a pcap or pcapng capture (unknown magic {magic.hex()})")
+            raise CaptureError(_unknown_magic(self.source, magic))
 
     def _more(self, buf: bytes, pos: int) -> bytes | None:
         """Drop consumed bytes and append the next chunk; None at the end; WAIT to retry."""
@@ -365,3 +367,25 @@ def check_linktypes(reader: CaptureReader) -> None:
     lts = reader.linktypes
     if lts and all(lt not in SUPPORTED_LINKTYPES for lt in lts):
         raise CaptureError(f"{reader.source}: unsupported link type {lts[0]}")
+
+
+def check_capture(path: str, follow: bool = False) -> None:
+    """Fail now if ``path`` cannot be read as a capture, rather than once a viewer is up.
+
+    Reads the file's header and first record; a followed file may still be empty or short
+    (it is being written), so for it only a first four bytes that no capture starts with fail.
+
+    Raises:
+        CaptureError: no such file, unreadable, or not a pcap/pcapng capture.
+    """
+    if not follow:
+        with CaptureReader(path) as reader:
+            next(iter(reader.records()), None)
+        return
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CaptureError(os_problem(path, e, wanted="a capture file")) from None
+    if len(head) == 4 and head not in _PCAP_MAGICS and head != _PCAPNG_SHB:
+        raise CaptureError(_unknown_magic(path, head))

@@ -179,8 +179,11 @@ class SocketsApp(App[int]):
 
     @on(Prompt.Cancelled, "#prompt")
     def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
-        # what was typed stays applied (unlike the capture viewer, which restores event.restore)
-        self.query_one(SocketTable).focus()
+        # Esc puts back the filter the box was opened with, as in the capture viewer
+        table = self.query_one(SocketTable)
+        table.set_query(event.restore)
+        self._update_title()
+        table.focus()
 
     @on(Prompt.Accepted, "#prompt")
     def _prompt_accepted(self, event: Prompt.Accepted) -> None:

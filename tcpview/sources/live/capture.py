@@ -37,6 +37,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+from ...errors import os_problem
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from .ifaces import (
     _check_interface,
@@ -180,7 +181,7 @@ class LiveSource:
         except OSError as e:
             if e.errno in (errno.EPERM, errno.EACCES):
                 raise LiveError(NEED_PRIVILEGES) from None
-            raise LiveError(f"cannot open a packet socket: {e.strerror}") from None
+            raise LiveError(os_problem("cannot open a packet socket", e)) from None
         self._sock = sock
         try:
             _attach(sock, prog)
@@ -203,7 +204,7 @@ class LiveSource:
                 raise LiveError(f"interface {iface} is down") from None
             if e.errno == errno.ENOMEM:
                 raise LiveError(f"the kernel refused a {buffer_mb} MiB capture ring (try a smaller --buffer)") from None
-            raise LiveError(f"cannot capture on {iface}: {e.strerror}") from None
+            raise LiveError(os_problem(f"cannot capture on {iface}", e)) from None
         self._block = 0
         self._poll = select.poll()
         self._poll.register(sock.fileno(), select.POLLIN | select.POLLERR)
@@ -282,7 +283,7 @@ class LiveSource:
         if err == errno.ENETDOWN:
             self.error = f"interface {self.interface} went down"
         elif err:
-            self.error = f"capture on {self.interface}: {os.strerror(err)}"
+            self.error = os_problem(f"capture on {self.interface}", OSError(err, os.strerror(err)))
 
     def progress(self) -> float | None:
         """Always None: a live capture has no end."""

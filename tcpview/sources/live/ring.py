@@ -8,6 +8,7 @@ import socket
 import struct
 import threading
 
+from ...errors import UserError
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
 # <linux/if_packet.h>, <linux/filter.h>, <asm-generic/socket.h>
@@ -59,7 +60,7 @@ NEED_PRIVILEGES = (
 )
 
 
-class LiveError(Exception):
+class LiveError(UserError):
     """Live capture cannot start; the message is one line for the user."""
 
 

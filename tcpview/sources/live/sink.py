@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
+from ...errors import os_problem
 from .ring import _PCAP_HDR, _PCAP_REC, LiveError
 
 
@@ -29,12 +30,8 @@ class PcapSink:
             raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
         try:
             self._f: BinaryIO | None = open(path, "wb" if force else "xb")  # noqa: SIM115
-        except FileExistsError:
-            raise LiveError(f"{path}: file exists (use --force to overwrite it)") from None
-        except IsADirectoryError:
-            raise LiveError(f"{path}: is a directory") from None
         except OSError as e:
-            raise LiveError(f"{path}: {e.strerror}") from None
+            raise LiveError(os_problem(path, e)) from None
         self._f.write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
         self._f.flush()
 
@@ -52,7 +49,7 @@ class PcapSink:
             f.write(b"".join(parts))
             f.flush()  # readers (tcpview replay --follow) see whole blocks as they come
         except OSError as e:
-            self.error = f"{self.path}: {e.strerror} (stopped saving)"
+            self.error = os_problem(self.path, e) + " (stopped saving)"
             self.close()
             return
         self.count += len(spans)
@@ -63,5 +60,5 @@ class PcapSink:
             try:
                 self._f.close()
             except OSError as e:
-                self.error = self.error or f"{self.path}: {e.strerror}"
+                self.error = self.error or os_problem(self.path, e)
             self._f = None

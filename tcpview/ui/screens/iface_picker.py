@@ -1,7 +1,7 @@
 """The interface picker (``i`` in ``tcpview live``): choose the interface to capture on.
 
 Lists this host's interfaces with their up/down state and IPv4/IPv6 addresses (read without
-privileges, :func:`tcpview.sources.live.capture.list_interfaces`), plus ``any``; the interface being
+privileges, :func:`tcpview.sources.live.ifaces.list_interfaces`), plus ``any``; the interface being
 captured is marked. Enter picks one (the screen is dismissed with its name), Esc keeps the
 current capture. The list is read on a worker thread, so the screen opens at once.
 """

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ...errors import UserError, read_text
+
 if TYPE_CHECKING:
     from textual.theme import Theme
 
@@ -26,7 +28,7 @@ _TEXT_STYLE_WORDS = {"bold", "italic", "underline", "strike", "reverse", "dim", 
                      "blink", "overline", "b", "i", "u", "s"}
 
 
-class ThemeError(Exception):
+class ThemeError(UserError):
     """A theme that cannot be used; ``str()`` is one line naming the file (or name) and why."""
 
 
@@ -187,12 +189,4 @@ def load_theme_file(path: str | os.PathLike[str], known: Collection[str] | None 
         ThemeError: The file cannot be read or is not a valid theme.
     """
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as e:
-        raise ThemeError(f"{p}: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ThemeError(f"{p}: not UTF-8 text") from None
-    return parse_theme(text, str(p), known, require_all)
+    return parse_theme(read_text(p, ThemeError, "a theme file"), str(p), known, require_all)

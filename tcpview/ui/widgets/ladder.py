@@ -142,22 +142,6 @@ class Ladder(VirtualList):
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         self.repaint_changed()
 
-    def rows_window(self, first: int, count: int) -> list[LadderRow]:
-        """Rows ``first .. first+count-1`` (from the block cache)."""
-        out: list[LadderRow] = []
-        y = first
-        end = min(self.count, first + count)
-        while y < end:
-            b = y // BLOCK
-            block = self._block(b)
-            lo = y - b * BLOCK
-            take = block[lo : lo + (end - y)]
-            if not take:
-                break
-            out.extend(take)
-            y += len(take)
-        return out
-
     def row(self, index: int) -> LadderRow | None:
         """The row at ``index`` (None when out of range)."""
         if not 0 <= index < self.count:

@@ -1,4 +1,4 @@
-"""The one-line input box at the bottom of a screen: the filter (``/``), the time to go to (``t``).
+"""The one-line input box above the footer: the filter (``/``), the time to go to (``t``).
 
 One box serves every question an app asks; :meth:`Prompt.open` says which one (its *mode*)
 and the messages carry it, so the app knows what the text is for. The box remembers what it
@@ -28,8 +28,10 @@ class Prompt(Input):
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False, id="prompt.cancel",
                         tooltip="Close the input box, keeping what was there before")]
 
+    # Not docked: a box docked at the bottom shares that edge with the Footer, which covers
+    # it. In the layout (composed last, before the Footer) it takes a line above the footer.
     DEFAULT_CSS = """
-    Prompt { dock: bottom; display: none; margin: 0 1; }
+    Prompt { display: none; margin: 0 1; }
     Prompt.-open { display: block; }
     """
 
