@@ -122,6 +122,11 @@ def diff_description(name: str, exp: dict, got: dict, meta: dict) -> list[str]:
 
     # summary
     es, gs = exp["summary"], got["summary"]
+    # a field added after the goldens were made: nothing leaves without a memory budget
+    if isinstance(gs.get("json"), dict) and "evicted" not in (es.get("json") or {}):
+        gs = dict(gs, json=dict(gs["json"]))
+        if gs["json"].get("evicted") == {"connections": 0, "segments": 0}:
+            del gs["json"]["evicted"]
     scalar("summary", "rc", es, gs)
     scalar("summary", "stderr", es, gs)
     out += _limited([f"{name}: {p}: expected {a!r}, got {b!r}" for p, a, b in deep_diff(es["json"], gs["json"], "summary")],

@@ -13,7 +13,15 @@ import sys
 import time
 
 from .errors import UsageError
-from .options import add_app_options, add_timers, app_options, positive_float, positive_int
+from .options import (
+    add_app_options,
+    add_memory,
+    add_timers,
+    app_options,
+    default_memory,
+    positive_float,
+    positive_int,
+)
 from .report import print_kernel_summary, print_summary
 
 
@@ -40,6 +48,7 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
                    help="kernel capture ring size (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
     add_timers(p)
+    add_memory(p, unbounded_default=False)
     add_app_options(p)
 
 
@@ -99,7 +108,9 @@ def cmd_live(args: argparse.Namespace) -> int:
         if args.write:
             source.save_to(args.write, args.force)
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
-        return run_app(source, live=True, on_switch=sources.append, **app_options(args))
+        opts = app_options(args)
+        opts.setdefault("memory", default_memory())
+        return run_app(source, live=True, on_switch=sources.append, **opts)
     finally:
         for s in sources:
             s.close()
@@ -131,6 +142,7 @@ def live_summary(args: argparse.Namespace) -> int:
 
     ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
+    tracker.tl.budget = args.memory or default_memory()
     cap = PumpThread(source, tracker).start()
     # like tcpdump's "listening on": from here on, packets are caught
     how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"

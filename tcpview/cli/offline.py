@@ -10,7 +10,7 @@ import json
 import sys
 
 from .errors import EXIT_USAGE, UsageError
-from .options import add_timers, nonnegative_float
+from .options import add_memory, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
 
@@ -24,6 +24,7 @@ def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
     s.add_argument("-f", "--filter", help="BPF capture filter (live)")
     s.add_argument("--duration", type=nonnegative_float, help="live capture duration in seconds")
     add_timers(s)
+    add_memory(s, unbounded_default=True)
 
 
 def add_ladder(sub) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +49,10 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ..engine.pump import load
 
-    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout)
+    budget = getattr(args, "memory", None)
+    if budget is None and args.source == "-" and hasattr(args, "memory"):
+        budget = default_memory()  # a stream may never end
+    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget)
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)
     return res

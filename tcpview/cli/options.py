@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import re
 
 
 def _number(v: str, kind: type, base: int = 10) -> float | int:
@@ -75,5 +77,40 @@ def _theme_arg(value: str):  # type: ignore[no-untyped-def]
 
 
 def app_options(args: argparse.Namespace) -> dict:
-    """The options a command passes on to the UI: timers and theme (those it was given)."""
-    return {k: getattr(args, k) for k in ("msl2", "fin_timeout", "theme") if getattr(args, k, None) is not None}
+    """The options a command passes on to the UI: timers, theme and memory budget (those given)."""
+    return {k: getattr(args, k) for k in ("msl2", "fin_timeout", "theme", "memory")
+            if getattr(args, k, None) is not None}
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(i?[bB])?\s*$")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def memory_size(v: str) -> int:
+    """A size in bytes: ``512M``, ``2G``, ``64MiB``, ``1048576`` (K/M/G/T are powers of 1024)."""
+    m = _SIZE.match(v)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {v!r} (say 512M or 2G)")
+    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if n < 1 << 20:
+        raise argparse.ArgumentTypeError(f"too small a memory budget: {v} (at least 1M)")
+    return n
+
+
+def default_memory() -> int:
+    """The budget live captures and streams get unless told: 1 GiB, or a quarter of the RAM if
+    that is less, so a capture left running never takes the host down."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        ram = 4 << 30
+    return min(1 << 30, ram // 4)
+
+
+def add_memory(p: argparse.ArgumentParser, unbounded_default: bool) -> None:
+    """``--memory SIZE``: the most the timeline may use; beyond it the oldest part leaves."""
+    default = "no limit for a file (1 GiB or a quarter of the RAM for a stream)" if unbounded_default \
+        else "1 GiB or a quarter of the RAM, whichever is less"
+    p.add_argument("--memory", type=memory_size, metavar="SIZE",
+                   help=f"the most the timeline may use, e.g. 512M or 2G; beyond it the oldest connections "
+                   f"and segments leave it, and that is counted (default: {default})")

@@ -11,7 +11,7 @@ import os
 import sys
 
 from .errors import UsageError
-from .options import add_app_options, add_timers, app_options, nonnegative_float
+from .options import add_app_options, add_memory, add_timers, app_options, default_memory, nonnegative_float
 
 
 def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
@@ -21,6 +21,7 @@ def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("--follow", action="store_true", help="keep reading a file that is still being written")
     p.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
     add_timers(p)
+    add_memory(p, unbounded_default=True)
     add_app_options(p)
 
 
@@ -52,4 +53,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     from ..ui.run import run_app
 
-    return run_app(source, at=args.at, **app_options(args))
+    opts = app_options(args)
+    if args.memory is None and (args.source == "-" or args.follow):
+        opts["memory"] = default_memory()  # a stream may never end
+    return run_app(source, at=args.at, **opts)

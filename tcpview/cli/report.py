@@ -27,6 +27,7 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ign
         "at": at,
         "counters": tl.counters_at(t),
         "connections": tl.connection_dicts(t),
+        "evicted": tl.evicted,
     }
 
 
@@ -44,6 +45,9 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
               f"{len(conns)} connections, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
+    if s["evicted"]["connections"] or s["evicted"]["segments"]:
+        out.write(f"evicted (memory budget): {s['evicted']['connections']} connections, "
+                  f"{s['evicted']['segments']} segments before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
     rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "notes")]
     for c in conns:
         cl, sv = c["client"], c["server"]

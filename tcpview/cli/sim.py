@@ -11,7 +11,16 @@ import sys
 
 from ..errors import os_problem
 from .errors import UsageError
-from .options import add_app_options, add_timers, app_options, nonnegative_int, positive_float, positive_int
+from .options import (
+    add_app_options,
+    add_memory,
+    add_timers,
+    app_options,
+    default_memory,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_BOUND_SECONDS = 60.0
 """How much of an endless scenario ``simulate`` writes when given no bound."""
@@ -29,6 +38,7 @@ def add_demo(sub) -> None:  # type: ignore[no-untyped-def]
     d.add_argument("--speed", type=positive_float, default=1.0, metavar="X",
                    help="simulated seconds per real second (default 1)")
     add_timers(d)
+    add_memory(d, unbounded_default=False)
     add_app_options(d)
 
 
@@ -73,7 +83,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     source = SimSource(scen, seed=args.seed, speed=args.speed, paced=True)
     from ..ui.run import run_app
 
-    return run_app(source, **app_options(args))
+    opts = app_options(args)
+    opts.setdefault("memory", default_memory())
+    return run_app(source, **opts)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 
 # -- the record layouts ---------------------------------------------------------------------------
 CONN = np.dtype([
+    ("cid", np.uint32),  # the connection's id (its row until older connections were evicted)
     ("fam", np.uint8),  # 4 or 6
     ("caddr", np.uint32),  # IPv4 address, or the row of the IPv6 address in addrs6
     ("saddr", np.uint32),
@@ -112,7 +113,7 @@ TR_WHY_SHIFT = 9
 
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
- N_LONG, N_ANOM, N_TRANS_TS, STATUS) = range(14)
+ N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID) = range(15)
 NCOUNTERS = 16
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
@@ -147,6 +148,14 @@ class Tables:
         self.cnt = np.zeros(NCOUNTERS, dtype=np.int64)
         self.clk = np.full(NCLOCKS, -np.inf, dtype=np.float64)
         self.skip = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
+        # what the rows that left (see tcpview.engine.evict) leave behind
+        self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
+        self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it
+        self.base_last = np.zeros(0, dtype=np.float64)  # the time of its last segment before it
+        self.horizon: float | None = None
+        self.history: list[tuple[float, np.ndarray]] = []  # (time, endpoints per state) samples
+        self.evicted_conns = 0
+        self.evicted_segs = 0
 
     def grow(self, counter: int) -> None:
         """Double the table whose counter is ``counter`` (copying its rows in use).

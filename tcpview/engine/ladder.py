@@ -65,7 +65,7 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
     c = tl.conns[cid]
     n = c.count_at(t)
     stop = n if stop is None else min(stop, n)
-    prev = (0, 0)
+    prev = c.start_states
     if start > 0:
         r = c.record(start - 1)
         prev = (r[8], r[9])
@@ -200,7 +200,7 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
         seg += 1
         rec = recs[i - lo]
         if prev is None:
-            prev = (0, 0)
+            prev = c.start_states
             if i > 0:
                 r = recs[i - 1 - lo]
                 prev = (r[8], r[9])

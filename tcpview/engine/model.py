@@ -220,6 +220,8 @@ class Summary(BaseModel):
     at: float | None = None
     counters: dict[str, int]
     connections: list[Connection]
+    evicted: dict[str, int] = Field(default_factory=lambda: {"connections": 0, "segments": 0},
+                                    description="connections and segments that left to keep within --memory")
 
 
 NSTATES = len(TcpState)

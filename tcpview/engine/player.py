@@ -141,11 +141,15 @@ class Player:
         self.loaded = False
         self.first: float | None = None
         self.last: float | None = None
+        self.horizon: float | None = None
 
     # -- bounds ------------------------------------------------------------------------------
-    def set_bounds(self, first: float | None, last: float | None) -> None:
-        """Update the capture's first and last times (called as data arrives)."""
-        self.first, self.last = first, last
+    def set_bounds(self, first: float | None, last: float | None, horizon: float | None = None) -> None:
+        """Update the capture's first and last times (called as data arrives), and the
+        horizon: the time before which the timeline has let rows go (a memory budget)."""
+        self.first, self.last, self.horizon = first, last, horizon
+        if horizon is not None and self.t is not None and self.t < horizon:
+            self.t = horizon
 
     @property
     def duration(self) -> float:
@@ -304,4 +308,5 @@ class Player:
     def _set(self, t: float) -> None:
         # A replay cursor that reaches the end of a still-growing file keeps its place; only
         # a live source re-attaches to "now" (via to_end / toggle), so seeking stays put.
-        self.t = t
+        # Nothing before the horizon is kept: the cursor goes no further back.
+        self.t = t if self.horizon is None else max(t, self.horizon)

@@ -191,8 +191,10 @@ class LoadResult:
         return self.tracker.tl
 
 
-def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False) -> LoadResult:
-    """Read ``source`` (a path or ``-``) to its end, on this thread.
+def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
+         budget: int | None = None) -> LoadResult:
+    """Read ``source`` (a path or ``-``) to its end, on this thread; ``budget``: the most
+    the timeline may use in bytes (the oldest part leaves beyond it).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
     reports the damage in ``error``; a file that is not a capture at all has no packets.
@@ -200,6 +202,7 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
     from ..sources.pcap import CaptureError
 
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+    tracker.tl.budget = budget
     try:
         src = FileSource(source, follow=follow)
     except CaptureError as e:

@@ -246,19 +246,30 @@ class ConnRows:
         self._static: np.ndarray = np.zeros(0, dtype=bool)
         self._static_text: str | None = None
         self._facts: tuple[tuple, Facts] | None = None
+        self._generation = 0
 
     def set_query(self, text: str) -> ConnQuery:
         """Use a new filter query; returns it parsed (see ``errors``)."""
         self.query = ConnQuery.parse(text)
         return self.query
 
-    def texts(self, tl: Timeline, cid: int) -> tuple[str, str, str, str]:
-        """(client text, server text, client ip, server ip) of a connection, lower case, cached."""
+    def _check_generation(self, tl: Timeline) -> None:
+        """Rows renumbered (older connections left the timeline): the per-row caches go."""
+        if tl.generation != self._generation:
+            self._generation = tl.generation
+            self._texts = []
+            self._static, self._static_text = np.zeros(0, dtype=bool), None
+
+    def texts(self, tl: Timeline, row: int) -> tuple[str, str, str, str]:
+        """(client text, server text, client ip, server ip) of the connection in ``row``, lower
+        case, cached."""
+        self._check_generation(tl)
         texts = self._texts
-        while len(texts) <= cid:
-            c = tl.conns[len(texts)]
+        v = tl.view()
+        while len(texts) <= row:
+            c = ConnView(tl, v, len(texts))
             texts.append(endpoint_texts(c.client_text(), c.server_text()))
-        return texts[cid]
+        return texts[row]
 
     def facts(self, tl: Timeline, t: float | None) -> Facts:
         """The table's values for every connection as of time t (kept until t or the
@@ -271,24 +282,35 @@ class ConnRows:
         states = tl.states_at(t, v)
         pk, nb, last = tl.conn_stats_at(t, v)
         first = v.conns.first_ts[:n]
-        last_ts = np.where(last[:n] >= 0, v.segs.ts[np.maximum(last[:n], 0)], first) if n else first
+        before = first.copy()
+        m = min(n, len(v.base_last))
+        had = v.base_counts[:m, 0] > 0
+        before[:m][had] = v.base_last[:m][had]  # its segments left with the horizon
+        last_ts = np.where(last[:n] >= 0, v.segs.ts[np.maximum(last[:n], 0)], before) if n else first
         f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts)
         self._facts = (key, f)
         return f
 
     def _static_mask(self, tl: Timeline, n: int) -> np.ndarray:
         q = self.query
+        self._check_generation(tl)
         if self._static_text != q.text:
             self._static, self._static_text = np.zeros(0, dtype=bool), q.text
         have = len(self._static)
         if have < n:
-            conns = tl.conns
-            more = [q.static_match(conns[i], self.texts(tl, i)) for i in range(have, n)]
+            v = tl.view()
+            more = [q.static_match(ConnView(tl, v, i), self.texts(tl, i)) for i in range(have, n)]
             self._static = np.concatenate((self._static, np.array(more, dtype=bool)))
         return self._static[:n]
 
     def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
         """Connection ids to list as of time t (None: now)."""
+        rows = self.compute_rows(tl, t)
+        v = tl.view()
+        return rows if not v.evicted_conns else v.ids(rows)
+
+    def compute_rows(self, tl: Timeline, t: float | None) -> Sequence[int]:
+        """The rows (of the newest view) of the connections to list as of time t."""
         f = self.facts(tl, t)
         n = f.n
         q = self.query

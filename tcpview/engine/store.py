@@ -28,6 +28,7 @@ import numpy as np
 from ..textutil import addr_text, addr_value, endpoint
 from . import columns as col
 from .decode import UNSUPPORTED_LINK, parse_options_of, reason_text
+from .evict import evict, used_bytes
 from .model import (
     NSTATES,
     STATE_NAMES,
@@ -80,11 +81,53 @@ class View:
     last_ts: float | None
     skipped: dict[str, int]
     version: int
+    generation: int
+    """Bumped when rows leave (an eviction): row numbers from an older generation are void."""
+    base_states: np.ndarray
+    """Each connection's states at the horizon (shorter than ``n_conn``: the rest are CLOSED)."""
+    base_counts: np.ndarray
+    """Each connection's segments and bytes before the horizon (likewise)."""
+    base_last: np.ndarray
+    """The time of each connection's last segment before the horizon (likewise)."""
+    horizon: float | None
+    """The time before which rows have left (None: nothing has)."""
+    history: tuple
+    """``(time, endpoints per state)`` samples of the counters before the horizon."""
+    evicted_conns: int
+    evicted_segs: int
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_conn(self) -> int:
         return self.n["conns"]
+
+    def row_of(self, cid: int) -> int:
+        """The row of connection id ``cid`` (-1 when it has left or does not exist yet)."""
+        if not self.evicted_conns:
+            return cid if 0 <= cid < self.n_conn else -1
+        ids = self.conns.cid[: self.n_conn]
+        i = int(np.searchsorted(ids, cid))
+        return i if i < self.n_conn and int(ids[i]) == cid else -1
+
+    def ids(self, rows):  # type: ignore[no-untyped-def]
+        """Connection ids of ``rows`` (the rows themselves while nothing has left)."""
+        if not self.evicted_conns:
+            return rows
+        return self.conns.cid[np.asarray(rows, dtype=np.int64)].astype(np.int64)
+
+    def start_states(self, n: int) -> np.ndarray:
+        """The first n connections' states at the horizon, as an ``(n, 2)`` array to replay from."""
+        states = np.zeros((n, 2), dtype=np.uint8)
+        m = min(n, len(self.base_states))
+        states[:m] = self.base_states[:m]
+        return states
+
+    def start_counts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first n connections' segments and bytes before the horizon."""
+        pk, nb = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        m = min(n, len(self.base_counts))
+        pk[:m], nb[:m] = self.base_counts[:m, 0], self.base_counts[:m, 1]
+        return pk, nb
 
     @property
     def n_seg(self) -> int:
@@ -134,9 +177,28 @@ class View:
 
     @property
     def clock_stepped_back(self) -> bool:
-        """Whether the capture's clock ever went backwards (then per-connection questions
-        use each connection's own times, as captured)."""
-        return bool(self.n["seg_back"] or self.n["trans_back"])
+        """Whether the capture's clock ever went backwards."""
+        return bool(self.n["seg_back"] or self.n["trans_back"] or self.n["trans_ts"])
+
+    def stepped_back(self, row: int) -> bool:
+        """Whether the connection in ``row`` has a segment or a transition whose time the
+        clock rule moved: questions about it then use its own times, as captured."""
+        got = self._memo.get("stepped")
+        if got is None:
+            got = set()
+            for r in self.seg_back[: self.n["seg_back"], 0].astype(np.int64).tolist():
+                if r < self.n_seg:
+                    got.add(int(self.segs[r].conn))
+            for r in self.trans_back[: self.n["trans_back"], 0].astype(np.int64).tolist():
+                if r < self.n_trans:
+                    got.add(int(self.trans[r].conn))
+            for r in self.trans_ts[: self.n["trans_ts"], 0].astype(np.int64).tolist():
+                if r < self.n_trans:
+                    why = (int(self.trans[r].code) >> col.TR_WHY_SHIFT) & 15
+                    if why not in (WHY_TW_EXPIRED, WHY_FW2_EXPIRED):
+                        got.add(int(self.trans[r].conn))
+            self._memo["stepped"] = got
+        return row in got
 
     def base_hist_of(self, cid: int) -> list[tuple[int, int, int]]:
         """``(segment row, dir, old base)`` of each base change of connection ``cid``."""
@@ -160,6 +222,9 @@ class Timeline:
         """``rows``: start the tables that small (see :class:`~tcpview.engine.columns.Tables`)."""
         self._w = col.Tables(rows)
         self.version = 0
+        self.generation = 0
+        self.budget: int | None = None
+        """Bytes the tables may use (None: no limit); over it, the oldest rows leave."""
         self._view = self._make_view()
         self._lock = threading.Lock()  # guards the readers' caches below, not the tables
         self._rows: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
@@ -168,9 +233,23 @@ class Timeline:
 
     # -- the writer's side --------------------------------------------------------------------
     def publish(self) -> None:
-        """Make everything appended so far visible to readers (tracker only, after a batch)."""
+        """Make everything appended so far visible to readers (tracker only, after a batch);
+        first, when the tables outgrow the budget, let the oldest rows leave."""
+        if self.budget is not None and used_bytes(self._w) > self.budget and evict(self._w, self.budget):
+            self.generation += 1
         self.version += 1
         self._view = self._make_view()
+
+    @property
+    def horizon(self) -> float | None:
+        """The time before which rows have left (None: nothing has)."""
+        return self._view.horizon
+
+    @property
+    def evicted(self) -> dict[str, int]:
+        """How many connections and segments have left the timeline."""
+        v = self._view
+        return {"connections": v.evicted_conns, "segments": v.evicted_segs}
 
     def _make_view(self) -> View:
         w = self._w
@@ -188,7 +267,8 @@ class Timeline:
         return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
                     w.trans_ts, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
-                    skipped, self.version)
+                    skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
+                    tuple(w.history), w.evicted_conns, w.evicted_segs)
 
     # -- the readers' side ----------------------------------------------------------------------
     def view(self) -> View:
@@ -225,18 +305,18 @@ class Timeline:
         return self._w.nbytes()
 
     # -- rows of one connection (cached, extended as the timeline grows) ------------------------------
-    def rows_of(self, cid: int, v: View | None = None) -> np.ndarray:
-        """Rows of connection ``cid``'s segments in ``v`` (the newest view by default)."""
+    def rows_of(self, row: int, v: View | None = None) -> np.ndarray:
+        """Rows of the segments of the connection in ``row`` of ``v`` (the newest view by default)."""
         v = v or self._view
-        return self._cached_rows("seg", cid, v.segs, v.n_seg)
+        return self._cached_rows("seg", row, v.segs, v.n_seg, v.generation)
 
-    def trans_rows_of(self, cid: int, v: View | None = None) -> np.ndarray:
-        """Rows of connection ``cid``'s transitions in ``v``."""
+    def trans_rows_of(self, row: int, v: View | None = None) -> np.ndarray:
+        """Rows of the transitions of the connection in ``row`` of ``v``."""
         v = v or self._view
-        return self._cached_rows("trans", cid, v.trans, v.n_trans)
+        return self._cached_rows("trans", row, v.trans, v.n_trans, v.generation)
 
-    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int) -> np.ndarray:
-        key = (kind, cid)
+    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int, generation: int) -> np.ndarray:
+        key = (kind, cid, generation)
         with self._lock:
             hit = self._rows.get(key)
             if hit is not None:
@@ -287,13 +367,14 @@ class Timeline:
         v = v or self._view
         k = self.trans_index_at(t, v)
         prev = self._cache.get("states")
-        states = np.zeros((v.n_conn, 2), dtype=np.uint8)
-        k0 = 0
-        if prev is not None and prev[0] is v.trans and prev[1] <= k and len(prev[2]) <= v.n_conn:
+        if prev is not None and prev[0] == v.generation and prev[1] <= k and len(prev[2]) <= v.n_conn:
+            states = v.start_states(v.n_conn)
             states[: len(prev[2])] = prev[2]
             k0 = prev[1]
+        else:
+            states, k0 = v.start_states(v.n_conn), 0
         states_after(v.trans, k0, k, states)
-        self._cache["states"] = (v.trans, k, states)
+        self._cache["states"] = (v.generation, k, states)
         return states
 
     def conn_stats_at(self, t: float | None, v: View | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -303,14 +384,15 @@ class Timeline:
         m = self.seg_index_at(t, v)
         n = v.n_conn
         prev = self._cache.get("conn")
-        pk, nb, last = np.zeros(n, np.int64), np.zeros(n, np.int64), np.full(n, -1, np.int64)
+        pk, nb = v.start_counts(n)
+        last = np.full(n, -1, np.int64)
         k0 = 0
-        if prev is not None and prev[0] is v.segs and prev[1] <= m and len(prev[2]) <= n:
+        if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[2]) <= n:
             j = len(prev[2])
             pk[:j], nb[:j], last[:j] = prev[2], prev[3], prev[4]
             k0 = prev[1]
         conn_stats(v.segs, k0, m, pk, nb, last)
-        self._cache["conn"] = (v.segs, m, pk, nb, last)
+        self._cache["conn"] = (v.generation, m, pk, nb, last)
         if v.n["long"]:
             nb = nb.copy()
             for row, ln in v.long_bytes_before(m):
@@ -321,14 +403,26 @@ class Timeline:
         """Endpoints per state as of time t (now when None), CLOSED excluded, as ss counts."""
         v = self._view
         k = self.trans_index_at(t, v)
+        if v.horizon is not None and t is not None and t < v.horizon:
+            return self._sampled_counts(v, t)
         prev = self._cache.get("counts")
-        counts = np.zeros(NSTATES, dtype=np.int64)
-        k0 = 0
-        if prev is not None and prev[0] is v.trans and prev[1] <= k:
-            counts[:] = prev[2]
+        if prev is not None and prev[0] == v.generation and prev[1] <= k:
+            counts = prev[2].copy()
             k0 = prev[1]
+        else:
+            counts = np.bincount(v.base_states.reshape(-1), minlength=NSTATES)[:NSTATES].astype(np.int64)
+            k0 = 0
         state_counts(v.trans, k0, k, counts)
-        self._cache["counts"] = (v.trans, k, counts.copy())
+        self._cache["counts"] = (v.generation, k, counts.copy())
+        return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
+
+    def _sampled_counts(self, v: View, t: float) -> dict[str, int]:
+        """Counters before the horizon, from the samples kept when those rows left."""
+        counts = np.zeros(NSTATES, dtype=np.int64)
+        for ts, sample in v.history:
+            if ts > t:
+                break
+            counts = sample
         return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
 
     def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]:
@@ -341,7 +435,14 @@ class Timeline:
         if t1 is None or t1 <= t0:
             return [self.counters_at(t1)[STATE_NAMES[state]]] * buckets
         times = t0 + (t1 - t0) * (np.arange(1, buckets + 1) / buckets)
-        return state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times).tolist()
+        series = state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times)
+        if v.horizon is None:
+            return series.tolist()
+        base = int(np.count_nonzero(v.base_states == state))
+        out = []
+        for tb, val in zip(times.tolist(), series.tolist(), strict=True):
+            out.append(self._sampled_counts(v, tb)[STATE_NAMES[state]] if tb < v.horizon else base + val)
+        return out
 
     def conn_count_at(self, t: float | None) -> int:
         """Number of connections whose first packet is at or before t."""
@@ -349,9 +450,9 @@ class Timeline:
         if t is None:
             return v.n_conn
         firsts = self._cache.get("firsts")
-        if firsts is None or firsts[0] is not v.conns or len(firsts[1]) != v.n_conn:
+        if firsts is None or firsts[0] != (v.generation, v.n_conn):
             acc = np.maximum.accumulate(v.conns.first_ts[: v.n_conn]) if v.n_conn else np.zeros(0)
-            firsts = (v.conns, acc)
+            firsts = ((v.generation, v.n_conn), acc)
             self._cache["firsts"] = firsts
         return int(np.searchsorted(firsts[1], t, side="right"))
 
@@ -368,8 +469,6 @@ class Timeline:
         """Every connection that exists at time t, as plain dicts, built from the columns at once."""
         v = self._view
         n = self.conn_count_at(t)
-        if v.clock_stepped_back:
-            return [ConnView(self, v, i).as_dict(t) for i in range(n)]
         states = self.states_at(t, v)[:n].tolist()
         pk, nb, last = self.conn_stats_at(t, v)
         C = v.conns[:n]
@@ -396,16 +495,19 @@ class Timeline:
                 texts[key] = s
             return s
 
+        ids = C.cid.tolist()
         out = []
         for i in range(n):
             f = fam[i]
             p = port[i]
             cs, ss = states[i]
             lt = first[i]
-            if pk_l[i]:
+            if last_l[i] >= 0:
                 lt = v.seg_real_ts(last_l[i]) if v.n["seg_back"] else last_ts[i]
+            elif pk_l[i] and i < len(v.base_last):
+                lt = float(v.base_last[i])  # its segments left with the horizon
             out.append({
-                "id": i,
+                "id": ids[i],
                 "client": {"ip": text(f, ca[i], False), "port": p[0], "state": STATE_NAMES[cs]},
                 "server": {"ip": text(f, sa[i], True), "port": p[1], "state": STATE_NAMES[ss]},
                 "first_ts": first[i],
@@ -415,6 +517,10 @@ class Timeline:
                 "partial": bool(fl[i] & col.F_PARTIAL),
                 "notes": _notes(fl[i], anom[i]),
             })
+        if v.clock_stepped_back:
+            for i in range(n):
+                if v.stepped_back(i):
+                    out[i] = ConnView(self, v, i).as_dict(t)
         return out
 
     def connections(self, t: float | None = None) -> list[Connection]:
@@ -495,7 +601,12 @@ def _notes(fl: int, anom: int) -> list[str]:
 
 
 class ConnList(Sequence):
-    """``timeline.conns``: the connections published so far, as :class:`ConnView` s by id."""
+    """``timeline.conns``: the connections published so far, as :class:`ConnView` s by id.
+
+    Ids count from 0 in order of first packet; once older connections have left the timeline
+    (a memory budget), the ids still standing are no longer 0..n-1: iterate, or use
+    :meth:`ids`.
+    """
 
     def __init__(self, tl: Timeline) -> None:
         self._tl = tl
@@ -509,20 +620,35 @@ class ConnList(Sequence):
         v = self._tl._view
         if cid < 0:
             cid += v.n_conn
-        if not 0 <= cid < v.n_conn:
-            raise IndexError("no such connection")
-        return ConnView(self._tl, v, cid)
+        row = v.row_of(cid)
+        if row < 0:
+            raise IndexError(f"no connection {cid}")
+        return ConnView(self._tl, v, row)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        v = self._tl._view
+        for row in range(v.n_conn):
+            yield ConnView(self._tl, v, row)
+
+    def ids(self) -> list[int]:
+        """The ids of the connections in the timeline, in order."""
+        v = self._tl._view
+        return [int(x) for x in v.ids(np.arange(v.n_conn))]
 
 
 class ConnView:
-    """One connection as of a published view: its 4-tuple, segments and transitions."""
+    """One connection as of a published view: its 4-tuple, segments and transitions.
 
-    __slots__ = ("_tl", "_v", "id", "_rows", "_trows", "_states")
+    ``row`` is where it is in that view's tables, ``id`` its connection id.
+    """
 
-    def __init__(self, tl: Timeline, v: View, cid: int) -> None:
+    __slots__ = ("_tl", "_v", "row", "id", "_rows", "_trows", "_states")
+
+    def __init__(self, tl: Timeline, v: View, row: int) -> None:
         self._tl = tl
         self._v = v
-        self.id = cid
+        self.row = row
+        self.id = int(v.conns.cid[row])
         self._rows: np.ndarray | None = None
         self._trows: np.ndarray | None = None
         self._states: np.ndarray | None = None
@@ -530,10 +656,10 @@ class ConnView:
     # -- identity -----------------------------------------------------------------------------
     @property
     def family(self) -> int:
-        return int(self._v.conns[self.id].fam)
+        return int(self._v.conns[self.row].fam)
 
     def _addr(self, server: bool) -> tuple[int, int]:
-        r = self._v.conns[self.id]
+        r = self._v.conns[self.row]
         if r.fam == 4:
             return 0, int(r.saddr if server else r.caddr)
         a6 = self._v.addrs6[int(r.caddr)]
@@ -549,11 +675,11 @@ class ConnView:
 
     @property
     def cport(self) -> int:
-        return int(self._v.conns[self.id].port[0])
+        return int(self._v.conns[self.row].port[0])
 
     @property
     def sport(self) -> int:
-        return int(self._v.conns[self.id].port[1])
+        return int(self._v.conns[self.row].port[1])
 
     def client_ip_text(self) -> str:
         return addr_text(self.family, *self._addr(False))
@@ -569,26 +695,26 @@ class ConnView:
 
     @property
     def first_ts(self) -> float:
-        return float(self._v.conns[self.id].first_ts)
+        return float(self._v.conns[self.row].first_ts)
 
     @property
     def partial(self) -> bool:
-        return bool(self._v.conns[self.id].fl & col.F_PARTIAL)
+        return bool(self._v.conns[self.row].fl & col.F_PARTIAL)
 
     @property
     def refused(self) -> bool:
-        return bool(self._v.conns[self.id].fl & col.F_REFUSED)
+        return bool(self._v.conns[self.row].fl & col.F_REFUSED)
 
     @property
     def reset(self) -> bool:
-        return bool(self._v.conns[self.id].fl & col.F_RESET)
+        return bool(self._v.conns[self.row].fl & col.F_RESET)
 
     @property
     def anomalies(self) -> int:
-        return int(self._v.conns[self.id].anom)
+        return int(self._v.conns[self.row].anom)
 
     def notes(self) -> list[str]:
-        r = self._v.conns[self.id]
+        r = self._v.conns[self.row]
         return _notes(int(r.fl), int(r.anom))
 
     # -- rows -----------------------------------------------------------------------------------
@@ -596,14 +722,14 @@ class ConnView:
     def rows(self) -> np.ndarray:
         """Rows of its segments in the segment table, oldest first."""
         if self._rows is None:
-            self._rows = self._tl.rows_of(self.id, self._v)
+            self._rows = self._tl.rows_of(self.row, self._v)
         return self._rows
 
     @property
     def trans_rows(self) -> np.ndarray:
         """Rows of its transitions in the transition table, oldest first."""
         if self._trows is None:
-            self._trows = self._tl.trans_rows_of(self.id, self._v)
+            self._trows = self._tl.trans_rows_of(self.row, self._v)
         return self._trows
 
     @property
@@ -621,6 +747,13 @@ class ConnView:
         return len(self.rows)
 
     @property
+    def start_states(self) -> tuple[int, int]:
+        """Both endpoints' states before its first stored segment (CLOSED unless older rows
+        have left the timeline)."""
+        st = self._v.start_states(self.row + 1)[self.row]
+        return int(st[0]), int(st[1])
+
+    @property
     def state(self) -> list[int]:
         """[client, server] states now (after every published transition)."""
         return list(self.states_at(None))
@@ -631,8 +764,11 @@ class ConnView:
         return self.last_ts_at(self.n)
 
     def last_ts_at(self, k: int) -> float:
-        """Capture time of the newest of its first k segments (its first time when k is 0)."""
+        """Capture time of the newest of its first k segments (its first time when k is 0, or
+        the last before the horizon when older segments have left)."""
         if k <= 0:
+            if self.row < len(self._v.base_last) and self._v.base_counts[self.row, 0]:
+                return float(self._v.base_last[self.row])
             return self.first_ts
         return self._v.seg_real_ts(int(self.rows[k - 1]))
 
@@ -641,7 +777,7 @@ class ConnView:
         rows = self.rows
         if t is None:
             return len(rows)
-        if self._v.clock_stepped_back:
+        if self._v.clock_stepped_back and self._v.stepped_back(self.row):
             # the connection's own times, as captured: all of them if its last is before t
             real = [self._v.seg_real_ts(r) for r in rows.tolist()]
             if not real or real[-1] <= t:
@@ -658,13 +794,13 @@ class ConnView:
         """(client, server) TcpState values as of time t (now when t is None)."""
         tr = self.trans_rows
         if t is not None and len(tr):
-            if self._v.clock_stepped_back:
+            if self._v.clock_stepped_back and self._v.stepped_back(self.row):
                 real = [x[0] for x in self.trans]
                 k = len(real) if real[-1] <= t else bisect.bisect_right(real, t)
             else:
                 k = int(np.searchsorted(self.trans_times(), t, side="right"))
             tr = tr[:k]
-        st = [0, 0]
+        st = [int(x) for x in self._v.start_states(self.row + 1)[self.row]]
         for code in self._v.trans.code[tr].tolist():
             st[code & 1] = (code >> col.TR_NEW_SHIFT) & 15
         return st[0], st[1]
@@ -711,13 +847,13 @@ class ConnView:
         injected RST before the SYN+ACK); earlier segments keep the base of their time, as
         Wireshark numbers them.
         """
-        hist = self._v.base_hist_of(self.id)
+        hist = self._v.base_hist_of(self.row)
         if hist:
             row = int(self.rows[i])
             for hrow, dd, old in hist:
                 if dd == d and row < hrow:
                     return old
-        return int(self._v.conns[self.id].seqbase[d])
+        return int(self._v.conns[self.row].seqbase[d])
 
     def rel_of(self, i: int, d: int, flags: int, seq_raw: int, ack_raw: int) -> tuple[int, int]:
         """Relative (seq, ack) for segment i with the given raw fields."""
@@ -735,7 +871,7 @@ class ConnView:
     def opts(self) -> list[dict | None]:
         """Each side's SYN options as the ladder shows them (``mss``, ``ws``, ``sack_perm``),
         None where no SYN with options was seen."""
-        r = self._v.conns[self.id]
+        r = self._v.conns[self.row]
         fl = int(r.fl)
         return [parse_options_of(fl, int(r.mss[d]) if fl & (col.F_HAVE_MSS << d) else -1, int(r.ws[d]), d)
                 for d in (0, 1)]
@@ -762,14 +898,15 @@ class ConnView:
         """This connection as of time t as a plain dict, in the shape of :class:`Connection`."""
         k = self.count_at(t)
         cs, ss = self.states_at(t)
+        pk, nb = self._v.start_counts(self.row + 1)
         return {
             "id": self.id,
             "client": {"ip": self.client_ip_text(), "port": self.cport, "state": STATE_NAMES[cs]},
             "server": {"ip": self.server_ip_text(), "port": self.sport, "state": STATE_NAMES[ss]},
             "first_ts": self.first_ts,
             "last_ts": self.last_ts_at(k),
-            "packets": k,
-            "bytes": self.bytes_at(k),
+            "packets": int(pk[self.row]) + k,
+            "bytes": int(nb[self.row]) + self.bytes_at(k),
             "partial": self.partial,
             "notes": self.notes(),
         }

@@ -67,6 +67,7 @@ from .columns import (
     N_TRANS_BACK,
     N_TRANS_TS,
     NEED_NOTHING,
+    NEXT_ID,
     PACKETS,
     SEG_ANA_SHIFT,
     SEG_CLOCK,
@@ -549,6 +550,8 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
     c = cnt[N_CONN]
     cnt[N_CONN] = c + 1
     r = C[c]
+    r.cid = cnt[NEXT_ID]
+    cnt[NEXT_ID] += 1
     r.fam = fam
     if sender_is_client:
         ch, cl, cp, sh, sl, spt = s_hi, s_lo, sp, d_hi, d_lo, dp

@@ -64,7 +64,7 @@ class TcpviewApp(App[int]):
     BINDINGS = VIEWER_BINDINGS
 
     def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
-                 theme: str | Theme | None = None, at: float | None = None) -> None:
+                 theme: str | Theme | None = None, at: float | None = None, memory: int | None = None) -> None:
         super().__init__()
         self._start_at = at
         # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
@@ -72,12 +72,14 @@ class TcpviewApp(App[int]):
         self.source = source
         self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
         self.tl = self.tracker.tl
+        self.tl.budget = memory
         self.pump = Pump(source, self.tracker)
         self.player = Player(self.pump.times, live=bool(getattr(source, "live", False)))
         self.tick_seconds = tick
         self.loaded = False
         self.load_error: str | None = None
         self._stop = threading.Event()
+        self._told_eviction = False
         self._dirty = True
         self._last_tick = time.monotonic()
         self._absolute = False
@@ -132,6 +134,17 @@ class TcpviewApp(App[int]):
         bar.loading = message.info.progress
         self._dirty = True
         self._maybe_start_at()
+        self._tell_eviction()
+
+    def _tell_eviction(self) -> None:
+        """Say once that the memory budget made the oldest connections leave the timeline."""
+        if self._told_eviction or not self.tl.evicted["connections"]:
+            return
+        self._told_eviction = True
+        budget = self.tl.budget or 0
+        self.notify(f"The timeline reached its memory budget ({budget >> 20} MiB): the oldest connections and "
+                    "segments leave it, and seeking back stops at what is kept. --memory sets the budget.",
+                    title="memory", timeout=12, markup=False)
 
     def _maybe_start_at(self) -> None:
         tl, at = self.tl, self._start_at
@@ -175,7 +188,7 @@ class TcpviewApp(App[int]):
         """
         tl = self.tl
         p = self.player
-        p.set_bounds(tl.first_ts, tl.last_ts)
+        p.set_bounds(tl.first_ts, tl.last_ts, tl.horizon)
         t, pos = p.query_time(), p.position()
         table = self._table
         table.update_view(tl, t, pos, force=force, settle=settle)
@@ -262,14 +275,14 @@ class TcpviewApp(App[int]):
     # -- player actions -------------------------------------------------------------------
     def action_play_pause(self) -> None:
         """Play / pause (live: freeze the view, or jump back to live)."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts, self.tl.horizon)
         self.player.toggle()
         self._last_tick = time.monotonic()
         self.refresh_views()
 
     def _move_cursor(self, move: Callable[[], object]) -> None:
         """Pause, then ``move`` the player's cursor within the capture read so far, and show it."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts)
+        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts, self.tl.horizon)
         self.player.pause()
         move()
         self.refresh_views()

@@ -116,6 +116,7 @@ class LiveApp(TcpviewApp):
             st = {}
         reasons = dict(self.tl.skipped)  # one C-level copy while the feed thread adds to it
         st["skipped"] = sum(reasons.values())
+        st["evicted"] = self.tl.evicted["connections"]
         sink = getattr(src, "sink", None)
         error = getattr(src, "error", None)
         self._main(CaptureStatus).show(getattr(src, "interface", getattr(src, "name", "")), st, reasons,
@@ -214,6 +215,7 @@ class LiveApp(TcpviewApp):
         self._pending = None
         new = message.source
         tracker = Tracker(msl2=self.tracker.msl2, fin_timeout=self.tracker.fin_timeout)
+        tracker.tl.budget = self.tl.budget
         # the views key their caches on the version: never reuse one the old timeline had
         tracker.tl.version = self.tl.version + 1
         self.source, self.tracker, self.tl = new, tracker, tracker.tl

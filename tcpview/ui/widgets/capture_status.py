@@ -2,7 +2,8 @@
 
 ``captured N · dropped N · skipped N · saved N``: packets the capture delivered, packets the
 kernel dropped because its ring was full (the states shown may then be wrong), frames the
-decoder could not use (not TCP, truncated, IP fragments), and packets written with ``-w``.
+decoder could not use (not TCP, truncated, IP fragments), packets written with ``-w``, and
+connections that left the timeline to keep within ``--memory`` (``evicted``).
 Always visible, so nothing is lost silently; the line turns to the warning colour once
 the kernel has dropped anything, and to the error colour while the capture reports an
 error (the interface went down). The app updates it about once a second.
@@ -42,6 +43,7 @@ class CaptureStatus(PaintedText, Widget):
         self.dropped = 0
         self.skipped = 0
         self.saved: int | None = None
+        self.evicted = 0
         self.save_path: str | None = None
         self.error: str | None = None
         self.reasons: dict[str, int] = {}
@@ -52,7 +54,8 @@ class CaptureStatus(PaintedText, Widget):
 
         Args:
             interface: the interface captured on.
-            status: ``captured``, ``dropped``, ``skipped`` and (when saving) ``saved``.
+            status: ``captured``, ``dropped``, ``skipped``, (when saving) ``saved`` and (once
+                the memory budget made connections leave the timeline) ``evicted``.
             reasons: skipped frames by reason (the timeline's ``skipped``), for the tooltip.
             save_path: the ``-w`` file, when saving.
             error: a problem the capture carries on through (None: none).
@@ -60,12 +63,13 @@ class CaptureStatus(PaintedText, Widget):
         reasons = dict(reasons or {})
         new = (interface, int(status.get("captured", 0)), int(status.get("dropped", 0)),
                int(status.get("skipped", sum(reasons.values()))),
-               int(status["saved"]) if "saved" in status else None, save_path, error, reasons)
-        old = (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.save_path,
+               int(status["saved"]) if "saved" in status else None, int(status.get("evicted", 0)), save_path,
+               error, reasons)
+        old = (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.evicted, self.save_path,
                self.error, self.reasons)
         if new == old:
             return
-        (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.save_path,
+        (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.evicted, self.save_path,
          self.error, self.reasons) = new
         self.set_class(self.dropped > 0, "-dropped")
         self.set_class(bool(error), "-error")
@@ -88,6 +92,8 @@ class CaptureStatus(PaintedText, Widget):
                                               ("skipped", self.skipped, False)]
         if self.saved is not None:
             parts.append(("saved", self.saved, False))
+        if self.evicted:  # connections that left the timeline to keep within --memory
+            parts.append(("evicted", self.evicted, False))
         for i, (name, n, bad) in enumerate(parts):
             if i:
                 out.append(" · ", label)

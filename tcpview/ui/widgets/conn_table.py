@@ -274,11 +274,12 @@ class ConnectionTable(VirtualList):
         cid = int(self.rows[index])
         c = tl.conns[cid]
         facts = self.model.facts(tl, self.t)
-        if cid < facts.n:
-            cs, ss = (int(x) for x in facts.states[cid])
-            k = int(facts.packets[cid])
-            nbytes = int(facts.nbytes[cid])
-            last_ts = float(facts.last_ts[cid])
+        row = c.row
+        if row < facts.n:
+            cs, ss = (int(x) for x in facts.states[row])
+            k = int(facts.packets[row])
+            nbytes = int(facts.nbytes[row])
+            last_ts = float(facts.last_ts[row])
         else:  # published after the cursor's facts were taken
             cs, ss, k, nbytes, last_ts = 0, 0, 0, 0, c.first_ts
         pos = self.clock

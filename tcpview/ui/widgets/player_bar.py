@@ -32,6 +32,7 @@ class PlayerBar(PaintedText, Widget):
         "player--time",
         "player--done",
         "player--todo",
+        "player--gone",
         "player--head",
         "player--loading",
     }
@@ -45,6 +46,7 @@ class PlayerBar(PaintedText, Widget):
     PlayerBar > .player--time { color: $text; }
     PlayerBar > .player--done { color: $primary; }
     PlayerBar > .player--todo { color: $text-muted; }
+    PlayerBar > .player--gone { color: $text-disabled; }
     PlayerBar > .player--head { color: $text-accent; }
     PlayerBar > .player--loading { color: $text-warning; }
     """
@@ -88,6 +90,9 @@ class PlayerBar(PaintedText, Widget):
         text.append(f"{fmt.offset(p.offset(), dur)} / {fmt.offset(dur, dur)}", st("player--time", partial=True))
         text.append("  ")
         tail = ""
+        gone = 0.0  # the share of the timeline that has left (a memory budget)
+        if p.horizon is not None and p.first is not None and dur > 0:
+            gone = min(1.0, max(0.0, (p.horizon - p.first) / dur))
         if self.reading:
             tail = f" read {self.loading * 100:.0f}%" if self.loading is not None else " reading"
         else:
@@ -98,10 +103,15 @@ class PlayerBar(PaintedText, Widget):
             done = p.fraction() * bar_w
             full = int(done)
             head = "╸" if done - full >= 0.5 and full < bar_w else ""
-            text.append("━" * full, st("player--done", partial=True))
+            cut = min(full, int(gone * bar_w))
+            text.append("┄" * cut, st("player--gone", partial=True))
+            text.append("━" * (full - cut), st("player--done", partial=True))
             if head:
                 text.append(head, st("player--head", partial=True))
-            text.append("─" * (bar_w - full - len(head)), st("player--todo", partial=True))
+            rest = bar_w - full - len(head)
+            cut_rest = max(0, min(rest, int(gone * bar_w) - full))
+            text.append("┄" * cut_rest, st("player--gone", partial=True))
+            text.append("─" * (rest - cut_rest), st("player--todo", partial=True))
             self._bar = (x0, x0 + bar_w)
         else:
             self._bar = (0, 0)

@@ -1,0 +1,183 @@
+"""Keeping the timeline within a memory budget: the oldest part leaves, and that is counted.
+
+When the tables outgrow the budget, the tracker moves the timeline's *horizon* forward: every
+segment and transition before it leaves, and so does every connection that was over by then
+(both ends CLOSED, nothing after the horizon). What stays is exact from the horizon on:
+
+- each remaining connection keeps its id, its 4-tuple and its states as of the horizon (the
+  base its later transitions replay from), and its segment and byte counts before it;
+- the counters' history before the horizon is kept as a few samples per state (what the
+  sparklines draw), so the counts do not vanish with the connections;
+- how many connections and segments left is counted (the status line, ``"evicted"`` in the
+  summary JSON).
+
+The new tables are copies: a reader holding the old ones keeps a consistent view until it
+takes the next. Only the writer's thread calls :func:`evict`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import columns as col
+from .model import NSTATES
+from .replay import conn_stats, state_counts, states_after
+
+KEEP = 0.6
+"""After an eviction the tables use about this share of the budget."""
+
+SAMPLES = 64
+"""Counter samples kept for each stretch of time that leaves."""
+
+
+def used_bytes(w: col.Tables) -> int:
+    """Bytes the tables' rows in use take (what the budget is measured against)."""
+    total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes
+    for name, (dt, counter, _cap) in col.Tables.LAYOUT.items():
+        rows = int(w.cnt[counter]) if name != "timers" else int(w.cnt[col.N_TIMERS])
+        itemsize = np.dtype(dt[0]).itemsize * dt[1] if isinstance(dt, tuple) else np.dtype(dt).itemsize
+        total += rows * itemsize
+    return total
+
+
+def evict(w: col.Tables, budget: int) -> bool:
+    """Move the horizon forward until the tables fit in ``KEEP`` of ``budget``; returns whether
+    anything left."""
+    n_seg = int(w.cnt[col.N_SEG])
+    n_trans = int(w.cnt[col.N_TRANS])
+    n_conn = int(w.cnt[col.N_CONN])
+    used = used_bytes(w)
+    if n_seg < 2 or used <= budget * KEEP:
+        return False
+    # drop the share of the segments (and what goes with them) that brings use under the mark
+    share = min(1.0, (used - budget * KEEP) / max(used, 1))
+    k0 = max(1, min(n_seg - 1, int(n_seg * share)))
+    horizon = float(w.segs[k0].ts)
+    # transitions before the horizon: those of segments before k0 (and timers that fired then)
+    t0 = _trans_before(w, k0, n_trans)
+    _sample_counters(w, t0)
+
+    # each connection's states, segments and bytes as of the horizon
+    states = np.zeros((n_conn, 2), dtype=np.uint8)
+    states[: len(w.base_states)] = w.base_states
+    states_after(w.trans, 0, t0, states)
+    counts = np.zeros((n_conn, 2), dtype=np.int64)
+    counts[: len(w.base_counts)] = w.base_counts
+    pk, nb, last = np.zeros(n_conn, np.int64), np.zeros(n_conn, np.int64), np.full(n_conn, -1, np.int64)
+    conn_stats(w.segs, 0, k0, pk, nb, last)
+    for row, ln in w.long[: int(w.cnt[col.N_LONG])].tolist():
+        if row < k0:
+            nb[int(w.segs[int(row)].conn)] += int(ln) - col.LONG_LEN
+    counts[:, 0] += pk
+    counts[:, 1] += nb
+    lasts = np.full(n_conn, -np.inf)
+    lasts[: len(w.base_last)] = w.base_last
+    seen = last >= 0
+    lasts[seen] = w.segs.ts[last[seen]]
+
+    # connections that are over: both ends CLOSED at the horizon, nothing of theirs after it
+    alive = np.zeros(n_conn, dtype=bool)
+    alive[w.segs.conn[k0:n_seg].astype(np.int64)] = True
+    alive[w.trans.conn[t0:n_trans].astype(np.int64)] = True
+    alive[w.timers.conn[: int(w.cnt[col.N_TIMERS])].astype(np.int64)] = True
+    alive |= (states[:, 0] != 0) | (states[:, 1] != 0)
+    alive |= w.conns.state[:n_conn, 0] != 0
+    alive |= w.conns.state[:n_conn, 1] != 0
+    keep = np.flatnonzero(alive)
+    newrow = np.full(n_conn, -1, dtype=np.int64)
+    newrow[keep] = np.arange(len(keep))
+
+    _compact(w, k0, t0, keep, newrow)
+    w.base_states = states[keep]
+    w.base_counts = counts[keep]
+    w.base_last = lasts[keep]
+    w.horizon = horizon
+    w.evicted_conns += n_conn - len(keep)
+    w.evicted_segs += k0
+    return True
+
+
+def _trans_before(w: col.Tables, k0: int, n_trans: int) -> int:
+    """How many transitions came before segment k0 (their ``seg`` is below it)."""
+    seg = w.trans.seg[:n_trans]
+    return int(np.searchsorted(seg, k0, side="left")) if n_trans else 0
+
+
+def _sample_counters(w: col.Tables, t0: int) -> None:
+    """Keep a few samples of the endpoints per state over the transitions that leave."""
+    if t0 == 0:
+        return
+    counts = np.zeros(NSTATES, dtype=np.int64)
+    counts += np.bincount(w.base_states.reshape(-1), minlength=NSTATES)[:NSTATES]
+    marks = np.unique(np.linspace(0, t0, min(SAMPLES, t0) + 1).astype(np.int64))
+    start = 0
+    for k in marks[1:].tolist():
+        state_counts(w.trans, start, k, counts)
+        start = k
+        seg = int(w.trans[k - 1].seg)
+        ts = float(w.segs[min(seg, int(w.cnt[col.N_SEG]) - 1)].ts)
+        w.history.append((ts, counts.copy()))
+
+
+def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarray) -> None:
+    """New tables without the rows that leave; row numbers in the others follow."""
+    cnt = w.cnt
+    n_seg, n_trans = int(cnt[col.N_SEG]), int(cnt[col.N_TRANS])
+
+    segs = _fresh(w.segs, n_seg - k0)
+    segs[: n_seg - k0] = w.segs[k0:n_seg]
+    segs.conn[: n_seg - k0] = newrow[w.segs.conn[k0:n_seg].astype(np.int64)]
+    trans = _fresh(w.trans, n_trans - t0)
+    trans[: n_trans - t0] = w.trans[t0:n_trans]
+    trans.conn[: n_trans - t0] = newrow[w.trans.conn[t0:n_trans].astype(np.int64)]
+    trans.seg[: n_trans - t0] = np.maximum(w.trans.seg[t0:n_trans].astype(np.int64) - k0, 0)
+
+    conns = _fresh(w.conns, len(keep))
+    conns[: len(keep)] = w.conns[keep]
+    six = np.flatnonzero(conns.fam[: len(keep)] == 6)
+    addrs6 = _fresh(w.addrs6, len(six))
+    if len(six):
+        addrs6[: len(six)] = w.addrs6[conns.caddr[six].astype(np.int64)]
+        conns.caddr[six] = np.arange(len(six))
+        conns.saddr[six] = np.arange(len(six))
+
+    n_timers = int(cnt[col.N_TIMERS])
+    timers = w.timers.copy()
+    moved = newrow[w.timers.conn[:n_timers].astype(np.int64)]
+    timers.conn[:n_timers] = np.maximum(moved, 0)  # a timer's connection always stays
+
+    def pairs(arr: np.ndarray, n: int, first: int) -> tuple[np.ndarray, int]:
+        """(row, value) pairs whose row stays, with the row moved down by ``first``."""
+        kept = arr[:n][arr[:n, 0] >= first].copy()
+        kept[:, 0] -= first
+        out = np.zeros((max(len(kept), 16) * 2, arr.shape[1]), dtype=arr.dtype)
+        out[: len(kept)] = kept
+        return out, len(kept)
+
+    w.seg_back, cnt[col.N_SEG_BACK] = pairs(w.seg_back, int(cnt[col.N_SEG_BACK]), k0)
+    w.long, cnt[col.N_LONG] = pairs(w.long, int(cnt[col.N_LONG]), k0)
+    w.anom, cnt[col.N_ANOM] = pairs(w.anom, int(cnt[col.N_ANOM]), k0)
+    w.trans_ts, cnt[col.N_TRANS_TS] = pairs(w.trans_ts, int(cnt[col.N_TRANS_TS]), t0)
+    w.trans_back, cnt[col.N_TRANS_BACK] = pairs(w.trans_back, int(cnt[col.N_TRANS_BACK]), t0)
+    hist = w.base_hist[: int(cnt[col.N_BASE_HIST])]
+    hist = hist[newrow[hist[:, 0]] >= 0].copy()
+    hist[:, 0] = newrow[hist[:, 0]]
+    hist[:, 1] = np.maximum(hist[:, 1] - k0, 0)
+    w.base_hist = np.zeros((max(len(hist), 16) * 2, 4), dtype=np.int64)
+    w.base_hist[: len(hist)] = hist
+    cnt[col.N_BASE_HIST] = len(hist)
+
+    w.segs, w.trans, w.conns, w.addrs6, w.timers = segs, trans, conns, addrs6, timers
+    cnt[col.N_SEG], cnt[col.N_TRANS], cnt[col.N_CONN], cnt[col.N_ADDR6] = n_seg - k0, n_trans - t0, len(keep), len(six)
+    from .track import rebuild_hash
+
+    w.hash = np.zeros(len(w.hash), dtype=np.int32)
+    rebuild_hash(w.hash, w.conns, w.addrs6, len(keep))
+
+
+def _fresh(table: np.ndarray, rows: int) -> np.ndarray:
+    """An empty table like ``table`` with room for ``rows`` and as many again to grow into."""
+    cap = max(2 * rows, 64)
+    if table.dtype.names:
+        return np.zeros(cap, dtype=table.dtype).view(np.recarray)
+    return np.zeros((cap, *table.shape[1:]), dtype=table.dtype)

@@ -1,0 +1,119 @@
+"""A memory budget: past it the oldest part of the timeline leaves, what stays is exact, and
+nothing leaves silently."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import Flow, cli, write_frames_pcap
+
+from tcpview.engine.pump import load
+
+
+def churn(n: int, t0: float = 1000.0, gap: float = 0.01) -> list:
+    """n short connections one after another: handshake, a request, the answer, a close."""
+    frames: list = []
+    for i in range(n):
+        f = Flow(cport=20000 + i % 40000, t0=t0 + i * gap, dt=0.001, frames=frames)
+        f.handshake()
+        f.c("PA", b"GET /")
+        f.s("PA", b"200 ok")
+        f.c("FA")
+        f.s("FA")
+        f.c("A")
+    frames.sort(key=lambda x: x[0])
+    return frames
+
+
+@pytest.fixture(scope="module")
+def loads(tmp_path_factory):
+    path = write_frames_pcap(tmp_path_factory.mktemp("mem") / "churn.pcap", churn(4000))
+    full = load(str(path), msl2=2.0).timeline
+    small = load(str(path), msl2=2.0, budget=300_000).timeline
+    return path, full, small
+
+
+def test_the_oldest_connections_leave_and_are_counted(loads):
+    _path, full, small = loads
+    ev = small.evicted
+    assert ev["connections"] > 1000 and ev["segments"] > 8 * 1000
+    assert full.evicted == {"connections": 0, "segments": 0}
+    assert len(small.conns) + ev["connections"] == len(full.conns)
+    assert small.horizon is not None and full.first_ts < small.horizon <= full.last_ts
+    # what stays takes far less room than the whole timeline
+    assert small.view().n_seg + ev["segments"] == full.view().n_seg
+
+
+def test_what_stays_is_exact_from_the_horizon_on(loads):
+    _path, full, small = loads
+    ids = small.conns.ids()
+    assert ids == sorted(ids) and ids[0] > 0  # ids stay those of the whole capture
+    whole = {d["id"]: d for d in full.connection_dicts()}
+    for d in small.connection_dicts():
+        assert d == whole[d["id"]]
+    span = full.last_ts - small.horizon
+    for frac in (0.0, 0.3, 0.7, 1.0):
+        t = small.horizon + span * frac
+        assert small.counters_at(t) == full.counters_at(t), frac
+        kept = {d["id"]: d for d in small.connection_dicts(t)}
+        for cid, d in kept.items():
+            assert (d["client"]["state"], d["server"]["state"]) == \
+                (whole[cid]["client"]["state"], whole[cid]["server"]["state"]) or t < full.last_ts
+    assert small.counters_at(None) == full.counters_at(None)
+    # a kept connection's segments are those after the horizon, its states the same
+    c = small.conns[ids[-1]]
+    f = full.conns[ids[-1]]
+    assert [s.model_dump() for s in small.segments(c.id)] == [s.model_dump() for s in full.segments(f.id)][-c.n:]
+    assert c.state == f.state
+
+
+def test_the_counters_history_outlives_the_connections(loads):
+    _path, full, small = loads
+    # before the horizon the sparkline draws samples kept when the rows left
+    series = small.counter_series(10, 16)  # TIME_WAIT
+    assert len(series) == 16 and max(series) > 0
+    assert series[-1] == full.counter_series(10, 16)[-1]
+
+
+def test_an_evicted_connection_is_no_longer_there(loads):
+    _path, _full, small = loads
+    with pytest.raises(IndexError):
+        small.conns[0]
+
+
+def test_half_open_connections_stay_and_their_segments_leave(tmp_path):
+    """A SYN flood: nothing ever finishes, so connections stay (their states count), while
+    their segments leave past the budget."""
+    frames: list = []
+    for i in range(3000):
+        Flow(cip=f"10.{i // 250}.{i % 250}.9", cport=1024 + i, t0=10.0 + i * 0.001, frames=frames).c("S")
+    frames.sort(key=lambda x: x[0])
+    path = write_frames_pcap(tmp_path / "flood.pcap", frames)
+    tl = load(str(path), budget=150_000).timeline
+    assert tl.evicted["segments"] > 0 and tl.evicted["connections"] == 0
+    assert len(tl.conns) == 3000
+    assert tl.counters_at(None)["SYN_SENT"] == 3000 and tl.counters_at(None)["LISTEN"] == 3000
+
+
+def test_summary_json_says_what_left(tmp_path):
+    path = write_frames_pcap(tmp_path / "churn.pcap", churn(5000, gap=0.02))
+    rc, out, err = cli("summary", str(path), "--json", "--memory", "1M")
+    assert rc == 0, err
+    s = json.loads(out)
+    assert s["evicted"]["connections"] > 0 and s["evicted"]["segments"] > 0
+    assert len(s["connections"]) + s["evicted"]["connections"] == 5000
+    rc, out, _err = cli("summary", str(path), "--json")
+    whole = json.loads(out)
+    assert whole["evicted"] == {"connections": 0, "segments": 0}
+    assert s["counters"] == whole["counters"]  # the last minute's clients still in TIME_WAIT
+    rc, out, _err = cli("summary", str(path), "--memory", "1M")
+    assert "evicted (memory budget):" in out
+
+
+@pytest.mark.parametrize("bad", ["lots", "-5M", "12Q", "100"])
+def test_a_bad_memory_size_is_one_line(bad: str, tmp_path: Path):
+    rc, out, err = cli("summary", str(tmp_path / "x.pcap"), "--memory", bad)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "--memory" in err and "Traceback" not in err
