@@ -15,6 +15,7 @@ debugger.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -63,9 +64,50 @@ CACHE_DIR = cache_dir()
 
 def kernel(fn: F) -> F:
     """Compile ``fn`` with numba: cached on disk, no Python objects, the GIL released."""
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)  # type: ignore[return-value]
+    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))  # type: ignore[no-any-return]
 
 
 def helper(fn: F) -> F:
     """A function kernels call (compiled when its first caller is)."""
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn)  # type: ignore[return-value]
+    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))  # type: ignore[no-any-return]
+
+
+_COMPILED: dict[int, Any] = {}  # id(py_func) -> its dispatcher, for every kernel and helper
+_PY_MODE = False
+
+
+def _register(dispatcher: Any) -> Any:
+    py_func = getattr(dispatcher, "py_func", None)  # a plain function when the JIT is off
+    if py_func is not None:
+        _COMPILED[id(py_func)] = dispatcher
+    return dispatcher
+
+
+def python_mode(on: bool) -> None:
+    """Run every kernel as plain Python (``on``) or compiled.
+
+    While a first run compiles in another process (see ``tcpview.engine.warm``), the
+    engine goes on in plain Python, slowly but at once: each module's names for the kernels
+    are pointed at the functions themselves, then back at the compiled ones once they are
+    loaded. Only the thread that feeds the engine calls this.
+    """
+    global _PY_MODE
+    if JIT_DISABLED or on == _PY_MODE:
+        return
+    _PY_MODE = on
+    by_py = {id(d): d.py_func for d in _COMPILED.values()} if on else {}
+    for module in list(sys.modules.values()):
+        name = getattr(module, "__name__", "") or ""
+        if not name.startswith("tcpview"):
+            continue
+        space = module.__dict__
+        for key, value in list(space.items()):
+            if on and id(value) in by_py:
+                space[key] = by_py[id(value)]
+            elif not on and id(value) in _COMPILED:
+                space[key] = _COMPILED[id(value)]
+
+
+def in_python_mode() -> bool:
+    """Whether the kernels run as plain Python just now (see :func:`python_mode`)."""
+    return _PY_MODE

@@ -48,6 +48,10 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
 
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ..engine.pump import load
+    from ..engine.warm import cache_is_warm, ready
+
+    if not cache_is_warm():  # the first run after install: say why it takes a while
+        ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
 
     budget = getattr(args, "memory", None)
     if budget is None and args.source == "-" and hasattr(args, "memory"):

@@ -23,6 +23,7 @@ from ..sources.frames import FrameStore
 from .player import TimelineTimes
 from .store import Timeline
 from .tracker import Tracker
+from .warm import Warmer
 
 
 def _ignore(_info: object) -> None:
@@ -37,6 +38,8 @@ class BatchInfo:
     progress: float | None
     done: bool = False
     error: str | None = None
+    preparing: bool = False
+    """The engine's kernels are still being compiled (a first run): it runs slowly meanwhile."""
 
 
 class Pump:
@@ -52,7 +55,7 @@ class Pump:
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
-                 pause_seconds: float = 0.005, keep_frames: bool = True) -> None:
+                 pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False) -> None:
         self.source = source
         self.tracker = tracker if tracker is not None else Tracker()
         self.tl = self.tracker.tl
@@ -71,11 +74,19 @@ class Pump:
         self.error: str | None = None
         self.idle = threading.Event()
         """Set whenever the source has been idle (everything it delivered so far is fed)."""
+        self.warmer = Warmer() if warm else None
+        """With ``warm``, the kernels are loaded (or, on a first run, compiled in another process
+        while the engine runs in plain Python) by the pump's thread, so nothing waits."""
 
     def run(self, stop: threading.Event, on_batch: Callable[[BatchInfo], None] | None = None) -> None:
         """Read until the source ends or ``stop`` is set, calling ``on_batch`` after each batch
         (at most every ``batch_seconds`` while data keeps coming; the first one at once)."""
         on_batch = on_batch or _ignore
+        warmer = self.warmer
+        if warmer is not None:
+            warmer.start()
+            if warmer.preparing:
+                on_batch(BatchInfo(0, self._progress(), preparing=True))
         now = getattr(self.source, "now", None)
         batches = getattr(self.source, "batches", None)
         it = iter(batches(stop) if batches is not None else batches_of(self.source.frames(stop)))
@@ -93,16 +104,20 @@ class Pump:
                         on_batch(BatchInfo(self.frames_read, self._progress()))
                         pending = False
                     continue
-                self.tracker.feed_batch(batch)
-                self.frames_read += len(batch)
-                if self.keep_frames:
-                    self._note(batch)
-                pending = True
-                clock = time.monotonic()
-                if clock - told >= self.batch_seconds:
-                    told = clock
-                    pending = False
-                    on_batch(BatchInfo(self.frames_read, self._progress()))
+                for piece in self._pieces(batch):
+                    self.tracker.feed_batch(piece)
+                    self.frames_read += len(piece)
+                    if self.keep_frames:
+                        self._note(piece)
+                    pending = True
+                    clock = time.monotonic()
+                    preparing = warmer is not None and not warmer.poll()
+                    if clock - told >= self.batch_seconds or preparing:
+                        told = clock
+                        pending = False
+                        on_batch(BatchInfo(self.frames_read, self._progress(), preparing=preparing))
+                    if stop.is_set():
+                        break
                     if self.pause_seconds:
                         # let the UI thread have the GIL for a moment
                         time.sleep(self.pause_seconds)
@@ -112,10 +127,28 @@ class Pump:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
+        # a small capture may end before the kernels are compiled: the queries still want them
+        while warmer is not None and not warmer.poll() and not stop.is_set():
+            stop.wait(0.25)
+        if warmer is not None:
+            warmer.stop()
         self.done = True
         self.error = self.error or getattr(self.source, "error", None)
         self.tl.publish()
         on_batch(BatchInfo(self.frames_read, self._progress(), done=True, error=self.error))
+
+    def _pieces(self, batch: FrameBatch):  # type: ignore[no-untyped-def]
+        """The batch, or while the kernels run in plain Python, small slices of it (so the
+        first rows show at once and the switch to compiled code comes soon)."""
+        if self.warmer is None or not self.warmer.preparing:
+            yield batch
+            return
+        step = 256
+        for i in range(0, len(batch), step):
+            if not self.warmer.preparing:
+                yield FrameBatch(batch.buf, batch.frames[i:], batch.base)
+                return
+            yield FrameBatch(batch.buf, batch.frames[i:i + step], batch.base)
 
     def _note(self, batch: FrameBatch) -> None:
         """Remember where each frame's bytes are, to show one in full later."""

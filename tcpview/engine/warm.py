@@ -3,19 +3,22 @@
 numba compiles a kernel the first time it is called and caches the machine code on disk
 (:mod:`tcpview.jit`). Compiling every kernel takes a while once after an install; loading them
 takes a fraction of a second. :func:`ready` does either up front, so a live capture does not
-stall (and drop packets) on its first batch.
+stall (and drop packets) on its first batch; :class:`Warmer` lets the viewer start at once
+instead, in plain Python, while another process compiles.
 """
 
 from __future__ import annotations
 
 import glob
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from ..jit import CACHE_DIR, JIT_DISABLED
+from ..jit import CACHE_DIR, JIT_DISABLED, python_mode
 
 
 def cache_is_warm() -> bool:
@@ -56,6 +59,59 @@ def run_every_kernel() -> None:
     scan_pcap(buf, 0, 0, False, 1e-6, 1, 65536, 0, out)
     scan_pcapng(buf, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1, 65536, 0,
                 out)
+
+
+class Warmer:
+    """Gets the kernels ready without making anyone wait (the viewer's first run).
+
+    With a warm cache, :meth:`start` loads the kernels at once. On a first run it starts a
+    separate process that compiles them (so this process stays responsive) and puts the
+    engine in plain-Python mode meanwhile (:func:`tcpview.jit.python_mode`): it works
+    slowly but at once. :meth:`poll` switches to the compiled kernels when they are ready.
+    Only the thread that feeds the engine uses it.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self.preparing = False
+        """True while the kernels are being compiled in the other process."""
+
+    def start(self) -> None:
+        """Load the kernels, or start compiling them in another process."""
+        if cache_is_warm() or JIT_DISABLED:
+            ready()
+            return
+        env = dict(os.environ)
+        env.setdefault("NUMBA_CACHE_DIR", CACHE_DIR)
+        try:
+            self._proc = subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm"], env=env,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL)
+        except OSError:
+            ready()  # compile here, then
+            return
+        self.preparing = True
+        python_mode(True)
+
+    def poll(self) -> bool:
+        """Whether the compiled kernels are in use (switching to them when they are ready)."""
+        if not self.preparing:
+            return True
+        assert self._proc is not None
+        if self._proc.poll() is None:
+            return False
+        python_mode(False)
+        ready()  # loads what the other process compiled (compiles here if it failed)
+        self.preparing = False
+        return True
+
+    def stop(self) -> None:
+        """Stop compiling (the viewer closed first) and leave plain-Python mode."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+        if self.preparing:
+            python_mode(False)
+            self.preparing = False
 
 
 def ready(say: Callable[[str], None] | None = None) -> float:

@@ -73,7 +73,7 @@ class TcpviewApp(App[int]):
         self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
         self.tl = self.tracker.tl
         self.tl.budget = memory
-        self.pump = Pump(source, self.tracker)
+        self.pump = Pump(source, self.tracker, warm=True)
         self.player = Player(self.pump.times, live=bool(getattr(source, "live", False)))
         self.tick_seconds = tick
         self.loaded = False
@@ -132,6 +132,7 @@ class TcpviewApp(App[int]):
     def on_batch_arrived(self, message: BatchArrived) -> None:
         bar = self._bar
         bar.loading = message.info.progress
+        bar.preparing = message.info.preparing
         self._dirty = True
         self._maybe_start_at()
         self._tell_eviction()
@@ -161,6 +162,7 @@ class TcpviewApp(App[int]):
         bar = self._bar
         bar.reading = False
         bar.loading = None
+        bar.preparing = False
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
                         severity="error", timeout=15, markup=False)

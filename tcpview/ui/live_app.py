@@ -219,7 +219,7 @@ class LiveApp(TcpviewApp):
         # the views key their caches on the version: never reuse one the old timeline had
         tracker.tl.version = self.tl.version + 1
         self.source, self.tracker, self.tl = new, tracker, tracker.tl
-        self.pump = Pump(new, tracker)
+        self.pump = Pump(new, tracker, warm=True)
         self.player = Player(self.pump.times, live=True)
         self._stop = threading.Event()
         self.loaded = False

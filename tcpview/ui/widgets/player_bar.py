@@ -66,6 +66,8 @@ class PlayerBar(PaintedText, Widget):
         self.loading: float | None = None
         """Fraction of the file read so far, while reading (None when done or unknown)."""
         self.reading = False
+        self.preparing = False
+        """The engine is compiled for the first time (it runs slowly meanwhile)."""
         self._bar: tuple[int, int] = (0, 0)  # x range of the timeline in content coordinates
         self._dragging = False
 
@@ -93,7 +95,9 @@ class PlayerBar(PaintedText, Widget):
         gone = 0.0  # the share of the timeline that has left (a memory budget)
         if p.horizon is not None and p.first is not None and dur > 0:
             gone = min(1.0, max(0.0, (p.horizon - p.first) / dur))
-        if self.reading:
+        if self.preparing:
+            tail = " preparing the engine (first run)…"
+        elif self.reading:
             tail = f" read {self.loading * 100:.0f}%" if self.loading is not None else " reading"
         else:
             tail = f" {p.fraction() * 100:3.0f}%"
@@ -115,7 +119,7 @@ class PlayerBar(PaintedText, Widget):
             self._bar = (x0, x0 + bar_w)
         else:
             self._bar = (0, 0)
-        text.append(tail, st("player--loading" if self.reading else "player--time", partial=True))
+        text.append(tail, st("player--loading" if self.reading or self.preparing else "player--time", partial=True))
         return text
 
     # -- mouse: click or drag to seek -----------------------------------------------------
