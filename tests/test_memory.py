@@ -83,18 +83,24 @@ def test_an_evicted_connection_is_no_longer_there(loads):
         small.conns[0]
 
 
-def test_half_open_connections_stay_and_their_segments_leave(tmp_path):
-    """A SYN flood: nothing ever finishes, so connections stay (their states count), while
-    their segments leave past the budget."""
+def test_half_open_connections_beyond_the_cap_are_only_counted(tmp_path, monkeypatch):
+    """A SYN flood: nothing ever finishes; past the budget the oldest half-open connections
+    leave beyond a cap, and their endpoints stay in the counters."""
+    from tcpview.engine import evict
+
+    monkeypatch.setattr(evict, "HALF_OPEN_CAP", 500)
     frames: list = []
     for i in range(3000):
         Flow(cip=f"10.{i // 250}.{i % 250}.9", cport=1024 + i, t0=10.0 + i * 0.001, frames=frames).c("S")
     frames.sort(key=lambda x: x[0])
     path = write_frames_pcap(tmp_path / "flood.pcap", frames)
     tl = load(str(path), budget=150_000).timeline
-    assert tl.evicted["segments"] > 0 and tl.evicted["connections"] == 0
-    assert len(tl.conns) == 3000
+    assert tl.evicted["segments"] > 0 and tl.evicted["connections"] > 0
+    assert len(tl.conns) + tl.evicted["connections"] == 3000 and len(tl.conns) >= 500
     assert tl.counters_at(None)["SYN_SENT"] == 3000 and tl.counters_at(None)["LISTEN"] == 3000
+    full = load(str(path)).timeline
+    t = tl.horizon + (full.last_ts - tl.horizon) / 2
+    assert tl.counters_at(t) == full.counters_at(t)
 
 
 def test_summary_json_says_what_left(tmp_path):

@@ -156,6 +156,8 @@ class Tables:
         self.history: list[tuple[float, np.ndarray]] = []  # (time, endpoints per state) samples
         self.evicted_conns = 0
         self.evicted_segs = 0
+        self.held_counts = np.zeros(16, dtype=np.int64)  # endpoints per state of half-open ones that left
+        self.half_open_aggregated = 0
 
     def grow(self, counter: int) -> None:
         """Double the table whose counter is ``counter`` (copying its rows in use).

@@ -9,7 +9,10 @@ segment and transition before it leaves, and so does every connection that was o
 - the counters' history before the horizon is kept as a few samples per state (what the
   sparklines draw), so the counts do not vanish with the connections;
 - how many connections and segments left is counted (the status line, ``"evicted"`` in the
-  summary JSON).
+  summary JSON);
+- half-open connections (a SYN and nothing since: a SYN flood) beyond a cap leave even though
+  they are not over, as syncookies and conntrack keep no state per SYN; their endpoints stay
+  in the counters.
 
 The new tables are copies: a reader holding the old ones keeps a consistent view until it
 takes the next. Only the writer's thread calls :func:`evict`.
@@ -20,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import columns as col
-from .model import NSTATES
+from .model import LISTEN, NSTATES, SYN_SENT
 from .replay import conn_stats, state_counts, states_after
 
 KEEP = 0.6
@@ -28,6 +31,9 @@ KEEP = 0.6
 
 SAMPLES = 64
 """Counter samples kept for each stretch of time that leaves."""
+
+HALF_OPEN_CAP = 10_000
+"""Half-open connections (a SYN and nothing since) kept one by one before they are only counted."""
 
 
 def used_bytes(w: col.Tables) -> int:
@@ -83,6 +89,20 @@ def evict(w: col.Tables, budget: int) -> bool:
     alive |= (states[:, 0] != 0) | (states[:, 1] != 0)
     alive |= w.conns.state[:n_conn, 0] != 0
     alive |= w.conns.state[:n_conn, 1] != 0
+    # half-open connections (a SYN and nothing since) beyond the cap leave too, their ends
+    # counted per state as before (as syncookies and conntrack keep no state per SYN)
+    quiet = np.ones(n_conn, dtype=bool)
+    quiet[w.segs.conn[k0:n_seg].astype(np.int64)] = False
+    quiet[w.trans.conn[t0:n_trans].astype(np.int64)] = False
+    quiet[w.timers.conn[: int(w.cnt[col.N_TIMERS])].astype(np.int64)] = False
+    half = np.flatnonzero(quiet & (states[:, 0] == SYN_SENT) & (states[:, 1] == LISTEN))
+    cap = max(HALF_OPEN_CAP, 0)
+    if len(half) > cap:
+        gone = half[: len(half) - cap]  # the oldest
+        alive[gone] = False
+        w.held_counts[SYN_SENT] += len(gone)
+        w.held_counts[LISTEN] += len(gone)
+        w.half_open_aggregated += len(gone)
     keep = np.flatnonzero(alive)
     newrow = np.full(n_conn, -1, dtype=np.int64)
     newrow[keep] = np.arange(len(keep))
@@ -109,6 +129,7 @@ def _sample_counters(w: col.Tables, t0: int) -> None:
         return
     counts = np.zeros(NSTATES, dtype=np.int64)
     counts += np.bincount(w.base_states.reshape(-1), minlength=NSTATES)[:NSTATES]
+    counts += w.held_counts[:NSTATES]
     marks = np.unique(np.linspace(0, t0, min(SAMPLES, t0) + 1).astype(np.int64))
     start = 0
     for k in marks[1:].tolist():

@@ -95,6 +95,8 @@ class View:
     """``(time, endpoints per state)`` samples of the counters before the horizon."""
     evicted_conns: int
     evicted_segs: int
+    held_counts: np.ndarray
+    """Endpoints per state of the half-open connections that left (they still count)."""
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -268,7 +270,7 @@ class Timeline:
                     w.trans_ts, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
-                    tuple(w.history), w.evicted_conns, w.evicted_segs)
+                    tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy())
 
     # -- the readers' side ----------------------------------------------------------------------
     def view(self) -> View:
@@ -411,6 +413,7 @@ class Timeline:
             k0 = prev[1]
         else:
             counts = np.bincount(v.base_states.reshape(-1), minlength=NSTATES)[:NSTATES].astype(np.int64)
+            counts += v.held_counts[:NSTATES]
             k0 = 0
         state_counts(v.trans, k0, k, counts)
         self._cache["counts"] = (v.generation, k, counts.copy())
@@ -438,7 +441,7 @@ class Timeline:
         series = state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times)
         if v.horizon is None:
             return series.tolist()
-        base = int(np.count_nonzero(v.base_states == state))
+        base = int(np.count_nonzero(v.base_states == state)) + int(v.held_counts[state])
         out = []
         for tb, val in zip(times.tolist(), series.tolist(), strict=True):
             out.append(self._sampled_counts(v, tb)[STATE_NAMES[state]] if tb < v.horizon else base + val)

@@ -33,7 +33,7 @@ def run_every_kernel() -> None:
     """Call every kernel once on tiny inputs (compiling or loading each)."""
     from ..sources.batch import FrameBatch
     from ..sources.pcap import CaptureReader  # noqa: F401  (its scanners)
-    from ..sources.scan import scan_pcap, scan_pcapng
+    from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
     from .tracker import Tracker
 
     # a SYN, so the state machine, the timers and the readers all run
@@ -59,6 +59,7 @@ def run_every_kernel() -> None:
     scan_pcap(buf, 0, 0, False, 1e-6, 1, 65536, 0, out)
     scan_pcapng(buf, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1, 65536, 0,
                 out)
+    scan_tpacket(buf, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
 
 
 class Warmer:

@@ -121,3 +121,33 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
             n += 1
         pos += blen
     return n, pos, DONE
+
+
+@kernel
+def scan_tpacket(b: np.ndarray, first: int, npkts: int, linktype: int, frame: int, out,  # type: ignore[no-untyped-def]
+                 stamp: np.ndarray) -> int:
+    """Packets of a ``TPACKET_V3`` ring block (a live capture) into ``out``; returns how many.
+
+    ``stamp`` gets each packet's (seconds, nanoseconds), which a saved pcap keeps exactly.
+    """
+    p = first
+    n = min(npkts, len(out))
+    for i in range(n):
+        nxt = _u32(b, p, False)
+        sec = _u32(b, p + 4, False)
+        ns = _u32(b, p + 8, False)
+        snap = _u32(b, p + 12, False)
+        wlen = _u32(b, p + 16, False)
+        mac = _u16(b, p + 24, False)
+        f = out[i]
+        f.off = p + mac
+        f.caplen = snap
+        f.origlen = wlen if wlen >= snap else snap
+        f.ts = sec + ns * 1e-9
+        f.linktype = linktype
+        frame += 1
+        f.frame = frame
+        stamp[i, 0] = sec
+        stamp[i, 1] = ns
+        p += nxt
+    return n

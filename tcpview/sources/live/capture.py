@@ -37,8 +37,12 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
+
 from ...errors import os_problem
+from ..batch import FrameBatch, frame_array
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from ..scan import scan_tpacket
 from .ifaces import (
     _check_interface,
     default_interface,
@@ -264,6 +268,55 @@ class LiveSource:
                         sink = None
         finally:
             self.captured = frame
+            self._read_stats()
+            self._reader_done.set()
+
+    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
+        """The same packets as :meth:`frames`, a ring block at a time (what the engine reads):
+        the block is copied out once and a compiled scanner finds the packets in it."""
+        mm = self._mm
+        if mm is None:
+            return
+        lt = self.linktype
+        nblocks = self._nblocks
+        unpack_block = _BLOCK.unpack_from
+        status_of = _STATUS.unpack_from
+        poll = self._poll.poll
+        closing = self._closing
+        sink = self.sink
+        self._reader = threading.get_ident()
+        self._reader_done.clear()
+        try:
+            while not stop.is_set() and not closing.is_set():
+                boff = self._block * BLOCK_SIZE
+                if not status_of(mm, boff + 8)[0] & TP_STATUS_USER:
+                    yield None
+                    if stop.is_set() or closing.is_set():
+                        break
+                    for _fd, ev in poll(100):
+                        if ev & select.POLLERR:
+                            self._socket_error()
+                    continue
+                _v, _p, _st, npkts, first, blen = unpack_block(mm, boff)
+                data = mm[boff : boff + blen]  # one copy; the frames point into it
+                _STATUS.pack_into(mm, boff + 8, TP_STATUS_KERNEL)  # hand the block back now
+                self._block = (self._block + 1) % nblocks
+                self.blocks += 1
+                buf = np.frombuffer(data, dtype=np.uint8)
+                out = frame_array(npkts)
+                stamp = np.zeros((npkts, 2), dtype=np.int64)
+                n = scan_tpacket(buf, first, npkts, lt, self.captured, out, stamp)
+                self.captured += n
+                if sink is not None and n:
+                    spans = [(sec, ns, off, cap, orig) for (sec, ns), off, cap, orig in
+                             zip(stamp[:n].tolist(), out.off[:n].tolist(), out.caplen[:n].tolist(),
+                                 out.origlen[:n].tolist(), strict=True)]
+                    sink.write_block(data, spans)
+                    if sink.error:
+                        self.error = sink.error
+                        sink = None
+                yield FrameBatch(buf, out[:n])
+        finally:
             self._read_stats()
             self._reader_done.set()
 
