@@ -90,8 +90,9 @@ def cmd_ladder(args: argparse.Namespace) -> int:
     """``tcpview ladder``."""
     res = _load(args)
     tl = res.timeline
-    if not 0 <= args.conn < len(tl.conns):
-        raise UsageError(f"no connection {args.conn} (the capture has {len(tl.conns)}: 0..{len(tl.conns) - 1})")
+    if not tl.conns.has(args.conn):
+        n = tl.view().next_id
+        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})")
     t = tl.first_ts + args.at if args.at is not None and tl.first_ts is not None else None
     if args.format == "json":
         conn = tl.connection(args.conn, t)

@@ -103,6 +103,11 @@ class View:
     def n_conn(self) -> int:
         return self.n["conns"]
 
+    @property
+    def next_id(self) -> int:
+        """The id the next connection will get (how many there have been)."""
+        return self.n_conn + self.evicted_conns
+
     def row_of(self, cid: int) -> int:
         """The row of connection id ``cid`` (-1 when it has left or does not exist yet)."""
         if not self.evicted_conns:
@@ -618,9 +623,9 @@ class ConnList(Sequence):
         return self._tl._view.n_conn
 
     def __getitem__(self, cid):  # type: ignore[no-untyped-def]
-        if isinstance(cid, slice):
-            return [self[i] for i in range(*cid.indices(len(self)))]
         v = self._tl._view
+        if isinstance(cid, slice):  # by position (row), which is by id until rows have left
+            return [ConnView(self._tl, v, row) for row in range(*cid.indices(v.n_conn))]
         if cid < 0:
             cid += v.n_conn
         row = v.row_of(cid)
@@ -632,6 +637,10 @@ class ConnList(Sequence):
         v = self._tl._view
         for row in range(v.n_conn):
             yield ConnView(self._tl, v, row)
+
+    def has(self, cid: int) -> bool:
+        """Whether connection ``cid`` is in the timeline (published, and not evicted)."""
+        return self._tl._view.row_of(cid) >= 0
 
     def ids(self) -> list[int]:
         """The ids of the connections in the timeline, in order."""

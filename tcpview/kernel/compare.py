@@ -59,12 +59,12 @@ def compare(tl, snap: KernelSnapshot, t: float | None = None) -> dict[int, Compa
         conn id -> :class:`Comparison`, for every connection that exists at ``t``.
     """
     out: dict[int, Comparison] = {}
-    for cid in range(tl.conn_count_at(t)):
-        c = tl.conns[cid]
+    states = tl.states_at(t)  # every connection's, in one pass
+    for c in tl.conns[: tl.conn_count_at(t)]:
         ca = (ip_text(c.family, c.cip), c.cport)
         sa = (ip_text(c.family, c.sip), c.sport)
-        sniffed = c.states_at(t)
+        sniffed = (int(states[c.row][0]), int(states[c.row][1]))
         ks = (kernel_state(snap, ca, sa, sniffed[0]), kernel_state(snap, sa, ca, sniffed[1]))
         disagree = any(k is not None and k != s for k, s in zip(ks, sniffed, strict=True))
-        out[cid] = Comparison(cid, sniffed, ks, disagree)
+        out[c.id] = Comparison(c.id, sniffed, ks, disagree)
     return out

@@ -217,7 +217,7 @@ class TcpviewApp(App[int]):
         else:
             title = self._titles[0]  # the count waits for the next settling update
         cid = table.selected
-        if cid is None or cid >= len(self.tl.conns):
+        if cid is None or not self.tl.conns.has(cid):
             ladder = "Ladder"
         else:
             c = self.tl.conns[cid]

@@ -246,7 +246,7 @@ class ConnectionTable(VirtualList):
     def columns(self) -> list[Column]:
         """The columns for the current width."""
         width = self.scrollable_content_region.width
-        idw = len(str(max(0, len(self.tl.conns) - 1))) if self.tl is not None else 2
+        idw = len(str(max(0, self.tl.view().next_id - 1))) if self.tl is not None else 2
         if self._columns_for != (width, idw):
             self._columns = layout(width, idw)
             self._columns_for = (width, idw)
