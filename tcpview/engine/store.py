@@ -343,9 +343,10 @@ class Timeline:
         times = t0 + (t1 - t0) * (np.arange(1, buckets + 1) / buckets)
         return state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times).tolist()
 
-    def conn_count_at(self, t: float | None) -> int:
-        """Number of connections whose first packet is at or before t."""
-        v = self._view
+    def conn_count_at(self, t: float | None, v: View | None = None) -> int:
+        """Number of connections whose first packet is at or before t (in ``v``, the newest
+        view by default)."""
+        v = v or self._view
         if t is None:
             return v.n_conn
         firsts = self._cache.get("firsts")
@@ -366,8 +367,8 @@ class Timeline:
 
     def connection_dicts(self, t: float | None = None) -> list[dict]:
         """Every connection that exists at time t, as plain dicts, built from the columns at once."""
-        v = self._view
-        n = self.conn_count_at(t)
+        v = self.view()
+        n = self.conn_count_at(t, v)
         if v.clock_stepped_back:
             return [ConnView(self, v, i).as_dict(t) for i in range(n)]
         states = self.states_at(t, v)[:n].tolist()
