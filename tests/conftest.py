@@ -1,6 +1,7 @@
 """The fixtures shared by the tests. The helpers they use live in helper modules, which tests
 import directly: helpers.py (capture writers, Flow, cli, wait_until), livehelp.py (real traffic
-on lo), simhelp.py, trackhelp.py and uihelp.py.
+on lo), simhelp.py, trackhelp.py, uihelp.py and enginecheck.py (traffic and from-scratch
+answers for the engine's consistency tests).
 """
 
 from __future__ import annotations

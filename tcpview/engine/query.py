@@ -278,7 +278,7 @@ class ConnRows:
         if self._facts is not None and self._facts[0] == key:
             return self._facts[1]
         v = tl.view()
-        n = tl.conn_count_at(t)
+        n = tl.conn_count_at(t, v)
         states = tl.states_at(t, v)
         pk, nb, last = tl.conn_stats_at(t, v)
         first = v.conns.first_ts[:n]
@@ -326,7 +326,7 @@ class ConnRows:
         if self.sort == "id":
             return ids[::-1] if self.reverse else ids
         ids = np.arange(n)[ids] if isinstance(ids, range) else ids
-        values = self.sort_values(tl, t, n)
+        values = self.sort_values(tl, t, n, f)
         keys = values if isinstance(values, list) else [values]
         # stable either way: equal values keep ascending ids (sort the reversed ids, then
         # reverse the result, for descending order)
@@ -335,11 +335,13 @@ class ConnRows:
         out = order_ids[order]
         return out[::-1] if self.reverse else out
 
-    def sort_values(self, tl: Timeline, t: float | None, n: int) -> np.ndarray | list[np.ndarray]:
+    def sort_values(self, tl: Timeline, t: float | None, n: int,
+                    f: Facts | None = None) -> np.ndarray | list[np.ndarray]:
         """The current sort column's value for each of the first ``n`` connections, by id,
-        as of time t (a list of arrays, most significant first, when it sorts on several)."""
+        as of time t (a list of arrays, most significant first, when it sorts on several).
+        ``f``: the facts the rows were filtered with (taken again when not given)."""
         s = self.sort
-        f = self.facts(tl, t)
+        f = f if f is not None else self.facts(tl, t)
         v = tl.view()
         C = v.conns[:n]
         if s in ("cstate", "sstate"):

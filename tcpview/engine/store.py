@@ -452,9 +452,10 @@ class Timeline:
             out.append(self._sampled_counts(v, tb)[STATE_NAMES[state]] if tb < v.horizon else base + val)
         return out
 
-    def conn_count_at(self, t: float | None) -> int:
-        """Number of connections whose first packet is at or before t."""
-        v = self._view
+    def conn_count_at(self, t: float | None, v: View | None = None) -> int:
+        """Number of connections whose first packet is at or before t (in ``v``, the newest
+        view by default)."""
+        v = v or self._view
         if t is None:
             return v.n_conn
         firsts = self._cache.get("firsts")
@@ -475,8 +476,8 @@ class Timeline:
 
     def connection_dicts(self, t: float | None = None) -> list[dict]:
         """Every connection that exists at time t, as plain dicts, built from the columns at once."""
-        v = self._view
-        n = self.conn_count_at(t)
+        v = self.view()
+        n = self.conn_count_at(t, v)
         states = self.states_at(t, v)[:n].tolist()
         pk, nb, last = self.conn_stats_at(t, v)
         C = v.conns[:n]
