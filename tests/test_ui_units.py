@@ -273,3 +273,45 @@ def test_a_loaded_file_leaves_no_python_object_per_connection(tmp_path: Path) ->
     assert len(gc.get_objects()) - before < len(pump.tl.conns)
 
 
+
+
+def test_a_note_filter_sees_a_reset_that_comes_later() -> None:
+    """Notes are read as they are now: a connection reset after the filter was typed shows up."""
+    from helpers import Flow
+
+    from tcpview.engine.query import ConnRows
+    from tcpview.engine.tracker import Tracker
+
+    f = Flow(t0=1.0)
+    f.handshake()
+    f.c("PA", b"hi")
+    tr = Tracker()
+    tr.feed_records((i + 1, ts, lt, raw, 0, len(raw), len(raw)) for i, (ts, lt, raw) in enumerate(f.frames))
+    rows = ConnRows()
+    rows.set_query("is:reset")
+    assert list(rows.compute(tr.tl, None)) == []
+    n = len(f.frames)
+    f.s("R")
+    ts, lt, raw = f.frames[-1]
+    tr.feed_frame(n + 1, ts, lt, raw)
+    assert list(rows.compute(tr.tl, None)) == [0]
+
+
+def test_filters_on_ports_ids_and_addresses_match_the_per_connection_rules() -> None:
+    """The column passes give what ConnQuery.static_match says for each connection."""
+    from tcpview.engine.query import ConnQuery, ConnRows, endpoint_texts
+    from tcpview.engine.tracker import Tracker
+    from tcpview.sim import Engine, load
+
+    tracker = Tracker()
+    frames = Engine(load("busy"), 4).frames(max_seconds=4)
+    tracker.feed_records((f.frame, f.ts, 1, f.data, 0, len(f.data), len(f.data)) for f in frames)
+    tl = tracker.tl
+    c0 = tl.conns[0]
+    for text in (f"port:{c0.cport}", "port:80", f"id:3 id:{c0.id}", c0.client_ip_text(),
+                 f"{c0.server_ip_text()} port:{c0.sport}", "10.1.", "ip:not-an-ip", "is:partial"):
+        rows = ConnRows()
+        rows.set_query(text)
+        q = ConnQuery.parse(text)
+        want = [c.id for c in tl.conns if q.static_match(c, endpoint_texts(c.client_text(), c.server_text()))]
+        assert list(rows.compute(tl, None)) == want, text

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .model import STATE_NAMES
-from .store import ConnView, Timeline, conn_addrs, notes_of
+from .columns import F_PARTIAL, F_REFUSED, F_RESET
+from .store import ConnView, Timeline, View, conn_addrs, notes_of
 
 _ALIASES = {
     "TW": "TIME_WAIT",
@@ -181,6 +182,18 @@ def endpoint_texts(client: str, server: str) -> tuple[str, str, str, str]:
     return client.lower(), server.lower(), _ep_ip(client), _ep_ip(server)
 
 
+def _ip_parts(text: str) -> tuple[int, int, int] | None:
+    """``(family, high, low)`` of an address as the connection columns hold it (None: not one)."""
+    try:
+        a = ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return None
+    if a.version == 4:
+        return 4, 0, int(a)
+    n = int(a)
+    return 6, n >> 64, n & 0xFFFFFFFFFFFFFFFF
+
+
 def _norm_ip(text: str) -> str | None:
     t = text.strip("[]")
     try:
@@ -228,6 +241,8 @@ class Facts:
     packets: np.ndarray
     nbytes: np.ndarray
     last_ts: np.ndarray
+    view: View
+    """The view they were read from (rows are its rows)."""
 
 
 class ConnRows:
@@ -274,10 +289,10 @@ class ConnRows:
     def facts(self, tl: Timeline, t: float | None) -> Facts:
         """The table's values for every connection as of time t (kept until t or the
         timeline changes)."""
-        key = (tl.version, t, id(tl))
+        v = tl.view()
+        key = (v.version, t, id(tl))
         if self._facts is not None and self._facts[0] == key:
             return self._facts[1]
-        v = tl.view()
         n = tl.conn_count_at(t, v)
         states = tl.states_at(t, v)
         pk, nb, last = tl.conn_stats_at(t, v)
@@ -287,31 +302,61 @@ class ConnRows:
         had = v.base_counts[:m, 0] > 0
         before[:m][had] = v.base_last[:m][had]  # its segments left with the horizon
         last_ts = np.where(last[:n] >= 0, v.segs.ts[np.maximum(last[:n], 0)], before) if n else first
-        f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts)
+        f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts, v)
         self._facts = (key, f)
         return f
 
-    def _static_mask(self, tl: Timeline, n: int) -> np.ndarray:
+    def _static_mask(self, tl: Timeline, v: View, n: int) -> np.ndarray:
+        """Where the first n connections of ``v`` pass the terms that do not depend on the
+        cursor: ports, ids, addresses and notes in numpy passes over the columns (notes as
+        they are now: a connection reset later shows up then); words against each
+        connection's text, kept per query as the table grows."""
         q = self.query
-        self._check_generation(tl)
-        if self._static_text != q.text:
-            self._static, self._static_text = np.zeros(0, dtype=bool), q.text
-        have = len(self._static)
-        if have < n:
-            v = tl.view()
-            more = [q.static_match(ConnView(tl, v, i), self.texts(tl, i)) for i in range(have, n)]
-            self._static = np.concatenate((self._static, np.array(more, dtype=bool)))
-        return self._static[:n]
+        C = v.conns[:n]
+        mask = np.ones(n, dtype=bool)
+        for p in q.ports:
+            mask &= (C.port[:, 0] == p) | (C.port[:, 1] == p)
+        if q.ids:
+            mask &= np.isin(C.cid, q.ids)
+        if q.ips:
+            chi, clo = conn_addrs(v, n, False)
+            shi, slo = conn_addrs(v, n, True)
+            for ip in q.ips:
+                parsed = _ip_parts(ip)
+                if parsed is None:
+                    return np.zeros(n, dtype=bool)
+                fam, hi, lo = parsed
+                mask &= (C.fam == fam) & (((chi == hi) & (clo == lo)) | ((shi == hi) & (slo == lo)))
+        for note in q.notes:
+            fl = C.fl.astype(np.int64)
+            bit = {"partial": F_PARTIAL, "refused": F_REFUSED}.get(note)
+            if bit is not None:
+                mask &= (fl & bit) != 0
+            elif note == "reset":
+                mask &= ((fl & F_RESET) != 0) & ((fl & F_REFUSED) == 0)
+            else:  # anomaly
+                mask &= C.anom != 0
+        if q.words:
+            self._check_generation(tl)
+            if self._static_text != q.text:
+                self._static, self._static_text = np.zeros(0, dtype=bool), q.text
+            have = len(self._static)
+            if have < n:
+                more = [all(w in cl or w in sv for w in q.words)
+                        for cl, sv, _ci, _si in (self.texts(tl, i) for i in range(have, n))]
+                self._static = np.concatenate((self._static, np.array(more, dtype=bool)))
+            mask &= self._static[:n]
+        return mask
 
     def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
         """Connection ids to list as of time t (None: now)."""
-        rows = self.compute_rows(tl, t)
-        v = tl.view()
+        rows, v = self.compute_rows(tl, t)
         return rows if not v.evicted_conns else v.ids(rows)
 
-    def compute_rows(self, tl: Timeline, t: float | None) -> Sequence[int]:
-        """The rows (of the newest view) of the connections to list as of time t."""
+    def compute_rows(self, tl: Timeline, t: float | None) -> tuple[Sequence[int], View]:
+        """The rows of the connections to list as of time t, and the view they are rows of."""
         f = self.facts(tl, t)
+        v = f.view
         n = f.n
         q = self.query
         if q.empty:
@@ -319,12 +364,12 @@ class ConnRows:
         else:
             mask = np.ones(n, dtype=bool)
             if q.ports or q.ips or q.words or q.notes or q.ids:
-                mask &= self._static_mask(tl, n)
+                mask &= self._static_mask(tl, v, n)
             if q.uses_state:
                 mask &= state_mask(q, f.states[:, 0], f.states[:, 1])
             ids = np.flatnonzero(mask)
         if self.sort == "id":
-            return ids[::-1] if self.reverse else ids
+            return (ids[::-1] if self.reverse else ids), v
         ids = np.arange(n)[ids] if isinstance(ids, range) else ids
         values = self.sort_values(tl, t, n, f)
         keys = values if isinstance(values, list) else [values]
@@ -333,7 +378,7 @@ class ConnRows:
         order_ids = ids[::-1] if self.reverse else ids
         order = np.lexsort([k[order_ids] for k in reversed(keys)])
         out = order_ids[order]
-        return out[::-1] if self.reverse else out
+        return (out[::-1] if self.reverse else out), v
 
     def sort_values(self, tl: Timeline, t: float | None, n: int,
                     f: Facts | None = None) -> np.ndarray | list[np.ndarray]:
@@ -342,7 +387,7 @@ class ConnRows:
         ``f``: the facts the rows were filtered with (taken again when not given)."""
         s = self.sort
         f = f if f is not None else self.facts(tl, t)
-        v = tl.view()
+        v = f.view
         C = v.conns[:n]
         if s in ("cstate", "sstate"):
             return f.states[:n, 0 if s == "cstate" else 1]
