@@ -6,11 +6,30 @@ answers for the engine's consistency tests).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from helpers import cli, write_frames_pcap
 from livehelp import Lo, LoopbackCapture, can_capture, make_loopback_capture
+
+
+def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
+    """Compile the engine's kernels once, before any test runs (in the controlling process, so
+    the test workers only load them): a first run compiles for a minute, and tests that
+    capture live traffic must not spend their wait on it."""
+    if hasattr(config, "workerinput"):
+        return
+    subprocess.run([sys.executable, "-m", "tcpview.engine.warm"], check=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _engine_loaded() -> None:
+    """Each test process loads the compiled kernels once, up front."""
+    from tcpview.engine.warm import ready
+
+    ready()
 
 
 @pytest.fixture

@@ -317,6 +317,28 @@ def _pop(Q, cnt: np.ndarray) -> None:  # type: ignore[no-untyped-def]
         i = best
 
 
+# -- the rare things, kept as (row, value) pairs --------------------------------------------------------
+@helper
+def _note(table: np.ndarray, cnt: np.ndarray, counter: int, row: int, value: float) -> None:
+    """Append (row, value) to one of the pair tables."""
+    j = cnt[counter]
+    cnt[counter] = j + 1
+    table[j, 0] = row
+    table[j, 1] = value
+
+
+@helper
+def _clamp(clk: np.ndarray, clock: int, ts: float, back: np.ndarray, cnt: np.ndarray, counter: int, row: int) -> float:
+    """The time to store for ``row``: ``ts``, or the latest time seen when the capture's clock
+    stepped back (then the real time goes into ``back``)."""
+    key = ts
+    if ts < clk[clock]:
+        key = clk[clock]
+        _note(back, cnt, counter, row, ts)
+    clk[clock] = key
+    return key
+
+
 # -- state changes -------------------------------------------------------------------------------------
 @helper
 def add_transition(C, T, TB: np.ndarray, cnt: np.ndarray, c: int, side: int, new: int, why: int) -> int:  # type: ignore[no-untyped-def]
@@ -368,18 +390,7 @@ def expire(C, T, Q, TB: np.ndarray, TT: np.ndarray, cnt: np.ndarray, clk: np.nda
             why = WHY_TW_EXPIRED if state == TIME_WAIT else WHY_FW2_EXPIRED
             k = add_transition(C, T, TB, cnt, c, side, CLOSED, why)
             # the log stays in time order even where the capture's clock stepped back
-            key = deadline
-            if key < clk[TRANS_CLOCK]:
-                key = clk[TRANS_CLOCK]
-                b = cnt[N_TRANS_BACK]
-                cnt[N_TRANS_BACK] = b + 1
-                TB[b, 0] = k
-                TB[b, 1] = deadline
-            clk[TRANS_CLOCK] = key
-            j = cnt[N_TRANS_TS]
-            cnt[N_TRANS_TS] = j + 1
-            TT[j, 0] = k
-            TT[j, 1] = key
+            _note(TT, cnt, N_TRANS_TS, k, _clamp(clk, TRANS_CLOCK, deadline, TB, cnt, N_TRANS_BACK, k))
     return True
 
 
@@ -735,14 +746,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
                     _push(Q, cnt, ts + params[1], c, side, FIN_WAIT_2, np.int64(C[c].gen[side]))
 
     # the segment's row: times never go back in the table (the real one is kept aside)
-    key = ts
-    if ts < clk[SEG_CLOCK]:
-        key = clk[SEG_CLOCK]
-        k = cnt[N_SEG_BACK]
-        cnt[N_SEG_BACK] = k + 1
-        SB[k, 0] = row
-        SB[k, 1] = ts
-    clk[SEG_CLOCK] = key
+    key = _clamp(clk, SEG_CLOCK, ts, SB, cnt, N_SEG_BACK, row)
     cnt[N_SEG] = row + 1
     s = S[row]
     s.ts = key
@@ -752,30 +756,21 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
     s.ack = ack
     if plen >= LONG_LEN:
         s.len = LONG_LEN
-        k = cnt[N_LONG]
-        cnt[N_LONG] = k + 1
-        LG[k, 0] = row
-        LG[k, 1] = plen
+        _note(LG, cnt, N_LONG, row, plen)
     else:
         s.len = plen
     s.win = win
     wshift = 0 if flags & SYN else np.int64(r.shift[dr])
     s.fl = flags | (dr << SEG_DIR_SHIFT) | (wshift << SEG_WSHIFT_SHIFT) | (bits << SEG_ANA_SHIFT)
     if anomaly:
-        k = cnt[N_ANOM]
-        cnt[N_ANOM] = k + 1
-        AN[k, 0] = row
-        AN[k, 1] = anomaly
+        _note(AN, cnt, N_ANOM, row, anomaly)
     # the transitions it caused happened at its time, kept in order against the transitions
     # before them only (a stray future time stamp elsewhere in the capture does not move them)
     for k in range(first_tr, cnt[N_TRANS]):
         tkey = ts if ts >= clk[TRANS_CLOCK] else clk[TRANS_CLOCK]
         clk[TRANS_CLOCK] = tkey
         if tkey != key:
-            j = cnt[N_TRANS_TS]
-            cnt[N_TRANS_TS] = j + 1
-            TT[j, 0] = k
-            TT[j, 1] = tkey
+            _note(TT, cnt, N_TRANS_TS, k, tkey)
 
 
 @helper

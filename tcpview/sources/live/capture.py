@@ -50,7 +50,6 @@ from .ifaces import (
 )
 from .ring import (
     _BLOCK,
-    _PKT,
     _REQ3,
     _STATS3,
     _STATUS,
@@ -218,58 +217,13 @@ class LiveSource:
         """Yield records ``(frame, ts, linktype, buf, off, caplen, origlen)`` until ``stop``.
 
         Yields ``None`` whenever no packet arrived for a while (about 0.1 s), so the consumer
-        can flush its batch and notice ``stop``.
+        can flush its batch and notice ``stop``. (The engine reads :meth:`batches`.)
         """
-        mm = self._mm
-        if mm is None:
-            return
-        lt = self.linktype
-        nblocks = self._nblocks
-        unpack_block = _BLOCK.unpack_from
-        unpack_pkt = _PKT.unpack_from
-        status_of = _STATUS.unpack_from
-        sink = self.sink
-        poll = self._poll.poll
-        frame = self.captured
-        closing = self._closing
-        self._reader = threading.get_ident()
-        self._reader_done.clear()
-        try:
-            while not stop.is_set() and not closing.is_set():
-                boff = self._block * BLOCK_SIZE
-                if not status_of(mm, boff + 8)[0] & TP_STATUS_USER:
-                    yield None
-                    if stop.is_set() or closing.is_set():
-                        break
-                    for _fd, ev in poll(100):
-                        if ev & select.POLLERR:
-                            self._socket_error()
-                    continue
-                _v, _p, _st, npkts, first, blen = unpack_block(mm, boff)
-                data = mm[boff : boff + blen]  # one copy; the records point into it
-                _STATUS.pack_into(mm, boff + 8, TP_STATUS_KERNEL)  # hand the block back now
-                self._block = (self._block + 1) % nblocks
-                self.blocks += 1
-                spans = [] if sink is not None else None
-                p = first
-                for _ in range(npkts):
-                    nxt, sec, nsec, snap, wlen, _s, mac, _net = unpack_pkt(data, p)
-                    frame += 1
-                    ts = sec + nsec * 1e-9
-                    if spans is not None:
-                        spans.append((sec, nsec, p + mac, snap, wlen))
-                    yield (frame, ts, lt, data, p + mac, snap, wlen)
-                    p += nxt
-                self.captured = frame
-                if spans:
-                    sink.write_block(data, spans)  # type: ignore[union-attr]
-                    if sink.error:  # type: ignore[union-attr]
-                        self.error = sink.error  # type: ignore[union-attr]
-                        sink = None
-        finally:
-            self.captured = frame
-            self._read_stats()
-            self._reader_done.set()
+        for batch in self.batches(stop):
+            if batch is None:
+                yield None
+            else:
+                yield from batch.records()
 
     def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
         """The same packets as :meth:`frames`, a ring block at a time (what the engine reads):
