@@ -37,12 +37,8 @@ import threading
 import time
 from collections.abc import Iterator
 
-import numpy as np
-
 from ...errors import os_problem
-from ..batch import FrameBatch, frame_array
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
-from ..scan import scan_tpacket
 from .ifaces import (
     _check_interface,
     default_interface,
@@ -225,9 +221,16 @@ class LiveSource:
             else:
                 yield from batch.records()
 
-    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
+    def batches(self, stop: threading.Event) -> Iterator:
         """The same packets as :meth:`frames`, a ring block at a time (what the engine reads):
         the block is copied out once and a compiled scanner finds the packets in it."""
+        # here, not at the top: opening a capture (and saying what is missing) needs no numpy
+        import numpy as np
+
+        from ..batch import FrameBatch, frame_array
+        from ..scan import scan_tpacket
+
+
         mm = self._mm
         if mm is None:
             return
