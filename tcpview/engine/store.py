@@ -368,8 +368,18 @@ class Timeline:
         """Every connection that exists at time t, as plain dicts, built from the columns at once."""
         v = self._view
         n = self.conn_count_at(t)
-        if v.clock_stepped_back:
-            return [ConnView(self, v, i).as_dict(t) for i in range(n)]
+        if v.clock_stepped_back and t is not None:
+            # each connection's own times, as captured (ConnView.as_dict); with t None every
+            # connection has all its rows and the columns below answer the same. The rows of
+            # every connection are found in one pass, not one scan of the tables each.
+            seg_rows = _rows_by_conn(v.segs.conn[: v.n_seg], n)
+            trans_rows = _rows_by_conn(v.trans.conn[: v.n_trans], n)
+            out = []
+            for i in range(n):
+                c = ConnView(self, v, i)
+                c._rows, c._trows = seg_rows[i], trans_rows[i]
+                out.append(c.as_dict(t))
+            return out
         states = self.states_at(t, v)[:n].tolist()
         pk, nb, last = self.conn_stats_at(t, v)
         C = v.conns[:n]
@@ -460,6 +470,18 @@ class Timeline:
             if c is None:
                 c = views[cid] = ConnView(self, v, cid)
             yield c.segment(int(index[row]))
+
+
+def _rows_by_conn(conn: np.ndarray, n: int) -> list[np.ndarray]:
+    """The rows of each of connections ``0 .. n-1`` in a table's ``conn`` column, in order."""
+    order = np.argsort(conn, kind="stable")
+    counts = np.bincount(conn, minlength=n)[:n].tolist()
+    out = []
+    start = 0
+    for k in counts:
+        out.append(order[start:start + k])
+        start += k
+    return out
 
 
 def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:
