@@ -23,6 +23,7 @@ from helpers import (
     pcapng_bytes,
     seg_states,
     wrap,
+    write_frames_pcap,
 )
 from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
@@ -404,3 +405,23 @@ def test_open_source_reads_a_stream_from_the_descriptor_it_is_given(tmp_path):
     finally:
         os.close(r)
     assert src.name == "replay stdin" and src.live and got == [1, 2, 3, 4] and src.error is None
+
+
+def test_the_pump_reads_a_file_in_the_readers_batches_so_any_frame_comes_back(tmp_path):
+    """A file reaches the tracker in the reader's own batches, which say where each frame is
+    in the file: the viewer can show any frame's bytes, not only the most recent ones that a
+    copy of every frame would keep (and the frames are not copied on the way)."""
+    import threading
+
+    from tcpview.engine.pump import Pump
+    from tcpview.sources.base import FileSource
+
+    frames = many_connections(20)
+    path = write_frames_pcap(tmp_path / "many.pcap", frames)
+    pump = Pump(FileSource(str(path)), pause_seconds=0.0)
+    pump.frames.budget = 0  # no copies kept: each frame must come back from the file
+    pump.run(threading.Event())
+    assert pump.error is None and pump.frames_read == len(frames)
+    for i, (_ts, lt, raw) in enumerate(frames, 1):
+        assert pump.frames.get(i) == (lt, raw), i
+
