@@ -1,207 +1,253 @@
-"""Benchmark the engine (reader + decoder + tracker + store) against tshark on one capture.
+"""Benchmark reading one capture: ``tcpview summary`` beside tshark and tcpdump, and its parts.
 
-On the same file, in the same run, it measures:
+In one run, on the same file (page cache warm, compiled kernels cached), it measures and
+prints side by side:
 
-* tcpview in-process: the wall time of ``tcpview.engine.pump.load()`` (best of ``--repeat``) and
-  packets per second;
-* ``tcpview summary FILE --json`` as a subprocess under ``/usr/bin/time -v``: wall time and
-  peak RSS;
-* ``tshark -q -z conv,tcp -r FILE`` the same way;
-* memory per stored segment: the packed records (sum of ``len(c.rec)`` over connections /
-  segments), the RSS growth of load() / segments, and what tracemalloc counts as still
-  allocated after load() / segments (everything the store keeps, connections included).
+* ``tcpview summary FILE --json > /dev/null`` end to end: wall time and peak RSS of the
+  child (``wait4``), best of ``--repeat``;
+* ``tshark -n -q -z conv,tcp -r FILE`` (wall, peak RSS) and ``tcpdump -r FILE -w /dev/null``;
+* tcpview's parts: the fixed cost (the summary of a one-packet capture), the interpreter's
+  start-up (``python -c pass``), importing what the summary imports, loading the compiled
+  kernels from the cache (``tcpview.engine.warm.ready()`` in a fresh process), the
+  per-packet work alone (``tcpview.engine.pump.load()`` in this process after ``ready()``,
+  best of ``--repeat``; packets/s), of which reading the file (``CaptureReader.batches()``,
+  the compiled scanners), and writing the summary (the connection dicts and their JSON);
+* the store: bytes per segment and per connection, as allocated (``Timeline.nbytes()``: every
+  table's capacity and the hash table) and as used (rows in use x row size, summed over the
+  tables of ``columns.Tables.LAYOUT``), table by table;
+* the ratios against their targets, each marked met or missed;
+* the cold cache: ``ready()`` in a fresh process with ``NUMBA_CACHE_DIR`` set to a new
+  temporary directory (compiling every kernel, as the first run after an install does), and
+  where the kernels are cached by default (``tcpview.jit.CACHE_DIR``).
 
-Targets: tcpview's time at most 0.4 of tshark's, and at most 64 bytes per stored segment.
+Every figure is printed with the 1-minute load average after it was taken: on a shared
+machine a busy neighbour makes every wall time longer.
 
 Usage::
 
-    python benchmarks/make_capture.py            # once: ~1M packets of real loopback HTTP
-    python benchmarks/engine_bench.py [CAPTURE] [--repeat 3] [--no-tracemalloc]
+    python benchmarks/make_capture.py -c 1000000     # once: 1M packets of nginx+wrk on lo
+    python benchmarks/engine_bench.py [CAPTURE] [--repeat 3] [--tshark-repeat 1] [--no-cold] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.make_capture import DEFAULT_OUT  # noqa: E402
+from benchmarks.measure import (  # noqa: E402
+    WARM_CODE,
+    best_of,
+    child_env,
+    load1,
+    per,
+    print_store,
+    print_targets,
+    py_child,
+    store_sizes,
+    tiny_pcap,
+)
 
-TARGET_RATIO = 0.4
-TARGET_BYTES = 64
+TARGETS = {
+    "summary/tshark": 0.1,  # wall
+    "summary/tcpdump": 10.0,  # wall
+    "load/tcpdump": 3.0,  # wall: the per-packet work alone
+    "peak RSS MB": 250.0,  # tcpview summary
+    "B/segment": 48.0,  # the whole store
+}
+
+# what `tcpview summary FILE --json` imports before it reads
+IMPORTS = ("tcpview.cli", "tcpview.cli.offline", "tcpview.cli.report", "tcpview.engine.pump",
+           "tcpview.sources.pcap")
+
+PARTS_CODE = """
+import json, time
+t0 = time.perf_counter()
+import {imports}
+t1 = time.perf_counter()
+from tcpview.engine.warm import ready
+r = ready()
+print(json.dumps({{"imports": t1 - t0, "ready": r}}))
+""".format(imports=", ".join(IMPORTS))
+
+WHERE_CODE = "import json, tcpview.jit as j; print(json.dumps({'cache_dir': j.CACHE_DIR}))"
 
 
-def rss_bytes() -> int:
-    """This process's resident set size now."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def timed(cmd: list[str], env: dict | None = None) -> tuple[float, int, int]:
-    """Run cmd with stdout discarded; returns (wall seconds, peak RSS bytes, exit status)."""
-    gnu_time = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
-    if gnu_time:
-        full = [gnu_time, "-v", *cmd]
-    else:
-        full = cmd
-    t0 = time.perf_counter()
-    p = subprocess.run(full, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, text=True)
-    wall = time.perf_counter() - t0
-    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
-    if m:
-        rss = int(m.group(1)) * 1024
-    else:
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
-    return wall, rss, p.returncode
+W = 46  # label column
 
 
 def in_process(path: str, repeat: int) -> dict:
-    """Time load() in this process; keep the last timeline for the memory figures."""
+    """In this process, after ready(): reading the file alone and load() (best of ``repeat``
+    each), the store's sizes, and the time to write the summary from the last load."""
+    from tcpview.cli.report import summary_dict
     from tcpview.engine.pump import load
+    from tcpview.engine.warm import ready
+    from tcpview.sources.pcap import CaptureError, CaptureReader
 
-    best = float("inf")
-    res = None
-    rss_delta = 0
-    for _ in range(repeat):
+    ready()
+    reads = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        with CaptureReader(path) as reader:
+            try:
+                for _batch in reader.batches():
+                    pass
+            except CaptureError:
+                pass
+        reads.append(time.perf_counter() - t0)
+    read_load = load1()
+    res, loads = None, []
+    for _ in range(max(1, repeat)):
         res = None
-        gc.collect()
-        before = rss_bytes()
         t0 = time.perf_counter()
         res = load(path)
-        dt = time.perf_counter() - t0
-        rss_delta = rss_bytes() - before
-        best = min(best, dt)
+        loads.append(time.perf_counter() - t0)
     assert res is not None
+    load_load = load1()
     tl = res.timeline
-    segments = sum(c.n for c in tl.conns)
-    rec_bytes = sum(len(c.rec) for c in tl.conns)
-    return {
-        "load_s": best,
-        "packets": tl.packets,
-        "tcp_packets": tl.tcp_packets,
-        "connections": len(tl.conns),
-        "segments": segments,
-        "transitions": len(tl.t_log),
-        "record_bytes_per_segment": rec_bytes / segments if segments else 0.0,
-        "rss_delta_per_segment": rss_delta / segments if segments else 0.0,
-        "error": res.error,
-        "time_wait_end": tl.counters_at()["TIME_WAIT"],
-    }
+    t0 = time.perf_counter()
+    summary = summary_dict(tl, path)
+    t1 = time.perf_counter()
+    text = json.dumps(summary, indent=1)
+    report = time.perf_counter() - t0
+    dicts = t1 - t0
+    return {"read": min(reads), "reads": reads, "read_load": read_load, "load": min(loads), "loads": loads,
+            "load_load": load_load, "report": report, "dicts": dicts, "report_load": load1(), "report_mb": len(text) / 1e6,
+            "packets": tl.packets, "tcp_packets": tl.tcp_packets, "error": res.error, "store": store_sizes(tl)}
 
 
-def traced(path: str) -> float:
-    """Bytes still allocated after load(), per stored segment (tracemalloc, a fresh process)."""
-    code = (
-        "import sys, tracemalloc, gc\n"
-        f"sys.path.insert(0, {str(REPO)!r})\n"
-        "from tcpview.engine.pump import load\n"
-        "import tcpview.engine.tracker, tcpview.engine.store, tcpview.engine.decode, tcpview.engine.model\n"
-        "gc.collect()\n"
-        "tracemalloc.start()\n"
-        f"res = load({path!r})\n"
-        "gc.collect()\n"
-        "cur, _peak = tracemalloc.get_traced_memory()\n"
-        "n = sum(c.n for c in res.timeline.conns)\n"
-        "print(cur / n if n else 0.0)\n"
-    )
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    if p.returncode != 0:
-        raise SystemExit(f"engine_bench: tracemalloc run failed: {p.stderr.strip().splitlines()[-1]}")
-    return float(p.stdout.strip())
+def cold(env: dict) -> dict:
+    """ready() with an empty cache of its own (compiles everything), then again (loads it)."""
+    tmp = tempfile.mkdtemp(prefix="tcpview-numba-cold-")
+    try:
+        e = dict(env, NUMBA_CACHE_DIR=tmp)
+        first = py_child(WARM_CODE, e)
+        second = py_child(WARM_CODE, e)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"compile": first["ready"], "compile_wall": first["wall"], "compile_load": first["load"],
+            "reload": second["ready"], "reload_load": second["load"]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="tcpview engine vs tshark on one capture")
+    ap = argparse.ArgumentParser(description="tcpview summary beside tshark and tcpdump on one capture")
     ap.add_argument("capture", nargs="?", type=Path, default=DEFAULT_OUT,
                     help=f"capture to read (default {DEFAULT_OUT}, made by make_capture.py)")
-    ap.add_argument("--repeat", type=int, default=3, help="in-process load() runs; the best is kept")
-    ap.add_argument("--no-tracemalloc", action="store_true", help="skip the (slow) tracemalloc run")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each measure; the best is kept")
+    ap.add_argument("--tshark-repeat", type=int, default=1, help="runs of tshark (slow); the best is kept")
+    ap.add_argument("--no-cold", action="store_true", help="skip the cold-cache compile (about a minute of CPU)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
     a = ap.parse_args(argv)
     if not a.capture.is_file():
         print(f"engine_bench: {a.capture}: no such capture (run benchmarks/make_capture.py first)", file=sys.stderr)
         return 2
-    if shutil.which("tshark") is None:
-        print("engine_bench: tshark is not installed", file=sys.stderr)
-        return 2
+    for tool in ("tshark", "tcpdump"):
+        if shutil.which(tool) is None:
+            print(f"engine_bench: {tool} is not installed", file=sys.stderr)
+            return 2
     path = str(a.capture)
     size = a.capture.stat().st_size
+    env = child_env()
+    load_start = load1()
 
-    # warm the page cache so neither side pays for the first read
-    with open(path, "rb") as f:
+    with open(path, "rb") as f:  # page cache warm: nobody pays for the first read
         while f.read(1 << 24):
             pass
+    warm = py_child(WARM_CODE, env)  # and the kernels compiled and cached, if they were not
+    where = py_child(WHERE_CODE, {k: v for k, v in env.items() if k != "NUMBA_CACHE_DIR"})["cache_dir"]
 
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    tv_wall, tv_rss, tv_rc = timed([sys.executable, "-m", "tcpview", "summary", path, "--json"], env)
-    ts_wall, ts_rss, ts_rc = timed(["tshark", "-n", "-q", "-z", "conv,tcp", "-r", path])
+    summary = best_of(a.repeat, [sys.executable, "-m", "tcpview", "summary", path, "--json"], env)
+    tshark = best_of(a.tshark_repeat, ["tshark", "-n", "-q", "-z", "conv,tcp", "-r", path])
+    tcpdump = best_of(a.repeat, ["tcpdump", "-r", path, "-w", os.devnull])
+    with tempfile.TemporaryDirectory(prefix="tcpview-bench-") as tmp:
+        tiny = Path(tmp) / "one-syn.pcap"
+        tiny.write_bytes(tiny_pcap())
+        fixed = best_of(a.repeat, [sys.executable, "-m", "tcpview", "summary", str(tiny), "--json"], env)
+    bare = best_of(a.repeat, [sys.executable, "-c", "pass"], env)
+    parts = [py_child(PARTS_CODE, env) for _ in range(max(1, a.repeat))]
+    imports = min(parts, key=lambda p: p["imports"])
+    readyp = min(parts, key=lambda p: p["ready"])
     ip = in_process(path, a.repeat)
-    tm = None if a.no_tracemalloc else traced(path)
+    cc = None if a.no_cold else cold(env)
+    load_end = load1()
 
     pkts = ip["packets"]
-    fig = {
-        "capture": path,
-        "capture_mb": size / 1e6,
-        "packets": pkts,
-        "tcp_packets": ip["tcp_packets"],
-        "connections": ip["connections"],
-        "segments": ip["segments"],
-        "tcpview_load_s": ip["load_s"],
-        "tcpview_load_pkts_per_s": pkts / ip["load_s"],
-        "tcpview_summary_s": tv_wall,
-        "tcpview_summary_pkts_per_s": pkts / tv_wall,
-        "tcpview_peak_rss_mb": tv_rss / 1e6,
-        "tcpview_exit": tv_rc,
-        "tshark_s": ts_wall,
-        "tshark_pkts_per_s": pkts / ts_wall,
-        "tshark_peak_rss_mb": ts_rss / 1e6,
-        "tshark_exit": ts_rc,
-        "ratio_summary_to_tshark": tv_wall / ts_wall,
-        "ratio_load_to_tshark": ip["load_s"] / ts_wall,
-        "record_bytes_per_segment": ip["record_bytes_per_segment"],
-        "rss_delta_bytes_per_segment": ip["rss_delta_per_segment"],
-        "tracemalloc_bytes_per_segment": tm,
-        "time_wait_at_end": ip["time_wait_end"],
-    }
+    st = ip["store"]
+    failed = [(n, r) for n, r in (("tcpview summary", summary), ("tshark", tshark), ("tcpdump", tcpdump),
+                                  ("tcpview summary (1 packet)", fixed)) if r["rc"] != 0]
+    for name, r in failed:
+        print(f"engine_bench: {name} exited {r['rc']}: {' / '.join(r['stderr'])}", file=sys.stderr)
 
-    def ok(good: bool) -> str:
-        return "ok" if good else "MISSED"
-
-    print(f"capture            {path}  ({size / 1e6:.1f} MB, {pkts:,} packets, {ip['connections']:,} connections, "
-          f"{ip['segments']:,} segments, TIME_WAIT at end {ip['time_wait_end']:,})")
+    print(f"capture  {path}: {size / 1e6:.1f} MB, {pkts:,} packets ({ip['tcp_packets']:,} TCP), "
+          f"{st['connections']:,} connections, {st['segments']:,} segments")
     if ip["error"]:
         print(f"  note: the reader stopped early: {ip['error']}")
-    print(f"tcpview load()     {ip['load_s']:8.2f} s   {pkts / ip['load_s']:>12,.0f} packets/s   (in-process, best of "
-          f"{a.repeat})")
-    print(f"tcpview summary    {tv_wall:8.2f} s   {pkts / tv_wall:>12,.0f} packets/s   peak RSS {tv_rss / 1e6:,.0f} MB"
-          f"   (subprocess, exit {tv_rc})")
-    print(f"tshark conv,tcp    {ts_wall:8.2f} s   {pkts / ts_wall:>12,.0f} packets/s   peak RSS {ts_rss / 1e6:,.0f} MB"
-          f"   (subprocess, exit {ts_rc})")
-    print(f"time ratio         summary/tshark {tv_wall / ts_wall:.3f}   load()/tshark {ip['load_s'] / ts_wall:.3f}"
-          f"   target <= {TARGET_RATIO}: {ok(tv_wall / ts_wall <= TARGET_RATIO)}")
-    rb = ip["record_bytes_per_segment"]
-    whole = tm if tm is not None else ip["rss_delta_per_segment"]
-    print(f"bytes per segment  packed records {rb:.1f}   target <= {TARGET_BYTES}: {ok(rb <= TARGET_BYTES)}")
-    line = f"                   whole store: RSS growth {ip['rss_delta_per_segment']:.1f}"
-    if tm is not None:
-        line += f"   tracemalloc {tm:.1f}"
-    print(line + f"   (connections and transitions included)   target <= {TARGET_BYTES}: "
-          f"{ok(whole <= TARGET_BYTES)}")
+    print(f"machine  {os.cpu_count()} CPUs; load average {load_start:.2f} at the start, {load_end:.2f} at the end")
+    print(f"kernels  cached in {where} by default (tcpview.jit.CACHE_DIR; NUMBA_CACHE_DIR moves it);")
+    print(f"         ready() before timing took {warm['ready']:.1f} s (tens of seconds: it compiled them)")
+    print()
+
+    def runs(xs: list[float]) -> str:
+        return " ".join(f"{x:.2f}" for x in xs)
+
+    def line(label: str, s: float, rate: bool = False, rss: float | None = None, load: float = 0.0,
+             note: str = "") -> None:
+        r = f"{pkts / s:12,.0f}" if rate and s else f"{'':>12}"
+        m = f"{rss / 1e6:12.0f}" if rss is not None else f"{'':>12}"
+        print(f"{label:<{W}} {s:8.3f} {r} {m} {load:6.2f}   {note}")
+
+    print(f"{'end to end':<{W}} {'wall s':>8} {'packets/s':>12} {'peak RSS MB':>12} {'load':>6}   runs")
+    line("tcpview summary FILE --json > /dev/null", summary["wall"], True, summary["rss"], summary["load"],
+         runs(summary["runs"]))
+    line("tshark -n -q -z conv,tcp -r FILE", tshark["wall"], True, tshark["rss"], tshark["load"], runs(tshark["runs"]))
+    line("tcpdump -r FILE -w /dev/null", tcpdump["wall"], True, tcpdump["rss"], tcpdump["load"], runs(tcpdump["runs"]))
+    print()
+    print(f"{'tcpview, part by part':<{W}} {'s':>8} {'packets/s':>12} {'peak RSS MB':>12} {'load':>6}")
+    line("fixed cost: summary of a 1-packet capture", fixed["wall"], rss=fixed["rss"], load=fixed["load"],
+         note=runs(fixed["runs"]))
+    line("  interpreter start-up (python -c pass)", bare["wall"], load=bare["load"])
+    line("  imports", imports["imports"], load=imports["load"])
+    line("  compiled kernels from the cache (ready())", readyp["ready"], load=readyp["load"])
+    line("per-packet work: load() after ready()", ip["load"], True, load=ip["load_load"], note=runs(ip["loads"]))
+    line("  of which reading (CaptureReader.batches())", ip["read"], True, load=ip["read_load"],
+         note=runs(ip["reads"]))
+    line("writing the summary", ip["report"], load=ip["report_load"])
+    line("  the connections as dicts (summary_dict())", ip["dicts"], load=ip["report_load"])
+    line(f"  as JSON (json.dumps, {ip['report_mb']:.0f} MB)", ip["report"] - ip["dicts"], load=ip["report_load"])
+    total = bare["wall"] + imports["imports"] + readyp["ready"] + ip["load"] + ip["report"]
+    print(f"{'sum of the parts':<{W}} {total:8.3f}   (end to end {summary['wall']:.3f})")
+    print()
+    print_store(st, W)
+    print()
+    targets = [
+        ("summary / tshark (wall)", summary["wall"] / tshark["wall"], TARGETS["summary/tshark"], "x"),
+        ("summary / tcpdump (wall)", summary["wall"] / tcpdump["wall"], TARGETS["summary/tcpdump"], "x"),
+        ("per-packet work / tcpdump (wall)", ip["load"] / tcpdump["wall"], TARGETS["load/tcpdump"], "x"),
+        ("summary peak RSS", summary["rss"] / 1e6, TARGETS["peak RSS MB"], "MB"),
+        ("store bytes / segment, allocated", per(st, "allocated", "segments"), TARGETS["B/segment"], "B"),
+        ("store bytes / segment, used", per(st, "used", "segments"), TARGETS["B/segment"], "B"),
+    ]
+    print_targets(targets, W)
+    if cc is not None:
+        print()
+        print(f"cold cache (NUMBA_CACHE_DIR a new empty directory): ready() compiles every kernel in "
+              f"{cc['compile']:.1f} s ({cc['compile_wall']:.1f} s with the interpreter; load {cc['compile_load']:.2f});"
+              f" the next run loads them in {cc['reload']:.2f} s (load {cc['reload_load']:.2f})")
     if a.json:
-        print(json.dumps(fig, indent=1))
-    return 0
+        print(json.dumps({"capture": path, "bytes": size, "packets": pkts, "load_average": [load_start, load_end],
+                          "cache_dir": where, "summary": summary, "tshark": tshark, "tcpdump": tcpdump,
+                          "fixed": fixed, "python_start": bare, "imports": imports["imports"],
+                          "ready": readyp["ready"], "read": ip["reads"], "load": ip["loads"], "report": ip["report"],
+                          "store": st, "targets": {t[0]: [t[1], t[2]] for t in targets}, "cold": cc}, indent=1))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .batch import FrameBatch
 
 Record = tuple
 
@@ -38,7 +41,9 @@ class Source(Protocol):
     - ``path: str`` and ``reader``: a capture file the frame store may read a frame's bytes
       back from (the detail pane), for :class:`FileSource`;
     - ``timeline``: set by the pump when it is None, for a source whose :meth:`status`
-      counts the decoder's skips (live capture).
+      counts the decoder's skips (live capture);
+    - ``batches(stop)``: the frames a batch at a time, read instead of :meth:`frames`
+      (:class:`FileSource`: the reader's chunks, each frame's place in the file known).
 
     Whoever opens a live capture closes it (``LiveSource.close``); a :class:`FileSource`
     closes its file when :meth:`frames` ends.
@@ -89,12 +94,29 @@ class FileSource:
 
     def frames(self, stop: threading.Event) -> Iterator[Record | None]:
         """Yield the capture's records; damage part-way ends them and is kept in :attr:`error`."""
+        batches = self.batches(stop)
+        try:
+            for batch in batches:
+                if batch is None:
+                    yield None
+                    continue
+                for rec in batch.records():
+                    yield rec
+                    if stop.is_set():
+                        return
+        finally:
+            batches.close()
+
+    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
+        """Yield the capture's frames a chunk at a time, as the reader finds them (what the pump
+        reads: the batches say where in the file each frame is); ``None`` while waiting for more.
+        Damage part-way ends them and is kept in :attr:`error`."""
         from .pcap import CaptureError, check_linktypes
 
         self.reader.stop = stop.is_set
         try:
-            for rec in self.reader.records():
-                yield rec
+            for batch in self.reader.batches():
+                yield batch
                 if stop.is_set():
                     return
             check_linktypes(self.reader)

@@ -52,6 +52,7 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", 1e-9),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_SHB_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}  # byte-order magic -> struct order
 
 
 def _unknown_magic(source: str, magic: bytes) -> str:
@@ -244,7 +245,9 @@ class CaptureReader:
         ifaces: list[tuple[int, float, float, int]] = []
         arrays = _iface_arrays(ifaces)
         while True:
-            blen = struct.unpack_from(bo + "I", buf, pos + 4)[0] if pos + 8 <= len(buf) else 0
+            # a section header's length is in its own byte order (a section may switch it)
+            sbo = _SHB_ORDER.get(buf[pos + 8:pos + 12], bo) if buf[pos:pos + 4] == _PCAPNG_SHB else bo
+            blen = struct.unpack_from(sbo + "I", buf, pos + 4)[0] if pos + 8 <= len(buf) else 0
             python_block = pos + 4 <= len(buf) and (buf[pos:pos + 4] == _PCAPNG_SHB
                                                    or struct.unpack_from(bo + "I", buf, pos)[0] == 1)
             if pos + 12 > len(buf) or (python_block and pos + blen > len(buf)

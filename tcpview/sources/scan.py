@@ -15,6 +15,8 @@ from ..jit import helper, kernel
 # why a scanner stopped
 DONE, CORRUPT, CORRUPT_PACKET, BAD_INTERFACE, PYTHON_BLOCK, FULL = range(6)
 
+MAX_ORIGLEN = 0x7FFFFFFF  # a frame's original length is an int32 (FRAME); a damaged one can say more
+
 
 @helper
 def _u32(b: np.ndarray, p: int, big: bool) -> int:
@@ -49,7 +51,7 @@ def scan_pcap(b: np.ndarray, pos: int, end: int, big: bool, scale: float, linkty
         f = out[n]
         f.off = pos + 16
         f.caplen = incl
-        f.origlen = orig if orig >= incl else incl
+        f.origlen = min(max(orig, incl), MAX_ORIGLEN)
         f.ts = _u32(b, pos, big) + _u32(b, pos + 4, big) * scale
         f.linktype = linktype
         frame += 1
@@ -84,6 +86,8 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
             if btype == 3:  # simple packet block: interface 0, no time stamp
                 if n_if == 0:
                     return n, pos, BAD_INTERFACE
+                if blen < 16:  # no room for its original length
+                    return n, pos, CORRUPT_PACKET
                 orig = _u32(b, body, big)
                 incl = min(orig, bend - body - 4)
                 if if_snap[0] > 0:
@@ -92,6 +96,8 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
                 data = body + 4
                 ts = 0.0
             else:
+                if blen < 32:  # too short for its fixed fields: read none of them
+                    return n, pos, CORRUPT_PACKET
                 if btype == 6:
                     iface = _u32(b, body, big)
                     th = _u32(b, body + 4, big)
@@ -113,7 +119,7 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
             f = out[n]
             f.off = data
             f.caplen = incl
-            f.origlen = orig if orig >= incl else incl
+            f.origlen = min(max(orig, incl), MAX_ORIGLEN)
             f.ts = ts
             f.linktype = if_lt[iface]
             frame += 1

@@ -1,0 +1,608 @@
+"""Fuzzing the reader and the engine: seed captures, mutations, and one case's checks.
+
+Used by ``tests/test_fuzz.py`` (fixed seeds, a few thousand cases) and by
+``benchmarks/fuzz.py`` (as many as you like). A case is a seed capture with one to three
+mutations: bit flips, byte overwrites, truncation, bad record or block lengths, records or
+blocks too short for their own fields, a spliced file (the head of one and the tail of
+another), a random link type, bytes inserted, removed or doubled, and damaged file headers. Each case is reproducible from ``(seed, case number)``
+alone: :func:`make_case` derives everything from them.
+
+Every case goes through the real reader and engine twice: :func:`tcpview.engine.pump.load`
+on a file, and :meth:`CaptureReader.batches` fed batch by batch to a :class:`Tracker` with
+tiny tables (so they grow while it reads) and, for some cases, a reader reading a few bytes
+at a time (so records straddle its chunks). It must end with no exception but the one-line
+:class:`CaptureError` (``load()`` returns it in ``error``), in time, with batches that only
+point inside their buffer, with the same result both ways, and with a published view that is
+consistent (:func:`check_timeline`). A third kind of case feeds mutated frames with random
+link types and times straight to :meth:`Tracker.feed_batch`.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from helpers import (
+    DLT_EN10MB,
+    DLT_LINUX_SLL,
+    DLT_LINUX_SLL2,
+    DLT_RAW,
+    Flow,
+    corpus_dir,
+    many_connections,
+    pcap_bytes,
+    pcapng_bytes,
+)
+
+from tcpview.engine.model import NSTATES
+from tcpview.engine.pump import load
+from tcpview.engine.store import Timeline
+from tcpview.engine.tracker import Tracker
+from tcpview.sources import pcap as pcap_module
+from tcpview.sources.batch import FrameBatch
+from tcpview.sources.pcap import CaptureError, CaptureReader
+
+LINKTYPES = (0, 1, 9, 12, 14, 101, 104, 105, 108, 113, 127, 192, 228, 229, 239, 276)
+INTERESTING32 = (0, 1, 2, 3, 4, 8, 11, 12, 13, 15, 16, 19, 20, 24, 27, 28, 31, 32, 36, 40, 54, 64, 0x7F, 0x80,
+                 0xFF, 0x100, 0xFFFF, 0x10000, 0x40000, 1 << 24, (1 << 24) + 4, 0x7FFFFFFF, 0x80000000,
+                 0xFFFFFFF0, 0xFFFFFFFC, 0xFFFFFFFF)
+DEADLINE = 20.0  # seconds one case may take before it counts as a hang (a busy machine is slow)
+
+
+# -- seeds ---------------------------------------------------------------------------------------
+def _ng_block(endian: str, btype: int, body: bytes) -> bytes:
+    body += b"\0" * (-len(body) % 4)
+    total = len(body) + 12
+    return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
+
+
+def _lifecycle(link: str = "ether", v6: bool = False, cport: int = 40000, t0: float = 100.0) -> Flow:
+    """Handshake with options, data both ways, a retransmission, a zero window, FIN close."""
+    f = Flow(cip="fd00::1" if v6 else "10.0.0.1", sip="fd00::2" if v6 else "10.0.0.2", cport=cport, t0=t0,
+             link=link)
+    f.c("S", options=[("MSS", 1460), ("SAckOK", b""), ("WScale", 7), ("Timestamp", (1, 0))])
+    f.s("SA", options=[("MSS", 1400), ("WScale", 3), ("SAckOK", b"")])
+    f.c("A")
+    f.c("PA", b"GET / HTTP/1.1\r\n\r\n")
+    f.s("A")
+    f.s("PA", b"x" * 300)
+    f.s("PA", b"x" * 300, seq=f.nxt[1] - 300)  # a retransmission
+    f.c("A", win=0)
+    f.c("A", win=8192)
+    f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
+    return f
+
+
+def _extra_blocks(endian: str) -> bytes:
+    """pcapng blocks the reader must read or skip: a simple packet block, an obsolete packet
+    block, name resolution, interface statistics and a custom block."""
+    f = Flow(cport=41000, t0=200.0)
+    f.handshake()
+    raw = [b for _t, _lt, b in f.frames]
+    out = [_ng_block(endian, 3, struct.pack(endian + "I", len(raw[0])) + raw[0])]
+    out.append(_ng_block(endian, 2, struct.pack(endian + "HHIIII", 0, 0, 0, 200_000_000, len(raw[1]), len(raw[1]))
+                         + raw[1]))
+    out.append(_ng_block(endian, 4, struct.pack(endian + "HH", 1, 8) + bytes([10, 0, 0, 1]) + b"h1\0\0"
+                         + struct.pack(endian + "HH", 0, 0)))
+    out.append(_ng_block(endian, 5, struct.pack(endian + "III", 0, 0, 0)))
+    out.append(_ng_block(endian, 0x40000BAD, struct.pack(endian + "I", 32473) + b"custom"))
+    return b"".join(out)
+
+
+def built_seeds() -> list[tuple[str, bytes]]:
+    """Small captures built with scapy and the test writers: every link type the decoder
+    reads, IPv4 and IPv6, both byte orders and time resolutions, pcapng with several
+    interfaces and the less common blocks, many overlapping connections."""
+    seeds = []
+    f = _lifecycle()
+    seeds.append(("ether-lifecycle.pcap", pcap_bytes([(t, b) for t, _lt, b in f.frames])))
+    f6 = _lifecycle("sll", v6=True)
+    seeds.append(("sll-ipv6-nano-be.pcap", pcap_bytes([(t, b) for t, _lt, b in f6.frames], linktype=DLT_LINUX_SLL,
+                                                      nano=True, endian=">")))
+    for link in ("vlan", "qinq", "null", "loop", "raw", "sll2"):
+        g = _lifecycle(link, v6=link in ("loop", "sll2"))
+        lt = g.frames[0][1]
+        seeds.append((f"{link}.pcap", pcap_bytes([(t, b) for t, _lt, b in g.frames], linktype=lt)))
+    many = many_connections(12, seed=3)
+    seeds.append(("many.pcap", pcap_bytes([(t, b) for t, _lt, b in many], snaplen=96)))
+    a = _lifecycle("ether", cport=40001)
+    b = _lifecycle("sll2", cport=40002, t0=100.0005)
+    c = _lifecycle("raw", v6=True, cport=40003, t0=100.0007)
+    pk = sorted([(0, t, x) for t, _lt, x in a.frames] + [(1, t, x) for t, _lt, x in b.frames]
+                + [(2, t, x) for t, _lt, x in c.frames], key=lambda p: p[1])
+    for endian in ("<", ">"):
+        ng = pcapng_bytes([(DLT_EN10MB, 6), (DLT_LINUX_SLL2, 9), (DLT_RAW, 6)], pk, endian=endian)
+        seeds.append((f"three-ifaces-{'le' if endian == '<' else 'be'}.pcapng", ng + _extra_blocks(endian)))
+    # two sections, the second in the other byte order
+    s1 = pcapng_bytes([(DLT_EN10MB, 6)], [(0, t, x) for t, _lt, x in a.frames[:5]])
+    s2 = pcapng_bytes([(DLT_EN10MB, 9)], [(0, t, x) for t, _lt, x in a.frames[5:]], endian=">")
+    seeds.append(("two-sections.pcapng", s1 + s2))
+    return seeds
+
+
+def corpus_seeds(max_bytes: int = 48_000) -> list[tuple[str, bytes]]:
+    """The corpus captures no larger than ``max_bytes`` (none when the corpus is absent)."""
+    d = corpus_dir()
+    if d is None:
+        return []
+    files = sorted(p for p in d.iterdir() if p.suffix in (".pcap", ".pcapng") and p.stat().st_size <= max_bytes)
+    return [(p.name, p.read_bytes()) for p in files]
+
+
+# -- where the lengths are ------------------------------------------------------------------------
+def structure(data: bytes) -> tuple[str, list[tuple[int, int]]]:
+    """The file's kind and ``(offset, kind)`` of the length fields a mutation may aim at:
+    kind 0 a pcap record's captured length, 1 its original length, 2 a pcapng block's leading
+    total length, 3 its trailing one, 4 an enhanced packet block's captured length, 5 a link
+    type field (pcap header or interface block)."""
+    out: list[tuple[int, int]] = []
+    if len(data) < 24:
+        return "short", out
+    magic = data[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        bo = "<" if magic[0] in (0xD4, 0x4D) else ">"
+        out.append((20, 5))
+        pos = 24
+        while pos + 16 <= len(data) and len(out) < 2000:
+            incl = struct.unpack_from(bo + "I", data, pos + 8)[0]
+            out += [(pos + 8, 0), (pos + 12, 1)]
+            if pos + 16 + incl > len(data):
+                break
+            pos += 16 + incl
+        return "pcap", out
+    if magic == b"\x0a\x0d\x0d\x0a":
+        pos, bo = 0, "<"
+        while pos + 12 <= len(data) and len(out) < 2000:
+            if data[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+                bo = "<" if data[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            btype, blen = struct.unpack_from(bo + "II", data, pos)
+            if blen < 12 or pos + blen > len(data):
+                break
+            out += [(pos + 4, 2), (pos + blen - 4, 3)]
+            if btype == 6 and blen >= 32:
+                out.append((pos + 20, 4))
+            if btype == 1 and blen >= 20:
+                out.append((pos + 8, 5))
+            pos += blen
+        return "pcapng", out
+    return "other", out
+
+
+def _put32(buf: bytearray, off: int, value: int, big: bool) -> None:
+    if 0 <= off and off + 4 <= len(buf):
+        buf[off:off + 4] = struct.pack(">I" if big else "<I", value & 0xFFFFFFFF)
+
+
+def _big(data: bytes | bytearray, off: int) -> bool:
+    """Whether the length field at ``off`` is big-endian (the file's byte order, as well as can
+    be told: a pcapng's last section header before ``off``)."""
+    if data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+        return True
+    i = bytes(data[:off]).rfind(b"\x0a\x0d\x0d\x0a")
+    return i >= 0 and bytes(data[i + 8:i + 12]) == b"\x1a\x2b\x3c\x4d"
+
+
+# -- mutations ------------------------------------------------------------------------------------
+def _pos(rng: random.Random, data: bytearray, fields: list[tuple[int, int]]) -> int:
+    """A position to damage: near a header half of the time, anywhere otherwise."""
+    if fields and rng.random() < 0.5:
+        off, _kind = rng.choice(fields)
+        return max(0, min(len(data) - 1, off + rng.randrange(-8, 24)))
+    return rng.randrange(len(data))
+
+
+def m_flip(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    n = rng.choice((1, 1, 2, 4, 8))
+    for _ in range(n):
+        p = _pos(rng, data, fields)
+        data[p] ^= 1 << rng.randrange(8)
+    return data, f"flip {n} bits"
+
+
+def m_bytes(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    p = _pos(rng, data, fields)
+    k = rng.choice((1, 2, 4))
+    val = rng.choice((b"\x00", b"\xff", b"\x7f", b"\x80", bytes([rng.randrange(256)]))) * k
+    data[p:p + k] = val[: max(0, min(k, len(data) - p))]
+    return data, f"overwrite {k} bytes at {p} with {val[:1].hex()}"
+
+
+def m_truncate(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    p = _pos(rng, data, fields) if rng.random() < 0.7 else rng.randrange(len(data) + 1)
+    return data[:p], f"truncate at {p}"
+
+
+def m_length(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    lens = [(o, k) for o, k in fields if k != 5]
+    if not lens:
+        return m_flip(rng, data, fields, other)
+    off, kind = rng.choice(lens)
+    old = struct.unpack_from(">I" if _big(data, off) else "<I", data, off)[0]
+    val = rng.choice(INTERESTING32 + (old - 1, old + 1, old - 4, old + 4, old * 2, old + 0x10000))
+    _put32(data, off, val, _big(data, off))
+    return data, f"length field ({'incl orig lead trail epb-incl'.split()[kind]}) at {off}: {old} -> {val & 0xFFFFFFFF}"
+
+
+def m_linktype(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    lts = [o for o, k in fields if k == 5]
+    if not lts:
+        return m_bytes(rng, data, fields, other)
+    off = rng.choice(lts)
+    r = rng.random()
+    val = rng.choice(LINKTYPES) if r < 0.7 else rng.randrange(1 << 16) if r < 0.9 else rng.randrange(1 << 32)
+    kind, _f = structure(bytes(data))
+    big = _big(data, off)
+    if kind == "pcapng":  # a 16-bit link type, then 16 reserved bits
+        data[off:off + 2] = struct.pack(">H" if big else "<H", val & 0xFFFF)
+    else:
+        _put32(data, off, val, big)
+    return data, f"link type at {off} -> {val}"
+
+
+def m_splice(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    name, odata = other
+    if rng.random() < 0.5 and fields:
+        cut = rng.choice(fields)[0] - rng.choice((0, 4, 8))
+    else:
+        cut = rng.randrange(len(data) + 1)
+    ofields = structure(odata)[1]
+    if rng.random() < 0.5 and ofields:
+        ocut = rng.choice(ofields)[0] - rng.choice((0, 4, 8))
+    else:
+        ocut = rng.randrange(len(odata) + 1)
+    cut, ocut = max(0, cut), max(0, ocut)
+    return data[:cut] + odata[ocut:], f"splice: head {cut} bytes + {name} from {ocut}"
+
+
+def m_insert(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    p = _pos(rng, data, fields)
+    k = rng.choice((1, 2, 3, 4, 8, 16))
+    data[p:p] = bytes(rng.randrange(256) for _ in range(k))
+    return data, f"insert {k} bytes at {p}"
+
+
+def m_delete(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    p = _pos(rng, data, fields)
+    k = rng.choice((1, 2, 3, 4, 8, 16, 64))
+    del data[p:p + k]
+    return data, f"delete {k} bytes at {p}"
+
+
+def m_double(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    if len(fields) < 2:
+        return m_insert(rng, data, fields, other)
+    i = rng.randrange(len(fields) - 1)
+    a, b = fields[i][0], fields[i + 1][0]
+    a, b = min(a, b), max(a, b)
+    data[b:b] = data[a:b]
+    return data, f"double bytes {a}..{b}"
+
+
+def m_header(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    kind, _f = structure(bytes(data))
+    if kind == "pcap":
+        what = rng.choice(("version", "snaplen", "magic"))
+        big = _big(data, 0)
+        if what == "version":
+            data[4:6] = struct.pack(">H" if big else "<H", rng.choice((0, 1, 2, 3, 0xFFFF)))
+        elif what == "snaplen":
+            _put32(data, 16, rng.choice(INTERESTING32), big)
+        else:
+            data[0:4] = rng.choice((b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d",
+                                    b"\x0a\x0d\x0d\x0a"))
+        return data, f"pcap header: {what}"
+    if kind == "pcapng":
+        shbs = [i for i in range(0, len(data) - 12, 4) if data[i:i + 4] == b"\x0a\x0d\x0d\x0a"]
+        i = rng.choice(shbs) if shbs else 0
+        what = rng.choice(("byte order", "version", "section length", "tsresol"))
+        if what == "byte order":
+            data[i + 8:i + 12] = rng.choice((b"\x4d\x3c\x2b\x1a", b"\x1a\x2b\x3c\x4d", b"\x00\x00\x00\x00"))
+        elif what == "version":
+            data[i + 12:i + 14] = bytes([rng.randrange(4), 0])
+        elif what == "section length":
+            data[i + 16:i + 24] = rng.choice((b"\xff" * 8, b"\x00" * 8, bytes(rng.randrange(256) for _ in range(8))))
+        else:  # the if_tsresol option's value byte: code 9 after an interface block's header
+            at = bytes(data).find(b"\x09\x00\x01\x00")
+            if at < 0:
+                at = bytes(data).find(b"\x00\x09\x00\x01")
+            if at >= 0 and at + 4 < len(data):
+                data[at + 4] = rng.choice((0, 6, 9, 19, 63, 0x80, 0x8A, 0xBF, 0xFF, rng.randrange(256)))
+        return data, f"pcapng header: {what}"
+    return m_bytes(rng, data, fields, other)
+
+
+def m_short_block(rng, data, fields, other):  # type: ignore[no-untyped-def]
+    """A record or block too short for its own fields, put between two others or at the end."""
+    kind, _f = structure(bytes(data))
+    starts = [o - (8 if k == 0 else 4) for o, k in fields if k in (0, 2)] + [len(data)]
+    at = rng.choice(starts) if rng.random() < 0.5 else len(data)
+    big = _big(data, max(0, min(at, len(data) - 1)))
+    o = ">" if big else "<"
+    if kind == "pcapng":
+        btype = rng.choice((2, 3, 6, 6, 1, 5, 0x0A0D0D0A, rng.randrange(1 << 32)))
+        blen = rng.choice((12, 16, 20, 24, 28))
+        body = bytes(rng.choice((0, 0xFF, rng.randrange(256))) for _ in range(blen - 12))
+        block = struct.pack(o + "II", btype, blen) + body + struct.pack(o + "I", blen)
+    else:
+        incl = rng.choice((0, 1, 4, 14, 20, 40))
+        block = struct.pack(o + "IIII", 1, 0, incl, rng.choice((incl, 0, 0xFFFFFFFF))) + bytes(incl)
+    data[at:at] = block
+    return data, f"short block of {len(block)} bytes at {at}"
+
+
+MUTATIONS: tuple[Callable, ...] = (m_flip, m_flip, m_bytes, m_bytes, m_truncate, m_length, m_length, m_linktype,
+                                   m_splice, m_insert, m_delete, m_double, m_header, m_short_block)
+
+
+@dataclass
+class Case:
+    """One fuzz case: its bytes, what was done to which seed, and how to read it."""
+
+    number: int
+    seed_name: str
+    data: bytes
+    steps: list[str]
+    chunk: int | None  # read this many bytes at a time (None: the reader's own chunk size)
+
+    def describe(self) -> str:
+        chunk = f"; read {self.chunk} bytes at a time" if self.chunk else ""
+        return f"{self.seed_name}: {'; '.join(self.steps)}{chunk}"
+
+
+def make_case(seeds: list[tuple[str, bytes]], seed: int, number: int) -> Case:
+    """Case ``number`` of run ``seed``: a seed capture with one to three mutations."""
+    rng = random.Random(seed * 1_000_003 + number)
+    name, data = seeds[rng.randrange(len(seeds))]
+    buf = bytearray(data)
+    steps = []
+    for _ in range(rng.choice((1, 1, 1, 2, 2, 3))):
+        if not buf:
+            break
+        other = seeds[rng.randrange(len(seeds))]
+        buf, what = rng.choice(MUTATIONS)(rng, buf, structure(bytes(buf))[1], other)
+        buf = bytearray(buf)
+        steps.append(what)
+    chunk = rng.choice((3, 7, 16, 17, 64, 100, 1000)) if rng.random() < 0.1 else None
+    return Case(number, name, bytes(buf), steps, chunk)
+
+
+# -- checks ---------------------------------------------------------------------------------------
+class Problem(Exception):
+    """What a case got wrong."""
+
+
+def check_timeline(tl: Timeline, deep: bool = True) -> dict:
+    """Raise :class:`Problem` unless the published view is consistent; returns a digest of it
+    (lengths, counters and every connection as a dict) to compare two reads with. ``deep``
+    also asks for connections at a past time and a few connections' segments as models."""
+    v = tl.view()
+    for name, n in v.n.items():
+        if not 0 <= n <= len(getattr(v, name) if hasattr(v, name) else getattr(tl._w, name)):
+            raise Problem(f"table {name}: {n} rows published, capacity {len(getattr(tl._w, name))}")
+    nc, ns, nt = v.n_conn, v.n_seg, v.n_trans
+    if not 0 <= v.tcp_packets <= v.packets or v.tcp_packets != ns:
+        raise Problem(f"packets {v.packets}, tcp {v.tcp_packets}, segments {ns}")
+    if ns and int(v.segs.conn[:ns].max()) >= nc:
+        raise Problem(f"a segment's connection {int(v.segs.conn[:ns].max())} >= {nc} connections")
+    if nt and int(v.trans.conn[:nt].max()) >= nc:
+        raise Problem(f"a transition's connection {int(v.trans.conn[:nt].max())} >= {nc} connections")
+    if nt and int(v.trans.seg[:nt].max()) > ns:
+        raise Problem("a transition after more segments than there are")
+    if ns > 1 and bool(np.any(np.diff(v.segs.ts[:ns]) < 0)):
+        raise Problem("segment times go back in the table")
+    if ns > 1 and bool(np.any(np.diff(v.segs.frame[:ns].astype(np.int64)) <= 0)):
+        raise Problem("segment frame numbers do not increase")
+    if nc and (v.first_ts is None or bool(np.any(np.isnan(v.conns.first_ts[:nc])))):
+        raise Problem("connections without a first time")
+    counters = tl.counters_at()
+    if any(c < 0 for c in counters.values()) or sum(counters.values()) > 2 * nc:
+        raise Problem(f"counters {counters} for {nc} connections")
+    states = tl.states_at(None)
+    if states.shape != (nc, 2) or (nc and int(states.max()) >= NSTATES):
+        raise Problem(f"states of shape {states.shape}")
+    if any(k < 0 for k in tl.skipped.values()):
+        raise Problem(f"skipped {tl.skipped}")
+    dicts = tl.connection_dicts()
+    if len(dicts) != nc or sum(d["packets"] for d in dicts) != ns or any(d["bytes"] < 0 for d in dicts):
+        raise Problem(f"{len(dicts)} connection dicts for {nc} connections, {ns} segments")
+    if deep and nc and v.first_ts is not None and v.last_ts is not None:
+        mid = v.first_ts + (v.last_ts - v.first_ts) / 2
+        if len(tl.connection_dicts(mid)) != tl.conn_count_at(mid):
+            raise Problem("connection_dicts(t) and conn_count_at(t) disagree")
+        tl.counters_at(mid)
+    for c in list(tl.conns)[:2] if deep else ():
+        c.records(0, c.n)
+        c.trans  # noqa: B018 - builds the transition list
+        for i in range(min(c.n, 3)):
+            tl.segment(c.id, i)
+    return {"n": dict(v.n), "packets": v.packets, "skipped": tl.skipped, "counters": counters, "conns": dicts}
+
+
+def check_batch(batch: FrameBatch, frame_before: int) -> int:
+    """Raise :class:`Problem` unless every frame of a reader's batch lies inside its buffer;
+    returns the number of the last frame."""
+    f = batch.frames
+    n = len(f)
+    if n == 0:
+        raise Problem("an empty batch")
+    off, cap, orig = f.off.astype(np.int64), f.caplen.astype(np.int64), f.origlen.astype(np.int64)
+    if bool(np.any(off < 0)) or bool(np.any(cap < 0)) or bool(np.any(off + cap > len(batch.buf))):
+        k = int(np.flatnonzero((off < 0) | (cap < 0) | (off + cap > len(batch.buf)))[0])
+        raise Problem(f"frame {int(f.frame[k])} at {int(off[k])}+{int(cap[k])} outside its {len(batch.buf)}-byte buffer")
+    if bool(np.any(orig < cap)):
+        raise Problem("a frame's original length below its captured length")
+    want = np.arange(frame_before + 1, frame_before + n + 1)
+    if not np.array_equal(f.frame.astype(np.int64), want):
+        raise Problem(f"frames numbered {f.frame[:3].tolist()}..., expected from {frame_before + 1}")
+    return frame_before + n
+
+
+def read_direct(path: str, chunk: int | None) -> tuple[dict, str | None]:
+    """CaptureReader.batches() fed to a Tracker with tiny tables, every batch checked;
+    ``chunk`` reads that many bytes at a time."""
+    tr = Tracker(timeline=Timeline(rows=4))
+    error = None
+    frame = 0
+    saved = pcap_module.CHUNK
+    if chunk:
+        pcap_module.CHUNK = chunk
+    try:
+        with CaptureReader(path) as reader:
+            try:
+                for batch in reader.batches():
+                    if batch is None:
+                        continue
+                    frame = check_batch(batch, frame)
+                    tr.feed_batch(batch)
+                pcap_module.check_linktypes(reader)
+            except CaptureError as e:
+                error = str(e)
+    finally:
+        pcap_module.CHUNK = saved
+    if tr.tl.packets != frame:
+        raise Problem(f"{frame} frames read, {tr.tl.packets} counted")
+    return check_timeline(tr.tl, deep=False), error
+
+
+def _error_ok(error: str | None, path: str) -> None:
+    if error is not None and ("\n" in error or not error.startswith(path + ": ")):
+        raise Problem(f"not a one-line CaptureError: {error!r}")
+
+
+_chunk_lock = threading.Lock()
+
+
+def run_case(case: Case, path: Path) -> None:
+    """Raise :class:`Problem` (or whatever escaped) if the case fails its checks."""
+    path.write_bytes(case.data)
+    p = str(path)
+    res = load(p)
+    _error_ok(res.error, p)
+    loaded = check_timeline(res.timeline)
+    with _chunk_lock:  # the chunk size is the reader module's
+        direct, error = read_direct(p, None)
+        _error_ok(error, p)
+        if direct != loaded or (error is None) != (res.error is None):
+            raise Problem(f"load() and the reader fed directly disagree: {res.error!r} / {error!r}")
+        if case.chunk:
+            small, serr = read_direct(p, case.chunk)
+            _error_ok(serr, p)
+            if small != direct or (serr is None) != (error is None):
+                raise Problem(f"reading {case.chunk} bytes at a time differs: {serr!r} / {error!r}; "
+                              f"{small['n']} / {direct['n']}")
+
+
+# -- frames straight to the tracker ---------------------------------------------------------------
+def seed_frames() -> list[tuple[float, int, bytes]]:
+    """Frames of several conversations on every link type, to mutate one by one."""
+    out = []
+    for i, link in enumerate(("ether", "vlan", "qinq", "sll", "sll2", "null", "loop", "raw")):
+        out += _lifecycle(link, v6=i % 2 == 1, cport=42000 + i).frames
+    return out
+
+
+def frame_case(frames: list[tuple[float, int, bytes]], seed: int, number: int) -> tuple[list, str]:
+    """Records ``(frame, ts, linktype, bytes, 0, caplen, origlen)``: some of ``frames``, each
+    perhaps with bits flipped, cut, lengthened, given another link type or another time."""
+    rng = random.Random(seed * 1_000_003 + number)
+    start = rng.randrange(len(frames))
+    pick = frames[start:start + rng.randrange(1, 40)]
+    recs = []
+    t = pick[0][0]
+    for k, (ts, lt, raw) in enumerate(pick, 1):
+        b = bytearray(raw)
+        r = rng.random()
+        if r < 0.4:
+            for _ in range(rng.choice((1, 2, 4))):
+                p = rng.randrange(min(len(b), 80))
+                b[p] ^= 1 << rng.randrange(8)
+        elif r < 0.5:
+            b = b[: rng.randrange(len(b) + 1)]
+        elif r < 0.55:
+            b += bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
+        if rng.random() < 0.15:
+            lt = rng.choice(LINKTYPES) if rng.random() < 0.8 else rng.randrange(1 << 16)
+        t = ts if rng.random() < 0.8 else rng.choice((t - 1000.0, t + 0.0, t + 1e6, -5.0, 1e12, ts + 61.0))
+        orig = len(b) if rng.random() < 0.8 else rng.choice((0, len(b) + 1, 65535, 1 << 20, 0x7FFFFFFF))
+        recs.append((k, t, lt, bytes(b), 0, len(b), orig))
+    return recs, f"{len(recs)} frames from {start}"
+
+
+def run_frame_case(recs: list) -> None:
+    """Feed the records as one batch and then one by one; both views must be consistent and
+    agree; then let time pass."""
+    a = Tracker(timeline=Timeline(rows=4))
+    a.feed_batch(FrameBatch.of_records(recs))
+    b = Tracker()
+    for r in recs:
+        b.feed(*r)
+    da, db = check_timeline(a.tl), check_timeline(b.tl, deep=False)
+    if da != db:
+        raise Problem("one batch and frame by frame disagree")
+    if a.tl.last_ts is not None:
+        a.advance(a.tl.last_ts + 1000.0)
+        check_timeline(a.tl, deep=False)
+
+
+# -- running cases with a deadline -------------------------------------------------------------------
+def within(deadline: float, fn: Callable[[], None]) -> BaseException | str | None:
+    """Run ``fn`` on a thread (the kernels release the GIL, so a hang in one cannot stop the
+    clock); returns what it raised, ``"hang"`` past the deadline, or None."""
+    got: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001 - every escape is a finding
+            got.append(e)
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join(deadline)
+    if t.is_alive():
+        return "hang"
+    return got[0] if got else None
+
+
+def describe_failure(what: BaseException | str) -> str:
+    if isinstance(what, str):
+        return f"no answer within {DEADLINE:.0f} s (hang)"
+    if isinstance(what, Problem):
+        return str(what)
+    import traceback
+
+    tb = traceback.extract_tb(what.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return f"{type(what).__name__}: {what}{where}"
+
+
+def run_file_cases(seeds: list[tuple[str, bytes]], seed: int, numbers, path: Path,  # type: ignore[no-untyped-def]
+                   deadline: float = DEADLINE) -> list[str]:
+    """Run file cases ``numbers`` of run ``seed``; a line per failure, saying how to reproduce it."""
+    failures = []
+    for k in numbers:
+        case = make_case(seeds, seed, k)
+        bad = within(deadline, lambda case=case: run_case(case, path))
+        if bad is not None:
+            failures.append(f"seed {seed} case {k} ({case.describe()}): {describe_failure(bad)}")
+            if bad == "hang":
+                break  # the thread still runs; later cases would only queue behind it
+    return failures
+
+
+def run_frame_cases(frames: list, seed: int, numbers, deadline: float = DEADLINE) -> list[str]:  # type: ignore[no-untyped-def]
+    """Run frame cases ``numbers`` of run ``seed``; a line per failure."""
+    failures = []
+    for k in numbers:
+        recs, what = frame_case(frames, seed, k)
+        bad = within(deadline, lambda recs=recs: run_frame_case(recs))
+        if bad is not None:
+            failures.append(f"seed {seed} frame case {k} ({what}): {describe_failure(bad)}")
+            if bad == "hang":
+                break
+    return failures
