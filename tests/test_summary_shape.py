@@ -58,3 +58,33 @@ def test_at_after_the_last_packet_lets_timers_fire(tmp_path) -> None:
     assert after["connections"][0]["client"]["state"] == "CLOSED"
     short = _summary(str(pcap), "--at", "1.0", "--msl2", "0.4")
     assert short["counters"]["TIME_WAIT"] == 0
+
+
+def test_the_streamed_json_is_what_json_dumps_writes(tmp_path) -> None:
+    """The summary's JSON is written piece by piece from the columns; it is byte for byte what
+    ``json.dumps(summary_dict(...), indent=1)`` gives, for every kind of connection."""
+    import io
+
+    from helpers import Flow, write_frames_pcap
+
+    from tcpview.cli.report import summary_dict, write_summary_json
+    from tcpview.engine.pump import load
+
+    frames: list = []
+    a = Flow(t0=1.0, frames=frames)
+    a.handshake()
+    a.c("PA", b"x" * 3000)
+    a.c("FA")
+    b = Flow(cip="2001:db8::1", sip="2001:db8::2", cport=41000, t0=1.5, frames=frames)
+    b.c("PA", b"mid-stream")  # partial
+    b.s("R")  # reset
+    c = Flow(cport=42000, t0=2.0, frames=frames)
+    c.c("SF")  # an anomaly
+    frames.sort(key=lambda f: f[0])
+    path = write_frames_pcap(tmp_path / "mix.pcap", frames)
+    tl = load(str(path)).timeline
+    for at in (None, 0.2, 0.7):
+        buf = io.StringIO()
+        write_summary_json(tl, "mix.pcap", at, buf)
+        assert buf.getvalue() == json.dumps(summary_dict(tl, "mix.pcap", at), indent=1) + "\n", at
+    assert any(d["notes"] for d in summary_dict(tl, "x")["connections"])

@@ -9,14 +9,12 @@ import sys
 from ..textutil import endpoint, safe
 
 
-def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ignore[no-untyped-def]
-    """The summary as plain data in the shape of :class:`tcpview.engine.model.Summary`.
+def _cursor(tl, at: float | None) -> float | None:  # type: ignore[no-untyped-def]
+    return tl.first_ts + at if at is not None and tl.first_ts is not None else None
 
-    ``at`` is seconds after the first packet (the end of the capture when None).
-    """
-    t = None
-    if at is not None and tl.first_ts is not None:
-        t = tl.first_ts + at
+
+def _head(tl, source: str, at: float | None) -> dict:  # type: ignore[no-untyped-def]
+    """The summary without its connections."""
     return {
         "source": source,
         "packets": tl.packets,
@@ -25,34 +23,80 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ign
         "first_ts": tl.first_ts,
         "last_ts": tl.last_ts,
         "at": at,
-        "counters": tl.counters_at(t),
-        "connections": tl.connection_dicts(t),
+        "counters": tl.counters_at(_cursor(tl, at)),
+        "connections": [],
         "evicted": tl.evicted,
     }
+
+
+def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ignore[no-untyped-def]
+    """The summary as plain data in the shape of :class:`tcpview.engine.model.Summary`.
+
+    ``at`` is seconds after the first packet (the end of the capture when None).
+    """
+    s = _head(tl, source, at)
+    s["connections"] = tl.connection_dicts(_cursor(tl, at))
+    return s
+
+
+_CONN_JSON = (
+    '  {{\n   "id": {},\n   "client": {{\n    "ip": "{}",\n    "port": {},\n    "state": "{}"\n   }},\n'
+    '   "server": {{\n    "ip": "{}",\n    "port": {},\n    "state": "{}"\n   }},\n   "first_ts": {!r},\n'
+    '   "last_ts": {!r},\n   "packets": {},\n   "bytes": {},\n   "partial": {},\n   "notes": {}\n  }}'
+)
+_MARK = "@@connections@@"
+
+
+def write_summary_json(tl, source: str, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
+    """Write :func:`summary_dict` as ``json.dumps(..., indent=1)`` would, without building it:
+    the connections go out in pieces, straight from the timeline's columns."""
+    out = out or sys.stdout
+    head = _head(tl, source, at)
+    head["connections"] = _MARK
+    before, after = json.dumps(head, indent=1).split(f'"{_MARK}"')
+    cols = tl.connection_columns(_cursor(tl, at))
+    out.write(before)
+    if not len(cols):
+        out.write("[]")
+    else:
+        out.write("[\n")
+        fmt = _CONN_JSON.format
+        rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
+                   cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, strict=True)
+        piece: list[str] = []
+        for r in rows:
+            notes = r[12]
+            piece.append(fmt(*r[:11], "true" if r[11] else "false",
+                             '[\n    "' + '",\n    "'.join(notes) + '"\n   ]' if notes else "[]"))
+            if len(piece) >= 4096:
+                out.write(",\n".join(piece) + ",\n")
+                piece = []
+        out.write(",\n".join(piece) + "\n ]")
+    out.write(after + "\n")
 
 
 def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
     """Print the summary as JSON or as a readable table."""
     out = out or sys.stdout
-    s = summary_dict(tl, source, at)
     if as_json:
-        out.write(json.dumps(s, indent=1) + "\n")
+        write_summary_json(tl, source, at, out)
         return
+    s = _head(tl, source, at)
+    cols = tl.connection_columns(_cursor(tl, at))
     first, last = s["first_ts"], s["last_ts"]
     dur = (last - first) if first is not None and last is not None else 0.0
-    conns = s["connections"]
     out.write(f"{safe(source)}: {s['packets']} packets, {s['tcp_packets']} TCP, "
-              f"{len(conns)} connections, {dur:.6f} s\n")
+              f"{len(cols)} connections, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
         out.write(f"evicted (memory budget): {s['evicted']['connections']} connections, "
                   f"{s['evicted']['segments']} segments before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
     rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "notes")]
-    for c in conns:
-        cl, sv = c["client"], c["server"]
-        rows.append((str(c["id"]), endpoint(cl["ip"], cl["port"]), endpoint(sv["ip"], sv["port"]), cl["state"],
-                     sv["state"], str(c["packets"]), str(c["bytes"]), ",".join(c["notes"])))
+    rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), ",".join(no))
+             for i, ci, cp, cs, si, sp, ss, pk, nb, no in zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip,
+                                                               cols.sport, cols.sstate, cols.packets, cols.nbytes,
+                                                               cols.notes, strict=True)]
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
 
 

@@ -474,63 +474,43 @@ class Timeline:
         """The pydantic model of connection ``cid`` as of time t."""
         return Connection.model_validate(self.connection_dict(cid, t))
 
-    def connection_dicts(self, t: float | None = None) -> list[dict]:
-        """Every connection that exists at time t, as plain dicts, built from the columns at once."""
+    def connection_columns(self, t: float | None = None) -> ConnColumns:
+        """Every connection that exists at time t, column by column (what a summary prints),
+        built from the tables in bulk."""
         v = self.view()
         n = self.conn_count_at(t, v)
-        states = self.states_at(t, v)[:n].tolist()
+        states = self.states_at(t, v)[:n]
         pk, nb, last = self.conn_stats_at(t, v)
+        pk, nb, last = pk[:n], nb[:n], last[:n]
         C = v.conns[:n]
-        fam = C.fam.tolist()
-        ca, sa = C.caddr.tolist(), C.saddr.tolist()
-        port = C.port.tolist()
-        fl = C.fl.tolist()
-        anom = C.anom.tolist()
-        first = C.first_ts.tolist()
-        pk_l, nb_l, last_l = pk[:n].tolist(), nb[:n].tolist(), last[:n].tolist()
-        last_ts = v.segs.ts[np.maximum(last[:n], 0)].tolist() if n else []
-        texts: dict[tuple[int, int], str] = {}
-        a6 = v.addrs6
-
-        def text(f: int, a: int, server: bool) -> str:
-            key = (f, a, server) if f == 6 else (f, a)
-            s = texts.get(key)
-            if s is None:
-                if f == 4:
-                    s = addr_text(4, 0, a)
-                else:
-                    hi, lo = (a6[a, 2], a6[a, 3]) if server else (a6[a, 0], a6[a, 1])
-                    s = addr_text(6, int(hi), int(lo))
-                texts[key] = s
-            return s
-
-        ids = C.cid.tolist()
-        out = []
-        for i in range(n):
-            f = fam[i]
-            p = port[i]
-            cs, ss = states[i]
-            lt = first[i]
-            if last_l[i] >= 0:
-                lt = v.seg_real_ts(last_l[i]) if v.n["seg_back"] else last_ts[i]
-            elif pk_l[i] and i < len(v.base_last):
-                lt = float(v.base_last[i])  # its segments left with the horizon
-            out.append({
-                "id": ids[i],
-                "client": {"ip": text(f, ca[i], False), "port": p[0], "state": STATE_NAMES[cs]},
-                "server": {"ip": text(f, sa[i], True), "port": p[1], "state": STATE_NAMES[ss]},
-                "first_ts": first[i],
-                "last_ts": lt,
-                "packets": pk_l[i],
-                "bytes": nb_l[i],
-                "partial": bool(fl[i] & col.F_PARTIAL),
-                "notes": _notes(fl[i], anom[i]),
-            })
+        first = C.first_ts.astype(np.float64)
+        last_ts = first.copy()
+        seen = last >= 0
+        last_ts[seen] = v.segs.ts[last[seen]]
+        m = min(n, len(v.base_last))
+        before = ~seen[:m] & (pk[:m] > 0)
+        last_ts[:m][before] = v.base_last[:m][before]  # its segments left with the horizon
+        if v.n["seg_back"]:
+            for i in np.flatnonzero(seen).tolist():
+                last_ts[i] = v.seg_real_ts(int(last[i]))
+        names = np.array(STATE_NAMES)
+        fl = C.fl.astype(np.int64)
+        cols = ConnColumns(
+            ids=C.cid.tolist(), cip=_addr_texts(v, n, False), cport=C.port[:, 0].tolist(),
+            cstate=names[states[:, 0]].tolist(), sip=_addr_texts(v, n, True), sport=C.port[:, 1].tolist(),
+            sstate=names[states[:, 1]].tolist(), first=first.tolist(), last=last_ts.tolist(),
+            packets=pk.tolist(), nbytes=nb.tolist(), partial=((fl & col.F_PARTIAL) != 0).tolist(),
+            notes=[_notes(f, a) for f, a in zip(fl.tolist(), C.anom.tolist(), strict=True)])
         if v.clock_stepped_back:
             for i in range(n):
                 if v.stepped_back(i):
-                    out[i] = ConnView(self, v, i).as_dict(t)
-        return out
+                    cols.set(i, ConnView(self, v, i).as_dict(t))
+        return cols
+
+    def connection_dicts(self, t: float | None = None) -> list[dict]:
+        """Every connection that exists at time t, as plain dicts in the shape of
+        :class:`Connection` (for bulk output; :meth:`connection` gives the model)."""
+        return self.connection_columns(t).dicts()
 
     def connections(self, t: float | None = None) -> list[Connection]:
         """Every connection that exists at time t, as models."""
@@ -575,6 +555,58 @@ class Timeline:
             if c is None:
                 c = views[cid] = ConnView(self, v, cid)
             yield c.segment(int(index[row]))
+
+
+@dataclass
+class ConnColumns:
+    """Connections as columns of plain Python values, the shape a summary prints."""
+
+    ids: list[int]
+    cip: list[str]
+    cport: list[int]
+    cstate: list[str]
+    sip: list[str]
+    sport: list[int]
+    sstate: list[str]
+    first: list[float]
+    last: list[float]
+    packets: list[int]
+    nbytes: list[int]
+    partial: list[bool]
+    notes: list[list[str]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set(self, i: int, d: dict) -> None:
+        """Put connection dict ``d`` (the shape of :class:`Connection`) in row i."""
+        self.ids[i] = d["id"]
+        self.cip[i], self.cport[i], self.cstate[i] = d["client"]["ip"], d["client"]["port"], d["client"]["state"]
+        self.sip[i], self.sport[i], self.sstate[i] = d["server"]["ip"], d["server"]["port"], d["server"]["state"]
+        self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
+        self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
+        self.partial[i], self.notes[i] = d["partial"], d["notes"]
+
+    def dicts(self) -> list[dict]:
+        """The rows as dicts in the shape of :class:`Connection`."""
+        return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
+                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": no}
+                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
+                    self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
+                    self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
+
+
+def _addr_texts(v: View, n: int, server: bool) -> list[str]:
+    """The client's (or server's) address of the first n connections as text."""
+    C = v.conns[:n]
+    four = (C.saddr if server else C.caddr).astype(np.uint32)
+    octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
+    out = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+    for i in np.flatnonzero(C.fam == 6).tolist():
+        row = v.addrs6[int(C.caddr[i])]
+        hi, lo = (row[2], row[3]) if server else (row[0], row[1])
+        out[i] = addr_text(6, int(hi), int(lo))
+    return out
 
 
 def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:
