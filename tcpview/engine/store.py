@@ -490,21 +490,31 @@ class Timeline:
         m = min(n, len(v.base_last))
         before = ~seen[:m] & (pk[:m] > 0)
         last_ts[:m][before] = v.base_last[:m][before]  # its segments left with the horizon
-        if v.n["seg_back"]:
-            for i in np.flatnonzero(seen).tolist():
-                last_ts[i] = v.seg_real_ts(int(last[i]))
+        if v.n["seg_back"]:  # a last segment whose time the clock rule moved: its own time
+            back = v._pairs("seg_back")
+            for i in np.flatnonzero(seen & np.isin(last, list(back))).tolist():
+                last_ts[i] = back[int(last[i])]
         names = np.array(STATE_NAMES)
         fl = C.fl.astype(np.int64)
+        noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
+        notes: list[list[str]] = [[] for _ in range(n)]
+        for i, f, a in zip(noted.tolist(), fl[noted].tolist(), C.anom[noted].tolist(), strict=True):
+            notes[i] = _notes(f, a)
         cols = ConnColumns(
             ids=C.cid.tolist(), cip=_addr_texts(v, n, False), cport=C.port[:, 0].tolist(),
             cstate=names[states[:, 0]].tolist(), sip=_addr_texts(v, n, True), sport=C.port[:, 1].tolist(),
             sstate=names[states[:, 1]].tolist(), first=first.tolist(), last=last_ts.tolist(),
-            packets=pk.tolist(), nbytes=nb.tolist(), partial=((fl & col.F_PARTIAL) != 0).tolist(),
-            notes=[_notes(f, a) for f, a in zip(fl.tolist(), C.anom.tolist(), strict=True)])
+            packets=pk.tolist(), nbytes=nb.tolist(), partial=((fl & col.F_PARTIAL) != 0).tolist(), notes=notes)
         if v.clock_stepped_back:
-            for i in range(n):
-                if v.stepped_back(i):
-                    cols.set(i, ConnView(self, v, i).as_dict(t))
+            v.stepped_back(0)
+            stepped = sorted(r for r in v._memo["stepped"] if r < n)
+            if stepped:  # these answer from their own times: their rows, found in one pass each
+                seg_rows = _rows_of_many(v.segs.conn[: v.n_seg], stepped)
+                trans_rows = _rows_of_many(v.trans.conn[: v.n_trans], stepped)
+                for i in stepped:
+                    c = ConnView(self, v, i)
+                    c._rows, c._trows = seg_rows[i], trans_rows[i]
+                    cols.set(i, c.as_dict(t))
         return cols
 
     def connection_dicts(self, t: float | None = None) -> list[dict]:
@@ -596,12 +606,24 @@ class ConnColumns:
                     self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
 
 
+def _rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray]:
+    """The rows of each of a few connections in a table's ``conn`` column, in order."""
+    rows = np.flatnonzero(np.isin(conn_col, conns))
+    owners = conn_col[rows].astype(np.int64)
+    order = np.argsort(owners, kind="stable")
+    rows, owners = rows[order], owners[order]
+    bounds = np.searchsorted(owners, conns + [np.iinfo(np.int64).max])
+    return {c: rows[bounds[j]:bounds[j + 1]] for j, c in enumerate(conns)}
+
+
 def _addr_texts(v: View, n: int, server: bool) -> list[str]:
     """The client's (or server's) address of the first n connections as text."""
     C = v.conns[:n]
-    four = (C.saddr if server else C.caddr).astype(np.uint32)
+    # each address once (a busy server is one address), then spread by index
+    four, where = np.unique((C.saddr if server else C.caddr).astype(np.uint32), return_inverse=True)
     octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
-    out = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+    texts = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+    out = [texts[i] for i in where.tolist()]
     for i in np.flatnonzero(C.fam == 6).tolist():
         row = v.addrs6[int(C.caddr[i])]
         hi, lo = (row[2], row[3]) if server else (row[0], row[1])
