@@ -88,3 +88,24 @@ def test_the_streamed_json_is_what_json_dumps_writes(tmp_path) -> None:
         write_summary_json(tl, "mix.pcap", at, buf)
         assert buf.getvalue() == json.dumps(summary_dict(tl, "mix.pcap", at), indent=1) + "\n", at
     assert any(d["notes"] for d in summary_dict(tl, "x")["connections"])
+
+
+def test_the_streamed_json_across_its_chunks(tmp_path) -> None:
+    """Connections go out 4,096 at a time: a count on either side of that gives valid JSON, the
+    same as json.dumps."""
+    import io
+
+    from helpers import Flow, write_frames_pcap
+
+    from tcpview.cli.report import summary_dict, write_summary_json
+    from tcpview.engine.pump import load
+
+    for n in (4096, 4097):
+        frames: list = []
+        for i in range(n):
+            Flow(cport=1024 + i, t0=1.0 + i * 1e-4, frames=frames).c("S")
+        tl = load(str(write_frames_pcap(tmp_path / f"{n}.pcap", frames))).timeline
+        buf = io.StringIO()
+        write_summary_json(tl, "x.pcap", None, buf)
+        assert len(json.loads(buf.getvalue())["connections"]) == n
+        assert buf.getvalue() == json.dumps(summary_dict(tl, "x.pcap"), indent=1) + "\n"
