@@ -13,7 +13,9 @@ interfaces, each with its own link type and timestamp resolution.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import io
 import os
 import random
 import socket
@@ -21,6 +23,7 @@ import struct
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -330,6 +333,23 @@ def cli(*args: str, input: bytes | None = None, timeout: float = 120) -> tuple[i
     )
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
 
+
+def cli_here(*args: str) -> tuple[int, str, str]:
+    """``tcpview.cli.main(ARGS)`` in this process; returns (exit status, stdout, stderr) as
+    :func:`cli` does, without an interpreter's start-up and the kernels' loading per call (for
+    tests that run the command line hundreds of times). A traceback lands in stderr, status 1."""
+    from tcpview.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(list(args))
+        except SystemExit as e:  # argparse
+            rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        except Exception:  # noqa: BLE001 - what a user would see
+            traceback.print_exc()
+            rc = 1
+    return rc, out.getvalue(), err.getvalue()
 
 
 # -- waiting ---------------------------------------------------------------------------------------

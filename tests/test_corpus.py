@@ -1,6 +1,10 @@
 """Every capture of the shared corpus of public captures (normal, odd and damaged) gives
 either exit 0 with valid JSON, or a clean exit 2: one line on stderr and no traceback.
 
+The command line runs in this process (``helpers.cli_here``): hundreds of interpreters would
+spend most of their time starting up. ``test_cli.py`` runs damaged and foreign files through
+``python -m tcpview`` itself.
+
 The corpus is found through TCPVIEW_PCAP_CORPUS, else ../shared/pcaps beside the repository;
 the tests are skipped when it is absent.
 """
@@ -10,7 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import cli, corpus_dir
+from helpers import cli_here, corpus_dir
 
 CORPUS = corpus_dir()
 FILES = sorted(p for p in CORPUS.iterdir() if p.suffix in (".pcap", ".pcapng", ".cap")) if CORPUS else []
@@ -35,7 +39,7 @@ def check_clean(rc: int, out: str, err: str) -> None:
 @pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_corpus_capture(path, command):
-    rc, out, err = cli(*COMMANDS[command](path), timeout=300)
+    rc, out, err = cli_here(*COMMANDS[command](path))
     check_clean(rc, out, err)
     if rc != 0:
         return

@@ -43,7 +43,7 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ign
 _MARK = "@@connections@@"
 
 
-def _notes_json(notes: list[str]) -> str:
+def _notes_json(notes: tuple[str, ...]) -> str:
     return '[\n    "' + '",\n    "'.join(notes) + '"\n   ]' if notes else "[]"
 
 

@@ -497,9 +497,9 @@ class Timeline:
         names = np.array(STATE_NAMES)
         fl = C.fl.astype(np.int64)
         noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
-        notes: list[list[str]] = [[] for _ in range(n)]
+        notes: list[tuple[str, ...]] = [()] * n  # most have none: one shared empty tuple
         for i, f, a in zip(noted.tolist(), fl[noted].tolist(), C.anom[noted].tolist(), strict=True):
-            notes[i] = _notes(f, a)
+            notes[i] = tuple(_notes(f, a))
         cols = ConnColumns(
             ids=C.cid.tolist(), cip=_addr_texts(v, n, False), cport=C.port[:, 0].tolist(),
             cstate=names[states[:, 0]].tolist(), sip=_addr_texts(v, n, True), sport=C.port[:, 1].tolist(),
@@ -583,7 +583,7 @@ class ConnColumns:
     packets: list[int]
     nbytes: list[int]
     partial: list[bool]
-    notes: list[list[str]]
+    notes: list[tuple[str, ...]]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -595,12 +595,12 @@ class ConnColumns:
         self.sip[i], self.sport[i], self.sstate[i] = d["server"]["ip"], d["server"]["port"], d["server"]["state"]
         self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
         self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
-        self.partial[i], self.notes[i] = d["partial"], d["notes"]
+        self.partial[i], self.notes[i] = d["partial"], tuple(d["notes"])
 
     def dicts(self) -> list[dict]:
         """The rows as dicts in the shape of :class:`Connection`."""
         return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
-                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": no}
+                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no)}
                 for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
                     self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
                     self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
