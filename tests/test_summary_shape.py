@@ -109,3 +109,8 @@ def test_the_streamed_json_across_its_chunks(tmp_path) -> None:
         write_summary_json(tl, "x.pcap", None, buf)
         assert len(json.loads(buf.getvalue())["connections"]) == n
         assert buf.getvalue() == json.dumps(summary_dict(tl, "x.pcap"), indent=1) + "\n"
+        # the columns come in pieces too: any piece size gives the same connections
+        for size in (1, 1000, 4096):
+            pieces = list(tl.connection_column_chunks(None, size=size))
+            assert len(pieces) == -(-n // size)
+            assert [d for p in pieces for d in p.dicts()] == tl.connection_dicts()

@@ -54,15 +54,11 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None) -> No
     head = _head(tl, source, at)
     head["connections"] = _MARK
     before, after = json.dumps(head, indent=1).split(f'"{_MARK}"')
-    cols = tl.connection_columns(_cursor(tl, at))
     out.write(before)
-    if not len(cols):
-        out.write("[]")
-    else:
-        out.write("[\n")
+    sep = "[\n"
+    for cols in tl.connection_column_chunks(_cursor(tl, at)):
         rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
                    cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, strict=True)
-        sep = ""
         while True:
             # an f-string per connection: json.dumps(indent=1)'s layout at twice str.format's speed
             piece = [f'  {{\n   "id": {i},\n   "client": {{\n    "ip": "{cip}",\n    "port": {cp},\n'
@@ -75,7 +71,7 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None) -> No
                 break
             out.write(sep + ",\n".join(piece))
             sep = ",\n"
-        out.write("\n ]")
+    out.write("[]" if sep == "[\n" else "\n ]")
     out.write(after + "\n")
 
 

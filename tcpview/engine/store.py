@@ -21,7 +21,7 @@ import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -477,6 +477,14 @@ class Timeline:
     def connection_columns(self, t: float | None = None) -> ConnColumns:
         """Every connection that exists at time t, column by column (what a summary prints),
         built from the tables in bulk."""
+        whole = ConnColumns.empty()
+        for part in self.connection_column_chunks(t):
+            whole.extend(part)
+        return whole
+
+    def connection_column_chunks(self, t: float | None = None, size: int = 65536) -> Iterator[ConnColumns]:
+        """:meth:`connection_columns` in pieces of ``size`` connections: only one piece is
+        ever Python objects (a million connections would be a million of each column)."""
         v = self.view()
         n = self.conn_count_at(t, v)
         states = self.states_at(t, v)[:n]
@@ -497,25 +505,31 @@ class Timeline:
         names = np.array(STATE_NAMES)
         fl = C.fl.astype(np.int64)
         noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
-        notes: list[tuple[str, ...]] = [()] * n  # most have none: one shared empty tuple
-        for i, f, a in zip(noted.tolist(), fl[noted].tolist(), C.anom[noted].tolist(), strict=True):
-            notes[i] = tuple(_notes(f, a))
-        cols = ConnColumns(
-            ids=C.cid.tolist(), cip=_addr_texts(v, n, False), cport=C.port[:, 0].tolist(),
-            cstate=names[states[:, 0]].tolist(), sip=_addr_texts(v, n, True), sport=C.port[:, 1].tolist(),
-            sstate=names[states[:, 1]].tolist(), first=first.tolist(), last=last_ts.tolist(),
-            packets=pk.tolist(), nbytes=nb.tolist(), partial=((fl & col.F_PARTIAL) != 0).tolist(), notes=notes)
+        stepped: list[int] = []
         if v.clock_stepped_back:
             v.stepped_back(0)
             stepped = sorted(r for r in v._memo["stepped"] if r < n)
-            if stepped:  # these answer from their own times: their rows, found in one pass each
-                seg_rows = _rows_of_many(v.segs.conn[: v.n_seg], stepped)
-                trans_rows = _rows_of_many(v.trans.conn[: v.n_trans], stepped)
-                for i in stepped:
-                    c = ConnView(self, v, i)
-                    c._rows, c._trows = seg_rows[i], trans_rows[i]
-                    cols.set(i, c.as_dict(t))
-        return cols
+        seg_rows = _rows_of_many(v.segs.conn[: v.n_seg], stepped) if stepped else {}
+        trans_rows = _rows_of_many(v.trans.conn[: v.n_trans], stepped) if stepped else {}
+        for lo in range(0, n, size):
+            hi = min(n, lo + size)
+            notes: list[tuple[str, ...]] = [()] * (hi - lo)  # most have none: one shared empty tuple
+            mine = noted[(noted >= lo) & (noted < hi)]
+            for i, f, a in zip(mine.tolist(), fl[mine].tolist(), C.anom[mine].tolist(), strict=True):
+                notes[i - lo] = tuple(_notes(f, a))
+            part = C[lo:hi]
+            cols = ConnColumns(
+                ids=part.cid.tolist(), cip=_addr_texts(v, lo, hi, False), cport=part.port[:, 0].tolist(),
+                cstate=names[states[lo:hi, 0]].tolist(), sip=_addr_texts(v, lo, hi, True),
+                sport=part.port[:, 1].tolist(), sstate=names[states[lo:hi, 1]].tolist(),
+                first=first[lo:hi].tolist(), last=last_ts[lo:hi].tolist(), packets=pk[lo:hi].tolist(),
+                nbytes=nb[lo:hi].tolist(), partial=((fl[lo:hi] & col.F_PARTIAL) != 0).tolist(), notes=notes)
+            # connections whose clock stepped back answer from their own times, from their rows
+            for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
+                c = ConnView(self, v, i)
+                c._rows, c._trows = seg_rows[i], trans_rows[i]
+                cols.set(i - lo, c.as_dict(t))
+            yield cols
 
     def connection_dicts(self, t: float | None = None) -> list[dict]:
         """Every connection that exists at time t, as plain dicts in the shape of
@@ -588,6 +602,15 @@ class ConnColumns:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @classmethod
+    def empty(cls) -> ConnColumns:
+        return cls(*([] for _ in fields(cls)))
+
+    def extend(self, other: ConnColumns) -> None:
+        """Append the rows of ``other``."""
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+
     def set(self, i: int, d: dict) -> None:
         """Put connection dict ``d`` (the shape of :class:`Connection`) in row i."""
         self.ids[i] = d["id"]
@@ -616,9 +639,9 @@ def _rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarra
     return {c: rows[bounds[j]:bounds[j + 1]] for j, c in enumerate(conns)}
 
 
-def _addr_texts(v: View, n: int, server: bool) -> list[str]:
-    """The client's (or server's) address of the first n connections as text."""
-    C = v.conns[:n]
+def _addr_texts(v: View, lo: int, hi: int, server: bool) -> list[str]:
+    """The client's (or server's) address of connections lo..hi-1 as text."""
+    C = v.conns[lo:hi]
     # each address once (a busy server is one address), then spread by index
     four, where = np.unique((C.saddr if server else C.caddr).astype(np.uint32), return_inverse=True)
     octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
