@@ -85,7 +85,8 @@ def evict(w: col.Tables, budget: int) -> bool:
     alive = np.zeros(n_conn, dtype=bool)
     alive[w.segs.conn[k0:n_seg].astype(np.int64)] = True
     alive[w.trans.conn[t0:n_trans].astype(np.int64)] = True
-    alive[w.timers.conn[: int(w.cnt[col.N_TIMERS])].astype(np.int64)] = True
+    live = _live_timers(w)
+    alive[live] = True
     alive |= (states[:, 0] != 0) | (states[:, 1] != 0)
     alive |= w.conns.state[:n_conn, 0] != 0
     alive |= w.conns.state[:n_conn, 1] != 0
@@ -94,7 +95,7 @@ def evict(w: col.Tables, budget: int) -> bool:
     quiet = np.ones(n_conn, dtype=bool)
     quiet[w.segs.conn[k0:n_seg].astype(np.int64)] = False
     quiet[w.trans.conn[t0:n_trans].astype(np.int64)] = False
-    quiet[w.timers.conn[: int(w.cnt[col.N_TIMERS])].astype(np.int64)] = False
+    quiet[live] = False
     half = np.flatnonzero(quiet & (states[:, 0] == SYN_SENT) & (states[:, 1] == LISTEN))
     cap = max(HALF_OPEN_CAP, 0)
     if len(half) > cap:
@@ -115,6 +116,16 @@ def evict(w: col.Tables, budget: int) -> bool:
     w.evicted_conns += n_conn - len(keep)
     w.evicted_segs += k0
     return True
+
+
+def _live_timers(w: col.Tables) -> np.ndarray:
+    """The connections of the timers that will still fire: a timer whose side has moved on
+    (a reused 4-tuple, a newer timer) stays in the heap until its deadline, and must not keep
+    its connection."""
+    q = w.timers[: int(w.cnt[col.N_TIMERS])]
+    c, side = q.conn.astype(np.int64), q.side.astype(np.int64)
+    live = (w.conns.state[c, side] == q.state) & (w.conns.gen[c, side] == q.gen)
+    return c[live]
 
 
 def _trans_before(w: col.Tables, k0: int, n_trans: int) -> int:
@@ -162,10 +173,17 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
         conns.caddr[six] = np.arange(len(six))
         conns.saddr[six] = np.arange(len(six))
 
+    # timers of connections that left would never fire (their side moved on): they leave too;
+    # the rest, sorted as the heap orders them, is a heap again
     n_timers = int(cnt[col.N_TIMERS])
-    timers = w.timers.copy()
-    moved = newrow[w.timers.conn[:n_timers].astype(np.int64)]
-    timers.conn[:n_timers] = np.maximum(moved, 0)  # a timer's connection always stays
+    q = w.timers[:n_timers]
+    moved = newrow[q.conn.astype(np.int64)]
+    stay = q[moved >= 0].copy()
+    stay.conn = moved[moved >= 0]
+    stay = stay[np.lexsort((stay.state, stay.side, stay.conn, stay.deadline))]
+    timers = _fresh(w.timers, len(stay))
+    timers[: len(stay)] = stay
+    cnt[col.N_TIMERS] = len(stay)
 
     def pairs(arr: np.ndarray, n: int, first: int) -> tuple[np.ndarray, int]:
         """(row, value) pairs whose row stays, with the row moved down by ``first``."""
