@@ -732,13 +732,16 @@ class ConnView:
     ``row`` is where it is in that view's tables, ``id`` its connection id.
     """
 
-    __slots__ = ("_tl", "_v", "row", "id", "_rows", "_trows", "_states")
+    __slots__ = ("_tl", "_v", "row", "id", "_r", "_rows", "_trows", "_states")
 
     def __init__(self, tl: Timeline, v: View, row: int) -> None:
         self._tl = tl
         self._v = v
         self.row = row
-        self.id = int(v.conns.cid[row])
+        # its row as a plain structured scalar: a view of the table (what the writer updates
+        # shows), read field by field in C (a record array's attributes go through Python)
+        self._r = v.conns.view(np.ndarray)[row]
+        self.id = int(self._r["cid"])
         self._rows: np.ndarray | None = None
         self._trows: np.ndarray | None = None
         self._states: np.ndarray | None = None
@@ -746,13 +749,13 @@ class ConnView:
     # -- identity -----------------------------------------------------------------------------
     @property
     def family(self) -> int:
-        return int(self._v.conns[self.row].fam)
+        return int(self._r["fam"])
 
     def _addr(self, server: bool) -> tuple[int, int]:
-        r = self._v.conns[self.row]
-        if r.fam == 4:
-            return 0, int(r.saddr if server else r.caddr)
-        a6 = self._v.addrs6[int(r.caddr)]
+        r = self._r
+        if r["fam"] == 4:
+            return 0, int(r["saddr"] if server else r["caddr"])
+        a6 = self._v.addrs6[int(r["caddr"])]
         return (int(a6[2]), int(a6[3])) if server else (int(a6[0]), int(a6[1]))
 
     @property
@@ -765,11 +768,11 @@ class ConnView:
 
     @property
     def cport(self) -> int:
-        return int(self._v.conns[self.row].port[0])
+        return int(self._r["port"][0])
 
     @property
     def sport(self) -> int:
-        return int(self._v.conns[self.row].port[1])
+        return int(self._r["port"][1])
 
     def client_ip_text(self) -> str:
         return addr_text(self.family, *self._addr(False))
@@ -785,27 +788,27 @@ class ConnView:
 
     @property
     def first_ts(self) -> float:
-        return float(self._v.conns[self.row].first_ts)
+        return float(self._r["first_ts"])
 
     @property
     def partial(self) -> bool:
-        return bool(self._v.conns[self.row].fl & col.F_PARTIAL)
+        return bool(self._r["fl"] & col.F_PARTIAL)
 
     @property
     def refused(self) -> bool:
-        return bool(self._v.conns[self.row].fl & col.F_REFUSED)
+        return bool(self._r["fl"] & col.F_REFUSED)
 
     @property
     def reset(self) -> bool:
-        return bool(self._v.conns[self.row].fl & col.F_RESET)
+        return bool(self._r["fl"] & col.F_RESET)
 
     @property
     def anomalies(self) -> int:
-        return int(self._v.conns[self.row].anom)
+        return int(self._r["anom"])
 
     def notes(self) -> list[str]:
-        r = self._v.conns[self.row]
-        return _notes(int(r.fl), int(r.anom))
+        r = self._r
+        return _notes(int(r["fl"]), int(r["anom"]))
 
     # -- rows -----------------------------------------------------------------------------------
     @property
@@ -943,7 +946,7 @@ class ConnView:
             for hrow, dd, old in hist:
                 if dd == d and row < hrow:
                     return old
-        return int(self._v.conns[self.row].seqbase[d])
+        return int(self._r["seqbase"][d])
 
     def rel_of(self, i: int, d: int, flags: int, seq_raw: int, ack_raw: int) -> tuple[int, int]:
         """Relative (seq, ack) for segment i with the given raw fields."""
@@ -961,9 +964,9 @@ class ConnView:
     def opts(self) -> list[dict | None]:
         """Each side's SYN options as the ladder shows them (``mss``, ``ws``, ``sack_perm``),
         None where no SYN with options was seen."""
-        r = self._v.conns[self.row]
-        fl = int(r.fl)
-        return [parse_options_of(fl, int(r.mss[d]) if fl & (col.F_HAVE_MSS << d) else -1, int(r.ws[d]), d)
+        r = self._r
+        fl = int(r["fl"])
+        return [parse_options_of(fl, int(r["mss"][d]) if fl & (col.F_HAVE_MSS << d) else -1, int(r["ws"][d]), d)
                 for d in (0, 1)]
 
     @property
