@@ -577,3 +577,21 @@ def test_docs_key_table_is_current() -> None:
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
     assert doc.read_text() == keys_markdown(), "run: python -m tcpview.ui.screens.help.keys > docs/keys.md"
+
+
+async def test_the_player_bar_says_how_much_is_read_while_a_file_loads(capture: Path) -> None:
+    """While a file loads the bar shows "read N%" itself: nothing covers it (Textual's own
+    ``loading`` would put a loading indicator over the whole bar)."""
+    from tcpview.engine.pump import BatchInfo
+    from tcpview.ui.messages import BatchArrived
+    from tcpview.ui.widgets.player_bar import PlayerBar
+
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        bar = app.query_one(PlayerBar)
+        bar.reading = True  # as while the reader runs; then what it posts mid-file
+        app.post_message(BatchArrived(BatchInfo(10, 0.42)))
+        await pilot.pause()
+        assert not bar.loading
+        assert "read 42%" in bar.build().plain

@@ -131,7 +131,7 @@ class TcpviewApp(App[int]):
 
     def on_batch_arrived(self, message: BatchArrived) -> None:
         bar = self._bar
-        bar.loading = message.info.progress
+        bar.read_share = message.info.progress
         bar.preparing = message.info.preparing
         self._dirty = True
         self._maybe_start_at()
@@ -161,7 +161,7 @@ class TcpviewApp(App[int]):
         self.load_error = message.info.error
         bar = self._bar
         bar.reading = False
-        bar.loading = None
+        bar.read_share = None
         bar.preparing = False
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",

@@ -239,7 +239,7 @@ class LiveApp(TcpviewApp):
         bar = self._main(PlayerBar)
         bar.player = self.player
         bar.source_name = safe(self.source.name)
-        bar.reading, bar.loading = False, None
+        bar.reading, bar.read_share = False, None
         table = self._main(ConnectionTable)
         old = table.model
         model = ConnRows()  # its caches belong to the old timeline

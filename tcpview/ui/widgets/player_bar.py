@@ -63,8 +63,9 @@ class PlayerBar(PaintedText, Widget):
         super().__init__(name=name, id=id, classes=classes)
         self.player = player
         self.source_name = safe(source_name)
-        self.loading: float | None = None
-        """Fraction of the file read so far, while reading (None when done or unknown)."""
+        self.read_share: float | None = None
+        """Fraction of the file read so far, while reading (None when done or unknown). Not
+        named ``loading``: that is Textual's, and covers the widget with a loading indicator."""
         self.reading = False
         self.preparing = False
         """The engine is compiled for the first time (it runs slowly meanwhile)."""
@@ -98,7 +99,7 @@ class PlayerBar(PaintedText, Widget):
         if self.preparing:
             tail = " preparing the engine (first run)…"
         elif self.reading:
-            tail = f" read {self.loading * 100:.0f}%" if self.loading is not None else " reading"
+            tail = f" read {self.read_share * 100:.0f}%" if self.read_share is not None else " reading"
         else:
             tail = f" {p.fraction() * 100:3.0f}%"
         bar_w = width - len(text) - len(tail)
