@@ -23,9 +23,10 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
 from tcpview.engine import columns as col
+from tcpview.engine.conns import ConnView
 from tcpview.engine.ladder import LadderRow, ladder_rows
 from tcpview.engine.model import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
-from tcpview.engine.store import ConnView, Timeline, View
+from tcpview.engine.store import Timeline, View
 from tcpview.engine.tracker import Tracker
 from tcpview.sources.batch import FrameBatch
 

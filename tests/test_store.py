@@ -10,6 +10,7 @@ import pytest
 from helpers import Flow, many_connections, states, track
 
 from tcpview.engine.columns import SEG, TRANS
+from tcpview.engine.conns import ConnView
 from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.store import Timeline
 
@@ -187,4 +188,4 @@ def test_connections_when_the_clock_stepped_back_are_read_in_one_pass(monkeypatc
     for t, dicts in got.items():
         n = tl.conn_count_at(t)
         assert 0 < n and len(dicts) == n
-        assert dicts == [store.ConnView(tl, v, i).as_dict(t) for i in range(n)]
+        assert dicts == [ConnView(tl, v, i).as_dict(t) for i in range(n)]

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import STATE_NAMES
 from .columns import F_PARTIAL, F_REFUSED, F_RESET
-from .store import ConnView, Timeline, View, conn_addrs, notes_of
+from .conns import ConnView, conn_addrs, notes_of
+from .model import STATE_NAMES
+from .store import Timeline, View
 
 _ALIASES = {
     "TW": "TIME_WAIT",

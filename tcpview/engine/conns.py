@@ -1,0 +1,474 @@
+"""One connection of the timeline, read from the tables (:class:`ConnView`), the list of them
+(:class:`ConnList`), and connections as columns for bulk output (:class:`ConnColumns`).
+
+Everything here reads a published :class:`~tcpview.engine.store.View`; nothing writes.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..textutil import addr_text, addr_value, endpoint
+from . import columns as col
+from .decode import parse_options_of
+from .model import (
+    STATE_NAMES,
+    WHY_FW2_EXPIRED,
+    WHY_TW_EXPIRED,
+    WHYS,
+    Segment,
+    analysis_names,
+    anomaly_names,
+    flag_names,
+)
+from .replay import (
+    seg_fields,
+    seg_states,
+    trans_times,
+)
+
+if TYPE_CHECKING:
+    from .store import Timeline, View
+
+CLIENT, SERVER = 0, 1
+SIDES = ("client", "server")
+
+
+@dataclass
+class ConnColumns:
+    """Connections as columns of plain Python values, the shape a summary prints."""
+
+    ids: list[int]
+    cip: list[str]
+    cport: list[int]
+    cstate: list[str]
+    sip: list[str]
+    sport: list[int]
+    sstate: list[str]
+    first: list[float]
+    last: list[float]
+    packets: list[int]
+    nbytes: list[int]
+    partial: list[bool]
+    notes: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> ConnColumns:
+        return cls(*([] for _ in fields(cls)))
+
+    def extend(self, other: ConnColumns) -> None:
+        """Append the rows of ``other``."""
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+
+    def set(self, i: int, d: dict) -> None:
+        """Put connection dict ``d`` (the shape of :class:`Connection`) in row i."""
+        self.ids[i] = d["id"]
+        self.cip[i], self.cport[i], self.cstate[i] = d["client"]["ip"], d["client"]["port"], d["client"]["state"]
+        self.sip[i], self.sport[i], self.sstate[i] = d["server"]["ip"], d["server"]["port"], d["server"]["state"]
+        self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
+        self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
+        self.partial[i], self.notes[i] = d["partial"], tuple(d["notes"])
+
+    def dicts(self) -> list[dict]:
+        """The rows as dicts in the shape of :class:`Connection`."""
+        return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
+                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no)}
+                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
+                    self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
+                    self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
+
+
+def rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray]:
+    """The rows of each of a few connections in a table's ``conn`` column, in order."""
+    rows = np.flatnonzero(np.isin(conn_col, conns))
+    owners = conn_col[rows].astype(np.int64)
+    order = np.argsort(owners, kind="stable")
+    rows, owners = rows[order], owners[order]
+    bounds = np.searchsorted(owners, conns + [np.iinfo(np.int64).max])
+    return {c: rows[bounds[j]:bounds[j + 1]] for j, c in enumerate(conns)}
+
+
+def addr_texts(v: View, lo: int, hi: int, server: bool) -> list[str]:
+    """The client's (or server's) address of connections lo..hi-1 as text."""
+    C = v.conns[lo:hi]
+    # each address once (a busy server is one address), then spread by index
+    four, where = np.unique((C.saddr if server else C.caddr).astype(np.uint32), return_inverse=True)
+    octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
+    texts = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+    out = [texts[i] for i in where.tolist()]
+    for i in np.flatnonzero(C.fam == 6).tolist():
+        row = v.addrs6[int(C.caddr[i])]
+        hi, lo = (row[2], row[3]) if server else (row[0], row[1])
+        out[i] = addr_text(6, int(hi), int(lo))
+    return out
+
+
+def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The client's (or server's) address of the first n connections as two unsigned 64-bit
+    halves, which sort as the addresses do (IPv4 in the low half)."""
+    C = v.conns[:n]
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = (C.saddr if server else C.caddr).astype(np.uint64)
+    six = np.flatnonzero(C.fam == 6)
+    if len(six):
+        rows = v.addrs6[C.caddr[six].astype(np.int64)].view(np.uint64)
+        hi[six] = rows[:, 2 if server else 0]
+        lo[six] = rows[:, 3 if server else 1]
+    return hi, lo
+
+
+def notes_of(fl: int, anom: int) -> list[str]:
+    """The notes shown for a connection with these flag and anomaly bits."""
+    return _notes(fl, anom)
+
+
+def _notes(fl: int, anom: int) -> list[str]:
+    out = []
+    if fl & col.F_PARTIAL:
+        out.append("partial")
+    if fl & col.F_REFUSED:
+        out.append("refused")
+    elif fl & col.F_RESET:
+        out.append("reset")
+    if anom:
+        out.append("anomaly")
+    return out
+
+
+class ConnList(Sequence):
+    """``timeline.conns``: the connections published so far, as :class:`ConnView` s by id.
+
+    Ids count from 0 in order of first packet; once older connections have left the timeline
+    (a memory budget), the ids still standing are no longer 0..n-1: iterate, or use
+    :meth:`ids`.
+    """
+
+    def __init__(self, tl: Timeline) -> None:
+        self._tl = tl
+
+    def __len__(self) -> int:
+        return self._tl._view.n_conn
+
+    def __getitem__(self, cid):  # type: ignore[no-untyped-def]
+        v = self._tl._view
+        if isinstance(cid, slice):  # by position (row), which is by id until rows have left
+            return [ConnView(self._tl, v, row) for row in range(*cid.indices(v.n_conn))]
+        if cid < 0:
+            cid += v.n_conn
+        row = v.row_of(cid)
+        if row < 0:
+            raise IndexError(f"no connection {cid}")
+        return ConnView(self._tl, v, row)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        v = self._tl._view
+        for row in range(v.n_conn):
+            yield ConnView(self._tl, v, row)
+
+    def has(self, cid: int) -> bool:
+        """Whether connection ``cid`` is in the timeline (published, and not evicted)."""
+        return self._tl._view.row_of(cid) >= 0
+
+    def ids(self) -> list[int]:
+        """The ids of the connections in the timeline, in order."""
+        v = self._tl._view
+        return [int(x) for x in v.ids(np.arange(v.n_conn))]
+
+
+class ConnView:
+    """One connection as of a published view: its 4-tuple, segments and transitions.
+
+    ``row`` is where it is in that view's tables, ``id`` its connection id.
+    """
+
+    __slots__ = ("_tl", "_v", "row", "id", "_r", "_rows", "_trows", "_states")
+
+    def __init__(self, tl: Timeline, v: View, row: int) -> None:
+        self._tl = tl
+        self._v = v
+        self.row = row
+        # its row as a plain structured scalar: a view of the table (what the writer updates
+        # shows), read field by field in C (a record array's attributes go through Python)
+        self._r = v.conns.view(np.ndarray)[row]
+        self.id = int(self._r["cid"])
+        self._rows: np.ndarray | None = None
+        self._trows: np.ndarray | None = None
+        self._states: np.ndarray | None = None
+
+    # -- identity -----------------------------------------------------------------------------
+    @property
+    def family(self) -> int:
+        return int(self._r["fam"])
+
+    def _addr(self, server: bool) -> tuple[int, int]:
+        r = self._r
+        if r["fam"] == 4:
+            return 0, int(r["saddr"] if server else r["caddr"])
+        a6 = self._v.addrs6[int(r["caddr"])]
+        return (int(a6[2]), int(a6[3])) if server else (int(a6[0]), int(a6[1]))
+
+    @property
+    def cip(self) -> int | bytes:
+        return addr_value(self.family, *self._addr(False))
+
+    @property
+    def sip(self) -> int | bytes:
+        return addr_value(self.family, *self._addr(True))
+
+    @property
+    def cport(self) -> int:
+        return int(self._r["port"][0])
+
+    @property
+    def sport(self) -> int:
+        return int(self._r["port"][1])
+
+    def client_ip_text(self) -> str:
+        return addr_text(self.family, *self._addr(False))
+
+    def server_ip_text(self) -> str:
+        return addr_text(self.family, *self._addr(True))
+
+    def client_text(self) -> str:
+        return endpoint(self.client_ip_text(), self.cport)
+
+    def server_text(self) -> str:
+        return endpoint(self.server_ip_text(), self.sport)
+
+    @property
+    def first_ts(self) -> float:
+        return float(self._r["first_ts"])
+
+    @property
+    def partial(self) -> bool:
+        return bool(self._r["fl"] & col.F_PARTIAL)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self._r["fl"] & col.F_REFUSED)
+
+    @property
+    def reset(self) -> bool:
+        return bool(self._r["fl"] & col.F_RESET)
+
+    @property
+    def anomalies(self) -> int:
+        return int(self._r["anom"])
+
+    def notes(self) -> list[str]:
+        r = self._r
+        return _notes(int(r["fl"]), int(r["anom"]))
+
+    # -- rows -----------------------------------------------------------------------------------
+    @property
+    def rows(self) -> np.ndarray:
+        """Rows of its segments in the segment table, oldest first."""
+        if self._rows is None:
+            self._rows = self._tl.rows_of(self.row, self._v)
+        return self._rows
+
+    @property
+    def trans_rows(self) -> np.ndarray:
+        """Rows of its transitions in the transition table, oldest first."""
+        if self._trows is None:
+            self._trows = self._tl.trans_rows_of(self.row, self._v)
+        return self._trows
+
+    @property
+    def seg_states(self) -> np.ndarray:
+        """Both endpoints' states after each of its segments, shape ``(n, 2)``."""
+        if self._states is None:
+            out = np.zeros((len(self.rows), 2), dtype=np.uint8)
+            seg_states(self._v.trans, self.trans_rows, self.rows, out)
+            self._states = out
+        return self._states
+
+    @property
+    def n(self) -> int:
+        """Number of segments stored."""
+        return len(self.rows)
+
+    @property
+    def start_states(self) -> tuple[int, int]:
+        """Both endpoints' states before its first stored segment (CLOSED unless older rows
+        have left the timeline)."""
+        st = self._v.start_states(self.row + 1)[self.row]
+        return int(st[0]), int(st[1])
+
+    @property
+    def state(self) -> list[int]:
+        """[client, server] states now (after every published transition)."""
+        return list(self.states_at(None))
+
+    @property
+    def last_ts(self) -> float:
+        """Capture time of the newest segment."""
+        return self.last_ts_at(self.n)
+
+    def last_ts_at(self, k: int) -> float:
+        """Capture time of the newest of its first k segments (its first time when k is 0, or
+        the last before the horizon when older segments have left)."""
+        if k <= 0:
+            if self.row < len(self._v.base_last) and self._v.base_counts[self.row, 0]:
+                return float(self._v.base_last[self.row])
+            return self.first_ts
+        return self._v.seg_real_ts(int(self.rows[k - 1]))
+
+    def count_at(self, t: float | None) -> int:
+        """Number of this connection's segments with ts <= t (all when t is None)."""
+        rows = self.rows
+        if t is None:
+            return len(rows)
+        if self._v.clock_stepped_back and self._v.stepped_back(self.row):
+            # the connection's own times, as captured: all of them if its last is before t
+            real = [self._v.seg_real_ts(r) for r in rows.tolist()]
+            if not real or real[-1] <= t:
+                return len(real)
+            return bisect.bisect_right(real, t)
+        return int(np.searchsorted(self._v.segs.ts[rows], t, side="right"))
+
+    def trans_times(self) -> np.ndarray:
+        """The log times of its transitions."""
+        v = self._v
+        return trans_times(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], self.trans_rows)
+
+    def states_at(self, t: float | None) -> tuple[int, int]:
+        """(client, server) TcpState values as of time t (now when t is None)."""
+        tr = self.trans_rows
+        if t is not None and len(tr):
+            if self._v.clock_stepped_back and self._v.stepped_back(self.row):
+                real = [x[0] for x in self.trans]
+                k = len(real) if real[-1] <= t else bisect.bisect_right(real, t)
+            else:
+                k = int(np.searchsorted(self.trans_times(), t, side="right"))
+            tr = tr[:k]
+        st = [int(x) for x in self._v.start_states(self.row + 1)[self.row]]
+        for code in self._v.trans.code[tr].tolist():
+            st[code & 1] = (code >> col.TR_NEW_SHIFT) & 15
+        return st[0], st[1]
+
+    def bytes_at(self, k: int) -> int:
+        """Payload bytes in its first k segments."""
+        rows = self.rows[:k]
+        total = int(self._v.segs.len[rows].sum(dtype=np.int64))
+        if self._v.n["long"]:
+            for r in rows[self._v.segs.len[rows] == col.LONG_LEN].tolist():
+                total += self._v.seg_len(r) - col.LONG_LEN
+        return total
+
+    @property
+    def bytes(self) -> int:
+        """Payload bytes of every segment."""
+        return self.bytes_at(self.n)
+
+    def record(self, i: int) -> tuple:
+        """Segment i as ``(ts, frame, seq_raw, ack_raw, len, win, flags, dir, client_state,
+        server_state, bits)``: ``win`` scaled as known then, ``bits`` anomalies | analysis << 8."""
+        return self.records(i, i + 1)[0]
+
+    def records(self, start: int, stop: int) -> list[tuple]:
+        """Segments ``start .. stop-1`` as :meth:`record` gives them."""
+        v = self._v
+        rows = self.rows[start:stop]
+        f = np.zeros((len(rows), 9), dtype=np.int64)
+        seg_fields(v.segs, rows, f)
+        st = self.seg_states[start:stop].tolist()
+        out = []
+        for j, (frame, seq, ack, ln, win, flags, d, shift, ana) in enumerate(f.tolist()):
+            row = int(rows[j])
+            if ln == col.LONG_LEN:
+                ln = v.seg_len(row)
+            bits = v.seg_anomaly(row) | (ana << 8)
+            out.append((v.seg_real_ts(row), frame, seq, ack, ln, win << shift, flags, d, st[j][0], st[j][1], bits))
+        return out
+
+    def base_at(self, i: int, d: int) -> int:
+        """The relative-seq base of direction d as it was when segment i was seen.
+
+        A base only changes when a SYN arrives after other segments of its direction (e.g. an
+        injected RST before the SYN+ACK); earlier segments keep the base of their time, as
+        Wireshark numbers them.
+        """
+        hist = self._v.base_hist_of(self.row)
+        if hist:
+            row = int(self.rows[i])
+            for hrow, dd, old in hist:
+                if dd == d and row < hrow:
+                    return old
+        return int(self._r["seqbase"][d])
+
+    def rel_of(self, i: int, d: int, flags: int, seq_raw: int, ack_raw: int) -> tuple[int, int]:
+        """Relative (seq, ack) for segment i with the given raw fields."""
+        seq = (seq_raw - self.base_at(i, d)) & 0xFFFFFFFF
+        # without the ACK flag the field means nothing; show it raw, as Wireshark does
+        ack = (ack_raw - self.base_at(i, 1 - d)) & 0xFFFFFFFF if flags & 0x10 else ack_raw
+        return seq, ack
+
+    def rel(self, i: int) -> tuple[int, int]:
+        """Relative (seq, ack) of segment i, Wireshark-style."""
+        r = self.record(i)
+        return self.rel_of(i, r[7], r[6], r[2], r[3])
+
+    @property
+    def opts(self) -> list[dict | None]:
+        """Each side's SYN options as the ladder shows them (``mss``, ``ws``, ``sack_perm``),
+        None where no SYN with options was seen."""
+        r = self._r
+        fl = int(r["fl"])
+        return [parse_options_of(fl, int(r["mss"][d]) if fl & (col.F_HAVE_MSS << d) else -1, int(r["ws"][d]), d)
+                for d in (0, 1)]
+
+    @property
+    def trans(self) -> list[tuple]:
+        """Its transitions as ``(ts, frame, side, old, new, why)``, oldest first."""
+        v = self._v
+        rows = self.trans_rows
+        keys = self.trans_times().tolist()
+        out = []
+        for j, r in enumerate(rows.tolist()):
+            t = v.trans[r]
+            code = int(t.code)
+            why = (code >> col.TR_WHY_SHIFT) & 15
+            timer = why == WHY_TW_EXPIRED or why == WHY_FW2_EXPIRED
+            frame = 0 if timer else int(v.segs[int(t.seg)].frame)
+            ts = v.trans_real_ts(r, keys[j]) if timer else v.seg_real_ts(int(t.seg))
+            out.append((ts, frame, code & 1, (code >> col.TR_OLD_SHIFT) & 15, (code >> col.TR_NEW_SHIFT) & 15,
+                        WHYS[why]))
+        return out
+
+    def as_dict(self, t: float | None = None) -> dict:
+        """This connection as of time t as a plain dict, in the shape of :class:`Connection`."""
+        k = self.count_at(t)
+        cs, ss = self.states_at(t)
+        pk, nb = self._v.start_counts(self.row + 1)
+        return {
+            "id": self.id,
+            "client": {"ip": self.client_ip_text(), "port": self.cport, "state": STATE_NAMES[cs]},
+            "server": {"ip": self.server_ip_text(), "port": self.sport, "state": STATE_NAMES[ss]},
+            "first_ts": self.first_ts,
+            "last_ts": self.last_ts_at(k),
+            "packets": int(pk[self.row]) + k,
+            "bytes": int(nb[self.row]) + self.bytes_at(k),
+            "partial": self.partial,
+            "notes": self.notes(),
+        }
+
+    def segment(self, i: int) -> Segment:
+        """The pydantic model of its segment i."""
+        ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = self.record(i)
+        seq, ack = self.rel_of(i, d, flags, seq_raw, ack_raw)
+        return Segment(
+            frame=frame, ts=ts, conn=self.id, dir="c2s" if d == 0 else "s2c", flags=flag_names(flags),
+            seq=seq, ack=ack, seq_raw=seq_raw, ack_raw=ack_raw, len=plen, win=win,
+            client_state=STATE_NAMES[cs], server_state=STATE_NAMES[ss],
+            anomalies=anomaly_names(bits & 0xFF), analysis=analysis_names(bits >> 8),
+        )
