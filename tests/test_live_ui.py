@@ -30,10 +30,12 @@ async def test_live_app_with_kernel_pane(lo_traffic):
             assert await wait_until(lambda: len(app.tl.conns) == 2, 8, 0.05, pilot.pause)
             conns = {(c.cport, c.sport): c.id for c in app.tl.conns}
             cw_id, hid_id = conns[(cw[0][1], cw[1][1])], conns[(hid[0][1], hid[1][1])]
-            c = app.tl.conns[cw_id]
+            def cw_states() -> tuple[str, str]:  # a connection as of the newest published view
+                c = app.tl.conns[cw_id]
+                return STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]]
+
             # the ACK of the client's FIN may come a delayed-ACK later
-            assert await wait_until(lambda: (STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]])
-                                    == ("FIN_WAIT_2", "CLOSE_WAIT"), 8, 0.05, pilot.pause)
+            assert await wait_until(lambda: cw_states() == ("FIN_WAIT_2", "CLOSE_WAIT"), 8, 0.05, pilot.pause)
             pane = app.query_one(KernelPane)
             assert not pane.display
             await pilot.press("K")
