@@ -208,7 +208,7 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
 
     w.segs, w.trans, w.conns, w.addrs6, w.timers = segs, trans, conns, addrs6, timers
     cnt[col.N_SEG], cnt[col.N_TRANS], cnt[col.N_CONN], cnt[col.N_ADDR6] = n_seg - k0, n_trans - t0, len(keep), len(six)
-    from .track import rebuild_hash
+    from .conntable import rebuild_hash
 
     w.hash = np.zeros(len(w.hash), dtype=np.int32)
     rebuild_hash(w.hash, w.conns, w.addrs6, len(keep))

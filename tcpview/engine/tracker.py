@@ -3,7 +3,7 @@
 The :class:`Tracker` owns the :class:`~tcpview.engine.store.Timeline` it appends to. Feed it
 frames in capture order, as whole batches (:meth:`Tracker.feed_batch`, what the pump does) or
 one by one; it uses capture time only (never the wall clock), so a replay at any speed, or a
-``--at`` query, gives the same states. The rules it applies are in :mod:`tcpview.engine.track`.
+``--at`` query, gives the same states. The rules it applies are in :mod:`tcpview.engine.statemachine`.
 
 A batch runs in one call of the compiled loop, without the GIL. When a table fills up the
 loop stops, the tracker doubles that table and the loop goes on; after the batch the tracker
@@ -18,8 +18,10 @@ import numpy as np
 
 from ..sources.batch import FrameBatch
 from . import columns as col
+from .conntable import rebuild_hash
 from .store import Timeline
-from .track import expire, rebuild_hash, track
+from .tlog import expire
+from .track import track
 
 
 class Tracker:
