@@ -69,7 +69,15 @@ def kernel(fn: F) -> F:
 
 def helper(fn: F) -> F:
     """A function kernels call (compiled when its first caller is)."""
-    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))  # type: ignore[no-any-return]
+    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+
+
+def inlined(fn: F) -> F:
+    """A helper that is compiled into each caller (numba's ``inline="always"``): for the few
+    called once or more per packet with many arrays, where a call costs an atomic reference
+    count up and down per array argument (inlined, the pairs are pruned). Compiling takes
+    longer for each caller, so only where it pays."""
+    return _register(numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))  # type: ignore[no-any-return]
 
 
 _COMPILED: dict[int, Any] = {}  # id(py_func) -> its dispatcher, for every kernel and helper

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, kernel
+from ..jit import helper, inlined, kernel
 from .columns import (
     F_IN_TABLE,
 )
@@ -32,7 +32,7 @@ def slot(nslots: int, fam: int, a_hi: int, a_lo: int, a_port: int, b_hi: int, b_
     return h & (nslots - 1)
 
 
-@helper
+@inlined
 def _is(C, A6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: int, s_hi: int, s_lo: int, sp: int) -> bool:  # type: ignore[no-untyped-def]
     """Whether connection c has this client and server."""
     r = C[c]
@@ -44,7 +44,7 @@ def _is(C, A6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: int, s_hi
     return A6[a, 0] == c_hi and A6[a, 1] == c_lo and A6[a, 2] == s_hi and A6[a, 3] == s_lo
 
 
-@helper
+@inlined
 def find(H: np.ndarray, C, A6: np.ndarray, fam: int, s_hi: int, s_lo: int, sp: int, d_hi: int, d_lo: int,  # type: ignore[no-untyped-def]
          dp: int) -> tuple:
     """``(slot, row, dir)`` of the newest connection with this 4-tuple; row -1 when none (then

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..jit import helper
+from ..jit import helper, inlined
 from ..textutil import addr_value
 
 OK = 0
@@ -46,27 +46,27 @@ def reason_text(code: int, linktype: int) -> str:
     return REASONS[code]
 
 
-@helper
+@inlined
 def _be16(b: np.ndarray, p: int) -> int:
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
-@helper
+@inlined
 def _be32(b: np.ndarray, p: int) -> int:
     return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
 
 
-@helper
+@inlined
 def _le16(b: np.ndarray, p: int) -> int:
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
 
 
-@helper
+@inlined
 def _le32(b: np.ndarray, p: int) -> int:
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
 
 
-@helper
+@inlined
 def _be64(b: np.ndarray, p: int) -> int:
     v = np.int64(0)
     for i in range(8):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, kernel
+from ..jit import helper, inlined, kernel
 from .columns import (
     F_BASE_HIST,
     F_BASE_SET,
@@ -163,7 +163,7 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
     return c, dr
 
 
-@helper
+@inlined
 def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
              clk: np.ndarray, params: np.ndarray, frame: int, ts: float, fend: int) -> None:
     """Apply one decoded TCP segment (its fields in ``d``) and store it."""
@@ -342,7 +342,7 @@ def _count_unsupported(skip: np.ndarray, linktype: int) -> None:
     skip[UNSUPPORTED_LINK] += 1  # more kinds than there are pairs: counted without its number
 
 
-@helper
+@inlined
 def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
     """Which table lacks room for one more frame (its counter's index), or NEED_NOTHING."""
     if cnt[N_CONN] + 2 > len(C):
