@@ -25,6 +25,8 @@ if str(GOLDEN_DIR) not in sys.path:
     sys.path.insert(0, str(GOLDEN_DIR))
 
 import make_golden as mg
+from cases import Case
+from cases import built_cases as all_built_cases
 
 CORPUS = corpus_dir()
 BUILT = mg.load_golden(mg.BUILT_GOLDEN)
@@ -196,8 +198,8 @@ def golden_ats(gold: dict) -> list[str]:
 
 # -- built captures --------------------------------------------------------------------------------
 @functools.cache
-def built_cases() -> dict[str, mg.Case]:
-    return {c.name: c for c in mg.built_cases()}
+def built_cases() -> dict[str, Case]:
+    return {c.name: c for c in all_built_cases()}
 
 
 def test_built_cases_are_the_goldens():
