@@ -35,6 +35,7 @@ from helpers import (
     Flow,
     corpus_dir,
     many_connections,
+    ng_block,
     pcap_bytes,
     pcapng_bytes,
 )
@@ -55,12 +56,6 @@ DEADLINE = 20.0  # seconds one case may take before it counts as a hang (a busy 
 
 
 # -- seeds ---------------------------------------------------------------------------------------
-def _ng_block(endian: str, btype: int, body: bytes) -> bytes:
-    body += b"\0" * (-len(body) % 4)
-    total = len(body) + 12
-    return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
-
-
 def _lifecycle(link: str = "ether", v6: bool = False, cport: int = 40000, t0: float = 100.0) -> Flow:
     """Handshake with options, data both ways, a retransmission, a zero window, FIN close."""
     f = Flow(cip="fd00::1" if v6 else "10.0.0.1", sip="fd00::2" if v6 else "10.0.0.2", cport=cport, t0=t0,
@@ -84,13 +79,13 @@ def _extra_blocks(endian: str) -> bytes:
     f = Flow(cport=41000, t0=200.0)
     f.handshake()
     raw = [b for _t, _lt, b in f.frames]
-    out = [_ng_block(endian, 3, struct.pack(endian + "I", len(raw[0])) + raw[0])]
-    out.append(_ng_block(endian, 2, struct.pack(endian + "HHIIII", 0, 0, 0, 200_000_000, len(raw[1]), len(raw[1]))
+    out = [ng_block(endian, 3, struct.pack(endian + "I", len(raw[0])) + raw[0])]
+    out.append(ng_block(endian, 2, struct.pack(endian + "HHIIII", 0, 0, 0, 200_000_000, len(raw[1]), len(raw[1]))
                          + raw[1]))
-    out.append(_ng_block(endian, 4, struct.pack(endian + "HH", 1, 8) + bytes([10, 0, 0, 1]) + b"h1\0\0"
+    out.append(ng_block(endian, 4, struct.pack(endian + "HH", 1, 8) + bytes([10, 0, 0, 1]) + b"h1\0\0"
                          + struct.pack(endian + "HH", 0, 0)))
-    out.append(_ng_block(endian, 5, struct.pack(endian + "III", 0, 0, 0)))
-    out.append(_ng_block(endian, 0x40000BAD, struct.pack(endian + "I", 32473) + b"custom"))
+    out.append(ng_block(endian, 5, struct.pack(endian + "III", 0, 0, 0)))
+    out.append(ng_block(endian, 0x40000BAD, struct.pack(endian + "I", 32473) + b"custom"))
     return b"".join(out)
 
 

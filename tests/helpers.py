@@ -71,7 +71,8 @@ def pcap_bytes(
     return b"".join(out)
 
 
-def _ng_block(endian: str, btype: int, body: bytes) -> bytes:
+def ng_block(endian: str, btype: int, body: bytes) -> bytes:
+    """One pcapng block: type, total length, the body padded to 4 bytes, the length again."""
     body += b"\0" * (-len(body) % 4)
     total = len(body) + 12
     return struct.pack(endian + "II", btype, total) + body + struct.pack(endian + "I", total)
@@ -90,18 +91,18 @@ def pcapng_bytes(
         packets: ``(interface_id, ts, data)`` written as Enhanced Packet Blocks.
     """
     shb = struct.pack(endian + "IHHq", 0x1A2B3C4D, 1, 0, -1)
-    out = [_ng_block(endian, 0x0A0D0D0A, shb)]
+    out = [ng_block(endian, 0x0A0D0D0A, shb)]
     res = []
     for lt, power in interfaces:
         opt = struct.pack(endian + "HH", 9, 1) + bytes([power]) + b"\0\0\0"
         opt += struct.pack(endian + "HH", 0, 0)
-        out.append(_ng_block(endian, 1, struct.pack(endian + "HHI", lt, 0, 0) + opt))
+        out.append(ng_block(endian, 1, struct.pack(endian + "HHI", lt, 0, 0) + opt))
         res.append(10**power)
     for iid, ts, data in packets:
         data = bytes(data)
         ticks = round(ts * res[iid])
         body = struct.pack(endian + "IIIII", iid, ticks >> 32, ticks & 0xFFFFFFFF, len(data), len(data))
-        out.append(_ng_block(endian, 6, body + data))
+        out.append(ng_block(endian, 6, body + data))
     return b"".join(out)
 
 
