@@ -235,7 +235,7 @@ async def bench_first_frame(path: str) -> None:
     size = os.path.getsize(path)
     start = time.perf_counter()
     app = TcpviewApp(FileSource(path))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         first = time.perf_counter() - start  # mounted, first screen composed and painted
         rows_at = None
         keys: list[float] = []

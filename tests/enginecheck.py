@@ -25,8 +25,8 @@ from scapy.layers.inet6 import IPv6
 from tcpview.engine import columns as col
 from tcpview.engine.conns import ConnView
 from tcpview.engine.ladder import LadderRow, ladder_rows
-from tcpview.engine.model import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 from tcpview.engine.store import Timeline, View
+from tcpview.engine.tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 from tcpview.engine.tracker import Tracker
 from tcpview.sources.batch import FrameBatch
 

@@ -40,9 +40,9 @@ from helpers import (
     pcapng_bytes,
 )
 
-from tcpview.engine.model import NSTATES
 from tcpview.engine.pump import load
 from tcpview.engine.store import Timeline
+from tcpview.engine.tcp import NSTATES
 from tcpview.engine.tracker import Tracker
 from tcpview.sources import pcap as pcap_module
 from tcpview.sources.batch import FrameBatch

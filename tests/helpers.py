@@ -268,7 +268,7 @@ def track(frames: Iterable[tuple[float, int, bytes]], **kw) -> Tracker:
 
 def states(tr: Tracker, cid: int = 0) -> tuple[str, str]:
     """(client, server) state names of connection ``cid`` now."""
-    from tcpview.engine.model import STATE_NAMES
+    from tcpview.engine.tcp import STATE_NAMES
 
     c = tr.tl.conns[cid]
     return STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tcpview.engine.model import STATE_NAMES
+from tcpview.engine.tcp import STATE_NAMES
 from tcpview.engine.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load
 from tcpview.sim.steps import Send

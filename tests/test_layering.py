@@ -106,3 +106,21 @@ def test_summary_command_does_not_import_textual(tmp_path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.stdout.split() == ["False", "2"], out.stdout + out.stderr
+
+
+def test_summary_json_does_not_import_pydantic(tmp_path) -> None:
+    """`tcpview summary --json` writes from the columns: the models (pydantic, slow to import
+    and ~16 MB) are for the views and exports that build them."""
+    from helpers import Flow, write_frames_pcap
+
+    f = Flow()
+    f.handshake()
+    path = write_frames_pcap(tmp_path / "one.pcap", f.frames)
+    code = (
+        "import sys, io, contextlib; from tcpview.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    rc = main(['summary', %r, '--json'])\n"
+        "print('pydantic' in sys.modules, rc, len(out.getvalue()) > 0)" % str(path)
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.stdout.split() == ["False", "0", "True"], out.stdout + out.stderr

@@ -14,8 +14,8 @@ import pytest
 from helpers import wait_until
 from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
 
-from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.pump import PumpThread, load
+from tcpview.engine.tcp import STATE_NAMES
 from tcpview.engine.tracker import Tracker
 from tcpview.sources.live.capture import LiveSource
 from tcpview.sources.live.ifaces import default_interface

@@ -12,7 +12,7 @@ from helpers import cli
 from simhelp import SCEN_DIR
 
 from tcpview.cli import main
-from tcpview.engine.model import STATE_NAMES
+from tcpview.engine.tcp import STATE_NAMES
 from tcpview.engine.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load, parse
 from tcpview.sim.steps import ScenarioError

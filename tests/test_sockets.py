@@ -14,7 +14,7 @@ import pytest
 from helpers import Flow, track, wait_until
 from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd
 
-from tcpview.engine.model import STATE_NAMES, TcpState
+from tcpview.engine.tcp import STATE_NAMES, TcpState
 from tcpview.kernel.compare import compare
 from tcpview.kernel.history import KernelTable
 from tcpview.kernel.procnet import parse_proc_tcp

@@ -11,8 +11,8 @@ from helpers import Flow, many_connections, states, track
 
 from tcpview.engine.columns import SEG, TRANS
 from tcpview.engine.conns import ConnView
-from tcpview.engine.model import STATE_NAMES
 from tcpview.engine.store import Timeline
+from tcpview.engine.tcp import STATE_NAMES
 
 
 @pytest.fixture(scope="module")

@@ -159,6 +159,14 @@ class Tables:
         self.held_counts = np.zeros(16, dtype=np.int64)  # endpoints per state of half-open ones that left
         self.half_open_aggregated = 0
 
+    def expect_segments(self, rows: int) -> None:
+        """Make room for about ``rows`` segments now (a file's size tells): the table is zeroed
+        memory, which costs nothing until rows are written, and growing by doubling later would
+        hold the old table beside the new one at the peak."""
+        rows = min(rows, MAX_EXPECTED_SEGMENTS)
+        if rows > len(self.segs) and not self.cnt[N_SEG]:
+            self.segs = _alloc(SEG, rows)
+
     def grow(self, counter: int) -> None:
         """Double the table whose counter is ``counter`` (copying its rows in use).
 
@@ -177,6 +185,10 @@ class Tables:
     def nbytes(self) -> int:
         """Bytes the tables hold (allocated)."""
         return sum(getattr(self, name).nbytes for name in self.LAYOUT) + self.hash.nbytes
+
+
+MAX_EXPECTED_SEGMENTS = 1 << 24
+"""The most segment rows reserved ahead (512 MB of address space, not of memory)."""
 
 
 def _alloc(dt, capacity: int) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -16,23 +16,15 @@ import numpy as np
 from ..textutil import addr_text, addr_value, endpoint
 from . import columns as col
 from .decode import parse_options_of
-from .model import (
-    STATE_NAMES,
-    WHY_FW2_EXPIRED,
-    WHY_TW_EXPIRED,
-    WHYS,
-    Segment,
-    analysis_names,
-    anomaly_names,
-    flag_names,
-)
 from .replay import (
     seg_fields,
     seg_states,
     trans_times,
 )
+from .tcp import STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED, WHYS, analysis_names, anomaly_names, flag_names
 
 if TYPE_CHECKING:
+    from .model import Segment
     from .store import Timeline, View
 
 CLIENT, SERVER = 0, 1
@@ -464,6 +456,8 @@ class ConnView:
 
     def segment(self, i: int) -> Segment:
         """The pydantic model of its segment i."""
+        from .model import Segment
+
         ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = self.record(i)
         seq, ack = self.rel_of(i, d, flags, seq_raw, ack_raw)
         return Segment(

@@ -23,8 +23,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import columns as col
-from .model import LISTEN, NSTATES, SYN_SENT
 from .replay import conn_stats, state_counts, states_after
+from .tcp import LISTEN, NSTATES, SYN_SENT
 
 KEEP = 0.6
 """After an eviction the tables use about this share of the budget."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .conns import ConnView
-from .model import STATE_NAMES
 from .store import Timeline
+from .tcp import STATE_NAMES
 
 
 @dataclass(slots=True)
@@ -33,7 +33,7 @@ class LadderRow:
 def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec: tuple | None = None) -> str:
     """``SYN,ACK seq=0 ack=1 win=65483`` style label of segment i of connection c (``rec``:
     its :meth:`~tcpview.engine.conns.ConnView.record`, when the caller has it)."""
-    from .model import flags_label
+    from .tcp import flags_label
 
     ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = rec if rec is not None else c.record(i)
     if absolute:

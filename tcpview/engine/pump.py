@@ -12,6 +12,7 @@ are (for the detail pane).
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -240,6 +241,11 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
         src = FileSource(source, follow=follow)
     except CaptureError as e:
         return LoadResult(tracker, str(e))
+    if source != "-" and not follow:
+        try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
+            tracker.tl._w.expect_segments(os.path.getsize(source) // 56 + 1)
+        except OSError:
+            pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"))
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error)

@@ -24,8 +24,8 @@ import numpy as np
 
 from .columns import F_PARTIAL, F_REFUSED, F_RESET
 from .conns import ConnView, conn_addrs, notes_of
-from .model import STATE_NAMES
 from .store import Timeline, View
+from .tcp import STATE_NAMES
 
 _ALIASES = {
     "TW": "TIME_WAIT",

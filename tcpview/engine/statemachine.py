@@ -38,7 +38,7 @@ from .columns import (
     F_RESET,
     F_SYN_ACKED,
 )
-from .model import (
+from .tcp import (
     ACK,
     BAD_HANDSHAKE_ACK,
     CLOSE_WAIT,

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,15 +30,6 @@ from . import columns as col
 from .conns import SIDES, ConnColumns, ConnList, ConnView, addr_texts, notes_of, rows_of_many
 from .decode import UNSUPPORTED_LINK, reason_text
 from .evict import evict, used_bytes
-from .model import (
-    NSTATES,
-    STATE_NAMES,
-    WHY_FW2_EXPIRED,
-    WHY_TW_EXPIRED,
-    Connection,
-    Segment,
-    Transition,
-)
 from .replay import (
     conn_rows,
     conn_stats,
@@ -48,6 +40,10 @@ from .replay import (
     states_after,
     trans_count_at,
 )
+
+if TYPE_CHECKING:  # the pydantic models, imported where one is built (pydantic is slow to import)
+    from .model import Connection, Segment, Transition
+from .tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
 
 @dataclass(frozen=True, eq=False)
@@ -462,6 +458,8 @@ class Timeline:
 
     def connection(self, cid: int, t: float | None = None) -> Connection:
         """The pydantic model of connection ``cid`` as of time t."""
+        from .model import Connection
+
         return Connection.model_validate(self.connection_dict(cid, t))
 
     def connection_columns(self, t: float | None = None) -> ConnColumns:
@@ -528,6 +526,8 @@ class Timeline:
 
     def connections(self, t: float | None = None) -> list[Connection]:
         """Every connection that exists at time t, as models."""
+        from .model import Connection
+
         return [Connection.model_validate(d) for d in self.connection_dicts(t)]
 
     def segment(self, cid: int, i: int) -> Segment:
@@ -542,6 +542,8 @@ class Timeline:
 
     def transitions(self, cid: int, t: float | None = None) -> list[Transition]:
         """Connection cid's state transitions up to time t, as models."""
+        from .model import Transition
+
         out = []
         for ts, frame, side, old, new, why in self.conns[cid].trans:
             if t is not None and ts > t:

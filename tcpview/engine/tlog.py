@@ -20,12 +20,7 @@ from .columns import (
     TR_WHY_SHIFT,
     TRANS_CLOCK,
 )
-from .model import (
-    CLOSED,
-    TIME_WAIT,
-    WHY_FW2_EXPIRED,
-    WHY_TW_EXPIRED,
-)
+from .tcp import CLOSED, TIME_WAIT, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
 
 # -- timers (a binary heap) ----------------------------------------------------------------------------

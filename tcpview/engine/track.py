@@ -79,7 +79,8 @@ from .decode import (
     decode_frame,
     syn_options,
 )
-from .model import (
+from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
+from .tcp import (
     A_DUPACK,
     A_KAACK,
     A_KEEPALIVE,
@@ -98,7 +99,6 @@ from .model import (
     WHY_REUSED,
     M,
 )
-from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
 from .tlog import add_transition, clamp_time, expire, last_of_side, note_pair, push_timer
 
 ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a handshake, a close

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.model import TcpState
+from ..engine.tcp import TcpState
 from ..textutil import ip_text
 from .procnet import Addr, is_local, norm_addr
 from .snapshot import KernelSnapshot

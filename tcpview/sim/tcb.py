@@ -22,7 +22,7 @@ Times are integer microseconds of simulated time (``engine.now``).
 
 from __future__ import annotations
 
-from ..engine.model import (
+from ..engine.tcp import (
     ACK,
     CLOSE_WAIT,
     CLOSED,

@@ -10,7 +10,7 @@ SND.WND).
 
 from __future__ import annotations
 
-from ..engine.model import (
+from ..engine.tcp import (
     ACK,
     CLOSE_WAIT,
     CLOSED,

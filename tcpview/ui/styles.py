@@ -9,7 +9,7 @@ of them in its ``variables``.
 
 from __future__ import annotations
 
-from ..engine.model import TcpState
+from ..engine.tcp import TcpState
 
 # state name -> family used in class and variable names
 STATE_FAMILY: dict[str, str] = {

@@ -18,9 +18,9 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
-from ...engine.model import STATE_NAMES
 from ...engine.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.store import Timeline
+from ...engine.tcp import STATE_NAMES
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE

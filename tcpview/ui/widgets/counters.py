@@ -16,8 +16,8 @@ from textual import events
 from textual.reactive import var
 from textual.widget import Widget
 
-from ...engine.model import STATE_NAMES
 from ...engine.store import Timeline
+from ...engine.tcp import STATE_NAMES
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILIES, STATE_FAMILY, state_css
 from .repaint import PaintedText

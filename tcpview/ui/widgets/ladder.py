@@ -19,8 +19,8 @@ from textual.reactive import var
 from textual.strip import Strip
 
 from ...engine.ladder import LadderRow, arrow, ladder_count, ladder_window
-from ...engine.model import analysis_names, anomaly_names
 from ...engine.store import Timeline
+from ...engine.tcp import analysis_names, anomaly_names
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind

@@ -16,8 +16,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from ...engine.model import STATE_NAMES
 from ...engine.query import ConnQuery, endpoint_texts
+from ...engine.tcp import STATE_NAMES
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
 from .. import fmt
