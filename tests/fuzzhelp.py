@@ -1,4 +1,5 @@
-"""Fuzzing the reader and the engine: seed captures, mutations, and one case's checks.
+"""Fuzzing the reader and the engine: seed captures, cases, and one case's checks (the
+mutations themselves are in ``fuzzmutate.py``).
 
 Used by ``tests/test_fuzz.py`` (fixed seeds, a few thousand cases) and by
 ``benchmarks/fuzz.py`` (as many as you like). A case is a seed capture with one to three
