@@ -274,3 +274,23 @@ def test_garbage_and_empty_stdin(run_cli):
     one_line_error(*run_cli("summary", "-", input=b"definitely not a capture\n" * 10))
     one_line_error(*run_cli("summary", "-", "--json", input=b""))
     one_line_error(*run_cli("export", "-", input=b"\xd4\xc3\xb2\xa1\x02\x00\x04"))
+
+
+def test_the_command_does_not_import_scipy_for_numba(two_conns):
+    """numba looks for scipy's BLAS when it starts; where scipy is installed, that import is a
+    third of a second of every start. The tcpview command skips it (no kernel uses BLAS)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("scipy") is None:
+        pytest.skip("scipy is not installed here: nothing to skip")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tcpview", "summary", str(two_conns), "--json"],
+                       capture_output=True, text=True, env=env, check=False)
+    assert p.returncode == 0, p.stderr[-500:]
+    assert json.loads(p.stdout)["connections"]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    assert "numba" in imported
+    assert "scipy.linalg" not in imported

@@ -114,3 +114,77 @@ def test_the_streamed_json_across_its_chunks(tmp_path) -> None:
             pieces = list(tl.connection_column_chunks(None, size=size))
             assert len(pieces) == -(-n // size)
             assert [d for p in pieces for d in p.dicts()] == tl.connection_dicts()
+
+
+def test_the_json_of_real_time_stamps_and_every_kind_of_row(tmp_path) -> None:
+    """Time stamps of real captures (seconds since 1970, to the microsecond or nanosecond),
+    IPv4 and IPv6, every kind of notes, a clock that stepped back: the compiled row writer
+    gives what json.dumps gives."""
+    import io
+    import random
+
+    from helpers import Flow, write_frames_pcap
+
+    from tcpview.cli.report import summary_dict, write_summary_json
+    from tcpview.engine.pump import load
+
+    rng = random.Random(3)
+    for nano in (False, True):
+        frames: list = []
+        for i in range(300):
+            v6 = i % 7 == 0
+            f = Flow(cip="2001:db8::1" if v6 else f"10.{i % 200}.{i // 200}.9", sip="2001:db8::2" if v6 else "10.0.0.1",
+                     cport=20000 + i, t0=1_700_000_000 + rng.uniform(0, 86400), dt=rng.uniform(1e-6, 0.2),
+                     frames=frames)
+            kind = i % 5
+            if kind == 0:
+                f.handshake()
+                f.c("PA", b"x" * rng.randrange(1, 3000))
+                f.c("FA")
+            elif kind == 1:
+                f.c("PA", b"mid-stream")  # partial
+            elif kind == 2:
+                f.c("S")
+                f.s("RA")  # refused
+            elif kind == 3:
+                f.c("PA", b"y")
+                f.s("R")  # partial and reset
+            else:
+                f.c("SF")  # an anomaly
+        frames.sort(key=lambda fr: fr[0])
+        k = len(frames) // 2  # the clock steps back once, on one frame
+        frames[k] = (frames[k - 1][0] - 0.05, *frames[k][1:])
+        path = write_frames_pcap(tmp_path / f"real{int(nano)}.pcap", frames, nano=nano)
+        tl = load(str(path)).timeline
+        assert tl.view().clock_stepped_back
+        buf = io.StringIO()
+        write_summary_json(tl, "real.pcap", None, buf)
+        assert buf.getvalue() == json.dumps(summary_dict(tl, "real.pcap"), indent=1) + "\n"
+
+
+def test_time_stamps_are_written_as_repr_writes_them() -> None:
+    """The compiled formatter gives float.__repr__'s text (the shortest that reads back, the
+    nearest and then the even one among equals) or leaves the value to Python."""
+    import numpy as np
+
+    from tcpview.engine.jsonrows import _put_ts, _ts_parts
+
+    rng = np.random.default_rng(5)
+    n = 20000
+    xs = np.concatenate([
+        rng.integers(10**9, 2 * 10**9, n) + rng.integers(0, 10**6, n) * 1e-6,
+        rng.integers(10**9, 2 * 10**9, n) + rng.integers(0, 10**9, n) * 1e-9,
+        rng.uniform(2.0**20, 1e15, n),
+        rng.integers(2**20, 2**40, n) + 0.5,
+        rng.integers(2**20, 2**40, n) + rng.integers(0, 2**10, n) / 2**10,  # few bits: ties between decimals
+        [2.0**20, 2.0**21, 1_700_000_000.0, 1_699_999_999.9999999, 1e15 - 0.125, 4_294_967_295.999999, 0.1, 1.5, 0.0],
+    ])
+    whole, frac, digits = _ts_parts(xs)
+    out = np.zeros(40, dtype=np.uint8)
+    fast = 0
+    for x, w, f, d in zip(xs.tolist(), whole.tolist(), frac.tolist(), digits.tolist(), strict=True):
+        if d >= 0:
+            fast += 1
+            assert out[: _put_ts(out, 0, w, f, d)].tobytes().decode() == repr(x)
+    assert fast > 0.99 * (len(xs) - 3)  # all but values below 2**20 (left to Python)
+    assert digits[-3:].tolist() == [-1, -1, -1]

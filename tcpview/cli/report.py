@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from itertools import islice
 
 from ..textutil import endpoint, safe
 
@@ -43,35 +42,30 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ign
 _MARK = "@@connections@@"
 
 
-def _notes_json(notes: tuple[str, ...]) -> str:
-    return '[\n    "' + '",\n    "'.join(notes) + '"\n   ]' if notes else "[]"
-
-
 def write_summary_json(tl, source: str, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
     """Write :func:`summary_dict` as ``json.dumps(..., indent=1)`` would, without building it:
     the connections go out in pieces, straight from the timeline's columns."""
+    from ..engine.conncols import conn_array_chunks
+    from ..engine.jsonrows import RowsWriter
+
     out = out or sys.stdout
     head = _head(tl, source, at)
     head["connections"] = _MARK
     before, after = json.dumps(head, indent=1).split(f'"{_MARK}"')
     out.write(before)
-    sep = "[\n"
-    for cols in tl.connection_column_chunks(_cursor(tl, at)):
-        rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
-                   cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, strict=True)
-        while True:
-            # an f-string per connection: json.dumps(indent=1)'s layout at twice str.format's speed
-            piece = [f'  {{\n   "id": {i},\n   "client": {{\n    "ip": "{cip}",\n    "port": {cp},\n'
-                     f'    "state": "{cs}"\n   }},\n   "server": {{\n    "ip": "{sip}",\n    "port": {sp},\n'
-                     f'    "state": "{ss}"\n   }},\n   "first_ts": {t0!r},\n   "last_ts": {t1!r},\n'
-                     f'   "packets": {pk},\n   "bytes": {nb},\n   "partial": {"true" if part else "false"},\n'
-                     f'   "notes": {_notes_json(notes) if notes else "[]"}\n  }}'
-                     for i, cip, cp, cs, sip, sp, ss, t0, t1, pk, nb, part, notes in islice(rows, 4096)]
-            if not piece:
-                break
-            out.write(sep + ",\n".join(piece))
-            sep = ",\n"
-    out.write("[]" if sep == "[\n" else "\n ]")
+    raw = getattr(out, "buffer", None)  # a text file's bytes underneath: no decoding
+    rows = RowsWriter()
+    for part in conn_array_chunks(tl, _cursor(tl, at)):
+        if len(part):
+            if rows.first:
+                out.write("[\n")
+            piece = rows.rows(part)
+            if raw is not None:
+                out.flush()
+                raw.write(piece)
+            else:
+                out.write(str(piece, "ascii"))
+    out.write("[]" if rows.first else "\n ]")
     out.write(after + "\n")
 
 

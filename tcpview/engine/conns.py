@@ -1,5 +1,5 @@
 """One connection of the timeline, read from the tables (:class:`ConnView`), the list of them
-(:class:`ConnList`), and connections as columns for bulk output (:class:`ConnColumns`).
+(:class:`ConnList`); connections as columns for bulk output are in :mod:`.conncols`.
 
 Everything here reads a published :class:`~tcpview.engine.store.View`; nothing writes.
 """
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,54 +30,6 @@ CLIENT, SERVER = 0, 1
 SIDES = ("client", "server")
 
 
-@dataclass
-class ConnColumns:
-    """Connections as columns of plain Python values, the shape a summary prints."""
-
-    ids: list[int]
-    cip: list[str]
-    cport: list[int]
-    cstate: list[str]
-    sip: list[str]
-    sport: list[int]
-    sstate: list[str]
-    first: list[float]
-    last: list[float]
-    packets: list[int]
-    nbytes: list[int]
-    partial: list[bool]
-    notes: list[tuple[str, ...]]
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    @classmethod
-    def empty(cls) -> ConnColumns:
-        return cls(*([] for _ in fields(cls)))
-
-    def extend(self, other: ConnColumns) -> None:
-        """Append the rows of ``other``."""
-        for f in fields(self):
-            getattr(self, f.name).extend(getattr(other, f.name))
-
-    def set(self, i: int, d: dict) -> None:
-        """Put connection dict ``d`` (the shape of :class:`Connection`) in row i."""
-        self.ids[i] = d["id"]
-        self.cip[i], self.cport[i], self.cstate[i] = d["client"]["ip"], d["client"]["port"], d["client"]["state"]
-        self.sip[i], self.sport[i], self.sstate[i] = d["server"]["ip"], d["server"]["port"], d["server"]["state"]
-        self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
-        self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
-        self.partial[i], self.notes[i] = d["partial"], tuple(d["notes"])
-
-    def dicts(self) -> list[dict]:
-        """The rows as dicts in the shape of :class:`Connection`."""
-        return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
-                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no)}
-                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
-                    self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
-                    self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
-
-
 def rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray]:
     """The rows of each of a few connections in a table's ``conn`` column, in order."""
     rows = np.flatnonzero(np.isin(conn_col, conns))
@@ -87,21 +38,6 @@ def rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray
     rows, owners = rows[order], owners[order]
     bounds = np.searchsorted(owners, conns + [np.iinfo(np.int64).max])
     return {c: rows[bounds[j]:bounds[j + 1]] for j, c in enumerate(conns)}
-
-
-def addr_texts(v: View, lo: int, hi: int, server: bool) -> list[str]:
-    """The client's (or server's) address of connections lo..hi-1 as text."""
-    C = v.conns[lo:hi]
-    # each address once (a busy server is one address), then spread by index
-    four, where = np.unique((C.saddr if server else C.caddr).astype(np.uint32), return_inverse=True)
-    octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
-    texts = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
-    out = [texts[i] for i in where.tolist()]
-    for i in np.flatnonzero(C.fam == 6).tolist():
-        row = v.addrs6[int(C.caddr[i])]
-        hi, lo = (row[2], row[3]) if server else (row[0], row[1])
-        out[i] = addr_text(6, int(hi), int(lo))
-    return out
 
 
 def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,6 @@ Invariants (see also INVARIANTS.md):
 
 from __future__ import annotations
 
-import bisect
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -27,7 +26,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import columns as col
-from .conns import SIDES, ConnColumns, ConnList, ConnView, addr_texts, notes_of, rows_of_many
+from .conncols import ConnColumns, conn_array_chunks
+from .conns import SIDES, ConnList, ConnView
 from .decode import UNSUPPORTED_LINK, reason_text
 from .evict import evict, used_bytes
 from .replay import (
@@ -473,51 +473,8 @@ class Timeline:
     def connection_column_chunks(self, t: float | None = None, size: int = 65536) -> Iterator[ConnColumns]:
         """:meth:`connection_columns` in pieces of ``size`` connections: only one piece is
         ever Python objects (a million connections would be a million of each column)."""
-        v = self.view()
-        n = self.conn_count_at(t, v)
-        states = self.states_at(t, v)[:n]
-        pk, nb, last = self.conn_stats_at(t, v)
-        pk, nb, last = pk[:n], nb[:n], last[:n]
-        C = v.conns[:n]
-        first = C.first_ts.astype(np.float64)
-        last_ts = first.copy()
-        seen = last >= 0
-        last_ts[seen] = v.segs.ts[last[seen]]
-        m = min(n, len(v.base_last))
-        before = ~seen[:m] & (pk[:m] > 0)
-        last_ts[:m][before] = v.base_last[:m][before]  # its segments left with the horizon
-        if v.n["seg_back"]:  # a last segment whose time the clock rule moved: its own time
-            back = v._pairs("seg_back")
-            for i in np.flatnonzero(seen & np.isin(last, list(back))).tolist():
-                last_ts[i] = back[int(last[i])]
-        names = np.array(STATE_NAMES)
-        fl = C.fl.astype(np.int64)
-        noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
-        stepped: list[int] = []
-        if v.clock_stepped_back:
-            v.stepped_back(0)
-            stepped = sorted(r for r in v._memo["stepped"] if r < n)
-        seg_rows = rows_of_many(v.segs.conn[: v.n_seg], stepped) if stepped else {}
-        trans_rows = rows_of_many(v.trans.conn[: v.n_trans], stepped) if stepped else {}
-        for lo in range(0, n, size):
-            hi = min(n, lo + size)
-            notes: list[tuple[str, ...]] = [()] * (hi - lo)  # most have none: one shared empty tuple
-            mine = noted[(noted >= lo) & (noted < hi)]
-            for i, f, a in zip(mine.tolist(), fl[mine].tolist(), C.anom[mine].tolist(), strict=True):
-                notes[i - lo] = tuple(notes_of(f, a))
-            part = C[lo:hi]
-            cols = ConnColumns(
-                ids=part.cid.tolist(), cip=addr_texts(v, lo, hi, False), cport=part.port[:, 0].tolist(),
-                cstate=names[states[lo:hi, 0]].tolist(), sip=addr_texts(v, lo, hi, True),
-                sport=part.port[:, 1].tolist(), sstate=names[states[lo:hi, 1]].tolist(),
-                first=first[lo:hi].tolist(), last=last_ts[lo:hi].tolist(), packets=pk[lo:hi].tolist(),
-                nbytes=nb[lo:hi].tolist(), partial=((fl[lo:hi] & col.F_PARTIAL) != 0).tolist(), notes=notes)
-            # connections whose clock stepped back answer from their own times, from their rows
-            for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
-                c = ConnView(self, v, i)
-                c._rows, c._trows = seg_rows[i], trans_rows[i]
-                cols.set(i - lo, c.as_dict(t))
-            yield cols
+        for part in conn_array_chunks(self, t, size):
+            yield part.columns()
 
     def connection_dicts(self, t: float | None = None) -> list[dict]:
         """Every connection that exists at time t, as plain dicts in the shape of

@@ -48,6 +48,12 @@ def run_every_kernel() -> None:
     tl.states_at(1.5)
     tl.conn_stats_at(1.5)
     tl.seg_index_before(1.5)
+    from .conncols import conn_array_chunks
+    from .jsonrows import RowsWriter
+
+    rows = RowsWriter()
+    for part in conn_array_chunks(tl):
+        rows.rows(part)
     if len(tl.conns):
         c = tl.conns[0]
         c.records(0, c.n)

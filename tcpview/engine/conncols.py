@@ -1,0 +1,184 @@
+"""Connections in bulk, for output: as numpy columns (:class:`ConnArrays`, a piece at a time)
+and as columns of plain Python values (:class:`ConnColumns`, what a summary prints).
+
+A million connections are a million of each Python value: the pieces keep only one piece's
+worth alive at a time, and :mod:`tcpview.engine.jsonrows` writes the usual rows straight
+from the numpy columns without making Python values at all.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..textutil import addr_text
+from . import columns as col
+from .conns import ConnView, notes_of, rows_of_many
+from .tcp import STATE_NAMES
+
+if TYPE_CHECKING:
+    from .store import Timeline, View
+
+_NAMES = np.array(STATE_NAMES)
+
+
+@dataclass
+class ConnColumns:
+    """Connections as columns of plain Python values, the shape a summary prints."""
+
+    ids: list[int]
+    cip: list[str]
+    cport: list[int]
+    cstate: list[str]
+    sip: list[str]
+    sport: list[int]
+    sstate: list[str]
+    first: list[float]
+    last: list[float]
+    packets: list[int]
+    nbytes: list[int]
+    partial: list[bool]
+    notes: list[tuple[str, ...]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @classmethod
+    def empty(cls) -> ConnColumns:
+        return cls(*([] for _ in fields(cls)))
+
+    def extend(self, other: ConnColumns) -> None:
+        """Append the rows of ``other``."""
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+
+    def set(self, i: int, d: dict) -> None:
+        """Put connection dict ``d`` (the shape of :class:`Connection`) in row i."""
+        self.ids[i] = d["id"]
+        self.cip[i], self.cport[i], self.cstate[i] = d["client"]["ip"], d["client"]["port"], d["client"]["state"]
+        self.sip[i], self.sport[i], self.sstate[i] = d["server"]["ip"], d["server"]["port"], d["server"]["state"]
+        self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
+        self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
+        self.partial[i], self.notes[i] = d["partial"], tuple(d["notes"])
+
+    def dicts(self) -> list[dict]:
+        """The rows as dicts in the shape of :class:`Connection`."""
+        return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
+                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no)}
+                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
+                    self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
+                    self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
+
+
+def addr_texts(v: View, rows: np.ndarray, server: bool) -> list[str]:
+    """The client's (or server's) address of connections ``rows`` as text."""
+    C = v.conns[rows]
+    # each address once (a busy server is one address), then spread by index
+    four, where = np.unique((C.saddr if server else C.caddr).astype(np.uint32), return_inverse=True)
+    octets = [((four >> shift) & 0xFF).tolist() for shift in (24, 16, 8, 0)]
+    texts = [f"{a}.{b}.{c}.{d}" for a, b, c, d in zip(*octets, strict=True)]
+    out = [texts[i] for i in where.tolist()]
+    for i in np.flatnonzero(C.fam == 6).tolist():
+        row = v.addrs6[int(C.caddr[i])]
+        hi, lo = (row[2], row[3]) if server else (row[0], row[1])
+        out[i] = addr_text(6, int(hi), int(lo))
+    return out
+
+
+@dataclass
+class ConnArrays:
+    """Connections ``lo``..``lo+len-1`` of a view as of a time, column by column (numpy)."""
+
+    v: View
+    lo: int
+    ids: np.ndarray
+    cport: np.ndarray
+    sport: np.ndarray
+    cstate: np.ndarray  # state numbers (index STATE_NAMES)
+    sstate: np.ndarray
+    first: np.ndarray  # float64 seconds
+    last: np.ndarray
+    packets: np.ndarray
+    nbytes: np.ndarray
+    fl: np.ndarray  # the connection flag bits (partial, refused, reset)
+    notes: list[tuple[str, ...]]
+    noted: np.ndarray  # which rows have notes
+    fixed: dict[int, dict] = field(default_factory=dict)
+    """Rows (from 0) answered apart, as whole dicts: connections whose clock stepped back."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def plain(self) -> np.ndarray:
+        """Which rows are the usual kind: IPv4, not answered apart."""
+        usual = self.v.conns.fam[self.lo: self.lo + len(self)] != 6
+        if self.fixed:
+            usual[list(self.fixed)] = False
+        return usual
+
+    def columns(self, rows: np.ndarray | None = None) -> ConnColumns:
+        """These connections (or only ``rows`` of them) as plain Python values."""
+        rows = np.arange(len(self)) if rows is None else rows
+        at = rows + self.lo
+        cols = ConnColumns(
+            ids=self.ids[rows].tolist(), cip=addr_texts(self.v, at, False), cport=self.cport[rows].tolist(),
+            cstate=_NAMES[self.cstate[rows]].tolist(), sip=addr_texts(self.v, at, True),
+            sport=self.sport[rows].tolist(), sstate=_NAMES[self.sstate[rows]].tolist(),
+            first=self.first[rows].tolist(), last=self.last[rows].tolist(), packets=self.packets[rows].tolist(),
+            nbytes=self.nbytes[rows].tolist(), partial=((self.fl[rows] & col.F_PARTIAL) != 0).tolist(),
+            notes=[self.notes[i] for i in rows.tolist()])
+        for j, i in enumerate(rows.tolist()):
+            if i in self.fixed:
+                cols.set(j, self.fixed[i])
+        return cols
+
+
+def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -> Iterator[ConnArrays]:
+    """Every connection that exists at time t, in pieces of ``size``, as numpy columns."""
+    v = tl.view()
+    n = tl.conn_count_at(t, v)
+    states = tl.states_at(t, v)[:n]
+    pk, nb, last = tl.conn_stats_at(t, v)
+    pk, nb, last = pk[:n], nb[:n], last[:n]
+    C = v.conns[:n]
+    first = C.first_ts.astype(np.float64)
+    last_ts = first.copy()
+    seen = last >= 0
+    last_ts[seen] = v.segs.ts[last[seen]]
+    m = min(n, len(v.base_last))
+    before = ~seen[:m] & (pk[:m] > 0)
+    last_ts[:m][before] = v.base_last[:m][before]  # its segments left with the horizon
+    if v.n["seg_back"]:  # a last segment whose time the clock rule moved: its own time
+        back = v._pairs("seg_back")
+        for i in np.flatnonzero(seen & np.isin(last, list(back))).tolist():
+            last_ts[i] = back[int(last[i])]
+    fl = C.fl.astype(np.int64)
+    noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
+    stepped: list[int] = []
+    if v.clock_stepped_back:
+        v.stepped_back(0)
+        stepped = sorted(r for r in v._memo["stepped"] if r < n)
+    seg_rows = rows_of_many(v.segs.conn[: v.n_seg], stepped) if stepped else {}
+    trans_rows = rows_of_many(v.trans.conn[: v.n_trans], stepped) if stepped else {}
+    for lo in range(0, n, size):
+        hi = min(n, lo + size)
+        notes: list[tuple[str, ...]] = [()] * (hi - lo)  # most have none: one shared empty tuple
+        mine = noted[(noted >= lo) & (noted < hi)]
+        has = np.zeros(hi - lo, dtype=bool)
+        has[mine - lo] = True
+        for i, f, a in zip(mine.tolist(), fl[mine].tolist(), C.anom[mine].tolist(), strict=True):
+            notes[i - lo] = tuple(notes_of(f, a))
+        part = C[lo:hi]
+        fixed = {}
+        # connections whose clock stepped back answer from their own times, from their rows
+        for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
+            c = ConnView(tl, v, i)
+            c._rows, c._trows = seg_rows[i], trans_rows[i]
+            fixed[i - lo] = c.as_dict(t)
+        yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],
+                         cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first[lo:hi], last=last_ts[lo:hi],
+                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl[lo:hi], notes=notes, noted=has, fixed=fixed)

@@ -1,0 +1,248 @@
+"""The connections of the summary JSON, written from the columns by a compiled loop.
+
+``tcpview summary --json`` prints what ``json.dumps(summary, indent=1)`` would; a million
+connections (a SYN flood) made that a million dicts, then an f-string each (6 s). Here the
+usual row (IPv4) is written into one byte buffer by :func:`_write_rows`, and the few unusual
+rows (IPv6, a clock that stepped back) by the f-string of :func:`rows_text`, their text
+copied in place.
+
+Time stamps are written as ``json`` writes floats, ``float.__repr__``: the shortest decimal
+that reads back as the same double (the closest such when there are several). For a time
+stamp of a real capture (seconds since 1970, at most 9 decimals needed) :func:`_ts_digits`
+finds it with exact integer arithmetic; any other value (small, huge, a tie) is left to
+Python's ``repr``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..jit import inlined, kernel
+from . import columns as col
+from .conncols import ConnArrays, ConnColumns
+from .tcp import STATE_NAMES
+
+# json.dumps(indent=1)'s layout of one connection around its fields: id, client ip, port,
+# state, server ip, port, state, first_ts, last_ts, packets, bytes
+_PIECES = ('  {\n   "id": ', ',\n   "client": {\n    "ip": "', '",\n    "port": ', ',\n    "state": "',
+           '"\n   },\n   "server": {\n    "ip": "', '",\n    "port": ', ',\n    "state": "',
+           '"\n   },\n   "first_ts": ', ',\n   "last_ts": ', ',\n   "packets": ', ',\n   "bytes": ')
+
+
+def _tail(partial: bool, notes: tuple[str, ...]) -> str:
+    """The end of a connection's layout, after its byte count."""
+    return f',\n   "partial": {"true" if partial else "false"},\n   "notes": {_notes_json(notes)}\n  }}'
+
+
+def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Texts as one byte array and the offsets of each (len + 1 of them)."""
+    data = np.frombuffer("".join(texts).encode("ascii"), dtype=np.uint8)
+    off = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=off[1:])
+    return data, off
+
+
+_LITS, _LIT_OFF = _blob(list(_PIECES))
+_NAMES, _NAME_OFF = _blob(list(STATE_NAMES))
+_ROW_MOST = len(_LITS) + 2 + 5 * 20 + 2 * 15 + 2 * max(map(len, STATE_NAMES))  # bytes, but the times and tail
+
+
+def _notes_json(notes: tuple[str, ...]) -> str:
+    return '[\n    "' + '",\n    "'.join(notes) + '"\n   ]' if notes else "[]"
+
+
+def rows_text(cols: ConnColumns) -> list[str]:
+    """Each connection of ``cols`` as ``json.dumps(indent=1)`` lays it out in the summary."""
+    rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
+               cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, strict=True)
+    return [f'  {{\n   "id": {i},\n   "client": {{\n    "ip": "{cip}",\n    "port": {cp},\n'
+            f'    "state": "{cs}"\n   }},\n   "server": {{\n    "ip": "{sip}",\n    "port": {sp},\n'
+            f'    "state": "{ss}"\n   }},\n   "first_ts": {t0!r},\n   "last_ts": {t1!r},\n'
+            f'   "packets": {pk},\n   "bytes": {nb}{_tail(part, notes)}'
+            for i, cip, cp, cs, sip, sp, ss, t0, t1, pk, nb, part, notes in rows]
+
+
+class RowsWriter:
+    """Writes the connections of the summary JSON a piece at a time into one reused buffer."""
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, dtype=np.uint8)
+        self.first = True
+        """Whether no connection has been written yet (the next one is not after ``,``)."""
+
+    def rows(self, part: ConnArrays) -> memoryview:
+        """The connections of ``part`` as the summary JSON's list items, each after ``,\\n``
+        (but the very first of the list); valid until the next call."""
+        n = len(part)
+        if n == 0:
+            return memoryview(b"")
+        usual = part.plain()
+        apart = np.flatnonzero(~usual)
+        texts, text_off = _blob(rows_text(part.columns(apart)))
+        which = np.full(n, -1, dtype=np.int64)  # a row written apart: its text's number in texts
+        which[apart] = np.arange(len(apart))
+        # the end of each usual row: one text per kind of notes (most have none: kind 0)
+        kinds = {(False, ()): 0}
+        tail = np.zeros(n, dtype=np.int64)
+        for i in np.flatnonzero(usual & part.noted).tolist():
+            tail[i] = kinds.setdefault((bool(part.fl[i] & col.F_PARTIAL), part.notes[i]), len(kinds))
+        tails, tail_off = _blob([_tail(*kind) for kind in kinds])
+        times = np.ascontiguousarray(np.stack([part.first, part.last], axis=1)[usual].ravel(), dtype=np.float64)
+        whole, frac, digits = _ts_parts(times)
+        slow = np.flatnonzero(digits < 0)
+        ts, ts_off = _blob(list(map(float.__repr__, times[slow].tolist())))
+        digits[slow] = -1 - np.arange(len(slow))  # -1 - its text's number in ts
+        most = n * (_ROW_MOST + int(np.diff(tail_off).max())) + len(ts) + len(texts)
+        if len(self._buf) < most:
+            self._buf = np.empty(max(most, 2 * len(self._buf)), dtype=np.uint8)
+        C = part.v.conns[part.lo: part.lo + n]
+        end = _write_rows(self._buf, _LITS, _LIT_OFF, _NAMES, _NAME_OFF, _i64(part.ids), _i64(C.caddr),
+                          _i64(part.cport), _i64(part.cstate), _i64(C.saddr), _i64(part.sport), _i64(part.sstate),
+                          whole, frac, digits, ts, ts_off, _i64(part.packets), _i64(part.nbytes), tails, tail_off,
+                          tail, texts, text_off, which, self.first)
+        self.first = False
+        return memoryview(self._buf[:end])
+
+
+def _i64(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+@inlined
+def _put(out, pos, src, lo, hi):  # type: ignore[no-untyped-def]
+    for k in range(lo, hi):
+        out[pos] = src[k]
+        pos += 1
+    return pos
+
+
+@inlined
+def _put_int(out, pos, v):  # type: ignore[no-untyped-def]
+    if v < 0:
+        out[pos] = 45  # '-'
+        pos += 1
+        v = -v
+    digits = 1
+    x = v
+    while x >= 10:
+        x //= 10
+        digits += 1
+    for k in range(digits - 1, -1, -1):
+        out[pos + k] = 48 + v % 10
+        v //= 10
+    return pos + digits
+
+
+@inlined
+def _put_ip4(out, pos, a):  # type: ignore[no-untyped-def]
+    for shift in (24, 16, 8, 0):
+        pos = _put_int(out, pos, (a >> shift) & 0xFF)
+        if shift:
+            out[pos] = 46  # '.'
+            pos += 1
+    return pos
+
+
+@kernel
+def _ts_digits(x):  # type: ignore[no-untyped-def]
+    """``repr(x)`` as (whole seconds, decimals as an integer, how many decimals), or
+    decimals -1 when only Python's ``repr`` says it (see the module's docstring)."""
+    if not (1048576.0 <= x < 1e15):
+        return 0, 0, -1
+    m, k = math.frexp(x)  # x = m * 2**k, 0.5 <= m < 1: one unit in the last place is 2**(k-53)
+    if m == 0.5:
+        return 0, 0, -1  # a power of two: the double below is nearer
+    shift = 53 - k  # at most 32 here, so every product below fits in 64 bits
+    whole = int(math.floor(x))
+    r = int((x - whole) * (1 << shift))  # the fraction in units in the last place, exactly
+    ten = 1
+    for d in range(10):
+        u0 = int(round((x - whole) * ten))
+        best, best_gap = -1, 0
+        for u in (u0 - 1, u0, u0 + 1):
+            if u < 0 or u > ten:
+                continue
+            # |u / 10**d - r / 2**shift| against half a unit (2**-shift / 2), times 10**d * 2**shift
+            gap = abs(u * (1 << shift) - r * ten)
+            # the nearest; halfway between two, the even one (as repr)
+            if 2 * gap < ten and (best < 0 or gap < best_gap or (gap == best_gap and u % 2 == 0)):
+                best, best_gap = u, gap
+            elif 2 * gap == ten:
+                return 0, 0, -1  # a tie: rounding to even decides; leave it to repr
+        if best >= 0:
+            if best == ten:
+                return whole + 1, 0, 0  # only when d is 0: a whole number of seconds
+            return whole, best, d
+        ten *= 10
+    return 0, 0, -1
+
+
+@kernel
+def _ts_parts(times):  # type: ignore[no-untyped-def]
+    """:func:`_ts_digits` of each time stamp, as three arrays."""
+    n = len(times)
+    whole, frac, digits = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
+    for i in range(n):
+        whole[i], frac[i], digits[i] = _ts_digits(times[i])
+    return whole, frac, digits
+
+
+@inlined
+def _put_ts(out, pos, whole, frac, d):  # type: ignore[no-untyped-def]
+    pos = _put_int(out, pos, whole)
+    out[pos] = 46  # '.'
+    pos += 1
+    if d == 0:
+        out[pos] = 48
+        return pos + 1
+    for k in range(d - 1, -1, -1):
+        out[pos + k] = 48 + frac % 10
+        frac //= 10
+    return pos + d
+
+
+@kernel
+def _write_rows(out, lits, lit_off, names, name_off, ids, caddr, cport, cstate, saddr, sport, sstate,  # type: ignore[no-untyped-def]
+                whole, frac, digits, ts, ts_off, packets, nbytes, tails, tail_off, tail, texts, text_off, which, first):
+    pos = 0
+    k = 0  # the next time stamp of a usual row
+    for i in range(len(ids)):
+        if i > 0 or not first:
+            out[pos] = 44  # ','
+            out[pos + 1] = 10
+            pos += 2
+        j = which[i]
+        if j >= 0:  # written apart
+            pos = _put(out, pos, texts, text_off[j], text_off[j + 1])
+            continue
+        for f in range(11):
+            pos = _put(out, pos, lits, lit_off[f], lit_off[f + 1])
+            if f == 0:
+                pos = _put_int(out, pos, ids[i])
+            elif f == 1:
+                pos = _put_ip4(out, pos, caddr[i])
+            elif f == 2:
+                pos = _put_int(out, pos, cport[i])
+            elif f == 3:
+                pos = _put(out, pos, names, name_off[cstate[i]], name_off[cstate[i] + 1])
+            elif f == 4:
+                pos = _put_ip4(out, pos, saddr[i])
+            elif f == 5:
+                pos = _put_int(out, pos, sport[i])
+            elif f == 6:
+                pos = _put(out, pos, names, name_off[sstate[i]], name_off[sstate[i] + 1])
+            elif f == 7 or f == 8:
+                d = digits[k]
+                if d >= 0:
+                    pos = _put_ts(out, pos, whole[k], frac[k], d)
+                else:
+                    pos = _put(out, pos, ts, ts_off[-1 - d], ts_off[-d])
+                k += 1
+            elif f == 9:
+                pos = _put_int(out, pos, packets[i])
+            else:
+                pos = _put_int(out, pos, nbytes[i])
+        pos = _put(out, pos, tails, tail_off[tail[i]], tail_off[tail[i] + 1])
+    return pos
