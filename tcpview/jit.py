@@ -62,22 +62,36 @@ def cache_dir() -> str:
 CACHE_DIR = cache_dir()
 
 
+# Without numba's reference counting (its "NRT"): a kernel only reads and writes arrays that
+# its Python caller made and holds, so counting references to them is pure cost, and it was
+# most of it: an atomic count up and down per array argument of every call, per packet
+# (0.56 s -> 0.35 s for a million packets). Such a kernel cannot make an array: numba refuses
+# to compile one that tries. Those that do make one (and return it) are `array_kernel`s.
+# `_nrt` is numba's option for it (private: a numba that drops it fails here, at import).
+_OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "_nrt": False}
+
+
 def kernel(fn: F) -> F:
-    """Compile ``fn`` with numba: cached on disk, no Python objects, the GIL released."""
-    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))  # type: ignore[no-any-return]
+    """Compile ``fn`` with numba: cached on disk, no Python objects, the GIL released, and no
+    reference counting (it makes no arrays)."""
+    return _register(numba.njit(**_OPTS)(fn))  # type: ignore[no-any-return]
+
+
+def array_kernel(fn: F) -> F:
+    """A :func:`kernel` that makes arrays (numba counts references to them)."""
+    return _register(numba.njit(**dict(_OPTS, _nrt=True))(fn))  # type: ignore[no-any-return]
 
 
 def helper(fn: F) -> F:
     """A function kernels call (compiled when its first caller is)."""
-    return _register(numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
+    return _register(numba.njit(**_OPTS)(fn))
 
 
 def inlined(fn: F) -> F:
     """A helper that is compiled into each caller (numba's ``inline="always"``): for the few
-    called once or more per packet with many arrays, where a call costs an atomic reference
-    count up and down per array argument (inlined, the pairs are pruned). Compiling takes
-    longer for each caller, so only where it pays."""
-    return _register(numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")(fn))  # type: ignore[no-any-return]
+    called once or more per packet, where a call's cost shows. Compiling takes longer for
+    each caller, so only where it pays."""
+    return _register(numba.njit(inline="always", **_OPTS)(fn))  # type: ignore[no-any-return]
 
 
 _COMPILED: dict[int, Any] = {}  # id(py_func) -> its dispatcher, for every kernel and helper

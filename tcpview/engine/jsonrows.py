@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..jit import inlined, kernel
+from ..jit import array_kernel, inlined, kernel
 from . import columns as col
 from .conncols import ConnArrays, ConnColumns
 from .tcp import STATE_NAMES
@@ -179,7 +179,7 @@ def _ts_digits(x):  # type: ignore[no-untyped-def]
     return 0, 0, -1
 
 
-@kernel
+@array_kernel
 def _ts_parts(times):  # type: ignore[no-untyped-def]
     """:func:`_ts_digits` of each time stamp, as three arrays."""
     n = len(times)

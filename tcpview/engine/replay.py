@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, kernel
+from ..jit import array_kernel, helper, kernel
 from .columns import SEG_ANA_SHIFT, SEG_DIR_SHIFT, TR_NEW_SHIFT, TR_OLD_SHIFT
 
 
@@ -41,7 +41,7 @@ def trans_count_at(T, S, TT: np.ndarray, n_tt: int, n: int, t: float) -> int:  #
     return lo
 
 
-@kernel
+@array_kernel
 def trans_times(T, S, TT: np.ndarray, n_tt: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The times of transitions ``rows``."""
     out = np.empty(len(rows), dtype=np.float64)
@@ -85,7 +85,7 @@ def state_counts(T, k0: int, k: int, counts: np.ndarray) -> None:  # type: ignor
         counts[(code >> TR_NEW_SHIFT) & 15] += 1
 
 
-@kernel
+@array_kernel
 def state_series(T, S, TT: np.ndarray, n_tt: int, n: int, state: int, times: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Endpoints in ``state`` at each of ``times`` (increasing), after the first n transitions."""
     out = np.zeros(len(times), dtype=np.int64)
@@ -123,7 +123,7 @@ def conn_stats(S, k0: int, k: int, packets: np.ndarray, nbytes: np.ndarray, last
         last[c] = i
 
 
-@kernel
+@array_kernel
 def conn_rows(conn_of, cid: int, k0: int, k: int) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The rows among ``k0 .. k-1`` whose connection is ``cid``, in order."""
     n = 0

@@ -74,7 +74,6 @@ from .decode import (
     O_THL,
     O_TOFF,
     O_WIN,
-    OUT_SIZE,
     UNSUPPORTED_LINK,
     decode_frame,
     syn_options,
@@ -375,15 +374,15 @@ def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H: np.ndarray, cnt: np.ndarray
 @kernel
 def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, TB: np.ndarray,  # type: ignore[no-untyped-def]
           BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, H: np.ndarray, cnt: np.ndarray,
-          clk: np.ndarray, skip: np.ndarray, params: np.ndarray) -> int:
+          clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
     ``F`` describes the frames (:data:`tcpview.engine.tracker.FRAME`): frame k is
     ``b[F[k].off : F[k].off + F[k].caplen]``. It stops early when a table is full
     (``cnt[STATUS]`` says which; -2 the hash table); frames before the returned index are
-    done. ``params`` is ``(2*MSL, FIN timeout)`` in seconds.
+    done. ``params`` is ``(2*MSL, FIN timeout)`` in seconds; ``d`` is room for one frame's decoded
+    fields (OUT_SIZE integers).
     """
-    d = np.zeros(OUT_SIZE, dtype=np.int64)
     n = len(F)
     while i < n:
         need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt)

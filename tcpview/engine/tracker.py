@@ -19,6 +19,7 @@ import numpy as np
 from ..sources.batch import FrameBatch
 from . import columns as col
 from .conntable import rebuild_hash
+from .decode import OUT_SIZE
 from .store import Timeline
 from .tlog import expire
 from .track import track
@@ -38,6 +39,7 @@ class Tracker:
         self.msl2 = msl2
         self.fin_timeout = fin_timeout
         self._params = np.array([msl2, fin_timeout], dtype=np.float64)
+        self._decoded = np.zeros(OUT_SIZE, dtype=np.int64)  # one frame's fields (the loop's scratch)
 
     # -- input -------------------------------------------------------------------------------
     def feed_batch(self, batch: FrameBatch) -> None:
@@ -51,7 +53,7 @@ class Tracker:
         while True:
             i = track(batch.buf, batch.frames, i, w.conns, w.segs, w.trans, w.timers, w.addrs6, w.seg_back,
                       w.trans_back, w.base_hist, w.long, w.anom, w.trans_ts, w.hash, w.cnt, w.clk, w.skip,
-                      self._params)
+                      self._params, self._decoded)
             if i >= n:
                 break
             self._make_room(int(w.cnt[col.STATUS]))
