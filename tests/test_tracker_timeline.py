@@ -166,6 +166,7 @@ def test_data_after_fin_from_the_closed_direction_is_not_a_new_close():
     f = established()
     f.c("PA", b"0123456789")
     f.c("FA")
+    f.t += 0.2  # later than an out-of-order segment could be (Wireshark: 3 ms without an RTT)
     f.c("PA", b"0123456789", seq=1001)  # late retransmission of the data
     f.s("A")
     tr = track(f.frames)

@@ -19,7 +19,7 @@ Tables (one record array each, appended to by the compiled loop in
 - ``timers`` (:data:`TIMER`): a binary heap of pending TIME_WAIT / FIN_WAIT_2 expiries.
 
 The rare things have small tables of their own (``(row, value)`` pairs): segments longer than
-65535 bytes, segments with anomalies, times where the capture clock stepped back (the time
+65535 bytes, segments with anomalies, duplicate ACKs (their number and the frame they repeat), times where the capture clock stepped back (the time
 columns never decrease, so "as of t" is a binary search), and relative-sequence bases that
 moved.
 
@@ -54,6 +54,20 @@ CONN = np.dtype([
     ("gen", np.uint16, (2,)),  # bumped at every state change: a timer fires only if it matches
     ("mss", np.uint16, (2,)),  # MSS option of each side's SYN (F_HAVE_MSS)
     ("ws", np.int8, (2,)),  # window-scale option of each side's SYN as shown (-1: none)
+    # Wireshark's sequence-analysis state per direction (tcpview.engine.expert; 0: not seen)
+    ("a_nxt", np.uint32, (2,)),  # nextseq
+    ("a_maxack", np.uint32, (2,)),  # maxseqtobeacked
+    ("a_lack", np.uint32, (2,)),  # lastack (the raw ack field of the direction's last segment)
+    ("a_win", np.uint32, (2,)),  # the raw window of its last segment (0xFFFFFFFF: none yet)
+    ("a_nondup", np.uint32, (2,)),  # lastnondupack: the frame a run of duplicate ACKs counts from
+    ("a_dupn", np.uint32, (2,)),  # dupacknum (unsigned, as Wireshark's)
+    ("a_nxt_ts", np.float64, (2,)),  # when nextseq last moved
+    ("a_last_ts", np.float64, (2,)),  # lastacktime: the time of its last segment
+    ("a_lastfl", np.uint16, (2,)),  # the analysis bits of its last segment
+    ("a_wsc", np.int8, (2,)),  # win_scale: -1 not known, -2 no scaling, else the shift
+    ("a_first_ack", np.uint8, (2,)),  # 1 until it sends its first ACK after a SYN (window unscaled)
+    ("a_syn_ts", np.float64),  # the time of the last SYN (no ACK)
+    ("a_irtt", np.float64),  # the initial RTT (0: not yet)
 ], align=False)
 
 SEG = np.dtype([
@@ -88,7 +102,6 @@ F_ACKED_PEER_SYN = 1 << 4
 F_PARTIAL = 1 << 6
 F_REFUSED = 1 << 7
 F_RESET = 1 << 8
-F_KA = 1 << 9
 F_BASE_HIST = 1 << 11
 F_HAVE_NXT = 1 << 12
 F_HAVE_FIN = 1 << 14
@@ -105,6 +118,8 @@ SEG_DIR_SHIFT = 8
 SEG_WSHIFT_SHIFT = 9
 SEG_ANA_SHIFT = 13
 LONG_LEN = 0xFFFF  # len says "look in the long table"
+DUPACK_FRAME_SHIFT = 24  # a dupack pair's value: the frame it repeats << 24 | its number
+DUPACK_NUM_MASK = (1 << 24) - 1
 
 # -- a transition's code word -------------------------------------------------------------------------
 TR_OLD_SHIFT = 1
@@ -113,7 +128,7 @@ TR_WHY_SHIFT = 9
 
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
- N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID) = range(15)
+ N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK) = range(16)
 NCOUNTERS = 16
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
@@ -138,6 +153,7 @@ class Tables:
         "long": ((np.int64, 2), N_LONG, 16),  # (segment row, payload length) when >= 65535
         "anom": ((np.int64, 2), N_ANOM, 64),  # (segment row, anomaly bits)
         "trans_ts": ((np.float64, 2), N_TRANS_TS, 256),  # (transition row, time) where not its segment's
+        "dupack": ((np.int64, 2), N_DUPACK, 64),  # (segment row, frame it repeats << 24 | its number)
     }
 
     def __init__(self, rows: int | None = None) -> None:

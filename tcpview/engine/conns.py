@@ -20,6 +20,7 @@ from .replay import (
     seg_states,
     trans_times,
 )
+from .rtt import conn_numbers
 from .tcp import STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED, WHYS, analysis_names, anomaly_names, flag_names
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class ConnView:
     ``row`` is where it is in that view's tables, ``id`` its connection id.
     """
 
-    __slots__ = ("_tl", "_v", "row", "id", "_r", "_rows", "_trows", "_states")
+    __slots__ = ("_tl", "_v", "row", "id", "_r", "_rows", "_trows", "_states", "_nums")
 
     def __init__(self, tl: Timeline, v: View, row: int) -> None:
         self._tl = tl
@@ -131,6 +132,7 @@ class ConnView:
         self._rows: np.ndarray | None = None
         self._trows: np.ndarray | None = None
         self._states: np.ndarray | None = None
+        self._nums: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -390,15 +392,45 @@ class ConnView:
             "notes": self.notes(),
         }
 
+    def numbers(self) -> tuple[np.ndarray, np.ndarray]:
+        """For each of its segments: the index of the segment it acknowledges (-1: none) and its
+        bytes in flight (-1: none), as Wireshark reports them (:mod:`tcpview.engine.rtt`)."""
+        if self._nums is None:
+            v = self._v
+            rows = self.rows
+            plens = v.segs.len[rows].astype(np.int64)
+            for j in np.flatnonzero(plens == col.LONG_LEN).tolist():
+                plens[j] = v.seg_len(int(rows[j]))
+            base = self._r["seqbase"].astype(np.int64)
+            self._nums = conn_numbers(v.segs, rows, plens, base)
+        return self._nums
+
+    def ack_rtt(self, i: int) -> float | None:
+        """Seconds from the segment its segment i acknowledges to it (Wireshark's ack_rtt)."""
+        j = int(self.numbers()[0][i])
+        if j < 0:
+            return None
+        v = self._v
+        rtt = v.seg_real_ts(int(self.rows[i])) - v.seg_real_ts(int(self.rows[j]))
+        return rtt if rtt != 0 else None
+
+    def bytes_in_flight(self, i: int) -> int | None:
+        """Its sender's bytes in flight after segment i (Wireshark's bytes_in_flight)."""
+        b = int(self.numbers()[1][i])
+        return b if b > 0 else None
+
     def segment(self, i: int) -> Segment:
         """The pydantic model of its segment i."""
         from .model import Segment
 
         ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = self.record(i)
         seq, ack = self.rel_of(i, d, flags, seq_raw, ack_raw)
+        dup, dup_frame = self._v.seg_dupack(int(self.rows[i]))
         return Segment(
             frame=frame, ts=ts, conn=self.id, dir="c2s" if d == 0 else "s2c", flags=flag_names(flags),
             seq=seq, ack=ack, seq_raw=seq_raw, ack_raw=ack_raw, len=plen, win=win,
             client_state=STATE_NAMES[cs], server_state=STATE_NAMES[ss],
             anomalies=anomaly_names(bits & 0xFF), analysis=analysis_names(bits >> 8),
+            ack_rtt=self.ack_rtt(i), bytes_in_flight=self.bytes_in_flight(i),
+            dup_ack_num=dup or None, dup_ack_frame=dup_frame if dup else None,
         )

@@ -42,6 +42,12 @@ class Segment(BaseModel):
     server_state: str
     anomalies: list[str] = []
     analysis: list[str] = []
+    ack_rtt: float | None = Field(None, description="seconds since the segment this one acknowledges (Wireshark's "
+                                  "tcp.analysis.ack_rtt)")
+    bytes_in_flight: int | None = Field(None, description="bytes its sender has sent and not seen acknowledged "
+                                        "(tcp.analysis.bytes_in_flight)")
+    dup_ack_num: int | None = Field(None, description="which duplicate ACK of a run it is (#n)")
+    dup_ack_frame: int | None = Field(None, description="the frame the duplicate ACKs repeat")
 
 
 class Transition(BaseModel):

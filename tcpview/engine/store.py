@@ -60,6 +60,7 @@ class View:
     long: np.ndarray
     anom: np.ndarray
     trans_ts: np.ndarray
+    dupack: np.ndarray
     n: dict[str, int]
     packets: int
     tcp_packets: int
@@ -160,6 +161,14 @@ class View:
             return int(self._pairs("anom").get(row, 0))
         return 0
 
+    def seg_dupack(self, row: int) -> tuple[int, int]:
+        """A duplicate ACK's number and the frame it repeats (Wireshark's ``#n`` and
+        ``duplicate_ack_frame``), or (0, 0)."""
+        if self.n["dupack"]:
+            v = int(self._pairs("dupack").get(row, 0))
+            return v & col.DUPACK_NUM_MASK, v >> col.DUPACK_FRAME_SHIFT
+        return 0, 0
+
     def trans_real_ts(self, row: int, key: float) -> float:
         """Time of transition ``row`` as it happened (``key`` is its time in the log)."""
         if self.n["trans_back"]:
@@ -258,7 +267,7 @@ class Timeline:
         packets = cnt[col.PACKETS]
         n = {name: cnt[counter] for name, (_dt, counter, _cap) in col.Tables.LAYOUT.items()}
         return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
-                    w.trans_ts, n, packets, cnt[col.TCP_PACKETS],
+                    w.trans_ts, w.dupack, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy())

@@ -116,15 +116,26 @@ class Anomaly(IntFlag):
 
 
 class Analysis(IntFlag):
-    """Wireshark-style analysis notes recorded per segment (one bit each)."""
+    """Wireshark's TCP analysis flags (``tcp.analysis.*``), recorded per segment, one bit each.
 
-    RETRANSMISSION = 0x01
-    DUP_ACK = 0x02
-    ZERO_WINDOW = 0x04
-    KEEP_ALIVE = 0x08
-    OUT_OF_ORDER = 0x10
-    WINDOW_PROBE = 0x20
-    KEEP_ALIVE_ACK = 0x40
+    As in Wireshark, a fast or spurious retransmission is a retransmission too.
+    """
+
+    RETRANSMISSION = 0x0001
+    FAST_RETRANSMISSION = 0x0002
+    SPURIOUS_RETRANSMISSION = 0x0004
+    OUT_OF_ORDER = 0x0008
+    DUP_ACK = 0x0010
+    LOST_SEGMENT = 0x0020  # "previous segment not captured"
+    ACK_LOST_SEGMENT = 0x0040  # "ACKed segment that wasn't captured"
+    ZERO_WINDOW = 0x0080
+    WINDOW_PROBE = 0x0100  # zero-window probe
+    WINDOW_PROBE_ACK = 0x0200
+    WINDOW_FULL = 0x0400
+    WINDOW_UPDATE = 0x0800
+    KEEP_ALIVE = 0x1000
+    KEEP_ALIVE_ACK = 0x2000
+    REUSED_PORTS = 0x4000
 
 
 def anomaly_names(bits: int) -> list[str]:
@@ -139,7 +150,8 @@ def analysis_names(bits: int) -> list[str]:
 
 NSTATES = len(TcpState)
 (SYN_FIN, SYN_RST, FIN_NO_ACK, NO_FLAGS, XMAS, BAD_HANDSHAKE_ACK, RST_OUT_OF_WINDOW) = (int(a) for a in Anomaly)
-(A_RETRANS, A_DUPACK, A_ZEROWIN, A_KEEPALIVE, A_OUT_OF_ORDER, A_WINPROBE, A_KAACK) = (int(a) for a in Analysis)
+(A_RETRANS, A_FAST_RETRANS, A_SPURIOUS, A_OUT_OF_ORDER, A_DUPACK, A_LOST, A_ACK_LOST, A_ZEROWIN, A_WINPROBE,
+ A_WINPROBE_ACK, A_WINDOW_FULL, A_WINDOW_UPDATE, A_KEEPALIVE, A_KAACK, A_REUSED) = (int(a) for a in Analysis)
 
 WHYS: tuple[str, ...] = (
     "syn", "synack", "handshake_ack", "simultaneous_open", "fin_sent", "fin_received", "fin_acked",

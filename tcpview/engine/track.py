@@ -26,7 +26,6 @@ from .columns import (
     F_HAVE_NXT,
     F_HAVE_SYN,
     F_IN_TABLE,
-    F_KA,
     F_PARTIAL,
     F_RESET,
     F_SACK_PERM,
@@ -45,6 +44,9 @@ from .columns import (
     N_TRANS,
     N_TRANS_BACK,
     N_TRANS_TS,
+    N_DUPACK,
+    DUPACK_FRAME_SHIFT,
+    DUPACK_NUM_MASK,
     NEED_NOTHING,
     NEXT_ID,
     PACKETS,
@@ -79,13 +81,10 @@ from .decode import (
     syn_options,
 )
 from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
+from .expert import after as analyse_after
+from .expert import analyse, carry, reset_both
 from .tcp import (
-    A_DUPACK,
-    A_KAACK,
-    A_KEEPALIVE,
-    A_RETRANS,
-    A_WINPROBE,
-    A_ZEROWIN,
+    A_REUSED,
     ACK,
     CLOSED,
     ESTABLISHED,
@@ -156,6 +155,7 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
         r.gen[x] = 0
         r.mss[x] = 0
         r.ws[x] = -1
+    reset_both(r)
     if old >= 0:
         C[old].fl &= ~np.uint32(F_IN_TABLE)
     H[slot] = c + 1
@@ -163,7 +163,7 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
 
 
 @inlined
-def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
+def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
              clk: np.ndarray, params: np.ndarray, frame: int, ts: float, fend: int) -> None:
     """Apply one decoded TCP segment (its fields in ``d``) and store it."""
     cnt[TCP_PACKETS] += 1
@@ -181,6 +181,12 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
     plen = d[O_PLEN]
     slot, c, dr = find(H, C, A6, fam, s_hi, s_lo, sp, d_hi, d_lo, dp)
     found = c >= 0
+    old = c
+    # Wireshark starts a new tcp.stream at a SYN with another ISN than the sender's base (its
+    # analysis starts again, the SYN is "reused ports"), whether or not the state machine does
+    new_stream = False
+    if found and (flags & (SYN | ACK)) == SYN:
+        new_stream = has_bit(C[c].fl, F_BASE_SET, dr) and seq != C[c].seqbase[dr]
     if not found:
         c, dr = _new_conn(C, H, A6, cnt, slot, -1, fam, s_hi, s_lo, sp, d_hi, d_lo, dp, flags, ts)
     elif (flags & (SYN | ACK)) == SYN and syn_starts_new(C, c, dr, seq):
@@ -189,9 +195,17 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         for side in range(2):
             add_transition(C, T, TB, cnt, c, side, CLOSED, WHY_REUSED)
         c, dr = _new_conn(C, H, A6, cnt, slot, c, fam, s_hi, s_lo, sp, d_hi, d_lo, dp, flags, ts)
+        if not new_stream:
+            carry(C, old, c)
     rcv = 1 - dr
     r = C[c]
-    bits = 0
+    bits = A_REUSED if new_stream else 0
+    if new_stream:
+        reset_both(r)  # (a connection the state machine just made is fresh already)
+    elif (flags & (SYN | ACK)) == SYN and (has_bit(r.fl, F_BASE_SET, dr) or (found and c != old)):
+        r.a_nxt[dr] = r.a_maxack[dr]  # the same SYN again: Wireshark rewinds nextseq
+    elif (flags & (SYN | ACK)) == (SYN | ACK) and has_bit(r.fl, F_BASE_SET, dr) and seq != r.seqbase[dr]:
+        bits = A_REUSED  # a SYN+ACK with another ISN: Wireshark moves the base, nothing else
     row = cnt[N_SEG]  # the row this segment gets
     first_tr = cnt[N_TRANS]
 
@@ -213,6 +227,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         r.seqbase[rcv] = (ack - 1) & M
         r.fl |= F_BASE_SET << rcv
 
+    ws_shift = np.int64(-2)
     if flags & SYN:
         thl = d[O_THL]
         o_start = d[O_TOFF] + 20
@@ -222,6 +237,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         else:
             shift, mss, ows, sack = np.int64(-2), np.int64(-1), np.int64(-1), False
         r.wscale[dr] = shift
+        ws_shift = shift
         r.ws[dr] = ows
         keep = ~np.uint32((F_SACK_PERM | F_SYN_OPTS | F_HAVE_MSS) << dr)
         r.fl &= keep
@@ -239,36 +255,23 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
 
     anomaly = flag_anomaly(flags)
 
-    # sequence analysis (retransmission etc.)
+    # the next sequence number the state machine measures a RST against; a zero-window probe's
+    # byte is not consumed, and a RST does not move it
     fl = r.fl
     have_nxt = has_bit(fl, F_HAVE_NXT, dr)
     nxt = np.int64(r.nxt[dr])
-    seg_len = plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-    end = (seq + seg_len) & M
-    plain = (flags & 0x17) == ACK  # data or a pure ACK
-    if plain and plen == 1 and have_nxt and seq == nxt and has_bit(fl, F_HAVE_LWIN, rcv) and r.lwin[rcv] == 0:
-        bits |= A_WINPROBE  # a zero-window probe's byte is not consumed: nxt stays
-    elif not have_nxt or (seq_ge(end, nxt) and end != nxt and not flags & RST):
-        # a RST must not move nxt: the in-window check measures it against nxt
+    end = (seq + plen + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)) & M
+    probe = ((flags & 0x17) == ACK and plen == 1 and have_nxt and seq == nxt and has_bit(fl, F_HAVE_LWIN, rcv)
+             and r.lwin[rcv] == 0)
+    if not probe and (not have_nxt or (seq_ge(end, nxt) and end != nxt and not flags & RST)):
         r.nxt[dr] = end
         r.fl |= F_HAVE_NXT << dr
-    elif plain:
-        if plen > 1 or (plen == 1 and end != nxt):
-            bits |= A_RETRANS
-        elif seq == ((nxt - 1) & M):
-            bits |= A_KEEPALIVE
-            r.fl |= F_KA << dr
-    elif seg_len > 0 and not flags & RST:
-        bits |= A_RETRANS
-    if win == 0 and not flags & (RST | SYN | FIN):
-        bits |= A_ZEROWIN
-    same_ack = has_bit(r.fl, F_HAVE_LACK, dr) and ack == r.lack[dr]
-    if has_bit(r.fl, F_KA, rcv):
-        r.fl &= ~np.uint32(F_KA << rcv)
-        if plain and plen == 0 and bits == 0 and same_ack:
-            bits |= A_KAACK
-    if plain and plen == 0 and bits == 0 and same_ack and has_bit(r.fl, F_HAVE_LWIN, dr) and win == r.lwin[dr]:
-        bits |= A_DUPACK
+
+    # Wireshark's sequence analysis: its expert flags
+    bits, dupn = analyse(r, dr, seq, ack, plen, flags, win, frame, ts, bits)
+    if dupn:
+        note_pair(DA, cnt, N_DUPACK, row, (np.int64(r.a_nondup[dr]) << DUPACK_FRAME_SHIFT) | min(dupn, DUPACK_NUM_MASK))
+    analyse_after(r, dr, flags, ts, ws_shift)
     r.lack[dr] = ack
     r.lwin[dr] = win
     r.fl |= (F_HAVE_LACK | F_HAVE_LWIN) << dr
@@ -342,7 +345,7 @@ def _count_unsupported(skip: np.ndarray, linktype: int) -> None:
 
 
 @inlined
-def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
+def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
     """Which table lacks room for one more frame (its counter's index), or NEED_NOTHING."""
     if cnt[N_CONN] + 2 > len(C):
         return N_CONN
@@ -368,12 +371,14 @@ def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H: np.ndarray, cnt: np.ndarray
         return N_ANOM
     if cnt[N_TRANS_TS] + ROOM > len(TT):
         return N_TRANS_TS
+    if cnt[N_DUPACK] + 1 > len(DA):
+        return N_DUPACK
     return NEED_NOTHING
 
 
 @kernel
 def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, TB: np.ndarray,  # type: ignore[no-untyped-def]
-          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, H: np.ndarray, cnt: np.ndarray,
+          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, DA: np.ndarray, H: np.ndarray, cnt: np.ndarray,
           clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
@@ -385,7 +390,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
     """
     n = len(F)
     while i < n:
-        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt)
+        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt)
         if need != NEED_NOTHING:
             cnt[STATUS] = need
             return i
@@ -397,7 +402,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         if code == 0 and cnt[N_TIMERS] > 0 and Q[0].deadline <= ts:
             if not expire(C, T, Q, TB, TT, cnt, clk, ts):
                 return i
-            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt)
+            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt)
             if need != NEED_NOTHING:
                 cnt[STATUS] = need
                 return i
@@ -412,7 +417,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         elif code != 0:
             skip[code] += 1
         else:
-            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
+            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
         i += 1
     cnt[STATUS] = NEED_NOTHING
     return i

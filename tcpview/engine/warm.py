@@ -58,6 +58,7 @@ def run_every_kernel() -> None:
         c = tl.conns[0]
         c.records(0, c.n)
         c.trans_times()
+        c.numbers()
     from ..sources.batch import frame_array
 
     out = frame_array(4)

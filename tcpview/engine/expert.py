@@ -1,0 +1,223 @@
+"""Wireshark's TCP sequence analysis, segment by segment, inside the compiled loop.
+
+The definition is Wireshark's ``tcp_analyze_sequence_number()`` (``epan/dissectors/
+packet-tcp.c``, 4.0): the same per-direction state (``nextseq``, ``maxseqtobeacked``,
+``lastack`` and its time, the last raw window, the duplicate-ACK count and the frame it
+counts from, the flags of the direction's previous segment), the same tests in the same order,
+with the same 32-bit arithmetic and the same quirks (0 means "not seen yet"; the duplicate-ACK
+count is unsigned, so "ACKed unseen segment" leaves it at 2**32 - 1). What Wireshark keeps
+per segment in lists (the unacknowledged segments, for ``ack_rtt`` and bytes in flight) is
+not kept here: :mod:`tcpview.engine.rtt` replays a connection's segments for those, when they
+are asked for.
+
+All sequence numbers here are raw (absolute); windows are raw (unscaled) but for the
+window-full test, as Wireshark's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import inlined
+from .tcp import (
+    A_ACK_LOST,
+    A_DUPACK,
+    A_FAST_RETRANS,
+    A_KAACK,
+    A_KEEPALIVE,
+    A_LOST,
+    A_OUT_OF_ORDER,
+    A_RETRANS,
+    A_SPURIOUS,
+    A_WINDOW_FULL,
+    A_WINDOW_UPDATE,
+    A_WINPROBE,
+    A_WINPROBE_ACK,
+    A_ZEROWIN,
+    ACK,
+    FIN,
+    RST,
+    SYN,
+)
+
+M = 0xFFFFFFFF
+HALF = 0x80000000
+NO_WINDOW = 0xFFFFFFFF  # no window seen yet (Wireshark's G_MAXUINT32)
+FAST_RETRANS_WITHIN = 0.020  # seconds since the peer's last segment
+OUT_OF_ORDER_WITHIN = 0.003  # seconds since nextseq moved, when there is no initial RTT
+
+
+@inlined
+def gt(x: int, y: int) -> bool:
+    """Wireshark's GT_SEQ(x, y): (gint32)(y - x) < 0."""
+    return ((y - x) & M) >= HALF
+
+
+@inlined
+def lt(x: int, y: int) -> bool:
+    """LT_SEQ(x, y): (gint32)(x - y) < 0."""
+    return ((x - y) & M) >= HALF
+
+
+@inlined
+def le(x: int, y: int) -> bool:
+    """LE_SEQ(x, y): (gint32)(x - y) <= 0."""
+    d = (x - y) & M
+    return d == 0 or d >= HALF
+
+
+@inlined
+def reset(r, x: int) -> None:  # type: ignore[no-untyped-def]
+    """Direction x's analysis state as Wireshark starts a flow."""
+    r.a_nxt[x] = 0
+    r.a_maxack[x] = 0
+    r.a_lack[x] = 0
+    r.a_win[x] = NO_WINDOW
+    r.a_nondup[x] = 0
+    r.a_dupn[x] = 0
+    r.a_nxt_ts[x] = 0.0
+    r.a_last_ts[x] = 0.0
+    r.a_lastfl[x] = 0
+    r.a_wsc[x] = -1
+    r.a_first_ack[x] = 0
+
+
+@inlined
+def reset_both(r) -> None:  # type: ignore[no-untyped-def]
+    """A new conversation for Wireshark: both directions and the RTT anchors start again."""
+    reset(r, 0)
+    reset(r, 1)
+    r.a_syn_ts = 0.0
+    r.a_irtt = 0.0
+
+
+@inlined
+def carry(C, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
+    """Connection ``new`` goes on with ``old``'s analysis: where the state machine starts a new
+    connection (a second SYN after an odd first one) but Wireshark's stream goes on."""
+    a = C[old]
+    b = C[new]
+    for x in range(2):
+        b.a_nxt[x] = a.a_nxt[x]
+        b.a_maxack[x] = a.a_maxack[x]
+        b.a_lack[x] = a.a_lack[x]
+        b.a_win[x] = a.a_win[x]
+        b.a_nondup[x] = a.a_nondup[x]
+        b.a_dupn[x] = a.a_dupn[x]
+        b.a_nxt_ts[x] = a.a_nxt_ts[x]
+        b.a_last_ts[x] = a.a_last_ts[x]
+        b.a_lastfl[x] = a.a_lastfl[x]
+        b.a_wsc[x] = a.a_wsc[x]
+        b.a_first_ack[x] = a.a_first_ack[x]
+    b.a_syn_ts = a.a_syn_ts
+    b.a_irtt = a.a_irtt
+
+
+@inlined
+def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, frame: int, ts: float,  # type: ignore[no-untyped-def]
+            bits: int) -> tuple[int, int]:
+    """Run Wireshark's sequence analysis for one segment of connection row ``r`` sent in
+    direction ``dr``; ``bits`` are flags found before it (reused ports). Returns the analysis
+    bits and the duplicate-ACK count (0 when it is not one)."""
+    fwd = dr
+    rev = 1 - dr
+    quiet = (flags & (SYN | FIN | RST)) == 0
+    nxt = np.int64(r.a_nxt[fwd])
+    dupn = 0
+    # A1: zero-window probe (skips to the ACK bookkeeping)
+    if seglen == 1 and seq == nxt and r.a_win[rev] == 0:
+        bits |= A_WINPROBE
+    else:
+        if win == 0 and quiet:  # A2
+            bits |= A_ZEROWIN
+        if nxt != 0 and gt(seq, nxt) and (flags & RST) == 0:  # A3: previous segment not captured
+            bits |= A_LOST
+        if seglen <= 1 and seq == ((nxt - 1) & M) and quiet:  # A4
+            bits |= A_KEEPALIVE
+        same = seq == nxt and ack == r.a_lack[fwd] and quiet
+        if seglen == 0 and win != 0 and win != r.a_win[fwd] and same:  # A5
+            bits |= A_WINDOW_UPDATE
+        if seglen > 0 and r.a_wsc[rev] != -1 and quiet:  # A6
+            sh = 0 if (r.a_first_ack[rev] != 0 or r.a_wsc[rev] == -2) else np.int64(r.a_wsc[rev])
+            if ((seq + seglen) & M) == ((np.int64(r.a_lack[rev]) + ((np.int64(r.a_win[rev]) << sh) & M)) & M):
+                bits |= A_WINDOW_FULL
+        if seglen == 0 and win != 0 and win == r.a_win[fwd] and same and (r.a_lastfl[rev] & A_KEEPALIVE):  # A7
+            bits |= A_KAACK
+        elif seglen == 0 and win == 0 and win == r.a_win[fwd] and same and (r.a_lastfl[rev] & A_WINPROBE):  # A8
+            bits |= A_WINPROBE_ACK
+        elif seglen == 0 and win != 0 and win == r.a_win[fwd] and same:  # A9
+            if r.a_dupn[fwd] == M:
+                r.a_dupn[fwd] = 1
+            else:
+                r.a_dupn[fwd] = (np.int64(r.a_dupn[fwd]) + 1) & M
+            bits |= A_DUPACK
+            dupn = np.int64(r.a_dupn[fwd])
+    # B1: a new ACK value ends a run of duplicates
+    if ack != r.a_lack[fwd]:
+        r.a_nondup[fwd] = frame
+        r.a_dupn[fwd] = 0
+    # B2: ACKed unseen segment
+    rmax = np.int64(r.a_maxack[rev])
+    if rmax != 0 and gt(ack, rmax) and (flags & ACK) != 0:
+        if lt(rmax, np.int64(r.a_nxt[rev])):
+            r.a_maxack[rev] = r.a_nxt[rev]
+            bits |= A_ACK_LOST
+        else:
+            if r.a_dupn[rev] == 0:
+                bits |= A_ACK_LOST
+            r.a_dupn[rev] = M
+    # C: retransmission, fast, spurious, out of order
+    synfin = 1 if flags & (SYN | FIN) else 0
+    if (seglen > 0 or synfin) and (bits & A_KEEPALIVE) == 0:
+        behind = nxt != 0 and lt(seq, nxt)
+        if seglen > 1 and ((nxt - 1) & M) == seq:
+            behind = False
+        rl = np.int64(r.a_lack[rev])
+        if seglen > 0 and rl != 0 and le((seq + seglen) & M, rl):
+            bits |= A_SPURIOUS | A_RETRANS
+        else:
+            since_peer = ts - r.a_last_ts[rev]
+            since_nxt = ts - r.a_nxt_ts[fwd]
+            within = r.a_irtt if r.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN
+            if behind and r.a_dupn[rev] >= 2 and rl == seq and 0.0 <= since_peer < FAST_RETRANS_WITHIN:
+                bits |= A_FAST_RETRANS | A_RETRANS
+            elif behind and 0.0 <= since_nxt < within and nxt != ((seq + seglen + synfin) & M):
+                bits |= A_OUT_OF_ORDER
+            elif behind:
+                bits |= A_RETRANS
+    # D: the direction's state after it
+    nseq = (seq + seglen + synfin) & M
+    if (bits & A_WINPROBE) == 0:
+        if gt(nseq, nxt) or nxt == 0:
+            r.a_nxt[fwd] = nseq
+            r.a_nxt_ts[fwd] = ts
+        if seq == r.a_maxack[fwd] or r.a_maxack[fwd] == 0:
+            r.a_maxack[fwd] = r.a_nxt[fwd]
+    r.a_win[fwd] = win
+    r.a_lack[fwd] = ack
+    r.a_last_ts[fwd] = ts
+    r.a_lastfl[fwd] = bits
+    return bits, dupn
+
+
+@inlined
+def after(r, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ignore[no-untyped-def]
+    """What Wireshark does after a segment's analysis: the time of the last SYN and the initial
+    RTT, whether the sender's window is still unscaled (its first ACK), the window-scale shift
+    of a SYN (``ws_shift``: -2 when it had no option)."""
+    if (flags & (SYN | ACK)) == SYN:
+        r.a_syn_ts = ts
+    if flags & SYN:
+        r.a_first_ack[dr] = 1
+    if (flags & (SYN | ACK)) == ACK:
+        if r.a_syn_ts != 0.0 and r.a_irtt == 0.0:
+            r.a_irtt = ts - r.a_syn_ts
+        r.a_first_ack[dr] = 0
+    if flags & SYN:
+        if ws_shift >= 0:
+            r.a_wsc[dr] = ws_shift
+        if r.a_wsc[dr] == -1:
+            r.a_wsc[dr] = -2
+            r.a_wsc[1 - dr] = -2
+        elif (flags & ACK) and r.a_wsc[1 - dr] == -2:
+            r.a_wsc[dr] = -2
