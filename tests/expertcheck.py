@@ -79,10 +79,16 @@ def tshark_analysis(pcap: Path) -> dict[int, FrameAnalysis]:
     return frames
 
 
-def tcpview_analysis(pcap: Path) -> dict[int, FrameAnalysis]:
-    """tcpview's analysis of every TCP segment of ``pcap`` (``tcpview export``), by frame."""
-    out = subprocess.run([sys.executable, "-m", "tcpview", "export", str(pcap)],
-                         capture_output=True, text=True, check=False).stdout
+def tcpview_analysis(pcap: Path, here: bool = False) -> dict[int, FrameAnalysis]:
+    """tcpview's analysis of every TCP segment of ``pcap`` (``tcpview export``), by frame; in
+    this process when ``here``."""
+    if here:
+        from helpers import cli_here
+
+        out = cli_here("export", str(pcap))[1]
+    else:
+        out = subprocess.run([sys.executable, "-m", "tcpview", "export", str(pcap)],
+                             capture_output=True, text=True, check=False).stdout
     frames: dict[int, FrameAnalysis] = {}
     for line in out.splitlines():
         seg = json.loads(line)
@@ -106,9 +112,13 @@ class Agreement:
     missed: Counter = field(default_factory=Counter)
     extra: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    undecoded: int = 0
 
     def add(self, where: str, theirs: dict[int, FrameAnalysis], ours: dict[int, FrameAnalysis]) -> None:
-        for frame in sorted(set(theirs) | set(ours)):
+        """Compare the frames both decode (a frame tcpview does not decode, say of a link type
+        it does not read, is counted in ``undecoded``)."""
+        self.undecoded += len(set(theirs) - set(ours))
+        for frame in sorted(set(theirs) & set(ours)):
             t = theirs.get(frame, FrameAnalysis())
             o = ours.get(frame, FrameAnalysis())
             for name in FLAGS:
@@ -146,4 +156,5 @@ class Agreement:
             theirs = self.both[name] + self.missed[name]
             rows.append(f"{name:26} {theirs:7} {self.both[name]:7} {self.missed[name]:7} {self.extra[name]:7} "
                         f"{100 * self.ratio(name):6.1f}%")
+        rows.append(f"(TCP frames tshark decodes and tcpview does not: {self.undecoded})")
         return "\n".join(rows)

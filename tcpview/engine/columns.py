@@ -19,7 +19,7 @@ Tables (one record array each, appended to by the compiled loop in
 - ``timers`` (:data:`TIMER`): a binary heap of pending TIME_WAIT / FIN_WAIT_2 expiries.
 
 The rare things have small tables of their own (``(row, value)`` pairs): segments longer than
-65535 bytes, segments with anomalies, duplicate ACKs (their number and the frame they repeat), times where the capture clock stepped back (the time
+65535 bytes, segments with anomalies, duplicate ACKs (their number and the frame they repeat), SACK blocks, times where the capture clock stepped back (the time
 columns never decrease, so "as of t" is a binary search), and relative-sequence bases that
 moved.
 
@@ -128,8 +128,8 @@ TR_WHY_SHIFT = 9
 
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
- N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK) = range(16)
-NCOUNTERS = 16
+ N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK, N_SACK) = range(17)
+NCOUNTERS = 24
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
 
@@ -154,6 +154,7 @@ class Tables:
         "anom": ((np.int64, 2), N_ANOM, 64),  # (segment row, anomaly bits)
         "trans_ts": ((np.float64, 2), N_TRANS_TS, 256),  # (transition row, time) where not its segment's
         "dupack": ((np.int64, 2), N_DUPACK, 64),  # (segment row, frame it repeats << 24 | its number)
+        "sack": ((np.int64, 2), N_SACK, 64),  # (segment row, bytes its SACK blocks cover)
     }
 
     def __init__(self, rows: int | None = None) -> None:

@@ -401,8 +401,14 @@ class ConnView:
             plens = v.segs.len[rows].astype(np.int64)
             for j in np.flatnonzero(plens == col.LONG_LEN).tolist():
                 plens[j] = v.seg_len(int(rows[j]))
+            sacked = np.zeros(len(rows), dtype=np.int64)
+            if v.n["sack"]:
+                pairs = v.sack[: v.n["sack"]]
+                at = np.searchsorted(pairs[:, 0], rows)
+                hit = (at < len(pairs)) & (pairs[np.minimum(at, len(pairs) - 1), 0] == rows)
+                sacked[hit] = pairs[at[hit], 1]
             base = self._r["seqbase"].astype(np.int64)
-            self._nums = conn_numbers(v.segs, rows, plens, base)
+            self._nums = conn_numbers(v.segs, rows, plens, sacked, base)
         return self._nums
 
     def ack_rtt(self, i: int) -> float | None:

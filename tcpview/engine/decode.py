@@ -274,6 +274,36 @@ def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: i
 
 
 @helper
+def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
+    """The bytes a segment's SACK blocks cover (at most the first three, as Wireshark keeps),
+    summed in 32 bits; -1 when it has no SACK option."""
+    p = start
+    while p < end:
+        kind = b[p]
+        if kind == 0:
+            break
+        if kind == 1:
+            p += 1
+            continue
+        if p + 2 > end:
+            break
+        olen = np.int64(b[p + 1])
+        if olen < 2 or p + olen > end:
+            break
+        if kind == 5:
+            total = np.int64(0)
+            q = p + 2
+            k = 0
+            while q + 8 <= p + olen and k < 3:
+                total += _be32(b, q + 4) - _be32(b, q)
+                q += 8
+                k += 1
+            return total & 0xFFFFFFFF
+        p += olen
+    return np.int64(-1)
+
+
+@helper
 def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
     """What a SYN's options say: ``(window-scale shift for scaling, mss, ws, sack_perm)``.
 

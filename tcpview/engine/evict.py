@@ -197,6 +197,7 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     w.long, cnt[col.N_LONG] = pairs(w.long, int(cnt[col.N_LONG]), k0)
     w.anom, cnt[col.N_ANOM] = pairs(w.anom, int(cnt[col.N_ANOM]), k0)
     w.dupack, cnt[col.N_DUPACK] = pairs(w.dupack, int(cnt[col.N_DUPACK]), k0)
+    w.sack, cnt[col.N_SACK] = pairs(w.sack, int(cnt[col.N_SACK]), k0)
     w.trans_ts, cnt[col.N_TRANS_TS] = pairs(w.trans_ts, int(cnt[col.N_TRANS_TS]), t0)
     w.trans_back, cnt[col.N_TRANS_BACK] = pairs(w.trans_back, int(cnt[col.N_TRANS_BACK]), t0)
     hist = w.base_hist[: int(cnt[col.N_BASE_HIST])]

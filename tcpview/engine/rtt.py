@@ -10,9 +10,8 @@ one for a SYN or FIN), unless a segment of its direction went missing ("previous
 captured") since the peer last sent an ACK.
 
 The compiled loop keeps no lists (they would be most of a busy capture's memory): this
-replays one connection's stored segments when its numbers are asked for. Not reproduced:
-Wireshark subtracts the bytes the receiver's last SACK blocks cover from the bytes in flight
-(the options are not stored).
+replays one connection's stored segments when its numbers are asked for. The bytes the
+receiver's last SACK blocks cover are left out (the loop notes them per segment).
 """
 
 from __future__ import annotations
@@ -30,10 +29,11 @@ MAX_IN_FLIGHT = 2000000000
 
 
 @array_kernel
-def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, base: np.ndarray):  # type: ignore[no-untyped-def]
+def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, base: np.ndarray):  # type: ignore[no-untyped-def]
     """For each of one connection's segments ``rows`` (in order; ``plens`` their payload
-    lengths, ``base`` the relative-sequence base of each direction): the index (into rows) of
-    the segment it acknowledges or -1, and its bytes in flight or -1."""
+    lengths, ``sacked`` the bytes their SACK blocks cover, ``base`` the relative-sequence base
+    of each direction): the index (into rows) of the segment it acknowledges or -1, and its
+    bytes in flight or -1."""
     n = len(rows)
     acked = np.full(n, -1, dtype=np.int64)
     bif = np.full(n, -1, dtype=np.int64)
@@ -44,6 +44,7 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, base: np.ndarray):  # t
     head = np.full(2, -1, dtype=np.int64)
     count = np.zeros(2, dtype=np.int64)
     valid = np.ones(2, dtype=np.int64)
+    sack = np.zeros(2, dtype=np.int64)  # what the last segment of each direction SACKed
     used = 0
     for i in range(n):
         s = S[rows[i]]
@@ -55,6 +56,7 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, base: np.ndarray):  # t
         ack = np.int64(s.ack)
         seglen = plens[i]
         synfin = 1 if flags & (SYN | FIN) else 0
+        sack[fwd] = sacked[i]
         if flags & ACK:
             valid[rev] = 1
         if (fl >> SEG_ANA_SHIFT) & A_LOST:
@@ -97,7 +99,7 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, base: np.ndarray):  # t
                 first = min(first, (e_seq[k] - base[fwd]) & M)
                 last = max(last, (e_end[k] - base[fwd]) & M)
                 k = e_next[k]
-            flight = (last - first) & M
+            flight = (last - first - sack[rev]) & M
             if 0 < flight < MAX_IN_FLIGHT:
                 bif[i] = flight - synfin
     return acked, bif

@@ -61,6 +61,7 @@ class View:
     anom: np.ndarray
     trans_ts: np.ndarray
     dupack: np.ndarray
+    sack: np.ndarray
     n: dict[str, int]
     packets: int
     tcp_packets: int
@@ -267,7 +268,7 @@ class Timeline:
         packets = cnt[col.PACKETS]
         n = {name: cnt[counter] for name, (_dt, counter, _cap) in col.Tables.LAYOUT.items()}
         return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
-                    w.trans_ts, w.dupack, n, packets, cnt[col.TCP_PACKETS],
+                    w.trans_ts, w.dupack, w.sack, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy())

@@ -45,6 +45,7 @@ from .columns import (
     N_TRANS_BACK,
     N_TRANS_TS,
     N_DUPACK,
+    N_SACK,
     DUPACK_FRAME_SHIFT,
     DUPACK_NUM_MASK,
     NEED_NOTHING,
@@ -78,6 +79,7 @@ from .decode import (
     O_WIN,
     UNSUPPORTED_LINK,
     decode_frame,
+    sack_delivered,
     syn_options,
 )
 from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
@@ -163,7 +165,7 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
 
 
 @inlined
-def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
+def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
              clk: np.ndarray, params: np.ndarray, frame: int, ts: float, fend: int) -> None:
     """Apply one decoded TCP segment (its fields in ``d``) and store it."""
     cnt[TCP_PACKETS] += 1
@@ -272,6 +274,10 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
     if dupn:
         note_pair(DA, cnt, N_DUPACK, row, (np.int64(r.a_nondup[dr]) << DUPACK_FRAME_SHIFT) | min(dupn, DUPACK_NUM_MASK))
     analyse_after(r, dr, flags, ts, ws_shift)
+    if d[O_THL] > 20 and not flags & SYN:  # SACK blocks: bytes in flight leave out what they cover
+        delivered = sack_delivered(b, d[O_TOFF] + 20, min(d[O_TOFF] + d[O_THL], fend))
+        if delivered >= 0:
+            note_pair(SK, cnt, N_SACK, row, delivered)
     r.lack[dr] = ack
     r.lwin[dr] = win
     r.fl |= (F_HAVE_LACK | F_HAVE_LWIN) << dr
@@ -345,7 +351,7 @@ def _count_unsupported(skip: np.ndarray, linktype: int) -> None:
 
 
 @inlined
-def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
+def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
     """Which table lacks room for one more frame (its counter's index), or NEED_NOTHING."""
     if cnt[N_CONN] + 2 > len(C):
         return N_CONN
@@ -373,12 +379,14 @@ def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H: np.ndarray, cnt: np.nda
         return N_TRANS_TS
     if cnt[N_DUPACK] + 1 > len(DA):
         return N_DUPACK
+    if cnt[N_SACK] + 1 > len(SK):
+        return N_SACK
     return NEED_NOTHING
 
 
 @kernel
 def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, TB: np.ndarray,  # type: ignore[no-untyped-def]
-          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, DA: np.ndarray, H: np.ndarray, cnt: np.ndarray,
+          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, DA: np.ndarray, SK: np.ndarray, H: np.ndarray, cnt: np.ndarray,
           clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
@@ -390,7 +398,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
     """
     n = len(F)
     while i < n:
-        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt)
+        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt)
         if need != NEED_NOTHING:
             cnt[STATUS] = need
             return i
@@ -402,7 +410,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         if code == 0 and cnt[N_TIMERS] > 0 and Q[0].deadline <= ts:
             if not expire(C, T, Q, TB, TT, cnt, clk, ts):
                 return i
-            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt)
+            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt)
             if need != NEED_NOTHING:
                 cnt[STATUS] = need
                 return i
@@ -417,7 +425,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         elif code != 0:
             skip[code] += 1
         else:
-            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
+            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
         i += 1
     cnt[STATUS] = NEED_NOTHING
     return i
