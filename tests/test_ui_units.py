@@ -315,3 +315,17 @@ def test_filters_on_ports_ids_and_addresses_match_the_per_connection_rules() -> 
         q = ConnQuery.parse(text)
         want = [c.id for c in tl.conns if q.static_match(c, endpoint_texts(c.client_text(), c.server_text()))]
         assert list(rows.compute(tl, None)) == want, text
+
+
+def test_analysis_filter_terms_name_flags_by_wireshark_name_or_ladder_tag() -> None:
+    from tcpview.engine.query import ConnQuery
+    from tcpview.engine.tcp import Analysis
+
+    q = ConnQuery.parse("analysis:retransmission an:dup-ack analysis:ooo an:Zero-Win analysis:window_full")
+    assert not q.errors
+    assert q.analysis == [Analysis.RETRANSMISSION, Analysis.DUP_ACK, Analysis.OUT_OF_ORDER, Analysis.ZERO_WINDOW,
+                          Analysis.WINDOW_FULL]
+    assert not q.empty
+    assert ConnQuery.parse("analysis:slow").errors == ["unknown analysis 'slow' (retransmission, dup_ack, zero_window, ...)"]
+    # the kernel's socket table has no segments: the term is an error there
+    assert ConnQuery.parse("analysis:retrans", without=("note", "analysis")).errors

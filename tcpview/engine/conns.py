@@ -411,6 +411,20 @@ class ConnView:
             self._nums = conn_numbers(v.segs, rows, plens, sacked, base)
         return self._nums
 
+    def flagged(self, count: int) -> np.ndarray:
+        """The indices of its first ``count`` segments that have an analysis flag."""
+        fl = self._v.segs.fl[self.rows[:count]].astype(np.int64)
+        return np.flatnonzero((fl >> col.SEG_ANA_SHIFT) & 0xFFFF)
+
+    def analysis_bits(self) -> int:
+        """The analysis flags of all its segments, or-ed."""
+        fl = self._v.segs.fl[self.rows].astype(np.int64)
+        return int(np.bitwise_or.reduce((fl >> col.SEG_ANA_SHIFT) & 0xFFFF)) if len(fl) else 0
+
+    def dup_ack_num(self, i: int) -> int:
+        """Which duplicate ACK of a run its segment i is (0: not one)."""
+        return self._v.seg_dupack(int(self.rows[i]))[0]
+
     def ack_rtt(self, i: int) -> float | None:
         """Seconds from the segment its segment i acknowledges to it (Wireshark's ack_rtt)."""
         j = int(self.numbers()[0][i])

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .conns import ConnView
 from .store import Timeline
-from .tcp import STATE_NAMES
+from .tcp import A_DUPACK, STATE_NAMES
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class LadderRow:
     server_state: str
     anomaly: int = 0
     analysis: int = 0
+    dup_ack: int = 0  # which duplicate ACK of a run it is (0: not one)
 
 
 def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec: tuple | None = None) -> str:
@@ -100,6 +101,7 @@ def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, 
         client_state=STATE_NAMES[cs] if cs != prev[0] else "",
         server_state=STATE_NAMES[ss] if ss != prev[1] else "",
         anomaly=bits & 0xFF, analysis=bits >> 8,
+        dup_ack=c.dup_ack_num(i) if (bits >> 8) & A_DUPACK else 0,
     )
 
 

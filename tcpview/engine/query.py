@@ -6,6 +6,8 @@ The filter is a small query: whitespace-separated terms, all of which must match
 ``state:fin_wait`` and the ``ss`` short forms ``tw``, ``cw``, ``est``, ``syn-recv`` work);
 ``client:STATE`` / ``server:STATE`` one endpoint only; ``port:443`` either port;
 ``is:partial`` / ``is:refused`` / ``is:reset`` / ``is:anomaly`` notes; ``id:12``;
+``analysis:retransmission`` a segment of it has that analysis flag (Wireshark's names, or the
+ladder's tags: ``analysis:dup-ack``, ``an:zero-win``);
 an IP address matches either endpoint's address exactly; any other word matches part of the
 client or server text (``10.0.0.`` , ``:443``).
 
@@ -22,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .columns import F_PARTIAL, F_REFUSED, F_RESET
+from .columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
 from .conns import ConnView, conn_addrs, notes_of
 from .store import Timeline, View
-from .tcp import STATE_NAMES
+from .tcp import STATE_NAMES, Analysis
 
 _ALIASES = {
     "TW": "TIME_WAIT",
@@ -40,8 +42,29 @@ _ALIASES = {
 }
 NOTES = ("partial", "refused", "reset", "anomaly")
 _KINDS = {"state": "state", "st": "state", "client": "state", "cs": "state", "server": "state", "ss": "state",
-          "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip", "addr": "ip"}
+          "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip", "addr": "ip",
+          "analysis": "analysis", "an": "analysis"}
 """``key:`` -> the kind of term it starts (what ``ConnQuery.parse``'s ``without`` names)."""
+
+
+# the ladder's tags for analysis flags, as filter words too
+_ANALYSIS_ALIASES = {
+    "retrans": "retransmission", "fast-retrans": "fast_retransmission", "spurious-retrans": "spurious_retransmission",
+    "ooo": "out_of_order", "lost": "lost_segment", "ack-lost": "ack_lost_segment", "zero-win": "zero_window",
+    "win-probe": "window_probe", "win-probe-ack": "window_probe_ack", "win-full": "window_full",
+    "win-update": "window_update", "keepalive": "keep_alive", "keepalive-ack": "keep_alive_ack",
+    "dupack": "dup_ack",
+}
+
+
+def parse_analysis(word: str) -> int:
+    """The analysis bit an ``analysis:`` word names (0 when it names none)."""
+    w = word.lower()
+    w = _ANALYSIS_ALIASES.get(w, w).replace("-", "_")
+    for a in Analysis:
+        if a.name is not None and a.name.lower() == w:
+            return int(a)
+    return 0
 
 
 def parse_states(word: str) -> frozenset[int]:
@@ -66,6 +89,7 @@ class ConnQuery:
     words: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
+    analysis: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -102,6 +126,12 @@ class ConnQuery:
                     q.notes.append(value.lower())
                 else:
                     q.errors.append(f"unknown note {value!r} (partial, refused, reset, anomaly)")
+            elif kind == "analysis":
+                bit = parse_analysis(value)
+                if bit:
+                    q.analysis.append(bit)
+                else:
+                    q.errors.append(f"unknown analysis {value!r} (retransmission, dup_ack, zero_window, ...)")
             elif kind == "id":
                 if value.isdigit():
                     q.ids.append(int(value))
@@ -121,7 +151,7 @@ class ConnQuery:
     def empty(self) -> bool:
         """True when the query lets every connection through."""
         return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
-                    or self.words or self.notes or self.ids)
+                    or self.words or self.notes or self.ids or self.analysis)
 
     @property
     def uses_state(self) -> bool:
@@ -130,10 +160,11 @@ class ConnQuery:
 
     def static_match(self, c: ConnView, texts: tuple[str, str, str, str]) -> bool:
         """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
-        return self.fields_match(c.id, c.cport, c.sport, texts, c.notes)
+        return self.fields_match(c.id, c.cport, c.sport, texts, c.notes, c.analysis_bits)
 
     def fields_match(self, cid: int, cport: int, sport: int, texts: tuple[str, str, str, str],
-                     notes: Callable[[], list[str]] | None = None) -> bool:
+                     notes: Callable[[], list[str]] | None = None,
+                     analysis: Callable[[], int] | None = None) -> bool:
         """The terms that do not depend on time, for any table's connection.
 
         Args:
@@ -142,6 +173,7 @@ class ConnQuery:
             sport: the server's port.
             texts: :func:`endpoint_texts` of the client's and server's text.
             notes: returns the connection's notes; called only if a term asks for one.
+            analysis: returns the analysis flags of all its segments; likewise.
         """
         if self.ids and cid not in self.ids:
             return False
@@ -160,6 +192,10 @@ class ConnQuery:
             for n in self.notes:
                 if n not in have:
                     return False
+        if self.analysis:
+            bits = analysis() if analysis is not None else 0
+            if any(not bits & b for b in self.analysis):
+                return False
         return True
 
     def state_match(self, cs: int | None, ss: int | None) -> bool:
@@ -256,6 +292,7 @@ class ConnRows:
 
     def __init__(self) -> None:
         self.query = ConnQuery()
+        self._ana: tuple[int, int, np.ndarray] | None = None  # (generation, segments seen, bits per connection)
         self.sort = "id"
         self.reverse = False
         self._texts: list[tuple[str, str, str, str]] = []
@@ -328,6 +365,10 @@ class ConnRows:
                     return np.zeros(n, dtype=bool)
                 fam, hi, lo = parsed
                 mask &= (C.fam == fam) & (((chi == hi) & (clo == lo)) | ((shi == hi) & (slo == lo)))
+        if q.analysis:
+            flagged = self.analysis_bits(v, n)
+            for bit in q.analysis:
+                mask &= (flagged & bit) != 0
         for note in q.notes:
             fl = C.fl.astype(np.int64)
             bit = {"partial": F_PARTIAL, "refused": F_REFUSED}.get(note)
@@ -349,6 +390,23 @@ class ConnRows:
             mask &= self._static[:n]
         return mask
 
+    def analysis_bits(self, v: View, n: int) -> np.ndarray:
+        """Each of the first n connections' analysis flags over all its segments (as now), kept
+        and extended as segments come."""
+        got = self._ana
+        if got is None or got[0] != v.generation:
+            got = (v.generation, 0, np.zeros(0, dtype=np.int64))
+        _gen, done, acc = got
+        if len(acc) < v.n_conn:
+            acc = np.concatenate((acc, np.zeros(v.n_conn - len(acc), dtype=np.int64)))
+        if done < v.n_seg:
+            part = v.segs[done: v.n_seg]
+            bits = (part.fl.astype(np.int64) >> SEG_ANA_SHIFT) & 0xFFFF
+            hit = np.flatnonzero(bits)
+            np.bitwise_or.at(acc, part.conn[hit].astype(np.int64), bits[hit])
+        self._ana = (v.generation, v.n_seg, acc)
+        return acc[:n]
+
     def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
         """Connection ids to list as of time t (None: now)."""
         rows, v = self.compute_rows(tl, t)
@@ -364,7 +422,7 @@ class ConnRows:
             ids: np.ndarray | range = range(n)
         else:
             mask = np.ones(n, dtype=bool)
-            if q.ports or q.ips or q.words or q.notes or q.ids:
+            if q.ports or q.ips or q.words or q.notes or q.ids or q.analysis:
                 mask &= self._static_mask(tl, v, n)
             if q.uses_state:
                 mask &= state_mask(q, f.states[:, 0], f.states[:, 1])

@@ -240,6 +240,10 @@ class TcpviewApp(App[int]):
         self._ladder.show(self.tl, message.cid, self.player.query_time())
         self._update_titles()
 
+    def on_connection_table_flagged_chosen(self, message: ConnectionTable.FlaggedChosen) -> None:
+        self._ladder.show(self.tl, message.cid, self.player.query_time())
+        self._ladder.to_flagged(-1 if message.step > 0 else 1 << 62, message.step)
+
     def on_connection_table_row_selected(self, message: ConnectionTable.RowSelected) -> None:
         self._ladder.focus()
 

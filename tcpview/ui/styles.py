@@ -38,6 +38,9 @@ _DEFAULTS: dict[str, tuple[str, str]] = {
     "tcp-data": ("text-success", "#8AD4A1"),
     "tcp-ack": ("foreground-muted", "#A0A0A0"),
     "tcp-anomaly": ("text-error", "#D17E92"),
+    "tcp-loss": ("text-error", "#D17E92"),  # analysis tags: retransmissions, losses, duplicate ACKs
+    "tcp-window": ("text-warning", "#FFC473"),  # zero windows, probes, full windows, updates
+    "tcp-note": ("text-secondary", "#5684A5"),  # keep-alives, reused ports
     "state-closed": ("foreground-muted", "#A0A0A0"),
     "state-syn": ("text-primary", "#57A5E2"),
     "state-syn-received": ("text-primary", "#57A5E2"),

@@ -84,6 +84,10 @@ class ConnectionTable(VirtualList):
     BINDINGS = [
         *cursor_bindings("table", "connection", "First row", "Last row"),
         Binding("enter", "open", "Ladder", show=False, id="table.open", tooltip="Go to this connection's ladder"),
+        Binding("n", "flagged(1)", "Next flag", show=False, id="table.next_flagged",
+                tooltip="Next connection with an analysis flag (the ladder on its first flagged segment)"),
+        Binding("N", "flagged(-1)", "Previous flag", show=False, id="table.previous_flagged",
+                tooltip="Previous connection with an analysis flag (the ladder on its last flagged segment)"),
     ]
 
     COMPONENT_CLASSES = list_classes("conn-table", "sorted", "note", "dim")
@@ -100,6 +104,14 @@ class ConnectionTable(VirtualList):
 
         cid: int | None
         """The connection under the cursor."""
+
+    @dataclass
+    class FlaggedChosen(WidgetMessage):
+        """n / N chose connection ``cid``: its ladder goes to its first (step 1) or last flagged
+        segment."""
+
+        cid: int
+        step: int
 
     @dataclass
     class RowSelected(WidgetMessage):
@@ -267,6 +279,27 @@ class ConnectionTable(VirtualList):
             used += col.width + 1
         strip = Strip(segs, used)
         return strip.crop_extend(0, width, base).simplify()
+
+    def action_flagged(self, step: int) -> None:
+        """n / N: the cursor to the next (previous) connection, in the table's order, that has a
+        segment with an analysis flag."""
+        tl = self.tl
+        if tl is None or not len(self.rows):
+            self.app.bell()
+            return
+        v = tl.view()
+        bits = self.model.analysis_bits(v, v.n_conn)
+        cids = np.asarray(self.rows, dtype=np.int64)
+        at = np.searchsorted(v.conns.cid[: v.n_conn].astype(np.int64), cids)
+        ok = at < len(bits)
+        ok[ok] = bits[at[ok]] != 0
+        hits = np.flatnonzero(ok)
+        pick = hits[hits > self.cursor] if step > 0 else hits[hits < self.cursor][::-1]
+        if not len(pick):
+            self.app.bell()
+            return
+        self.move_cursor(int(pick[0]))
+        self.post_message(self.FlaggedChosen(self, int(self.rows[int(pick[0])]), step))
 
     def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
         tl = self.tl

@@ -30,20 +30,45 @@ BLOCK = 64
 TIME_W = 10
 STATE_W = 12
 
-_MARKS = {
-    "retransmission": "retrans",
-    "dup_ack": "dup-ack",
-    "zero_window": "zero-win",
-    "keep_alive": "keepalive",
-    "out_of_order": "out-of-order",
-    "window_probe": "win-probe",
+# each analysis flag's tag on a ladder row, and the theme variable that colours it
+TAGS: dict[str, tuple[str, str]] = {
+    "retransmission": ("retrans", "loss"),
+    "fast_retransmission": ("fast-retrans", "loss"),
+    "spurious_retransmission": ("spurious-retrans", "loss"),
+    "out_of_order": ("ooo", "loss"),
+    "dup_ack": ("dup-ack", "loss"),
+    "lost_segment": ("lost", "loss"),
+    "ack_lost_segment": ("ack-lost", "loss"),
+    "zero_window": ("zero-win", "window"),
+    "window_probe": ("win-probe", "window"),
+    "window_probe_ack": ("win-probe-ack", "window"),
+    "window_full": ("win-full", "window"),
+    "window_update": ("win-update", "window"),
+    "keep_alive": ("keepalive", "note"),
+    "keep_alive_ack": ("keepalive-ack", "note"),
+    "reused_ports": ("reused-ports", "note"),
 }
+TAG_KINDS = ("loss", "window", "note", "anomaly")
+
+
+def tags(row: LadderRow) -> list[tuple[str, str]]:
+    """A row's tags and their kinds: ``("dup-ack #3", "loss")``, ``("syn_fin", "anomaly")``.
+    A fast or spurious retransmission is not also tagged a plain one."""
+    names = analysis_names(row.analysis)
+    if "fast_retransmission" in names or "spurious_retransmission" in names:
+        names.remove("retransmission")
+    out = []
+    for name in names:
+        text, kind = TAGS.get(name, (name, "note"))
+        if name == "dup_ack" and row.dup_ack:
+            text = f"{text} #{row.dup_ack}"
+        out.append((text, kind))
+    return out + [(name, "anomaly") for name in anomaly_names(row.anomaly)]
 
 
 def marks(row: LadderRow) -> str:
-    """Short analysis/anomaly notes for a row (``retrans``, ``syn_fin`` ...)."""
-    names = [_MARKS.get(n, n) for n in analysis_names(row.analysis)] + anomaly_names(row.anomaly)
-    return " ".join(names)
+    """A row's tags as the ladder writes them after the label: ``[retrans] [syn_fin]``."""
+    return " ".join(f"[{text}]" for text, _kind in tags(row))
 
 
 class Ladder(VirtualList):
@@ -55,15 +80,23 @@ class Ladder(VirtualList):
         *cursor_bindings("ladder", "segment", "First segment", "Last segment",
                          last_tooltip="Last segment (and follow new ones)"),
         Binding("enter", "inspect", "Detail", id="ladder.inspect", tooltip="Dissect this segment's frame"),
+        Binding("n", "flagged(1)", "Next flag", show=False, id="ladder.next_flagged",
+                tooltip="Next segment with an analysis flag (retransmission, duplicate ACK, zero window...)"),
+        Binding("N", "flagged(-1)", "Previous flag", show=False, id="ladder.previous_flagged",
+                tooltip="Previous segment with an analysis flag"),
         Binding("escape", "back", "Table", show=False, id="ladder.back", tooltip="Back to the connection table"),
     ]
 
-    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "mark", "empty", *SEGMENT_KINDS)
+    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "empty", *SEGMENT_KINDS,
+                                     *(f"tag-{kind}" for kind in TAG_KINDS))
 
     DEFAULT_CSS = list_css("Ladder", "ladder") + """
     Ladder > .ladder--time { color: $text-muted; }
     Ladder > .ladder--timer { color: $text-muted; text-style: italic; }
-    Ladder > .ladder--mark { color: $tcp-anomaly; text-style: bold; }
+    Ladder > .ladder--tag-loss { color: $tcp-loss; text-style: bold; }
+    Ladder > .ladder--tag-window { color: $tcp-window; text-style: bold; }
+    Ladder > .ladder--tag-note { color: $tcp-note; text-style: bold; }
+    Ladder > .ladder--tag-anomaly { color: $tcp-anomaly; text-style: bold; }
     Ladder > .ladder--empty { color: $text-muted; }
     Ladder > .ladder--syn { color: $tcp-syn; }
     Ladder > .ladder--fin { color: $tcp-fin; }
@@ -176,6 +209,35 @@ class Ladder(VirtualList):
             self._last_reported = key
             self.post_message(self.RowHighlighted(self, self.cid, row))
 
+    def action_flagged(self, step: int) -> None:
+        """n / N: the cursor to the next (previous) segment with an analysis flag."""
+        row = self.row(self.cursor)
+        k = self.cursor
+        while row is not None and row.seg < 0 and k > 0:  # a timer's row: from the segment before it
+            k -= 1
+            row = self.row(k)
+        at = row.seg if row is not None and row.seg >= 0 else -1
+        if not self.to_flagged(at, step):
+            self.app.bell()
+
+    def to_flagged(self, at: int, step: int) -> bool:
+        """Put the cursor on the first flagged segment after segment ``at`` (step 1) or the
+        last before it (step -1); False when there is none."""
+        if self.tl is None or self.cid is None or not self.tl.conns.has(self.cid):
+            return False
+        c = self.tl.conns[self.cid]
+        flagged = c.flagged(c.count_at(self.t))
+        pick = flagged[flagged > at] if step > 0 else flagged[flagged < at][::-1]
+        if not len(pick):
+            return False
+        seg = int(pick[0])
+        for index in range(seg, min(self.count, seg + 64)):  # timer rows come before some segments
+            got = self.row(index)
+            if got is not None and got.seg == seg:
+                self.move_cursor(index)
+                return True
+        return False
+
     def action_inspect(self) -> None:
         """Enter: dissect the segment under the cursor."""
         row = self.row(self.cursor)
@@ -229,17 +291,19 @@ class Ladder(VirtualList):
             label = "(timer expired)"
             segs.append(Segment(f"{label:^{aw}}", base + self._style("ladder--timer")))
         else:
-            extra = marks(row)
-            label = row.label + (f" [{extra}]" if extra else "")
-            text = arrow(label, aw, row.c2s)
+            row_tags = tags(row)
+            extra = " ".join(f"[{text}]" for text, _kind in row_tags)
+            text = arrow(row.label + (f" {extra}" if extra else ""), aw, row.c2s)
             kind_st = base + self._style(f"ladder--{segment_kind(row.flags, _seg_len(row))}")
-            if extra and f"[{extra}]" in text:
-                i = text.index(f"[{extra}]")
-                j = i + len(extra) + 2
-                segs += [Segment(text[:i], kind_st), Segment(text[i:j], base + self._style("ladder--mark")),
-                         Segment(text[j:], kind_st)]
-            else:
-                segs.append(Segment(text, kind_st))
+            at = 0
+            for tag, kind in row_tags:  # each tag in its kind's colour, where the arrow kept it
+                i = text.find(f"[{tag}]", at)
+                if i < 0:
+                    break
+                segs += [Segment(text[at:i], kind_st),
+                         Segment(text[i:i + len(tag) + 2], base + self._style(f"ladder--tag-{kind}"))]
+                at = i + len(tag) + 2
+            segs.append(Segment(text[at:], kind_st))
         segs.append(Segment(" ", base))
         segs.append(self._state_seg(row.server_state, base))
         used = TIME_W + 1 + STATE_W + 1 + aw + 1 + STATE_W

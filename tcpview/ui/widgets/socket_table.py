@@ -30,7 +30,7 @@ SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "se
                "server": "server", "client": "client"}
 
 
-WITHOUT = ("note",)
+WITHOUT = ("note", "analysis")
 """Filter terms the socket table has nothing to match against (``is:...``: no notes here)."""
 
 
