@@ -29,3 +29,44 @@ def test_every_flag_and_number_agrees_with_tshark_over_the_corpus() -> None:
     for name in (*FLAGS, "dup_ack_num", "ack_rtt", "bytes_in_flight"):
         assert agreement.both[name] + agreement.missed[name] > 0, f"the corpus has no {name}"
         assert agreement.ratio(name) >= 0.99, (name, agreement.examples.get(name))
+
+
+@pytest.mark.parametrize("name", ["arkime__retransmissions.pcap", "chrissanders__tcp-zerowindow-recovery.pcapng",
+                                  "chrissanders__tcp-dupack.pcapng"])
+def test_the_expert_command_counts_what_tshark_flags(name: str) -> None:
+    import json
+
+    from helpers import cli_here
+
+    path = CORPUS / name
+    theirs = tshark_analysis(path)
+    rc, out, err = cli_here("expert", str(path), "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    for flag in FLAGS:
+        assert report["flags"][flag] == sum(flag in f.flags for f in theirs.values()), flag
+    # per connection, the counts add up to the totals
+    for flag in FLAGS:
+        assert sum(c["flags"].get(flag, 0) for c in report["connections"]) == report["flags"][flag]
+    rtts = [f.ack_rtt for f in theirs.values() if f.ack_rtt is not None]
+    if not rtts:
+        assert report["ack_rtt"] is None
+    else:
+        assert report["ack_rtt"]["samples"] == len(rtts)
+        assert report["ack_rtt"]["avg"] == pytest.approx(sum(rtts) / len(rtts), abs=2e-6)
+        assert report["ack_rtt"]["max"] == pytest.approx(max(rtts), abs=2e-6)
+    rc, text, _err = cli_here("expert", str(path))
+    assert rc == 0
+    top = max(report["flags"], key=report["flags"].get)
+    assert f"{top} " in text and str(report["flags"][top]) in text
+
+
+def test_the_expert_command_on_bad_input(tmp_path) -> None:
+    from helpers import cli_here
+
+    junk = tmp_path / "junk.pcap"
+    junk.write_bytes(b"not a capture at all")
+    rc, out, err = cli_here("expert", str(junk))
+    assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+    rc, _out, err = cli_here("expert", str(tmp_path / "missing.pcap"))
+    assert rc == 2 and "Traceback" not in err

@@ -213,6 +213,7 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
     """Each sort column (computed in bulk and kept per cursor) orders the connections as the
     store's own per-connection answers do, at past cursors and at the end, either direction."""
     from tcpview.engine.query import SORT_KEYS, ConnRows
+    from tcpview.engine.tcp import Analysis
     from tcpview.engine.tracker import Tracker
     from tcpview.sim import Engine, load
 
@@ -239,6 +240,9 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
         "age": lambda c, t: -c.first_ts,
         "notes": lambda c, t: c.notes(),
         "id": lambda c, t: c.id,
+        # the analysis columns count as now, whatever the cursor
+        "rtt": lambda c, t: float(c._r["a_irtt"]),
+        "retr": lambda c, t: sum(1 for i in range(c.n) if (c.record(i)[10] >> 8) & Analysis.RETRANSMISSION),
     }
     assert set(reference) == set(SORT_KEYS)
     rows = ConnRows()

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
     "summary": (offline.add_summary, offline.cmd_summary),
     "ladder": (offline.add_ladder, offline.cmd_ladder),
     "export": (offline.add_export, offline.cmd_export),
+    "expert": (offline.add_expert, offline.cmd_expert),
     "simulate": (sim.add_simulate, sim.cmd_simulate),
     "serve": (serve.add_serve, serve.cmd_serve),
 }

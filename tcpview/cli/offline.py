@@ -46,6 +46,24 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(e)
 
 
+def add_expert(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview expert``."""
+    e = sub.add_parser("expert", help="count Wireshark's TCP analysis flags and the RTTs, per connection")
+    e.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
+    e.add_argument("--json", action="store_true", help="print JSON")
+    add_timers(e)
+
+
+def cmd_expert(args: argparse.Namespace) -> int:
+    """``tcpview expert``: like ``tshark -q -z expert``, for TCP, with the RTTs."""
+    from ..engine.experts import expert_report
+    from .report import print_expert
+
+    res = _load(args)
+    print_expert(expert_report(res.timeline), args.source, args.json)
+    return _finish(res)
+
+
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from ..engine.pump import load
     from ..engine.warm import cache_is_warm, ready

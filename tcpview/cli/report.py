@@ -120,3 +120,33 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
                      c.client.state, c.server.state, ",".join(c.notes)))
     write_counts_and_table(out, "sockets", s.counters, rows, right={0})
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f} ms"
+
+
+def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:  # type: ignore[no-untyped-def]
+    """Print ``tcpview expert``'s report as JSON or as text."""
+    out = out or sys.stdout
+    if as_json:
+        out.write(json.dumps({"source": source, **report}, indent=1) + "\n")
+        return
+    flags = {k: v for k, v in report["flags"].items() if v}
+    out.write(f"TCP analysis of {safe(source)} (Wireshark's tcp.analysis flags)\n")
+    if not flags:
+        out.write("  no flags\n")
+    for name, count in sorted(flags.items(), key=lambda kv: -kv[1]):
+        out.write(f"  {name:26} {count:8}\n")
+    rtt = report["ack_rtt"]
+    if rtt:
+        out.write(f"ACK RTT: {rtt['samples']} samples, min {_ms(rtt['min'])}, avg {_ms(rtt['avg'])}, "
+                  f"max {_ms(rtt['max'])}\n")
+    conns = report["connections"]
+    flagged = [c for c in conns if c["flags"]]
+    out.write(f"\nConnections with flags: {len(flagged)}\n")
+    for c in flagged:
+        r = c["ack_rtt"] or {}
+        counts = " ".join(f"{k}={v}" for k, v in c["flags"].items())
+        out.write(f"  {c['id']:>6}  {safe(c['client'])} -> {safe(c['server'])}  initial RTT {_ms(c['initial_rtt'])}, "
+                  f"RTT avg {_ms(r.get('avg'))} max {_ms(r.get('max'))}  {counts}\n")

@@ -263,7 +263,8 @@ def _table(states: frozenset[int]) -> np.ndarray:
     return t
 
 
-SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "idle", "age", "notes")
+SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "idle",
+                               "age", "notes")
 
 
 @dataclass
@@ -292,7 +293,8 @@ class ConnRows:
 
     def __init__(self) -> None:
         self.query = ConnQuery()
-        self._ana: tuple[int, int, np.ndarray] | None = None  # (generation, segments seen, bits per connection)
+        # (generation, segments seen, analysis bits per connection, retransmissions per connection)
+        self._ana: tuple[int, int, np.ndarray, np.ndarray] | None = None
         self.sort = "id"
         self.reverse = False
         self._texts: list[tuple[str, str, str, str]] = []
@@ -393,19 +395,29 @@ class ConnRows:
     def analysis_bits(self, v: View, n: int) -> np.ndarray:
         """Each of the first n connections' analysis flags over all its segments (as now), kept
         and extended as segments come."""
+        return self._analysis(v)[0][:n]
+
+    def retransmissions(self, v: View, n: int) -> np.ndarray:
+        """Each of the first n connections' retransmitted segments (as now)."""
+        return self._analysis(v)[1][:n]
+
+    def _analysis(self, v: View) -> tuple[np.ndarray, np.ndarray]:
         got = self._ana
         if got is None or got[0] != v.generation:
-            got = (v.generation, 0, np.zeros(0, dtype=np.int64))
-        _gen, done, acc = got
+            got = (v.generation, 0, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
+        _gen, done, acc, retr = got
         if len(acc) < v.n_conn:
-            acc = np.concatenate((acc, np.zeros(v.n_conn - len(acc), dtype=np.int64)))
+            more = np.zeros(v.n_conn - len(acc), dtype=np.int64)
+            acc, retr = np.concatenate((acc, more)), np.concatenate((retr, more))
         if done < v.n_seg:
             part = v.segs[done: v.n_seg]
             bits = (part.fl.astype(np.int64) >> SEG_ANA_SHIFT) & 0xFFFF
             hit = np.flatnonzero(bits)
-            np.bitwise_or.at(acc, part.conn[hit].astype(np.int64), bits[hit])
-        self._ana = (v.generation, v.n_seg, acc)
-        return acc[:n]
+            conn = part.conn[hit].astype(np.int64)
+            np.bitwise_or.at(acc, conn, bits[hit])
+            np.add.at(retr, conn, (bits[hit] & Analysis.RETRANSMISSION) != 0)
+        self._ana = (v.generation, v.n_seg, acc, retr)
+        return acc, retr
 
     def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
         """Connection ids to list as of time t (None: now)."""
@@ -464,4 +476,8 @@ class ConnRows:
             return f.nbytes[:n]
         if s == "idle":
             return -f.last_ts[:n]  # least idle first: the newest last segment first
+        if s == "rtt":
+            return C.a_irtt.astype(np.float64)
+        if s == "retr":
+            return self.retransmissions(v, n)
         return np.arange(n)

@@ -30,6 +30,17 @@ def duration(s: float) -> str:
     return f"{s / 86400:.0f}d"
 
 
+def rtt(s: float) -> str:
+    """A round-trip time in at most 6 cells: ``85us``, ``2.3ms``, ``120ms``, ``1.5s``."""
+    if s < 0.001:
+        return f"{s * 1e6:.0f}us"
+    if s < 0.01:
+        return f"{s * 1e3:.1f}ms"
+    if s < 1:
+        return f"{s * 1e3:.0f}ms"
+    return f"{s:.1f}s"
+
+
 def offset(s: float, total: float | None = None) -> str:
     """A position in a capture: ``01:02.345``; hours, then days, added when the capture is that long."""
     if s < 0:

@@ -1,0 +1,64 @@
+"""What ``tcpview expert`` reports: Wireshark's analysis flags counted per flag and per
+connection, and the round-trip times (as ``tshark -q -z expert`` counts its expert items, with
+the RTT figures tshark leaves to a graph).
+
+Counts come from the segments' analysis bits in bulk; RTTs from each connection's ACKs
+(:meth:`~tcpview.engine.conns.ConnView.numbers`), for the connections that have any.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import columns as col
+from .store import Timeline
+from .tcp import Analysis
+
+FLAG_NAMES = tuple(a.name.lower() for a in Analysis if a.name is not None)
+FLAG_BITS = tuple(int(a) for a in Analysis)
+
+
+def _rtt(samples: list[float]) -> dict | None:
+    if not samples:
+        return None
+    a = np.asarray(samples)
+    return {"samples": len(a), "min": float(a.min()), "avg": float(a.mean()), "max": float(a.max())}
+
+
+def expert_report(tl: Timeline) -> dict:
+    """Counts per flag over the capture, each connection's that has a flag or an RTT: its
+    flags, initial RTT, ACK RTTs, retransmissions and lost segments; the RTTs over all."""
+    v = tl.view()
+    n = v.n_seg
+    bits = (v.segs.fl[:n].astype(np.int64) >> col.SEG_ANA_SHIFT) & 0xFFFF
+    conn_of = v.segs.conn[:n].astype(np.int64)
+    totals = {name: int(np.count_nonzero(bits & bit)) for name, bit in zip(FLAG_NAMES, FLAG_BITS, strict=True)}
+    per_conn = np.zeros((v.n_conn, len(FLAG_BITS)), dtype=np.int64)
+    for k, bit in enumerate(FLAG_BITS):
+        hit = conn_of[(bits & bit) != 0]
+        if len(hit):
+            per_conn[:, k] = np.bincount(hit, minlength=v.n_conn)[: v.n_conn]
+    everyone: list[float] = []
+    conns = []
+    stepped = bool(v.n["seg_back"])  # some times were moved by the clock rule: ask each
+    for row in range(v.n_conn):
+        c = tl.conns[int(v.conns.cid[row])]
+        acked, _bif = c.numbers()
+        idx = np.flatnonzero(acked >= 0)
+        if stepped:
+            samples = [rtt for i in idx.tolist() if (rtt := c.ack_rtt(i)) is not None]
+        else:
+            ts = v.segs.ts[c.rows]
+            rtts = ts[idx] - ts[acked[idx]]
+            samples = rtts[rtts != 0].tolist()
+        everyone += samples
+        irtt = float(v.conns.a_irtt[row])
+        flags = {name: int(k) for name, k in zip(FLAG_NAMES, per_conn[row].tolist(), strict=True) if k}
+        if not flags and not samples:
+            continue
+        conns.append({
+            "id": c.id, "client": c.client_text(), "server": c.server_text(), "flags": flags,
+            "initial_rtt": irtt if irtt > 0 else None, "ack_rtt": _rtt(samples),
+            "retransmissions": flags.get("retransmission", 0), "lost_segments": flags.get("lost_segment", 0),
+        })
+    return {"flags": totals, "ack_rtt": _rtt(everyone), "connections": conns}
