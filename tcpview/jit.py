@@ -14,7 +14,9 @@ debugger.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -39,27 +41,57 @@ def _writable(directory: str) -> bool:
         return False
 
 
-def cache_dir() -> str:
-    """Where the compiled kernels are cached: ``NUMBA_CACHE_DIR`` when set, else numba's choice
-    (``__pycache__`` beside the package when it is writable, else the user's cache directory,
-    ``~/.cache/numba``), else, when neither can be written, a directory of this user's in the
-    system's temporary directory."""
-    if numba.config.CACHE_DIR:
-        return str(numba.config.CACHE_DIR)
-    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine", "__pycache__")
-    if _writable(here):
-        return here
-    from numba.misc.appdirs import AppDirs
+def sources_digest() -> str:
+    """A digest of every module kernels are compiled from. numba checks only the file of the
+    kernel itself before it reuses what it cached, not the files of the functions it calls
+    (and compiled in): so the cache lives in a directory named by this digest, and a change
+    anywhere (an upgrade, an edit) compiles everything again."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256(numba.__version__.encode())
+    for sub in ("engine", "sources"):
+        folder = os.path.join(here, sub)
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name), "rb") as f:
+                    h.update(name.encode() + b"\0" + f.read())
+    with open(os.path.abspath(__file__), "rb") as f:
+        h.update(f.read())
+    return h.hexdigest()[:16]
 
-    user = AppDirs(appname="numba", appauthor=False).user_cache_dir
-    if _writable(user):
-        return user
-    fallback = os.path.join(tempfile.gettempdir(), f"tcpview-numba-{os.getuid() if hasattr(os, 'getuid') else 0}")
-    numba.config.CACHE_DIR = fallback  # numba reads it when a kernel is first compiled
-    return fallback
+
+def cache_dir() -> str:
+    """Where the compiled kernels are cached: a directory named by :func:`sources_digest` in
+    ``NUMBA_CACHE_DIR`` when set, else in ``__pycache__`` beside the engine when it is
+    writable, else in the user's cache directory (``~/.cache/numba``), else, when neither can
+    be written, in a directory of this user's in the system's temporary directory. Beside the
+    engine, caches of other versions of the sources are removed (elsewhere another install
+    may still use them)."""
+    base = str(numba.config.CACHE_DIR) if numba.config.CACHE_DIR else ""
+    here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "engine", "__pycache__")
+    if not base:
+        if _writable(here):
+            base = here
+        else:
+            from numba.misc.appdirs import AppDirs
+
+            user = AppDirs(appname="numba", appauthor=False).user_cache_dir
+            base = user if _writable(user) else os.path.join(
+                tempfile.gettempdir(), f"tcpview-numba-{os.getuid() if hasattr(os, 'getuid') else 0}")
+    mine = f"tcpview-{sources_digest()}"
+    if base == here:
+        try:
+            for old in os.listdir(base):
+                if old.startswith("tcpview-") and old != mine and len(old) == len(mine):
+                    shutil.rmtree(os.path.join(base, old), ignore_errors=True)
+        except OSError:
+            pass
+    numba.config.CACHE_DIR = os.path.join(base, mine)  # numba reads it when a kernel is first compiled
+    return numba.config.CACHE_DIR
 
 
 CACHE_DIR = cache_dir()
+CACHE_BASE = os.path.dirname(CACHE_DIR)
+"""Where :data:`CACHE_DIR` is made (what ``NUMBA_CACHE_DIR`` says to another process)."""
 
 
 # Without numba's reference counting (its "NRT"): a kernel only reads and writes arrays that

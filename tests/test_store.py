@@ -189,3 +189,60 @@ def test_connections_when_the_clock_stepped_back_are_read_in_one_pass(monkeypatc
         n = tl.conn_count_at(t)
         assert 0 < n and len(dicts) == n
         assert dicts == [ConnView(tl, v, i).as_dict(t) for i in range(n)]
+
+
+def test_one_segment_connections_keep_no_analysis_state(tmp_path):
+    """Wireshark's analysis state is made at a connection's second segment (from its first):
+    a flood of SYNs that are never answered needs none, and the ones answered get theirs."""
+    from helpers import Flow, write_frames_pcap
+
+    from tcpview.engine import columns as col
+    from tcpview.engine.pump import load
+
+    frames: list = []
+    for i in range(500):
+        Flow(cip=f"10.1.{i // 250}.{i % 250 + 1}", cport=1024 + i, t0=1.0 + i * 1e-4, frames=frames).c("S")
+    answered = Flow(cport=60000, t0=2.0, frames=frames)
+    answered.handshake()
+    answered.c("PA", b"x" * 10)
+    answered.c("PA", b"x" * 10, seq=answered.nxt[0] - 10)  # a retransmission: the state was kept
+    tl = load(str(write_frames_pcap(tmp_path / "flood.pcap", frames))).timeline
+    v = tl.view()
+    assert v.n_conn == 501
+    assert v.n["ana"] == 2  # the scratch row and the answered connection's
+    assert (v.conns.ana[:500] == 0).all() and v.conns.ana[500] == 1
+    assert "retransmission" in list(tl.segments(500))[-1].analysis
+    assert v.initial_rtts(501)[500] == pytest.approx(0.002)
+    assert col.ANA.itemsize > 64 and col.CONN.itemsize < 110  # what it saves per connection
+
+
+def test_the_compile_cache_follows_every_kernel_source(tmp_path):
+    """numba reuses a cached kernel when its own file is unchanged, even if a function it
+    compiled in changed: tcpview's cache directory is named by a digest of all of them."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import tcpview
+
+    src = Path(tcpview.__file__).parent
+    copy = tmp_path / "tcpview"
+    shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
+
+    def cache_dir() -> str:
+        code = "import tcpview.jit as j; print(j.CACHE_DIR)"
+        env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+        env.pop("NUMBA_CACHE_DIR", None)
+        return subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    first = cache_dir()
+    assert first == cache_dir()
+    Path(first).mkdir(parents=True)  # as numba makes it when it compiles
+    helper = copy / "engine" / "expert.py"  # compiled into the loop of track.py, not a kernel itself
+    helper.write_text(helper.read_text() + "\n# changed\n")
+    second = cache_dir()
+    assert second != first and Path(second).parent == Path(first).parent
+    assert not Path(first).exists()  # beside the engine, the old version's cache is removed

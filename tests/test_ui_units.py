@@ -241,7 +241,7 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
         "notes": lambda c, t: c.notes(),
         "id": lambda c, t: c.id,
         # the analysis columns count as now, whatever the cursor
-        "rtt": lambda c, t: float(c._r["a_irtt"]),
+        "rtt": lambda c, t: float(tl.view().initial_rtts(c.row + 1)[c.row]),
         "retr": lambda c, t: sum(1 for i in range(c.n) if (c.record(i)[10] >> 8) & Analysis.RETRANSMISSION),
     }
     assert set(reference) == set(SORT_KEYS)

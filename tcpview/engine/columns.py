@@ -8,6 +8,9 @@ Tables (one record array each, appended to by the compiled loop in
   states and what the state machine remembers (ISNs, FINs, next sequence numbers, window
   scales...). Per-side fields are pairs: ``[0]`` the client's, ``[1]`` the server's. An IPv4
   address is kept in the row; an IPv6 address is a row of the ``addrs6`` table.
+- ``ana`` (:data:`ANA`): Wireshark's sequence-analysis state of a connection, made at its
+  second segment (from its first, ``row0``): a SYN flood's million one-segment connections
+  need none. Row 0 is the loop's scratch for first segments.
 - ``segs`` (:data:`SEG`, 32 bytes): one row per TCP segment in capture order: time, frame,
   connection, raw seq/ack, length, raw window, and a word of flags, direction, the window
   shift known then and the analysis bits. A connection's segments are the rows with its id.
@@ -54,6 +57,11 @@ CONN = np.dtype([
     ("gen", np.uint16, (2,)),  # bumped at every state change: a timer fires only if it matches
     ("mss", np.uint16, (2,)),  # MSS option of each side's SYN (F_HAVE_MSS)
     ("ws", np.int8, (2,)),  # window-scale option of each side's SYN as shown (-1: none)
+    ("ana", np.uint32),  # its row in the analysis table (0: none yet, see ANA)
+    ("row0", np.uint32),  # its first segment's row (NO_ROW once that row left)
+], align=False)
+
+ANA = np.dtype([
     # Wireshark's sequence-analysis state per direction (tcpview.engine.expert; 0: not seen)
     ("a_nxt", np.uint32, (2,)),  # nextseq
     ("a_maxack", np.uint32, (2,)),  # maxseqtobeacked
@@ -118,6 +126,7 @@ SEG_DIR_SHIFT = 8
 SEG_WSHIFT_SHIFT = 9
 SEG_ANA_SHIFT = 13
 LONG_LEN = 0xFFFF  # len says "look in the long table"
+NO_ROW = 0xFFFFFFFF
 DUPACK_FRAME_SHIFT = 24  # a dupack pair's value: the frame it repeats << 24 | its number
 DUPACK_NUM_MASK = (1 << 24) - 1
 
@@ -128,7 +137,7 @@ TR_WHY_SHIFT = 9
 
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
- N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK, N_SACK) = range(17)
+ N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK, N_SACK, N_ANA) = range(18)
 NCOUNTERS = 24
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
@@ -143,6 +152,7 @@ class Tables:
     # name -> (dtype or (dtype, columns), counter index, first capacity)
     LAYOUT: dict[str, tuple] = {
         "conns": (CONN, N_CONN, 1024),
+        "ana": (ANA, N_ANA, 1024),
         "segs": (SEG, N_SEG, 16384),
         "trans": (TRANS, N_TRANS, 16384),
         "timers": (TIMER, N_TIMERS, 256),
@@ -163,6 +173,7 @@ class Tables:
             setattr(self, name, _alloc(dt, rows or cap))
         self.hash = np.zeros(max(16, 1 << (2 * (rows or 2048)).bit_length()), dtype=np.int32)
         self.cnt = np.zeros(NCOUNTERS, dtype=np.int64)
+        self.cnt[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
         self.clk = np.full(NCLOCKS, -np.inf, dtype=np.float64)
         self.skip = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
         # what the rows that left (see tcpview.engine.evict) leave behind

@@ -166,6 +166,15 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
 
     conns = _fresh(w.conns, len(keep))
     conns[: len(keep)] = w.conns[keep]
+    # their analysis rows move up too (row 0 stays the scratch); a first segment that left
+    # leaves its connection to start its analysis afresh
+    had = np.flatnonzero(conns.ana[: len(keep)] != 0)
+    ana = _fresh(w.ana, len(had) + 1)
+    ana[1: len(had) + 1] = w.ana[conns.ana[had].astype(np.int64)]
+    conns.ana[had] = np.arange(1, len(had) + 1)
+    row0 = conns.row0[: len(keep)].astype(np.int64)
+    gone = (row0 != col.NO_ROW) & (row0 < k0)
+    conns.row0[: len(keep)] = np.where(gone | (row0 == col.NO_ROW), col.NO_ROW, row0 - k0)
     six = np.flatnonzero(conns.fam[: len(keep)] == 6)
     addrs6 = _fresh(w.addrs6, len(six))
     if len(six):
@@ -208,8 +217,9 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     w.base_hist[: len(hist)] = hist
     cnt[col.N_BASE_HIST] = len(hist)
 
-    w.segs, w.trans, w.conns, w.addrs6, w.timers = segs, trans, conns, addrs6, timers
+    w.segs, w.trans, w.conns, w.addrs6, w.timers, w.ana = segs, trans, conns, addrs6, timers, ana
     cnt[col.N_SEG], cnt[col.N_TRANS], cnt[col.N_CONN], cnt[col.N_ADDR6] = n_seg - k0, n_trans - t0, len(keep), len(six)
+    cnt[col.N_ANA] = len(had) + 1
     from .conntable import rebuild_hash
 
     w.hash = np.zeros(len(w.hash), dtype=np.int32)

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import inlined
+from ..jit import helper, inlined
+from .columns import LONG_LEN, N_ANA, NO_ROW, SEG_ANA_SHIFT, SEG_DIR_SHIFT
 from .tcp import (
     A_ACK_LOST,
     A_DUPACK,
@@ -28,6 +29,7 @@ from .tcp import (
     A_LOST,
     A_OUT_OF_ORDER,
     A_RETRANS,
+    A_REUSED,
     A_SPURIOUS,
     A_WINDOW_FULL,
     A_WINDOW_UPDATE,
@@ -92,11 +94,51 @@ def reset_both(r) -> None:  # type: ignore[no-untyped-def]
 
 
 @inlined
-def carry(C, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
-    """Connection ``new`` goes on with ``old``'s analysis: where the state machine starts a new
+def state_of(C, c: int, AA, S, LG, cnt, n_long: int, row: int) -> int:  # type: ignore[no-untyped-def]
+    """The analysis row of connection c for its segment in ``row``: the scratch row (fresh)
+    for its first segment; else its own, made now if it has none, from its first segment
+    (stored in ``row0``; gone, when that row left: then it starts fresh)."""
+    r = C[c]
+    if r.ana != 0:
+        return np.int64(r.ana)
+    if r.row0 == row:
+        reset_both(AA[0])
+        return np.int64(0)
+    return make_state(C, c, AA, S, LG, cnt, n_long, row)
+
+
+@helper
+def make_state(C, c: int, AA, S, LG, cnt, n_long: int, row: int) -> int:  # type: ignore[no-untyped-def]
+    """Connection c's own analysis row, made from its first segment (see :func:`state_of`)."""
+    r = C[c]
+    k = cnt[N_ANA]
+    cnt[N_ANA] = k + 1
+    a = AA[k]
+    reset_both(a)
+    r.ana = k
+    first = np.int64(r.row0)
+    if first != NO_ROW and first < row:
+        s = S[first]
+        fl = np.int64(s.fl)
+        flags = fl & 0xFF
+        dr = (fl >> SEG_DIR_SHIFT) & 1
+        plen = np.int64(s.len)
+        if plen == LONG_LEN:
+            for j in range(n_long):
+                if LG[j, 0] == first:
+                    plen = LG[j, 1]
+        analyse(a, dr, np.int64(s.seq), np.int64(s.ack), plen, flags, np.int64(s.win), np.int64(s.frame), s.ts,
+                ((fl >> SEG_ANA_SHIFT) & A_REUSED))
+        after(a, dr, flags, s.ts, np.int64(r.wscale[dr]) if flags & SYN else np.int64(-2))
+    return k
+
+
+@inlined
+def carry(AA, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
+    """Analysis row ``new`` goes on from ``old``: where the state machine starts a new
     connection (a second SYN after an odd first one) but Wireshark's stream goes on."""
-    a = C[old]
-    b = C[new]
+    a = AA[old]
+    b = AA[new]
     for x in range(2):
         b.a_nxt[x] = a.a_nxt[x]
         b.a_maxack[x] = a.a_maxack[x]

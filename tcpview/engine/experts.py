@@ -40,6 +40,7 @@ def expert_report(tl: Timeline) -> dict:
             per_conn[:, k] = np.bincount(hit, minlength=v.n_conn)[: v.n_conn]
     everyone: list[float] = []
     conns = []
+    irtts = v.initial_rtts(v.n_conn)
     stepped = bool(v.n["seg_back"])  # some times were moved by the clock rule: ask each
     for row in range(v.n_conn):
         c = tl.conns[int(v.conns.cid[row])]
@@ -52,7 +53,7 @@ def expert_report(tl: Timeline) -> dict:
             rtts = ts[idx] - ts[acked[idx]]
             samples = rtts[rtts != 0].tolist()
         everyone += samples
-        irtt = float(v.conns.a_irtt[row])
+        irtt = float(irtts[row])
         flags = {name: int(k) for name, k in zip(FLAG_NAMES, per_conn[row].tolist(), strict=True) if k}
         if not flags and not samples:
             continue

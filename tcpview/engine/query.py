@@ -477,7 +477,7 @@ class ConnRows:
         if s == "idle":
             return -f.last_ts[:n]  # least idle first: the newest last segment first
         if s == "rtt":
-            return C.a_irtt.astype(np.float64)
+            return v.initial_rtts(n)
         if s == "retr":
             return self.retransmissions(v, n)
         return np.arange(n)

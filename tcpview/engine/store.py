@@ -62,6 +62,7 @@ class View:
     trans_ts: np.ndarray
     dupack: np.ndarray
     sack: np.ndarray
+    ana: np.ndarray
     n: dict[str, int]
     packets: int
     tcp_packets: int
@@ -161,6 +162,11 @@ class View:
         if self.n["anom"]:
             return int(self._pairs("anom").get(row, 0))
         return 0
+
+    def initial_rtts(self, n: int) -> np.ndarray:
+        """The initial RTT of the first n connections in seconds (0: none)."""
+        at = self.conns.ana[:n].astype(np.int64)
+        return np.where(at > 0, self.ana.a_irtt[at], 0.0)
 
     def seg_dupack(self, row: int) -> tuple[int, int]:
         """A duplicate ACK's number and the frame it repeats (Wireshark's ``#n`` and
@@ -268,7 +274,7 @@ class Timeline:
         packets = cnt[col.PACKETS]
         n = {name: cnt[counter] for name, (_dt, counter, _cap) in col.Tables.LAYOUT.items()}
         return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
-                    w.trans_ts, w.dupack, w.sack, n, packets, cnt[col.TCP_PACKETS],
+                    w.trans_ts, w.dupack, w.sack, w.ana, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy())

@@ -46,6 +46,8 @@ from .columns import (
     N_TRANS_TS,
     N_DUPACK,
     N_SACK,
+    N_ANA,
+    NO_ROW,
     DUPACK_FRAME_SHIFT,
     DUPACK_NUM_MASK,
     NEED_NOTHING,
@@ -84,7 +86,7 @@ from .decode import (
 )
 from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
 from .expert import after as analyse_after
-from .expert import analyse, carry, reset_both
+from .expert import analyse, carry, reset_both, state_of
 from .tcp import (
     A_REUSED,
     ACK,
@@ -157,7 +159,8 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
         r.gen[x] = 0
         r.mss[x] = 0
         r.ws[x] = -1
-    reset_both(r)
+    r.ana = 0
+    r.row0 = NO_ROW
     if old >= 0:
         C[old].fl &= ~np.uint32(F_IN_TABLE)
     H[slot] = c + 1
@@ -165,7 +168,7 @@ def _new_conn(C, H: np.ndarray, A6: np.ndarray, cnt: np.ndarray, slot: int, old:
 
 
 @inlined
-def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
+def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H, cnt: np.ndarray,  # type: ignore[no-untyped-def]
              clk: np.ndarray, params: np.ndarray, frame: int, ts: float, fend: int) -> None:
     """Apply one decoded TCP segment (its fields in ``d``) and store it."""
     cnt[TCP_PACKETS] += 1
@@ -197,18 +200,25 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         for side in range(2):
             add_transition(C, T, TB, cnt, c, side, CLOSED, WHY_REUSED)
         c, dr = _new_conn(C, H, A6, cnt, slot, c, fam, s_hi, s_lo, sp, d_hi, d_lo, dp, flags, ts)
-        if not new_stream:
-            carry(C, old, c)
+    row = cnt[N_SEG]  # the row this segment gets
+    if not found or c != old:
+        C[c].row0 = row
+        if found and not new_stream:  # Wireshark's stream goes on: so does its analysis
+            was = state_of(C, old, AA, S, LG, cnt, cnt[N_LONG], row)
+            k = cnt[N_ANA]
+            cnt[N_ANA] = k + 1
+            C[c].ana = k
+            carry(AA, was, k)
     rcv = 1 - dr
     r = C[c]
+    a = AA[state_of(C, c, AA, S, LG, cnt, cnt[N_LONG], row)]
     bits = A_REUSED if new_stream else 0
     if new_stream:
-        reset_both(r)  # (a connection the state machine just made is fresh already)
+        reset_both(a)  # (a connection the state machine just made is fresh already)
     elif (flags & (SYN | ACK)) == SYN and (has_bit(r.fl, F_BASE_SET, dr) or (found and c != old)):
-        r.a_nxt[dr] = r.a_maxack[dr]  # the same SYN again: Wireshark rewinds nextseq
+        a.a_nxt[dr] = a.a_maxack[dr]  # the same SYN again: Wireshark rewinds nextseq
     elif (flags & (SYN | ACK)) == (SYN | ACK) and has_bit(r.fl, F_BASE_SET, dr) and seq != r.seqbase[dr]:
         bits = A_REUSED  # a SYN+ACK with another ISN: Wireshark moves the base, nothing else
-    row = cnt[N_SEG]  # the row this segment gets
     first_tr = cnt[N_TRANS]
 
     # relative sequence bases, as Wireshark sets them
@@ -270,10 +280,10 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         r.fl |= F_HAVE_NXT << dr
 
     # Wireshark's sequence analysis: its expert flags
-    bits, dupn = analyse(r, dr, seq, ack, plen, flags, win, frame, ts, bits)
+    bits, dupn = analyse(a, dr, seq, ack, plen, flags, win, frame, ts, bits)
     if dupn:
-        note_pair(DA, cnt, N_DUPACK, row, (np.int64(r.a_nondup[dr]) << DUPACK_FRAME_SHIFT) | min(dupn, DUPACK_NUM_MASK))
-    analyse_after(r, dr, flags, ts, ws_shift)
+        note_pair(DA, cnt, N_DUPACK, row, (np.int64(a.a_nondup[dr]) << DUPACK_FRAME_SHIFT) | min(dupn, DUPACK_NUM_MASK))
+    analyse_after(a, dr, flags, ts, ws_shift)
     if d[O_THL] > 20 and not flags & SYN:  # SACK blocks: bytes in flight leave out what they cover
         delivered = sack_delivered(b, d[O_TOFF] + 20, min(d[O_TOFF] + d[O_THL], fend))
         if delivered >= 0:
@@ -351,7 +361,7 @@ def _count_unsupported(skip: np.ndarray, linktype: int) -> None:
 
 
 @inlined
-def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
+def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H: np.ndarray, cnt: np.ndarray) -> int:  # type: ignore[no-untyped-def]
     """Which table lacks room for one more frame (its counter's index), or NEED_NOTHING."""
     if cnt[N_CONN] + 2 > len(C):
         return N_CONN
@@ -381,12 +391,14 @@ def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H: np.ndarray, cnt: np
         return N_DUPACK
     if cnt[N_SACK] + 1 > len(SK):
         return N_SACK
+    if cnt[N_ANA] + 2 > len(AA):
+        return N_ANA
     return NEED_NOTHING
 
 
 @kernel
 def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, TB: np.ndarray,  # type: ignore[no-untyped-def]
-          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, DA: np.ndarray, SK: np.ndarray, H: np.ndarray, cnt: np.ndarray,
+          BH: np.ndarray, LG: np.ndarray, AN: np.ndarray, TT: np.ndarray, DA: np.ndarray, SK: np.ndarray, AA, H: np.ndarray, cnt: np.ndarray,
           clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
@@ -398,7 +410,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
     """
     n = len(F)
     while i < n:
-        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt)
+        need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H, cnt)
         if need != NEED_NOTHING:
             cnt[STATUS] = need
             return i
@@ -410,7 +422,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         if code == 0 and cnt[N_TIMERS] > 0 and Q[0].deadline <= ts:
             if not expire(C, T, Q, TB, TT, cnt, clk, ts):
                 return i
-            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt)
+            need = _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H, cnt)
             if need != NEED_NOTHING:
                 cnt[STATUS] = need
                 return i
@@ -425,7 +437,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
         elif code != 0:
             skip[code] += 1
         else:
-            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
+            _segment(b, d, C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H, cnt, clk, params, np.int64(f.frame), ts, o + cl)
         i += 1
     cnt[STATUS] = NEED_NOTHING
     return i

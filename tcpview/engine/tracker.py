@@ -52,7 +52,7 @@ class Tracker:
         i = 0
         while True:
             i = track(batch.buf, batch.frames, i, w.conns, w.segs, w.trans, w.timers, w.addrs6, w.seg_back,
-                      w.trans_back, w.base_hist, w.long, w.anom, w.trans_ts, w.dupack, w.sack, w.hash, w.cnt, w.clk, w.skip,
+                      w.trans_back, w.base_hist, w.long, w.anom, w.trans_ts, w.dupack, w.sack, w.ana, w.hash, w.cnt, w.clk, w.skip,
                       self._params, self._decoded)
             if i >= n:
                 break

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..jit import CACHE_DIR, JIT_DISABLED, python_mode
+from ..jit import CACHE_BASE, CACHE_DIR, JIT_DISABLED, python_mode
 
 
 def cache_is_warm() -> bool:
@@ -90,7 +90,7 @@ class Warmer:
             ready()
             return
         env = dict(os.environ)
-        env.setdefault("NUMBA_CACHE_DIR", CACHE_DIR)
+        env.setdefault("NUMBA_CACHE_DIR", CACHE_BASE)
         try:
             self._proc = subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm"], env=env,
                                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
