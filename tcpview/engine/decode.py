@@ -273,22 +273,31 @@ def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: i
     return UNSUPPORTED_LINK
 
 
+@inlined
+def _option_at(b: np.ndarray, p: int, end: int) -> tuple:
+    """The TCP option at p: ``(kind, length)``; length 1 for a NOP, -1 at the end of the list
+    or where an option does not fit."""
+    kind = np.int64(b[p])
+    if kind == 0:
+        return kind, np.int64(-1)
+    if kind == 1:
+        return kind, np.int64(1)
+    if p + 2 > end:
+        return kind, np.int64(-1)
+    olen = np.int64(b[p + 1])
+    if olen < 2 or p + olen > end:
+        return kind, np.int64(-1)
+    return kind, olen
+
+
 @helper
 def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
     """The bytes a segment's SACK blocks cover (at most the first three, as Wireshark keeps),
     summed in 32 bits; -1 when it has no SACK option."""
     p = start
     while p < end:
-        kind = b[p]
-        if kind == 0:
-            break
-        if kind == 1:
-            p += 1
-            continue
-        if p + 2 > end:
-            break
-        olen = np.int64(b[p + 1])
-        if olen < 2 or p + olen > end:
+        kind, olen = _option_at(b, p, end)
+        if olen < 0:
             break
         if kind == 5:
             total = np.int64(0)
@@ -334,16 +343,8 @@ def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
     sack = False
     p = start
     while p < end:
-        kind = b[p]
-        if kind == 0:
-            break
-        if kind == 1:
-            p += 1
-            continue
-        if p + 2 > end:
-            break
-        olen = np.int64(b[p + 1])
-        if olen < 2 or p + olen > end:
+        kind, olen = _option_at(b, p, end)
+        if olen < 0:
             break
         if kind == 2 and olen == 4:
             mss = _be16(b, p + 2)
