@@ -393,7 +393,10 @@ th = threading.Thread(target=run)
 th.start()
 time.sleep(0.3)
 subprocess.run(["ip", "link", "set", "tv0", "down"], check=True)
-time.sleep(0.3)
+for _ in range(200):  # the reader notices (at once, unless the machine is busy)
+    if src.error:
+        break
+    time.sleep(0.05)
 before = idle[0]
 time.sleep(0.5)
 stop.set()
