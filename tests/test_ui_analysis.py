@@ -113,3 +113,27 @@ async def test_the_analysis_filter(capture: Path) -> None:
             await pilot.press("escape")
             await pilot.pause()
         assert list(table.rows) == [0, 1, 2, 3]
+
+
+async def test_unanswered_syns_show_as_half_open_on_the_counters_bar(tmp_path: Path) -> None:
+    from tcpview.ui.widgets.counters import CountersBar
+
+    frames: list = []
+    for i in range(5):  # SYNs never answered
+        Flow(cip=f"10.9.0.{i + 1}", cport=50000 + i, t0=1.0 + i * 0.1, frames=frames).c("S")
+    ok = Flow(cport=41000, t0=2.0, frames=frames)
+    ok.handshake()
+    frames.sort(key=lambda f: f[0])
+    path = write_frames_pcap(tmp_path / "flood.pcap", frames)
+    app = TcpviewApp(FileSource(str(path)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _loaded(app, pilot)
+        bar = app.query_one(CountersBar)
+        assert app.tl.half_open_at() == 5
+        assert "half-open 5" in bar.build().plain
+        app.seek_offset(0.25)  # three SYNs so far
+        await pilot.pause()
+        assert "half-open 3" in bar.build().plain
+        app.seek_offset(1.5)
+        await pilot.pause()
+        assert "half-open 5" in bar.build().plain

@@ -43,7 +43,7 @@ from .replay import (
 
 if TYPE_CHECKING:  # the pydantic models, imported where one is built (pydantic is slow to import)
     from .model import Connection, Segment, Transition
-from .tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
+from .tcp import CLOSED, LISTEN, NSTATES, STATE_NAMES, SYN_SENT, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
 
 @dataclass(frozen=True, eq=False)
@@ -407,6 +407,16 @@ class Timeline:
             for row, ln in v.long_bytes_before(m):
                 nb[int(v.segs[row].conn)] += ln - col.LONG_LEN
         return pk, nb, last
+
+    def half_open_at(self, t: float | None = None) -> int:
+        """Connections whose SYN was never answered as of time t: the client in SYN_SENT, the
+        server not past LISTEN (what a SYN flood makes), counting those that left the
+        timeline under a memory budget."""
+        v = self._view
+        n = self.conn_count_at(t, v)
+        states = self.states_at(t, v)[:n]
+        waiting = (states[:, 0] == SYN_SENT) & ((states[:, 1] == LISTEN) | (states[:, 1] == CLOSED))
+        return int(np.count_nonzero(waiting)) + int(v.held_counts[SYN_SENT])
 
     def counters_at(self, t: float | None = None) -> dict[str, int]:
         """Endpoints per state as of time t (now when None), CLOSED excluded, as ss counts."""

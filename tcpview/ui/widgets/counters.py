@@ -1,7 +1,9 @@
 """The counters bar: endpoints per state at the cursor, each with a sparkline.
 
 TIME_WAIT and CLOSE_WAIT (the states that hurt in production) are always shown, with
-ESTABLISHED and SYN_RECEIVED (half-open) beside them; the other states are a key away.
+ESTABLISHED and SYN_RECEIVED (half-open) beside them; the other states are a key away. When
+SYNs were never answered (a SYN flood, a scan, a host that is down), ``half-open N`` says how
+many, in the warning colour.
 A sparkline covers the whole capture; its part after the cursor is dimmed. Clicking a
 counter filters the table on that state.
 """
@@ -44,6 +46,7 @@ class CountersBar(PaintedText, Widget):
         "counters--label",
         "counters--value",
         "counters--future",
+        "counters--half-open",
         *(f"counters--state-{f}" for f in STATE_FAMILIES),
     }
 
@@ -51,6 +54,7 @@ class CountersBar(PaintedText, Widget):
     CountersBar { height: auto; padding: 0 1; }
     CountersBar > .counters--value { text-style: bold; }
     CountersBar > .counters--future { color: $spark-future; }
+    CountersBar > .counters--half-open { color: $warning; text-style: bold; }
     """ + state_css("CountersBar", "counters")
 
     show_all: var[bool] = var(False, init=False)
@@ -71,6 +75,7 @@ class CountersBar(PaintedText, Widget):
         self._series_key: tuple | None = None
         self._series_version: int | None = None  # the timeline version the sparklines show
         self._counts: dict[str, int] = {}
+        self._half_open = 0
         self._spans: list[tuple[int, int, int, str]] = []  # (line, x0, x1, state) for clicks
 
     def update_view(self, tl: Timeline, t: float | None, pos: float | None, settle: bool = True) -> None:
@@ -81,6 +86,8 @@ class CountersBar(PaintedText, Widget):
         """
         self.tl, self.t, self.pos = tl, t, pos
         self._counts = tl.counters_at(t)
+        half_open = getattr(tl, "half_open_at", None)  # (the kernel's socket table has no SYNs)
+        self._half_open = half_open(t) if half_open is not None else 0
         if settle or self._series_version is None:
             self._series_version = tl.version
         self.refresh_if_changed()
@@ -126,7 +133,10 @@ class CountersBar(PaintedText, Widget):
     def _line(self, states: tuple[str, ...], width: int, line_no: int) -> Text:
         counts = self._counts or {s: 0 for s in STATE_NAMES[1:]}
         gap = 3
+        half_open = f"half-open {self._half_open}" if line_no == 0 and self._half_open else ""
         fixed = sum(len(s) + 1 + len(str(counts.get(s, 0))) for s in states) + gap * (len(states) - 1)
+        if half_open:
+            fixed += gap + len(half_open)
         spark_w = min(SPARK_MAX, (width - fixed - len(states)) // len(states))
         if spark_w < 3:
             spark_w = 0
@@ -155,6 +165,11 @@ class CountersBar(PaintedText, Widget):
                 text.append(spark[: cur + 1], fam_st)
                 text.append(spark[cur + 1 :], future_st)
             self._spans.append((line_no, x0, len(text), state))
+        if half_open:
+            text.append(" " * gap)
+            x0 = len(text)
+            text.append(half_open, self.get_component_rich_style("counters--half-open", partial=True))
+            self._spans.append((line_no, x0, len(text), "SYN_SENT"))
         return text
 
     def on_click(self, event: events.Click) -> None:
