@@ -168,6 +168,11 @@ class View:
         at = self.conns.ana[:n].astype(np.int64)
         return np.where(at > 0, self.ana.a_irtt[at], 0.0)
 
+    def initial_rtt(self, row: int) -> float:
+        """The initial RTT of the connection in ``row`` in seconds (0: none)."""
+        at = int(self.conns.ana[row])
+        return float(self.ana.a_irtt[at]) if at > 0 else 0.0
+
     def seg_dupack(self, row: int) -> tuple[int, int]:
         """A duplicate ACK's number and the frame it repeats (Wireshark's ``#n`` and
         ``duplicate_ack_frame``), or (0, 0)."""

@@ -353,7 +353,7 @@ class ConnectionTable(VirtualList):
                 text = ",".join(c.notes())
                 style = base + self._style("conn-table--note")
             elif key == "rtt":
-                irtt = float(facts.view.initial_rtts(row + 1)[row]) if row < facts.view.n_conn else 0.0
+                irtt = facts.view.initial_rtt(row) if row < facts.view.n_conn else 0.0
                 text = fmt.rtt(irtt) if irtt > 0 else ""
             elif key == "retr":
                 retr = self.model.retransmissions(tl.view(), row + 1)
