@@ -287,6 +287,19 @@ def write_frames_pcap(path: Path, frames: Sequence[tuple[float, int, bytes]], **
     return path
 
 
+def end_as(f: Flow, end: str) -> None:
+    """End a conversation: ``client`` or ``server`` closes first (four-way close), ``rst``
+    (the server resets), ``close_wait`` (the client's FIN only) or ``open`` (nothing)."""
+    if end == "client":
+        f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
+    elif end == "server":
+        f.s("FA"), f.c("A"), f.c("FA"), f.s("A")
+    elif end == "rst":
+        f.s("RA")
+    elif end == "close_wait":
+        f.c("FA"), f.s("A")
+
+
 def many_connections(n: int = 150, seed: int = 7) -> list:
     """n overlapping conversations with different endings, merged in time order."""
     rng = random.Random(seed)
@@ -299,14 +312,7 @@ def many_connections(n: int = 150, seed: int = 7) -> list:
             f.c("PA", b"q" * rng.randrange(1, 50))
             f.s("PA", b"r" * rng.randrange(1, 500))
         end = rng.choice(["client", "server", "rst", "close_wait", "open"])
-        if end == "client":
-            f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
-        elif end == "server":
-            f.s("FA"), f.c("A"), f.c("FA"), f.s("A")
-        elif end == "rst":
-            f.s("RA")
-        elif end == "close_wait":
-            f.c("FA"), f.s("A")
+        end_as(f, end)
     frames.sort(key=lambda x: x[0])
     return frames
 

@@ -20,6 +20,7 @@ from helpers import (  # noqa: E402
     DLT_LINUX_SLL,
     C,
     Flow,
+    end_as,
     pcap_bytes,
     pcapng_bytes,
 )
@@ -74,14 +75,7 @@ def _interleaved(n: int) -> list:
             f.c("PA", b"q" * (1 + (k + j) % 49))
             f.s("PA", b"r" * (1 + (k * 3 + j) % 499))
         end = ("client", "server", "rst", "close_wait", "open")[k % 5]
-        if end == "client":
-            f.c("FA"), f.s("A"), f.s("FA"), f.c("A")
-        elif end == "server":
-            f.s("FA"), f.c("A"), f.c("FA"), f.s("A")
-        elif end == "rst":
-            f.s("RA")
-        elif end == "close_wait":
-            f.c("FA"), f.s("A")
+        end_as(f, end)
     frames.sort(key=lambda x: x[0])
     return frames
 
