@@ -31,7 +31,8 @@ SS_STATES = {
 }
 
 # the scenarios of :func:`capture_scenarios`, one port each
-SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established", "reuse")
+SCENARIOS = ("time_wait", "close_wait", "refused", "abort", "half_close", "server_first", "established", "reuse",
+             "server_abort")
 
 
 def need_root() -> None:
@@ -378,6 +379,20 @@ def capture_scenarios(path: Path) -> LoopbackCapture:
         except ConnectionResetError:
             pass
         srv.close()
+
+        # the server aborts (SO_LINGER 0) after answering: its RST, both CLOSED
+        cli, srv = pair("server_abort")
+        cli.sendall(b"question")
+        assert srv.recv(16) == b"question"
+        srv.sendall(b"answer")
+        assert cli.recv(16) == b"answer"
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        srv.close()
+        try:
+            assert cli.recv(10) == b""
+        except ConnectionResetError:
+            pass
+        cli.close()
 
         # half-close: the client shuts down its sending side, the server keeps answering
         cli, srv = pair("half_close")

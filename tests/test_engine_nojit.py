@@ -5,7 +5,7 @@ errors there, so both modes compute the same thing the same way.
 
 The chosen tests run in a subprocess (numba reads the variable when it is imported): the
 tracker's, the decoder's, the store's and the capture reader's, the golden built captures,
-the batching property (fewer examples) and the reader/writer interleaving. The big
+the batching property (fewer examples), the reader/writer interleaving and Zeek's view. The big
 concurrency load and the corpus goldens stay compiled only: as Python they take minutes.
 """
 
@@ -31,6 +31,9 @@ CORE = [
     "tests/test_engine_batches.py",
     "tests/test_engine_concurrency.py::test_reader_keeps_its_view_while_a_batch_is_published",
     "tests/test_engine_nojit.py::test_kernels_are_compiled_unless_jit_is_disabled",
+    "tests/test_zeek.py::test_every_conn_state",
+    "tests/test_zeek.py::test_retransmissions_zero_windows_and_gaps_are_logarithmic",
+    "tests/test_zeek.py::test_role_flips",
 ]
 
 

@@ -29,7 +29,11 @@ EXPECTED = {
     "server_first": ("CLOSED", "TIME_WAIT"),
     "established": ("ESTABLISHED", "ESTABLISHED"),
     "reuse": ("ESTABLISHED", "ESTABLISHED"),  # the second connection on the 4-tuple
+    "server_abort": ("CLOSED", "CLOSED"),
 }
+# and as Zeek names how each ended (its conn.log conn_state)
+ZEEK = {"time_wait": "SF", "close_wait": "S2", "refused": "REJ", "abort": "RSTO", "half_close": "SF",
+        "server_first": "SF", "established": "S1", "reuse": "S1", "server_abort": "RSTR"}
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +204,19 @@ def test_live_stream_on_stdin():
         assert c["client"]["state"] == ss_state(ss, cl, sv)
         assert c["server"]["state"] == ss_state(ss, sv, cl)
     assert s["counters"]["TIME_WAIT"] == 1 and s["counters"]["CLOSE_WAIT"] == 1
+
+
+def test_zeek_conn_states_of_the_real_scenarios(loopback_capture, summary):
+    conns = by_server_port(summary)
+    got = {name: conns[port]["conn_state"] for name, port in loopback_capture.ports.items()}
+    assert got == ZEEK
+    # histories: the handshake, data both ways, both FINs; refused: a SYN and the peer's RST
+    assert conns[loopback_capture.ports["refused"]]["history"] == "Sr"
+    assert conns[loopback_capture.ports["time_wait"]]["history"].startswith("ShAD")
+    assert sorted(conns[loopback_capture.ports["time_wait"]]["history"]) == sorted("ShADadFf")
+    assert conns[loopback_capture.ports["established"]]["history"] == "ShADa"
+    assert conns[loopback_capture.ports["abort"]]["history"].endswith("R")
+    assert conns[loopback_capture.ports["server_abort"]]["history"].endswith("r")
+    # the first connection on the reused 4-tuple: closed by both, no data (the last ACK is the server's a)
+    first = [c for c in summary["connections"] if c["server"]["port"] == loopback_capture.ports["reuse"]][0]
+    assert (first["conn_state"], sorted(first["history"])) == ("SF", sorted("ShAfFa"))

@@ -19,11 +19,13 @@ from ..textutil import addr_text
 from . import columns as col
 from .conns import ConnView, notes_of, rows_of_many
 from .tcp import STATE_NAMES
+from .zeek import CONN_STATES, zeek_codes
 
 if TYPE_CHECKING:
     from .store import Timeline, View
 
 _NAMES = np.array(STATE_NAMES)
+_ZEEK = np.array(CONN_STATES)
 
 
 @dataclass
@@ -43,6 +45,8 @@ class ConnColumns:
     nbytes: list[int]
     partial: list[bool]
     notes: list[tuple[str, ...]]
+    conn_state: list[str]
+    history: list[str]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -64,14 +68,17 @@ class ConnColumns:
         self.first[i], self.last[i] = d["first_ts"], d["last_ts"]
         self.packets[i], self.nbytes[i] = d["packets"], d["bytes"]
         self.partial[i], self.notes[i] = d["partial"], tuple(d["notes"])
+        self.conn_state[i], self.history[i] = d["conn_state"], d["history"]
 
     def dicts(self) -> list[dict]:
         """The rows as dicts in the shape of :class:`Connection`."""
         return [{"id": i, "client": {"ip": ci, "port": cp, "state": cs}, "server": {"ip": si, "port": sp, "state": ss},
-                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no)}
-                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no in zip(
+                 "first_ts": f, "last_ts": la, "packets": pk, "bytes": nb, "partial": pa, "notes": list(no),
+                 "conn_state": zs, "history": zh}
+                for i, ci, cp, cs, si, sp, ss, f, la, pk, nb, pa, no, zs, zh in zip(
                     self.ids, self.cip, self.cport, self.cstate, self.sip, self.sport, self.sstate, self.first,
-                    self.last, self.packets, self.nbytes, self.partial, self.notes, strict=True)]
+                    self.last, self.packets, self.nbytes, self.partial, self.notes, self.conn_state, self.history,
+                    strict=True)]
 
 
 def addr_texts(v: View, rows: np.ndarray, server: bool) -> list[str]:
@@ -107,6 +114,9 @@ class ConnArrays:
     fl: np.ndarray  # the connection flag bits (partial, refused, reset)
     notes: list[tuple[str, ...]]
     noted: np.ndarray  # which rows have notes
+    zstate: np.ndarray  # Zeek's conn_state (index CONN_STATES)
+    zhist: np.ndarray  # Zeek's history (index ztexts)
+    ztexts: list[str]
     fixed: dict[int, dict] = field(default_factory=dict)
     """Rows (from 0) answered apart, as whole dicts: connections whose clock stepped back."""
 
@@ -130,7 +140,8 @@ class ConnArrays:
             sport=self.sport[rows].tolist(), sstate=_NAMES[self.sstate[rows]].tolist(),
             first=self.first[rows].tolist(), last=self.last[rows].tolist(), packets=self.packets[rows].tolist(),
             nbytes=self.nbytes[rows].tolist(), partial=((self.fl[rows] & col.F_PARTIAL) != 0).tolist(),
-            notes=[self.notes[i] for i in rows.tolist()])
+            notes=[self.notes[i] for i in rows.tolist()], conn_state=_ZEEK[self.zstate[rows]].tolist(),
+            history=[self.ztexts[h] for h in self.zhist[rows].tolist()])
         for j, i in enumerate(rows.tolist()):
             if i in self.fixed:
                 cols.set(j, self.fixed[i])
@@ -141,6 +152,7 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
     """Every connection that exists at time t, in pieces of ``size``, as numpy columns."""
     v = tl.view()
     n = tl.conn_count_at(t, v)
+    stop = tl.seg_index_at(t, v)
     states = tl.states_at(t, v)[:n]
     pk, nb, last = tl.conn_stats_at(t, v)
     pk, nb, last = pk[:n], nb[:n], last[:n]
@@ -179,6 +191,8 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
             c = ConnView(tl, v, i)
             c._rows, c._trows = seg_rows[i], trans_rows[i]
             fixed[i - lo] = c.as_dict(t)
+        zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop)
         yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],
                          cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first[lo:hi], last=last_ts[lo:hi],
-                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl[lo:hi], notes=notes, noted=has, fixed=fixed)
+                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl[lo:hi], notes=notes, noted=has, zstate=zstate, zhist=zhist, ztexts=ztexts,
+                         fixed=fixed)

@@ -22,6 +22,7 @@ from .replay import (
 )
 from .rtt import conn_numbers
 from .tcp import STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED, WHYS, analysis_names, anomaly_names, flag_names
+from .zeek import zeek_of_rows
 
 if TYPE_CHECKING:
     from .model import Segment
@@ -390,7 +391,14 @@ class ConnView:
             "bytes": int(nb[self.row]) + self.bytes_at(k),
             "partial": self.partial,
             "notes": self.notes(),
+            **dict(zip(("conn_state", "history"), self.zeek(k), strict=True)),
         }
+
+    def zeek(self, count: int | None = None) -> tuple[str, str]:
+        """Zeek's conn_state and history of it after its first ``count`` segments (all when
+        None), see :mod:`tcpview.engine.zeek`."""
+        rows = self.rows if count is None else self.rows[:count]
+        return zeek_of_rows(self._v, self.row, rows)
 
     def numbers(self) -> tuple[np.ndarray, np.ndarray]:
         """For each of its segments: the index of the segment it acknowledges (-1: none) and its

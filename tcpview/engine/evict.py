@@ -24,6 +24,7 @@ import numpy as np
 
 from . import columns as col
 from .replay import conn_stats, state_counts, states_after
+from .zeek import carry
 from .tcp import LISTEN, NSTATES, SYN_SENT
 
 KEEP = 0.6
@@ -38,7 +39,7 @@ HALF_OPEN_CAP = 10_000
 
 def used_bytes(w: col.Tables) -> int:
     """Bytes the tables' rows in use take (what the budget is measured against)."""
-    total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes
+    total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes + sum(a.nbytes for a in w.base_zeek)
     for name, (dt, counter, _cap) in col.Tables.LAYOUT.items():
         rows = int(w.cnt[counter]) if name != "timers" else int(w.cnt[col.N_TIMERS])
         itemsize = np.dtype(dt[0]).itemsize * dt[1] if isinstance(dt, tuple) else np.dtype(dt).itemsize
@@ -107,6 +108,16 @@ def evict(w: col.Tables, budget: int) -> bool:
     keep = np.flatnonzero(alive)
     newrow = np.full(n_conn, -1, dtype=np.int64)
     newrow[keep] = np.arange(len(keep))
+
+    # Zeek's view of the connections that stay but lose segments: carried over
+    had = np.zeros(n_conn, dtype=bool)
+    had[keep[pk[keep] > 0]] = True
+    if w.base_zeek:
+        had[w.base_zeek[0]] = True
+    had &= alive
+    w.base_zeek = carry(w.segs, w.conns.port[:n_conn], w.long[: int(w.cnt[col.N_LONG])], w.base_zeek,
+                        np.flatnonzero(had), k0)
+    w.base_zeek = (newrow[w.base_zeek[0]], *w.base_zeek[1:])
 
     _compact(w, k0, t0, keep, newrow)
     w.base_states = states[keep]

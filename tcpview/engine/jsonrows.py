@@ -23,6 +23,7 @@ from ..jit import array_kernel, inlined, kernel
 from . import columns as col
 from .conncols import ConnArrays, ConnColumns
 from .tcp import STATE_NAMES
+from .zeek import CONN_STATES
 
 # json.dumps(indent=1)'s layout of one connection around its fields: id, client ip, port,
 # state, server ip, port, state, first_ts, last_ts, packets, bytes
@@ -31,9 +32,10 @@ _PIECES = ('  {\n   "id": ', ',\n   "client": {\n    "ip": "', '",\n    "port": 
            '"\n   },\n   "first_ts": ', ',\n   "last_ts": ', ',\n   "packets": ', ',\n   "bytes": ')
 
 
-def _tail(partial: bool, notes: tuple[str, ...]) -> str:
+def _tail(partial: bool, notes: tuple[str, ...], conn_state: str, history: str) -> str:
     """The end of a connection's layout, after its byte count."""
-    return f',\n   "partial": {"true" if partial else "false"},\n   "notes": {_notes_json(notes)}\n  }}'
+    return (f',\n   "partial": {"true" if partial else "false"},\n   "notes": {_notes_json(notes)},\n'
+            f'   "conn_state": "{conn_state}",\n   "history": "{history}"\n  }}')
 
 
 def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -56,12 +58,13 @@ def _notes_json(notes: tuple[str, ...]) -> str:
 def rows_text(cols: ConnColumns) -> list[str]:
     """Each connection of ``cols`` as ``json.dumps(indent=1)`` lays it out in the summary."""
     rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
-               cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, strict=True)
+               cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, cols.conn_state, cols.history,
+               strict=True)
     return [f'  {{\n   "id": {i},\n   "client": {{\n    "ip": "{cip}",\n    "port": {cp},\n'
             f'    "state": "{cs}"\n   }},\n   "server": {{\n    "ip": "{sip}",\n    "port": {sp},\n'
             f'    "state": "{ss}"\n   }},\n   "first_ts": {t0!r},\n   "last_ts": {t1!r},\n'
-            f'   "packets": {pk},\n   "bytes": {nb}{_tail(part, notes)}'
-            for i, cip, cp, cs, sip, sp, ss, t0, t1, pk, nb, part, notes in rows]
+            f'   "packets": {pk},\n   "bytes": {nb}{_tail(part, notes, zs, zh)}'
+            for i, cip, cp, cs, sip, sp, ss, t0, t1, pk, nb, part, notes, zs, zh in rows]
 
 
 class RowsWriter:
@@ -83,12 +86,18 @@ class RowsWriter:
         texts, text_off = _blob(rows_text(part.columns(apart)))
         which = np.full(n, -1, dtype=np.int64)  # a row written apart: its text's number in texts
         which[apart] = np.arange(len(apart))
-        # the end of each usual row: one text per kind of notes (most have none: kind 0)
+        # the end of each usual row: one text per kind of notes (most have none: kind 0), Zeek
+        # state and history (a handful of each)
         kinds = {(False, ()): 0}
-        tail = np.zeros(n, dtype=np.int64)
+        noted = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(usual & part.noted).tolist():
-            tail[i] = kinds.setdefault((bool(part.fl[i] & col.F_PARTIAL), part.notes[i]), len(kinds))
-        tails, tail_off = _blob([_tail(*kind) for kind in kinds])
+            noted[i] = kinds.setdefault((bool(part.fl[i] & col.F_PARTIAL), part.notes[i]), len(kinds))
+        nz, nh = len(CONN_STATES), max(1, len(part.ztexts))
+        combos, tail = np.unique((noted * nz + part.zstate) * nh + part.zhist, return_inverse=True)
+        tail = tail.astype(np.int64).ravel()
+        by_number = list(kinds)
+        tails, tail_off = _blob([_tail(*by_number[c // (nz * nh)], CONN_STATES[c // nh % nz], part.ztexts[c % nh])
+                                 for c in combos.tolist()])
         times = np.ascontiguousarray(np.stack([part.first, part.last], axis=1)[usual].ravel(), dtype=np.float64)
         whole, frac, digits = _ts_parts(times)
         slow = np.flatnonzero(digits < 0)

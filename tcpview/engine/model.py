@@ -74,6 +74,9 @@ class Connection(BaseModel):
     bytes: int
     partial: bool = Field(description="picked up mid-stream: no SYN seen")
     notes: list[str] = []
+    conn_state: str = Field("OTH", description="Zeek's conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, "
+                                               "RSTRH, SH, SHR, OTH)")
+    history: str = Field("", description="Zeek's history letters (ShADadFf...; upper case: the originator)")
 
 
 class Counters(BaseModel):

@@ -8,6 +8,8 @@ The filter is a small query: whitespace-separated terms, all of which must match
 ``is:partial`` / ``is:refused`` / ``is:reset`` / ``is:anomaly`` notes; ``id:12``;
 ``analysis:retransmission`` a segment of it has that analysis flag (Wireshark's names, or the
 ladder's tags: ``analysis:dup-ack``, ``an:zero-win``);
+``zeek:REJ`` Zeek's conn_state as of the cursor; ``history:^S$`` a regular expression found in
+Zeek's history letters (``history:r`` the responder reset);
 an IP address matches either endpoint's address exactly; any other word matches part of the
 client or server text (``10.0.0.`` , ``:443``).
 
@@ -19,6 +21,7 @@ socket table has no notes) parses with that kind in ``without``: such a term is 
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +31,7 @@ from .columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
 from .conns import ConnView, conn_addrs, notes_of
 from .store import Timeline, View
 from .tcp import STATE_NAMES, Analysis
+from .zeek import CONN_STATES, zeek_all
 
 _ALIASES = {
     "TW": "TIME_WAIT",
@@ -43,7 +47,8 @@ _ALIASES = {
 NOTES = ("partial", "refused", "reset", "anomaly")
 _KINDS = {"state": "state", "st": "state", "client": "state", "cs": "state", "server": "state", "ss": "state",
           "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip", "addr": "ip",
-          "analysis": "analysis", "an": "analysis"}
+          "analysis": "analysis", "an": "analysis", "zeek": "zeek", "conn_state": "zeek", "history": "history",
+          "hist": "history"}
 """``key:`` -> the kind of term it starts (what ``ConnQuery.parse``'s ``without`` names)."""
 
 
@@ -90,6 +95,8 @@ class ConnQuery:
     notes: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     analysis: list[int] = field(default_factory=list)
+    zeek: list[int] = field(default_factory=list)  # conn_state codes (index CONN_STATES)
+    history: list[re.Pattern] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -132,6 +139,16 @@ class ConnQuery:
                     q.analysis.append(bit)
                 else:
                     q.errors.append(f"unknown analysis {value!r} (retransmission, dup_ack, zero_window, ...)")
+            elif kind == "zeek":
+                if value.upper() in CONN_STATES:
+                    q.zeek.append(CONN_STATES.index(value.upper()))
+                else:
+                    q.errors.append(f"unknown conn_state {value!r} ({', '.join(CONN_STATES)})")
+            elif kind == "history":
+                try:
+                    q.history.append(re.compile(value))
+                except re.error as e:
+                    q.errors.append(f"bad history pattern {value!r}: {e}")
             elif kind == "id":
                 if value.isdigit():
                     q.ids.append(int(value))
@@ -151,12 +168,17 @@ class ConnQuery:
     def empty(self) -> bool:
         """True when the query lets every connection through."""
         return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
-                    or self.words or self.notes or self.ids or self.analysis)
+                    or self.words or self.notes or self.ids or self.analysis or self.zeek or self.history)
 
     @property
     def uses_state(self) -> bool:
         """True when the result depends on the cursor time (state terms)."""
         return bool(self.either_states or self.client_states or self.server_states)
+
+    @property
+    def uses_zeek(self) -> bool:
+        """True when it asks for Zeek's view (conn_state or history, as of the cursor)."""
+        return bool(self.zeek or self.history)
 
     def static_match(self, c: ConnView, texts: tuple[str, str, str, str]) -> bool:
         """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
@@ -254,6 +276,19 @@ def state_mask(q: ConnQuery, cs: np.ndarray, ss: np.ndarray) -> np.ndarray:
         mask &= _table(states)[cs]
     for states in q.server_states:
         mask &= _table(states)[ss]
+    return mask
+
+
+def zeek_mask(q: ConnQuery, codes: np.ndarray, history: list[str]) -> np.ndarray:
+    """Where Zeek's conn_state codes and histories (arrays by connection) pass the query's
+    zeek: and history: terms (each distinct history tried once)."""
+    mask = np.ones(len(codes), dtype=bool)
+    for code in q.zeek:
+        mask &= codes == code
+    if q.history and len(codes):
+        distinct, which = np.unique(np.array(history, dtype=object), return_inverse=True)
+        ok = np.array([all(p.search(h) for p in q.history) for h in distinct.tolist()], dtype=bool)
+        mask &= ok[which.ravel()]
     return mask
 
 
@@ -438,6 +473,8 @@ class ConnRows:
                 mask &= self._static_mask(tl, v, n)
             if q.uses_state:
                 mask &= state_mask(q, f.states[:, 0], f.states[:, 1])
+            if q.uses_zeek:
+                mask &= zeek_mask(q, *zeek_all(tl, t, v))
             ids = np.flatnonzero(mask)
         if self.sort == "id":
             return (ids[::-1] if self.reverse else ids), v

@@ -86,6 +86,8 @@ class View:
     evicted_segs: int
     held_counts: np.ndarray
     """Endpoints per state of the half-open connections that left (they still count)."""
+    base_zeek: tuple = ()
+    """Zeek's working state of the connections whose first segments left (rows, W, HB)."""
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -282,7 +284,8 @@ class Timeline:
                     w.trans_ts, w.dupack, w.sack, w.ana, n, packets, cnt[col.TCP_PACKETS],
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
-                    tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy())
+                    tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy(),
+                    w.base_zeek)
 
     # -- the readers' side ----------------------------------------------------------------------
     def view(self) -> View:

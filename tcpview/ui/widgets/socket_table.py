@@ -30,8 +30,9 @@ SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "se
                "server": "server", "client": "client"}
 
 
-WITHOUT = ("note", "analysis")
-"""Filter terms the socket table has nothing to match against (``is:...``: no notes here)."""
+WITHOUT = ("note", "analysis", "zeek", "history")
+"""Filter terms the socket table has nothing to match against (``is:...``: no notes here; no
+segments for analysis flags or Zeek's view)."""
 
 
 def parse_query(text: str) -> ConnQuery:

@@ -1,0 +1,694 @@
+"""Zeek's view of a connection: its ``conn_state`` and ``history``, as ``conn.log`` has them.
+
+The definition is Zeek's TCP analyzer (``src/packet_analysis/protocol/tcp/
+TCPSessionAdapter.cc``, ``src/analyzer/protocol/tcp/TCP_Endpoint.cc`` and its reassembler)
+and ``conn_state()`` of ``base/protocols/conn/main.zeek``: each endpoint's state (inactive,
+SYN sent, SYN-ACK sent, partial, established, closed, reset) moved packet by packet as Zeek
+moves it, and the history letters added as Zeek adds them:
+
+- ``a d i q`` at most once per direction; ``s h f r`` again only when the sequence number
+  differs from the last packet of that kind; ``t w g`` at the 1st, 10th, 100th... time
+  (upper case: the originator; lower case: the responder);
+- ``^`` when Zeek flips the roles: a connection first seen mid-stream or by its SYN-ACK from a
+  likely server port (Zeek's list of ports its analyzers register), a SYN-ACK answered by an
+  ACK or data (``H`` becomes ``^h``), a SYN answering a SYN-ACK.
+
+Zeek's originator is the sender of the first packet (but for those flips), which is usually
+tcpview's client; the history is written from Zeek's side. Not reproduced: ``c`` (bad
+checksums: the store keeps no payload, and captures of a host's own traffic carry offloaded
+checksums anyway, which Zeek users skip with ``-C``) and ``x``. A content gap (``g``) is
+counted as Zeek's reassembler counts it, keeping one span of undelivered data per direction
+rather than its list of blocks: several holes acknowledged by one ACK count once.
+
+Nothing is stored: :func:`zeek_states` replays the stored segments of a range of connections
+(a SYN flood's million one-packet connections in pieces) when a summary, the table or a
+filter asks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..jit import helper, inlined, kernel
+from .columns import LONG_LEN, SEG_DIR_SHIFT
+from .tcp import ACK, FIN, RST, SYN
+
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
+S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH = range(13)
+CONN_STATE_HELP = {
+    "S0": "connection attempt seen, no reply",
+    "S1": "established, not terminated",
+    "SF": "normal establishment and termination",
+    "REJ": "connection attempt rejected",
+    "S2": "established, originator closed, no reply from the responder",
+    "S3": "established, responder closed, no reply from the originator",
+    "RSTO": "established, the originator aborted (RST)",
+    "RSTR": "the responder sent a RST",
+    "RSTOS0": "the originator sent a SYN then a RST, no SYN-ACK seen",
+    "RSTRH": "the responder sent a SYN-ACK then a RST, no SYN seen",
+    "SH": "the originator sent a SYN then a FIN, no SYN-ACK seen",
+    "SHR": "the responder sent a SYN-ACK then a FIN, no SYN seen",
+    "OTH": "no SYN seen, mid-stream traffic",
+}
+
+# Ports Zeek's base analyzers register (its likely_server_ports), for its role flip.
+LIKELY_SERVER_PORTS = (
+    21, 22, 25, 53, 79, 80, 81, 88, 135, 139, 143, 389, 443, 445, 465, 502, 514, 563, 585, 587, 614, 631, 636,
+    989, 990, 992, 993, 995, 1080, 1434, 1883, 2811, 3128, 3268, 3306, 3389, 5222, 5223, 5269, 5432, 6379, 6666,
+    6667, 6668, 6669, 8000, 8080, 8888, 20000)
+_SERVER_PORT = np.zeros(65536, dtype=np.uint8)
+_SERVER_PORT[list(LIKELY_SERVER_PORTS)] = 1
+
+# Zeek's endpoint states, in its order
+INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
+# history mask bits (Zeek's HIST_*; the responder's are << 16)
+H_SYN, H_FIN, H_RST, H_FIN_RST, H_DATA, H_ACK, H_MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
+TOO_LARGE_SEQ_DELTA = 1048576
+M = 0xFFFFFFFF
+HIST_ROOM = 32  # history bytes per connection in a first pass (longer ones are done again)
+
+# the working columns of a connection (per-endpoint ones are pairs, indexed by tcpview's
+# direction: 0 = what the client sends)
+ZO = 0  # the direction that is Zeek's originator (-1: no packet yet)
+SEEN = 1  # history letters already added (HIST_* bits)
+PARTIAL_ = 2  # Zeek's is_partial
+FPS = 3  # first_packet_seen: 1 originator, 2 responder
+HLEN = 4
+ST, PST = 5, 7  # state, previous state
+START, LAST, SWR, ACKS, AWR = 9, 11, 13, 15, 17  # start/last seq, their wraps, ack seq and wraps
+HSYN, HFIN, HRST = 19, 21, 23  # relative seq of the last SYN / FIN / RST (history repeats)
+CT, TT, CW, TW, CG, TG = 25, 27, 29, 31, 33, 35  # retransmit / zero window / gap: count, next threshold
+FINC, FINSEQ = 37, 39
+REASM, TRIM, BS, BE = 41, 43, 45, 47  # the reassembler: delivered up to, trimmed to, undelivered span
+NF = 49
+
+
+@inlined
+def _sd(a, b):  # type: ignore[no-untyped-def]
+    """Zeek's seq_delta: a - b as a signed 32-bit number."""
+    d = (a - b) & M
+    return d - (1 << 32) if d >= (1 << 31) else d
+
+
+@inlined
+def _add(W, HB, k, code):  # type: ignore[no-untyped-def]
+    n = W[k, HLEN]
+    if n < HB.shape[1]:
+        HB[k, n] = code
+    W[k, HLEN] = n + 1
+
+
+@inlined
+def _is_orig(W, k, e):  # type: ignore[no-untyped-def]
+    return W[k, ZO] == e
+
+
+@helper
+def _flip(W, HB, k):  # type: ignore[no-untyped-def]
+    """Zeek's FlipRoles: the other side is the originator now."""
+    W[k, ZO] = 1 - W[k, ZO]
+    f = W[k, FPS]
+    W[k, FPS] = (2 if f & 1 else 0) | (1 if f & 2 else 0)
+    W[k, PARTIAL_] = 0
+    _add(W, HB, k, 94)  # '^'
+
+
+@inlined
+def _check(W, HB, k, e, mask, code):  # type: ignore[no-untyped-def]
+    """Zeek's TCP_Endpoint::CheckHistory: add the letter unless already seen; True if it was."""
+    if (code == 65 or code == 68) and W[k, HLEN] == 1 and HB[k, 0] == 72:  # 'A'/'D' after just "H"
+        _flip(W, HB, k)
+        HB[k, 0] = 94  # the history becomes "^h"
+        HB[k, 1] = 104
+        W[k, HLEN] = 2
+        W[k, FPS] |= 1
+    if not _is_orig(W, k, e):
+        mask <<= 16
+        code += 32
+    if W[k, SEEN] & mask:
+        return True
+    W[k, SEEN] |= mask
+    _add(W, HB, k, code)
+    return False
+
+
+@inlined
+def _letter(W, HB, k, e, code):  # type: ignore[no-untyped-def]
+    _add(W, HB, k, code if _is_orig(W, k, e) else code + 32)
+
+
+@inlined
+def _scaled(W, HB, k, e, cnt, thr, code):  # type: ignore[no-untyped-def]
+    """Zeek's ScaledHistoryEntry: the letter at the 1st, 10th, 100th... time."""
+    W[k, cnt + e] += 1
+    if W[k, cnt + e] == W[k, thr + e]:
+        _letter(W, HB, k, e, code)
+        W[k, thr + e] *= 10
+
+
+@inlined
+def _set_state(W, k, e, s):  # type: ignore[no-untyped-def]
+    if W[k, ST + e] != s:
+        W[k, PST + e] = W[k, ST + e]
+        W[k, ST + e] = s
+
+
+@inlined
+def _rel(W, k, e, cur, last, wraps):  # type: ignore[no-untyped-def]
+    """Zeek's get_relative_seq: (cur relative to e's start, underflow)."""
+    delta = _sd(cur, last)
+    if delta < 0:
+        if wraps and cur > last:
+            wraps -= 1
+    elif delta > 0:
+        if cur < last:
+            wraps += 1
+    if wraps == 0:
+        d = _sd(cur, W[k, START + e])
+        return d, d < 0
+    return (wraps << 32) + cur - W[k, START + e], False
+
+
+@inlined
+def _clean(W, k, e):  # type: ignore[no-untyped-def]
+    s = W[k, ST + e]
+    return s == ESTABLISHED or (s == CLOSED and W[k, PST + e] == ESTABLISHED)
+
+
+@helper
+def _gap(W, HB, k, e):  # type: ignore[no-untyped-def]
+    if _clean(W, k, e) and _clean(W, k, 1 - e):
+        _scaled(W, HB, k, e, CG, TG, 71)  # 'G'
+
+
+@helper
+def _ack_received(W, HB, k, e, seq):  # type: ignore[no-untyped-def]
+    """Endpoint e's reassembler hears the peer acknowledge up to relative seq."""
+    if W[k, FINC + e] > 0 and seq >= W[k, FINSEQ + e]:
+        seq = W[k, FINSEQ + e] - 1
+    if seq <= W[k, TRIM + e]:
+        return
+    if seq > W[k, REASM + e] and not (seq <= 2 and W[k, PARTIAL_]):
+        bs = W[k, BS + e]
+        if bs >= 0 and bs < seq:  # a hole below undelivered data, which then goes up
+            _gap(W, HB, k, e)
+            if W[k, BE + e] > W[k, REASM + e]:
+                W[k, REASM + e] = W[k, BE + e]
+            W[k, BS + e] = -1
+        if seq > W[k, REASM + e]:
+            _gap(W, HB, k, e)
+            W[k, REASM + e] = seq
+    bs = W[k, BS + e]
+    if bs >= 0 and W[k, BE + e] <= seq:
+        W[k, BS + e] = -1
+    elif bs >= 0 and bs <= W[k, REASM + e]:
+        W[k, REASM + e] = max(W[k, REASM + e], W[k, BE + e])
+        W[k, BS + e] = -1
+    W[k, TRIM + e] = seq
+
+
+@inlined
+def _data_sent(W, k, e, s, ln):  # type: ignore[no-untyped-def]
+    """Endpoint e's reassembler gets bytes s..s+ln (relative)."""
+    t = s + ln
+    if t <= W[k, TRIM + e]:
+        return
+    if s <= W[k, REASM + e]:
+        if t > W[k, REASM + e]:
+            W[k, REASM + e] = t
+        bs = W[k, BS + e]
+        if bs >= 0 and bs <= W[k, REASM + e]:
+            if W[k, BE + e] > W[k, REASM + e]:
+                W[k, REASM + e] = W[k, BE + e]
+            W[k, BS + e] = -1
+    elif W[k, BS + e] < 0:
+        W[k, BS + e] = s
+        W[k, BE + e] = t
+    else:
+        W[k, BS + e] = min(W[k, BS + e], s)
+        W[k, BE + e] = max(W[k, BE + e], t)
+
+
+@inlined
+def _init_endpoint(W, k, e, flags, first, last):  # type: ignore[no-untyped-def]
+    st = W[k, ST + e]
+    if st == INACTIVE:
+        if flags & SYN:
+            W[k, ACKS + e] = first
+            W[k, START + e] = first
+        else:
+            W[k, ACKS + e] = (first - 1) & M
+            W[k, START + e] = (first - 1) & M
+            last = first
+        W[k, LAST + e] = last
+    elif st == SYN_SENT or st == SYN_ACK_SENT or st == ESTABLISHED or st == PARTIAL:
+        if flags & SYN and (first != W[k, START + e] or st == ESTABLISHED or st == PARTIAL):
+            W[k, START + e] = first
+            W[k, ACKS + e] = first
+            W[k, LAST + e] = last
+    elif st == RESET:
+        if flags & SYN and W[k, PST + e] == INACTIVE:
+            W[k, START + e] = first
+            W[k, ACKS + e] = first
+            W[k, LAST + e] = last
+
+
+@inlined
+def _history(W, HB, k, e, flags, rel, ln):  # type: ignore[no-untyped-def]
+    """Zeek's update_history."""
+    bits = (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0)
+    if bits > 1:
+        if flags & FIN and flags & RST:
+            _check(W, HB, k, e, H_FIN_RST, 73)  # 'I'
+        else:
+            _check(W, HB, k, e, H_MULTI, 81)  # 'Q'
+    elif bits == 1:
+        if flags & SYN:
+            code = 72 if flags & ACK else 83  # 'H' / 'S'
+            if _check(W, HB, k, e, H_SYN, code) and rel != W[k, HSYN + e]:
+                _letter(W, HB, k, e, code)
+            W[k, HSYN + e] = rel
+        if flags & FIN:
+            if _check(W, HB, k, e, H_FIN, 70) and rel + ln != W[k, HFIN + e]:
+                _letter(W, HB, k, e, 70)
+            W[k, HFIN + e] = rel + ln
+        if flags & RST:
+            if _check(W, HB, k, e, H_RST, 82) and rel != W[k, HRST + e]:
+                _letter(W, HB, k, e, 82)
+            W[k, HRST + e] = rel
+    else:
+        if ln:
+            _check(W, HB, k, e, H_DATA, 68)
+        elif flags & ACK:
+            _check(W, HB, k, e, H_ACK, 65)
+
+
+@inlined
+def _update_last_seq(W, HB, k, e, last, flags, ln):  # type: ignore[no-untyped-def]
+    d = _sd(last, W[k, LAST + e])
+    if flags & (SYN | RST) and (d > TOO_LARGE_SEQ_DELTA or d < -TOO_LARGE_SEQ_DELTA):
+        pass
+    elif flags & FIN and W[k, LAST + e] == ((W[k, START + e] + 1) & M):
+        if last < W[k, LAST + e]:
+            W[k, SWR + e] += 1
+        W[k, LAST + e] = last
+    elif W[k, ST + e] == RESET:
+        pass
+    elif d > 0:
+        if last < W[k, LAST + e]:
+            W[k, SWR + e] += 1
+        W[k, LAST + e] = last
+    elif ln > 0:
+        _scaled(W, HB, k, e, CT, TT, 84)  # 'T'
+
+
+@helper
+def _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln):  # type: ignore[no-untyped-def]
+    p = 1 - e
+    st = W[k, ST + e]
+    if st == INACTIVE:
+        if flags & SYN:
+            if is_orig:
+                _set_state(W, k, e, SYN_ACK_SENT if flags & ACK else SYN_SENT)
+            else:
+                if not flags & ACK and W[k, ST + p] == SYN_ACK_SENT and base == W[k, START + e]:
+                    W[k, PARTIAL_] = 0
+                    _flip(W, HB, k)  # a SYN answering a SYN-ACK: the roles were the other way
+                    _set_state(W, k, p, ESTABLISHED)
+                    W[k, FPS] |= 1
+                if W[k, ST + p] == SYN_SENT:
+                    _set_state(W, k, p, ESTABLISHED)
+                _set_state(W, k, e, ESTABLISHED)
+        if flags & FIN:
+            _set_state(W, k, e, CLOSED)
+        if flags & RST:
+            _set_state(W, k, e, RESET)
+        if W[k, ST + e] == INACTIVE:
+            if not is_orig and ln == 0 and W[k, ST + W[k, ZO]] == SYN_SENT:
+                pass  # an ACK of the SYN before the SYN-ACK: not a partial connection
+            elif flags & ACK and W[k, ST + p] == ESTABLISHED:
+                _set_state(W, k, e, ESTABLISHED)
+                W[k, PARTIAL_] = 0
+                W[k, FPS] |= 1 if is_orig else 2
+            else:
+                _set_state(W, k, e, PARTIAL)
+    elif st == SYN_SENT or st == SYN_ACK_SENT:
+        if flags & FIN:
+            _set_state(W, k, e, CLOSED)
+        if flags & RST:
+            _set_state(W, k, e, RESET)
+    elif st == ESTABLISHED or st == PARTIAL:
+        if flags & SYN and st == PARTIAL and W[k, ST + p] == INACTIVE and not flags & ACK:
+            _set_state(W, k, e, SYN_SENT)
+        if flags & FIN and not flags & RST:
+            _set_state(W, k, e, CLOSED)
+            if W[k, ST + p] == RESET and W[k, PST + p] == CLOSED:
+                _set_state(W, k, p, CLOSED)  # a FIN then a RST: a normal close after all
+        if flags & RST:
+            _set_state(W, k, e, RESET)
+    elif st == CLOSED:
+        if flags & RST and W[k, ST + p] != CLOSED:
+            _set_state(W, k, e, RESET)
+
+
+@helper
+def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: ignore[no-untyped-def]
+    """Zeek's TCPSessionAdapter::Process for one packet of direction d."""
+    if W[k, ZO] < 0:  # the connection's first packet (WantConnection)
+        W[k, ZO] = d
+        if not flags & SYN or flags & ACK:
+            if SP[sport]:
+                if (SP[dport] and not flags & SYN and sport < dport) or not SP[dport]:
+                    _flip(W, HB, k)
+    e = d
+    p = 1 - d
+    is_orig = W[k, ZO] == e
+    # SetPartialStatus
+    if is_orig:
+        if not W[k, FPS] & 1:
+            W[k, PARTIAL_] = 1 if (not flags & SYN or flags & ACK) else 0
+    elif not W[k, FPS] & 2 and not W[k, PARTIAL_]:
+        W[k, PARTIAL_] = 0 if flags & SYN else 1
+    seg_len = ln + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+    if flags & RST:
+        seg_len -= ln
+    past = (base + seg_len) & M
+    _init_endpoint(W, k, e, flags, base, past)
+    rel, under = _rel(W, k, e, base, W[k, LAST + e], W[k, SWR + e])
+    _history(W, HB, k, e, flags, rel, ln)
+    if win == 0 and not flags & RST and W[k, ST + p] != CLOSED and W[k, ST + e] != RESET:
+        _scaled(W, HB, k, e, CW, TW, 87)  # 'W'
+    if flags & FIN:
+        W[k, FINC + e] += 1
+        W[k, FINSEQ + e] = rel + seg_len
+    rel_ack = 0
+    if flags & ACK:
+        if W[k, ST + p] == INACTIVE:
+            rel_ack = 1
+            W[k, START + p] = (ack - 1) & M
+            W[k, ACKS + p] = (ack - 1) & M
+            W[k, LAST + p] = (ack - 1) & M
+        else:
+            rel_ack, aunder = _rel(W, k, p, ack, W[k, ACKS + p], W[k, AWR + p])
+            if aunder:
+                rel_ack = 0
+            elif not flags & RST:
+                da = _sd(ack, W[k, ACKS + p])
+                if ack == 0 and da > TOO_LARGE_SEQ_DELTA:
+                    pass
+                elif da > 0:
+                    if ack < W[k, ACKS + p]:
+                        W[k, AWR + p] += 1
+                    W[k, ACKS + p] = ack
+    _update_last_seq(W, HB, k, e, past, flags, ln)
+    _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln)
+    if flags & ACK:
+        _ack_received(W, HB, k, p, rel_ack)
+    if ln > 0 and not flags & RST and not under:
+        _data_sent(W, k, e, rel + 1 if flags & SYN else rel, ln)
+    W[k, FPS] |= 1 if is_orig else 2
+
+
+@helper
+def _size_zero(W, k, e):  # type: ignore[no-untyped-def]
+    """Whether Zeek's TCP_Endpoint::Size() of endpoint e is 0."""
+    p = 1 - e
+    start = W[k, START + e]
+    ack_full = (W[k, AWR + e] << 32) + W[k, ACKS + e]
+    if (W[k, PST + e] == SYN_SENT and W[k, ST + e] == RESET and W[k, ST + p] == INACTIVE
+            and not (ack_full == start or ack_full == start + 1)):
+        return True
+    last_full = (W[k, SWR + e] << 32) + W[k, LAST + e]
+    size = (last_full if last_full > ack_full else ack_full) - start
+    if size != 0:
+        size -= 1
+    if W[k, FINC + e] > 0 and size != 0:
+        size -= 1
+    return size == 0
+
+
+@helper
+def _rstos0(HB, k, n):  # type: ignore[no-untyped-def]
+    """Whether the history is ``^?S[^HAFGIQ]*R.*``."""
+    i = 0
+    if n > 0 and HB[k, 0] == 94:
+        i = 1
+    if i >= n or HB[k, i] != 83:
+        return False
+    for j in range(i + 1, n):
+        c = HB[k, j]
+        if c == 82:
+            return True
+        if c == 72 or c == 65 or c == 70 or c == 71 or c == 73 or c == 81:
+            return False
+    return False
+
+
+@helper
+def _conn_state(W, HB, k):  # type: ignore[no-untyped-def]
+    """conn_state() of Zeek's base/protocols/conn/main.zeek."""
+    o = W[k, ZO]
+    if o < 0:
+        return OTH
+    r = 1 - o
+    os = W[k, ST + o]
+    rs = W[k, ST + r]
+    o_inactive = os == INACTIVE or os == PARTIAL
+    r_inactive = rs == INACTIVE or rs == PARTIAL
+    if rs == RESET:
+        if os == SYN_SENT or os == SYN_ACK_SENT or (os == RESET and _size_zero(W, k, o) and _size_zero(W, k, r)):
+            return REJ
+        return RSTRH if o_inactive else RSTR
+    if os == RESET:
+        if r_inactive:
+            return RSTOS0 if _rstos0(HB, k, W[k, HLEN]) else OTH
+        return RSTO
+    if rs == CLOSED and os == CLOSED:
+        return SF
+    if os == CLOSED:
+        return SH if r_inactive else S2
+    if rs == CLOSED:
+        return SHR if o_inactive else S3
+    if os == SYN_SENT and rs == INACTIVE:
+        return S0
+    if os == ESTABLISHED and rs == ESTABLISHED:
+        return S1
+    return OTH
+
+
+@helper
+def _start(W, HB, m, bk, bW, bHB):  # type: ignore[no-untyped-def]
+    """Fresh working state for connections 0..m-1, but those carried over from before the
+    horizon (base entry i goes to connection bk[i], -1: not here)."""
+    for k in range(m):
+        for f in range(NF):
+            W[k, f] = 0
+        W[k, ZO] = -1
+        for e in range(2):
+            W[k, TT + e] = 1
+            W[k, TW + e] = 1
+            W[k, TG + e] = 1
+            W[k, REASM + e] = 1
+            W[k, TRIM + e] = 1
+            W[k, BS + e] = -1
+    for i in range(len(bk)):
+        k = bk[i]
+        if k >= 0:
+            for f in range(NF):
+                W[k, f] = bW[i, f]
+            for c in range(min(bHB.shape[1], HB.shape[1])):
+                HB[k, c] = bHB[i, c]
+
+
+@helper
+def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):  # type: ignore[no-untyped-def]
+    """Segment ``row`` to connection k (``ports`` its row of ports); returns where the next
+    look into the long-segment table starts."""
+    s = S[row]
+    fl = np.int64(s.fl)
+    ln = np.int64(s.len)
+    if ln == LONG_LEN:
+        while li < len(long_rows) and long_rows[li] < row:
+            li += 1
+        if li < len(long_rows) and long_rows[li] == row:
+            ln = long_lens[li]
+    d = (fl >> SEG_DIR_SHIFT) & 1
+    _packet(W, HB, SP, k, d, fl & 0xFF, np.int64(s.seq), np.int64(s.ack), np.int64(s.win), ln, ports[k, d],
+            ports[k, 1 - d])
+    return li
+
+
+@helper
+def _finish(W, HB, out):  # type: ignore[no-untyped-def]
+    most = 0
+    for k in range(len(out)):
+        out[k] = _conn_state(W, HB, k)
+        if W[k, HLEN] > most:
+            most = W[k, HLEN]
+    return most
+
+
+@kernel
+def _scan(S, kmap, lo, start, stop, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):  # type: ignore[no-untyped-def]
+    """Replay segments start..stop-1 for connections lo..lo+len(out)-1 (or, when ``kmap`` is
+    not empty, connection c as number kmap[c] when that is not -1); out gets each one's
+    conn_state. Returns the longest history (HB holds the first HB.shape[1] letters)."""
+    m = len(out)
+    _start(W, HB, m, bk, bW, bHB)
+    li = 0
+    mapped = len(kmap) > 0
+    for row in range(start, stop):
+        c = np.int64(S[row].conn)
+        k = kmap[c] if mapped else c - lo
+        if 0 <= k < m:
+            li = _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB)
+    return _finish(W, HB, out)
+
+
+@kernel
+def _scan_rows(S, rows, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):  # type: ignore[no-untyped-def]
+    """Replay one connection's segments ``rows`` (out and W have one row)."""
+    _start(W, HB, 1, bk, bW, bHB)
+    li = 0
+    for i in range(len(rows)):
+        li = _feed(S, rows[i], 0, li, long_rows, long_lens, ports, SP, W, HB)
+    return _finish(W, HB, out)
+
+
+NO_BASE = (np.zeros(0, dtype=np.int64), np.zeros((0, NF), dtype=np.int64), np.zeros((0, 8), dtype=np.uint8))
+_NO_MAP = np.zeros(0, dtype=np.int64)
+
+
+def _base_for(base: tuple, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The carried-over state (rows, W, HB) of connections lo..hi-1: its entries' numbers
+    among them (-1: not one of them), W, HB, and the history room it needs."""
+    rows, bW, bHB = base if base else NO_BASE
+    bk = np.where((rows >= lo) & (rows < hi), rows - lo, -1).astype(np.int64)
+    need = int(bW[bk >= 0, HLEN].max()) if (bk >= 0).any() else 0
+    return bk, bW, bHB, need
+
+
+def _room(need: int) -> int:
+    return max(HIST_ROOM, -(-need // 8) * 8)
+
+
+def _longs(v) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+    pairs = v.long[: v.n["long"]]
+    return np.ascontiguousarray(pairs[:, 0], dtype=np.int64), np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
+
+
+def _texts(HB: np.ndarray, lens: np.ndarray) -> list[str]:
+    room = HB.shape[1]
+    raw = HB.tobytes()
+    return [raw[k * room: k * room + n].decode("ascii") for k, n in enumerate(lens.tolist())]
+
+
+def _distinct(HB: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Each row's history as a number and the distinct histories' texts (a million
+    connections have a handful): rows hashed, then checked equal to their number's text."""
+    words = HB.view(np.uint64)
+    h = np.zeros(len(HB), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(words.shape[1]):
+            h = (h ^ words[:, j]) * np.uint64(0x100000001B3)
+    _u, first, ids = np.unique(h, return_index=True, return_inverse=True)
+    if not (words == words[first[ids]]).all():  # two histories with one hash: the slow way
+        _u, first, ids = np.unique(HB.view(f"V{HB.shape[1]}").ravel(), return_index=True, return_inverse=True)
+    return ids.astype(np.int64).ravel(), _texts(HB[first], lens[first])
+
+
+def zeek_codes(v, lo: int, hi: int, stop: int) -> tuple[np.ndarray, np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+    """The conn_state codes (index :data:`CONN_STATES`) of connections ``lo``..``hi-1`` of
+    view ``v`` from the segments before row ``stop``; their histories as numbers into the
+    list of distinct histories that comes third."""
+    m = hi - lo
+    out = np.zeros(max(m, 0), dtype=np.int64)
+    if m <= 0:
+        return out, out.copy(), []
+    row0 = int(v.conns.row0[lo])
+    start = row0 if row0 < stop else 0  # its first segment left: from the first kept
+    long_rows, long_lens = _longs(v)
+    ports = np.ascontiguousarray(v.conns.port[lo:hi], dtype=np.int64)
+    bk, bW, bHB, need = _base_for(v.base_zeek, lo, hi)
+    W = np.empty((m, NF), dtype=np.int64)
+    room = _room(need)
+    while True:
+        HB = np.zeros((m, room), dtype=np.uint8)
+        most = _scan(v.segs, _NO_MAP, lo, start, stop, long_rows, long_lens, ports, _SERVER_PORT, W, HB, out, bk, bW,
+                     bHB)
+        if most <= room:
+            return (out, *_distinct(HB, W[:, HLEN]))
+        room = _room(int(most))
+
+
+def zeek_states(v, lo: int, hi: int, stop: int) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+    """Like :func:`zeek_codes`, the histories as a list of texts."""
+    codes, ids, texts = zeek_codes(v, lo, hi, stop)
+    return codes, [texts[i] for i in ids.tolist()]
+
+
+def zeek_of_rows(v, row: int, rows: np.ndarray) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """The conn_state and history of the connection in ``row`` from its segments ``rows``."""
+    long_rows, long_lens = _longs(v)
+    ports = np.ascontiguousarray(v.conns.port[row: row + 1], dtype=np.int64)
+    bk, bW, bHB, need = _base_for(v.base_zeek, row, row + 1)
+    W = np.empty((1, NF), dtype=np.int64)
+    out = np.zeros(1, dtype=np.int64)
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    room = _room(need)
+    while True:
+        HB = np.zeros((1, room), dtype=np.uint8)
+        most = _scan_rows(v.segs, rows, long_rows, long_lens, ports, _SERVER_PORT, W, HB, out, bk, bW, bHB)
+        if most <= room:
+            return CONN_STATES[int(out[0])], _texts(HB, W[:, HLEN])[0]
+        room = _room(int(most))
+
+
+def carry(segs: np.ndarray, ports: np.ndarray, long_pairs: np.ndarray, base: tuple, rows: np.ndarray,
+          stop: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zeek's working state of connections ``rows`` after segments 0..stop-1 (from ``base``,
+    what was carried over before): what an eviction keeps of the connections that stay when
+    their first segments leave. Returns (rows, W, HB) in the shape of ``base``."""
+    m = len(rows)
+    if m == 0:
+        return NO_BASE
+    kmap = np.full(len(ports), -1, dtype=np.int64)
+    kmap[rows] = np.arange(m)
+    brows, bW, bHB = base if base else NO_BASE
+    bk = kmap[brows] if len(brows) else brows
+    need = int(bW[bk >= 0, HLEN].max()) if (bk >= 0).any() else 0
+    long_rows = np.ascontiguousarray(long_pairs[:, 0], dtype=np.int64)
+    long_lens = np.ascontiguousarray(long_pairs[:, 1], dtype=np.int64)
+    sub_ports = np.ascontiguousarray(ports[rows], dtype=np.int64)
+    W = np.empty((m, NF), dtype=np.int64)
+    out = np.zeros(m, dtype=np.int64)
+    room = _room(need)
+    while True:
+        HB = np.zeros((m, room), dtype=np.uint8)
+        most = _scan(segs, kmap, 0, 0, stop, long_rows, long_lens, sub_ports, _SERVER_PORT, W, HB, out, bk, bW, bHB)
+        if most <= room:
+            return np.asarray(rows, dtype=np.int64), W, HB
+        room = _room(int(most))
+
+
+CHUNK = 65536  # connections replayed at a time (their working state: 400 bytes each)
+
+
+def zeek_all(tl, t: float | None = None, v=None) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+    """conn_state codes and histories of every connection as of time t (kept until the
+    timeline or t changes)."""
+    v = v or tl.view()
+    n = tl.conn_count_at(t, v)
+    stop = tl.seg_index_at(t, v)
+    key = (v.generation, n, stop, id(v.segs))
+    hit = tl._cache.get("zeek")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    codes = np.zeros(n, dtype=np.int64)
+    hist: list[str] = []
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        codes[lo:hi], h = zeek_states(v, lo, hi, stop)
+        hist += h
+    tl._cache["zeek"] = (key, (codes, hist))
+    return codes, hist
