@@ -18,6 +18,10 @@ from tcpview.ui.widgets.ladder import Ladder, tags
 
 @pytest.fixture
 def capture(tmp_path: Path) -> Path:
+    return write_frames_pcap(tmp_path / "flags.pcap", _frames())
+
+
+def _frames() -> list:
     frames: list = []
     a = Flow(cport=41000, t0=1.0, frames=frames)
     a.handshake()
@@ -40,7 +44,7 @@ def capture(tmp_path: Path) -> Path:
     d.c("PA", b"y" * 10)
     d.s("A", win=0)  # the receiver's window is full: a zero window
     frames.sort(key=lambda f: f[0])
-    return write_frames_pcap(tmp_path / "flags.pcap", frames)
+    return frames
 
 
 async def _loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]
@@ -137,3 +141,29 @@ async def test_unanswered_syns_show_as_half_open_on_the_counters_bar(tmp_path: P
         app.seek_offset(1.5)
         await pilot.pause()
         assert "half-open 5" in bar.build().plain
+
+
+async def test_zeek_column_and_filter(tmp_path: Path) -> None:
+    # one more connection, refused (REJ), after the four established ones (S1)
+    frames = _frames()
+    r = Flow(cport=41009, t0=5.0, frames=frames)
+    r.c("S")
+    r.s("RA")
+    path = write_frames_pcap(tmp_path / "mixed.pcap", frames)
+    app = TcpviewApp(FileSource(str(path)))
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        assert "zeek" in [c.key for c in table.columns()]
+        lines = [table.render_line(y).text for y in range(table.size.height)]
+        header = next(line for line in lines if "zeek" in line)
+        at = header.index("zeek")
+        cells = [line[at: at + 6].strip() for line in lines if line.strip()[:1].isdigit()]
+        assert cells == ["S1", "S1", "S1", "S1", "REJ"]
+        table.focus()
+        for query, expected in (("zeek:REJ", [4]), ("history:^Sr$", [4]), ("zeek:S1 port:41003", [3])):
+            await pilot.press("slash", *query, "enter")
+            await pilot.pause()
+            assert list(table.rows) == expected, query
+            await pilot.press("escape")
+            await pilot.pause()

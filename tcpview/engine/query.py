@@ -298,8 +298,8 @@ def _table(states: frozenset[int]) -> np.ndarray:
     return t
 
 
-SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "idle",
-                               "age", "notes")
+SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "zeek",
+                               "idle", "age", "notes")
 
 
 @dataclass
@@ -517,4 +517,7 @@ class ConnRows:
             return v.initial_rtts(n)
         if s == "retr":
             return self.retransmissions(v, n)
+        if s == "zeek":
+            codes, _hist = zeek_all(tl, t, v)
+            return codes[:n]
         return np.arange(n)

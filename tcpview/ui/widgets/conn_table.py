@@ -40,12 +40,12 @@ class Column:
 TITLES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "pkts", "bytes": "bytes", "idle": "idle", "age": "age",
-    "notes": "notes", "rtt": "rtt", "retr": "retr",
+    "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek",
 }
 SORT_NAMES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "packets", "bytes": "bytes", "idle": "idle", "age": "age",
-    "notes": "notes", "rtt": "initial RTT", "retr": "retransmissions",
+    "notes": "notes", "rtt": "initial RTT", "retr": "retransmissions", "zeek": "Zeek conn_state",
 }
 
 _SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
@@ -57,7 +57,8 @@ def layout(width: int, id_width: int = 4) -> list[Column]:
     core = [Column("id", "id", max(3, id_width), True), Column("cstate", "client", state_w),
             Column("sstate", "server", state_w), Column("pkts", "pkts", 5, True)]
     extras = [Column("idle", "idle", 5, True), Column("bytes", "bytes", 6, True), Column("rtt", "rtt", 6, True),
-              Column("retr", "retr", 4, True), Column("notes", "notes", 8), Column("age", "age", 5, True)]
+              Column("retr", "retr", 4, True), Column("notes", "notes", 8), Column("zeek", "zeek", 6),
+              Column("age", "age", 5, True)]
     used = sum(c.width for c in core) + 5  # five gaps: core four + two addresses
     addr_pref, addr_min = 21, 14
     chosen: list[Column] = []
@@ -71,7 +72,7 @@ def layout(width: int, id_width: int = 4) -> list[Column]:
         core[1] = Column("cstate", "client state", state_w)
         core[2] = Column("sstate", "server state", state_w)
     cols = [core[0], Column("client", "client", addr), Column("server", "server", addr), core[1], core[2], core[3]]
-    order = {"bytes": 0, "rtt": 1, "retr": 2, "idle": 3, "age": 4, "notes": 5}
+    order = {"bytes": 0, "rtt": 1, "retr": 2, "zeek": 3, "idle": 4, "age": 5, "notes": 6}
     cols.extend(sorted(chosen, key=lambda c: order[c.key]))
     # give what is left to the notes column (or nothing)
     return cols
@@ -355,6 +356,9 @@ class ConnectionTable(VirtualList):
             elif key == "rtt":
                 irtt = facts.view.initial_rtt(row) if row < facts.view.n_conn else 0.0
                 text = fmt.rtt(irtt) if irtt > 0 else ""
+            elif key == "zeek":
+                text = c.zeek(c.count_at(self.t))[0] if k else ""
+                style = dim
             elif key == "retr":
                 retr = self.model.retransmissions(tl.view(), row + 1)
                 text = fmt.count(int(retr[row])) if row < len(retr) and retr[row] else ""
