@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Flow, wait_until, write_frames_pcap
+from uihelp import lossy_frames as _frames
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -19,32 +20,6 @@ from tcpview.ui.widgets.ladder import Ladder, tags
 @pytest.fixture
 def capture(tmp_path: Path) -> Path:
     return write_frames_pcap(tmp_path / "flags.pcap", _frames())
-
-
-def _frames() -> list:
-    frames: list = []
-    a = Flow(cport=41000, t0=1.0, frames=frames)
-    a.handshake()
-    a.c("PA", b"x" * 100)
-    a.s("A")
-    b = Flow(cport=41001, t0=2.0, frames=frames)
-    b.handshake()
-    b.c("PA", b"1" * 100)  # lost beyond the capture point: the server still acks before it
-    b.c("PA", b"2" * 100)
-    b.s("A", ack=b.nxt[0] - 200)  # acks only up to the first: three duplicate ACKs
-    b.s("A", ack=b.nxt[0] - 200)
-    b.s("A", ack=b.nxt[0] - 200)
-    b.t += 0.5
-    b.c("PA", b"1" * 100, seq=b.nxt[0] - 200)  # the retransmission, late
-    b.s("A")
-    c = Flow(cport=41002, t0=3.0, frames=frames)
-    c.handshake()
-    d = Flow(cport=41003, t0=4.0, frames=frames)
-    d.handshake()
-    d.c("PA", b"y" * 10)
-    d.s("A", win=0)  # the receiver's window is full: a zero window
-    frames.sort(key=lambda f: f[0])
-    return frames
 
 
 async def _loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]

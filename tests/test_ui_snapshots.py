@@ -66,3 +66,15 @@ def test_detail_pane(snap_compare, tmp_path: Path) -> None:
 
 def test_help(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=before("question_mark"))
+
+
+def test_lossy_connection_ladder(snap_compare, tmp_path: Path) -> None:
+    """Connection 1 lost a segment: three duplicate ACKs, then the retransmission, tagged in the
+    ladder in the theme's colours."""
+    from helpers import write_frames_pcap
+    from uihelp import lossy_frames
+
+    source = FileSource(str(write_frames_pcap(tmp_path / "lossy.pcap", lossy_frames())))
+    source.name = "replay lossy.pcap"
+    app = TcpviewApp(source, tick=3600)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before("j"))

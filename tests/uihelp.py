@@ -81,3 +81,33 @@ def write_capture(path: Path, late: bool = False) -> Path:
 
     wrpcap(str(path), frames(late))
     return path
+
+
+def lossy_frames() -> list:
+    """Four connections (Flow frames): 0 clean, 1 loses a segment past the capture point (three
+    duplicate ACKs, a late retransmission), 2 clean, 3 a zero window."""
+    from helpers import Flow
+
+    frames: list = []
+    a = Flow(cport=41000, t0=1.0, frames=frames)
+    a.handshake()
+    a.c("PA", b"x" * 100)
+    a.s("A")
+    b = Flow(cport=41001, t0=2.0, frames=frames)
+    b.handshake()
+    b.c("PA", b"1" * 100)  # lost beyond the capture point: the server still acks before it
+    b.c("PA", b"2" * 100)
+    b.s("A", ack=b.nxt[0] - 200)  # acks only up to the first: three duplicate ACKs
+    b.s("A", ack=b.nxt[0] - 200)
+    b.s("A", ack=b.nxt[0] - 200)
+    b.t += 0.5
+    b.c("PA", b"1" * 100, seq=b.nxt[0] - 200)  # the retransmission, late
+    b.s("A")
+    c = Flow(cport=41002, t0=3.0, frames=frames)
+    c.handshake()
+    d = Flow(cport=41003, t0=4.0, frames=frames)
+    d.handshake()
+    d.c("PA", b"y" * 10)
+    d.s("A", win=0)  # the receiver's window is full: a zero window
+    frames.sort(key=lambda f: f[0])
+    return frames
