@@ -175,6 +175,10 @@ def test_conn_state_in_the_summary_json_and_the_model(tmp_path):
     assert rc == 0, err
     conns = json.loads(out)["connections"]
     assert [(c["conn_state"], c["history"]) for c in conns] == [("S0", "S"), ("REJ", "Sr"), ("SF", "ShADadFf")]
+    rc, out, err = cli("summary", str(path))  # the text table has them too
+    assert rc == 0, err
+    table = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[7:9] for row in table] == [["S0", "S"], ["REJ", "Sr"], ["SF", "ShADadFf"]]
     # the model, one connection at a time, agrees with the bulk writer
     tl = track(frames).tl
     assert [(c.conn_state, c.history) for c in tl.connections()] == [("S0", "S"), ("REJ", "Sr"),

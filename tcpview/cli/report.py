@@ -86,11 +86,11 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
         out.write(f"evicted (memory budget): {s['evicted']['connections']} connections, "
                   f"{s['evicted']['segments']} segments before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
-    rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "notes")]
-    rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), ",".join(no))
-             for i, ci, cp, cs, si, sp, ss, pk, nb, no in zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip,
-                                                               cols.sport, cols.sstate, cols.packets, cols.nbytes,
-                                                               cols.notes, strict=True)]
+    rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "zeek", "history", "notes")]
+    rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), zs, zh, ",".join(no))
+             for i, ci, cp, cs, si, sp, ss, pk, nb, zs, zh, no in zip(
+                 cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.packets,
+                 cols.nbytes, cols.conn_state, cols.history, cols.notes, strict=True)]
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
 
 
