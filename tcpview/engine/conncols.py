@@ -191,7 +191,7 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
             c = ConnView(tl, v, i)
             c._rows, c._trows = seg_rows[i], trans_rows[i]
             fixed[i - lo] = c.as_dict(t)
-        zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop)
+        zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop, last)
         yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],
                          cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first[lo:hi], last=last_ts[lo:hi],
                          packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl[lo:hi], notes=notes, noted=has, zstate=zstate, zhist=zhist, ztexts=ztexts,

@@ -59,6 +59,7 @@ def run_every_kernel() -> None:
         c.records(0, c.n)
         c.trans_times()
         c.numbers()
+        c.zeek()
     from ..sources.batch import frame_array
 
     out = frame_array(4)

@@ -20,7 +20,7 @@ checksums anyway, which Zeek users skip with ``-C``) and ``x``. A content gap (`
 counted as Zeek's reassembler counts it, keeping one span of undelivered data per direction
 rather than its list of blocks: several holes acknowledged by one ACK count once.
 
-Nothing is stored: :func:`zeek_states` replays the stored segments of a range of connections
+Nothing is stored: :func:`zeek_codes` replays the stored segments of a range of connections
 (a SYN flood's million one-packet connections in pieces) when a summary, the table or a
 filter asks.
 """
@@ -597,20 +597,38 @@ def _distinct(HB: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return ids.astype(np.int64).ravel(), _texts(HB[first], lens[first])
 
 
-def zeek_codes(v, lo: int, hi: int, stop: int) -> tuple[np.ndarray, np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+def zeek_codes(v, lo: int, hi: int, stop: int, last: np.ndarray | None = None,  # type: ignore[no-untyped-def]
+               ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The conn_state codes (index :data:`CONN_STATES`) of connections ``lo``..``hi-1`` of
     view ``v`` from the segments before row ``stop``; their histories as numbers into the
-    list of distinct histories that comes third."""
+    list of distinct histories that comes third. ``last``: each connection's latest segment
+    row before ``stop`` (-1: none), when known: each replay ends there."""
+    m = max(hi - lo, 0)
+    codes = np.zeros(m, dtype=np.int64)
+    ids = np.zeros(m, dtype=np.int64)
+    texts: dict[str, int] = {}
+    W = np.empty((min(m, PART), NF), dtype=np.int64)
+    for a in range(lo, hi, PART):
+        b = min(hi, a + PART)
+        end = stop if last is None else min(stop, int(last[a:b].max()) + 1)
+        part_codes, part_ids, part_texts = _replay(v, a, b, end, W[: b - a])
+        codes[a - lo: b - lo] = part_codes
+        number = np.array([texts.setdefault(t, len(texts)) for t in part_texts], dtype=np.int64)
+        ids[a - lo: b - lo] = number[part_ids]
+    return codes, ids, list(texts)
+
+
+PART = 8192  # connections replayed at a time (their working state: 392 bytes each)
+
+
+def _replay(v, lo: int, hi: int, stop: int, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
     m = hi - lo
-    out = np.zeros(max(m, 0), dtype=np.int64)
-    if m <= 0:
-        return out, out.copy(), []
+    out = np.zeros(m, dtype=np.int64)
     row0 = int(v.conns.row0[lo])
     start = row0 if row0 < stop else 0  # its first segment left: from the first kept
     long_rows, long_lens = _longs(v)
     ports = np.ascontiguousarray(v.conns.port[lo:hi], dtype=np.int64)
     bk, bW, bHB, need = _base_for(v.base_zeek, lo, hi)
-    W = np.empty((m, NF), dtype=np.int64)
     room = _room(need)
     while True:
         HB = np.zeros((m, room), dtype=np.uint8)
@@ -619,12 +637,6 @@ def zeek_codes(v, lo: int, hi: int, stop: int) -> tuple[np.ndarray, np.ndarray, 
         if most <= room:
             return (out, *_distinct(HB, W[:, HLEN]))
         room = _room(int(most))
-
-
-def zeek_states(v, lo: int, hi: int, stop: int) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
-    """Like :func:`zeek_codes`, the histories as a list of texts."""
-    codes, ids, texts = zeek_codes(v, lo, hi, stop)
-    return codes, [texts[i] for i in ids.tolist()]
 
 
 def zeek_of_rows(v, row: int, rows: np.ndarray) -> tuple[str, str]:  # type: ignore[no-untyped-def]
@@ -671,9 +683,6 @@ def carry(segs: np.ndarray, ports: np.ndarray, long_pairs: np.ndarray, base: tup
         room = _room(int(most))
 
 
-CHUNK = 65536  # connections replayed at a time (their working state: 400 bytes each)
-
-
 def zeek_all(tl, t: float | None = None, v=None) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
     """conn_state codes and histories of every connection as of time t (kept until the
     timeline or t changes)."""
@@ -684,11 +693,8 @@ def zeek_all(tl, t: float | None = None, v=None) -> tuple[np.ndarray, list[str]]
     hit = tl._cache.get("zeek")
     if hit is not None and hit[0] == key:
         return hit[1]
-    codes = np.zeros(n, dtype=np.int64)
-    hist: list[str] = []
-    for lo in range(0, n, CHUNK):
-        hi = min(n, lo + CHUNK)
-        codes[lo:hi], h = zeek_states(v, lo, hi, stop)
-        hist += h
-    tl._cache["zeek"] = (key, (codes, hist))
-    return codes, hist
+    last = tl.conn_stats_at(t, v)[2]
+    codes, ids, texts = zeek_codes(v, 0, n, stop, last)
+    out = (codes, [texts[i] for i in ids.tolist()])
+    tl._cache["zeek"] = (key, out)
+    return out
