@@ -14,7 +14,8 @@ from uihelp import lossy_frames as _frames
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
 from tcpview.ui.widgets.conn_table import ConnectionTable
-from tcpview.ui.widgets.ladder import Ladder, tags
+from tcpview.engine.ladder import tags
+from tcpview.ui.widgets.ladder import Ladder
 
 
 @pytest.fixture

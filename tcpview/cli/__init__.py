@@ -1,4 +1,4 @@
-"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|simulate|serve]``.
+"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|stream|expert|simulate|serve]``.
 
 Every failure the user can cause (missing file, not a capture, bad option, no privileges)
 ends in one line on stderr and exit status 2, never a traceback. Each command's module adds
@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import UserError
-from . import live, offline, replay, serve, sim
+from . import exports, live, offline, replay, serve, sim
 from .errors import EXIT_USAGE, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -25,7 +25,8 @@ COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
     "sockets": (live.add_sockets, live.cmd_sockets),
     "summary": (offline.add_summary, offline.cmd_summary),
     "ladder": (offline.add_ladder, offline.cmd_ladder),
-    "export": (offline.add_export, offline.cmd_export),
+    "export": (exports.add_export, exports.cmd_export),
+    "stream": (exports.add_stream, exports.cmd_stream),
     "expert": (offline.add_expert, offline.cmd_expert),
     "simulate": (sim.add_simulate, sim.cmd_simulate),
     "serve": (serve.add_serve, serve.cmd_serve),

@@ -38,14 +38,6 @@ def add_ladder(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(p)
 
 
-def add_export(sub) -> None:  # type: ignore[no-untyped-def]
-    """``tcpview export``."""
-    e = sub.add_parser("export", help="export every TCP segment")
-    e.add_argument("source")
-    e.add_argument("--format", choices=("jsonl",), default="jsonl")
-    add_timers(e)
-
-
 def add_expert(sub) -> None:  # type: ignore[no-untyped-def]
     """``tcpview expert``."""
     e = sub.add_parser("expert", help="count Wireshark's TCP analysis flags and the RTTs, per connection")
@@ -127,13 +119,4 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         from ..engine.ladder import render_text
 
         sys.stdout.write(render_text(tl, args.conn, t, args.absolute) + "\n")
-    return _finish(res)
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """``tcpview export --format jsonl``: one JSON object per segment, in frame order."""
-    res = _load(args)
-    w = sys.stdout.write
-    for seg in res.timeline.all_segments_in_frame_order():
-        w(seg.model_dump_json() + "\n")
     return _finish(res)

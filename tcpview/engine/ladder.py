@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .conns import ConnView
 from .store import Timeline
-from .tcp import A_DUPACK, STATE_NAMES
+from .tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
 
 
 @dataclass(slots=True)
@@ -29,6 +29,48 @@ class LadderRow:
     anomaly: int = 0
     analysis: int = 0
     dup_ack: int = 0  # which duplicate ACK of a run it is (0: not one)
+
+
+# each analysis flag's tag on a ladder row, and the theme variable that colours it
+TAGS: dict[str, tuple[str, str]] = {
+    "retransmission": ("retrans", "loss"),
+    "fast_retransmission": ("fast-retrans", "loss"),
+    "spurious_retransmission": ("spurious-retrans", "loss"),
+    "out_of_order": ("ooo", "loss"),
+    "dup_ack": ("dup-ack", "loss"),
+    "lost_segment": ("lost", "loss"),
+    "ack_lost_segment": ("ack-lost", "loss"),
+    "zero_window": ("zero-win", "window"),
+    "window_probe": ("win-probe", "window"),
+    "window_probe_ack": ("win-probe-ack", "window"),
+    "window_full": ("win-full", "window"),
+    "window_update": ("win-update", "window"),
+    "keep_alive": ("keepalive", "note"),
+    "keep_alive_ack": ("keepalive-ack", "note"),
+    "reused_ports": ("reused-ports", "note"),
+}
+TAG_KINDS = ("loss", "window", "note", "anomaly")
+
+
+def tags(row: LadderRow) -> list[tuple[str, str]]:
+    """A row's tags and their kinds: ``("dup-ack #3", "loss")``, ``("syn_fin", "anomaly")``.
+    A fast or spurious retransmission is not also tagged a plain one."""
+    names = analysis_names(row.analysis)
+    if "fast_retransmission" in names or "spurious_retransmission" in names:
+        names.remove("retransmission")
+    out = []
+    for name in names:
+        text, kind = TAGS.get(name, (name, "note"))
+        if name == "dup_ack" and row.dup_ack:
+            text = f"{text} #{row.dup_ack}"
+        out.append((text, kind))
+    return out + [(name, "anomaly") for name in anomaly_names(row.anomaly)]
+
+
+def marks(row: LadderRow) -> str:
+    """A row's tags as the ladder writes them after the label: ``[retrans] [syn_fin]``."""
+    return " ".join(f"[{text}]" for text, _kind in tags(row))
+
 
 
 def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec: tuple | None = None) -> str:
@@ -129,7 +171,8 @@ def render_text(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
         if row.seg < 0:
             mid = f"{'(' + row.label + ')':^{arrow_w}}"
         else:
-            mid = arrow(row.label, arrow_w, row.c2s)
+            m = marks(row)
+            mid = arrow(f"{row.label} {m}" if m else row.label, arrow_w, row.c2s)
         out.append(f"{row.ts - t0:>10.6f}  {row.client_state:<{state_w}}  {mid}  {row.server_state}".rstrip())
     return "\n".join(out)
 

@@ -18,9 +18,8 @@ from textual.cache import LRUCache
 from textual.reactive import var
 from textual.strip import Strip
 
-from ...engine.ladder import LadderRow, arrow, ladder_count, ladder_window
+from ...engine.ladder import TAG_KINDS, LadderRow, arrow, ladder_count, ladder_window, tags
 from ...engine.store import Timeline
-from ...engine.tcp import analysis_names, anomaly_names
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind
@@ -29,47 +28,6 @@ from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 BLOCK = 64
 TIME_W = 10
 STATE_W = 12
-
-# each analysis flag's tag on a ladder row, and the theme variable that colours it
-TAGS: dict[str, tuple[str, str]] = {
-    "retransmission": ("retrans", "loss"),
-    "fast_retransmission": ("fast-retrans", "loss"),
-    "spurious_retransmission": ("spurious-retrans", "loss"),
-    "out_of_order": ("ooo", "loss"),
-    "dup_ack": ("dup-ack", "loss"),
-    "lost_segment": ("lost", "loss"),
-    "ack_lost_segment": ("ack-lost", "loss"),
-    "zero_window": ("zero-win", "window"),
-    "window_probe": ("win-probe", "window"),
-    "window_probe_ack": ("win-probe-ack", "window"),
-    "window_full": ("win-full", "window"),
-    "window_update": ("win-update", "window"),
-    "keep_alive": ("keepalive", "note"),
-    "keep_alive_ack": ("keepalive-ack", "note"),
-    "reused_ports": ("reused-ports", "note"),
-}
-TAG_KINDS = ("loss", "window", "note", "anomaly")
-
-
-def tags(row: LadderRow) -> list[tuple[str, str]]:
-    """A row's tags and their kinds: ``("dup-ack #3", "loss")``, ``("syn_fin", "anomaly")``.
-    A fast or spurious retransmission is not also tagged a plain one."""
-    names = analysis_names(row.analysis)
-    if "fast_retransmission" in names or "spurious_retransmission" in names:
-        names.remove("retransmission")
-    out = []
-    for name in names:
-        text, kind = TAGS.get(name, (name, "note"))
-        if name == "dup_ack" and row.dup_ack:
-            text = f"{text} #{row.dup_ack}"
-        out.append((text, kind))
-    return out + [(name, "anomaly") for name in anomaly_names(row.anomaly)]
-
-
-def marks(row: LadderRow) -> str:
-    """A row's tags as the ladder writes them after the label: ``[retrans] [syn_fin]``."""
-    return " ".join(f"[{text}]" for text, _kind in tags(row))
-
 
 class Ladder(VirtualList):
     """The selected connection's segments as a ladder diagram at the cursor time."""

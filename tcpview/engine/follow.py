@@ -1,0 +1,151 @@
+"""A connection's payload in order, as Wireshark's Follow TCP Stream puts it together.
+
+The definition is Wireshark's ``follow_tcp_tap_listener`` and ``check_follow_fragments``
+(``epan/dissectors/packet-tcp.c``, 4.0): per direction the next expected sequence number; a
+segment that continues the stream is appended (a retransmission adds only what it has that
+is new), one from further ahead waits until the bytes before it come, and when the other
+side acknowledges bytes the capture never had, the gap is noted and the waiting data goes
+out after it. Node 0 is the sender of the connection's first segment, as in tshark.
+
+Wireshark writes a gap into the stream as the text ``[N bytes missing in capture file]``; here
+it is a :class:`Chunk` of its own (``missing`` > 0) so that raw output never contains bytes the
+connection did not carry. Payload cut short by the capture's snap length is what was
+captured: the sequence numbers move on, the bytes that were not captured are simply absent
+(as in Wireshark).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .tcp import SYN
+
+M = 0xFFFFFFFF
+
+
+def _lt(a: int, b: int) -> bool:
+    return ((a - b) & M) >= 0x80000000
+
+
+def _gt(a: int, b: int) -> bool:
+    return _lt(b, a)
+
+
+@dataclass
+class Chunk:
+    """Bytes one side sent, in stream order; or a gap (``missing`` bytes never captured)."""
+
+    node: int  # 0: the sender of the first segment, 1: the other side
+    frame: int
+    data: bytes = b""
+    missing: int = 0
+
+
+@dataclass
+class Follow:
+    """Feed a connection's segments in capture order with :meth:`segment`; read ``chunks``."""
+
+    chunks: list[Chunk] = field(default_factory=list)
+    _first: tuple | None = None  # (dir) of the first segment
+    _seq: list[int] = field(default_factory=lambda: [0, 0])
+    _written: list[int] = field(default_factory=lambda: [0, 0])
+    _frags: list[list[tuple[int, int, bytes]]] = field(default_factory=lambda: [[], []])  # (seq, frame, data)
+
+    def node_of(self, d: int) -> int:
+        """The node of tcpview's direction d (0: what the client sends)."""
+        return 0 if self._first is None or d == self._first else 1
+
+    def segment(self, frame: int, d: int, flags: int, seq: int, length: int, data: bytes, ack: int) -> None:
+        """One segment: its frame number, tcpview's direction (0 c2s), flags, relative seq
+        and ack (as Wireshark numbers them), payload length on the wire and the payload bytes
+        captured."""
+        if self._first is None:
+            self._first = d
+        node = self.node_of(d)
+        if flags & SYN:
+            seq = (seq + 1) & M
+        if self._frags[1 - node]:
+            while self._check(1 - node, ack, frame, True):
+                pass
+        if self._written[node] == 0 and self._seq[node] == 0:
+            self._seq[node] = seq
+        off = 0
+        n = len(data)
+        if _lt(seq, self._seq[node]):
+            nxt = (seq + length) & M
+            if _gt(nxt, self._seq[node]):
+                off = (self._seq[node] - seq) & M
+                n = 0 if n <= off else n - off
+                seq = self._seq[node]
+                length = (nxt - self._seq[node]) & M
+        if n == 0 or _lt(seq, self._seq[node]):
+            return
+        piece = data[off:off + n]
+        if seq == self._seq[node]:
+            self._seq[node] = (self._seq[node] + length) & M
+            self._written[node] += len(piece)
+            self.chunks.append(Chunk(node, frame, piece))
+            while self._check(node, 0, frame, False):
+                pass
+        else:
+            self._frags[node].append((seq, frame, piece))
+
+    def _check(self, node: int, acked: int, frame: int, use_ack: bool) -> bool:
+        """Wireshark's check_follow_fragments: put one waiting piece (or a gap) out."""
+        frags = self._frags[node]
+        if not frags:
+            return False
+        lowest = frags[0][0]
+        for k, (seq, fr, data) in enumerate(frags):
+            if _gt(lowest, seq):
+                lowest = seq
+            if _lt(seq, self._seq[node]):
+                newseq = (seq + len(data)) & M
+                if _gt(newseq, self._seq[node]):
+                    new_pos = (self._seq[node] - seq) & M
+                    if len(data) > new_pos:
+                        self.chunks.append(Chunk(node, fr, data[new_pos:]))
+                    self._seq[node] = (self._seq[node] + len(data) - new_pos) & M
+                del frags[k]
+                return True
+            if seq == self._seq[node]:
+                if data:
+                    self.chunks.append(Chunk(node, fr, data))
+                self._seq[node] = (self._seq[node] + len(data)) & M
+                del frags[k]
+                return True
+        if use_ack and _gt(acked, lowest):
+            self.chunks.append(Chunk(node, frame, missing=(lowest - self._seq[node]) & M))
+            self._seq[node] = lowest
+            return True
+        return False
+
+    def stream(self, node: int) -> bytes:
+        """Everything node sent, in order, without the gaps."""
+        return b"".join(c.data for c in self.chunks if c.node == node)
+
+
+def follow_connection(tl, cid: int, path: str, t: float | None = None) -> Follow:  # type: ignore[no-untyped-def]
+    """Connection ``cid`` of timeline ``tl`` (read from capture file ``path``) followed up to
+    time t: its frames are read again from the file for their payload."""
+    from ..sources.extract import read_frames
+    from .decode import decode
+
+    c = tl.conns[cid]
+    n = c.count_at(t)
+    recs = c.records(0, n)
+    frames = read_frames(path, (r[1] for r in recs))
+    f = Follow()
+    for i, (_ts, frame, seq_raw, ack_raw, plen, _win, flags, d, *_rest) in enumerate(recs):
+        # relative numbers, as Wireshark's follow sees them (it starts a direction afresh
+        # while its next sequence number is still 0)
+        seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)
+        data = b""
+        got = frames.get(frame)
+        if got is not None and plen:
+            fields = decode(got.data, 0, len(got.data), got.origlen, got.linktype)
+            if not isinstance(fields, str):
+                start = fields[10] + fields[11]
+                data = got.data[start: start + plen]
+        f.segment(frame, d, flags, seq, plen, data, ack)
+    return f
