@@ -242,7 +242,7 @@ def test_unknown_link_type(run_cli, tmp_path):
         ["ladder", "X"],
         ["ladder", "X", "--conn", "zero"],
         ["ladder", "X", "--conn", "0", "--format", "svg"],
-        ["export", "X", "--format", "csv"],
+        ["export", "X", "--format", "gif"],
         ["no-such-command", "X"],
     ],
     ids=lambda a: " ".join(a[:1] + a[2:]),

@@ -218,5 +218,5 @@ def test_zeek_conn_states_of_the_real_scenarios(loopback_capture, summary):
     assert conns[loopback_capture.ports["abort"]]["history"].endswith("R")
     assert conns[loopback_capture.ports["server_abort"]]["history"].endswith("r")
     # the first connection on the reused 4-tuple: closed by both, no data (the last ACK is the server's a)
-    first = [c for c in summary["connections"] if c["server"]["port"] == loopback_capture.ports["reuse"]][0]
+    first = next(c for c in summary["connections"] if c["server"]["port"] == loopback_capture.ports["reuse"])
     assert (first["conn_state"], sorted(first["history"])) == ("SF", sorted("ShAfFa"))

@@ -8,6 +8,7 @@ import pytest
 from uihelp import T0, frames, write_capture
 
 from tcpview.engine.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
+from tcpview.engine.zeek import CONN_STATES
 
 
 def make_player(times: list[float], live: bool = False) -> Player:
@@ -243,6 +244,8 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
         # the analysis columns count as now, whatever the cursor
         "rtt": lambda c, t: float(tl.view().initial_rtts(c.row + 1)[c.row]),
         "retr": lambda c, t: sum(1 for i in range(c.n) if (c.record(i)[10] >> 8) & Analysis.RETRANSMISSION),
+        # Zeek's conn_state as of the cursor, in the order of CONN_STATES
+        "zeek": lambda c, t: CONN_STATES.index(c.zeek(c.count_at(t))[0]),
     }
     assert set(reference) == set(SORT_KEYS)
     rows = ConnRows()
