@@ -78,3 +78,15 @@ def test_lossy_connection_ladder(snap_compare, tmp_path: Path) -> None:
     source.name = "replay lossy.pcap"
     app = TcpviewApp(source, tick=3600)
     assert snap_compare(app, terminal_size=(120, 40), run_before=before("j"))
+
+
+def test_lossy_connection_graph(snap_compare, tmp_path: Path) -> None:
+    """The same connection's tcptrace graph: the segments as bars, the retransmission in the
+    loss colour, the ACK line and the window edge."""
+    from helpers import write_frames_pcap
+    from uihelp import lossy_frames
+
+    source = FileSource(str(write_frames_pcap(tmp_path / "lossy.pcap", lossy_frames())))
+    source.name = "replay lossy.pcap"
+    app = TcpviewApp(source, tick=3600)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=before("j", "v", "m"))

@@ -1,4 +1,4 @@
-"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|stream|expert|simulate|serve]``.
+"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|stream|graph|expert|simulate|serve]``.
 
 Every failure the user can cause (missing file, not a capture, bad option, no privileges)
 ends in one line on stderr and exit status 2, never a traceback. Each command's module adds
@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
     "ladder": (offline.add_ladder, offline.cmd_ladder),
     "export": (exports.add_export, exports.cmd_export),
     "stream": (exports.add_stream, exports.cmd_stream),
+    "graph": (exports.add_graph, exports.cmd_graph),
     "expert": (offline.add_expert, offline.cmd_expert),
     "simulate": (sim.add_simulate, sim.cmd_simulate),
     "serve": (serve.add_serve, serve.cmd_serve),

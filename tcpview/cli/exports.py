@@ -245,3 +245,43 @@ def cmd_stream(args: argparse.Namespace) -> int:
     total = [len(f.stream(k)) for k in (0, 1)]
     w(f"{names[0]}: {total[0]} bytes; {names[1]}: {total[1]} bytes\n")
     return _finish(res)
+
+
+def add_graph(sub) -> None:  # type: ignore[no-untyped-def]
+    """``tcpview graph``."""
+    from ..engine.graphs import KINDS
+
+    g = sub.add_parser("graph", help="draw a connection's time-sequence, throughput, RTT or window graph")
+    g.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
+    g.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
+    g.add_argument("--kind", choices=KINDS, default="tseq",
+                   help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window")
+    g.add_argument("--dir", choices=("c2s", "s2c"), help="the data direction of a time-sequence graph "
+                   "(default: the one that sent more)")
+    g.add_argument("--format", choices=("text", "svg"), default="text")
+    g.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    g.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
+    add_timers(g)
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """``tcpview graph``: the graph as braille text in the terminal's size, or an SVG."""
+    import shutil
+
+    from ..engine import graphs
+
+    res = _load(args)
+    tl = res.timeline
+    if not tl.conns.has(args.conn):
+        n = tl.view().next_id
+        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n else
+                         f"no connection {args.conn} (the capture has none)")
+    direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
+    g = graphs.build(tl, args.conn, args.kind, direction)
+    with _output(args.output, args.force, binary=False) as out:
+        if args.format == "svg":
+            out.write(graphs.svg(g))
+        else:
+            size = shutil.get_terminal_size((100, 30))
+            out.write(graphs.text(g, size.columns, size.lines - 1) + "\n")
+    return _finish(res)

@@ -35,6 +35,7 @@ from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
+from .widgets.graph_pane import GraphPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
 from .widgets.prompt import Prompt
@@ -97,6 +98,7 @@ class TcpviewApp(App[int]):
         yield ConnectionTable(id="table")
         with Vertical(id="ladder-box"):
             yield Ladder(id="ladder")
+            yield GraphPane(id="graph")
             yield WhyLine(id="why", classes="-empty")
         yield Prompt(id="prompt")
         yield Footer()
@@ -105,6 +107,8 @@ class TcpviewApp(App[int]):
         # kept, not queried: app.query_one searches the active screen, which may be a modal
         self._table = self.query_one(ConnectionTable)
         self._ladder = self.query_one(Ladder)
+        self._graph = self.query_one(GraphPane)
+        self._graph.display = False
         self._counters = self.query_one(CountersBar)
         self._bar = self.query_one(PlayerBar)
         self._why = self.query_one(WhyLine)
@@ -195,6 +199,8 @@ class TcpviewApp(App[int]):
         table = self._table
         table.update_view(tl, t, pos, force=force, settle=settle)
         self._ladder.show(tl, table.selected, t)
+        if self._graph.display:
+            self._graph.show(tl, table.selected, t)
         self._counters.update_view(tl, t, pos, settle=settle)
         self._bar.refresh_if_changed()
         self._update_titles(settle)
@@ -238,6 +244,8 @@ class TcpviewApp(App[int]):
     # -- messages from the widgets --------------------------------------------------------
     def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._ladder.show(self.tl, message.cid, self.player.query_time())
+        if self._graph.display:
+            self._graph.show(self.tl, message.cid, self.player.query_time())
         self._update_titles()
 
     def on_connection_table_flagged_chosen(self, message: ConnectionTable.FlaggedChosen) -> None:
@@ -259,6 +267,21 @@ class TcpviewApp(App[int]):
     def on_player_bar_seek_requested(self, message: PlayerBar.SeekRequested) -> None:
         self.player.seek_fraction(message.fraction)
         self.refresh_views()
+
+    def on_graph_pane_seek_requested(self, message: GraphPane.SeekRequested) -> None:
+        self.player.seek(message.t)
+        self.refresh_views()
+
+    def action_toggle_graph(self) -> None:
+        """v: the graph of the selected connection instead of its ladder, and back."""
+        show = not self._graph.display
+        self._graph.display = show
+        self._ladder.display = not show
+        if show:
+            self._graph.show(self.tl, self._table.selected, self.player.query_time())
+            self._graph.focus()
+        else:
+            self._ladder.focus()
 
     def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
         self.action_set_filter(f"state:{message.state}")

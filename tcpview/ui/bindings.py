@@ -33,6 +33,8 @@ VIEWER_BINDINGS: list[Binding] = [
     Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
     Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
             tooltip="Absolute / relative sequence numbers"),
+    Binding("v", "toggle_graph", "Graph", show=False, id="ladder.graph",
+            tooltip="The selected connection's graph (time-sequence, throughput, RTT, window) instead of its ladder"),
     Binding("c", "toggle_counters", "States", show=False, id="counters.all",
             tooltip="Show the counters of every state, not only the main four"),
     Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),

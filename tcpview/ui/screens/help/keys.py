@@ -11,6 +11,7 @@ from textual.binding import Binding
 
 from ...bindings import VIEWER_BINDINGS
 from ...widgets.conn_table import ConnectionTable
+from ...widgets.graph_pane import GraphPane
 from ...widgets.ladder import Ladder
 from ..detail import DetailScreen
 
@@ -28,11 +29,13 @@ FILTER_HELP = (
     "(either endpoint; also `close-wait`, prefixes like `state:fin_wait`, and `tw` `cw` `est` "
     "`syn-recv`), `client:STATE` / `server:STATE` (one endpoint), `port:443` (either port), "
     "`is:partial` `is:refused` `is:reset` `is:anomaly`, `id:12`, an IP address (either "
-    "endpoint), or any other word (part of the client or server text, e.g. `:443`). State "
-    "terms are evaluated at the cursor, so the list changes as you seek."
+    "endpoint), `analysis:retransmission` (a Wireshark analysis flag, or a ladder tag such as "
+    "`an:zero-win`), `zeek:REJ` (Zeek's conn_state), `history:^S$` (a regular expression on "
+    "Zeek's history), or any other word (part of the client or server text, e.g. `:443`). State "
+    "and Zeek terms are evaluated at the cursor, so the list changes as you seek."
 )
 
-SECTIONS = ("Player", "Connections", "Ladder", "Counters", "General", "Detail pane")
+SECTIONS = ("Player", "Connections", "Ladder", "Graph", "Counters", "General", "Detail pane")
 
 
 def key_display(keys: str) -> str:
@@ -43,7 +46,7 @@ def key_display(keys: str) -> str:
 def _section(binding: Binding, default: str) -> str:
     bid = binding.id or ""
     prefix = bid.split(".", 1)[0]
-    return {"player": "Player", "table": "Connections", "ladder": "Ladder", "counters": "Counters",
+    return {"player": "Player", "table": "Connections", "ladder": "Ladder", "graph": "Graph", "counters": "Counters",
             "app": "General", "detail": "Detail pane"}.get(prefix, default)
 
 
@@ -51,7 +54,8 @@ def key_rows() -> list[tuple[str, str, str]]:
     """``(section, keys, what it does)`` for every binding, in section order."""
     rows: list[tuple[str, str, str]] = []
     for default, bindings in (("General", VIEWER_BINDINGS), ("Connections", ConnectionTable.BINDINGS),
-                              ("Ladder", Ladder.BINDINGS), ("Detail pane", DetailScreen.BINDINGS)):
+                              ("Ladder", Ladder.BINDINGS), ("Graph", GraphPane.BINDINGS),
+                              ("Detail pane", DetailScreen.BINDINGS)):
         for b in bindings:
             if not isinstance(b, Binding):
                 continue

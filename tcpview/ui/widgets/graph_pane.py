@@ -1,0 +1,202 @@
+"""The graph pane: the selected connection's shape (time-sequence Stevens or tcptrace,
+throughput, RTT, window), beside the ladder's place (``v`` switches between them).
+
+It follows the player: a vertical line marks the cursor, and a click on the plot seeks
+there. ``m`` picks the next kind, ``z`` / ``Z`` zoom the time axis in / out around the
+cursor, ``h`` / ``l`` pan, ``x`` shows the whole connection again. Drawing is
+:func:`tcpview.engine.graphs.render` (braille cells from numpy passes); the series are built
+once per connection and kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding
+from textual.strip import Strip
+from textual.widget import Widget
+
+from ...engine.graphs import KINDS, Canvas, Graph, build, render, tick
+from ...engine.store import Timeline
+from ..messages import WidgetMessage
+
+LABEL_W = 8
+SERIES_CLASSES = ("tcp-ack", "tcp-window", "tcp-data", "tcp-loss", "tcp-syn")
+# which theme colour each series of a kind takes, by series name
+_COLOUR = {"window": "tcp-window", "ack": "tcp-ack", "data": "tcp-data", "retransmission": "tcp-loss",
+           "client → server": "tcp-data", "server → client": "tcp-syn", "ACKs from the client": "tcp-data",
+           "ACKs from the server": "tcp-syn", "client's window": "tcp-data", "server's window": "tcp-syn"}
+
+
+class GraphPane(Widget, can_focus=True):
+    """One graph of the selected connection at the cursor time."""
+
+    BINDINGS = [
+        Binding("m", "next_kind", "Kind", id="graph.kind",
+                tooltip="Next graph: time-sequence (Stevens, tcptrace), throughput, RTT, window"),
+        Binding("z", "zoom(0.5)", "Zoom in", show=False, id="graph.zoom_in", tooltip="Zoom the time axis in"),
+        Binding("Z", "zoom(2)", "Zoom out", show=False, id="graph.zoom_out", tooltip="Zoom the time axis out"),
+        Binding("h", "pan(-0.25)", "Pan left", show=False, id="graph.pan_left", tooltip="Pan the graph left"),
+        Binding("l", "pan(0.25)", "Pan right", show=False, id="graph.pan_right", tooltip="Pan the graph right"),
+        Binding("x", "reset", "Whole", show=False, id="graph.reset", tooltip="The whole connection again"),
+    ]
+
+    COMPONENT_CLASSES = {"graph-pane--axis", "graph-pane--cursor", *(f"graph-pane--{c}" for c in SERIES_CLASSES)}
+
+    DEFAULT_CSS = """
+    GraphPane { height: 1fr; }
+    GraphPane > .graph-pane--axis { color: $text-muted; }
+    GraphPane > .graph-pane--cursor { color: $accent; }
+    """ + "\n".join(f"GraphPane > .graph-pane--{c} {{ color: ${c}; }}" for c in SERIES_CLASSES)
+
+    @dataclass
+    class SeekRequested(WidgetMessage):
+        """A click on the plot: put the cursor at time ``t``."""
+
+        t: float
+
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.kind = KINDS[0]
+        self.tl: Timeline | None = None
+        self.cid: int | None = None
+        self.t: float | None = None
+        self.graph: Graph | None = None
+        self._key: tuple | None = None
+        self.view: tuple[float, float] | None = None  # the x range shown (None: all)
+        self._canvas: tuple[tuple, Canvas] | None = None
+
+    # -- what to show ---------------------------------------------------------------------
+    def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
+        """The graph of connection ``cid`` as of time t (None: everything read)."""
+        self.tl, self.t = tl, t
+        if cid != self.cid:
+            self.view = None
+        self.cid = cid
+        n = tl.conns[cid].n if cid is not None and tl.conns.has(cid) else -1
+        key = (id(tl), cid, self.kind, n, tl.generation)
+        if key != self._key:
+            self._key = key
+            self.graph = build(tl, cid, self.kind) if n > 0 else None
+        self.refresh()
+
+    @property
+    def cursor_x(self) -> float | None:
+        """The cursor as seconds from the connection's start (None: no cursor or connection)."""
+        if self.t is None or self.tl is None or self.cid is None or not self.tl.conns.has(self.cid):
+            return None
+        return self.t - self.tl.conns[self.cid].first_ts
+
+    def x_range(self) -> tuple[float, float]:
+        if self.view is not None:
+            return self.view
+        return self.graph.x_range() if self.graph is not None else (0.0, 1.0)
+
+    # -- keys -----------------------------------------------------------------------------
+    def action_next_kind(self) -> None:
+        self.kind = KINDS[(KINDS.index(self.kind) + 1) % len(KINDS)]
+        if self.tl is not None:
+            self.show(self.tl, self.cid, self.t)
+
+    def action_zoom(self, factor: float) -> None:
+        x0, x1 = self.x_range()
+        mid = self.cursor_x if self.cursor_x is not None and x0 <= self.cursor_x <= x1 else (x0 + x1) / 2
+        half = (x1 - x0) * factor / 2
+        self.view = (mid - half, mid + half)
+        self.refresh()
+
+    def action_pan(self, share: float) -> None:
+        x0, x1 = self.x_range()
+        step = (x1 - x0) * share
+        self.view = (x0 + step, x1 + step)
+        self.refresh()
+
+    def action_reset(self) -> None:
+        self.view = None
+        self.refresh()
+
+    def on_click(self, event: events.Click) -> None:
+        plot_w = self.size.width - LABEL_W - 1
+        col = event.x - LABEL_W - 1
+        if self.graph is None or self.cid is None or self.tl is None or not 0 <= col < plot_w:
+            return
+        x0, x1 = self.x_range()
+        x = x0 + (x1 - x0) * (col + 0.5) / plot_w
+        self.post_message(self.SeekRequested(self, self.tl.conns[self.cid].first_ts + x))
+
+    # -- drawing --------------------------------------------------------------------------
+    def canvas(self) -> Canvas | None:
+        """The plot at the pane's size (kept until the size, graph or zoom changes)."""
+        if self.graph is None:
+            return None
+        w, h = self.size.width - LABEL_W - 1, self.size.height - 3
+        if w < 4 or h < 2:
+            return None
+        x0, x1 = self.x_range()
+        key = (self._key, w, h, x0, x1)
+        if self._canvas is None or self._canvas[0] != key:
+            self._canvas = (key, render(self.graph, w, h, x0, x1))
+        return self._canvas[1]
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        axis = self.get_component_rich_style("graph-pane--axis")
+        g = self.graph
+        if g is None:
+            text = "no connection selected" if y == 0 else ""
+            return Strip([Segment(text.ljust(width), axis)], width)
+        if y == 0:
+            return Strip([Segment(g.title[:width].ljust(width), axis)], width)
+        cv = self.canvas()
+        if cv is None:
+            return Strip.blank(width)
+        h = cv.bits.shape[0]
+        r = y - 1
+        if r < h:
+            yv = cv.y1 - (cv.y1 - cv.y0) * r / max(1, h - 1)
+            label = tick(yv) if r in (0, h // 2, h - 1) else ""
+            segs = [Segment(f"{label:>{LABEL_W}}┤", axis)]
+            cur = self._cursor_col(cv)
+            styles = [self.get_component_rich_style(f"graph-pane--{_COLOUR.get(s.name, 'tcp-data')}")
+                      for s in g.series]
+            cursor_style = self.get_component_rich_style("graph-pane--cursor")
+            row = cv.text_rows_at(r)
+            owner = cv.owner[r]
+            # runs of one series' colour, one segment each
+            change = np.flatnonzero(np.diff(owner)) + 1
+            starts = [0, *change.tolist()]
+            ends = [*change.tolist(), len(owner)]
+            for a, b in zip(starts, ends, strict=True):
+                o = int(owner[a])
+                style = styles[o] if o >= 0 else axis
+                if a <= cur < b:  # the cursor column inside this run
+                    if cur > a:
+                        segs.append(Segment(row[a:cur], style))
+                    ch = row[cur]
+                    segs.append(Segment("│" if ch == " " else ch, cursor_style if ch == " " else
+                                        style + Style(bgcolor=cursor_style.color)))
+                    if cur + 1 < b:
+                        segs.append(Segment(row[cur + 1:b], style))
+                else:
+                    segs.append(Segment(row[a:b], style))
+            return Strip(segs).simplify().crop_extend(0, width, None)
+        if r == h:
+            return Strip([Segment(" " * LABEL_W + "└" + "─" * cv.bits.shape[1], axis)]).crop_extend(0, width, None)
+        if r == h + 1:
+            left = f"{tick(cv.x0)} {g.x_unit}"
+            right = f"{tick(cv.x1)} {g.x_unit}   y: {g.y_unit}"
+            w = cv.bits.shape[1]
+            return Strip([Segment(" " * (LABEL_W + 1) + left + right.rjust(max(0, w - len(left))), axis)]
+                         ).crop_extend(0, width, None)
+        return Strip.blank(width)
+
+    def _cursor_col(self, cv: Canvas) -> int:
+        x = self.cursor_x
+        if x is None or not cv.x0 <= x <= cv.x1:
+            return -1
+        w = cv.bits.shape[1]
+        return min(w - 1, int((x - cv.x0) / (cv.x1 - cv.x0) * w))
