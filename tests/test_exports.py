@@ -251,3 +251,38 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(built: Path, tmp_path:
     assert rc == 0, err
     assert keep.read_text().startswith("frame,")
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tcpview-")] == []
+
+
+async def test_stream_pane_in_the_app(built: Path) -> None:
+    """f shows what the selected connection carried (escaped, no control byte reaches the
+    terminal), x switches to hex, a gap is marked; f again brings the ladder back."""
+    from helpers import wait_until
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.app import TcpviewApp
+    from tcpview.ui.widgets.ladder import Ladder
+    from tcpview.ui.widgets.stream_pane import StreamPane
+
+    app = TcpviewApp(FileSource(str(built)), tick=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
+        await pilot.press("f")
+        await pilot.pause()
+        pane = app.query_one(StreamPane)
+        assert pane.display and pane.has_focus and not app.query_one(Ladder).display
+        text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
+        assert "GET / HTTP/1.1\\r" in text and "hello\\x00\\x1b[31m\\xff" in text and "\x1b" not in text
+        assert "10.0.0.2:80 → 10.0.0.1:41000  frame" in text
+        await pilot.press("x")
+        await pilot.pause()
+        text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
+        assert "00000000  47 45 54 20 2f 20 48 54 54 50" in text  # "GET / HTTP"
+        app.query_one("#table").focus()
+        await pilot.press("j", "j")  # connection 2, which lost 7 bytes
+        await pilot.pause()
+        text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
+        assert "[7 bytes missing in capture file]" in text
+        await pilot.press("f")
+        await pilot.pause()
+        assert app.query_one(Ladder).display and not pane.display

@@ -174,32 +174,9 @@ def _svg(tl, ids: list[int], source: str) -> str:  # type: ignore[no-untyped-def
     return console.export_svg(title=f"tcpview {os.path.basename(source)}")
 
 
-def _escaped(data: bytes) -> str:
-    """Payload as text: printable ASCII, newlines and tabs as they are, anything else \\xNN."""
-    out = []
-    for b in data:
-        if 32 <= b < 127 or b in (9, 10):
-            out.append(chr(b))
-        elif b == 13:
-            out.append("\\r")
-        else:
-            out.append(f"\\x{b:02x}")
-    return "".join(out)
-
-
-def _hexdump(data: bytes, start: int) -> list[str]:
-    lines = []
-    for k in range(0, len(data), 16):
-        part = data[k:k + 16]
-        hx = " ".join(f"{b:02x}" for b in part)
-        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in part)
-        lines.append(f"{start + k:08x}  {hx:<47}  {asc}")
-    return lines
-
-
 def cmd_stream(args: argparse.Namespace) -> int:
     """``tcpview stream``."""
-    from ..engine.follow import follow_connection
+    from ..engine.follow import follow_connection, stream_lines
     from ..textutil import safe
 
     if args.source == "-":
@@ -226,22 +203,11 @@ def cmd_stream(args: argparse.Namespace) -> int:
         out.flush()
         return _finish(res)
     ends = (c.client_text(), c.server_text())
-    names = [f"{ends[first_dir]} → {ends[1 - first_dir]}", f"{ends[1 - first_dir]} → {ends[first_dir]}"]
+    names = (f"{ends[first_dir]} → {ends[1 - first_dir]}", f"{ends[1 - first_dir]} → {ends[first_dir]}")
     w = sys.stdout.write
     w(f"#{c.id}  {safe(ends[0])} <-> {safe(ends[1])}\n")
-    sent = [0, 0]
-    for chunk in f.chunks:
-        head = f"── {names[chunk.node]}  frame {chunk.frame}"
-        if chunk.missing:
-            w(f"{head}  [{chunk.missing} bytes missing in capture file]\n")
-            continue
-        w(f"{head}  {len(chunk.data)} bytes\n")
-        if args.hex:
-            w("\n".join(_hexdump(chunk.data, sent[chunk.node])) + "\n")
-        else:
-            text = _escaped(chunk.data)
-            w(text + ("" if text.endswith("\n") else "\n"))
-        sent[chunk.node] += len(chunk.data)
+    for _kind, line in stream_lines(f, names, args.hex):
+        w(line + "\n")
     total = [len(f.stream(k)) for k in (0, 1)]
     w(f"{names[0]}: {total[0]} bytes; {names[1]}: {total[1]} bytes\n")
     return _finish(res)

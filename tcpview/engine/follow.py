@@ -125,27 +125,78 @@ class Follow:
         return b"".join(c.data for c in self.chunks if c.node == node)
 
 
-def follow_connection(tl, cid: int, path: str, t: float | None = None) -> Follow:  # type: ignore[no-untyped-def]
-    """Connection ``cid`` of timeline ``tl`` (read from capture file ``path``) followed up to
-    time t: its frames are read again from the file for their payload."""
-    from ..sources.extract import read_frames
+def follow_connection(tl, cid: int, frames, t: float | None = None) -> Follow:  # type: ignore[no-untyped-def]
+    """Connection ``cid`` of timeline ``tl`` followed up to time t. ``frames``: the capture
+    file to read its frames' payload from again, or a function giving a frame number's
+    ``(linktype, bytes)`` (None when they are no longer at hand: that payload is left out)."""
     from .decode import decode
 
     c = tl.conns[cid]
-    n = c.count_at(t)
-    recs = c.records(0, n)
-    frames = read_frames(path, (r[1] for r in recs))
+    recs = c.records(0, c.count_at(t))
+    if isinstance(frames, str):
+        from ..sources.extract import read_frames
+
+        found = read_frames(frames, (r[1] for r in recs))
+        get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731
+    else:
+        get = frames
     f = Follow()
     for i, (_ts, frame, seq_raw, ack_raw, plen, _win, flags, d, *_rest) in enumerate(recs):
         # relative numbers, as Wireshark's follow sees them (it starts a direction afresh
         # while its next sequence number is still 0)
         seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)
         data = b""
-        got = frames.get(frame)
-        if got is not None and plen:
-            fields = decode(got.data, 0, len(got.data), got.origlen, got.linktype)
+        got = get(frame) if plen else None
+        if got is not None:
+            lt, raw = got
+            fields = decode(raw, 0, len(raw), len(raw), lt)
             if not isinstance(fields, str):
                 start = fields[10] + fields[11]
-                data = got.data[start: start + plen]
+                data = raw[start: start + plen]
         f.segment(frame, d, flags, seq, plen, data, ack)
     return f
+
+
+def escaped(data: bytes) -> str:
+    """Payload as text: printable ASCII and tabs as they are, ``\\r`` and anything else escaped
+    (no byte reaches the terminal as a control)."""
+    out = []
+    for b in data:
+        if 32 <= b < 127 or b == 9:
+            out.append(chr(b))
+        elif b == 13:
+            out.append("\\r")
+        elif b == 10:
+            out.append("\n")
+        else:
+            out.append(f"\\x{b:02x}")
+    return "".join(out)
+
+
+def hexdump(data: bytes, start: int) -> list[str]:
+    """``00000010  47 45 54 20 ...  GET ...`` lines; offsets count from ``start``."""
+    lines = []
+    for k in range(0, len(data), 16):
+        part = data[k:k + 16]
+        hx = " ".join(f"{b:02x}" for b in part)
+        asc = "".join(chr(b) if 32 <= b < 127 else "." for b in part)
+        lines.append(f"{start + k:08x}  {hx:<47}  {asc}")
+    return lines
+
+
+def stream_lines(f: Follow, names: tuple[str, str], as_hex: bool) -> list[tuple[int, str]]:
+    """``(kind, text)`` lines of a followed stream: kind 0/1 the node's data, 2 a chunk's
+    head, 3 a gap."""
+    lines: list[tuple[int, str]] = []
+    sent = [0, 0]
+    for chunk in f.chunks:
+        if chunk.missing:
+            lines.append((3, f"── [{chunk.missing} bytes missing in capture file]"))
+            continue
+        lines.append((2, f"── {names[chunk.node]}  frame {chunk.frame}  {len(chunk.data)} bytes"))
+        if as_hex:
+            lines += [(chunk.node, line) for line in hexdump(chunk.data, sent[chunk.node])]
+        else:
+            lines += [(chunk.node, line) for line in escaped(chunk.data).split("\n")]
+        sent[chunk.node] += len(chunk.data)
+    return lines

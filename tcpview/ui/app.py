@@ -36,6 +36,7 @@ from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
+from .widgets.stream_pane import StreamPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
 from .widgets.prompt import Prompt
@@ -99,6 +100,7 @@ class TcpviewApp(App[int]):
         with Vertical(id="ladder-box"):
             yield Ladder(id="ladder")
             yield GraphPane(id="graph")
+            yield StreamPane(id="stream")
             yield WhyLine(id="why", classes="-empty")
         yield Prompt(id="prompt")
         yield Footer()
@@ -109,6 +111,8 @@ class TcpviewApp(App[int]):
         self._ladder = self.query_one(Ladder)
         self._graph = self.query_one(GraphPane)
         self._graph.display = False
+        self._stream = self.query_one(StreamPane)
+        self._stream.display = False
         self._counters = self.query_one(CountersBar)
         self._bar = self.query_one(PlayerBar)
         self._why = self.query_one(WhyLine)
@@ -199,8 +203,7 @@ class TcpviewApp(App[int]):
         table = self._table
         table.update_view(tl, t, pos, force=force, settle=settle)
         self._ladder.show(tl, table.selected, t)
-        if self._graph.display:
-            self._graph.show(tl, table.selected, t)
+        self._show_pane(table.selected, t)
         self._counters.update_view(tl, t, pos, settle=settle)
         self._bar.refresh_if_changed()
         self._update_titles(settle)
@@ -244,8 +247,7 @@ class TcpviewApp(App[int]):
     # -- messages from the widgets --------------------------------------------------------
     def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._ladder.show(self.tl, message.cid, self.player.query_time())
-        if self._graph.display:
-            self._graph.show(self.tl, message.cid, self.player.query_time())
+        self._show_pane(message.cid, self.player.query_time())
         self._update_titles()
 
     def on_connection_table_flagged_chosen(self, message: ConnectionTable.FlaggedChosen) -> None:
@@ -272,16 +274,33 @@ class TcpviewApp(App[int]):
         self.player.seek(message.t)
         self.refresh_views()
 
-    def action_toggle_graph(self) -> None:
-        """v: the graph of the selected connection instead of its ladder, and back."""
-        show = not self._graph.display
-        self._graph.display = show
+    def _show_pane(self, cid: int | None, t: float | None) -> None:
+        """The graph or stream pane, when it is the one shown, reads the selected connection."""
+        if self._graph.display:
+            self._graph.show(self.tl, cid, t)
+        if self._stream.display:
+            self._stream.show(self.tl, cid, self.pump.frames.get, t)
+
+    def _switch_pane(self, pane) -> None:  # type: ignore[no-untyped-def]
+        """Show ``pane`` in the ladder's place (the ladder again when it is shown already)."""
+        show = not pane.display
+        for other in (self._graph, self._stream):
+            other.display = False
+        pane.display = show
         self._ladder.display = not show
         if show:
-            self._graph.show(self.tl, self._table.selected, self.player.query_time())
-            self._graph.focus()
+            self._show_pane(self._table.selected, self.player.query_time())
+            pane.focus()
         else:
             self._ladder.focus()
+
+    def action_toggle_graph(self) -> None:
+        """v: the graph of the selected connection instead of its ladder, and back."""
+        self._switch_pane(self._graph)
+
+    def action_toggle_stream(self) -> None:
+        """f: what the selected connection carried instead of its ladder, and back."""
+        self._switch_pane(self._stream)
 
     def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
         self.action_set_filter(f"state:{message.state}")

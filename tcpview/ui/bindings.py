@@ -35,6 +35,8 @@ VIEWER_BINDINGS: list[Binding] = [
             tooltip="Absolute / relative sequence numbers"),
     Binding("v", "toggle_graph", "Graph", show=False, id="ladder.graph",
             tooltip="The selected connection's graph (time-sequence, throughput, RTT, window) instead of its ladder"),
+    Binding("f", "toggle_stream", "Stream", show=False, id="ladder.stream",
+            tooltip="What the selected connection carried, both directions in order, instead of its ladder"),
     Binding("c", "toggle_counters", "States", show=False, id="counters.all",
             tooltip="Show the counters of every state, not only the main four"),
     Binding("question_mark", "help", "Help", id="app.help", tooltip="Every key binding"),

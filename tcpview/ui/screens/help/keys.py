@@ -13,6 +13,7 @@ from ...bindings import VIEWER_BINDINGS
 from ...widgets.conn_table import ConnectionTable
 from ...widgets.graph_pane import GraphPane
 from ...widgets.ladder import Ladder
+from ...widgets.stream_pane import StreamPane
 from ..detail import DetailScreen
 
 _KEY_NAMES = {
@@ -35,7 +36,7 @@ FILTER_HELP = (
     "and Zeek terms are evaluated at the cursor, so the list changes as you seek."
 )
 
-SECTIONS = ("Player", "Connections", "Ladder", "Graph", "Counters", "General", "Detail pane")
+SECTIONS = ("Player", "Connections", "Ladder", "Graph", "Stream", "Counters", "General", "Detail pane")
 
 
 def key_display(keys: str) -> str:
@@ -46,7 +47,8 @@ def key_display(keys: str) -> str:
 def _section(binding: Binding, default: str) -> str:
     bid = binding.id or ""
     prefix = bid.split(".", 1)[0]
-    return {"player": "Player", "table": "Connections", "ladder": "Ladder", "graph": "Graph", "counters": "Counters",
+    return {"player": "Player", "table": "Connections", "ladder": "Ladder", "graph": "Graph", "stream": "Stream",
+            "counters": "Counters",
             "app": "General", "detail": "Detail pane"}.get(prefix, default)
 
 
@@ -55,6 +57,7 @@ def key_rows() -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     for default, bindings in (("General", VIEWER_BINDINGS), ("Connections", ConnectionTable.BINDINGS),
                               ("Ladder", Ladder.BINDINGS), ("Graph", GraphPane.BINDINGS),
+                              ("Stream", StreamPane.BINDINGS),
                               ("Detail pane", DetailScreen.BINDINGS)):
         for b in bindings:
             if not isinstance(b, Binding):

@@ -1,0 +1,99 @@
+"""The stream pane: what the selected connection carried, both directions in order, as
+Wireshark's Follow TCP Stream puts it together (:mod:`tcpview.engine.follow`), in the
+ladder's place (``f`` switches). Text with anything unprintable escaped (``\\xNN``), or a
+hex dump (``x``); bytes the capture never had are a marked gap, never filled in.
+
+Frames' bytes come from the source's frame store (a capture file is read again; a live
+source keeps its recent frames), so the pane is built when it is shown or the connection
+changes, not on every tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.strip import Strip
+
+from ...engine.follow import Follow, follow_connection, stream_lines
+from ...engine.store import Timeline
+from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
+
+
+class StreamPane(VirtualList):
+    """The selected connection's payload, in order."""
+
+    BINDINGS = [
+        *cursor_bindings("stream", "line", "First line", "Last line"),
+        Binding("x", "toggle_hex", "Hex", id="stream.hex", tooltip="Hex dump / escaped text"),
+    ]
+    COMPONENT_CLASSES = list_classes("stream-pane", "node0", "node1", "head", "gap")
+    DEFAULT_CSS = list_css("StreamPane", "stream-pane") + """
+    StreamPane { height: 1fr; }
+    StreamPane > .stream-pane--node0 { color: $tcp-data; }
+    StreamPane > .stream-pane--node1 { color: $tcp-syn; }
+    StreamPane > .stream-pane--head { color: $text-muted; }
+    StreamPane > .stream-pane--gap { color: $tcp-loss; text-style: bold; }
+    """
+    FOLLOWS_END = False
+
+    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(**kw)
+        self.as_hex = False
+        self.lines: list[tuple[int, str]] = []
+        self.follow_info: Follow | None = None
+        self._names: tuple[str, str] = ("", "")
+        self._key: tuple | None = None
+
+    def show(self, tl: Timeline, cid: int | None, get, t: float | None) -> None:  # type: ignore[no-untyped-def]
+        """Follow connection ``cid`` up to time t, frames' bytes from ``get`` (frame number ->
+        ``(linktype, bytes)`` or None)."""
+        n = tl.conns[cid].count_at(t) if cid is not None and tl.conns.has(cid) else -1
+        key = (id(tl), cid, n, tl.generation, self.as_hex)
+        if key == self._key:
+            return
+        self._key = key
+        if n <= 0:
+            self.follow_info, self.lines = None, []
+        else:
+            c = tl.conns[cid]
+            f = follow_connection(tl, cid, get, t)
+            ends = (c.client_text(), c.server_text())
+            first = 0 if f.node_of(0) == 0 else 1
+            self._names = (f"{ends[first]} → {ends[1 - first]}", f"{ends[1 - first]} → {ends[first]}")
+            self.follow_info = f
+            self.lines = stream_lines(f, self._names, self.as_hex)
+        self.rows_changed()
+
+    def action_toggle_hex(self) -> None:
+        self.as_hex = not self.as_hex
+        if self.follow_info is not None:
+            self.lines = stream_lines(self.follow_info, self._names, self.as_hex)
+            self._key = (*self._key[:-1], self.as_hex) if self._key else None
+        self.rows_changed()
+
+    def row_count(self) -> int:
+        return len(self.lines)
+
+    def row_key(self, index: int) -> Hashable:
+        return (index, self.as_hex, id(self.lines))
+
+    def render_header(self, width: int, base: Style) -> Strip:
+        f = self.follow_info
+        if f is None:
+            text = "no payload"
+        else:
+            sizes = [len(f.stream(k)) for k in (0, 1)]
+            text = (f"{self._names[0]}: {sizes[0]} bytes   {self._names[1]}: {sizes[1]} bytes   "
+                    f"({'hex' if self.as_hex else 'text'}; x switches)")
+        return Strip([Segment(text[:width].ljust(width), base + self._style("stream-pane--header"))], width)
+
+    def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
+        kind, text = self.lines[index]
+        style = base + self._style(("stream-pane--node0", "stream-pane--node1", "stream-pane--head",
+                                    "stream-pane--gap")[kind])
+        if is_cursor:
+            style = style + self._style("stream-pane--cursor")
+        return Strip([Segment(text[:width].ljust(width), style)], width)
