@@ -286,3 +286,31 @@ async def test_stream_pane_in_the_app(built: Path) -> None:
         await pilot.press("f")
         await pilot.pause()
         assert app.query_one(Ladder).display and not pane.display
+
+
+async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
+    """e asks for FORMAT FILE and writes the selected connection (with a filter: the filtered
+    ones); an existing file is left alone."""
+    from helpers import wait_until
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.app import TcpviewApp
+
+    app = TcpviewApp(FileSource(str(built)), tick=3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
+        one = tmp_path / "one.puml"
+        await pilot.press("j", "e", *f"plantuml {one}", "enter")
+        assert await wait_until(one.exists, 10, 0.02, pilot.pause)
+        assert len(re.findall(r"^P\d+ -> P\d+ : ", one.read_text(), re.M)) == summary(built)[1]["packets"]
+        frames = tmp_path / "two.pcap"
+        await pilot.press("slash", *"10.0.0.1:4100", "enter")  # all three connections pass
+        await pilot.press("e", *f"pcap {frames}", "enter")
+        assert await wait_until(frames.exists, 10, 0.02, pilot.pause), [n.message for n in app._notifications]
+        assert _tshark_frames(frames) == _tshark_frames(built)
+        one.write_text("mine")
+        await pilot.press("e", *f"csv {one}", "enter")  # exists: refused, the box stays open
+        await pilot.pause()
+        assert one.read_text() == "mine"
+        assert any("exists" in str(n.message) for n in app._notifications)

@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import io
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from typing import IO
 
 from .errors import UsageError
 from .offline import _finish, _load
 from .options import add_timers
-
-FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -37,6 +32,8 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
     e = sub.add_parser("export", help="export segments (jsonl, csv), frames (pcap) or ladders "
                        "(mermaid, plantuml, svg)")
     e.add_argument("source")
+    from ..engine.exporting import FORMATS
+
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     _add_selection(e)
     e.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -78,100 +75,36 @@ def _selected(tl, args: argparse.Namespace) -> list[int]:  # type: ignore[no-unt
 @contextlib.contextmanager
 def _output(path: str | None, force: bool, binary: bool) -> Iterator[IO]:
     """Standard output, or ``path`` written in full beside it first, then moved in place."""
+    from ..engine.exporting import new_file
+
     if path is None:
         if binary and sys.stdout.isatty():
             raise UsageError("a pcap to a terminal: give -o FILE or redirect the output")
         yield sys.stdout.buffer if binary else sys.stdout
         return
-    if os.path.exists(path) and not force:
-        raise UsageError(f"{path} exists (--force overwrites it)")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tcpview-", dir=folder)
-    except OSError as e:
-        raise UsageError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-CSV_FIELDS = ("frame", "ts", "conn", "dir", "flags", "seq", "ack", "seq_raw", "ack_raw", "len", "win",
-              "client_state", "server_state", "anomalies", "analysis", "ack_rtt", "bytes_in_flight",
-              "dup_ack_num", "dup_ack_frame")
-
-
-def _segments(tl, ids: list[int]) -> Iterator:  # type: ignore[no-untyped-def]
-    wanted = set(ids)
-    for seg in tl.all_segments_in_frame_order():
-        if seg.conn in wanted:
-            yield seg
+    with new_file(path, force, binary) as f:
+        yield f
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``tcpview export``."""
+    from ..engine.exporting import write_pcap, write_text
+
     res = _load(args)
     tl = res.timeline
     ids = _selected(tl, args)
-    fmt = args.format
-    if fmt == "pcap":
-        from ..sources.extract import write_frames
-
-        frames = [s.frame for s in _segments(tl, ids)]
+    if args.format == "pcap":
         with _output(args.output, args.force, binary=True) as out:
-            write_frames(args.source, frames, out)
-        return _finish(res)
-    with _output(args.output, args.force, binary=False) as out:
-        if fmt == "jsonl":
-            for seg in _segments(tl, ids):
-                out.write(seg.model_dump_json() + "\n")
-        elif fmt == "csv":
-            w = csv.writer(out, lineterminator="\n")
-            w.writerow(CSV_FIELDS)
-            for seg in _segments(tl, ids):
-                d = seg.model_dump()
-                w.writerow(["" if d[k] is None else " ".join(d[k]) if isinstance(d[k], list) else d[k]
-                            for k in CSV_FIELDS])
-        elif fmt == "mermaid":
-            from ..engine.diagram import mermaid
+            write_pcap(tl, ids, args.source, out)
+    elif args.format == "svg":
+        from ..ui.ladder_svg import ladder_svg
 
-            out.write(mermaid(tl, ids))
-        elif fmt == "plantuml":
-            from ..engine.diagram import plantuml
-
-            out.write(plantuml(tl, ids))
-        else:
-            out.write(_svg(tl, ids, args.source))
+        with _output(args.output, args.force, binary=False) as out:
+            out.write(ladder_svg(tl, ids, f"tcpview {os.path.basename(args.source)}"))
+    else:
+        with _output(args.output, args.force, binary=False) as out:
+            write_text(tl, ids, args.format, out)
     return _finish(res)
-
-
-_KIND_COLOURS = {"syn": "#7fb069", "fin": "#e6aa68", "rst": "#d17e92", "data": "#6fa8dc", "ack": "#9a9a9a"}
-
-
-def _svg(tl, ids: list[int], source: str) -> str:  # type: ignore[no-untyped-def]
-    """The ladders as tcpview prints them, coloured by segment kind, as an SVG (Rich)."""
-    from rich.console import Console
-    from rich.text import Text
-
-    from ..engine.ladder import ladder_rows, render_text
-
-    console = Console(record=True, width=120, file=io.StringIO(), color_system="truecolor")
-    for cid in ids:
-        lines = render_text(tl, cid, width=120).splitlines()
-        rows = ladder_rows(tl, cid)
-        console.print(Text(lines[0], style="bold"))
-        console.print(Text(lines[1], style="dim"))
-        for line, row in zip(lines[2:], rows, strict=False):
-            f = row.flags
-            kind = ("rst" if f & 0x04 else "syn" if f & 0x02 else "fin" if f & 0x01 else
-                    "data" if "len=" in row.label else "ack")
-            console.print(Text(line, style=_KIND_COLOURS[kind] if row.seg >= 0 else "italic"))
-        console.print()
-    return console.export_svg(title=f"tcpview {os.path.basename(source)}")
 
 
 def cmd_stream(args: argparse.Namespace) -> int:

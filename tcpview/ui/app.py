@@ -21,12 +21,15 @@ from textual.containers import Vertical
 from textual.theme import Theme
 from textual.widgets import Footer
 
+from ..engine.exporting import FORMATS
 from ..engine.player import SPEEDS, Player
 from ..engine.pump import BatchInfo, Pump
 from ..engine.tracker import Tracker
+from ..errors import UserError
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
+from .export_action import export, parse_request
 from .fmt import parse_time
 from .messages import BatchArrived, SourceEnded
 from .screens.detail import DetailScreen
@@ -36,10 +39,10 @@ from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
-from .widgets.stream_pane import StreamPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
 from .widgets.prompt import Prompt
+from .widgets.stream_pane import StreamPane
 from .widgets.why_line import WhyLine
 
 SETTLE_SECONDS = 1.0
@@ -436,6 +439,26 @@ class TcpviewApp(App[int]):
         current = self._table.model.query.text
         self._prompt.open("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
 
+    def action_export(self) -> None:
+        """Open the export box: the selected connection, or the filtered ones."""
+        ids = self._export_ids()
+        what = f"{len(ids)} filtered connection(s)" if self._table.model.query.text else "the selected connection"
+        self._prompt.open("export", "", f"export {what} as FORMAT FILE: {' '.join(FORMATS)}   (enter writes)")
+
+    def _export_ids(self) -> list[int]:
+        if self._table.model.query.text:
+            return [int(i) for i in self._table.rows]
+        return [] if self._table.selected is None else [self._table.selected]
+
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def _export(self, fmt: str, path: str, ids: list[int]) -> None:
+        try:
+            done = export(self.tl, ids, fmt, path, getattr(self.source, "path", None))
+        except (UserError, OSError) as e:
+            self.call_from_thread(self.notify, f"export: {e}", severity="error", markup=False)
+            return
+        self.call_from_thread(self.notify, done, markup=False)
+
     def action_goto_time(self) -> None:
         """Open the time box: seconds from the start."""
         self._prompt.open("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
@@ -458,6 +481,14 @@ class TcpviewApp(App[int]):
         if event.mode == "filter":
             self._close_prompt()
             self.action_set_filter(event.value)
+        elif event.mode == "export":
+            try:
+                fmt, path = parse_request(event.value)
+            except UserError as e:
+                self.notify(str(e), severity="warning", markup=False)
+                return
+            self._close_prompt()
+            self._export(fmt, path, self._export_ids())
         elif event.mode == "time":
             try:
                 seconds = parse_time(event.value)

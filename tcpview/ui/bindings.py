@@ -29,6 +29,8 @@ VIEWER_BINDINGS: list[Binding] = [
             tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
             tooltip="Clear the filter (or close the input box)"),
+    Binding("e", "export", "Export", show=False, id="table.export",
+            tooltip="Export the selected connection (or the filtered ones): jsonl csv pcap mermaid plantuml svg"),
     Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
     Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
     Binding("a", "toggle_absolute", "Abs seq", show=False, id="ladder.absolute",
