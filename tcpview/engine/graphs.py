@@ -263,17 +263,22 @@ def svg(g: Graph, width: int = 900, height: int = 500) -> str:
         parts.append(f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" fill="#bbb" text-anchor="end">{tick(yv)}</text>')
         parts.append(f'<text x="{px(xv):.1f}" y="{top + ph + 16}" fill="#bbb" text-anchor="middle">'
                      f'{tick(xv)} {g.x_unit}</text>')
-    parts.append(f'<text x="8" y="{top + ph / 2:.0f}" fill="#bbb">{escape(g.y_unit)}</text>')
+    parts.append(f'<text x="{left + 6}" y="{top + 10}" fill="#bbb">{escape(g.y_unit)}</text>')
     for k, s in enumerate(g.series):
         colour = _SVG_COLOURS[k % len(_SVG_COLOURS)]
+        # one mark per pixel: a hundred thousand points make a few thousand marks
+        xs = np.rint(left + (s.x - x0) / (x1 - x0) * pw).astype(np.int64)
+        ys = np.rint(top + (y1 - s.y) / (y1 - y0) * ph).astype(np.int64)
         if s.y2 is not None:
-            d = " ".join(f"M{px(x):.1f} {py(a):.1f}V{py(b):.1f}" for x, a, b in zip(s.x.tolist(), s.y.tolist(),
-                                                                                  s.y2.tolist(), strict=True))
+            y2s = np.rint(top + (y1 - s.y2) / (y1 - y0) * ph).astype(np.int64)
+            marks = np.unique(np.stack([xs, ys, y2s], axis=1), axis=0)
+            d = " ".join(f"M{x} {a}V{b - (b == a)}" for x, a, b in marks.tolist())
             parts.append(f'<path class="series" data-name="{escape(s.name)}" d="{d}" stroke="{colour}" fill="none"/>')
         else:
-            dots = "".join(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="1.5"/>'
-                           for x, y in zip(s.x.tolist(), s.y.tolist(), strict=True))
-            parts.append(f'<g class="series" data-name="{escape(s.name)}" fill="{colour}">{dots}</g>')
+            marks = np.unique(np.stack([xs, ys], axis=1), axis=0)
+            d = " ".join(f"M{x - 1} {y}h2" for x, y in marks.tolist())
+            parts.append(f'<path class="series" data-name="{escape(s.name)}" d="{d}" stroke="{colour}" '
+                         f'stroke-width="2" fill="none"/>')
         parts.append(f'<text x="{left + pw - 4}" y="{top + 14 * (k + 1)}" fill="{colour}" text-anchor="end">'
                      f'{escape(s.name)}</text>')
     parts.append("</svg>")
