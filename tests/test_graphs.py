@@ -137,3 +137,28 @@ async def test_graph_pane_follows_the_player(lossy: Path) -> None:
         await pilot.press("v")
         await pilot.pause()
         assert ladder.display and not pane.display
+
+
+def test_tcptrace_draws_the_sack_blocks_read_from_the_frames(tmp_path: Path) -> None:
+    from helpers import Flow
+
+    f = Flow(cport=42000)
+    f.handshake()
+    start = f.nxt[0]
+    f.nxt[0] += 100  # the first 100 bytes: lost before the capture point
+    f.c("PA", b"b" * 100)
+    f.c("PA", b"c" * 100)
+    # the receiver acknowledges up to the hole and reports what it has beyond it
+    f.s("A", ack=start, options=[("SAck", (start + 100, start + 300))])
+    path = write_frames_pcap(tmp_path / "sack.pcap", f.frames)
+    tl = track(f.frames).tl
+    g = graphs.build(tl, 0, "tcptrace", frames=str(path))
+    blocks = {s.name: s for s in g.series}["sack"]
+    assert blocks.y.tolist() == [101.0] and blocks.y2.tolist() == [301.0]  # relative, as the ladder
+    # from a frame getter (what the viewer passes), the same
+    by_number = {i + 1: (lt, raw) for i, (_t, lt, raw) in enumerate(f.frames)}
+    again = graphs.build(tl, 0, "tcptrace", frames=by_number.get)
+    assert {s.name: s for s in again.series}["sack"].y2.tolist() == [301.0]
+    assert "sack" not in [s.name for s in graphs.build(tl, 0, "tcptrace").series]  # no frames: none
+    rc, out, err = cli("graph", str(path), "--conn", "0", "--kind", "tcptrace")
+    assert rc == 0 and "window, ack, sack, data" in out, err

@@ -21,6 +21,12 @@ from .offline import _finish, _load
 from .options import add_timers
 
 
+# the engine's names (tcpview.engine.exporting.FORMATS, tcpview.engine.graphs.KINDS), spelled
+# here so that building the parser imports no engine (numpy, numba) for commands that need none
+FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
+GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window")
+
+
 def _add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conn", type=int, metavar="ID", help="only this connection (ids from summary)")
     p.add_argument("--filter", metavar="EXPR", help="only connections the table's filter passes, e.g. "
@@ -32,8 +38,6 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
     e = sub.add_parser("export", help="export segments (jsonl, csv), frames (pcap) or ladders "
                        "(mermaid, plantuml, svg)")
     e.add_argument("source")
-    from ..engine.exporting import FORMATS
-
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     _add_selection(e)
     e.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -148,12 +152,10 @@ def cmd_stream(args: argparse.Namespace) -> int:
 
 def add_graph(sub) -> None:  # type: ignore[no-untyped-def]
     """``tcpview graph``."""
-    from ..engine.graphs import KINDS
-
     g = sub.add_parser("graph", help="draw a connection's time-sequence, throughput, RTT or window graph")
     g.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
     g.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
-    g.add_argument("--kind", choices=KINDS, default="tseq",
+    g.add_argument("--kind", choices=GRAPH_KINDS, default="tseq",
                    help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window")
     g.add_argument("--dir", choices=("c2s", "s2c"), help="the data direction of a time-sequence graph "
                    "(default: the one that sent more)")
@@ -176,7 +178,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n else
                          f"no connection {args.conn} (the capture has none)")
     direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
-    g = graphs.build(tl, args.conn, args.kind, direction)
+    g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else args.source)
     with _output(args.output, args.force, binary=False) as out:
         if args.format == "svg":
             out.write(graphs.svg(g))

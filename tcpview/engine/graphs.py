@@ -2,9 +2,9 @@
 
 - ``tseq`` (time-sequence, Stevens): each data segment of one direction as a dot at its time
   and sequence number; ``tcptrace``: each as a bar from its first byte to its last, with the
-  other side's ACK line and the receive-window edge (ACK + window) above it. Retransmissions
-  and out-of-order segments are a series of their own. (SACK blocks are not drawn: the store
-  keeps how many bytes a segment's SACK blocks cover, not where they are.)
+  other side's ACK line, the receive-window edge (ACK + window) above it and the SACK blocks it
+  reported (read from the frames again: the store keeps only how many bytes they cover).
+  Retransmissions and out-of-order segments are a series of their own.
 - ``throughput``: each direction's payload bytes per second over a moving window.
 - ``rtt``: each ACK's round-trip time (``ack_rtt``) at its time.
 - ``window``: each direction's advertised receive window (scaled) over time.
@@ -101,9 +101,11 @@ def busier_direction(tl, cid: int) -> int:  # type: ignore[no-untyped-def]
     return int(ln[d == 1].sum() > ln[d == 0].sum())
 
 
-def build(tl, cid: int, kind: str, direction: int | None = None, window: float | None = None) -> Graph:  # type: ignore[no-untyped-def]
+def build(tl, cid: int, kind: str, direction: int | None = None, window: float | None = None,  # type: ignore[no-untyped-def]
+          frames=None) -> Graph:
     """Graph ``kind`` of connection ``cid`` (``direction``: the data direction of a tseq
-    graph, the busier one by default; ``window``: throughput's averaging time)."""
+    graph, the busier one by default; ``window``: throughput's averaging time; ``frames``:
+    where a tcptrace graph reads its SACK blocks from, see :func:`sack_blocks`)."""
     c, ts, seq, ack, ln, win, fl, d, ana = _columns(tl, cid)
     name = f"#{c.id} {c.client_text()} → {c.server_text()}"
     if kind in ("tseq", "tcptrace"):
@@ -118,6 +120,9 @@ def build(tl, cid: int, kind: str, direction: int | None = None, window: float |
             back = (d != fwd) & ((fl & 0x10) != 0)
             g.series.append(Series("window", ts[back], (ack[back] + win[back]).astype(np.float64)))
             g.series.append(Series("ack", ts[back], ack[back].astype(np.float64)))
+            blocks = sack_blocks(tl, cid, frames, fwd) if frames is not None else None
+            if blocks is not None:
+                g.series.append(blocks)
         for nm, m in (("data", good), ("retransmission", bad)):
             y = seq[m].astype(np.float64)
             g.series.append(Series(nm, ts[m], y, y + ln[m] if kind == "tcptrace" else None))
@@ -149,6 +154,54 @@ def build(tl, cid: int, kind: str, direction: int | None = None, window: float |
             g.series.append(Series(nm, ts[m], win[m].astype(np.float64)))
         return g
     raise ValueError(f"unknown graph kind {kind!r} ({', '.join(KINDS)})")
+
+
+def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignore[no-untyped-def]
+    """The SACK blocks the other side reported about direction ``fwd``'s data, as bars at
+    their ACK's time (``frames``: the capture file, or a frame number -> ``(linktype,
+    bytes)`` getter, to read the blocks from the frames again; the store keeps only how many
+    bytes they cover)."""
+    from .decode import decode, parse_options
+
+    c = tl.conns[cid]
+    v = c._v
+    if not v.n["sack"]:
+        return None
+    rows = c.rows
+    pairs = v.sack[: v.n["sack"]]
+    at = np.searchsorted(pairs[:, 0], rows)
+    hit = (at < len(pairs)) & (pairs[np.minimum(at, len(pairs) - 1), 0] == rows)
+    idx = np.flatnonzero(hit)
+    idx = idx[((v.segs.fl[rows[idx]].astype(np.int64) >> col.SEG_DIR_SHIFT) & 1) != fwd]
+    if not len(idx):
+        return None
+    numbers = v.segs.frame[rows[idx]].astype(np.int64).tolist()
+    if isinstance(frames, str):
+        from ..sources.extract import read_frames
+
+        found = read_frames(frames, numbers)
+        get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731
+    else:
+        get = frames
+    base = int(c._r["seqbase"][fwd])
+    xs: list[float] = []
+    lo: list[float] = []
+    hi: list[float] = []
+    for i, n in zip(idx.tolist(), numbers, strict=True):
+        got = get(n)
+        if got is None:
+            continue
+        lt, raw = got
+        fields = decode(raw, 0, len(raw), len(raw), lt)
+        if isinstance(fields, str):
+            continue
+        for left, right in parse_options(raw, fields[10] + 20, fields[10] + fields[11]).get("sack", []):
+            xs.append(float(v.segs.ts[rows[i]]) - c.first_ts)
+            lo.append(float((left - base) & 0xFFFFFFFF))
+            hi.append(float((right - base) & 0xFFFFFFFF))
+    if not xs:
+        return None
+    return Series("sack", np.array(xs), np.array(lo), np.array(hi))
 
 
 _DOT = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int64)

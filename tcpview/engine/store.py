@@ -168,11 +168,15 @@ class View:
     def initial_rtts(self, n: int) -> np.ndarray:
         """The initial RTT of the first n connections in seconds (0: none)."""
         at = self.conns.ana[:n].astype(np.int64)
+        # a connection's analysis row may be newer than this view (made by the writer since)
+        at[at >= min(self.n["ana"], len(self.ana))] = 0
         return np.where(at > 0, self.ana.a_irtt[at], 0.0)
 
     def initial_rtt(self, row: int) -> float:
         """The initial RTT of the connection in ``row`` in seconds (0: none)."""
         at = int(self.conns.ana[row])
+        if at >= min(self.n["ana"], len(self.ana)):  # made by the writer after this view
+            return 0.0
         return float(self.ana.a_irtt[at]) if at > 0 else 0.0
 
     def seg_dupack(self, row: int) -> tuple[int, int]:

@@ -114,6 +114,7 @@ class TcpviewApp(App[int]):
         self._ladder = self.query_one(Ladder)
         self._graph = self.query_one(GraphPane)
         self._graph.display = False
+        self._graph.frames = self.pump.frames.get
         self._stream = self.query_one(StreamPane)
         self._stream.display = False
         self._counters = self.query_one(CountersBar)

@@ -25,9 +25,9 @@ from ...engine.store import Timeline
 from ..messages import WidgetMessage
 
 LABEL_W = 8
-SERIES_CLASSES = ("tcp-ack", "tcp-window", "tcp-data", "tcp-loss", "tcp-syn")
+SERIES_CLASSES = ("tcp-ack", "tcp-window", "tcp-data", "tcp-loss", "tcp-syn", "tcp-note")
 # which theme colour each series of a kind takes, by series name
-_COLOUR = {"window": "tcp-window", "ack": "tcp-ack", "data": "tcp-data", "retransmission": "tcp-loss",
+_COLOUR = {"window": "tcp-window", "ack": "tcp-ack", "sack": "tcp-note", "data": "tcp-data", "retransmission": "tcp-loss",
            "client → server": "tcp-data", "server → client": "tcp-syn", "ACKs from the client": "tcp-data",
            "ACKs from the server": "tcp-syn", "client's window": "tcp-data", "server's window": "tcp-syn"}
 
@@ -37,7 +37,7 @@ class GraphPane(Widget, can_focus=True):
 
     BINDINGS = [
         Binding("m", "next_kind", "Kind", id="graph.kind",
-                tooltip="Next graph: time-sequence (Stevens, tcptrace), throughput, RTT, window"),
+                tooltip="Next kind: tseq, tcptrace, throughput, RTT, window"),
         Binding("z", "zoom(0.5)", "Zoom in", show=False, id="graph.zoom_in", tooltip="Zoom the time axis in"),
         Binding("Z", "zoom(2)", "Zoom out", show=False, id="graph.zoom_out", tooltip="Zoom the time axis out"),
         Binding("h", "pan(-0.25)", "Pan left", show=False, id="graph.pan_left", tooltip="Pan the graph left"),
@@ -69,6 +69,8 @@ class GraphPane(Widget, can_focus=True):
         self._key: tuple | None = None
         self.view: tuple[float, float] | None = None  # the x range shown (None: all)
         self._canvas: tuple[tuple, Canvas] | None = None
+        self.frames = None
+        """Frame number -> ``(linktype, bytes)``: where SACK blocks are read from (None: none)."""
 
     # -- what to show ---------------------------------------------------------------------
     def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
@@ -81,7 +83,7 @@ class GraphPane(Widget, can_focus=True):
         key = (id(tl), cid, self.kind, n, tl.generation)
         if key != self._key:
             self._key = key
-            self.graph = build(tl, cid, self.kind) if n > 0 else None
+            self.graph = build(tl, cid, self.kind, frames=self.frames) if n > 0 else None
         self.refresh()
 
     @property
