@@ -20,7 +20,6 @@ from .errors import UsageError
 from .offline import _finish, _load
 from .options import add_timers
 
-
 # the engine's names (tcpview.engine.exporting.FORMATS, tcpview.engine.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
@@ -56,15 +55,20 @@ def add_stream(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(s)
 
 
+def _need_conn(tl, cid: int) -> None:  # type: ignore[no-untyped-def]
+    """A connection id that does not exist is the user's error."""
+    if not tl.conns.has(cid):
+        n = tl.view().next_id
+        raise UsageError(f"no connection {cid} (the capture has {n}: 0..{n - 1})" if n else
+                         f"no connection {cid} (the capture has none)")
+
+
 def _selected(tl, args: argparse.Namespace) -> list[int]:  # type: ignore[no-untyped-def]
     """Connection ids --conn and --filter choose (all by default)."""
     from ..engine.query import ConnRows
 
-    v = tl.view()
-    if args.conn is not None and not tl.conns.has(args.conn):
-        n = v.next_id
-        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n else
-                         f"no connection {args.conn} (the capture has none)")
+    if args.conn is not None:
+        _need_conn(tl, args.conn)
     rows = ConnRows()
     if args.filter is not None:
         q = rows.set_query(args.filter)
@@ -124,10 +128,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
         raise UsageError("--dir goes with --raw")
     res = _load(args)
     tl = res.timeline
-    if not tl.conns.has(args.conn):
-        n = tl.view().next_id
-        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n else
-                         f"no connection {args.conn} (the capture has none)")
+    _need_conn(tl, args.conn)
     f = follow_connection(tl, args.conn, args.source)
     c = tl.conns[args.conn]
     first_dir = 0 if f.node_of(0) == 0 else 1
@@ -173,10 +174,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     res = _load(args)
     tl = res.timeline
-    if not tl.conns.has(args.conn):
-        n = tl.view().next_id
-        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n else
-                         f"no connection {args.conn} (the capture has none)")
+    _need_conn(tl, args.conn)
     direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
     g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else args.source)
     with _output(args.output, args.force, binary=False) as out:

@@ -38,20 +38,27 @@ def _mermaid_text(text: str) -> str:
     return "".join({"#": "#35;", ";": "#59;"}.get(ch, ch) for ch in text)
 
 
+def _events(tl: Timeline, cids: list[int], names: dict[str, str]) -> Iterator[tuple[str, str, str, str]]:
+    """``("arrow", src, dst, label)`` per segment and ``("note", alias, "", text)`` per state
+    change, in ladder order."""
+    for client, server, row in _rows(tl, cids):
+        a, b = names[client], names[server]
+        if row.seg >= 0:
+            src, dst = (a, b) if row.c2s else (b, a)
+            yield "arrow", src, dst, _label(row)
+        for alias, state in ((a, row.client_state), (b, row.server_state)):
+            if state:
+                yield "note", alias, "", f"{state} ({row.label})" if row.seg < 0 else state
+
+
 def mermaid(tl: Timeline, cids: list[int]) -> str:
     """The connections' ladders as one Mermaid sequence diagram."""
     names = _participants(tl, cids)
     out = ["sequenceDiagram"]
     out += [f"    participant {alias} as {_mermaid_text(text)}" for text, alias in names.items()]
-    for client, server, row in _rows(tl, cids):
-        a, b = names[client], names[server]
-        if row.seg >= 0:
-            src, dst = (a, b) if row.c2s else (b, a)
-            out.append(f"    {src}->>{dst}: {_mermaid_text(_label(row))}")
-        for alias, state in ((a, row.client_state), (b, row.server_state)):
-            if state:
-                note = f"{state} ({row.label})" if row.seg < 0 else state
-                out.append(f"    Note over {alias}: {_mermaid_text(note)}")
+    for kind, a, b, text in _events(tl, cids, names):
+        out.append(f"    {a}->>{b}: {_mermaid_text(text)}" if kind == "arrow" else
+                   f"    Note over {a}: {_mermaid_text(text)}")
     return "\n".join(out) + "\n"
 
 
@@ -64,14 +71,8 @@ def plantuml(tl: Timeline, cids: list[int]) -> str:
     names = _participants(tl, cids)
     out = ["@startuml"]
     out += [f'participant "{text}" as {alias}' for text, alias in names.items()]
-    for client, server, row in _rows(tl, cids):
-        a, b = names[client], names[server]
-        if row.seg >= 0:
-            src, dst = (a, b) if row.c2s else (b, a)
-            out.append(f"{src} -> {dst} : {_plantuml_text(_label(row))}")
-        for alias, state in ((a, row.client_state), (b, row.server_state)):
-            if state:
-                note = f"{state} ({row.label})" if row.seg < 0 else state
-                out.append(f"note over {alias} : {_plantuml_text(note)}")
+    for kind, a, b, text in _events(tl, cids, names):
+        out.append(f"{a} -> {b} : {_plantuml_text(text)}" if kind == "arrow" else
+                   f"note over {a} : {_plantuml_text(text)}")
     out.append("@enduml")
     return "\n".join(out) + "\n"
