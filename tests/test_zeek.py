@@ -11,7 +11,8 @@ import pytest
 from helpers import Flow, cli, track, write_frames_pcap
 
 from tcpview.engine.query import ConnQuery, ConnRows
-from tcpview.engine.zeek import CONN_STATES, zeek_all
+from tcpview.engine.zeek import CONN_STATES
+from tcpview.engine.zeekview import zeek_all
 
 
 def zeek(*builds, **flow_kw) -> list[tuple[str, str]]:

@@ -19,7 +19,8 @@ from ..textutil import addr_text
 from . import columns as col
 from .conns import ConnView, notes_of, rows_of_many
 from .tcp import STATE_NAMES
-from .zeek import CONN_STATES, zeek_codes
+from .zeek import CONN_STATES
+from .zeekview import zeek_codes
 
 if TYPE_CHECKING:
     from .store import Timeline, View

@@ -22,7 +22,7 @@ from .replay import (
 )
 from .rtt import conn_numbers
 from .tcp import STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED, WHYS, analysis_names, anomaly_names, flag_names
-from .zeek import zeek_of_rows
+from .zeekview import zeek_of_rows
 
 if TYPE_CHECKING:
     from .model import Segment

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import columns as col
 from .replay import conn_stats, state_counts, states_after
-from .zeek import carry
 from .tcp import LISTEN, NSTATES, SYN_SENT
+from .zeekview import carry
 
 KEEP = 0.6
 """After an eviction the tables use about this share of the budget."""

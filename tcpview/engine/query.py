@@ -31,7 +31,8 @@ from .columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
 from .conns import ConnView, conn_addrs, notes_of
 from .store import Timeline, View
 from .tcp import STATE_NAMES, Analysis
-from .zeek import CONN_STATES, zeek_all
+from .zeek import CONN_STATES
+from .zeekview import zeek_all
 
 _ALIASES = {
     "TW": "TIME_WAIT",
