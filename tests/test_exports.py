@@ -314,3 +314,20 @@ async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
         await pilot.pause()
         assert one.read_text() == "mine"
         assert any("exists" in str(n.message) for n in app._notifications)
+
+
+def test_following_on_from_an_earlier_cursor_equals_following_at_once(built: Path) -> None:
+    """The pane of a growing (live) connection feeds only the new segments to its follow."""
+    from tcpview.engine.follow import follow_connection
+    from tcpview.engine.pump import load
+
+    tl = load(str(built)).timeline
+    for cid in range(3):
+        c = tl.conns[cid]
+        for k in range(1, c.n):
+            mid = c.record(k - 1)[0]
+            early = follow_connection(tl, cid, str(built), mid)
+            assert early.fed == c.count_at(mid)
+            later = follow_connection(tl, cid, str(built), None, early)
+            whole = follow_connection(tl, cid, str(built))
+            assert later.chunks == whole.chunks and later.fed == whole.fed == c.n

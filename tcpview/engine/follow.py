@@ -50,6 +50,8 @@ class Follow:
     _seq: list[int] = field(default_factory=lambda: [0, 0])
     _written: list[int] = field(default_factory=lambda: [0, 0])
     _frags: list[list[tuple[int, int, bytes]]] = field(default_factory=lambda: [[], []])  # (seq, frame, data)
+    fed: int = 0
+    """How many segments it has been given (a later call can go on from there)."""
 
     def node_of(self, d: int) -> int:
         """The node of tcpview's direction d (0: what the client sends)."""
@@ -59,6 +61,7 @@ class Follow:
         """One segment: its frame number, tcpview's direction (0 c2s), flags, relative seq
         and ack (as Wireshark numbers them), payload length on the wire and the payload bytes
         captured."""
+        self.fed += 1
         if self._first is None:
             self._first = d
         node = self.node_of(d)
@@ -125,14 +128,19 @@ class Follow:
         return b"".join(c.data for c in self.chunks if c.node == node)
 
 
-def follow_connection(tl, cid: int, frames, t: float | None = None) -> Follow:  # type: ignore[no-untyped-def]
+def follow_connection(tl, cid: int, frames, t: float | None = None,  # type: ignore[no-untyped-def]
+                      f: Follow | None = None) -> Follow:
     """Connection ``cid`` of timeline ``tl`` followed up to time t. ``frames``: the capture
     file to read its frames' payload from again, or a function giving a frame number's
-    ``(linktype, bytes)`` (None when they are no longer at hand: that payload is left out)."""
+    ``(linktype, bytes)`` (None when they are no longer at hand: that payload is left out).
+    ``f``: a follow of the same connection to go on with (only the segments it has not had
+    are read: a live connection that grows)."""
     from .decode import decode
 
     c = tl.conns[cid]
-    recs = c.records(0, c.count_at(t))
+    f = f if f is not None else Follow()
+    first = f.fed
+    recs = c.records(first, max(first, c.count_at(t)))
     if isinstance(frames, str):
         from ..sources.extract import read_frames
 
@@ -140,8 +148,7 @@ def follow_connection(tl, cid: int, frames, t: float | None = None) -> Follow:  
         get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731
     else:
         get = frames
-    f = Follow()
-    for i, (_ts, frame, seq_raw, ack_raw, plen, _win, flags, d, *_rest) in enumerate(recs):
+    for i, (_ts, frame, seq_raw, ack_raw, plen, _win, flags, d, *_rest) in enumerate(recs, first):
         # relative numbers, as Wireshark's follow sees them (it starts a direction afresh
         # while its next sequence number is still 0)
         seq, ack = c.rel_of(i, d, flags, seq_raw, ack_raw)

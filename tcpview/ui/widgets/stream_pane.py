@@ -51,15 +51,18 @@ class StreamPane(VirtualList):
         """Follow connection ``cid`` up to time t, frames' bytes from ``get`` (frame number ->
         ``(linktype, bytes)`` or None)."""
         n = tl.conns[cid].count_at(t) if cid is not None and tl.conns.has(cid) else -1
-        key = (id(tl), cid, n, tl.generation, self.as_hex)
-        if key == self._key:
+        conn = (id(tl), cid, tl.generation)
+        if self._key == (*conn, n):
             return
-        self._key = key
+        f = self.follow_info
+        if self._key is None or self._key[:3] != conn or f is None or n < f.fed:
+            f = None  # another connection, or the cursor went back: from the start
+        self._key = (*conn, n)
         if n <= 0:
             self.follow_info, self.lines = None, []
         else:
             c = tl.conns[cid]
-            f = follow_connection(tl, cid, get, t)
+            f = follow_connection(tl, cid, get, t, f)  # a growing connection: only what is new
             ends = (c.client_text(), c.server_text())
             first = 0 if f.node_of(0) == 0 else 1
             self._names = (f"{ends[first]} → {ends[1 - first]}", f"{ends[1 - first]} → {ends[first]}")
@@ -71,7 +74,6 @@ class StreamPane(VirtualList):
         self.as_hex = not self.as_hex
         if self.follow_info is not None:
             self.lines = stream_lines(self.follow_info, self._names, self.as_hex)
-            self._key = (*self._key[:-1], self.as_hex) if self._key else None
         self.rows_changed()
 
     def row_count(self) -> int:
