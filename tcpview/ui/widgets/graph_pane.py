@@ -70,6 +70,7 @@ class GraphPane(Widget, can_focus=True):
         self.view: tuple[float, float] | None = None  # the x range shown (None: all)
         self._canvas: tuple[tuple, Canvas] | None = None
         self.frames = None
+        self._styles: tuple | None = None
         """Frame number -> ``(linktype, bytes)``: where SACK blocks are read from (None: none)."""
 
     # -- what to show ---------------------------------------------------------------------
@@ -163,9 +164,7 @@ class GraphPane(Widget, can_focus=True):
             label = tick(yv) if r in (0, h // 2, h - 1) else ""
             segs = [Segment(f"{label:>{LABEL_W}}┤", axis)]
             cur = self._cursor_col(cv)
-            styles = [self.get_component_rich_style(f"graph-pane--{_COLOUR.get(s.name, 'tcp-data')}")
-                      for s in g.series]
-            cursor_style = self.get_component_rich_style("graph-pane--cursor")
+            styles, cursor_style = self._series_styles(g)
             row = cv.text_rows_at(r)
             owner = cv.owner[r]
             # runs of one series' colour, one segment each
@@ -195,6 +194,15 @@ class GraphPane(Widget, can_focus=True):
             return Strip([Segment(" " * (LABEL_W + 1) + left + right.rjust(max(0, w - len(left))), axis)]
                          ).crop_extend(0, width, None)
         return Strip.blank(width)
+
+    def _series_styles(self, g: Graph) -> tuple[list[Style], Style]:
+        """Each series' style and the cursor's, looked up once per graph and theme (not per line)."""
+        key = (id(g), self.app.current_theme.name if self.is_attached else "")
+        if self._styles is None or self._styles[0] != key:
+            styles = [self.get_component_rich_style(f"graph-pane--{_COLOUR.get(s.name, 'tcp-data')}")
+                      for s in g.series]
+            self._styles = (key, styles, self.get_component_rich_style("graph-pane--cursor"))
+        return self._styles[1], self._styles[2]
 
     def _cursor_col(self, cv: Canvas) -> int:
         x = self.cursor_x
