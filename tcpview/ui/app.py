@@ -443,8 +443,9 @@ class TcpviewApp(App[int]):
     def action_export(self) -> None:
         """Open the export box: the selected connection, or the filtered ones."""
         ids = self._export_ids()
-        what = f"{len(ids)} filtered connection(s)" if self._table.model.query.text else "the selected connection"
-        self._prompt.open("export", "", f"export {what} as FORMAT FILE: {' '.join(FORMATS)}   (enter writes)")
+        what = f"{len(ids)} filtered" if self._table.model.query.text else "selected"
+        # short enough for 80 columns: the formats are what a newcomer needs to see
+        self._prompt.open("export", "", f"export {what}: FORMAT FILE ({'|'.join(FORMATS)})")
 
     def _export_ids(self) -> list[int]:
         if self._table.model.query.text:
