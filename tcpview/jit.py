@@ -89,6 +89,27 @@ def cache_dir() -> str:
     return numba.config.CACHE_DIR
 
 
+def _array_math_without_blas() -> None:
+    """Load numba's array-math registry now, telling it there is no BLAS.
+
+    numba loads that registry with the first kernel it compiles or loads, and the registry
+    asks whether BLAS is there by importing ``scipy.linalg``: when SciPy is installed that
+    import (with the parts of numpy it touches) takes 0.3-0.4 s, the better part of loading
+    every kernel from the cache. No kernel here does linear algebra (numba would then refuse
+    to compile it, not misbehave), so the BLAS module is marked missing while the registry
+    loads, and the mark is taken away again: SciPy itself stays importable."""
+    name = "scipy.linalg.cython_blas"
+    if name in sys.modules or "numba.np.arraymath" in sys.modules:
+        return
+    sys.modules[name] = None  # type: ignore[assignment]  (an import of it fails at once)
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
+
+
+_array_math_without_blas()
 CACHE_DIR = cache_dir()
 CACHE_BASE = os.path.dirname(CACHE_DIR)
 """Where :data:`CACHE_DIR` is made (what ``NUMBA_CACHE_DIR`` says to another process)."""
@@ -106,12 +127,12 @@ _OPTS = {"cache": True, "nogil": True, "error_model": "numpy", "_nrt": False}
 def kernel(fn: F) -> F:
     """Compile ``fn`` with numba: cached on disk, no Python objects, the GIL released, and no
     reference counting (it makes no arrays)."""
-    return _register(numba.njit(**_OPTS)(fn))  # type: ignore[no-any-return]
+    return _register(numba.njit(**_OPTS)(fn), entry=True)  # type: ignore[no-any-return]
 
 
 def array_kernel(fn: F) -> F:
     """A :func:`kernel` that makes arrays (numba counts references to them)."""
-    return _register(numba.njit(**dict(_OPTS, _nrt=True))(fn))  # type: ignore[no-any-return]
+    return _register(numba.njit(**dict(_OPTS, _nrt=True))(fn), entry=True)  # type: ignore[no-any-return]
 
 
 def helper(fn: F) -> F:
@@ -127,14 +148,22 @@ def inlined(fn: F) -> F:
 
 
 _COMPILED: dict[int, Any] = {}  # id(py_func) -> its dispatcher, for every kernel and helper
+_ENTRIES: list[Any] = []  # the kernels Python calls (helpers are compiled into them)
 _PY_MODE = False
 
 
-def _register(dispatcher: Any) -> Any:
+def _register(dispatcher: Any, entry: bool = False) -> Any:
     py_func = getattr(dispatcher, "py_func", None)  # a plain function when the JIT is off
     if py_func is not None:
         _COMPILED[id(py_func)] = dispatcher
+        if entry:
+            _ENTRIES.append(dispatcher)
     return dispatcher
+
+
+def not_loaded() -> list[str]:
+    """The kernels Python calls that are not compiled or loaded yet in this process."""
+    return [f"{d.py_func.__module__}.{d.py_func.__name__}" for d in _ENTRIES if not d.signatures]
 
 
 def python_mode(on: bool) -> None:

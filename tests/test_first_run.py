@@ -60,3 +60,18 @@ def test_first_run_viewer_lists_connections_while_it_prepares(tmp_path):
     assert seen["preparing_at_first"] is True  # up at once, not after compiling
     assert seen["preparing_with_rows"] and seen["rows"] == 20
     assert "preparing the engine" in seen["bar"]
+
+
+def test_ready_loads_every_kernel_python_calls():
+    """What :func:`ready` (and the compiling process of a first run) prepares is every kernel
+    Python calls: none is left to compile later in the middle of a capture (where a live
+    capture would drop packets while it waits)."""
+    code = ("from tcpview.engine import warm; warm.ready()\n"
+            "import tcpview.engine.graphs, tcpview.engine.follow, tcpview.engine.zeekview, tcpview.engine.evict\n"
+            "from tcpview import jit; print(jit.not_loaded()); print(len(jit._ENTRIES))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO,
+                       check=False)
+    assert p.returncode == 0, p.stderr[-2000:]
+    missing, entries = p.stdout.strip().splitlines()[-2:]
+    assert int(entries) > 20
+    assert missing == "[]"

@@ -40,6 +40,8 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ign
 
 
 _MARK = "@@connections@@"
+_PIECE = 16384
+"""Connections written at a time: about 6 MB of JSON (the peak memory it adds)."""
 
 
 def write_summary_json(tl, source: str, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
@@ -55,7 +57,7 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None) -> No
     out.write(before)
     raw = getattr(out, "buffer", None)  # a text file's bytes underneath: no decoding
     rows = RowsWriter()
-    for part in conn_array_chunks(tl, _cursor(tl, at)):
+    for part in conn_array_chunks(tl, _cursor(tl, at), size=_PIECE):
         if len(part):
             if rows.first:
                 out.write("[\n")

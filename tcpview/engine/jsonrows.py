@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from ..jit import array_kernel, inlined, kernel
+from ..jit import array_kernel, helper, inlined, kernel
 from . import columns as col
 from .conncols import ConnArrays, ConnColumns
 from .tcp import STATE_NAMES
@@ -154,7 +154,7 @@ def _put_ip4(out, pos, a):  # type: ignore[no-untyped-def]
     return pos
 
 
-@kernel
+@helper
 def _ts_digits(x):  # type: ignore[no-untyped-def]
     """``repr(x)`` as (whole seconds, decimals as an integer, how many decimals), or
     decimals -1 when only Python's ``repr`` says it (see the module's docstring)."""

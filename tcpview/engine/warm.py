@@ -34,14 +34,19 @@ def run_every_kernel() -> None:
     from ..sources.batch import FrameBatch
     from ..sources.pcap import CaptureReader  # noqa: F401  (its scanners)
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
+    from .tlog import expire
     from .tracker import Tracker
 
-    # a SYN, so the state machine, the timers and the readers all run
+    # a SYN (twice), so the state machine, the timers and the readers all run
     syn = bytes.fromhex("000000000000000000000000080045000028000000004006000"
                         "07f0000017f000001d4310050000003e80000000050022000000000000000")
     tr = Tracker(msl2=0.0)
-    tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, syn, 0, len(syn), len(syn))]))
+    tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, syn, 0, len(syn), len(syn)),
+                                          (2, 1.2, 1, syn, 0, len(syn), len(syn))]))  # and again: a time span
     tr.advance(2.0)
+    tr._make_room(-2)  # the hash table's growth (rebuild_hash)
+    w = tr.tl._w
+    expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, 2.0)  # no timer was due above
     tl = tr.tl
     tl.counters_at(1.5)
     tl.counter_series(2, 4)
