@@ -216,6 +216,43 @@ def test_write_refuses_to_overwrite(tmp_path):
     assert out.read_bytes()[:4] == bytes.fromhex("4d3cb2a1")  # nanosecond pcap
 
 
+def test_write_to_a_ring_keeps_the_newest_packets(lo_traffic, tmp_path):
+    """A real capture saved to a ring of small files: every packet was saved, only the newest
+    files stay, and together they hold the capture's last packets, in order."""
+    t = lo_traffic
+    t.listener("ring")
+    src, tr, cap = _capture(t.bpf(), write=str(tmp_path / "cap.pcap"), ring_size=30_000, ring_files=3)
+    try:
+        for _ in range(12):  # 12 connections, ~10 KB each way: many files' worth
+            cli, srv = t.pair("ring")
+            cli.sendall(b"q" * 10_000)
+            got = b""
+            while len(got) < 10_000:
+                got += srv.recv(65536)
+            srv.sendall(b"r" * 10_000)
+            srv.close()
+            assert len(t.read_to_eof(cli)) == 10_000
+            cli.close()
+        time.sleep(0.2)
+        cap.wait_idle(5)
+    finally:
+        _finish(src, cap)
+    sink = src.sink
+    assert sink.count == tr.tl.packets > 0 and sink.error is None
+    kept = sorted(tmp_path.glob("cap_*.pcap"))
+    assert [str(p) for p in kept] == list(sink.made) and len(kept) == 3
+    assert sink.removed == sink.number - 3 > 0
+    # what they hold is the tail of what the tracker saw: the same time stamps, in order
+    stamps = []
+    for p in kept:
+        r = subprocess.run(["tshark", "-r", str(p), "-T", "fields", "-e", "frame.time_epoch"],
+                           capture_output=True, text=True, timeout=60, check=True)
+        stamps += [float(x) for x in r.stdout.split()]
+    seen = sorted(s.ts for c in range(len(tr.tl.conns)) for s in tr.tl.segments(c))
+    assert stamps == pytest.approx(seen[-len(stamps):], abs=2e-6)
+    assert all(p.stat().st_size <= 30_000 for p in kept)
+
+
 # -- headless summary ------------------------------------------------------------------------
 def test_summary_from_live_interface(lo_traffic):
     t = lo_traffic

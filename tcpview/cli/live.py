@@ -16,11 +16,13 @@ from .errors import UsageError
 from .options import (
     add_app_options,
     add_memory,
+    add_save,
     add_timers,
     app_options,
     default_memory,
     positive_float,
     positive_int,
+    save_options,
 )
 from .report import print_kernel_summary, print_summary
 
@@ -40,8 +42,7 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
                    "(default: the interface of the default route, else lo)")
     p.add_argument("-f", "--filter", metavar="BPF", help="capture filter, tcpdump syntax, applied in the kernel")
-    p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
-    p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
+    add_save(p)
     p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
                    help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
     p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
@@ -85,6 +86,7 @@ def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-
     from ..sources.live.capture import LiveSource
     from ..sources.live.ring import SAVE_SNAPLEN
 
+    ring_size, ring_files = save_options(args)
     return LiveSource(
         interface=args.interface,
         bpf=_filter_of(args),
@@ -92,6 +94,8 @@ def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-
         force=getattr(args, "force", False),
         snaplen=getattr(args, "snaplen", None) or (SAVE_SNAPLEN if getattr(args, "write", None) else None),
         buffer_mb=getattr(args, "buffer", 32),
+        ring_size=ring_size,
+        ring_files=ring_files,
     )
 
 
@@ -102,11 +106,12 @@ def cmd_live(args: argparse.Namespace) -> int:
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
     sources = [source]  # the viewer's key i adds one per interface switched to
     try:
-        if args.write and not args.force and os.path.lexists(args.write):
+        ring_size, ring_files = save_options(args)
+        if args.write and ring_size is None and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         require_terminal()  # before -w creates its file
         if args.write:
-            source.save_to(args.write, args.force)
+            source.save_to(args.write, args.force, ring_size, ring_files)
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         opts = app_options(args)
         opts.setdefault("memory", default_memory())
@@ -117,7 +122,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         # saving moves with a switch: the file is the newest source's that has one
         sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
         if sink is not None:
-            print(f"tcpview: saved {sink.count} packets to {sink.path}", file=sys.stderr)
+            print(f"tcpview: {sink.saved()}", file=sys.stderr)
         dropped = sum(s.status().get("dropped", 0) for s in sources)
         if dropped:
             print(f"tcpview: the kernel dropped {dropped} packets (capture ring full)", file=sys.stderr)
@@ -135,6 +140,8 @@ def live_summary(args: argparse.Namespace) -> int:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
+    if args.write and save_options(args)[0] is None and not args.force and os.path.lexists(args.write):
+        raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
     from ..engine.pump import PumpThread
     from ..engine.tracker import Tracker
@@ -162,6 +169,8 @@ def live_summary(args: argparse.Namespace) -> int:
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
     print_summary(tracker.tl, source.name, args.json)
+    if source.sink is not None:
+        print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
     print(f"tcpview: {source.name}: {st['captured']} packets captured, {st['dropped']} dropped by the kernel"
           + (" (interrupted)" if interrupted else ""), file=sys.stderr)

@@ -10,7 +10,7 @@ import json
 import sys
 
 from .errors import EXIT_USAGE, UsageError
-from .options import add_memory, add_timers, default_memory, nonnegative_float
+from .options import add_memory, add_save, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
 
@@ -23,6 +23,7 @@ def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
     s.add_argument("-i", "--interface", help="capture live on IFACE instead of reading a file")
     s.add_argument("-f", "--filter", help="BPF capture filter (live)")
     s.add_argument("--duration", type=nonnegative_float, help="live capture duration in seconds")
+    add_save(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)
 
@@ -88,6 +89,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
         return live_summary(args)
     if not args.source:
         raise UsageError("summary needs a SOURCE (file or -) or -i IFACE --duration S")
+    if args.write or args.ring is not None or args.ring_size is not None:
+        raise UsageError("-w, --ring and --ring-size save a live capture: they go with -i IFACE")
     res = _load(args)
     if args.at is not None and res.timeline.first_ts is not None:
         # capture time passes to the cursor even after the last packet: timers still fire

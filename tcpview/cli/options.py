@@ -49,6 +49,29 @@ def nonnegative_float(v: str) -> float:
     return f
 
 
+def add_save(p: argparse.ArgumentParser) -> None:
+    """``-w FILE [--force] [--ring N] [--ring-size MB]``: save what a live capture captures."""
+    p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
+    p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
+    p.add_argument("--ring-size", type=positive_float, metavar="MB",
+                   help="with -w: save to a series of files of at most MB megabytes each, named as dumpcap "
+                   "names them (FILE_00001_YYYYmmddHHMMSS.pcap, ...), as dumpcap -b filesize")
+    p.add_argument("--ring", type=positive_int, metavar="N",
+                   help="with --ring-size: keep only the newest N files (a ring buffer, as dumpcap -b files)")
+
+
+def save_options(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """``--ring-size`` in bytes and ``--ring``, checked against each other and ``-w``."""
+    from .errors import UsageError
+
+    size, files = getattr(args, "ring_size", None), getattr(args, "ring", None)
+    if (size is not None or files is not None) and not getattr(args, "write", None):
+        raise UsageError("--ring and --ring-size say how to save: they need -w FILE")
+    if files is not None and size is None:
+        raise UsageError("--ring N needs --ring-size MB (when a file is full, the next one starts)")
+    return (max(1, round(size * 1_000_000)) if size is not None else None), files
+
+
 def add_timers(p: argparse.ArgumentParser) -> None:
     """``--msl2`` and ``--fin-timeout``: every command that tracks states takes them."""
     p.add_argument("--msl2", type=nonnegative_float, default=60.0, metavar="S",

@@ -71,7 +71,7 @@ from .ring import (
     compile_filter,
     drop_loopback_outgoing,
 )
-from .sink import PcapSink
+from .sink import PcapSink, RingSink, open_sink
 
 
 # -- the source ------------------------------------------------------------------------------
@@ -101,6 +101,8 @@ class LiveSource:
         force: bool = False,
         snaplen: int | None = None,
         buffer_mb: int = DEFAULT_BUFFER_MB,
+        ring_size: int | None = None,
+        ring_files: int | None = None,
     ) -> None:
         if not sys.platform.startswith("linux"):
             raise LiveError("live capture is only supported on Linux; use `tcpview replay FILE`")
@@ -123,19 +125,22 @@ class LiveSource:
         self._reader_done.set()
         self._sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
-        self.sink: PcapSink | None = None
+        self.sink: PcapSink | RingSink | None = None
         self.timeline = None
         """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self._open(buffer_mb)
         if write:
             try:
-                self.save_to(write, force)
+                self.save_to(write, force, ring_size, ring_files)
             except LiveError:
                 self.close()
                 raise
 
-    def save_to(self, path: str, force: bool = False) -> None:
-        """Also save every frame captured from now on to the pcap file ``path``.
+    def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
+                ring_files: int | None = None) -> None:
+        """Also save every frame captured from now on to the pcap file ``path`` (or to a ring
+        of files named after it, ``ring_size`` bytes each, the newest ``ring_files`` kept:
+        :class:`~tcpview.sources.live.sink.RingSink`).
 
         Call before :meth:`frames` starts. Frames are cut at this source's snap length,
         fixed when the socket opened (pass ``snaplen`` or ``write`` to the constructor for
@@ -143,7 +148,7 @@ class LiveSource:
         """
         if self.sink is not None:
             raise LiveError("already saving to " + self.sink.path)
-        self.sink = PcapSink(path, self.linktype, self.snaplen, force)
+        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files)
 
     # -- setup -----------------------------------------------------------------------------
     def _open(self, buffer_mb: int) -> None:

@@ -1,7 +1,10 @@
-"""Saving captured frames to a classic pcap file."""
+"""Saving captured frames to a classic pcap file, or to a ring of them (as ``dumpcap -b``)."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections import deque
 from typing import BinaryIO
 
 from ...errors import os_problem
@@ -34,6 +37,8 @@ class PcapSink:
             raise LiveError(os_problem(path, e)) from None
         self._f.write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
         self._f.flush()
+        self.size = _PCAP_HDR.size
+        """Bytes written to the file so far."""
 
     def write_block(self, data: bytes, spans: list[tuple[int, int, int, int, int]]) -> None:
         """Write frames ``(sec, nsec, off, caplen, origlen)`` found in ``data``; then flush."""
@@ -53,6 +58,11 @@ class PcapSink:
             self.close()
             return
         self.count += len(spans)
+        self.size += len(spans) * _PCAP_REC.size + sum(span[3] for span in spans)
+
+    def saved(self) -> str:
+        """What was saved, for the last words of a capture."""
+        return f"saved {self.count} packets to {self.path}"
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -62,3 +72,115 @@ class PcapSink:
             except OSError as e:
                 self.error = self.error or os_problem(self.path, e)
             self._f = None
+
+
+# -- a ring of files --------------------------------------------------------------------------
+class RingSink:
+    """Saves to a series of pcap files, each up to ``size`` bytes, keeping the newest ``files``
+    of them (all when None): what ``dumpcap -b filesize:... -b files:...`` does, so a long live
+    session keeps its last hours on disk in bounded space.
+
+    The files are named as dumpcap names them: ``-w cap.pcap`` makes ``cap_00001_20261202093000.pcap``,
+    ``cap_00002_...``, the number counting up and the time the file's opening (local time).
+    Only files this ring made are ever removed; a name that exists already is an error unless
+    ``force``. A file is full when the next packet would take it past ``size`` (a file holds
+    one packet at least, however big). ``path`` is the file being written; ``count`` the
+    packets saved in all (removed files' included), ``removed`` how many files were removed.
+    """
+
+    def __init__(self, path: str, linktype: int, snaplen: int, force: bool, size: int,
+                 files: int | None = None) -> None:
+        if path == "-":
+            raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
+        stem, ext = os.path.splitext(path)
+        self._stem, self._ext = stem, ext or ".pcap"
+        self.linktype, self.snaplen, self.force = linktype, snaplen, force
+        self.limit = max(int(size), _PCAP_HDR.size + _PCAP_REC.size + 1)
+        self.keep = files
+        self.made: deque[str] = deque()  # the files of this ring still on disk, oldest first
+        self.number = 0
+        self.removed = 0
+        self.error: str | None = None
+        self._done = 0  # packets in the files already closed
+        self._cur: PcapSink | None = None
+        self._next_file()
+
+    @property
+    def path(self) -> str:
+        """The file being written (the last one, once closed)."""
+        return self.made[-1] if self.made else f"{self._stem}{self._ext}"
+
+    @property
+    def count(self) -> int:
+        return self._done + (self._cur.count if self._cur is not None else 0)
+
+    def _next_file(self) -> None:
+        if self._cur is not None:
+            self._done += self._cur.count
+            self._cur.close()
+            self.error = self.error or self._cur.error
+        self.number += 1
+        name = f"{self._stem}_{self.number:05d}_{time.strftime('%Y%m%d%H%M%S')}{self._ext}"
+        self._cur = PcapSink(name, self.linktype, self.snaplen, self.force)
+        self.made.append(name)
+        while self.keep is not None and len(self.made) > self.keep:
+            old = self.made.popleft()
+            try:
+                os.unlink(old)
+                self.removed += 1
+            except FileNotFoundError:  # someone moved it away: nothing to do
+                pass
+            except OSError as e:
+                self.error = os_problem(old, e) + " (could not remove it from the ring)"
+
+    def write_block(self, data: bytes, spans: list[tuple[int, int, int, int, int]]) -> None:
+        """Write frames ``(sec, nsec, off, caplen, origlen)`` of ``data``, going on to the next
+        file wherever the one being written is full."""
+        start = 0
+        while start < len(spans) and self._cur is not None:
+            cur = self._cur
+            room = self.limit - cur.size
+            end = start
+            while end < len(spans):
+                need = _PCAP_REC.size + spans[end][3]
+                if need > room and (end > start or cur.count):
+                    break
+                room -= need
+                end += 1
+            if end > start:
+                cur.write_block(data, spans[start:end])
+                if cur.error:
+                    self.error = cur.error
+                    self._cur = None
+                    return
+                start = end
+            if start < len(spans):
+                try:
+                    self._next_file()
+                except LiveError as e:
+                    self.error = f"{e} (stopped saving)"
+                    self._cur = None
+                    return
+
+    def close(self) -> None:
+        """Close the file being written (idempotent)."""
+        if self._cur is not None:
+            self._done += self._cur.count
+            self._cur.close()
+            self.error = self.error or self._cur.error
+            self._cur = None
+
+    def saved(self) -> str:
+        """What was saved, for the last words of a capture."""
+        kept = len(self.made)
+        where = self.made[0] if kept == 1 else f"{self.made[0]} ... {self.made[-1]}" if kept else "no file"
+        gone = f"; the {self.removed} oldest removed, as --ring asks" if self.removed else ""
+        return f"saved {self.count} packets to {self.number} files ({kept} kept: {where}{gone})"
+
+
+def open_sink(path: str, linktype: int, snaplen: int, force: bool = False, ring_size: int | None = None,
+              ring_files: int | None = None) -> PcapSink | RingSink:
+    """One file, or a ring of them when ``ring_size`` (bytes per file) is given."""
+    if ring_size is None:
+        return PcapSink(path, linktype, snaplen, force)
+    return RingSink(path, linktype, snaplen, force, ring_size, ring_files)
