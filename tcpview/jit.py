@@ -89,27 +89,6 @@ def cache_dir() -> str:
     return numba.config.CACHE_DIR
 
 
-def _array_math_without_blas() -> None:
-    """Load numba's array-math registry now, telling it there is no BLAS.
-
-    numba loads that registry with the first kernel it compiles or loads, and the registry
-    asks whether BLAS is there by importing ``scipy.linalg``: when SciPy is installed that
-    import (with the parts of numpy it touches) takes 0.3-0.4 s, the better part of loading
-    every kernel from the cache. No kernel here does linear algebra (numba would then refuse
-    to compile it, not misbehave), so the BLAS module is marked missing while the registry
-    loads, and the mark is taken away again: SciPy itself stays importable."""
-    name = "scipy.linalg.cython_blas"
-    if name in sys.modules or "numba.np.arraymath" in sys.modules:
-        return
-    sys.modules[name] = None  # type: ignore[assignment]  (an import of it fails at once)
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        if name in sys.modules and sys.modules[name] is None:
-            del sys.modules[name]
-
-
-_array_math_without_blas()
 CACHE_DIR = cache_dir()
 CACHE_BASE = os.path.dirname(CACHE_DIR)
 """Where :data:`CACHE_DIR` is made (what ``NUMBA_CACHE_DIR`` says to another process)."""

@@ -187,6 +187,7 @@ class Tables:
         self.evicted_segs = 0
         self.held_counts = np.zeros(16, dtype=np.int64)  # endpoints per state of half-open ones that left
         self.half_open_aggregated = 0
+        self.settled = 0  # bytes in use right after the last eviction (tcpview.engine.evict)
 
     def expect_segments(self, rows: int) -> None:
         """Make room for about ``rows`` segments now (a file's size tells): the table is zeroed

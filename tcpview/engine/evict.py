@@ -20,6 +20,9 @@ takes the next. Only the writer's thread calls :func:`evict`.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+
 import numpy as np
 
 from . import columns as col
@@ -27,14 +30,50 @@ from .replay import conn_stats, state_counts, states_after
 from .tcp import LISTEN, NSTATES, SYN_SENT
 from .zeekview import carry
 
-KEEP = 0.6
+HIGH = 0.6
+"""The oldest part leaves once the tables use this share of the budget. Making room copies
+what stays into new tables, so for a moment the old tables and the new ones are both held:
+HIGH + KEEP of the budget, which keeps the budget the most the timeline takes at any time."""
+
+KEEP = 0.35
 """After an eviction the tables use about this share of the budget."""
+
+SETTLE = 0.1
+"""When what cannot leave (connections still open or in TIME_WAIT) holds the tables above
+KEEP, the next eviction waits until they grew by this share of the budget again."""
 
 SAMPLES = 64
 """Counter samples kept for each stretch of time that leaves."""
 
 HALF_OPEN_CAP = 10_000
 """Half-open connections (a SYN and nothing since) kept one by one before they are only counted."""
+
+
+_HEAP_BOUND = False
+
+
+def bound_heap() -> None:
+    """Have the C heap give freed tables back to the system at once (glibc; elsewhere nothing).
+
+    Each eviction makes new tables and drops the old ones, from the tracker's thread. By
+    default glibc raises its threshold for giving big blocks their own mapping each time
+    one is freed, so later tables come from the thread's heap, whose holes it keeps: under
+    connection churn with ``--memory 64M`` that held about 60 MB more at the peak (390 MB
+    against 330 MB, ``benchmarks/churn_bench.py``). Fixed thresholds keep every table in a
+    mapping of its own, returned when freed. Reading a file without a budget is left as it is
+    (no change in its time was measurable either way)."""
+    global _HEAP_BOUND
+    if _HEAP_BOUND:
+        return
+    _HEAP_BOUND = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 128 * 1024)
+    mallopt(m_trim_threshold, 128 * 1024)
 
 
 def used_bytes(w: col.Tables) -> int:
@@ -45,6 +84,12 @@ def used_bytes(w: col.Tables) -> int:
         itemsize = np.dtype(dt[0]).itemsize * dt[1] if isinstance(dt, tuple) else np.dtype(dt).itemsize
         total += rows * itemsize
     return total
+
+
+def over_budget(w: col.Tables, budget: int) -> bool:
+    """Whether the oldest part should leave now (see :data:`HIGH`, :data:`SETTLE`)."""
+    used = used_bytes(w)
+    return used > budget * HIGH and used > w.settled + budget * SETTLE
 
 
 def evict(w: col.Tables, budget: int) -> bool:
@@ -126,6 +171,7 @@ def evict(w: col.Tables, budget: int) -> bool:
     w.horizon = horizon
     w.evicted_conns += n_conn - len(keep)
     w.evicted_segs += k0
+    w.settled = used_bytes(w)
     return True
 
 

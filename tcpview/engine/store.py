@@ -29,7 +29,7 @@ from . import columns as col
 from .conncols import ConnColumns, conn_array_chunks
 from .conns import SIDES, ConnList, ConnView
 from .decode import UNSUPPORTED_LINK, reason_text
-from .evict import evict, used_bytes
+from .evict import bound_heap, evict, over_budget
 from .replay import (
     conn_rows,
     conn_stats,
@@ -243,19 +243,29 @@ class Timeline:
         self._w = col.Tables(rows)
         self.version = 0
         self.generation = 0
-        self.budget: int | None = None
-        """Bytes the tables may use (None: no limit); over it, the oldest rows leave."""
+        self._budget: int | None = None
         self._view = self._make_view()
         self._lock = threading.Lock()  # guards the readers' caches below, not the tables
         self._rows: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
         self._cache: dict[str, tuple] = {}
         self.conns = ConnList(self)
 
+    @property
+    def budget(self) -> int | None:
+        """Bytes the tables may use (None: no limit); over it, the oldest rows leave."""
+        return self._budget
+
+    @budget.setter
+    def budget(self, size: int | None) -> None:
+        if size is not None:
+            bound_heap()
+        self._budget = size
+
     # -- the writer's side --------------------------------------------------------------------
     def publish(self) -> None:
         """Make everything appended so far visible to readers (tracker only, after a batch);
         first, when the tables outgrow the budget, let the oldest rows leave."""
-        if self.budget is not None and used_bytes(self._w) > self.budget and evict(self._w, self.budget):
+        if self.budget is not None and over_budget(self._w, self.budget) and evict(self._w, self.budget):
             self.generation += 1
         self.version += 1
         self._view = self._make_view()
