@@ -91,8 +91,8 @@ def test_the_streamed_json_is_what_json_dumps_writes(tmp_path) -> None:
 
 
 def test_the_streamed_json_across_its_chunks(tmp_path) -> None:
-    """Connections go out 4,096 at a time: a count on either side of that gives valid JSON, the
-    same as json.dumps."""
+    """Connections go out in pieces, two formatted at a time on two threads: any piece size
+    and a count on either side of one gives valid JSON, the same as json.dumps."""
     import io
 
     from helpers import Flow, write_frames_pcap
@@ -105,10 +105,12 @@ def test_the_streamed_json_across_its_chunks(tmp_path) -> None:
         for i in range(n):
             Flow(cport=1024 + i, t0=1.0 + i * 1e-4, frames=frames).c("S")
         tl = load(str(write_frames_pcap(tmp_path / f"{n}.pcap", frames))).timeline
-        buf = io.StringIO()
-        write_summary_json(tl, "x.pcap", None, buf)
-        assert len(json.loads(buf.getvalue())["connections"]) == n
-        assert buf.getvalue() == json.dumps(summary_dict(tl, "x.pcap"), indent=1) + "\n"
+        want = json.dumps(summary_dict(tl, "x.pcap"), indent=1) + "\n"
+        for piece in (1, 2, 3, 4096, 16384):
+            buf = io.StringIO()
+            write_summary_json(tl, "x.pcap", None, buf, piece=piece)
+            assert len(json.loads(buf.getvalue())["connections"]) == n
+            assert buf.getvalue() == want, piece
         # the columns come in pieces too: any piece size gives the same connections
         for size in (1, 1000, 4096):
             pieces = list(tl.connection_column_chunks(None, size=size))
