@@ -150,7 +150,10 @@ class ConnArrays:
 
 
 def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -> Iterator[ConnArrays]:
-    """Every connection that exists at time t, in pieces of ``size``, as numpy columns."""
+    """Every connection that exists at time t, in pieces of ``size``, as numpy columns.
+
+    Only what takes a pass over every segment or transition (states, counts, last segments)
+    is made for all connections at once; the rest a piece at a time."""
     v = tl.view()
     n = tl.conn_count_at(t, v)
     stop = tl.seg_index_at(t, v)
@@ -158,19 +161,8 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
     pk, nb, last = tl.conn_stats_at(t, v)
     pk, nb, last = pk[:n], nb[:n], last[:n]
     C = v.conns[:n]
-    first = C.first_ts.astype(np.float64)
-    last_ts = first.copy()
-    seen = last >= 0
-    last_ts[seen] = v.segs.ts[last[seen]]
-    m = min(n, len(v.base_last))
-    before = ~seen[:m] & (pk[:m] > 0)
-    last_ts[:m][before] = v.base_last[:m][before]  # its segments left with the horizon
-    if v.n["seg_back"]:  # a last segment whose time the clock rule moved: its own time
-        back = v._pairs("seg_back")
-        for i in np.flatnonzero(seen & np.isin(last, list(back))).tolist():
-            last_ts[i] = back[int(last[i])]
-    fl = C.fl.astype(np.int64)
-    noted = np.flatnonzero((fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
+    back = v._pairs("seg_back") if v.n["seg_back"] else {}  # last segments the clock rule moved
+    noted = np.flatnonzero((C.fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
     stepped: list[int] = []
     if v.clock_stepped_back:
         v.stepped_back(0)
@@ -179,13 +171,25 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
     trans_rows = rows_of_many(v.trans.conn[: v.n_trans], stepped) if stepped else {}
     for lo in range(0, n, size):
         hi = min(n, lo + size)
+        part = C[lo:hi]
+        first = part.first_ts.astype(np.float64)
+        lst = last[lo:hi]
+        last_ts = first.copy()
+        seen = lst >= 0
+        last_ts[seen] = v.segs.ts[lst[seen]]
+        m = max(0, min(hi, len(v.base_last)) - lo)
+        before = ~seen[:m] & (pk[lo:lo + m] > 0)
+        last_ts[:m][before] = v.base_last[lo:lo + m][before]  # its segments left with the horizon
+        if back:
+            for i in np.flatnonzero(seen & np.isin(lst, list(back))).tolist():
+                last_ts[i] = back[int(lst[i])]
+        fl = part.fl.astype(np.int64)
         notes: list[tuple[str, ...]] = [()] * (hi - lo)  # most have none: one shared empty tuple
         mine = noted[(noted >= lo) & (noted < hi)]
         has = np.zeros(hi - lo, dtype=bool)
         has[mine - lo] = True
-        for i, f, a in zip(mine.tolist(), fl[mine].tolist(), C.anom[mine].tolist(), strict=True):
+        for i, f, a in zip(mine.tolist(), fl[mine - lo].tolist(), part.anom[mine - lo].tolist(), strict=True):
             notes[i - lo] = tuple(notes_of(f, a))
-        part = C[lo:hi]
         fixed = {}
         # connections whose clock stepped back answer from their own times, from their rows
         for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
@@ -194,6 +198,6 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
             fixed[i - lo] = c.as_dict(t)
         zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop, last)
         yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],
-                         cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first[lo:hi], last=last_ts[lo:hi],
-                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl[lo:hi], notes=notes, noted=has, zstate=zstate, zhist=zhist, ztexts=ztexts,
-                         fixed=fixed)
+                         cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first, last=last_ts,
+                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl, notes=notes, noted=has, zstate=zstate,
+                         zhist=zhist, ztexts=ztexts, fixed=fixed)
