@@ -207,7 +207,7 @@ class Tables:
                 old = getattr(self, name)
                 new = _alloc(dt, 2 * len(old))
                 used = int(self.cnt[c])
-                new[:used] = old[:used]
+                raw(new)[:used] = raw(old)[:used]
                 setattr(self, name, new)
                 return
         raise ValueError(f"no table counts with {counter}")
@@ -219,6 +219,14 @@ class Tables:
 
 MAX_EXPECTED_SEGMENTS = 1 << 24
 """The most segment rows reserved ahead (512 MB of address space, not of memory)."""
+
+
+def raw(table: np.ndarray) -> np.ndarray:
+    """A table's rows as rows of bytes: copying between these is a plain memory copy, where
+    numpy copies records field by field (a million connection rows: 7 ms instead of 0.2 s)."""
+    if not table.dtype.names:
+        return table
+    return table.view(np.ndarray).view(np.uint8).reshape(len(table), table.dtype.itemsize)
 
 
 def _alloc(dt, capacity: int) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -214,20 +214,20 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     n_seg, n_trans = int(cnt[col.N_SEG]), int(cnt[col.N_TRANS])
 
     segs = _fresh(w.segs, n_seg - k0)
-    segs[: n_seg - k0] = w.segs[k0:n_seg]
+    col.raw(segs)[: n_seg - k0] = col.raw(w.segs)[k0:n_seg]
     segs.conn[: n_seg - k0] = newrow[w.segs.conn[k0:n_seg].astype(np.int64)]
     trans = _fresh(w.trans, n_trans - t0)
-    trans[: n_trans - t0] = w.trans[t0:n_trans]
+    col.raw(trans)[: n_trans - t0] = col.raw(w.trans)[t0:n_trans]
     trans.conn[: n_trans - t0] = newrow[w.trans.conn[t0:n_trans].astype(np.int64)]
     trans.seg[: n_trans - t0] = np.maximum(w.trans.seg[t0:n_trans].astype(np.int64) - k0, 0)
 
     conns = _fresh(w.conns, len(keep))
-    conns[: len(keep)] = w.conns[keep]
+    col.raw(conns)[: len(keep)] = col.raw(w.conns)[keep]
     # their analysis rows move up too (row 0 stays the scratch); a first segment that left
     # leaves its connection to start its analysis afresh
     had = np.flatnonzero(conns.ana[: len(keep)] != 0)
     ana = _fresh(w.ana, len(had) + 1)
-    ana[1: len(had) + 1] = w.ana[conns.ana[had].astype(np.int64)]
+    col.raw(ana)[1: len(had) + 1] = col.raw(w.ana)[conns.ana[had].astype(np.int64)]
     conns.ana[had] = np.arange(1, len(had) + 1)
     row0 = conns.row0[: len(keep)].astype(np.int64)
     gone = (row0 != col.NO_ROW) & (row0 < k0)
