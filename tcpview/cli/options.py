@@ -54,8 +54,8 @@ def add_save(p: argparse.ArgumentParser) -> None:
     p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
     p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
     p.add_argument("--ring-size", type=positive_float, metavar="MB",
-                   help="with -w: save to a series of files of at most MB megabytes each, named as dumpcap "
-                   "names them (FILE_00001_YYYYmmddHHMMSS.pcap, ...), as dumpcap -b filesize")
+                   help="with -w: start a new file whenever one would pass MB megabytes "
+                   "(FILE_00001_YYYYmmddHHMMSS.pcap, FILE_00002_..., as dumpcap -b filesize)")
     p.add_argument("--ring", type=positive_int, metavar="N",
                    help="with --ring-size: keep only the newest N files (a ring buffer, as dumpcap -b files)")
 
