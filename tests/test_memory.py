@@ -118,6 +118,32 @@ def test_summary_json_says_what_left(tmp_path):
     assert "evicted (memory budget):" in out
 
 
+def test_summary_at_a_cursor_the_budget_let_go_reads_again_up_to_it(tmp_path):
+    """``summary --at T --memory`` where the part at T left while the whole file was read: the
+    file is read again up to T, so the answer is the unbounded one (what the budget still let
+    go before T is counted, as ever); a stream cannot be read again: one line, exit 2."""
+    path = write_frames_pcap(tmp_path / "churn.pcap", churn(5000, gap=0.02))
+    full = load(str(path), budget=1 << 20).timeline
+    for at in ((full.horizon - full.first_ts) / 3, (full.horizon - full.first_ts) + 1.0):  # before, after
+        rc, bounded, err = cli("summary", str(path), "--memory", "1M", "--at", f"{at:.3f}", "--json")
+        assert rc == 0, err
+        rc, whole, err = cli("summary", str(path), "--at", f"{at:.3f}", "--json")
+        assert rc == 0, err
+        b, w = json.loads(bounded), json.loads(whole)
+        assert b["packets"] == full.packets and b["last_ts"] == full.last_ts  # the capture's totals
+        left = b.pop("evicted")["connections"]
+        w.pop("evicted")
+        kept = {c["id"] for c in b["connections"]}
+        assert len(kept) + left == len(w["connections"]) > 100
+        w["connections"] = [c for c in w["connections"] if c["id"] in kept]
+        assert b == w, at
+    rc, text, _ = cli("summary", str(path), "--memory", "1M", "--at", f"{(full.horizon - full.first_ts) / 3:.3f}")
+    assert rc == 0 and "TIME_WAIT" in text
+    rc, out, err = cli("summary", "-", "--memory", "1M", "--at", "1", input=path.read_bytes())
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and "larger --memory" in err
+
+
 @pytest.mark.parametrize("bad", ["lots", "-5M", "12Q", "100"])
 def test_a_bad_memory_size_is_one_line(bad: str, tmp_path: Path):
     rc, out, err = cli("summary", str(tmp_path / "x.pcap"), "--memory", bad)

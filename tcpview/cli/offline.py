@@ -57,7 +57,7 @@ def cmd_expert(args: argparse.Namespace) -> int:
     return _finish(res)
 
 
-def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load(args: argparse.Namespace, until: float | None = None):  # type: ignore[no-untyped-def]
     from ..engine.pump import load
     from ..engine.warm import cache_is_warm, ready
 
@@ -67,7 +67,7 @@ def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     budget = getattr(args, "memory", None)
     if budget is None and args.source == "-" and hasattr(args, "memory"):
         budget = default_memory()  # a stream may never end
-    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget)
+    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until)
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)
     return res
@@ -92,10 +92,19 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.write or args.ring is not None or args.ring_size is not None:
         raise UsageError("-w, --ring and --ring-size save a live capture: they go with -i IFACE")
     res = _load(args)
+    whole = None
+    tl = res.timeline
+    if args.at is not None and tl.horizon is not None and tl.first_ts + args.at < tl.horizon:
+        # the budget let the part at the cursor go: read the capture again, only up to it
+        if args.source == "-":
+            raise UsageError(f"--at {args.at:g}: the memory budget kept only what came after "
+                             f"{tl.horizon - tl.first_ts:.6f} s of the stream; give a larger --memory")
+        whole = tl
+        res = _load(args, until=args.at)
     if args.at is not None and res.timeline.first_ts is not None:
         # capture time passes to the cursor even after the last packet: timers still fire
         res.tracker.advance(res.timeline.first_ts + args.at)
-    print_summary(res.timeline, args.source, args.json, args.at)
+    print_summary(res.timeline, args.source, args.json, args.at, totals=whole)
     return _finish(res)
 
 

@@ -14,15 +14,17 @@ def _cursor(tl, at: float | None) -> float | None:  # type: ignore[no-untyped-de
     return tl.first_ts + at if at is not None and tl.first_ts is not None else None
 
 
-def _head(tl, source: str, at: float | None) -> dict:  # type: ignore[no-untyped-def]
-    """The summary without its connections."""
+def _head(tl, source: str, at: float | None, totals=None) -> dict:  # type: ignore[no-untyped-def]
+    """The summary without its connections; the capture's totals from ``totals`` (a
+    timeline of the whole capture) when ``tl`` holds only its part up to the cursor."""
+    whole = totals if totals is not None else tl
     return {
         "source": source,
-        "packets": tl.packets,
-        "tcp_packets": tl.tcp_packets,
-        "skipped": dict(sorted(tl.skipped.items())),
-        "first_ts": tl.first_ts,
-        "last_ts": tl.last_ts,
+        "packets": whole.packets,
+        "tcp_packets": whole.tcp_packets,
+        "skipped": dict(sorted(whole.skipped.items())),
+        "first_ts": whole.first_ts,
+        "last_ts": whole.last_ts,
         "at": at,
         "counters": tl.counters_at(_cursor(tl, at)),
         "connections": [],
@@ -46,7 +48,7 @@ _PIECE = 8192
 
 
 def write_summary_json(tl, source: str, at: float | None = None, out=None,  # type: ignore[no-untyped-def]
-                       piece: int = _PIECE) -> None:
+                       piece: int = _PIECE, totals=None) -> None:
     """Write :func:`summary_dict` as ``json.dumps(..., indent=1)`` would, without building it:
     the connections go out in pieces, straight from the timeline's columns.
 
@@ -59,7 +61,7 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
     from ..engine.jsonrows import RowsWriter
 
     out = out or sys.stdout
-    head = _head(tl, source, at)
+    head = _head(tl, source, at, totals)
     head["connections"] = _MARK
     before, after = json.dumps(head, indent=1).split(f'"{_MARK}"')
     out.write(before)
@@ -92,13 +94,14 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
     out.write(after + "\n")
 
 
-def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
-    """Print the summary as JSON or as a readable table."""
+def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,  # type: ignore[no-untyped-def]
+                  totals=None) -> None:
+    """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`)."""
     out = out or sys.stdout
     if as_json:
-        write_summary_json(tl, source, at, out)
+        write_summary_json(tl, source, at, out, totals=totals)
         return
-    s = _head(tl, source, at)
+    s = _head(tl, source, at, totals)
     cols = tl.connection_columns(_cursor(tl, at))
     first, last = s["first_ts"], s["last_ts"]
     dur = (last - first) if first is not None and last is not None else 0.0

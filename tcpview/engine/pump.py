@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..sources.base import FileSource
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
@@ -53,11 +55,16 @@ class Pump:
             viewer needs, and headless use does not.
         batch_seconds: how often, at most, ``on_batch`` is told while data keeps coming.
         pause_seconds: a rest after each report, in which the UI thread runs freely.
+        until: stop before the first frame later than this many seconds after the first one
+            (None: read to the end).
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
-                 pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False) -> None:
+                 pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False,
+                 until: float | None = None) -> None:
         self.source = source
+        self.until = until
+        self._limit: float | None = None  # ``until`` as a time stamp, from the first frame
         self.tracker = tracker if tracker is not None else Tracker()
         self.tl = self.tracker.tl
         if getattr(source, "timeline", False) is None:
@@ -105,6 +112,9 @@ class Pump:
                         on_batch(BatchInfo(self.frames_read, self._progress()))
                         pending = False
                     continue
+                reached = False
+                if self.until is not None:
+                    batch, reached = self._before_limit(batch)
                 for piece in self._pieces(batch):
                     self.tracker.feed_batch(piece)
                     self.frames_read += len(piece)
@@ -122,6 +132,8 @@ class Pump:
                     if self.pause_seconds:
                         # let the UI thread have the GIL for a moment
                         time.sleep(self.pause_seconds)
+                if reached:
+                    break
         except Exception as e:  # noqa: BLE001 - a source failing must not kill the app
             self.error = f"{type(e).__name__}: {e}"
         finally:
@@ -137,6 +149,19 @@ class Pump:
         self.error = self.error or getattr(self.source, "error", None)
         self.tl.publish()
         on_batch(BatchInfo(self.frames_read, self._progress(), done=True, error=self.error))
+
+    def _before_limit(self, batch: FrameBatch) -> tuple[FrameBatch, bool]:
+        """The frames of ``batch`` up to ``until`` (capture time only goes forward: from the
+        first frame past the limit on, nothing is read), and whether the limit was reached."""
+        ts = batch.frames.ts
+        if not len(ts):
+            return batch, False
+        if self._limit is None:
+            self._limit = float(ts[0]) + float(self.until)  # type: ignore[arg-type]
+        past = np.flatnonzero(ts > self._limit)
+        if not len(past):
+            return batch, False
+        return FrameBatch(batch.buf, batch.frames[: int(past[0])], batch.base), True
 
     def _pieces(self, batch: FrameBatch):  # type: ignore[no-untyped-def]
         """The batch, or while the kernels run in plain Python, small slices of it (so the
@@ -226,9 +251,10 @@ class LoadResult:
 
 
 def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
-         budget: int | None = None) -> LoadResult:
-    """Read ``source`` (a path or ``-``) to its end, on this thread; ``budget``: the most
-    the timeline may use in bytes (the oldest part leaves beyond it).
+         budget: int | None = None, until: float | None = None) -> LoadResult:
+    """Read ``source`` (a path or ``-``) to its end (or to ``until`` seconds after its first
+    frame), on this thread; ``budget``: the most the timeline may use in bytes (the oldest
+    part leaves beyond it).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
     reports the damage in ``error``; a file that is not a capture at all has no packets.
@@ -246,6 +272,6 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
             tracker.tl._w.expect_segments(os.path.getsize(source) // 56 + 1)
         except OSError:
             pass
-    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"))
+    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error)
