@@ -288,6 +288,47 @@ async def test_stream_pane_in_the_app(built: Path) -> None:
         assert app.query_one(Ladder).display and not pane.display
 
 
+async def test_stream_pane_wraps_long_lines(tmp_path: Path) -> None:
+    """A line longer than the pane wraps onto the next rows (all of it stays readable), and
+    wraps again when the terminal is resized; a hex dump does not wrap."""
+    from helpers import wait_until
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.app import TcpviewApp
+    from tcpview.ui.widgets.stream_pane import StreamPane
+
+    frames: list = []
+    a = Flow(cport=41000, t0=1.0, frames=frames)
+    a.handshake()
+    cookie = "".join(f"{i:03d}-" for i in range(100))  # 400 characters, each place marked
+    a.c("PA", f"Cookie: {cookie}\r\n".encode())
+    a.s("A")
+    path = write_frames_pcap(tmp_path / "long.pcap", frames)
+    app = TcpviewApp(FileSource(str(path)), tick=3600)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
+        await pilot.press("f")
+        await pilot.pause()
+        pane = app.query_one(StreamPane)
+
+        def shown() -> list[str]:
+            return [pane.render_line(y).text.rstrip() for y in range(1, pane.size.height)]
+
+        width = pane.scrollable_content_region.width
+        rows = [r for r in shown() if r and not r.startswith("──")]
+        assert len(rows) == -(-len(f"Cookie: {cookie}\\r") // width) > 3
+        assert "".join(rows) == f"Cookie: {cookie}\\r"  # every character, in order
+        await pilot.resize_terminal(70, 40)
+        await pilot.pause()
+        narrower = [r for r in shown() if r and not r.startswith("──")]
+        assert len(narrower) > len(rows) and "".join(narrower) == "".join(rows)
+        await pilot.press("x")
+        await pilot.pause()
+        assert all(len(r) <= pane.scrollable_content_region.width for r in shown())
+        assert sum(r.startswith("0000") for r in shown()) > 3  # a line per 16 bytes, not wrapped
+
+
 async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
     """e asks for FORMAT FILE and writes the selected connection (with a filter: the filtered
     ones); an existing file is left alone."""

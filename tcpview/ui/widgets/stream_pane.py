@@ -43,6 +43,11 @@ class StreamPane(VirtualList):
         super().__init__(**kw)
         self.as_hex = False
         self.lines: list[tuple[int, str]] = []
+        """The stream's lines, as :func:`stream_lines` makes them."""
+        self.rows: list[tuple[int, str]] = []
+        """Those lines as shown: text longer than the pane wraps (see :meth:`_wrap`)."""
+        self._made = 0  # bumped whenever the lines are made anew
+        self._wrapped: tuple[int, int] | None = None  # (the lines' _made, width) the rows are of
         self.follow_info: Follow | None = None
         self._names: tuple[str, str] = ("", "")
         self._key: tuple | None = None
@@ -68,19 +73,41 @@ class StreamPane(VirtualList):
             self._names = (f"{ends[first]} → {ends[1 - first]}", f"{ends[1 - first]} → {ends[first]}")
             self.follow_info = f
             self.lines = stream_lines(f, self._names, self.as_hex)
-        self.rows_changed()
+        self._rewrap()
 
     def action_toggle_hex(self) -> None:
         self.as_hex = not self.as_hex
         if self.follow_info is not None:
             self.lines = stream_lines(self.follow_info, self._names, self.as_hex)
+        self._rewrap()
+
+    def _rewrap(self, new_lines: bool = True) -> None:
+        """Rows for the lines at the pane's width: the stream's text wraps, as in Wireshark's
+        Follow window, so nothing of it is out of sight; a hex dump's lines, chunk heads and
+        gap marks are cut at the edge (they say nothing past it that matters)."""
+        self._made += new_lines
+        width = max(16, self.scrollable_content_region.width)
+        if self._wrapped != (self._made, width):
+            self._wrapped = (self._made, width)
+            rows: list[tuple[int, str]] = []
+            for kind, text in self.lines:
+                if kind > 1 or self.as_hex or len(text) <= width:
+                    rows.append((kind, text))
+                else:
+                    rows += [(kind, text[i:i + width]) for i in range(0, len(text), width)]
+            self.rows = rows
+            self.cursor = min(self.cursor, max(0, len(rows) - 1))
         self.rows_changed()
 
+    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+        self._rewrap(new_lines=False)
+        super().on_resize(event)
+
     def row_count(self) -> int:
-        return len(self.lines)
+        return len(self.rows)
 
     def row_key(self, index: int) -> Hashable:
-        return (index, self.as_hex, id(self.lines))
+        return (index, self._wrapped)
 
     def render_header(self, width: int, base: Style) -> Strip:
         f = self.follow_info
@@ -93,7 +120,7 @@ class StreamPane(VirtualList):
         return Strip([Segment(text[:width].ljust(width), base + self._style("stream-pane--header"))], width)
 
     def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
-        kind, text = self.lines[index]
+        kind, text = self.rows[index]
         style = base + self._style(("stream-pane--node0", "stream-pane--node1", "stream-pane--head",
                                     "stream-pane--gap")[kind])
         if is_cursor:
