@@ -4,6 +4,7 @@ PlantUML's own syntax check, and the counts of segments."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -253,23 +254,30 @@ def test_bad_input_is_one_line_and_nothing_is_overwritten(built: Path, tmp_path:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tcpview-")] == []
 
 
-async def test_stream_pane_in_the_app(built: Path) -> None:
-    """f shows what the selected connection carried (escaped, no control byte reaches the
-    terminal), x switches to hex, a gap is marked; f again brings the ladder back."""
+@contextlib.asynccontextmanager
+async def stream_pane_of(path: Path, size: tuple[int, int]):  # type: ignore[no-untyped-def]
+    """The app on capture ``path``, loaded, its stream pane shown (``f``): (app, pilot, pane)."""
     from helpers import wait_until
 
     from tcpview.sources.base import FileSource
     from tcpview.ui.app import TcpviewApp
-    from tcpview.ui.widgets.ladder import Ladder
     from tcpview.ui.widgets.stream_pane import StreamPane
 
-    app = TcpviewApp(FileSource(str(built)), tick=3600)
-    async with app.run_test(size=(120, 40)) as pilot:
+    app = TcpviewApp(FileSource(str(path)), tick=3600)
+    async with app.run_test(size=size) as pilot:
         await app.workers.wait_for_complete()
         await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         await pilot.press("f")
         await pilot.pause()
-        pane = app.query_one(StreamPane)
+        yield app, pilot, app.query_one(StreamPane)
+
+
+async def test_stream_pane_in_the_app(built: Path) -> None:
+    """f shows what the selected connection carried (escaped, no control byte reaches the
+    terminal), x switches to hex, a gap is marked; f again brings the ladder back."""
+    from tcpview.ui.widgets.ladder import Ladder
+
+    async with stream_pane_of(built, (120, 40)) as (app, pilot, pane):
         assert pane.display and pane.has_focus and not app.query_one(Ladder).display
         text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
         assert "GET / HTTP/1.1\\r" in text and "hello\\x00\\x1b[31m\\xff" in text and "\x1b" not in text
@@ -291,12 +299,6 @@ async def test_stream_pane_in_the_app(built: Path) -> None:
 async def test_stream_pane_wraps_long_lines(tmp_path: Path) -> None:
     """A line longer than the pane wraps onto the next rows (all of it stays readable), and
     wraps again when the terminal is resized; a hex dump does not wrap."""
-    from helpers import wait_until
-
-    from tcpview.sources.base import FileSource
-    from tcpview.ui.app import TcpviewApp
-    from tcpview.ui.widgets.stream_pane import StreamPane
-
     frames: list = []
     a = Flow(cport=41000, t0=1.0, frames=frames)
     a.handshake()
@@ -304,13 +306,7 @@ async def test_stream_pane_wraps_long_lines(tmp_path: Path) -> None:
     a.c("PA", f"Cookie: {cookie}\r\n".encode())
     a.s("A")
     path = write_frames_pcap(tmp_path / "long.pcap", frames)
-    app = TcpviewApp(FileSource(str(path)), tick=3600)
-    async with app.run_test(size=(100, 40)) as pilot:
-        await app.workers.wait_for_complete()
-        await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
-        await pilot.press("f")
-        await pilot.pause()
-        pane = app.query_one(StreamPane)
+    async with stream_pane_of(path, (100, 40)) as (_app, pilot, pane):
 
         def shown() -> list[str]:
             return [pane.render_line(y).text.rstrip() for y in range(1, pane.size.height)]
