@@ -368,3 +368,25 @@ def test_following_on_from_an_earlier_cursor_equals_following_at_once(built: Pat
             later = follow_connection(tl, cid, str(built), None, early)
             whole = follow_connection(tl, cid, str(built))
             assert later.chunks == whole.chunks and later.fed == whole.fed == c.n
+
+
+def test_wrapped_stream_text_never_cuts_an_escape() -> None:
+    """The stream pane wraps escaped text between bytes: ``\\xNN`` and ``\\r`` move whole to
+    the next row, and the rows together are the text."""
+    import itertools
+    import random
+
+    from tcpview.engine.follow import escaped
+    from tcpview.ui.widgets.stream_pane import wrap_escaped
+
+    rng = random.Random(7)
+    for _ in range(300):
+        data = bytes(rng.choice([rng.randrange(256), 13, 65]) for _ in range(rng.randrange(1, 300)))
+        data = data.replace(b"\n", b"").replace(b"\\", b"")  # one line; no literal backslash
+        tokens = [escaped(bytes([b])) for b in data]
+        between = set(itertools.accumulate(len(t) for t in tokens))
+        text = "".join(tokens)
+        for width in (16, 17, 18, 19, 41, 78):
+            rows = wrap_escaped(text, width)
+            assert "".join(rows) == text and all(0 < len(r) <= width for r in rows)
+            assert set(itertools.accumulate(len(r) for r in rows)) <= between

@@ -22,6 +22,22 @@ from ...engine.store import Timeline
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 
+def wrap_escaped(text: str, width: int) -> list[str]:
+    """``text`` (as :func:`~tcpview.engine.follow.escaped` makes it) in pieces of at most
+    ``width``, none ending inside an escape (``\\xNN``, ``\\r``): it moves whole to the next."""
+    pieces = []
+    i = 0
+    while len(text) - i > width:
+        cut = i + width
+        back = text.rfind("\\", max(i + 1, cut - 3), cut)
+        if back >= 0 and back + (4 if text[back + 1: back + 2] == "x" else 2) > cut:
+            cut = back
+        pieces.append(text[i:cut])
+        i = cut
+    pieces.append(text[i:])
+    return pieces
+
+
 class StreamPane(VirtualList):
     """The selected connection's payload, in order."""
 
@@ -94,7 +110,7 @@ class StreamPane(VirtualList):
                 if kind > 1 or self.as_hex or len(text) <= width:
                     rows.append((kind, text))
                 else:
-                    rows += [(kind, text[i:i + width]) for i in range(0, len(text), width)]
+                    rows += [(kind, piece) for piece in wrap_escaped(text, width)]
             self.rows = rows
             self.cursor = min(self.cursor, max(0, len(rows) - 1))
         self.rows_changed()
