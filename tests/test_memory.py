@@ -4,6 +4,7 @@ nothing leaves silently."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,49 @@ def test_summary_at_a_cursor_the_budget_let_go_reads_again_up_to_it(tmp_path):
     rc, out, err = cli("summary", "-", "--memory", "1M", "--at", "1", input=path.read_bytes())
     assert rc == 2 and out == ""
     assert err.count("\n") == 1 and "larger --memory" in err
+
+
+def test_a_pinned_file_keeps_its_cursor_and_waits_past_it(tmp_path):
+    """A file read for a cursor (``Timeline.pin``): the horizon never passes the pin, reading
+    waits once it is a share of the budget past it, goes on as the pin moves, and what is
+    kept at any cursor is what the unbounded timeline says."""
+    import threading
+
+    from tcpview.engine.pump import Pump
+    from tcpview.engine.tracker import Tracker
+    from tcpview.sources.base import FileSource
+
+    path = write_frames_pcap(tmp_path / "churn.pcap", churn(5000, gap=0.02))
+    full = load(str(path), msl2=2.0).timeline
+    budget = 1 << 20
+    tracker = Tracker(msl2=2.0)
+    tl = tracker.tl
+    tl.budget = budget
+    tl.pin = full.first_ts + 30.0  # a third of the way
+    pump = Pump(FileSource(str(path)), tracker, keep_frames=False, pause_seconds=0.0)
+    stop = threading.Event()
+    reader = threading.Thread(target=pump.run, args=(stop,), daemon=True)
+    reader.start()
+    try:
+        for pin in (30.0, 45.0, 60.0, 75.0):
+            tl.pin = full.first_ts + pin
+            deadline = time.monotonic() + 20
+            while not (pump.done or (tl.held and tl.last_ts > tl.pin)) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not pump.done, pin  # waiting, well before the end of the file
+            assert tl.horizon is not None and tl.horizon <= tl.pin
+            assert tl.last_ts < full.last_ts, pin
+            # exact wherever it is kept (at the last time read, another frame may follow at that time)
+            for t in (tl.horizon, tl.pin, tl.last_ts - 1e-6):
+                assert tl.counters_at(t) == full.counters_at(t), (pin, t)
+            assert tl.held
+        tl.pin = None  # let go: it reads to the end
+        reader.join(20)
+        assert pump.done and tl.last_ts == full.last_ts
+        assert tl.counters_at(None) == full.counters_at(None)
+    finally:
+        stop.set()
+        reader.join(5)
 
 
 @pytest.mark.parametrize("bad", ["lots", "-5M", "12Q", "100"])

@@ -92,9 +92,26 @@ def over_budget(w: col.Tables, budget: int) -> bool:
     return used > budget * HIGH and used > w.settled + budget * SETTLE
 
 
-def evict(w: col.Tables, budget: int) -> bool:
-    """Move the horizon forward until the tables fit in ``KEEP`` of ``budget``; returns whether
-    anything left."""
+AHEAD = 0.3
+"""A file read for a cursor that the budget had let go (see ``Timeline.pin``) is read no
+further than this share of the budget past the cursor, until the cursor moves on: what stays
+is around the cursor, not only after it."""
+
+
+def segments_before(w: col.Tables, t: float) -> int:
+    """How many segments are at or before time ``t`` (the time column never decreases)."""
+    return int(np.searchsorted(w.segs.ts[: int(w.cnt[col.N_SEG])], t, side="right"))
+
+
+def read_ahead(w: col.Tables, pin: float) -> int:
+    """About how many bytes of the tables are for the part after ``pin``."""
+    n_seg = int(w.cnt[col.N_SEG])
+    return 0 if n_seg == 0 else used_bytes(w) * (n_seg - segments_before(w, pin)) // n_seg
+
+
+def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
+    """Move the horizon forward until the tables fit in ``KEEP`` of ``budget``, but never past
+    ``pin`` (a time readers still need); returns whether anything left."""
     n_seg = int(w.cnt[col.N_SEG])
     n_trans = int(w.cnt[col.N_TRANS])
     n_conn = int(w.cnt[col.N_CONN])
@@ -104,6 +121,10 @@ def evict(w: col.Tables, budget: int) -> bool:
     # drop the share of the segments (and what goes with them) that brings use under the mark
     share = min(1.0, (used - budget * KEEP) / max(used, 1))
     k0 = max(1, min(n_seg - 1, int(n_seg * share)))
+    if pin is not None:  # the first segment kept is at or before the pin
+        k0 = min(k0, segments_before(w, pin) - 1)
+        if k0 < 1:
+            return False
     horizon = float(w.segs[k0].ts)
     # transitions before the horizon: those of segments before k0 (and timers that fired then)
     t0 = _trans_before(w, k0, n_trans)

@@ -123,10 +123,14 @@ class Pump:
                     pending = True
                     clock = time.monotonic()
                     preparing = warmer is not None and not warmer.poll()
-                    if clock - told >= self.batch_seconds or preparing:
+                    holding = self.tl.holding()  # far enough past the pin: tell, then wait
+                    if clock - told >= self.batch_seconds or preparing or holding:
                         told = clock
                         pending = False
                         on_batch(BatchInfo(self.frames_read, self._progress(), preparing=preparing))
+                    while holding and not stop.is_set():
+                        stop.wait(0.05)
+                        holding = self.tl.holding()
                     if stop.is_set():
                         break
                     if self.pause_seconds:
@@ -165,7 +169,12 @@ class Pump:
 
     def _pieces(self, batch: FrameBatch):  # type: ignore[no-untyped-def]
         """The batch, or while the kernels run in plain Python, small slices of it (so the
-        first rows show at once and the switch to compiled code comes soon)."""
+        first rows show at once and the switch to compiled code comes soon), or while the
+        timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
+        if self.tl.pin is not None:
+            for i in range(0, len(batch), 2048):
+                yield FrameBatch(batch.buf, batch.frames[i:i + 2048], batch.base)
+            return
         if self.warmer is None or not self.warmer.preparing:
             yield batch
             return

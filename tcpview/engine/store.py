@@ -29,7 +29,7 @@ from . import columns as col
 from .conncols import ConnColumns, conn_array_chunks
 from .conns import SIDES, ConnList, ConnView
 from .decode import UNSUPPORTED_LINK, reason_text
-from .evict import bound_heap, evict, over_budget
+from .evict import AHEAD, bound_heap, evict, over_budget, read_ahead
 from .replay import (
     conn_rows,
     conn_stats,
@@ -244,6 +244,11 @@ class Timeline:
         self.version = 0
         self.generation = 0
         self._budget: int | None = None
+        self.pin: float | None = None
+        """A time readers still need (a file replay's cursor): the oldest part leaves only
+        before it, and :meth:`holding` tells a file's reader to wait past it."""
+        self.held = False
+        """Whether the file's reader is waiting for the pin to move on (see :meth:`holding`)."""
         self._view = self._make_view()
         self._lock = threading.Lock()  # guards the readers' caches below, not the tables
         self._rows: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
@@ -265,10 +270,25 @@ class Timeline:
     def publish(self) -> None:
         """Make everything appended so far visible to readers (tracker only, after a batch);
         first, when the tables outgrow the budget, let the oldest rows leave."""
-        if self.budget is not None and over_budget(self._w, self.budget) and evict(self._w, self.budget):
+        if self.budget is not None and over_budget(self._w, self.budget) and evict(self._w, self.budget, self.pin):
             self.generation += 1
         self.version += 1
         self._view = self._make_view()
+
+    def holding(self) -> bool:
+        """Whether a file's reader should wait (writer's thread): the timeline is pinned and
+        holds :data:`~tcpview.engine.evict.AHEAD` of its budget past the pin. Room the pin
+        moving on has made is made first (published only when anything left)."""
+        pin, budget = self.pin, self.budget
+        if pin is None or budget is None:
+            self.held = False
+            return False
+        if over_budget(self._w, budget) and evict(self._w, budget, pin):
+            self.generation += 1
+            self.version += 1
+            self._view = self._make_view()
+        self.held = read_ahead(self._w, pin) > budget * AHEAD
+        return self.held
 
     @property
     def horizon(self) -> float | None:
