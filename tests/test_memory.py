@@ -227,3 +227,38 @@ def test_connections_whose_4_tuple_was_reused_leave(tmp_path):
         res.tracker.advance(full.last_ts + 61)
     assert full.counters_at(None)["TIME_WAIT"] == 0
     assert small.counters_at(None) == full.counters_at(None)
+
+
+async def test_the_viewer_reads_a_file_again_for_a_cursor_the_budget_let_go(tmp_path):
+    """In the viewer under --memory, going to the start of a file whose start has left reads
+    it again up to there: the cursor is at the start, its connections are listed, the counters
+    are the unbounded ones, and reading goes on as the cursor moves; End reads to the end."""
+    from helpers import wait_until
+
+    from tcpview.sources.base import FileSource
+    from tcpview.ui.app import TcpviewApp
+    from tcpview.ui.widgets.conn_table import ConnectionTable
+
+    path = write_frames_pcap(tmp_path / "churn.pcap", churn(5000, gap=0.02))
+    full = load(str(path)).timeline
+    app = TcpviewApp(FileSource(str(path)), memory=1 << 20, tick=0.05)
+    async with app.run_test(size=(120, 40)) as pilot:
+        assert await wait_until(lambda: app.loaded, 60, 0.05, pilot.pause)
+        first = app.tl.first_ts
+        assert app.tl.horizon > first + 50  # the start has left
+        await pilot.press("g")  # to the start
+        assert await wait_until(lambda: app.tl.pin is not None and app.player.t == first
+                                and app.tl.held, 60, 0.05, pilot.pause)
+        assert app.tl.horizon is None or app.tl.horizon <= first
+        assert app.tl.counters_at(first) == full.counters_at(first)
+        table = app.query_one(ConnectionTable)
+        assert await wait_until(lambda: 0 in table.rows, 10, 0.05, pilot.pause)
+        assert app.tl.last_ts < full.last_ts  # read only a little past the cursor
+        at = first + 60
+        app.seek_offset(60)  # on, within what is kept now or past it: it reads on
+        assert await wait_until(lambda: app.tl.last_ts is not None and app.tl.last_ts > at, 60, 0.05, pilot.pause)
+        await pilot.pause(0.2)
+        assert app.tl.horizon <= at and app.tl.counters_at(at) == full.counters_at(at)
+        await pilot.press("G")  # the end: read to the end
+        assert await wait_until(lambda: app.loaded and app.tl.last_ts == full.last_ts, 60, 0.05, pilot.pause)
+        assert app.tl.counters_at(None) == full.counters_at(None)

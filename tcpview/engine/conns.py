@@ -108,6 +108,16 @@ class ConnList(Sequence):
         """Whether connection ``cid`` is in the timeline (published, and not evicted)."""
         return self._tl._view.row_of(cid) >= 0
 
+    def get(self, cid: int | None) -> ConnView | None:
+        """Connection ``cid``, or None when it is not in the timeline. One look at the newest
+        view: ``has`` then ``[]`` could see two, and a memory budget may have let it go in
+        between."""
+        if cid is None:
+            return None
+        v = self._tl._view
+        row = v.row_of(cid)
+        return ConnView(self._tl, v, row) if row >= 0 else None
+
     def ids(self) -> list[int]:
         """The ids of the connections in the timeline, in order."""
         v = self._tl._view

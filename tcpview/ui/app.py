@@ -32,6 +32,7 @@ from .commands import TcpviewCommands
 from .export_action import export, parse_request
 from .fmt import parse_time
 from .messages import BatchArrived, SourceEnded
+from .reread import ReadAgain
 from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
 from .styles import theme_variable_defaults
@@ -49,7 +50,7 @@ SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
 
 
-class TcpviewApp(App[int]):
+class TcpviewApp(ReadAgain, App[int]):
     """Connections, their ladder and the state counters of one source, with a player.
 
     Args:
@@ -168,6 +169,9 @@ class TcpviewApp(App[int]):
             self.seek_offset(at)
 
     def on_source_ended(self, message: SourceEnded) -> None:
+        if not self.pump.done:  # the end of a reading left for another (read again, switched)
+            message.prevent_default()
+            return
         self.loaded = True
         self.player.loaded = True
         self.load_error = message.info.error
@@ -204,6 +208,8 @@ class TcpviewApp(App[int]):
         p = self.player
         p.set_bounds(tl.first_ts, tl.last_ts, tl.horizon)
         t, pos = p.query_time(), p.position()
+        if tl.pin is not None and self._start_at is None:
+            tl.pin = t  # read again for a cursor: reading goes on as it moves (None: to the end)
         table = self._table
         table.update_view(tl, t, pos, force=force, settle=settle)
         self._ladder.show(tl, table.selected, t)
@@ -230,11 +236,8 @@ class TcpviewApp(App[int]):
         else:
             title = self._titles[0]  # the count waits for the next settling update
         cid = table.selected
-        if cid is None or not self.tl.conns.has(cid):
-            ladder = "Ladder"
-        else:
-            c = self.tl.conns[cid]
-            ladder = f"#{cid}  {c.client_text()} ⇄ {c.server_text()}"
+        c = self.tl.conns.get(cid)
+        ladder = "Ladder" if c is None else f"#{cid}  {c.client_text()} ⇄ {c.server_text()}"
         titles = (title, ladder, "absolute seq" if self._absolute else "")
         if titles == self._titles:
             return  # setting a border title repaints the whole box
@@ -271,12 +274,10 @@ class TcpviewApp(App[int]):
         self._inspect(message.cid, message.row)
 
     def on_player_bar_seek_requested(self, message: PlayerBar.SeekRequested) -> None:
-        self.player.seek_fraction(message.fraction)
-        self.refresh_views()
+        self._move_cursor(partial(self.player.seek_fraction, message.fraction), pause=False)
 
     def on_graph_pane_seek_requested(self, message: GraphPane.SeekRequested) -> None:
-        self.player.seek(message.t)
-        self.refresh_views()
+        self._move_cursor(partial(self.player.seek, message.t), pause=False)
 
     def _show_pane(self, cid: int | None, t: float | None) -> None:
         """The graph or stream pane, when it is the one shown, reads the selected connection."""
@@ -332,11 +333,18 @@ class TcpviewApp(App[int]):
         self._last_tick = time.monotonic()
         self.refresh_views()
 
-    def _move_cursor(self, move: Callable[[], object]) -> None:
-        """Pause, then ``move`` the player's cursor within the capture read so far, and show it."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts, self.tl.horizon)
-        self.player.pause()
+    def _move_cursor(self, move: Callable[[], object], pause: bool = True) -> None:
+        """Pause, then ``move`` the player's cursor within the capture read so far, and show it.
+        Where a memory budget let the part at the new cursor go, a capture file is read again
+        for it (:meth:`_read_again`); anything else stops at what is kept."""
+        tl, p = self.tl, self.player
+        p.set_bounds(tl.first_ts, tl.last_ts)  # no horizon yet: where the move wants to go
+        if pause:
+            p.pause()
         move()
+        if p.t is not None and tl.horizon is not None and p.t < tl.horizon and self._can_read_again():
+            self._read_again(p.t)
+            return
         self.refresh_views()
 
     def action_step(self, n: int) -> None:
@@ -373,7 +381,8 @@ class TcpviewApp(App[int]):
 
     def seek_offset(self, seconds: float) -> None:
         """Cursor ``seconds`` after the first packet (tests and the time prompt use it)."""
-        self._move_cursor(partial(self.player.seek_offset, seconds))
+        if not self._read_on_to(seconds):
+            self._move_cursor(partial(self.player.seek_offset, seconds))
 
     # -- table / ladder actions -----------------------------------------------------------
     def action_sort_next(self) -> None:

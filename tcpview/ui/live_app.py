@@ -26,7 +26,6 @@ from textual.binding import Binding
 
 from ..engine.player import Player
 from ..engine.pump import Pump
-from ..engine.query import ConnRows
 from ..engine.tracker import Tracker
 from ..kernel.compare import compare
 from ..kernel.snapshot import snapshot
@@ -36,14 +35,12 @@ from ..sources.live.ring import LiveError
 from ..textutil import safe
 from .app import TcpviewApp
 from .commands import LiveCommands
-from .messages import CaptureSwitched, KernelRead, SourceEnded, SwitchFailed
+from .messages import CaptureSwitched, KernelRead, SwitchFailed
 from .screens.iface_picker import InterfacePicker
 from .widgets.capture_status import CaptureStatus
 from .widgets.conn_table import ConnectionTable
 from .widgets.kernel_pane import KernelPane
-from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
-from .widgets.why_line import WhyLine
 
 
 class LiveApp(TcpviewApp):
@@ -235,30 +232,13 @@ class LiveApp(TcpviewApp):
             self._on_switch(new)
 
     def _reset_views(self) -> None:
-        """Point every view at the fresh timeline, keeping the filter and the sort."""
-        bar = self._main(PlayerBar)
-        bar.player = self.player
-        bar.source_name = safe(self.source.name)
-        bar.reading, bar.read_share = False, None
-        table = self._main(ConnectionTable)
-        old = table.model
-        model = ConnRows()  # its caches belong to the old timeline
-        model.set_query(old.query.text)
-        model.sort, model.reverse = old.sort, old.reverse
-        table.model = model
-        self._main(Ladder).cid = None  # its row caches are the old connection's
-        self._main(WhyLine).explain_row(self.tl, None, None)
+        """Point every view at the fresh capture's timeline (see the app's), the kernel pane too."""
+        self._main(PlayerBar).source_name = safe(self.source.name)
         pane = self._main(KernelPane)
         pane.results, pane.snap_ts = {}, None
-        self.refresh_views(force=True)
-        bar.refresh()
+        super()._reset_views()
         if self.kernel_on:
             self._read_kernel()
-
-    def on_source_ended(self, message: SourceEnded) -> None:
-        if not self.pump.done:
-            # the end of the capture that was switched away from, not of this one
-            message.prevent_default()
 
     # -- the kernel's view -----------------------------------------------------------------
     @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)

@@ -306,7 +306,9 @@ class ConnectionTable(VirtualList):
         tl = self.tl
         assert tl is not None
         cid = int(self.rows[index])
-        c = tl.conns[cid]
+        c = tl.conns.get(cid)
+        if c is None:  # it left the timeline (a memory budget) since the rows were made:
+            return Strip.blank(width, base)  # the next update lists what is there now
         facts = self.model.facts(tl, self.t)
         row = c.row
         if row < facts.n:

@@ -80,7 +80,8 @@ class GraphPane(Widget, can_focus=True):
         if cid != self.cid:
             self.view = None
         self.cid = cid
-        n = tl.conns[cid].n if cid is not None and tl.conns.has(cid) else -1
+        c = tl.conns.get(cid)
+        n = c.n if c is not None else -1
         key = (id(tl), cid, self.kind, n, tl.generation)
         if key != self._key:
             self._key = key
@@ -90,9 +91,10 @@ class GraphPane(Widget, can_focus=True):
     @property
     def cursor_x(self) -> float | None:
         """The cursor as seconds from the connection's start (None: no cursor or connection)."""
-        if self.t is None or self.tl is None or self.cid is None or not self.tl.conns.has(self.cid):
+        c = self.tl.conns.get(self.cid) if self.tl is not None else None
+        if self.t is None or c is None:
             return None
-        return self.t - self.tl.conns[self.cid].first_ts
+        return self.t - c.first_ts
 
     def x_range(self) -> tuple[float, float]:
         if self.view is not None:

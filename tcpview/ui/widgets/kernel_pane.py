@@ -53,8 +53,8 @@ class KernelPane(PaintedText, Widget):
     def update_view(self, tl, cid: int | None, past: bool) -> None:  # type: ignore[no-untyped-def]
         """Show connection ``cid``; ``past`` when the cursor is not at the newest packet."""
         self.cid, self.past = cid, past
-        if cid is not None and tl.conns.has(cid):
-            c = tl.conns[cid]
+        c = tl.conns.get(cid)
+        if c is not None:
             self.texts = (c.client_text(), c.server_text())
         self.refresh_if_changed()
 

@@ -181,9 +181,9 @@ class Ladder(VirtualList):
     def to_flagged(self, at: int, step: int) -> bool:
         """Put the cursor on the first flagged segment after segment ``at`` (step 1) or the
         last before it (step -1); False when there is none."""
-        if self.tl is None or self.cid is None or not self.tl.conns.has(self.cid):
+        c = self.tl.conns.get(self.cid) if self.tl is not None else None
+        if c is None:
             return False
-        c = self.tl.conns[self.cid]
         flagged = c.flagged(c.count_at(self.t))
         pick = flagged[flagged > at] if step > 0 else flagged[flagged < at][::-1]
         if not len(pick):
@@ -238,7 +238,10 @@ class Ladder(VirtualList):
             base = base + self._style("ladder--cursor")
         tl = self.tl
         assert tl is not None and self.cid is not None
-        t0 = tl.conns[self.cid].first_ts
+        c = tl.conns.get(self.cid)
+        if c is None:  # it left the timeline (a memory budget): the next update shows another
+            return Strip.blank(width, base)
+        t0 = c.first_ts
         aw = self._arrow_width(width)
         rel = row.ts - t0
         ts_text = f"{rel:.6f}" if rel < 1000 else f"{rel:.1f}"

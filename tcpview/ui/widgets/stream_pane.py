@@ -71,7 +71,8 @@ class StreamPane(VirtualList):
     def show(self, tl: Timeline, cid: int | None, get, t: float | None) -> None:  # type: ignore[no-untyped-def]
         """Follow connection ``cid`` up to time t, frames' bytes from ``get`` (frame number ->
         ``(linktype, bytes)`` or None)."""
-        n = tl.conns[cid].count_at(t) if cid is not None and tl.conns.has(cid) else -1
+        c = tl.conns.get(cid)
+        n = c.count_at(t) if c is not None else -1
         conn = (id(tl), cid, tl.generation)
         if self._key == (*conn, n):
             return
@@ -82,7 +83,7 @@ class StreamPane(VirtualList):
         if n <= 0:
             self.follow_info, self.lines = None, []
         else:
-            c = tl.conns[cid]
+            assert c is not None
             f = follow_connection(tl, cid, get, t, f)  # a growing connection: only what is new
             ends = (c.client_text(), c.server_text())
             first = 0 if f.node_of(0) == 0 else 1

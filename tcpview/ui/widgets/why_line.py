@@ -11,8 +11,11 @@ from ...engine.why import explain
 
 
 def row_transitions(tl: Timeline, cid: int, row: LadderRow) -> list[tuple]:
-    """``(side, old, new, why)`` of the state changes a ladder row shows."""
-    c = tl.conns[cid]
+    """``(side, old, new, why)`` of the state changes a ladder row shows (none once the
+    connection has left the timeline)."""
+    c = tl.conns.get(cid)
+    if c is None:
+        return []
     if row.seg < 0:
         return [(side, old, new, why) for ts, frame, side, old, new, why in c.trans
                 if frame == 0 and ts == row.ts]
