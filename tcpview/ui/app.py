@@ -156,8 +156,10 @@ class TcpviewApp(ReadAgain, App[int]):
             return
         self._told_eviction = True
         budget = self.tl.budget or 0
+        back = ("going back there reads the file again" if self._can_read_again()
+                else "seeking back stops at what is kept")
         self.notify(f"The timeline reached its memory budget ({budget >> 20} MiB): the oldest connections and "
-                    "segments leave it, and seeking back stops at what is kept. --memory sets the budget.",
+                    f"segments leave it, and {back}. --memory sets the budget.",
                     title="memory", timeout=12, markup=False)
 
     def _maybe_start_at(self) -> None:
