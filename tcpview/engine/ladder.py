@@ -207,18 +207,22 @@ def _timer_positions(c: ConnView, t: float | None) -> list[tuple[int, int, tuple
 
 
 def ladder_count(tl: Timeline, cid: int, t: float | None = None) -> int:
-    """Number of ladder rows (segments and timer rows) of connection cid up to time t."""
-    c = tl.conns[cid]
-    return c.count_at(t) + len(_timer_positions(c, t))
+    """Number of ladder rows (segments and timer rows) of connection cid up to time t (0 once
+    it has left the timeline)."""
+    c = tl.conns.get(cid)
+    return 0 if c is None else c.count_at(t) + len(_timer_positions(c, t))
 
 
 def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first: int, count: int) -> list[LadderRow]:
     """Ladder rows ``first .. first+count-1`` of connection cid up to time t.
 
     The same rows as ``ladder_rows(tl, cid, t)[first:first+count]``, built without the rows
-    before ``first`` — what a virtualized view needs for a million-segment connection.
+    before ``first`` — what a virtualized view needs for a million-segment connection. No
+    rows once the connection has left the timeline.
     """
-    c = tl.conns[cid]
+    c = tl.conns.get(cid)
+    if c is None:
+        return []
     n = c.count_at(t)
     timers = _timer_positions(c, t)
     total = n + len(timers)

@@ -114,7 +114,7 @@ class Ladder(VirtualList):
             self.count = 0
         old = self.count
         self.t = t
-        self.count = ladder_count(tl, cid, t) if cid is not None and tl.conns.has(cid) else 0
+        self.count = ladder_count(tl, cid, t) if cid is not None else 0
         if self.count != old:
             # rows before the old end stay the same; the end itself may gain a timer row
             keep = max(0, min(old, self.count) - 1)
