@@ -254,11 +254,13 @@ def test_write_to_a_ring_keeps_the_newest_packets(lo_traffic, tmp_path):
 
 
 # -- headless summary ------------------------------------------------------------------------
-def test_summary_from_live_interface(lo_traffic):
+def test_summary_from_live_interface(lo_traffic, tmp_path):
     t = lo_traffic
     t.listener("close_wait")
     t.reserve("refused")
-    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--duration", "2.5", "--json"),
+    saved = tmp_path / "saved.pcap"
+    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--duration", "2.5", "--json",
+                                     "-w", str(saved)),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
     try:
         read_until(p.stderr, "capturing on lo", 30)
@@ -279,6 +281,10 @@ def test_summary_from_live_interface(lo_traffic):
     assert s["counters"]["CLOSE_WAIT"] == 1 and s["counters"]["FIN_WAIT_2"] == 1
     assert s["source"].startswith("live lo")
     assert "dropped by the kernel" in err  # the last line, after "capturing on"
+    # -w saved what it captured: the same packets, read back
+    assert f"saved {s['packets']} packets to {saved}" in err
+    again = load(str(saved)).timeline
+    assert again.packets == s["packets"] and again.counters_at(None)["CLOSE_WAIT"] == 1
 
 
 # -- user errors: one line, exit 2 -------------------------------------------------------------
