@@ -336,3 +336,29 @@ def test_analysis_filter_terms_name_flags_by_wireshark_name_or_ladder_tag() -> N
     assert ConnQuery.parse("analysis:slow").errors == ["unknown analysis 'slow' (retransmission, dup_ack, zero_window, ...)"]
     # the kernel's socket table has no segments: the term is an error there
     assert ConnQuery.parse("analysis:retrans", without=("note", "analysis")).errors
+
+
+async def test_capture_status_fits_the_saved_file_to_the_line() -> None:
+    """The status line names the file being saved to; on a narrow terminal it keeps the file
+    name's end (a ring file's number and time), cut from the left, within the line."""
+    from textual.app import App
+
+    from tcpview.ui.widgets.capture_status import CaptureStatus
+
+    path = "/var/tmp/captures/a-rather-long-capture-name_00042_20261202093000.pcap"
+
+    class One(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield CaptureStatus()
+
+    for width, whole in ((80, False), (160, True)):
+        app = One()
+        async with app.run_test(size=(width, 3)) as pilot:
+            line = app.query_one(CaptureStatus)
+            line.show("lo", {"captured": 1234, "dropped": 0, "skipped": 0, "saved": 1234}, save_path=path)
+            await pilot.pause()
+            text = line.plain()
+            assert len(text) <= width and "saved 1,234" in text
+            assert (path in text) == whole
+            shown = text.split(" → ", 1)[1]
+            assert shown == path if whole else (shown.startswith("…") and path.endswith(shown[1:]) and len(shown) > 8)

@@ -17,6 +17,7 @@ from rich.text import Text
 from textual.widget import Widget
 
 from ...textutil import safe
+from ..fmt import ellipsize_left
 from .repaint import PaintedText
 
 
@@ -100,7 +101,10 @@ class CaptureStatus(PaintedText, Widget):
             out.append(f"{name} ", lost if bad else label)
             out.append(f"{n:,}", lost if bad else figure)  # exact: these are the figures to trust
         if self.saved is not None and self.save_path:
-            out.append(f" → {safe(self.save_path)}", label)
+            # the file's end is what tells (a ring's number and time): cut from the left to fit
+            room = (self.size.width or 200) - out.cell_len - 3
+            if room >= 8:
+                out.append(f" → {ellipsize_left(safe(self.save_path), room)}", label)
         if self.dropped:
             out.append("   the kernel dropped packets: states may be off (K compares)", lost)
         if self.error:
