@@ -107,6 +107,7 @@ def test_a_next_file_that_cannot_be_made_stops_saving_with_one_error(tmp_path):
     ring.write_block(data, spans)  # stopped: nothing more happens
     ring.close()
     assert ring.count == 4
+    assert ring.number == 1 and ring.saved().startswith("saved 4 packets to 1 file (1 kept: ")  # none was made
     (moved,) = (tmp_path / "moved").iterdir()
     assert load(str(moved)).timeline.packets == 4
 

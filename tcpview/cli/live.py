@@ -140,8 +140,6 @@ def live_summary(args: argparse.Namespace) -> int:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
-    if args.write and save_options(args)[0] is None and not args.force and os.path.lexists(args.write):
-        raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
     from ..engine.pump import PumpThread
     from ..engine.tracker import Tracker

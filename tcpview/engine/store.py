@@ -270,10 +270,17 @@ class Timeline:
     def publish(self) -> None:
         """Make everything appended so far visible to readers (tracker only, after a batch);
         first, when the tables outgrow the budget, let the oldest rows leave."""
-        if self.budget is not None and over_budget(self._w, self.budget) and evict(self._w, self.budget, self.pin):
-            self.generation += 1
+        self._make_room()
         self.version += 1
         self._view = self._make_view()
+
+    def _make_room(self) -> bool:
+        """Let the oldest rows leave when the tables outgrow the budget (never past the pin);
+        returns whether any left."""
+        if self.budget is None or not over_budget(self._w, self.budget) or not evict(self._w, self.budget, self.pin):
+            return False
+        self.generation += 1
+        return True
 
     def holding(self) -> bool:
         """Whether a file's reader should wait (writer's thread): the timeline is pinned and
@@ -283,8 +290,7 @@ class Timeline:
         if pin is None or budget is None:
             self.held = False
             return False
-        if over_budget(self._w, budget) and evict(self._w, budget, pin):
-            self.generation += 1
+        if self._make_room():
             self.version += 1
             self._view = self._make_view()
         self.held = read_ahead(self._w, pin) > budget * AHEAD

@@ -114,14 +114,18 @@ class RingSink:
     def count(self) -> int:
         return self._done + (self._cur.count if self._cur is not None else 0)
 
+    def _close_current(self) -> None:
+        cur, self._cur = self._cur, None
+        if cur is not None:
+            cur.close()
+            self._done += cur.count
+            self.error = self.error or cur.error
+
     def _next_file(self) -> None:
-        if self._cur is not None:
-            self._done += self._cur.count
-            self._cur.close()
-            self.error = self.error or self._cur.error
-        self.number += 1
-        name = f"{self._stem}_{self.number:05d}_{time.strftime('%Y%m%d%H%M%S')}{self._ext}"
+        self._close_current()
+        name = f"{self._stem}_{self.number + 1:05d}_{time.strftime('%Y%m%d%H%M%S')}{self._ext}"
         self._cur = PcapSink(name, self.linktype, self.snaplen, self.force)
+        self.number += 1
         self.made.append(name)
         while self.keep is not None and len(self.made) > self.keep:
             old = self.made.popleft()
@@ -149,9 +153,8 @@ class RingSink:
                 end += 1
             if end > start:
                 cur.write_block(data, spans[start:end])
-                if cur.error:
-                    self.error = cur.error
-                    self._cur = None
+                if cur.error:  # it said why and stopped: so does the ring
+                    self._close_current()
                     return
                 start = end
             if start < len(spans):
@@ -159,23 +162,19 @@ class RingSink:
                     self._next_file()
                 except LiveError as e:
                     self.error = f"{e} (stopped saving)"
-                    self._cur = None
                     return
 
     def close(self) -> None:
         """Close the file being written (idempotent)."""
-        if self._cur is not None:
-            self._done += self._cur.count
-            self._cur.close()
-            self.error = self.error or self._cur.error
-            self._cur = None
+        self._close_current()
 
     def saved(self) -> str:
         """What was saved, for the last words of a capture."""
         kept = len(self.made)
         where = self.made[0] if kept == 1 else f"{self.made[0]} ... {self.made[-1]}" if kept else "no file"
         gone = f"; the {self.removed} oldest removed, as --ring asks" if self.removed else ""
-        return f"saved {self.count} packets to {self.number} files ({kept} kept: {where}{gone})"
+        files = f"{self.number} file{'s' if self.number != 1 else ''}"
+        return f"saved {self.count} packets to {files} ({kept} kept: {where}{gone})"
 
 
 def open_sink(path: str, linktype: int, snaplen: int, force: bool = False, ring_size: int | None = None,
