@@ -61,7 +61,7 @@ class StreamPane(VirtualList):
         self.lines: list[tuple[int, str]] = []
         """The stream's lines, as :func:`stream_lines` makes them."""
         self.rows: list[tuple[int, str]] = []
-        """Those lines as shown: text longer than the pane wraps (see :meth:`_wrap`)."""
+        """Those lines as shown: text longer than the pane wraps (see :meth:`_rewrap`)."""
         self._made = 0  # bumped whenever the lines are made anew
         self._wrapped: tuple[int, int] | None = None  # (the lines' _made, width) the rows are of
         self.follow_info: Follow | None = None
