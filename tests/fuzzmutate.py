@@ -8,7 +8,7 @@ import random
 import struct
 from collections.abc import Callable
 
-LINKTYPES = (0, 1, 9, 12, 14, 101, 104, 105, 108, 113, 127, 192, 228, 229, 239, 276)
+LINKTYPES = (0, 1, 9, 12, 14, 101, 104, 105, 108, 113, 127, 129, 192, 228, 229, 239, 242, 276)
 INTERESTING32 = (0, 1, 2, 3, 4, 8, 11, 12, 13, 15, 16, 19, 20, 24, 27, 28, 31, 32, 36, 40, 54, 64, 0x7F, 0x80,
                  0xFF, 0x100, 0xFFFF, 0x10000, 0x40000, 1 << 24, (1 << 24) + 4, 0x7FFFFFFF, 0x80000000,
                  0xFFFFFFF0, 0xFFFFFFFC, 0xFFFFFFFF)

@@ -116,7 +116,9 @@ def eth(**kw) -> Ether:
 def wrap(pkt, link: str = "ether") -> tuple[int, bytes]:
     """Put an IP packet (scapy) into a link layer; returns ``(linktype, frame bytes)``.
 
-    ``link`` is one of ether, vlan, qinq, sll, sll2, null, loop, raw, ipv4/ipv6 (228/229).
+    ``link`` is one of ether, vlan, qinq, sll, sll2, null, loop, raw, ipv4/ipv6 (228/229),
+    ipoib (242: 20-byte source and destination addresses, type, reserved), arcnet (129: Linux
+    ARCnet, RFC 1201 for IPv4 and IPv6).
     """
     v6 = pkt.haslayer(IPv6)
     if link == "ether":
@@ -137,6 +139,12 @@ def wrap(pkt, link: str = "ether") -> tuple[int, bytes]:
         return DLT_LOOP, struct.pack("!I", 24 if v6 else 2) + bytes(pkt)
     if link == "raw":
         return DLT_RAW, bytes(pkt)
+    if link == "ipoib":
+        addrs = bytes(range(1, 21)) + bytes.fromhex("80000550") + bytes(16)
+        return 242, addrs + struct.pack("!HH", 0x86DD if v6 else 0x0800, 0) + bytes(pkt)
+    if link == "arcnet":
+        # source, destination, offset, protocol (0xd4 IPv4, 0xc4 IPv6), split flag, sequence
+        return 129, bytes([0xBE, 0x50, 0xC0, 0x00, 0xC4 if v6 else 0xD4, 0, 1, 0x6B]) + bytes(pkt)
     if link == "ipv4":
         assert not v6
         return DLT_IPV4, bytes(pkt)

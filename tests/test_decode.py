@@ -39,7 +39,7 @@ def tcp6(**kw):
 
 
 SEG = dict(sport=43210, dport=443, seq=0xDEADBEEF, ack=0x01020304, flags="PA", window=1234)
-LINKS = ["ether", "vlan", "qinq", "sll", "sll2", "null", "loop", "raw"]
+LINKS = ["ether", "vlan", "qinq", "sll", "sll2", "null", "loop", "raw", "ipoib", "arcnet"]
 
 
 def check(d, fam, src, dst, payload_len):
@@ -184,6 +184,17 @@ def test_truncated_headers_give_reasons():
     assert dec(1, raw6[:14 + 30]) == "truncated ip header"
 
 
+def test_arcnet_rfc1051_and_exception_packets():
+    """Linux ARCnet: RFC 1051 IP (protocol 0xf0) has no split flag; an RFC 1201 exception
+    packet (split flag 0xff) carries four more bytes before the IP header."""
+    ip = bytes(tcp4(**SEG) / b"hello")
+    check(dec(129, bytes([1, 2, 0, 0, 0xF0]) + ip), 4, *V4, 5)
+    check(dec(129, bytes([1, 2, 0, 0, 0xD4, 0xFF, 0, 1, 0, 0, 0xD4, 0]) + ip), 4, *V4, 5)
+    assert dec(129, bytes([1, 2, 0, 0, 0xD5, 0, 0, 1]) + ip) == "not ip"  # RFC 1201 ARP
+    assert dec(129, bytes([1, 2, 0, 0, 0xD4, 0])) == "truncated link header"
+    assert dec(242, bytes(43)) == "truncated link header"
+
+
 def test_unknown_link_type_is_a_reason_not_an_exception():
     r = dec(147, bytes(tcp4(**SEG)))
     assert isinstance(r, str) and "147" in r
@@ -197,8 +208,9 @@ def test_bad_tcp_header_length():
 
 def test_garbage_never_raises():
     rng = random.Random(1234)
-    base = [bytes(wrap(tcp4(**SEG) / b"p", link)[1]) for link in ("ether", "sll", "sll2", "null", "raw")]
-    for lt in (0, 1, 12, 14, 101, 108, 113, 192, 228, 229, 239, 276, 9999):
+    base = [bytes(wrap(tcp4(**SEG) / b"p", link)[1]) for link in ("ether", "sll", "sll2", "null", "raw", "ipoib",
+                                                                   "arcnet")]
+    for lt in (0, 1, 12, 14, 101, 108, 113, 129, 192, 228, 229, 239, 242, 276, 9999):
         for _ in range(300):
             if rng.random() < 0.5:
                 raw = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 90)))

@@ -2,8 +2,8 @@
 
 :func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
 layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
-IPv4/IPv6, NFLOG, PPI), IPv4 (options skipped, later fragments skipped), IPv6 (extension
-header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
+IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped, later
+fragments skipped), IPv6 (extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
 cannot use comes back with a reason code (``REASONS``), which the engine counts.
 
 :func:`decode` is the same decoder for one frame from Python (tests, tools).
@@ -269,6 +269,28 @@ def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: i
                 return NOT_IP
             p += (tlen + 3) & ~3
         return NOT_IP
+    if lt == 242:  # IP over InfiniBand: source and destination hardware addresses, type, reserved
+        if off + 44 > end:
+            return TRUNC_LINK
+        return _by_ethertype(b, _be16(b, off + 40), off + 44, end, origlen - 44, out)
+    if lt == 129:  # Linux ARCnet: source, destination, offset, protocol (RFC 1201: split flag, sequence)
+        if off + 5 > end:
+            return TRUNC_LINK
+        proto = b[off + 4]
+        if proto == 0xF0:  # RFC 1051 IP: no split flag
+            return _ip4(b, off + 5, end, origlen - 5, out)
+        if proto != 0xD4 and proto != 0xC4:
+            return NOT_IP
+        if off + 8 > end:
+            return TRUNC_LINK
+        p = off + 8
+        if b[off + 5] == 0xFF:  # an exception packet: padding, then the protocol and split flag again
+            p += 4
+            if p > end:
+                return TRUNC_LINK
+        if proto == 0xD4:
+            return _ip4(b, p, end, origlen - (p - off), out)
+        return _ip6(b, p, end, origlen - (p - off), out)
     out[O_LINKTYPE] = lt  # the link type it does not read (PPI's inner one, say)
     return UNSUPPORTED_LINK
 
