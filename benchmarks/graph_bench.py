@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from ui_bench import SyntheticSource, long_connection, wait_loaded  # noqa: E402
 
-from tcpview.engine import graphs  # noqa: E402
+from tcpview.engine.analysis import graphs  # noqa: E402
 from tcpview.ui.app import TcpviewApp  # noqa: E402
 from tcpview.ui.widgets.graph_pane import GraphPane  # noqa: E402
 

@@ -97,10 +97,10 @@ def store_sizes(tl) -> dict:  # type: ignore[no-untyped-def]
     bytes allocated)`` and the totals (``allocated`` is ``tl.nbytes()``, the hash included)."""
     import numpy as np
 
-    from tcpview.engine import columns as col
+    from tcpview.engine.core import columns as col
 
     v = tl.view()
-    w = tl._w
+    w = tl.tables
     tables = []
     for name, (dt, _counter, _cap) in col.Tables.LAYOUT.items():
         row = dt.itemsize if isinstance(dt, np.dtype) else np.dtype(dt[0]).itemsize * dt[1]

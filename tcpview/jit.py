@@ -49,11 +49,13 @@ def sources_digest() -> str:
     here = os.path.dirname(os.path.abspath(__file__))
     h = hashlib.sha256(numba.__version__.encode())
     for sub in ("engine", "sources"):
-        folder = os.path.join(here, sub)
-        for name in sorted(os.listdir(folder)):
-            if name.endswith(".py"):
-                with open(os.path.join(folder, name), "rb") as f:
-                    h.update(name.encode() + b"\0" + f.read())
+        for folder, dirs, files in sorted(os.walk(os.path.join(here, sub))):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(files):
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    with open(path, "rb") as f:
+                        h.update(os.path.relpath(path, here).encode() + b"\0" + f.read())
     with open(os.path.abspath(__file__), "rb") as f:
         h.update(f.read())
     return h.hexdigest()[:16]

@@ -4,7 +4,7 @@
   types) and :func:`busy_frames` (a few hundred thousand frames, built fast by copying one
   scapy-built template with other client addresses);
 - splitting frames into batches and feeding them by each of the tracker's entry points;
-- answers recomputed from scratch over one published :class:`~tcpview.engine.store.View`
+- answers recomputed from scratch over one published :class:`~tcpview.engine.timeline.view.View`
   with plain numpy (no engine kernel), to compare the engine's readers against;
 - :func:`assert_same_timeline`, two timelines with identical tables and answers.
 
@@ -22,12 +22,13 @@ from helpers import DLT_EN10MB, Flow, wrap
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
-from tcpview.engine import columns as col
-from tcpview.engine.conns import ConnView
-from tcpview.engine.ladder import LadderRow, ladder_rows
-from tcpview.engine.store import Timeline, View
-from tcpview.engine.tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.core import columns as col
+from tcpview.engine.timeline.conns import ConnView
+from tcpview.engine.output.ladder import LadderRow, ladder_rows
+from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.timeline.view import View
+from tcpview.engine.core.tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.batch import FrameBatch
 
 TABLES = ("conns", "segs", "trans", "addrs6", "seg_back", "trans_back", "base_hist", "long", "anom",

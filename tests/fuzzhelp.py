@@ -43,9 +43,9 @@ from helpers import (
 )
 
 from tcpview.engine.pump import load
-from tcpview.engine.store import Timeline
-from tcpview.engine.tcp import NSTATES
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.core.tcp import NSTATES
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources import pcap as pcap_module
 from tcpview.sources.batch import FrameBatch
 from tcpview.sources.pcap import CaptureError, CaptureReader
@@ -170,8 +170,8 @@ def check_timeline(tl: Timeline, deep: bool = True) -> dict:
     also asks for connections at a past time and a few connections' segments as models."""
     v = tl.view()
     for name, n in v.n.items():
-        if not 0 <= n <= len(getattr(v, name) if hasattr(v, name) else getattr(tl._w, name)):
-            raise Problem(f"table {name}: {n} rows published, capacity {len(getattr(tl._w, name))}")
+        if not 0 <= n <= len(getattr(v, name) if hasattr(v, name) else getattr(tl.tables, name)):
+            raise Problem(f"table {name}: {n} rows published, capacity {len(getattr(tl.tables, name))}")
     nc, ns, nt = v.n_conn, v.n_seg, v.n_trans
     if not 0 <= v.tcp_packets <= v.packets or v.tcp_packets != ns:
         raise Problem(f"packets {v.packets}, tcp {v.tcp_packets}, segments {ns}")

@@ -32,7 +32,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether, Loopback
 
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.timeline.tracker import Tracker
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -276,7 +276,7 @@ def track(frames: Iterable[tuple[float, int, bytes]], **kw) -> Tracker:
 
 def states(tr: Tracker, cid: int = 0) -> tuple[str, str]:
     """(client, server) state names of connection ``cid`` now."""
-    from tcpview.engine.tcp import STATE_NAMES
+    from tcpview.engine.core.tcp import STATE_NAMES
 
     c = tr.tl.conns[cid]
     return STATE_NAMES[c.state[0]], STATE_NAMES[c.state[1]]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tcpview.engine.tcp import STATE_NAMES
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.core.tcp import STATE_NAMES
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load
 from tcpview.sim.steps import Send
 from tcpview.textutil import ip_text

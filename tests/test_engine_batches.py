@@ -33,9 +33,9 @@ from enginecheck import (
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tcpview.engine.ladder import ladder_count, ladder_rows
-from tcpview.engine.store import Timeline
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.output.ladder import ladder_count, ladder_rows
+from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.jit import JIT_DISABLED
 from tcpview.sources.batch import FrameBatch
 

@@ -48,12 +48,12 @@ from enginecheck import (
 )
 from helpers import many_connections, wait_until, write_frames_pcap
 
-from tcpview.engine.conns import ConnView
-from tcpview.engine.ladder import ladder_count, ladder_rows, ladder_window
+from tcpview.engine.timeline.conns import ConnView
+from tcpview.engine.output.ladder import ladder_count, ladder_rows, ladder_window
 from tcpview.engine.pump import PumpThread, load
-from tcpview.engine.query import SORT_KEYS, ConnRows
-from tcpview.engine.store import Timeline
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.analysis.query import SORT_KEYS, ConnRows
+from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources import pcap
 from tcpview.sources.batch import FrameBatch
 

@@ -18,7 +18,7 @@ import sys
 from helpers import REPO
 from numba.core.registry import CPUDispatcher
 
-from tcpview.engine.track import track
+from tcpview.engine.core.loop import track
 from tcpview.jit import JIT_DISABLED
 from tcpview.sources.scan import scan_pcap
 

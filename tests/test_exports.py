@@ -64,7 +64,7 @@ def _env() -> dict[str, str]:
 def assert_follow_equals_tshark(path: Path) -> int:
     """Every connection's bytes per direction (followed in this process) equal tshark's;
     returns how many bytes there were."""
-    from tcpview.engine.follow import follow_connection
+    from tcpview.engine.analysis.follow import follow_connection
     from tcpview.engine.pump import load
 
     tl = load(str(path)).timeline
@@ -355,7 +355,7 @@ async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
 
 def test_following_on_from_an_earlier_cursor_equals_following_at_once(built: Path) -> None:
     """The pane of a growing (live) connection feeds only the new segments to its follow."""
-    from tcpview.engine.follow import follow_connection
+    from tcpview.engine.analysis.follow import follow_connection
     from tcpview.engine.pump import load
 
     tl = load(str(built)).timeline
@@ -376,7 +376,7 @@ def test_wrapped_stream_text_never_cuts_an_escape() -> None:
     import itertools
     import random
 
-    from tcpview.engine.follow import escaped
+    from tcpview.engine.analysis.follow import escaped
     from tcpview.ui.widgets.stream_pane import wrap_escaped
 
     rng = random.Random(7)

@@ -67,7 +67,7 @@ def test_ready_loads_every_kernel_python_calls():
     Python calls: none is left to compile later in the middle of a capture (where a live
     capture would drop packets while it waits)."""
     code = ("from tcpview.engine import warm; warm.ready()\n"
-            "import tcpview.engine.graphs, tcpview.engine.follow, tcpview.engine.zeekview, tcpview.engine.evict\n"
+            "import tcpview.engine.analysis.graphs, tcpview.engine.analysis.follow, tcpview.engine.timeline.zeek_history, tcpview.engine.timeline.evict\n"
             "from tcpview import jit; print(jit.not_loaded()); print(len(jit._ENTRIES))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=REPO,
                        check=False)

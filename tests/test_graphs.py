@@ -12,7 +12,7 @@ import pytest
 from helpers import cli, track, wait_until, write_frames_pcap
 from uihelp import lossy_frames
 
-from tcpview.engine import graphs
+from tcpview.engine.analysis import graphs
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
 from tcpview.ui.widgets.graph_pane import GraphPane

@@ -15,8 +15,8 @@ from helpers import wait_until
 from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
 
 from tcpview.engine.pump import PumpThread, load
-from tcpview.engine.tcp import STATE_NAMES
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.core.tcp import STATE_NAMES
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.live.capture import LiveSource
 from tcpview.sources.live.ifaces import default_interface
 from tcpview.sources.live.ring import LiveError, compile_filter, drop_loopback_outgoing

@@ -10,7 +10,7 @@ from livehelp import need_root
 
 async def test_live_app_with_kernel_pane(lo_traffic):
     need_root()
-    from tcpview.engine.tcp import STATE_NAMES
+    from tcpview.engine.core.tcp import STATE_NAMES
     from tcpview.sources.live.capture import LiveSource
     from tcpview.ui.live_app import LiveApp
     from tcpview.ui.widgets.conn_table import ConnectionTable
@@ -336,7 +336,7 @@ async def test_switching_to_another_interface_captures_there(lo_traffic):
     import pytest
     from textual.widgets import OptionList
 
-    from tcpview.engine.tcp import STATE_NAMES
+    from tcpview.engine.core.tcp import STATE_NAMES
     from tcpview.sources.live.capture import LiveSource
     from tcpview.ui.live_app import LiveApp
     from tcpview.ui.screens.iface_picker import InterfacePicker

@@ -87,7 +87,7 @@ def test_an_evicted_connection_is_no_longer_there(loads):
 def test_half_open_connections_beyond_the_cap_are_only_counted(tmp_path, monkeypatch):
     """A SYN flood: nothing ever finishes; past the budget the oldest half-open connections
     leave beyond a cap, and their endpoints stay in the counters."""
-    from tcpview.engine import evict
+    from tcpview.engine.timeline import evict
 
     monkeypatch.setattr(evict, "HALF_OPEN_CAP", 500)
     frames: list = []
@@ -152,7 +152,7 @@ def test_a_pinned_file_keeps_its_cursor_and_waits_past_it(tmp_path):
     import threading
 
     from tcpview.engine.pump import Pump
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sources.base import FileSource
 
     path = write_frames_pcap(tmp_path / "churn.pcap", churn(5000, gap=0.02))

@@ -30,7 +30,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP
 
 from tcpview.engine.pump import load
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.pcap import CaptureError, CaptureReader
 
 TS = [1000.000001, 1000.123456, 1001.5, 1002.999999]

@@ -12,8 +12,8 @@ from helpers import cli
 from simhelp import SCEN_DIR
 
 from tcpview.cli import main
-from tcpview.engine.tcp import STATE_NAMES
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.core.tcp import STATE_NAMES
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sim import Engine, builtin_names, load, parse
 from tcpview.sim.steps import ScenarioError
 from tcpview.textutil import ip_text

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from simhelp import FINITE, Run, _assert_tracker_matches_truth, send_sizes, step
 
-from tcpview.engine.tcp import flag_names
+from tcpview.engine.core.tcp import flag_names
 from tcpview.sim.steps import Scan
 from tcpview.textutil import ip_text
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 from simhelp import Run
 
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sim import SimSource, load
 
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import Flow, track, wait_until
 from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd
 
-from tcpview.engine.tcp import STATE_NAMES, TcpState
+from tcpview.engine.core.tcp import STATE_NAMES, TcpState
 from tcpview.kernel.compare import compare
 from tcpview.kernel.history import KernelTable
 from tcpview.kernel.procnet import parse_proc_tcp
@@ -105,7 +105,7 @@ def test_pairing_rules_on_a_synthetic_table():
 def test_socket_filter_speaks_the_connection_table_language():
     """The sockets table parses its filter with ConnQuery: the same terms, the same errors,
     and a one-line error for a term it has nothing to match (notes)."""
-    from tcpview.engine.query import ConnQuery
+    from tcpview.engine.analysis.query import ConnQuery
     from tcpview.ui.widgets.socket_table import parse_query, passes
 
     text = _HDR4 + "".join([
@@ -273,7 +273,7 @@ def test_kernel_table_refresh_keeps_ids_and_history(lo_traffic):
 def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
     need_root()
     from tcpview.engine.pump import PumpThread
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sources.live.capture import LiveSource
 
     t = lo_traffic

@@ -9,10 +9,10 @@ from collections import Counter
 import pytest
 from helpers import Flow, many_connections, states, track
 
-from tcpview.engine.columns import SEG, TRANS
-from tcpview.engine.conns import ConnView
-from tcpview.engine.store import Timeline
-from tcpview.engine.tcp import STATE_NAMES
+from tcpview.engine.core.columns import SEG, TRANS
+from tcpview.engine.timeline.conns import ConnView
+from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.core.tcp import STATE_NAMES
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +170,7 @@ def test_connections_when_the_clock_stepped_back_are_read_in_one_pass(monkeypatc
     """A capture whose clock steps back now and then (tcpdump on a busy loopback writes a few
     such frames) still gives every connection as its own view does, and without one scan of
     the segment and transition tables per connection (that took minutes on 60k connections)."""
-    import tcpview.engine.store as store
+    import tcpview.engine.timeline.reader as store
 
     frames = many_connections(60)
     k = len(frames) // 2
@@ -196,7 +196,7 @@ def test_one_segment_connections_keep_no_analysis_state(tmp_path):
     a flood of SYNs that are never answered needs none, and the ones answered get theirs."""
     from helpers import Flow, write_frames_pcap
 
-    from tcpview.engine import columns as col
+    from tcpview.engine.core import columns as col
     from tcpview.engine.pump import load
 
     frames: list = []
@@ -241,7 +241,8 @@ def test_the_compile_cache_follows_every_kernel_source(tmp_path):
     first = cache_dir()
     assert first == cache_dir()
     Path(first).mkdir(parents=True)  # as numba makes it when it compiles
-    helper = copy / "engine" / "expert.py"  # compiled into the loop of track.py, not a kernel itself
+    helper = copy / "engine" / "core" / "seqanalysis.py"  # in a subfolder, compiled into the loop
+    # of loop.py, not a kernel itself
     helper.write_text(helper.read_text() + "\n# changed\n")
     second = cache_dir()
     assert second != first and Path(second).parent == Path(first).parent

@@ -14,7 +14,7 @@ import pytest
 from helpers import REPO, Flow, pcap_bytes, wait_until
 from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
 
-from tcpview.engine.tracker import Tracker
+from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.base import FileSource
 from tcpview.sources.pcap import CaptureReader
 

@@ -6,7 +6,7 @@ import sys
 
 from scapy.all import IP, TCP, Ether, wrpcap
 
-from tcpview.engine.model import Summary
+from tcpview.engine.core.model import Summary
 
 
 def _close_by_client(path) -> None:
@@ -169,7 +169,7 @@ def test_time_stamps_are_written_as_repr_writes_them() -> None:
     nearest and then the even one among equals) or leaves the value to Python."""
     import numpy as np
 
-    from tcpview.engine.jsonrows import _put_ts, _ts_parts
+    from tcpview.engine.output.json_rows import _put_ts, _ts_parts
 
     rng = np.random.default_rng(5)
     n = 20000

@@ -11,7 +11,7 @@ import pytest
 from helpers import Flow, wait_until, write_frames_pcap
 from uihelp import lossy_frames as _frames
 
-from tcpview.engine.ladder import tags
+from tcpview.engine.output.ladder import tags
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
 from tcpview.ui.widgets.conn_table import ConnectionTable

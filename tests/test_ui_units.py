@@ -8,7 +8,7 @@ import pytest
 from uihelp import T0, frames, write_capture
 
 from tcpview.engine.player import MAX, SPEEDS, Player, SegmentTimes, speed_label
-from tcpview.engine.zeek import CONN_STATES
+from tcpview.engine.core.zeek_analyzer import CONN_STATES
 
 
 def make_player(times: list[float], live: bool = False) -> Player:
@@ -106,7 +106,7 @@ def test_live_pause_freezes_and_resume_goes_live() -> None:
 
 
 def test_why_sentences() -> None:
-    from tcpview.engine.why import explain, sentence
+    from tcpview.engine.analysis.why import explain, sentence
 
     text = explain([(0, 4, 5, "fin_sent"), (1, 4, 7, "fin_received")], sender=0)
     assert text.startswith("Client sent FIN") and "server's application must still call close()" in text
@@ -119,7 +119,7 @@ def test_why_sentences() -> None:
 
 
 def test_filter_query_parsing() -> None:
-    from tcpview.engine.query import ConnQuery, parse_states
+    from tcpview.engine.analysis.query import ConnQuery, parse_states
 
     assert parse_states("close-wait") == {7} and parse_states("tw") == {10}
     assert parse_states("fin_wait") == {5, 6} and parse_states("nope") == set()
@@ -194,7 +194,7 @@ def test_changed_span_finds_the_cells_that_differ() -> None:
 def test_states_at_jumps_across_a_busy_capture() -> None:
     """Jumps back and forth across a capture with several transitions per connection give
     the store's per-connection states each time."""
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sim import Engine, load
 
     tracker = Tracker()
@@ -213,9 +213,9 @@ def test_states_at_jumps_across_a_busy_capture() -> None:
 def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
     """Each sort column (computed in bulk and kept per cursor) orders the connections as the
     store's own per-connection answers do, at past cursors and at the end, either direction."""
-    from tcpview.engine.query import SORT_KEYS, ConnRows
-    from tcpview.engine.tcp import Analysis
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.analysis.query import SORT_KEYS, ConnRows
+    from tcpview.engine.core.tcp import Analysis
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sim import Engine, load
 
     tracker = Tracker()
@@ -286,8 +286,8 @@ def test_a_note_filter_sees_a_reset_that_comes_later() -> None:
     """Notes are read as they are now: a connection reset after the filter was typed shows up."""
     from helpers import Flow
 
-    from tcpview.engine.query import ConnRows
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.analysis.query import ConnRows
+    from tcpview.engine.timeline.tracker import Tracker
 
     f = Flow(t0=1.0)
     f.handshake()
@@ -306,8 +306,8 @@ def test_a_note_filter_sees_a_reset_that_comes_later() -> None:
 
 def test_filters_on_ports_ids_and_addresses_match_the_per_connection_rules() -> None:
     """The column passes give what ConnQuery.static_match says for each connection."""
-    from tcpview.engine.query import ConnQuery, ConnRows, endpoint_texts
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.analysis.query import ConnQuery, ConnRows, endpoint_texts
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sim import Engine, load
 
     tracker = Tracker()
@@ -325,8 +325,8 @@ def test_filters_on_ports_ids_and_addresses_match_the_per_connection_rules() -> 
 
 
 def test_analysis_filter_terms_name_flags_by_wireshark_name_or_ladder_tag() -> None:
-    from tcpview.engine.query import ConnQuery
-    from tcpview.engine.tcp import Analysis
+    from tcpview.engine.analysis.query import ConnQuery
+    from tcpview.engine.core.tcp import Analysis
 
     q = ConnQuery.parse("analysis:retransmission an:dup-ack analysis:ooo an:Zero-Win analysis:window_full")
     assert not q.errors

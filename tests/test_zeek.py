@@ -10,9 +10,9 @@ import json
 import pytest
 from helpers import Flow, cli, track, write_frames_pcap
 
-from tcpview.engine.query import ConnQuery, ConnRows
-from tcpview.engine.zeek import CONN_STATES
-from tcpview.engine.zeekview import zeek_all
+from tcpview.engine.analysis.query import ConnQuery, ConnRows
+from tcpview.engine.core.zeek_analyzer import CONN_STATES
+from tcpview.engine.timeline.zeek_history import zeek_all
 
 
 def zeek(*builds, **flow_kw) -> list[tuple[str, str]]:

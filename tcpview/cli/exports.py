@@ -20,7 +20,7 @@ from .errors import UsageError
 from .offline import _finish, _load
 from .options import add_timers
 
-# the engine's names (tcpview.engine.exporting.FORMATS, tcpview.engine.graphs.KINDS), spelled
+# the engine's names (tcpview.engine.output.writers.FORMATS, tcpview.engine.analysis.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
 GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window")
@@ -65,7 +65,7 @@ def _need_conn(tl, cid: int) -> None:  # type: ignore[no-untyped-def]
 
 def _selected(tl, args: argparse.Namespace) -> list[int]:  # type: ignore[no-untyped-def]
     """Connection ids --conn and --filter choose (all by default)."""
-    from ..engine.query import ConnRows
+    from ..engine.analysis.query import ConnRows
 
     if args.conn is not None:
         _need_conn(tl, args.conn)
@@ -83,7 +83,7 @@ def _selected(tl, args: argparse.Namespace) -> list[int]:  # type: ignore[no-unt
 @contextlib.contextmanager
 def _output(path: str | None, force: bool, binary: bool) -> Iterator[IO]:
     """Standard output, or ``path`` written in full beside it first, then moved in place."""
-    from ..engine.exporting import new_file
+    from ..engine.output.writers import new_file
 
     if path is None:
         if binary and sys.stdout.isatty():
@@ -96,7 +96,7 @@ def _output(path: str | None, force: bool, binary: bool) -> Iterator[IO]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``tcpview export``."""
-    from ..engine.exporting import write_pcap, write_text
+    from ..engine.output.writers import write_pcap, write_text
 
     res = _load(args)
     tl = res.timeline
@@ -117,7 +117,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     """``tcpview stream``."""
-    from ..engine.follow import follow_connection, stream_lines
+    from ..engine.analysis.follow import follow_connection, stream_lines
     from ..textutil import safe
 
     if args.source == "-":
@@ -170,7 +170,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     """``tcpview graph``: the graph as braille text in the terminal's size, or an SVG."""
     import shutil
 
-    from ..engine import graphs
+    from ..engine.analysis import graphs
 
     res = _load(args)
     tl = res.timeline

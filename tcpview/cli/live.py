@@ -142,7 +142,7 @@ def live_summary(args: argparse.Namespace) -> int:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
     from ..engine.pump import PumpThread
-    from ..engine.tracker import Tracker
+    from ..engine.timeline.tracker import Tracker
     from ..engine.warm import ready
 
     ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))

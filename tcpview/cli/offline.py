@@ -49,7 +49,7 @@ def add_expert(sub) -> None:  # type: ignore[no-untyped-def]
 
 def cmd_expert(args: argparse.Namespace) -> int:
     """``tcpview expert``: like ``tshark -q -z expert``, for TCP, with the RTTs."""
-    from ..engine.experts import expert_report
+    from ..engine.analysis.expert_report import expert_report
     from .report import print_expert
 
     res = _load(args)
@@ -128,7 +128,7 @@ def cmd_ladder(args: argparse.Namespace) -> int:
                 s["seq"], s["ack"] = s["seq_raw"], s["ack_raw"]
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
-        from ..engine.ladder import render_text
+        from ..engine.output.ladder import render_text
 
         sys.stdout.write(render_text(tl, args.conn, t, args.absolute) + "\n")
     return _finish(res)

@@ -33,7 +33,7 @@ def _head(tl, source: str, at: float | None, totals=None) -> dict:  # type: igno
 
 
 def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ignore[no-untyped-def]
-    """The summary as plain data in the shape of :class:`tcpview.engine.model.Summary`.
+    """The summary as plain data in the shape of :class:`tcpview.engine.core.model.Summary`.
 
     ``at`` is seconds after the first packet (the end of the capture when None).
     """
@@ -57,8 +57,8 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
     million connections' 370 MB of JSON take about half the time they take on one core."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..engine.conncols import conn_array_chunks
-    from ..engine.jsonrows import RowsWriter
+    from ..engine.timeline.conn_columns import conn_array_chunks
+    from ..engine.output.json_rows import RowsWriter
 
     out = out or sys.stdout
     head = _head(tl, source, at, totals)

@@ -6,7 +6,7 @@ follows the newest data (a live source, or a file still being read with the curs
 end); the store answers ``None`` as "now", which is its cheapest query.
 
 Moving the cursor never recomputes anything in the store; it only changes which prefix of
-the timeline the views read (see ``tcpview.engine.store``).
+the timeline the views read (see ``tcpview.engine.timeline.timeline``).
 """
 
 from __future__ import annotations

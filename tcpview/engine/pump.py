@@ -24,8 +24,8 @@ from ..sources.base import FileSource
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
 from .player import TimelineTimes
-from .store import Timeline
-from .tracker import Tracker
+from .timeline.timeline import Timeline
+from .timeline.tracker import Tracker
 from .warm import Warmer
 
 
@@ -278,7 +278,7 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
         return LoadResult(tracker, str(e))
     if source != "-" and not follow:
         try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
-            tracker.tl._w.expect_segments(os.path.getsize(source) // 56 + 1)
+            tracker.tl.tables.expect_segments(os.path.getsize(source) // 56 + 1)
         except OSError:
             pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until)

@@ -34,8 +34,8 @@ def run_every_kernel() -> None:
     from ..sources.batch import FrameBatch
     from ..sources.pcap import CaptureReader  # noqa: F401  (its scanners)
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
-    from .tlog import expire
-    from .tracker import Tracker
+    from .core.transitions import expire
+    from .timeline.tracker import Tracker
 
     # a SYN (twice), so the state machine, the timers and the readers all run
     syn = bytes.fromhex("000000000000000000000000080045000028000000004006000"
@@ -44,8 +44,8 @@ def run_every_kernel() -> None:
     tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, syn, 0, len(syn), len(syn)),
                                           (2, 1.2, 1, syn, 0, len(syn), len(syn))]))  # and again: a time span
     tr.advance(2.0)
-    tr._make_room(-2)  # the hash table's growth (rebuild_hash)
-    w = tr.tl._w
+    tr.make_room(-2)  # the hash table's growth (rebuild_hash)
+    w = tr.tl.tables
     expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, 2.0)  # no timer was due above
     tl = tr.tl
     tl.counters_at(1.5)
@@ -53,8 +53,8 @@ def run_every_kernel() -> None:
     tl.states_at(1.5)
     tl.conn_stats_at(1.5)
     tl.seg_index_before(1.5)
-    from .conncols import conn_array_chunks
-    from .jsonrows import RowsWriter
+    from .timeline.conn_columns import conn_array_chunks
+    from .output.json_rows import RowsWriter
 
     rows = RowsWriter()
     for part in conn_array_chunks(tl):

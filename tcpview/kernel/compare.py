@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.tcp import TcpState
+from ..engine.core.tcp import TcpState
 from ..textutil import ip_text
 from .procnet import Addr, is_local, norm_addr
 from .snapshot import KernelSnapshot
@@ -51,7 +51,7 @@ def compare(tl, snap: KernelSnapshot, t: float | None = None) -> dict[int, Compa
     """For each connection of a timeline, the kernel's states beside the sniffed ones.
 
     Args:
-        tl: a :class:`tcpview.engine.store.Timeline` (normally from a live capture on this host).
+        tl: a :class:`tcpview.engine.timeline.timeline.Timeline` (normally from a live capture on this host).
         snap: a kernel snapshot taken at about the same time.
         t: the cursor time of the sniffed states (None: now).
 

@@ -12,7 +12,7 @@ import bisect
 import threading
 from collections.abc import Iterable
 
-from ..engine.tcp import STATE_NAMES, TcpState
+from ..engine.core.tcp import STATE_NAMES, TcpState
 from .procnet import PROC_FILES, Addr
 from .snapshot import KernelConn, KernelSnapshot, snapshot
 

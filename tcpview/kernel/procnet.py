@@ -16,7 +16,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..engine.tcp import STATE_NAMES, TcpState
+from ..engine.core.tcp import STATE_NAMES, TcpState
 
 # include/net/tcp_states.h -> TcpState
 KERNEL_STATES: dict[int, TcpState] = {

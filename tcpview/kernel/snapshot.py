@@ -34,8 +34,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..engine.model import Connection, Endpoint, Summary
-from ..engine.tcp import STATE_NAMES, TcpState
+from ..engine.core.model import Connection, Endpoint, Summary
+from ..engine.core.tcp import STATE_NAMES, TcpState
 from ..textutil import endpoint
 from .procnet import (
     PROC_FILES,

@@ -14,7 +14,7 @@ Typical use::
     write_pcap(scen, "leak.pcap", seed=7)   # or every frame at once, into a pcap
 
 The modules, bottom up; each imports only modules above it in this list (and
-``tcpview.engine.tcp`` for the TCP state and flag constants), never Textual or rich:
+``tcpview.engine.core.tcp`` for the TCP state and flag constants), never Textual or rich:
 
 - ``tomlpos``, ``steps`` -> ``scenario``: reading and checking scenario files.
 - ``loop``: simulated time, the event queue, the seeded random source.

@@ -16,7 +16,7 @@ import heapq
 import ipaddress
 from collections.abc import Iterator
 
-from ..engine.tcp import CLOSED, SYN
+from ..engine.core.tcp import CLOSED, SYN
 from .loop import SECOND
 from .network import Network, SimFrame
 from .scenario import Scenario

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.tcp import ACK, RST, SYN, M
+from ..engine.core.tcp import ACK, RST, SYN, M
 from .context import Simulation
 from .frames import host_mac
 from .segments import Seg

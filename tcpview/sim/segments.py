@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..engine.tcp import FIN, HALF, SYN, M
+from ..engine.core.tcp import FIN, HALF, SYN, M
 from .loop import SECOND
 
 RTO_INITIAL = SECOND

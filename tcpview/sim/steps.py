@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from ..engine.tcp import TcpFlags
+from ..engine.core.tcp import TcpFlags
 from ..errors import UserError
 
 FLAG_BITS = {f.name: int(f) for f in TcpFlags}

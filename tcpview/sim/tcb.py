@@ -22,7 +22,7 @@ Times are integer microseconds of simulated time (``engine.now``).
 
 from __future__ import annotations
 
-from ..engine.tcp import (
+from ..engine.core.tcp import (
     ACK,
     CLOSE_WAIT,
     CLOSED,

@@ -14,7 +14,7 @@ below or to its own.
 
 from __future__ import annotations
 
-from ..engine.tcp import ACK, CLOSED, ESTABLISHED, FIN_WAIT_2, RST, SYN, SYN_SENT, TIME_WAIT, M
+from ..engine.core.tcp import ACK, CLOSED, ESTABLISHED, FIN_WAIT_2, RST, SYN, SYN_SENT, TIME_WAIT, M
 from .context import Machine
 from .loop import SECOND
 from .segments import RTO_INITIAL, Conn, Seg, le, lt, sdiff

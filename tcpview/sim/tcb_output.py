@@ -10,7 +10,7 @@ SND.WND).
 
 from __future__ import annotations
 
-from ..engine.tcp import (
+from ..engine.core.tcp import (
     ACK,
     CLOSE_WAIT,
     CLOSED,

@@ -21,10 +21,10 @@ from textual.containers import Vertical
 from textual.theme import Theme
 from textual.widgets import Footer
 
-from ..engine.exporting import FORMATS
+from ..engine.output.writers import FORMATS
 from ..engine.player import SPEEDS, Player
 from ..engine.pump import BatchInfo, Pump
-from ..engine.tracker import Tracker
+from ..engine.timeline.tracker import Tracker
 from ..errors import UserError
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS

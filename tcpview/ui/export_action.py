@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import os
 
-from ..engine.exporting import FORMATS, new_file, write_pcap, write_text
-from ..engine.store import Timeline
+from ..engine.output.writers import FORMATS, new_file, write_pcap, write_text
+from ..engine.timeline.timeline import Timeline
 from ..errors import UserError
 
 

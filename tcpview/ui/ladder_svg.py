@@ -8,8 +8,8 @@ import io
 from rich.console import Console
 from rich.text import Text
 
-from ..engine.ladder import ladder_rows, render_text
-from ..engine.store import Timeline
+from ..engine.output.ladder import ladder_rows, render_text
+from ..engine.timeline.timeline import Timeline
 
 _KIND_COLOURS = {"syn": "#57A5E2", "fin": "#FFC473", "rst": "#D17E92", "data": "#8AD4A1", "ack": "#A0A0A0"}
 

@@ -26,7 +26,7 @@ from textual.binding import Binding
 
 from ..engine.player import Player
 from ..engine.pump import Pump
-from ..engine.tracker import Tracker
+from ..engine.timeline.tracker import Tracker
 from ..kernel.compare import compare
 from ..kernel.snapshot import snapshot
 from ..sources.linktypes import LINKTYPE_ETHERNET

@@ -14,8 +14,8 @@ import threading
 
 from ..engine.player import Player
 from ..engine.pump import Pump
-from ..engine.query import ConnRows
-from ..engine.tracker import Tracker
+from ..engine.analysis.query import ConnRows
+from ..engine.timeline.tracker import Tracker
 from .fmt import offset
 
 

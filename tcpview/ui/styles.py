@@ -9,7 +9,7 @@ of them in its ``variables``.
 
 from __future__ import annotations
 
-from ..engine.tcp import TcpState
+from ..engine.core.tcp import TcpState
 
 # state name -> family used in class and variable names
 STATE_FAMILY: dict[str, str] = {

@@ -18,9 +18,9 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
-from ...engine.query import SORT_KEYS, ConnQuery, ConnRows
-from ...engine.store import Timeline
-from ...engine.tcp import STATE_NAMES
+from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
+from ...engine.timeline.timeline import Timeline
+from ...engine.core.tcp import STATE_NAMES
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
@@ -195,7 +195,7 @@ class ConnectionTable(VirtualList):
         return int(hits[0]) if len(hits) else None
 
     def set_query(self, text: str) -> ConnQuery:
-        """Filter with a query (see :mod:`tcpview.engine.query`); returns it parsed."""
+        """Filter with a query (see :mod:`tcpview.engine.analysis.query`); returns it parsed."""
         q = self.model.set_query(text)
         if self.tl is not None:
             self.update_view(self.tl, self.t, self.pos, force=True)

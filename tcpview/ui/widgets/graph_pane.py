@@ -4,7 +4,7 @@ throughput, RTT, window), beside the ladder's place (``v`` switches between them
 It follows the player: a vertical line marks the cursor, and a click on the plot seeks
 there. ``m`` picks the next kind, ``z`` / ``Z`` zoom the time axis in / out around the
 cursor, ``h`` / ``l`` pan, ``x`` shows the whole connection again. Drawing is
-:func:`tcpview.engine.graphs.render` (braille cells from numpy passes); the series are built
+:func:`tcpview.engine.analysis.graphs.render` (braille cells from numpy passes); the series are built
 once per connection and kind.
 """
 
@@ -20,8 +20,8 @@ from textual.binding import Binding
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...engine.graphs import KINDS, Canvas, Graph, build, render, tick
-from ...engine.store import Timeline
+from ...engine.analysis.graphs import KINDS, Canvas, Graph, build, render, tick
+from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
 
 LABEL_W = 8

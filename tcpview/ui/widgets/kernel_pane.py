@@ -15,7 +15,7 @@ import time
 from rich.text import Text
 from textual.widget import Widget
 
-from ...engine.tcp import STATE_NAMES
+from ...engine.core.tcp import STATE_NAMES
 from ...kernel.compare import Comparison
 from .repaint import PaintedText
 

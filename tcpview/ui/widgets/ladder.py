@@ -3,7 +3,7 @@
 Segments run top to bottom in capture time, the client's column on the left and the
 server's on the right, one arrow per segment labelled with its flags and relative
 seq/ack/len/win. Where an endpoint's state changes, the new state is written in its column.
-Rows are built in blocks from the store (``tcpview.engine.ladder.ladder_window``) only when they
+Rows are built in blocks from the store (``tcpview.engine.output.ladder.ladder_window``) only when they
 come on screen, so a connection with a million segments scrolls as one with ten.
 """
 
@@ -18,8 +18,8 @@ from textual.cache import LRUCache
 from textual.reactive import var
 from textual.strip import Strip
 
-from ...engine.ladder import TAG_KINDS, LadderRow, arrow, ladder_count, ladder_window, tags
-from ...engine.store import Timeline
+from ...engine.output.ladder import TAG_KINDS, LadderRow, arrow, ladder_count, ladder_window, tags
+from ...engine.timeline.timeline import Timeline
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import SEGMENT_KINDS, STATE_FAMILY, segment_kind

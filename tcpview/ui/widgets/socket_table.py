@@ -16,8 +16,8 @@ from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 
-from ...engine.query import ConnQuery, endpoint_texts
-from ...engine.tcp import STATE_NAMES
+from ...engine.analysis.query import ConnQuery, endpoint_texts
+from ...engine.core.tcp import STATE_NAMES
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
 from .. import fmt
@@ -36,7 +36,7 @@ segments for analysis flags or Zeek's view)."""
 
 
 def parse_query(text: str) -> ConnQuery:
-    """The filter, in the connection table's language (:mod:`tcpview.engine.query`):
+    """The filter, in the connection table's language (:mod:`tcpview.engine.analysis.query`):
     ``state:CLOSE_WAIT`` (either end), ``client:``/``server:`` STATE, ``port:443``, ``id:3``,
     an IP address, or any other word in the client or server text; terms are ANDed."""
     return ConnQuery.parse(text, without=WITHOUT)

@@ -1,5 +1,5 @@
 """The stream pane: what the selected connection carried, both directions in order, as
-Wireshark's Follow TCP Stream puts it together (:mod:`tcpview.engine.follow`), in the
+Wireshark's Follow TCP Stream puts it together (:mod:`tcpview.engine.analysis.follow`), in the
 ladder's place (``f`` switches). Text with anything unprintable escaped (``\\xNN``), or a
 hex dump (``x``); bytes the capture never had are a marked gap, never filled in.
 
@@ -17,13 +17,13 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
-from ...engine.follow import Follow, follow_connection, stream_lines
-from ...engine.store import Timeline
+from ...engine.analysis.follow import Follow, follow_connection, stream_lines
+from ...engine.timeline.timeline import Timeline
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 
 def wrap_escaped(text: str, width: int) -> list[str]:
-    """``text`` (as :func:`~tcpview.engine.follow.escaped` makes it) in pieces of at most
+    """``text`` (as :func:`~tcpview.engine.analysis.follow.escaped` makes it) in pieces of at most
     ``width``, none ending inside an escape (``\\xNN``, ``\\r``): it moves whole to the next."""
     pieces = []
     i = 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...engine.ladder import LadderRow
-from ...engine.store import Timeline
-from ...engine.why import explain
+from ...engine.output.ladder import LadderRow
+from ...engine.timeline.timeline import Timeline
+from ...engine.analysis.why import explain
 
 
 def row_transitions(tl: Timeline, cid: int, row: LadderRow) -> list[tuple]:

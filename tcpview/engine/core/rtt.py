@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import array_kernel
+from ...jit import array_kernel
 from .columns import SEG_ANA_SHIFT, SEG_DIR_SHIFT
-from .expert import gt
+from .seqanalysis import gt
 from .tcp import A_LOST, ACK, FIN, SYN
 
 M = 0xFFFFFFFF

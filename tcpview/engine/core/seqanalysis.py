@@ -7,7 +7,7 @@ counts from, the flags of the direction's previous segment), the same tests in t
 with the same 32-bit arithmetic and the same quirks (0 means "not seen yet"; the duplicate-ACK
 count is unsigned, so "ACKed unseen segment" leaves it at 2**32 - 1). What Wireshark keeps
 per segment in lists (the unacknowledged segments, for ``ack_rtt`` and bytes in flight) is
-not kept here: :mod:`tcpview.engine.rtt` replays a connection's segments for those, when they
+not kept here: :mod:`tcpview.engine.core.rtt` replays a connection's segments for those, when they
 are asked for.
 
 All sequence numbers here are raw (absolute); windows are raw (unscaled) but for the
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, inlined
+from ...jit import helper, inlined
 from .columns import LONG_LEN, N_ANA, NO_ROW, SEG_ANA_SHIFT, SEG_DIR_SHIFT
 from .tcp import (
     A_ACK_LOST,

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from ..jit import helper, inlined
-from ..textutil import addr_value
+from ...jit import helper, inlined
+from ...textutil import addr_value
 
 OK = 0
 TRUNC_LINK, NOT_IP, UNSUPPORTED_LINK, TRUNC_IP, BAD_IP_VERSION, BAD_IHL, NOT_TCP, FRAGMENT, TRUNC_TCP, BAD_THL = range(1, 11)

@@ -1,5 +1,5 @@
 """The compiled hot loop: decode every frame of a batch, find its connection, analyse it and
-run both endpoints' state machines (:mod:`tcpview.engine.statemachine`, whose docstring
+run both endpoints' state machines (:mod:`tcpview.engine.core.statemachine`, whose docstring
 holds the passive rules), then store the segment.
 
 Relative sequence numbers keep Wireshark's bases; analysis bits follow Wireshark's
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, inlined, kernel
+from ...jit import helper, inlined, kernel
 from .columns import (
     F_BASE_HIST,
     F_BASE_SET,
@@ -62,7 +62,7 @@ from .columns import (
     TR_NEW_SHIFT,
     TRANS_CLOCK,
 )
-from .conntable import find
+from .connhash import find
 from .decode import (
     O_ACK,
     O_DPORT,
@@ -85,8 +85,8 @@ from .decode import (
     syn_options,
 )
 from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
-from .expert import after as analyse_after
-from .expert import analyse, carry, reset_both, state_of
+from .seqanalysis import after as analyse_after
+from .seqanalysis import analyse, carry, reset_both, state_of
 from .tcp import (
     A_REUSED,
     ACK,
@@ -101,7 +101,7 @@ from .tcp import (
     WHY_REUSED,
     M,
 )
-from .tlog import add_transition, clamp_time, expire, last_of_side, note_pair, push_timer
+from .transitions import add_transition, clamp_time, expire, last_of_side, note_pair, push_timer
 
 ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a handshake, a close
 
@@ -402,7 +402,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
           clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
-    ``F`` describes the frames (:data:`tcpview.engine.tracker.FRAME`): frame k is
+    ``F`` describes the frames (:data:`tcpview.engine.timeline.tracker.FRAME`): frame k is
     ``b[F[k].off : F[k].off + F[k].caplen]``. It stops early when a table is full
     (``cnt[STATUS]`` says which; -2 the hash table); frames before the returned index are
     done. ``params`` is ``(2*MSL, FIN timeout)`` in seconds; ``d`` is room for one frame's decoded

@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO
 
-from ..errors import UserError
-from .store import Timeline
+from ...errors import UserError
+from ..timeline.timeline import Timeline
 
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
 CSV_FIELDS = ("frame", "ts", "conn", "dir", "flags", "seq", "ack", "seq_raw", "ack_raw", "len", "win",
@@ -85,6 +85,6 @@ def write_text(tl: Timeline, ids: list[int], fmt: str, out: IO) -> None:
 
 def write_pcap(tl: Timeline, ids: list[int], source: str, out: IO) -> int:
     """The frames of connections ``ids``, read again from capture file ``source``."""
-    from ..sources.extract import write_frames
+    from ...sources.extract import write_frames
 
     return write_frames(source, [s.frame for s in segments_of(tl, ids)], out)

@@ -1,7 +1,7 @@
 """TCP as tcpview names it: states, flags, anomaly and analysis bits, why a state changed.
 
 Plain constants and enums, no pydantic: the compiled engine, the simulator and the headless
-commands import them without the model (:mod:`tcpview.engine.model`, built on demand).
+commands import them without the model (:mod:`tcpview.engine.core.model`, built on demand).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ WHYS: tuple[str, ...] = (
     "syn", "synack", "handshake_ack", "simultaneous_open", "fin_sent", "fin_received", "fin_acked",
     "simultaneous_close", "rst", "refused", "time_wait_expired", "fin_wait_2_expired", "midstream", "reused",
 )
-"""Why a transition happened, by the code the store keeps (``tcpview.engine.why`` says it in
+"""Why a transition happened, by the code the store keeps (``tcpview.engine.analysis.why`` says it in
 sentences)."""
 (WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED, WHY_SIMCLOSE, WHY_RST,
  WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED) = range(len(WHYS))

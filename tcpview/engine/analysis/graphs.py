@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import columns as col
-from .replay import seg_fields
-from .tcp import A_OUT_OF_ORDER, A_RETRANS
+from ..core import columns as col
+from ..core.passes import seg_fields
+from ..core.tcp import A_OUT_OF_ORDER, A_RETRANS
 
 KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window")
 
@@ -79,7 +79,7 @@ def _columns(tl, cid: int):  # type: ignore[no-untyped-def]
     """Segment columns of connection cid: times from its start, and frame, seq, ack, len,
     window (scaled), flags, dir, analysis bits; seq and ack relative."""
     c = tl.conns[cid]
-    v = c._v
+    v = c.view
     rows = c.rows
     f = np.zeros((len(rows), 9), dtype=np.int64)
     seg_fields(v.segs, rows, f)
@@ -87,7 +87,7 @@ def _columns(tl, cid: int):  # type: ignore[no-untyped-def]
     for j in np.flatnonzero(ln == col.LONG_LEN).tolist():
         ln[j] = v.seg_len(int(rows[j]))
     d = f[:, 6]
-    base = c._r["seqbase"].astype(np.int64)
+    base = c.record["seqbase"].astype(np.int64)
     seq = (f[:, 1] - base[d]) & 0xFFFFFFFF
     ack = (f[:, 2] - base[1 - d]) & 0xFFFFFFFF
     ts = v.segs.ts[rows].astype(np.float64) - c.first_ts
@@ -161,10 +161,10 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignor
     their ACK's time (``frames``: the capture file, or a frame number -> ``(linktype,
     bytes)`` getter, to read the blocks from the frames again; the store keeps only how many
     bytes they cover)."""
-    from .decode import decode, parse_options
+    from ..core.decode import decode, parse_options
 
     c = tl.conns[cid]
-    v = c._v
+    v = c.view
     if not v.n["sack"]:
         return None
     rows = c.rows
@@ -177,13 +177,13 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignor
         return None
     numbers = v.segs.frame[rows[idx]].astype(np.int64).tolist()
     if isinstance(frames, str):
-        from ..sources.extract import read_frames
+        from ...sources.extract import read_frames
 
         found = read_frames(frames, numbers)
         get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731
     else:
         get = frames
-    base = int(c._r["seqbase"][fwd])
+    base = int(c.record["seqbase"][fwd])
     xs: list[float] = []
     lo: list[float] = []
     hi: list[float] = []

@@ -1,9 +1,9 @@
 """Feeding frames to the compiled state machine, batch by batch (the writer's side of the store).
 
-The :class:`Tracker` owns the :class:`~tcpview.engine.store.Timeline` it appends to. Feed it
+The :class:`Tracker` owns the :class:`~tcpview.engine.timeline.timeline.Timeline` it appends to. Feed it
 frames in capture order, as whole batches (:meth:`Tracker.feed_batch`, what the pump does) or
 one by one; it uses capture time only (never the wall clock), so a replay at any speed, or a
-``--at`` query, gives the same states. The rules it applies are in :mod:`tcpview.engine.statemachine`.
+``--at`` query, gives the same states. The rules it applies are in :mod:`tcpview.engine.core.statemachine`.
 
 A batch runs in one call of the compiled loop, without the GIL. When a table fills up the
 loop stops, the tracker doubles that table and the loop goes on; after the batch the tracker
@@ -16,13 +16,13 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from ..sources.batch import FrameBatch
-from . import columns as col
-from .conntable import rebuild_hash
-from .decode import OUT_SIZE
-from .store import Timeline
-from .tlog import expire
-from .track import track
+from ...sources.batch import FrameBatch
+from ..core import columns as col
+from ..core.connhash import rebuild_hash
+from ..core.decode import OUT_SIZE
+from .timeline import Timeline
+from ..core.transitions import expire
+from ..core.loop import track
 
 
 class Tracker:
@@ -48,7 +48,7 @@ class Tracker:
         n = len(batch)
         if n == 0:
             return
-        w = tl._w
+        w = tl.tables
         i = 0
         while True:
             i = track(batch.buf, batch.frames, i, w.conns, w.segs, w.trans, w.timers, w.addrs6, w.seg_back,
@@ -56,7 +56,7 @@ class Tracker:
                       self._params, self._decoded)
             if i >= n:
                 break
-            self._make_room(int(w.cnt[col.STATUS]))
+            self.make_room(int(w.cnt[col.STATUS]))
         tl.publish()
 
     def feed_records(self, records: Iterable) -> None:
@@ -74,16 +74,16 @@ class Tracker:
 
     def advance(self, ts: float) -> None:
         """Let capture time pass to ``ts`` (fires TIME_WAIT / FIN_WAIT_2 expiry)."""
-        w = self.tl._w
+        w = self.tl.tables
         if w.cnt[col.N_TIMERS] == 0 or w.timers[0].deadline > ts:
             return
         while not expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, ts):
-            self._make_room(int(w.cnt[col.STATUS]))
+            self.make_room(int(w.cnt[col.STATUS]))
         self.tl.publish()
 
-    def _make_room(self, need: int) -> None:
+    def make_room(self, need: int) -> None:
         """Grow the table the compiled loop found full (readers keep the old arrays)."""
-        w = self.tl._w
+        w = self.tl.tables
         if need == -2:
             w.hash = np.zeros(2 * len(w.hash), dtype=np.int32)
             rebuild_hash(w.hash, w.conns, w.addrs6, int(w.cnt[col.N_CONN]))

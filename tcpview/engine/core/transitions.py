@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, kernel
+from ...jit import helper, kernel
 from .columns import (
     N_SEG,
     N_TIMERS,

@@ -1,5 +1,5 @@
 """Both endpoints' state machines: what one segment does to the states (compiled helpers of
-:func:`tcpview.engine.track.track`).
+:func:`tcpview.engine.core.loop.track`).
 
 This is the passive TCP state machine of DESIGN.md ("Passive state inference"), as an
 observer between the hosts sees it (RFC 9293 names):
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper
+from ...jit import helper
 from .columns import (
     F_ACKED_PEER_SYN,
     F_BASE_SET,
@@ -76,7 +76,7 @@ from .tcp import (
     XMAS,
     M,
 )
-from .tlog import add_transition
+from .transitions import add_transition
 
 
 # -- small pieces ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ checksums anyway, which Zeek users skip with ``-C``) and ``x``. A content gap (`
 counted as Zeek's reassembler counts it, keeping one span of undelivered data per direction
 rather than its list of blocks: several holes acknowledged by one ACK count once.
 
-Nothing is stored: :mod:`tcpview.engine.zeekview` replays the stored segments of a range of
+Nothing is stored: :mod:`tcpview.engine.timeline.zeek_history` replays the stored segments of a range of
 connections (a SYN flood's million one-packet connections in pieces) when a summary, the
 table or a filter asks.
 """
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, inlined, kernel
+from ...jit import helper, inlined, kernel
 from .columns import LONG_LEN, SEG_DIR_SHIFT
 from .tcp import ACK, FIN, RST, SYN
 

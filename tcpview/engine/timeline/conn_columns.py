@@ -2,7 +2,7 @@
 and as columns of plain Python values (:class:`ConnColumns`, what a summary prints).
 
 A million connections are a million of each Python value: the pieces keep only one piece's
-worth alive at a time, and :mod:`tcpview.engine.jsonrows` writes the usual rows straight
+worth alive at a time, and :mod:`tcpview.engine.output.json_rows` writes the usual rows straight
 from the numpy columns without making Python values at all.
 """
 
@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..textutil import addr_text
-from . import columns as col
+from ...textutil import addr_text
+from ..core import columns as col
 from .conns import ConnView, notes_of, rows_of_many
-from .tcp import STATE_NAMES
-from .zeek import CONN_STATES
-from .zeekview import zeek_codes
+from ..core.tcp import STATE_NAMES
+from ..core.zeek_analyzer import CONN_STATES
+from .zeek_history import zeek_codes
 
 if TYPE_CHECKING:
-    from .store import Timeline, View
+    from .reader import Reader
+    from .view import View
 
 _NAMES = np.array(STATE_NAMES)
 _ZEEK = np.array(CONN_STATES)
@@ -149,7 +150,7 @@ class ConnArrays:
         return cols
 
 
-def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -> Iterator[ConnArrays]:
+def conn_array_chunks(tl: Reader, t: float | None = None, size: int = 65536) -> Iterator[ConnArrays]:
     """Every connection that exists at time t, in pieces of ``size``, as numpy columns.
 
     Only what takes a pass over every segment or transition (states, counts, last segments)
@@ -161,12 +162,11 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
     pk, nb, last = tl.conn_stats_at(t, v)
     pk, nb, last = pk[:n], nb[:n], last[:n]
     C = v.conns[:n]
-    back = v._pairs("seg_back") if v.n["seg_back"] else {}  # last segments the clock rule moved
+    back = v.pairs("seg_back") if v.n["seg_back"] else {}  # last segments the clock rule moved
     noted = np.flatnonzero((C.fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
     stepped: list[int] = []
     if v.clock_stepped_back:
-        v.stepped_back(0)
-        stepped = sorted(r for r in v._memo["stepped"] if r < n)
+        stepped = sorted(r for r in v.stepped_rows() if r < n)
     seg_rows = rows_of_many(v.segs.conn[: v.n_seg], stepped) if stepped else {}
     trans_rows = rows_of_many(v.trans.conn[: v.n_trans], stepped) if stepped else {}
     for lo in range(0, n, size):
@@ -194,7 +194,7 @@ def conn_array_chunks(tl: Timeline, t: float | None = None, size: int = 65536) -
         # connections whose clock stepped back answer from their own times, from their rows
         for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
             c = ConnView(tl, v, i)
-            c._rows, c._trows = seg_rows[i], trans_rows[i]
+            c.use_rows(seg_rows[i], trans_rows[i])
             fixed[i - lo] = c.as_dict(t)
         zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop, last)
         yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],

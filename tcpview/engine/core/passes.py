@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import array_kernel, helper, kernel
+from ...jit import array_kernel, helper, kernel
 from .columns import SEG_ANA_SHIFT, SEG_DIR_SHIFT, TR_NEW_SHIFT, TR_OLD_SHIFT
 
 

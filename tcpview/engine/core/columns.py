@@ -1,7 +1,7 @@
 """The engine's store: a few numpy record arrays, no Python object per connection or segment.
 
 Tables (one record array each, appended to by the compiled loop in
-:mod:`tcpview.engine.track`, read by everything else):
+:mod:`tcpview.engine.core.loop`, read by everything else):
 
 - ``conns`` (:data:`CONN`): one row per connection (a Wireshark ``tcp.stream``) in order of
   first packet; the row number is the connection id. Its 4-tuple, both endpoints' current
@@ -26,7 +26,7 @@ The rare things have small tables of their own (``(row, value)`` pairs): segment
 columns never decrease, so "as of t" is a binary search), and relative-sequence bases that
 moved.
 
-Readers never look past the lengths the writer published (``tcpview.engine.store``), and rows
+Readers never look past the lengths the writer published (``tcpview.engine.timeline.timeline``), and rows
 below them are never rewritten (only a connection's working fields are), so a reader on
 another thread always sees a consistent prefix.
 """
@@ -62,7 +62,7 @@ CONN = np.dtype([
 ], align=False)
 
 ANA = np.dtype([
-    # Wireshark's sequence-analysis state per direction (tcpview.engine.expert; 0: not seen)
+    # Wireshark's sequence-analysis state per direction (tcpview.engine.core.seqanalysis; 0: not seen)
     ("a_nxt", np.uint32, (2,)),  # nextseq
     ("a_maxack", np.uint32, (2,)),  # maxseqtobeacked
     ("a_lack", np.uint32, (2,)),  # lastack (the raw ack field of the direction's last segment)
@@ -176,18 +176,18 @@ class Tables:
         self.cnt[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
         self.clk = np.full(NCLOCKS, -np.inf, dtype=np.float64)
         self.skip = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
-        # what the rows that left (see tcpview.engine.evict) leave behind
+        # what the rows that left (see tcpview.engine.timeline.evict) leave behind
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it
         self.base_last = np.zeros(0, dtype=np.float64)  # the time of its last segment before it
-        self.base_zeek: tuple = ()  # Zeek's state of those whose segments left (tcpview.engine.zeek.carry)
+        self.base_zeek: tuple = ()  # Zeek's state of those whose segments left (tcpview.engine.core.zeek_analyzer.carry)
         self.horizon: float | None = None
         self.history: list[tuple[float, np.ndarray]] = []  # (time, endpoints per state) samples
         self.evicted_conns = 0
         self.evicted_segs = 0
         self.held_counts = np.zeros(16, dtype=np.int64)  # endpoints per state of half-open ones that left
         self.half_open_aggregated = 0
-        self.settled = 0  # bytes in use right after the last eviction (tcpview.engine.evict)
+        self.settled = 0  # bytes in use right after the last eviction (tcpview.engine.timeline.evict)
 
     def expect_segments(self, rows: int) -> None:
         """Make room for about ``rows`` segments now (a file's size tells): the table is zeroed

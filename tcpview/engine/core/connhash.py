@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, inlined, kernel
-from .columns import (
-    F_IN_TABLE,
-)
+from ...jit import helper, inlined, kernel
+from .columns import F_IN_TABLE
 
 # -- the connection table ---------------------------------------------------------------------------
 _H47 = 0x7FFFFFFFFFFF  # hashes stay below 2**47: no product or sum below overflows 64 bits

@@ -25,10 +25,10 @@ import ctypes.util
 
 import numpy as np
 
-from . import columns as col
-from .replay import conn_stats, state_counts, states_after
-from .tcp import LISTEN, NSTATES, SYN_SENT
-from .zeekview import carry
+from ..core import columns as col
+from ..core.passes import conn_stats, state_counts, states_after
+from ..core.tcp import LISTEN, NSTATES, SYN_SENT
+from .zeek_history import carry
 
 HIGH = 0.6
 """The oldest part leaves once the tables use this share of the budget. Making room copies
@@ -298,7 +298,7 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     w.segs, w.trans, w.conns, w.addrs6, w.timers, w.ana = segs, trans, conns, addrs6, timers, ana
     cnt[col.N_SEG], cnt[col.N_TRANS], cnt[col.N_CONN], cnt[col.N_ADDR6] = n_seg - k0, n_trans - t0, len(keep), len(six)
     cnt[col.N_ANA] = len(had) + 1
-    from .conntable import rebuild_hash
+    from ..core.connhash import rebuild_hash
 
     w.hash = np.zeros(len(w.hash), dtype=np.int32)
     rebuild_hash(w.hash, w.conns, w.addrs6, len(keep))

@@ -1,8 +1,8 @@
 """The pydantic model of what tcpview shows: endpoints, segments, transitions, connections and
-the summary. The TCP names they use are in :mod:`tcpview.engine.tcp`.
+the summary. The TCP names they use are in :mod:`tcpview.engine.core.tcp`.
 
 Nothing here imports Textual or scapy. The store keeps segments compactly and builds these
-models on demand (for the rows on screen and for export); see ``tcpview.engine.store``.
+models on demand (for the rows on screen and for export); see ``tcpview.engine.timeline.timeline``.
 """
 
 from __future__ import annotations

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
-from .conns import ConnView, conn_addrs, notes_of
-from .store import Timeline, View
-from .tcp import STATE_NAMES, Analysis
-from .zeek import CONN_STATES
-from .zeekview import zeek_all
+from ..core.columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
+from ..timeline.conns import ConnView, conn_addrs, notes_of
+from ..timeline.timeline import Timeline
+from ..timeline.view import View
+from ..core.tcp import STATE_NAMES, Analysis
+from ..core.zeek_analyzer import CONN_STATES
+from ..timeline.zeek_history import zeek_all
 
 _ALIASES = {
     "TW": "TIME_WAIT",

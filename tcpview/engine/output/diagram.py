@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from .ladder import ladder_rows, marks
-from .store import Timeline
+from ..timeline.timeline import Timeline
 
 
 def _rows(tl: Timeline, cids: Iterable[int]) -> Iterator[tuple[str, str, object]]:

@@ -3,16 +3,16 @@ connection, and the round-trip times (as ``tshark -q -z expert`` counts its expe
 the RTT figures tshark leaves to a graph).
 
 Counts come from the segments' analysis bits in bulk; RTTs from each connection's ACKs
-(:meth:`~tcpview.engine.conns.ConnView.numbers`), for the connections that have any.
+(:meth:`~tcpview.engine.timeline.conns.ConnView.numbers`), for the connections that have any.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import columns as col
-from .store import Timeline
-from .tcp import Analysis
+from ..core import columns as col
+from ..timeline.timeline import Timeline
+from ..core.tcp import Analysis
 
 FLAG_NAMES = tuple(a.name.lower() for a in Analysis if a.name is not None)
 FLAG_BITS = tuple(int(a) for a in Analysis)

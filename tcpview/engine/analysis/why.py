@@ -1,6 +1,6 @@
 """One-line explanations of state changes, in RFC 9293 / teaching terms.
 
-The tracker records a reason with every transition (``tcpview.engine.tcp.WHYS``). The UI
+The tracker records a reason with every transition (``tcpview.engine.core.tcp.WHYS``). The UI
 shows, for the segment under the ladder's cursor, one line that says why the endpoints'
 states changed there. Nothing here imports Textual.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .tcp import STATE_NAMES, WHYS
+from ..core.tcp import STATE_NAMES, WHYS
 
 SIDE_NAMES = ("client", "server")
 
-# transitions carry their reason by name (``tcpview.engine.tcp.WHYS``)
+# transitions carry their reason by name (``tcpview.engine.core.tcp.WHYS``)
 (WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED,
  WHY_SIMCLOSE, WHY_RST, WHY_REFUSED, WHY_TW_EXPIRED, WHY_FW2_EXPIRED, WHY_MIDSTREAM, WHY_REUSED) = WHYS
 

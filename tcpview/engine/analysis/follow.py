@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .tcp import SYN
+from ..core.tcp import SYN
 
 M = 0xFFFFFFFF
 
@@ -135,14 +135,14 @@ def follow_connection(tl, cid: int, frames, t: float | None = None,  # type: ign
     ``(linktype, bytes)`` (None when they are no longer at hand: that payload is left out).
     ``f``: a follow of the same connection to go on with (only the segments it has not had
     are read: a live connection that grows)."""
-    from .decode import decode
+    from ..core.decode import decode
 
     c = tl.conns[cid]
     f = f if f is not None else Follow()
     first = f.fed
     recs = c.records(first, max(first, c.count_at(t)))
     if isinstance(frames, str):
-        from ..sources.extract import read_frames
+        from ...sources.extract import read_frames
 
         found = read_frames(frames, (r[1] for r in recs))
         get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731

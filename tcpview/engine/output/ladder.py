@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .conns import ConnView
-from .store import Timeline
-from .tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
+from ..timeline.conns import ConnView
+from ..timeline.timeline import Timeline
+from ..core.tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
 
 
 @dataclass(slots=True)
@@ -75,8 +75,8 @@ def marks(row: LadderRow) -> str:
 
 def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec: tuple | None = None) -> str:
     """``SYN,ACK seq=0 ack=1 win=65483`` style label of segment i of connection c (``rec``:
-    its :meth:`~tcpview.engine.conns.ConnView.record`, when the caller has it)."""
-    from .tcp import flags_label
+    its :meth:`~tcpview.engine.timeline.conns.ConnView.record`, when the caller has it)."""
+    from ..core.tcp import flags_label
 
     ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = rec if rec is not None else c.record(i)
     if absolute:

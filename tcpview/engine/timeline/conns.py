@@ -1,7 +1,7 @@
 """One connection of the timeline, read from the tables (:class:`ConnView`), the list of them
 (:class:`ConnList`); connections as columns for bulk output are in :mod:`.conncols`.
 
-Everything here reads a published :class:`~tcpview.engine.store.View`; nothing writes.
+Everything here reads a published :class:`~tcpview.engine.timeline.view.View`; nothing writes.
 """
 
 from __future__ import annotations
@@ -12,21 +12,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..textutil import addr_text, addr_value, endpoint
-from . import columns as col
-from .decode import parse_options_of
-from .replay import (
-    seg_fields,
-    seg_states,
-    trans_times,
+from ...textutil import addr_text, addr_value, endpoint
+from ..core import columns as col
+from ..core.decode import parse_options_of
+from ..core.passes import seg_fields, seg_states, trans_times
+from ..core.rtt import conn_numbers
+from ..core.tcp import (
+    STATE_NAMES,
+    WHY_FW2_EXPIRED,
+    WHY_TW_EXPIRED,
+    WHYS,
+    analysis_names,
+    anomaly_names,
+    flag_names,
 )
-from .rtt import conn_numbers
-from .tcp import STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED, WHYS, analysis_names, anomaly_names, flag_names
-from .zeekview import zeek_of_rows
+from .zeek_history import zeek_of_rows
 
 if TYPE_CHECKING:
-    from .model import Segment
-    from .store import Timeline, View
+    from ..core.model import Segment
+    from .reader import Reader
+    from .view import View
 
 CLIENT, SERVER = 0, 1
 SIDES = ("client", "server")
@@ -82,14 +87,14 @@ class ConnList(Sequence):
     :meth:`ids`.
     """
 
-    def __init__(self, tl: Timeline) -> None:
+    def __init__(self, tl: Reader) -> None:
         self._tl = tl
 
     def __len__(self) -> int:
-        return self._tl._view.n_conn
+        return self._tl.view().n_conn
 
     def __getitem__(self, cid):  # type: ignore[no-untyped-def]
-        v = self._tl._view
+        v = self._tl.view()
         if isinstance(cid, slice):  # by position (row), which is by id until rows have left
             return [ConnView(self._tl, v, row) for row in range(*cid.indices(v.n_conn))]
         if cid < 0:
@@ -100,13 +105,13 @@ class ConnList(Sequence):
         return ConnView(self._tl, v, row)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        v = self._tl._view
+        v = self._tl.view()
         for row in range(v.n_conn):
             yield ConnView(self._tl, v, row)
 
     def has(self, cid: int) -> bool:
         """Whether connection ``cid`` is in the timeline (published, and not evicted)."""
-        return self._tl._view.row_of(cid) >= 0
+        return self._tl.view().row_of(cid) >= 0
 
     def get(self, cid: int | None) -> ConnView | None:
         """Connection ``cid``, or None when it is not in the timeline. One look at the newest
@@ -114,13 +119,13 @@ class ConnList(Sequence):
         between."""
         if cid is None:
             return None
-        v = self._tl._view
+        v = self._tl.view()
         row = v.row_of(cid)
         return ConnView(self._tl, v, row) if row >= 0 else None
 
     def ids(self) -> list[int]:
         """The ids of the connections in the timeline, in order."""
-        v = self._tl._view
+        v = self._tl.view()
         return [int(x) for x in v.ids(np.arange(v.n_conn))]
 
 
@@ -132,7 +137,7 @@ class ConnView:
 
     __slots__ = ("_tl", "_v", "row", "id", "_r", "_rows", "_trows", "_states", "_nums")
 
-    def __init__(self, tl: Timeline, v: View, row: int) -> None:
+    def __init__(self, tl: Reader, v: View, row: int) -> None:
         self._tl = tl
         self._v = v
         self.row = row
@@ -144,6 +149,21 @@ class ConnView:
         self._trows: np.ndarray | None = None
         self._states: np.ndarray | None = None
         self._nums: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def view(self) -> View:
+        """The published view this connection was read from."""
+        return self._v
+
+    @property
+    def record(self) -> np.void:
+        """Its row of the connection table (a structured scalar: ``record["port"]`` ...)."""
+        return self._r
+
+    def use_rows(self, seg_rows: np.ndarray, trans_rows: np.ndarray) -> None:
+        """Answer from these segment and transition rows (found for many connections at
+        once) instead of looking its own up."""
+        self._rows, self._trows = seg_rows, trans_rows
 
     # -- identity -----------------------------------------------------------------------------
     @property
@@ -406,13 +426,13 @@ class ConnView:
 
     def zeek(self, count: int | None = None) -> tuple[str, str]:
         """Zeek's conn_state and history of it after its first ``count`` segments (all when
-        None), see :mod:`tcpview.engine.zeek`."""
+        None), see :mod:`tcpview.engine.core.zeek_analyzer`."""
         rows = self.rows if count is None else self.rows[:count]
         return zeek_of_rows(self._v, self.row, rows)
 
     def numbers(self) -> tuple[np.ndarray, np.ndarray]:
         """For each of its segments: the index of the segment it acknowledges (-1: none) and its
-        bytes in flight (-1: none), as Wireshark reports them (:mod:`tcpview.engine.rtt`)."""
+        bytes in flight (-1: none), as Wireshark reports them (:mod:`tcpview.engine.core.rtt`)."""
         if self._nums is None:
             v = self._v
             rows = self.rows
@@ -459,7 +479,7 @@ class ConnView:
 
     def segment(self, i: int) -> Segment:
         """The pydantic model of its segment i."""
-        from .model import Segment
+        from ..core.model import Segment
 
         ts, frame, seq_raw, ack_raw, plen, win, flags, d, cs, ss, bits = self.record(i)
         seq, ack = self.rel_of(i, d, flags, seq_raw, ack_raw)

@@ -1,5 +1,5 @@
 """Zeek's view of the stored connections, read on demand: the replay of
-:mod:`tcpview.engine.zeek` over a range of connections (a summary, the table's filter), over
+:mod:`tcpview.engine.core.zeek_analyzer` over a range of connections (a summary, the table's filter), over
 one connection's segments (the model, a table row), and carried over for the connections an
 eviction keeps while their first segments leave.
 
@@ -10,9 +10,15 @@ makes the replay run again with room for it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .zeek import CONN_STATES, HIST_ROOM, HLEN, NF, SERVER_PORTS, scan, scan_rows
+from ..core.zeek_analyzer import CONN_STATES, HIST_ROOM, HLEN, NF, SERVER_PORTS, scan, scan_rows
+
+if TYPE_CHECKING:
+    from .reader import Reader
+    from .view import View
 
 NO_BASE = (np.zeros(0, dtype=np.int64), np.zeros((0, NF), dtype=np.int64), np.zeros((0, 8), dtype=np.uint8))
 _NO_MAP = np.zeros(0, dtype=np.int64)
@@ -142,18 +148,18 @@ def carry(segs: np.ndarray, ports: np.ndarray, long_pairs: np.ndarray, base: tup
         room = _room(int(most))
 
 
-def zeek_all(tl, t: float | None = None, v=None) -> tuple[np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+def zeek_all(tl: Reader, t: float | None = None, v: View | None = None) -> tuple[np.ndarray, list[str]]:
     """conn_state codes and histories of every connection as of time t (kept until the
     timeline or t changes)."""
     v = v or tl.view()
     n = tl.conn_count_at(t, v)
     stop = tl.seg_index_at(t, v)
     key = (v.generation, n, stop, id(v.segs))
-    hit = tl._cache.get("zeek")
+    hit = tl.cached("zeek")
     if hit is not None and hit[0] == key:
         return hit[1]
     last = tl.conn_stats_at(t, v)[2]
     codes, ids, texts = zeek_codes(v, 0, n, stop, last)
     out = (codes, [texts[i] for i in ids.tolist()])
-    tl._cache["zeek"] = (key, out)
+    tl.remember("zeek", (key, out))
     return out

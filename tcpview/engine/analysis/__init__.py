@@ -1,0 +1,3 @@
+"""Answers computed from the timeline: ``query`` (the connection table as of a cursor: sort,
+filter), ``expert_report`` (what ``tcpview expert`` counts), ``follow`` (Follow TCP Stream),
+``graphs`` (the graphs' series and braille drawing), ``why`` (why a state changed)."""

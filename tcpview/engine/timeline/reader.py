@@ -1,0 +1,245 @@
+"""The readers' side of the timeline: the newest published :class:`~.view.View` and every
+question asked of it at a cursor time ("as of t"), with the caches that make repeated
+questions cheap as the cursor moves.
+
+:class:`Reader` is what the connection views (:mod:`.conns`) and the column builders read;
+:class:`~.timeline.Timeline` is a Reader that also writes (publishes views). The caches are
+keyed by the view's generation (rows that left void them) and extended as the tables grow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from ..core import columns as col
+from ..core.passes import (
+    conn_rows,
+    conn_stats,
+    seg_count_at,
+    seg_count_before,
+    state_counts,
+    state_series,
+    states_after,
+    trans_count_at,
+)
+from ..core.tcp import CLOSED, LISTEN, NSTATES, STATE_NAMES, SYN_SENT
+from .view import View
+
+
+class Reader:
+    """Questions about the newest published view, at any cursor time."""
+
+    def __init__(self, view: View) -> None:
+        self._view = view
+        self._lock = threading.Lock()  # guards the caches below, not the tables
+        self._rows: OrderedDict[tuple, tuple[int, np.ndarray]] = OrderedDict()
+        self._cache: dict[str, Any] = {}
+
+    def show(self, view: View) -> None:
+        """Make ``view`` the one readers see from now on (the writer, after a batch)."""
+        self._view = view
+
+    def cached(self, key: str) -> Any:
+        """What :meth:`remember` kept under ``key`` (None when nothing)."""
+        return self._cache.get(key)
+
+    def remember(self, key: str, value: Any) -> None:
+        """Keep an answer for the next question (the answer names the view it is for)."""
+        self._cache[key] = value
+
+    def view(self) -> View:
+        """The newest published view (take it once per question)."""
+        return self._view
+
+    @property
+    def packets(self) -> int:
+        """Frames read, TCP or not."""
+        return self._view.packets
+
+    @property
+    def tcp_packets(self) -> int:
+        """TCP segments stored."""
+        return self._view.tcp_packets
+
+    @property
+    def first_ts(self) -> float | None:
+        """Capture time of the first frame (None before any)."""
+        return self._view.first_ts
+
+    @property
+    def last_ts(self) -> float | None:
+        """Latest capture time seen."""
+        return self._view.last_ts
+
+    @property
+    def skipped(self) -> dict[str, int]:
+        """Frames not decoded, by reason."""
+        return dict(self._view.skipped)
+
+    # -- rows of one connection (cached, extended as the timeline grows) ------------------------------
+    def rows_of(self, row: int, v: View | None = None) -> np.ndarray:
+        """Rows of the segments of the connection in ``row`` of ``v`` (the newest view by default)."""
+        v = v or self._view
+        return self._cached_rows("seg", row, v.segs, v.n_seg, v.generation)
+
+    def trans_rows_of(self, row: int, v: View | None = None) -> np.ndarray:
+        """Rows of the transitions of the connection in ``row`` of ``v``."""
+        v = v or self._view
+        return self._cached_rows("trans", row, v.trans, v.n_trans, v.generation)
+
+    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int, generation: int) -> np.ndarray:
+        key = (kind, cid, generation)
+        with self._lock:
+            hit = self._rows.get(key)
+            if hit is not None:
+                self._rows.move_to_end(key)
+        if hit is not None and hit[0] == n:
+            return hit[1]
+        if hit is not None and hit[0] > n:  # an older view than the one cached
+            return hit[1][: int(np.searchsorted(hit[1], n))]
+        if hit is not None:
+            more = conn_rows(table, cid, hit[0], n)
+            rows = np.concatenate((hit[1], more)) if len(more) else hit[1]
+        else:
+            rows = conn_rows(table, cid, 0, n)
+        with self._lock:
+            self._rows[key] = (n, rows)
+            self._rows.move_to_end(key)
+            while len(self._rows) > 512:
+                self._rows.popitem(last=False)
+        return rows
+
+    # -- "as of t" ---------------------------------------------------------------------------------
+    def trans_index_at(self, t: float | None, v: View | None = None) -> int:
+        """How many transitions happened at or before ``t`` (all when None)."""
+        v = v or self._view
+        if t is None:
+            return v.n_trans
+        return int(trans_count_at(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, t))
+
+    def seg_index_at(self, t: float | None, v: View | None = None) -> int:
+        """How many segments were captured at or before ``t`` (all when None)."""
+        v = v or self._view
+        if t is None:
+            return v.n_seg
+        return int(seg_count_at(v.segs, v.n_seg, t))
+
+    def seg_index_before(self, t: float, v: View | None = None) -> int:
+        """How many segments were captured strictly before ``t``."""
+        v = v or self._view
+        return int(seg_count_before(v.segs, v.n_seg, t))
+
+    def seg_time(self, i: int, v: View | None = None) -> float:
+        """The (non-decreasing) time of segment row i, as the cursor uses it."""
+        v = v or self._view
+        return float(v.segs[i].ts)
+
+    def states_at(self, t: float | None, v: View | None = None) -> np.ndarray:
+        """Both endpoints' states of every connection as of ``t``: shape ``(n_conn, 2)``."""
+        v = v or self._view
+        k = self.trans_index_at(t, v)
+        prev = self._cache.get("states")
+        if prev is not None and prev[0] == v.generation and prev[1] <= k and len(prev[2]) <= v.n_conn:
+            states = v.start_states(v.n_conn)
+            states[: len(prev[2])] = prev[2]
+            k0 = prev[1]
+        else:
+            states, k0 = v.start_states(v.n_conn), 0
+        states_after(v.trans, k0, k, states)
+        self._cache["states"] = (v.generation, k, states)
+        return states
+
+    def conn_stats_at(self, t: float | None, v: View | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per connection as of ``t``: segments, payload bytes and the row of its latest segment
+        (-1 when none)."""
+        v = v or self._view
+        m = self.seg_index_at(t, v)
+        n = v.n_conn
+        prev = self._cache.get("conn")
+        pk, nb = v.start_counts(n)
+        last = np.full(n, -1, np.int64)
+        k0 = 0
+        if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[2]) <= n:
+            j = len(prev[2])
+            pk[:j], nb[:j], last[:j] = prev[2], prev[3], prev[4]
+            k0 = prev[1]
+        conn_stats(v.segs, k0, m, pk, nb, last)
+        self._cache["conn"] = (v.generation, m, pk, nb, last)
+        if v.n["long"]:
+            nb = nb.copy()
+            for row, ln in v.long_bytes_before(m):
+                nb[int(v.segs[row].conn)] += ln - col.LONG_LEN
+        return pk, nb, last
+
+    def half_open_at(self, t: float | None = None) -> int:
+        """Connections whose SYN was never answered as of time t: the client in SYN_SENT, the
+        server not past LISTEN (what a SYN flood makes), counting those that left the
+        timeline under a memory budget."""
+        v = self._view
+        n = self.conn_count_at(t, v)
+        states = self.states_at(t, v)[:n]
+        waiting = (states[:, 0] == SYN_SENT) & ((states[:, 1] == LISTEN) | (states[:, 1] == CLOSED))
+        return int(np.count_nonzero(waiting)) + int(v.held_counts[SYN_SENT])
+
+    def counters_at(self, t: float | None = None) -> dict[str, int]:
+        """Endpoints per state as of time t (now when None), CLOSED excluded, as ss counts."""
+        v = self._view
+        k = self.trans_index_at(t, v)
+        if v.horizon is not None and t is not None and t < v.horizon:
+            return self._sampled_counts(v, t)
+        prev = self._cache.get("counts")
+        if prev is not None and prev[0] == v.generation and prev[1] <= k:
+            counts = prev[2].copy()
+            k0 = prev[1]
+        else:
+            counts = np.bincount(v.base_states.reshape(-1), minlength=NSTATES)[:NSTATES].astype(np.int64)
+            counts += v.held_counts[:NSTATES]
+            k0 = 0
+        state_counts(v.trans, k0, k, counts)
+        self._cache["counts"] = (v.generation, k, counts.copy())
+        return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
+
+    def _sampled_counts(self, v: View, t: float) -> dict[str, int]:
+        """Counters before the horizon, from the samples kept when those rows left."""
+        counts = np.zeros(NSTATES, dtype=np.int64)
+        for ts, sample in v.history:
+            if ts > t:
+                break
+            counts = sample
+        return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
+
+    def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]:
+        """Count of endpoints in ``state`` sampled at ``buckets`` even times up to t_end."""
+        v = self._view
+        if v.first_ts is None or buckets <= 0:
+            return []
+        t0 = v.first_ts
+        t1 = v.last_ts if t_end is None else t_end
+        if t1 is None or t1 <= t0:
+            return [self.counters_at(t1)[STATE_NAMES[state]]] * buckets
+        times = t0 + (t1 - t0) * (np.arange(1, buckets + 1) / buckets)
+        series = state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times)
+        if v.horizon is None:
+            return series.tolist()
+        base = int(np.count_nonzero(v.base_states == state)) + int(v.held_counts[state])
+        out = []
+        for tb, val in zip(times.tolist(), series.tolist(), strict=True):
+            out.append(self._sampled_counts(v, tb)[STATE_NAMES[state]] if tb < v.horizon else base + val)
+        return out
+
+    def conn_count_at(self, t: float | None, v: View | None = None) -> int:
+        """Number of connections whose first packet is at or before t (in ``v``, the newest
+        view by default)."""
+        v = v or self._view
+        if t is None:
+            return v.n_conn
+        firsts = self._cache.get("firsts")
+        if firsts is None or firsts[0] != (v.generation, v.n_conn):
+            acc = np.maximum.accumulate(v.conns.first_ts[: v.n_conn]) if v.n_conn else np.zeros(0)
+            firsts = ((v.generation, v.n_conn), acc)
+            self._cache["firsts"] = firsts
+        return int(np.searchsorted(firsts[1], t, side="right"))
