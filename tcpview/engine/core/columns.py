@@ -180,7 +180,7 @@ class Tables:
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it
         self.base_last = np.zeros(0, dtype=np.float64)  # the time of its last segment before it
-        self.base_zeek: tuple = ()  # Zeek's state of those whose segments left (tcpview.engine.core.zeek_analyzer.carry)
+        self.base_zeek: tuple = ()  # Zeek's state of those whose segments left (tcpview.engine.timeline.zeek_history.carry)
         self.horizon: float | None = None
         self.history: list[tuple[float, np.ndarray]] = []  # (time, endpoints per state) samples
         self.evicted_conns = 0

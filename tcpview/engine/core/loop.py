@@ -402,7 +402,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
           clk: np.ndarray, skip: np.ndarray, params: np.ndarray, d: np.ndarray) -> int:
     """Decode and track frames ``i ..`` of a batch; returns where it stopped.
 
-    ``F`` describes the frames (:data:`tcpview.engine.timeline.tracker.FRAME`): frame k is
+    ``F`` describes the frames (:data:`tcpview.sources.batch.FRAME`): frame k is
     ``b[F[k].off : F[k].off + F[k].caplen]``. It stops early when a table is full
     (``cnt[STATUS]`` says which; -2 the hash table); frames before the returned index are
     done. ``params`` is ``(2*MSL, FIN timeout)`` in seconds; ``d`` is room for one frame's decoded

@@ -1,8 +1,8 @@
 """Both endpoints' state machines: what one segment does to the states (compiled helpers of
 :func:`tcpview.engine.core.loop.track`).
 
-This is the passive TCP state machine of DESIGN.md ("Passive state inference"), as an
-observer between the hosts sees it (RFC 9293 names):
+This is the passive TCP state machine of the README ("How tcpview decides each endpoint's
+state"), as an observer between the hosts sees it (RFC 9293 names):
 
 - SYN: sender SYN_SENT, receiver LISTEN. SYN crossing SYN: both SYN_RECEIVED.
 - SYN+ACK acking the SYN's ISN+1: sender SYN_RECEIVED. An endpoint becomes ESTABLISHED once
