@@ -25,8 +25,8 @@ def cache_is_warm() -> bool:
     """Whether compiled kernels are cached (then :func:`ready` only loads them)."""
     if JIT_DISABLED:
         return True
-    return bool(glob.glob(os.path.join(CACHE_DIR, "**", "track.track-*.nbi"), recursive=True)) or bool(
-        glob.glob(os.path.join(CACHE_DIR, "track.track-*.nbi")))
+    return bool(glob.glob(os.path.join(CACHE_DIR, "**", "loop.track-*.nbi"), recursive=True)) or bool(
+        glob.glob(os.path.join(CACHE_DIR, "loop.track-*.nbi")))
 
 
 def run_every_kernel() -> None:

@@ -87,7 +87,7 @@ def _columns(tl, cid: int):  # type: ignore[no-untyped-def]
     for j in np.flatnonzero(ln == col.LONG_LEN).tolist():
         ln[j] = v.seg_len(int(rows[j]))
     d = f[:, 6]
-    base = c.record["seqbase"].astype(np.int64)
+    base = c.conn_record["seqbase"].astype(np.int64)
     seq = (f[:, 1] - base[d]) & 0xFFFFFFFF
     ack = (f[:, 2] - base[1 - d]) & 0xFFFFFFFF
     ts = v.segs.ts[rows].astype(np.float64) - c.first_ts
@@ -183,7 +183,7 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignor
         get = lambda n: (found[n].linktype, found[n].data) if n in found else None  # noqa: E731
     else:
         get = frames
-    base = int(c.record["seqbase"][fwd])
+    base = int(c.conn_record["seqbase"][fwd])
     xs: list[float] = []
     lo: list[float] = []
     hi: list[float] = []

@@ -156,8 +156,8 @@ class ConnView:
         return self._v
 
     @property
-    def record(self) -> np.void:
-        """Its row of the connection table (a structured scalar: ``record["port"]`` ...)."""
+    def conn_record(self) -> np.void:
+        """Its row of the connection table (a structured scalar: ``conn_record["port"]`` ...)."""
         return self._r
 
     def use_rows(self, seg_rows: np.ndarray, trans_rows: np.ndarray) -> None:
