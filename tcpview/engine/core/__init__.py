@@ -9,5 +9,6 @@ engine (an import-linter contract holds it).
   ``transitions``: the transition log and the timer heap. ``seqanalysis``: Wireshark's
   sequence analysis, in the loop. ``loop``: the compiled loop over a batch of frames.
 - ``passes``: compiled passes readers make over the tables; ``rtt``: ack_rtt and bytes in
-  flight, replayed per connection; ``zeek_analyzer``: Zeek's TCP analyzer.
+  flight, replayed per connection; ``zeek_analyzer`` (the connection) and ``zeek_endpoint``
+  (one endpoint): Zeek's TCP analyzer.
 """

@@ -29,9 +29,51 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import helper, inlined, kernel
+from ...jit import helper, kernel
 from .columns import LONG_LEN, SEG_DIR_SHIFT
 from .tcp import ACK, FIN, RST, SYN
+from .zeek_endpoint import (
+    ACKS,
+    AWR,
+    BS,
+    CLOSED,
+    CW,
+    ESTABLISHED,
+    FINC,
+    FINSEQ,
+    FPS,
+    HLEN,
+    INACTIVE,
+    LAST,
+    M,
+    NF,
+    PARTIAL,
+    PARTIAL_,
+    PST,
+    REASM,
+    RESET,
+    ST,
+    START,
+    SWR,
+    SYN_ACK_SENT,
+    SYN_SENT,
+    TG,
+    TOO_LARGE_SEQ_DELTA,
+    TRIM,
+    TT,
+    TW,
+    ZO,
+    ack_received,
+    data_sent,
+    flip,
+    history,
+    init_endpoint,
+    rel_seq,
+    scaled_letter,
+    seq_delta,
+    set_state,
+    update_last_seq,
+)
 
 CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH")
 S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, RSTRH, SH, SHR, OTH = range(13)
@@ -59,247 +101,6 @@ LIKELY_SERVER_PORTS = (
 SERVER_PORTS = np.zeros(65536, dtype=np.uint8)
 SERVER_PORTS[list(LIKELY_SERVER_PORTS)] = 1
 
-# Zeek's endpoint states, in its order
-INACTIVE, SYN_SENT, SYN_ACK_SENT, PARTIAL, ESTABLISHED, CLOSED, RESET = range(7)
-# history mask bits (Zeek's HIST_*; the responder's are << 16)
-H_SYN, H_FIN, H_RST, H_FIN_RST, H_DATA, H_ACK, H_MULTI = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40
-TOO_LARGE_SEQ_DELTA = 1048576
-M = 0xFFFFFFFF
-HIST_ROOM = 32  # history bytes per connection in a first pass (longer ones are done again)
-
-# the working columns of a connection (per-endpoint ones are pairs, indexed by tcpview's
-# direction: 0 = what the client sends)
-ZO = 0  # the direction that is Zeek's originator (-1: no packet yet)
-SEEN = 1  # history letters already added (HIST_* bits)
-PARTIAL_ = 2  # Zeek's is_partial
-FPS = 3  # first_packet_seen: 1 originator, 2 responder
-HLEN = 4
-ST, PST = 5, 7  # state, previous state
-START, LAST, SWR, ACKS, AWR = 9, 11, 13, 15, 17  # start/last seq, their wraps, ack seq and wraps
-HSYN, HFIN, HRST = 19, 21, 23  # relative seq of the last SYN / FIN / RST (history repeats)
-CT, TT, CW, TW, CG, TG = 25, 27, 29, 31, 33, 35  # retransmit / zero window / gap: count, next threshold
-FINC, FINSEQ = 37, 39
-REASM, TRIM, BS, BE = 41, 43, 45, 47  # the reassembler: delivered up to, trimmed to, undelivered span
-NF = 49
-
-
-@inlined
-def _sd(a, b):  # type: ignore[no-untyped-def]
-    """Zeek's seq_delta: a - b as a signed 32-bit number."""
-    d = (a - b) & M
-    return d - (1 << 32) if d >= (1 << 31) else d
-
-
-@inlined
-def _add(W, HB, k, code):  # type: ignore[no-untyped-def]
-    n = W[k, HLEN]
-    if n < HB.shape[1]:
-        HB[k, n] = code
-    W[k, HLEN] = n + 1
-
-
-@inlined
-def _is_orig(W, k, e):  # type: ignore[no-untyped-def]
-    return W[k, ZO] == e
-
-
-@helper
-def _flip(W, HB, k):  # type: ignore[no-untyped-def]
-    """Zeek's FlipRoles: the other side is the originator now."""
-    W[k, ZO] = 1 - W[k, ZO]
-    f = W[k, FPS]
-    W[k, FPS] = (2 if f & 1 else 0) | (1 if f & 2 else 0)
-    W[k, PARTIAL_] = 0
-    _add(W, HB, k, 94)  # '^'
-
-
-@inlined
-def _check(W, HB, k, e, mask, code):  # type: ignore[no-untyped-def]
-    """Zeek's TCP_Endpoint::CheckHistory: add the letter unless already seen; True if it was."""
-    if (code == 65 or code == 68) and W[k, HLEN] == 1 and HB[k, 0] == 72:  # 'A'/'D' after just "H"
-        _flip(W, HB, k)
-        HB[k, 0] = 94  # the history becomes "^h"
-        HB[k, 1] = 104
-        W[k, HLEN] = 2
-        W[k, FPS] |= 1
-    if not _is_orig(W, k, e):
-        mask <<= 16
-        code += 32
-    if W[k, SEEN] & mask:
-        return True
-    W[k, SEEN] |= mask
-    _add(W, HB, k, code)
-    return False
-
-
-@inlined
-def _letter(W, HB, k, e, code):  # type: ignore[no-untyped-def]
-    _add(W, HB, k, code if _is_orig(W, k, e) else code + 32)
-
-
-@inlined
-def _scaled(W, HB, k, e, cnt, thr, code):  # type: ignore[no-untyped-def]
-    """Zeek's ScaledHistoryEntry: the letter at the 1st, 10th, 100th... time."""
-    W[k, cnt + e] += 1
-    if W[k, cnt + e] == W[k, thr + e]:
-        _letter(W, HB, k, e, code)
-        W[k, thr + e] *= 10
-
-
-@inlined
-def _set_state(W, k, e, s):  # type: ignore[no-untyped-def]
-    if W[k, ST + e] != s:
-        W[k, PST + e] = W[k, ST + e]
-        W[k, ST + e] = s
-
-
-@inlined
-def _rel(W, k, e, cur, last, wraps):  # type: ignore[no-untyped-def]
-    """Zeek's get_relative_seq: (cur relative to e's start, underflow)."""
-    delta = _sd(cur, last)
-    if delta < 0:
-        if wraps and cur > last:
-            wraps -= 1
-    elif delta > 0:
-        if cur < last:
-            wraps += 1
-    if wraps == 0:
-        d = _sd(cur, W[k, START + e])
-        return d, d < 0
-    return (wraps << 32) + cur - W[k, START + e], False
-
-
-@inlined
-def _clean(W, k, e):  # type: ignore[no-untyped-def]
-    s = W[k, ST + e]
-    return s == ESTABLISHED or (s == CLOSED and W[k, PST + e] == ESTABLISHED)
-
-
-@helper
-def _gap(W, HB, k, e):  # type: ignore[no-untyped-def]
-    if _clean(W, k, e) and _clean(W, k, 1 - e):
-        _scaled(W, HB, k, e, CG, TG, 71)  # 'G'
-
-
-@helper
-def _ack_received(W, HB, k, e, seq):  # type: ignore[no-untyped-def]
-    """Endpoint e's reassembler hears the peer acknowledge up to relative seq."""
-    if W[k, FINC + e] > 0 and seq >= W[k, FINSEQ + e]:
-        seq = W[k, FINSEQ + e] - 1
-    if seq <= W[k, TRIM + e]:
-        return
-    if seq > W[k, REASM + e] and not (seq <= 2 and W[k, PARTIAL_]):
-        bs = W[k, BS + e]
-        if bs >= 0 and bs < seq:  # a hole below undelivered data, which then goes up
-            _gap(W, HB, k, e)
-            if W[k, BE + e] > W[k, REASM + e]:
-                W[k, REASM + e] = W[k, BE + e]
-            W[k, BS + e] = -1
-        if seq > W[k, REASM + e]:
-            _gap(W, HB, k, e)
-            W[k, REASM + e] = seq
-    bs = W[k, BS + e]
-    if bs >= 0 and W[k, BE + e] <= seq:
-        W[k, BS + e] = -1
-    elif bs >= 0 and bs <= W[k, REASM + e]:
-        W[k, REASM + e] = max(W[k, REASM + e], W[k, BE + e])
-        W[k, BS + e] = -1
-    W[k, TRIM + e] = seq
-
-
-@inlined
-def _data_sent(W, k, e, s, ln):  # type: ignore[no-untyped-def]
-    """Endpoint e's reassembler gets bytes s..s+ln (relative)."""
-    t = s + ln
-    if t <= W[k, TRIM + e]:
-        return
-    if s <= W[k, REASM + e]:
-        if t > W[k, REASM + e]:
-            W[k, REASM + e] = t
-        bs = W[k, BS + e]
-        if bs >= 0 and bs <= W[k, REASM + e]:
-            if W[k, BE + e] > W[k, REASM + e]:
-                W[k, REASM + e] = W[k, BE + e]
-            W[k, BS + e] = -1
-    elif W[k, BS + e] < 0:
-        W[k, BS + e] = s
-        W[k, BE + e] = t
-    else:
-        W[k, BS + e] = min(W[k, BS + e], s)
-        W[k, BE + e] = max(W[k, BE + e], t)
-
-
-@inlined
-def _init_endpoint(W, k, e, flags, first, last):  # type: ignore[no-untyped-def]
-    st = W[k, ST + e]
-    if st == INACTIVE:
-        if flags & SYN:
-            W[k, ACKS + e] = first
-            W[k, START + e] = first
-        else:
-            W[k, ACKS + e] = (first - 1) & M
-            W[k, START + e] = (first - 1) & M
-            last = first
-        W[k, LAST + e] = last
-    elif st == SYN_SENT or st == SYN_ACK_SENT or st == ESTABLISHED or st == PARTIAL:
-        if flags & SYN and (first != W[k, START + e] or st == ESTABLISHED or st == PARTIAL):
-            W[k, START + e] = first
-            W[k, ACKS + e] = first
-            W[k, LAST + e] = last
-    elif st == RESET:
-        if flags & SYN and W[k, PST + e] == INACTIVE:
-            W[k, START + e] = first
-            W[k, ACKS + e] = first
-            W[k, LAST + e] = last
-
-
-@inlined
-def _history(W, HB, k, e, flags, rel, ln):  # type: ignore[no-untyped-def]
-    """Zeek's update_history."""
-    bits = (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0)
-    if bits > 1:
-        if flags & FIN and flags & RST:
-            _check(W, HB, k, e, H_FIN_RST, 73)  # 'I'
-        else:
-            _check(W, HB, k, e, H_MULTI, 81)  # 'Q'
-    elif bits == 1:
-        if flags & SYN:
-            code = 72 if flags & ACK else 83  # 'H' / 'S'
-            if _check(W, HB, k, e, H_SYN, code) and rel != W[k, HSYN + e]:
-                _letter(W, HB, k, e, code)
-            W[k, HSYN + e] = rel
-        if flags & FIN:
-            if _check(W, HB, k, e, H_FIN, 70) and rel + ln != W[k, HFIN + e]:
-                _letter(W, HB, k, e, 70)
-            W[k, HFIN + e] = rel + ln
-        if flags & RST:
-            if _check(W, HB, k, e, H_RST, 82) and rel != W[k, HRST + e]:
-                _letter(W, HB, k, e, 82)
-            W[k, HRST + e] = rel
-    else:
-        if ln:
-            _check(W, HB, k, e, H_DATA, 68)
-        elif flags & ACK:
-            _check(W, HB, k, e, H_ACK, 65)
-
-
-@inlined
-def _update_last_seq(W, HB, k, e, last, flags, ln):  # type: ignore[no-untyped-def]
-    d = _sd(last, W[k, LAST + e])
-    if flags & (SYN | RST) and (d > TOO_LARGE_SEQ_DELTA or d < -TOO_LARGE_SEQ_DELTA):
-        pass
-    elif flags & FIN and W[k, LAST + e] == ((W[k, START + e] + 1) & M):
-        if last < W[k, LAST + e]:
-            W[k, SWR + e] += 1
-        W[k, LAST + e] = last
-    elif W[k, ST + e] == RESET:
-        pass
-    elif d > 0:
-        if last < W[k, LAST + e]:
-            W[k, SWR + e] += 1
-        W[k, LAST + e] = last
-    elif ln > 0:
-        _scaled(W, HB, k, e, CT, TT, 84)  # 'T'
 
 
 @helper
@@ -309,46 +110,46 @@ def _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln):  # type: ignore[
     if st == INACTIVE:
         if flags & SYN:
             if is_orig:
-                _set_state(W, k, e, SYN_ACK_SENT if flags & ACK else SYN_SENT)
+                set_state(W, k, e, SYN_ACK_SENT if flags & ACK else SYN_SENT)
             else:
                 if not flags & ACK and W[k, ST + p] == SYN_ACK_SENT and base == W[k, START + e]:
                     W[k, PARTIAL_] = 0
-                    _flip(W, HB, k)  # a SYN answering a SYN-ACK: the roles were the other way
-                    _set_state(W, k, p, ESTABLISHED)
+                    flip(W, HB, k)  # a SYN answering a SYN-ACK: the roles were the other way
+                    set_state(W, k, p, ESTABLISHED)
                     W[k, FPS] |= 1
                 if W[k, ST + p] == SYN_SENT:
-                    _set_state(W, k, p, ESTABLISHED)
-                _set_state(W, k, e, ESTABLISHED)
+                    set_state(W, k, p, ESTABLISHED)
+                set_state(W, k, e, ESTABLISHED)
         if flags & FIN:
-            _set_state(W, k, e, CLOSED)
+            set_state(W, k, e, CLOSED)
         if flags & RST:
-            _set_state(W, k, e, RESET)
+            set_state(W, k, e, RESET)
         if W[k, ST + e] == INACTIVE:
             if not is_orig and ln == 0 and W[k, ST + W[k, ZO]] == SYN_SENT:
                 pass  # an ACK of the SYN before the SYN-ACK: not a partial connection
             elif flags & ACK and W[k, ST + p] == ESTABLISHED:
-                _set_state(W, k, e, ESTABLISHED)
+                set_state(W, k, e, ESTABLISHED)
                 W[k, PARTIAL_] = 0
                 W[k, FPS] |= 1 if is_orig else 2
             else:
-                _set_state(W, k, e, PARTIAL)
+                set_state(W, k, e, PARTIAL)
     elif st == SYN_SENT or st == SYN_ACK_SENT:
         if flags & FIN:
-            _set_state(W, k, e, CLOSED)
+            set_state(W, k, e, CLOSED)
         if flags & RST:
-            _set_state(W, k, e, RESET)
+            set_state(W, k, e, RESET)
     elif st == ESTABLISHED or st == PARTIAL:
         if flags & SYN and st == PARTIAL and W[k, ST + p] == INACTIVE and not flags & ACK:
-            _set_state(W, k, e, SYN_SENT)
+            set_state(W, k, e, SYN_SENT)
         if flags & FIN and not flags & RST:
-            _set_state(W, k, e, CLOSED)
+            set_state(W, k, e, CLOSED)
             if W[k, ST + p] == RESET and W[k, PST + p] == CLOSED:
-                _set_state(W, k, p, CLOSED)  # a FIN then a RST: a normal close after all
+                set_state(W, k, p, CLOSED)  # a FIN then a RST: a normal close after all
         if flags & RST:
-            _set_state(W, k, e, RESET)
+            set_state(W, k, e, RESET)
     elif st == CLOSED:
         if flags & RST and W[k, ST + p] != CLOSED:
-            _set_state(W, k, e, RESET)
+            set_state(W, k, e, RESET)
 
 
 @helper
@@ -359,7 +160,7 @@ def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: 
         if not flags & SYN or flags & ACK:
             if SP[sport]:
                 if (SP[dport] and not flags & SYN and sport < dport) or not SP[dport]:
-                    _flip(W, HB, k)
+                    flip(W, HB, k)
     e = d
     p = 1 - d
     is_orig = W[k, ZO] == e
@@ -373,11 +174,11 @@ def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: 
     if flags & RST:
         seg_len -= ln
     past = (base + seg_len) & M
-    _init_endpoint(W, k, e, flags, base, past)
-    rel, under = _rel(W, k, e, base, W[k, LAST + e], W[k, SWR + e])
-    _history(W, HB, k, e, flags, rel, ln)
+    init_endpoint(W, k, e, flags, base, past)
+    rel, under = rel_seq(W, k, e, base, W[k, LAST + e], W[k, SWR + e])
+    history(W, HB, k, e, flags, rel, ln)
     if win == 0 and not flags & RST and W[k, ST + p] != CLOSED and W[k, ST + e] != RESET:
-        _scaled(W, HB, k, e, CW, TW, 87)  # 'W'
+        scaled_letter(W, HB, k, e, CW, TW, 87)  # 'W'
     if flags & FIN:
         W[k, FINC + e] += 1
         W[k, FINSEQ + e] = rel + seg_len
@@ -389,23 +190,23 @@ def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: 
             W[k, ACKS + p] = (ack - 1) & M
             W[k, LAST + p] = (ack - 1) & M
         else:
-            rel_ack, aunder = _rel(W, k, p, ack, W[k, ACKS + p], W[k, AWR + p])
+            rel_ack, aunder = rel_seq(W, k, p, ack, W[k, ACKS + p], W[k, AWR + p])
             if aunder:
                 rel_ack = 0
             elif not flags & RST:
-                da = _sd(ack, W[k, ACKS + p])
+                da = seq_delta(ack, W[k, ACKS + p])
                 if ack == 0 and da > TOO_LARGE_SEQ_DELTA:
                     pass
                 elif da > 0:
                     if ack < W[k, ACKS + p]:
                         W[k, AWR + p] += 1
                     W[k, ACKS + p] = ack
-    _update_last_seq(W, HB, k, e, past, flags, ln)
+    update_last_seq(W, HB, k, e, past, flags, ln)
     _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln)
     if flags & ACK:
-        _ack_received(W, HB, k, p, rel_ack)
+        ack_received(W, HB, k, p, rel_ack)
     if ln > 0 and not flags & RST and not under:
-        _data_sent(W, k, e, rel + 1 if flags & SYN else rel, ln)
+        data_sent(W, k, e, rel + 1 if flags & SYN else rel, ln)
     W[k, FPS] |= 1 if is_orig else 2
 
 

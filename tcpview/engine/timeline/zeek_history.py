@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..core.zeek_analyzer import CONN_STATES, HIST_ROOM, HLEN, NF, SERVER_PORTS, scan, scan_rows
+from ..core.zeek_analyzer import CONN_STATES, SERVER_PORTS, scan, scan_rows
+from ..core.zeek_endpoint import HIST_ROOM, HLEN, NF
 
 if TYPE_CHECKING:
     from .reader import Reader
