@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.tcp import STATE_NAMES, WHYS
-
-SIDE_NAMES = ("client", "server")
+from ..core.tcp import SIDES, STATE_NAMES, WHYS
 
 # transitions carry their reason by name (``tcpview.engine.core.tcp.WHYS``)
 (WHY_SYN, WHY_SYNACK, WHY_HANDSHAKE_ACK, WHY_SIMOPEN, WHY_FIN, WHY_GOT_FIN, WHY_FIN_ACKED,
@@ -91,11 +89,11 @@ def _name(state: int | str) -> str:
 def sentence(why: str, side: int, new: int | str, sender: int | None = None) -> str:
     """One sentence about ``side`` (0 client, 1 server) moving to ``new`` for reason ``why``."""
     new_name = _name(new)
-    me, peer = SIDE_NAMES[side], SIDE_NAMES[1 - side]
+    me, peer = SIDES[side], SIDES[1 - side]
     text = _ONE.get((why, new_name))
     if text is None:
         return f"{me} is now {new_name} ({why.replace('_', ' ')})"
-    return text.format(me=me, peer=peer, sender=SIDE_NAMES[sender] if sender is not None else "an end")
+    return text.format(me=me, peer=peer, sender=SIDES[sender] if sender is not None else "an end")
 
 
 def explain(transitions: Sequence[tuple[int, int | str, int | str, str]], sender: int | None = None) -> str:
@@ -119,11 +117,11 @@ def explain(transitions: Sequence[tuple[int, int | str, int | str, str]], sender
         if a[3] == b[3] and _name(a[2]) == _name(b[2]) and a[0] != b[0]:
             both = _BOTH.get((a[3], _name(a[2])))
             if both is not None:
-                parts.append(both.format(sender=SIDE_NAMES[sender] if sender is not None else "an end"))
+                parts.append(both.format(sender=SIDES[sender] if sender is not None else "an end"))
                 done.update((0, 1))
         elif {a[3], b[3]} == {WHY_SYN} and {_name(a[2]), _name(b[2])} == {"SYN_SENT", "LISTEN"}:
             snd = a if _name(a[2]) == "SYN_SENT" else b
-            me, peer = SIDE_NAMES[snd[0]], SIDE_NAMES[1 - snd[0]]
+            me, peer = SIDES[snd[0]], SIDES[1 - snd[0]]
             parts.append(f"{me} sent SYN: its application called connect() and waits in SYN_SENT for "
                          f"the {peer}'s SYN+ACK; the {peer} must be in LISTEN (its application called "
                          f"listen())")
@@ -131,7 +129,7 @@ def explain(transitions: Sequence[tuple[int, int | str, int | str, str]], sender
         else:
             short = _SHORT.get((a[3], _name(a[2])))
             if short is not None and a[0] == sender:
-                me = SIDE_NAMES[a[0]]
+                me = SIDES[a[0]]
                 parts.append(short.format(me=me) + "; " + sentence(b[3], b[0], b[2], sender))
                 done.update((0, 1))
     for i, (side, _old, new, why) in enumerate(transitions):

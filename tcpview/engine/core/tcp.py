@@ -30,6 +30,8 @@ class TcpState(IntEnum):
 
 
 STATE_NAMES: tuple[str, ...] = tuple(s.name for s in TcpState)
+SIDES: tuple[str, str] = ("client", "server")
+"""The two endpoints by side number (0: the client, who sent the first SYN or was guessed)."""
 """State names indexed by their byte value (the hot paths use this, not the enum)."""
 
 

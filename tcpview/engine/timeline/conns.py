@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from .view import View
 
 CLIENT, SERVER = 0, 1
-SIDES = ("client", "server")
 
 
 def rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray]:

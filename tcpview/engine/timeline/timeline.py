@@ -21,9 +21,9 @@ import numpy as np
 
 from ..core import columns as col
 from ..core.decode import UNSUPPORTED_LINK, reason_text
-from ..core.tcp import STATE_NAMES
+from ..core.tcp import SIDES, STATE_NAMES
 from .conn_columns import ConnColumns, conn_array_chunks
-from .conns import SIDES, ConnList, ConnView
+from .conns import ConnList, ConnView
 from .evict import AHEAD, bound_heap, evict, over_budget, read_ahead
 from .reader import Reader
 from .view import View
