@@ -2,7 +2,9 @@
 
 Every layer raises a subclass of :class:`UserError` for a problem the user can fix (a missing
 file, a bad scenario or theme, no capture privileges); the command line prints it as one line
-and exits with status 2, never a traceback.
+and exits with status 2, never a traceback. What needs privileges says so through
+:func:`needs_root`, so every such line reads the same way and none of them widens privileges
+beyond what the one task needs.
 """
 
 from __future__ import annotations
@@ -14,6 +16,32 @@ from pathlib import Path
 
 class UserError(Exception):
     """A problem the user can fix; its text is one line that says what and where."""
+
+
+class PrivilegeError(UserError):
+    """Something needs privileges this process lacks; the line (made by :func:`needs_root`)
+    says how to get them and what works without."""
+
+
+def needs_root(what: str, *, grant: str = "", instead: str = "", why: str = "") -> str:
+    """The one line for "this needs root" (live capture; reading the kernel's trace events).
+
+    It never suggests giving capabilities to an interpreter (``setcap`` on ``python3`` hands
+    them to every Python program on the host): only sudo, or a narrower way the caller names.
+
+    Args:
+        what: what needs it, first on the line (``live capture``).
+        grant: another way to get the privilege, as an instruction (``or join the wireshark
+            group ...``); said after "run it with sudo".
+        instead: what works without privileges (``tcpview sockets``).
+        why: what was found, said in parentheses after ``what`` (``dumpcap is not installed``).
+    """
+    line = f"{what} needs root{f' ({why})' if why else ''}: run it with sudo"
+    if grant:
+        line += f", or {grant}"
+    if instead:
+        line += f"; without privileges try {instead}"
+    return line
 
 
 _HINTS = {errno.EEXIST: "file exists (use --force to overwrite it)"}

@@ -1,11 +1,11 @@
-"""One line for an OSError, the same words from every layer."""
+"""One line for an OSError, the same words from every layer; one way to say "needs root"."""
 
 import errno
 import os
 
 import pytest
 
-from tcpview.errors import UserError, os_problem
+from tcpview.errors import PrivilegeError, UserError, needs_root, os_problem
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,17 @@ def test_every_layer_error_is_a_user_error() -> None:
 
     for cls in (CaptureError, LiveError, ScenarioError, ThemeError):
         assert issubclass(cls, UserError), cls
+
+
+def test_needs_root_is_one_line_in_the_same_words() -> None:
+    """What needs root (live capture now; the kernel's trace events and sock_diag to come) says
+    so the same way: sudo first, then a narrower way if there is one, then what needs nothing."""
+    from tcpview.sources.live.ring import CapturePrivilegeError, LiveError, no_capture_privileges
+
+    assert needs_root("reading the kernel's TCP events") == (
+        "reading the kernel's TCP events needs root: run it with sudo")
+    assert needs_root("x", grant="join group g", instead="`tcpview demo`", why="no dumpcap") == (
+        "x needs root (no dumpcap): run it with sudo, or join group g; without privileges try `tcpview demo`")
+    line = no_capture_privileges()
+    assert "\n" not in line and line.startswith("live capture needs root: run it with sudo, or join the wireshark group")
+    assert issubclass(CapturePrivilegeError, LiveError) and issubclass(CapturePrivilegeError, PrivilegeError)

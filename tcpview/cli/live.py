@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from .errors import UsageError
+from .errors import EXIT_USAGE, UsageError
 from .options import (
     add_app_options,
     add_memory,
@@ -29,14 +29,18 @@ from .report import print_kernel_summary, print_summary
 
 def add_live(sub) -> None:  # type: ignore[no-untyped-def]
     """``tcpview live``."""
-    p = sub.add_parser("live", help="capture on an interface and watch TCP live (needs capture privileges)",
+    p = sub.add_parser("live", help="capture on an interface and watch TCP live (root, or the wireshark group)",
                        description="Capture on an interface (default: the one holding the default route) "
                        "and show every connection's states as packets arrive.",
-                       epilog="In the viewer, i captures on another interface (same filter; the timeline "
+                       epilog="With root (or CAP_NET_RAW) tcpview reads its own packet ring; without, it "
+                       "captures through Wireshark's dumpcap when you may run it (Debian: sudo "
+                       "dpkg-reconfigure wireshark-common, answer yes, then sudo usermod -aG wireshark $USER "
+                       "and log in again). In the viewer, i captures on another interface (same filter; the timeline "
                        "starts over; saving with -w goes on into the same file), K puts the kernel's own "
                        "state of this host's sockets beside the captured states and D lists the "
-                       "connections where they differ. The status line counts packets captured, "
-                       "dropped by the kernel, skipped by the decoder and saved. Loopback "
+                       "connections where they differ. The status line names the way of capture (packet "
+                       "ring or dumpcap) and counts packets captured, dropped (dumpcap tells its drops "
+                       "when it stops: ? until then), skipped by the decoder and saved. Loopback "
                        "packets are counted once. Without capture privileges, `tcpview sockets` shows "
                        "the kernel's table alone.")
     p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
@@ -78,16 +82,17 @@ def _filter_of(args: argparse.Namespace) -> str | None:
 
 
 def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-untyped-def]
-    """Open the capture the arguments ask for.
+    """Open the capture the arguments ask for: the packet ring with root or CAP_NET_RAW, else
+    through dumpcap (:func:`~tcpview.sources.live.choose.open_capture`).
 
     Raises:
         LiveError: no privileges, no such interface, a bad filter (one line).
     """
-    from ..sources.live.capture import LiveSource
+    from ..sources.live.choose import open_capture
     from ..sources.live.ring import SAVE_SNAPLEN
 
     ring_size, ring_files = save_options(args)
-    return LiveSource(
+    return open_capture(
         interface=args.interface,
         bpf=_filter_of(args),
         write=getattr(args, "write", None) if write else None,
@@ -123,9 +128,10 @@ def cmd_live(args: argparse.Namespace) -> int:
         sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
         if sink is not None:
             print(f"tcpview: {sink.saved()}", file=sys.stderr)
-        dropped = sum(s.status().get("dropped", 0) for s in sources)
-        if dropped:
-            print(f"tcpview: the kernel dropped {dropped} packets (capture ring full)", file=sys.stderr)
+        for s in sources:
+            line = _drops_line(s)
+            if line:
+                print(f"tcpview: {line}", file=sys.stderr)
         for error in dict.fromkeys(s.error for s in sources if s.error):
             print(f"tcpview: error: {error}", file=sys.stderr)
 
@@ -152,27 +158,50 @@ def live_summary(args: argparse.Namespace) -> int:
     # like tcpdump's "listening on": from here on, packets are caught
     how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
     what = source.interface + (f" ({source.bpf})" if source.bpf else "")
-    print(f"tcpview: capturing on {what} {how_long}", file=sys.stderr, flush=True)
+    print(f"tcpview: capturing on {what} {how_long}, through {_way(source)}", file=sys.stderr, flush=True)
     interrupted = False
     try:
         if args.duration is not None:
-            cap.stop_event.wait(args.duration)
+            cap.wait(args.duration)  # or less: the capture may end (dumpcap stopped)
         else:
-            while not cap.stop_event.wait(1.0):
+            while not cap.wait(1.0):
                 pass
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        cap.stop()
+        try:
+            cap.stop()
+        except RuntimeError:
+            pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
     print_summary(tracker.tl, source.name, args.json)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
-    print(f"tcpview: {source.name}: {st['captured']} packets captured, {st['dropped']} dropped by the kernel"
+    dropped = "drops unknown (dumpcap did not say)" if "dropped" not in st else (
+        f"{st['dropped']} dropped " + ("by the kernel" if source.method == "packet ring" else "(as dumpcap says)"))
+    print(f"tcpview: {source.name}: {st['captured']} packets captured through {_way(source)}, {dropped}"
           + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+    if cap.error:
+        print(f"tcpview: error: {cap.error}", file=sys.stderr)
+        return EXIT_USAGE
     return 0
+
+
+def _way(source) -> str:  # type: ignore[no-untyped-def]
+    """How the capture goes, in words: ``tcpview's packet ring`` or ``dumpcap``."""
+    return "tcpview's packet ring" if source.method == "packet ring" else source.method
+
+
+def _drops_line(source) -> str:  # type: ignore[no-untyped-def]
+    """What a capture lost, for its last words (empty: nothing)."""
+    dropped = source.status().get("dropped", 0)
+    if not dropped:
+        return ""
+    if source.method == "packet ring":
+        return f"the kernel dropped {dropped} packets (capture ring full)"
+    return f"dumpcap says {dropped} packets were dropped (its capture buffer was full)"
 
 
 def cmd_sockets(args: argparse.Namespace) -> int:

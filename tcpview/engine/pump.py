@@ -239,6 +239,12 @@ class PumpThread:
         self.pump.idle.clear()
         return self.pump.idle.wait(timeout)
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the source has ended (a capture program that stopped, the end of a
+        stream) or ``timeout`` seconds passed; whether it has ended."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop reading and wait for the thread; raises RuntimeError if the source failed."""
         self.stop_event.set()

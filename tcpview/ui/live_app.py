@@ -7,8 +7,8 @@ captured connection with an endpoint on this host, the kernel's own state of tha
 they disagree on. The kernel table is read and compared on a worker thread at most once a
 second; only the UI thread touches widgets.
 
-Two more things belong to a live capture: a status line (:class:`CaptureStatus`: captured,
-dropped by the kernel, skipped by the decoder, saved), and ``i``, which captures on another
+Two more things belong to a live capture: a status line (:class:`CaptureStatus`: the way of
+capture, packet ring or dumpcap; captured, dropped, skipped by the decoder, saved), and ``i``, which captures on another
 interface (:class:`InterfacePicker`). Switching opens the new capture first (so an error
 leaves the old one running), then stops the old one and starts over with a fresh timeline,
 the same filter and snap length. Saving with ``-w`` goes on into the same file when the new
@@ -29,8 +29,8 @@ from ..engine.pump import Pump
 from ..engine.timeline.tracker import Tracker
 from ..kernel.compare import compare
 from ..kernel.snapshot import snapshot
-from ..sources.linktypes import LINKTYPE_ETHERNET
-from ..sources.live.capture import LiveSource
+from ..sources.linktypes import SUPPORTED_LINKTYPES
+from ..sources.live.choose import CAPTURES, Capture, open_capture
 from ..sources.live.ring import LiveError
 from ..textutil import safe
 from .app import TcpviewApp
@@ -48,7 +48,8 @@ class LiveApp(TcpviewApp):
     (``K``) and an interface picker (``i``).
 
     Args:
-        source: the capture (normally a :class:`~tcpview.sources.live.capture.LiveSource`).
+        source: the capture (normally a :data:`~tcpview.sources.live.choose.Capture`: the
+            packet ring or dumpcap).
         on_switch: called on the UI thread with each new source after ``i`` switched the
             capture (whoever started the app closes it and reports its figures).
         **opts: as for :class:`~tcpview.ui.app.TcpviewApp`.
@@ -66,7 +67,7 @@ class LiveApp(TcpviewApp):
                 tooltip="Filter the table to the connections the kernel disagrees with"),
     ]
 
-    def __init__(self, source, on_switch: Callable[[LiveSource], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, source, on_switch: Callable[[Capture], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
@@ -75,7 +76,7 @@ class LiveApp(TcpviewApp):
         self._on_switch = on_switch
         self.switching: str | None = None
         """The interface a switch is under way to (None: no switch)."""
-        self._pending: LiveSource | None = None  # opened by a switch, not yet shown
+        self._pending: Capture | None = None  # opened by a switch, not yet shown
 
     def compose(self):  # type: ignore[no-untyped-def]
         yield from super().compose()
@@ -117,7 +118,8 @@ class LiveApp(TcpviewApp):
         sink = getattr(src, "sink", None)
         error = getattr(src, "error", None)
         self._main(CaptureStatus).show(getattr(src, "interface", getattr(src, "name", "")), st, reasons,
-                                       save_path=sink.path if sink is not None else None, error=error)
+                                       save_path=sink.path if sink is not None else None, error=error,
+                                       method=getattr(src, "method", None))
         self._check_drops(st, error)
 
     def _check_drops(self, st: dict[str, int], error: str | None) -> None:
@@ -128,7 +130,8 @@ class LiveApp(TcpviewApp):
             self.notify(safe(str(error)), title="capture", severity="error", timeout=15, markup=False)
         dropped = int(st.get("dropped", 0))
         if dropped > self._drops_told:
-            self.notify(f"the kernel dropped {dropped - self._drops_told} packets (capture ring full; "
+            who = "dumpcap" if getattr(self.source, "method", "") == "dumpcap" else "the kernel"
+            self.notify(f"{who} dropped {dropped - self._drops_told} packets (capture buffer full; "
                         f"{dropped} in all): states may be off — K compares with the kernel",
                         title="packets lost", severity="warning", timeout=8, markup=False)
             self._drops_told = dropped
@@ -145,11 +148,11 @@ class LiveApp(TcpviewApp):
         note = "kept: " + ", ".join(kept) + "; the timeline starts over"
         self.push_screen(InterfacePicker(src.interface, note), self._picked)
 
-    def _switchable(self) -> LiveSource | None:
+    def _switchable(self) -> Capture | None:
         """The capture to switch away from; None (and a notification saying why) when the
         source is not a live capture or a switch is already under way."""
         src = self.source
-        if not isinstance(src, LiveSource):
+        if not isinstance(src, CAPTURES):
             self.notify("this source is not a live capture", severity="warning", markup=False)
             return None
         if self.switching is not None:
@@ -164,7 +167,8 @@ class LiveApp(TcpviewApp):
     def switch_interface(self, name: str) -> None:
         """Capture on interface ``name`` instead, with a fresh timeline (UI thread).
 
-        The new capture is opened first: if that fails (no such interface, no permission)
+        The new capture is opened first, the same way as the first one (the packet ring with
+        root, else dumpcap): if that fails (no such interface, no permission)
         one notification says why and the old capture goes on. Then the old capture stops
         and the views start over. Saving goes on into the same file, when the new
         interface gives the same kind of frames; otherwise the switch is refused.
@@ -176,9 +180,9 @@ class LiveApp(TcpviewApp):
         self._open_and_stop(name, src, self._stop)
 
     @work(thread=True, exclusive=True, group="switch", exit_on_error=False)
-    def _open_and_stop(self, name: str, old: LiveSource, old_stop: threading.Event) -> None:
+    def _open_and_stop(self, name: str, old: Capture, old_stop: threading.Event) -> None:
         try:
-            new = LiveSource(name, bpf=old.bpf, snaplen=old.snaplen, buffer_mb=old.buffer_mb)
+            new = open_capture(name, bpf=old.bpf, snaplen=old.snaplen, buffer_mb=old.buffer_mb)
         except LiveError as e:
             self.post_message(SwitchFailed(name, str(e)))
             return
@@ -188,9 +192,10 @@ class LiveApp(TcpviewApp):
         sink = old.sink
         if sink is not None and new.linktype != sink.linktype:
             new.close()
-            kinds = ("Ethernet frames", "raw IP packets")
-            have = kinds[0] if sink.linktype == LINKTYPE_ETHERNET else kinds[1]
-            got = kinds[0] if new.linktype == LINKTYPE_ETHERNET else kinds[1]
+            def kind(linktype: int) -> str:
+                return SUPPORTED_LINKTYPES.get(linktype, f"link type {linktype}") + " frames"
+
+            have, got = kind(sink.linktype), kind(new.linktype)
             self.post_message(SwitchFailed(name, f"saving to {sink.path}, which holds {have}; {name} gives "
                                            f"{got} and a pcap file holds one kind. To save {name}, quit "
                                            f"and run tcpview live -i {name} -w ANOTHER-FILE"))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..engine.pump import BatchInfo
     from ..kernel.compare import Comparison
     from ..kernel.snapshot import KernelSnapshot
-    from ..sources.live.capture import LiveSource
+    from ..sources.live.choose import Capture
 
 
 @dataclass
@@ -75,9 +75,9 @@ class KernelRead(Message):
 class CaptureSwitched(Message):
     """The capture on another interface is open and the old one stopped."""
 
-    source: LiveSource
+    source: Capture
     """The new capture."""
-    old: LiveSource
+    old: Capture
     """The capture that was stopped."""
 
 

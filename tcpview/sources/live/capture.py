@@ -23,6 +23,8 @@ back, this source does not. It does not change TCP states; frames saved with ``-
 
 Everything that can go wrong because of what the user asked for (no privileges, unknown
 interface, bad filter, an existing output file) raises :class:`LiveError` with one line.
+The socket needs root or ``CAP_NET_RAW``; without, :mod:`~tcpview.sources.live.choose`
+captures through Wireshark's dumpcap instead (:mod:`~tcpview.sources.live.dumpcap`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from collections.abc import Iterator
 from ...errors import os_problem
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from .ifaces import (
-    _check_interface,
+    check_interface,
     default_interface,
     interface_type,
 )
@@ -55,7 +57,6 @@ from .ring import (
     DEFAULT_BUFFER_MB,
     DEFAULT_SNAPLEN,
     ETH_P_ALL,
-    NEED_PRIVILEGES,
     PACKET_RX_RING,
     PACKET_STATISTICS,
     PACKET_VERSION,
@@ -65,11 +66,13 @@ from .ring import (
     TP_STATUS_KERNEL,
     TP_STATUS_USER,
     TPACKET_V3,
+    CapturePrivilegeError,
     LiveError,
     _accept_all,
     _attach,
     compile_filter,
     drop_loopback_outgoing,
+    no_capture_privileges,
 )
 from .sink import PcapSink, RingSink, open_sink
 
@@ -89,9 +92,16 @@ class LiveSource:
         force: allow ``write`` to overwrite an existing file.
         snaplen: bytes kept per frame (default: headers only, whole frames with ``write``).
         buffer_mb: size of the kernel ring in MiB.
+
+    Raises:
+        CapturePrivilegeError: neither root nor CAP_NET_RAW (then
+            :func:`~tcpview.sources.live.choose.open_capture` tries dumpcap).
+        LiveError: no such interface, a bad filter, an existing output file.
     """
 
     live = True
+    method = "packet ring"
+    """How this source captures, for the status line and the summary."""
 
     def __init__(
         self,
@@ -157,7 +167,7 @@ class LiveSource:
         if any_iface:
             arphrd = None
         else:
-            _check_interface(iface)
+            check_interface(iface)
             arphrd = interface_type(iface)
         # Ethernet-like interfaces give whole frames; anything else (tun, ppp, any) is read
         # "cooked": the kernel strips the link header and the frames are raw IP.
@@ -181,10 +191,10 @@ class LiveSource:
             # protocol 0 receives nothing until bind(), so no packet slips past the filter
             sock = socket.socket(socket.AF_PACKET, stype, socket.htons(ETH_P_ALL) if any_iface else 0)
         except PermissionError:
-            raise LiveError(NEED_PRIVILEGES) from None
+            raise CapturePrivilegeError(no_capture_privileges()) from None
         except OSError as e:
             if e.errno in (errno.EPERM, errno.EACCES):
-                raise LiveError(NEED_PRIVILEGES) from None
+                raise CapturePrivilegeError(no_capture_privileges()) from None
             raise LiveError(os_problem("cannot open a packet socket", e)) from None
         self._sock = sock
         try:

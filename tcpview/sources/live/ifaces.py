@@ -161,7 +161,7 @@ def list_interfaces() -> list[InterfaceInfo]:
         return []
 
 
-def _check_interface(name: str) -> int:
+def check_interface(name: str) -> int:
     """Return the ifindex of ``name`` or raise LiveError naming the interfaces there are."""
     if not name or "/" in name or name in (".", ".."):
         raise LiveError(f"no such interface: {name!r}")

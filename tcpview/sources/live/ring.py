@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 
-from ...errors import UserError
+from ...errors import PrivilegeError, UserError, needs_root
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 
 # <linux/if_packet.h>, <linux/filter.h>, <asm-generic/socket.h>
@@ -52,17 +52,34 @@ _STATS3 = struct.Struct("III")
 _PCAP_HDR = struct.Struct("<IHHiIII")
 _PCAP_REC = struct.Struct("<IIII")
 
-NEED_PRIVILEGES = (
-    "live capture needs root or the CAP_NET_RAW and CAP_NET_ADMIN capabilities "
-    "(sudo tcpview live ..., or once: sudo setcap cap_net_raw,cap_net_admin+eip "
-    "$(readlink -f $(which python3))); without them try `tcpview sockets` (this host's "
-    "TCP sockets) or `tcpview demo`"
-)
+WIRESHARK_GROUP = "wireshark"
+"""The group Debian's wireshark-common lets run dumpcap with its capture capabilities."""
+
+INSTEAD = "`tcpview sockets` (this host's TCP sockets) or `tcpview demo`"
+"""What shows TCP without any privileges."""
+
+
+def join_group(group: str = WIRESHARK_GROUP) -> str:
+    """How to become one of those who may run dumpcap, Debian's way (the postinst sets dumpcap's
+    group, mode 0750 and capabilities when the question is answered yes)."""
+    return (f"sudo dpkg-reconfigure wireshark-common (answer yes), then sudo usermod -aG {group} $USER "
+            "and log in again")
+
+
+def no_capture_privileges(why: str = "", grant: str = "") -> str:
+    """The one line for a capture that this process may not make, neither itself nor through
+    dumpcap: sudo, the ``wireshark`` group (by default), or the views that need nothing."""
+    grant = grant or f"join the {WIRESHARK_GROUP} group, whose dumpcap captures for tcpview: {join_group()}"
+    return needs_root("live capture", grant=grant, instead=INSTEAD, why=why)
 
 
 class LiveError(UserError):
     """Live capture cannot start; the message is one line for the user."""
 
+
+class CapturePrivilegeError(LiveError, PrivilegeError):
+    """Neither this process (root or CAP_NET_RAW) nor dumpcap may capture; the line says how
+    to get the privilege (:func:`no_capture_privileges`)."""
 
 
 # -- capture filters -------------------------------------------------------------------------

@@ -40,7 +40,7 @@ class PcapSink:
         self.size = _PCAP_HDR.size
         """Bytes written to the file so far."""
 
-    def write_block(self, data: bytes, spans: list[tuple[int, int, int, int, int]]) -> None:
+    def write_block(self, data: bytes | memoryview, spans: list[tuple[int, int, int, int, int]]) -> None:
         """Write frames ``(sec, nsec, off, caplen, origlen)`` found in ``data``; then flush."""
         f = self._f
         if f is None:
@@ -137,7 +137,7 @@ class RingSink:
             except OSError as e:
                 self.error = os_problem(old, e) + " (could not remove it from the ring)"
 
-    def write_block(self, data: bytes, spans: list[tuple[int, int, int, int, int]]) -> None:
+    def write_block(self, data: bytes | memoryview, spans: list[tuple[int, int, int, int, int]]) -> None:
         """Write frames ``(sec, nsec, off, caplen, origlen)`` of ``data``, going on to the next
         file wherever the one being written is full."""
         start = 0

@@ -1,7 +1,9 @@
-"""The capture's status line (``tcpview live``): what was captured, and what was lost.
+"""The capture's status line (``tcpview live``): how it captures, what it captured, what it lost.
 
-``captured N · dropped N · skipped N · saved N``: packets the capture delivered, packets the
-kernel dropped because its ring was full (the states shown may then be wrong), frames the
+``lo via dumpcap  captured N · dropped N · skipped N · saved N``: the interface and the way of
+capture (tcpview's own ``packet ring``, or Wireshark's ``dumpcap``), packets the capture
+delivered, packets dropped because the capture buffer was full (the states shown may then be
+wrong; dumpcap tells its drops only when it stops, so until then the figure is ``?``), frames the
 decoder could not use (not TCP, truncated, IP fragments), packets written with ``-w``, and
 connections that left the timeline to keep within ``--memory`` (``evicted``).
 Always visible, so nothing is lost silently; the line turns to the warning colour once
@@ -40,8 +42,9 @@ class CaptureStatus(PaintedText, Widget):
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.interface = ""
+        self.method: str | None = None
         self.captured = 0
-        self.dropped = 0
+        self.dropped: int | None = 0
         self.skipped = 0
         self.saved: int | None = None
         self.evicted = 0
@@ -50,32 +53,37 @@ class CaptureStatus(PaintedText, Widget):
         self.reasons: dict[str, int] = {}
 
     def show(self, interface: str, status: Mapping[str, int], reasons: Mapping[str, int] | None = None,
-             save_path: str | None = None, error: str | None = None) -> None:
+             save_path: str | None = None, error: str | None = None, method: str | None = None) -> None:
         """Show a capture's :meth:`~tcpview.sources.live.capture.LiveSource.status`.
 
         Args:
             interface: the interface captured on.
-            status: ``captured``, ``dropped``, ``skipped``, (when saving) ``saved`` and (once
-                the memory budget made connections leave the timeline) ``evicted``.
+            status: ``captured``, ``dropped`` (absent while unknown), ``skipped``, (when saving)
+                ``saved`` and (once the memory budget made connections leave the timeline) ``evicted``.
             reasons: skipped frames by reason (the timeline's ``skipped``), for the tooltip.
             save_path: the ``-w`` file, when saving.
             error: a problem the capture carries on through (None: none).
+            method: how the capture goes (``packet ring``, ``dumpcap``), shown after the interface.
         """
         reasons = dict(reasons or {})
-        new = (interface, int(status.get("captured", 0)), int(status.get("dropped", 0)),
+        new = (interface, method, int(status.get("captured", 0)),
+               int(status["dropped"]) if "dropped" in status else None,
                int(status.get("skipped", sum(reasons.values()))),
                int(status["saved"]) if "saved" in status else None, int(status.get("evicted", 0)), save_path,
                error, reasons)
-        old = (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.evicted, self.save_path,
-               self.error, self.reasons)
+        old = (self.interface, self.method, self.captured, self.dropped, self.skipped, self.saved, self.evicted,
+               self.save_path, self.error, self.reasons)
         if new == old:
             return
-        (self.interface, self.captured, self.dropped, self.skipped, self.saved, self.evicted, self.save_path,
-         self.error, self.reasons) = new
-        self.set_class(self.dropped > 0, "-dropped")
+        (self.interface, self.method, self.captured, self.dropped, self.skipped, self.saved, self.evicted,
+         self.save_path, self.error, self.reasons) = new
+        self.set_class(bool(self.dropped), "-dropped")
         self.set_class(bool(error), "-error")
         tips = [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
-        self.tooltip = ("skipped: " + ", ".join(tips)) if tips else None
+        notes = ["dropped ?: dumpcap tells its drops when it stops"] if self.dropped is None else []
+        if tips:
+            notes.append("skipped: " + ", ".join(tips))
+        self.tooltip = "; ".join(notes) or None
         self.refresh_if_changed()  # a counter's digits, not the whole line
 
     def plain(self) -> str:
@@ -87,10 +95,15 @@ class CaptureStatus(PaintedText, Widget):
         label, figure, lost, err = (st(f"capture-status--{k}", partial=True)
                                     for k in ("label", "figure", "lost", "error"))
         out = Text(no_wrap=True, overflow="ellipsis")
-        out.append(f"{safe(self.interface)}  ", figure)  # Text, not markup: never interpreted
-        parts: list[tuple[str, int, bool]] = [("captured", self.captured, False),
-                                              ("dropped", self.dropped, self.dropped > 0),
-                                              ("skipped", self.skipped, False)]
+        out.append(safe(self.interface), figure)  # Text, not markup: never interpreted
+        if self.method:
+            out.append(" via ", label)
+            out.append(self.method, figure)
+        out.append("  ")
+        lost_any = bool(self.dropped)
+        parts: list[tuple[str, int | None, bool]] = [("captured", self.captured, False),
+                                                     ("dropped", self.dropped, lost_any),
+                                                     ("skipped", self.skipped, False)]
         if self.saved is not None:
             parts.append(("saved", self.saved, False))
         if self.evicted:  # connections that left the timeline to keep within --memory
@@ -99,14 +112,14 @@ class CaptureStatus(PaintedText, Widget):
             if i:
                 out.append(" · ", label)
             out.append(f"{name} ", lost if bad else label)
-            out.append(f"{n:,}", lost if bad else figure)  # exact: these are the figures to trust
+            out.append("?" if n is None else f"{n:,}", lost if bad else figure)  # exact: figures to trust
         if self.saved is not None and self.save_path:
             # the file's end is what tells (a ring's number and time): cut from the left to fit
             room = (self.size.width or 200) - out.cell_len - 3
             if room >= 8:
                 out.append(f" → {ellipsize_left(safe(self.save_path), room)}", label)
         if self.dropped:
-            out.append("   the kernel dropped packets: states may be off (K compares)", lost)
+            out.append("   packets were dropped: states may be off (K compares)", lost)
         if self.error:
             out.append(f"   {safe(self.error)}", err)
         return out

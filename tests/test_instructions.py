@@ -1,11 +1,13 @@
-"""Every install instruction installs this project.
+"""What tcpview tells people to run is safe to follow word for word.
 
-A ``pip install`` in README.md and the docs (fenced and indented code blocks, inline code;
-every Markdown file of the repository) names a path (a checkout, a built wheel), a URL, or
-this project's own distribution: never a bare name that someone else owns on the package
-index, as ``tcpview`` there is another project. The package's own texts (error messages,
-``--help``) are read the same way. A reader who follows the docs word for word installs only
-this project.
+- Every install instruction installs this project. A ``pip install`` in README.md and the
+  docs (fenced and indented code blocks, inline code; every Markdown file of the repository)
+  names a path (a checkout, a built wheel), a URL, or this project's own distribution: never
+  a bare name that someone else owns on the package index, as ``tcpview`` there is another
+  project. The package's own texts (error messages, ``--help``) are read the same way.
+- No instruction widens privileges beyond the one capture program: nothing suggests giving
+  capabilities to an interpreter (``setcap`` on ``python3`` gives them to every Python
+  program on the host).
 """
 
 from __future__ import annotations
@@ -192,3 +194,29 @@ Or `python3 -m pip install --upgrade -i https://example.org/simple "requests[soc
     # the package's texts are read whole
     assert strangers('HINT = "install it: pip install scapy"\n', "x.py", markdown=False, dist="tcpview-tui") == [
         "x.py:1: scapy"]
+
+
+# -- privileges ----------------------------------------------------------------------------------
+# "set" "cap" apart: this file names the command without suggesting it
+_CAPS_ON_INTERPRETER = re.compile("set" + r"cap\b[^`]{0,120}?(python|readlink|\$\(which)", re.IGNORECASE)
+
+
+def interpreter_capabilities(text: str, where: str) -> list[str]:
+    """Each place in ``text`` that gives capabilities to an interpreter, as ``where:line``."""
+    return [f"{where}:{text.count(chr(10), 0, m.start()) + 1}" for m in _CAPS_ON_INTERPRETER.finditer(text)]
+
+
+def test_nothing_gives_capabilities_to_an_interpreter() -> None:
+    texts = [*_docs(), *sorted((ROOT / "tcpview").rglob("*.py")), ROOT / ".ci" / "run"]
+    bad = [b for p in texts if p.exists() for b in interpreter_capabilities(p.read_text(), str(p.relative_to(ROOT)))]
+    assert bad == []
+
+
+def test_the_capabilities_check_finds_an_interpreter() -> None:
+    """The check above can fail: the advice README.md and the live-capture error gave, over two
+    lines; setcap on dumpcap (Debian's way) is not such advice."""
+    old = ("It needs root or\n`CAP_NET_RAW`+`CAP_NET_ADMIN` (e.g. `sudo " + "setcap cap_net_raw,cap_net_admin+eip\n"
+           "$(readlink -f $(which python3))`); without them")
+    assert interpreter_capabilities(old, "README.md") == ["README.md:2"]
+    assert interpreter_capabilities("sudo " + "setcap cap_net_raw=eip /usr/bin/python3.11", "x") == ["x:1"]
+    assert interpreter_capabilities("sudo " + "setcap cap_net_raw,cap_net_admin=eip /usr/bin/dumpcap", "x") == []
