@@ -96,7 +96,8 @@ def _python_for(user: str) -> str:
               f"/usr/local/bin/python{want}"):
         if not c or not os.path.exists(c):
             continue
-        r = subprocess.run(["runuser", "-u", user, "--", c, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        version = "import sys; print('%d.%d' % sys.version_info[:2])"
+        r = subprocess.run(["runuser", "-u", user, "--", c, "-c", version],
                            capture_output=True, text=True, cwd="/", timeout=60, check=False)
         if r.returncode == 0 and r.stdout.strip() == want:
             return c
@@ -104,9 +105,10 @@ def _python_for(user: str) -> str:
 
 
 def _user_env(user: str, base: Path) -> dict[str, str]:
-    """PYTHONPATH: this checkout (else a copy of its package), and the compiled dependencies
-    linked into a place the user can read (the test's virtual environment may be private).
-    The numba cache: this process's compiled kernels, copied to a directory the user owns."""
+    """PYTHONPATH: this checkout (a copy of its package when the user cannot read it), and the
+    compiled dependencies linked into a place the user can read (the test's virtual
+    environment may be private). The numba cache: this process's compiled kernels, copied to
+    a directory the user owns."""
     import numba
     import numpy
 
@@ -130,9 +132,14 @@ def _user_env(user: str, base: Path) -> dict[str, str]:
             shutil.chown(root, user)
             for f in files:
                 shutil.chown(os.path.join(root, f), user)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "NUMBA_CACHE_DIR": str(cache),
-           "PYTHONPATH": f"{REPO}{os.pathsep}{site}", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
-    return env
+    path = f"{REPO}{os.pathsep}{site}"
+    if subprocess.run(["runuser", "-u", user, "--", "test", "-r", str(REPO / "tcpview" / "__init__.py")],
+                      check=False).returncode:
+        # a checkout the user cannot read (under /root, say): a copy, whose kernels compile once
+        _link_tree(REPO / "tcpview", site)
+        path = str(site)
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "NUMBA_CACHE_DIR": str(cache),
+            "PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
 
 
 @pytest.fixture
@@ -201,8 +208,9 @@ def test_wireshark_group_captures_through_dumpcap_and_others_are_told_how(users,
     t.listener("time_wait")
     t.reserve("refused")
     saved = users.base / "saved.pcap"
-    p = subprocess.Popen(users.argv(users.member, "summary", "-i", "lo", "-f", t.bpf(), "--duration", "3", "--json",
-                                    "-w", str(saved)),
+    argv = users.argv(users.member, "summary", "-i", "lo", "-f", t.bpf(), "--duration", "3", "--json",
+                      "-w", str(saved))
+    p = subprocess.Popen(argv,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=users.env, cwd="/", text=True)
     try:
         # loading the kernels is part of the start: a missed cache would compile (minutes)
@@ -355,8 +363,10 @@ async def test_status_line_names_the_way_of_capture(lo_traffic):
             async with app.run_test(size=(100, 30)) as pilot:
                 t.time_wait(way)
                 line = app.query_one(CaptureStatus)
-                assert await wait_until(lambda a=app, s=line: len(a.tl.conns) == 1 and "captured 0" not in s.plain(),
-                                        10, 0.05, pilot.pause)
+                def shown(a=app, s=line) -> bool:  # type: ignore[no-untyped-def]
+                    return len(a.tl.conns) == 1 and "captured 0" not in s.plain()
+
+                assert await wait_until(shown, 10, 0.05, pilot.pause)
                 text = line.plain()
                 assert text.startswith(f"lo via {way}  captured ") and f"dropped {dropped} " in text, text
                 assert not line.has_class("-dropped")

@@ -47,5 +47,6 @@ def test_needs_root_is_one_line_in_the_same_words() -> None:
     assert needs_root("x", grant="join group g", instead="`tcpview demo`", why="no dumpcap") == (
         "x needs root (no dumpcap): run it with sudo, or join group g; without privileges try `tcpview demo`")
     line = no_capture_privileges()
-    assert "\n" not in line and line.startswith("live capture needs root: run it with sudo, or join the wireshark group")
+    assert "\n" not in line
+    assert line.startswith("live capture needs root: run it with sudo, or join the wireshark group")
     assert issubclass(CapturePrivilegeError, LiveError) and issubclass(CapturePrivilegeError, PrivilegeError)

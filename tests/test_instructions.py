@@ -126,7 +126,8 @@ def strangers(text: str, where: str, markdown: bool = True, dist: str = DIST) ->
     bad = []
     for number, command in commands:
         for args in pip_installs(command):
-            bad += [f"{where}:{number}: {req}" for req in requirements(args) if not installs_this_project(req, dist)]
+            bad += [f"{where}:{number}: {req}" for req in requirements(args)
+                    if not installs_this_project(req, dist)]
     return bad
 
 
@@ -208,15 +209,16 @@ def interpreter_capabilities(text: str, where: str) -> list[str]:
 
 def test_nothing_gives_capabilities_to_an_interpreter() -> None:
     texts = [*_docs(), *sorted((ROOT / "tcpview").rglob("*.py")), ROOT / ".ci" / "run"]
-    bad = [b for p in texts if p.exists() for b in interpreter_capabilities(p.read_text(), str(p.relative_to(ROOT)))]
+    bad = [b for p in texts if p.exists()
+           for b in interpreter_capabilities(p.read_text(), str(p.relative_to(ROOT)))]
     assert bad == []
 
 
 def test_the_capabilities_check_finds_an_interpreter() -> None:
     """The check above can fail: the advice README.md and the live-capture error gave, over two
     lines; setcap on dumpcap (Debian's way) is not such advice."""
-    old = ("It needs root or\n`CAP_NET_RAW`+`CAP_NET_ADMIN` (e.g. `sudo " + "setcap cap_net_raw,cap_net_admin+eip\n"
-           "$(readlink -f $(which python3))`); without them")
+    old = ("It needs root or\n`CAP_NET_RAW`+`CAP_NET_ADMIN` (e.g. `sudo "
+           + "setcap cap_net_raw,cap_net_admin+eip\n$(readlink -f $(which python3))`); without them")
     assert interpreter_capabilities(old, "README.md") == ["README.md:2"]
     assert interpreter_capabilities("sudo " + "setcap cap_net_raw=eip /usr/bin/python3.11", "x") == ["x:1"]
     assert interpreter_capabilities("sudo " + "setcap cap_net_raw,cap_net_admin=eip /usr/bin/dumpcap", "x") == []

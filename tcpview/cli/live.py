@@ -50,7 +50,7 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
                    help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
     p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
-                   help="kernel capture ring size (default 32 MiB)")
+                   help="capture buffer in the kernel: the packet ring's size, or dumpcap's -B (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
     add_timers(p)
     add_memory(p, unbounded_default=False)
@@ -179,8 +179,8 @@ def live_summary(args: argparse.Namespace) -> int:
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
-    dropped = "drops unknown (dumpcap did not say)" if "dropped" not in st else (
-        f"{st['dropped']} dropped " + ("by the kernel" if source.method == "packet ring" else "(as dumpcap says)"))
+    by = "by the kernel" if source.method == "packet ring" else "(as dumpcap says)"
+    dropped = f"{st['dropped']} dropped {by}" if "dropped" in st else "drops unknown (dumpcap did not say)"
     print(f"tcpview: {source.name}: {st['captured']} packets captured through {_way(source)}, {dropped}"
           + (" (interrupted)" if interrupted else ""), file=sys.stderr)
     if cap.error:
