@@ -265,7 +265,7 @@ def test_wireshark_group_captures_through_dumpcap_and_others_are_told_how(users,
 
 # -- as root: the source itself, its errors, and the viewer's status line ------------------------
 def _states_by_client_port(tl) -> dict[int, tuple[str, ...]]:  # type: ignore[no-untyped-def]
-    from tcpview.engine.tcp import STATE_NAMES
+    from tcpview.engine.core.tcp import STATE_NAMES
 
     return {c.cport: tuple(STATE_NAMES[x] for x in c.state) for c in tl.conns}
 
@@ -273,7 +273,7 @@ def _states_by_client_port(tl) -> dict[int, tuple[str, ...]]:  # type: ignore[no
 def test_dumpcap_source_feeds_the_tracker_and_tells_its_drops_when_it_stops(lo_traffic):
     _need_dumpcap()
     from tcpview.engine.pump import PumpThread
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sources.linktypes import LINKTYPE_ETHERNET
     from tcpview.sources.live.dumpcap import DumpcapSource
 
@@ -303,7 +303,7 @@ def test_dumpcap_errors_are_one_line(lo_traffic):
     dumpcap's reason; a dumpcap that cannot be run is a privilege problem, said as one."""
     _need_dumpcap()
     from tcpview.engine.pump import PumpThread
-    from tcpview.engine.tracker import Tracker
+    from tcpview.engine.timeline.tracker import Tracker
     from tcpview.sources.live.dumpcap import DumpcapSource, refusal
     from tcpview.sources.live.ring import CapturePrivilegeError, LiveError
 
