@@ -208,7 +208,7 @@ def test_wireshark_group_captures_through_dumpcap_and_others_are_told_how(users,
     t.listener("time_wait")
     t.reserve("refused")
     saved = users.base / "saved.pcap"
-    argv = users.argv(users.member, "summary", "-i", "lo", "-f", t.bpf(), "--duration", "3", "--json",
+    argv = users.argv(users.member, "summary", "-i", "lo", "-f", t.bpf(), "--duration", "4", "--json",
                       "-w", str(saved))
     p = subprocess.Popen(argv,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=users.env, cwd="/", text=True)
@@ -230,7 +230,7 @@ def test_wireshark_group_captures_through_dumpcap_and_others_are_told_how(users,
     assert "dropped (as dumpcap says)" in err  # its drops, told when it stopped
     s = json.loads(out)
     conns = {(c["client"]["port"], c["server"]["port"]): c for c in s["connections"]}
-    assert len(conns) == 3
+    assert len(conns) == 3, (err, s)
     for c_end, s_end in (cw, tw):
         c = conns[(c_end[1], s_end[1])]
         assert (c["client"]["state"], c["server"]["state"]) == (ss_state(kernel, c_end, s_end),

@@ -69,9 +69,12 @@ def run_every_kernel() -> None:
 
     out = frame_array(4)
     buf = np.zeros(64, dtype=np.uint8)
-    scan_pcap(buf, 0, 0, False, 1e-6, 1, 65536, 0, out)
-    scan_pcapng(buf, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1, 65536, 0,
-                out)
+    # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that
+    # apart, and a live capture through dumpcap reads its stream with that reader
+    for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
+        scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
+        scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
+                    65536, 0, out)
     scan_tpacket(buf, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
 
 
