@@ -40,3 +40,8 @@ def ip_text(family: int, addr: Any) -> str:
     if family == 4:
         return socket.inet_ntop(socket.AF_INET, struct.pack("!I", addr))
     return socket.inet_ntop(socket.AF_INET6, bytes(addr))
+
+
+def plural(n: int, noun: str, many: str | None = None) -> str:
+    """``1 connection``, ``2 connections``, ``0 connections`` (``many``: an irregular plural)."""
+    return f"{n} {noun if n == 1 else (many or noun + 's')}"

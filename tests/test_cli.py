@@ -88,6 +88,39 @@ def test_summary_text(run_cli, two_conns):
     assert "10.0.0.1:40001" in out
 
 
+def test_summary_text_agrees_in_number_and_counts_on_one_line(run_cli, tmp_path):
+    """One connection is "1 connection"; the counts are one line: the states that have any, and
+    always TIME_WAIT and CLOSE_WAIT (no second line repeating them)."""
+    f = Flow(t0=0.0, dt=0.01)
+    f.handshake()
+    p = write_frames_pcap(tmp_path / "one.pcap", f.frames)
+    rc, out, err = run_cli("summary", str(p))
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"{p}: 3 packets, 3 TCP, 1 connection, 0.020000 s"
+    assert lines[1] == "endpoints: ESTABLISHED 2, CLOSE_WAIT 0, TIME_WAIT 0"
+    assert lines[2] == "" and lines[3].startswith("id  client")
+    g = Flow(t0=0.0)
+    g.c("S")
+    p = write_frames_pcap(tmp_path / "syn.pcap", g.frames)
+    assert run_cli("summary", str(p))[1].startswith(f"{p}: 1 packet, 1 TCP, 1 connection, ")
+
+
+def test_capture_options_are_spelled_alike_in_every_command():
+    """``-i IFACE -f BPF`` in the help of every command that captures (live, summary -i)."""
+    from tcpview.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    seen = {}
+    for name, p in sub.choices.items():
+        opts = {o: a for a in p._actions for o in a.option_strings}
+        if "-i" in opts:
+            seen[name] = (opts["-i"].metavar, opts["-f"].metavar)
+            assert "-f" in p.format_help() and "-i IFACE" in p.format_help() and "-f BPF" in p.format_help()
+    assert seen == {"live": ("IFACE", "BPF"), "summary": ("IFACE", "BPF")}
+
+
 def test_msl2_option_ends_time_wait(run_cli, tmp_path):
     f = Flow(t0=0.0, dt=0.01)
     f.handshake()

@@ -85,7 +85,7 @@ def conversations() -> list:
     frames: list = []
     a = Flow(cport=41000, t0=1.0, frames=frames)  # plain request / response, both closing
     a.handshake()
-    a.c("PA", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    a.c("PA", b"GET / HTTP/1.1\r\nHost: x\r\nX-Odd: a\rb\r\n\r\n")  # a lone CR inside a line
     a.s("A")
     a.s("PA", b"HTTP/1.1 200 OK\r\n\r\nhello\x00\x1b[31m\xff")
     a.c("A")
@@ -128,8 +128,14 @@ def test_stream_text_escapes_and_marks_gaps(built: Path) -> None:
     rc, out, err = cli("stream", str(built), "--conn", "0")
     assert rc == 0, err
     assert "\x1b" not in out and "\\x1b[31m\\xff" in out and "hello\\x00" in out
-    assert "GET / HTTP/1.1\\r\n" in out
+    # line ends as Wireshark's Follow shows them: CRLF ends a line, a lone CR is escaped
+    lines = out.splitlines()
+    at = lines.index("GET / HTTP/1.1")
+    assert lines[at:at + 5] == ["GET / HTTP/1.1", "Host: x", "X-Odd: a\\rb", "", "── 10.0.0.2:80 → 10.0.0.1:41000  "
+                                "frame 6  31 bytes"]
+    assert out.count("\\r") == 1
     assert "10.0.0.2:80 → 10.0.0.1:41000  frame" in out
+    assert out.endswith("10.0.0.2:80: 39 bytes; 10.0.0.2:80 → 10.0.0.1:41000: 31 bytes\n")
     rc, out, err = cli("stream", str(built), "--conn", "2")
     assert rc == 0, err
     assert "[7 bytes missing in capture file]" in out
@@ -279,8 +285,9 @@ async def test_stream_pane_in_the_app(built: Path) -> None:
 
     async with stream_pane_of(built, (120, 40)) as (app, pilot, pane):
         assert pane.display and pane.has_focus and not app.query_one(Ladder).display
-        text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
-        assert "GET / HTTP/1.1\\r" in text and "hello\\x00\\x1b[31m\\xff" in text and "\x1b" not in text
+        text = "\n".join(pane.render_line(y).text.rstrip() for y in range(pane.size.height))
+        assert "GET / HTTP/1.1\n" in text and "X-Odd: a\\rb\n" in text and "\\r\n" not in text
+        assert "hello\\x00\\x1b[31m\\xff" in text and "\x1b" not in text
         assert "10.0.0.2:80 → 10.0.0.1:41000  frame" in text
         await pilot.press("x")
         await pilot.pause()
@@ -313,8 +320,8 @@ async def test_stream_pane_wraps_long_lines(tmp_path: Path) -> None:
 
         width = pane.scrollable_content_region.width
         rows = [r for r in shown() if r and not r.startswith("──")]
-        assert len(rows) == -(-len(f"Cookie: {cookie}\\r") // width) > 3
-        assert "".join(rows) == f"Cookie: {cookie}\\r"  # every character, in order
+        assert len(rows) == -(-len(f"Cookie: {cookie}") // width) > 3
+        assert "".join(rows) == f"Cookie: {cookie}"  # every character, in order (CRLF ends the line)
         await pilot.resize_terminal(70, 40)
         await pilot.pause()
         narrower = [r for r in shown() if r and not r.startswith("──")]

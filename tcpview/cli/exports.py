@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO
 
+from ..textutil import plural
 from .errors import UsageError
 from .offline import _finish, _load
 from .options import add_timers
@@ -147,7 +148,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     for _kind, line in stream_lines(f, names, args.hex):
         w(line + "\n")
     total = [len(f.stream(k)) for k in (0, 1)]
-    w(f"{names[0]}: {total[0]} bytes; {names[1]}: {total[1]} bytes\n")
+    w(f"{names[0]}: {plural(total[0], 'byte')}; {names[1]}: {plural(total[1], 'byte')}\n")
     return _finish(res)
 
 

@@ -12,8 +12,10 @@ import os
 import sys
 import time
 
+from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
 from .options import (
+    add_capture,
     add_app_options,
     add_memory,
     add_save,
@@ -43,9 +45,8 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
                        "when it stops: ? until then), skipped by the decoder and saved. Loopback "
                        "packets are counted once. Without capture privileges, `tcpview sockets` shows "
                        "the kernel's table alone.")
-    p.add_argument("-i", "--interface", metavar="IFACE", help="interface to capture on, or 'any' "
-                   "(default: the interface of the default route, else lo)")
-    p.add_argument("-f", "--filter", metavar="BPF", help="capture filter, tcpdump syntax, applied in the kernel")
+    add_capture(p, "interface to capture on, or 'any' (default: the interface of the default route, else lo)",
+                "capture filter, tcpdump syntax, applied in the kernel")
     add_save(p)
     p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
                    help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
@@ -181,7 +182,7 @@ def live_summary(args: argparse.Namespace) -> int:
     st = source.status()
     by = "by the kernel" if source.method == "packet ring" else "(as dumpcap says)"
     dropped = f"{st['dropped']} dropped {by}" if "dropped" in st else "drops unknown (dumpcap did not say)"
-    print(f"tcpview: {source.name}: {st['captured']} packets captured through {_way(source)}, {dropped}"
+    print(f"tcpview: {source.name}: {plural(st['captured'], 'packet')} captured through {_way(source)}, {dropped}"
           + (" (interrupted)" if interrupted else ""), file=sys.stderr)
     if cap.error:
         print(f"tcpview: error: {cap.error}", file=sys.stderr)
@@ -200,8 +201,9 @@ def _drops_line(source) -> str:  # type: ignore[no-untyped-def]
     if not dropped:
         return ""
     if source.method == "packet ring":
-        return f"the kernel dropped {dropped} packets (capture ring full)"
-    return f"dumpcap says {dropped} packets were dropped (its capture buffer was full)"
+        return f"the kernel dropped {plural(dropped, 'packet')} (capture ring full)"
+    were = "was" if dropped == 1 else "were"
+    return f"dumpcap says {plural(dropped, 'packet')} {were} dropped (its capture buffer was full)"
 
 
 def cmd_sockets(args: argparse.Namespace) -> int:

@@ -10,7 +10,7 @@ import json
 import sys
 
 from .errors import EXIT_USAGE, UsageError
-from .options import add_memory, add_save, add_timers, default_memory, nonnegative_float
+from .options import add_capture, add_memory, add_save, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
 
@@ -20,9 +20,9 @@ def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
     s.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="as of SECONDS after the first packet")
-    s.add_argument("-i", "--interface", help="capture live on IFACE instead of reading a file")
-    s.add_argument("-f", "--filter", help="BPF capture filter (live)")
-    s.add_argument("--duration", type=nonnegative_float, help="live capture duration in seconds")
+    add_capture(s, "capture live on IFACE instead of reading a file",
+                "with -i: capture filter, tcpdump syntax, applied in the kernel")
+    s.add_argument("--duration", type=nonnegative_float, metavar="S", help="with -i: capture for S seconds")
     add_save(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)

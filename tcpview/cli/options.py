@@ -49,6 +49,13 @@ def nonnegative_float(v: str) -> float:
     return f
 
 
+def add_capture(p: argparse.ArgumentParser, interface_help: str, filter_help: str) -> None:
+    """``-i IFACE`` and ``-f BPF``: where to capture and the kernel's capture filter, spelled
+    the same in every command that captures (``live``, ``summary -i``)."""
+    p.add_argument("-i", "--interface", metavar="IFACE", help=interface_help)
+    p.add_argument("-f", "--filter", metavar="BPF", help=filter_help)
+
+
 def add_save(p: argparse.ArgumentParser) -> None:
     """``-w FILE [--force] [--ring N] [--ring-size MB]``: save what a live capture captures."""
     p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")

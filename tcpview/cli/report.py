@@ -7,7 +7,7 @@ import json
 import sys
 from collections import deque
 
-from ..textutil import endpoint, safe
+from ..textutil import endpoint, plural, safe
 
 
 def _cursor(tl, at: float | None) -> float | None:  # type: ignore[no-untyped-def]
@@ -105,13 +105,13 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     cols = tl.connection_columns(_cursor(tl, at))
     first, last = s["first_ts"], s["last_ts"]
     dur = (last - first) if first is not None and last is not None else 0.0
-    out.write(f"{safe(source)}: {s['packets']} packets, {s['tcp_packets']} TCP, "
-              f"{len(cols)} connections, {dur:.6f} s\n")
+    out.write(f"{safe(source)}: {plural(s['packets'], 'packet')}, {s['tcp_packets']} TCP, "
+              f"{plural(len(cols), 'connection')}, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
-        out.write(f"evicted (memory budget): {s['evicted']['connections']} connections, "
-                  f"{s['evicted']['segments']} segments before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
+        out.write(f"evicted (memory budget): {plural(s['evicted']['connections'], 'connection')}, "
+                  f"{plural(s['evicted']['segments'], 'segment')} before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
     rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "zeek", "history", "notes")]
     rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), zs, zh, ",".join(no))
              for i, ci, cp, cs, si, sp, ss, pk, nb, zs, zh, no in zip(
@@ -122,10 +122,10 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
 
 def write_counts_and_table(out, what: str, counters: dict[str, int], rows: list[tuple[str, ...]],  # type: ignore[no-untyped-def]
                            right: set[int]) -> None:
-    """The text summary's body: non-zero counts, the two counters that hurt, then a table."""
-    nz = {k: v for k, v in counters.items() if v}
-    out.write(f"{what}: " + (", ".join(f"{k} {v}" for k, v in nz.items()) or "none") + "\n")
-    out.write(f"TIME_WAIT {counters['TIME_WAIT']}  CLOSE_WAIT {counters['CLOSE_WAIT']}\n\n")
+    """The text summary's body: one line of counts (the states that have any, and always the
+    two that hurt: TIME_WAIT and CLOSE_WAIT), then a table."""
+    shown = {k: v for k, v in counters.items() if v or k in ("TIME_WAIT", "CLOSE_WAIT")}
+    out.write(f"{what}: " + ", ".join(f"{k} {v}" for k, v in shown.items()) + "\n\n")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         cells = [r[i].rjust(widths[i]) if i in right else r[i].ljust(widths[i]) for i in range(len(r))]
@@ -140,7 +140,7 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore
         out.write(s.model_dump_json(indent=1) + "\n")
         return
     nsock = len(snap.sockets)
-    out.write(f"kernel: {nsock} TCP sockets, {len(s.connections)} connections\n")
+    out.write(f"kernel: {plural(nsock, 'TCP socket')}, {plural(len(s.connections), 'connection')}\n")
     rows = [("id", "client", "server", "client state", "server state", "notes")]
     for c in s.connections:
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
@@ -166,7 +166,7 @@ def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:  #
         out.write(f"  {name:26} {count:8}\n")
     rtt = report["ack_rtt"]
     if rtt:
-        out.write(f"ACK RTT: {rtt['samples']} samples, min {_ms(rtt['min'])}, avg {_ms(rtt['avg'])}, "
+        out.write(f"ACK RTT: {plural(rtt['samples'], 'sample')}, min {_ms(rtt['min'])}, avg {_ms(rtt['avg'])}, "
                   f"max {_ms(rtt['max'])}\n")
     conns = report["connections"]
     flagged = [c for c in conns if c["flags"]]

@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from ..errors import os_problem
+from ..textutil import plural
 from .errors import UsageError
 from .options import (
     add_app_options,
@@ -117,6 +118,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     elif res.truncated:
         note = " (cut at the given bound)"
     where = "standard output" if args.write == "-" else args.write
-    print(f"tcpview: wrote {res.frames} frames, {res.connections} connections, {res.seconds:.3f} s "
+    print(f"tcpview: wrote {plural(res.frames, 'frame')}, {plural(res.connections, 'connection')}, {res.seconds:.3f} s "
           f"of scenario {scen.name} to {where}{note}", file=sys.stderr)
     return 0

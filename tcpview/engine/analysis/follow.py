@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ...textutil import plural
 from ..core.tcp import SYN
 
 M = 0xFFFFFFFF
@@ -165,14 +166,17 @@ def follow_connection(tl, cid: int, frames, t: float | None = None,  # type: ign
 
 
 def escaped(data: bytes) -> str:
-    """Payload as text: printable ASCII and tabs as they are, ``\\r`` and anything else escaped
-    (no byte reaches the terminal as a control)."""
+    """Payload as text, its line ends as Wireshark's Follow TCP Stream shows them: CRLF and LF
+    end a line (``\\n`` in the result); printable ASCII and tabs as they are; a lone CR and
+    anything else escaped (``\\r``, ``\\xNN``: no byte reaches the terminal as a control)."""
     out = []
-    for b in data:
+    n = len(data)
+    for i, b in enumerate(data):
         if 32 <= b < 127 or b == 9:
             out.append(chr(b))
         elif b == 13:
-            out.append("\\r")
+            if i + 1 >= n or data[i + 1] != 10:
+                out.append("\\r")  # a CR that ends no line (the LF of a CRLF ends it)
         elif b == 10:
             out.append("\n")
         else:
@@ -198,12 +202,14 @@ def stream_lines(f: Follow, names: tuple[str, str], as_hex: bool) -> list[tuple[
     sent = [0, 0]
     for chunk in f.chunks:
         if chunk.missing:
-            lines.append((3, f"── [{chunk.missing} bytes missing in capture file]"))
+            lines.append((3, f"── [{plural(chunk.missing, 'byte')} missing in capture file]"))
             continue
-        lines.append((2, f"── {names[chunk.node]}  frame {chunk.frame}  {len(chunk.data)} bytes"))
+        lines.append((2, f"── {names[chunk.node]}  frame {chunk.frame}  {plural(len(chunk.data), 'byte')}"))
         if as_hex:
             lines += [(chunk.node, line) for line in hexdump(chunk.data, sent[chunk.node])]
         else:
-            lines += [(chunk.node, line) for line in escaped(chunk.data).split("\n")]
+            text = escaped(chunk.data)
+            # a chunk that ends its last line leaves no empty line after it (the next head follows)
+            lines += [(chunk.node, line) for line in text.removesuffix("\n").split("\n")]
         sent[chunk.node] += len(chunk.data)
     return lines

@@ -8,6 +8,7 @@ from collections import deque
 from typing import BinaryIO
 
 from ...errors import os_problem
+from ...textutil import plural
 from .ring import _PCAP_HDR, _PCAP_REC, LiveError
 
 
@@ -62,7 +63,7 @@ class PcapSink:
 
     def saved(self) -> str:
         """What was saved, for the last words of a capture."""
-        return f"saved {self.count} packets to {self.path}"
+        return f"saved {plural(self.count, 'packet')} to {self.path}"
 
     def close(self) -> None:
         """Close the file (idempotent)."""
@@ -173,8 +174,7 @@ class RingSink:
         kept = len(self.made)
         where = self.made[0] if kept == 1 else f"{self.made[0]} ... {self.made[-1]}" if kept else "no file"
         gone = f"; the {self.removed} oldest removed, as --ring asks" if self.removed else ""
-        files = f"{self.number} file{'s' if self.number != 1 else ''}"
-        return f"saved {self.count} packets to {files} ({kept} kept: {where}{gone})"
+        return f"saved {plural(self.count, 'packet')} to {plural(self.number, 'file')} ({kept} kept: {where}{gone})"
 
 
 def open_sink(path: str, linktype: int, snaplen: int, force: bool = False, ring_size: int | None = None,

@@ -19,6 +19,7 @@ from textual.strip import Strip
 
 from ...engine.analysis.follow import Follow, follow_connection, stream_lines
 from ...engine.timeline.timeline import Timeline
+from ...textutil import plural
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 
@@ -132,7 +133,7 @@ class StreamPane(VirtualList):
             text = "no payload"
         else:
             sizes = [len(f.stream(k)) for k in (0, 1)]
-            text = (f"{self._names[0]}: {sizes[0]} bytes   {self._names[1]}: {sizes[1]} bytes   "
+            text = (f"{self._names[0]}: {plural(sizes[0], 'byte')}   {self._names[1]}: {plural(sizes[1], 'byte')}   "
                     f"({'hex' if self.as_hex else 'text'}; x switches)")
         return Strip([Segment(text[:width].ljust(width), base + self._style("stream-pane--header"))], width)
 
