@@ -131,8 +131,8 @@ def test_stream_text_escapes_and_marks_gaps(built: Path) -> None:
     # line ends as Wireshark's Follow shows them: CRLF ends a line, a lone CR is escaped
     lines = out.splitlines()
     at = lines.index("GET / HTTP/1.1")
-    assert lines[at:at + 5] == ["GET / HTTP/1.1", "Host: x", "X-Odd: a\\rb", "", "── 10.0.0.2:80 → 10.0.0.1:41000  "
-                                "frame 6  31 bytes"]
+    head = "── 10.0.0.2:80 → 10.0.0.1:41000  frame 6  31 bytes"
+    assert lines[at:at + 5] == ["GET / HTTP/1.1", "Host: x", "X-Odd: a\\rb", "", head]
     assert out.count("\\r") == 1
     assert "10.0.0.2:80 → 10.0.0.1:41000  frame" in out
     assert out.endswith("10.0.0.2:80: 39 bytes; 10.0.0.2:80 → 10.0.0.1:41000: 31 bytes\n")

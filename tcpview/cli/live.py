@@ -15,8 +15,8 @@ import time
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
 from .options import (
-    add_capture,
     add_app_options,
+    add_capture,
     add_memory,
     add_save,
     add_timers,

@@ -1,5 +1,6 @@
 """The capture viewer's key bindings, in a module of their own: :class:`~tcpview.ui.app.TcpviewApp`
-binds them and the help screen (``?``, ``docs/keys.md``) lists them, neither importing the other.
+(and :class:`~tcpview.ui.live_app.LiveApp`) bind them and the help screen (``?``,
+``docs/keys.md``) lists them, neither importing the other.
 
 Every binding has an id (``player.step_forward``: the part before the dot is its section in
 the help) and a tooltip (what the help says it does), so a keymap can remap it.
@@ -45,3 +46,13 @@ VIEWER_BINDINGS: list[Binding] = [
     Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit"),
 ]
 """The bindings of ``tcpview replay``, ``demo`` and ``live`` (the live app adds its own)."""
+
+LIVE_BINDINGS: list[Binding] = [
+    Binding("i", "pick_interface", "Interface", id="live.interface",
+            tooltip="Capture on another interface (same filter; the timeline starts over)"),
+    Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
+            tooltip="Show the kernel's state of this host's sockets beside the captured states"),
+    Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
+            tooltip="Filter the table to the connections the kernel disagrees with"),
+]
+"""What ``tcpview live`` adds: another interface, the kernel's view and its differences."""

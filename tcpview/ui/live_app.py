@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 
 from textual import work
-from textual.binding import Binding
 
 from ..engine.player import Player
 from ..engine.pump import Pump
@@ -34,6 +33,7 @@ from ..sources.live.choose import CAPTURES, Capture, open_capture
 from ..sources.live.ring import LiveError
 from ..textutil import safe
 from .app import TcpviewApp
+from .bindings import LIVE_BINDINGS
 from .commands import LiveCommands
 from .messages import CaptureSwitched, KernelRead, SwitchFailed
 from .screens.iface_picker import InterfacePicker
@@ -57,15 +57,7 @@ class LiveApp(TcpviewApp):
 
     COMMANDS = TcpviewApp.COMMANDS | {LiveCommands}
 
-    BINDINGS = [
-        *TcpviewApp.BINDINGS,
-        Binding("i", "pick_interface", "Interface", id="live.interface",
-                tooltip="Capture on another interface (same filter; the timeline starts over)"),
-        Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
-                tooltip="Show the kernel's state of this host's sockets beside the captured states"),
-        Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
-                tooltip="Filter the table to the connections the kernel disagrees with"),
-    ]
+    BINDINGS = [*TcpviewApp.BINDINGS, *LIVE_BINDINGS]
 
     def __init__(self, source, on_switch: Callable[[Capture], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, **opts)

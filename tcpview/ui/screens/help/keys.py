@@ -1,15 +1,17 @@
 """Every key binding of the app, grouped for the help screen and docs/keys.md.
 
-The table is built from the bindings of the app (:mod:`tcpview.ui.bindings`) and the
-``BINDINGS`` of its widgets, so what the help shows is what the keys do. Run
-``python -m tcpview.ui.screens.help.keys`` to print it as Markdown.
+The table is built from the bindings of the app (:mod:`tcpview.ui.bindings`: the viewer's,
+and what ``tcpview live`` adds) and the ``BINDINGS`` of its widgets, so what the help shows
+is what the keys do. Run ``python -m tcpview.ui.screens.help.keys`` to print it as Markdown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from textual.binding import Binding
 
-from ...bindings import VIEWER_BINDINGS
+from ...bindings import LIVE_BINDINGS, VIEWER_BINDINGS
 from ...widgets.conn_table import ConnectionTable
 from ...widgets.graph_pane import GraphPane
 from ...widgets.ladder import Ladder
@@ -36,7 +38,8 @@ FILTER_HELP = (
     "and Zeek terms are evaluated at the cursor, so the list changes as you seek."
 )
 
-SECTIONS = ("Player", "Connections", "Ladder", "Graph", "Stream", "Counters", "General", "Detail pane")
+LIVE = "Live capture"
+SECTIONS = ("Player", "Connections", "Ladder", "Graph", "Stream", "Counters", LIVE, "General", "Detail pane")
 
 
 def key_display(keys: str) -> str:
@@ -48,14 +51,21 @@ def _section(binding: Binding, default: str) -> str:
     bid = binding.id or ""
     prefix = bid.split(".", 1)[0]
     return {"player": "Player", "table": "Connections", "ladder": "Ladder", "graph": "Graph", "stream": "Stream",
-            "counters": "Counters",
+            "counters": "Counters", "live": LIVE,
             "app": "General", "detail": "Detail pane"}.get(prefix, default)
 
 
-def key_rows() -> list[tuple[str, str, str]]:
-    """``(section, keys, what it does)`` for every binding, in section order."""
+def key_rows(app_bindings: Sequence[Binding | tuple] | None = None) -> list[tuple[str, str, str]]:
+    """``(section, keys, what it does)`` for every binding, in section order.
+
+    Args:
+        app_bindings: the app's own bindings (those of the app the help is shown in); None:
+            every mode's (the viewer's and what ``tcpview live`` adds), as docs/keys.md lists them.
+    """
+    if app_bindings is None:
+        app_bindings = [*VIEWER_BINDINGS, *LIVE_BINDINGS]
     rows: list[tuple[str, str, str]] = []
-    for default, bindings in (("General", VIEWER_BINDINGS), ("Connections", ConnectionTable.BINDINGS),
+    for default, bindings in (("General", app_bindings), ("Connections", ConnectionTable.BINDINGS),
                               ("Ladder", Ladder.BINDINGS), ("Graph", GraphPane.BINDINGS),
                               ("Stream", StreamPane.BINDINGS),
                               ("Detail pane", DetailScreen.BINDINGS)):
@@ -66,6 +76,7 @@ def key_rows() -> list[tuple[str, str, str]]:
             rows.append((_section(b, default), key_display(b.key), what))
     rows.append(("General", "Tab Shift+Tab", "Move the focus between the table and the ladder"))
     rows.append(("General", "Ctrl+P", "Command palette: every action by name"))
+    rows.append(("General", "Ctrl+Q", "Quit, also while typing in the input box"))
     rows.append(("General", "mouse", "Click a row to select it, a header to sort, the timeline to seek "
                  "(drag to scrub), a counter to filter on its state; wheel scrolls"))
     order = {s: i for i, s in enumerate(SECTIONS)}
@@ -79,7 +90,8 @@ def keys_markdown() -> str:
     section = None
     for sec, keys, what in key_rows():
         if sec != section:
-            out += ["", f"## {sec}", "", "| keys | what it does |", "|---|---|"]
+            title = f"{sec} (`tcpview live` only)" if sec == LIVE else sec
+            out += ["", f"## {title}", "", "| keys | what it does |", "|---|---|"]
             section = sec
         keys_md = " ".join(f"`{k}`" for k in keys.split(" ")) if keys != "mouse" else "mouse"
         out.append(f"| {keys_md} | {what} |")
