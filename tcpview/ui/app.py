@@ -30,12 +30,12 @@ from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
 from .export_action import export, parse_request
-from .fmt import parse_time
 from .messages import BatchArrived, SourceEnded
 from .reread import ReadAgain
 from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
 from .styles import theme_variable_defaults
+from .time_box import time_request
 from .themes.install import install_themes, notify_failures
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
@@ -503,13 +503,13 @@ class TcpviewApp(ReadAgain, App[int]):
             self._close_prompt()
             self._export(fmt, path, self._export_ids())
         elif event.mode == "time":
-            try:
-                seconds = parse_time(event.value)
-            except ValueError:
-                self.notify(f"not a time: {safe(event.value)} (seconds, or m:ss)", severity="warning", markup=False)
-                return
-            self._close_prompt()
-            self.seek_offset(seconds)
+            self._close_prompt()  # even on a bad time: the next t starts afresh
+            seconds, warning = time_request(event.value, self.player.duration, self.loaded and not self.player.live,
+                                            reads_on=self.tl.pin is not None and not self.loaded)
+            if warning:
+                self.notify(warning, severity="warning", markup=False)
+            if seconds is not None:
+                self.seek_offset(seconds)
 
     def _close_prompt(self) -> None:
         self._prompt.close()

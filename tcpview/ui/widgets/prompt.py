@@ -21,8 +21,8 @@ class Prompt(Input):
 
     While open it posts :class:`Prompt.Edited` on every change, :class:`Prompt.Accepted` on
     Enter and :class:`Prompt.Cancelled` on Esc (then it is closed). Accepting does not close
-    it: the app calls :meth:`close` once it took the text (a time that does not parse keeps
-    the box open).
+    it: the app calls :meth:`close` once it took the text (an export to a file that exists
+    keeps the box open, to give another name).
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False, id="prompt.cancel",

@@ -1,0 +1,57 @@
+"""The input box's questions, as a user answers them (Pilot): the time to go to (``t``) and the
+file to export to (``e``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import wait_until
+from uihelp import T0, write_capture
+
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.prompt import Prompt
+
+
+@pytest.fixture
+def capture(tmp_path: Path) -> Path:
+    return write_capture(tmp_path / "known.pcap")
+
+
+async def _loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    await app.workers.wait_for_complete()
+    await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
+    await pilot.pause()
+
+
+def _messages(app: TcpviewApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_a_bad_time_closes_the_box_and_the_next_t_starts_afresh(capture: Path) -> None:
+    """``abc`` is refused with a warning and the box closes: ``t9999`` then asks for 9999 s
+    (not ``abct9999``), which is past the end: the cursor goes to the end and a warning names
+    where the capture ends."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt = app.query_one(Prompt)
+        await pilot.press("g")
+        assert app.player.position() == pytest.approx(T0)
+        await pilot.press("t", *"abc", "enter")
+        await pilot.pause()
+        assert not prompt.is_open
+        assert any(m.startswith("not a time: abc") for m in _messages(app))
+        await pilot.press("t", *"9999")
+        assert prompt.is_open and prompt.value == "9999"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not prompt.is_open
+        assert app.player.position() == pytest.approx(T0 + 2.6)
+        assert any("9999 s is past the end: the capture ends at 2.600 s (00:02.600)" in m for m in _messages(app))
+        # a time within the capture: no warning
+        count = len(_messages(app))
+        await pilot.press("t", *"1.5", "enter")
+        await pilot.pause()
+        assert app.player.position() == pytest.approx(T0 + 1.5) and len(_messages(app)) == count
