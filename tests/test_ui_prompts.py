@@ -55,3 +55,40 @@ async def test_a_bad_time_closes_the_box_and_the_next_t_starts_afresh(capture: P
         await pilot.press("t", *"1.5", "enter")
         await pilot.pause()
         assert app.player.position() == pytest.approx(T0 + 1.5) and len(_messages(app)) == count
+
+
+async def test_export_proposes_a_new_file_name_and_says_where_it_wrote(capture: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``e`` opens with a format and a file name in the current directory that no file has; Enter
+    writes it and the message gives its absolute path; the next proposal is another name; a
+    FORMAT alone gets a name with its extension; an existing file is never overwritten."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt = app.query_one(Prompt)
+        await pilot.press("ctrl+home", "e")
+        assert prompt.is_open and prompt.value == "pcap tcpview-known-conn0.pcap"
+        await pilot.press("enter")
+        first = work / "tcpview-known-conn0.pcap"
+        assert await wait_until(first.exists, 10, 0.02, pilot.pause)
+        assert await wait_until(lambda: any(m.endswith(f"to {first}") for m in _messages(app)), 10, 0.02, pilot.pause)
+        before = first.read_bytes()
+        await pilot.press("e")
+        assert prompt.value == "pcap tcpview-known-conn0-2.pcap"  # the first name is taken
+        await pilot.press(*"csv", "enter")  # typing replaces the proposal; a format alone gets a name
+        csv = work / "tcpview-known-conn0.csv"
+        assert await wait_until(csv.exists, 10, 0.02, pilot.pause)
+        assert csv.read_text().startswith("frame,")
+        assert await wait_until(lambda: any(m.endswith(f"as csv to {csv}") for m in _messages(app)), 10, 0.02,
+                                pilot.pause)
+        await pilot.press("e", *f"pcap {first.name}", "enter")  # exists: refused, the box stays open
+        await pilot.pause()
+        assert prompt.is_open and first.read_bytes() == before
+        assert any("exists" in m for m in _messages(app))
+        await pilot.press("escape")
+        # a filter: the filtered connections, named by their count
+        await pilot.press("slash", *"10.0.0.1", "enter", "e")
+        assert prompt.value == "pcap tcpview-known-2conns.pcap"

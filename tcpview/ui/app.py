@@ -29,14 +29,14 @@ from ..errors import UserError
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
-from .export_action import export, parse_request
+from .export_action import default_name, export, parse_request, proposal
 from .messages import BatchArrived, SourceEnded
 from .reread import ReadAgain
 from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
 from .styles import theme_variable_defaults
-from .time_box import time_request
 from .themes.install import install_themes, notify_failures
+from .time_box import time_request
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
@@ -456,7 +456,7 @@ class TcpviewApp(ReadAgain, App[int]):
         ids = self._export_ids()
         what = f"{len(ids)} filtered" if self._table.model.query.text else "selected"
         # short enough for 80 columns: the formats are what a newcomer needs to see
-        self._prompt.open("export", "", f"export {what}: FORMAT FILE ({'|'.join(FORMATS)})")
+        self._prompt.open("export", proposal(self.source, ids), f"export {what}: FORMAT [FILE] ({'|'.join(FORMATS)})")
 
     def _export_ids(self) -> list[int]:
         if self._table.model.query.text:
@@ -496,7 +496,7 @@ class TcpviewApp(ReadAgain, App[int]):
             self.action_set_filter(event.value)
         elif event.mode == "export":
             try:
-                fmt, path = parse_request(event.value)
+                fmt, path = parse_request(event.value, partial(default_name, self.source, self._export_ids()))
             except UserError as e:
                 self.notify(str(e), severity="warning", markup=False)
                 return
