@@ -100,3 +100,11 @@ def ellipsize(text: str, width: int) -> str:
     if width <= 1:
         return text[:width]
     return text[: width - 1] + "…"
+
+
+def with_mark(title: str, mark: str, width: int) -> str:
+    """``title`` and a sort mark (``▲``) in ``width`` cells: the title is cut, never the mark
+    (``client sta…▲``)."""
+    if not mark:
+        return ellipsize(title, width)
+    return ellipsize(title, max(0, width - len(mark))) + mark

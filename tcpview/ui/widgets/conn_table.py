@@ -202,12 +202,14 @@ class ConnectionTable(VirtualList):
         return q
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
-        """Sort by a column key (``SORT_KEYS``); the same key again reverses the order."""
+        """Sort by a column key (``SORT_KEYS``); the same key again reverses the order. The
+        cursor goes to the first row, the top of the new order (as htop does)."""
         if reverse is None:
             reverse = (not self.model.reverse) if key == self.model.sort else False
         self.model.sort, self.model.reverse = key, reverse
         if self.tl is not None:
             self.update_view(self.tl, self.t, self.pos, force=True)
+        self.move_cursor(0)
 
     def sort_next(self) -> None:
         """Sort by the next column."""
@@ -271,9 +273,8 @@ class ConnectionTable(VirtualList):
         used = 0
         for col in self.columns():
             title = TITLES.get(col.key, col.title) if col.width >= len(TITLES.get(col.key, "")) else col.title
-            if col.key == self.model.sort:
-                title = title + ("▼" if self.model.reverse else "▲")
-            text = fmt.ellipsize(title, col.width)
+            mark = ("▼" if self.model.reverse else "▲") if col.key == self.model.sort else ""
+            text = fmt.with_mark(title, mark, col.width)
             text = text.rjust(col.width) if col.right else text.ljust(col.width)
             segs.append(Segment(text, sorted_st if col.key == self.model.sort else head))
             segs.append(Segment(" ", base))

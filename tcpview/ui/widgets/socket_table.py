@@ -132,6 +132,7 @@ class SocketTable(VirtualList):
         self.reverse = self.sort == "age"  # the oldest first: what has been stuck longest
         if self.table is not None:
             self.update_view(self.table, force=True)
+        self.move_cursor(0)  # the top of the new order, as htop does
 
     # -- the list ---------------------------------------------------------------------------
     def row_count(self) -> int:
@@ -168,9 +169,8 @@ class SocketTable(VirtualList):
         segs = []
         used = 0
         for key, title, w, right in self.columns():
-            if key == self.sort:
-                title += "▼" if self.reverse else "▲"
-            text = fmt.ellipsize(title, w)
+            mark = ("▼" if self.reverse else "▲") if key == self.sort else ""
+            text = fmt.with_mark(title, mark, w)
             segs += [Segment(text.rjust(w) if right else text.ljust(w), sorted_st if key == self.sort else head),
                      Segment(" ", base)]
             used += w + 1
