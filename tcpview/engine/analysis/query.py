@@ -7,7 +7,8 @@ The filter is a small query: whitespace-separated terms, all of which must match
 ``client:STATE`` / ``server:STATE`` one endpoint only; ``port:443`` either port;
 ``is:partial`` / ``is:refused`` / ``is:reset`` / ``is:anomaly`` notes; ``id:12``;
 ``analysis:retransmission`` a segment of it has that analysis flag (Wireshark's names, or the
-ladder's tags: ``analysis:dup-ack``, ``an:zero-win``);
+ladder's tags: ``analysis:dup-ack``, ``an:zero-win``), or that anomaly (``an:rst-out-of-win``,
+``an:xmas``; the JSON's names ``rst_out_of_window`` too);
 ``zeek:REJ`` Zeek's conn_state as of the cursor; ``history:^S$`` a regular expression found in
 Zeek's history letters (``history:r`` the responder reset);
 an IP address matches either endpoint's address exactly; any other word matches part of the
@@ -31,7 +32,7 @@ from ..core.columns import F_PARTIAL, F_REFUSED, F_RESET, SEG_ANA_SHIFT
 from ..timeline.conns import ConnView, conn_addrs, notes_of
 from ..timeline.timeline import Timeline
 from ..timeline.view import View
-from ..core.tcp import STATE_NAMES, Analysis
+from ..core.tcp import STATE_NAMES, Analysis, Anomaly
 from ..core.zeek_analyzer import CONN_STATES
 from ..timeline.zeek_history import zeek_all
 
@@ -62,6 +63,17 @@ _ANALYSIS_ALIASES = {
     "win-update": "window_update", "keepalive": "keep_alive", "keepalive-ack": "keep_alive_ack",
     "dupack": "dup_ack",
 }
+
+
+# the ladder's tags for anomalies (JSON's names, with _ for -, work as well)
+_ANOMALY_ALIASES = {"rst-out-of-win": "rst_out_of_window"}
+
+
+def parse_anomaly(word: str) -> int:
+    """The anomaly bit an ``analysis:`` word names (0 when it names none)."""
+    w = word.lower()
+    w = _ANOMALY_ALIASES.get(w, w).replace("-", "_")
+    return next((int(a) for a in Anomaly if a.name is not None and a.name.lower() == w), 0)
 
 
 def parse_analysis(word: str) -> int:
@@ -97,6 +109,7 @@ class ConnQuery:
     notes: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
     analysis: list[int] = field(default_factory=list)
+    anomalies: list[int] = field(default_factory=list)
     zeek: list[int] = field(default_factory=list)  # conn_state codes (index CONN_STATES)
     history: list[re.Pattern] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -136,11 +149,14 @@ class ConnQuery:
                 else:
                     q.errors.append(f"unknown note {value!r} (partial, refused, reset, anomaly)")
             elif kind == "analysis":
-                bit = parse_analysis(value)
+                bit, anomaly = parse_analysis(value), parse_anomaly(value)
                 if bit:
                     q.analysis.append(bit)
+                elif anomaly:
+                    q.anomalies.append(anomaly)
                 else:
-                    q.errors.append(f"unknown analysis {value!r} (retransmission, dup_ack, zero_window, ...)")
+                    q.errors.append(f"unknown analysis {value!r} (a ladder tag: retrans, dup-ack, zero-win, ..., "
+                                    "syn-fin, rst-out-of-win; or Wireshark's name: retransmission...)")
             elif kind == "zeek":
                 if value.upper() in CONN_STATES:
                     q.zeek.append(CONN_STATES.index(value.upper()))
@@ -170,7 +186,8 @@ class ConnQuery:
     def empty(self) -> bool:
         """True when the query lets every connection through."""
         return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
-                    or self.words or self.notes or self.ids or self.analysis or self.zeek or self.history)
+                    or self.words or self.notes or self.ids or self.analysis or self.anomalies or self.zeek
+                    or self.history)
 
     @property
     def uses_state(self) -> bool:
@@ -184,11 +201,11 @@ class ConnQuery:
 
     def static_match(self, c: ConnView, texts: tuple[str, str, str, str]) -> bool:
         """The terms that do not depend on time (ports, addresses, words, notes, ids)."""
-        return self.fields_match(c.id, c.cport, c.sport, texts, c.notes, c.analysis_bits)
+        return self.fields_match(c.id, c.cport, c.sport, texts, c.notes, c.analysis_bits, lambda: c.anomalies)
 
     def fields_match(self, cid: int, cport: int, sport: int, texts: tuple[str, str, str, str],
                      notes: Callable[[], list[str]] | None = None,
-                     analysis: Callable[[], int] | None = None) -> bool:
+                     analysis: Callable[[], int] | None = None, anomalies: Callable[[], int] | None = None) -> bool:
         """The terms that do not depend on time, for any table's connection.
 
         Args:
@@ -198,6 +215,7 @@ class ConnQuery:
             texts: :func:`endpoint_texts` of the client's and server's text.
             notes: returns the connection's notes; called only if a term asks for one.
             analysis: returns the analysis flags of all its segments; likewise.
+            anomalies: returns the anomaly bits of all its segments; likewise.
         """
         if self.ids and cid not in self.ids:
             return False
@@ -219,6 +237,10 @@ class ConnQuery:
         if self.analysis:
             bits = analysis() if analysis is not None else 0
             if any(not bits & b for b in self.analysis):
+                return False
+        if self.anomalies:
+            bits = anomalies() if anomalies is not None else 0
+            if any(not bits & b for b in self.anomalies):
                 return False
         return True
 
@@ -408,6 +430,8 @@ class ConnRows:
             flagged = self.analysis_bits(v, n)
             for bit in q.analysis:
                 mask &= (flagged & bit) != 0
+        for bit in q.anomalies:
+            mask &= (C.anom & bit) != 0
         for note in q.notes:
             fl = C.fl.astype(np.int64)
             bit = {"partial": F_PARTIAL, "refused": F_REFUSED}.get(note)
@@ -471,7 +495,7 @@ class ConnRows:
             ids: np.ndarray | range = range(n)
         else:
             mask = np.ones(n, dtype=bool)
-            if q.ports or q.ips or q.words or q.notes or q.ids or q.analysis:
+            if q.ports or q.ips or q.words or q.notes or q.ids or q.analysis or q.anomalies:
                 mask &= self._static_mask(tl, v, n)
             if q.uses_state:
                 mask &= state_mask(q, f.states[:, 0], f.states[:, 1])

@@ -49,14 +49,24 @@ TAGS: dict[str, tuple[str, str]] = {
     "keep_alive_ack": ("keepalive-ack", "note"),
     "reused_ports": ("reused-ports", "note"),
 }
+# each anomaly's tag: kebab-case and short, as the analysis flags' (JSON keeps the bit names)
+ANOMALY_TAGS: dict[str, str] = {
+    "syn_fin": "syn-fin",
+    "syn_rst": "syn-rst",
+    "fin_no_ack": "fin-no-ack",
+    "no_flags": "no-flags",
+    "xmas": "xmas",
+    "bad_handshake_ack": "bad-handshake-ack",
+    "rst_out_of_window": "rst-out-of-win",
+}
 TAG_KINDS = ("loss", "window", "note", "anomaly")
 
 
 def tags(row: LadderRow) -> list[tuple[str, str]]:
-    """A row's tags and their kinds: ``("dup-ack #3", "loss")``, ``("syn_fin", "anomaly")``.
+    """A row's tags and their kinds: ``("dup-ack #3", "loss")``, ``("syn-fin", "anomaly")``.
     A fast or spurious retransmission is not also tagged a plain one."""
     names = analysis_names(row.analysis)
-    if "fast_retransmission" in names or "spurious_retransmission" in names:
+    if "retransmission" in names and ("fast_retransmission" in names or "spurious_retransmission" in names):
         names.remove("retransmission")
     out = []
     for name in names:
@@ -64,12 +74,44 @@ def tags(row: LadderRow) -> list[tuple[str, str]]:
         if name == "dup_ack" and row.dup_ack:
             text = f"{text} #{row.dup_ack}"
         out.append((text, kind))
-    return out + [(name, "anomaly") for name in anomaly_names(row.anomaly)]
+    return out + [(ANOMALY_TAGS.get(name, name), "anomaly") for name in anomaly_names(row.anomaly)]
 
 
 def marks(row: LadderRow) -> str:
-    """A row's tags as the ladder writes them after the label: ``[retrans] [syn_fin]``."""
+    """A row's tags as the ladder writes them after the label: ``[retrans] [syn-fin]``."""
     return " ".join(f"[{text}]" for text, _kind in tags(row))
+
+
+# what a tagged label gives up first when the arrow is too short: its options, the window,
+# then the ack number (the tags say more about the segment than these)
+_DROP_FIRST = ("sack_perm", "ws=", "mss=", "win=", "ack=")
+
+
+def fit_label(label: str, marks: str, room: int) -> str:
+    """``label`` and its tags (``marks``) in at most ``room`` characters where it can be done
+    keeping the tags whole: the label's options, ``win=`` and ``ack=`` go first, then the rest
+    of the label is cut after a whole word (``PSH,ACK … [dup-ack #2]``); when even the tags do not fit, they
+    alone are shown, cut at the end. Without tags the label is returned whole (:func:`arrow`
+    cuts it at the end)."""
+    text = f"{label} {marks}" if marks else label
+    if len(text) <= room or not marks:
+        return text
+    words = label.split(" ")
+    for prefix in _DROP_FIRST:
+        words = [w for w in words if not w.startswith(prefix)]
+        text = " ".join(words) + " " + marks
+        if len(text) <= room:
+            return text
+    keep = room - len(marks) - 1
+    if keep < 2:
+        return marks if len(marks) <= room else marks[: max(0, room - 1)] + "…"
+    head = ""
+    for w in words:  # whole words: a number cut short would read as another number
+        if len(head) + len(w) + 2 > keep:
+            break
+        head = f"{head} {w}" if head else w
+    head = f"{head} …" if head else " ".join(words)[: keep - 1] + "…"
+    return head + " " + marks
 
 
 
@@ -171,14 +213,19 @@ def render_text(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
         if row.seg < 0:
             mid = f"{'(' + row.label + ')':^{arrow_w}}"
         else:
-            m = marks(row)
-            mid = arrow(f"{row.label} {m}" if m else row.label, arrow_w, row.c2s)
+            mid = arrow(fit_label(row.label, marks(row), arrow_w - ARROW_ENDS), arrow_w, row.c2s)
         out.append(f"{row.ts - t0:>10.6f}  {row.client_state:<{state_w}}  {mid}  {row.server_state}".rstrip())
     return "\n".join(out)
 
 
+ARROW_ENDS = 7
+"""Characters of an arrow that are not its label: ``── `` before it and `` ───▶`` after it at
+the least (:func:`arrow`)."""
+
+
 def arrow(label: str, width: int, right: bool) -> str:
-    """``── LABEL ────▶`` (or ``◀── LABEL ────``) exactly ``width`` characters wide."""
+    """``── LABEL ────▶`` (or ``◀── LABEL ────``) exactly ``width`` characters wide (a label longer
+    than ``width - ARROW_ENDS`` is cut)."""
     body = f" {label} "
     if len(body) > width - 5:
         body = body[: width - 6] + "… "

@@ -287,7 +287,7 @@ class ConnectionTable(VirtualList):
         segment with an analysis flag."""
         tl = self.tl
         if tl is None or not len(self.rows):
-            self.app.bell()
+            self.notify("no connection listed", markup=False)
             return
         v = tl.view()
         bits = self.model.analysis_bits(v, v.n_conn)
@@ -298,7 +298,13 @@ class ConnectionTable(VirtualList):
         hits = np.flatnonzero(ok)
         pick = hits[hits > self.cursor] if step > 0 else hits[hits < self.cursor][::-1]
         if not len(pick):
-            self.app.bell()
+            if not len(hits):
+                self.notify("no connection listed has a segment with an analysis flag (retransmission, "
+                            "duplicate ACK, zero window...)", markup=False)
+            else:
+                where, back = ("below", "N goes up") if step > 0 else ("above", "n goes down")
+                self.notify(f"no connection with an analysis flag {where} this one ({len(hits)} listed; {back})",
+                            markup=False)
             return
         self.move_cursor(int(pick[0]))
         self.post_message(self.FlaggedChosen(self, int(self.rows[int(pick[0])]), step))

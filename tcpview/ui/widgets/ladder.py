@@ -18,7 +18,16 @@ from textual.cache import LRUCache
 from textual.reactive import var
 from textual.strip import Strip
 
-from ...engine.output.ladder import TAG_KINDS, LadderRow, arrow, ladder_count, ladder_window, tags
+from ...engine.output.ladder import (
+    ARROW_ENDS,
+    TAG_KINDS,
+    LadderRow,
+    arrow,
+    fit_label,
+    ladder_count,
+    ladder_window,
+    tags,
+)
 from ...engine.timeline.timeline import Timeline
 from .. import fmt
 from ..messages import WidgetMessage
@@ -176,7 +185,21 @@ class Ladder(VirtualList):
             row = self.row(k)
         at = row.seg if row is not None and row.seg >= 0 else -1
         if not self.to_flagged(at, step):
-            self.app.bell()
+            self.notify(self._no_flag_text(step), markup=False)
+
+    def _no_flag_text(self, step: int) -> str:
+        """Why n / N found nothing: no flag in the connection at all, or none that way."""
+        c = self.tl.conns.get(self.cid) if self.tl is not None and self.cid is not None else None
+        if c is None:
+            return "no connection selected"
+        flagged = len(c.flagged(c.count_at(self.t)))
+        if not flagged:
+            upto = " up to the cursor" if self.t is not None else ""
+            return (f"#{self.cid} has no segment with an analysis flag{upto} (retransmission, duplicate "
+                    "ACK, zero window...)")
+        where = "after" if step > 0 else "before"
+        back = "N goes back" if step > 0 else "n goes on"
+        return f"no flagged segment {where} this one in #{self.cid} ({flagged} in all; {back})"
 
     def to_flagged(self, at: int, step: int) -> bool:
         """Put the cursor on the first flagged segment after segment ``at`` (step 1) or the
@@ -254,7 +277,8 @@ class Ladder(VirtualList):
         else:
             row_tags = tags(row)
             extra = " ".join(f"[{text}]" for text, _kind in row_tags)
-            text = arrow(row.label + (f" {extra}" if extra else ""), aw, row.c2s)
+            # the tags matter more than win= and ack=: those go first when the arrow is short
+            text = arrow(fit_label(row.label, extra, aw - ARROW_ENDS), aw, row.c2s)
             kind_st = base + self._style(f"ladder--{segment_kind(row.flags, _seg_len(row))}")
             at = 0
             for tag, kind in row_tags:  # each tag in its kind's colour, where the arrow kept it

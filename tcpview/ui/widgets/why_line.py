@@ -1,4 +1,5 @@
-"""The "why" line under the ladder: why the states changed at the ladder's cursor row."""
+"""The "why" line under the ladder: why the states changed at the ladder's cursor row, and what
+the row's analysis flags mean."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from textual.widgets import Static
 
 from ...engine.output.ladder import LadderRow
 from ...engine.timeline.timeline import Timeline
+from ...engine.analysis.flag_meanings import explain_flags
 from ...engine.analysis.why import explain
 
 
@@ -23,7 +25,8 @@ def row_transitions(tl: Timeline, cid: int, row: LadderRow) -> list[tuple]:
 
 
 class WhyLine(Static):
-    """One or two lines saying why the states changed at the selected ladder row."""
+    """One to three lines saying why the states changed at the selected ladder row, then what
+    its tags (``[retrans]``, ``[dup-ack #2]``...) mean."""
 
     DEFAULT_CSS = """
     WhyLine { height: auto; max-height: 3; color: $text; padding: 0 1; background: $boost; }
@@ -34,12 +37,13 @@ class WhyLine(Static):
     """The sentence shown (empty when hidden)."""
 
     def explain_row(self, tl: Timeline | None, cid: int | None, row: LadderRow | None) -> str:
-        """Show the explanation for ``row`` (hidden when the row changed no state)."""
+        """Show the explanation for ``row`` (hidden when the row changed no state and has no tag)."""
         text = ""
         if tl is not None and cid is not None and row is not None:
             trans = row_transitions(tl, cid, row)
             sender = None if row.seg < 0 else (0 if row.c2s else 1)
-            text = explain(trans, sender)
+            text = " ".join(t for t in (explain(trans, sender), explain_flags(row.analysis, row.anomaly, row.dup_ack))
+                            if t)
         self.update(Text(text))
         self.set_class(not text, "-empty")
         self.explanation = text

@@ -32,8 +32,8 @@ FILTER_HELP = (
     "(either endpoint; also `close-wait`, prefixes like `state:fin_wait`, and `tw` `cw` `est` "
     "`syn-recv`), `client:STATE` / `server:STATE` (one endpoint), `port:443` (either port), "
     "`is:partial` `is:refused` `is:reset` `is:anomaly`, `id:12`, an IP address (either "
-    "endpoint), `analysis:retransmission` (a Wireshark analysis flag, or a ladder tag such as "
-    "`an:zero-win`), `zeek:REJ` (Zeek's conn_state), `history:^S$` (a regular expression on "
+    "endpoint), `analysis:retransmission` (a Wireshark analysis flag or anomaly, or a ladder tag "
+    "such as `an:zero-win` `an:dup-ack` `an:rst-out-of-win`), `zeek:REJ` (Zeek's conn_state), `history:^S$` (a regular expression on "
     "Zeek's history), or any other word (part of the client or server text, e.g. `:443`). State "
     "and Zeek terms are evaluated at the cursor, so the list changes as you seek."
 )
