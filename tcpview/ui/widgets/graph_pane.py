@@ -2,10 +2,12 @@
 throughput, RTT, window), beside the ladder's place (``v`` switches between them).
 
 It follows the player: a vertical line marks the cursor, and a click on the plot seeks
-there. ``m`` picks the next kind, ``z`` / ``Z`` zoom the time axis in / out around the
-cursor, ``h`` / ``l`` pan, ``x`` shows the whole connection again. Drawing is
-:func:`tcpview.engine.analysis.graphs.render` (braille cells from numpy passes); the series are built
-once per connection and kind.
+there. ``m`` picks the next kind, ``d`` the other data direction of a sequence graph, ``z`` /
+``Z`` zoom the time axis in / out around the cursor (or, where nothing was sent there, around
+the nearest point), ``h`` / ``l`` pan within the connection's time, ``x`` shows the whole
+connection again. A legend under the axis names each series in its colour. Drawing is
+:func:`tcpview.engine.analysis.graphs.render` (braille cells from numpy passes); the series are
+built once per connection, kind and direction.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from textual.binding import Binding
 from textual.strip import Strip
 from textual.widget import Widget
 
-from ...engine.analysis.graphs import KINDS, Canvas, Graph, build, render, tick
+from ...engine.analysis.graphs import KINDS, Canvas, Graph, build, busier_direction, render, tick
 from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
 
@@ -38,6 +40,8 @@ class GraphPane(Widget, can_focus=True):
     BINDINGS = [
         Binding("m", "next_kind", "Kind", id="graph.kind",
                 tooltip="Next kind: tseq, tcptrace, throughput, RTT, window"),
+        Binding("d", "direction", "Direction", show=False, id="graph.direction",
+                tooltip="The other data direction of a sequence graph (client → server or back)"),
         Binding("z", "zoom(0.5)", "Zoom in", show=False, id="graph.zoom_in", tooltip="Zoom the time axis in"),
         Binding("Z", "zoom(2)", "Zoom out", show=False, id="graph.zoom_out", tooltip="Zoom the time axis out"),
         Binding("h", "pan(-0.25)", "Pan left", show=False, id="graph.pan_left", tooltip="Pan the graph left"),
@@ -68,6 +72,8 @@ class GraphPane(Widget, can_focus=True):
         self.graph: Graph | None = None
         self._key: tuple | None = None
         self.view: tuple[float, float] | None = None  # the x range shown (None: all)
+        self.direction: int | None = None
+        """The data direction of the sequence graphs (0: client to server; None: the busier)."""
         self._canvas: tuple[tuple, Canvas] | None = None
         self.frames = None
         self._styles: tuple | None = None
@@ -79,13 +85,14 @@ class GraphPane(Widget, can_focus=True):
         self.tl, self.t = tl, t
         if cid != self.cid:
             self.view = None
+            self.direction = None
         self.cid = cid
         c = tl.conns.get(cid)
         n = c.n if c is not None else -1
-        key = (id(tl), cid, self.kind, n, tl.generation)
+        key = (id(tl), cid, self.kind, n, tl.generation, self.direction)
         if key != self._key:
             self._key = key
-            self.graph = build(tl, cid, self.kind, frames=self.frames) if n > 0 else None
+            self.graph = build(tl, cid, self.kind, self.direction, frames=self.frames) if n > 0 else None
         self.refresh()
 
     @property
@@ -107,17 +114,49 @@ class GraphPane(Widget, can_focus=True):
         if self.tl is not None:
             self.show(self.tl, self.cid, self.t)
 
+    def action_direction(self) -> None:
+        """The other data direction of a sequence graph (tseq, tcptrace)."""
+        if self.tl is None or self.cid is None or self.tl.conns.get(self.cid) is None:
+            return
+        if self.kind not in ("tseq", "tcptrace"):
+            self.notify(f"d turns a sequence graph (tseq, tcptrace) around; {self.kind} shows both directions "
+                        "already (m: next kind)", markup=False)
+            return
+        shown = self.direction if self.direction is not None else busier_direction(self.tl, self.cid)
+        self.direction = 1 - shown
+        self.show(self.tl, self.cid, self.t)
+
     def action_zoom(self, factor: float) -> None:
+        """Zoom the time axis by ``factor`` around the cursor, or the middle; where no point is
+        in the new range, around the point nearest that."""
+        if self.graph is None:
+            return
         x0, x1 = self.x_range()
         mid = self.cursor_x if self.cursor_x is not None and x0 <= self.cursor_x <= x1 else (x0 + x1) / 2
         half = (x1 - x0) * factor / 2
-        self.view = (mid - half, mid + half)
-        self.refresh()
+        if not _has_points(self.graph, mid - half, mid + half):
+            near = _nearest_x(self.graph, mid)
+            mid = mid if near is None else near
+        self._set_view(mid - half, mid + half)
 
     def action_pan(self, share: float) -> None:
+        """Move the time axis by ``share`` of its width, within the connection's time."""
         x0, x1 = self.x_range()
         step = (x1 - x0) * share
-        self.view = (x0 + step, x1 + step)
+        self._set_view(x0 + step, x1 + step)
+
+    def _set_view(self, x0: float, x1: float) -> None:
+        """Show x0..x1, kept within the graph's own range (never before the connection's start,
+        never after its end); as wide as that or wider: all of it."""
+        if self.graph is None:
+            return
+        g0, g1 = self.graph.x_range()
+        width = x1 - x0
+        if width >= g1 - g0:
+            self.view = None
+        else:
+            x0 = min(max(x0, g0), g1 - width)
+            self.view = (x0, x0 + width)
         self.refresh()
 
     def action_reset(self) -> None:
@@ -138,7 +177,7 @@ class GraphPane(Widget, can_focus=True):
         """The plot at the pane's size (kept until the size, graph or zoom changes)."""
         if self.graph is None:
             return None
-        w, h = self.size.width - LABEL_W - 1, self.size.height - 3
+        w, h = self.size.width - LABEL_W - 1, self.size.height - 4  # title, x axis, its labels, legend
         if w < 4 or h < 2:
             return None
         x0, x1 = self.x_range()
@@ -161,6 +200,11 @@ class GraphPane(Widget, can_focus=True):
             return Strip.blank(width)
         h = cv.bits.shape[0]
         r = y - 1
+        empty = not cv.bits.any()
+        if r < h and empty:  # nothing in this part of the time axis: say so, not a 0-1 plot
+            text = f"nothing between {tick(cv.x0)} and {tick(cv.x1)} {g.x_unit}: h / l pan, x shows it all"
+            text = text if r == h // 2 else ""
+            return Strip([Segment(" " * LABEL_W + "┤", axis), Segment(f" {text}", axis)]).crop_extend(0, width, None)
         if r < h:
             yv = cv.y1 - (cv.y1 - cv.y0) * r / max(1, h - 1)
             label = tick(yv) if r in (0, h // 2, h - 1) else ""
@@ -195,7 +239,17 @@ class GraphPane(Widget, can_focus=True):
             w = cv.bits.shape[1]
             return Strip([Segment(" " * (LABEL_W + 1) + left + right.rjust(max(0, w - len(left))), axis)]
                          ).crop_extend(0, width, None)
+        if r == h + 2:
+            return self._legend(g, width, axis)
         return Strip.blank(width)
+
+    def _legend(self, g: Graph, width: int, axis: Style) -> Strip:
+        """Each series' name after a mark in its colour, as the command line's graph lists them."""
+        styles, _cursor = self._series_styles(g)
+        segs = [Segment(" " * (LABEL_W + 1), axis)]
+        for series, style in zip(g.series, styles, strict=True):
+            segs += [Segment("⣿ ", style), Segment(f"{series.name}   ", axis)]
+        return Strip(segs).crop_extend(0, width, None)
 
     def _series_styles(self, g: Graph) -> tuple[list[Style], Style]:
         """Each series' style and the cursor's, looked up once per graph and theme (not per line)."""
@@ -212,3 +266,19 @@ class GraphPane(Widget, can_focus=True):
             return -1
         w = cv.bits.shape[1]
         return min(w - 1, int((x - cv.x0) / (cv.x1 - cv.x0) * w))
+
+
+def _has_points(g: Graph, x0: float, x1: float) -> bool:
+    """Whether any series of ``g`` has a point with x0 <= x <= x1."""
+    return any(a < b for a, b in (s.span(x0, x1) for s in g.series))
+
+
+def _nearest_x(g: Graph, x: float) -> float | None:
+    """The x of the point of ``g`` nearest to ``x`` (None: no points)."""
+    best: float | None = None
+    for s in g.series:
+        i = int(np.searchsorted(s.x, x))
+        for j in (i - 1, i):
+            if 0 <= j < len(s.x) and (best is None or abs(float(s.x[j]) - x) < abs(best - x)):
+                best = float(s.x[j])
+    return best
