@@ -64,11 +64,13 @@ def add_sockets(sub) -> None:  # type: ignore[no-untyped-def]
                        description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
                        "as connections with client and server states, refreshed every second.",
                        epilog="A socket is one endpoint. Two sockets of this host talking to each other "
-                       "are one connection; a peer on another host shows as UNKNOWN (? in the table), a "
-                       "local peer without a socket as CLOSED. The server is the end whose port a "
-                       "listening socket holds; failing that, the end whose peer listens is the client; "
-                       "failing that, the end with the ephemeral port (ip_local_port_range), else the "
-                       "higher port, is the client. Counters count sockets per state, as ss -tan does.")
+                       "are one connection; a peer on another host shows as UNKNOWN, a local peer "
+                       "without a socket as CLOSED, a listener's missing client as NONE. The server is the "
+                       "end whose port a listening socket holds; failing that, the end whose peer listens is "
+                       "the client; failing that, the end with the ephemeral port (ip_local_port_range), else "
+                       "the higher port, is the client. Counters count sockets per state, as ss -tan does. "
+                       "The table also shows each socket's Recv-Q, Send-Q and timer, as ss -tano does; "
+                       "Enter shows a connection's every field and the processes holding its sockets.")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
     s.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="refresh period (default 1 s)")

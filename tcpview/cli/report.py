@@ -141,11 +141,12 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore
         return
     nsock = len(snap.sockets)
     out.write(f"kernel: {plural(nsock, 'TCP socket')}, {plural(len(s.connections), 'connection')}\n")
-    rows = [("id", "client", "server", "client state", "server state", "notes")]
-    for c in s.connections:
+    rows = [("id", "client", "server", "client state", "server state", "Recv-Q", "Send-Q", "timer", "notes")]
+    for c, k in zip(s.connections, snap.connections(), strict=True):  # the same order: ids are places
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
-                     c.client.state, c.server.state, ",".join(c.notes)))
-    write_counts_and_table(out, "sockets", s.counters, rows, right={0})
+                     c.client.state, c.server.state, k.queue_text(True), k.queue_text(False), k.timer_text(),
+                     ",".join(c.notes)))
+    write_counts_and_table(out, "sockets", s.counters, rows, right={0, 5, 6})
 
 
 def _ms(seconds: float | None) -> str:

@@ -1,8 +1,8 @@
 """The kernel table refreshed over time: stable connection ids and the counters' history.
 
 What ``tcpview sockets`` shows: :class:`KernelTable` re-reads the table on each refresh
-(:func:`~tcpview.kernel.snapshot.snapshot`), keeps each connection's id and first-seen time
-while it stays in the table, and keeps the counters of every refresh so the counters bar can
+(:func:`~tcpview.kernel.snapshot.snapshot`), keeps each connection's id while it stays in
+the table, and keeps the counters of every refresh so the counters bar can
 draw sparklines over the session.
 """
 
@@ -21,8 +21,7 @@ class KernelTable:
     """The kernel table refreshed on demand, with the counters' history for sparklines.
 
     Connection ids stay the same for as long as a connection is in the table, so a view can
-    keep its selection across refreshes; ``first_seen`` says since when (this session) each
-    connection has been there, so an old CLOSE_WAIT stands out.
+    keep its selection across refreshes.
 
     For the counters bar it answers the same questions as a Timeline (``first_ts``,
     ``last_ts``, ``version``, :meth:`counters_at`), from the history of refreshes.
@@ -45,7 +44,6 @@ class KernelTable:
         self._hist_ts: list[float] = []
         self._hist: list[dict[str, int]] = []
         self.ids: dict[tuple[Addr, Addr], int] = {}
-        self.first_seen: dict[tuple[Addr, Addr], float] = {}
         self._next_id = 0
         self.snap: KernelSnapshot | None = None
         self.conns: list[tuple[int, KernelConn]] = []
@@ -56,19 +54,17 @@ class KernelTable:
         """Read the table now; update the connections (with stable ids) and the history."""
         snap = snapshot(self.files)
         rows = []
-        ids, seen = self.ids, self.first_seen
+        ids = self.ids
         for c in snap.connections():
             cid = ids.get(c.key)
             if cid is None:
                 cid = ids[c.key] = self._next_id
                 self._next_id += 1
-                seen[c.key] = snap.ts
             rows.append((cid, c))
         if len(ids) > 2 * len(rows) + 1024:
             # forget connections that have gone (a key coming back later gets a new id)
             live = {c.key for _i, c in rows}
             self.ids = {k: v for k, v in ids.items() if k in live}
-            self.first_seen = {k: v for k, v in seen.items() if k in live}
         counts = snap.counters()
         with self._lock:
             self._hist_ts.append(snap.ts)

@@ -11,6 +11,7 @@ No privileges are needed.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import struct
 from collections.abc import Iterable
@@ -38,6 +39,22 @@ PROC_FILES = ("/proc/net/tcp", "/proc/net/tcp6")
 
 Addr = tuple[str, int]
 
+TIMER_NAMES = ("off", "on", "keepalive", "timewait", "persist")
+"""The ``tr`` field's timer kinds, named as ``ss -o`` names them (include/net/inet_connection_sock.h:
+1 retransmission, loss probe or reordering timer; 2 keepalive (``sk_timer``); 3 a TIME_WAIT
+socket's; 4 zero window probe)."""
+
+
+def _user_hz() -> int:
+    """Clock ticks per second of /proc's times (USER_HZ; ss reads it the same way)."""
+    try:
+        return int(os.sysconf("SC_CLK_TCK")) or 100
+    except (ValueError, OSError):
+        return 100
+
+
+USER_HZ = _user_hz()
+
 
 @dataclass(frozen=True, slots=True)
 class KernelSocket:
@@ -50,13 +67,72 @@ class KernelSocket:
     state: int
     """TcpState value."""
     tx_queue: int = 0
+    """Bytes sent and not yet acknowledged (0 for a listener: see :attr:`send_q`)."""
     rx_queue: int = 0
+    """Recv-Q: bytes received and not yet read by the application; for a listener the
+    connections waiting in its accept queue."""
     uid: int = 0
     inode: int = 0
+    """0 for sockets no process holds (TIME_WAIT, a request socket of a half-open connection)."""
+    timer: int = 0
+    """The pending timer, an index in :data:`TIMER_NAMES` (0: none)."""
+    timer_left: float = 0.0
+    """Seconds until that timer fires."""
+    retransmits: int = 0
+    """Unrecovered retransmissions (the ``retrnsmt`` field)."""
+    probes: int = 0
+    """Probes sent: zero window or keepalive probes, the ``timeout`` field."""
+    refcnt: int = 0
+    rto: float | None = None
+    """The retransmission timeout in seconds (None where /proc does not give it)."""
+    ato: float | None = None
+    """The delayed-ACK timeout in seconds."""
+    cwnd: int | None = None
+    """The congestion window in segments."""
+    ssthresh: int | None = None
+    """The slow-start threshold in segments (None while still in the first slow start)."""
+    backlog: int | None = None
+    """A listener's backlog, which /proc does not give (:mod:`tcpview.kernel.sockdiag`; None:
+    not known, or not a listener)."""
+
+    @property
+    def send_q(self) -> int | None:
+        """Send-Q as ``ss`` shows it: bytes not yet acknowledged; a listener's backlog (None
+        when it is not known)."""
+        return self.backlog if self.state == TcpState.LISTEN else self.tx_queue
 
     @property
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
+
+    @property
+    def timer_name(self) -> str:
+        """The pending timer as ``ss -o`` names it: on, keepalive, timewait, persist (off: none)."""
+        return TIMER_NAMES[self.timer] if 0 <= self.timer < len(TIMER_NAMES) else "unknown"
+
+    def timer_text(self) -> str:
+        """The pending timer as ``ss -o`` shows it, without its parentheses: ``keepalive 119min``,
+        ``on 200ms``, ``timewait 58sec`` (empty: no timer)."""
+        return f"{self.timer_name} {timer_left_text(self.timer_left)}" if self.timer else ""
+
+    @property
+    def timer_count(self) -> int:
+        """The count ``ss -o`` shows third in ``timer:(on,200ms,N)``: retransmissions for the
+        retransmission timer, probes for the others."""
+        return self.retransmits if self.timer == 1 else self.probes
+
+
+def timer_left_text(seconds: float) -> str:
+    """A timer's time left in ``ss -o``'s units: ``119min``, ``1min59sec``, ``58sec``,
+    ``1.196sec``, ``196ms`` (ss itself writes 1.196 s as ``1.196ms``; this says ``sec``)."""
+    ms = max(0, round(seconds * 1000))
+    minutes, rest = divmod(ms, 60_000)
+    secs, msecs = divmod(rest, 1000)
+    if minutes:
+        return f"{minutes}min" if minutes > 9 or not secs else f"{minutes}min{secs}sec"
+    if secs:
+        return f"{secs}sec" if secs > 9 or not msecs else f"{secs}.{msecs:03d}sec"
+    return f"{msecs}ms"
 
 
 def _hex_ip4(h: str) -> str:
@@ -81,8 +157,20 @@ def norm_addr(a: Addr) -> Addr:
     return norm_ip(a[0]), a[1]
 
 
+def _clock(ticks: int) -> float:
+    """/proc's clock ticks as seconds."""
+    return ticks / USER_HZ
+
+
 def parse_proc_tcp(text: str, family: int) -> list[KernelSocket]:
-    """Parse the text of /proc/net/tcp (``family`` 4) or /proc/net/tcp6 (6)."""
+    """Parse the text of /proc/net/tcp (``family`` 4) or /proc/net/tcp6 (6).
+
+    The fields are those ``tcp4_seq_show`` writes (net/ipv4/tcp_ipv4.c): addresses, state,
+    ``tx_queue:rx_queue``, ``tr:tm->when`` (timer and clock ticks left), ``retrnsmt``, uid,
+    ``timeout`` (probes), inode, refcount, and for full sockets rto, ato, quick-ack, cwnd and
+    ssthresh (TIME_WAIT and request sockets stop after the refcount). As ``ss`` does when it
+    reads /proc, an rto of 3 s (the initial one) counts as unknown.
+    """
     conv = _hex_ip4 if family == 4 else _hex_ip6
     out = []
     for line in text.splitlines()[1:]:
@@ -94,14 +182,30 @@ def parse_proc_tcp(text: str, family: int) -> list[KernelSocket]:
             rip, rport = f[2].split(":")
             st = int(f[3], 16)
             txq, rxq = (int(x, 16) for x in f[4].split(":"))
+            tr, when = f[5].split(":")
+            timer, left = int(tr, 16), _clock(max(0, _signed32(int(when, 16))))
+            full = len(f) >= 17  # a full socket, with its congestion state
+            rto = int(f[12]) if full else None
             sock = KernelSocket(
                 family, (conv(lip), int(lport, 16)), (conv(rip), int(rport, 16)),
                 int(KERNEL_STATES.get(st, TcpState.CLOSED)), txq, rxq, int(f[7]), int(f[9]),
+                timer=timer, timer_left=left if timer else 0.0, retransmits=int(f[6], 16), probes=int(f[8]),
+                refcnt=int(f[10]) if len(f) > 10 else 0,
+                rto=_clock(rto) if rto is not None and rto != 3 * USER_HZ else None,
+                ato=_clock(int(f[13])) if full else None,
+                cwnd=int(f[15]) if full else None,
+                # a listener's last field is its fast open queue's length, not a threshold
+                ssthresh=int(f[16]) if full and int(f[16]) >= 0 and st != 10 else None,
             )
-        except (ValueError, OSError, struct.error):
+        except (ValueError, OSError, struct.error, IndexError):
             continue  # a line we do not understand is skipped, never fatal
         out.append(sock)
     return out
+
+
+def _signed32(v: int) -> int:
+    """A ``%08lX`` field that holds a negative number (a timer already due) as negative."""
+    return v - (1 << 32) if v >= 1 << 31 else v
 
 
 def read_sockets(files: Iterable[str] = PROC_FILES) -> list[KernelSocket]:

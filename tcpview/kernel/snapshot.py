@@ -10,7 +10,7 @@ so the table is paired up:
 - The peer is on another host: its state cannot be known here and is shown as
   :data:`UNKNOWN`.
 - A listening socket is a connection with only a server end; the client is ``*:0`` in
-  state :data:`NONE`.
+  state :data:`NONE` (the table and the JSON both say so).
 
 Which end is the client and which the server (the kernel does not say):
 
@@ -31,7 +31,7 @@ from __future__ import annotations
 import ipaddress
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from ..engine.core.model import Connection, Endpoint, Summary
@@ -48,6 +48,7 @@ from .procnet import (
     norm_ip,
     read_sockets,
 )
+from .sockdiag import listen_backlogs
 
 UNKNOWN = "UNKNOWN"
 """State shown for an endpoint on another host: the kernel here cannot see it."""
@@ -68,6 +69,14 @@ class KernelConn:
     """TcpState value; None when the client is on another host (state unknown here)."""
     server_state: int | None
     listening: bool = False
+    client_socket: KernelSocket | None = None
+    """The client end's socket when it is on this host (its queues, timer, inode...)."""
+    server_socket: KernelSocket | None = None
+    """The server end's socket when it is on this host."""
+
+    def socket(self, side: int) -> KernelSocket | None:
+        """The socket of side 0 (client) or 1 (server), None when that end has none here."""
+        return self.client_socket if side == 0 else self.server_socket
 
     def state_text(self, side: int) -> str:
         """The state of side 0 (client) or 1 (server) as text: a state name, UNKNOWN or NONE."""
@@ -75,6 +84,32 @@ class KernelConn:
             return NONE
         st = self.client_state if side == 0 else self.server_state
         return UNKNOWN if st is None else STATE_NAMES[st]
+
+    def sockets_here(self) -> list[KernelSocket]:
+        """The sockets of this connection on this host, client's first."""
+        return [s for s in (self.client_socket, self.server_socket) if s is not None]
+
+    def queue(self, recv: bool) -> int:
+        """The largest Recv-Q (``recv``) or Send-Q of its sockets here (for sorting)."""
+        return max(((s.rx_queue if recv else s.send_q) or 0 for s in self.sockets_here()), default=0)
+
+    def queue_text(self, recv: bool) -> str:
+        """Recv-Q (``recv``) or Send-Q as ``ss`` shows it: the one socket's here, or
+        ``CLIENT/SERVER`` when both ends are this host's (``?``: a backlog not known)."""
+        values = (s.rx_queue if recv else s.send_q for s in self.sockets_here())
+        return "/".join("?" if v is None else str(v) for v in values)
+
+    def timer_left(self) -> float | None:
+        """Seconds until the soonest timer of its sockets here fires (None: no timer)."""
+        return min((s.timer_left for s in self.sockets_here() if s.timer), default=None)
+
+    def timer_text(self) -> str:
+        """The sockets' pending timers as ``ss -o`` shows them (``keepalive 119min``); with both
+        ends here ``CLIENT/SERVER``, ``-`` for an end without one; empty when none has one."""
+        socks = self.sockets_here()
+        if not any(s.timer for s in socks):
+            return ""
+        return "/".join(s.timer_text() or "-" for s in socks)
 
     def client_text(self) -> str:
         """The client endpoint as text, IPv4-mapped addresses as plain IPv4 (``*:*`` for a
@@ -157,15 +192,18 @@ class KernelSnapshot:
             peer_state = peer.state if peer is not None else (int(TcpState.CLOSED) if peer_local else None)
             if client_first(la, ra):
                 key = (la, ra)
-                c = KernelConn(key, s.family, s.local, s.remote, s.state, peer_state)
+                c = KernelConn(key, s.family, s.local, s.remote, s.state, peer_state,
+                               client_socket=s, server_socket=peer)
             else:
                 key = (ra, la)
-                c = KernelConn(key, s.family, s.remote, s.local, peer_state, s.state)
+                c = KernelConn(key, s.family, s.remote, s.local, peer_state, s.state,
+                               client_socket=peer, server_socket=s)
             out[key] = c
         for s in self.sockets:
             if s.state == TcpState.LISTEN:
                 key = (("*", 0), norm_addr(s.local))
-                out.setdefault(key, KernelConn(key, s.family, ("*", 0), s.local, None, s.state, listening=True))
+                out.setdefault(key, KernelConn(key, s.family, ("*", 0), s.local, None, s.state, listening=True,
+                                               server_socket=s))
         return sorted(out.values(), key=_conn_order)
 
     def summary(self, source: str = "kernel") -> Summary:
@@ -198,5 +236,10 @@ def _conn_order(c: KernelConn) -> tuple:
 
 
 def snapshot(files: Iterable[str] = PROC_FILES) -> KernelSnapshot:
-    """Read the kernel's TCP table now."""
-    return KernelSnapshot(time.time(), read_sockets(files), local_addresses(), ephemeral_range())
+    """Read the kernel's TCP table now (from the real tables: with the listeners' backlogs)."""
+    files = tuple(files)
+    sockets = read_sockets(files)
+    if files == PROC_FILES and any(s.state == TcpState.LISTEN for s in sockets):
+        backlogs = listen_backlogs()
+        sockets = [replace(s, backlog=backlogs.get(s.inode)) if s.state == TcpState.LISTEN else s for s in sockets]
+    return KernelSnapshot(time.time(), sockets, local_addresses(), ephemeral_range())

@@ -56,3 +56,18 @@ LIVE_BINDINGS: list[Binding] = [
             tooltip="Filter the table to the connections the kernel disagrees with"),
 ]
 """What ``tcpview live`` adds: another interface, the kernel's view and its differences."""
+
+
+SOCKETS_BINDINGS: list[Binding] = [
+    Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
+    Binding("slash", "filter", "Filter", id="sockets.filter",
+            tooltip="Filter: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
+    Binding("escape", "clear_filter", "Clear filter", show=False, id="sockets.clear_filter",
+            tooltip="Clear the filter (or close the input box)"),
+    Binding("s", "sort_next", "Sort", id="sockets.sort",
+            tooltip="Sort by the next column (Recv-Q and Send-Q biggest first, timers soonest first)"),
+    Binding("c", "toggle_counters", "States", id="sockets.counters",
+            tooltip="Show the counters of every state, not only the main four"),
+    Binding("q", "quit", "Quit", id="sockets.quit", tooltip="Quit"),
+]
+"""The bindings of ``tcpview sockets`` (its table adds the cursor keys and Enter)."""

@@ -3,14 +3,16 @@
 A separate, small app rather than the capture viewer with synthesized data, because the
 kernel table is a different kind of thing: a socket is ONE endpoint, the peer's state is
 unknown whenever it lives on another host, listening sockets have no peer, and there are
-no segments to draw a ladder from. Showing it honestly (``?`` for what this kernel cannot
-know, an age column for sockets stuck in CLOSE_WAIT) is clearer than bending the capture
-timeline around it. The counters bar is the capture viewer's own widget: the table keeps a
+no segments to draw a ladder from. Showing it honestly (UNKNOWN for what this kernel cannot
+know; the queues and timers ``ss -tano`` shows, a CLOSE_WAIT leak's telltales; Enter for
+every field of a connection's sockets and the processes holding them) is clearer than
+bending the capture timeline around it. The counters bar is the capture viewer's own widget: the table keeps a
 history of refreshes and answers the questions it asks a timeline, so the sparklines cover
 the whole session.
 
 Threads: a worker reads /proc (slow with many sockets) and swaps new rows in; the UI thread
-only reads them when the worker's message arrives.
+only reads them when the worker's message arrives. Another worker looks for the processes
+holding a connection's sockets (every process's open files) when Enter asks.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import time
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.theme import Theme
 from textual.widgets import Footer, Static
 
 from ..kernel.history import KernelTable
+from ..kernel.owners import socket_owners
+from ..kernel.snapshot import KernelConn
 from ..textutil import safe
-from .messages import SocketsRefreshed
+from .bindings import SOCKETS_BINDINGS
+from .messages import SocketOwnersFound, SocketsRefreshed
+from .screens.socket_detail import SocketDetailScreen
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
@@ -50,16 +55,7 @@ class SocketsApp(App[int]):
     #table:focus { border: round $border; }
     """
 
-    BINDINGS = [
-        Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
-        Binding("slash", "filter", "Filter", id="sockets.filter",
-                tooltip="Filter: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="sockets.clear_filter"),
-        Binding("s", "sort_next", "Sort", id="sockets.sort", tooltip="Sort by the next column"),
-        Binding("c", "toggle_counters", "States", id="sockets.counters",
-                tooltip="Show the counters of every state, not only the main four"),
-        Binding("q", "quit", "Quit", id="sockets.quit"),
-    ]
+    BINDINGS = SOCKETS_BINDINGS
 
     def __init__(self, table: KernelTable | None = None, *, interval: float = 1.0,
                  theme: str | Theme | None = None) -> None:
@@ -193,6 +189,18 @@ class SocketsApp(App[int]):
 
     def on_counters_bar_state_clicked(self, message: CountersBar.StateClicked) -> None:
         self.action_set_filter(f"state:{message.state}")
+
+    # -- one connection in full ----------------------------------------------------------------
+    def on_socket_table_socket_chosen(self, message: SocketTable.SocketChosen) -> None:
+        self._find_owners(message.cid, message.conn)
+
+    @work(thread=True, exclusive=True, group="owners", exit_on_error=False)
+    def _find_owners(self, cid: int, conn: KernelConn) -> None:
+        owners, hidden = socket_owners([s.inode for s in conn.sockets_here()])
+        self.post_message(SocketOwnersFound(cid, conn, owners, hidden))
+
+    def on_socket_owners_found(self, message: SocketOwnersFound) -> None:
+        self.push_screen(SocketDetailScreen(message.cid, message.conn, message.owners, message.hidden))
 
 
 def run_sockets_app(interval: float = 1.0, theme: str | Theme | None = None) -> int:

@@ -3,21 +3,25 @@
 Rows come from :class:`tcpview.kernel.history.KernelTable` (no Textual there). Like the connection
 table it is a ScrollView with the Line API: only visible rows are rendered, strips are
 cached and the cache is dropped when the data, filter or sort change. States are coloured
-by the same component classes (``$state-*`` theme variables); an endpoint on another host
-shows ``?`` because this kernel cannot know its state.
+by the same component classes (``$state-*`` theme variables); a state is written as the JSON
+of ``tcpview sockets --once --json`` writes it: ``UNKNOWN`` for an endpoint on another host
+(this kernel cannot know its state), ``NONE`` for a listener's missing client.
+
+Beside the states, what the kernel knows of each socket, as ``ss -tano`` shows it: Recv-Q and
+Send-Q (for a listener: the connections waiting to be accepted, and the backlog) and the
+pending timer. Enter asks for the connection's every field (:class:`SocketTable.SocketChosen`).
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
+from textual.binding import Binding
 from textual.strip import Strip
 
 from ...engine.analysis.query import ConnQuery, endpoint_texts
-from ...engine.core.tcp import STATE_NAMES
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
 from .. import fmt
@@ -25,9 +29,29 @@ from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
-SORTS = ("id", "age", "cstate", "sstate", "server", "client")
-SORT_TITLES = {"id": "id", "age": "age", "cstate": "client state", "sstate": "server state",
-               "server": "server", "client": "client"}
+SORTS = ("id", "client", "server", "cstate", "sstate", "recvq", "sendq", "timer")
+SORT_TITLES = {"id": "id", "cstate": "client state", "sstate": "server state", "server": "server",
+               "client": "client", "recvq": "Recv-Q", "sendq": "Send-Q", "timer": "timer"}
+_DESCENDING = ("recvq", "sendq")
+"""Sorts whose biggest values come first: what piles up."""
+_SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
+
+
+def layout(width: int) -> list[tuple[str, str, int, bool]]:
+    """(key, title, width, right-aligned) of the columns that fit ``width`` cells: id, both
+    ends and both states always; then Recv-Q and Send-Q, the timer and the notes while the
+    addresses keep room enough (14, 17 and 21 cells)."""
+    state_w = 12 if width >= 100 else 11
+    cols = [("id", "id", 5, True), ("cstate", "client state" if state_w >= 12 else "client", state_w, False),
+            ("sstate", "server state" if state_w >= 12 else "server", state_w, False)]
+    used = sum(c[2] + 1 for c in cols) + 2
+    for col, need in ((("recvq", "Recv-Q", 6, True), 14), (("sendq", "Send-Q", 6, True), 14),
+                      (("timer", "timer", 19, False), 17), (("notes", "notes", 20, False), 21)):
+        if width - used - col[2] - 1 >= 2 * need:
+            cols.append(col)
+            used += col[2] + 1
+    addr = max(12, min(47, (width - used) // 2))
+    return [cols[0], ("client", "client", addr, False), ("server", "server", addr, False), *cols[1:]]
 
 
 WITHOUT = ("note", "analysis", "zeek", "history")
@@ -53,10 +77,14 @@ def _state_key(st: int | None) -> int:
 
 
 class SocketTable(VirtualList):
-    """Every connection of the kernel table with both endpoints' states and its age."""
+    """Every connection of the kernel table with both endpoints' states, queues and timers."""
 
-    BINDINGS = cursor_bindings("sockets.table", "connection", "First row", "Last row", first_key="home",
-                               last_key="end")
+    BINDINGS = [
+        *cursor_bindings("sockets.table", "connection", "First row", "Last row", first_key="home",
+                         last_key="end"),
+        Binding("enter", "choose", "Detail", id="sockets.detail",
+                tooltip="Every field of the connection's sockets, and the processes that hold them"),
+    ]
 
     COMPONENT_CLASSES = list_classes("socket-table", "sorted", "dim", "note")
 
@@ -73,6 +101,15 @@ class SocketTable(VirtualList):
         cid: int | None
         """The connection under the cursor."""
 
+    @dataclass
+    class SocketChosen(WidgetMessage):
+        """Enter (or a double click) on a row: the user wants every field of that connection."""
+
+        cid: int
+        """The connection's id."""
+        conn: KernelConn
+        """The connection, as of the refresh shown."""
+
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.table: KernelTable | None = None
@@ -82,7 +119,6 @@ class SocketTable(VirtualList):
         self.reverse = False
         self.selected: int | None = None
         self._key: tuple | None = None
-        self._now = time.time()
 
     # -- data -------------------------------------------------------------------------------
     def update_view(self, table: KernelTable, force: bool = False) -> None:
@@ -92,13 +128,13 @@ class SocketTable(VirtualList):
         if key == self._key and not force:
             return
         self._key = key
-        self._now = table.last_ts or time.time()
         q = self.query
         rows = list(table.conns) if q.empty else [r for r in table.conns if passes(q, *r)]
-        seen = table.first_seen
         sort = self.sort
-        if sort == "age":
-            rows.sort(key=lambda r: seen.get(r[1].key, self._now))
+        if sort in ("recvq", "sendq"):
+            rows.sort(key=lambda r: (r[1].queue(sort == "recvq"), -r[0]))
+        elif sort == "timer":  # the soonest first, no timer last
+            rows.sort(key=lambda r: (t if (t := r[1].timer_left()) is not None else float("inf"), r[0]))
         elif sort == "cstate":
             rows.sort(key=lambda r: (_state_key(r[1].client_state), r[0]))
         elif sort == "sstate":
@@ -127,9 +163,10 @@ class SocketTable(VirtualList):
         return self.query
 
     def sort_next(self) -> None:
-        """Sort by the next key (id, age, client state, server state, server, client)."""
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
-        self.reverse = self.sort == "age"  # the oldest first: what has been stuck longest
+        """Sort by the next column shown (the queues biggest first, the timers soonest first)."""
+        keys = [c[0] for c in self.columns() if c[0] in SORTS]
+        self.sort = keys[(keys.index(self.sort) + 1) % len(keys)] if self.sort in keys else keys[0]
+        self.reverse = self.sort in _DESCENDING
         if self.table is not None:
             self.update_view(self.table, force=True)
         self.move_cursor(0)  # the top of the new order, as htop does
@@ -141,6 +178,16 @@ class SocketTable(VirtualList):
     def row_key(self, index: int) -> int:
         return self.rows[index][0]
 
+    def action_choose(self) -> None:
+        """Enter: every field of the selected connection."""
+        if 0 <= self.cursor < len(self.rows):
+            cid, conn = self.rows[self.cursor]
+            self.post_message(self.SocketChosen(self, cid, conn))
+
+    def row_clicked(self, index: int, chain: int) -> None:
+        if chain >= 2:
+            self.action_choose()
+
     def cursor_moved(self) -> None:
         new = self.cursor
         cid = self.rows[new][0] if 0 <= new < len(self.rows) else None
@@ -150,19 +197,24 @@ class SocketTable(VirtualList):
 
     # -- rendering --------------------------------------------------------------------------
     def columns(self) -> list[tuple[str, str, int, bool]]:
-        """(key, title, width, right-aligned) for the current width."""
-        width = self.scrollable_content_region.width
-        state_w = 12
-        fixed = [("id", "id", 5, True), ("cstate", "client state", state_w, False),
-                 ("sstate", "server state", state_w, False), ("age", "age", 5, True)]
-        notes_w = 20 if width >= 110 else 0
-        used = sum(c[2] + 1 for c in fixed) + 2 + (notes_w + 1 if notes_w else 0)
-        addr = max(12, min(47, (width - used) // 2))
-        cols = [fixed[0], ("client", "client", addr, False), ("server", "server", addr, False),
-                fixed[1], fixed[2], fixed[3]]
-        if notes_w:
-            cols.append(("notes", "notes", notes_w, False))
-        return cols
+        """(key, title, width, right-aligned) for the current width (see :func:`layout`)."""
+        return layout(self.scrollable_content_region.width)
+
+    def header_clicked(self, x: int) -> None:
+        left = 0
+        for key, _title, w, _right in self.columns():
+            if left <= x < left + w + 1 and key in SORTS:
+                self.sort_by(key)
+                return
+            left += w + 1
+
+    def sort_by(self, key: str) -> None:
+        """Sort by column ``key`` (the same again: the other way round), from the top."""
+        self.reverse = (not self.reverse) if key == self.sort else key in _DESCENDING
+        self.sort = key
+        if self.table is not None:
+            self.update_view(self.table, force=True)
+        self.move_cursor(0)
 
     def render_header(self, width: int, base: Style) -> Strip:
         head, sorted_st = base + self._style("socket-table--header"), base + self._style("socket-table--sorted")
@@ -191,16 +243,17 @@ class SocketTable(VirtualList):
             elif key in ("cstate", "sstate"):
                 side = 0 if key == "cstate" else 1
                 st = c.client_state if side == 0 else c.server_state
-                if c.listening and side == 0:
-                    text, style = "", base
-                elif st is None:
-                    text, style = "?", base + self._style("socket-table--dim")
+                text = c.state_text(side)  # as the JSON says it: a state, UNKNOWN or NONE
+                if st is None or (c.listening and side == 0):
+                    style = base + self._style("socket-table--dim")
                 else:
-                    text = STATE_NAMES[st]
+                    text = _SHORT_STATE.get(text, text) if len(text) > w else text
                     style = base + self._style(f"socket-table--state-{STATE_FAMILY_BY_VALUE[st]}")
-            elif key == "age":
-                seen = self.table.first_seen.get(c.key) if self.table is not None else None
-                text = fmt.duration(self._now - seen) if seen is not None else ""
+            elif key in ("recvq", "sendq"):
+                text = c.queue_text(key == "recvq")
+                style = base if c.queue(key == "recvq") else base + self._style("socket-table--dim")
+            elif key == "timer":
+                text = c.timer_text()
                 style = base + self._style("socket-table--dim")
             elif key == "notes":
                 if c.listening:

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from textual.binding import Binding
 
-from ...bindings import LIVE_BINDINGS, VIEWER_BINDINGS
+from ...bindings import LIVE_BINDINGS, SOCKETS_BINDINGS, VIEWER_BINDINGS
 from ...widgets.conn_table import ConnectionTable
 from ...widgets.graph_pane import GraphPane
 from ...widgets.ladder import Ladder
+from ...widgets.socket_table import SocketTable
 from ...widgets.stream_pane import StreamPane
 from ..detail import DetailScreen
 
@@ -83,16 +84,28 @@ def key_rows(app_bindings: Sequence[Binding | tuple] | None = None) -> list[tupl
     return sorted(rows, key=lambda r: order.get(r[0], 99))
 
 
+def socket_key_rows() -> list[tuple[str, str]]:
+    """``(keys, what it does)`` for every binding of ``tcpview sockets`` (the app's, its table's)."""
+    rows = [(key_display(b.key), b.tooltip or b.description)
+            for b in [*SOCKETS_BINDINGS, *SocketTable.BINDINGS] if isinstance(b, Binding)]
+    rows.append(("mouse", "Click a row to select it, a header to sort, a counter to filter on its state"))
+    return rows
+
+
 def keys_markdown() -> str:
     """The key table as Markdown (for docs/keys.md)."""
     out = ["# tcpview keys", "", "Every binding of `tcpview replay`, `tcpview demo` and `tcpview live` "
-           "(also shown by `?` in the app). Vim keys sit beside the arrows.", ""]
+           "(also shown by `?` in the app), then those of `tcpview sockets`. Vim keys sit beside the arrows.", ""]
     section = None
     for sec, keys, what in key_rows():
         if sec != section:
             title = f"{sec} (`tcpview live` only)" if sec == LIVE else sec
             out += ["", f"## {title}", "", "| keys | what it does |", "|---|---|"]
             section = sec
+        keys_md = " ".join(f"`{k}`" for k in keys.split(" ")) if keys != "mouse" else "mouse"
+        out.append(f"| {keys_md} | {what} |")
+    out += ["", "## Sockets view (`tcpview sockets`)", "", "| keys | what it does |", "|---|---|"]
+    for keys, what in socket_key_rows():
         keys_md = " ".join(f"`{k}`" for k in keys.split(" ")) if keys != "mouse" else "mouse"
         out.append(f"| {keys_md} | {what} |")
     out += ["", "## Filter", "", FILTER_HELP]

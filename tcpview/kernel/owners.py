@@ -1,0 +1,62 @@
+"""Which processes hold a socket, found as ``ss -p`` finds them: each process's open files
+(``/proc/PID/fd/N``) that link to ``socket:[INODE]``.
+
+Only the processes whose ``fd`` folder can be read are seen: without privileges, a user's
+own. A socket without an inode (TIME_WAIT, a half-open connection's request socket) belongs to
+no process: the kernel alone holds it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A process holding a socket, and the file descriptor it holds it by."""
+
+    pid: int
+    command: str
+    """The process's name (``/proc/PID/comm``)."""
+    fd: int
+
+
+def socket_owners(inodes: Collection[int], proc: str = "/proc") -> tuple[dict[int, list[Owner]], int]:
+    """The processes holding each of the sockets ``inodes`` (inode -> owners), and how many
+    processes could not be looked into (not ours, without privileges)."""
+    want = {f"socket:[{i}]": i for i in inodes if i}
+    found: dict[int, list[Owner]] = {}
+    hidden = 0
+    if not want:
+        return found, hidden
+    try:
+        pids = [int(p) for p in os.listdir(proc) if p.isdigit()]
+    except OSError:
+        return found, hidden
+    for pid in pids:
+        fd_dir = f"{proc}/{pid}/fd"
+        try:
+            fds = os.listdir(fd_dir)
+        except PermissionError:
+            hidden += 1
+            continue
+        except OSError:  # the process ended meanwhile
+            continue
+        for fd in fds:
+            try:
+                inode = want.get(os.readlink(f"{fd_dir}/{fd}"))
+            except OSError:
+                continue
+            if inode is not None:
+                found.setdefault(inode, []).append(Owner(pid, _command(proc, pid), int(fd)))
+    return found, hidden
+
+
+def _command(proc: str, pid: int) -> str:
+    try:
+        with open(f"{proc}/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"

@@ -1,0 +1,125 @@
+"""``tcpview sockets``' Enter: everything the kernel says about one connection's sockets, as
+``ss -tinoe`` would show what ``/proc/net/tcp`` gives (state, queues, timer, uid, inode,
+retransmission timeout, congestion window...), and the processes that hold them (found as
+``ss -p`` finds them, :func:`tcpview.kernel.owners.socket_owners`)."""
+
+from __future__ import annotations
+
+import pwd
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.widgets import Static
+
+from ...kernel.owners import Owner
+from ...kernel.procnet import KernelSocket
+from ...kernel.snapshot import KernelConn
+from ...textutil import plural, safe
+from .modal import ScrollingModal
+
+SIDES = ("client", "server")
+
+
+def _user(uid: int) -> str:
+    try:
+        return f"{uid} ({pwd.getpwuid(uid).pw_name})"
+    except (KeyError, OverflowError):
+        return str(uid)
+
+
+def _seconds(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f} s"
+
+
+def socket_lines(s: KernelSocket, owners: list[Owner], hidden: int) -> list[tuple[str, str]]:
+    """``(field, value)`` lines of one socket, every field /proc gives, said in words."""
+    listening = s.state_name == "LISTEN"
+    lines = [("state", s.state_name)]
+    if listening:
+        lines += [("Recv-Q", f"{s.rx_queue}  (connections waiting to be accepted)"),
+                  ("Send-Q", f"{'?' if s.send_q is None else s.send_q}  (the backlog: the most that may wait)")]
+    else:
+        lines += [("Recv-Q", f"{s.rx_queue}  (bytes received, not yet read by the application)"),
+                  ("Send-Q", f"{s.tx_queue}  (bytes sent, not yet acknowledged by the peer)")]
+    if s.timer:
+        count = "retransmissions" if s.timer == 1 else "probes"
+        ss_form = f"timer:({s.timer_name},{s.timer_left:.3f}s,{s.timer_count})"
+        lines.append(("timer", f"{s.timer_text()}  ({s.timer_count} {count}; ss -o: {ss_form})"))
+    else:
+        lines.append(("timer", "none"))
+    lines += [("uid", _user(s.uid)), ("inode", str(s.inode) if s.inode else "0  (no file: no process holds it)"),
+              ("refcnt", str(s.refcnt))]
+    if not listening and s.cwnd is not None:
+        lines += [("rto", _seconds(s.rto)), ("ato", _seconds(s.ato)), ("cwnd", f"{s.cwnd} segments"),
+                  ("ssthresh", "- (still in its first slow start)" if s.ssthresh is None else f"{s.ssthresh} segments")]
+    if s.retransmits or s.probes:
+        lines.append(("retransmits", f"{s.retransmits} unrecovered, {s.probes} probes sent"))
+    if owners:
+        for o in owners:
+            lines.append(("process", f"{safe(o.command)}  (pid {o.pid}, fd {o.fd})"))
+    elif s.inode:
+        why = (f"; {plural(hidden, 'process', 'processes')} could not be looked into (another user's: "
+               "run as root to see them)") if hidden else ""
+        lines.append(("process", f"none found{why}"))
+    else:
+        lines.append(("process", "none: the kernel alone holds it (TIME_WAIT, or a half-open connection's request)"))
+    return lines
+
+
+def conn_text(cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden: int) -> Text:
+    """The connection ``cid``'s sockets in full, the client's end first."""
+    out = Text()
+    for side in (0, 1):
+        ends = conn.client_text() if side == 0 else conn.server_text()
+        out.append(f"{SIDES[side]} end  {ends}\n", style="bold")
+        s = conn.socket(side)
+        if s is None:
+            if side == 0 and conn.listening:
+                why = "none: a listening socket has no client (NONE)"
+            elif conn.state_text(side) == "UNKNOWN":
+                why = "on another host: this kernel cannot know its state (UNKNOWN)"
+            else:
+                why = "no socket on this host: the kernel has closed it (CLOSED)"
+            out.append(f"  {why}\n")
+        else:
+            for name, value in socket_lines(s, owners.get(s.inode, []), hidden):
+                out.append(f"  {name:<12}", style="bold")
+                out.append(f"{value}\n")
+        if side == 0:
+            out.append("\n")
+    return out
+
+
+class SocketDetailScreen(ScrollingModal):
+    """One connection of the kernel's table in full: each end's socket and its processes."""
+
+    BINDINGS = [
+        Binding("escape,q,enter", "dismiss", "Close", id="socket_detail.close", tooltip="Close the detail"),
+        Binding("up,k", "scroll('up')", "Up", show=False, id="socket_detail.up"),
+        Binding("down,j", "scroll('down')", "Down", show=False, id="socket_detail.down"),
+    ]
+
+    DEFAULT_CSS = """
+    SocketDetailScreen { align: center middle; }
+    SocketDetailScreen > Vertical {
+        width: 100%; height: 100%; max-width: 110; border: round $primary; background: $surface;
+        border-title-color: $text; border-subtitle-color: $text-muted;
+    }
+    SocketDetailScreen VerticalScroll { height: 1fr; padding: 0 1; }
+    """
+
+    def __init__(self, cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden: int) -> None:
+        super().__init__()
+        self.cid = cid
+        self.conn = conn
+        self.text = conn_text(cid, conn, owners, hidden)
+        """What the screen shows."""
+
+    def compose(self) -> ComposeResult:
+        with Vertical() as box:
+            box.border_title = f"#{self.cid}  {self.conn.client_text()} ⇄ {self.conn.server_text()}"
+            box.border_subtitle = "esc close"
+            with VerticalScroll():
+                yield Static(self.text, id="socket-detail")
