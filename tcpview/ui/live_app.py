@@ -31,7 +31,7 @@ from ..kernel.snapshot import snapshot
 from ..sources.linktypes import SUPPORTED_LINKTYPES
 from ..sources.live.choose import CAPTURES, Capture, open_capture
 from ..sources.live.ring import LiveError
-from ..textutil import safe
+from ..textutil import plural, safe
 from .app import TcpviewApp
 from .bindings import LIVE_BINDINGS
 from .commands import LiveCommands
@@ -123,7 +123,7 @@ class LiveApp(TcpviewApp):
         dropped = int(st.get("dropped", 0))
         if dropped > self._drops_told:
             who = "dumpcap" if getattr(self.source, "method", "") == "dumpcap" else "the kernel"
-            self.notify(f"{who} dropped {dropped - self._drops_told} packets (capture buffer full; "
+            self.notify(f"{who} dropped {plural(dropped - self._drops_told, 'packet')} (capture buffer full; "
                         f"{dropped} in all): states may be off — K compares with the kernel",
                         title="packets lost", severity="warning", timeout=8, markup=False)
             self._drops_told = dropped
