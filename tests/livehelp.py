@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,60 @@ def read_until(stream, text: str, timeout: float) -> str:
     return seen.decode(errors="replace")
 
 
+# -- waiting for traffic to be over and captured ------------------------------------------------
+# States in which a socket still sends by itself: a handshake or a close is not finished.
+MOVING = frozenset({"SYN_SENT", "SYN_RECEIVED", "FIN_WAIT_1", "CLOSING", "LAST_ACK"})
+
+
+def wait_settled(ports: Iterable[int], timeout: float = 10.0) -> list:
+    """Wait until no socket on ``ports`` (local or peer) is in the middle of a handshake or a
+    close, as ``ss`` shows them: every packet the scenarios' sockets send on their own (the
+    last ACKs) is sent, so a capture on lo has it (the packet socket sees a packet before the
+    receiving socket changes state). Returns the :func:`ss_rows` of that moment."""
+    ports = set(ports)
+    rows: list = []
+
+    def settled() -> bool:
+        nonlocal rows
+        rows = ss_rows()
+        return not any(st in MOVING and (lo[1] in ports or pe[1] in ports) for st, lo, pe in rows)
+
+    assert wait_until(settled, timeout), f"sockets on ports {sorted(ports)} kept opening or closing: {rows}"
+    return rows
+
+
+def wait_fed(src, cap, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until ``cap`` (a PumpThread reading the LiveSource ``src``) has fed its tracker
+    every packet the kernel has put in the capture ring so far (the kernel's count, read by
+    ``status()``, less its drops). A partly filled ring block reaches the reader only when the
+    kernel retires it, so this can take a block timeout."""
+
+    def fed() -> bool:
+        src.status()  # reads the kernel's counters into kernel_seen / kernel_drops
+        return cap.records == src.kernel_seen - src.kernel_drops
+
+    assert wait_until(fed, timeout), f"fed {cap.records} of the {src.kernel_seen} packets the kernel captured"
+
+
+def wait_tcpdump_wrote(dump: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until a running ``tcpdump -U`` (stderr a pipe, read past "listening on") has
+    written every packet the kernel handed it so far.
+
+    tcpdump prints its counts on SIGUSR1: it is done when "packets captured" equals "packets
+    received by filter", or half of it on lo (where the kernel hands a packet socket each
+    packet twice, as sent and as received, and libpcap keeps one)."""
+    said = ""
+
+    def wrote() -> bool:
+        nonlocal said
+        dump.send_signal(signal.SIGUSR1)
+        said = read_until(dump.stderr, "dropped by kernel", timeout)
+        got, given = map(int, re.findall(r"(\d+) packets? captured, (\d+) packets? received by filter", said)[-1])
+        return given in (got, 2 * got)
+
+    assert wait_until(wrote, timeout, 0.05), f"tcpdump did not write all it was handed: {said.strip()}"
+
+
 # -- one capture of fixed scenarios (the loopback_capture fixture) ------------------------------
 def _split_addr(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
@@ -401,7 +456,7 @@ def capture_scenarios(path: Path) -> LoopbackCapture:
         assert read_to_eof(srv) == b"request"
         for i in range(3):
             srv.sendall(bytes([65 + i]) * 20000)
-            time.sleep(0.02)
+            time.sleep(0.02)  # pacing: three bursts after the client's FIN, not one stream
         srv.close()
         assert len(read_to_eof(cli)) == 60000
         cli.close()
@@ -434,7 +489,13 @@ def capture_scenarios(path: Path) -> LoopbackCapture:
         c1.settimeout(5)
         assert read_to_eof(c1) == b""
         c1.close()
-        time.sleep(0.05)
+        mine, theirs = ("127.0.0.1", cport), ("127.0.0.1", ports["reuse"])
+
+        def first_over() -> bool:  # the client's socket is gone, the server's in TIME_WAIT
+            rows = ss_rows()
+            return (ss_state(rows, mine, theirs), ss_state(rows, theirs, mine)) == ("CLOSED", "TIME_WAIT")
+
+        assert wait_until(first_over), "the first connection on the 4-tuple did not close"
         c2 = socket.socket()
         c2.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         c2.bind(("127.0.0.1", cport))
@@ -446,9 +507,9 @@ def capture_scenarios(path: Path) -> LoopbackCapture:
         assert s2.recv(16) == b"again"
         keep += [c2, s2]
 
-        time.sleep(0.3)  # let the last ACKs land
+        wait_settled(range(lo, hi + 1))  # the last ACKs are sent
         ss = ss_sockets(lo, hi)
-        time.sleep(0.2)
+        wait_tcpdump_wrote(dump)
     finally:
         if dump.poll() is None:
             dump.send_signal(signal.SIGINT)

@@ -17,6 +17,8 @@ import sys
 import time
 from pathlib import Path
 
+from livehelp import read_until, wait_tcpdump_wrote
+
 TOOLS = ("ip", "nft", "tc", "tcpdump")
 
 SERVER = r'''
@@ -29,7 +31,7 @@ def sink(conn, slow):
             if not got:
                 break
             if slow:
-                time.sleep(0.05)
+                time.sleep(0.05)  # a slow reader: zero windows, window updates, probes
     except OSError:
         pass
     conn.close()
@@ -57,7 +59,7 @@ threading.Thread(target=serve, args=(9001, sink), kwargs={"slow": True}, daemon=
 threading.Thread(target=serve, args=(9002, sink), kwargs={"slow": False}, daemon=True).start()
 threading.Thread(target=serve, args=(9003, echo), daemon=True).start()
 print("ready", flush=True)
-time.sleep(float(sys.argv[1]))
+time.sleep(float(sys.argv[1]))  # serve for that long
 '''
 
 CLIENT = r'''
@@ -75,7 +77,7 @@ def bulk(port):
                 s.sendall(blob)
             s.close()
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # pacing: try again a moment later
 def chatter():
     while time.time() < end:
         try:
@@ -88,14 +90,14 @@ def chatter():
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
             s.close()
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # pacing: try again a moment later
 def idle():
     try:
         s = socket.create_connection((host, 9003), timeout=5)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 1)
-        time.sleep(max(0.0, end - time.time()))
+        time.sleep(max(0.0, end - time.time()))  # idle to the end: keep-alives every second
         s.close()
     except OSError:
         pass
@@ -105,7 +107,7 @@ def refused():
             socket.create_connection((host, 9009), timeout=2).close()
         except OSError:
             pass
-        time.sleep(0.3)
+        time.sleep(0.3)  # pacing: a refused SYN about three times a second
 ts = [threading.Thread(target=f, args=a) for f, a in ((bulk, (9001,)), (bulk, (9002,)), (chatter, ()),
                                                      (idle, ()), (refused, ()))]
 for t in ts: t.start()
@@ -161,10 +163,14 @@ def capture(path: Path, seconds: float = 8.0, drop_percent: int = 3) -> Path:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         dump = subprocess.Popen(["ip", "netns", "exec", a, "tcpdump", "-i", f"{tag}1h", "-s", "200", "-U", "-w",
                                  str(path), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1.0)  # tcpdump listening
+        read_until(dump.stderr, "listening on", 20)
         subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, f"{net}.2.2", str(seconds)],
                        check=False, capture_output=True, timeout=seconds + 60)
+        # traffic, not a wait: a second of the closes that go on after the client has exited
+        # (FINs and RSTs through the lossy router; the sockets into the slow receiver can take
+        # much longer, so there is no end to wait for)
         time.sleep(1.0)
+        wait_tcpdump_wrote(dump)
         dump.terminate()
         dump.wait(10)
         server.kill()

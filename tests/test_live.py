@@ -12,7 +12,17 @@ import time
 
 import pytest
 from helpers import wait_until
-from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
+from livehelp import (
+    env_with_repo,
+    need_root,
+    read_until,
+    ss_rows,
+    ss_state,
+    tcpview_cmd,
+    wait_fed,
+    wait_settled,
+    wait_tcpdump_wrote,
+)
 
 from tcpview.engine.pump import PumpThread, load
 from tcpview.engine.core.tcp import STATE_NAMES
@@ -56,7 +66,8 @@ def test_live_states_and_counters_equal_ss(lo_traffic):
             "server_first": t.server_first(),
             "abort": t.abort(),
         }
-        time.sleep(0.2)  # the last ACKs
+        wait_settled(t.ports.values())  # the last ACKs are sent
+        wait_fed(src, cap)
         assert cap.wait_idle(5)
         rows = ss_rows()
     finally:
@@ -102,7 +113,9 @@ def test_loopback_packets_are_counted_once(lo_traffic):
         src, tr, cap = _capture(f"tcp port {port}")
         try:
             t.time_wait()
-            time.sleep(0.2)
+            wait_settled([port])
+            wait_fed(src, cap)
+            wait_tcpdump_wrote(dump)
             cap.wait_idle(5)
         finally:
             _finish(src, cap)
@@ -131,7 +144,8 @@ def test_any_interface_counts_loopback_once(lo_traffic):
     cap = PumpThread(src, tr).start()
     try:
         t.time_wait()
-        time.sleep(0.2)
+        wait_settled([port])
+        wait_fed(src, cap)
         cap.wait_idle(5)
     finally:
         _finish(src, cap)
@@ -180,7 +194,8 @@ def test_write_saves_what_is_captured(lo_traffic, tmp_path):
     src, tr, cap = _capture(t.bpf(), write=str(out))
     try:
         t.time_wait()
-        time.sleep(0.2)
+        wait_settled(t.ports.values())
+        wait_fed(src, cap)
         cap.wait_idle(5)
         # the file is usable while capture goes on (flushed per block)
         assert wait_until(lambda: load(str(out)).timeline.packets == tr.tl.packets, 5)
@@ -233,7 +248,8 @@ def test_write_to_a_ring_keeps_the_newest_packets(lo_traffic, tmp_path):
             srv.close()
             assert len(t.read_to_eof(cli)) == 10_000
             cli.close()
-        time.sleep(0.2)
+        wait_settled(t.ports.values())
+        wait_fed(src, cap)
         cap.wait_idle(5)
     finally:
         _finish(src, cap)
@@ -407,7 +423,8 @@ def test_ipv6_on_loopback():
         cli.close()
         srv.recv(8)
         srv.close()
-        time.sleep(0.2)
+        wait_settled([port])
+        wait_fed(src, cap)
         cap.wait_idle(5)
         rows = ss_rows()
     finally:
@@ -434,14 +451,17 @@ def run():
             idle[0] += 1
 th = threading.Thread(target=run)
 th.start()
-time.sleep(0.3)
+for _ in range(200):  # the reader is polling the ring
+    if idle[0]:
+        break
+    time.sleep(0.05)
 subprocess.run(["ip", "link", "set", "tv0", "down"], check=True)
 for _ in range(200):  # the reader notices (at once, unless the machine is busy)
     if src.error:
         break
     time.sleep(0.05)
 before = idle[0]
-time.sleep(0.5)
+time.sleep(0.5)  # a measuring window: how often the reader polls (its rate is printed)
 stop.set()
 th.join(2)
 print(src.error, (idle[0] - before) / 0.5, sep="|")

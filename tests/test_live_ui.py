@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from helpers import wait_until
 from livehelp import need_root
+from uihelp import palette_offers
 
 
 async def test_live_app_with_kernel_pane(lo_traffic):
@@ -47,10 +48,9 @@ async def test_live_app_with_kernel_pane(lo_traffic):
             assert pane.differing() == [hid_id]
             # D: the table lists exactly the connection the kernel disagrees with
             await pilot.press("D")
-            await pilot.pause(0.1)
             table = app.query_one(ConnectionTable)
-            assert list(table.rows) == [hid_id]
-            await pilot.pause(0.1)
+            assert await wait_until(lambda: list(table.rows) == [hid_id], 8, 0.05, pilot.pause)
+            assert await wait_until(lambda: f"#{hid_id}" in pane.render().plain, 8, 0.05, pilot.pause)
             text = pane.render().plain
             assert f"#{hid_id}" in text and "≠ differs" in text and "TIME_WAIT" in text
             assert "1 of 2 local connections differ" in text
@@ -207,7 +207,7 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
             from tcpview.ui.messages import SourceEnded
 
             app.post_message(SourceEnded(BatchInfo(0, None, done=True, error="the old capture's end")))
-            await pilot.pause(0.1)
+            await pilot.pause()  # until the app has handled its messages
             assert not app.loaded and app.load_error is None
             assert not any("old capture" in n.message for n in app._notifications)
             await pilot.press("q")
@@ -220,6 +220,8 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
     """An interface that is not there: one error notification; capture goes on as it was.
     The picker is also in the command palette."""
     need_root()
+    from textual.command import CommandPalette
+
     from tcpview.sources.live.capture import LiveSource
     from tcpview.ui.live_app import LiveApp
     from tcpview.ui.screens.iface_picker import InterfacePicker
@@ -231,10 +233,10 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
     try:
         async with app.run_test(size=(120, 30)) as pilot:
             await pilot.press("ctrl+p")
-            await pilot.pause(0.2)
+            assert await wait_until(lambda: isinstance(app.screen, CommandPalette), 8, 0.05, pilot.pause)
             for ch in "another interface":
                 await pilot.press("space" if ch == " " else ch)
-            await pilot.pause(0.3)
+            assert await palette_offers(app, pilot, "another interface")
             await pilot.press("enter")
             assert await wait_until(lambda: isinstance(app.screen, InterfacePicker), 8, 0.05, pilot.pause)
             await pilot.press("escape")

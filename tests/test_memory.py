@@ -4,11 +4,10 @@ nothing leaves silently."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
-from helpers import Flow, cli, write_frames_pcap
+from helpers import Flow, cli, wait_until, write_frames_pcap
 
 from tcpview.engine.pump import load
 
@@ -169,9 +168,7 @@ def test_a_pinned_file_keeps_its_cursor_and_waits_past_it(tmp_path):
     try:
         for pin in (30.0, 45.0, 60.0, 75.0):
             tl.pin = full.first_ts + pin
-            deadline = time.monotonic() + 20
-            while not (pump.done or (tl.held and tl.last_ts > tl.pin)) and time.monotonic() < deadline:
-                time.sleep(0.02)
+            wait_until(lambda: pump.done or (tl.held and tl.last_ts > tl.pin), 20)
             assert not pump.done, pin  # waiting, well before the end of the file
             assert tl.horizon is not None and tl.horizon <= tl.pin
             assert tl.last_ts < full.last_ts, pin
@@ -233,8 +230,6 @@ async def test_the_viewer_reads_a_file_again_for_a_cursor_the_budget_let_go(tmp_
     """In the viewer under --memory, going to the start of a file whose start has left reads
     it again up to there: the cursor is at the start, its connections are listed, the counters
     are the unbounded ones, and reading goes on as the cursor moves; End reads to the end."""
-    from helpers import wait_until
-
     from tcpview.sources.base import FileSource
     from tcpview.ui.app import TcpviewApp
     from tcpview.ui.widgets.conn_table import ConnectionTable
@@ -257,7 +252,7 @@ async def test_the_viewer_reads_a_file_again_for_a_cursor_the_budget_let_go(tmp_
         at = first + 60
         app.seek_offset(60)  # on, within what is kept now or past it: it reads on
         assert await wait_until(lambda: app.tl.last_ts is not None and app.tl.last_ts > at, 60, 0.05, pilot.pause)
-        await pilot.pause(0.2)
+        assert await wait_until(lambda: app.tl.held, 60, 0.05, pilot.pause)  # read as far ahead as it may
         assert app.tl.horizon <= at and app.tl.counters_at(at) == full.counters_at(at)
         await pilot.press("G")  # the end: read to the end
         assert await wait_until(lambda: app.loaded and app.tl.last_ts == full.last_ts, 60, 0.05, pilot.pause)

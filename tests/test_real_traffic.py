@@ -10,12 +10,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 from helpers import REPO, cli
-from livehelp import TCPDUMP_OPTS, can_capture, read_until, ss_sockets
+from livehelp import TCPDUMP_OPTS, can_capture, read_until, ss_sockets, wait_settled, wait_tcpdump_wrote
 
 pytestmark = pytest.mark.skipif(can_capture() is not None, reason=str(can_capture()))
 
@@ -185,9 +184,9 @@ def test_live_stream_on_stdin():
         sa.close()  # a: client TIME_WAIT
         b.close()  # b: server CLOSE_WAIT (sb kept open)
         keep.append(sb)
-        time.sleep(0.3)
+        wait_settled(range(lo, hi + 1))  # the last ACKs are sent
         ss = ss_sockets(lo, hi)
-        time.sleep(0.2)
+        wait_tcpdump_wrote(dump)
     finally:
         dump.send_signal(signal.SIGINT)
         dump.wait(10)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from helpers import Flow, track, wait_until
-from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd
+from livehelp import env_with_repo, need_root, ss_rows, ss_state, tcpview_cmd, wait_fed, wait_settled
 
 from tcpview.engine.core.tcp import STATE_NAMES, TcpState
 from tcpview.kernel.compare import compare
@@ -147,7 +147,7 @@ def test_kernel_states_equal_ss_for_real_sockets(lo_traffic):
         "established": t.established(),
         "server_first": t.server_first(),
     }
-    time.sleep(0.1)
+    wait_settled(t.ports.values())  # every close finished (the kernel's table is still)
     rows = ss_rows()
     snap = snapshot()
     for name, (c, s) in ends.items():
@@ -293,7 +293,8 @@ def test_compare_agrees_with_a_full_capture_and_flags_a_missed_fin(lo_traffic):
         cw = t.close_wait("cw")
         est = t.established("est")
         hid = t.time_wait("hidden")
-        time.sleep(0.2)
+        wait_settled(t.ports.values())
+        wait_fed(src, cap)
         cap.wait_idle(5)
         snap = snapshot()
     finally:
@@ -342,7 +343,8 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         table = app.query_one(SocketTable)
         await wait_until(lambda: app.table.version >= 3, 10, 0.05, pilot.pause)
         assert app.table.version >= 3
-        await pilot.pause(0.05)
+        assert await wait_until(lambda: any((k.client, k.server) == (c, s) for _cid, k in table.rows),
+                                10, 0.05, pilot.pause)
         rows = {(k.client, k.server): k for _cid, k in table.rows}
         k = rows[(c, s)]
         assert (k.state_text(0), k.state_text(1)) == ("FIN_WAIT_2", "CLOSE_WAIT")
@@ -352,8 +354,8 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         assert len(app.table.series("CLOSE_WAIT")) == app.table.version
         # what is on screen: the row with both states (filtered to this test's port)
         app.action_set_filter(f"port:{port}")
-        await pilot.pause(0.05)
-        assert len(table.rows) == 2  # the listener and the connection
+        # the listener and the connection
+        assert await wait_until(lambda: len(table.rows) == 2, 10, 0.05, pilot.pause)
         lines = [table.render_line(y).text for y in range(table.size.height)]
         assert any("LISTEN" in ln and f"0.0.0.0:{port}" not in ln and f"127.0.0.1:{port}" in ln for ln in lines)
         mine = [ln for ln in lines if f"127.0.0.1:{c[1]} " in ln]
@@ -363,16 +365,15 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         for ch in "state:cw":
             await pilot.press(ch if ch != ":" else "colon")
         await pilot.press("enter")
-        await pilot.pause(0.05)
+        assert await wait_until(lambda: table.query.text == "state:cw", 10, 0.05, pilot.pause)
         assert table.rows and all("CLOSE_WAIT" in (r.state_text(0), r.state_text(1)) for _i, r in table.rows)
         assert (c, s) in {(r.client, r.server) for _i, r in table.rows}
         await pilot.press("escape")
-        await pilot.pause(0.05)
-        assert table.query.text == ""
+        assert await wait_until(lambda: table.query.text == "", 10, 0.05, pilot.pause)
         # pause: the table stops refreshing
         await pilot.press("space")
         v = app.table.version
-        await pilot.pause(0.6)
+        await pilot.pause(0.6)  # a window, not a wait: three refresh intervals go by without a refresh
         assert app.table.version == v
         await pilot.press("q")
 

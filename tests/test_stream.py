@@ -12,7 +12,7 @@ import time
 
 import pytest
 from helpers import REPO, Flow, pcap_bytes, wait_until
-from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
+from livehelp import env_with_repo, need_root, read_until, tcpview_cmd, wait_settled, wait_tcpdump_wrote
 
 from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.base import FileSource
@@ -54,7 +54,8 @@ def test_tcpdump_pipe_into_summary(lo_traffic):
         tw = t.time_wait()
         cw = t.close_wait()
         rf = t.refused()
-        time.sleep(2.0)  # tcpdump hands packets over at least once a second (slack for a busy CI)
+        wait_settled(t.ports.values())  # the last ACKs are sent
+        wait_tcpdump_wrote(dump)  # without immediate mode it hands packets over once a second
         _stop(dump)
         out, err = view.communicate(timeout=30)
     finally:
@@ -171,10 +172,11 @@ def test_follow_file_appended_in_pieces(tmp_path):
     got: list = []
     nones = [0]
     errors: list = []
+    reader = CaptureReader(str(path), follow=True, stop=stop.is_set)
 
     def read() -> None:
         try:
-            with CaptureReader(str(path), follow=True, stop=stop.is_set) as r:
+            with reader as r:
                 for rec in r.records():
                     if rec is None:
                         nones[0] += 1
@@ -184,17 +186,23 @@ def test_follow_file_appended_in_pieces(tmp_path):
         except Exception as e:  # noqa: BLE001
             errors.append(e)
 
+    def looked_again() -> bool:
+        """Wait until the reader has looked at the file twice since now (the second look
+        began after anything written before this call)."""
+        seen = nones[0]
+        return wait_until(lambda: nones[0] >= seen + 2, 5)
+
     th = threading.Thread(target=read)
     th.start()
     try:
         with open(path, "ab", buffering=0) as w:
             w.write(hdr[:10])
-            time.sleep(0.15)
+            assert wait_until(lambda: reader.bytes_read == 10, 5)  # the first piece is read alone
             w.write(hdr[10:])
             for i, rec in enumerate(recs):
                 cut = 7 if i % 2 else 16 + 3  # inside the record header / inside the data
                 w.write(rec[:cut])
-                time.sleep(0.06)
+                assert looked_again()
                 assert len(got) == i, "a record came out before it was complete"
                 w.write(rec[cut:])
                 assert wait_until(lambda i=i: len(got) == i + 1, 5), f"record {i + 1} did not come out"
@@ -213,11 +221,21 @@ def test_follow_stops_cleanly_before_any_data(tmp_path):
     path = tmp_path / "empty-yet.pcap"
     path.write_bytes(b"")
     src = FileSource(str(path), follow=True)
-    stop = threading.Event()
+
+    class Asked(threading.Event):
+        """A stop event that counts how often it is asked (a follower asks while it waits)."""
+
+        asked = 0
+
+        def is_set(self) -> bool:
+            self.asked += 1
+            return super().is_set()
+
+    stop = Asked()
     out: list = []
     th = threading.Thread(target=lambda: out.extend(src.frames(stop)))
     th.start()
-    time.sleep(0.3)
+    assert wait_until(lambda: stop.asked >= 6, 5)  # a few rounds of waiting for data (two asks each)
     stop.set()
     th.join(5)
     assert not th.is_alive()
@@ -302,7 +320,7 @@ def test_summary_follow_is_not_needed_for_a_finished_pipe(tmp_path):
         for chunk in [hdr[:5], hdr[5:] + recs[0][:9]] + [recs[0][9:]] + recs[1:]:
             p.stdin.write(chunk)
             p.stdin.flush()
-            time.sleep(0.03)
+            time.sleep(0.03)  # pacing: pieces that arrive apart, as from a slow writer
         p.stdin.close()
         out = p.stdout.read()
         assert p.wait(20) == 0, p.stderr.read()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, cli, wait_until
-from uihelp import write_capture
+from uihelp import palette_offers, write_capture
 
 from tcpview.ui.themes.catalog import (
     builtin_theme_dir,
@@ -424,6 +424,8 @@ def _screen_colours(app) -> set[tuple[int, int, int]]:  # type: ignore[no-untype
 
 
 async def test_command_palette_switches_theme(tmp_path: Path, user_themes: Path) -> None:
+    from textual.command import CommandPalette
+
     (user_themes / "sunrise.toml").write_text(GOOD)
     app = make_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
@@ -431,12 +433,15 @@ async def test_command_palette_switches_theme(tmp_path: Path, user_themes: Path)
         assert app.theme == "tcpview-dark"
         await pilot.press("ctrl+p")
         await pilot.pause()
+        commands = app.screen
         await pilot.press(*"theme")
-        await pilot.pause(0.3)
+        assert await palette_offers(app, pilot, "theme")
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        # the themes, in a palette of their own
+        assert await wait_until(lambda: app.screen is not commands and isinstance(app.screen, CommandPalette),
+                                10, 0.02, pilot.pause)
         await pilot.press(*"sunrise")
-        await pilot.pause(0.3)
+        assert await palette_offers(app, pilot, "sunrise")
         await pilot.press("enter")
         await pilot.pause()
         assert app.theme == "sunrise"

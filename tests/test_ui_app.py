@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import wait_until
 from textual.widgets import Footer
-from uihelp import T0, write_capture
+from uihelp import T0, palette_offers, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -496,16 +496,15 @@ async def test_command_palette_runs_actions(capture: Path) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"step forward")
-        await pilot.pause(0.3)
+        assert await palette_offers(app, pilot, "step forward")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.player.position() == pytest.approx(T0 + 0.1)
+        assert await wait_until(lambda: app.player.position() == pytest.approx(T0 + 0.1), 10, 0.02, pilot.pause)
         await pilot.press("ctrl+p")
         await pilot.press(*"filter: state close_wait")
-        await pilot.pause(0.3)
+        assert await palette_offers(app, pilot, "state close_wait")
         await pilot.press("enter")
-        await pilot.pause(0.2)
-        assert app.query_one(ConnectionTable).model.query.text == "state:CLOSE_WAIT"
+        table = app.query_one(ConnectionTable)
+        assert await wait_until(lambda: table.model.query.text == "state:CLOSE_WAIT", 10, 0.02, pilot.pause)
 
 
 async def test_a_cut_short_capture_is_a_notification_not_a_crash(capture: Path, tmp_path: Path) -> None:

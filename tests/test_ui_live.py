@@ -10,6 +10,7 @@ import asyncio
 import struct
 from pathlib import Path
 
+import pytest
 from helpers import wait_until
 from uihelp import T0, write_capture
 
@@ -45,7 +46,8 @@ async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
         with growing.open("ab") as f:
             f.write(rest)
         assert await wait_until(lambda: app.tl.packets == 19, 10, 0.02, asyncio.sleep)
-        await asyncio.sleep(0.1)  # a few ticks
+        # the views have taken the new data in (the capture is longer now; the cursor stayed)
+        assert await wait_until(lambda: app.player.duration == pytest.approx(2.6), 10, 0.02, asyncio.sleep)
         assert len(table.rows) == 1 and app._counters._counts["CLOSE_WAIT"] == 1  # still as of 0.6 s
         assert app._counters._counts["TIME_WAIT"] == 0
         assert "LIVE" not in frozen_bar

@@ -220,7 +220,15 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
                     return first and "TIME_WAIT" in text and "─▶" in text
 
                 await wait_until(drawn, timeout, 0.25, asyncio.sleep)
-                await asyncio.sleep(1.0)  # let the fade-in finish and the canvas draw
+
+                async def faded_in() -> bool:  # the terminal's 0.3 s fade-in transition is over
+                    return await dt.evaluate(
+                        "getComputedStyle(document.querySelector('.textual-terminal')).opacity") == "1"
+
+                assert await wait_until(faded_in, timeout, 0.05, asyncio.sleep), "the terminal never faded in"
+                # and the canvas has drawn what arrived: two animation frames later
+                await dt.call("Runtime.evaluate", awaitPromise=True, expression=(
+                    "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))"))
                 shot = await dt.call("Page.captureScreenshot", format="png")
                 text = await dt.evaluate("(window.__received || []).join('')") or text
                 return base64.b64decode(shot["data"]), text, first

@@ -1,5 +1,6 @@
 """A small capture with known states, built with scapy, shared by the UI tests (checked by
-test_ui_capture.py).
+test_ui_capture.py); and what the UI tests wait for in a running app through Textual's public
+API: the command palette's choice.
 
 Times are seconds after T0. From the TCP rules (RFC 9293), as a passive observer sees them:
 
@@ -20,6 +21,9 @@ time pass conn 1's TIME_WAIT deadline (1.6 + 60 s), so a timer row appears in it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+from helpers import wait_until
 
 T0 = 1_700_000_000.0
 
@@ -111,3 +115,19 @@ def lossy_frames() -> list:
     d.s("A", win=0)  # the receiver's window is full: a zero window
     frames.sort(key=lambda f: f[0])
     return frames
+
+
+# -- reading a running app ---------------------------------------------------------------------
+async def palette_offers(app: Any, pilot: Any, text: str) -> bool:
+    """Wait until the open command palette has gathered its hits for what was typed and
+    highlights one holding ``text`` (case aside): what Enter then runs."""
+    from textual.command import CommandList, CommandPalette
+
+    def offered() -> bool:
+        screen = app.screen
+        if not isinstance(screen, CommandPalette) or any(not w.is_finished for w in app.workers if w.node is screen):
+            return False
+        option = screen.query_one(CommandList).highlighted_option
+        return option is not None and text.lower() in (option.hit.text or "").lower()
+
+    return await wait_until(offered, 10, 0.02, pilot.pause)
