@@ -336,12 +336,14 @@ async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
     """e asks for FORMAT FILE and writes the selected connection (with a filter: the filtered
     ones); an existing file is left alone."""
     from helpers import wait_until
+    from uihelp import Notes
 
     from tcpview.sources.base import FileSource
     from tcpview.ui.app import TcpviewApp
 
     app = TcpviewApp(FileSource(str(built)), tick=3600)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notes = Notes()
+    async with app.run_test(size=(120, 40), message_hook=notes) as pilot:
         await app.workers.wait_for_complete()
         await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         one = tmp_path / "one.puml"
@@ -351,13 +353,13 @@ async def test_e_exports_from_the_app(built: Path, tmp_path: Path) -> None:
         frames = tmp_path / "two.pcap"
         await pilot.press("slash", *"10.0.0.1:4100", "enter")  # all three connections pass
         await pilot.press("e", *f"pcap {frames}", "enter")
-        assert await wait_until(frames.exists, 10, 0.02, pilot.pause), [n.message for n in app._notifications]
+        assert await wait_until(frames.exists, 10, 0.02, pilot.pause), [n.message for n in notes]
         assert _tshark_frames(frames) == _tshark_frames(built)
         one.write_text("mine")
         await pilot.press("e", *f"csv {one}", "enter")  # exists: refused, the box stays open
         await pilot.pause()
         assert one.read_text() == "mine"
-        assert any("exists" in str(n.message) for n in app._notifications)
+        assert any("exists" in str(n.message) for n in notes)
 
 
 def test_following_on_from_an_earlier_cursor_equals_following_at_once(built: Path) -> None:

@@ -116,7 +116,7 @@ async def test_graph_pane_follows_the_player(lossy: Path) -> None:
         app.refresh_views()
         await pilot.pause()
         cv = pane.canvas()
-        col = pane._cursor_col(cv)
+        col = pane.cursor_col(cv)
         assert 0 < col < cv.bits.shape[1] - 1
         lines = [pane.render_line(y) for y in range(1, 1 + cv.bits.shape[0])]
         assert all(line.text[9 + col] in "│" or ord(line.text[9 + col]) >= 0x2800 for line in lines)

@@ -399,9 +399,8 @@ def test_close_while_another_thread_reads(lo_traffic):
     closer.join(10)  # a deadline, so a close() that blocks fails instead of hanging
     assert not closer.is_alive()  # close() returned
     # ... after the worker had stopped: close() did not give up waiting for it (its 2 s limit)
-    assert src._reader_done.is_set()
-    cap._thread.join(2)
-    assert not cap._thread.is_alive()
+    assert not src.reading
+    assert wait_until(lambda: cap.pump.done, 2)  # the pump's thread ran to its end
     assert cap.error is None
     cap.stop()  # nothing to re-raise
 

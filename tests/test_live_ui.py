@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from helpers import wait_until
 from livehelp import need_root
-from uihelp import palette_offers
+from uihelp import Notes, palette_offers
 
 
 async def test_live_app_with_kernel_pane(lo_traffic):
@@ -83,10 +83,10 @@ async def test_live_app_says_when_the_kernel_dropped_packets(lo_traffic):
         dropped = src.status()["dropped"]
         assert dropped > 0
         app = LiveApp(src)
-        async with app.run_test(size=(120, 30)) as pilot:
-            assert await wait_until(lambda: any("dropped" in n.message for n in app._notifications),
-                                    8, 0.05, pilot.pause)
-            note = next(n for n in app._notifications if "dropped" in n.message)
+        notes = Notes()
+        async with app.run_test(size=(120, 30), message_hook=notes) as pilot:
+            assert await wait_until(lambda: any("dropped" in n.message for n in notes), 8, 0.05, pilot.pause)
+            note = next(n for n in notes if "dropped" in n.message)
             import re
 
             told = int(re.search(r"(\d+) in all", note.message).group(1))
@@ -170,8 +170,9 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
     src = LiveSource("lo", f"tcp port {port}")
     switched = []
     app = LiveApp(src, on_switch=switched.append)
+    notes = Notes()
     try:
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with app.run_test(size=(120, 30), message_hook=notes) as pilot:
             first = t.time_wait("switch")
             old_tl = app.tl
             assert await wait_until(lambda: len(old_tl.conns) == 1, 8, 0.05, pilot.pause)
@@ -209,7 +210,7 @@ async def test_picker_lists_lo_and_switching_starts_a_fresh_timeline(lo_traffic)
             app.post_message(SourceEnded(BatchInfo(0, None, done=True, error="the old capture's end")))
             await pilot.pause()  # until the app has handled its messages
             assert not app.loaded and app.load_error is None
-            assert not any("old capture" in n.message for n in app._notifications)
+            assert not any("old capture" in n.message for n in notes)
             await pilot.press("q")
     finally:
         for s in {src, *switched}:
@@ -230,8 +231,9 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
     port = t.listener("keep")
     src = LiveSource("lo", f"tcp port {port}")
     app = LiveApp(src)
+    notes = Notes()
     try:
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with app.run_test(size=(120, 30), message_hook=notes) as pilot:
             await pilot.press("ctrl+p")
             assert await wait_until(lambda: isinstance(app.screen, CommandPalette), 8, 0.05, pilot.pause)
             for ch in "another interface":
@@ -244,7 +246,7 @@ async def test_a_failed_switch_keeps_the_old_capture(lo_traffic):
             tl = app.tl
             app.switch_interface("tcpvnone0")
             assert await wait_until(lambda: app.switching is None, 8, 0.05, pilot.pause)
-            errors = [n for n in app._notifications if n.severity == "error"]
+            errors = [n for n in notes if n.severity == "error"]
             assert len(errors) == 1 and "no such interface" in errors[0].message
             assert app.source is src and app.tl is tl
             t.time_wait("keep")
@@ -268,15 +270,16 @@ async def test_saving_goes_on_into_the_same_file_across_a_switch(lo_traffic, tmp
     src = LiveSource("lo", f"tcp port {port}", write=str(out))
     switched = []
     app = LiveApp(src, on_switch=switched.append)
+    notes = Notes()
     try:
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with app.run_test(size=(120, 30), message_hook=notes) as pilot:
             first = t.time_wait("save")
             assert await wait_until(lambda: len(app.tl.conns) == 1 and _status_figures(app).get("saved")
                                     == app.tl.packets, 8, 0.05, pilot.pause)
             n_first = app.tl.packets
             app.switch_interface("any")
             assert await wait_until(lambda: app.switching is None, 8, 0.05, pilot.pause)
-            refused = [n for n in app._notifications if n.severity == "error"]
+            refused = [n for n in notes if n.severity == "error"]
             assert len(refused) == 1 and "one kind" in refused[0].message and app.source is src
             app.switch_interface("lo")
             assert await wait_until(lambda: app.source is not src and app.switching is None,

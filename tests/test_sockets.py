@@ -350,7 +350,7 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         assert (k.state_text(0), k.state_text(1)) == ("FIN_WAIT_2", "CLOSE_WAIT")
         # the counters bar shows the kernel's counts, with one sample per refresh behind them
         bar = app.query_one(CountersBar)
-        assert bar._counts == app.table.snap.counters()
+        assert bar.counts == app.table.snap.counters()
         assert len(app.table.series("CLOSE_WAIT")) == app.table.version
         # what is on screen: the row with both states (filtered to this test's port)
         app.action_set_filter(f"port:{port}")

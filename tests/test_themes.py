@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, cli, wait_until
-from uihelp import palette_offers, write_capture
+from uihelp import palette_offers, screen_strips, write_capture
 
 from tcpview.ui.themes.catalog import (
     builtin_theme_dir,
@@ -363,8 +363,6 @@ def test_snapshot_of_each_builtin_theme(name: str, tmp_path: Path, user_themes: 
 
 
 async def test_broken_user_theme_gives_one_notification_and_the_default(tmp_path: Path, user_themes: Path) -> None:
-    from textual.widgets._toast import Toast
-
     (user_themes / "sunrise.toml").write_text(GOOD)
     broken = user_themes / "broken.toml"
     broken.write_text("name = 'broken'\nprimary = '#000'\n[variables]\ntcp-syn = 'sky'\n")
@@ -373,7 +371,7 @@ async def test_broken_user_theme_gives_one_notification_and_the_default(tmp_path
         await settle(pilot)
         assert app.theme == "tcpview-dark"
         assert "sunrise" in app.available_themes and "broken" not in app.available_themes
-        toasts = list(app.screen.query(Toast))
+        toasts = list(app.screen.query("Toast"))  # Textual exports the widget only from a private module
         assert len(toasts) == 1
         shown = str(toasts[0].render())
         assert shown.startswith("Themes\nSkipped a theme file:\n")
@@ -405,14 +403,14 @@ async def test_no_color_selects_monochrome_and_flags_stay_readable(
 
 def _screen_text(app) -> str:  # type: ignore[no-untyped-def]
     """The text on the app's screen now, one line per row."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+    return "\n".join(strip.text for strip in screen_strips(app))
 
 
 def _screen_colours(app) -> set[tuple[int, int, int]]:  # type: ignore[no-untyped-def]
     """Every foreground and background colour on the app's screen now (before Textual's
     output filters, so this is what the theme itself paints)."""
     out: set[tuple[int, int, int]] = set()
-    for strip in app.screen._compositor.render_strips():
+    for strip in screen_strips(app):
         for seg in strip:
             style = seg.style
             if style is None:

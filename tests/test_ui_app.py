@@ -7,12 +7,13 @@ Every expectation comes from the TCP rules applied to the frames written in
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
 from helpers import wait_until
 from textual.widgets import Footer
-from uihelp import T0, palette_offers, write_capture
+from uihelp import T0, Notes, palette_offers, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -43,7 +44,7 @@ def line_text(widget, y: int) -> str:  # type: ignore[no-untyped-def]
 
 
 def counters(app: TcpviewApp) -> dict[str, int]:
-    return dict(app.query_one(CountersBar)._counts)
+    return dict(app.query_one(CountersBar).counts)
 
 
 async def seek(app: TcpviewApp, pilot, seconds: float) -> None:  # type: ignore[no-untyped-def]
@@ -335,7 +336,9 @@ async def test_clicking_the_timeline_seeks(capture: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(app, pilot)
         bar = app.query_one(PlayerBar)
-        x0, x1 = bar._bar
+        drawn = re.search("[━╸┄─]+", bar.build().plain)  # the timeline, as the bar draws it
+        assert drawn is not None
+        x0, x1 = drawn.span()
         assert x1 - x0 >= 8
         await pilot.click(PlayerBar, offset=(1 + x0, 0))
         await pilot.pause()
@@ -457,8 +460,7 @@ async def test_counters_toggle_and_click_filters(capture: Path) -> None:
         lines = str(bar.render()).splitlines()
         assert "FIN_WAIT_2 1" in lines[1] and "SYN_SENT 1" in lines[1]
         assert "TIME_WAIT 1" in lines[0] and "CLOSE_WAIT 1" in lines[0]
-        span = next(s for s in bar._spans if s[3] == "CLOSE_WAIT")
-        await pilot.click(CountersBar, offset=(1 + span[1], 0))
+        await pilot.click(CountersBar, offset=(1 + lines[0].index("CLOSE_WAIT"), 0))
         await pilot.pause()
         assert list(app.query_one(ConnectionTable).rows) == [0]
 
@@ -474,8 +476,9 @@ async def test_help_lists_every_binding(capture: Path) -> None:
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
-        assert app.screen.query_one("#help-keys", Static).region.height > 20
-        table = HelpScreen._table()
+        keys = app.screen.query_one("#help-keys", Static)
+        assert keys.region.height > 20
+        table = keys.content
         from rich.console import Console
 
         console = Console(width=100, record=True)
@@ -512,10 +515,11 @@ async def test_a_cut_short_capture_is_a_notification_not_a_crash(capture: Path, 
     cut = tmp_path / "cut.pcap"
     cut.write_bytes(data[: len(data) - 20])  # the last record loses its end
     app = TcpviewApp(FileSource(str(cut)))
-    async with app.run_test(size=(80, 24)) as pilot:
+    notes = Notes()
+    async with app.run_test(size=(80, 24), message_hook=notes) as pilot:
         await loaded(app, pilot)
         assert app.load_error and "cut short" in app.load_error
-        assert [n.severity for n in app._notifications] == ["error"]
+        assert [n.severity for n in notes] == ["error"]
         assert len(app.query_one(ConnectionTable).rows) == 4  # everything before the damage
         await pilot.press("home", "right")
         assert app.player.position() == pytest.approx(T0 + 0.1)

@@ -1,6 +1,6 @@
 """A small capture with known states, built with scapy, shared by the UI tests (checked by
-test_ui_capture.py); and what the UI tests wait for in a running app through Textual's public
-API: the command palette's choice.
+test_ui_capture.py); and what the UI tests read from a running app through Textual's public
+API: the notifications it raised, what its screen shows, the command palette's choice.
 
 Times are seconds after T0. From the TCP rules (RFC 9293), as a passive observer sees them:
 
@@ -118,6 +118,59 @@ def lossy_frames() -> list:
 
 
 # -- reading a running app ---------------------------------------------------------------------
+class Notes:
+    """The notifications an app raises, collected from Textual's ``Notify`` messages: pass it
+    as ``app.run_test(message_hook=notes)``, then iterate it (each a ``Notification`` with
+    ``message``, ``title`` and ``severity``)."""
+
+    def __init__(self) -> None:
+        self.raised: list[Any] = []
+
+    def __call__(self, message: Any) -> None:
+        from textual.notifications import Notify
+
+        if isinstance(message, Notify):
+            self.raised.append(message.notification)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.raised)
+
+
+def screen_strips(app: Any) -> list:
+    """The app's screen as it is drawn now, one ``Strip`` per row: each cell taken from the
+    widget on top there (``Screen.get_widget_at``), as that widget renders the line."""
+    from textual.errors import NoWidget
+    from textual.geometry import Region
+    from textual.strip import Strip
+
+    screen = app.screen
+    width, height = screen.size
+
+    def on_top(x: int, y: int) -> tuple | None:
+        try:
+            return screen.get_widget_at(x, y)
+        except NoWidget:
+            return None
+
+    rows = []
+    for y in range(height):
+        parts, x = [], 0
+        while x < width:
+            top = on_top(x, y)
+            end = x + 1
+            while end < width and on_top(end, y) == top:  # a run of cells of one widget
+                end += 1
+            if top is None:
+                parts.append(Strip.blank(end - x))
+            else:
+                widget, region = top
+                line = widget.render_lines(Region(0, y - region.y, region.width, 1))[0]
+                parts.append(line.crop(x - region.x, end - region.x))
+            x = end
+        rows.append(Strip.join(parts))
+    return rows
+
+
 async def palette_offers(app: Any, pilot: Any, text: str) -> bool:
     """Wait until the open command palette has gathered its hits for what was typed and
     highlights one holding ``text`` (case aside): what Enter then runs."""

@@ -319,6 +319,11 @@ class LiveSource:
         expiry) can advance with the clock while nothing arrives."""
         return time.time()
 
+    @property
+    def reading(self) -> bool:
+        """Whether a :meth:`frames` (or :meth:`batches`) loop is running on some thread."""
+        return not self._reader_done.is_set()
+
     def _read_stats(self) -> None:
         with self._lock:
             if self._sock is None:

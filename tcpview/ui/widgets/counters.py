@@ -92,6 +92,11 @@ class CountersBar(PaintedText, Widget):
             self._series_version = tl.version
         self.refresh_if_changed()
 
+    @property
+    def counts(self) -> dict[str, int]:
+        """Endpoints per state as the bar shows them (as of its cursor)."""
+        return self._counts
+
     def watch_show_all(self) -> None:
         self.refresh(layout=True)
 

@@ -209,7 +209,7 @@ class GraphPane(Widget, can_focus=True):
             yv = cv.y1 - (cv.y1 - cv.y0) * r / max(1, h - 1)
             label = tick(yv) if r in (0, h // 2, h - 1) else ""
             segs = [Segment(f"{label:>{LABEL_W}}┤", axis)]
-            cur = self._cursor_col(cv)
+            cur = self.cursor_col(cv)
             styles, cursor_style = self._series_styles(g)
             row = cv.text_rows_at(r)
             owner = cv.owner[r]
@@ -260,7 +260,8 @@ class GraphPane(Widget, can_focus=True):
             self._styles = (key, styles, self.get_component_rich_style("graph-pane--cursor"))
         return self._styles[1], self._styles[2]
 
-    def _cursor_col(self, cv: Canvas) -> int:
+    def cursor_col(self, cv: Canvas) -> int:
+        """The column of ``cv`` the cursor line is drawn in (-1: the cursor is outside it)."""
         x = self.cursor_x
         if x is None or not cv.x0 <= x <= cv.x1:
             return -1
