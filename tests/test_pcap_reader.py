@@ -8,6 +8,7 @@ import select
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import (
@@ -471,3 +472,29 @@ def test_an_original_length_beyond_int32_does_not_hide_the_payload(tmp_path):
     assert rec[5] >= rec[4] == len(frame)
     tl = load(str(p)).timeline
     assert tl.conns[0].records(0, 1)[0][4] == 100
+
+
+def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path) -> None:
+    import threading
+
+    from scapy.layers.l2 import Ether
+    from uihelp import T0, frames, write_capture
+
+    from tcpview.engine.pump import Pump
+    from tcpview.sources.base import FileSource
+
+    path = write_capture(tmp_path / "k.pcap")
+    feed = Pump(FileSource(str(path)))
+    feed.run(threading.Event(), lambda info: None)
+    assert len(feed.times) == 19 and feed.times.ts[0] == pytest.approx(T0)
+    for i, pkt in enumerate(frames()):
+        lt, data = feed.frames.get(i + 1)  # type: ignore[misc]
+        assert lt == 1 and data == bytes(pkt)
+    assert feed.frames.get(999) is None
+
+    from tcpview.sources.frames import FrameStore
+
+    store = FrameStore(budget=200)
+    for i in range(1, 11):
+        store.note_bytes(i, 1, bytes(Ether() / (b"x" * 50)))
+    assert store.get(1) is None and store.get(10) is not None  # oldest dropped past the budget

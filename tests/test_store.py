@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from helpers import Flow, many_connections, states, track
+from uihelp import T0, write_capture
 
 from tcpview.engine.core.columns import SEG, TRANS
 from tcpview.engine.timeline.conns import ConnView
@@ -247,3 +249,60 @@ def test_the_compile_cache_follows_every_kernel_source(tmp_path):
     second = cache_dir()
     assert second != first and Path(second).parent == Path(first).parent
     assert not Path(first).exists()  # beside the engine, the old version's cache is removed
+
+
+def test_states_of_every_connection_agree_with_the_store_back_and_forth(tmp_path: Path) -> None:
+    """The bulk per-connection states (kept per cursor and moved forward incrementally) equal
+    each connection's own states_at at every time, in either direction."""
+    from tcpview.engine.pump import load
+
+    tl = load(str(write_capture(tmp_path / "late.pcap", late=True))).timeline
+    times = [0.05, 0.55, 1.65, 61.7, 0.25, 2.05, 70.0, 0.0, 1.75, 100.0, 0.15]
+    for off in times + times[::-1]:
+        t = T0 + off
+        states = tl.states_at(t)
+        for c in tl.conns:
+            assert tuple(states[c.id]) == c.states_at(t), (off, c.id)
+    states = tl.states_at(None)
+    assert [tuple(states[c.id]) for c in tl.conns] == [tuple(c.state) for c in tl.conns]
+    assert states[1][0] == 0  # conn 1's TIME_WAIT expired (60 s after 1.6) before the SYN at 70 s
+
+
+def test_states_at_jumps_across_a_busy_capture() -> None:
+    """Jumps back and forth across a capture with several transitions per connection give
+    the store's per-connection states each time."""
+    from tcpview.engine.timeline.tracker import Tracker
+    from tcpview.sim import Engine, load
+
+    tracker = Tracker()
+    frames = Engine(load("busy"), 4).frames(max_seconds=6)
+    tracker.feed_records((f.frame, f.ts, 1, f.data, 0, len(f.data), len(f.data)) for f in frames)
+    tl = tracker.tl
+    assert tl.view().n_trans > 3 * len(tl.conns) > 90  # several transitions per connection
+    span = tl.last_ts - tl.first_ts
+    for frac in (0.02, None, 0.95, 0.9, 0.05, 0.5, 0.51, 0.3, 0.99, 0.0, None):
+        t = None if frac is None else tl.first_ts + span * frac
+        states = tl.states_at(t)
+        for c in tl.conns:
+            assert tuple(states[c.id]) == c.states_at(t), (t, c.id)
+
+
+def test_a_loaded_file_leaves_no_python_object_per_connection(tmp_path: Path) -> None:
+    """The store is columns: reading many connections adds arrays, not objects the garbage
+    collector has to walk (which once paused the viewer for most of a second)."""
+    import gc
+    import threading
+
+    from helpers import many_connections, write_frames_pcap
+
+    from tcpview.engine.pump import Pump
+    from tcpview.sources.base import FileSource
+
+    path = str(write_frames_pcap(tmp_path / "many.pcap", many_connections()))
+    gc.collect()
+    before = len(gc.get_objects())
+    pump = Pump(FileSource(path))
+    pump.run(threading.Event(), lambda info: None)
+    gc.collect()
+    assert pump.done and len(pump.tl.conns) >= 100
+    assert len(gc.get_objects()) - before < len(pump.tl.conns)
