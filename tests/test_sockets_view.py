@@ -11,11 +11,10 @@ import re
 import shutil
 import socket
 import subprocess
-import time
 
 import pytest
 from helpers import wait_until
-from livehelp import env_with_repo, ss_rows, ss_state, tcpview_cmd
+from livehelp import env_with_repo, ss_rows, ss_state, tcpview_cmd, wait_settled
 
 from tcpview.kernel.procnet import parse_proc_tcp
 from tcpview.kernel.snapshot import NONE, snapshot
@@ -95,6 +94,11 @@ def socks():
     s.close()
 
 
+def _ports(scene: dict[str, tuple]) -> set[int]:
+    """The ports of the scene's sockets (a listener's peer port 0 aside)."""
+    return {port for ends in scene.values() for _ip, port in ends} - {0}
+
+
 def _scene(s: Sockets) -> dict[str, tuple]:
     """The sockets the tests look at, by name: ``(local, peer)`` of each."""
     waiting = s.listener(backlog=7)  # two connections in its accept queue, never accepted
@@ -141,7 +145,7 @@ def _scene(s: Sockets) -> dict[str, tuple]:
 def test_queues_and_timers_equal_ss_for_real_sockets(socks: Sockets) -> None:
     _need_ss()
     scene = _scene(socks)
-    time.sleep(0.2)  # the last segments on their way
+    wait_settled(_ports(scene))  # the last segments of the handshakes and closes are sent
     mine = before = after = None
 
     def held_still() -> bool:  # the same queues and states on either side of our reading
@@ -176,7 +180,7 @@ def test_json_states_equal_ss_and_the_table_says_what_the_json_says(socks: Socke
     a client NONE, and the table in the app writes every state as the JSON does."""
     _need_ss()
     scene = _scene(socks)
-    time.sleep(0.2)
+    wait_settled(_ports(scene))
     p = subprocess.run(tcpview_cmd("sockets", "--once", "--json"), capture_output=True, text=True,
                        env=env_with_repo(), timeout=60, check=False)
     assert p.returncode == 0, p.stderr

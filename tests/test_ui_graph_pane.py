@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Flow, wait_until, write_frames_pcap
+from uihelp import Notes
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
@@ -38,7 +39,8 @@ def _lines(pane: GraphPane) -> list[str]:
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)])
 async def test_zoom_pan_legend_and_direction(two_bursts: Path, size: tuple[int, int]) -> None:
     app = TcpviewApp(FileSource(str(two_bursts)), tick=3600)
-    async with app.run_test(size=size) as pilot:
+    notes = Notes()
+    async with app.run_test(size=size, message_hook=notes) as pilot:
         await app.workers.wait_for_complete()
         await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         pane = app.query_one(GraphPane)
@@ -84,4 +86,4 @@ async def test_zoom_pan_legend_and_direction(two_bursts: Path, size: tuple[int, 
         assert "→" in pane.graph.title.split("sequence numbers")[1]
         await pilot.press("m", "m", "d")  # throughput shows both directions: d says so
         await pilot.pause()
-        assert any("shows both directions" in str(n.message) for n in app._notifications)
+        assert any("shows both directions" in str(n.message) for n in notes)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import Flow, track, wait_until, write_frames_pcap
-from uihelp import lossy_frames
+from uihelp import Notes, lossy_frames
 
 from tcpview.engine.analysis.query import ConnQuery, ConnRows
 from tcpview.engine.core.tcp import Analysis, Anomaly
@@ -36,8 +36,8 @@ async def _loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-de
     await pilot.pause()
 
 
-def _messages(app: TcpviewApp) -> list[str]:
-    return [str(n.message) for n in app._notifications]
+def _messages(notes: Notes) -> list[str]:
+    return [str(n.message) for n in notes]
 
 
 def test_every_tag_is_short_kebab_case_and_a_filter_word() -> None:
@@ -116,27 +116,28 @@ async def test_the_why_line_says_what_a_tag_means(capture: Path) -> None:
 
 async def test_n_says_so_when_there_is_no_flag_to_go_to(capture: Path) -> None:
     app = TcpviewApp(FileSource(str(capture)), tick=3600)
-    async with app.run_test(size=(120, 40)) as pilot:
+    notes = Notes()
+    async with app.run_test(size=(120, 40), message_hook=notes) as pilot:
         await _loaded(app, pilot)
         table, ladder = app.query_one(ConnectionTable), app.query_one(Ladder)
         await pilot.press("enter")  # connection 0's ladder: no flag in it
         await pilot.press("n")
         await pilot.pause()
-        assert any(m.startswith("#0 has no segment with an analysis flag") for m in _messages(app))
+        assert any(m.startswith("#0 has no segment with an analysis flag") for m in _messages(notes))
         await pilot.press("escape", "ctrl+end", "n")  # the table's last row: no flagged connection below
         await pilot.pause()
         assert table.selected == 3
         await pilot.press("n")
         await pilot.pause()
         assert any(m.startswith("no connection with an analysis flag below this one (2 listed") for m in
-                   _messages(app)), _messages(app)
+                   _messages(notes)), _messages(notes)
         app.action_set_filter("port:41000")  # connection 0 alone: no flag in the table
         await pilot.pause()
         await pilot.press("n")
         await pilot.pause()
-        assert any(m.startswith("no connection listed has a segment with an analysis flag") for m in _messages(app))
+        assert any(m.startswith("no connection listed has a segment with an analysis flag") for m in _messages(notes))
         app.action_set_filter("")
         await pilot.press("j", "enter", "ctrl+end", "n")  # connection 1's last row: nothing after it
         await pilot.pause()
-        assert any("no flagged segment after this one in #1 (4 in all; N goes back)" in m for m in _messages(app))
+        assert any("no flagged segment after this one in #1 (4 in all; N goes back)" in m for m in _messages(notes))
         assert ladder.cid == 1
