@@ -1,7 +1,7 @@
 """The app on a live source: a capture file still being written, read with --follow.
 
-The cursor follows the newest data; pause freezes the view while reading goes on; space
-jumps back to live.
+The cursor follows the newest data; pause freezes the view while reading goes on; space from
+there plays the past at the chosen speed, and L (or End) goes back to live.
 """
 
 from __future__ import annotations
@@ -15,6 +15,11 @@ from uihelp import T0, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
+
+
+def footer_keys(app: TcpviewApp) -> set[str]:
+    """The keys the footer shows now (a binding whose action is not available is left out)."""
+    return {b.binding.key for b in app.active_bindings.values() if b.binding.show}
 
 
 def split_records(data: bytes, n: int) -> tuple[bytes, bytes]:
@@ -52,8 +57,21 @@ async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
         # a modal screen over the main one while data arrives and the view updates
         await pilot.press("question_mark")
         await pilot.press("escape")
-        await pilot.press("space")  # back to live
+        # space plays the past from the cursor, at the speed chosen (slow here: the test waits
+        # for keys); it does not jump to live
+        await pilot.press("minus", "minus", "minus", "minus")
+        assert app.player.speed == 0.1
+        await pilot.press("space")
+        assert app.player.playing and not app.player.following
+        assert T0 + 0.6 <= app.player.position() < T0 + 2.6
+        assert await wait_until(lambda: app.player.position() > T0 + 0.6, 10, 0.02, asyncio.sleep)
+        assert "LIVE" not in app._bar.render().plain and "0.1x" in app._bar.render().plain
+        # the footer offers the way back to live while the cursor is in the past
+        assert "L" in footer_keys(app)
+        await pilot.press("L")  # back to live
         assert app.player.following
+        await pilot.pause()
+        assert "L" not in footer_keys(app)
         assert await wait_until(lambda: len(table.rows) == 4, 10, 0.02, asyncio.sleep)
         assert app._counters._counts["TIME_WAIT"] == 1 and app._counters._counts["SYN_RECEIVED"] == 1
         assert "LIVE" in app._bar.render().plain
