@@ -47,7 +47,7 @@ from .widgets.why_line import WhyLine
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
 
-PAUSED_HINT = "paused — space to play, → to step"
+PAUSED_HINT = "paused — space to play"
 """What the bar says while a scenario waits at its beginning."""
 
 
