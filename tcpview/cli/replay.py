@@ -48,15 +48,21 @@ def _stdin_source():  # type: ignore[no-untyped-def]
     return open_source("-", fd=data_fd)  # the source reads the pipe, Textual the terminal
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    """``tcpview replay FILE|- [--follow]``."""
+def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
+    """The source ``tcpview replay`` shows and the options of its app. A file is checked
+    here, before the UI starts: a problem is one line, exit 2."""
     from ..sources.base import open_source
 
-    # a file is checked here, before the UI starts: a problem is one line, exit 2
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
-    from ..ui.run import run_app
-
     opts = app_options(args)
     if args.memory is None and (args.source == "-" or args.follow):
         opts["memory"] = default_memory()  # a stream may never end
-    return run_app(source, at=args.at, speed=args.speed, **opts)
+    return source, dict(opts, at=args.at, speed=args.speed)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``tcpview replay FILE|- [--follow]``."""
+    source, opts = replay_source(args)
+    from ..ui.run import run_app
+
+    return run_app(source, **opts)

@@ -76,24 +76,30 @@ def print_list(out=None) -> None:  # type: ignore[no-untyped-def]
         out.write(f"{n.ljust(width)}  {desc}{mark}\n")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """``tcpview demo``: a scenario, paced in real time, in the UI."""
-    if args.list:
-        print_list()
-        return 0
+def demo_source(args: argparse.Namespace) -> tuple[object, dict]:
+    """The source ``tcpview demo`` shows and the options of its app (see :func:`cmd_demo`)."""
     from ..sim import DEFAULT_SCENARIO, SimSource, load
 
     scen = load(args.scenario or DEFAULT_SCENARIO)
     opts = app_options(args)
     opts.setdefault("memory", default_memory())
-    if scen.finite:
-        # built at once and shown paused at its beginning: a scenario that is over in 0.1 s
-        # would otherwise end before the first screen
-        source = SimSource(scen, seed=args.seed, paced=False)
-        source.name = f"demo {scen.name}"
-        opts.update(speed=args.speed, paused_at_start=True)
-    else:
-        source = SimSource(scen, seed=args.seed, speed=args.speed, paced=True)
+    if not scen.finite:
+        return SimSource(scen, seed=args.seed, speed=args.speed, paced=True), opts
+    # built at once and shown paused at its beginning: a scenario that is over in 0.1 s
+    # would otherwise end before the first screen
+    source = SimSource(scen, seed=args.seed, paced=False)
+    source.name = f"demo {scen.name}"
+    opts.update(speed=args.speed, paused_at_start=True)
+    return source, opts
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``tcpview demo``: a scenario in the UI; an endless one paced in real time (live), one
+    that ends paused at its beginning."""
+    if args.list:
+        print_list()
+        return 0
+    source, opts = demo_source(args)
     from ..ui.run import run_app
 
     return run_app(source, **opts)
