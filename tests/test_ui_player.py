@@ -46,7 +46,8 @@ async def loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def
 async def test_demo_scenario_opens_paused_at_its_beginning() -> None:
     from tcpview.cli.sim import demo_source
 
-    source, opts = demo_source(build_parser().parse_args(["demo", "--scenario", "handshake", "--speed", "0.1"]))
+    args = build_parser().parse_args(["demo", "--scenario", "handshake", "--speed", "0.1"])
+    source, opts = demo_source(args)
     app = TcpviewApp(source, **opts)
     async with app.run_test(size=(80, 24)) as pilot:
         await loaded(app, pilot)
@@ -140,8 +141,9 @@ class _Tmux:
         env = dict(os.environ, TERM="xterm-256color",
                    PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.pop("TMUX", None)
+        run = f"cd {shlex.quote(str(REPO))} && {shlex.join(command)}"
         subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(cols),
-                        "-y", str(rows), f"cd {shlex.quote(str(REPO))} && {shlex.join(command)}"], check=True, env=env)
+                        "-y", str(rows), run], check=True, env=env)
 
     def screen(self) -> str:
         return subprocess.run([*self.base, "capture-pane", "-p", "-t", "t"], check=True, capture_output=True,

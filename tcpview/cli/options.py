@@ -48,7 +48,8 @@ def play_speed(v: str) -> float:
     try:
         return positive_float(v)
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"not a speed: {v!r} (a number > 0 such as 0.25 or 10, or max)") from None
+        raise argparse.ArgumentTypeError(f"not a speed: {v!r} (a number > 0 such as 0.25 or 10, or max)") \
+            from None
 
 
 def nonnegative_float(v: str) -> float:

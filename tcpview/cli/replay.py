@@ -11,7 +11,15 @@ import os
 import sys
 
 from .errors import UsageError
-from .options import add_app_options, add_memory, add_timers, app_options, default_memory, nonnegative_float, play_speed
+from .options import (
+    add_app_options,
+    add_memory,
+    add_timers,
+    app_options,
+    default_memory,
+    nonnegative_float,
+    play_speed,
+)
 
 
 def add_replay(sub) -> None:  # type: ignore[no-untyped-def]

@@ -133,7 +133,8 @@ class Player:
     so playing can stop at the end instead of waiting for more.
     """
 
-    def __init__(self, times: SegmentTimes | TimelineTimes, live: bool = False, speed: float | None = None) -> None:
+    def __init__(self, times: SegmentTimes | TimelineTimes, live: bool = False,
+                 speed: float | None = None) -> None:
         self.times = times
         self.live = live
         self.t: float | None = None
@@ -214,7 +215,8 @@ class Player:
         pos = self.position()
         if pos is None:
             return
-        if self.loaded and not self.live and self.last is not None and pos >= self.last and self.first is not None:
+        at_end = self.last is not None and pos >= self.last
+        if self.loaded and not self.live and at_end and self.first is not None:
             self.t = self.first  # at the end: play again from the start
         else:
             self.t = pos

@@ -44,6 +44,10 @@ class PromptMode:
     """Esc: called with the text the box opened with."""
 
 
+FILTER_HINT = ": state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)"
+"""The filter box's placeholder after its label."""
+
+
 def _as_is(_app: Any, text: str) -> str:
     return text
 
@@ -150,8 +154,8 @@ class PromptQuestions:
             self.seek_offset(seconds)
 
     PROMPTS: ClassVar[dict[str, PromptMode]] = {
-        "filter": PromptMode("filter", lambda app: ": state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)",
-                             _filter_text, _as_is, lambda app, text: app.action_set_filter(text),
+        "filter": PromptMode("filter", lambda app: FILTER_HINT, _filter_text, _as_is,
+                             lambda app, text: app.action_set_filter(text),
                              edited=_preview_filter, cancelled=_preview_filter),
         "export": PromptMode("export", _export_hint, _export_proposal, _check_export, _start_export),
         "time": PromptMode("go to time", _time_hint, _empty, _as_is, _go_to_time),
