@@ -188,6 +188,8 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
 
     # -- the UI tick ----------------------------------------------------------------------
     def _tick(self) -> None:
+        if not self._bar.is_attached:  # the app is closing: its widgets are going
+            return
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
         moved = self.player.tick(dt)
