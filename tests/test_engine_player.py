@@ -91,12 +91,35 @@ def test_step_seek_and_jump() -> None:
     assert p.position() == 15.0
 
 
-def test_live_pause_freezes_and_resume_goes_live() -> None:
+def test_live_pause_freezes_then_plays_the_past_until_it_is_live_again() -> None:
     p = make_player([1.0, 2.0], live=True)
     assert p.following and p.query_time() is None
     p.toggle()
     assert not p.following and p.query_time() == 2.0
     p.set_bounds(1.0, 5.0)  # capture goes on
     assert p.position() == 2.0
+    p.slower()
+    p.toggle()  # plays the past from the cursor, at the speed
+    assert p.playing and not p.following and p.position() == 2.0
+    assert p.tick(1.0) and p.position() == pytest.approx(2.5)
     p.toggle()
-    assert p.following and p.position() == 5.0
+    assert not p.playing and p.position() == pytest.approx(2.5)
+    p.toggle()
+    p.tick(10.0)  # caught up with now: live again
+    assert p.following and not p.playing and p.position() == 5.0
+    p.toggle()
+    p.to_end()  # L / End: back to live at once
+    assert p.following
+
+
+def test_any_speed_and_the_listed_ones_around_it() -> None:
+    p = Player(SegmentTimes(), speed=3.0)
+    assert p.speed == 3.0 and speed_label(p.speed) == "3.0x" and p.speed_index == SPEEDS.index(2.0)
+    p.faster()
+    assert p.speed == 5.0
+    p.speed = 0.3
+    assert speed_label(p.speed) == "0.3x"
+    p.slower()
+    assert p.speed == 0.25
+    p.speed = 1 / 3
+    assert speed_label(p.speed) == "0.333x"

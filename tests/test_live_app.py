@@ -1,7 +1,8 @@
 """The viewer on a source that keeps growing, in the real Textual app (Pilot).
 
 A capture file still being written, read with --follow: the cursor follows the newest data;
-pause freezes the view while reading goes on; space jumps back to live.
+pause freezes the view while reading goes on; space from there plays the past at the chosen
+speed, and L (or End) goes back to live.
 
 ``tcpview live``: packets captured on lo fill the viewer, and the kernel pane (K) puts the
 kernel's states beside the captured ones and finds the connection whose FIN the capture filter
@@ -25,6 +26,11 @@ from tcpview.ui.widgets.conn_table import ConnectionTable
 from tcpview.ui.widgets.counters import CountersBar
 from tcpview.ui.widgets.ladder import Ladder
 from tcpview.ui.widgets.player_bar import PlayerBar
+
+
+def footer_keys(app: TcpviewApp) -> set[str]:
+    """The keys the footer shows now (a binding whose action is not available is left out)."""
+    return {b.binding.key for b in app.active_bindings.values() if b.binding.show}
 
 
 # -- a capture file still being written, read with --follow ---------------------------------------
@@ -68,8 +74,22 @@ async def test_follow_pause_and_back_to_live(tmp_path: Path) -> None:
         # a modal screen over the main one while data arrives and the view updates
         await pilot.press("question_mark")
         await pilot.press("escape")
-        await pilot.press("space")  # back to live
+        # space plays the past from the cursor, at the speed chosen (slow here: the test waits
+        # for keys); it does not jump to live
+        await pilot.press("minus", "minus", "minus", "minus")
+        assert app.player.speed == 0.1
+        await pilot.press("space")
+        assert app.player.playing and not app.player.following
+        assert T0 + 0.6 <= app.player.position() < T0 + 2.6
+        assert await wait_until(lambda: app.player.position() > T0 + 0.6, 10, 0.02, asyncio.sleep)
+        bar = app.query_one(PlayerBar).render().plain
+        assert "LIVE" not in bar and "0.1x" in bar
+        # the footer offers the way back to live while the cursor is in the past
+        assert "L" in footer_keys(app)
+        await pilot.press("L")  # back to live
         assert app.player.following
+        await pilot.pause()
+        assert "L" not in footer_keys(app)
         assert await wait_until(lambda: len(table.rows) == 4, 10, 0.02, asyncio.sleep)
         assert counts()["TIME_WAIT"] == 1 and counts()["SYN_RECEIVED"] == 1
         assert "LIVE" in app.query_one(PlayerBar).render().plain
@@ -490,3 +510,73 @@ def test_interface_list_from_ip_and_from_the_kernel_agree():
         assert set(b.addresses) <= set(a.addresses)  # the ioctl sees only the primary IPv4 address
         assert {x for x in a.addresses if ":" in x} == {x for x in b.addresses if ":" in x}
     assert "127.0.0.1/8" in from_ip["lo"].addresses and from_ip["lo"].up
+
+
+# -- the clock: live time moves on without packets ------------------------------------------------
+def _bar_seconds(app) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """The bar's ``cursor / duration`` (mm:ss.mmm each), in seconds."""
+    import re
+
+    from tcpview.ui.widgets.player_bar import PlayerBar
+
+    m = re.search(r"(\d+):(\d+\.\d+) / (\d+):(\d+\.\d+)", app.query_one(PlayerBar).render().plain)
+    assert m, app.query_one(PlayerBar).render().plain
+    return int(m[1]) * 60 + float(m[2]), int(m[3]) * 60 + float(m[4])
+
+
+def _counter(app, state: str) -> int:  # type: ignore[no-untyped-def]
+    """The count the counters bar shows for ``state``."""
+    import re
+
+    from tcpview.ui.widgets.counters import CountersBar
+
+    m = re.search(rf"{state} (\d+)", app.query_one(CountersBar).render().plain)
+    assert m
+    return int(m[1])
+
+
+def _idle(app, port: int) -> float:  # type: ignore[no-untyped-def]
+    """The idle column the table shows for the connection on ``port`` (seconds)."""
+    import re
+
+    from tcpview.ui.widgets.conn_table import ConnectionTable
+
+    table = app.query_one(ConnectionTable)
+    for y in range(table.size.height):
+        text = table.render_line(y).text
+        if f":{port} " in text:
+            return float(re.findall(r" (\d+(?:\.\d+)?)s\b", text)[-1])
+    raise AssertionError(f"no row for port {port}")
+
+
+async def test_live_clock_idle_and_timers_move_without_packets(lo_traffic):
+    """A capture that goes quiet: the bar's time keeps moving with the wall clock, idle grows,
+    and the TIME_WAIT (2·MSL = 2 s here) expires on screen with no new packet."""
+    need_root()
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+
+    t = lo_traffic
+    port = t.listener("quiet")
+    src = LiveSource("lo", f"tcp port {port}")
+    app = LiveApp(src, msl2=2.0)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            t.time_wait("quiet")  # the client closes first: its end stays in TIME_WAIT
+            assert await wait_until(lambda: _counter(app, "TIME_WAIT") == 1, 8, 0.05, pilot.pause)
+            packets, last = app.tl.packets, app.tl.last_ts
+            at, total = _bar_seconds(app)
+            assert at == total  # live: the cursor is now
+            idle = _idle(app, port)
+            assert idle < 1.0
+            # nothing more is sent: still the clock moves on, idle with it
+            assert await wait_until(lambda: _bar_seconds(app)[0] >= at + 1.0, 8, 0.05, pilot.pause)
+            assert await wait_until(lambda: _idle(app, port) >= idle + 1.0, 8, 0.05, pilot.pause)
+            # and the TIME_WAIT ends after 2 s of capture time, as in the kernel
+            assert await wait_until(lambda: _counter(app, "TIME_WAIT") == 0, 8, 0.05, pilot.pause)
+            now, total = _bar_seconds(app)
+            assert now == total and now >= 2.0
+            assert app.tl.packets == packets and app.tl.last_ts == last  # no packet moved it
+            await pilot.press("q")
+    finally:
+        src.close()

@@ -41,6 +41,17 @@ def positive_float(v: str) -> float:
     return f
 
 
+def play_speed(v: str) -> float:
+    """A playback speed: a finite number > 0 (capture seconds per second), or ``max``."""
+    if v.strip().lower() == "max":
+        return math.inf  # the player's "max": a share of the segments per tick
+    try:
+        return positive_float(v)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"not a speed: {v!r} (a number > 0 such as 0.25 or 10, or max)") \
+            from None
+
+
 def nonnegative_float(v: str) -> float:
     """A finite number >= 0 (times from the start, timer lengths)."""
     f = float(_number(v, float))

@@ -11,7 +11,15 @@ import os
 import sys
 
 from .errors import UsageError
-from .options import add_app_options, add_memory, add_timers, app_options, default_memory, nonnegative_float
+from .options import (
+    add_app_options,
+    add_memory,
+    add_timers,
+    app_options,
+    default_memory,
+    nonnegative_float,
+    play_speed,
+)
 
 
 def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
@@ -20,6 +28,9 @@ def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
     p.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin (tcpdump -U -w - | tcpview replay -)")
     p.add_argument("--follow", action="store_true", help="keep reading a file that is still being written")
     p.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
+    p.add_argument("--speed", type=play_speed, metavar="X",
+                   help="playback speed: capture seconds per second, e.g. 0.25 or 10, or max (default 1; "
+                   "+ and - change it in the app)")
     add_timers(p)
     add_memory(p, unbounded_default=True)
     add_app_options(p)
@@ -45,15 +56,21 @@ def _stdin_source():  # type: ignore[no-untyped-def]
     return open_source("-", fd=data_fd)  # the source reads the pipe, Textual the terminal
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    """``tcpview replay FILE|- [--follow]``."""
+def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
+    """The source ``tcpview replay`` shows and the options of its app. A file is checked
+    here, before the UI starts: a problem is one line, exit 2."""
     from ..sources.base import open_source
 
-    # a file is checked here, before the UI starts: a problem is one line, exit 2
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
-    from ..ui.run import run_app
-
     opts = app_options(args)
     if args.memory is None and (args.source == "-" or args.follow):
         opts["memory"] = default_memory()  # a stream may never end
-    return run_app(source, at=args.at, **opts)
+    return source, dict(opts, at=args.at, speed=args.speed)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """``tcpview replay FILE|- [--follow]``."""
+    source, opts = replay_source(args)
+    from ..ui.run import run_app
+
+    return run_app(source, **opts)

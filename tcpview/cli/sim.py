@@ -1,7 +1,9 @@
 """Sub-commands of the simulator: ``tcpview demo`` and ``tcpview simulate``.
 
-``demo`` runs a scenario paced in real time and opens the UI on it; ``simulate`` writes a
-scenario's frames to a pcap that tcpview, Wireshark or tshark can read.
+``demo`` opens the UI on a scenario: one that ends (a teaching scenario: the handshake, a
+close, a retransmission) is built at once and opens paused at its beginning, so the user
+plays or steps through it; an endless one (``busy``) runs paced in real time, live.
+``simulate`` writes a scenario's frames to a pcap that tcpview, Wireshark or tshark can read.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ def add_demo(sub) -> None:  # type: ignore[no-untyped-def]
     d.add_argument("--seed", type=nonnegative_int, default=None, metavar="N",
                    help="random seed (same seed, same frames; default: the scenario's)")
     d.add_argument("--speed", type=positive_float, default=1.0, metavar="X",
-                   help="simulated seconds per real second (default 1)")
+                   help="simulated seconds per real second (default 1): the pace of an endless scenario, "
+                   "the playback speed of one that ends (which starts paused: space plays, → steps)")
     add_timers(d)
     add_memory(d, unbounded_default=False)
     add_app_options(d)
@@ -73,19 +76,32 @@ def print_list(out=None) -> None:  # type: ignore[no-untyped-def]
         out.write(f"{n.ljust(width)}  {desc}{mark}\n")
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """``tcpview demo``: a scenario, paced in real time, in the UI."""
-    if args.list:
-        print_list()
-        return 0
+def demo_source(args: argparse.Namespace) -> tuple[object, dict]:
+    """The source ``tcpview demo`` shows and the options of its app (see :func:`cmd_demo`)."""
     from ..sim import DEFAULT_SCENARIO, SimSource, load
 
     scen = load(args.scenario or DEFAULT_SCENARIO)
-    source = SimSource(scen, seed=args.seed, speed=args.speed, paced=True)
-    from ..ui.run import run_app
-
     opts = app_options(args)
     opts.setdefault("memory", default_memory())
+    if not scen.finite:
+        return SimSource(scen, seed=args.seed, speed=args.speed, paced=True), opts
+    # built at once and shown paused at its beginning: a scenario that is over in 0.1 s
+    # would otherwise end before the first screen
+    source = SimSource(scen, seed=args.seed, paced=False)
+    source.name = f"demo {scen.name}"
+    opts.update(speed=args.speed, paused_at_start=True)
+    return source, opts
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``tcpview demo``: a scenario in the UI; an endless one paced in real time (live), one
+    that ends paused at its beginning."""
+    if args.list:
+        print_list()
+        return 0
+    source, opts = demo_source(args)
+    from ..ui.run import run_app
+
     return run_app(source, **opts)
 
 

@@ -10,10 +10,11 @@ import-linter contract holds it):
   budget, and the tracker that feeds the loop.
 - ``analysis/`` and ``output/``: answers computed from a timeline, and what it is written as.
 - ``player`` (the cursor), ``warm`` (compiling the kernels on first use), ``pump`` (a source
-  fed to a tracker, batch by batch).
+  fed to a tracker, batch by batch), ``session`` (a source, its timeline, pump and player, as
+  a viewer uses them).
 
 What the layers above (``ui``, ``cli``, ``kernel``, ``sim``) use: ``core.tcp`` (state and
 flag names), ``core.model`` (the pydantic models), ``timeline.Timeline`` and
-``timeline.tracker.Tracker``, ``analysis.*``, ``output.*``, ``player``, ``pump``, ``warm``.
+``timeline.tracker.Tracker``, ``analysis.*``, ``output.*``, ``player``, ``pump``, ``session``, ``warm``.
 The other modules of ``core`` and ``timeline`` are the engine's own.
 """

@@ -31,7 +31,7 @@ def speed_label(speed: float) -> str:
     if speed >= 100:
         return f"{speed:.0f}x"
     if speed < 1:
-        return f"{speed:g}x"
+        return f"{speed:.3g}x"
     return f"{speed:.1f}x"
 
 
@@ -125,19 +125,24 @@ class Player:
     Args:
         times: segment times of the source (grows while the source is read).
         live: the source is live (capture, simulator, stream): the cursor follows the
-            newest segment; pausing freezes the view and resuming jumps back to live.
+            newest data; pausing freezes the view, playing from there replays the past at
+            the speed (back to live once it catches up), and :meth:`to_end` goes back to live.
+        speed: the starting speed (1x when None).
 
     The bounds are the first and last segment times; ``loaded`` says the source has ended,
     so playing can stop at the end instead of waiting for more.
     """
 
-    def __init__(self, times: SegmentTimes | TimelineTimes, live: bool = False) -> None:
+    def __init__(self, times: SegmentTimes | TimelineTimes, live: bool = False,
+                 speed: float | None = None) -> None:
         self.times = times
         self.live = live
         self.t: float | None = None
         """Cursor time; None while following the newest data."""
         self.playing = False
-        self.speed_index = SPEEDS.index(1.0)
+        self.speed: float = 1.0 if speed is None else speed
+        """Capture seconds played per wall-clock second (``MAX``: a share of the segments per
+        tick); any positive number, ``+`` and ``-`` move to the next of :data:`SPEEDS`."""
         self.loaded = False
         self.first: float | None = None
         self.last: float | None = None
@@ -164,9 +169,13 @@ class Player:
         return self.t is None
 
     @property
-    def speed(self) -> float:
-        """Current playback speed (``MAX`` for max)."""
-        return SPEEDS[self.speed_index]
+    def speed_index(self) -> int:
+        """The index in :data:`SPEEDS` of the speed (of the fastest listed one not above it)."""
+        return max(0, bisect.bisect_right(SPEEDS, self.speed) - 1)
+
+    @speed_index.setter
+    def speed_index(self, index: int) -> None:
+        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, index))]
 
     def position(self) -> float | None:
         """The cursor as a capture time (the newest time while following)."""
@@ -194,14 +203,11 @@ class Player:
 
     # -- play / pause / speed ---------------------------------------------------------------
     def toggle(self) -> None:
-        """Space: play/pause a replay; for a live source, freeze or jump back to live."""
-        if self.live:
-            if self.t is None:
-                self.t = self.last
-                self.playing = False
-            else:
-                self.t = None
-                self.playing = False
+        """Space: play / pause. Live and following: freeze the view at now; from there it
+        plays the past at the speed (:meth:`to_end` goes back to live)."""
+        if self.live and self.t is None:
+            self.t = self.last
+            self.playing = False
             return
         if self.playing:
             self.playing = False
@@ -209,7 +215,8 @@ class Player:
         pos = self.position()
         if pos is None:
             return
-        if self.loaded and self.last is not None and pos >= self.last and self.first is not None:
+        at_end = self.last is not None and pos >= self.last
+        if self.loaded and not self.live and at_end and self.first is not None:
             self.t = self.first  # at the end: play again from the start
         else:
             self.t = pos
@@ -222,12 +229,12 @@ class Player:
             self.t = self.last
 
     def faster(self) -> None:
-        """Next speed up (up to max)."""
-        self.speed_index = min(len(SPEEDS) - 1, self.speed_index + 1)
+        """The next listed speed up (up to max)."""
+        self.speed = next((s for s in SPEEDS if s > self.speed), SPEEDS[-1])
 
     def slower(self) -> None:
-        """Next speed down (down to 0.1x)."""
-        self.speed_index = max(0, self.speed_index - 1)
+        """The next listed speed down (down to 0.1x)."""
+        self.speed = next((s for s in reversed(SPEEDS) if s < self.speed), SPEEDS[0])
 
     def tick(self, dt: float) -> bool:
         """Advance a playing cursor by ``dt`` wall seconds; returns True if it moved."""
@@ -242,10 +249,12 @@ class Player:
             self.t = self.t + dt * self.speed
         if self.t >= self.last:
             self.t = self.last
+            if self.live:  # the replay of the past caught up with now: live again
+                self.t = None
+                self.playing = False
+                return True
             if self.loaded:
                 self.playing = False
-                if self.live:
-                    self.t = None
         return self.t != old
 
     # -- step / seek --------------------------------------------------------------------------
@@ -299,6 +308,13 @@ class Player:
         """Cursor to the first segment."""
         if self.first is not None:
             self._set(self.first)
+
+    def rewind(self) -> None:
+        """Cursor just before the first segment, paused: nothing has happened yet (where a
+        scenario starts, so that space plays it and ``→`` steps through it)."""
+        self.playing = False
+        if self.first is not None:
+            self._set(self.first - 1e-6)
 
     def to_end(self) -> None:
         """Cursor to the newest segment; it then follows new data."""

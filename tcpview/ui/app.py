@@ -1,42 +1,40 @@
 """The tcpview Textual app: one app for every source (file, stdin, live capture, simulator).
 
-Threads: a worker thread reads the source and feeds the tracker in batches
-(:class:`tcpview.engine.pump.Pump`), posting one replaceable message per batch. Only the UI
-thread touches widgets: on a timer tick (and right after a key) it reads the timeline at the
-player's cursor and updates the views. Nothing is recomputed when the cursor moves; the
-views read a different prefix of the append-only timeline.
+The source, its timeline, the pump and the player are one
+:class:`~tcpview.engine.session.Session`. Threads: a worker thread reads the source and feeds
+the tracker in batches (:meth:`Session.feed <tcpview.engine.session.Session.feed>`), posting
+one replaceable message per batch. Only the UI thread touches widgets: on a timer tick (and
+right after a key) it reads the timeline at the player's cursor and updates the views.
+Nothing is recomputed when the cursor moves; the views read a different prefix of the
+append-only timeline. A live capture's clock moves without packets: the tick shows it.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import App, ComposeResult
 from textual.containers import Vertical
 from textual.theme import Theme
 from textual.widgets import Footer
 
-from ..engine.output.writers import FORMATS
-from ..engine.player import SPEEDS, Player
-from ..engine.pump import BatchInfo, Pump
-from ..engine.timeline.tracker import Tracker
-from ..errors import UserError
+from ..engine.player import SPEEDS, speed_label
+from ..engine.pump import BatchInfo
+from ..engine.session import Session
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
-from .export_action import default_name, export, parse_request, proposal
 from .messages import BatchArrived, SourceEnded
-from .reread import ReadAgain
+from .prompts import PromptQuestions
 from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
+from .session import SessionViews
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
-from .time_box import time_request
 from .widgets.conn_table import SORT_NAMES, ConnectionTable
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
@@ -49,8 +47,11 @@ from .widgets.why_line import WhyLine
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
 
+PAUSED_HINT = "paused — space to play"
+"""What the bar says while a scenario waits at its beginning."""
 
-class TcpviewApp(ReadAgain, App[int]):
+
+class TcpviewApp(SessionViews, PromptQuestions, App[int]):
     """Connections, their ladder and the state counters of one source, with a player.
 
     Args:
@@ -61,6 +62,10 @@ class TcpviewApp(ReadAgain, App[int]):
         at: put the cursor this many seconds after the first packet once it is read.
         theme: a theme name or a :class:`textual.theme.Theme` (see :mod:`tcpview.ui.themes`);
             None picks the default.
+        memory: the most the timeline may use in bytes (None: no limit).
+        speed: the player's starting speed (1x when None).
+        paused_at_start: open paused before the first packet, the bar saying that space plays
+            (a scenario: nothing happens before the user asks).
     """
 
     CSS_PATH = "tcpview.tcss"
@@ -70,21 +75,17 @@ class TcpviewApp(ReadAgain, App[int]):
     BINDINGS = VIEWER_BINDINGS
 
     def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
-                 theme: str | Theme | None = None, at: float | None = None, memory: int | None = None) -> None:
+                 theme: str | Theme | None = None, at: float | None = None, memory: int | None = None,
+                 speed: float | None = None, paused_at_start: bool = False) -> None:
         super().__init__()
         self._start_at = at
+        self._rewind = paused_at_start
         # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
         self._theme_failures = install_themes(self, theme)
-        self.source = source
-        self.tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
-        self.tl = self.tracker.tl
-        self.tl.budget = memory
-        self.pump = Pump(source, self.tracker, warm=True)
-        self.player = Player(self.pump.times, live=bool(getattr(source, "live", False)))
+        self.session = Session(source, msl2=msl2, fin_timeout=fin_timeout, memory=memory, speed=speed)
         self.tick_seconds = tick
-        self.loaded = False
-        self.load_error: str | None = None
-        self._stop = threading.Event()
+        self._clock: float | None = None  # the capture time the views last showed as "now"
+        self._following = True  # whether the footer last offered the way back to live
         self._told_eviction = False
         self._dirty = True
         self._last_tick = time.monotonic()
@@ -132,7 +133,7 @@ class TcpviewApp(ReadAgain, App[int]):
         self.refresh_views()
 
     def on_unmount(self) -> None:
-        self._stop.set()
+        self.session.stop.set()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
@@ -140,7 +141,7 @@ class TcpviewApp(ReadAgain, App[int]):
         def posted(info: BatchInfo) -> None:
             self.post_message(SourceEnded(info) if info.done else BatchArrived(info))
 
-        self.pump.run(self._stop, posted)
+        self.session.feed(posted)
 
     def on_batch_arrived(self, message: BatchArrived) -> None:
         bar = self._bar
@@ -156,7 +157,7 @@ class TcpviewApp(ReadAgain, App[int]):
             return
         self._told_eviction = True
         budget = self.tl.budget or 0
-        back = ("going back there reads the file again" if self._can_read_again()
+        back = ("going back there reads the file again" if self.session.can_read_again()
                 else "seeking back stops at what is kept")
         self.notify(f"The timeline reached its memory budget ({budget >> 20} MiB): the oldest connections and "
                     f"segments leave it, and {back}. --memory sets the budget.",
@@ -171,12 +172,9 @@ class TcpviewApp(ReadAgain, App[int]):
             self.seek_offset(at)
 
     def on_source_ended(self, message: SourceEnded) -> None:
-        if not self.pump.done:  # the end of a reading left for another (read again, switched)
+        if not self.session.ended(message.info):  # a reading left for another (read again, switched)
             message.prevent_default()
             return
-        self.loaded = True
-        self.player.loaded = True
-        self.load_error = message.info.error
         bar = self._bar
         bar.reading = False
         bar.read_share = None
@@ -190,12 +188,16 @@ class TcpviewApp(ReadAgain, App[int]):
 
     # -- the UI tick ----------------------------------------------------------------------
     def _tick(self) -> None:
+        if not self._bar.is_attached:  # the app is closing: its widgets are going
+            return
         now = time.monotonic()
         dt, self._last_tick = now - self._last_tick, now
         moved = self.player.tick(dt)
         # a cursor that has just stopped (end of the capture) settles at once
         settle = now - self._last_settle >= SETTLE_SECONDS or (moved and not self.player.playing)
-        if moved or self._dirty or (settle and self._unsettled):
+        # a live capture's clock moves on without packets: now, idle and the timers with it
+        ticked = self.player.live and self.tl.clock != self._clock
+        if moved or ticked or self._dirty or (settle and self._unsettled):
             self.refresh_views(settle=settle)
 
     def refresh_views(self, force: bool = False, settle: bool = True) -> None:
@@ -208,7 +210,15 @@ class TcpviewApp(ReadAgain, App[int]):
         """
         tl = self.tl
         p = self.player
-        p.set_bounds(tl.first_ts, tl.last_ts, tl.horizon)
+        self.session.bounds()
+        self._clock = tl.clock
+        if self._rewind and tl.first_ts is not None:  # a scenario waits at its beginning
+            self._rewind = False
+            p.rewind()
+            self._bar.hint = PAUSED_HINT
+        if p.following != self._following:  # the footer offers the way back to live, or not
+            self._following = p.following
+            self.refresh_bindings()
         t, pos = p.query_time(), p.position()
         if tl.pin is not None and self._start_at is None:
             tl.pin = t  # read again for a cursor: reading goes on as it moves (None: to the end)
@@ -329,22 +339,34 @@ class TcpviewApp(ReadAgain, App[int]):
 
     # -- player actions -------------------------------------------------------------------
     def action_play_pause(self) -> None:
-        """Play / pause (live: freeze the view, or jump back to live)."""
-        self.player.set_bounds(self.tl.first_ts, self.tl.last_ts, self.tl.horizon)
+        """Play / pause (live: freeze the view, then play the past from the cursor)."""
+        self.session.bounds()
         self.player.toggle()
+        self._bar.hint = ""
         self._last_tick = time.monotonic()
         self.refresh_views()
+
+    def action_live(self) -> None:
+        """Back to live: the cursor follows new data again (a live source)."""
+        if self.player.live:
+            self.action_end()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``L`` (back to live) is offered only while a live source's cursor is in the past."""
+        if action == "live":
+            return self.player.live and not self.player.following
+        return True
 
     def _move_cursor(self, move: Callable[[], object], pause: bool = True) -> None:
         """Pause, then ``move`` the player's cursor within the capture read so far, and show it.
         Where a memory budget let the part at the new cursor go, a capture file is read again
         for it (:meth:`_read_again`); anything else stops at what is kept."""
         tl, p = self.tl, self.player
-        p.set_bounds(tl.first_ts, tl.last_ts)  # no horizon yet: where the move wants to go
+        self.session.bounds(horizon=False)  # no horizon yet: where the move wants to go
         if pause:
             p.pause()
         move()
-        if p.t is not None and tl.horizon is not None and p.t < tl.horizon and self._can_read_again():
+        if p.t is not None and tl.horizon is not None and p.t < tl.horizon and self.session.can_read_again():
             self._read_again(p.t)
             return
         self.refresh_views()
@@ -369,16 +391,25 @@ class TcpviewApp(ReadAgain, App[int]):
     def action_faster(self) -> None:
         """Next playback speed up."""
         self.player.faster()
-        self._bar.refresh()
+        self._speed_changed()
 
     def action_slower(self) -> None:
         """Next playback speed down."""
         self.player.slower()
-        self._bar.refresh()
+        self._speed_changed()
 
     def action_speed(self, index: int) -> None:
         """Set the playback speed by its index in ``SPEEDS``."""
         self.player.speed_index = max(0, min(len(SPEEDS) - 1, index))
+        self._speed_changed()
+
+    def _speed_changed(self) -> None:
+        """The bar shows the speed, except while live (which runs at the clock's pace): then
+        say what the speed is for."""
+        p = self.player
+        if p.live and p.following:
+            self.notify(f"speed {speed_label(p.speed)}: for replaying the past — space pauses, space again "
+                        "plays from the cursor at this speed, L is live again", title="speed", markup=False)
         self._bar.refresh()
 
     def seek_offset(self, seconds: float) -> None:
@@ -444,73 +475,3 @@ class TcpviewApp(ReadAgain, App[int]):
     def action_help(self) -> None:
         """Show every key binding."""
         self.push_screen(HelpScreen())
-
-    # -- the input box (filter, time) -----------------------------------------------------
-    def action_filter(self) -> None:
-        """Open the filter box."""
-        current = self._table.model.query.text
-        self._prompt.open("filter", current, "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
-
-    def action_export(self) -> None:
-        """Open the export box: the selected connection, or the filtered ones."""
-        ids = self._export_ids()
-        what = f"{len(ids)} filtered" if self._table.model.query.text else "selected"
-        # short enough for 80 columns: the formats are what a newcomer needs to see
-        self._prompt.open("export", proposal(self.source, ids), f"export {what}: FORMAT [FILE] ({'|'.join(FORMATS)})")
-
-    def _export_ids(self) -> list[int]:
-        if self._table.model.query.text:
-            return [int(i) for i in self._table.rows]
-        return [] if self._table.selected is None else [self._table.selected]
-
-    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
-    def _export(self, fmt: str, path: str, ids: list[int]) -> None:
-        try:
-            done = export(self.tl, ids, fmt, path, getattr(self.source, "path", None))
-        except (UserError, OSError) as e:
-            self.call_from_thread(self.notify, f"export: {e}", severity="error", markup=False)
-            return
-        self.call_from_thread(self.notify, done, markup=False)
-
-    def action_goto_time(self) -> None:
-        """Open the time box: seconds from the start."""
-        self._prompt.open("time", "", f"go to time: seconds from the start, 0 … {self.player.duration:.3f}   (enter go)")
-
-    @on(Prompt.Edited, "#prompt")
-    def _prompt_edited(self, event: Prompt.Edited) -> None:
-        if event.mode == "filter":  # the filter applies as it is typed
-            self._table.set_query(event.value)
-            self.refresh_views()
-
-    @on(Prompt.Cancelled, "#prompt")
-    def _prompt_cancelled(self, event: Prompt.Cancelled) -> None:
-        if event.mode == "filter":
-            self._table.set_query(event.restore)
-            self.refresh_views()
-        self._table.focus()
-
-    @on(Prompt.Accepted, "#prompt")
-    def _prompt_accepted(self, event: Prompt.Accepted) -> None:
-        if event.mode == "filter":
-            self._close_prompt()
-            self.action_set_filter(event.value)
-        elif event.mode == "export":
-            try:
-                fmt, path = parse_request(event.value, partial(default_name, self.source, self._export_ids()))
-            except UserError as e:
-                self.notify(str(e), severity="warning", markup=False)
-                return
-            self._close_prompt()
-            self._export(fmt, path, self._export_ids())
-        elif event.mode == "time":
-            self._close_prompt()  # even on a bad time: the next t starts afresh
-            seconds, warning = time_request(event.value, self.player.duration, self.loaded and not self.player.live,
-                                            reads_on=self.tl.pin is not None and not self.loaded)
-            if warning:
-                self.notify(warning, severity="warning", markup=False)
-            if seconds is not None:
-                self.seek_offset(seconds)
-
-    def _close_prompt(self) -> None:
-        self._prompt.close()
-        self._table.focus()

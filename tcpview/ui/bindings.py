@@ -11,7 +11,10 @@ from __future__ import annotations
 from textual.binding import Binding
 
 VIEWER_BINDINGS: list[Binding] = [
-    Binding("space", "play_pause", "Play", id="player.play_pause", tooltip="Play / pause (live: freeze / back to live)"),
+    Binding("space", "play_pause", "Play", id="player.play_pause",
+            tooltip="Play / pause (live: pause, then play the past from the cursor)"),
+    Binding("L", "live", "Live", id="player.live",
+            tooltip="Back to LIVE after pausing (live sources)"),
     Binding("right,full_stop", "step(1)", "Step", id="player.step_forward", key_display="→",
             tooltip="Step one segment forward"),
     Binding("left,comma", "step(-1)", "Back", show=False, id="player.step_back", tooltip="Step one segment back"),
@@ -22,7 +25,8 @@ VIEWER_BINDINGS: list[Binding] = [
     Binding("home,g", "start", "Start", show=False, id="player.start", tooltip="Cursor to the start"),
     Binding("end,G", "end", "End", show=False, id="player.end",
             tooltip="Cursor to the end (follows new data)"),
-    Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster", tooltip="Faster (up to max)"),
+    Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster",
+            tooltip="Faster: up to 1000x, then max (live: for replaying the past)"),
     Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
     Binding("t", "goto_time", "Time", show=False, id="player.goto",
             tooltip="Go to a time: seconds from the start (or m:ss)"),

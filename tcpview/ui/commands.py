@@ -39,7 +39,8 @@ class TcpviewCommands(ActionCommands):
         app = self.app
         run = app.run_action
         cmds: list[tuple[str, str, Callable[[], object]]] = [
-            ("Play / pause", "Play or pause the replay (live: freeze or go back to live)", partial(run, "play_pause")),
+            ("Play / pause", "Play or pause (live: freeze, then play the past from there)", partial(run, "play_pause")),
+            ("Back to live", "The cursor follows new data again (live sources)", partial(run, "live")),
             ("Step forward", "Cursor to the next segment", partial(run, "step(1)")),
             ("Step back", "Cursor to the previous segment", partial(run, "step(-1)")),
             ("Jump forward 10%", "Cursor 10% of the capture later", partial(run, "jump(0.1)")),

@@ -23,9 +23,6 @@ from collections.abc import Callable
 
 from textual import work
 
-from ..engine.player import Player
-from ..engine.pump import Pump
-from ..engine.timeline.tracker import Tracker
 from ..kernel.compare import compare
 from ..kernel.snapshot import snapshot
 from ..sources.linktypes import SUPPORTED_LINKTYPES
@@ -169,7 +166,7 @@ class LiveApp(TcpviewApp):
         if src is None:
             return
         self.switching = name
-        self._open_and_stop(name, src, self._stop)
+        self._open_and_stop(name, src, self.session.stop)
 
     @work(thread=True, exclusive=True, group="switch", exit_on_error=False)
     def _open_and_stop(self, name: str, old: Capture, old_stop: threading.Event) -> None:
@@ -208,19 +205,9 @@ class LiveApp(TcpviewApp):
         self.switching = None
         self._pending = None
         new = message.source
-        tracker = Tracker(msl2=self.tracker.msl2, fin_timeout=self.tracker.fin_timeout)
-        tracker.tl.budget = self.tl.budget
-        # the views key their caches on the version: never reuse one the old timeline had
-        tracker.tl.version = self.tl.version + 1
-        self.source, self.tracker, self.tl = new, tracker, tracker.tl
-        self.pump = Pump(new, tracker, warm=True)
-        self.player = Player(self.pump.times, live=True)
-        self._stop = threading.Event()
-        self.loaded = False
-        self.load_error = None
+        self.session.switch(new)
         self._drops_told, self._error_told = 0, None
-        self._reset_views()
-        self._read_source()
+        self._started_over()
         self._update_status()
         saving = f"; still saving to {new.sink.path}" if new.sink is not None else ""
         self.notify(f"capturing on {new.interface}: the timeline starts over{saving}", title="interface",

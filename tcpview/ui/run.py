@@ -40,7 +40,8 @@ def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyp
         live: open the live-capture app (capture status line, kernel pane, interface
             picker) instead of the viewer.
         **opts: ``msl2``, ``fin_timeout`` (seconds), ``at`` (start the cursor there, seconds
-            after the first packet, once it has been read), ``tick`` (UI tick, seconds),
+            after the first packet, once it has been read), ``speed`` (the player's, None:
+            1x), ``paused_at_start`` (a scenario), ``tick`` (UI tick, seconds),
             ``theme`` (a Textual ``Theme`` from ``--theme``, a theme name, or None for the
             default), and for ``live`` ``on_switch`` (see :class:`tcpview.ui.live_app.LiveApp`).
 

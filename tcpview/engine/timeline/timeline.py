@@ -46,6 +46,7 @@ class Timeline(Reader):
         before it, and :meth:`holding` tells a file's reader to wait past it."""
         self.held = False
         """Whether the file's reader is waiting for the pin to move on (see :meth:`holding`)."""
+        self._passed: float | None = None  # the time the writer let pass without packets
         super().__init__(self._make_view())
         self.conns = ConnList(self)
 
@@ -72,6 +73,24 @@ class Timeline(Reader):
         self._make_room()
         self.version += 1
         self.show(self._make_view())
+
+    def pass_time(self, ts: float) -> None:
+        """Capture time has reached ``ts`` with no packet since (writer's thread, after firing
+        the timers due by then: a reader that sees the clock there sees their transitions)."""
+        if self._passed is None or ts > self._passed:
+            self._passed = ts
+
+    @property
+    def clock(self) -> float | None:
+        """Capture time now: the newest packet's, or later where the source's clock moved on
+        without packets (a live capture, whose time stamps are wall-clock times). None before
+        the first packet. It moves without a new view (no new version): what changes with it
+        alone is what the views count to it (idle, age, the player's end)."""
+        last = self.last_ts
+        passed = self._passed
+        if last is None or passed is None or passed < last:
+            return last
+        return passed
 
     def _make_room(self) -> bool:
         """Let the oldest rows leave when the tables outgrow the budget (never past the pin);

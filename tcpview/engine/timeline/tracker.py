@@ -73,13 +73,14 @@ class Tracker:
         self.feed(frame, ts, linktype, data, 0, len(data), len(data))
 
     def advance(self, ts: float) -> None:
-        """Let capture time pass to ``ts`` (fires TIME_WAIT / FIN_WAIT_2 expiry)."""
+        """Let capture time pass to ``ts`` with no packet (fires the TIME_WAIT / FIN_WAIT_2
+        timers due by then, and moves the timeline's :attr:`~Timeline.clock` there)."""
         w = self.tl.tables
-        if w.cnt[col.N_TIMERS] == 0 or w.timers[0].deadline > ts:
-            return
-        while not expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, ts):
-            self.make_room(int(w.cnt[col.STATUS]))
-        self.tl.publish()
+        if w.cnt[col.N_TIMERS] and w.timers[0].deadline <= ts:
+            while not expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, ts):
+                self.make_room(int(w.cnt[col.STATUS]))
+            self.tl.publish()
+        self.tl.pass_time(ts)
 
     def make_room(self, need: int) -> None:
         """Grow the table the compiled loop found full (readers keep the old arrays)."""

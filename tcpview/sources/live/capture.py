@@ -315,9 +315,11 @@ class LiveSource:
         return None
 
     def now(self) -> float:
-        """Capture time now: packets carry wall-clock times, so idle timers (TIME_WAIT
-        expiry) can advance with the clock while nothing arrives."""
-        return time.time()
+        """Capture time now: packets carry wall-clock times, so the clock (idle, TIME_WAIT
+        and FIN_WAIT_2 expiry) moves on while nothing arrives. Held back by twice the time
+        the kernel may keep a partly filled ring block: a packet captured before this time has
+        been handed over, so no timer fires ahead of a packet that came before its deadline."""
+        return time.time() - 2 * RETIRE_MS / 1000
 
     @property
     def reading(self) -> bool:

@@ -73,7 +73,7 @@ class CountersBar(PaintedText, Widget):
         self.pos: float | None = None
         self._series: dict[str, list[int]] = {}
         self._series_key: tuple | None = None
-        self._series_version: int | None = None  # the timeline version the sparklines show
+        self._series_version: tuple | None = None  # the timeline version and clock the sparklines show
         self._counts: dict[str, int] = {}
         self._half_open = 0
         self._spans: list[tuple[int, int, int, str]] = []  # (line, x0, x1, state) for clicks
@@ -89,7 +89,7 @@ class CountersBar(PaintedText, Widget):
         half_open = getattr(tl, "half_open_at", None)  # (the kernel's socket table has no SYNs)
         self._half_open = half_open(t) if half_open is not None else 0
         if settle or self._series_version is None:
-            self._series_version = tl.version
+            self._series_version = (tl.version, _clock(tl))
         self.refresh_if_changed()
 
     @property
@@ -107,7 +107,7 @@ class CountersBar(PaintedText, Widget):
             return {}
         key = (self._series_version, buckets)
         if key != self._series_key:
-            t0, t1 = tl.first_ts, tl.last_ts
+            t0, t1 = tl.first_ts, _clock(tl)
             samples = [tl.counters_at(t0 + (t1 - t0) * (b + 1) / buckets) for b in range(buckets)]
             self._series = {s: [smp[s] for smp in samples] for s in STATE_NAMES[1:]}
             self._series_key = key
@@ -117,7 +117,7 @@ class CountersBar(PaintedText, Widget):
         tl = self.tl
         if tl is None or tl.first_ts is None or tl.last_ts is None or self.pos is None:
             return buckets
-        span = tl.last_ts - tl.first_ts
+        span = _clock(tl) - tl.first_ts
         if span <= 0:
             return buckets
         return int((self.pos - tl.first_ts) / span * buckets)
@@ -185,3 +185,9 @@ class CountersBar(PaintedText, Widget):
             if line == offset.y and x0 <= offset.x < x1:
                 self.post_message(self.StateClicked(self, state))
                 return
+
+
+def _clock(tl) -> float:  # type: ignore[no-untyped-def]
+    """The sparklines' end: the timeline's clock (a live capture's moves on without packets),
+    or the newest time of a table that has none (the kernel's sockets)."""
+    return getattr(tl, "clock", None) or tl.last_ts

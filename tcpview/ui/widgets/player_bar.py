@@ -69,6 +69,8 @@ class PlayerBar(PaintedText, Widget):
         self.reading = False
         self.preparing = False
         """The engine is compiled for the first time (it runs slowly meanwhile)."""
+        self.hint = ""
+        """Said after the play state until the user plays (e.g. that space plays)."""
         self._bar: tuple[int, int] = (0, 0)  # x range of the timeline in content coordinates
         self._dragging = False
 
@@ -88,6 +90,8 @@ class PlayerBar(PaintedText, Widget):
             text.append(f"▶ {speed_label(p.speed)}", st("player--state", partial=True))
         else:
             text.append(f"‖ {speed_label(p.speed)}", st("player--state", partial=True))
+        if self.hint:
+            text.append(f"  {self.hint}", st("player--state", partial=True))
         text.append("  ")
         dur = p.duration
         text.append(f"{fmt.offset(p.offset(), dur)} / {fmt.offset(dur, dur)}", st("player--time", partial=True))

@@ -1,0 +1,171 @@
+"""The player as a user meets it: a demo scenario that waits at its beginning, ``replay
+--speed``, ``+`` up to 1000x, and what the speed means while live.
+
+The demo and ``--speed`` are also run as the real command in tmux at 80x24 (what a user sees);
+the rest drives the real app with Pilot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, cli_here, wait_until
+from uihelp import T0, write_capture
+
+from tcpview.cli import build_parser
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.conn_table import ConnectionTable
+from tcpview.ui.widgets.player_bar import PlayerBar
+
+
+def bar(app: TcpviewApp) -> str:
+    """The player bar's text."""
+    return app.query_one(PlayerBar).render().plain
+
+
+def toasts(app: TcpviewApp) -> list[str]:
+    """The notifications on screen (``run_test(notifications=True)`` shows them)."""
+    return [str(t.render()) for t in app.screen.query("Toast")]
+
+
+async def loaded(app: TcpviewApp, pilot) -> None:  # type: ignore[no-untyped-def]
+    assert await wait_until(lambda: app.loaded, 20, 0.02, pilot.pause)
+    await pilot.pause()
+
+
+# -- a scenario waits at its beginning ---------------------------------------------------------
+async def test_demo_scenario_opens_paused_at_its_beginning() -> None:
+    from tcpview.cli.sim import demo_source
+
+    args = build_parser().parse_args(["demo", "--scenario", "handshake", "--speed", "0.1"])
+    source, opts = demo_source(args)
+    app = TcpviewApp(source, **opts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        # nothing has happened yet, and the bar says how to start
+        assert "paused — space to play" in bar(app) and "0.1x" in bar(app)
+        assert not app.player.playing and app.player.offset() == 0.0
+        assert len(table.rows) == 0
+        await pilot.press("right")  # the SYN
+        assert len(table.rows) == 1 and app.tl.states_at(app.player.query_time())[0].tolist() == [2, 1]
+        await pilot.press("space")  # plays at the demo's speed, 0.1x: about a second for 0.1 s
+        assert app.player.playing and "▶ 0.1x" in bar(app) and "paused" not in bar(app)
+        assert app.player.offset() < 0.1
+        assert await wait_until(lambda: not app.player.playing, 10, 0.02, pilot.pause)
+        assert app.player.offset() == pytest.approx(app.player.duration)  # played to its end
+        assert "TIME_WAIT" in table.render_line(1).text
+
+
+async def test_an_endless_demo_is_still_live() -> None:
+    from tcpview.cli.sim import demo_source
+
+    source, opts = demo_source(build_parser().parse_args(["demo", "--seed", "3"]))
+    assert source.live and "paused_at_start" not in opts
+    app = TcpviewApp(source, **opts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert await wait_until(lambda: app.tl.packets > 0, 20, 0.02, pilot.pause)
+        await pilot.pause()
+        assert "LIVE" in bar(app) and "paused" not in bar(app)
+        app.session.stop.set()
+
+
+# -- speeds ------------------------------------------------------------------------------------
+async def test_replay_speed_option_and_plus_up_to_1000x(tmp_path: Path) -> None:
+    from tcpview.cli.replay import replay_source
+
+    cap = str(write_capture(tmp_path / "known.pcap"))
+    source, opts = replay_source(build_parser().parse_args(["replay", cap, "--speed", "0.25"]))
+    app = TcpviewApp(source, **opts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(app, pilot)
+        assert "‖ 0.25x" in bar(app)
+        await pilot.press("g", "space")
+        assert await wait_until(lambda: app.player.offset() > 0, 5, 0.02, pilot.pause)
+        await pilot.press("space")
+        # + walks the listed speeds from there: 0.5, 1, 2, 5, 10, 100, 1000, then max
+        seen = []
+        for _ in range(8):
+            await pilot.press("plus")
+            seen.append(re.search(r"‖ (\S+)", bar(app))[1])  # type: ignore[index]
+        assert seen == ["0.5x", "1.0x", "2.0x", "5.0x", "10.0x", "100x", "1000x", "max"]
+    source, opts = replay_source(build_parser().parse_args(["replay", cap, "--speed", "max"]))
+    assert opts["speed"] == float("inf")
+
+
+@pytest.mark.parametrize("bad", ["0", "-2", "fast", "inf", "nan"])
+def test_replay_speed_refuses_a_bad_value(tmp_path: Path, bad: str) -> None:
+    cap = str(write_capture(tmp_path / "known.pcap"))
+    rc, out, err = cli_here("replay", cap, f"--speed={bad}")
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("tcpview: error: argument --speed: not a speed")
+
+
+async def test_speed_keys_while_live_say_what_the_speed_is_for(tmp_path: Path) -> None:
+    growing = write_capture(tmp_path / "growing.pcap")
+    app = TcpviewApp(FileSource(str(growing), follow=True), tick=0.02)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        assert await wait_until(lambda: app.tl.packets == 19, 10, 0.02, asyncio.sleep)
+        assert app.player.following
+        await pilot.press("plus")
+        assert app.player.speed == 2.0
+        said = await wait_until(lambda: [t for t in toasts(app) if "speed 2.0x" in t], 5, 0.02, pilot.pause)
+        assert said and "replaying the past" in said[0] and "L" in said[0]
+        # paused in the past, the bar shows the speed; space plays from there at it
+        await pilot.press("space", "g")
+        assert "‖ 2.0x" in bar(app)
+        await pilot.press("minus", "minus", "minus", "minus", "minus", "space")
+        assert app.player.playing and not app.player.following and "▶ 0.1x" in bar(app)
+        assert await wait_until(lambda: app.player.position() > T0, 5, 0.02, pilot.pause)
+        assert len([t for t in toasts(app) if "for replaying the past" in t]) == 1  # said while live only
+
+
+# -- the real command, as a user sees it -------------------------------------------------------
+class _Tmux:
+    """A private tmux server (its own socket) with one window running ``command``."""
+
+    def __init__(self, root: Path, command: list[str], cols: int = 80, rows: int = 24) -> None:
+        tmux = shutil.which("tmux")
+        if tmux is None:
+            pytest.fail("tmux is needed for this test")
+        self.base = [tmux, "-S", str(root / "tmux.sock")]
+        env = dict(os.environ, TERM="xterm-256color",
+                   PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env.pop("TMUX", None)
+        run = f"cd {shlex.quote(str(REPO))} && {shlex.join(command)}"
+        subprocess.run([*self.base, "-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(cols),
+                        "-y", str(rows), run], check=True, env=env)
+
+    def screen(self) -> str:
+        return subprocess.run([*self.base, "capture-pane", "-p", "-t", "t"], check=True, capture_output=True,
+                              text=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        subprocess.run([*self.base, "send-keys", "-t", "t", *keys], check=True)
+
+    def kill(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, check=False)
+
+
+def test_demo_in_a_terminal_waits_for_space(tmp_path: Path) -> None:
+    t = _Tmux(tmp_path, [sys.executable, "-m", "tcpview", "demo", "--scenario", "handshake"])
+    try:
+        screen = wait_until(lambda: s if "paused — space to play" in (s := t.screen()) else None, 60, 0.1)
+        assert screen, t.screen()
+        assert "demo handshake" in screen and "Connections 0" in screen and "00:00.000 / 00:00.104" in screen
+        t.keys("Right")
+        assert wait_until(lambda: "SYN_SENT" in t.screen(), 10, 0.1), t.screen()
+        t.keys("Space")
+        assert wait_until(lambda: "TIME_WAIT" in (s := t.screen()) and "paused" not in s, 10, 0.1), t.screen()
+        t.keys("q")
+    finally:
+        t.kill()
