@@ -103,6 +103,26 @@ TIMER = np.dtype([
     ("gen", np.uint16),
 ])
 
+PROGRESS = np.dtype([
+    # what a connection's segments said up to a cursor (tcpview.engine.core.passes.conn_progress):
+    # replayed from the rows for any cursor, never kept per connection in the tables above
+    ("notes", np.uint8),  # NOTE_* bits
+    ("ana", np.uint16),  # the analysis bits of its segments, or-ed
+    ("anom", np.uint8),  # the anomaly bits of its segments, or-ed
+    ("retr", np.uint32),  # its retransmitted segments
+    ("syn_ts", np.float64),  # the time of its last SYN (no ACK): Wireshark's initial RTT counts from it
+    ("irtt", np.float64),  # the initial RTT (0: none yet)
+], align=False)
+
+# -- bits of PROGRESS's notes: what the notes column shows, and two the replay needs ------------------
+NOTE_PARTIAL = 1 << 0  # picked up mid-stream (its first segment no SYN, or a SYN+ACK without the SYN)
+NOTE_REFUSED = 1 << 1  # a RST answered its SYN
+NOTE_RESET = 1 << 2  # a RST closed it
+NOTE_ANOMALY = 1 << 3  # a segment with an invalid flag combination, or that the state machine refused
+NOTE_SHOWN = NOTE_PARTIAL | NOTE_REFUSED | NOTE_RESET | NOTE_ANOMALY
+NOTE_SEEN = 1 << 4  # its first segment was replayed
+NOTE_SYNACK = 1 << 5  # its first valid SYN+ACK was replayed
+
 # -- bits of a connection's fl (per-side facts: bit << side) ------------------------------------------
 F_BASE_SET = 1 << 0
 F_SYN_ACKED = 1 << 2
@@ -180,6 +200,7 @@ class Tables:
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it
         self.base_last = np.zeros(0, dtype=np.float64)  # the time of its last segment before it
+        self.base_progress = np.zeros(0, dtype=PROGRESS)  # each connection's PROGRESS at the horizon
         self.base_zeek: tuple = ()  # Zeek's state of those whose segments left (tcpview.engine.timeline.zeek_history.carry)
         self.horizon: float | None = None
         self.history: list[tuple[float, np.ndarray]] = []  # (time, endpoints per state) samples

@@ -8,8 +8,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import array_kernel, helper, kernel
-from .columns import SEG_ANA_SHIFT, SEG_DIR_SHIFT, TR_NEW_SHIFT, TR_OLD_SHIFT
+from ...jit import array_kernel, helper, inlined, kernel
+from .columns import (
+    F_PARTIAL,
+    NOTE_ANOMALY,
+    NOTE_PARTIAL,
+    NOTE_REFUSED,
+    NOTE_RESET,
+    NOTE_SEEN,
+    NOTE_SYNACK,
+    SEG_ANA_SHIFT,
+    SEG_DIR_SHIFT,
+    TR_NEW_SHIFT,
+    TR_OLD_SHIFT,
+    TR_WHY_SHIFT,
+)
+from .statemachine import flag_anomaly
+from .tcp import A_RETRANS, A_REUSED, ACK, CLOSED, RST, SYN, WHY_REFUSED, WHY_REUSED
 
 
 @helper
@@ -174,3 +189,139 @@ def seg_fields(S, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no
         out[j, 6] = (fl >> SEG_DIR_SHIFT) & 1
         out[j, 7] = (fl >> 9) & 15
         out[j, 8] = (fl >> SEG_ANA_SHIFT) & 0xFFFF
+
+
+# -- what each connection's segments said up to a cursor: notes, analysis, the initial RTT --------------
+# The loop keeps these in working fields (the connection's flag word, its analysis row) that say
+# them as of the newest segment; the readers replay them from the rows for any cursor. Each
+# rule below is the loop's own, read from the rows it leaves:
+# - partial: its first segment has valid flags and no SYN, or its first valid SYN+ACK found the
+#   SYN missing (that SYN+ACK set the flag-word bit, the only one read here: it is never cleared);
+# - refused: a transition why "refused"; reset: a valid RST after which both ends are CLOSED
+#   (the state machine's only other answers to a RST move nothing);
+# - anomaly: a segment with anomaly bits; retransmissions and analysis bits: the segments';
+# - the initial RTT as Wireshark's analysis sets it (seqanalysis.after): from the last SYN
+#   without ACK to the next segment with ACK and no SYN; a SYN with a new ISN on the same stream
+#   starts again; a connection's first SYN counts from its stored (never decreasing) time, as the
+#   loop replays a first segment, the others from their time as captured.
+
+
+@inlined
+def _first_pair(pairs: np.ndarray, row: int) -> int:
+    """The index of the first (row, value) pair at or after ``row`` (pairs sorted by row)."""
+    lo, hi = 0, len(pairs)
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if pairs[mid, 0] < row:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@inlined
+def _progress_trans(T, j: int, slot: int, states: np.ndarray, P, reuse: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """Apply transition j to the connection in ``slot`` of ``states`` and ``P``."""
+    t = T[j]
+    code = np.int64(t.code)
+    states[slot, code & 1] = (code >> TR_NEW_SHIFT) & 15
+    why = (code >> TR_WHY_SHIFT) & 15
+    if why == WHY_REFUSED:
+        P[slot].notes |= NOTE_REFUSED
+    elif why == WHY_REUSED:  # a SYN made a new connection of its 4-tuple at segment t.seg
+        reuse[0] = slot
+        reuse[1] = t.seg
+
+
+@inlined
+def _progress_seg(S, i: int, slot: int, real: float, anomaly: int, cfl, states: np.ndarray, P,  # type: ignore[no-untyped-def]
+                  reuse: np.ndarray) -> None:
+    """Replay segment i (the connection in ``slot``; ``real`` its time as captured, ``anomaly``
+    its anomaly bits)."""
+    s = S[i]
+    fl = np.int64(s.fl)
+    flags = fl & 0xFF
+    bits = (fl >> SEG_ANA_SHIFT) & 0xFFFF
+    p = P[slot]
+    first = (p.notes & NOTE_SEEN) == 0
+    p.notes |= NOTE_SEEN
+    if bits & A_RETRANS:
+        p.retr += 1
+    p.ana |= bits
+    if anomaly:
+        p.notes |= NOTE_ANOMALY
+        p.anom |= anomaly
+    if flag_anomaly(flags) == 0:
+        if first and not flags & SYN:
+            p.notes |= NOTE_PARTIAL
+        if flags & SYN and flags & ACK and not p.notes & NOTE_SYNACK:
+            p.notes |= NOTE_SYNACK
+            if np.int64(cfl[s.conn]) & F_PARTIAL:
+                p.notes |= NOTE_PARTIAL
+        if flags & RST and states[slot, 0] == CLOSED and states[slot, 1] == CLOSED:
+            p.notes |= NOTE_RESET
+    pure_syn = (flags & (SYN | ACK)) == SYN
+    carried = False
+    if first and pure_syn and reuse[1] == i and reuse[0] != slot and not bits & A_REUSED:
+        # the state machine made a new connection but Wireshark's stream goes on (seqanalysis.carry)
+        p.syn_ts = P[reuse[0]].syn_ts
+        p.irtt = P[reuse[0]].irtt
+        carried = True
+    elif pure_syn and bits & A_REUSED:
+        p.syn_ts = 0.0
+        p.irtt = 0.0
+    if pure_syn:
+        p.syn_ts = s.ts if first and not carried else real
+    elif (flags & (SYN | ACK)) == ACK and p.syn_ts != 0.0 and p.irtt == 0.0:
+        p.irtt = real - p.syn_ts
+
+
+@kernel
+def conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, k0: int, k: int, j: int, n_trans: int,  # type: ignore[no-untyped-def]
+                  states: np.ndarray, P, reuse: np.ndarray) -> int:
+    """Replay segments ``k0 .. k-1`` into every connection's :data:`~.columns.PROGRESS` ``P``.
+
+    ``states`` (``(n_conn, 2)``) are both ends' states after the transitions before ``j``; the
+    transitions up to segment k-1's go in as they come. ``cfl`` is the connections' flag words,
+    ``back`` and ``anom`` the clock-step and anomaly (row, value) pairs, ``reuse`` the last
+    transition that reused a 4-tuple (connection, segment; kept between calls). Returns the
+    first transition not applied.
+    """
+    b = _first_pair(back, k0)
+    a = _first_pair(anom, k0)
+    for i in range(k0, k):
+        while j < n_trans and T[j].seg <= i:
+            _progress_trans(T, j, np.int64(T[j].conn), states, P, reuse)
+            j += 1
+        while b < len(back) and back[b, 0] < i:
+            b += 1
+        real = back[b, 1] if b < len(back) and back[b, 0] == i else S[i].ts
+        while a < len(anom) and anom[a, 0] < i:
+            a += 1
+        bad = anom[a, 1] if a < len(anom) and anom[a, 0] == i else 0
+        _progress_seg(S, i, np.int64(S[i].conn), real, bad, cfl, states, P, reuse)
+    return j
+
+
+@kernel
+def one_conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, srows: np.ndarray, trows: np.ndarray,  # type: ignore[no-untyped-def]
+                      states: np.ndarray, P, reuse: np.ndarray) -> None:
+    """:func:`conn_progress` for one connection: its segment rows ``srows`` and transition rows
+    ``trows`` (both in order) into ``states[0]`` and ``P[0]`` (a 4-tuple's reuse is not followed:
+    a connection the state machine made anew on a stream Wireshark goes on with starts afresh;
+    ``reuse`` is two int64 of room)."""
+    reuse[0] = -1
+    reuse[1] = -1
+    j = 0
+    b = 0
+    a = 0
+    for x in range(len(srows)):
+        i = srows[x]
+        while j < len(trows) and T[trows[j]].seg <= i:
+            _progress_trans(T, trows[j], 0, states, P, reuse)
+            j += 1
+        b = b + _first_pair(back[b:], i)
+        real = back[b, 1] if b < len(back) and back[b, 0] == i else S[i].ts
+        a = a + _first_pair(anom[a:], i)
+        bad = anom[a, 1] if a < len(anom) and anom[a, 0] == i else 0
+        _progress_seg(S, i, 0, real, bad, cfl, states, P, reuse)

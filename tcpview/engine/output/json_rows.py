@@ -91,7 +91,7 @@ class RowsWriter:
         kinds = {(False, ()): 0}
         noted = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(usual & part.noted).tolist():
-            noted[i] = kinds.setdefault((bool(part.fl[i] & col.F_PARTIAL), part.notes[i]), len(kinds))
+            noted[i] = kinds.setdefault((bool(part.note_bits[i] & col.NOTE_PARTIAL), part.notes[i]), len(kinds))
         nz, nh = len(CONN_STATES), max(1, len(part.ztexts))
         combos, tail = np.unique((noted * nz + part.zstate) * nh + part.zhist, return_inverse=True)
         tail = tail.astype(np.int64).ravel()

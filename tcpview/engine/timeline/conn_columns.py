@@ -113,7 +113,7 @@ class ConnArrays:
     last: np.ndarray
     packets: np.ndarray
     nbytes: np.ndarray
-    fl: np.ndarray  # the connection flag bits (partial, refused, reset)
+    note_bits: np.ndarray  # NOTE_* bits as of the time (partial, refused, reset, anomaly)
     notes: list[tuple[str, ...]]
     noted: np.ndarray  # which rows have notes
     zstate: np.ndarray  # Zeek's conn_state (index CONN_STATES)
@@ -141,7 +141,7 @@ class ConnArrays:
             cstate=_NAMES[self.cstate[rows]].tolist(), sip=addr_texts(self.v, at, True),
             sport=self.sport[rows].tolist(), sstate=_NAMES[self.sstate[rows]].tolist(),
             first=self.first[rows].tolist(), last=self.last[rows].tolist(), packets=self.packets[rows].tolist(),
-            nbytes=self.nbytes[rows].tolist(), partial=((self.fl[rows] & col.F_PARTIAL) != 0).tolist(),
+            nbytes=self.nbytes[rows].tolist(), partial=((self.note_bits[rows] & col.NOTE_PARTIAL) != 0).tolist(),
             notes=[self.notes[i] for i in rows.tolist()], conn_state=_ZEEK[self.zstate[rows]].tolist(),
             history=[self.ztexts[h] for h in self.zhist[rows].tolist()])
         for j, i in enumerate(rows.tolist()):
@@ -163,7 +163,8 @@ def conn_array_chunks(tl: Reader, t: float | None = None, size: int = 65536) -> 
     pk, nb, last = pk[:n], nb[:n], last[:n]
     C = v.conns[:n]
     back = v.pairs("seg_back") if v.n["seg_back"] else {}  # last segments the clock rule moved
-    noted = np.flatnonzero((C.fl & (col.F_PARTIAL | col.F_REFUSED | col.F_RESET)) | C.anom)
+    note_bits = tl.progress_upto(stop, v).notes[:n] & col.NOTE_SHOWN
+    noted = np.flatnonzero(note_bits)
     stepped: list[int] = []
     if v.clock_stepped_back:
         stepped = sorted(r for r in v.stepped_rows() if r < n)
@@ -183,13 +184,13 @@ def conn_array_chunks(tl: Reader, t: float | None = None, size: int = 65536) -> 
         if back:
             for i in np.flatnonzero(seen & np.isin(lst, list(back))).tolist():
                 last_ts[i] = back[int(lst[i])]
-        fl = part.fl.astype(np.int64)
+        bits = note_bits[lo:hi].astype(np.int64)
         notes: list[tuple[str, ...]] = [()] * (hi - lo)  # most have none: one shared empty tuple
         mine = noted[(noted >= lo) & (noted < hi)]
         has = np.zeros(hi - lo, dtype=bool)
         has[mine - lo] = True
-        for i, f, a in zip(mine.tolist(), fl[mine - lo].tolist(), part.anom[mine - lo].tolist(), strict=True):
-            notes[i - lo] = tuple(notes_of(f, a))
+        for i, b in zip(mine.tolist(), bits[mine - lo].tolist(), strict=True):
+            notes[i - lo] = tuple(notes_of(b))
         fixed = {}
         # connections whose clock stepped back answer from their own times, from their rows
         for i in stepped[bisect.bisect_left(stepped, lo):bisect.bisect_left(stepped, hi)]:
@@ -199,5 +200,5 @@ def conn_array_chunks(tl: Reader, t: float | None = None, size: int = 65536) -> 
         zstate, zhist, ztexts = zeek_codes(v, lo, hi, stop, last)
         yield ConnArrays(v=v, lo=lo, ids=part.cid, cport=part.port[:, 0], sport=part.port[:, 1],
                          cstate=states[lo:hi, 0], sstate=states[lo:hi, 1], first=first, last=last_ts,
-                         packets=pk[lo:hi], nbytes=nb[lo:hi], fl=fl, notes=notes, noted=has, zstate=zstate,
+                         packets=pk[lo:hi], nbytes=nb[lo:hi], note_bits=bits, notes=notes, noted=has, zstate=zstate,
                          zhist=zhist, ztexts=ztexts, fixed=fixed)

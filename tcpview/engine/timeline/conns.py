@@ -15,7 +15,7 @@ import numpy as np
 from ...textutil import addr_text, addr_value, endpoint
 from ..core import columns as col
 from ..core.decode import parse_options_of
-from ..core.passes import seg_fields, seg_states, trans_times
+from ..core.passes import one_conn_progress, seg_fields, seg_states, trans_times
 from ..core.rtt import conn_numbers
 from ..core.tcp import (
     STATE_NAMES,
@@ -60,20 +60,18 @@ def conn_addrs(v: View, n: int, server: bool) -> tuple[np.ndarray, np.ndarray]:
     return hi, lo
 
 
-def notes_of(fl: int, anom: int) -> list[str]:
-    """The notes shown for a connection with these flag and anomaly bits."""
-    return _notes(fl, anom)
-
-
-def _notes(fl: int, anom: int) -> list[str]:
+def notes_of(bits: int) -> list[str]:
+    """The notes shown for a connection with these ``NOTE_*`` bits (its
+    :data:`~tcpview.engine.core.columns.PROGRESS` notes): a refused connection is not also
+    called reset."""
     out = []
-    if fl & col.F_PARTIAL:
+    if bits & col.NOTE_PARTIAL:
         out.append("partial")
-    if fl & col.F_REFUSED:
+    if bits & col.NOTE_REFUSED:
         out.append("refused")
-    elif fl & col.F_RESET:
+    elif bits & col.NOTE_RESET:
         out.append("reset")
-    if anom:
+    if bits & col.NOTE_ANOMALY:
         out.append("anomaly")
     return out
 
@@ -208,25 +206,37 @@ class ConnView:
     def first_ts(self) -> float:
         return float(self._r["first_ts"])
 
+    def progress_at(self, t: float | None) -> np.void:
+        """Its :data:`~tcpview.engine.core.columns.PROGRESS` as of time t (now when None): notes,
+        analysis bits, retransmissions and initial RTT, from its segments at or before t."""
+        v = self._v
+        if t is None or not (v.clock_stepped_back and v.stepped_back(self.row)):
+            return self._tl.progress_at(t, v)[self.row]
+        # its own times, as captured (as count_at): replayed from its first segments alone
+        P = v.start_progress(self.row + 1)[self.row:]
+        states = v.start_states(self.row + 1)[self.row:]
+        one_conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
+                          self.rows[: self.count_at(t)], self.trans_rows, states, P, np.zeros(2, np.int64))
+        return P[0]
+
+    def notes(self, t: float | None = None) -> list[str]:
+        """Its notes as of time t (now when None): partial, refused or reset, anomaly."""
+        return notes_of(int(self.progress_at(t).notes))
+
     @property
     def partial(self) -> bool:
-        return bool(self._r["fl"] & col.F_PARTIAL)
+        """Whether it was picked up mid-stream (as of now)."""
+        return bool(self.progress_at(None).notes & col.NOTE_PARTIAL)
 
     @property
     def refused(self) -> bool:
-        return bool(self._r["fl"] & col.F_REFUSED)
+        """Whether a RST answered its SYN (as of now)."""
+        return bool(self.progress_at(None).notes & col.NOTE_REFUSED)
 
     @property
     def reset(self) -> bool:
-        return bool(self._r["fl"] & col.F_RESET)
-
-    @property
-    def anomalies(self) -> int:
-        return int(self._r["anom"])
-
-    def notes(self) -> list[str]:
-        r = self._r
-        return _notes(int(r["fl"]), int(r["anom"]))
+        """Whether a RST closed it (as of now)."""
+        return bool(self.progress_at(None).notes & col.NOTE_RESET)
 
     # -- rows -----------------------------------------------------------------------------------
     @property
@@ -410,6 +420,7 @@ class ConnView:
         k = self.count_at(t)
         cs, ss = self.states_at(t)
         pk, nb = self._v.start_counts(self.row + 1)
+        progress = self.progress_at(t)
         return {
             "id": self.id,
             "client": {"ip": self.client_ip_text(), "port": self.cport, "state": STATE_NAMES[cs]},
@@ -418,8 +429,8 @@ class ConnView:
             "last_ts": self.last_ts_at(k),
             "packets": int(pk[self.row]) + k,
             "bytes": int(nb[self.row]) + self.bytes_at(k),
-            "partial": self.partial,
-            "notes": self.notes(),
+            "partial": bool(progress.notes & col.NOTE_PARTIAL),
+            "notes": notes_of(int(progress.notes)),
             **dict(zip(("conn_state", "history"), self.zeek(k), strict=True)),
         }
 

@@ -26,7 +26,7 @@ import ctypes.util
 import numpy as np
 
 from ..core import columns as col
-from ..core.passes import conn_stats, state_counts, states_after
+from ..core.passes import conn_progress, conn_stats, state_counts, states_after
 from ..core.tcp import LISTEN, NSTATES, SYN_SENT
 from .zeek_history import carry
 
@@ -78,7 +78,8 @@ def bound_heap() -> None:
 
 def used_bytes(w: col.Tables) -> int:
     """Bytes the tables' rows in use take (what the budget is measured against)."""
-    total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes + sum(a.nbytes for a in w.base_zeek)
+    total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes + w.base_progress.nbytes
+    total += sum(a.nbytes for a in w.base_zeek)
     for name, (dt, counter, _cap) in col.Tables.LAYOUT.items():
         rows = int(w.cnt[counter]) if name != "timers" else int(w.cnt[col.N_TIMERS])
         itemsize = np.dtype(dt[0]).itemsize * dt[1] if isinstance(dt, tuple) else np.dtype(dt).itemsize
@@ -143,6 +144,7 @@ def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
             nb[int(w.segs[int(row)].conn)] += int(ln) - col.LONG_LEN
     counts[:, 0] += pk
     counts[:, 1] += nb
+    progress = _progress(w, k0, t0, n_conn)
     lasts = np.full(n_conn, -np.inf)
     lasts[: len(w.base_last)] = w.base_last
     seen = last >= 0
@@ -189,11 +191,29 @@ def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
     w.base_states = states[keep]
     w.base_counts = counts[keep]
     w.base_last = lasts[keep]
+    w.base_progress = progress[keep]
     w.horizon = horizon
     w.evicted_conns += n_conn - len(keep)
     w.evicted_segs += k0
     w.settled = used_bytes(w)
     return True
+
+
+def _progress(w: col.Tables, k0: int, t0: int, n_conn: int) -> np.ndarray:
+    """Each connection's :data:`~tcpview.engine.core.columns.PROGRESS` as of the horizon (what
+    readers replay the rows after it from)."""
+    progress = np.zeros(n_conn, dtype=col.PROGRESS).view(np.recarray)
+    progress[: len(w.base_progress)] = w.base_progress
+    states = np.zeros((n_conn, 2), dtype=np.uint8)
+    states[: len(w.base_states)] = w.base_states
+    conn_progress(w.segs, w.trans, w.conns.fl, w.seg_back[: int(w.cnt[col.N_SEG_BACK])],
+                  w.anom[: int(w.cnt[col.N_ANOM])], 0, k0, 0, t0, states, progress, np.full(2, -1, np.int64))
+    # a connection with no analysis row yet (one segment so far) whose segment leaves starts
+    # its analysis afresh (see _compact): no initial RTT from before the horizon
+    fresh = w.conns.ana[:n_conn] == 0
+    progress.syn_ts[fresh] = 0.0
+    progress.irtt[fresh] = 0.0
+    return progress
 
 
 def _live_timers(w: col.Tables) -> np.ndarray:

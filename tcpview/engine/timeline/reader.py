@@ -17,6 +17,7 @@ import numpy as np
 
 from ..core import columns as col
 from ..core.passes import (
+    conn_progress,
     conn_rows,
     conn_stats,
     seg_count_at,
@@ -174,6 +175,31 @@ class Reader:
             for row, ln in v.long_bytes_before(m):
                 nb[int(v.segs[row].conn)] += ln - col.LONG_LEN
         return pk, nb, last
+
+    def progress_at(self, t: float | None, v: View | None = None) -> np.ndarray:
+        """Every connection's :data:`~tcpview.engine.core.columns.PROGRESS` as of ``t``: its notes
+        (partial, refused, reset, anomaly), analysis bits, retransmissions and initial RTT,
+        replayed from its segments at or before t (a record array by row; do not write to it)."""
+        v = v or self._view
+        return self.progress_upto(self.seg_index_at(t, v), v)
+
+    def progress_upto(self, m: int, v: View | None = None) -> np.ndarray:
+        """:meth:`progress_at` after the first m segments (kept, and carried on from when the
+        next question is about a later cursor)."""
+        v = v or self._view
+        n = v.n_conn
+        prev = self._cache.get("progress")
+        if prev is not None and prev[0] == v.generation and prev[1] == m and len(prev[3]) == n:
+            return prev[3]
+        P, states = v.start_progress(n), v.start_states(n)
+        k0, j, reuse = 0, 0, np.full(2, -1, dtype=np.int64)
+        if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[3]) <= n:
+            _gen, k0, j, P0, states0, reuse0 = prev
+            P[: len(P0)], states[: len(states0)], reuse = P0, states0, reuse0.copy()
+        j = conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
+                          k0, m, j, v.n_trans, states, P, reuse)
+        self._cache["progress"] = (v.generation, m, j, P, states, reuse)
+        return P
 
     def half_open_at(self, t: float | None = None) -> int:
         """Connections whose SYN was never answered as of time t: the client in SYN_SENT, the

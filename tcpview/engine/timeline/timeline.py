@@ -143,7 +143,7 @@ class Timeline(Reader):
                     float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy(),
-                    w.base_zeek)
+                    w.base_zeek, base_progress=w.base_progress)
 
     def nbytes(self) -> int:
         """Bytes the store's tables hold (allocated, not only used)."""

@@ -57,6 +57,8 @@ class View:
     """Endpoints per state of the half-open connections that left (they still count)."""
     base_zeek: tuple = ()
     """Zeek's working state of the connections whose first segments left (rows, W, HB)."""
+    base_progress: np.ndarray | None = None
+    """Each connection's :data:`~tcpview.engine.core.columns.PROGRESS` at the horizon (likewise)."""
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -88,6 +90,14 @@ class View:
         m = min(n, len(self.base_states))
         states[:m] = self.base_states[:m]
         return states
+
+    def start_progress(self, n: int) -> np.ndarray:
+        """The first n connections' :data:`~tcpview.engine.core.columns.PROGRESS` at the horizon."""
+        out = np.zeros(n, dtype=col.PROGRESS).view(np.recarray)
+        if self.base_progress is not None:
+            m = min(n, len(self.base_progress))
+            out[:m] = self.base_progress[:m]
+        return out
 
     def start_counts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The first n connections' segments and bytes before the horizon."""

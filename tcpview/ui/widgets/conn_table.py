@@ -289,18 +289,12 @@ class ConnectionTable(VirtualList):
         if tl is None or not len(self.rows):
             self.notify("no connection listed", markup=False)
             return
-        v = tl.view()
-        bits = self.model.analysis_bits(v, v.n_conn)
-        cids = np.asarray(self.rows, dtype=np.int64)
-        at = np.searchsorted(v.conns.cid[: v.n_conn].astype(np.int64), cids)
-        ok = at < len(bits)
-        ok[ok] = bits[at[ok]] != 0
-        hits = np.flatnonzero(ok)
+        hits = self.model.flagged(tl, self.t, self.rows)
         pick = hits[hits > self.cursor] if step > 0 else hits[hits < self.cursor][::-1]
         if not len(pick):
             if not len(hits):
                 self.notify("no connection listed has a segment with an analysis flag (retransmission, "
-                            "duplicate ACK, zero window...)", markup=False)
+                            "duplicate ACK, zero window...) up to the cursor", markup=False)
             else:
                 where, back = ("below", "N goes up") if step > 0 else ("above", "n goes down")
                 self.notify(f"no connection with an analysis flag {where} this one ({len(hits)} listed; {back})",
@@ -323,8 +317,9 @@ class ConnectionTable(VirtualList):
             k = int(facts.packets[row])
             nbytes = int(facts.nbytes[row])
             last_ts = float(facts.last_ts[row])
+            irtt, retr = float(facts.progress.irtt[row]), int(facts.progress.retr[row])
         else:  # published after the cursor's facts were taken
-            cs, ss, k, nbytes, last_ts = 0, 0, 0, 0, c.first_ts
+            cs, ss, k, nbytes, last_ts, irtt, retr = 0, 0, 0, 0, c.first_ts, 0.0, 0
         pos = self.clock
         if is_cursor:
             base = base + self._style("conn-table--cursor")
@@ -360,17 +355,15 @@ class ConnectionTable(VirtualList):
                 text = fmt.duration((pos or 0.0) - c.first_ts)
                 style = dim
             elif key == "notes":
-                text = ",".join(c.notes())
+                text = ",".join(facts.notes(row))
                 style = base + self._style("conn-table--note")
             elif key == "rtt":
-                irtt = facts.view.initial_rtt(row) if row < facts.view.n_conn else 0.0
                 text = fmt.rtt(irtt) if irtt > 0 else ""
             elif key == "zeek":
                 text = c.zeek(c.count_at(self.t))[0] if k else ""
                 style = dim
             elif key == "retr":
-                retr = self.model.retransmissions(tl.view(), row + 1)
-                text = fmt.count(int(retr[row])) if row < len(retr) and retr[row] else ""
+                text = fmt.count(retr) if retr else ""
                 style = base + self._style("conn-table--note")
             else:
                 text = ""
