@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import Flow, cli, wait_until, write_frames_pcap
 
@@ -257,3 +258,48 @@ async def test_the_viewer_reads_a_file_again_for_a_cursor_the_budget_let_go(tmp_
         await pilot.press("G")  # the end: read to the end
         assert await wait_until(lambda: app.loaded and app.tl.last_ts == full.last_ts, 60, 0.05, pilot.pause)
         assert app.tl.counters_at(None) == full.counters_at(None)
+
+
+def test_notes_flags_and_rtt_of_what_stays_are_those_of_the_whole_timeline(tmp_path):
+    """Connections whose first segments left with the horizon keep what those segments said
+    (partial, retransmissions, a SYN the initial RTT counts from), and what comes later is
+    added as of the cursor."""
+    frames = churn(3000, t0=1000.0)
+    late = 1000.0 + 3000 * 0.01 - 1.0  # after the horizon
+    x = Flow(cport=61000, t0=1000.5, frames=frames)
+    x.c("S")
+    x.s("SA")
+    x.c("A", at=late)  # the handshake ends after the horizon: the initial RTT from its SYN
+    y = Flow(cport=61001, t0=1000.5, frames=frames)
+    y.handshake()
+    y.c("PA", b"abc")
+    y.c("R", at=late + 0.1)  # reset after the horizon
+    z = Flow(cport=61002, t0=1000.5, frames=frames)
+    z.c("PA", b"mid-stream")  # partial, from its first segment (which leaves)
+    z.s("A", at=late + 0.2)
+    w = Flow(cport=61003, t0=1000.5, frames=frames)
+    w.handshake()
+    w.c("PA", b"abc")
+    w.c("PA", b"abc", seq=1001)  # a retransmission before the horizon
+    w.c("PA", b"abc", seq=1001, at=late + 0.3)  # and one after
+    frames.sort(key=lambda f: f[0])
+    path = write_frames_pcap(tmp_path / "straddle.pcap", frames)
+    full = load(str(path), msl2=2.0).timeline
+    small = load(str(path), msl2=2.0, budget=300_000).timeline
+    assert small.horizon is not None and small.horizon < late
+    v = small.view()
+    ids = {c.cport: c.id for c in small.conns if c.cport >= 61000}
+    assert sorted(ids) == [61000, 61001, 61002, 61003]  # they stayed, their first rows left
+    assert all(v.base_counts[small.conns[i].row, 0] > 0 for i in ids.values())
+    for t in (small.horizon, late - 0.01, late + 0.15, late + 0.25, None):
+        mine, whole = small.progress_at(t), full.progress_at(t)
+        n = small.conn_count_at(t)
+        cids = v.conns.cid[:n].astype(np.int64)
+        for name in ("notes", "ana", "retr", "irtt"):
+            assert mine[name][:n].tolist() == whole[name][cids].tolist(), (name, t)
+        assert small.connection_dicts(t) == [d for d in full.connection_dicts(t) if d["id"] in set(cids.tolist())]
+    end = small.progress_at(None)
+    row = {p: small.conns[i].row for p, i in ids.items()}
+    assert end.irtt[row[61000]] == pytest.approx(late - 1000.501) and end.retr[row[61003]] == 2
+    assert small.conns[ids[61001]].notes() == ["reset"] and small.conns[ids[61002]].notes() == ["partial"]
+    assert small.conns[ids[61001]].notes(late) == []
