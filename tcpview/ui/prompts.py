@@ -3,7 +3,9 @@ one table, :attr:`PromptQuestions.PROMPTS`, says for each mode what the box show
 opens with, and what the answer does.
 
 Enter checks the text first: a text that is refused keeps the box open and says why; one
-that is taken closes the box before it acts (a file read again for a time notifies).
+that is taken closes the box before it acts (a file read again for a time notifies). A mode
+that can tell bad text as it is typed (the filter) says what is wrong under the text, and
+Enter is refused until it is right.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, ClassVar
 
 from textual import work
 
+from ..engine.analysis.conn_filter import check as check_filter
 from ..engine.output.writers import FORMATS
 from ..errors import UserError
 from .export_action import default_name, export, parse_request, proposal
@@ -42,6 +45,9 @@ class PromptMode:
     """Called on every change (the filter applies as it is typed)."""
     cancelled: Callable[[Any, str], None] | None = None
     """Esc: called with the text the box opened with."""
+    typed: Callable[[str], str | None] | None = None
+    """What is wrong with the text as it is typed (None: nothing), shown under it; ``edited``
+    is called only with text it finds nothing wrong with, and Enter is refused until then."""
 
 
 FILTER_HINT = ": state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)"
@@ -63,7 +69,7 @@ class PromptQuestions:
     def _ask(self, mode: str) -> None:
         """Open the input box for ``mode`` (a key of :attr:`PROMPTS`)."""
         m = self.PROMPTS[mode]
-        self._prompt.open(mode, m.default(self), m.label + m.hint(self))
+        self._prompt.open(mode, m.default(self), m.label + m.hint(self), check=m.typed)
 
     def action_filter(self) -> None:
         """Open the filter box."""
@@ -79,9 +85,9 @@ class PromptQuestions:
 
     # handlers by name: Textual collects @on handlers only from its own classes, not a mixin
     def on_prompt_edited(self, event: Prompt.Edited) -> None:
-        """The text changed: the mode's ``edited``, if any."""
+        """The text changed: the mode's ``edited``, if any and the text has nothing wrong."""
         edited = self.PROMPTS[event.mode].edited
-        if edited is not None:
+        if edited is not None and event.error is None:
             edited(self, event.value)
 
     def on_prompt_cancelled(self, event: Prompt.Cancelled) -> None:
@@ -156,7 +162,7 @@ class PromptQuestions:
     PROMPTS: ClassVar[dict[str, PromptMode]] = {
         "filter": PromptMode("filter", lambda app: FILTER_HINT, _filter_text, _as_is,
                              lambda app, text: app.action_set_filter(text),
-                             edited=_preview_filter, cancelled=_preview_filter),
+                             edited=_preview_filter, cancelled=_preview_filter, typed=check_filter),
         "export": PromptMode("export", _export_hint, _export_proposal, _check_export, _start_export),
         "time": PromptMode("go to time", _time_hint, _empty, _as_is, _go_to_time),
     }

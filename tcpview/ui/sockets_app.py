@@ -36,7 +36,7 @@ from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
 from .widgets.counters import CountersBar
 from .widgets.prompt import Prompt
-from .widgets.socket_table import SORT_TITLES, SocketTable
+from .widgets.socket_table import SORT_TITLES, SocketTable, check_query
 
 
 class SocketsApp(App[int]):
@@ -157,7 +157,8 @@ class SocketsApp(App[int]):
     def action_filter(self) -> None:
         """Open the filter box."""
         self.query_one(Prompt).open("filter", self.query_one(SocketTable).query.text,
-                                    "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)")
+                                    "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)",
+                                    check=check_query)
 
     def action_clear_filter(self) -> None:
         """Close the filter box, or clear the filter."""
@@ -170,7 +171,8 @@ class SocketsApp(App[int]):
 
     @on(Prompt.Edited, "#prompt")
     def _prompt_edited(self, event: Prompt.Edited) -> None:
-        self.query_one(SocketTable).set_query(event.value)  # the filter applies as it is typed
+        if event.error is None:  # the filter applies as it is typed, a bad term never
+            self.query_one(SocketTable).set_query(event.value)
         self._update_title()
 
     @on(Prompt.Cancelled, "#prompt")

@@ -195,7 +195,8 @@ class ConnectionTable(VirtualList):
         return int(hits[0]) if len(hits) else None
 
     def set_query(self, text: str) -> ConnQuery:
-        """Filter with a query (see :mod:`tcpview.engine.analysis.query`); returns it parsed."""
+        """Filter with a query (see :mod:`tcpview.engine.analysis.conn_filter`; a query with a bad term
+        is refused and the filter stays); returns it parsed."""
         q = self.model.set_query(text)
         if self.tl is not None:
             self.update_view(self.tl, self.t, self.pos, force=True)

@@ -2,18 +2,27 @@
 
 One box serves every question an app asks; :meth:`Prompt.open` says which one (its *mode*)
 and the messages carry it, so the app knows what the text is for. The box remembers what it
-was opened with, so Esc can put that back.
+was opened with, so Esc can put that back. A mode that can tell bad text as it is typed (the
+filter) gives a check: what it says is wrong shows on a line under the text, and Enter is
+refused until the text is right.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import on
 from textual.binding import Binding
+from textual.strip import Strip
 from textual.widgets import Input
 
 from ..messages import WidgetMessage
+
+
+ERROR_LINES = 3
+"""The most lines under the text that say what is wrong with it."""
 
 
 class Prompt(Input):
@@ -33,7 +42,10 @@ class Prompt(Input):
     DEFAULT_CSS = """
     Prompt { display: none; margin: 0 1; }
     Prompt.-open { display: block; }
+    Prompt > .prompt--error { color: $text-error; }
     """
+
+    COMPONENT_CLASSES = Input.COMPONENT_CLASSES | {"prompt--error"}
 
     @dataclass
     class Edited(WidgetMessage):
@@ -43,6 +55,9 @@ class Prompt(Input):
         """What the box was opened for (``filter``, ``time``)."""
         value: str
         """The text now."""
+        error: str | None = None
+        """What the mode's check says is wrong with it (None: nothing); the app must not use
+        text with an error."""
 
     @dataclass
     class Accepted(WidgetMessage):
@@ -66,16 +81,23 @@ class Prompt(Input):
         super().__init__(name=name, id=id, classes=classes, compact=True)
         self.mode: str | None = None
         """What the box is open for (None: closed)."""
+        self.error: str | None = None
+        """What is wrong with the text typed, shown under it (None: nothing)."""
         self._restore = ""
+        self._check: Callable[[str], str | None] | None = None
 
     @property
     def is_open(self) -> bool:
         """Whether the box is shown and asking something."""
         return self.mode is not None
 
-    def open(self, mode: str, value: str, placeholder: str) -> None:
-        """Show the box for ``mode`` holding ``value``, and focus it."""
+    def open(self, mode: str, value: str, placeholder: str,
+             check: Callable[[str], str | None] | None = None) -> None:
+        """Show the box for ``mode`` holding ``value``, and focus it; ``check`` says what is
+        wrong with a text (None: nothing), as it is typed."""
         self.mode = mode
+        self._check = check
+        self._show_error(None)
         self._restore = value
         self.placeholder = placeholder
         self.value = value
@@ -86,7 +108,49 @@ class Prompt(Input):
     def close(self) -> None:
         """Hide the box (the app moves the focus where it wants it)."""
         self.mode = None
+        self._check = None
+        self._show_error(None)
         self.remove_class("-open")
+
+    def _show_error(self, error: str | None) -> None:
+        if error != self.error:
+            self.error = error
+            self.set_class(error is not None, "-refused")
+            self._fit()
+
+    def _error_lines(self) -> list[Text]:
+        """What is wrong, wrapped to the box's width (at most :data:`ERROR_LINES` lines)."""
+        if self.error is None:
+            return []
+        width = max(self.size.width, 20)
+        text = Text(self.error, style=self.get_component_rich_style("prompt--error"), end="")
+        lines = list(text.wrap(self.app.console, width, overflow="ellipsis"))
+        if len(lines) > ERROR_LINES:
+            lines = lines[:ERROR_LINES]
+            lines[-1].append("…")
+            lines[-1].truncate(width, overflow="ellipsis")
+        return lines
+
+    def _fit(self) -> None:
+        """One line for the text, and as many as what is wrong with it takes."""
+        self.styles.height = 1 + len(self._error_lines())
+        self.refresh()
+
+    def on_resize(self) -> None:
+        """The error wraps anew to the new width."""
+        if self.error is not None:
+            self._fit()
+
+    def render_line(self, y: int) -> Strip:
+        """The text (line 0) and, when it is refused, what is wrong with it (the lines after)."""
+        if y >= 1 and self.error is not None:
+            lines = self._error_lines()
+            width = self.size.width
+            if y - 1 < len(lines):
+                line = lines[y - 1]
+                return Strip(line.render(self.app.console), line.cell_len).extend_cell_length(width, self.rich_style)
+            return Strip.blank(width, self.rich_style)
+        return super().render_line(y)
 
     def action_cancel(self) -> None:
         """Close the box; the app puts back what it was opened with."""
@@ -100,10 +164,16 @@ class Prompt(Input):
     def _edited(self, event: Input.Changed) -> None:
         event.stop()
         if self.mode is not None:
-            self.post_message(self.Edited(self, self.mode, event.value))
+            self._show_error(self._check(event.value) if self._check is not None else None)
+            self.post_message(self.Edited(self, self.mode, event.value, self.error))
 
     @on(Input.Submitted)
     def _accepted(self, event: Input.Submitted) -> None:
         event.stop()
-        if self.mode is not None:
-            self.post_message(self.Accepted(self, self.mode, event.value))
+        if self.mode is None:
+            return
+        self._show_error(self._check(event.value) if self._check is not None else None)
+        if self.error is not None:  # refused: the box stays open, saying why
+            self.app.bell()
+            return
+        self.post_message(self.Accepted(self, self.mode, event.value))

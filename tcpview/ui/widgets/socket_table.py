@@ -21,7 +21,7 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
-from ...engine.analysis.query import ConnQuery, endpoint_texts
+from ...engine.analysis.conn_filter import ConnQuery, check, endpoint_texts
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
 from .. import fmt
@@ -60,10 +60,15 @@ segments for analysis flags or Zeek's view)."""
 
 
 def parse_query(text: str) -> ConnQuery:
-    """The filter, in the connection table's language (:mod:`tcpview.engine.analysis.query`):
+    """The filter, in the connection table's language (:mod:`tcpview.engine.analysis.conn_filter`):
     ``state:CLOSE_WAIT`` (either end), ``client:``/``server:`` STATE, ``port:443``, ``id:3``,
     an IP address, or any other word in the client or server text; terms are ANDed."""
     return ConnQuery.parse(text, without=WITHOUT)
+
+
+def check_query(text: str) -> str | None:
+    """What is wrong with a filter for this table, in one line (None: nothing)."""
+    return check(text, without=WITHOUT)
 
 
 def passes(q: ConnQuery, cid: int, c: KernelConn) -> bool:
@@ -156,8 +161,12 @@ class SocketTable(VirtualList):
         self.cursor = max(0, index)  # its watcher repaints what changed
 
     def set_query(self, text: str) -> ConnQuery:
-        """Filter the rows (see :func:`parse_query`); returns the parsed query (see ``errors``)."""
-        self.query = parse_query(text)
+        """Filter the rows (see :func:`parse_query`), unless a term is bad: then the filter stays
+        as it was. Returns the parsed query (see ``errors``)."""
+        q = parse_query(text)
+        if q.errors:
+            return q
+        self.query = q
         if self.table is not None:
             self.update_view(self.table, force=True)
         return self.query
