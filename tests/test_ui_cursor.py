@@ -10,7 +10,6 @@ import pytest
 from helpers import cli, wait_until, write_frames_pcap
 from test_cursor_columns import as_then, fresh, mixed
 
-from tcpview.engine.analysis.conn_filter import ConnQuery
 from tcpview.sources.base import FileSource
 from tcpview.ui import fmt
 from tcpview.ui.app import TcpviewApp
@@ -111,6 +110,8 @@ async def test_a_bad_term_is_refused_as_it_is_typed(capture: Path, term: str, sa
         await pilot.pause()
         # the table filters with the last good text typed (a word on the way: "stat"), never
         # with the bad term, and its title says which
+        from tcpview.engine.analysis.query import ConnQuery
+
         applied = table.model.query.text
         assert term not in applied and not ConnQuery.parse(applied).errors
         assert str(table.border_title).endswith(f"filter: {applied}")
