@@ -35,7 +35,7 @@ from .screens.help import HelpScreen
 from .session import SessionViews
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
-from .widgets.conn_table import SORT_NAMES, ConnectionTable
+from .widgets.conn_table import ConnectionTable, sort_title
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
 from .widgets.ladder import Ladder
@@ -127,6 +127,8 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         notify_failures(self, self._theme_failures)
         bar = self._bar
         bar.reading = not self.player.live
+        if self.player.live:  # as top and htop list: the newest activity first (until a sort is picked)
+            self._table.sort_by("idle", reverse=False)
         self._table.focus()
         self._read_source()
         self.set_interval(self.tick_seconds, self._tick, name="ui-tick")
@@ -244,7 +246,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
             if q:
                 title += f" ─ filter: {safe(q)}"
             if table.model.sort != "id" or table.model.reverse:
-                title += f" ─ sort: {SORT_NAMES[table.model.sort]}{' ▼' if table.model.reverse else ''}"
+                title += f" ─ sort: {sort_title(table.model.sort, table.model.reverse)}"
         else:
             title = self._titles[0]  # the count waits for the next settling update
         cid = table.selected

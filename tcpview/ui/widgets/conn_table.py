@@ -51,6 +51,13 @@ SORT_NAMES = {
 _SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
 
 
+def sort_title(sort: str, reverse: bool) -> str:
+    """The table's order in words, for its title (``idle`` is read as top users read it)."""
+    if sort == "idle":
+        return "oldest activity first" if reverse else "newest activity first"
+    return SORT_NAMES[sort] + (" ▼" if reverse else "")
+
+
 def layout(width: int, id_width: int = 4) -> list[Column]:
     """Columns that fit ``width`` cells: the core ones always, extras as room allows."""
     state_w = 12 if width >= 100 else 11
