@@ -97,6 +97,18 @@ class KernelTable:
             k = bisect.bisect_right(self._hist_ts, t) - 1
             return dict(self._hist[max(k, 0)])
 
+    def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]:
+        """Sockets in ``state`` (a state's number) at ``buckets`` even times up to ``t_end``
+        (the last refresh when None), as :meth:`Timeline.counter_series` samples them."""
+        t0, t1 = self.first_ts, self.last_ts if t_end is None else t_end
+        if t0 is None or t1 is None or buckets <= 0:
+            return []
+        name = STATE_NAMES[state]
+        times = [t1] * buckets if t1 <= t0 else [t0 + (t1 - t0) * (b + 1) / buckets for b in range(buckets)]
+        with self._lock:
+            hist_ts, hist = self._hist_ts, self._hist
+            return [hist[max(bisect.bisect_right(hist_ts, t) - 1, 0)].get(name, 0) for t in times]
+
     def series(self, state: str, n: int | None = None) -> list[int]:
         """The count of ``state`` at each refresh (the last ``n``)."""
         with self._lock:

@@ -29,6 +29,7 @@ class LadderRow:
     anomaly: int = 0
     analysis: int = 0
     dup_ack: int = 0  # which duplicate ACK of a run it is (0: not one)
+    plen: int = 0  # payload bytes (what tells data from a pure ACK)
 
 
 # each analysis flag's tag on a ladder row, and the theme variable that colours it
@@ -178,14 +179,14 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
 def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, prev: tuple[int, int]) -> LadderRow:
     """The row of segment i of c; ``rec`` is its unpacked record, ``prev`` both endpoints'
     states before it (a state is written where it changed)."""
-    ts, frame, _s, _a, _l, _w, flags, d, cs, ss, bits = rec
+    ts, frame, _s, _a, plen, _w, flags, d, cs, ss, bits = rec
     return LadderRow(
         seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
         label=segment_label(tl, c, i, absolute, rec),
         client_state=STATE_NAMES[cs] if cs != prev[0] else "",
         server_state=STATE_NAMES[ss] if ss != prev[1] else "",
         anomaly=bits & 0xFF, analysis=bits >> 8,
-        dup_ack=c.dup_ack_num(i) if (bits >> 8) & A_DUPACK else 0,
+        dup_ack=c.dup_ack_num(i) if (bits >> 8) & A_DUPACK else 0, plen=plen,
     )
 
 

@@ -100,17 +100,19 @@ class CountersBar(PaintedText, Widget):
     def watch_show_all(self) -> None:
         self.refresh(layout=True)
 
-    def _series_for(self, buckets: int) -> dict[str, list[int]]:
-        """Every state's count sampled at ``buckets`` even times over the whole capture."""
+    def _series_for(self, buckets: int, states: tuple[str, ...]) -> dict[str, list[int]]:
+        """``states``' counts sampled at ``buckets`` even times over the whole capture (one
+        compiled pass over the transitions per state: ``counter_series``), kept until the data
+        or the width changes."""
         tl = self.tl
         if tl is None or tl.first_ts is None or tl.last_ts is None or buckets <= 0:
             return {}
         key = (self._series_version, buckets)
         if key != self._series_key:
-            t0, t1 = tl.first_ts, _clock(tl)
-            samples = [tl.counters_at(t0 + (t1 - t0) * (b + 1) / buckets) for b in range(buckets)]
-            self._series = {s: [smp[s] for smp in samples] for s in STATE_NAMES[1:]}
-            self._series_key = key
+            self._series, self._series_key = {}, key
+        for state in states:
+            if state not in self._series:
+                self._series[state] = list(tl.counter_series(STATE_NAMES.index(state), buckets, _clock(tl)))
         return self._series
 
     def _cursor_bucket(self, buckets: int) -> int:
@@ -145,7 +147,7 @@ class CountersBar(PaintedText, Widget):
         spark_w = min(SPARK_MAX, (width - fixed - len(states)) // len(states))
         if spark_w < 3:
             spark_w = 0
-        series = self._series_for(spark_w) if spark_w else {}
+        series = self._series_for(spark_w, states) if spark_w else {}
         cur = self._cursor_bucket(spark_w)
         label_st = self.get_component_rich_style("counters--label", partial=True)
         value_st = self.get_component_rich_style("counters--value", partial=True)

@@ -279,7 +279,7 @@ class Ladder(VirtualList):
             extra = " ".join(f"[{text}]" for text, _kind in row_tags)
             # the tags matter more than win= and ack=: those go first when the arrow is short
             text = arrow(fit_label(row.label, extra, aw - ARROW_ENDS), aw, row.c2s)
-            kind_st = base + self._style(f"ladder--{segment_kind(row.flags, _seg_len(row))}")
+            kind_st = base + self._style(f"ladder--{segment_kind(row.flags, row.plen)}")
             at = 0
             for tag, kind in row_tags:  # each tag in its kind's colour, where the arrow kept it
                 i = text.find(f"[{tag}]", at)
@@ -300,9 +300,3 @@ class Ladder(VirtualList):
             return Segment(text, base)
         fam = STATE_FAMILY.get(name, "closed")
         return Segment(text, base + self._style(f"ladder--state-{fam}"))
-
-
-def _seg_len(row: LadderRow) -> int:
-    # the label carries len=N only for segments with payload
-    return 1 if " len=" in row.label else 0
-
