@@ -224,19 +224,9 @@ class ConnView:
         return notes_of(int(self.progress_at(t).notes))
 
     @property
-    def partial(self) -> bool:
-        """Whether it was picked up mid-stream (as of now)."""
-        return bool(self.progress_at(None).notes & col.NOTE_PARTIAL)
-
-    @property
     def refused(self) -> bool:
         """Whether a RST answered its SYN (as of now)."""
         return bool(self.progress_at(None).notes & col.NOTE_REFUSED)
-
-    @property
-    def reset(self) -> bool:
-        """Whether a RST closed it (as of now)."""
-        return bool(self.progress_at(None).notes & col.NOTE_RESET)
 
     # -- rows -----------------------------------------------------------------------------------
     @property
