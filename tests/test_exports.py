@@ -274,6 +274,7 @@ async def stream_pane_of(path: Path, size: tuple[int, int]):  # type: ignore[no-
         await app.workers.wait_for_complete()
         await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         await pilot.press("f")
+        await app.workers.wait_for_complete()  # the pane follows the connection on a worker
         await pilot.pause()
         yield app, pilot, app.query_one(StreamPane)
 
@@ -295,6 +296,7 @@ async def test_stream_pane_in_the_app(built: Path) -> None:
         assert "00000000  47 45 54 20 2f 20 48 54 54 50" in text  # "GET / HTTP"
         app.query_one("#table").focus()
         await pilot.press("j", "j")  # connection 2, which lost 7 bytes
+        await app.workers.wait_for_complete()
         await pilot.pause()
         text = "\n".join(pane.render_line(y).text for y in range(pane.size.height))
         assert "[7 bytes missing in capture file]" in text

@@ -101,6 +101,7 @@ async def test_graph_pane_follows_the_player(lossy: Path) -> None:
         pane, ladder = app.query_one(GraphPane), app.query_one(Ladder)
         assert not pane.display
         await pilot.press("j", "v")  # connection 1, its graph instead of its ladder
+        await app.workers.wait_for_complete()  # the graph is built on a worker
         await pilot.pause()
         assert pane.display and not ladder.display and pane.has_focus
         assert pane.cid == 1 and pane.kind == "tseq"
@@ -108,6 +109,7 @@ async def test_graph_pane_follows_the_player(lossy: Path) -> None:
         assert text[0].startswith("#1 10.0.0.1:41001 → 10.0.0.2:80  sequence numbers")
         assert sum(ch != " " for line in text[1:] for ch in line.split("┤", 1)[-1]) >= 2
         await pilot.press("m")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert pane.kind == "tcptrace"
         # the cursor inside the connection: a line at its place

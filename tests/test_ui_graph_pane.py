@@ -45,6 +45,7 @@ async def test_zoom_pan_legend_and_direction(two_bursts: Path, size: tuple[int, 
         await wait_until(lambda: app.loaded, 10, 0.02, pilot.pause)
         pane = app.query_one(GraphPane)
         await pilot.press("v")
+        await app.workers.wait_for_complete()  # the graph is built on a worker
         await pilot.pause()
         assert pane.display and pane.has_focus and pane.kind == "tseq"
         g0, g1 = pane.graph.x_range()
@@ -78,10 +79,12 @@ async def test_zoom_pan_legend_and_direction(two_bursts: Path, size: tuple[int, 
         # d: the other direction of the sequence graph
         assert "→" in pane.graph.title.split("sequence numbers")[1]
         await pilot.press("d")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert "←" in pane.graph.title.split("sequence numbers")[1] and pane.direction == 1
         assert pane.graph.series[0].y.max() < 300  # the server's 300 bytes
         await pilot.press("d")
+        await app.workers.wait_for_complete()
         await pilot.pause()
         assert "→" in pane.graph.title.split("sequence numbers")[1]
         await pilot.press("m", "m", "d")  # throughput shows both directions: d says so

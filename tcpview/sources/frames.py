@@ -43,8 +43,9 @@ class FrameStore:
         """Remember that ``frame`` is ``caplen`` bytes at ``offset`` of the file."""
         if not self._lt_from or self._lt_from[-1][1] != linktype:
             self._lt_from.append((frame, linktype))
-        self._frames.append(frame)
+        # where before the number: a reader on another thread that finds the number finds where
         self._where.append((offset << _LEN_BITS) | min(caplen, _LEN_MASK))
+        self._frames.append(frame)
 
     def note_file_batch(self, frames, linktypes, offsets, caplens) -> None:  # type: ignore[no-untyped-def]
         """:meth:`note_file` for arrays of frames (a batch read from the file)."""
@@ -56,10 +57,10 @@ class FrameStore:
             lt = int(lts[i])
             if not self._lt_from or self._lt_from[-1][1] != lt:
                 self._lt_from.append((int(frames[i]), lt))
-        self._frames.frombytes(np.asarray(frames, dtype=np.uint32).tobytes())
         where = (np.asarray(offsets, dtype=np.uint64) << np.uint64(_LEN_BITS)) | np.minimum(
             np.asarray(caplens, dtype=np.uint64), np.uint64(_LEN_MASK))
-        self._where.frombytes(where.astype(np.uint64).tobytes())
+        self._where.frombytes(where.astype(np.uint64).tobytes())  # (before the numbers: see note_file)
+        self._frames.frombytes(np.asarray(frames, dtype=np.uint32).tobytes())
 
     def note_bytes(self, frame: int, linktype: int, data: bytes) -> None:
         """Keep the bytes of ``frame`` (dropping the oldest frames over the budget)."""

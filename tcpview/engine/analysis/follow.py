@@ -54,6 +54,12 @@ class Follow:
     fed: int = 0
     """How many segments it has been given (a later call can go on from there)."""
 
+    def copy(self) -> Follow:
+        """A follow that goes on from here while this one stays as it is (the chunks are shared:
+        a chunk is never changed once made)."""
+        return Follow(list(self.chunks), self._first, list(self._seq), list(self._written),
+                      [list(frags) for frags in self._frags], self.fed)
+
     def node_of(self, d: int) -> int:
         """The node of tcpview's direction d (0: what the client sends)."""
         return 0 if self._first is None or d == self._first else 1

@@ -7,7 +7,9 @@ there. ``m`` picks the next kind, ``d`` the other data direction of a sequence g
 the nearest point), ``h`` / ``l`` pan within the connection's time, ``x`` shows the whole
 connection again. A legend under the axis names each series in its colour. Drawing is
 :func:`tcpview.engine.analysis.graphs.render` (braille cells from numpy passes); the series are
-built once per connection, kind and direction.
+built once per connection, kind and direction, on a worker thread (a tcptrace graph reads its
+SACK blocks from the capture's frames again; a big connection's series take a while): the
+pane keeps what it showed, or says it is drawing, until the graph is posted back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
+from textual import events, on, work
 from textual.binding import Binding
 from textual.strip import Strip
 from textual.widget import Widget
@@ -63,6 +65,13 @@ class GraphPane(Widget, can_focus=True):
 
         t: float
 
+    @dataclass
+    class Built(WidgetMessage):
+        """A worker built the graph for ``key`` (what :meth:`GraphPane.show` asked for)."""
+
+        key: tuple
+        graph: Graph | None
+
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
         self.kind = KINDS[0]
@@ -91,9 +100,26 @@ class GraphPane(Widget, can_focus=True):
         n = c.n if c is not None else -1
         key = (id(tl), cid, self.kind, n, tl.generation, self.direction)
         if key != self._key:
+            if self._key is None or key[:3] + key[4:] != self._key[:3] + self._key[4:]:
+                self.graph = None  # another connection, kind or direction: not the old one meanwhile
             self._key = key
-            self.graph = build(tl, cid, self.kind, self.direction, frames=self.frames) if n > 0 else None
+            if n > 0:
+                self._build(key, tl, cid, self.kind, self.direction, self.frames)
+            else:
+                self.graph = None
         self.refresh()
+
+    @work(thread=True, exclusive=True, group="graph-pane", exit_on_error=False)
+    def _build(self, key: tuple, tl: Timeline, cid: int, kind: str, direction: int | None, frames) -> None:  # type: ignore[no-untyped-def]
+        """Build the graph off the UI thread (frames are read here) and post it back."""
+        self.post_message(self.Built(self, key, build(tl, cid, kind, direction, frames=frames)))
+
+    @on(Built)
+    def _built(self, message: Built) -> None:
+        message.stop()
+        if message.key == self._key:  # (a graph for what is no longer asked for is dropped)
+            self.graph, self._canvas = message.graph, None
+            self.refresh()
 
     @property
     def cursor_x(self) -> float | None:
@@ -191,7 +217,8 @@ class GraphPane(Widget, can_focus=True):
         axis = self.get_component_rich_style("graph-pane--axis")
         g = self.graph
         if g is None:
-            text = "no connection selected" if y == 0 else ""
+            drawing = self.cid is not None and self._key is not None and self._key[3] > 0
+            text = ("drawing the graph…" if drawing else "no connection selected") if y == 0 else ""
             return Strip([Segment(text.ljust(width), axis)], width)
         if y == 0:
             return Strip([Segment(g.title[:width].ljust(width), axis)], width)

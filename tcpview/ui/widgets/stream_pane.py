@@ -5,20 +5,23 @@ hex dump (``x``); bytes the capture never had are a marked gap, never filled in.
 
 Frames' bytes come from the source's frame store (a capture file is read again; a live
 source keeps its recent frames), so the pane is built when it is shown or the connection
-changes, not on every tick.
+changes, not on every tick, and on a worker thread: the lines are posted back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import on, work
 from textual.binding import Binding
 from textual.strip import Strip
 
 from ...engine.analysis.follow import Follow, follow_connection, stream_lines
 from ...engine.timeline.timeline import Timeline
+from ..messages import WidgetMessage
 from ...textutil import plural
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
@@ -56,6 +59,16 @@ class StreamPane(VirtualList):
     """
     FOLLOWS_END = False
 
+    @dataclass
+    class Followed(WidgetMessage):
+        """A worker followed the connection for ``key`` (what :meth:`StreamPane.show` asked)."""
+
+        key: tuple
+        follow: Follow
+        names: tuple[str, str]
+        lines: list[tuple[int, str]]
+        as_hex: bool
+
     def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kw)
         self.as_hex = False
@@ -80,17 +93,36 @@ class StreamPane(VirtualList):
         f = self.follow_info
         if self._key is None or self._key[:3] != conn or f is None or n < f.fed:
             f = None  # another connection, or the cursor went back: from the start
+            if self._key is None or self._key[:3] != conn:  # not the old connection's meanwhile
+                self.follow_info, self.lines = None, []
+                self._rewrap()
         self._key = (*conn, n)
         if n <= 0:
             self.follow_info, self.lines = None, []
+            self._rewrap()
         else:
-            assert c is not None
-            f = follow_connection(tl, cid, get, t, f)  # a growing connection: only what is new
-            ends = (c.client_text(), c.server_text())
-            first = 0 if f.node_of(0) == 0 else 1
-            self._names = (f"{ends[first]} → {ends[1 - first]}", f"{ends[1 - first]} → {ends[first]}")
-            self.follow_info = f
-            self.lines = stream_lines(f, self._names, self.as_hex)
+            self._follow(self._key, tl, cid, get, t, f, self.as_hex)
+
+    @work(thread=True, exclusive=True, group="stream-pane", exit_on_error=False)
+    def _follow(self, key: tuple, tl: Timeline, cid: int, get, t: float | None, f: Follow | None,  # type: ignore[no-untyped-def]
+                as_hex: bool) -> None:
+        """Follow the connection off the UI thread (its frames are read here) and post the lines
+        back; a growing connection goes on from the follow shown (a copy: that one stays)."""
+        c = tl.conns[cid]
+        f = follow_connection(tl, cid, get, t, f.copy() if f is not None else None)
+        ends = (c.client_text(), c.server_text())
+        first = 0 if f.node_of(0) == 0 else 1
+        names = (f"{ends[first]} → {ends[1 - first]}", f"{ends[1 - first]} → {ends[first]}")
+        self.post_message(self.Followed(self, key, f, names, stream_lines(f, names, as_hex), as_hex))
+
+    @on(Followed)
+    def _followed(self, message: Followed) -> None:
+        message.stop()
+        if message.key != self._key:  # (what is no longer asked for is dropped)
+            return
+        self.follow_info, self._names, self.lines = message.follow, message.names, message.lines
+        if message.as_hex != self.as_hex:  # x was pressed meanwhile
+            self.lines = stream_lines(message.follow, message.names, self.as_hex)
         self._rewrap()
 
     def action_toggle_hex(self) -> None:
@@ -130,7 +162,7 @@ class StreamPane(VirtualList):
     def render_header(self, width: int, base: Style) -> Strip:
         f = self.follow_info
         if f is None:
-            text = "no payload"
+            text = "reading the payload…" if self._key is not None and self._key[3] > 0 else "no payload"
         else:
             sizes = [len(f.stream(k)) for k in (0, 1)]
             text = (f"{self._names[0]}: {plural(sizes[0], 'byte')}   {self._names[1]}: {plural(sizes[1], 'byte')}   "
