@@ -52,6 +52,7 @@ def run_every_kernel() -> None:
     tl.counter_series(2, 4)
     tl.states_at(1.5)
     tl.conn_stats_at(1.5)
+    tl.progress_at(1.5)
     tl.seg_index_before(1.5)
     from .timeline.conn_columns import conn_array_chunks
     from .output.json_rows import RowsWriter
@@ -65,6 +66,11 @@ def run_every_kernel() -> None:
         c.trans_times()
         c.numbers()
         c.zeek()
+        from .core.passes import one_conn_progress
+
+        v = tl.view()
+        one_conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
+                          c.rows, c.trans_rows, v.start_states(1), v.start_progress(1), np.zeros(2, np.int64))
     from ..sources.batch import frame_array
 
     out = frame_array(4)

@@ -195,7 +195,8 @@ class Reader:
         k0, j, reuse = 0, 0, np.full(2, -1, dtype=np.int64)
         if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[3]) <= n:
             _gen, k0, j, P0, states0, reuse0 = prev
-            P[: len(P0)], states[: len(states0)], reuse = P0, states0, reuse0.copy()
+            col.raw(P)[: len(P0)] = col.raw(P0)  # (a memory copy: numpy copies records field by field)
+            states[: len(states0)], reuse = states0, reuse0.copy()
         j = conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
                           k0, m, j, v.n_trans, states, P, reuse)
         self._cache["progress"] = (v.generation, m, j, P, states, reuse)

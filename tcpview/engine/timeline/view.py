@@ -96,7 +96,7 @@ class View:
         out = np.zeros(n, dtype=col.PROGRESS).view(np.recarray)
         if self.base_progress is not None:
             m = min(n, len(self.base_progress))
-            out[:m] = self.base_progress[:m]
+            col.raw(out)[:m] = col.raw(self.base_progress)[:m]
         return out
 
     def start_counts(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -152,13 +152,6 @@ class View:
         # a connection's analysis row may be newer than this view (made by the writer since)
         at[at >= min(self.n["ana"], len(self.ana))] = 0
         return np.where(at > 0, self.ana.a_irtt[at], 0.0)
-
-    def initial_rtt(self, row: int) -> float:
-        """The initial RTT of the connection in ``row`` in seconds (0: none)."""
-        at = int(self.conns.ana[row])
-        if at >= min(self.n["ana"], len(self.ana)):  # made by the writer after this view
-            return 0.0
-        return float(self.ana.a_irtt[at]) if at > 0 else 0.0
 
     def seg_dupack(self, row: int) -> tuple[int, int]:
         """A duplicate ACK's number and the frame it repeats (Wireshark's ``#n`` and
