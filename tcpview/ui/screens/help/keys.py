@@ -35,8 +35,10 @@ FILTER_HELP = (
     "`is:partial` `is:refused` `is:reset` `is:anomaly`, `id:12`, an IP address (either "
     "endpoint), `analysis:retransmission` (a Wireshark analysis flag or anomaly, or a ladder tag "
     "such as `an:zero-win` `an:dup-ack` `an:rst-out-of-win`), `zeek:REJ` (Zeek's conn_state), `history:^S$` (a regular expression on "
-    "Zeek's history), or any other word (part of the client or server text, e.g. `:443`). State "
-    "and Zeek terms are evaluated at the cursor, so the list changes as you seek."
+    "Zeek's history), or any other word (part of the client or server text, e.g. `:443`). Every "
+    "term is evaluated at the cursor (states, notes, flags, Zeek's view), so the list changes as "
+    "you seek. A term that names nothing (`state:bogus`, `bogus:x`) is refused as you type: the "
+    "box says what is valid and the table keeps the last filter that was."
 )
 
 LIVE = "Live capture"
