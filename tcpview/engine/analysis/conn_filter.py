@@ -72,6 +72,7 @@ _ANALYSIS_ALIASES = {
 # the ladder's tags for anomalies (JSON's names, with _ for -, work as well)
 _ANOMALY_ALIASES = {"rst-out-of-win": "rst_out_of_window"}
 
+_HEX = frozenset("0123456789abcdef")
 _STATES_TEXT = ", ".join(STATE_NAMES) + "; tw, cw, est, syn-recv, or a prefix"
 _TAGS = ("retrans", "fast-retrans", "spurious-retrans", "ooo", "dup-ack", "lost", "ack-lost", "zero-win",
          "win-probe", "win-probe-ack", "win-full", "win-update", "keepalive", "keepalive-ack", "reused-ports")
