@@ -165,7 +165,7 @@ def test_sorting_on_notes_rtt_and_retransmissions_follows_the_cursor() -> None:
         for key, value in (("notes", [",".join(x) for x in notes]), ("rtt", irtt.tolist()),
                            ("retr", retr.tolist())):
             rows.sort = key
-            assert list(rows.compute(tl, t)) == sorted(ids, key=lambda i: value[i]), (key, k)  # noqa: B023
+            assert list(rows.compute(tl, t)) == sorted(ids, key=lambda i: value[i]), (key, k)
 
 
 def test_summary_at_a_cursor_says_what_the_table_says(tmp_path: Path) -> None:

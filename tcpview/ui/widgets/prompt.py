@@ -20,7 +20,6 @@ from textual.widgets import Input
 
 from ..messages import WidgetMessage
 
-
 ERROR_LINES = 3
 """The most lines under the text that say what is wrong with it."""
 

@@ -21,8 +21,8 @@ from textual.strip import Strip
 
 from ...engine.analysis.follow import Follow, follow_connection, stream_lines
 from ...engine.timeline.timeline import Timeline
-from ..messages import WidgetMessage
 from ...textutil import plural
+from ..messages import WidgetMessage
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
 
