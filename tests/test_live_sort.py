@@ -29,6 +29,8 @@ async def test_new_connections_come_first_until_the_user_sorts(lo_traffic):
             newest = [by_port[cli[1]] for cli, _srv in reversed(ends)]
             assert list(table.rows) == newest  # the newest first, not id order
             assert "sort: newest activity first" in str(table.border_title)
+            # from the top, the cursor stays there: the newest row selected and in view
+            assert table.cursor == 0 and table.selected == newest[0] and table.scroll_offset.y == 0
             # a quiet connection that talks again comes back to the top
             a_cli, a_srv = t.pair("web")
             b_cli, _b_srv = t.pair("web")
@@ -41,13 +43,20 @@ async def test_new_connections_come_first_until_the_user_sorts(lo_traffic):
             a_cli.sendall(b"again")
             assert a_srv.recv(16) == b"again"
             assert await wait_until(lambda: int(table.rows[0]) == cid(a_cli), 8, 0.05, pilot.pause)
+            assert table.selected == cid(a_cli)
+            # moved down, the cursor keeps its connection while the rows move
+            await pilot.press("j")
+            kept = table.selected
+            t.time_wait("web")
+            assert await wait_until(lambda: len(table.rows) == 6, 8, 0.05, pilot.pause)
+            assert table.selected == kept and int(table.rows[0]) != kept
             # the user picks a sort: it stays as connections come and talk
             await pilot.press("s")
             picked = table.model.sort
             assert picked != "idle" and "newest activity first" not in str(table.border_title)
             t.time_wait("web")
             b_cli.sendall(b"more")
-            assert await wait_until(lambda: len(table.rows) == 6, 8, 0.05, pilot.pause)
+            assert await wait_until(lambda: len(table.rows) == 7, 8, 0.05, pilot.pause)
             await pilot.pause(0.3)
             assert table.model.sort == picked and not table.model.reverse
             assert list(table.rows) == list(table.model.compute(app.tl, table.t))

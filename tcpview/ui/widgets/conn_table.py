@@ -188,6 +188,8 @@ class ConnectionTable(VirtualList):
         self._cache.clear()
         self.sync_size(settle)
         index = self._index_of(self.selected)
+        if self.cursor == 0 and self.model.sort == "idle" and not self.model.reverse:
+            index = 0  # newest activity first, from the top: the top stays in view, as in top
         if index is None:
             index = min(self.cursor, len(rows) - 1) if len(rows) else 0
         self.cursor = max(0, index)  # its watcher repaints what changed
