@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cursorhelp import as_then, fresh, mixed
 from helpers import cli, wait_until, write_frames_pcap
-from test_cursor_columns import as_then, fresh, mixed
 
 from tcpview.sources.base import FileSource
 from tcpview.ui import fmt
