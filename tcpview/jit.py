@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -80,6 +81,7 @@ class _Entry:
 
 _KERNELS: list[_Kernel] = []
 _MODE: str | None = "python" if JIT_DISABLED else None  # None: not chosen yet
+_SWITCH = threading.RLock()  # one switch at a time (a viewer's first query and its reader may both start one)
 
 
 def kernel(fn: F) -> F:
@@ -173,29 +175,33 @@ def use_compiled(cache_dir: str | None = None) -> None:
     """Run the kernels compiled from now on (numba loads each from the cache, or compiles it,
     at its first call). ``cache_dir``: where numba caches them (the default is
     :data:`tcpview.jitcache.CACHE_DIR`; a compile that publishes whole uses its own). A no-op
-    under ``NUMBA_DISABLE_JIT``. Only the thread that feeds the engine calls this."""
+    under ``NUMBA_DISABLE_JIT``. One switch at a time; once the engine is fed, only the thread
+    that feeds it switches (a kernel running as Python on another thread would find compiled
+    helpers half-way)."""
     global _MODE
-    if JIT_DISABLED or _MODE == "compiled":
-        return
-    import numba
+    with _SWITCH:
+        if JIT_DISABLED or _MODE == "compiled":
+            return
+        import numba
 
-    from .jitcache import CACHE_DIR
+        from .jitcache import CACHE_DIR
 
-    numba.config.CACHE_DIR = cache_dir or CACHE_DIR  # type: ignore[attr-defined]  # read as each dispatcher is made
-    for k in _KERNELS:
-        _compile(k)
-    _rebind(True)
-    _MODE = "compiled"
+        numba.config.CACHE_DIR = cache_dir or CACHE_DIR  # type: ignore[attr-defined]  # read by each new dispatcher
+        for k in _KERNELS:
+            _compile(k)
+        _rebind(True)
+        _MODE = "compiled"
 
 
 def use_python() -> None:
-    """Run the kernels as plain Python from now on (numba is not imported for it). Only the
-    thread that feeds the engine calls this."""
+    """Run the kernels as plain Python from now on (numba is not imported for it); who may
+    switch: see :func:`use_compiled`."""
     global _MODE
-    if _MODE == "python":
-        return
-    _rebind(False)
-    _MODE = "python"
+    with _SWITCH:
+        if _MODE == "python":
+            return
+        _rebind(False)
+        _MODE = "python"
 
 
 def python_mode(on: bool) -> None:

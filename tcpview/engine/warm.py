@@ -243,38 +243,49 @@ class Warmer:
             first run).
 
     A process whose program chose a mode itself (:func:`ready`, :func:`tcpview.jit.use_python`)
-    keeps it: tests and benchmarks pin one.
+    keeps it: tests and benchmarks pin one. The first choice in a process is made when the
+    Warmer is (before anything runs a kernel); later ones switch in :meth:`start`, on the
+    feeding thread.
     """
 
     def __init__(self, expected: int | None = None, unbounded: bool = False,
                  say: Callable[[str], None] | None = None) -> None:
+        global _chosen_here
         self.expected = expected
         self.unbounded = unbounded
         self.say = say
         self.preparing = False
         """True while this input waits, in plain Python, for the compile to finish."""
-        self._chooses = False
         self._watching = False
         self._proc: subprocess.Popen | None = None
         self._restarted = False
+        self._chooses = not jit.JIT_DISABLED and (jit.mode() is None or _chosen_here)
+        self._warm = self._chooses and cache_is_warm()
+        self._big = unbounded or (expected is not None and expected > PYTHON_MAX_PACKETS)
+        if self._chooses and jit.mode() is None:
+            # the process's first choice, made before anything runs a kernel (a viewer asks
+            # its empty timeline at once, on another thread than the one that will feed it)
+            _chosen_here = True
+            if self._big and self._warm:
+                jit.use_compiled()
+            else:
+                jit.use_python()
 
     def start(self) -> None:
-        """Choose how the kernels run for this input (and start the compile on a cold cache)."""
-        global _chosen_here
-        self._chooses = not jit.JIT_DISABLED and (jit.mode() is None or _chosen_here)
-        if not self._chooses or jit.mode() == "compiled":  # compiled once: stays (it is ready)
+        """Run the kernels as chosen for this input (and start the compile on a cold cache)."""
+        if not self._chooses:
             return
-        _chosen_here = True
-        warm = cache_is_warm()
-        if not warm:
+        if not self._warm:
             self._proc = compile_in_background()
-        big = self.unbounded or (self.expected is not None and self.expected > PYTHON_MAX_PACKETS)
-        if big and warm:
-            ready(groups=("read",))
+        if jit.mode() == "compiled" or (self._big and self._warm):  # compiled once: stays (it is ready)
+            if self.unbounded:  # before the first packet: a live capture must not wait for one
+                ready(groups=("read",))
+            else:  # each kernel is loaded when first called: only what this command needs
+                jit.use_compiled()
             return
         jit.use_python()
         self._watching = self.expected is None and not self.unbounded
-        if big:
+        if self._big:
             self._wait_for_compile()
 
     def _wait_for_compile(self) -> None:
