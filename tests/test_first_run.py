@@ -4,7 +4,8 @@ gets its kernels afterwards.
 A small capture is answered at once as plain Python (numba is not even imported), a large
 one compiled; the first command on a cold cache starts the compile in a process of its own
 that outlives it; two commands at once start one compile; a compile killed half-way leaves
-a cache that is still cold (not half-made), and the next command answers and compiles again.
+a cache that is still cold (not half-made), and the next command answers and compiles again;
+an input that turns out large switches to the compiled kernels once they are published.
 
 Each case runs in fresh interpreters whose ``NUMBA_CACHE_DIR`` is a new empty directory
 (numba reads it at import), so nothing this suite compiled is found. Compiles a case starts
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -120,6 +122,14 @@ def answered(p: subprocess.Popen, want: dict, timeout: float = 300) -> str:
     return err
 
 
+def records_end(pcap: bytes, n: int) -> int:
+    """Where the first ``n`` records of a little-endian pcap end."""
+    pos = 24
+    for _ in range(n):
+        pos += 16 + struct.unpack_from("<I", pcap, pos + 8)[0]
+    return pos
+
+
 def run_app(path: Path, env: dict, rows: int, preparing: bool, cwd: Path) -> dict:
     p = subprocess.run([sys.executable, "-c", APP, str(path), str(rows), "1" if preparing else "0"],
                        capture_output=True, text=True, env=env, timeout=300, cwd=cwd, check=False)
@@ -176,10 +186,26 @@ def test_first_commands_compile_once_and_survive_a_killed_compile(cold, tmp_path
     (again,) = compiles(base)
     assert again != pid
 
-    # a large capture meanwhile is read as plain Python, then compiled once the compile is published
-    err = answered(summary(large, env), want_large, timeout=900)
+    # a large capture meanwhile is answered as plain Python: a command does not wait for it
+    err = answered(summary(large, env), want_large)
+    assert "preparing the engine" in err and "numba" not in imported(err)
+    assert compiles(base) == [again]
+
+    # a stream that grows large waits for it, as plain Python, and goes on compiled once it is
+    # published (the rest of the stream comes after that)
+    data = large.read_bytes()
+    part = records_end(data, PYTHON_MAX_PACKETS + 100)
+    p = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "tcpview", "summary", "-", "--json"], env=env,
+                         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdin is not None
+    p.stdin.write(data[:part])
+    p.stdin.flush()
+    assert wait_until(lambda: (cache / READY).exists(), timeout=900)
+    out, err_bytes = p.communicate(data[part:], timeout=300)
+    err = err_bytes.decode()
+    assert p.returncode == 0, err[-2000:]
+    assert dict(json.loads(out), source=str(large)) == want_large
     assert "preparing the engine" in err and "numba" in imported(err)
-    assert (cache / READY).exists()
     assert not list(base.glob("*.tmp-*"))  # what the killed compile left was removed
     assert wait_until(lambda: not compilers(base), timeout=60)
 

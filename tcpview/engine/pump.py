@@ -61,11 +61,15 @@ class Pump:
             plain Python for a small input, compiled for a large one or a live capture, and
             on a first run plain Python while another process compiles), on the pump's thread.
         say: told one line when the source waits for the first compile (see ``Warmer``).
+        wait_compiled: a large source that ends before the first compile does waits for it,
+            then switches: a viewer goes on asking its timeline (a command answers as plain
+            Python instead: it asks once).
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
                  pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False,
-                 until: float | None = None, say: Callable[[str], None] | None = None) -> None:
+                 until: float | None = None, say: Callable[[str], None] | None = None,
+                 wait_compiled: bool = True) -> None:
         self.source = source
         self.until = until
         self._limit: float | None = None  # ``until`` as a time stamp, from the first frame
@@ -87,6 +91,7 @@ class Pump:
         self.idle = threading.Event()
         """Set whenever the source has been idle (everything it delivered so far is fed)."""
         self.warmer = _warmer(source, say) if warm else None
+        self.wait_compiled = wait_compiled
         """With ``warm``, the pump's thread chooses how the kernels run, so nothing waits."""
 
     def run(self, stop: threading.Event, on_batch: Callable[[BatchInfo], None] | None = None) -> None:
@@ -147,8 +152,8 @@ class Pump:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-        # a large capture may end before the kernels are compiled: its queries still want them
-        while warmer is not None and not warmer.poll(self.frames_read) and not stop.is_set():
+        # a large capture may end before the kernels are compiled: a viewer's queries want them
+        while warmer is not None and self.wait_compiled and not warmer.poll(self.frames_read) and not stop.is_set():
             stop.wait(0.25)
         if warmer is not None:
             warmer.stop()
@@ -302,6 +307,6 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
         except OSError:
             pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
-                warm=warm, say=say)
+                warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error)

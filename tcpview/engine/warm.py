@@ -9,7 +9,8 @@ Python costs nothing up front. So a :class:`Warmer` chooses per input:
 - an input of at most :data:`PYTHON_MAX_PACKETS` packets runs as plain Python, without
   importing numba: it is answered before the compiled kernels could even be loaded;
 - a larger one runs compiled when the cache is warm; on a first run it starts in plain Python
-  and switches as soon as the compile is done;
+  and switches as soon as the compile is done (a command that is through before answers as
+  plain Python; a viewer waits for it at the end: it goes on asking);
 - a live capture (it goes on) runs compiled whenever it can.
 
 When the cache is cold, the first command starts the compile in a process of its own that
@@ -31,11 +32,12 @@ import numpy as np
 from .. import jit
 from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
 
-PYTHON_MAX_PACKETS = 2000
-"""Inputs up to this many packets run as plain Python. Measured (2 cores; figures from
-``benchmarks/startup_bench.py``): plain Python costs about 0.2-0.3 ms per packet, a whole
-``summary`` included, and getting the compiled kernels ready about 0.5-0.7 s (numba's import
-and set-up, the kernels from the cache); they cost the same at 2,000-2,500 packets."""
+PYTHON_MAX_PACKETS = 1200
+"""Inputs up to this many packets run as plain Python: there the two ways cost the same.
+Measured with ``benchmarks/startup_bench.py`` (``summary --json`` of the first N packets of
+a loopback capture, the kernels forced either way, 2 cores): compiled, 1.0-1.1 s whatever N
+up to 6,000 (numba's import and set-up, the kernels from the cache); plain Python 0.29 s
+plus 0.65 ms a packet (1.0 s at 1,000 packets, 1.2 s at 1,500)."""
 
 GROUPS = ("read", "table", "connection")
 """The kernels :func:`ready` can load, by what needs them: ``read`` (the capture scanners and
@@ -292,7 +294,7 @@ class Warmer:
         self.preparing = True
         if self.say is not None:
             self.say("preparing the engine: compiling it once after install, in the background; "
-                     "reading as plain Python meanwhile (slower)")
+                     "plain Python (slower) until it is ready")
 
     def poll(self, frames: int = 0) -> bool:
         """Whether the compiled kernels are in use or not wanted (False: this input waits for
