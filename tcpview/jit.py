@@ -10,8 +10,8 @@ for the functions kernels call). A process runs them in one of two modes:
   kernels release the GIL: a reader thread (the UI) runs while a kernel works through a
   batch of frames.
 - **python**: the very same functions run as Python, slowly but at once, and numba is not
-  even imported (a third of a second). A small capture is read this way
-  (``tcpview.engine.warm`` chooses), and everything while a first run compiles.
+  even imported (a third of a second). A small capture is read this way, and a large one
+  while a first run compiles (``tcpview.engine.warm`` chooses).
 
 The decorators only note the function: numba is imported, and each function handed to it,
 when a process first goes compiled (:func:`use_compiled`; or the first call of a kernel when

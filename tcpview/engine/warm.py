@@ -3,8 +3,8 @@
 A kernel runs compiled (numba: machine code, cached on disk) or as the plain Python it is
 written in (:mod:`tcpview.jit`). Compiled is far faster per packet, but a process pays a
 fixed cost to get there: importing numba, its set-up, and loading each kernel from the cache
-(0.5-0.7 s together), and on the first run after an install, compiling them (a minute). Plain
-Python costs nothing up front. So a :class:`Warmer` chooses per input:
+(0.6 s together on 2 cores), and on the first run after an install, compiling them (about 40 s
+of CPU). Plain Python costs nothing up front. So a :class:`Warmer` chooses per input:
 
 - an input of at most :data:`PYTHON_MAX_PACKETS` packets runs as plain Python, without
   importing numba: it is answered before the compiled kernels could even be loaded;
@@ -131,7 +131,10 @@ def compile_in_background() -> subprocess.Popen | None:
     The compile lock is taken here and handed to the process (a lock goes with the open file):
     of two commands that start at once, one starts a compile."""
     lock = CompileLock()
-    if cache_is_warm() or not lock.acquire(wait=False):
+    try:
+        if cache_is_warm() or not lock.acquire(wait=False):
+            return None
+    except OSError:  # no cache can be made here: the kernels run as plain Python
         return None
     try:
         if cache_is_warm():  # published between the look and the lock
