@@ -57,7 +57,6 @@ def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyp
             # caught at once (a first run instead starts at once and compiles in another
             # process); for a file the reader chooses (a small one needs no compiled kernels)
             ready()
-    if live:
         from .live_app import LiveApp as App
     else:
         from .app import TcpviewApp as App
