@@ -6,7 +6,8 @@ prints side by side:
 * ``tcpview summary FILE --json > /dev/null`` end to end: wall time and peak RSS of the
   child (``wait4``), best of ``--repeat``;
 * ``tshark -n -q -z conv,tcp -r FILE`` (wall, peak RSS) and ``tcpdump -r FILE -w /dev/null``;
-* tcpview's parts: the fixed cost (the summary of a one-packet capture), the interpreter's
+* tcpview's parts: the summary of a one-packet capture (run as plain Python, as a small
+  capture is: see ``startup_bench.py``), the interpreter's
   start-up (``python -c pass``), importing what the summary imports, loading the compiled
   kernels from the cache (``tcpview.engine.warm.ready()`` in a fresh process), the
   per-packet work alone (``tcpview.engine.pump.load()`` in this process after ``ready()``,
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     line("tcpdump -r FILE -w /dev/null", tcpdump["wall"], True, tcpdump["rss"], tcpdump["load"], runs(tcpdump["runs"]))
     print()
     print(f"{'tcpview, part by part':<{W}} {'s':>8} {'packets/s':>12} {'peak RSS MB':>12} {'load':>6}")
-    line("fixed cost: summary of a 1-packet capture", fixed["wall"], rss=fixed["rss"], load=fixed["load"],
+    line("summary of a 1-packet capture (plain Python)", fixed["wall"], rss=fixed["rss"], load=fixed["load"],
          note=runs(fixed["runs"]))
     line("  interpreter start-up (python -c pass)", bare["wall"], load=bare["load"])
     line("  imports", imports["imports"], load=imports["load"])

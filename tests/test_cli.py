@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import Flow, eth, pcap_bytes, pcapng_bytes, write_frames_pcap
+from helpers import Flow, eth, many_connections, pcap_bytes, pcapng_bytes, write_frames_pcap
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP
 
@@ -309,7 +309,7 @@ def test_garbage_and_empty_stdin(run_cli):
     one_line_error(*run_cli("export", "-", input=b"\xd4\xc3\xb2\xa1\x02\x00\x04"))
 
 
-def test_the_command_does_not_import_scipy_for_numba(two_conns):
+def test_the_command_does_not_import_scipy_for_numba(tmp_path):
     """numba looks for scipy's BLAS when it starts; where scipy is installed, that import is a
     third of a second of every start. The tcpview command skips it (no kernel uses BLAS)."""
     import importlib.util
@@ -317,10 +317,15 @@ def test_the_command_does_not_import_scipy_for_numba(two_conns):
     import subprocess
     import sys
 
+    from tcpview.engine.warm import PYTHON_MAX_PACKETS
+
     if importlib.util.find_spec("scipy") is None:
         pytest.skip("scipy is not installed here: nothing to skip")
+    frames = many_connections(400)
+    assert len(frames) > PYTHON_MAX_PACKETS  # so it runs compiled (a small capture does not import numba)
+    path = write_frames_pcap(tmp_path / "large.pcap", frames)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tcpview", "summary", str(two_conns), "--json"],
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "tcpview", "summary", str(path), "--json"],
                        capture_output=True, text=True, env=env, check=False)
     assert p.returncode == 0, p.stderr[-500:]
     assert json.loads(p.stdout)["connections"]

@@ -8,10 +8,17 @@ capture (file, frame, field, expected, got). See ``tests/golden/README.md``.
 
 The corpus part is skipped when the corpus is absent; the built captures always run, and their
 bytes must hash as recorded (a changed builder is reported as such, not compared).
+
+Both ways the kernels run give the same answers: every built capture, and the captures of the
+corpus that a command reads as plain Python (:data:`tcpview.engine.warm.PYTHON_MAX_PACKETS`
+packets at most) but for the few whose hundreds of ladders, or thousands of packets, take tens
+of seconds that way, are described once compiled (the test session's mode) and once as plain
+Python.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import sys
@@ -27,6 +34,9 @@ if str(GOLDEN_DIR) not in sys.path:
 import make_golden as mg
 from cases import Case
 from cases import built_cases as all_built_cases
+
+from tcpview import jit
+from tcpview.engine.warm import PYTHON_MAX_PACKETS
 
 CORPUS = corpus_dir()
 BUILT = mg.load_golden(mg.BUILT_GOLDEN)
@@ -210,6 +220,34 @@ def golden_ats(gold: dict) -> list[str]:
     return [a["arg"] for a in gold["at"]]
 
 
+# -- both ways the kernels run --------------------------------------------------------------------
+KERNELS = ["python"] if jit.JIT_DISABLED else ["compiled", "python"]
+
+
+@contextlib.contextmanager
+def running(kernels: str):  # type: ignore[no-untyped-def]
+    """The kernels compiled (the session's mode), or run as plain Python (what a command
+    chooses for a small capture) while the block runs."""
+    if kernels == "python" and not jit.JIT_DISABLED:
+        jit.use_python()
+        try:
+            yield
+        finally:
+            jit.use_compiled()
+    else:
+        yield
+
+
+def small(gold: dict) -> bool:
+    """Whether a command reads the golden's capture as plain Python, and describing it that
+    way is quick (at most 1,000 packets and 50 connections: a ladder each)."""
+    summary = gold["summary"]["json"]
+    if not isinstance(summary, dict):
+        return False
+    packets = summary.get("packets", 0)
+    return packets <= PYTHON_MAX_PACKETS and packets <= 1000 and len(gold["ladder"]) <= 50
+
+
 # -- built captures --------------------------------------------------------------------------------
 @functools.cache
 def built_cases() -> dict[str, Case]:
@@ -220,12 +258,15 @@ def test_built_cases_are_the_goldens():
     assert sorted(built_cases()) == sorted(BUILT["captures"]), "regenerate tests/golden/built.json.gz"
 
 
+@pytest.mark.parametrize("kernels", KERNELS)
 @pytest.mark.parametrize("name", sorted(BUILT["captures"]))
-def test_built_capture(name, tmp_path):
+def test_built_capture(name, kernels, tmp_path):
     case = built_cases().get(name)
     assert case is not None, f"no builder for {name} any more"
     gold = BUILT["captures"][name]
-    check(name, gold, mg.describe_case(case, tmp_path, ats=golden_ats(gold)), BUILT["meta"])
+    with running(kernels):
+        got = mg.describe_case(case, tmp_path, ats=golden_ats(gold))
+    check(name, gold, got, BUILT["meta"])
 
 
 @pytest.mark.parametrize("name", ["timer-time-wait-msl2-5"])
@@ -251,12 +292,16 @@ def test_corpus_files_are_the_goldens():
 
 
 @needs_corpus
-@pytest.mark.parametrize("name", sorted(CORPUS_GOLD["captures"]))
-def test_corpus_capture(name):
+@pytest.mark.parametrize(("name", "kernels"), [
+    (name, kernels) for name, gold in sorted(CORPUS_GOLD["captures"].items()) for kernels in KERNELS
+    if kernels == "compiled" or small(gold) or jit.JIT_DISABLED])
+def test_corpus_capture(name, kernels):
     path = CORPUS / name
     assert path.is_file(), f"{name} is not in the corpus at {CORPUS}"
     gold = CORPUS_GOLD["captures"][name]
-    check(name, gold, mg.describe(path, gold["opts"], golden_ats(gold)), CORPUS_GOLD["meta"])
+    with running(kernels):
+        got = mg.describe(path, gold["opts"], golden_ats(gold))
+    check(name, gold, got, CORPUS_GOLD["meta"])
 
 
 # -- the comparison itself -----------------------------------------------------------------------

@@ -234,7 +234,7 @@ def test_the_compile_cache_follows_every_kernel_source(tmp_path):
     shutil.copytree(src, copy, ignore=shutil.ignore_patterns("__pycache__"))
 
     def cache_dir() -> str:
-        code = "import tcpview.jit as j; print(j.CACHE_DIR)"
+        code = "import tcpview.jitcache as j; print(j.CACHE_DIR)"
         env = {**os.environ, "PYTHONPATH": str(tmp_path)}
         env.pop("NUMBA_CACHE_DIR", None)
         return subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,

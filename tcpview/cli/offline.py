@@ -58,16 +58,16 @@ def cmd_expert(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, until: float | None = None):  # type: ignore[no-untyped-def]
+    """Read the command's capture. A small one is read as plain Python (no compiler, no numba:
+    at once), a large one compiled; on the first run after install the compile starts in the
+    background and a large capture is read as plain Python until it is done (said on stderr)."""
     from ..engine.pump import load
-    from ..engine.warm import cache_is_warm, ready
-
-    if not cache_is_warm():  # the first run after install: say why it takes a while
-        ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
 
     budget = getattr(args, "memory", None)
     if budget is None and args.source == "-" and hasattr(args, "memory"):
         budget = default_memory()  # a stream may never end
-    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until)
+    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
+               say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)
     return res

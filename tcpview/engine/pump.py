@@ -57,11 +57,19 @@ class Pump:
         pause_seconds: a rest after each report, in which the UI thread runs freely.
         until: stop before the first frame later than this many seconds after the first one
             (None: read to the end).
+        warm: choose how the kernels run for this source (:class:`tcpview.engine.warm.Warmer`:
+            plain Python for a small input, compiled for a large one or a live capture, and
+            on a first run plain Python while another process compiles), on the pump's thread.
+        say: told one line when the source waits for the first compile (see ``Warmer``).
+        wait_compiled: a large source that ends before the first compile does waits for it,
+            then switches: a viewer goes on asking its timeline (a command answers as plain
+            Python instead: it asks once).
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
                  pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False,
-                 until: float | None = None) -> None:
+                 until: float | None = None, say: Callable[[str], None] | None = None,
+                 wait_compiled: bool = True) -> None:
         self.source = source
         self.until = until
         self._limit: float | None = None  # ``until`` as a time stamp, from the first frame
@@ -82,9 +90,9 @@ class Pump:
         self.error: str | None = None
         self.idle = threading.Event()
         """Set whenever the source has been idle (everything it delivered so far is fed)."""
-        self.warmer = Warmer() if warm else None
-        """With ``warm``, the kernels are loaded (or, on a first run, compiled in another process
-        while the engine runs in plain Python) by the pump's thread, so nothing waits."""
+        self.warmer = _warmer(source, say) if warm else None
+        self.wait_compiled = wait_compiled
+        """With ``warm``, the pump's thread chooses how the kernels run, so nothing waits."""
 
     def run(self, stop: threading.Event, on_batch: Callable[[BatchInfo], None] | None = None) -> None:
         """Read until the source ends or ``stop`` is set, calling ``on_batch`` after each batch
@@ -122,7 +130,7 @@ class Pump:
                         self._note(piece)
                     pending = True
                     clock = time.monotonic()
-                    preparing = warmer is not None and not warmer.poll()
+                    preparing = warmer is not None and not warmer.poll(self.frames_read)
                     holding = self.tl.holding()  # far enough past the pin: tell, then wait
                     if clock - told >= self.batch_seconds or preparing or holding:
                         told = clock
@@ -144,8 +152,8 @@ class Pump:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
-        # a small capture may end before the kernels are compiled: the queries still want them
-        while warmer is not None and not warmer.poll() and not stop.is_set():
+        # a large capture may end before the kernels are compiled: a viewer's queries want them
+        while warmer is not None and self.wait_compiled and not warmer.poll(self.frames_read) and not stop.is_set():
             stop.wait(0.25)
         if warmer is not None:
             warmer.stop()
@@ -168,19 +176,19 @@ class Pump:
         return FrameBatch(batch.buf, batch.frames[: int(past[0])], batch.base), True
 
     def _pieces(self, batch: FrameBatch):  # type: ignore[no-untyped-def]
-        """The batch, or while the kernels run in plain Python, small slices of it (so the
-        first rows show at once and the switch to compiled code comes soon), or while the
-        timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
+        """The batch, or while the kernels run in plain Python and may switch, small slices of
+        it (so the first rows show at once and the switch to compiled code comes soon), or while
+        the timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
         if self.tl.pin is not None:
             for i in range(0, len(batch), 2048):
                 yield FrameBatch(batch.buf, batch.frames[i:i + 2048], batch.base)
             return
-        if self.warmer is None or not self.warmer.preparing:
+        if self.warmer is None or not self.warmer.may_switch():
             yield batch
             return
         step = 256
         for i in range(0, len(batch), step):
-            if not self.warmer.preparing:
+            if not self.warmer.may_switch():
                 yield FrameBatch(batch.buf, batch.frames[i:], batch.base)
                 return
             yield FrameBatch(batch.buf, batch.frames[i:i + step], batch.base)
@@ -201,6 +209,15 @@ class Pump:
             return self.source.progress()
         except Exception:  # noqa: BLE001
             return None
+
+
+def _warmer(source, say: Callable[[str], None] | None) -> Warmer:  # type: ignore[no-untyped-def]
+    """The chooser for ``source``: by the frames it is expected to hold; one that does not say
+    goes on (a live capture, the simulator)."""
+    expected = getattr(source, "expected_frames", None)
+    if expected is None:
+        return Warmer(unbounded=True, say=say)
+    return Warmer(expected(), say=say)
 
 
 class PumpThread:
@@ -266,10 +283,12 @@ class LoadResult:
 
 
 def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
-         budget: int | None = None, until: float | None = None) -> LoadResult:
+         budget: int | None = None, until: float | None = None, warm: bool = False,
+         say: Callable[[str], None] | None = None) -> LoadResult:
     """Read ``source`` (a path or ``-``) to its end (or to ``until`` seconds after its first
     frame), on this thread; ``budget``: the most the timeline may use in bytes (the oldest
-    part leaves beyond it).
+    part leaves beyond it); ``warm``, ``say``: see :class:`Pump` (what the commands do: a
+    small capture is read as plain Python).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
     reports the damage in ``error``; a file that is not a capture at all has no packets.
@@ -287,6 +306,7 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
             tracker.tl.tables.expect_segments(os.path.getsize(source) // 56 + 1)
         except OSError:
             pass
-    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until)
+    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
+                warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error)

@@ -1,66 +1,105 @@
-"""Compiling (first run) or loading (every later run) the engine's kernels before they are needed.
+"""Which way the engine's kernels run for an input, and compiling them once, in the background.
 
-numba compiles a kernel the first time it is called and caches the machine code on disk
-(:mod:`tcpview.jit`). Compiling every kernel takes a while once after an install; loading them
-takes a fraction of a second. :func:`ready` does either up front, so a live capture does not
-stall (and drop packets) on its first batch; :class:`Warmer` lets the viewer start at once
-instead, in plain Python, while another process compiles.
+A kernel runs compiled (numba: machine code, cached on disk) or as the plain Python it is
+written in (:mod:`tcpview.jit`). Compiled is far faster per packet, but a process pays a
+fixed cost to get there: importing numba, its set-up, and loading each kernel from the cache
+(0.6 s together on 2 cores), and on the first run after an install, compiling them (about 40 s
+of CPU). Plain Python costs nothing up front. So a :class:`Warmer` chooses per input:
+
+- an input of at most :data:`PYTHON_MAX_PACKETS` packets runs as plain Python, without
+  importing numba: it is answered before the compiled kernels could even be loaded;
+- a larger one runs compiled when the cache is warm; on a first run it starts in plain Python
+  and switches as soon as the compile is done (a command that is through before answers as
+  plain Python; a viewer waits for it at the end: it goes on asking);
+- a live capture (it goes on) runs compiled whenever it can.
+
+When the cache is cold, the first command starts the compile in a process of its own that
+outlives it (:func:`compile_in_background`): the next command finds it warm. The compile is
+locked and published whole (:mod:`tcpview.jitcache`), so two commands at once compile once,
+nobody reads half a cache, and a compile killed half-way leaves a cold cache, not a broken one.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..jit import CACHE_BASE, CACHE_DIR, JIT_DISABLED, python_mode
+from .. import jit
+from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
+
+PYTHON_MAX_PACKETS = 1200
+"""Inputs up to this many packets run as plain Python: there the two ways cost the same.
+Measured with ``benchmarks/startup_bench.py`` (``summary --json`` of the first N packets of
+a loopback capture, the kernels forced either way, 2 cores): compiled, 1.0-1.1 s whatever N
+up to 6,000 (numba's import and set-up, the kernels from the cache); plain Python 0.29 s
+plus 0.65 ms a packet (1.0 s at 1,000 packets, 1.2 s at 1,500)."""
+
+GROUPS = ("read", "table", "connection")
+"""The kernels :func:`ready` can load, by what needs them: ``read`` (the capture scanners and
+the loop: what a live capture must have before its first packet), ``table`` (the counters,
+states and Zeek's view at a cursor, the connection table's columns and JSON rows) and
+``connection`` (one connection's segments, ladder and numbers)."""
 
 
 def cache_is_warm() -> bool:
-    """Whether compiled kernels are cached (then :func:`ready` only loads them)."""
-    if JIT_DISABLED:
-        return True
-    return bool(glob.glob(os.path.join(CACHE_DIR, "**", "loop.track-*.nbi"), recursive=True)) or bool(
-        glob.glob(os.path.join(CACHE_DIR, "loop.track-*.nbi")))
+    """Whether the compiled kernels are cached whole (then :func:`ready` only loads them)."""
+    return jit.JIT_DISABLED or is_whole()
 
 
-def run_every_kernel() -> None:
-    """Call every kernel once on tiny inputs (compiling or loading each)."""
-    from ..sources.batch import FrameBatch
-    from ..sources.pcap import CaptureReader  # noqa: F401  (its scanners)
+_SYN = bytes.fromhex("000000000000000000000000080045000028000000004006000"
+                     "07f0000017f000001d4310050000003e80000000050022000000000000000")
+
+
+def _read_kernels():  # type: ignore[no-untyped-def]
+    """The ``read`` group: the capture scanners and the loop, on a tiny input; returns the
+    tracker it fed (the other groups ask its timeline)."""
+    from ..sources.batch import FrameBatch, frame_array
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
     from .core.transitions import expire
     from .timeline.tracker import Tracker
 
     # a SYN (twice), so the state machine, the timers and the readers all run
-    syn = bytes.fromhex("000000000000000000000000080045000028000000004006000"
-                        "07f0000017f000001d4310050000003e80000000050022000000000000000")
     tr = Tracker(msl2=0.0)
-    tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, syn, 0, len(syn), len(syn)),
-                                          (2, 1.2, 1, syn, 0, len(syn), len(syn))]))  # and again: a time span
+    tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, _SYN, 0, len(_SYN), len(_SYN)),
+                                          (2, 1.2, 1, _SYN, 0, len(_SYN), len(_SYN))]))  # and again: a time span
     tr.advance(2.0)
     tr.make_room(-2)  # the hash table's growth (rebuild_hash)
     w = tr.tl.tables
     expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, 2.0)  # no timer was due above
-    tl = tr.tl
-    tl.counters_at(1.5)
-    tl.counter_series(2, 4)
-    tl.states_at(1.5)
-    tl.conn_stats_at(1.5)
-    tl.progress_at(1.5)
-    tl.seg_index_before(1.5)
-    from .timeline.conn_columns import conn_array_chunks
-    from .output.json_rows import RowsWriter
+    out = frame_array(4)
+    buf = np.zeros(64, dtype=np.uint8)
+    # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that
+    # apart (a read-only array is a type of its own), and a live capture through dumpcap reads
+    # its stream with that reader
+    for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
+        scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
+        scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
+                    65536, 0, out)
+    scan_tpacket(buf, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
+    return tr
 
-    rows = RowsWriter()
-    for part in conn_array_chunks(tl):
-        rows.rows(part)
-    if len(tl.conns):
+
+def _query_kernels(tl, groups: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+    """The ``table`` and ``connection`` groups, asked of the tiny timeline ``tl``."""
+    if "table" in groups:
+        from .output.json_rows import RowsWriter
+        from .timeline.conn_columns import conn_array_chunks
+
+        tl.counters_at(1.5)
+        tl.counter_series(2, 4)
+        tl.states_at(1.5)
+        tl.conn_stats_at(1.5)
+        tl.progress_at(1.5)
+        tl.seg_index_before(1.5)
+        rows = RowsWriter()
+        for part in conn_array_chunks(tl):
+            rows.rows(part)
+    if "connection" in groups and len(tl.conns):
         c = tl.conns[0]
         c.records(0, c.n)
         c.trans_times()
@@ -71,81 +110,258 @@ def run_every_kernel() -> None:
         v = tl.view()
         one_conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
                           c.rows, c.trans_rows, v.start_states(1), v.start_progress(1), np.zeros(2, np.int64))
-    from ..sources.batch import frame_array
-
-    out = frame_array(4)
-    buf = np.zeros(64, dtype=np.uint8)
-    # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that
-    # apart, and a live capture through dumpcap reads its stream with that reader
-    for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
-        scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
-        scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
-                    65536, 0, out)
-    scan_tpacket(buf, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
 
 
-class Warmer:
-    """Gets the kernels ready without making anyone wait (the viewer's first run).
+def run_kernels(groups: Sequence[str] = GROUPS) -> None:
+    """Call the kernels of ``groups`` once on tiny inputs (compiling or loading each); the
+    ``read`` group always runs (the others ask what it made)."""
+    _query_kernels(_read_kernels().tl, groups)
 
-    With a warm cache, :meth:`start` loads the kernels at once. On a first run it starts a
-    separate process that compiles them (so this process stays responsive) and puts the
-    engine in plain-Python mode meanwhile (:func:`tcpview.jit.python_mode`): it works
-    slowly but at once. :meth:`poll` switches to the compiled kernels when they are ready.
-    Only the thread that feeds the engine uses it.
-    """
 
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen | None = None
-        self.preparing = False
-        """True while the kernels are being compiled in the other process."""
+def run_every_kernel() -> None:
+    """Call every kernel once on tiny inputs (compiling or loading each)."""
+    run_kernels(GROUPS)
 
-    def start(self) -> None:
-        """Load the kernels, or start compiling them in another process."""
-        if cache_is_warm() or JIT_DISABLED:
-            ready()
-            return
-        env = dict(os.environ)
-        env.setdefault("NUMBA_CACHE_DIR", CACHE_BASE)
-        try:
-            self._proc = subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm"], env=env,
-                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
-        except OSError:
-            ready()  # compile here, then
-            return
-        self.preparing = True
-        python_mode(True)
 
-    def poll(self) -> bool:
-        """Whether the compiled kernels are in use (switching to them when they are ready)."""
-        if not self.preparing:
-            return True
-        assert self._proc is not None
-        if self._proc.poll() is None:
-            return False
-        python_mode(False)
-        ready()  # loads what the other process compiled (compiles here if it failed)
-        self.preparing = False
+def _child_env() -> dict[str, str]:
+    """The environment of a compiling process: this cache, and this copy of tcpview first."""
+    env = dict(os.environ)
+    env["NUMBA_CACHE_DIR"] = CACHE_BASE
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def compile_in_background() -> subprocess.Popen | None:
+    """Start compiling every kernel in a process of its own, in a session of its own (so it
+    outlives this one, and a Ctrl-C or a closed terminal does not reach it), unless the cache
+    is warm or another process compiles it already; returns the process, or None.
+
+    The compile lock is taken here and handed to the process (a lock goes with the open file):
+    of two commands that start at once, one starts a compile."""
+    lock = CompileLock()
+    try:
+        if cache_is_warm() or not lock.acquire(wait=False):
+            return None
+    except OSError:  # no cache can be made here: the kernels run as plain Python
+        return None
+    try:
+        if cache_is_warm():  # published between the look and the lock
+            return None
+        assert lock.fd is not None
+        return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--lock-fd", str(lock.fd)],
+                                env=_child_env(), cwd="/", pass_fds=(lock.fd,), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        return None
+    finally:
+        lock.release()  # this process's hold; the compiling one keeps its own
+
+
+def compile_whole(lock_fd: int | None = None, log: bool = False) -> bool:
+    """Compile every kernel into a directory of its own and publish it whole, holding the
+    compile lock (handed over as ``lock_fd``, or waited for: when another process compiled
+    meanwhile, the cache is warm and nothing is left to do). ``log``: what numba says goes to
+    ``<cache>.log``. Returns whether the cache is warm now. What ``python -m
+    tcpview.engine.warm`` runs."""
+    if jit.JIT_DISABLED:
         return True
+    lock = CompileLock()
+    if lock_fd is not None:
+        lock.adopt(lock_fd)
+    else:
+        lock.acquire(wait=True)
+    try:
+        if is_whole():
+            return True
+        if log:
+            fd = os.open(lock.path[: -len(".lock")] + ".log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.close(fd)
+        staging = staging_dir()
+        # in two processes where there are two cores: the loop here (the longest), the rest
+        # in a helper (what it compiles is cached whole in the same directory)
+        part = _start_part(staging) if (os.cpu_count() or 1) > 1 else None
+        jit.use_compiled(cache_dir=staging)
+        if part is None:
+            run_every_kernel()
+        else:
+            _read_kernels()
+            if part.wait() != 0:  # it failed: its share here
+                run_every_kernel()
+        publish(staging)
+        return True
+    finally:
+        lock.release()
 
-    def stop(self) -> None:
-        """Stop compiling (the viewer closed first) and leave plain-Python mode."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-        if self.preparing:
-            python_mode(False)
-            self.preparing = False
+
+def _start_part(staging: str) -> subprocess.Popen | None:
+    """A process that compiles the ``table`` and ``connection`` groups into ``staging``."""
+    try:
+        return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--part", staging], env=_child_env(),
+                                cwd="/", stdin=subprocess.DEVNULL)
+    except OSError:
+        return None
 
 
-def ready(say: Callable[[str], None] | None = None) -> float:
-    """Compile or load every kernel now; returns the seconds it took. ``say`` is told once
-    when this is the first run (compiling), so the user knows why they wait."""
+def _compile_part(staging: str) -> None:
+    """A compile's second process: the query kernels, into ``staging``. The tiny timeline they
+    ask is made as plain Python (the first process compiles the loop); it ends when the first
+    process does (killed or not), a few seconds later at most."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="tcpview-compile-watch").start()
+    jit.use_python()
+    tl = _read_kernels().tl
+    jit.use_compiled(cache_dir=staging)
+    _query_kernels(tl, ("table", "connection"))
+
+
+def ready(say: Callable[[str], None] | None = None, groups: Sequence[str] = GROUPS) -> float:
+    """Get the compiled kernels of ``groups`` ready now (compiling every kernel first on a
+    cold cache, in a process of its own, published whole) and run compiled from now on;
+    returns the seconds it took. ``say`` is told once when this is the first run (compiling),
+    so the user knows why they wait."""
     start = time.perf_counter()
-    if say is not None and not cache_is_warm():
-        say("preparing the engine: compiling it once after install (this takes a minute)...")
-    run_every_kernel()
+    if not cache_is_warm():
+        if say is not None:
+            say("preparing the engine: compiling it once after install (this takes a minute)...")
+        subprocess.run([sys.executable, "-m", "tcpview.engine.warm"], env=_child_env(), check=False,
+                       stdin=subprocess.DEVNULL)
+    jit.use_compiled()  # (had the compile failed, numba compiles here, as each kernel is called)
+    run_kernels(groups)
     return time.perf_counter() - start
 
 
+_chosen_here = False  # a Warmer chose this process's mode (a process that chose itself is left alone)
+
+
+class Warmer:
+    """Chooses how the kernels run for one input, and switches when that changes; only the
+    thread that feeds the engine uses it.
+
+    Args:
+        expected: about how many packets the input holds; None when unknown (a stream, a
+            file still being written: it runs as plain Python until it passes
+            :data:`PYTHON_MAX_PACKETS`).
+        unbounded: the input goes on (a live capture): compiled whenever possible.
+        say: told one line when this input waits for the first compile (a large input on a
+            first run).
+
+    A process whose program chose a mode itself (:func:`ready`, :func:`tcpview.jit.use_python`)
+    keeps it: tests and benchmarks pin one. The first choice in a process is made when the
+    Warmer is (before anything runs a kernel); later ones switch in :meth:`start`, on the
+    feeding thread.
+    """
+
+    def __init__(self, expected: int | None = None, unbounded: bool = False,
+                 say: Callable[[str], None] | None = None) -> None:
+        global _chosen_here
+        self.expected = expected
+        self.unbounded = unbounded
+        self.say = say
+        self.preparing = False
+        """True while this input waits, in plain Python, for the compile to finish."""
+        self._watching = False
+        self._proc: subprocess.Popen | None = None
+        self._restarted = False
+        self._chooses = not jit.JIT_DISABLED and (jit.mode() is None or _chosen_here)
+        self._warm = self._chooses and cache_is_warm()
+        self._big = unbounded or (expected is not None and expected > PYTHON_MAX_PACKETS)
+        if self._chooses and jit.mode() is None:
+            # the process's first choice, made before anything runs a kernel (a viewer asks
+            # its empty timeline at once, on another thread than the one that will feed it)
+            _chosen_here = True
+            if self._big and self._warm:
+                jit.use_compiled()
+            else:
+                jit.use_python()
+
+    def start(self) -> None:
+        """Run the kernels as chosen for this input (and start the compile on a cold cache)."""
+        if not self._chooses:
+            return
+        if not self._warm:
+            self._proc = compile_in_background()
+        if jit.mode() == "compiled" or (self._big and self._warm):  # compiled once: stays (it is ready)
+            if self.unbounded:  # before the first packet: a live capture must not wait for one
+                ready(groups=("read",))
+            else:  # each kernel is loaded when first called: only what this command needs
+                jit.use_compiled()
+            return
+        jit.use_python()
+        self._watching = self.expected is None and not self.unbounded
+        if self._big:
+            self._wait_for_compile()
+
+    def _wait_for_compile(self) -> None:
+        self.preparing = True
+        if self.say is not None:
+            self.say("preparing the engine: compiling it once after install, in the background; "
+                     "plain Python (slower) until it is ready")
+
+    def poll(self, frames: int = 0) -> bool:
+        """Whether the compiled kernels are in use or not wanted (False: this input waits for
+        them); ``frames``: packets fed so far. Switches to them when they are ready."""
+        if not self._chooses or jit.mode() == "compiled":
+            self.preparing = False
+            return True
+        if self._watching and frames > PYTHON_MAX_PACKETS:  # a stream that turned out large
+            self._watching = False
+            if cache_is_warm():
+                jit.use_compiled()
+                return True
+            self._proc = self._proc or compile_in_background()
+            self._wait_for_compile()
+        if not self.preparing or CompileLock().held():
+            return not self.preparing
+        if cache_is_warm():  # (published before the lock was let go)
+            jit.use_compiled()
+            self.preparing = False
+            return True
+        # the compile ended without a cache (killed, failed): once more, else plain Python
+        self._proc = None if self._restarted else compile_in_background()
+        self._restarted = True
+        if self._proc is None:
+            self.preparing = False
+            return True
+        return False
+
+    def may_switch(self) -> bool:
+        """Whether the kernels run as plain Python for now and may switch to compiled during
+        this input (it waits for the compile, or is a stream that may grow large)."""
+        return self.preparing or self._watching
+
+    def stop(self) -> None:
+        """The input ended or the reader stopped: stop waiting (the compile goes on, for the
+        next command)."""
+        self.preparing = False
+        if self._proc is not None:
+            self._proc.poll()  # reaped if it is done
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m tcpview.engine.warm [--lock-fd FD]``: compile every kernel (see
+    :func:`compile_whole`); 0 when the cache is warm after it."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m tcpview.engine.warm", description=main.__doc__)
+    ap.add_argument("--lock-fd", type=int, help="the compile lock, taken by the process that started this one")
+    ap.add_argument("--part", metavar="DIR", help="compile the query kernels into DIR (a compile's helper)")
+    a = ap.parse_args(argv)
+    if a.part:
+        _compile_part(a.part)
+        return 0
+    return 0 if compile_whole(a.lock_fd, log=True) else 1
+
+
 if __name__ == "__main__":
-    ready()
+    sys.exit(main())

@@ -43,7 +43,10 @@ class Source(Protocol):
     - ``timeline``: set by the pump when it is None, for a source whose :meth:`status`
       counts the decoder's skips (live capture);
     - ``batches(stop)``: the frames a batch at a time, read instead of :meth:`frames`
-      (:class:`FileSource`: the reader's chunks, each frame's place in the file known).
+      (:class:`FileSource`: the reader's chunks, each frame's place in the file known);
+    - ``expected_frames() -> int | None``: about how many frames the source holds, None when
+      unknown (:class:`FileSource`); a source without it goes on (live capture, the
+      simulator). The pump chooses plain Python or compiled kernels by it.
 
     Whoever opens a live capture closes it (``LiveSource.close``); a :class:`FileSource`
     closes its file when :meth:`frames` ends.
@@ -89,6 +92,7 @@ class FileSource:
         self.live = self.follow
         self.name = ("follow " if follow else "replay ") + ("stdin" if path == "-" else path)
         self._stop = threading.Event()
+        self._fd = fd
         self.reader = CaptureReader(path, follow=follow, stop=self._stop.is_set, fd=fd)
         self.error: str | None = None
 
@@ -125,6 +129,15 @@ class FileSource:
                 self.error = str(e)
         finally:
             self.reader.close()
+
+    def expected_frames(self) -> int | None:
+        """About how many frames the capture holds (None: a pipe, or a file still being
+        written): see :func:`tcpview.sources.pcap.estimate_frames`."""
+        from .pcap import estimate_frames
+
+        if self.follow and self.path != "-":
+            return None
+        return estimate_frames(self.path, self._fd)
 
     def progress(self) -> float | None:
         """Fraction of the file read (None for a stream or a followed file)."""

@@ -372,6 +372,67 @@ def check_linktypes(reader: CaptureReader) -> None:
         raise CaptureError(f"{reader.source}: unsupported link type {lts[0]}")
 
 
+PEEK = 1 << 16  # bytes looked at to estimate how many frames a file holds
+
+
+def estimate_frames(source: str, fd: int | None = None) -> int | None:
+    """About how many frames a capture file holds: its size over the bytes per frame of the
+    records in its first 64 KiB (read in place: nothing is consumed, even from a file on
+    standard input). None for a pipe, or what does not read as a capture (the reader says why
+    when it gets there).
+
+    Args:
+        source: a path, or ``"-"`` for standard input.
+        fd: with ``"-"``, the file descriptor read instead of standard input's.
+    """
+    try:
+        if source == "-":
+            fd = sys.stdin.buffer.fileno() if fd is None else fd
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            at = os.lseek(fd, 0, os.SEEK_CUR)
+            size = os.fstat(fd).st_size - at
+            head = os.pread(fd, PEEK, at)
+        else:
+            with open(source, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                head = f.read(PEEK)
+    except (OSError, ValueError):
+        return None
+    frames, covered = _count_records(head)
+    if covered == 0:
+        return None
+    if covered >= size or frames == 0:  # all of it seen; or frames longer than the look
+        return frames if covered >= size else size // PEEK + 1
+    return round(frames * size / covered)
+
+
+def _count_records(head: bytes) -> tuple[int, int]:
+    """The whole frames at the start of a capture's bytes, and the bytes they end at."""
+    magic = head[:4]
+    if magic in _PCAP_MAGICS:
+        bo = _PCAP_MAGICS[magic][0]
+        pos, n = 24, 0
+        while pos + 16 <= len(head):
+            incl = struct.unpack_from(bo + "I", head, pos + 8)[0]
+            if pos + 16 + incl > len(head):
+                break
+            pos, n = pos + 16 + incl, n + 1
+        return n, pos if len(head) >= 24 else 0
+    if magic != _PCAPNG_SHB:
+        return 0, 0
+    pos, n, bo = 0, 0, "<"
+    while pos + 12 <= len(head):
+        if head[pos:pos + 4] == _PCAPNG_SHB:
+            bo = _SHB_ORDER.get(head[pos + 8:pos + 12], bo)
+        btype, blen = struct.unpack_from(bo + "II", head, pos)
+        if blen < 12 or pos + blen > len(head):
+            break
+        n += btype in (2, 3, 6)  # obsolete, simple and enhanced packet blocks
+        pos += blen
+    return n, pos
+
+
 def check_capture(path: str, follow: bool = False) -> None:
     """Fail now if ``path`` cannot be read as a capture, rather than once a viewer is up.
 

@@ -49,13 +49,14 @@ def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyp
         0, or 2 when the source failed (the reason is printed on stderr after the UI closes).
     """
     require_terminal()
-    from ..engine.warm import cache_is_warm, ready
-
-    if cache_is_warm():
-        # load the compiled kernels before the screen is drawn, so the first rows follow it at
-        # once (a first run instead starts at once and compiles in another process)
-        ready()
     if live:
+        from ..engine.warm import cache_is_warm, ready
+
+        if cache_is_warm():
+            # load the compiled kernels before the screen is drawn, so the first packets are
+            # caught at once (a first run instead starts at once and compiles in another
+            # process); for a file the reader chooses (a small one needs no compiled kernels)
+            ready()
         from .live_app import LiveApp as App
     else:
         from .app import TcpviewApp as App
