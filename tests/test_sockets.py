@@ -412,6 +412,37 @@ async def test_sockets_filter_box_is_visible_and_esc_restores_the_filter(tmp_pat
         assert not prompt.display and table.query.text == "state:listen" and len(table.rows) == 1
 
 
+async def test_sockets_filter_box_refuses_a_term_the_table_cannot_read(tmp_path):
+    """The sockets view speaks the same filter language and refuses the same bad terms as they
+    are typed (and notes, which it has none of): the error under the text, the table as it was."""
+    from tcpview.ui.sockets_app import SocketsApp
+    from tcpview.ui.widgets.prompt import Prompt
+    from tcpview.ui.widgets.socket_table import SocketTable
+
+    proc = tmp_path / "tcp"
+    proc.write_text(_HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 8080), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("127.0.0.1", 8080), _hex4("127.0.0.1", 41000), 0x08),
+        _line(2, _hex4("127.0.0.1", 41000), _hex4("127.0.0.1", 8080), 0x05),
+    ]))
+    app = SocketsApp(KernelTable(files=[str(proc)]), interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table, prompt = app.query_one(SocketTable), app.query_one(Prompt)
+        await wait_until(lambda: app.table.version >= 1 and len(table.rows) == 2, 10, 0.02, pilot.pause)
+        for term, says in (("state:bogus", "unknown state 'bogus'"), ("is:reset", "not in this table 'is:reset'"),
+                           ("bogus:1", "unknown key 'bogus:'")):
+            await pilot.press("slash")
+            prompt.insert_text_at_cursor(term)
+            await pilot.pause()
+            assert prompt.error is not None and prompt.error.startswith(says), prompt.error
+            assert table.query.text == "" and len(table.rows) == 2
+            await pilot.press("enter")  # refused
+            await pilot.pause()
+            assert prompt.is_open and table.query.text == ""
+            await pilot.press("escape")
+            await pilot.pause()
+
+
 @pytest.mark.parametrize("module", ["tcpview.kernel.history", "tcpview.kernel.compare", "tcpview.sources.live.capture", "tcpview.cli.live"])
 def test_headless_parts_import_no_textual_and_no_scapy(module):
     import sys
