@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import GNU_TIME, child_env, load1  # noqa: E402
+from benchmarks.measure import GNU_TIME, child_env, load1
 
 TARGET_RSS = 350e6
 

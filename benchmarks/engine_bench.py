@@ -43,8 +43,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.make_capture import DEFAULT_OUT  # noqa: E402
-from benchmarks.measure import (  # noqa: E402
+from benchmarks.make_capture import DEFAULT_OUT
+from benchmarks.measure import (
     WARM_CODE,
     best_of,
     child_env,

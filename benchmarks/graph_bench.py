@@ -24,11 +24,11 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from ui_bench import SyntheticSource, long_connection, wait_loaded  # noqa: E402
+from ui_bench import SyntheticSource, long_connection, wait_loaded
 
-from tcpview.engine.analysis import graphs  # noqa: E402
-from tcpview.ui.app import TcpviewApp  # noqa: E402
-from tcpview.ui.widgets.graph_pane import GraphPane  # noqa: E402
+from tcpview.engine.analysis import graphs
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.graph_pane import GraphPane
 
 
 def frame_ms(pane: GraphPane, runs: int = 15) -> tuple[float, float]:

@@ -44,9 +44,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcpview.engine.pump import PumpThread  # noqa: E402
-from tcpview.engine.timeline.tracker import Tracker  # noqa: E402
-from tcpview.sources.live.capture import LiveSource  # noqa: E402
+from tcpview.engine.pump import PumpThread
+from tcpview.engine.timeline.tracker import Tracker
+from tcpview.sources.live.capture import LiveSource
 
 TCPI_SEGS_OUT = 136  # offset of tcpi_segs_out in struct tcp_info (Linux >= 4.2)
 

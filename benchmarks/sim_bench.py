@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tcpview.engine.timeline.tracker import Tracker  # noqa: E402
-from tcpview.sim import Engine, load  # noqa: E402
-from tcpview.sim.frames import build_frame, build_frame_reference  # noqa: E402
+from tcpview.engine.timeline.tracker import Tracker
+from tcpview.sim import Engine, load
+from tcpview.sim.frames import build_frame, build_frame_reference
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.measure import (  # noqa: E402
+from benchmarks.measure import (
     WARM_CODE,
     best_of,
     child_env,

@@ -29,12 +29,12 @@ from collections.abc import Iterator
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from textual import events  # noqa: E402
+from textual import events
 
-from tcpview.ui.app import TcpviewApp  # noqa: E402
-from tcpview.ui.widgets.conn_table import ConnectionTable  # noqa: E402
-from tcpview.ui.widgets.counters import CountersBar  # noqa: E402
-from tcpview.ui.widgets.ladder import Ladder  # noqa: E402
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.conn_table import ConnectionTable
+from tcpview.ui.widgets.counters import CountersBar
+from tcpview.ui.widgets.ladder import Ladder
 
 _IP = struct.Struct("!BBHHHBBHII")
 _TCP = struct.Struct("!HHIIBBHHH")

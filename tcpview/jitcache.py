@@ -67,7 +67,7 @@ def _writable(directory: str) -> bool:
     """Whether files can be made in ``directory`` (made first if it does not exist)."""
     try:
         os.makedirs(directory, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".tcpview-probe-")  # noqa: SIM115
+        probe = tempfile.NamedTemporaryFile(dir=directory, prefix=".tcpview-probe-")
         probe.close()
         return True
     except OSError:

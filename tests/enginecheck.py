@@ -23,12 +23,12 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
 from tcpview.engine.core import columns as col
-from tcpview.engine.timeline.conns import ConnView
-from tcpview.engine.output.ladder import LadderRow, ladder_rows
-from tcpview.engine.timeline.timeline import Timeline
-from tcpview.engine.timeline.view import View
 from tcpview.engine.core.tcp import NSTATES, STATE_NAMES, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
+from tcpview.engine.output.ladder import LadderRow, ladder_rows
+from tcpview.engine.timeline.conns import ConnView
+from tcpview.engine.timeline.timeline import Timeline
 from tcpview.engine.timeline.tracker import Tracker
+from tcpview.engine.timeline.view import View
 from tcpview.sources.batch import FrameBatch
 
 TABLES = ("conns", "segs", "trans", "addrs6", "seg_back", "trans_back", "base_hist", "long", "anom",

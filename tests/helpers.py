@@ -361,7 +361,7 @@ def cli_here(*args: str) -> tuple[int, str, str]:
             rc = main(list(args))
         except SystemExit as e:  # argparse
             rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-        except Exception:  # noqa: BLE001 - what a user would see
+        except Exception:
             traceback.print_exc()
             rc = 1
     return rc, out.getvalue(), err.getvalue()

@@ -155,7 +155,7 @@ def users() -> Iterator[Users]:
     member, outsider = f"tvcap{tag}", f"tvnocap{tag}"
     base = Path(tempfile.mkdtemp(prefix="tcpview-dumpcap-"))
     os.chmod(base, 0o755)
-    lock = open(os.path.join(tempfile.gettempdir(), "tcpview-dumpcap-test.lock"), "w")  # noqa: SIM115
+    lock = open(os.path.join(tempfile.gettempdir(), "tcpview-dumpcap-test.lock"), "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     st = os.stat(dumpcap)
     caps = _run("getcap", dumpcap).split(maxsplit=1)[1:]  # "" when it has none

@@ -48,10 +48,10 @@ from enginecheck import (
 )
 from helpers import many_connections, wait_until, write_frames_pcap
 
-from tcpview.engine.timeline.conns import ConnView
+from tcpview.engine.analysis.query import SORT_KEYS, ConnRows
 from tcpview.engine.output.ladder import ladder_count, ladder_rows, ladder_window
 from tcpview.engine.pump import PumpThread, load
-from tcpview.engine.analysis.query import SORT_KEYS, ConnRows
+from tcpview.engine.timeline.conns import ConnView
 from tcpview.engine.timeline.timeline import Timeline
 from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources import pcap
@@ -258,7 +258,7 @@ def test_every_query_while_a_large_capture_loads(capture, reference, monkeypatch
                 gate.reader_checked(reader.prev[0].version)
                 if done:
                     return
-        except BaseException as e:  # noqa: BLE001 - reported on the test's thread
+        except BaseException as e:
             errors.append(e)
             gate.reader_failed()
 
@@ -275,7 +275,7 @@ def test_every_query_while_a_large_capture_loads(capture, reference, monkeypatch
                 rows.sort = SORT_KEYS[(SORT_KEYS.index(rows.sort) + 1) % len(SORT_KEYS)]
                 if done:
                     return
-        except BaseException as e:  # noqa: BLE001 - reported on the test's thread
+        except BaseException as e:
             errors.append(e)
             gate.reader_failed()
 

@@ -134,7 +134,7 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
         for key in SORT_KEYS:
             for reverse in (False, True):
                 rows.sort, rows.reverse = key, reverse
-                expected = sorted(ids, key=lambda i: reference[key](conns[i], t), reverse=reverse)  # noqa: B023
+                expected = sorted(ids, key=lambda i: reference[key](conns[i], t), reverse=reverse)
                 assert list(rows.compute(tl, t)) == expected, (key, reverse, t)
 
 

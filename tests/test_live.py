@@ -24,8 +24,8 @@ from livehelp import (
     wait_tcpdump_wrote,
 )
 
-from tcpview.engine.pump import PumpThread, load
 from tcpview.engine.core.tcp import STATE_NAMES
+from tcpview.engine.pump import PumpThread, load
 from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources.live.capture import LiveSource
 from tcpview.sources.live.ifaces import default_interface

@@ -76,7 +76,7 @@ Match User {user}
             os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
         check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True, check=False)  # type: ignore[list-item]
         assert check.returncode == 0, check.stderr
-        self.log = open(root / "sshd.log", "w")  # noqa: SIM115
+        self.log = open(root / "sshd.log", "w")
         self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.config)],  # type: ignore[list-item]
                                      stdout=self.log, stderr=subprocess.STDOUT)
         if not wait_until(self.listening, 10, 0.05):

@@ -12,9 +12,9 @@ from helpers import Flow, many_connections, states, track
 from uihelp import T0, write_capture
 
 from tcpview.engine.core.columns import SEG, TRANS
+from tcpview.engine.core.tcp import STATE_NAMES
 from tcpview.engine.timeline.conns import ConnView
 from tcpview.engine.timeline.timeline import Timeline
-from tcpview.engine.core.tcp import STATE_NAMES
 
 
 @pytest.fixture(scope="module")

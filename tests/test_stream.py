@@ -183,7 +183,7 @@ def test_follow_file_appended_in_pieces(tmp_path):
                         continue
                     frame, ts, lt, buf, off, caplen, orig = rec
                     got.append((frame, bytes(buf[off:off + caplen])))
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             errors.append(e)
 
     def looked_again() -> bool:

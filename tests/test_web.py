@@ -180,7 +180,7 @@ async def _browse(url: str, profile: Path, timeout: float = 25.0) -> tuple[bytes
     """Open ``url`` in headless Chromium; returns (PNG screenshot, websocket text, first byte seen)."""
     import aiohttp
 
-    proc = subprocess.Popen(  # noqa: ASYNC220 - starting it does not block
+    proc = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",  # type: ignore[list-item]
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
          "--disable-default-apps", f"--user-data-dir={profile}", "--remote-debugging-port=0",

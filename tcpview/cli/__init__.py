@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             sys.stdout = None  # type: ignore[assignment]
         finally:
-            return 0  # noqa: B012
+            return 0
 
 
 def _skip_scipy_blas() -> None:

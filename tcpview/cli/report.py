@@ -57,8 +57,8 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
     million connections' 370 MB of JSON take about half the time they take on one core."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..engine.timeline.conn_columns import conn_array_chunks
     from ..engine.output.json_rows import RowsWriter
+    from ..engine.timeline.conn_columns import conn_array_chunks
 
     out = out or sys.stdout
     head = _head(tl, source, at, totals)

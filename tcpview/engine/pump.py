@@ -146,7 +146,7 @@ class Pump:
                         time.sleep(self.pause_seconds)
                 if reached:
                     break
-        except Exception as e:  # noqa: BLE001 - a source failing must not kill the app
+        except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
         finally:
             close = getattr(it, "close", None)
@@ -207,7 +207,7 @@ class Pump:
     def _progress(self) -> float | None:
         try:
             return self.source.progress()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return None
 
 

@@ -246,7 +246,7 @@ class Engine(Network):
             return None
         return t
 
-    def _step(self, ctx: Ctx, st) -> Iterator:  # type: ignore[no-untyped-def]  # noqa: C901
+    def _step(self, ctx: Ctx, st) -> Iterator:  # type: ignore[no-untyped-def]
         rng = self.rng
         if isinstance(st, Connect):
             ip = self._client_ip()

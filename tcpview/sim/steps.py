@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -295,7 +295,7 @@ class Run(_M):
 
 
 Step = Annotated[
-    Union[Connect, Send, Close, Abort, Lose, Wait, StopReading, Read, RawSegment, Scan, Repeat, Run],
+    Connect | Send | Close | Abort | Lose | Wait | StopReading | Read | RawSegment | Scan | Repeat | Run,
     Field(discriminator="op"),
 ]
 Repeat.model_rebuild()

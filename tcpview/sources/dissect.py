@@ -41,7 +41,7 @@ def dissect(linktype: int, data: bytes) -> Dissection:
         pkt = cls(data)
         show = pkt.show(dump=True) or ""
         summary = pkt.summary()
-    except Exception as e:  # noqa: BLE001 - scapy raises many kinds on odd bytes; show them
+    except Exception as e:
         pkt = Raw(data)
         show = f"(scapy could not dissect this frame: {e})\n"
         summary = "undissected frame"

@@ -89,7 +89,7 @@ class CaptureReader:
             self._fd = sys.stdin.buffer.fileno() if fd is None else fd
         else:
             try:
-                self._file = open(source, "rb")  # noqa: SIM115 - closed in close()
+                self._file = open(source, "rb")
             except OSError as e:
                 raise CaptureError(os_problem(source, e, wanted="a capture file")) from None
             self._fd = self._file.fileno()

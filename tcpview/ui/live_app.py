@@ -99,7 +99,7 @@ class LiveApp(TcpviewApp):
         status = getattr(src, "status", None)
         try:
             st = dict(status()) if status is not None else {}
-        except Exception:  # noqa: BLE001 - a status problem must not stop the app
+        except Exception:
             st = {}
         reasons = dict(self.tl.skipped)  # one C-level copy while the feed thread adds to it
         st["skipped"] = sum(reasons.values())
@@ -175,7 +175,7 @@ class LiveApp(TcpviewApp):
         except LiveError as e:
             self.post_message(SwitchFailed(name, str(e)))
             return
-        except Exception as e:  # noqa: BLE001 - any failure leaves the old capture running
+        except Exception as e:
             self.post_message(SwitchFailed(name, f"{type(e).__name__}: {e}"))
             return
         sink = old.sink

@@ -92,7 +92,7 @@ class SocketsApp(App[int]):
         try:
             self.table.refresh()
             self.error = None
-        except Exception as e:  # noqa: BLE001 - a failed read is shown, the next one may work
+        except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
         self.post_message(SocketsRefreshed())
 

@@ -69,7 +69,7 @@ def theme_variable_defaults(theme) -> dict[str, str]:  # type: ignore[no-untyped
     """Values for tcpview's CSS variables, borrowed from a Textual theme's colour system."""
     try:
         generated = theme.to_color_system().generate()
-    except Exception:  # noqa: BLE001 - a broken theme must not stop the app
+    except Exception:
         generated = {}
     out = {}
     for name, (borrow, fallback) in _DEFAULTS.items():

@@ -89,7 +89,7 @@ def run_inprocess(argv: list[str]) -> tuple[int, str, str]:
             rc = main(argv)
         except SystemExit as e:
             rc = e.code if isinstance(e.code, int) else 1
-        except Exception:  # noqa: BLE001 - a crash is an output to compare, not a test error
+        except Exception:
             rc = 1
             err.write("Traceback: " + traceback.format_exc().strip().splitlines()[-1] + "\n")
     return rc, out.getvalue(), err.getvalue()

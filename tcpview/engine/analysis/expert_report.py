@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import columns as col
-from ..timeline.timeline import Timeline
 from ..core.tcp import Analysis
+from ..timeline.timeline import Timeline
 
 FLAG_NAMES = tuple(a.name.lower() for a in Analysis if a.name is not None)
 FLAG_BITS = tuple(int(a) for a in Analysis)

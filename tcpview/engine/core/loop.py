@@ -18,6 +18,8 @@ import numpy as np
 
 from ...jit import helper, inlined, kernel
 from .columns import (
+    DUPACK_FRAME_SHIFT,
+    DUPACK_NUM_MASK,
     F_BASE_HIST,
     F_BASE_SET,
     F_HAVE_LACK,
@@ -34,24 +36,22 @@ from .columns import (
     LAST_TS,
     LONG_LEN,
     N_ADDR6,
+    N_ANA,
     N_ANOM,
     N_BASE_HIST,
     N_CONN,
+    N_DUPACK,
     N_LONG,
+    N_SACK,
     N_SEG,
     N_SEG_BACK,
     N_TIMERS,
     N_TRANS,
     N_TRANS_BACK,
     N_TRANS_TS,
-    N_DUPACK,
-    N_SACK,
-    N_ANA,
-    NO_ROW,
-    DUPACK_FRAME_SHIFT,
-    DUPACK_NUM_MASK,
     NEED_NOTHING,
     NEXT_ID,
+    NO_ROW,
     PACKETS,
     SEG_ANA_SHIFT,
     SEG_CLOCK,
@@ -84,9 +84,9 @@ from .decode import (
     sack_delivered,
     syn_options,
 )
-from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
 from .seqanalysis import after as analyse_after
 from .seqanalysis import analyse, carry, reset_both, state_of
+from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
 from .tcp import (
     A_REUSED,
     ACK,

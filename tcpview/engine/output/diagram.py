@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from .ladder import ladder_rows, marks
 from ..timeline.timeline import Timeline
+from .ladder import ladder_rows, marks
 
 
 def _rows(tl: Timeline, cids: Iterable[int]) -> Iterator[tuple[str, str, object]]:

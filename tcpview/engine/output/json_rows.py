@@ -21,9 +21,9 @@ import numpy as np
 
 from ...jit import array_kernel, helper, inlined, kernel
 from ..core import columns as col
-from ..timeline.conn_columns import ConnArrays, ConnColumns
 from ..core.tcp import STATE_NAMES
 from ..core.zeek_analyzer import CONN_STATES
+from ..timeline.conn_columns import ConnArrays, ConnColumns
 
 # json.dumps(indent=1)'s layout of one connection around its fields: id, client ip, port,
 # state, server ip, port, state, first_ts, last_ts, packets, bytes

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
 from ..timeline.conns import ConnView
 from ..timeline.timeline import Timeline
-from ..core.tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
 
 
 @dataclass(slots=True)

@@ -17,9 +17,9 @@ import numpy as np
 
 from ...textutil import addr_text
 from ..core import columns as col
-from .conns import ConnView, notes_of, rows_of_many
 from ..core.tcp import STATE_NAMES
 from ..core.zeek_analyzer import CONN_STATES
+from .conns import ConnView, notes_of, rows_of_many
 from .zeek_history import zeek_codes
 
 if TYPE_CHECKING:

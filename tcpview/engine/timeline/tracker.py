@@ -20,9 +20,9 @@ from ...sources.batch import FrameBatch
 from ..core import columns as col
 from ..core.connhash import rebuild_hash
 from ..core.decode import OUT_SIZE
-from .timeline import Timeline
-from ..core.transitions import expire
 from ..core.loop import track
+from ..core.transitions import expire
+from .timeline import Timeline
 
 
 class Tracker:

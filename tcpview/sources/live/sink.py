@@ -33,7 +33,7 @@ class PcapSink:
         if path == "-":
             raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
         try:
-            self._f: BinaryIO | None = open(path, "wb" if force else "xb")  # noqa: SIM115
+            self._f: BinaryIO | None = open(path, "wb" if force else "xb")
         except OSError as e:
             raise LiveError(os_problem(path, e)) from None
         self._f.write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))

@@ -91,7 +91,7 @@ class ThemeSpec(BaseModel):
     def _variables_ok(cls, v: dict[str, str]) -> dict[str, str]:
         for key, value in v.items():
             if not isinstance(value, str):
-                raise ValueError(f"{key}: expected a string")  # noqa: TRY004 - pydantic wants ValueError
+                raise ValueError(f"{key}: expected a string")
             if key.endswith("-style"):
                 words = value.replace(",", " ").split()
                 bad = [w for w in words if w.lower() not in _TEXT_STYLE_WORDS]

@@ -19,8 +19,8 @@ from textual.binding import Binding
 from textual.strip import Strip
 
 from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
-from ...engine.timeline.timeline import Timeline
 from ...engine.core.tcp import STATE_NAMES
+from ...engine.timeline.timeline import Timeline
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE

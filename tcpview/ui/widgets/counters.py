@@ -18,8 +18,8 @@ from textual import events
 from textual.reactive import var
 from textual.widget import Widget
 
-from ...engine.timeline.timeline import Timeline
 from ...engine.core.tcp import STATE_NAMES
+from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILIES, STATE_FAMILY, state_css
 from .repaint import PaintedText

@@ -6,10 +6,10 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...engine.output.ladder import LadderRow
-from ...engine.timeline.timeline import Timeline
 from ...engine.analysis.flag_meanings import explain_flags
 from ...engine.analysis.why import explain
+from ...engine.output.ladder import LadderRow
+from ...engine.timeline.timeline import Timeline
 
 
 def row_transitions(tl: Timeline, cid: int, row: LadderRow) -> list[tuple]:
