@@ -112,7 +112,7 @@ def _user_env(user: str, base: Path) -> dict[str, str]:
     import numba
     import numpy
 
-    from tcpview.jit import CACHE_DIR
+    from tcpview.jitcache import CACHE_DIR
 
     site = base / "site"
     site.mkdir()

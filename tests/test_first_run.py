@@ -172,7 +172,9 @@ def test_first_commands_compile_once_and_survive_a_killed_compile(cold, tmp_path
         err = answered(p, want_small)
         assert "numba" not in imported(err) and "preparing" not in err
     (pid,) = compiles(base)  # and it outlived both commands
-    assert (Path(f"{cache}.lock")).read_text().split() == [str(pid)]
+    # the lock's file names its holder: the command that took it, until the compile it handed
+    # the lock to writes its own pid there
+    assert wait_until(lambda: Path(f"{cache}.lock").read_text().split() == [str(pid)], timeout=60)
 
     # killed half-way, once it has compiled something: nothing half-made is published
     staging = Path(f"{cache}.tmp-{pid}")
