@@ -34,7 +34,6 @@ import mmap
 import os
 import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -43,7 +42,6 @@ from ...errors import os_problem
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from .ifaces import (
     check_interface,
-    default_interface,
     interface_type,
 )
 from .ring import (
@@ -55,13 +53,11 @@ from .ring import (
     ARPHRD_LOOPBACK,
     BLOCK_SIZE,
     DEFAULT_BUFFER_MB,
-    DEFAULT_SNAPLEN,
     ETH_P_ALL,
     PACKET_RX_RING,
     PACKET_STATISTICS,
     PACKET_VERSION,
     RETIRE_MS,
-    SAVE_SNAPLEN,
     SOL_PACKET,
     TP_STATUS_KERNEL,
     TP_STATUS_USER,
@@ -74,11 +70,11 @@ from .ring import (
     drop_loopback_outgoing,
     no_capture_privileges,
 )
-from .sink import PcapSink, RingSink, open_sink
+from .settings import CaptureSettings
 
 
 # -- the source ------------------------------------------------------------------------------
-class LiveSource:
+class LiveSource(CaptureSettings):
     """Capture on an interface; a :class:`~tcpview.sources.base.Source`.
 
     The socket is opened in the constructor, so every user error surfaces before a UI starts.
@@ -114,15 +110,7 @@ class LiveSource:
         ring_size: int | None = None,
         ring_files: int | None = None,
     ) -> None:
-        if not sys.platform.startswith("linux"):
-            raise LiveError("live capture is only supported on Linux; use `tcpview replay FILE`")
-        self.interface = interface or default_interface()
-        self.bpf = bpf or None
-        self.snaplen = snaplen or (SAVE_SNAPLEN if write else DEFAULT_SNAPLEN)
-        if not 64 <= self.snaplen <= SAVE_SNAPLEN:
-            raise LiveError(f"snap length must be between 64 and {SAVE_SNAPLEN}")
-        self.name = f"live {self.interface}" + (f" ({self.bpf})" if self.bpf else "")
-        self.buffer_mb = buffer_mb
+        self.settle(interface, bpf, write, snaplen, buffer_mb)
         self.captured = 0
         self.kernel_seen = 0
         self.kernel_drops = 0
@@ -135,7 +123,6 @@ class LiveSource:
         self._reader_done.set()
         self._sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
-        self.sink: PcapSink | RingSink | None = None
         self.timeline = None
         """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self._open(buffer_mb)
@@ -146,19 +133,6 @@ class LiveSource:
                 self.close()
                 raise
 
-    def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
-                ring_files: int | None = None) -> None:
-        """Also save every frame captured from now on to the pcap file ``path`` (or to a ring
-        of files named after it, ``ring_size`` bytes each, the newest ``ring_files`` kept:
-        :class:`~tcpview.sources.live.sink.RingSink`).
-
-        Call before :meth:`frames` starts. Frames are cut at this source's snap length,
-        fixed when the socket opened (pass ``snaplen`` or ``write`` to the constructor for
-        whole frames).
-        """
-        if self.sink is not None:
-            raise LiveError("already saving to " + self.sink.path)
-        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files)
 
     # -- setup -----------------------------------------------------------------------------
     def _open(self, buffer_mb: int) -> None:

@@ -29,7 +29,6 @@ import re
 import select
 import stat
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -37,18 +36,17 @@ from typing import TYPE_CHECKING
 
 from ...errors import os_problem
 from ..linktypes import LINKTYPE_ETHERNET
-from .ifaces import check_interface, default_interface
+from .ifaces import check_interface
 from .ring import (
     DEFAULT_BUFFER_MB,
-    DEFAULT_SNAPLEN,
-    SAVE_SNAPLEN,
     WIRESHARK_GROUP,
     CapturePrivilegeError,
     LiveError,
     join_group,
     no_capture_privileges,
 )
-from .sink import PcapSink, RingSink, open_sink
+from .settings import CaptureSettings
+from .sink import PcapSink, RingSink
 
 if TYPE_CHECKING:
     from ..batch import FrameBatch
@@ -108,7 +106,7 @@ def refusal(path: str | None) -> str:
                                  f"{join_group(group)}")
 
 
-class DumpcapSource:
+class DumpcapSource(CaptureSettings):
     """Capture on an interface by running dumpcap; a :class:`~tcpview.sources.base.Source`
     with the members of :class:`~tcpview.sources.live.capture.LiveSource` the viewer uses.
 
@@ -147,24 +145,15 @@ class DumpcapSource:
         ring_files: int | None = None,
         dumpcap: str | None = None,
     ) -> None:
-        if not sys.platform.startswith("linux"):
-            raise LiveError("live capture is only supported on Linux; use `tcpview replay FILE`")
-        self.interface = interface or default_interface()
+        self.settle(interface, bpf, write, snaplen, buffer_mb)
         if self.interface != "any":
             check_interface(self.interface)
-        self.bpf = bpf or None
-        self.snaplen = snaplen or (SAVE_SNAPLEN if write else DEFAULT_SNAPLEN)
-        if not 64 <= self.snaplen <= SAVE_SNAPLEN:
-            raise LiveError(f"snap length must be between 64 and {SAVE_SNAPLEN}")
-        self.name = f"live {self.interface}" + (f" ({self.bpf})" if self.bpf else "")
-        self.buffer_mb = buffer_mb
         self.linktype = LINKTYPE_ETHERNET
         """The stream's link type (read from its interface block once dumpcap captures)."""
         self.captured = 0
         self.drops: dict[str, int] = {}
         """Packets dumpcap says were dropped, by interface, once it has stopped."""
         self.error: str | None = None
-        self.sink: PcapSink | RingSink | None = None
         self.timeline = None
         """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self.said: list[str] = []
@@ -187,13 +176,6 @@ class DumpcapSource:
                 self.close()
                 raise
 
-    def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
-                ring_files: int | None = None) -> None:
-        """Also save every frame captured from now on to the pcap file ``path`` (or a ring of
-        files named after it); as :meth:`LiveSource.save_to`. Call before :meth:`batches` starts."""
-        if self.sink is not None:
-            raise LiveError("already saving to " + self.sink.path)
-        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files)
 
     # -- starting and stopping dumpcap -------------------------------------------------------
     def _start(self) -> None:

@@ -1,0 +1,50 @@
+"""What every live capture is set up with, whichever way it captures (the packet ring or
+dumpcap): the interface, the filter, the snap length, the name it is shown by, and saving
+what it captures to a file or a ring of files."""
+
+from __future__ import annotations
+
+import sys
+
+from .ifaces import default_interface
+from .ring import DEFAULT_SNAPLEN, SAVE_SNAPLEN, LiveError
+from .sink import PcapSink, RingSink, open_sink
+
+
+class CaptureSettings:
+    """The part of a live capture's set-up both ways share (a base class)."""
+
+    linktype: int
+    sink: PcapSink | RingSink | None
+
+    def settle(self, interface: str | None, bpf: str | None, write: str | None, snaplen: int | None,
+               buffer_mb: int) -> None:
+        """Check and keep the settings; the default interface when none is named, whole frames
+        when they are saved.
+
+        Raises:
+            LiveError: not Linux, or a snap length out of range.
+        """
+        if not sys.platform.startswith("linux"):
+            raise LiveError("live capture is only supported on Linux; use `tcpview replay FILE`")
+        self.interface = interface or default_interface()
+        self.bpf = bpf or None
+        self.snaplen = snaplen or (SAVE_SNAPLEN if write else DEFAULT_SNAPLEN)
+        if not 64 <= self.snaplen <= SAVE_SNAPLEN:
+            raise LiveError(f"snap length must be between 64 and {SAVE_SNAPLEN}")
+        self.name = f"live {self.interface}" + (f" ({self.bpf})" if self.bpf else "")
+        self.buffer_mb = buffer_mb
+        self.sink = None
+
+    def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
+                ring_files: int | None = None) -> None:
+        """Also save every frame captured from now on to the pcap file ``path`` (or to a ring
+        of files named after it, ``ring_size`` bytes each, the newest ``ring_files`` kept:
+        :class:`~tcpview.sources.live.sink.RingSink`).
+
+        Call before the capture is read. Frames are cut at this capture's snap length (pass
+        ``snaplen`` or ``write`` to the constructor for whole frames).
+        """
+        if self.sink is not None:
+            raise LiveError("already saving to " + self.sink.path)
+        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files)
