@@ -29,7 +29,9 @@ async def test_the_sort_mark_shows_on_every_column_and_a_sort_starts_at_the_top(
         keys = [c.key for c in table.columns()]
         await pilot.press("ctrl+end")  # the last row: far below the top
         await pilot.pause()
-        assert table.cursor == len(table.rows) - 1 and table.scroll_y > 0
+        table.scroll_end(animate=False)  # and the view down there with it
+        assert await wait_until(lambda: table.scroll_y > 0, 10, 0.02, pilot.pause)
+        assert table.cursor == len(table.rows) - 1
         for _key in keys[1:]:
             await pilot.press("s")
             await pilot.pause()
@@ -39,9 +41,13 @@ async def test_the_sort_mark_shows_on_every_column_and_a_sort_starts_at_the_top(
             cell = head[left: left + col.width]
             assert "▲" in cell, (col.key, cell)
             # the first row of the new order is selected and in sight, under the header
-            assert table.cursor == 0 and table.scroll_y == 0, col.key
+            assert await wait_until(lambda: table.scroll_y == 0, 10, 0.02, pilot.pause), col.key
+            assert table.cursor == 0, col.key
             assert table.selected == int(table.rows[0])
             await pilot.press("ctrl+end")
+            await pilot.pause()
+            table.scroll_end(animate=False)
+            assert await wait_until(lambda: table.scroll_y > 0, 10, 0.02, pilot.pause)
         await pilot.press("r")  # reversed: ▼, and the top of that order
-        await pilot.pause()
-        assert "▼" in table.render_line(0).text and table.cursor == 0 and table.scroll_y == 0
+        assert await wait_until(lambda: table.scroll_y == 0, 10, 0.02, pilot.pause)
+        assert "▼" in table.render_line(0).text and table.cursor == 0
