@@ -206,13 +206,20 @@ async def test_the_table_shows_states_queues_and_timers_and_enter_shows_everythi
     from tcpview.ui.widgets.socket_table import SocketTable
 
     scene = _scene(socks)
+    wait_settled(_ports(scene))  # the last segments of the handshakes and closes are sent
     port = scene["close_wait"][0][1]
     app = SocketsApp(interval=0.3)
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(SocketTable)
         assert await wait_until(lambda: app.table.version >= 1, 10, 0.05, pilot.pause)
         app.action_set_filter(f"port:{port}")
-        await pilot.pause()
+        peer = f"{scene['close_wait'][1][0]}:{scene['close_wait'][1][1]} "
+
+        def settled() -> bool:  # the close's FIN acknowledged: the queues the scene left
+            rows = [table.render_line(y).text for y in range(table.size.height)]
+            return any(peer in ln and "CLOSE_WAIT" in ln and re.search(r"\b1235\s+0\b", ln) for ln in rows)
+
+        assert await wait_until(settled, 10, 0.05, pilot.pause)
         lines = [table.render_line(y).text for y in range(table.size.height)]
         head = lines[0]
         assert "Recv-Q" in head and "Send-Q" in head and "timer" in head and "age" not in head
