@@ -3,7 +3,8 @@ the plain Python they are written in.
 
 Every kernel (the engine's, and the capture-file scanner's) is a plain Python function over
 numpy arrays and numbers, decorated with :func:`kernel` (or :func:`helper`, :func:`inlined`
-for the functions kernels call). A process runs them in one of two modes:
+for the functions kernels call, :func:`anywhere` for the small ones Python calls too). A
+process runs them in one of two modes:
 
 - **compiled**: numba compiles each kernel the first time it is called and caches the machine
   code on disk (:mod:`tcpview.jitcache` says where), so later runs only load it. Compiled
@@ -107,6 +108,33 @@ def inlined(fn: F) -> F:
     return _register(fn, dict(_OPTS, inline="always"), entry=False)
 
 
+def anywhere(fn: F) -> F:
+    """A small function that Python and kernels both call (a field of a packed word, say):
+    called from Python it is the plain function, in either mode (so it takes numbers or whole
+    numpy arrays, and costs no dispatch); a compiled kernel that calls it has it compiled in
+    (and LLVM inlines something this small)."""
+    _ANYWHERE.append(fn)
+    if _MODE == "compiled":  # a module imported after the switch
+        _jitable(fn)
+    return fn
+
+
+_ANYWHERE: list[Callable] = []
+_JITABLE: set[int] = set()
+
+
+def _jitable(fn: Callable) -> None:
+    """Tell numba how to compile ``fn`` where a kernel calls it (once)."""
+    if id(fn) in _JITABLE:
+        return
+    from numba.extending import register_jitable
+
+    # Not numba's inline="always" here: for these overloads it miscompiled a caller (a SYN's
+    # analysis bits were lost in seqanalysis.make_state); LLVM inlines them anyway.
+    register_jitable(fn)
+    _JITABLE.add(id(fn))
+
+
 def _register(fn: Any, opts: dict, entry: bool) -> Any:
     k = _Kernel(fn, opts, entry)
     _KERNELS.append(k)
@@ -187,6 +215,8 @@ def use_compiled(cache_dir: str | None = None) -> None:
         from .jitcache import CACHE_DIR
 
         numba.config.CACHE_DIR = cache_dir or CACHE_DIR  # type: ignore[attr-defined]  # read by each new dispatcher
+        for fn in _ANYWHERE:
+            _jitable(fn)
         for k in _KERNELS:
             _compile(k)
         _rebind(True)

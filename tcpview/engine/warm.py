@@ -60,6 +60,7 @@ def _read_kernels():  # type: ignore[no-untyped-def]
     tracker it fed (the other groups ask its timeline)."""
     from ..sources.batch import FrameBatch, frame_array
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
+    from .core.columns import NEED_HASH
     from .core.transitions import expire
     from .timeline.tracker import Tracker
 
@@ -68,7 +69,7 @@ def _read_kernels():  # type: ignore[no-untyped-def]
     tr.feed_batch(FrameBatch.of_records([(1, 1.0, 1, _SYN, 0, len(_SYN), len(_SYN)),
                                           (2, 1.2, 1, _SYN, 0, len(_SYN), len(_SYN))]))  # and again: a time span
     tr.advance(2.0)
-    tr.make_room(-2)  # the hash table's growth (rebuild_hash)
+    tr.make_room(NEED_HASH)  # the hash table's growth (rebuild_hash)
     w = tr.tl.tables
     expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, 2.0)  # no timer was due above
     out = frame_array(4)

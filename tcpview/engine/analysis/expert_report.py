@@ -30,7 +30,7 @@ def expert_report(tl: Timeline) -> dict:
     flags, initial RTT, ACK RTTs, retransmissions and lost segments; the RTTs over all."""
     v = tl.view()
     n = v.n_seg
-    bits = (v.segs.fl[:n].astype(np.int64) >> col.SEG_ANA_SHIFT) & 0xFFFF
+    bits = col.seg_analysis(v.segs.fl[:n].astype(np.int64))
     conn_of = v.segs.conn[:n].astype(np.int64)
     totals = {name: int(np.count_nonzero(bits & bit)) for name, bit in zip(FLAG_NAMES, FLAG_BITS, strict=True)}
     per_conn = np.zeros((v.n_conn, len(FLAG_BITS)), dtype=np.int64)

@@ -172,7 +172,7 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignor
     at = np.searchsorted(pairs[:, 0], rows)
     hit = (at < len(pairs)) & (pairs[np.minimum(at, len(pairs) - 1), 0] == rows)
     idx = np.flatnonzero(hit)
-    idx = idx[((v.segs.fl[rows[idx]].astype(np.int64) >> col.SEG_DIR_SHIFT) & 1) != fwd]
+    idx = idx[col.seg_dir(v.segs.fl[rows[idx]].astype(np.int64)) != fwd]
     if not len(idx):
         return None
     numbers = v.segs.frame[rows[idx]].astype(np.int64).tolist()

@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...jit import anywhere
+
 # -- the record layouts ---------------------------------------------------------------------------
 CONN = np.dtype([
     ("cid", np.uint32),  # the connection's id (its row until older connections were evicted)
@@ -51,12 +53,12 @@ CONN = np.dtype([
     ("syn", np.uint32, (2,)),  # raw ISN of each side's SYN (F_HAVE_SYN)
     ("lack", np.uint32, (2,)),  # last ack per direction (F_HAVE_LACK)
     ("lwin", np.uint16, (2,)),  # last raw window per direction (F_HAVE_LWIN)
-    ("wscale", np.int8, (2,)),  # shift from each SYN: -1 SYN not seen, -2 SYN without the option
+    ("wscale", np.int8, (2,)),  # shift from each SYN: WS_UNKNOWN SYN not seen, WS_NONE without the option
     ("shift", np.uint8, (2,)),  # window-scale shift in use per direction, as Wireshark applies it
     ("anom", np.uint8),  # anomaly bits seen on any segment
     ("gen", np.uint16, (2,)),  # bumped at every state change: a timer fires only if it matches
     ("mss", np.uint16, (2,)),  # MSS option of each side's SYN (F_HAVE_MSS)
-    ("ws", np.int8, (2,)),  # window-scale option of each side's SYN as shown (-1: none)
+    ("ws", np.int8, (2,)),  # window-scale option of each side's SYN as shown (decode.ABSENT: none)
     ("ana", np.uint32),  # its row in the analysis table (0: none yet, see ANA)
     ("row0", np.uint32),  # its first segment's row (NO_ROW once that row left)
 ], align=False)
@@ -72,7 +74,7 @@ ANA = np.dtype([
     ("a_nxt_ts", np.float64, (2,)),  # when nextseq last moved
     ("a_last_ts", np.float64, (2,)),  # lastacktime: the time of its last segment
     ("a_lastfl", np.uint16, (2,)),  # the analysis bits of its last segment
-    ("a_wsc", np.int8, (2,)),  # win_scale: -1 not known, -2 no scaling, else the shift
+    ("a_wsc", np.int8, (2,)),  # win_scale: WS_UNKNOWN not known, WS_NONE no scaling, else the shift
     ("a_first_ack", np.uint8, (2,)),  # 1 until it sends its first ACK after a SYN (window unscaled)
     ("a_syn_ts", np.float64),  # the time of the last SYN (no ACK)
     ("a_irtt", np.float64),  # the initial RTT (0: not yet)
@@ -141,19 +143,104 @@ F_IN_TABLE = 1 << 24
 F_HAVE_LWIN = 1 << 25
 F_HAVE_MSS = 1 << 27
 
-# -- a segment's fl word ----------------------------------------------------------------------------
+# -- a segment's fl word: TCP flags | direction << 8 | window shift << 9 | analysis bits << 13 --------
 SEG_DIR_SHIFT = 8
 SEG_WSHIFT_SHIFT = 9
 SEG_ANA_SHIFT = 13
+
+
+@anywhere
+def seg_word(flags, sender, wshift, analysis):  # type: ignore[no-untyped-def]
+    """A segment's ``fl`` word: its TCP flags, who sent it (0 the client), the window shift
+    known then and its analysis bits."""
+    return flags | (sender << SEG_DIR_SHIFT) | (wshift << SEG_WSHIFT_SHIFT) | (analysis << SEG_ANA_SHIFT)
+
+
+@anywhere
+def seg_flags(word):  # type: ignore[no-untyped-def]
+    """The TCP flags of a segment's ``fl`` word (or of an array of them)."""
+    return word & 0xFF
+
+
+@anywhere
+def seg_dir(word):  # type: ignore[no-untyped-def]
+    """Who sent the segment: 0 the client, 1 the server."""
+    return (word >> SEG_DIR_SHIFT) & 1
+
+
+@anywhere
+def seg_wshift(word):  # type: ignore[no-untyped-def]
+    """The window-scale shift its window is multiplied by (known when it was sent)."""
+    return (word >> SEG_WSHIFT_SHIFT) & 15
+
+
+@anywhere
+def seg_analysis(word):  # type: ignore[no-untyped-def]
+    """Its analysis bits (:class:`tcpview.engine.core.tcp.Analysis`)."""
+    return (word >> SEG_ANA_SHIFT) & 0xFFFF
+
 LONG_LEN = 0xFFFF  # len says "look in the long table"
 NO_ROW = 0xFFFFFFFF
-DUPACK_FRAME_SHIFT = 24  # a dupack pair's value: the frame it repeats << 24 | its number
+
+# -- a duplicate ACK's value in its (row, value) table: the frame it repeats << 24 | its number ----------
+DUPACK_FRAME_SHIFT = 24
 DUPACK_NUM_MASK = (1 << 24) - 1
 
-# -- a transition's code word -------------------------------------------------------------------------
+
+@anywhere
+def dupack_value(frame, number):  # type: ignore[no-untyped-def]
+    """A duplicate ACK's value: the frame whose ACK it repeats and its number (``#n``; the
+    largest that fits when it is more)."""
+    return (frame << DUPACK_FRAME_SHIFT) | min(number, DUPACK_NUM_MASK)
+
+
+@anywhere
+def dupack_number(value):  # type: ignore[no-untyped-def]
+    """Which duplicate of that ACK it is (Wireshark's ``#n``)."""
+    return value & DUPACK_NUM_MASK
+
+
+@anywhere
+def dupack_frame(value):  # type: ignore[no-untyped-def]
+    """The frame whose ACK it repeats (Wireshark's ``duplicate_ack_frame``)."""
+    return value >> DUPACK_FRAME_SHIFT
+
+# -- a transition's code word: side | old state << 1 | new state << 5 | why << 9 ------------------------
 TR_OLD_SHIFT = 1
 TR_NEW_SHIFT = 5
 TR_WHY_SHIFT = 9
+
+
+@anywhere
+def trans_code(side, old, new, why):  # type: ignore[no-untyped-def]
+    """A transition's ``code`` word: which side (0 the client) went from state ``old`` to
+    ``new``, and why (a ``WHY_*`` code)."""
+    return side | (old << TR_OLD_SHIFT) | (new << TR_NEW_SHIFT) | (why << TR_WHY_SHIFT)
+
+
+@anywhere
+def trans_side(code):  # type: ignore[no-untyped-def]
+    """The side of a transition's code word (or of an array of them): 0 the client."""
+    return code & 1
+
+
+@anywhere
+def trans_old(code):  # type: ignore[no-untyped-def]
+    """The state the side left."""
+    return (code >> TR_OLD_SHIFT) & 15
+
+
+@anywhere
+def trans_new(code):  # type: ignore[no-untyped-def]
+    """The state the side entered."""
+    return (code >> TR_NEW_SHIFT) & 15
+
+
+@anywhere
+def trans_why(code):  # type: ignore[no-untyped-def]
+    """Why it changed (a ``WHY_*`` code of :mod:`tcpview.engine.core.tcp`)."""
+    return (code >> TR_WHY_SHIFT) & 15
+
 
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
@@ -162,8 +249,12 @@ NCOUNTERS = 24
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
 
-# why a kernel returned early: which table needs room (the index of its counter)
+# why a kernel returned early (``counts[STATUS]``): which table needs room, by the index of its
+# counter, or one of these
 NEED_NOTHING = -1
+"""Every table had room: the batch is done."""
+NEED_HASH = -2
+"""The connections' hash table is too full (it has no counter): double it and rebuild it."""
 
 
 class Tables:

@@ -20,6 +20,7 @@ import numpy as np
 
 from ...jit import helper, inlined
 from ...textutil import addr_value
+from .tcp import WS_NONE
 
 OK = 0
 TRUNC_LINK, NOT_IP, UNSUPPORTED_LINK, TRUNC_IP, BAD_IP_VERSION, BAD_IHL, NOT_TCP, FRAGMENT, TRUNC_TCP, BAD_THL = range(1, 11)
@@ -37,6 +38,9 @@ REASONS: tuple[str, ...] = (
     "bad tcp header length",
 )
 """Why a frame was skipped, by reason code."""
+ABSENT = -1
+"""What the option readers give for an option the segment does not carry."""
+_END = -1  # the length _option_at gives at the end of the options (or where one does not fit)
 
 
 def reason_text(code: int, linktype: int) -> str:
@@ -297,29 +301,29 @@ def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: i
 
 @inlined
 def _option_at(b: np.ndarray, p: int, end: int) -> tuple:
-    """The TCP option at p: ``(kind, length)``; length 1 for a NOP, -1 at the end of the list
-    or where an option does not fit."""
+    """The TCP option at p: ``(kind, length)``; length 1 for a NOP, ``_END`` at the end of the
+    list or where an option does not fit."""
     kind = np.int64(b[p])
     if kind == 0:
-        return kind, np.int64(-1)
+        return kind, np.int64(_END)
     if kind == 1:
         return kind, np.int64(1)
     if p + 2 > end:
-        return kind, np.int64(-1)
+        return kind, np.int64(_END)
     olen = np.int64(b[p + 1])
     if olen < 2 or p + olen > end:
-        return kind, np.int64(-1)
+        return kind, np.int64(_END)
     return kind, olen
 
 
 @helper
 def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
     """The bytes a segment's SACK blocks cover (at most the first three, as Wireshark keeps),
-    summed in 32 bits; -1 when it has no SACK option."""
+    summed in 32 bits; ``ABSENT`` when it has no SACK option."""
     p = start
     while p < end:
         kind, olen = _option_at(b, p, end)
-        if olen < 0:
+        if olen == _END:
             break
         if kind == 5:
             total = np.int64(0)
@@ -331,23 +335,23 @@ def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
                 k += 1
             return total & 0xFFFFFFFF
         p += olen
-    return np.int64(-1)
+    return np.int64(ABSENT)
 
 
 @helper
 def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
     """What a SYN's options say: ``(window-scale shift for scaling, mss, ws, sack_perm)``.
 
-    The first is the shift as Wireshark reads it for scaling (-2 when there is no window-scale
-    option); the others are what the ladder shows (-1 when absent), read as
-    :func:`parse_options` reads them.
+    The first is the shift as Wireshark reads it for scaling (``WS_NONE`` when there is no
+    window-scale option); the others are what the ladder shows (``ABSENT`` when absent), read
+    as :func:`parse_options` reads them.
     """
-    shift = np.int64(-2)
+    shift = np.int64(WS_NONE)
     p = start
     while p < end:
         kind = b[p]
         if kind == 3:
-            shift = min(np.int64(b[p + 2]), 14) if p + 2 < end else np.int64(-2)
+            shift = min(np.int64(b[p + 2]), 14) if p + 2 < end else np.int64(WS_NONE)
             break
         if kind == 0:
             break
@@ -360,13 +364,13 @@ def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
         if olen < 2:
             break
         p += olen
-    mss = np.int64(-1)
-    ws = np.int64(-1)
+    mss = np.int64(ABSENT)
+    ws = np.int64(ABSENT)
     sack = False
     p = start
     while p < end:
         kind, olen = _option_at(b, p, end)
-        if olen < 0:
+        if olen == _END:
             break
         if kind == 2 and olen == 4:
             mss = _be16(b, p + 2)

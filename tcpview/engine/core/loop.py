@@ -18,8 +18,6 @@ import numpy as np
 
 from ...jit import helper, inlined, kernel
 from .columns import (
-    DUPACK_FRAME_SHIFT,
-    DUPACK_NUM_MASK,
     F_BASE_HIST,
     F_BASE_SET,
     F_HAVE_LACK,
@@ -49,18 +47,19 @@ from .columns import (
     N_TRANS,
     N_TRANS_BACK,
     N_TRANS_TS,
+    NEED_HASH,
     NEED_NOTHING,
     NEXT_ID,
     NO_ROW,
     PACKETS,
-    SEG_ANA_SHIFT,
     SEG_CLOCK,
-    SEG_DIR_SHIFT,
-    SEG_WSHIFT_SHIFT,
     STATUS,
     TCP_PACKETS,
-    TR_NEW_SHIFT,
     TRANS_CLOCK,
+    dupack_value,
+    seg_word,
+    trans_new,
+    trans_side,
 )
 from .connhash import find
 from .decode import (
@@ -198,7 +197,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         # a new connection takes over the 4-tuple: the old one's sockets are gone on both
         # hosts (Linux kills a TIME_WAIT socket that a new SYN reuses), as ss shows
         for side in range(2):
-            add_transition(C, T, TB, cnt, c, side, CLOSED, WHY_REUSED)
+            add_transition(C, T, cnt, c, side, CLOSED, WHY_REUSED)
         c, dr = _new_conn(C, H, A6, cnt, slot, c, fam, s_hi, s_lo, sp, d_hi, d_lo, dp, flags, ts)
     row = cnt[N_SEG]  # the row this segment gets
     if not found or c != old:
@@ -282,7 +281,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
     # Wireshark's sequence analysis: its expert flags
     bits, dupn = analyse(a, dr, seq, ack, plen, flags, win, frame, ts, bits)
     if dupn:
-        note_pair(DA, cnt, N_DUPACK, row, (np.int64(a.a_nondup[dr]) << DUPACK_FRAME_SHIFT) | min(dupn, DUPACK_NUM_MASK))
+        note_pair(DA, cnt, N_DUPACK, row, dupack_value(np.int64(a.a_nondup[dr]), dupn))
     analyse_after(a, dr, flags, ts, ws_shift)
     if d[O_THL] > 20 and not flags & SYN:  # SACK blocks: bytes in flight leave out what they cover
         delivered = sack_delivered(b, d[O_TOFF] + 20, min(d[O_TOFF] + d[O_THL], fend))
@@ -300,11 +299,11 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         else:
             # picked up mid-stream
             r.fl |= F_PARTIAL
-            add_transition(C, T, TB, cnt, c, 0, ESTABLISHED, WHY_MIDSTREAM)
-            add_transition(C, T, TB, cnt, c, 1, ESTABLISHED, WHY_MIDSTREAM)
-            apply_segment(C, T, TB, cnt, c, dr, seq, ack, flags, plen)
+            add_transition(C, T, cnt, c, 0, ESTABLISHED, WHY_MIDSTREAM)
+            add_transition(C, T, cnt, c, 1, ESTABLISHED, WHY_MIDSTREAM)
+            apply_segment(C, T, cnt, c, dr, seq, ack, flags, plen)
     else:
-        anomaly = apply_segment(C, T, TB, cnt, c, dr, seq, ack, flags, plen)
+        anomaly = apply_segment(C, T, cnt, c, dr, seq, ack, flags, plen)
         if anomaly:
             r.anom |= anomaly
 
@@ -312,9 +311,9 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
     for k in range(first_tr, cnt[N_TRANS]):
         tk = T[k]
         if tk.conn == c:
-            side = np.int64(tk.code) & 1
+            side = trans_side(np.int64(tk.code))
             st = C[c].state[side]
-            if (np.int64(tk.code) >> TR_NEW_SHIFT) & 15 == st and last_of_side(T, k, cnt[N_TRANS], c, side):
+            if trans_new(np.int64(tk.code)) == st and last_of_side(T, k, cnt[N_TRANS], c, side):
                 if st == TIME_WAIT:
                     push_timer(Q, cnt, ts + params[0], c, side, TIME_WAIT, np.int64(C[c].gen[side]))
                 elif st == FIN_WAIT_2:
@@ -336,7 +335,7 @@ def _segment(b: np.ndarray, d: np.ndarray, C, S, T, Q, A6, SB, TB, BH, LG, AN, T
         s.len = plen
     s.win = win
     wshift = 0 if flags & SYN else np.int64(r.shift[dr])
-    s.fl = flags | (dr << SEG_DIR_SHIFT) | (wshift << SEG_WSHIFT_SHIFT) | (bits << SEG_ANA_SHIFT)
+    s.fl = seg_word(flags, dr, wshift, bits)
     if anomaly:
         note_pair(AN, cnt, N_ANOM, row, anomaly)
     # the transitions it caused happened at its time, kept in order against the transitions
@@ -366,7 +365,7 @@ def _room(C, S, T, Q, A6, SB, TB, BH, LG, AN, TT, DA, SK, AA, H: np.ndarray, cnt
     if cnt[N_CONN] + 2 > len(C):
         return N_CONN
     if (cnt[N_CONN] + 2) * 2 > len(H):
-        return -2
+        return NEED_HASH
     if cnt[N_SEG] + 1 > len(S):
         return N_SEG
     if cnt[N_TRANS] + ROOM > len(T):
@@ -404,7 +403,7 @@ def track(b: np.ndarray, F, i: int, C, S, T, Q, A6: np.ndarray, SB: np.ndarray, 
 
     ``F`` describes the frames (:data:`tcpview.sources.batch.FRAME`): frame k is
     ``b[F[k].off : F[k].off + F[k].caplen]``. It stops early when a table is full
-    (``cnt[STATUS]`` says which; -2 the hash table); frames before the returned index are
+    (``cnt[STATUS]`` says which: the index of its counter, or NEED_HASH); frames before the returned index are
     done. ``params`` is ``(2*MSL, FIN timeout)`` in seconds; ``d`` is room for one frame's decoded
     fields (OUT_SIZE integers).
     """

@@ -17,11 +17,14 @@ from .columns import (
     NOTE_RESET,
     NOTE_SEEN,
     NOTE_SYNACK,
-    SEG_ANA_SHIFT,
-    SEG_DIR_SHIFT,
-    TR_NEW_SHIFT,
-    TR_OLD_SHIFT,
-    TR_WHY_SHIFT,
+    seg_analysis,
+    seg_dir,
+    seg_flags,
+    seg_wshift,
+    trans_new,
+    trans_old,
+    trans_side,
+    trans_why,
 )
 from .statemachine import flag_anomaly
 from .tcp import A_RETRANS, A_REUSED, ACK, CLOSED, RST, SYN, WHY_REFUSED, WHY_REUSED
@@ -96,8 +99,8 @@ def state_counts(T, k0: int, k: int, counts: np.ndarray) -> None:  # type: ignor
     """Add transitions ``k0 .. k-1`` to endpoint counts per state."""
     for i in range(k0, k):
         code = np.int64(T[i].code)
-        counts[(code >> TR_OLD_SHIFT) & 15] -= 1
-        counts[(code >> TR_NEW_SHIFT) & 15] += 1
+        counts[trans_old(code)] -= 1
+        counts[trans_new(code)] += 1
 
 
 @array_kernel
@@ -109,9 +112,9 @@ def state_series(T, S, TT: np.ndarray, n_tt: int, n: int, state: int, times: np.
     for j in range(len(times)):
         while i < n and _trans_key(T, S, TT, n_tt, i) <= times[j]:
             code = np.int64(T[i].code)
-            if (code >> TR_OLD_SHIFT) & 15 == state:
+            if trans_old(code) == state:
                 cur -= 1
-            if (code >> TR_NEW_SHIFT) & 15 == state:
+            if trans_new(code) == state:
                 cur += 1
             i += 1
         out[j] = cur
@@ -124,7 +127,7 @@ def states_after(T, k0: int, k: int, states: np.ndarray) -> None:  # type: ignor
     for i in range(k0, k):
         t = T[i]
         code = np.int64(t.code)
-        states[t.conn, code & 1] = (code >> TR_NEW_SHIFT) & 15
+        states[t.conn, trans_side(code)] = trans_new(code)
 
 
 @kernel
@@ -165,10 +168,10 @@ def seg_states(T, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None
         r = srows[i]
         while j < len(trows) and T[trows[j]].seg <= r:
             code = np.int64(T[trows[j]].code)
-            if code & 1:
-                ss = (code >> TR_NEW_SHIFT) & 15
+            if trans_side(code):
+                ss = trans_new(code)
             else:
-                cs = (code >> TR_NEW_SHIFT) & 15
+                cs = trans_new(code)
             j += 1
         out[i, 0] = cs
         out[i, 1] = ss
@@ -185,10 +188,10 @@ def seg_fields(S, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no
         out[j, 2] = s.ack
         out[j, 3] = s.len
         out[j, 4] = s.win
-        out[j, 5] = fl & 0xFF
-        out[j, 6] = (fl >> SEG_DIR_SHIFT) & 1
-        out[j, 7] = (fl >> 9) & 15
-        out[j, 8] = (fl >> SEG_ANA_SHIFT) & 0xFFFF
+        out[j, 5] = seg_flags(fl)
+        out[j, 6] = seg_dir(fl)
+        out[j, 7] = seg_wshift(fl)
+        out[j, 8] = seg_analysis(fl)
 
 
 # -- what each connection's segments said up to a cursor: notes, analysis, the initial RTT --------------
@@ -224,8 +227,8 @@ def _progress_trans(T, j: int, slot: int, states: np.ndarray, P, reuse: np.ndarr
     """Apply transition j to the connection in ``slot`` of ``states`` and ``P``."""
     t = T[j]
     code = np.int64(t.code)
-    states[slot, code & 1] = (code >> TR_NEW_SHIFT) & 15
-    why = (code >> TR_WHY_SHIFT) & 15
+    states[slot, trans_side(code)] = trans_new(code)
+    why = trans_why(code)
     if why == WHY_REFUSED:
         P[slot].notes |= NOTE_REFUSED
     elif why == WHY_REUSED:  # a SYN made a new connection of its 4-tuple at segment t.seg
@@ -240,8 +243,8 @@ def _progress_seg(S, i: int, slot: int, real: float, anomaly: int, cfl, states: 
     its anomaly bits)."""
     s = S[i]
     fl = np.int64(s.fl)
-    flags = fl & 0xFF
-    bits = (fl >> SEG_ANA_SHIFT) & 0xFFFF
+    flags = seg_flags(fl)
+    bits = seg_analysis(fl)
     p = P[slot]
     first = (p.notes & NOTE_SEEN) == 0
     p.notes |= NOTE_SEEN

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import array_kernel
-from .columns import SEG_ANA_SHIFT, SEG_DIR_SHIFT
+from .columns import seg_analysis, seg_dir, seg_flags
 from .seqanalysis import gt
 from .tcp import A_LOST, ACK, FIN, SYN
 
@@ -49,8 +49,8 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, bas
     for i in range(n):
         s = S[rows[i]]
         fl = np.int64(s.fl)
-        flags = fl & 0xFF
-        fwd = (fl >> SEG_DIR_SHIFT) & 1
+        flags = seg_flags(fl)
+        fwd = seg_dir(fl)
         rev = 1 - fwd
         seq = np.int64(s.seq)
         ack = np.int64(s.ack)
@@ -59,7 +59,7 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, bas
         sack[fwd] = sacked[i]
         if flags & ACK:
             valid[rev] = 1
-        if (fl >> SEG_ANA_SHIFT) & A_LOST:
+        if seg_analysis(fl) & A_LOST:
             valid[fwd] = 0
         if (seglen > 0 or synfin) and count[fwd] < MAX_UNACKED:
             e_seq[used] = seq

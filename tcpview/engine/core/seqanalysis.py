@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import helper, inlined
-from .columns import LONG_LEN, N_ANA, NO_ROW, SEG_ANA_SHIFT, SEG_DIR_SHIFT
+from .columns import LONG_LEN, N_ANA, NO_ROW, seg_analysis, seg_dir, seg_flags
 from .tcp import (
     A_ACK_LOST,
     A_DUPACK,
@@ -38,12 +38,14 @@ from .tcp import (
     A_ZEROWIN,
     ACK,
     FIN,
+    HALF,
     RST,
     SYN,
+    WS_NONE,
+    WS_UNKNOWN,
+    M,
 )
 
-M = 0xFFFFFFFF
-HALF = 0x80000000
 NO_WINDOW = 0xFFFFFFFF  # no window seen yet (Wireshark's G_MAXUINT32)
 FAST_RETRANS_WITHIN = 0.020  # seconds since the peer's last segment
 OUT_OF_ORDER_WITHIN = 0.003  # seconds since nextseq moved, when there is no initial RTT
@@ -80,7 +82,7 @@ def reset(r, x: int) -> None:  # type: ignore[no-untyped-def]
     r.a_nxt_ts[x] = 0.0
     r.a_last_ts[x] = 0.0
     r.a_lastfl[x] = 0
-    r.a_wsc[x] = -1
+    r.a_wsc[x] = WS_UNKNOWN
     r.a_first_ack[x] = 0
 
 
@@ -120,16 +122,16 @@ def make_state(C, c: int, AA, S, LG, cnt, n_long: int, row: int) -> int:  # type
     if first != NO_ROW and first < row:
         s = S[first]
         fl = np.int64(s.fl)
-        flags = fl & 0xFF
-        dr = (fl >> SEG_DIR_SHIFT) & 1
+        flags = seg_flags(fl)
+        dr = seg_dir(fl)
         plen = np.int64(s.len)
         if plen == LONG_LEN:
             for j in range(n_long):
                 if LG[j, 0] == first:
                     plen = LG[j, 1]
         analyse(a, dr, np.int64(s.seq), np.int64(s.ack), plen, flags, np.int64(s.win), np.int64(s.frame), s.ts,
-                ((fl >> SEG_ANA_SHIFT) & A_REUSED))
-        after(a, dr, flags, s.ts, np.int64(r.wscale[dr]) if flags & SYN else np.int64(-2))
+                seg_analysis(fl) & A_REUSED)
+        after(a, dr, flags, s.ts, np.int64(r.wscale[dr]) if flags & SYN else np.int64(WS_NONE))
     return k
 
 
@@ -179,8 +181,8 @@ def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, f
         same = seq == nxt and ack == r.a_lack[fwd] and quiet
         if seglen == 0 and win != 0 and win != r.a_win[fwd] and same:  # A5
             bits |= A_WINDOW_UPDATE
-        if seglen > 0 and r.a_wsc[rev] != -1 and quiet:  # A6
-            sh = 0 if (r.a_first_ack[rev] != 0 or r.a_wsc[rev] == -2) else np.int64(r.a_wsc[rev])
+        if seglen > 0 and r.a_wsc[rev] != WS_UNKNOWN and quiet:  # A6
+            sh = 0 if (r.a_first_ack[rev] != 0 or r.a_wsc[rev] == WS_NONE) else np.int64(r.a_wsc[rev])
             if ((seq + seglen) & M) == ((np.int64(r.a_lack[rev]) + ((np.int64(r.a_win[rev]) << sh) & M)) & M):
                 bits |= A_WINDOW_FULL
         if seglen == 0 and win != 0 and win == r.a_win[fwd] and same and (r.a_lastfl[rev] & A_KEEPALIVE):  # A7
@@ -246,7 +248,7 @@ def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, f
 def after(r, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ignore[no-untyped-def]
     """What Wireshark does after a segment's analysis: the time of the last SYN and the initial
     RTT, whether the sender's window is still unscaled (its first ACK), the window-scale shift
-    of a SYN (``ws_shift``: -2 when it had no option)."""
+    of a SYN (``ws_shift``: ``WS_NONE`` when it had no option)."""
     if (flags & (SYN | ACK)) == SYN:
         r.a_syn_ts = ts
     if flags & SYN:
@@ -258,8 +260,8 @@ def after(r, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ig
     if flags & SYN:
         if ws_shift >= 0:
             r.a_wsc[dr] = ws_shift
-        if r.a_wsc[dr] == -1:
-            r.a_wsc[dr] = -2
-            r.a_wsc[1 - dr] = -2
-        elif (flags & ACK) and r.a_wsc[1 - dr] == -2:
-            r.a_wsc[dr] = -2
+        if r.a_wsc[dr] == WS_UNKNOWN:
+            r.a_wsc[dr] = WS_NONE
+            r.a_wsc[1 - dr] = WS_NONE
+        elif (flags & ACK) and r.a_wsc[1 - dr] == WS_NONE:
+            r.a_wsc[dr] = WS_NONE

@@ -112,27 +112,27 @@ def flag_anomaly(flags: int) -> int:
 
 # -- the state machine --------------------------------------------------------------------------------
 @helper
-def _established(C, T, TB, cnt, c: int, why: int) -> None:  # type: ignore[no-untyped-def]
+def _established(C, T, cnt, c: int, why: int) -> None:  # type: ignore[no-untyped-def]
     for x in range(2):
         r = C[c]
         st = r.state[x]
         if (st == SYN_SENT or st == SYN_RECEIVED) and has_bit(r.fl, F_SYN_ACKED, x) and has_bit(r.fl, F_ACKED_PEER_SYN, x):
-            add_transition(C, T, TB, cnt, c, x, ESTABLISHED, why)
+            add_transition(C, T, cnt, c, x, ESTABLISHED, why)
 
 
 @helper
-def _peer_fin_acked(C, T, TB, cnt, c: int, p: int) -> None:  # type: ignore[no-untyped-def]
+def _peer_fin_acked(C, T, cnt, c: int, p: int) -> None:  # type: ignore[no-untyped-def]
     st = C[c].state[p]
     if st == FIN_WAIT_1:
-        add_transition(C, T, TB, cnt, c, p, FIN_WAIT_2, WHY_FIN_ACKED)
+        add_transition(C, T, cnt, c, p, FIN_WAIT_2, WHY_FIN_ACKED)
     elif st == CLOSING:
-        add_transition(C, T, TB, cnt, c, p, TIME_WAIT, WHY_FIN_ACKED)
+        add_transition(C, T, cnt, c, p, TIME_WAIT, WHY_FIN_ACKED)
     elif st == LAST_ACK:
-        add_transition(C, T, TB, cnt, c, p, CLOSED, WHY_FIN_ACKED)
+        add_transition(C, T, cnt, c, p, CLOSED, WHY_FIN_ACKED)
 
 
 @helper
-def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int, plen: int) -> int:  # type: ignore[no-untyped-def]
+def apply_segment(C, T, cnt, c: int, s: int, seq: int, ack: int, flags: int, plen: int) -> int:  # type: ignore[no-untyped-def]
     """Move the states for a valid segment from side ``s``; returns anomaly bits."""
     p = 1 - s  # the peer, which receives it
     r = C[c]
@@ -147,8 +147,8 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
             if flags & ACK and ack != ((np.int64(r.syn[p]) + 1) & M):
                 return RST_OUT_OF_WINDOW
             r.fl |= F_REFUSED
-            add_transition(C, T, TB, cnt, c, p, CLOSED, WHY_REFUSED)
-            add_transition(C, T, TB, cnt, c, s, CLOSED, WHY_REFUSED)
+            add_transition(C, T, cnt, c, p, CLOSED, WHY_REFUSED)
+            add_transition(C, T, cnt, c, s, CLOSED, WHY_REFUSED)
             return 0
         # in-window check against what the sender has sent so far
         if has_bit(r.fl, F_HAVE_NXT, s) and has_bit(r.fl, F_BASE_SET, s):
@@ -158,8 +158,8 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
             if dist > w and (M + 1 - dist) > w:
                 return RST_OUT_OF_WINDOW
         r.fl |= F_RESET
-        add_transition(C, T, TB, cnt, c, s, CLOSED, WHY_RST)
-        add_transition(C, T, TB, cnt, c, p, CLOSED, WHY_RST)
+        add_transition(C, T, cnt, c, s, CLOSED, WHY_RST)
+        add_transition(C, T, cnt, c, p, CLOSED, WHY_RST)
         return 0
 
     if flags & SYN:
@@ -175,10 +175,10 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
                 r.syn[p] = (ack - 1) & M  # the client's SYN was not captured
                 r.fl |= (F_HAVE_SYN << p) | F_PARTIAL
             if S == CLOSED or S == LISTEN:
-                add_transition(C, T, TB, cnt, c, s, SYN_RECEIVED, WHY_SYNACK)
+                add_transition(C, T, cnt, c, s, SYN_RECEIVED, WHY_SYNACK)
             if C[c].state[p] == CLOSED:
-                add_transition(C, T, TB, cnt, c, p, SYN_SENT, WHY_SYN)
-            _established(C, T, TB, cnt, c, WHY_HANDSHAKE_ACK)
+                add_transition(C, T, cnt, c, p, SYN_SENT, WHY_SYN)
+            _established(C, T, cnt, c, WHY_HANDSHAKE_ACK)
             return 0
         # SYN without ACK
         if S == SYN_SENT or (has_bit(r.fl, F_HAVE_SYN, s) and seq == r.syn[s]):
@@ -186,11 +186,11 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
         r.syn[s] = seq
         r.fl |= F_HAVE_SYN << s
         if S == CLOSED and R == CLOSED:
-            add_transition(C, T, TB, cnt, c, s, SYN_SENT, WHY_SYN)
-            add_transition(C, T, TB, cnt, c, p, LISTEN, WHY_SYN)
+            add_transition(C, T, cnt, c, s, SYN_SENT, WHY_SYN)
+            add_transition(C, T, cnt, c, p, LISTEN, WHY_SYN)
         elif R == SYN_SENT:
-            add_transition(C, T, TB, cnt, c, p, SYN_RECEIVED, WHY_SIMOPEN)
-            add_transition(C, T, TB, cnt, c, s, SYN_RECEIVED, WHY_SIMOPEN)
+            add_transition(C, T, cnt, c, p, SYN_RECEIVED, WHY_SIMOPEN)
+            add_transition(C, T, cnt, c, s, SYN_RECEIVED, WHY_SIMOPEN)
         return 0
 
     # the ACK of the peer's SYN completes the handshake for whoever is ready
@@ -200,7 +200,7 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
         hi = np.int64(r.nxt[p]) if has_bit(r.fl, F_HAVE_NXT, p) else isn1
         if seq_ge(ack, isn1) and seq_ge(hi, ack):
             r.fl |= (F_SYN_ACKED << p) | (F_ACKED_PEER_SYN << s)
-            _established(C, T, TB, cnt, c, WHY_HANDSHAKE_ACK)
+            _established(C, T, cnt, c, WHY_HANDSHAKE_ACK)
         elif not flags & FIN:
             return BAD_HANDSHAKE_ACK
 
@@ -212,28 +212,28 @@ def apply_segment(C, T, TB, cnt, c: int, s: int, seq: int, ack: int, flags: int,
         if has_bit(r.fl, F_HAVE_FIN, s) and fseq == r.fin[s]:
             # retransmitted FIN; it may still ack the peer's FIN
             if acks_peer_fin:
-                _peer_fin_acked(C, T, TB, cnt, c, p)
+                _peer_fin_acked(C, T, cnt, c, p)
             return 0
         r.fin[s] = fseq
         r.fl |= F_HAVE_FIN << s
         if S == ESTABLISHED or S == SYN_RECEIVED:
-            add_transition(C, T, TB, cnt, c, s, FIN_WAIT_1, WHY_FIN)
+            add_transition(C, T, cnt, c, s, FIN_WAIT_1, WHY_FIN)
             if R == ESTABLISHED or R == SYN_RECEIVED or R == SYN_SENT:
-                add_transition(C, T, TB, cnt, c, p, CLOSE_WAIT, WHY_GOT_FIN)
+                add_transition(C, T, cnt, c, p, CLOSE_WAIT, WHY_GOT_FIN)
             elif R == FIN_WAIT_1:
-                add_transition(C, T, TB, cnt, c, p, CLOSING, WHY_SIMCLOSE)
-                add_transition(C, T, TB, cnt, c, s, CLOSING, WHY_SIMCLOSE)
+                add_transition(C, T, cnt, c, p, CLOSING, WHY_SIMCLOSE)
+                add_transition(C, T, cnt, c, s, CLOSING, WHY_SIMCLOSE)
         elif S == CLOSE_WAIT:
             if acks_peer_fin or R == FIN_WAIT_2:
-                add_transition(C, T, TB, cnt, c, s, LAST_ACK, WHY_FIN)
-                add_transition(C, T, TB, cnt, c, p, TIME_WAIT, WHY_GOT_FIN)
+                add_transition(C, T, cnt, c, s, LAST_ACK, WHY_FIN)
+                add_transition(C, T, cnt, c, p, TIME_WAIT, WHY_GOT_FIN)
             else:
                 # our FIN left before the peer's FIN arrived: the FINs crossed
-                add_transition(C, T, TB, cnt, c, s, CLOSING, WHY_SIMCLOSE)
-                add_transition(C, T, TB, cnt, c, p, CLOSING, WHY_SIMCLOSE)
+                add_transition(C, T, cnt, c, s, CLOSING, WHY_SIMCLOSE)
+                add_transition(C, T, cnt, c, p, CLOSING, WHY_SIMCLOSE)
         return 0
     if acks_peer_fin:
-        _peer_fin_acked(C, T, TB, cnt, c, p)
+        _peer_fin_acked(C, T, cnt, c, p)
     return 0
 
 

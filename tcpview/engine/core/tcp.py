@@ -76,6 +76,11 @@ M = 0xFFFFFFFF
 HALF = 0x80000000
 """Half the sequence space: ``(a - b) & M >= HALF`` means a is before b (RFC 1982)."""
 
+WS_UNKNOWN = -1
+"""A window-scale shift not known yet (no SYN seen from that side), as Wireshark's ``-1``."""
+WS_NONE = -2
+"""No window scaling: a SYN without the window-scale option (Wireshark's ``-2``)."""
+
 
 _FLAG_ORDER = (
     (TcpFlags.SYN, "SYN"),

@@ -15,10 +15,9 @@ from .columns import (
     N_TRANS_BACK,
     N_TRANS_TS,
     STATUS,
-    TR_NEW_SHIFT,
-    TR_OLD_SHIFT,
-    TR_WHY_SHIFT,
     TRANS_CLOCK,
+    trans_code,
+    trans_side,
 )
 from .tcp import CLOSED, TIME_WAIT, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
@@ -113,7 +112,7 @@ def clamp_time(clk: np.ndarray, clock: int, ts: float, back: np.ndarray, cnt: np
 
 # -- state changes -------------------------------------------------------------------------------------
 @helper
-def add_transition(C, T, TB: np.ndarray, cnt: np.ndarray, c: int, side: int, new: int, why: int) -> int:  # type: ignore[no-untyped-def]
+def add_transition(C, T, cnt: np.ndarray, c: int, side: int, new: int, why: int) -> int:  # type: ignore[no-untyped-def]
     """Record that side ``side`` of connection c is now in ``new``; returns the row (-1: no change).
 
     Its time is that of the segment about to be stored (the row it names); a timer's caller
@@ -130,7 +129,7 @@ def add_transition(C, T, TB: np.ndarray, cnt: np.ndarray, c: int, side: int, new
     t = T[k]
     t.seg = cnt[N_SEG]
     t.conn = c
-    t.code = side | (old << TR_OLD_SHIFT) | (new << TR_NEW_SHIFT) | (why << TR_WHY_SHIFT)
+    t.code = trans_code(side, old, new, why)
     return k
 
 
@@ -160,7 +159,7 @@ def expire(C, T, Q, TB: np.ndarray, TT: np.ndarray, cnt: np.ndarray, clk: np.nda
         r = C[c]
         if r.state[side] == state and r.gen[side] == gen:
             why = WHY_TW_EXPIRED if state == TIME_WAIT else WHY_FW2_EXPIRED
-            k = add_transition(C, T, TB, cnt, c, side, CLOSED, why)
+            k = add_transition(C, T, cnt, c, side, CLOSED, why)
             # the log stays in time order even where the capture's clock stepped back
             note_pair(TT, cnt, N_TRANS_TS, k, clamp_time(clk, TRANS_CLOCK, deadline, TB, cnt, N_TRANS_BACK, k))
     return True
@@ -170,6 +169,6 @@ def expire(C, T, Q, TB: np.ndarray, TT: np.ndarray, cnt: np.ndarray, clk: np.nda
 def last_of_side(T, k: int, n: int, c: int, side: int) -> bool:  # type: ignore[no-untyped-def]
     """Whether transition k is the last one of (c, side) among rows k .. n-1."""
     for j in range(k + 1, n):
-        if T[j].conn == c and np.int64(T[j].code) & 1 == side:
+        if T[j].conn == c and trans_side(np.int64(T[j].code)) == side:
             return False
     return True

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import helper, kernel
-from .columns import LONG_LEN, SEG_DIR_SHIFT
+from .columns import LONG_LEN, seg_dir, seg_flags
 from .tcp import ACK, FIN, RST, SYN
 from .zeek_endpoint import (
     ACKS,
@@ -313,8 +313,8 @@ def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):  # type: ignor
             li += 1
         if li < len(long_rows) and long_rows[li] == row:
             ln = long_lens[li]
-    d = (fl >> SEG_DIR_SHIFT) & 1
-    _packet(W, HB, SP, k, d, fl & 0xFF, np.int64(s.seq), np.int64(s.ack), np.int64(s.win), ln, ports[k, d],
+    d = seg_dir(fl)
+    _packet(W, HB, SP, k, d, seg_flags(fl), np.int64(s.seq), np.int64(s.ack), np.int64(s.win), ln, ports[k, d],
             ports[k, 1 - d])
     return li
 

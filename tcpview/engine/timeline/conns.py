@@ -313,7 +313,7 @@ class ConnView:
             tr = tr[:k]
         st = [int(x) for x in self._v.start_states(self.row + 1)[self.row]]
         for code in self._v.trans.code[tr].tolist():
-            st[code & 1] = (code >> col.TR_NEW_SHIFT) & 15
+            st[col.trans_side(code)] = col.trans_new(code)
         return st[0], st[1]
 
     def bytes_at(self, k: int) -> int:
@@ -397,11 +397,11 @@ class ConnView:
         for j, r in enumerate(rows.tolist()):
             t = v.trans[r]
             code = int(t.code)
-            why = (code >> col.TR_WHY_SHIFT) & 15
+            why = col.trans_why(code)
             timer = why == WHY_TW_EXPIRED or why == WHY_FW2_EXPIRED
             frame = 0 if timer else int(v.segs[int(t.seg)].frame)
             ts = v.trans_real_ts(r, keys[j]) if timer else v.seg_real_ts(int(t.seg))
-            out.append((ts, frame, code & 1, (code >> col.TR_OLD_SHIFT) & 15, (code >> col.TR_NEW_SHIFT) & 15,
+            out.append((ts, frame, col.trans_side(code), col.trans_old(code), col.trans_new(code),
                         WHYS[why]))
         return out
 
@@ -452,12 +452,12 @@ class ConnView:
     def flagged(self, count: int) -> np.ndarray:
         """The indices of its first ``count`` segments that have an analysis flag."""
         fl = self._v.segs.fl[self.rows[:count]].astype(np.int64)
-        return np.flatnonzero((fl >> col.SEG_ANA_SHIFT) & 0xFFFF)
+        return np.flatnonzero(col.seg_analysis(fl))
 
     def analysis_bits(self) -> int:
         """The analysis flags of all its segments, or-ed."""
         fl = self._v.segs.fl[self.rows].astype(np.int64)
-        return int(np.bitwise_or.reduce((fl >> col.SEG_ANA_SHIFT) & 0xFFFF)) if len(fl) else 0
+        return int(np.bitwise_or.reduce(col.seg_analysis(fl))) if len(fl) else 0
 
     def dup_ack_num(self, i: int) -> int:
         """Which duplicate ACK of a run its segment i is (0: not one)."""

@@ -85,7 +85,7 @@ class Tracker:
     def make_room(self, need: int) -> None:
         """Grow the table the compiled loop found full (readers keep the old arrays)."""
         w = self.tl.tables
-        if need == -2:
+        if need == col.NEED_HASH:
             w.hash = np.zeros(2 * len(w.hash), dtype=np.int32)
             rebuild_hash(w.hash, w.conns, w.addrs6, int(w.cnt[col.N_CONN]))
         else:

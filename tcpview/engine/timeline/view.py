@@ -158,7 +158,7 @@ class View:
         ``duplicate_ack_frame``), or (0, 0)."""
         if self.n["dupack"]:
             v = int(self.pairs("dupack").get(row, 0))
-            return v & col.DUPACK_NUM_MASK, v >> col.DUPACK_FRAME_SHIFT
+            return col.dupack_number(v), col.dupack_frame(v)
         return 0, 0
 
     def trans_real_ts(self, row: int, key: float) -> float:
@@ -192,7 +192,7 @@ class View:
                     got.add(int(self.trans[r].conn))
             for r in self.trans_ts[: self.n["trans_ts"], 0].astype(np.int64).tolist():
                 if r < self.n_trans:
-                    why = (int(self.trans[r].code) >> col.TR_WHY_SHIFT) & 15
+                    why = col.trans_why(int(self.trans[r].code))
                     if why not in (WHY_TW_EXPIRED, WHY_FW2_EXPIRED):
                         got.add(int(self.trans[r].conn))
             self._memo["stepped"] = got
