@@ -71,7 +71,7 @@ def _read_kernels():  # type: ignore[no-untyped-def]
     tr.advance(2.0)
     tr.make_room(NEED_HASH)  # the hash table's growth (rebuild_hash)
     w = tr.tl.tables
-    expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, 2.0)  # no timer was due above
+    expire(w.arrays(), 2.0)  # no timer was due above
     out = frame_array(4)
     buf = np.zeros(64, dtype=np.uint8)
     # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that

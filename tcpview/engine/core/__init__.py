@@ -7,7 +7,8 @@ engine (an import-linter contract holds it).
 - ``decode``: frame bytes to TCP fields. ``connhash``: the 4-tuple hash table.
   ``statemachine``: the passive rules (what a segment does to both endpoints' states).
   ``transitions``: the transition log and the timer heap. ``seqanalysis``: Wireshark's
-  sequence analysis, in the loop. ``loop``: the compiled loop over a batch of frames.
+  sequence analysis, in the loop. ``loop``: the compiled loop over a batch of frames;
+  ``segment``: what one TCP segment does in it, step by step.
 - ``passes``: compiled passes readers make over the tables; ``rtt``: ack_rtt and bytes in
   flight, replayed per connection; ``zeek_analyzer`` (the connection) and ``zeek_endpoint``
   (one endpoint): Zeek's TCP analyzer.

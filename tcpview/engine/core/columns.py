@@ -33,6 +33,8 @@ another thread always sees a consistent prefix.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ...jit import anywhere
@@ -257,6 +259,31 @@ NEED_HASH = -2
 """The connections' hash table is too full (it has no counter): double it and rebuild it."""
 
 
+class TableArrays(NamedTuple):
+    """Every table of a timeline as a kernel takes it: one argument, each array by its name
+    (numba compiles a NamedTuple of arrays, and reads a field as cheaply as an argument).
+    :meth:`Tables.arrays` makes one before each call, since a table that grew is a new array."""
+
+    conns: np.ndarray  # CONN rows
+    ana: np.ndarray  # ANA rows
+    segs: np.ndarray  # SEG rows
+    trans: np.ndarray  # TRANS rows
+    timers: np.ndarray  # TIMER rows, a binary heap
+    addrs6: np.ndarray  # (client hi, client lo, server hi, server lo) of an IPv6 connection
+    seg_back: np.ndarray  # the (row, value) pairs of the rare things: see Tables.LAYOUT
+    trans_back: np.ndarray
+    base_hist: np.ndarray
+    long: np.ndarray
+    anom: np.ndarray
+    trans_ts: np.ndarray
+    dupack: np.ndarray
+    sack: np.ndarray
+    hash: np.ndarray  # the connections' index by 4-tuple (tcpview.engine.core.connhash)
+    counts: np.ndarray  # rows in use per table and the loop's counters (N_*, STATUS, ...)
+    clocks: np.ndarray  # FIRST_TS, LAST_TS and the clocks that keep times from going back
+    skipped: np.ndarray  # frames skipped, by reason (then by unsupported link type)
+
+
 class Tables:
     """Every table of one timeline, and how many rows of each are in use (the writer's)."""
 
@@ -283,10 +310,10 @@ class Tables:
         for name, (dt, _counter, cap) in self.LAYOUT.items():
             setattr(self, name, _alloc(dt, rows or cap))
         self.hash = np.zeros(max(16, 1 << (2 * (rows or 2048)).bit_length()), dtype=np.int32)
-        self.cnt = np.zeros(NCOUNTERS, dtype=np.int64)
-        self.cnt[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
-        self.clk = np.full(NCLOCKS, -np.inf, dtype=np.float64)
-        self.skip = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
+        self.counts = np.zeros(NCOUNTERS, dtype=np.int64)
+        self.counts[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
+        self.clocks = np.full(NCLOCKS, -np.inf, dtype=np.float64)
+        self.skipped = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
         # what the rows that left (see tcpview.engine.timeline.evict) leave behind
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it
@@ -306,7 +333,7 @@ class Tables:
         memory, which costs nothing until rows are written, and growing by doubling later would
         hold the old table beside the new one at the peak."""
         rows = min(rows, MAX_EXPECTED_SEGMENTS)
-        if rows > len(self.segs) and not self.cnt[N_SEG]:
+        if rows > len(self.segs) and not self.counts[N_SEG]:
             self.segs = _alloc(SEG, rows)
 
     def grow(self, counter: int) -> None:
@@ -318,11 +345,15 @@ class Tables:
             if c == counter:
                 old = getattr(self, name)
                 new = _alloc(dt, 2 * len(old))
-                used = int(self.cnt[c])
+                used = int(self.counts[c])
                 raw(new)[:used] = raw(old)[:used]
                 setattr(self, name, new)
                 return
         raise ValueError(f"no table counts with {counter}")
+
+    def arrays(self) -> TableArrays:
+        """The tables as the kernels take them (made again after a table grows or rows leave)."""
+        return TableArrays(*(getattr(self, name) for name in TableArrays._fields))
 
     def nbytes(self) -> int:
         """Bytes the tables hold (allocated)."""

@@ -1,5 +1,6 @@
 """The connection table's index: an open-addressing hash table from a 4-tuple (either way round)
-to the row of the connection that owns it, in a plain integer array."""
+to the row of the connection that owns it, in a plain integer array (a slot holds that row + 1;
+0 is an empty slot)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ from .columns import F_IN_TABLE
 
 # -- the connection table ---------------------------------------------------------------------------
 _H47 = 0x7FFFFFFFFFFF  # hashes stay below 2**47: no product or sum below overflows 64 bits
+EMPTY = 0
+"""A free slot of the hash table (a used one holds its connection's row + 1)."""
+NO_CONN = -1
+"""The row :func:`find` gives when no connection has the 4-tuple."""
 
 
 @helper
@@ -31,49 +36,51 @@ def slot(nslots: int, fam: int, a_hi: int, a_lo: int, a_port: int, b_hi: int, b_
 
 
 @inlined
-def _is(C, A6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: int, s_hi: int, s_lo: int, sp: int) -> bool:  # type: ignore[no-untyped-def]
+def _is(conns, addrs6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: int, s_hi: int, s_lo: int,  # type: ignore[no-untyped-def]
+        sp: int) -> bool:
     """Whether connection c has this client and server."""
-    r = C[c]
-    if r.fam != fam or r.port[0] != cp or r.port[1] != sp:
+    conn = conns[c]
+    if conn.fam != fam or conn.port[0] != cp or conn.port[1] != sp:
         return False
     if fam == 4:
-        return r.caddr == c_lo and r.saddr == s_lo
-    a = r.caddr
-    return A6[a, 0] == c_hi and A6[a, 1] == c_lo and A6[a, 2] == s_hi and A6[a, 3] == s_lo
+        return conn.caddr == c_lo and conn.saddr == s_lo
+    a = conn.caddr
+    return addrs6[a, 0] == c_hi and addrs6[a, 1] == c_lo and addrs6[a, 2] == s_hi and addrs6[a, 3] == s_lo
 
 
 @inlined
-def find(H: np.ndarray, C, A6: np.ndarray, fam: int, s_hi: int, s_lo: int, sp: int, d_hi: int, d_lo: int,  # type: ignore[no-untyped-def]
-         dp: int) -> tuple:
-    """``(slot, row, dir)`` of the newest connection with this 4-tuple; row -1 when none (then
-    ``slot`` is where to put it). ``dir`` is 0 when the sender is the client."""
-    mask = len(H) - 1
-    i = slot(len(H), fam, s_hi, s_lo, sp, d_hi, d_lo, dp)
+def find(table: np.ndarray, conns, addrs6: np.ndarray, fam: int, s_hi: int, s_lo: int, sp: int, d_hi: int,  # type: ignore[no-untyped-def]
+         d_lo: int, dp: int) -> tuple:
+    """``(slot, row, sender)`` of the newest connection with this 4-tuple in hash table
+    ``table``; row ``NO_CONN`` when none (then ``slot`` is where to put it). ``sender`` is 0
+    when the source is the client."""
+    mask = len(table) - 1
+    i = slot(len(table), fam, s_hi, s_lo, sp, d_hi, d_lo, dp)
     while True:
-        v = np.int64(H[i])
-        if v == 0:
-            return i, np.int64(-1), np.int64(0)
+        v = np.int64(table[i])
+        if v == EMPTY:
+            return i, np.int64(NO_CONN), np.int64(0)
         c = v - 1
-        if _is(C, A6, c, fam, s_hi, s_lo, sp, d_hi, d_lo, dp):
+        if _is(conns, addrs6, c, fam, s_hi, s_lo, sp, d_hi, d_lo, dp):
             return i, c, np.int64(0)
-        if _is(C, A6, c, fam, d_hi, d_lo, dp, s_hi, s_lo, sp):
+        if _is(conns, addrs6, c, fam, d_hi, d_lo, dp, s_hi, s_lo, sp):
             return i, c, np.int64(1)
         i = (i + 1) & mask
 
 
 @kernel
-def rebuild_hash(H: np.ndarray, C, A6: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Fill an empty hash table with the connections that own their 4-tuple."""
+def rebuild_hash(table: np.ndarray, conns, addrs6: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
+    """Fill an empty hash table with those of the first n connections that own their 4-tuple."""
+    mask = len(table) - 1
     for c in range(n):
-        r = C[c]
-        if r.fl & F_IN_TABLE:
-            if r.fam == 4:
-                ch, cl, sh, sl = 0, np.int64(r.caddr), 0, np.int64(r.saddr)
+        conn = conns[c]
+        if conn.fl & F_IN_TABLE:
+            if conn.fam == 4:
+                ch, cl, sh, sl = 0, np.int64(conn.caddr), 0, np.int64(conn.saddr)
             else:
-                a = r.caddr
-                ch, cl, sh, sl = A6[a, 0], A6[a, 1], A6[a, 2], A6[a, 3]
-            mask = len(H) - 1
-            i = slot(len(H), np.int64(r.fam), ch, cl, np.int64(r.port[0]), sh, sl, np.int64(r.port[1]))
-            while H[i] != 0:
+                a = conn.caddr
+                ch, cl, sh, sl = addrs6[a, 0], addrs6[a, 1], addrs6[a, 2], addrs6[a, 3]
+            i = slot(len(table), np.int64(conn.fam), ch, cl, np.int64(conn.port[0]), sh, sl, np.int64(conn.port[1]))
+            while table[i] != EMPTY:
                 i = (i + 1) & mask
-            H[i] = c + 1
+            table[i] = c + 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import helper, inlined
-from .columns import LONG_LEN, N_ANA, NO_ROW, seg_analysis, seg_dir, seg_flags
+from .columns import LONG_LEN, N_ANA, N_LONG, NO_ROW, seg_analysis, seg_dir, seg_flags
 from .tcp import (
     A_ACK_LOST,
     A_DUPACK,
@@ -71,105 +71,108 @@ def le(x: int, y: int) -> bool:
 
 
 @inlined
-def reset(r, x: int) -> None:  # type: ignore[no-untyped-def]
+def reset(ana, x: int) -> None:  # type: ignore[no-untyped-def]
     """Direction x's analysis state as Wireshark starts a flow."""
-    r.a_nxt[x] = 0
-    r.a_maxack[x] = 0
-    r.a_lack[x] = 0
-    r.a_win[x] = NO_WINDOW
-    r.a_nondup[x] = 0
-    r.a_dupn[x] = 0
-    r.a_nxt_ts[x] = 0.0
-    r.a_last_ts[x] = 0.0
-    r.a_lastfl[x] = 0
-    r.a_wsc[x] = WS_UNKNOWN
-    r.a_first_ack[x] = 0
+    ana.a_nxt[x] = 0
+    ana.a_maxack[x] = 0
+    ana.a_lack[x] = 0
+    ana.a_win[x] = NO_WINDOW
+    ana.a_nondup[x] = 0
+    ana.a_dupn[x] = 0
+    ana.a_nxt_ts[x] = 0.0
+    ana.a_last_ts[x] = 0.0
+    ana.a_lastfl[x] = 0
+    ana.a_wsc[x] = WS_UNKNOWN
+    ana.a_first_ack[x] = 0
 
 
 @inlined
-def reset_both(r) -> None:  # type: ignore[no-untyped-def]
+def reset_both(ana) -> None:  # type: ignore[no-untyped-def]
     """A new conversation for Wireshark: both directions and the RTT anchors start again."""
-    reset(r, 0)
-    reset(r, 1)
-    r.a_syn_ts = 0.0
-    r.a_irtt = 0.0
+    reset(ana, 0)
+    reset(ana, 1)
+    ana.a_syn_ts = 0.0
+    ana.a_irtt = 0.0
 
 
 @inlined
-def state_of(C, c: int, AA, S, LG, cnt, n_long: int, row: int) -> int:  # type: ignore[no-untyped-def]
+def state_of(tables, c: int, row: int) -> int:  # type: ignore[no-untyped-def]
     """The analysis row of connection c for its segment in ``row``: the scratch row (fresh)
     for its first segment; else its own, made now if it has none, from its first segment
     (stored in ``row0``; gone, when that row left: then it starts fresh)."""
-    r = C[c]
-    if r.ana != 0:
-        return np.int64(r.ana)
-    if r.row0 == row:
-        reset_both(AA[0])
+    conn = tables.conns[c]
+    if conn.ana != 0:
+        return np.int64(conn.ana)
+    if conn.row0 == row:
+        reset_both(tables.ana[0])
         return np.int64(0)
-    return make_state(C, c, AA, S, LG, cnt, n_long, row)
+    return make_state(tables.conns, tables.ana, tables.segs, tables.long, tables.counts, c, row)
 
 
 @helper
-def make_state(C, c: int, AA, S, LG, cnt, n_long: int, row: int) -> int:  # type: ignore[no-untyped-def]
-    """Connection c's own analysis row, made from its first segment (see :func:`state_of`)."""
-    r = C[c]
-    k = cnt[N_ANA]
-    cnt[N_ANA] = k + 1
-    a = AA[k]
-    reset_both(a)
-    r.ana = k
-    first = np.int64(r.row0)
+def make_state(conns, anas, segs, longs: np.ndarray, counts: np.ndarray, c: int, row: int) -> int:  # type: ignore[no-untyped-def]
+    """Connection c's own analysis row, made from its first segment (see :func:`state_of`).
+
+    It takes the tables it uses, not all of them: numba passes every field of a tuple to a
+    function it compiles apart."""
+    conn = conns[c]
+    k = counts[N_ANA]
+    counts[N_ANA] = k + 1
+    ana = anas[k]
+    reset_both(ana)
+    conn.ana = k
+    first = np.int64(conn.row0)
     if first != NO_ROW and first < row:
-        s = S[first]
-        fl = np.int64(s.fl)
+        seg = segs[first]
+        fl = np.int64(seg.fl)
         flags = seg_flags(fl)
-        dr = seg_dir(fl)
-        plen = np.int64(s.len)
+        sender = seg_dir(fl)
+        plen = np.int64(seg.len)
         if plen == LONG_LEN:
-            for j in range(n_long):
-                if LG[j, 0] == first:
-                    plen = LG[j, 1]
-        analyse(a, dr, np.int64(s.seq), np.int64(s.ack), plen, flags, np.int64(s.win), np.int64(s.frame), s.ts,
-                seg_analysis(fl) & A_REUSED)
-        after(a, dr, flags, s.ts, np.int64(r.wscale[dr]) if flags & SYN else np.int64(WS_NONE))
+            for j in range(counts[N_LONG]):
+                if longs[j, 0] == first:
+                    plen = longs[j, 1]
+        analyse(ana, sender, np.int64(seg.seq), np.int64(seg.ack), plen, flags, np.int64(seg.win),
+                np.int64(seg.frame), seg.ts, seg_analysis(fl) & A_REUSED)
+        after(ana, sender, flags, seg.ts, np.int64(conn.wscale[sender]) if flags & SYN else np.int64(WS_NONE))
     return k
 
 
 @inlined
-def carry(AA, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
-    """Analysis row ``new`` goes on from ``old``: where the state machine starts a new
-    connection (a second SYN after an odd first one) but Wireshark's stream goes on."""
-    a = AA[old]
-    b = AA[new]
+def carry(anas, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
+    """Analysis row ``new`` goes on from ``old`` (of table ``anas``): where the state machine
+    starts a new connection (a second SYN after an odd first one) but Wireshark's stream goes on."""
+    was = anas[old]
+    now = anas[new]
     for x in range(2):
-        b.a_nxt[x] = a.a_nxt[x]
-        b.a_maxack[x] = a.a_maxack[x]
-        b.a_lack[x] = a.a_lack[x]
-        b.a_win[x] = a.a_win[x]
-        b.a_nondup[x] = a.a_nondup[x]
-        b.a_dupn[x] = a.a_dupn[x]
-        b.a_nxt_ts[x] = a.a_nxt_ts[x]
-        b.a_last_ts[x] = a.a_last_ts[x]
-        b.a_lastfl[x] = a.a_lastfl[x]
-        b.a_wsc[x] = a.a_wsc[x]
-        b.a_first_ack[x] = a.a_first_ack[x]
-    b.a_syn_ts = a.a_syn_ts
-    b.a_irtt = a.a_irtt
+        now.a_nxt[x] = was.a_nxt[x]
+        now.a_maxack[x] = was.a_maxack[x]
+        now.a_lack[x] = was.a_lack[x]
+        now.a_win[x] = was.a_win[x]
+        now.a_nondup[x] = was.a_nondup[x]
+        now.a_dupn[x] = was.a_dupn[x]
+        now.a_nxt_ts[x] = was.a_nxt_ts[x]
+        now.a_last_ts[x] = was.a_last_ts[x]
+        now.a_lastfl[x] = was.a_lastfl[x]
+        now.a_wsc[x] = was.a_wsc[x]
+        now.a_first_ack[x] = was.a_first_ack[x]
+    now.a_syn_ts = was.a_syn_ts
+    now.a_irtt = was.a_irtt
 
 
 @inlined
-def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, frame: int, ts: float,  # type: ignore[no-untyped-def]
+def analyse(ana, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, frame: int, ts: float,  # type: ignore[no-untyped-def]
             bits: int) -> tuple[int, int]:
-    """Run Wireshark's sequence analysis for one segment of connection row ``r`` sent in
+    """Run Wireshark's sequence analysis for one segment with analysis row ``ana`` sent in
     direction ``dr``; ``bits`` are flags found before it (reused ports). Returns the analysis
     bits and the duplicate-ACK count (0 when it is not one)."""
     fwd = dr
     rev = 1 - dr
     quiet = (flags & (SYN | FIN | RST)) == 0
-    nxt = np.int64(r.a_nxt[fwd])
+    nxt = np.int64(ana.a_nxt[fwd])
     dupn = 0
     # A1: zero-window probe (skips to the ACK bookkeeping)
-    if seglen == 1 and seq == nxt and r.a_win[rev] == 0:
+    if seglen == 1 and seq == nxt and ana.a_win[rev] == 0:
         bits |= A_WINPROBE
     else:
         if win == 0 and quiet:  # A2
@@ -178,52 +181,52 @@ def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, f
             bits |= A_LOST
         if seglen <= 1 and seq == ((nxt - 1) & M) and quiet:  # A4
             bits |= A_KEEPALIVE
-        same = seq == nxt and ack == r.a_lack[fwd] and quiet
-        if seglen == 0 and win != 0 and win != r.a_win[fwd] and same:  # A5
+        same = seq == nxt and ack == ana.a_lack[fwd] and quiet
+        if seglen == 0 and win != 0 and win != ana.a_win[fwd] and same:  # A5
             bits |= A_WINDOW_UPDATE
-        if seglen > 0 and r.a_wsc[rev] != WS_UNKNOWN and quiet:  # A6
-            sh = 0 if (r.a_first_ack[rev] != 0 or r.a_wsc[rev] == WS_NONE) else np.int64(r.a_wsc[rev])
-            if ((seq + seglen) & M) == ((np.int64(r.a_lack[rev]) + ((np.int64(r.a_win[rev]) << sh) & M)) & M):
+        if seglen > 0 and ana.a_wsc[rev] != WS_UNKNOWN and quiet:  # A6
+            sh = 0 if (ana.a_first_ack[rev] != 0 or ana.a_wsc[rev] == WS_NONE) else np.int64(ana.a_wsc[rev])
+            if ((seq + seglen) & M) == ((np.int64(ana.a_lack[rev]) + ((np.int64(ana.a_win[rev]) << sh) & M)) & M):
                 bits |= A_WINDOW_FULL
-        if seglen == 0 and win != 0 and win == r.a_win[fwd] and same and (r.a_lastfl[rev] & A_KEEPALIVE):  # A7
+        if seglen == 0 and win != 0 and win == ana.a_win[fwd] and same and (ana.a_lastfl[rev] & A_KEEPALIVE):  # A7
             bits |= A_KAACK
-        elif seglen == 0 and win == 0 and win == r.a_win[fwd] and same and (r.a_lastfl[rev] & A_WINPROBE):  # A8
+        elif seglen == 0 and win == 0 and win == ana.a_win[fwd] and same and (ana.a_lastfl[rev] & A_WINPROBE):  # A8
             bits |= A_WINPROBE_ACK
-        elif seglen == 0 and win != 0 and win == r.a_win[fwd] and same:  # A9
-            if r.a_dupn[fwd] == M:
-                r.a_dupn[fwd] = 1
+        elif seglen == 0 and win != 0 and win == ana.a_win[fwd] and same:  # A9
+            if ana.a_dupn[fwd] == M:
+                ana.a_dupn[fwd] = 1
             else:
-                r.a_dupn[fwd] = (np.int64(r.a_dupn[fwd]) + 1) & M
+                ana.a_dupn[fwd] = (np.int64(ana.a_dupn[fwd]) + 1) & M
             bits |= A_DUPACK
-            dupn = np.int64(r.a_dupn[fwd])
+            dupn = np.int64(ana.a_dupn[fwd])
     # B1: a new ACK value ends a run of duplicates
-    if ack != r.a_lack[fwd]:
-        r.a_nondup[fwd] = frame
-        r.a_dupn[fwd] = 0
+    if ack != ana.a_lack[fwd]:
+        ana.a_nondup[fwd] = frame
+        ana.a_dupn[fwd] = 0
     # B2: ACKed unseen segment
-    rmax = np.int64(r.a_maxack[rev])
+    rmax = np.int64(ana.a_maxack[rev])
     if rmax != 0 and gt(ack, rmax) and (flags & ACK) != 0:
-        if lt(rmax, np.int64(r.a_nxt[rev])):
-            r.a_maxack[rev] = r.a_nxt[rev]
+        if lt(rmax, np.int64(ana.a_nxt[rev])):
+            ana.a_maxack[rev] = ana.a_nxt[rev]
             bits |= A_ACK_LOST
         else:
-            if r.a_dupn[rev] == 0:
+            if ana.a_dupn[rev] == 0:
                 bits |= A_ACK_LOST
-            r.a_dupn[rev] = M
+            ana.a_dupn[rev] = M
     # C: retransmission, fast, spurious, out of order
     synfin = 1 if flags & (SYN | FIN) else 0
     if (seglen > 0 or synfin) and (bits & A_KEEPALIVE) == 0:
         behind = nxt != 0 and lt(seq, nxt)
         if seglen > 1 and ((nxt - 1) & M) == seq:
             behind = False
-        rl = np.int64(r.a_lack[rev])
+        rl = np.int64(ana.a_lack[rev])
         if seglen > 0 and rl != 0 and le((seq + seglen) & M, rl):
             bits |= A_SPURIOUS | A_RETRANS
         else:
-            since_peer = ts - r.a_last_ts[rev]
-            since_nxt = ts - r.a_nxt_ts[fwd]
-            within = r.a_irtt if r.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN
-            if behind and r.a_dupn[rev] >= 2 and rl == seq and 0.0 <= since_peer < FAST_RETRANS_WITHIN:
+            since_peer = ts - ana.a_last_ts[rev]
+            since_nxt = ts - ana.a_nxt_ts[fwd]
+            within = ana.a_irtt if ana.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN
+            if behind and ana.a_dupn[rev] >= 2 and rl == seq and 0.0 <= since_peer < FAST_RETRANS_WITHIN:
                 bits |= A_FAST_RETRANS | A_RETRANS
             elif behind and 0.0 <= since_nxt < within and nxt != ((seq + seglen + synfin) & M):
                 bits |= A_OUT_OF_ORDER
@@ -233,35 +236,35 @@ def analyse(r, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, f
     nseq = (seq + seglen + synfin) & M
     if (bits & A_WINPROBE) == 0:
         if gt(nseq, nxt) or nxt == 0:
-            r.a_nxt[fwd] = nseq
-            r.a_nxt_ts[fwd] = ts
-        if seq == r.a_maxack[fwd] or r.a_maxack[fwd] == 0:
-            r.a_maxack[fwd] = r.a_nxt[fwd]
-    r.a_win[fwd] = win
-    r.a_lack[fwd] = ack
-    r.a_last_ts[fwd] = ts
-    r.a_lastfl[fwd] = bits
+            ana.a_nxt[fwd] = nseq
+            ana.a_nxt_ts[fwd] = ts
+        if seq == ana.a_maxack[fwd] or ana.a_maxack[fwd] == 0:
+            ana.a_maxack[fwd] = ana.a_nxt[fwd]
+    ana.a_win[fwd] = win
+    ana.a_lack[fwd] = ack
+    ana.a_last_ts[fwd] = ts
+    ana.a_lastfl[fwd] = bits
     return bits, dupn
 
 
 @inlined
-def after(r, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ignore[no-untyped-def]
+def after(ana, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ignore[no-untyped-def]
     """What Wireshark does after a segment's analysis: the time of the last SYN and the initial
     RTT, whether the sender's window is still unscaled (its first ACK), the window-scale shift
     of a SYN (``ws_shift``: ``WS_NONE`` when it had no option)."""
     if (flags & (SYN | ACK)) == SYN:
-        r.a_syn_ts = ts
+        ana.a_syn_ts = ts
     if flags & SYN:
-        r.a_first_ack[dr] = 1
+        ana.a_first_ack[dr] = 1
     if (flags & (SYN | ACK)) == ACK:
-        if r.a_syn_ts != 0.0 and r.a_irtt == 0.0:
-            r.a_irtt = ts - r.a_syn_ts
-        r.a_first_ack[dr] = 0
+        if ana.a_syn_ts != 0.0 and ana.a_irtt == 0.0:
+            ana.a_irtt = ts - ana.a_syn_ts
+        ana.a_first_ack[dr] = 0
     if flags & SYN:
         if ws_shift >= 0:
-            r.a_wsc[dr] = ws_shift
-        if r.a_wsc[dr] == WS_UNKNOWN:
-            r.a_wsc[dr] = WS_NONE
-            r.a_wsc[1 - dr] = WS_NONE
-        elif (flags & ACK) and r.a_wsc[1 - dr] == WS_NONE:
-            r.a_wsc[dr] = WS_NONE
+            ana.a_wsc[dr] = ws_shift
+        if ana.a_wsc[dr] == WS_UNKNOWN:
+            ana.a_wsc[dr] = WS_NONE
+            ana.a_wsc[1 - dr] = WS_NONE
+        elif (flags & ACK) and ana.a_wsc[1 - dr] == WS_NONE:
+            ana.a_wsc[dr] = WS_NONE

@@ -76,7 +76,7 @@ from .tcp import (
     XMAS,
     M,
 )
-from .transitions import add_transition
+from .transitions import TransitionLog, add_transition
 
 
 # -- small pieces ---------------------------------------------------------------------------------
@@ -88,6 +88,7 @@ def seq_ge(a: int, b: int) -> bool:
 
 @helper
 def has_bit(fl: int, bit: int, side: int) -> bool:
+    """Whether connection flag word ``fl`` has per-side bit ``bit`` set for ``side``."""
     return (fl & (bit << side)) != 0
 
 
@@ -112,144 +113,150 @@ def flag_anomaly(flags: int) -> int:
 
 # -- the state machine --------------------------------------------------------------------------------
 @helper
-def _established(C, T, cnt, c: int, why: int) -> None:  # type: ignore[no-untyped-def]
-    for x in range(2):
-        r = C[c]
-        st = r.state[x]
-        if (st == SYN_SENT or st == SYN_RECEIVED) and has_bit(r.fl, F_SYN_ACKED, x) and has_bit(r.fl, F_ACKED_PEER_SYN, x):
-            add_transition(C, T, cnt, c, x, ESTABLISHED, why)
+def _established(log: TransitionLog, c: int, why: int) -> None:
+    """Each side whose SYN was acked and that has acked its peer's SYN is ESTABLISHED."""
+    for side in range(2):
+        conn = log.conns[c]
+        state = conn.state[side]
+        if ((state == SYN_SENT or state == SYN_RECEIVED) and has_bit(conn.fl, F_SYN_ACKED, side)
+                and has_bit(conn.fl, F_ACKED_PEER_SYN, side)):
+            add_transition(log, c, side, ESTABLISHED, why)
 
 
 @helper
-def _peer_fin_acked(C, T, cnt, c: int, p: int) -> None:  # type: ignore[no-untyped-def]
-    st = C[c].state[p]
-    if st == FIN_WAIT_1:
-        add_transition(C, T, cnt, c, p, FIN_WAIT_2, WHY_FIN_ACKED)
-    elif st == CLOSING:
-        add_transition(C, T, cnt, c, p, TIME_WAIT, WHY_FIN_ACKED)
-    elif st == LAST_ACK:
-        add_transition(C, T, cnt, c, p, CLOSED, WHY_FIN_ACKED)
+def _peer_fin_acked(log: TransitionLog, c: int, peer: int) -> None:
+    """The peer's FIN was acked: FIN_WAIT_1 -> FIN_WAIT_2, CLOSING -> TIME_WAIT, LAST_ACK -> CLOSED."""
+    state = log.conns[c].state[peer]
+    if state == FIN_WAIT_1:
+        add_transition(log, c, peer, FIN_WAIT_2, WHY_FIN_ACKED)
+    elif state == CLOSING:
+        add_transition(log, c, peer, TIME_WAIT, WHY_FIN_ACKED)
+    elif state == LAST_ACK:
+        add_transition(log, c, peer, CLOSED, WHY_FIN_ACKED)
 
 
 @helper
-def apply_segment(C, T, cnt, c: int, s: int, seq: int, ack: int, flags: int, plen: int) -> int:  # type: ignore[no-untyped-def]
-    """Move the states for a valid segment from side ``s``; returns anomaly bits."""
-    p = 1 - s  # the peer, which receives it
-    r = C[c]
-    S = r.state[s]
-    R = r.state[p]
+def apply_segment(log: TransitionLog, c: int, sender: int, seq: int, ack: int, flags: int, plen: int) -> int:
+    """Move connection c's states for a valid segment from side ``sender``; returns anomaly
+    bits (0 when it fits the states)."""
+    peer = 1 - sender  # it receives the segment
+    conn = log.conns[c]
+    sender_state = conn.state[sender]
+    peer_state = conn.state[peer]
     if flags & RST:
-        if S == CLOSED and R == CLOSED:
-            r.fl |= F_RESET
+        if sender_state == CLOSED and peer_state == CLOSED:
+            conn.fl |= F_RESET
             return 0
-        if R == SYN_SENT and S == LISTEN:
+        if peer_state == SYN_SENT and sender_state == LISTEN:
             # RST answering a SYN: refused (it must ack the SYN, or carry no ACK)
-            if flags & ACK and ack != ((np.int64(r.syn[p]) + 1) & M):
+            if flags & ACK and ack != ((np.int64(conn.syn[peer]) + 1) & M):
                 return RST_OUT_OF_WINDOW
-            r.fl |= F_REFUSED
-            add_transition(C, T, cnt, c, p, CLOSED, WHY_REFUSED)
-            add_transition(C, T, cnt, c, s, CLOSED, WHY_REFUSED)
+            conn.fl |= F_REFUSED
+            add_transition(log, c, peer, CLOSED, WHY_REFUSED)
+            add_transition(log, c, sender, CLOSED, WHY_REFUSED)
             return 0
         # in-window check against what the sender has sent so far
-        if has_bit(r.fl, F_HAVE_NXT, s) and has_bit(r.fl, F_BASE_SET, s):
-            lw = np.int64(r.lwin[p]) if has_bit(r.fl, F_HAVE_LWIN, p) else np.int64(0)
-            w = max(lw << np.int64(r.shift[p]), 65535)
-            dist = (seq - np.int64(r.nxt[s])) & M
-            if dist > w and (M + 1 - dist) > w:
+        if has_bit(conn.fl, F_HAVE_NXT, sender) and has_bit(conn.fl, F_BASE_SET, sender):
+            last_win = np.int64(conn.lwin[peer]) if has_bit(conn.fl, F_HAVE_LWIN, peer) else np.int64(0)
+            window = max(last_win << np.int64(conn.shift[peer]), 65535)
+            dist = (seq - np.int64(conn.nxt[sender])) & M
+            if dist > window and (M + 1 - dist) > window:
                 return RST_OUT_OF_WINDOW
-        r.fl |= F_RESET
-        add_transition(C, T, cnt, c, s, CLOSED, WHY_RST)
-        add_transition(C, T, cnt, c, p, CLOSED, WHY_RST)
+        conn.fl |= F_RESET
+        add_transition(log, c, sender, CLOSED, WHY_RST)
+        add_transition(log, c, peer, CLOSED, WHY_RST)
         return 0
 
     if flags & SYN:
         if flags & ACK:
             # SYN+ACK
-            if has_bit(r.fl, F_HAVE_SYN, p) and ack != ((np.int64(r.syn[p]) + 1) & M):
+            if has_bit(conn.fl, F_HAVE_SYN, peer) and ack != ((np.int64(conn.syn[peer]) + 1) & M):
                 return BAD_HANDSHAKE_ACK
-            if has_bit(r.fl, F_HAVE_SYN, s) and seq == r.syn[s] and has_bit(r.fl, F_ACKED_PEER_SYN, s):
+            if (has_bit(conn.fl, F_HAVE_SYN, sender) and seq == conn.syn[sender]
+                    and has_bit(conn.fl, F_ACKED_PEER_SYN, sender)):
                 return 0  # retransmitted SYN+ACK
-            r.syn[s] = seq
-            r.fl |= (F_HAVE_SYN << s) | (F_SYN_ACKED << p) | (F_ACKED_PEER_SYN << s)
-            if not has_bit(r.fl, F_HAVE_SYN, p):
-                r.syn[p] = (ack - 1) & M  # the client's SYN was not captured
-                r.fl |= (F_HAVE_SYN << p) | F_PARTIAL
-            if S == CLOSED or S == LISTEN:
-                add_transition(C, T, cnt, c, s, SYN_RECEIVED, WHY_SYNACK)
-            if C[c].state[p] == CLOSED:
-                add_transition(C, T, cnt, c, p, SYN_SENT, WHY_SYN)
-            _established(C, T, cnt, c, WHY_HANDSHAKE_ACK)
+            conn.syn[sender] = seq
+            conn.fl |= (F_HAVE_SYN << sender) | (F_SYN_ACKED << peer) | (F_ACKED_PEER_SYN << sender)
+            if not has_bit(conn.fl, F_HAVE_SYN, peer):
+                conn.syn[peer] = (ack - 1) & M  # the client's SYN was not captured
+                conn.fl |= (F_HAVE_SYN << peer) | F_PARTIAL
+            if sender_state == CLOSED or sender_state == LISTEN:
+                add_transition(log, c, sender, SYN_RECEIVED, WHY_SYNACK)
+            if conn.state[peer] == CLOSED:
+                add_transition(log, c, peer, SYN_SENT, WHY_SYN)
+            _established(log, c, WHY_HANDSHAKE_ACK)
             return 0
         # SYN without ACK
-        if S == SYN_SENT or (has_bit(r.fl, F_HAVE_SYN, s) and seq == r.syn[s]):
+        if sender_state == SYN_SENT or (has_bit(conn.fl, F_HAVE_SYN, sender) and seq == conn.syn[sender]):
             return 0  # retransmitted SYN
-        r.syn[s] = seq
-        r.fl |= F_HAVE_SYN << s
-        if S == CLOSED and R == CLOSED:
-            add_transition(C, T, cnt, c, s, SYN_SENT, WHY_SYN)
-            add_transition(C, T, cnt, c, p, LISTEN, WHY_SYN)
-        elif R == SYN_SENT:
-            add_transition(C, T, cnt, c, p, SYN_RECEIVED, WHY_SIMOPEN)
-            add_transition(C, T, cnt, c, s, SYN_RECEIVED, WHY_SIMOPEN)
+        conn.syn[sender] = seq
+        conn.fl |= F_HAVE_SYN << sender
+        if sender_state == CLOSED and peer_state == CLOSED:
+            add_transition(log, c, sender, SYN_SENT, WHY_SYN)
+            add_transition(log, c, peer, LISTEN, WHY_SYN)
+        elif peer_state == SYN_SENT:
+            add_transition(log, c, peer, SYN_RECEIVED, WHY_SIMOPEN)
+            add_transition(log, c, sender, SYN_RECEIVED, WHY_SIMOPEN)
         return 0
 
     # the ACK of the peer's SYN completes the handshake for whoever is ready
-    if (flags & ACK and has_bit(r.fl, F_HAVE_SYN, p) and not has_bit(r.fl, F_SYN_ACKED, p)
-            and (R == SYN_RECEIVED or R == SYN_SENT)):
-        isn1 = (np.int64(r.syn[p]) + 1) & M
-        hi = np.int64(r.nxt[p]) if has_bit(r.fl, F_HAVE_NXT, p) else isn1
-        if seq_ge(ack, isn1) and seq_ge(hi, ack):
-            r.fl |= (F_SYN_ACKED << p) | (F_ACKED_PEER_SYN << s)
-            _established(C, T, cnt, c, WHY_HANDSHAKE_ACK)
+    if (flags & ACK and has_bit(conn.fl, F_HAVE_SYN, peer) and not has_bit(conn.fl, F_SYN_ACKED, peer)
+            and (peer_state == SYN_RECEIVED or peer_state == SYN_SENT)):
+        isn1 = (np.int64(conn.syn[peer]) + 1) & M
+        highest = np.int64(conn.nxt[peer]) if has_bit(conn.fl, F_HAVE_NXT, peer) else isn1
+        if seq_ge(ack, isn1) and seq_ge(highest, ack):
+            conn.fl |= (F_SYN_ACKED << peer) | (F_ACKED_PEER_SYN << sender)
+            _established(log, c, WHY_HANDSHAKE_ACK)
         elif not flags & FIN:
             return BAD_HANDSHAKE_ACK
 
-    acks_peer_fin = (flags & ACK) != 0 and has_bit(r.fl, F_HAVE_FIN, p) and seq_ge(ack, (np.int64(r.fin[p]) + 1) & M)
-    S = r.state[s]
-    R = r.state[p]
+    acks_peer_fin = ((flags & ACK) != 0 and has_bit(conn.fl, F_HAVE_FIN, peer)
+                     and seq_ge(ack, (np.int64(conn.fin[peer]) + 1) & M))
+    sender_state = conn.state[sender]
+    peer_state = conn.state[peer]
     if flags & FIN:
-        fseq = (seq + plen) & M
-        if has_bit(r.fl, F_HAVE_FIN, s) and fseq == r.fin[s]:
+        fin_seq = (seq + plen) & M
+        if has_bit(conn.fl, F_HAVE_FIN, sender) and fin_seq == conn.fin[sender]:
             # retransmitted FIN; it may still ack the peer's FIN
             if acks_peer_fin:
-                _peer_fin_acked(C, T, cnt, c, p)
+                _peer_fin_acked(log, c, peer)
             return 0
-        r.fin[s] = fseq
-        r.fl |= F_HAVE_FIN << s
-        if S == ESTABLISHED or S == SYN_RECEIVED:
-            add_transition(C, T, cnt, c, s, FIN_WAIT_1, WHY_FIN)
-            if R == ESTABLISHED or R == SYN_RECEIVED or R == SYN_SENT:
-                add_transition(C, T, cnt, c, p, CLOSE_WAIT, WHY_GOT_FIN)
-            elif R == FIN_WAIT_1:
-                add_transition(C, T, cnt, c, p, CLOSING, WHY_SIMCLOSE)
-                add_transition(C, T, cnt, c, s, CLOSING, WHY_SIMCLOSE)
-        elif S == CLOSE_WAIT:
-            if acks_peer_fin or R == FIN_WAIT_2:
-                add_transition(C, T, cnt, c, s, LAST_ACK, WHY_FIN)
-                add_transition(C, T, cnt, c, p, TIME_WAIT, WHY_GOT_FIN)
+        conn.fin[sender] = fin_seq
+        conn.fl |= F_HAVE_FIN << sender
+        if sender_state == ESTABLISHED or sender_state == SYN_RECEIVED:
+            add_transition(log, c, sender, FIN_WAIT_1, WHY_FIN)
+            if peer_state == ESTABLISHED or peer_state == SYN_RECEIVED or peer_state == SYN_SENT:
+                add_transition(log, c, peer, CLOSE_WAIT, WHY_GOT_FIN)
+            elif peer_state == FIN_WAIT_1:
+                add_transition(log, c, peer, CLOSING, WHY_SIMCLOSE)
+                add_transition(log, c, sender, CLOSING, WHY_SIMCLOSE)
+        elif sender_state == CLOSE_WAIT:
+            if acks_peer_fin or peer_state == FIN_WAIT_2:
+                add_transition(log, c, sender, LAST_ACK, WHY_FIN)
+                add_transition(log, c, peer, TIME_WAIT, WHY_GOT_FIN)
             else:
                 # our FIN left before the peer's FIN arrived: the FINs crossed
-                add_transition(C, T, cnt, c, s, CLOSING, WHY_SIMCLOSE)
-                add_transition(C, T, cnt, c, p, CLOSING, WHY_SIMCLOSE)
+                add_transition(log, c, sender, CLOSING, WHY_SIMCLOSE)
+                add_transition(log, c, peer, CLOSING, WHY_SIMCLOSE)
         return 0
     if acks_peer_fin:
-        _peer_fin_acked(C, T, cnt, c, p)
+        _peer_fin_acked(log, c, peer)
     return 0
 
 
 @helper
-def syn_starts_new(C, c: int, dr: int, seq: int) -> bool:  # type: ignore[no-untyped-def]
-    """Whether a SYN (no ACK) on a known 4-tuple begins a new connection (tcp.stream).
+def syn_starts_new(conn, sender: int, seq: int) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a SYN (no ACK) from ``sender`` on a known 4-tuple (its connection row ``conn``)
+    begins a new connection (tcp.stream).
 
     The same ISN again is a retransmission. A different ISN starts a new connection when the
     old one is over (both ends CLOSED or TIME_WAIT, as Linux reuses a 4-tuple in TIME_WAIT),
     or when the sender's earlier SYN went unanswered.
     """
-    r = C[c]
-    if has_bit(r.fl, F_HAVE_SYN, dr) and seq == r.syn[dr]:
+    if has_bit(conn.fl, F_HAVE_SYN, sender) and seq == conn.syn[sender]:
         return False
-    s0 = r.state[0]
-    s1 = r.state[1]
-    if (s0 == CLOSED or s0 == TIME_WAIT) and (s1 == CLOSED or s1 == TIME_WAIT):
+    client = conn.state[0]
+    server = conn.state[1]
+    if (client == CLOSED or client == TIME_WAIT) and (server == CLOSED or server == TIME_WAIT):
         return True
-    return r.state[dr] == SYN_SENT
+    return conn.state[sender] == SYN_SENT

@@ -1,9 +1,15 @@
 """The writer's side of the transition log and the timers: a state change is appended as a
 transition; TIME_WAIT and FIN_WAIT_2 expiries wait in a binary heap and fire when capture
 time passes them (:func:`expire`); the rare values (a clock that stepped back, long lengths)
-are kept as (row, value) pairs."""
+are kept as (row, value) pairs.
+
+:func:`expire` takes the tables as one :class:`~tcpview.engine.core.columns.TableArrays`;
+the helpers the loop calls take only what they use, since numba passes every field of a
+tuple at each call of a function it compiles apart: a state change, a :class:`TransitionLog`."""
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -21,12 +27,24 @@ from .columns import (
 )
 from .tcp import CLOSED, TIME_WAIT, WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
+NO_TRANSITION = -1
+"""What :func:`add_transition` gives when the side was in that state already."""
+
+
+class TransitionLog(NamedTuple):
+    """What a state change reads and writes: the connections (their current states), the
+    transition log, and the counters (its rows in use, and the segment row it is stamped with)."""
+
+    conns: np.ndarray
+    trans: np.ndarray
+    counts: np.ndarray
+
 
 # -- timers (a binary heap) ----------------------------------------------------------------------------
 @helper
-def _before(Q, i: int, j: int) -> bool:  # type: ignore[no-untyped-def]
-    a = Q[i]
-    b = Q[j]
+def _before(timers, i: int, j: int) -> bool:  # type: ignore[no-untyped-def]
+    a = timers[i]
+    b = timers[j]
     if a.deadline != b.deadline:
         return a.deadline < b.deadline
     if a.conn != b.conn:
@@ -37,9 +55,9 @@ def _before(Q, i: int, j: int) -> bool:  # type: ignore[no-untyped-def]
 
 
 @helper
-def _swap(Q, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
-    a = Q[i]
-    b = Q[j]
+def _swap(timers, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
+    a = timers[i]
+    b = timers[j]
     a.deadline, b.deadline = b.deadline, a.deadline
     a.conn, b.conn = b.conn, a.conn
     a.side, b.side = b.side, a.side
@@ -48,127 +66,133 @@ def _swap(Q, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @helper
-def push_timer(Q, cnt: np.ndarray, deadline: float, c: int, side: int, state: int, gen: int) -> None:  # type: ignore[no-untyped-def]
-    i = cnt[N_TIMERS]
-    cnt[N_TIMERS] = i + 1
-    q = Q[i]
-    q.deadline = deadline
-    q.conn = c
-    q.side = side
-    q.state = state
-    q.gen = gen
+def push_timer(timers, counts: np.ndarray, deadline: float, c: int, side: int, state: int, gen: int) -> None:  # type: ignore[no-untyped-def]
+    """Start a timer: side ``side`` of connection c leaves ``state`` at ``deadline`` unless
+    it has changed state since (its ``gen`` moved on)."""
+    i = counts[N_TIMERS]
+    counts[N_TIMERS] = i + 1
+    timer = timers[i]
+    timer.deadline = deadline
+    timer.conn = c
+    timer.side = side
+    timer.state = state
+    timer.gen = gen
     while i > 0:
         parent = (i - 1) >> 1
-        if not _before(Q, i, parent):
+        if not _before(timers, i, parent):
             break
-        _swap(Q, i, parent)
+        _swap(timers, i, parent)
         i = parent
 
 
 @helper
-def _pop(Q, cnt: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-    n = cnt[N_TIMERS] - 1
-    cnt[N_TIMERS] = n
+def _pop(timers, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    n = counts[N_TIMERS] - 1
+    counts[N_TIMERS] = n
     if n == 0:
         return
-    _swap(Q, 0, n)
+    _swap(timers, 0, n)
     i = 0
     while True:
         lft = 2 * i + 1
         if lft >= n:
             break
         best = lft
-        if lft + 1 < n and _before(Q, lft + 1, lft):
+        if lft + 1 < n and _before(timers, lft + 1, lft):
             best = lft + 1
-        if not _before(Q, best, i):
+        if not _before(timers, best, i):
             break
-        _swap(Q, i, best)
+        _swap(timers, i, best)
         i = best
-
-
 
 
 # -- the rare things, kept as (row, value) pairs --------------------------------------------------------
 @helper
-def note_pair(table: np.ndarray, cnt: np.ndarray, counter: int, row: int, value: float) -> None:
-    """Append (row, value) to one of the pair tables."""
-    j = cnt[counter]
-    cnt[counter] = j + 1
+def note_pair(table: np.ndarray, counts: np.ndarray, counter: int, row: int, value: float) -> None:
+    """Append (row, value) to one of the pair tables (``counts[counter]`` its rows in use)."""
+    j = counts[counter]
+    counts[counter] = j + 1
     table[j, 0] = row
     table[j, 1] = value
 
 
 @helper
-def clamp_time(clk: np.ndarray, clock: int, ts: float, back: np.ndarray, cnt: np.ndarray, counter: int, row: int) -> float:
+def clamp_time(clocks: np.ndarray, clock: int, ts: float, back: np.ndarray, counts: np.ndarray, counter: int,
+               row: int) -> float:
     """The time to store for ``row``: ``ts``, or the latest time seen when the capture's clock
     stepped back (then the real time goes into ``back``)."""
     key = ts
-    if ts < clk[clock]:
-        key = clk[clock]
-        note_pair(back, cnt, counter, row, ts)
-    clk[clock] = key
+    if ts < clocks[clock]:
+        key = clocks[clock]
+        note_pair(back, counts, counter, row, ts)
+    clocks[clock] = key
     return key
 
 
 # -- state changes -------------------------------------------------------------------------------------
 @helper
-def add_transition(C, T, cnt: np.ndarray, c: int, side: int, new: int, why: int) -> int:  # type: ignore[no-untyped-def]
-    """Record that side ``side`` of connection c is now in ``new``; returns the row (-1: no change).
+def add_transition(log: TransitionLog, c: int, side: int, new: int, why: int) -> int:
+    """Record that side ``side`` of connection c is now in ``new``; returns the transition's
+    row (``NO_TRANSITION`` when it was in ``new`` already).
 
     Its time is that of the segment about to be stored (the row it names); a timer's caller
     records its deadline.
     """
-    r = C[c]
-    old = np.int64(r.state[side])
+    conn = log.conns[c]
+    old = np.int64(conn.state[side])
     if old == new:
-        return -1
-    r.state[side] = new
-    r.gen[side] += 1
-    k = cnt[N_TRANS]
-    cnt[N_TRANS] = k + 1
-    t = T[k]
-    t.seg = cnt[N_SEG]
+        return NO_TRANSITION
+    conn.state[side] = new
+    conn.gen[side] += 1
+    counts = log.counts
+    k = counts[N_TRANS]
+    counts[N_TRANS] = k + 1
+    t = log.trans[k]
+    t.seg = counts[N_SEG]
     t.conn = c
     t.code = trans_code(side, old, new, why)
     return k
 
 
 @kernel
-def expire(C, T, Q, TB: np.ndarray, TT: np.ndarray, cnt: np.ndarray, clk: np.ndarray, now: float) -> bool:  # type: ignore[no-untyped-def]
+def expire(tables, now: float) -> bool:  # type: ignore[no-untyped-def]
     """Let capture time pass to ``now``: fire every timer due by then, stamped with its deadline.
 
-    False when a table filled first (``cnt[STATUS]`` says which; grow it and call again).
+    False when a table filled first (``counts[STATUS]`` says which; grow it and call again).
     """
-    while cnt[N_TIMERS] > 0 and Q[0].deadline <= now:
-        if cnt[N_TRANS] + 1 > len(T):
-            cnt[STATUS] = N_TRANS
+    timers = tables.timers
+    counts = tables.counts
+    while counts[N_TIMERS] > 0 and timers[0].deadline <= now:
+        if counts[N_TRANS] + 1 > len(tables.trans):
+            counts[STATUS] = N_TRANS
             return False
-        if cnt[N_TRANS_TS] + 1 > len(TT):
-            cnt[STATUS] = N_TRANS_TS
+        if counts[N_TRANS_TS] + 1 > len(tables.trans_ts):
+            counts[STATUS] = N_TRANS_TS
             return False
-        if cnt[N_TRANS_BACK] + 1 > len(TB):
-            cnt[STATUS] = N_TRANS_BACK
+        if counts[N_TRANS_BACK] + 1 > len(tables.trans_back):
+            counts[STATUS] = N_TRANS_BACK
             return False
-        q = Q[0]
-        deadline = q.deadline
-        c = np.int64(q.conn)
-        side = np.int64(q.side)
-        state = q.state
-        gen = q.gen
-        _pop(Q, cnt)
-        r = C[c]
-        if r.state[side] == state and r.gen[side] == gen:
+        due = timers[0]
+        deadline = due.deadline
+        c = np.int64(due.conn)
+        side = np.int64(due.side)
+        state = due.state
+        gen = due.gen
+        _pop(timers, counts)
+        conn = tables.conns[c]
+        if conn.state[side] == state and conn.gen[side] == gen:
             why = WHY_TW_EXPIRED if state == TIME_WAIT else WHY_FW2_EXPIRED
-            k = add_transition(C, T, cnt, c, side, CLOSED, why)
+            k = add_transition(TransitionLog(tables.conns, tables.trans, counts), c, side, CLOSED, why)
             # the log stays in time order even where the capture's clock stepped back
-            note_pair(TT, cnt, N_TRANS_TS, k, clamp_time(clk, TRANS_CLOCK, deadline, TB, cnt, N_TRANS_BACK, k))
+            stamp = clamp_time(tables.clocks, TRANS_CLOCK, deadline, tables.trans_back, counts, N_TRANS_BACK, k)
+            note_pair(tables.trans_ts, counts, N_TRANS_TS, k, stamp)
     return True
 
 
 @helper
-def last_of_side(T, k: int, n: int, c: int, side: int) -> bool:  # type: ignore[no-untyped-def]
+def last_of_side(trans, k: int, n: int, c: int, side: int) -> bool:  # type: ignore[no-untyped-def]
     """Whether transition k is the last one of (c, side) among rows k .. n-1."""
     for j in range(k + 1, n):
-        if T[j].conn == c and trans_side(np.int64(T[j].code)) == side:
+        if trans[j].conn == c and trans_side(np.int64(trans[j].code)) == side:
             return False
     return True

@@ -81,7 +81,7 @@ def used_bytes(w: col.Tables) -> int:
     total = w.hash.nbytes + w.base_states.nbytes + w.base_counts.nbytes + w.base_progress.nbytes
     total += sum(a.nbytes for a in w.base_zeek)
     for name, (dt, counter, _cap) in col.Tables.LAYOUT.items():
-        rows = int(w.cnt[counter]) if name != "timers" else int(w.cnt[col.N_TIMERS])
+        rows = int(w.counts[counter]) if name != "timers" else int(w.counts[col.N_TIMERS])
         itemsize = np.dtype(dt[0]).itemsize * dt[1] if isinstance(dt, tuple) else np.dtype(dt).itemsize
         total += rows * itemsize
     return total
@@ -101,21 +101,21 @@ is around the cursor, not only after it."""
 
 def segments_before(w: col.Tables, t: float) -> int:
     """How many segments are at or before time ``t`` (the time column never decreases)."""
-    return int(np.searchsorted(w.segs.ts[: int(w.cnt[col.N_SEG])], t, side="right"))
+    return int(np.searchsorted(w.segs.ts[: int(w.counts[col.N_SEG])], t, side="right"))
 
 
 def read_ahead(w: col.Tables, pin: float) -> int:
     """About how many bytes of the tables are for the part after ``pin``."""
-    n_seg = int(w.cnt[col.N_SEG])
+    n_seg = int(w.counts[col.N_SEG])
     return 0 if n_seg == 0 else used_bytes(w) * (n_seg - segments_before(w, pin)) // n_seg
 
 
 def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
     """Move the horizon forward until the tables fit in ``KEEP`` of ``budget``, but never past
     ``pin`` (a time readers still need); returns whether anything left."""
-    n_seg = int(w.cnt[col.N_SEG])
-    n_trans = int(w.cnt[col.N_TRANS])
-    n_conn = int(w.cnt[col.N_CONN])
+    n_seg = int(w.counts[col.N_SEG])
+    n_trans = int(w.counts[col.N_TRANS])
+    n_conn = int(w.counts[col.N_CONN])
     used = used_bytes(w)
     if n_seg < 2 or used <= budget * KEEP:
         return False
@@ -139,7 +139,7 @@ def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
     counts[: len(w.base_counts)] = w.base_counts
     pk, nb, last = np.zeros(n_conn, np.int64), np.zeros(n_conn, np.int64), np.full(n_conn, -1, np.int64)
     conn_stats(w.segs, 0, k0, pk, nb, last)
-    for row, ln in w.long[: int(w.cnt[col.N_LONG])].tolist():
+    for row, ln in w.long[: int(w.counts[col.N_LONG])].tolist():
         if row < k0:
             nb[int(w.segs[int(row)].conn)] += int(ln) - col.LONG_LEN
     counts[:, 0] += pk
@@ -183,7 +183,7 @@ def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
     if w.base_zeek:
         had[w.base_zeek[0]] = True
     had &= alive
-    w.base_zeek = carry(w.segs, w.conns.port[:n_conn], w.long[: int(w.cnt[col.N_LONG])], w.base_zeek,
+    w.base_zeek = carry(w.segs, w.conns.port[:n_conn], w.long[: int(w.counts[col.N_LONG])], w.base_zeek,
                         np.flatnonzero(had), k0)
     w.base_zeek = (newrow[w.base_zeek[0]], *w.base_zeek[1:])
 
@@ -206,8 +206,8 @@ def _progress(w: col.Tables, k0: int, t0: int, n_conn: int) -> np.ndarray:
     progress[: len(w.base_progress)] = w.base_progress
     states = np.zeros((n_conn, 2), dtype=np.uint8)
     states[: len(w.base_states)] = w.base_states
-    conn_progress(w.segs, w.trans, w.conns.fl, w.seg_back[: int(w.cnt[col.N_SEG_BACK])],
-                  w.anom[: int(w.cnt[col.N_ANOM])], 0, k0, 0, t0, states, progress, np.full(2, -1, np.int64))
+    conn_progress(w.segs, w.trans, w.conns.fl, w.seg_back[: int(w.counts[col.N_SEG_BACK])],
+                  w.anom[: int(w.counts[col.N_ANOM])], 0, k0, 0, t0, states, progress, np.full(2, -1, np.int64))
     # a connection with no analysis row yet (one segment so far) whose segment leaves starts
     # its analysis afresh (see _compact): no initial RTT from before the horizon
     fresh = w.conns.ana[:n_conn] == 0
@@ -220,7 +220,7 @@ def _live_timers(w: col.Tables) -> np.ndarray:
     """The connections of the timers that will still fire: a timer whose side has moved on
     (a reused 4-tuple, a newer timer) stays in the heap until its deadline, and must not keep
     its connection."""
-    q = w.timers[: int(w.cnt[col.N_TIMERS])]
+    q = w.timers[: int(w.counts[col.N_TIMERS])]
     c, side = q.conn.astype(np.int64), q.side.astype(np.int64)
     live = (w.conns.state[c, side] == q.state) & (w.conns.gen[c, side] == q.gen)
     return c[live]
@@ -245,13 +245,13 @@ def _sample_counters(w: col.Tables, t0: int) -> None:
         state_counts(w.trans, start, k, counts)
         start = k
         seg = int(w.trans[k - 1].seg)
-        ts = float(w.segs[min(seg, int(w.cnt[col.N_SEG]) - 1)].ts)
+        ts = float(w.segs[min(seg, int(w.counts[col.N_SEG]) - 1)].ts)
         w.history.append((ts, counts.copy()))
 
 
 def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarray) -> None:
     """New tables without the rows that leave; row numbers in the others follow."""
-    cnt = w.cnt
+    cnt = w.counts
     n_seg, n_trans = int(cnt[col.N_SEG]), int(cnt[col.N_TRANS])
 
     segs = _fresh(w.segs, n_seg - k0)

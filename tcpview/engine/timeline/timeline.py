@@ -127,9 +127,9 @@ class Timeline(Reader):
 
     def _make_view(self) -> View:
         w = self._w
-        cnt = w.cnt.tolist()
+        cnt = w.counts.tolist()
         skipped: dict[str, int] = {}
-        skip = w.skip.tolist()
+        skip = w.skipped.tolist()
         for code, k in enumerate(skip[:16]):
             if k:
                 skipped[reason_text(code, 0)] = k
@@ -140,7 +140,7 @@ class Timeline(Reader):
         n = {name: cnt[counter] for name, (_dt, counter, _cap) in col.Tables.LAYOUT.items()}
         return View(w.conns, w.segs, w.trans, w.addrs6, w.seg_back, w.trans_back, w.base_hist, w.long, w.anom,
                     w.trans_ts, w.dupack, w.sack, w.ana, n, packets, cnt[col.TCP_PACKETS],
-                    float(w.clk[col.FIRST_TS]) if packets else None, float(w.clk[col.LAST_TS]) if packets else None,
+                    float(w.clocks[col.FIRST_TS]) if packets else None, float(w.clocks[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy(),
                     w.base_zeek, base_progress=w.base_progress)

@@ -20,7 +20,7 @@ from ...sources.batch import FrameBatch
 from ..core import columns as col
 from ..core.connhash import rebuild_hash
 from ..core.decode import OUT_SIZE
-from ..core.loop import track
+from ..core.loop import Timeouts, track
 from ..core.transitions import expire
 from .timeline import Timeline
 
@@ -38,8 +38,8 @@ class Tracker:
         self.tl = timeline if timeline is not None else Timeline()
         self.msl2 = msl2
         self.fin_timeout = fin_timeout
-        self._params = np.array([msl2, fin_timeout], dtype=np.float64)
-        self._decoded = np.zeros(OUT_SIZE, dtype=np.int64)  # one frame's fields (the loop's scratch)
+        self._timeouts = Timeouts(float(msl2), float(fin_timeout))
+        self._fields = np.zeros(OUT_SIZE, dtype=np.int64)  # one frame's fields (the loop's scratch)
 
     # -- input -------------------------------------------------------------------------------
     def feed_batch(self, batch: FrameBatch) -> None:
@@ -51,12 +51,10 @@ class Tracker:
         w = tl.tables
         i = 0
         while True:
-            i = track(batch.buf, batch.frames, i, w.conns, w.segs, w.trans, w.timers, w.addrs6, w.seg_back,
-                      w.trans_back, w.base_hist, w.long, w.anom, w.trans_ts, w.dupack, w.sack, w.ana, w.hash, w.cnt, w.clk, w.skip,
-                      self._params, self._decoded)
+            i = track(batch.buf, batch.frames, i, w.arrays(), self._timeouts, self._fields)
             if i >= n:
                 break
-            self.make_room(int(w.cnt[col.STATUS]))
+            self.make_room(int(w.counts[col.STATUS]))
         tl.publish()
 
     def feed_records(self, records: Iterable) -> None:
@@ -76,9 +74,9 @@ class Tracker:
         """Let capture time pass to ``ts`` with no packet (fires the TIME_WAIT / FIN_WAIT_2
         timers due by then, and moves the timeline's :attr:`~Timeline.clock` there)."""
         w = self.tl.tables
-        if w.cnt[col.N_TIMERS] and w.timers[0].deadline <= ts:
-            while not expire(w.conns, w.trans, w.timers, w.trans_back, w.trans_ts, w.cnt, w.clk, ts):
-                self.make_room(int(w.cnt[col.STATUS]))
+        if w.counts[col.N_TIMERS] and w.timers[0].deadline <= ts:
+            while not expire(w.arrays(), ts):
+                self.make_room(int(w.counts[col.STATUS]))
             self.tl.publish()
         self.tl.pass_time(ts)
 
@@ -87,6 +85,6 @@ class Tracker:
         w = self.tl.tables
         if need == col.NEED_HASH:
             w.hash = np.zeros(2 * len(w.hash), dtype=np.int32)
-            rebuild_hash(w.hash, w.conns, w.addrs6, int(w.cnt[col.N_CONN]))
+            rebuild_hash(w.hash, w.conns, w.addrs6, int(w.counts[col.N_CONN]))
         else:
             w.grow(need)
