@@ -16,6 +16,7 @@ Python's ``repr``.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,17 +39,59 @@ def _tail(partial: bool, notes: tuple[str, ...], conn_state: str, history: str) 
             f'   "conn_state": "{conn_state}",\n   "history": "{history}"\n  }}')
 
 
-def _blob(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Texts as one byte array and the offsets of each (len + 1 of them)."""
+class Blob(NamedTuple):
+    """Texts as one byte array: text k is ``data[off[k]:off[k + 1]]``."""
+
+    data: np.ndarray  # uint8
+    off: np.ndarray  # int64, one more than there are texts
+
+
+class Texts(NamedTuple):
+    """The texts the usual rows are written from."""
+
+    pieces: Blob  # the layout around the fields (_PIECES)
+    names: Blob  # the state names, by state
+    stamps: Blob  # the time stamps only Python's repr writes (see Stamps)
+    tails: Blob  # each kind of row end: partial, notes, Zeek state and history
+    apart: Blob  # the rows written apart, whole
+
+
+class Stamps(NamedTuple):
+    """The usual rows' time stamps, first and last of each row in turn, as :func:`_ts_parts`
+    splits them: digits ``-1 - k`` means the text is text k of ``Texts.stamps``."""
+
+    whole: np.ndarray
+    frac: np.ndarray
+    digits: np.ndarray
+
+
+class RowFields(NamedTuple):
+    """One int64 array per field, a connection each."""
+
+    ids: np.ndarray
+    caddr: np.ndarray  # IPv4 addresses (of the usual rows)
+    cport: np.ndarray
+    cstate: np.ndarray
+    saddr: np.ndarray
+    sport: np.ndarray
+    sstate: np.ndarray
+    packets: np.ndarray
+    nbytes: np.ndarray
+    tail: np.ndarray  # which of Texts.tails ends it
+    apart: np.ndarray  # its text in Texts.apart when it is written apart, else -1
+
+
+def _blob(texts: list[str]) -> Blob:
+    """Texts as one :class:`Blob`."""
     data = np.frombuffer("".join(texts).encode("ascii"), dtype=np.uint8)
     off = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=off[1:])
-    return data, off
+    return Blob(data, off)
 
 
-_LITS, _LIT_OFF = _blob(list(_PIECES))
-_NAMES, _NAME_OFF = _blob(list(STATE_NAMES))
-_ROW_MOST = len(_LITS) + 2 + 5 * 20 + 2 * 15 + 2 * max(map(len, STATE_NAMES))  # bytes, but the times and tail
+_PIECE_TEXTS = _blob(list(_PIECES))
+_NAME_TEXTS = _blob(list(STATE_NAMES))
+_ROW_MOST = len(_PIECE_TEXTS.data) + 2 + 5 * 20 + 2 * 15 + 2 * max(map(len, STATE_NAMES))  # bytes, but times and tail
 
 
 def _notes_json(notes: tuple[str, ...]) -> str:
@@ -83,8 +126,8 @@ class RowsWriter:
             return memoryview(b"")
         usual = part.plain()
         apart = np.flatnonzero(~usual)
-        texts, text_off = _blob(rows_text(part.columns(apart)))
-        which = np.full(n, -1, dtype=np.int64)  # a row written apart: its text's number in texts
+        apart_texts = _blob(rows_text(part.columns(apart)))
+        which = np.full(n, -1, dtype=np.int64)  # a row written apart: its text's number in apart_texts
         which[apart] = np.arange(len(apart))
         # the end of each usual row: one text per kind of notes (most have none: kind 0), Zeek
         # state and history (a handful of each)
@@ -96,21 +139,21 @@ class RowsWriter:
         combos, tail = np.unique((noted * nz + part.zstate) * nh + part.zhist, return_inverse=True)
         tail = tail.astype(np.int64).ravel()
         by_number = list(kinds)
-        tails, tail_off = _blob([_tail(*by_number[c // (nz * nh)], CONN_STATES[c // nh % nz], part.ztexts[c % nh])
-                                 for c in combos.tolist()])
+        tails = _blob([_tail(*by_number[c // (nz * nh)], CONN_STATES[c // nh % nz], part.ztexts[c % nh])
+                       for c in combos.tolist()])
         times = np.ascontiguousarray(np.stack([part.first, part.last], axis=1)[usual].ravel(), dtype=np.float64)
-        whole, frac, digits = _ts_parts(times)
-        slow = np.flatnonzero(digits < 0)
-        ts, ts_off = _blob(list(map(float.__repr__, times[slow].tolist())))
-        digits[slow] = -1 - np.arange(len(slow))  # -1 - its text's number in ts
-        most = n * (_ROW_MOST + int(np.diff(tail_off).max())) + len(ts) + len(texts)
+        stamps = Stamps(*_ts_parts(times))
+        slow = np.flatnonzero(stamps.digits < 0)
+        slow_texts = _blob(list(map(float.__repr__, times[slow].tolist())))
+        stamps.digits[slow] = -1 - np.arange(len(slow))  # -1 - its text's number in slow_texts
+        most = n * (_ROW_MOST + int(np.diff(tails.off).max())) + len(slow_texts.data) + len(apart_texts.data)
         if len(self._buf) < most:
             self._buf = np.empty(max(most, 2 * len(self._buf)), dtype=np.uint8)
-        C = part.v.conns[part.lo: part.lo + n]
-        end = _write_rows(self._buf, _LITS, _LIT_OFF, _NAMES, _NAME_OFF, _i64(part.ids), _i64(C.caddr),
-                          _i64(part.cport), _i64(part.cstate), _i64(C.saddr), _i64(part.sport), _i64(part.sstate),
-                          whole, frac, digits, ts, ts_off, _i64(part.packets), _i64(part.nbytes), tails, tail_off,
-                          tail, texts, text_off, which, self.first)
+        conns = part.v.conns[part.lo: part.lo + n]
+        rows = RowFields(_i64(part.ids), _i64(conns.caddr), _i64(part.cport), _i64(part.cstate), _i64(conns.saddr),
+                         _i64(part.sport), _i64(part.sstate), _i64(part.packets), _i64(part.nbytes), tail, which)
+        texts = Texts(_PIECE_TEXTS, _NAME_TEXTS, slow_texts, tails, apart_texts)
+        end = _write_rows(self._buf, rows, stamps, texts, self.first)
         self.first = False
         return memoryview(self._buf[:end])
 
@@ -120,9 +163,10 @@ def _i64(a: np.ndarray) -> np.ndarray:
 
 
 @inlined
-def _put(out, pos, src, lo, hi):  # type: ignore[no-untyped-def]
-    for k in range(lo, hi):
-        out[pos] = src[k]
+def _put_text(out, pos, blob, k):  # type: ignore[no-untyped-def]
+    """Text k of ``blob`` into ``out`` at ``pos``; returns where it ends."""
+    for j in range(blob.off[k], blob.off[k + 1]):
+        out[pos] = blob.data[j]
         pos += 1
     return pos
 
@@ -213,45 +257,47 @@ def _put_ts(out, pos, whole, frac, d):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _write_rows(out, lits, lit_off, names, name_off, ids, caddr, cport, cstate, saddr, sport, sstate,  # type: ignore[no-untyped-def]
-                whole, frac, digits, ts, ts_off, packets, nbytes, tails, tail_off, tail, texts, text_off, which, first):
+def _write_rows(out, rows, stamps, texts, first):  # type: ignore[no-untyped-def]
+    """Write each connection of ``rows`` into ``out`` as ``json.dumps(indent=1)`` lays it out
+    in the summary (see :class:`RowFields`, :class:`Stamps`, :class:`Texts`), each after
+    ``,\\n`` but the very first of the list (``first``); returns the bytes written."""
     pos = 0
     k = 0  # the next time stamp of a usual row
-    for i in range(len(ids)):
+    for i in range(len(rows.ids)):
         if i > 0 or not first:
             out[pos] = 44  # ','
             out[pos + 1] = 10
             pos += 2
-        j = which[i]
+        j = rows.apart[i]
         if j >= 0:  # written apart
-            pos = _put(out, pos, texts, text_off[j], text_off[j + 1])
+            pos = _put_text(out, pos, texts.apart, j)
             continue
         for f in range(11):
-            pos = _put(out, pos, lits, lit_off[f], lit_off[f + 1])
+            pos = _put_text(out, pos, texts.pieces, f)
             if f == 0:
-                pos = _put_int(out, pos, ids[i])
+                pos = _put_int(out, pos, rows.ids[i])
             elif f == 1:
-                pos = _put_ip4(out, pos, caddr[i])
+                pos = _put_ip4(out, pos, rows.caddr[i])
             elif f == 2:
-                pos = _put_int(out, pos, cport[i])
+                pos = _put_int(out, pos, rows.cport[i])
             elif f == 3:
-                pos = _put(out, pos, names, name_off[cstate[i]], name_off[cstate[i] + 1])
+                pos = _put_text(out, pos, texts.names, rows.cstate[i])
             elif f == 4:
-                pos = _put_ip4(out, pos, saddr[i])
+                pos = _put_ip4(out, pos, rows.saddr[i])
             elif f == 5:
-                pos = _put_int(out, pos, sport[i])
+                pos = _put_int(out, pos, rows.sport[i])
             elif f == 6:
-                pos = _put(out, pos, names, name_off[sstate[i]], name_off[sstate[i] + 1])
+                pos = _put_text(out, pos, texts.names, rows.sstate[i])
             elif f == 7 or f == 8:
-                d = digits[k]
+                d = stamps.digits[k]
                 if d >= 0:
-                    pos = _put_ts(out, pos, whole[k], frac[k], d)
+                    pos = _put_ts(out, pos, stamps.whole[k], stamps.frac[k], d)
                 else:
-                    pos = _put(out, pos, ts, ts_off[-1 - d], ts_off[-d])
+                    pos = _put_text(out, pos, texts.stamps, -1 - d)
                 k += 1
             elif f == 9:
-                pos = _put_int(out, pos, packets[i])
+                pos = _put_int(out, pos, rows.packets[i])
             else:
-                pos = _put_int(out, pos, nbytes[i])
-        pos = _put(out, pos, tails, tail_off[tail[i]], tail_off[tail[i] + 1])
+                pos = _put_int(out, pos, rows.nbytes[i])
+        pos = _put_text(out, pos, texts.tails, rows.tail[i])
     return pos
