@@ -80,7 +80,8 @@ def rebuild_hash(table: np.ndarray, conns, addrs6: np.ndarray, n: int) -> None: 
             else:
                 a = conn.caddr
                 ch, cl, sh, sl = addrs6[a, 0], addrs6[a, 1], addrs6[a, 2], addrs6[a, 3]
-            i = slot(len(table), np.int64(conn.fam), ch, cl, np.int64(conn.port[0]), sh, sl, np.int64(conn.port[1]))
+            i = slot(len(table), np.int64(conn.fam), ch, cl, np.int64(conn.port[0]), sh, sl,
+                     np.int64(conn.port[1]))
             while table[i] != EMPTY:
                 i = (i + 1) & mask
             table[i] = c + 1

@@ -31,28 +31,28 @@ from .tcp import A_RETRANS, A_REUSED, ACK, CLOSED, RST, SYN, WHY_REFUSED, WHY_RE
 
 
 @helper
-def _trans_key(T, S, TT: np.ndarray, n_tt: int, k: int) -> float:  # type: ignore[no-untyped-def]
-    """The (never decreasing) time of transition k: its own in ``TT`` (a timer's deadline, or
+def _trans_key(trans, segs, trans_ts: np.ndarray, n_tt: int, k: int) -> float:  # type: ignore[no-untyped-def]
+    """The (never decreasing) time of transition k: its own in ``trans_ts`` (a timer's deadline, or
     one the clock rule moved), else its segment's."""
     lo, hi = 0, n_tt
     while lo < hi:
         mid = (lo + hi) >> 1
-        if TT[mid, 0] < k:
+        if trans_ts[mid, 0] < k:
             lo = mid + 1
         else:
             hi = mid
-    if lo < n_tt and TT[lo, 0] == k:
-        return TT[lo, 1]
-    return S[T[k].seg].ts
+    if lo < n_tt and trans_ts[lo, 0] == k:
+        return trans_ts[lo, 1]
+    return segs[trans[k].seg].ts
 
 
 @kernel
-def trans_count_at(T, S, TT: np.ndarray, n_tt: int, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def trans_count_at(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
     """How many of the first n transitions happened at or before t."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if _trans_key(T, S, TT, n_tt, mid) <= t:
+        if _trans_key(trans, segs, trans_ts, n_tt, mid) <= t:
             lo = mid + 1
         else:
             hi = mid
@@ -60,21 +60,21 @@ def trans_count_at(T, S, TT: np.ndarray, n_tt: int, n: int, t: float) -> int:  #
 
 
 @array_kernel
-def trans_times(T, S, TT: np.ndarray, n_tt: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def trans_times(trans, segs, trans_ts: np.ndarray, n_tt: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """The times of transitions ``rows``."""
     out = np.empty(len(rows), dtype=np.float64)
     for j in range(len(rows)):
-        out[j] = _trans_key(T, S, TT, n_tt, rows[j])
+        out[j] = _trans_key(trans, segs, trans_ts, n_tt, rows[j])
     return out
 
 
 @kernel
-def seg_count_at(S, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def seg_count_at(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
     """How many of the first n segments were captured at or before t."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if S[mid].ts <= t:
+        if segs[mid].ts <= t:
             lo = mid + 1
         else:
             hi = mid
@@ -82,12 +82,12 @@ def seg_count_at(S, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
 
 
 @kernel
-def seg_count_before(S, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def seg_count_before(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
     """How many of the first n segments were captured before t."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if S[mid].ts < t:
+        if segs[mid].ts < t:
             lo = mid + 1
         else:
             hi = mid
@@ -95,23 +95,23 @@ def seg_count_before(S, n: int, t: float) -> int:  # type: ignore[no-untyped-def
 
 
 @kernel
-def state_counts(T, k0: int, k: int, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def state_counts(trans, k0: int, k: int, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     """Add transitions ``k0 .. k-1`` to endpoint counts per state."""
     for i in range(k0, k):
-        code = np.int64(T[i].code)
+        code = np.int64(trans[i].code)
         counts[trans_old(code)] -= 1
         counts[trans_new(code)] += 1
 
 
 @array_kernel
-def state_series(T, S, TT: np.ndarray, n_tt: int, n: int, state: int, times: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def state_series(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, state: int, times: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Endpoints in ``state`` at each of ``times`` (increasing), after the first n transitions."""
     out = np.zeros(len(times), dtype=np.int64)
     cur = 0
     i = 0
     for j in range(len(times)):
-        while i < n and _trans_key(T, S, TT, n_tt, i) <= times[j]:
-            code = np.int64(T[i].code)
+        while i < n and _trans_key(trans, segs, trans_ts, n_tt, i) <= times[j]:
+            code = np.int64(trans[i].code)
             if trans_old(code) == state:
                 cur -= 1
             if trans_new(code) == state:
@@ -122,19 +122,19 @@ def state_series(T, S, TT: np.ndarray, n_tt: int, n: int, state: int, times: np.
 
 
 @kernel
-def states_after(T, k0: int, k: int, states: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def states_after(trans, k0: int, k: int, states: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     """Apply transitions ``k0 .. k-1`` to ``states`` (shape ``(n_conn, 2)``)."""
     for i in range(k0, k):
-        t = T[i]
+        t = trans[i]
         code = np.int64(t.code)
         states[t.conn, trans_side(code)] = trans_new(code)
 
 
 @kernel
-def conn_stats(S, k0: int, k: int, packets: np.ndarray, nbytes: np.ndarray, last: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def conn_stats(segs, k0: int, k: int, packets: np.ndarray, nbytes: np.ndarray, last: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     """Add segments ``k0 .. k-1`` to each connection's segment count, bytes and latest row."""
     for i in range(k0, k):
-        s = S[i]
+        s = segs[i]
         c = s.conn
         packets[c] += 1
         nbytes[c] += s.len
@@ -158,7 +158,7 @@ def conn_rows(conn_of, cid: int, k0: int, k: int) -> np.ndarray:  # type: ignore
 
 
 @kernel
-def seg_states(T, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def seg_states(trans, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     """Both endpoints' states after each of a connection's segments ``srows``, from its
     transitions ``trows`` (both in order): a transition with ``seg <= row`` came before."""
     cs = 0
@@ -166,8 +166,8 @@ def seg_states(T, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None
     j = 0
     for i in range(len(srows)):
         r = srows[i]
-        while j < len(trows) and T[trows[j]].seg <= r:
-            code = np.int64(T[trows[j]].code)
+        while j < len(trows) and trans[trows[j]].seg <= r:
+            code = np.int64(trans[trows[j]].code)
             if trans_side(code):
                 ss = trans_new(code)
             else:
@@ -178,10 +178,10 @@ def seg_states(T, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None
 
 
 @kernel
-def seg_fields(S, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def seg_fields(segs, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
     """``(frame, seq, ack, len, raw window, flags, dir, window shift, analysis)`` of segment rows."""
     for j in range(len(rows)):
-        s = S[rows[j]]
+        s = segs[rows[j]]
         fl = np.int64(s.fl)
         out[j, 0] = s.frame
         out[j, 1] = s.seq

@@ -29,7 +29,7 @@ MAX_IN_FLIGHT = 2000000000
 
 
 @array_kernel
-def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, base: np.ndarray):  # type: ignore[no-untyped-def]
+def conn_numbers(segs, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, base: np.ndarray):  # type: ignore[no-untyped-def]
     """For each of one connection's segments ``rows`` (in order; ``plens`` their payload
     lengths, ``sacked`` the bytes their SACK blocks cover, ``base`` the relative-sequence base
     of each direction): the index (into rows) of the segment it acknowledges or -1, and its
@@ -47,7 +47,7 @@ def conn_numbers(S, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, bas
     sack = np.zeros(2, dtype=np.int64)  # what the last segment of each direction SACKed
     used = 0
     for i in range(n):
-        s = S[rows[i]]
+        s = segs[rows[i]]
         fl = np.int64(s.fl)
         flags = seg_flags(fl)
         fwd = seg_dir(fl)

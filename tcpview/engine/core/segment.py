@@ -130,8 +130,8 @@ def _decoded(fields: np.ndarray, frame_end: int) -> Decoded:
     captured bytes end in the buffer."""
     options = fields[O_TOFF] + 20
     return Decoded(fields[O_FAM], fields[O_SRC_HI], fields[O_SRC_LO], fields[O_SPORT], fields[O_DST_HI],
-                   fields[O_DST_LO], fields[O_DPORT], fields[O_SEQ], fields[O_ACK], fields[O_FLAGS], fields[O_WIN],
-                   fields[O_PLEN], options, min(fields[O_TOFF] + fields[O_THL], frame_end))
+                   fields[O_DST_LO], fields[O_DPORT], fields[O_SEQ], fields[O_ACK], fields[O_FLAGS],
+                   fields[O_WIN], fields[O_PLEN], options, min(fields[O_TOFF] + fields[O_THL], frame_end))
 
 
 @helper
@@ -207,8 +207,8 @@ def _find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[
     sockets are gone on both hosts, as Linux kills a TIME_WAIT socket that a new SYN reuses).
     ``new_stream``: Wireshark starts a new tcp.stream here (a SYN with another ISN than the
     sender's base: its analysis starts again), whether or not the state machine does."""
-    slot, c, sender = find(tables.hash, tables.conns, tables.addrs6, seg.fam, seg.src_hi, seg.src_lo, seg.sport,
-                           seg.dst_hi, seg.dst_lo, seg.dport)
+    slot, c, sender = find(tables.hash, tables.conns, tables.addrs6, seg.fam, seg.src_hi, seg.src_lo,
+                           seg.sport, seg.dst_hi, seg.dst_lo, seg.dport)
     found = c != NO_CONN
     previous = c
     bare_syn = (seg.flags & (SYN | ACK)) == SYN
@@ -342,7 +342,8 @@ def _analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: fl
     number and the frame it repeats go to ``dupack``)."""
     bits, dupn = analyse(ana, sender, seg.seq, seg.ack, seg.plen, seg.flags, seg.win, frame, ts, bits)
     if dupn:
-        note_pair(tables.dupack, tables.counts, N_DUPACK, row, dupack_value(np.int64(ana.a_nondup[sender]), dupn))
+        repeats = np.int64(ana.a_nondup[sender])  # the frame whose ACK it repeats
+        note_pair(tables.dupack, tables.counts, N_DUPACK, row, dupack_value(repeats, dupn))
     analyse_after(ana, sender, seg.flags, ts, ws_shift)
     return bits
 

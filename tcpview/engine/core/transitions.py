@@ -184,7 +184,8 @@ def expire(tables, now: float) -> bool:  # type: ignore[no-untyped-def]
             why = WHY_TW_EXPIRED if state == TIME_WAIT else WHY_FW2_EXPIRED
             k = add_transition(TransitionLog(tables.conns, tables.trans, counts), c, side, CLOSED, why)
             # the log stays in time order even where the capture's clock stepped back
-            stamp = clamp_time(tables.clocks, TRANS_CLOCK, deadline, tables.trans_back, counts, N_TRANS_BACK, k)
+            stamp = clamp_time(tables.clocks, TRANS_CLOCK, deadline, tables.trans_back, counts, N_TRANS_BACK,
+                               k)
             note_pair(tables.trans_ts, counts, N_TRANS_TS, k, stamp)
     return True
 

@@ -314,8 +314,8 @@ def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):  # type: ignor
         if li < len(long_rows) and long_rows[li] == row:
             ln = long_lens[li]
     d = seg_dir(fl)
-    _packet(W, HB, SP, k, d, seg_flags(fl), np.int64(s.seq), np.int64(s.ack), np.int64(s.win), ln, ports[k, d],
-            ports[k, 1 - d])
+    _packet(W, HB, SP, k, d, seg_flags(fl), np.int64(s.seq), np.int64(s.ack), np.int64(s.win), ln,
+            ports[k, d], ports[k, 1 - d])
     return li
 
 
