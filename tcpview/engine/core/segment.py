@@ -135,7 +135,8 @@ def _decoded(fields: np.ndarray, frame_end: int) -> Decoded:
 
 
 @helper
-def _new_conn(tables, slot: int, old: int, seg: Decoded, ts: float) -> tuple:  # type: ignore[no-untyped-def]
+def _new_conn(conns, addrs6: np.ndarray, hash_table: np.ndarray, counts: np.ndarray, slot: int, old: int,  # type: ignore[no-untyped-def]
+              seg: Decoded, ts: float) -> tuple:
     """A connection for ``seg``'s 4-tuple at hash slot ``slot`` (taking it over from row ``old``
     unless that is NO_CONN): ``(its row, the segment's sender)``. The sender of a SYN is the
     client; of anything else, the side with the ephemeral port (picked up mid-stream)."""
@@ -146,10 +147,9 @@ def _new_conn(tables, slot: int, old: int, seg: Decoded, ts: float) -> tuple:  #
         sender_is_client = seg.dport < 1024
     else:
         sender_is_client = seg.sport >= seg.dport
-    counts = tables.counts
     c = counts[N_CONN]
     counts[N_CONN] = c + 1
-    conn = tables.conns[c]
+    conn = conns[c]
     conn.cid = counts[NEXT_ID]
     counts[NEXT_ID] += 1
     conn.fam = seg.fam
@@ -165,7 +165,6 @@ def _new_conn(tables, slot: int, old: int, seg: Decoded, ts: float) -> tuple:  #
     else:
         a = counts[N_ADDR6]
         counts[N_ADDR6] = a + 1
-        addrs6 = tables.addrs6
         addrs6[a, 0] = ch
         addrs6[a, 1] = cl
         addrs6[a, 2] = sh
@@ -193,8 +192,8 @@ def _new_conn(tables, slot: int, old: int, seg: Decoded, ts: float) -> tuple:  #
     conn.ana = 0
     conn.row0 = NO_ROW
     if old != NO_CONN:
-        tables.conns[old].fl &= ~np.uint32(F_IN_TABLE)
-    tables.hash[slot] = c + 1
+        conns[old].fl &= ~np.uint32(F_IN_TABLE)
+    hash_table[slot] = c + 1
     return c, sender
 
 
@@ -217,12 +216,12 @@ def _find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[
         conn = tables.conns[c]
         new_stream = has_bit(conn.fl, F_BASE_SET, sender) and seg.seq != conn.seqbase[sender]
     if not found:
-        c, sender = _new_conn(tables, slot, NO_CONN, seg, ts)
+        c, sender = _new_conn(tables.conns, tables.addrs6, tables.hash, tables.counts, slot, NO_CONN, seg, ts)
     elif bare_syn and syn_starts_new(tables.conns[c], sender, seg.seq):
         log = TransitionLog(tables.conns, tables.trans, tables.counts)
         for side in range(2):
             add_transition(log, c, side, CLOSED, WHY_REUSED)
-        c, sender = _new_conn(tables, slot, c, seg, ts)
+        c, sender = _new_conn(tables.conns, tables.addrs6, tables.hash, tables.counts, slot, c, seg, ts)
     return c, sender, found, previous, new_stream
 
 
