@@ -223,29 +223,29 @@ def _first_pair(pairs: np.ndarray, row: int) -> int:
 
 
 @inlined
-def _progress_trans(T, j: int, slot: int, states: np.ndarray, P, reuse: np.ndarray) -> None:  # type: ignore[no-untyped-def]
-    """Apply transition j to the connection in ``slot`` of ``states`` and ``P``."""
-    t = T[j]
+def _progress_trans(trans, j: int, slot: int, states: np.ndarray, progress, reuse: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+    """Apply transition j to the connection in ``slot`` of ``states`` and ``progress``."""
+    t = trans[j]
     code = np.int64(t.code)
     states[slot, trans_side(code)] = trans_new(code)
     why = trans_why(code)
     if why == WHY_REFUSED:
-        P[slot].notes |= NOTE_REFUSED
+        progress[slot].notes |= NOTE_REFUSED
     elif why == WHY_REUSED:  # a SYN made a new connection of its 4-tuple at segment t.seg
         reuse[0] = slot
         reuse[1] = t.seg
 
 
 @inlined
-def _progress_seg(S, i: int, slot: int, real: float, anomaly: int, cfl, states: np.ndarray, P,  # type: ignore[no-untyped-def]
+def _progress_seg(segs, i: int, slot: int, real: float, anomaly: int, cfl, states: np.ndarray, progress,  # type: ignore[no-untyped-def]
                   reuse: np.ndarray) -> None:
     """Replay segment i (the connection in ``slot``; ``real`` its time as captured, ``anomaly``
     its anomaly bits)."""
-    s = S[i]
+    s = segs[i]
     fl = np.int64(s.fl)
     flags = seg_flags(fl)
     bits = seg_analysis(fl)
-    p = P[slot]
+    p = progress[slot]
     first = (p.notes & NOTE_SEEN) == 0
     p.notes |= NOTE_SEEN
     if bits & A_RETRANS:
@@ -267,8 +267,8 @@ def _progress_seg(S, i: int, slot: int, real: float, anomaly: int, cfl, states: 
     carried = False
     if first and pure_syn and reuse[1] == i and reuse[0] != slot and not bits & A_REUSED:
         # the state machine made a new connection but Wireshark's stream goes on (seqanalysis.carry)
-        p.syn_ts = P[reuse[0]].syn_ts
-        p.irtt = P[reuse[0]].irtt
+        p.syn_ts = progress[reuse[0]].syn_ts
+        p.irtt = progress[reuse[0]].irtt
         carried = True
     elif pure_syn and bits & A_REUSED:
         p.syn_ts = 0.0
@@ -280,9 +280,9 @@ def _progress_seg(S, i: int, slot: int, real: float, anomaly: int, cfl, states: 
 
 
 @kernel
-def conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, k0: int, k: int, j: int, n_trans: int,  # type: ignore[no-untyped-def]
-                  states: np.ndarray, P, reuse: np.ndarray) -> int:
-    """Replay segments ``k0 .. k-1`` into every connection's :data:`~.columns.PROGRESS` ``P``.
+def conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, k0: int, k: int, j: int, n_trans: int,  # type: ignore[no-untyped-def]
+                  states: np.ndarray, progress, reuse: np.ndarray) -> int:
+    """Replay segments ``k0 .. k-1`` into every connection's :data:`~.columns.PROGRESS` ``progress``.
 
     ``states`` (``(n_conn, 2)``) are both ends' states after the transitions before ``j``; the
     transitions up to segment k-1's go in as they come. ``cfl`` is the connections' flag words,
@@ -293,24 +293,24 @@ def conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, k0: int, k: int
     b = _first_pair(back, k0)
     a = _first_pair(anom, k0)
     for i in range(k0, k):
-        while j < n_trans and T[j].seg <= i:
-            _progress_trans(T, j, np.int64(T[j].conn), states, P, reuse)
+        while j < n_trans and trans[j].seg <= i:
+            _progress_trans(trans, j, np.int64(trans[j].conn), states, progress, reuse)
             j += 1
         while b < len(back) and back[b, 0] < i:
             b += 1
-        real = back[b, 1] if b < len(back) and back[b, 0] == i else S[i].ts
+        real = back[b, 1] if b < len(back) and back[b, 0] == i else segs[i].ts
         while a < len(anom) and anom[a, 0] < i:
             a += 1
         bad = anom[a, 1] if a < len(anom) and anom[a, 0] == i else 0
-        _progress_seg(S, i, np.int64(S[i].conn), real, bad, cfl, states, P, reuse)
+        _progress_seg(segs, i, np.int64(segs[i].conn), real, bad, cfl, states, progress, reuse)
     return j
 
 
 @kernel
-def one_conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, srows: np.ndarray, trows: np.ndarray,  # type: ignore[no-untyped-def]
-                      states: np.ndarray, P, reuse: np.ndarray) -> None:
+def one_conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, srows: np.ndarray, trows: np.ndarray,  # type: ignore[no-untyped-def]
+                      states: np.ndarray, progress, reuse: np.ndarray) -> None:
     """:func:`conn_progress` for one connection: its segment rows ``srows`` and transition rows
-    ``trows`` (both in order) into ``states[0]`` and ``P[0]`` (a 4-tuple's reuse is not followed:
+    ``trows`` (both in order) into ``states[0]`` and ``progress[0]`` (a 4-tuple's reuse is not followed:
     a connection the state machine made anew on a stream Wireshark goes on with starts afresh;
     ``reuse`` is two int64 of room)."""
     reuse[0] = -1
@@ -320,11 +320,11 @@ def one_conn_progress(S, T, cfl, back: np.ndarray, anom: np.ndarray, srows: np.n
     a = 0
     for x in range(len(srows)):
         i = srows[x]
-        while j < len(trows) and T[trows[j]].seg <= i:
-            _progress_trans(T, trows[j], 0, states, P, reuse)
+        while j < len(trows) and trans[trows[j]].seg <= i:
+            _progress_trans(trans, trows[j], 0, states, progress, reuse)
             j += 1
         b = b + _first_pair(back[b:], i)
-        real = back[b, 1] if b < len(back) and back[b, 0] == i else S[i].ts
+        real = back[b, 1] if b < len(back) and back[b, 0] == i else segs[i].ts
         a = a + _first_pair(anom[a:], i)
         bad = anom[a, 1] if a < len(anom) and anom[a, 0] == i else 0
-        _progress_seg(S, i, 0, real, bad, cfl, states, P, reuse)
+        _progress_seg(segs, i, 0, real, bad, cfl, states, progress, reuse)
