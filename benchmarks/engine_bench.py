@@ -19,7 +19,7 @@ prints side by side:
 * the ratios against their targets, each marked met or missed;
 * the cold cache: ``ready()`` in a fresh process with ``NUMBA_CACHE_DIR`` set to a new
   temporary directory (compiling every kernel, as the first run after an install does), and
-  where the kernels are cached by default (``tcpview.jit.CACHE_DIR``).
+  where the kernels are cached by default (``tcpview.jitcache.CACHE_DIR``).
 
 Every figure is printed with the 1-minute load average after it was taken: on a shared
 machine a busy neighbour makes every wall time longer.
@@ -79,7 +79,7 @@ r = ready()
 print(json.dumps({{"imports": t1 - t0, "ready": r}}))
 """.format(imports=", ".join(IMPORTS))
 
-WHERE_CODE = "import json, tcpview.jit as j; print(json.dumps({'cache_dir': j.CACHE_DIR}))"
+WHERE_CODE = "import json, tcpview.jitcache as j; print(json.dumps({'cache_dir': j.CACHE_DIR}))"
 
 
 W = 46  # label column
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     if ip["error"]:
         print(f"  note: the reader stopped early: {ip['error']}")
     print(f"machine  {os.cpu_count()} CPUs; load average {load_start:.2f} at the start, {load_end:.2f} at the end")
-    print(f"kernels  cached in {where} by default (tcpview.jit.CACHE_DIR; NUMBA_CACHE_DIR moves it);")
+    print(f"kernels  cached in {where} by default (tcpview.jitcache.CACHE_DIR; NUMBA_CACHE_DIR moves it);")
     print(f"         ready() before timing took {warm['ready']:.1f} s (tens of seconds: it compiled them)")
     print()
 
