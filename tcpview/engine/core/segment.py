@@ -1,12 +1,14 @@
-"""What one TCP segment does to the tables, step by step: the body of the compiled loop
-(:func:`tcpview.engine.core.loop.track`), inlined into it.
+"""What one TCP segment does to the tables, step by step: the steps of the compiled loop
+(:func:`tcpview.engine.core.loop.track` calls them in this order for each segment), each an
+inlined function named for what it decides:
 
-:func:`track_segment` runs the steps in order, each an inlined function named for what it
-decides: find the connection (made now if new), the analysis state it goes on from, where
-Wireshark's analysis restarts at a SYN, the relative sequence bases, the SYN's options, what
-the sender sent last, Wireshark's sequence analysis, SACK, both endpoints' state machines
-(:mod:`tcpview.engine.core.statemachine`), the timers that start, then the segment's row and
-its transitions' times.
+:func:`decoded` (the fields ``decode_frame`` read), :func:`find_connection` (made now if it
+is new), :func:`analysis_state` (the row of Wireshark's analysis it goes on from),
+:func:`restart_analysis` (where that analysis starts again at a SYN), :func:`set_bases` (the
+relative sequence bases), :func:`read_syn_options`, :func:`remember_sent` (what the sender
+sent last), :func:`analyse_sequence` (Wireshark's expert bits), :func:`note_sack`,
+:func:`run_state_machine` (both endpoints' states: :mod:`tcpview.engine.core.statemachine`),
+:func:`start_timers`, :func:`store_segment` (its row) and :func:`time_transitions`.
 
 The steps take the tables as one :class:`~tcpview.engine.core.columns.TableArrays`
 (``tables``); the helpers compiled apart take only the arrays they use (numba passes every
@@ -49,7 +51,6 @@ from .columns import (
     NEXT_ID,
     NO_ROW,
     SEG_CLOCK,
-    TCP_PACKETS,
     TRANS_CLOCK,
     dupack_value,
     seg_word,
@@ -78,7 +79,7 @@ from .decode import (
 )
 from .seqanalysis import after as analyse_after
 from .seqanalysis import analyse, carry, reset_both, state_of
-from .statemachine import apply_segment, flag_anomaly, has_bit, seq_ge, syn_starts_new
+from .statemachine import apply_segment, has_bit, seq_ge, syn_starts_new
 from .tcp import (
     A_REUSED,
     ACK,
@@ -125,7 +126,7 @@ class Decoded(NamedTuple):
 
 
 @inlined
-def _decoded(fields: np.ndarray, frame_end: int) -> Decoded:
+def decoded(fields: np.ndarray, frame_end: int) -> Decoded:
     """The segment ``decode_frame`` left in ``fields``; ``frame_end`` is where its frame's
     captured bytes end in the buffer."""
     options = fields[O_TOFF] + 20
@@ -199,7 +200,7 @@ def _new_conn(conns, addrs6: np.ndarray, hash_table: np.ndarray, counts: np.ndar
 
 # -- the steps of one segment, in order ------------------------------------------------------------------
 @inlined
-def _find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[no-untyped-def]
+def find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[no-untyped-def]
     """Which connection ``seg`` belongs to, made now if it is new: ``(row, sender, found,
     previous, new_stream)``. ``found``: its 4-tuple was known, owned by row ``previous``
     (another row than ``row`` when a SYN started a new connection on it: the old one's
@@ -226,7 +227,7 @@ def _find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[
 
 
 @inlined
-def _analysis_state(tables, c: int, previous: int, found: bool, new_stream: bool, row: int) -> int:  # type: ignore[no-untyped-def]
+def analysis_state(tables, c: int, previous: int, found: bool, new_stream: bool, row: int) -> int:  # type: ignore[no-untyped-def]
     """The row of Wireshark's analysis state that segment ``row`` of connection c goes on
     from. A connection made just now starts at this row; when it took its 4-tuple over but
     Wireshark's stream goes on, so does the analysis of the connection it replaced."""
@@ -242,7 +243,7 @@ def _analysis_state(tables, c: int, previous: int, found: bool, new_stream: bool
 
 
 @inlined
-def _restart_analysis(conn, ana, sender: int, seg: Decoded, took_over: bool, new_stream: bool) -> int:  # type: ignore[no-untyped-def]
+def restart_analysis(conn, ana, sender: int, seg: Decoded, took_over: bool, new_stream: bool) -> int:  # type: ignore[no-untyped-def]
     """Where Wireshark's analysis starts again at a SYN; returns the analysis bits it sets
     (reused ports). A new stream starts afresh; the same SYN again rewinds nextseq; a SYN+ACK
     with another ISN moves the base and does nothing else."""
@@ -258,7 +259,7 @@ def _restart_analysis(conn, ana, sender: int, seg: Decoded, took_over: bool, new
 
 
 @inlined
-def _set_bases(tables, c: int, sender: int, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
+def set_bases(tables, c: int, sender: int, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
     """The relative sequence bases, as Wireshark sets them: the sender's from a SYN (even
     after earlier segments, e.g. an injected RST) or its first segment; the receiver's from
     the first ACK it gets. A base that moves is kept in ``base_hist``."""
@@ -285,7 +286,7 @@ def _set_bases(tables, c: int, sender: int, seg: Decoded, row: int) -> None:  # 
 
 
 @inlined
-def _read_syn_options(conn, sender: int, buf: np.ndarray, seg: Decoded) -> int:  # type: ignore[no-untyped-def]
+def read_syn_options(conn, sender: int, buf: np.ndarray, seg: Decoded) -> int:  # type: ignore[no-untyped-def]
     """What a SYN's options say about its sender (window scale, MSS, SACK permitted); returns
     the window-scale shift for the analysis (``WS_NONE`` for a segment that is not a SYN)."""
     if not seg.flags & SYN:
@@ -313,7 +314,7 @@ def _read_syn_options(conn, sender: int, buf: np.ndarray, seg: Decoded) -> int: 
 
 
 @inlined
-def _remember_sent(conn, sender: int, seg: Decoded) -> None:  # type: ignore[no-untyped-def]
+def remember_sent(conn, sender: int, seg: Decoded) -> None:  # type: ignore[no-untyped-def]
     """What the state machine keeps of the sender's segment: the next sequence number (a RST
     is measured against it; a zero-window probe's byte is not consumed and a RST does not
     move it), its last ACK and window."""
@@ -335,7 +336,7 @@ def _remember_sent(conn, sender: int, seg: Decoded) -> None:  # type: ignore[no-
 
 
 @inlined
-def _analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: float, bits: int, ws_shift: int,  # type: ignore[no-untyped-def]
+def analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: float, bits: int, ws_shift: int,  # type: ignore[no-untyped-def]
                       row: int) -> int:
     """Wireshark's sequence analysis of segment ``row``: its expert bits (a duplicate ACK's
     number and the frame it repeats go to ``dupack``)."""
@@ -348,7 +349,7 @@ def _analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: fl
 
 
 @inlined
-def _note_sack(tables, buf: np.ndarray, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
+def note_sack(tables, buf: np.ndarray, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
     """The bytes the segment's SACK blocks cover (bytes in flight leave them out)."""
     if seg.options_end > seg.options and not seg.flags & SYN:
         delivered = sack_delivered(buf, seg.options, seg.options_end)
@@ -357,7 +358,7 @@ def _note_sack(tables, buf: np.ndarray, seg: Decoded, row: int) -> None:  # type
 
 
 @inlined
-def _run_state_machine(tables, c: int, sender: int, seg: Decoded, found: bool, anomaly: int) -> int:  # type: ignore[no-untyped-def]
+def run_state_machine(tables, c: int, sender: int, seg: Decoded, found: bool, anomaly: int) -> int:  # type: ignore[no-untyped-def]
     """Both endpoints' states after the segment; returns its anomaly bits. An invalid flag
     combination (``anomaly``) moves nothing. A connection whose first segment is not a SYN
     was picked up mid-stream: both ESTABLISHED, or reset at once by a RST."""
@@ -382,7 +383,7 @@ def _run_state_machine(tables, c: int, sender: int, seg: Decoded, found: bool, a
 
 
 @inlined
-def _start_timers(tables, c: int, first_tr: int, ts: float, timeouts: Timeouts) -> None:  # type: ignore[no-untyped-def]
+def start_timers(tables, c: int, first_tr: int, ts: float, timeouts: Timeouts) -> None:  # type: ignore[no-untyped-def]
     """A side that the segment's transitions (``first_tr`` on) left in TIME_WAIT or
     FIN_WAIT_2 gets its timer."""
     trans = tables.trans
@@ -403,7 +404,7 @@ def _start_timers(tables, c: int, first_tr: int, ts: float, timeouts: Timeouts) 
 
 
 @inlined
-def _store_segment(tables, row: int, seg: Decoded, c: int, sender: int, frame: int, ts: float, bits: int,  # type: ignore[no-untyped-def]
+def store_segment(tables, row: int, seg: Decoded, c: int, sender: int, frame: int, ts: float, bits: int,  # type: ignore[no-untyped-def]
                    anomaly: int) -> float:
     """The segment's row; returns the time stored (times never go back in the table: where
     the capture's clock did, the real one is kept aside)."""
@@ -430,7 +431,7 @@ def _store_segment(tables, row: int, seg: Decoded, c: int, sender: int, frame: i
 
 
 @inlined
-def _time_transitions(tables, first_tr: int, ts: float, key: float) -> None:  # type: ignore[no-untyped-def]
+def time_transitions(tables, first_tr: int, ts: float, key: float) -> None:  # type: ignore[no-untyped-def]
     """The transitions the segment caused happened at its time, kept in order against the
     transitions before them only (a stray future time stamp elsewhere in the capture does not
     move them); where that is not the time its row got (``key``), it goes to ``trans_ts``."""
@@ -440,27 +441,3 @@ def _time_transitions(tables, first_tr: int, ts: float, key: float) -> None:  # 
         clocks[TRANS_CLOCK] = at
         if at != key:
             note_pair(tables.trans_ts, tables.counts, N_TRANS_TS, k, at)
-
-
-@inlined
-def track_segment(tables, buf: np.ndarray, fields: np.ndarray, frame: int, ts: float, frame_end: int,  # type: ignore[no-untyped-def]
-                  timeouts: Timeouts) -> None:
-    """Apply one TCP segment that ``decode_frame`` left in ``fields`` (frame number ``frame``,
-    captured at ``ts``, its bytes ending at ``frame_end`` in ``buf``) and store it."""
-    tables.counts[TCP_PACKETS] += 1
-    seg = _decoded(fields, frame_end)
-    c, sender, found, previous, new_stream = _find_connection(tables, seg, ts)
-    row = tables.counts[N_SEG]  # the row this segment gets
-    ana = tables.ana[_analysis_state(tables, c, previous, found, new_stream, row)]
-    bits = _restart_analysis(tables.conns[c], ana, sender, seg, found and c != previous, new_stream)
-    first_tr = tables.counts[N_TRANS]  # the transitions this segment causes start here
-    _set_bases(tables, c, sender, seg, row)
-    ws_shift = _read_syn_options(tables.conns[c], sender, buf, seg)
-    anomaly = flag_anomaly(seg.flags)
-    _remember_sent(tables.conns[c], sender, seg)
-    bits = _analyse_sequence(tables, ana, sender, seg, frame, ts, bits, ws_shift, row)
-    _note_sack(tables, buf, seg, row)
-    anomaly = _run_state_machine(tables, c, sender, seg, found, anomaly)
-    _start_timers(tables, c, first_tr, ts, timeouts)
-    key = _store_segment(tables, row, seg, c, sender, frame, ts, bits, anomaly)
-    _time_transitions(tables, first_tr, ts, key)
