@@ -35,9 +35,11 @@ from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
 PYTHON_MAX_PACKETS = 1200
 """Inputs up to this many packets run as plain Python: there the two ways cost the same.
 Measured with ``benchmarks/startup_bench.py`` (``summary --json`` of the first N packets of
-a loopback capture, the kernels forced either way, 2 cores): compiled, 1.0-1.1 s whatever N
-up to 6,000 (numba's import and set-up, the kernels from the cache); plain Python 0.29 s
-plus 0.65 ms a packet (1.0 s at 1,000 packets, 1.2 s at 1,500)."""
+a loopback capture, the kernels forced either way, 2 cores, two runs at load 4 and 7): compiled,
+0.45-0.5 s (1.0-1.1 s) whatever N up to 6,000 (numba's import and set-up, the kernels from the
+cache); plain Python 0.3 ms (0.65 ms) a packet; the two cross between 1,000 and 1,500 packets
+in both runs. Three quarters of plain Python's time per packet is numpy's record access
+(``np.record.__getattribute__``): kernels reading columns of plain arrays would move this up."""
 
 GROUPS = ("read", "table", "connection")
 """The kernels :func:`ready` can load, by what needs them: ``read`` (the capture scanners and
