@@ -3,7 +3,7 @@
 A kernel runs compiled (numba: machine code, cached on disk) or as the plain Python it is
 written in (:mod:`tcpview.jit`). Compiled is far faster per packet, but a process pays a
 fixed cost to get there: importing numba, its set-up, and loading each kernel from the cache
-(0.6 s together on 2 cores), and on the first run after an install, compiling them (about 40 s
+(0.6 s together on 2 cores), and on the first run after an install, compiling them (about 35 s
 of CPU). Plain Python costs nothing up front. So a :class:`Warmer` chooses per input:
 
 - an input of at most :data:`PYTHON_MAX_PACKETS` packets runs as plain Python, without
