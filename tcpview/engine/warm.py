@@ -78,12 +78,12 @@ def _read_kernels():  # type: ignore[no-untyped-def]
     buf = np.zeros(64, dtype=np.uint8)
     # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that
     # apart (a read-only array is a type of its own), and a live capture through dumpcap reads
-    # its stream with that reader
+    # its stream with that reader; the packet ring's blocks are copied out as bytes too
     for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
         scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
         scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
                     65536, 0, out)
-    scan_tpacket(buf, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
+        scan_tpacket(chunk, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
     return tr
 
 
