@@ -324,9 +324,13 @@ class Warmer:
                 return True
             self._proc = self._proc or compile_in_background()
             self._wait_for_compile()
-        if not self.preparing or CompileLock().held():
-            return not self.preparing
-        if cache_is_warm():  # (published before the lock was let go)
+        if not self.preparing:
+            return True
+        # published (whole: a rename) before its lock is let go, so a look at the lock between
+        # two looks at the cache tells a compile under way from one that ended without it
+        if not cache_is_warm() and CompileLock().held():
+            return False
+        if cache_is_warm():
             jit.use_compiled()
             self.preparing = False
             return True
