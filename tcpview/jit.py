@@ -16,7 +16,8 @@ process runs them in one of two modes:
 
 The decorators only note the function: numba is imported, and each function handed to it,
 when a process first goes compiled (:func:`use_compiled`; or the first call of a kernel when
-nothing chose a mode: compiled is the default). Switching rebinds each tcpview module's
+nothing chose a mode and a whole compile is cached: compiled is the default; on a cold cache
+that call runs as Python and the choice stays open). Switching rebinds each tcpview module's
 names for the kernels to the compiled dispatchers or back to the functions.
 
 ``NUMBA_DISABLE_JIT=1`` keeps every process in plain Python (numba is never imported): the
@@ -65,8 +66,11 @@ class _Kernel:
 
 
 class _Entry:
-    """What a module holds for a kernel Python calls before the process chose a mode: the
-    first call chooses compiled (the default), then it calls what the mode says."""
+    """What a module holds for a kernel Python calls before the process chose a mode: it calls
+    what the mode says. Called before anything chose one, it chooses compiled (the default)
+    when a whole compile is cached; on a cold cache it runs that one call as plain Python and
+    leaves the choice open, so a command that looks at its input before it chooses (the
+    check of a capture's first record) never waits for the compiler."""
 
     def __init__(self, k: _Kernel) -> None:
         self._k = k
@@ -75,6 +79,10 @@ class _Entry:
 
     def __call__(self, *args: Any) -> Any:
         if _MODE is None:
+            from .jitcache import is_whole
+
+            if not is_whole():
+                return self._k.fn(*args)
             use_compiled()
         k = self._k
         return (k.dispatcher if _MODE == "compiled" and k.dispatcher is not None else k.fn)(*args)

@@ -31,7 +31,7 @@ from tcpview.jitcache import READY, sources_digest
 APP = """
 import asyncio, json, sys
 from tcpview.engine.warm import cache_is_warm
-from tcpview.sources.base import FileSource
+from tcpview.sources.base import open_source
 from tcpview.ui.app import TcpviewApp
 from tcpview.ui.widgets.conn_table import ConnectionTable
 from tcpview.ui.widgets.player_bar import PlayerBar
@@ -39,7 +39,7 @@ from tcpview.ui.widgets.player_bar import PlayerBar
 async def main():
     assert not cache_is_warm()
     want_rows, want_preparing = int(sys.argv[2]), sys.argv[3] == "1"
-    app = TcpviewApp(FileSource(sys.argv[1]))
+    app = TcpviewApp(open_source(sys.argv[1]))  # as `tcpview replay` opens it: the file is checked first
     seen = {"preparing_at_first": None, "rows": 0, "preparing": None, "bar": "", "cold": None, "numba": None}
     async with app.run_test(size=(120, 40)) as pilot:
         bar, table = app.query_one(PlayerBar), app.query_one(ConnectionTable)
