@@ -373,3 +373,43 @@ async def test_status_line_names_the_way_of_capture(lo_traffic):
                 await pilot.press("q")
         finally:
             src.close()
+
+
+def test_dumpcap_clock_never_runs_ahead_of_a_packet_on_its_way(lo_traffic):
+    """The live clock (what idle and TIME_WAIT timers are judged by) never passes the time
+    stamp of a packet dumpcap has not handed over yet: libpcap holds packets for up to its
+    read timeout before dumpcap writes them to the pipe. Fails with the wall clock unheld."""
+    _need_dumpcap()
+    import threading
+    import time
+
+    from tcpview.sources.live.dumpcap import DumpcapSource
+
+    t = lo_traffic
+    t.listener("established")
+    src = DumpcapSource("lo", t.bpf())
+    stop, ahead, seen = threading.Event(), [], 0
+
+    def talk() -> None:  # a few connections, a little apart, after the capture is up
+        for _ in range(6):
+            t.established()
+            time.sleep(0.15)
+
+    talker = threading.Thread(target=talk)
+    try:
+        clock, deadline = src.now(), time.monotonic() + 15
+        talker.start()
+        for rec in src.frames(stop):
+            if rec is not None:
+                seen += 1
+                if rec[1] < clock:
+                    ahead.append(clock - rec[1])
+            if seen >= 18 or time.monotonic() > deadline:
+                break
+            clock = max(clock, src.now())
+    finally:
+        stop.set()
+        talker.join()
+        src.close()
+    assert seen >= 18  # six handshakes on lo at least
+    assert not ahead, f"the clock passed {len(ahead)} packets still on their way, by up to {max(ahead):.3f} s"

@@ -53,6 +53,8 @@ if TYPE_CHECKING:
 
 PLACES = ("/usr/bin/dumpcap", "/usr/sbin/dumpcap", "/usr/local/bin/dumpcap")
 """Where distributions install dumpcap, looked at after ``PATH``."""
+READ_TIMEOUT_MS = 250
+"""How long libpcap may hold captured packets before dumpcap reads them (its read timeout)."""
 START_SECONDS = 10.0
 """How long dumpcap may take to open the interface and write the stream's header."""
 STOP_SECONDS = 5.0
@@ -345,8 +347,11 @@ class DumpcapSource(CaptureSettings):
 
     def now(self) -> float:
         """Capture time now: dumpcap stamps packets with the wall clock, so idle timers
-        (TIME_WAIT expiry) advance with it while nothing arrives."""
-        return time.time()
+        (TIME_WAIT expiry) advance with it while nothing arrives. Held back by twice the time
+        libpcap may keep packets before dumpcap sees them (dumpcap's read timeout; it writes
+        each to the pipe at once), so no timer fires ahead of a packet still on its way, as
+        with the packet ring."""
+        return time.time() - 2 * READ_TIMEOUT_MS / 1000
 
     def status(self) -> dict[str, int]:
         """``captured`` frames, ``dropped`` (once dumpcap has stopped and said so), ``saved``
