@@ -34,6 +34,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .pyrows import python_entry
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -52,12 +54,15 @@ class _Kernel:
     """One decorated function: the function itself, numba's options for it, and its compiled
     dispatcher once the process went compiled."""
 
-    __slots__ = ("dispatcher", "entry", "fn", "opts", "stub")
+    __slots__ = ("dispatcher", "entry", "fn", "opts", "py", "stub")
 
     def __init__(self, fn: Callable, opts: dict, entry: bool) -> None:
         self.fn = fn
         self.opts = opts
         self.entry = entry
+        self.py = python_entry(fn) if entry else fn
+        """What Python calls in plain Python mode (an entry reads its tables as
+        :class:`tcpview.pyrows.Table` s there)."""
         self.dispatcher: Any = None
         self.stub: _Entry | None = None
 
@@ -82,10 +87,10 @@ class _Entry:
             from .jitcache import is_whole
 
             if not is_whole():
-                return self._k.fn(*args)
+                return self._k.py(*args)
             use_compiled()
         k = self._k
-        return (k.dispatcher if _MODE == "compiled" and k.dispatcher is not None else k.fn)(*args)
+        return (k.dispatcher if _MODE == "compiled" and k.dispatcher is not None else k.py)(*args)
 
 
 _KERNELS: list[_Kernel] = []
@@ -151,7 +156,7 @@ def _register(fn: Any, opts: dict, entry: bool) -> Any:
     if _MODE is None and entry:
         k.stub = _Entry(k)
         return k.stub
-    return fn
+    return k.py
 
 
 def _compile(k: _Kernel) -> Any:
@@ -192,8 +197,8 @@ def _rebind(compiled: bool) -> None:
     at the functions."""
     swap: dict[int, Any] = {}
     for k in _KERNELS:
-        target = k.dispatcher if compiled else k.fn
-        for obj in (k.fn, k.dispatcher, k.stub):
+        target = k.dispatcher if compiled else k.py
+        for obj in (k.fn, k.py, k.dispatcher, k.stub):
             if obj is not None and obj is not target:
                 swap[id(obj)] = target
     for module in list(sys.modules.values()):

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, cli_here, many_connections, pcapng_bytes, wait_until, write_frames_pcap
 
-from tcpview.engine.warm import PYTHON_MAX_PACKETS
+from tcpview.engine.warm import BACKGROUND_NICE, PYTHON_MAX_PACKETS
 from tcpview.jitcache import READY, sources_digest
 
 APP = """
@@ -81,6 +81,15 @@ def compilers(base: Path) -> dict[int, str]:
         if b"tcpview.engine.warm" in cmd and mark in env:
             found[int(d.name)] = " ".join(c.decode() for c in cmd if c)
     return found
+
+
+def niceness(pid: int) -> int | None:
+    """A process's nice value (the background one once it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return BACKGROUND_NICE  # gone: it was what it was
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19; the command name may hold spaces
 
 
 def compiles(base: Path) -> list[int]:
@@ -144,6 +153,8 @@ def test_first_run_viewer_lists_a_small_capture_at_once(cold, tmp_path):
     assert seen["rows"] == 20 and seen["cold"]  # every connection, long before a compile could end
     assert not seen["numba"] and not seen["preparing_at_first"]  # plain Python: nothing to wait for
     assert compiles(base)  # the compile it started goes on after the viewer closed, for the next run
+    # at a lower priority than the user's commands (its helper process too)
+    assert wait_until(lambda: all(niceness(pid) == BACKGROUND_NICE for pid in compilers(base)), timeout=30)
 
 
 def test_first_run_viewer_reads_a_large_capture_while_it_prepares(cold, tmp_path):

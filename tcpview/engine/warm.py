@@ -32,14 +32,14 @@ import numpy as np
 from .. import jit
 from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
 
-PYTHON_MAX_PACKETS = 1200
+PYTHON_MAX_PACKETS = 2500
 """Inputs up to this many packets run as plain Python: there the two ways cost the same.
-Measured with ``benchmarks/startup_bench.py`` (``summary --json`` of the first N packets of
-a loopback capture, the kernels forced either way, 2 cores, two runs at load 4 and 7): compiled,
-0.45-0.5 s (1.0-1.1 s) whatever N up to 6,000 (numba's import and set-up, the kernels from the
-cache); plain Python 0.3 ms (0.65 ms) a packet; the two cross between 1,000 and 1,500 packets
-in both runs. Three quarters of plain Python's time per packet is numpy's record access
-(``np.record.__getattribute__``): kernels reading columns of plain arrays would move this up."""
+Measured (``summary --json`` of the first N packets of a loopback capture, the kernels forced
+either way, as ``benchmarks/startup_bench.py`` does; 2 cores, best of five, load 7-9):
+compiled, 1.2-1.7 s whatever N up to 4,000 (numba's import and set-up, the kernels from the
+cache); plain Python about 0.35 ms a packet at that load (0.15 ms idle); the two cross
+between 2,500 and 3,000 packets. It was 1,200 while plain Python read the tables' rows
+through ``numpy.record``'s attribute lookup (:mod:`tcpview.pyrows` halved it)."""
 
 GROUPS = ("read", "table", "connection")
 """The kernels :func:`ready` can load, by what needs them: ``read`` (the capture scanners and
@@ -133,6 +133,12 @@ def _child_env() -> dict[str, str]:
     top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
+
+
+BACKGROUND_NICE = 10
+"""How much lower the background compile's priority is than the command's that started it
+(its helper process inherits it): on a busy machine the small capture a user is reading as
+plain Python meanwhile gets the CPU first."""
 
 
 def compile_in_background() -> subprocess.Popen | None:
@@ -364,6 +370,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--lock-fd", type=int, help="the compile lock, taken by the process that started this one")
     ap.add_argument("--part", metavar="DIR", help="compile the query kernels into DIR (a compile's helper)")
     a = ap.parse_args(argv)
+    if a.lock_fd is not None:  # started by a command, in the background: that command (a user's) goes first
+        os.nice(BACKGROUND_NICE)
     if a.part:
         _compile_part(a.part)
         return 0
