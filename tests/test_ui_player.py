@@ -169,3 +169,28 @@ def test_demo_in_a_terminal_waits_for_space(tmp_path: Path) -> None:
         t.keys("q")
     finally:
         t.kill()
+
+
+async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
+    """``producer | tcpview replay -``: LIVE while the pipe is open, ENDED once the producer
+    stopped (it is not live any more), with every connection it sent."""
+    from helpers import many_connections, pcap_bytes
+
+    frames = many_connections(5)
+    data = pcap_bytes((ts, raw) for ts, _lt, raw in frames)
+    r, w = os.pipe()
+    app = TcpviewApp(FileSource("-", fd=r))
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            os.write(w, data)
+            assert await wait_until(lambda: len(app.tl.conns) == 5, 20, 0.02, pilot.pause)
+            await pilot.pause()
+            assert "LIVE" in bar(app) and "ENDED" not in bar(app)
+            os.close(w)
+            w = -1
+            assert await wait_until(lambda: "ENDED" in bar(app), 20, 0.05, pilot.pause), bar(app)
+            assert "LIVE" not in bar(app) and len(app.tl.conns) == 5
+    finally:
+        if w >= 0:
+            os.close(w)
+        os.close(r)

@@ -181,6 +181,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         bar.reading = False
         bar.read_share = None
         bar.preparing = False
+        bar.ended = self.player.live  # a stream's producer stopped: it is not live any more
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
                         severity="error", timeout=15, markup=False)

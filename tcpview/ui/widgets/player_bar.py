@@ -67,6 +67,8 @@ class PlayerBar(PaintedText, Widget):
         """Fraction of the file read so far, while reading (None when done or unknown). Not
         named ``loading``: that is Textual's, and covers the widget with a loading indicator."""
         self.reading = False
+        self.ended = False
+        """A live source (a stream, a followed file) ended: no LIVE any more."""
         self.preparing = False
         """The engine is compiled for the first time (it runs slowly meanwhile)."""
         self.hint = ""
@@ -85,7 +87,7 @@ class PlayerBar(PaintedText, Widget):
         text.append(fmt.ellipsize_left(name, name_w), st("player--source", partial=True))
         text.append("  ")
         if p.live and p.following:
-            text.append("● LIVE", st("player--live", partial=True))
+            text.append("■ ENDED" if self.ended else "● LIVE", st("player--live", partial=True))
         elif p.playing:
             text.append(f"▶ {speed_label(p.speed)}", st("player--state", partial=True))
         else:

@@ -1,0 +1,161 @@
+"""A capture stream on stdin under connection churn: does tcpview keep up with its producer?
+
+``tcpdump -U -w - 'tcp port P'`` on lo writes one record per packet into a pipe while worker
+processes open and close connections as fast as they can (``churn_bench.Churn``). A consumer
+that reads the pipe too slowly makes tcpdump block, its kernel buffer fill and packets drop
+("N packets dropped by kernel", which tcpdump prints when it stops). In one run, the same
+churn each time on a fresh port, three consumers:
+
+1. ``cat > /dev/null``: what the machine can do at all;
+2. ``tcpview summary - --json``: its TIME_WAIT count beside ``ss``'s, taken after the churn
+   stopped (TIME_WAIT lasts 60 s: none expires in between);
+3. ``tcpview replay -``, the viewer, in a real terminal (tmux): its counters bar's TIME_WAIT
+   beside ``ss``'s, read from the screen once the stream ended.
+
+Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
+
+    python benchmarks/stream_bench.py                 # 15 s each, 2 workers
+    python benchmarks/stream_bench.py --seconds 20 --workers 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.churn_bench import Churn, free_port, time_wait
+from benchmarks.measure import REPO, child_env, load1
+
+_STATS = re.compile(r"(\d+) packets? (captured|dropped by kernel)")
+
+
+def _tcpdump_stats(path: str) -> dict[str, int]:
+    text = Path(path).read_text(errors="replace")
+    return {k: int(n) for n, k in _STATS.findall(text)}
+
+
+def _stop_tcpdump(port: int) -> None:
+    """SIGINT to this run's tcpdump (its filter names the port): it prints its counts and ends,
+    and the consumer sees the end of the stream."""
+    subprocess.run(["pkill", "-INT", "-f", f"tcpdump .*tcp port {port}$"], check=False)
+
+
+def _churn(port: int, seconds: float, workers: int) -> tuple[int, float]:
+    churn = Churn(port, workers)
+    t0 = churn.start()
+    time.sleep(seconds)
+    conns = churn.finish()
+    return conns, conns / (time.monotonic() - t0)
+
+
+def _producer(port: int, err: str) -> str:
+    return f"tcpdump -i lo -n -U -w - 'tcp port {port}' 2>{shlex.quote(err)}"
+
+
+def _wait_listening(err: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(err) and "listening on" in Path(err).read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise SystemExit("stream_bench: tcpdump did not start: " + Path(err).read_text(errors="replace")[-300:])
+
+
+def run_pipe(consumer: str, seconds: float, workers: int, tmp: str) -> dict:
+    """tcpdump into ``consumer`` (a shell command reading stdin) under churn."""
+    port = free_port()
+    err, out = os.path.join(tmp, f"tcpdump-{port}.err"), os.path.join(tmp, f"out-{port}")
+    p = subprocess.Popen(["bash", "-c", f"{_producer(port, err)} | {consumer} > {shlex.quote(out)}"],
+                         env=child_env(), cwd=REPO)
+    _wait_listening(err)
+    conns, rate = _churn(port, seconds, workers)
+    time.sleep(1.0)  # the last closes reach TIME_WAIT
+    ss_tw = time_wait(port)
+    _stop_tcpdump(port)
+    p.wait(timeout=600)
+    row = {"connections": conns, "rate": rate, "ss_tw": ss_tw, "load": load1(), **_tcpdump_stats(err)}
+    if "tcpview" in consumer:
+        summary = json.loads(Path(out).read_text())
+        row["tw"] = summary["counters"].get("TIME_WAIT", 0)
+        row["seen"] = summary["packets"]
+    return row
+
+
+def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
+    """tcpdump into ``tcpview replay -`` in a 120x40 tmux window; the TIME_WAIT count read from
+    its counters bar once the stream ended."""
+    port = free_port()
+    err = os.path.join(tmp, f"tcpdump-{port}.err")
+    session = f"tcpview-stream-{port}"
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in child_env().items() if k in ("PYTHONPATH", "NUMBA_CACHE_DIR"))
+    cmd = f"cd {shlex.quote(str(REPO))} && {_producer(port, err)} | env {env} {shlex.quote(sys.executable)} -m tcpview replay -"
+    subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd], check=True)
+    try:
+        _wait_listening(err)
+        conns, rate = _churn(port, seconds, workers)
+        time.sleep(1.0)
+        ss_tw = time_wait(port)
+        _stop_tcpdump(port)
+        tw, screen = None, ""
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:  # the viewer reads what is left in the pipe
+            time.sleep(1.0)
+            screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                    text=True, check=False).stdout
+            m = re.search(r"TIME_WAIT\s+(\d+)", screen)
+            if m and tw == int(m.group(1)) and "end of" in screen.lower():
+                break
+            tw = int(m.group(1)) if m else None
+        return {"connections": conns, "rate": rate, "ss_tw": ss_tw, "tw": tw, "load": load1(),
+                **_tcpdump_stats(err)}
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=15.0, help="churn per consumer")
+    ap.add_argument("--workers", type=int, default=2, help="client processes (and half as many servers)")
+    ap.add_argument("--only", choices=("cat", "summary", "replay"), action="append",
+                    help="run only these consumers (repeatable)")
+    a = ap.parse_args()
+    for tool in ("tcpdump", "tmux", "ss"):
+        if shutil.which(tool) is None:
+            print(f"stream_bench: {tool} is not installed", file=sys.stderr)
+            return 2
+    if os.geteuid() != 0:
+        print("stream_bench: run as root (tcpdump needs CAP_NET_RAW)", file=sys.stderr)
+        return 2
+    only = a.only or ["cat", "summary", "replay"]
+    print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers")
+    print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
+          f"{'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
+    with tempfile.TemporaryDirectory(prefix="tcpview-stream-") as tmp:
+        for name in only:
+            if name == "cat":
+                row = run_pipe("cat", a.seconds, a.workers, tmp)
+            elif name == "summary":
+                row = run_pipe(f"{shlex.quote(sys.executable)} -m tcpview summary - --json", a.seconds, a.workers, tmp)
+            else:
+                row = run_viewer(a.seconds, a.workers, tmp)
+            cap, drop = row.get("captured", 0), row.get("dropped by kernel", 0)
+            pct = 100 * drop / (cap + drop) if cap + drop else 0.0
+            tw = row.get("tw")
+            print(f"{name:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} "
+                  f"{'-' if tw is None else tw:>9} {row['ss_tw']:7d} {row['load']:5.2f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
