@@ -32,11 +32,17 @@ import os
 import sys
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
+
+import numpy as np
 
 from .pyrows import python_entry
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+Int: TypeAlias = int | np.integer
+"""An integer in a kernel: a numpy integer where it runs as plain Python (a field of a
+record, ``np.int64(b[p]) << 8``), a machine integer where it is compiled."""
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 """True when every kernel runs as plain Python (``NUMBA_DISABLE_JIT=1``)."""

@@ -365,11 +365,11 @@ async def test_sockets_app_shows_the_table_and_filters(lo_traffic):
         for ch in "state:cw":
             await pilot.press(ch if ch != ":" else "colon")
         await pilot.press("enter")
-        assert await wait_until(lambda: table.query.text == "state:cw", 10, 0.05, pilot.pause)
+        assert await wait_until(lambda: table.conn_query.text == "state:cw", 10, 0.05, pilot.pause)
         assert table.rows and all("CLOSE_WAIT" in (r.state_text(0), r.state_text(1)) for _i, r in table.rows)
         assert (c, s) in {(r.client, r.server) for _i, r in table.rows}
         await pilot.press("escape")
-        assert await wait_until(lambda: table.query.text == "", 10, 0.05, pilot.pause)
+        assert await wait_until(lambda: table.conn_query.text == "", 10, 0.05, pilot.pause)
         # pause: the table stops refreshing
         await pilot.press("space")
         v = app.table.version
@@ -402,14 +402,14 @@ async def test_sockets_filter_box_is_visible_and_esc_restores_the_filter(tmp_pat
         assert len(table.rows) == 1
         await pilot.press("slash", *["backspace"] * len("state:listen"), *"state:cw")
         await pilot.pause()
-        assert prompt.display and prompt.value == "state:cw" and table.query.text == "state:cw"
+        assert prompt.display and prompt.value == "state:cw" and table.conn_query.text == "state:cw"
         assert [r.state_text(1) for _i, r in table.rows] == ["CLOSE_WAIT"]  # applied while typing
         region = prompt.region
         assert region.height >= 1 and not region.overlaps(footer.region) and region.bottom <= footer.region.y
         assert app.screen.get_widget_at(region.x + 1, region.y)[0] is prompt
         await pilot.press("escape")
         await pilot.pause()
-        assert not prompt.display and table.query.text == "state:listen" and len(table.rows) == 1
+        assert not prompt.display and table.conn_query.text == "state:listen" and len(table.rows) == 1
 
 
 async def test_sockets_filter_box_refuses_a_term_the_table_cannot_read(tmp_path):
@@ -435,10 +435,10 @@ async def test_sockets_filter_box_refuses_a_term_the_table_cannot_read(tmp_path)
             prompt.insert_text_at_cursor(term)
             await pilot.pause()
             assert prompt.error is not None and prompt.error.startswith(says), prompt.error
-            assert table.query.text == "" and len(table.rows) == 2
+            assert table.conn_query.text == "" and len(table.rows) == 2
             await pilot.press("enter")  # refused
             await pilot.pause()
-            assert prompt.is_open and table.query.text == ""
+            assert prompt.is_open and table.conn_query.text == ""
             await pilot.press("escape")
             await pilot.pause()
 

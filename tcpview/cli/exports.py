@@ -33,7 +33,7 @@ def _add_selection(p: argparse.ArgumentParser) -> None:
                    "'port:443 analysis:retransmission' (as of the end of the capture)")
 
 
-def add_export(sub) -> None:  # type: ignore[no-untyped-def]
+def add_export(sub) -> None:
     """``tcpview export``."""
     e = sub.add_parser("export", help="export segments (jsonl, csv), frames (pcap) or ladders "
                        "(mermaid, plantuml, svg)")
@@ -45,7 +45,7 @@ def add_export(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(e)
 
 
-def add_stream(sub) -> None:  # type: ignore[no-untyped-def]
+def add_stream(sub) -> None:
     """``tcpview stream``."""
     s = sub.add_parser("stream", help="a connection's payload in order, both directions (Follow TCP Stream)")
     s.add_argument("source", help="pcap/pcapng file")
@@ -56,7 +56,7 @@ def add_stream(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(s)
 
 
-def _need_conn(tl, cid: int) -> None:  # type: ignore[no-untyped-def]
+def _need_conn(tl, cid: int) -> None:
     """A connection id that does not exist is the user's error."""
     if not tl.conns.has(cid):
         n = tl.view().next_id
@@ -64,7 +64,7 @@ def _need_conn(tl, cid: int) -> None:  # type: ignore[no-untyped-def]
                          f"no connection {cid} (the capture has none)")
 
 
-def _selected(tl, args: argparse.Namespace) -> list[int]:  # type: ignore[no-untyped-def]
+def _selected(tl, args: argparse.Namespace) -> list[int]:
     """Connection ids --conn and --filter choose (all by default)."""
     from ..engine.analysis.query import ConnRows
 
@@ -152,7 +152,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     return _finish(res)
 
 
-def add_graph(sub) -> None:  # type: ignore[no-untyped-def]
+def add_graph(sub) -> None:
     """``tcpview graph``."""
     g = sub.add_parser("graph", help="draw a connection's time-sequence, throughput, RTT or window graph")
     g.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")

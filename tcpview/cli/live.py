@@ -29,7 +29,7 @@ from .options import (
 from .report import print_kernel_summary, print_summary
 
 
-def add_live(sub) -> None:  # type: ignore[no-untyped-def]
+def add_live(sub) -> None:
     """``tcpview live``."""
     p = sub.add_parser("live", help="capture on an interface and watch TCP live (root, or the wireshark group)",
                        description="Capture on an interface (default: the one holding the default route) "
@@ -58,7 +58,7 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
     add_app_options(p)
 
 
-def add_sockets(sub) -> None:  # type: ignore[no-untyped-def]
+def add_sockets(sub) -> None:
     """``tcpview sockets``."""
     s = sub.add_parser("sockets", help="this host's TCP sockets from the kernel (no privileges needed)",
                        description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
@@ -84,7 +84,7 @@ def _filter_of(args: argparse.Namespace) -> str | None:
     return args.filter or (" ".join(words) if words else None)
 
 
-def open_live(args: argparse.Namespace, write: bool = True):  # type: ignore[no-untyped-def]
+def open_live(args: argparse.Namespace, write: bool = True):
     """Open the capture the arguments ask for: the packet ring with root or CAP_NET_RAW, else
     through dumpcap (:func:`~tcpview.sources.live.choose.open_capture`).
 
@@ -192,12 +192,12 @@ def live_summary(args: argparse.Namespace) -> int:
     return 0
 
 
-def _way(source) -> str:  # type: ignore[no-untyped-def]
+def _way(source) -> str:
     """How the capture goes, in words: ``tcpview's packet ring`` or ``dumpcap``."""
     return "tcpview's packet ring" if source.method == "packet ring" else source.method
 
 
-def _drops_line(source) -> str:  # type: ignore[no-untyped-def]
+def _drops_line(source) -> str:
     """What a capture lost, for its last words (empty: nothing)."""
     dropped = source.status().get("dropped", 0)
     if not dropped:

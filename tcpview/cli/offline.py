@@ -14,7 +14,7 @@ from .options import add_capture, add_memory, add_save, add_timers, default_memo
 from .report import print_summary
 
 
-def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
+def add_summary(sub) -> None:
     """``tcpview summary``."""
     s = sub.add_parser("summary", help="print the connection table and counters of a capture")
     s.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
@@ -28,7 +28,7 @@ def add_summary(sub) -> None:  # type: ignore[no-untyped-def]
     add_memory(s, unbounded_default=True)
 
 
-def add_ladder(sub) -> None:  # type: ignore[no-untyped-def]
+def add_ladder(sub) -> None:
     """``tcpview ladder``."""
     p = sub.add_parser("ladder", help="print one connection's ladder diagram")
     p.add_argument("source")
@@ -39,7 +39,7 @@ def add_ladder(sub) -> None:  # type: ignore[no-untyped-def]
     add_timers(p)
 
 
-def add_expert(sub) -> None:  # type: ignore[no-untyped-def]
+def add_expert(sub) -> None:
     """``tcpview expert``."""
     e = sub.add_parser("expert", help="count Wireshark's TCP analysis flags and the RTTs, per connection")
     e.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
@@ -57,7 +57,7 @@ def cmd_expert(args: argparse.Namespace) -> int:
     return _finish(res)
 
 
-def _load(args: argparse.Namespace, until: float | None = None):  # type: ignore[no-untyped-def]
+def _load(args: argparse.Namespace, until: float | None = None):
     """Read the command's capture. A small one is read as plain Python (no compiler, no numba:
     at once), a large one compiled; on the first run after install the compile starts in the
     background and a large capture is read as plain Python until it is done (said on stderr)."""
@@ -73,7 +73,7 @@ def _load(args: argparse.Namespace, until: float | None = None):  # type: ignore
     return res
 
 
-def _finish(res) -> int:  # type: ignore[no-untyped-def]
+def _finish(res) -> int:
     """Exit status after printing what was read: damage part-way is reported last."""
     if res.error:
         print(f"tcpview: error: {res.error}", file=sys.stderr)

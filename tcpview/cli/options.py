@@ -107,7 +107,7 @@ def add_app_options(p: argparse.ArgumentParser) -> None:
                    "(default: tcpview-mono when NO_COLOR is set)")
 
 
-def _theme_arg(value: str):  # type: ignore[no-untyped-def]
+def _theme_arg(value: str):
     from ..ui.themes.catalog import resolve_theme
     from ..ui.themes.spec import ThemeError
 

@@ -22,7 +22,7 @@ from .options import (
 )
 
 
-def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
+def add_replay(sub) -> None:
     """``tcpview replay``."""
     p = sub.add_parser("replay", help="open a capture in the interactive viewer (play, pause, step, seek)")
     p.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin (tcpdump -U -w - | tcpview replay -)")
@@ -36,7 +36,7 @@ def add_replay(sub) -> None:  # type: ignore[no-untyped-def]
     add_app_options(p)
 
 
-def _stdin_source():  # type: ignore[no-untyped-def]
+def _stdin_source():
     """A source reading the capture piped into stdin, with the keyboard moved to /dev/tty.
 
     Textual reads keys from file descriptor 0, so the pipe is moved to another descriptor

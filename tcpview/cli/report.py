@@ -10,11 +10,11 @@ from collections import deque
 from ..textutil import endpoint, plural, safe
 
 
-def _cursor(tl, at: float | None) -> float | None:  # type: ignore[no-untyped-def]
+def _cursor(tl, at: float | None) -> float | None:
     return tl.first_ts + at if at is not None and tl.first_ts is not None else None
 
 
-def _head(tl, source: str, at: float | None, totals=None) -> dict:  # type: ignore[no-untyped-def]
+def _head(tl, source: str, at: float | None, totals=None) -> dict:
     """The summary without its connections; the capture's totals from ``totals`` (a
     timeline of the whole capture) when ``tl`` holds only its part up to the cursor."""
     whole = totals if totals is not None else tl
@@ -32,7 +32,7 @@ def _head(tl, source: str, at: float | None, totals=None) -> dict:  # type: igno
     }
 
 
-def summary_dict(tl, source: str, at: float | None = None) -> dict:  # type: ignore[no-untyped-def]
+def summary_dict(tl, source: str, at: float | None = None) -> dict:
     """The summary as plain data in the shape of :class:`tcpview.engine.core.model.Summary`.
 
     ``at`` is seconds after the first packet (the end of the capture when None).
@@ -47,7 +47,7 @@ _PIECE = 8192
 """Connections written at a time: about 3 MB of JSON; two are formatted at a time."""
 
 
-def write_summary_json(tl, source: str, at: float | None = None, out=None,  # type: ignore[no-untyped-def]
+def write_summary_json(tl, source: str, at: float | None = None, out=None,
                        piece: int = _PIECE, totals=None) -> None:
     """Write :func:`summary_dict` as ``json.dumps(..., indent=1)`` would, without building it:
     the connections go out in pieces, straight from the timeline's columns.
@@ -94,7 +94,7 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
     out.write(after + "\n")
 
 
-def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,  # type: ignore[no-untyped-def]
+def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,
                   totals=None) -> None:
     """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`)."""
     out = out or sys.stdout
@@ -112,7 +112,8 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
         out.write(f"evicted (memory budget): {plural(s['evicted']['connections'], 'connection')}, "
                   f"{plural(s['evicted']['segments'], 'segment')} before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
-    rows = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "zeek", "history", "notes")]
+    rows: list[tuple[str, ...]] = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "zeek",
+                                    "history", "notes")]
     rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), zs, zh, ",".join(no))
              for i, ci, cp, cs, si, sp, ss, pk, nb, zs, zh, no in zip(
                  cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.packets,
@@ -120,7 +121,7 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
 
 
-def write_counts_and_table(out, what: str, counters: dict[str, int], rows: list[tuple[str, ...]],  # type: ignore[no-untyped-def]
+def write_counts_and_table(out, what: str, counters: dict[str, int], rows: list[tuple[str, ...]],
                            right: set[int]) -> None:
     """The text summary's body: one line of counts (the states that have any, and always the
     two that hurt: TIME_WAIT and CLOSE_WAIT), then a table."""
@@ -132,7 +133,7 @@ def write_counts_and_table(out, what: str, counters: dict[str, int], rows: list[
         out.write("  ".join(cells).rstrip() + "\n")
 
 
-def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore[no-untyped-def]
+def print_kernel_summary(snap, as_json: bool, out=None) -> None:
     """Print a kernel snapshot in the shape of ``tcpview summary`` (JSON or a table)."""
     out = out or sys.stdout
     s = snap.summary()
@@ -141,7 +142,8 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore
         return
     nsock = len(snap.sockets)
     out.write(f"kernel: {plural(nsock, 'TCP socket')}, {plural(len(s.connections), 'connection')}\n")
-    rows = [("id", "client", "server", "client state", "server state", "Recv-Q", "Send-Q", "timer", "notes")]
+    rows: list[tuple[str, ...]] = [("id", "client", "server", "client state", "server state", "Recv-Q", "Send-Q",
+                                    "timer", "notes")]
     for c, k in zip(s.connections, snap.connections(), strict=True):  # the same order: ids are places
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
                      c.client.state, c.server.state, k.queue_text(True), k.queue_text(False), k.timer_text(),
@@ -153,7 +155,7 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.3f} ms"
 
 
-def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:  # type: ignore[no-untyped-def]
+def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:
     """Print ``tcpview expert``'s report as JSON or as text."""
     out = out or sys.stdout
     if as_json:

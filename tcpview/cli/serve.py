@@ -25,7 +25,7 @@ DEFAULT_ARGS = ("demo",)
 _NOT_APPS = frozenset({"summary", "ladder", "export", "simulate", "serve"})
 
 
-def add_serve(sub) -> None:  # type: ignore[no-untyped-def]
+def add_serve(sub) -> None:
     """``tcpview serve``."""
     p = sub.add_parser(
         "serve",

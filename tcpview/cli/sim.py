@@ -29,7 +29,7 @@ DEFAULT_BOUND_SECONDS = 60.0
 """How much of an endless scenario ``simulate`` writes when given no bound."""
 
 
-def add_demo(sub) -> None:  # type: ignore[no-untyped-def]
+def add_demo(sub) -> None:
     """``tcpview demo``."""
     d = sub.add_parser("demo", help="watch a simulated scenario live (the default command)",
                        description="Run a built-in or user scenario in real time and watch it in the UI.")
@@ -46,7 +46,7 @@ def add_demo(sub) -> None:  # type: ignore[no-untyped-def]
     add_app_options(d)
 
 
-def add_simulate(sub) -> None:  # type: ignore[no-untyped-def]
+def add_simulate(sub) -> None:
     """``tcpview simulate``."""
     s = sub.add_parser("simulate", help="write a simulated scenario to a pcap file",
                        description="Run a scenario and write its frames to a pcap (Ethernet) file.")
@@ -60,7 +60,7 @@ def add_simulate(sub) -> None:  # type: ignore[no-untyped-def]
     s.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
 
 
-def print_list(out=None) -> None:  # type: ignore[no-untyped-def]
+def print_list(out=None) -> None:
     """Print the built-in scenarios, one per line with its description."""
     from ..sim import DEFAULT_SCENARIO, ScenarioError, builtin_names, load_builtin
 

@@ -85,11 +85,11 @@ class TimelineTimes:
     """:class:`SegmentTimes` read from a timeline's segment table (what the pump gives the
     player): the times grow as the timeline is published, with nothing kept twice."""
 
-    def __init__(self, tl) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, tl) -> None:
         self.tl = tl
 
     @property
-    def ts(self):  # type: ignore[no-untyped-def]
+    def ts(self):
         """The segment times published so far (non-decreasing)."""
         v = self.tl.view()
         return v.segs.ts[: v.n_seg]

@@ -66,7 +66,7 @@ class Pump:
             Python instead: it asks once).
     """
 
-    def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,  # type: ignore[no-untyped-def]
+    def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,
                  pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False,
                  until: float | None = None, say: Callable[[str], None] | None = None,
                  wait_compiled: bool = True) -> None:
@@ -175,7 +175,7 @@ class Pump:
             return batch, False
         return FrameBatch(batch.buf, batch.frames[: int(past[0])], batch.base), True
 
-    def _pieces(self, batch: FrameBatch):  # type: ignore[no-untyped-def]
+    def _pieces(self, batch: FrameBatch):
         """The batch, or while the kernels run in plain Python and may switch, small slices of
         it (so the first rows show at once and the switch to compiled code comes soon), or while
         the timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
@@ -211,7 +211,7 @@ class Pump:
             return None
 
 
-def _warmer(source, say: Callable[[str], None] | None) -> Warmer:  # type: ignore[no-untyped-def]
+def _warmer(source, say: Callable[[str], None] | None) -> Warmer:
     """The chooser for ``source``: by the frames it is expected to hold; one that does not say
     goes on (a live capture, the simulator)."""
     expected = getattr(source, "expected_frames", None)
@@ -230,7 +230,7 @@ class PumpThread:
         tracker: the tracker to feed.
     """
 
-    def __init__(self, source, tracker: Tracker) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, source, tracker: Tracker) -> None:
         self.pump = Pump(source, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=0.0)
         self.stop_event = threading.Event()
         self._thread = threading.Thread(target=self.pump.run, args=(self.stop_event,), name="tcpview-pump",

@@ -37,13 +37,13 @@ class Session:
         speed: the player's starting speed (None: 1x).
     """
 
-    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0,  # type: ignore[no-untyped-def]
+    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0,
                  memory: int | None = None, speed: float | None = None) -> None:
         self.msl2 = msl2
         self.fin_timeout = fin_timeout
         self._start(source, memory, version=0, pin=None, speed=speed)
 
-    def _start(self, source, budget: int | None, version: int, pin: float | None,  # type: ignore[no-untyped-def]
+    def _start(self, source, budget: int | None, version: int, pin: float | None,
                speed: float | None) -> None:
         self.source = source
         self.tracker = Tracker(msl2=self.msl2, fin_timeout=self.fin_timeout)
@@ -83,7 +83,7 @@ class Session:
         return True
 
     # -- starting over -------------------------------------------------------------------------
-    def restart(self, source, pin: float | None = None) -> None:  # type: ignore[no-untyped-def]
+    def restart(self, source, pin: float | None = None) -> None:
         """Stop reading and start over on ``source`` with a fresh timeline (the same timers,
         memory budget and speed), pinned at ``pin`` when given. The caller starts :meth:`feed`
         again on a writer thread and points its views at the new timeline."""
@@ -117,7 +117,7 @@ class Session:
         tl.pin = tl.first_ts + seconds
         return True
 
-    def switch(self, source) -> None:  # type: ignore[no-untyped-def]
+    def switch(self, source) -> None:
         """Capture from ``source`` (a live capture on another interface) instead, on a fresh
         timeline; the caller has stopped the old capture."""
         self.restart(source)

@@ -57,7 +57,7 @@ _SYN = bytes.fromhex("000000000000000000000000080045000028000000004006000"
                      "07f0000017f000001d4310050000003e80000000050022000000000000000")
 
 
-def _read_kernels():  # type: ignore[no-untyped-def]
+def _read_kernels():
     """The ``read`` group: the capture scanners and the loop, on a tiny input; returns the
     tracker it fed (the other groups ask its timeline)."""
     from ..sources.batch import FrameBatch, frame_array
@@ -87,7 +87,7 @@ def _read_kernels():  # type: ignore[no-untyped-def]
     return tr
 
 
-def _query_kernels(tl, groups: Sequence[str]) -> None:  # type: ignore[no-untyped-def]
+def _query_kernels(tl, groups: Sequence[str]) -> None:
     """The ``table`` and ``connection`` groups, asked of the tiny timeline ``tl``."""
     if "table" in groups:
         from .output.json_rows import RowsWriter

@@ -47,7 +47,7 @@ def kernel_state(snap: KernelSnapshot, local: Addr, remote: Addr, sniffed: int |
     return int(TcpState.CLOSED)
 
 
-def compare(tl, snap: KernelSnapshot, t: float | None = None) -> dict[int, Comparison]:  # type: ignore[no-untyped-def]
+def compare(tl, snap: KernelSnapshot, t: float | None = None) -> dict[int, Comparison]:
     """For each connection of a timeline, the kernel's states beside the sniffed ones.
 
     Args:

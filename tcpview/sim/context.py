@@ -29,7 +29,7 @@ class Simulation(Protocol):
     fin_timeout: int
     """How long an orphaned FIN_WAIT_2 lasts, microseconds."""
 
-    def schedule(self, t: int, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    def schedule(self, t: int, fn, *args) -> None:
         """Call ``fn(*args)`` at simulated time ``t``."""
 
     def transmit(self, host: Any, seg: Seg) -> None:

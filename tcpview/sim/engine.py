@@ -246,8 +246,9 @@ class Engine(Network):
             return None
         return t
 
-    def _step(self, ctx: Ctx, st) -> Iterator:  # type: ignore[no-untyped-def]
+    def _step(self, ctx: Ctx, st) -> Iterator:
         rng = self.rng
+        tcb: Tcb | None
         if isinstance(st, Connect):
             ip = self._client_ip()
             host = self._client_host(ip)

@@ -86,7 +86,7 @@ def build_frame(
     seg = tcp.build()
     if family == 4:
         pseudo = _pseudo(4, src, dst) + b"\x00\x06" + _LEN.pack(len(seg))
-        ip = IP(src=src, dst=dst, ttl=ttl, id=ip_id, flags=2, proto=6)
+        ip: IP | IPv6 = IP(src=src, dst=dst, ttl=ttl, id=ip_id, flags=2, proto=6)
     else:
         pseudo = _pseudo(6, src, dst) + _LEN6.pack(len(seg)) + b"\x00\x00\x00\x06"
         ip = IPv6(src=src, dst=dst, hlim=ttl, nh=6)
@@ -99,7 +99,7 @@ def build_frame(
     return eth.build()
 
 
-def build_frame_reference(**kw) -> bytes:  # type: ignore[no-untyped-def]
+def build_frame_reference(**kw) -> bytes:
     """The same frame built the plain way, ``bytes(Ether()/IP()/TCP()/payload)`` (tests)."""
     ipl = (IP(src=kw["src"], dst=kw["dst"], ttl=kw["ttl"], id=kw["ip_id"], flags=2) if kw["family"] == 4
            else IPv6(src=kw["src"], dst=kw["dst"], hlim=kw["ttl"]))

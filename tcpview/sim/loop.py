@@ -33,6 +33,6 @@ class Loop:
         self.heap: list = []
         self._order = itertools.count()
 
-    def schedule(self, t: int, fn, *args) -> None:  # type: ignore[no-untyped-def]
+    def schedule(self, t: int, fn, *args) -> None:
         """Call ``fn(*args)`` at simulated time ``t`` (microseconds; ties keep their order)."""
         heapq.heappush(self.heap, (t, next(self._order), fn, args))

@@ -82,6 +82,7 @@ class Network(Loop):
         self.bandwidth = net.bandwidth  # Mbit/s = bits per microsecond
         self.msl2 = round(net.msl2 * SECOND)
         self.fin_timeout = round(net.fin_timeout * SECOND)
+        assert model.server.ip is not None  # ScenarioModel's validator sets both hosts' addresses
         self.server = Host(self, str(ipaddress.ip_address(model.server.ip.split("/")[0])), model.server,
                            server=True)
         self.hosts: dict[str, Host] = {self.server.ip: self.server}

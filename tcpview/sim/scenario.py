@@ -125,7 +125,7 @@ def _has_forever(steps: list, scripts: dict, seen: set) -> bool:
     return False
 
 
-def builtin_dir():  # type: ignore[no-untyped-def]
+def builtin_dir():
     """The package directory holding the built-in scenario files."""
     return resources.files("tcpview.sim") / "scenarios"
 
@@ -223,7 +223,7 @@ def _clean_loc(loc: tuple) -> tuple[tuple, str | None]:
     return tuple(out), op
 
 
-_TABLE_MODELS = {"network": Network, "client": Host, "server": Host}
+_TABLE_MODELS: dict[str, type[BaseModel]] = {"network": Network, "client": Host, "server": Host}
 
 
 def _allowed(path: tuple, op: str | None) -> list[str]:

@@ -22,7 +22,7 @@ from pydantic import (
 from ..engine.core.tcp import TcpFlags
 from ..errors import UserError
 
-FLAG_BITS = {f.name: int(f) for f in TcpFlags}
+FLAG_BITS = {f.name: int(f) for f in TcpFlags if f.name}  # (every member has one: a combination would not)
 MAX_BYTES = 1 << 26  # one send; more is surely a typo
 
 

@@ -118,7 +118,7 @@ class TcbCore:
         if self.conn is not None:
             self.conn.changed()
 
-    def _arm(self, name: str, delay_us: int, fn) -> None:  # type: ignore[no-untyped-def]
+    def _arm(self, name: str, delay_us: int, fn) -> None:
         self.gen[name] += 1
         if name in self.armed:
             self.armed[name] = True
@@ -129,7 +129,7 @@ class TcbCore:
         if name in self.armed:
             self.armed[name] = False
 
-    def _fire(self, name: str, gen: int, fn) -> None:  # type: ignore[no-untyped-def]
+    def _fire(self, name: str, gen: int, fn) -> None:
         if self.gen[name] != gen:
             return
         if name in self.armed:

@@ -67,7 +67,7 @@ class _Scanner:
             self.adv(end + 3 - self.i)
             return val
         self.adv()
-        buf = []
+        buf: list[str] = []
         while self.i < len(self.s):
             c = self.s[self.i]
             if c == q:

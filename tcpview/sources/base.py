@@ -21,7 +21,7 @@ Sources:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ class FileSource:
         finally:
             batches.close()
 
-    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
+    def batches(self, stop: threading.Event) -> Generator[FrameBatch | None, None, None]:
         """Yield the capture's frames a chunk at a time, as the reader finds them (what the pump
         reads: the batches say where in the file each frame is); ``None`` while waiting for more.
         Damage part-way ends them and is kept in :attr:`error`."""

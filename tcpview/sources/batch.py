@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..records import Records
+
 FRAME = np.dtype([("off", np.int64), ("caplen", np.int32), ("origlen", np.int32), ("ts", np.float64),
                   ("linktype", np.int32), ("frame", np.int64)])
 """Where one frame of a batch is (``off``, ``caplen``), and what the capture says of it."""
 
 
-def frame_array(n: int) -> np.ndarray:
+def frame_array(n: int) -> Records:
     """An empty record array of n :data:`FRAME` rows."""
-    return np.zeros(n, dtype=FRAME).view(np.recarray)
+    return np.zeros(n, dtype=FRAME).view(Records)
 
 
 @dataclass
@@ -31,7 +33,7 @@ class FrameBatch:
     """
 
     buf: np.ndarray
-    frames: np.ndarray
+    frames: Records
     base: int | None = None
 
     def __len__(self) -> int:
@@ -55,7 +57,7 @@ class FrameBatch:
             parts.append(data)
             rows.append((pos, len(data), max(origlen, len(data)), ts, lt, frame))
             pos += len(data)
-        frames = np.array(rows, dtype=FRAME).view(np.recarray)
+        frames = np.array(rows, dtype=FRAME).view(Records)
         return cls(np.frombuffer(b"".join(parts), dtype=np.uint8), frames)
 
     def records(self) -> Iterator[tuple]:

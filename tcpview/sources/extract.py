@@ -13,10 +13,11 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 import numpy as np
 
+from ..records import Records
 from .pcap import _PCAP_MAGICS, CaptureError, CaptureReader
 
 
@@ -31,7 +32,7 @@ class Frame:
     data: bytes
 
 
-def _picked(path: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, object, np.ndarray]]:
+def _picked(path: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, Records, np.ndarray]]:
     """(buffer, batch frames, indices of the wanted ones) for each batch with any, in order."""
     if path == "-":
         raise CaptureError("reading frames again needs a capture file, not a stream")
@@ -63,7 +64,7 @@ def read_frames(path: str, numbers: Iterable[int]) -> dict[int, Frame]:
     return out
 
 
-def write_frames(path: str, numbers: Iterable[int], out: BinaryIO) -> int:
+def write_frames(path: str, numbers: Iterable[int], out: IO[bytes]) -> int:
     """Write a capture of the frames ``numbers`` of ``path`` to ``out``; returns how many."""
     wanted = np.unique(np.fromiter(numbers, dtype=np.int64))
     with open(path, "rb") as f:
@@ -80,7 +81,7 @@ def write_frames(path: str, numbers: Iterable[int], out: BinaryIO) -> int:
     return _write_pcapng(path, wanted, out)
 
 
-def _write_pcapng(path: str, wanted: np.ndarray, out: BinaryIO) -> int:
+def _write_pcapng(path: str, wanted: np.ndarray, out: IO[bytes]) -> int:
     out.write(struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28))
     iface: dict[int, int] = {}
     n = 0

@@ -47,7 +47,7 @@ class FrameStore:
         self._where.append((offset << _LEN_BITS) | min(caplen, _LEN_MASK))
         self._frames.append(frame)
 
-    def note_file_batch(self, frames, linktypes, offsets, caplens) -> None:  # type: ignore[no-untyped-def]
+    def note_file_batch(self, frames, linktypes, offsets, caplens) -> None:
         """:meth:`note_file` for arrays of frames (a batch read from the file)."""
         if not len(frames):
             return

@@ -357,7 +357,7 @@ def _records(batches: Iterator[FrameBatch | None]) -> Iterator[Record | None]:
             yield from batch.records()
 
 
-def _iface_arrays(ifaces: list[tuple[int, float, float, int]]) -> tuple[np.ndarray, ...]:
+def _iface_arrays(ifaces: list[tuple[int, float, float, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The interfaces' link types, time scales, time offsets and snap lengths as arrays."""
     rows = ifaces or [(0, 1e-6, 0.0, 0)]
     lt, scale, offset, snap = zip(*rows, strict=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..jit import helper, kernel
+from ..jit import Int, helper, kernel
 
 # why a scanner stopped
 DONE, CORRUPT, CORRUPT_PACKET, BAD_INTERFACE, PYTHON_BLOCK, FULL = range(6)
@@ -19,21 +19,21 @@ MAX_ORIGLEN = 0x7FFFFFFF  # a frame's original length is an int32 (FRAME); a dam
 
 
 @helper
-def _u32(b: np.ndarray, p: int, big: bool) -> int:
+def _u32(b: np.ndarray, p: int, big: bool) -> Int:
     if big:
         return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
 
 
 @helper
-def _u16(b: np.ndarray, p: int, big: bool) -> int:
+def _u16(b: np.ndarray, p: int, big: bool) -> Int:
     if big:
         return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
 
 
 @kernel
-def scan_pcap(b: np.ndarray, pos: int, end: int, big: bool, scale: float, linktype: int, limit: int,  # type: ignore[no-untyped-def]
+def scan_pcap(b: np.ndarray, pos: int, end: int, big: bool, scale: float, linktype: int, limit: int,
               frame: int, out) -> tuple:
     """Records of a pcap file in ``b[pos:end]``: ``(frames found, position after them, why it
     stopped)``. ``frame`` is the number of the frame before the first; ``scale`` seconds per
@@ -62,7 +62,7 @@ def scan_pcap(b: np.ndarray, pos: int, end: int, big: bool, scale: float, linkty
 
 
 @kernel
-def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray, if_scale: np.ndarray,  # type: ignore[no-untyped-def]
+def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray, if_scale: np.ndarray,
                 if_off: np.ndarray, if_snap: np.ndarray, n_if: int, limit: int, frame: int, out) -> tuple:
     """Packet blocks of a pcapng section in ``b[pos:end]``: ``(frames found, position after
     them, why it stopped)``. Enhanced, simple and obsolete packet blocks become frames;
@@ -92,7 +92,7 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
                 incl = min(orig, bend - body - 4)
                 if if_snap[0] > 0:
                     incl = min(incl, np.int64(if_snap[0]))
-                iface = 0
+                iface: Int = 0
                 data = body + 4
                 ts = 0.0
             else:
@@ -130,7 +130,7 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
 
 
 @kernel
-def scan_tpacket(b: np.ndarray, first: int, npkts: int, linktype: int, frame: int, out,  # type: ignore[no-untyped-def]
+def scan_tpacket(b: np.ndarray, first: int, npkts: int, linktype: int, frame: int, out,
                  stamp: np.ndarray) -> int:
     """Packets of a ``TPACKET_V3`` ring block (a live capture) into ``out``; returns how many.
 

@@ -74,7 +74,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
 
     BINDINGS = VIEWER_BINDINGS
 
-    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,  # type: ignore[no-untyped-def]
+    def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,
                  theme: str | Theme | None = None, at: float | None = None, memory: int | None = None,
                  speed: float | None = None, paused_at_start: bool = False) -> None:
         super().__init__()
@@ -301,7 +301,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         if self._stream.display:
             self._stream.show(self.tl, cid, self.pump.frames.get, t)
 
-    def _switch_pane(self, pane) -> None:  # type: ignore[no-untyped-def]
+    def _switch_pane(self, pane) -> None:
         """Show ``pane`` in the ladder's place (the ladder again when it is shown already)."""
         show = not pane.display
         for other in (self._graph, self._stream):
@@ -326,7 +326,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         self.action_set_filter(f"state:{message.state}")
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
-    def _inspect(self, cid: int, row) -> None:  # type: ignore[no-untyped-def]
+    def _inspect(self, cid: int, row) -> None:
         from ..sources.dissect import dissect
 
         c = self.tl.conns[cid]

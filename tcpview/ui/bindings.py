@@ -8,9 +8,9 @@ the help) and a tooltip (what the help says it does), so a keymap can remap it.
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
-VIEWER_BINDINGS: list[Binding] = [
+VIEWER_BINDINGS: list[BindingType] = [
     Binding("space", "play_pause", "Play", id="player.play_pause",
             tooltip="Play / pause (live: pause, then play the past from the cursor)"),
     Binding("L", "live", "Live", id="player.live",
@@ -51,7 +51,7 @@ VIEWER_BINDINGS: list[Binding] = [
 ]
 """The bindings of ``tcpview replay``, ``demo`` and ``live`` (the live app adds its own)."""
 
-LIVE_BINDINGS: list[Binding] = [
+LIVE_BINDINGS: list[BindingType] = [
     Binding("i", "pick_interface", "Interface", id="live.interface",
             tooltip="Capture on another interface (same filter; the timeline starts over)"),
     Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
@@ -62,7 +62,7 @@ LIVE_BINDINGS: list[Binding] = [
 """What ``tcpview live`` adds: another interface, the kernel's view and its differences."""
 
 
-SOCKETS_BINDINGS: list[Binding] = [
+SOCKETS_BINDINGS: list[BindingType] = [
     Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
     Binding("slash", "filter", "Filter", id="sockets.filter",
             tooltip="Filter: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),

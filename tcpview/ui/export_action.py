@@ -21,7 +21,7 @@ EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "pcap": "pcap", "mermaid": "mmd", 
 """The file name extension of each export format."""
 
 
-def source_stem(source) -> str:  # type: ignore[no-untyped-def]
+def source_stem(source) -> str:
     """A short name of the source for file names: the capture file's name without its
     extension (``retransmissions``), else the source's name without its kind (``lo``, ``busy``)."""
     path = getattr(source, "path", None)
@@ -33,7 +33,7 @@ def source_stem(source) -> str:  # type: ignore[no-untyped-def]
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:40] or "source"
 
 
-def default_name(source, ids: list[int], fmt: str, folder: str = ".") -> str:  # type: ignore[no-untyped-def]
+def default_name(source, ids: list[int], fmt: str, folder: str = ".") -> str:
     """A file name for exporting connections ``ids`` as ``fmt`` that no file in ``folder`` has:
     ``tcpview-CAPTURE-conn3.pcap`` (``-5conns`` for several; ``-2``, ``-3``... when taken)."""
     what = f"conn{ids[0]}" if len(ids) == 1 else f"{len(ids)}conns"
@@ -44,13 +44,13 @@ def default_name(source, ids: list[int], fmt: str, folder: str = ".") -> str:  #
     return name
 
 
-def default_format(source) -> str:  # type: ignore[no-untyped-def]
+def default_format(source) -> str:
     """pcap when the source is a capture file (its frames can be read again), else jsonl."""
     path = getattr(source, "path", None)
     return "pcap" if path and path != "-" else "jsonl"
 
 
-def proposal(source, ids: list[int]) -> str:  # type: ignore[no-untyped-def]
+def proposal(source, ids: list[int]) -> str:
     """What the export box opens with: ``FORMAT FILE`` for connections ``ids``."""
     fmt = default_format(source)
     return f"{fmt} {default_name(source, ids, fmt)}" if ids else f"{fmt} "

@@ -49,8 +49,8 @@ def offset(s: float, total: float | None = None) -> str:
     if span >= 86400:
         d, rest = divmod(int(s), 86400)
         h, rest = divmod(rest, 3600)
-        m, sec = divmod(rest, 60)
-        return f"{d}d {h:02d}:{m:02d}:{sec:02d}"
+        mins, secs = divmod(rest, 60)
+        return f"{d}d {h:02d}:{mins:02d}:{secs:02d}"
     m, sec = divmod(s, 60)
     if span >= 3600:
         h, m = divmod(int(m), 60)

@@ -56,7 +56,7 @@ class LiveApp(TcpviewApp):
 
     BINDINGS = [*TcpviewApp.BINDINGS, *LIVE_BINDINGS]
 
-    def __init__(self, source, on_switch: Callable[[Capture], None] | None = None, **opts) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, source, on_switch: Callable[[Capture], None] | None = None, **opts) -> None:
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
@@ -67,7 +67,7 @@ class LiveApp(TcpviewApp):
         """The interface a switch is under way to (None: no switch)."""
         self._pending: Capture | None = None  # opened by a switch, not yet shown
 
-    def compose(self):  # type: ignore[no-untyped-def]
+    def compose(self):
         yield from super().compose()
         yield KernelPane(id="kernel")
         yield CaptureStatus(id="capture-status")
@@ -83,7 +83,7 @@ class LiveApp(TcpviewApp):
         if pending is not None:
             pending.close()
 
-    def _main(self, kind):  # type: ignore[no-untyped-def]
+    def _main(self, kind):
         """The widget of type ``kind`` on the main screen (a modal may be on top)."""
         return self.screen_stack[0].query_one(kind)
 

@@ -20,6 +20,7 @@ from textual import work
 from ..engine.analysis.conn_filter import check as check_filter
 from ..engine.output.writers import FORMATS
 from ..errors import UserError
+from .app_parts import AppParts
 from .export_action import default_name, export, parse_request, proposal
 from .time_box import time_request
 from .widgets.prompt import Prompt
@@ -62,7 +63,7 @@ def _empty(_app: Any) -> str:
     return ""
 
 
-class PromptQuestions:
+class PromptQuestions(AppParts):
     """For :class:`tcpview.ui.app.TcpviewApp` (its attributes: ``_prompt``, ``_table``,
     ``player``, ``tl``, ``source``, ``seek_offset``, ``action_set_filter``)."""
 

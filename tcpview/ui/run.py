@@ -25,14 +25,14 @@ def require_terminal() -> None:
                         "tcpview summary and tcpview ladder print text")
 
 
-def _is_tty(stream) -> bool:  # type: ignore[no-untyped-def]
+def _is_tty(stream) -> bool:
     try:
         return stream is not None and stream.isatty()
     except (ValueError, OSError):  # closed
         return False
 
 
-def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyped-def]
+def run_app(source, live: bool = False, **opts) -> int:
     """Run the UI on ``source`` until the user quits; returns the exit status.
 
     Args:
@@ -49,6 +49,9 @@ def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyp
         0, or 2 when the source failed (the reason is printed on stderr after the UI closes).
     """
     require_terminal()
+    from .app import TcpviewApp
+
+    app_class: type[TcpviewApp] = TcpviewApp
     if live:
         from ..engine.warm import cache_is_warm, ready
 
@@ -57,13 +60,13 @@ def run_app(source, live: bool = False, **opts) -> int:  # type: ignore[no-untyp
             # caught at once (a first run instead starts at once and compiles in another
             # process); for a file the reader chooses (a small one needs no compiled kernels)
             ready()
-        from .live_app import LiveApp as App
-    else:
-        from .app import TcpviewApp as App
+        from .live_app import LiveApp
+
+        app_class = LiveApp  # the viewer with the capture's own parts
     # The reader thread holds the GIL most of the time; the UI's event loop gives it up at
     # every await and must get it back, so a short switch interval keeps keys snappy.
     sys.setswitchinterval(0.001)
-    app = App(source, **opts)
+    app = app_class(source, **opts)
     app.run()
     if app.load_error:
         print(f"tcpview: error: {safe(app.load_error)}", file=sys.stderr)

@@ -16,10 +16,11 @@ from ..engine.player import Player
 from ..engine.pump import Pump
 from ..engine.session import Session
 from ..engine.timeline.timeline import Timeline
+from .app_parts import AppParts
 from .fmt import offset
 
 
-class SessionViews:
+class SessionViews(AppParts):
     """For :class:`tcpview.ui.app.TcpviewApp` (its attributes: the views, the reading worker
     ``_read_source``)."""
 
@@ -28,7 +29,7 @@ class SessionViews:
 
     # -- what the session holds (it replaces them when it starts over) -------------------------
     @property
-    def source(self):  # type: ignore[no-untyped-def]
+    def source(self):
         """The source being read."""
         return self.session.source
 

@@ -123,8 +123,8 @@ class SocketsApp(App[int]):
         table = self.query_one(SocketTable)
         shown, total = len(table.rows), len(self.table.conns)
         title = Text(f"Connections {shown}" if shown == total else f"Connections {shown} of {total}")
-        if table.query.text:
-            title.append(f" ─ filter: {safe(table.query.text)}")
+        if table.conn_query.text:
+            title.append(f" ─ filter: {safe(table.conn_query.text)}")
         if table.sort != "id":
             title.append(f" ─ sort: {SORT_TITLES[table.sort]}")
         table.border_title = title
@@ -156,7 +156,7 @@ class SocketsApp(App[int]):
 
     def action_filter(self) -> None:
         """Open the filter box."""
-        self.query_one(Prompt).open("filter", self.query_one(SocketTable).query.text,
+        self.query_one(Prompt).open("filter", self.query_one(SocketTable).conn_query.text,
                                     "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)",
                                     check=check_query)
 
@@ -166,7 +166,7 @@ class SocketsApp(App[int]):
         if prompt.is_open:
             prompt.action_cancel()
             return
-        if self.query_one(SocketTable).query.text:
+        if self.query_one(SocketTable).conn_query.text:
             self.action_set_filter("")
 
     @on(Prompt.Edited, "#prompt")

@@ -65,7 +65,7 @@ def segment_kind(flags: int, length: int) -> str:
     return "ack"
 
 
-def theme_variable_defaults(theme) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def theme_variable_defaults(theme) -> dict[str, str]:
     """Values for tcpview's CSS variables, borrowed from a Textual theme's colour system."""
     try:
         generated = theme.to_color_system().generate()

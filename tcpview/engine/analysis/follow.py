@@ -47,7 +47,7 @@ class Follow:
     """Feed a connection's segments in capture order with :meth:`segment`; read ``chunks``."""
 
     chunks: list[Chunk] = field(default_factory=list)
-    _first: tuple | None = None  # (dir) of the first segment
+    _first: int | None = None  # the direction of the first segment
     _seq: list[int] = field(default_factory=lambda: [0, 0])
     _written: list[int] = field(default_factory=lambda: [0, 0])
     _frags: list[list[tuple[int, int, bytes]]] = field(default_factory=lambda: [[], []])  # (seq, frame, data)
@@ -135,7 +135,7 @@ class Follow:
         return b"".join(c.data for c in self.chunks if c.node == node)
 
 
-def follow_connection(tl, cid: int, frames, t: float | None = None,  # type: ignore[no-untyped-def]
+def follow_connection(tl, cid: int, frames, t: float | None = None,
                       f: Follow | None = None) -> Follow:
     """Connection ``cid`` of timeline ``tl`` followed up to time t. ``frames``: the capture
     file to read its frames' payload from again, or a function giving a frame number's

@@ -75,7 +75,7 @@ class Graph:
         return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
 
 
-def _columns(tl, cid: int):  # type: ignore[no-untyped-def]
+def _columns(tl, cid: int):
     """Segment columns of connection cid: times from its start, and frame, seq, ack, len,
     window (scaled), flags, dir, analysis bits; seq and ack relative."""
     c = tl.conns[cid]
@@ -95,13 +95,13 @@ def _columns(tl, cid: int):  # type: ignore[no-untyped-def]
     return c, ts, seq, ack, ln, win, f[:, 5], d, f[:, 8]
 
 
-def busier_direction(tl, cid: int) -> int:  # type: ignore[no-untyped-def]
+def busier_direction(tl, cid: int) -> int:
     """The direction (0: client to server) that sent more payload."""
     _c, _ts, _seq, _ack, ln, _win, _fl, d, _ana = _columns(tl, cid)
     return int(ln[d == 1].sum() > ln[d == 0].sum())
 
 
-def build(tl, cid: int, kind: str, direction: int | None = None, window: float | None = None,  # type: ignore[no-untyped-def]
+def build(tl, cid: int, kind: str, direction: int | None = None, window: float | None = None,
           frames=None) -> Graph:
     """Graph ``kind`` of connection ``cid`` (``direction``: the data direction of a tseq
     graph, the busier one by default; ``window``: throughput's averaging time; ``frames``:
@@ -156,7 +156,7 @@ def build(tl, cid: int, kind: str, direction: int | None = None, window: float |
     raise ValueError(f"unknown graph kind {kind!r} ({', '.join(KINDS)})")
 
 
-def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:  # type: ignore[no-untyped-def]
+def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:
     """The SACK blocks the other side reported about direction ``fwd``'s data, as bars at
     their ACK's time (``frames``: the capture file, or a frame number -> ``(linktype,
     bytes)`` getter, to read the blocks from the frames again; the store keeps only how many
@@ -299,10 +299,10 @@ def svg(g: Graph, width: int = 900, height: int = 500) -> str:
     left, bottom, top, right = 70, 40, 30, 20
     pw, ph = width - left - right, height - top - bottom
 
-    def px(x):  # type: ignore[no-untyped-def]
+    def px(x):
         return left + (x - x0) / (x1 - x0) * pw
 
-    def py(y):  # type: ignore[no-untyped-def]
+    def py(y):
         return top + (y1 - y) / (y1 - y0) * ph
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

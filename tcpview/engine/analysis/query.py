@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...records import Records
 from ..core.columns import NOTE_SHOWN
 from ..timeline.conns import ConnView, conn_addrs, notes_of
 from ..timeline.timeline import Timeline
@@ -59,7 +60,7 @@ class Facts:
     last_ts: np.ndarray
     view: View
     """The view they were read from (rows are its rows)."""
-    progress: np.ndarray
+    progress: Records
     """Each connection's :data:`~tcpview.engine.core.columns.PROGRESS` as of the cursor: ``notes``
     (``NOTE_*`` bits), ``ana`` (analysis bits), ``retr`` (retransmissions), ``irtt`` (the
     initial RTT in seconds, 0 until the handshake's third segment)."""
@@ -165,7 +166,7 @@ class ConnRows:
             mask &= self._static[:n]
         return mask
 
-    def flagged(self, tl: Timeline, t: float | None, ids: Sequence[int]) -> np.ndarray:
+    def flagged(self, tl: Timeline, t: float | None, ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """The indices in ``ids`` (connection ids, as listed) of the connections with a segment
         that has an analysis flag at or before time t, in order."""
         f = self.facts(tl, t)
@@ -176,12 +177,12 @@ class ConnRows:
         ok[ok] = (known[at[ok]] == cids[ok]) & (f.progress.ana[at[ok]] != 0)
         return np.flatnonzero(ok)
 
-    def compute(self, tl: Timeline, t: float | None) -> Sequence[int]:
+    def compute(self, tl: Timeline, t: float | None) -> np.ndarray | range:
         """Connection ids to list as of time t (None: now)."""
         rows, v = self.compute_rows(tl, t)
         return rows if not v.evicted_conns else v.ids(rows)
 
-    def compute_rows(self, tl: Timeline, t: float | None) -> tuple[Sequence[int], View]:
+    def compute_rows(self, tl: Timeline, t: float | None) -> tuple[np.ndarray | range, View]:
         """The rows of the connections to list as of time t, and the view they are rows of."""
         f = self.facts(tl, t)
         v = f.view

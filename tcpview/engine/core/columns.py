@@ -38,6 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...jit import anywhere
+from ...records import Records
 
 # -- the record layouts ---------------------------------------------------------------------------
 CONN = np.dtype([
@@ -152,32 +153,32 @@ SEG_ANA_SHIFT = 13
 
 
 @anywhere
-def seg_word(flags, sender, wshift, analysis):  # type: ignore[no-untyped-def]
+def seg_word(flags, sender, wshift, analysis):
     """A segment's ``fl`` word: its TCP flags, who sent it (0 the client), the window shift
     known then and its analysis bits."""
     return flags | (sender << SEG_DIR_SHIFT) | (wshift << SEG_WSHIFT_SHIFT) | (analysis << SEG_ANA_SHIFT)
 
 
 @anywhere
-def seg_flags(word):  # type: ignore[no-untyped-def]
+def seg_flags(word):
     """The TCP flags of a segment's ``fl`` word (or of an array of them)."""
     return word & 0xFF
 
 
 @anywhere
-def seg_dir(word):  # type: ignore[no-untyped-def]
+def seg_dir(word):
     """Who sent the segment: 0 the client, 1 the server."""
     return (word >> SEG_DIR_SHIFT) & 1
 
 
 @anywhere
-def seg_wshift(word):  # type: ignore[no-untyped-def]
+def seg_wshift(word):
     """The window-scale shift its window is multiplied by (known when it was sent)."""
     return (word >> SEG_WSHIFT_SHIFT) & 15
 
 
 @anywhere
-def seg_analysis(word):  # type: ignore[no-untyped-def]
+def seg_analysis(word):
     """Its analysis bits (:class:`tcpview.engine.core.tcp.Analysis`)."""
     return (word >> SEG_ANA_SHIFT) & 0xFFFF
 
@@ -190,20 +191,20 @@ DUPACK_NUM_MASK = (1 << 24) - 1
 
 
 @anywhere
-def dupack_value(frame, number):  # type: ignore[no-untyped-def]
+def dupack_value(frame, number):
     """A duplicate ACK's value: the frame whose ACK it repeats and its number (``#n``; the
     largest that fits when it is more)."""
     return (frame << DUPACK_FRAME_SHIFT) | min(number, DUPACK_NUM_MASK)
 
 
 @anywhere
-def dupack_number(value):  # type: ignore[no-untyped-def]
+def dupack_number(value):
     """Which duplicate of that ACK it is (Wireshark's ``#n``)."""
     return value & DUPACK_NUM_MASK
 
 
 @anywhere
-def dupack_frame(value):  # type: ignore[no-untyped-def]
+def dupack_frame(value):
     """The frame whose ACK it repeats (Wireshark's ``duplicate_ack_frame``)."""
     return value >> DUPACK_FRAME_SHIFT
 
@@ -214,32 +215,32 @@ TR_WHY_SHIFT = 9
 
 
 @anywhere
-def trans_code(side, old, new, why):  # type: ignore[no-untyped-def]
+def trans_code(side, old, new, why):
     """A transition's ``code`` word: which side (0 the client) went from state ``old`` to
     ``new``, and why (a ``WHY_*`` code)."""
     return side | (old << TR_OLD_SHIFT) | (new << TR_NEW_SHIFT) | (why << TR_WHY_SHIFT)
 
 
 @anywhere
-def trans_side(code):  # type: ignore[no-untyped-def]
+def trans_side(code):
     """The side of a transition's code word (or of an array of them): 0 the client."""
     return code & 1
 
 
 @anywhere
-def trans_old(code):  # type: ignore[no-untyped-def]
+def trans_old(code):
     """The state the side left."""
     return (code >> TR_OLD_SHIFT) & 15
 
 
 @anywhere
-def trans_new(code):  # type: ignore[no-untyped-def]
+def trans_new(code):
     """The state the side entered."""
     return (code >> TR_NEW_SHIFT) & 15
 
 
 @anywhere
-def trans_why(code):  # type: ignore[no-untyped-def]
+def trans_why(code):
     """Why it changed (a ``WHY_*`` code of :mod:`tcpview.engine.core.tcp`)."""
     return (code >> TR_WHY_SHIFT) & 15
 
@@ -264,11 +265,11 @@ class TableArrays(NamedTuple):
     (numba compiles a NamedTuple of arrays, and reads a field as cheaply as an argument).
     :meth:`Tables.arrays` makes one before each call, since a table that grew is a new array."""
 
-    conns: np.ndarray  # CONN rows
-    ana: np.ndarray  # ANA rows
-    segs: np.ndarray  # SEG rows
-    trans: np.ndarray  # TRANS rows
-    timers: np.ndarray  # TIMER rows, a binary heap
+    conns: Records  # CONN rows
+    ana: Records  # ANA rows
+    segs: Records  # SEG rows
+    trans: Records  # TRANS rows
+    timers: Records  # TIMER rows, a binary heap
     addrs6: np.ndarray  # (client hi, client lo, server hi, server lo) of an IPv6 connection
     seg_back: np.ndarray  # the (row, value) pairs of the rare things: see Tables.LAYOUT
     trans_back: np.ndarray
@@ -286,6 +287,22 @@ class TableArrays(NamedTuple):
 
 class Tables:
     """Every table of one timeline, and how many rows of each are in use (the writer's)."""
+
+    # the tables of LAYOUT (set by name in __init__): record arrays, and (rows, columns) arrays
+    conns: Records
+    ana: Records
+    segs: Records
+    trans: Records
+    timers: Records
+    addrs6: np.ndarray
+    seg_back: np.ndarray
+    trans_back: np.ndarray
+    base_hist: np.ndarray
+    long: np.ndarray
+    anom: np.ndarray
+    trans_ts: np.ndarray
+    dupack: np.ndarray
+    sack: np.ndarray
 
     # name -> (dtype or (dtype, columns), counter index, first capacity)
     LAYOUT: dict[str, tuple] = {
@@ -334,7 +351,7 @@ class Tables:
         hold the old table beside the new one at the peak."""
         rows = min(rows, MAX_EXPECTED_SEGMENTS)
         if rows > len(self.segs) and not self.counts[N_SEG]:
-            self.segs = _alloc(SEG, rows)
+            self.segs = _records(SEG, rows)
 
     def grow(self, counter: int) -> None:
         """Double the table whose counter is ``counter`` (copying its rows in use).
@@ -372,8 +389,12 @@ def raw(table: np.ndarray) -> np.ndarray:
     return table.view(np.ndarray).view(np.uint8).reshape(len(table), table.dtype.itemsize)
 
 
-def _alloc(dt, capacity: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _alloc(dt: np.dtype | tuple[type, int], capacity: int) -> np.ndarray:
     if isinstance(dt, tuple):
         return np.zeros((capacity, dt[1]), dtype=dt[0])
+    return _records(dt, capacity)
+
+
+def _records(dt: np.dtype, capacity: int) -> Records:
     # a record array: fields read as attributes, by numba and by plain Python alike
-    return np.zeros(capacity, dtype=dt).view(np.recarray)
+    return np.zeros(capacity, dtype=dt).view(Records)

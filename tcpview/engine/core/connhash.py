@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import helper, inlined, kernel
+from ...jit import Int, helper, inlined, kernel
 from .columns import F_IN_TABLE
 
 # -- the connection table ---------------------------------------------------------------------------
@@ -18,7 +18,7 @@ NO_CONN = -1
 
 
 @helper
-def _ep_hash(hi: int, lo: int, port: int) -> int:
+def _ep_hash(hi: Int, lo: Int, port: Int) -> Int:
     h = (((lo & 0xFFFFFFFF) * 0x5BD1E995) & _H47) + ((((lo >> 32) & 0xFFFFFFFF) * 0x1B873593) & _H47)
     h += ((((hi & 0xFFFFFFFF) * 0x27D4EB2F) & _H47) + ((((hi >> 32) & 0xFFFFFFFF) * 0x165667B1) & _H47)
           + port * 0x3C6EF372)
@@ -26,7 +26,7 @@ def _ep_hash(hi: int, lo: int, port: int) -> int:
 
 
 @helper
-def slot(nslots: int, fam: int, a_hi: int, a_lo: int, a_port: int, b_hi: int, b_lo: int, b_port: int) -> int:
+def slot(nslots: Int, fam: Int, a_hi: Int, a_lo: Int, a_port: Int, b_hi: Int, b_lo: Int, b_port: Int) -> Int:
     """The first slot to look at: the same for both directions (the endpoints' hashes add up)."""
     h = (_ep_hash(a_hi, a_lo, a_port) + _ep_hash(b_hi, b_lo, b_port) + fam) & _H47
     h ^= h >> 23
@@ -36,8 +36,8 @@ def slot(nslots: int, fam: int, a_hi: int, a_lo: int, a_port: int, b_hi: int, b_
 
 
 @inlined
-def _is(conns, addrs6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: int, s_hi: int, s_lo: int,  # type: ignore[no-untyped-def]
-        sp: int) -> bool:
+def _is(conns, addrs6: np.ndarray, c: Int, fam: Int, c_hi: Int, c_lo: Int, cp: Int, s_hi: Int, s_lo: Int,
+        sp: Int) -> bool:
     """Whether connection c has this client and server."""
     conn = conns[c]
     if conn.fam != fam or conn.port[0] != cp or conn.port[1] != sp:
@@ -49,8 +49,8 @@ def _is(conns, addrs6: np.ndarray, c: int, fam: int, c_hi: int, c_lo: int, cp: i
 
 
 @inlined
-def find(table: np.ndarray, conns, addrs6: np.ndarray, fam: int, s_hi: int, s_lo: int, sp: int, d_hi: int,  # type: ignore[no-untyped-def]
-         d_lo: int, dp: int) -> tuple:
+def find(table: np.ndarray, conns, addrs6: np.ndarray, fam: Int, s_hi: Int, s_lo: Int, sp: Int, d_hi: Int,
+         d_lo: Int, dp: Int) -> tuple:
     """``(slot, row, sender)`` of the newest connection with this 4-tuple in hash table
     ``table``; row ``NO_CONN`` when none (then ``slot`` is where to put it). ``sender`` is 0
     when the source is the client."""
@@ -69,7 +69,7 @@ def find(table: np.ndarray, conns, addrs6: np.ndarray, fam: int, s_hi: int, s_lo
 
 
 @kernel
-def rebuild_hash(table: np.ndarray, conns, addrs6: np.ndarray, n: int) -> None:  # type: ignore[no-untyped-def]
+def rebuild_hash(table: np.ndarray, conns, addrs6: np.ndarray, n: Int) -> None:
     """Fill an empty hash table with those of the first n connections that own their 4-tuple."""
     mask = len(table) - 1
     for c in range(n):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...jit import helper, inlined
+from ...jit import Int, helper, inlined
 from ...textutil import addr_value
 from .tcp import WS_NONE
 
@@ -43,7 +43,7 @@ ABSENT = -1
 _END = -1  # the length _option_at gives at the end of the options (or where one does not fit)
 
 
-def reason_text(code: int, linktype: int) -> str:
+def reason_text(code: Int, linktype: int) -> str:
     """The text a skipped frame is counted under (``unsupported link type 105``)."""
     if code == UNSUPPORTED_LINK:
         return f"unsupported link type {linktype}"
@@ -51,27 +51,27 @@ def reason_text(code: int, linktype: int) -> str:
 
 
 @inlined
-def _be16(b: np.ndarray, p: int) -> int:
+def _be16(b: np.ndarray, p: Int) -> Int:
     return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
 
 
 @inlined
-def _be32(b: np.ndarray, p: int) -> int:
+def _be32(b: np.ndarray, p: Int) -> Int:
     return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
 
 
 @inlined
-def _le16(b: np.ndarray, p: int) -> int:
+def _le16(b: np.ndarray, p: Int) -> Int:
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
 
 
 @inlined
-def _le32(b: np.ndarray, p: int) -> int:
+def _le32(b: np.ndarray, p: Int) -> Int:
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
 
 
 @inlined
-def _be64(b: np.ndarray, p: int) -> int:
+def _be64(b: np.ndarray, p: Int) -> Int:
     v = np.int64(0)
     for i in range(8):
         v = (v << 8) | np.int64(b[p + i])
@@ -85,7 +85,7 @@ OUT_SIZE = 16
 
 
 @helper
-def _tcp(b: np.ndarray, t: int, end: int, tcp_total: int, out: np.ndarray) -> int:
+def _tcp(b: np.ndarray, t: Int, end: Int, tcp_total: Int, out: np.ndarray) -> Int:
     if t + 20 > end:
         return TRUNC_TCP
     hlen = (np.int64(b[t + 12]) >> 4) * 4
@@ -105,7 +105,7 @@ def _tcp(b: np.ndarray, t: int, end: int, tcp_total: int, out: np.ndarray) -> in
 
 
 @helper
-def _ip4(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
+def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
     if p + 20 > end:
         return TRUNC_IP
     vihl = np.int64(b[p])
@@ -131,7 +131,7 @@ def _ip4(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int
 
 
 @helper
-def _ip6(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
+def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
     if p + 40 > end:
         return TRUNC_IP
     if b[p] >> 4 != 6:
@@ -182,7 +182,7 @@ def _ip6(b: np.ndarray, p: int, end: int, wire_len: int, out: np.ndarray) -> int
 
 
 @helper
-def _by_ethertype(b: np.ndarray, et: int, p: int, end: int, wire_len: int, out: np.ndarray) -> int:
+def _by_ethertype(b: np.ndarray, et: Int, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
     if et == 0x0800:
         return _ip4(b, p, end, wire_len, out)
     if et == 0x86DD:
@@ -191,7 +191,7 @@ def _by_ethertype(b: np.ndarray, et: int, p: int, end: int, wire_len: int, out: 
 
 
 @helper
-def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: int, out: np.ndarray) -> int:
+def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: Int, out: np.ndarray) -> Int:
     """Decode the frame in ``b[off:off+caplen]`` (``origlen`` bytes on the wire).
 
     Returns 0 for a TCP segment, its fields in ``out`` (``O_*`` indices; an IPv4 address is
@@ -300,7 +300,7 @@ def decode_frame(b: np.ndarray, off: int, caplen: int, origlen: int, linktype: i
 
 
 @inlined
-def _option_at(b: np.ndarray, p: int, end: int) -> tuple:
+def _option_at(b: np.ndarray, p: Int, end: Int) -> tuple:
     """The TCP option at p: ``(kind, length)``; length 1 for a NOP, ``_END`` at the end of the
     list or where an option does not fit."""
     kind = np.int64(b[p])
@@ -317,7 +317,7 @@ def _option_at(b: np.ndarray, p: int, end: int) -> tuple:
 
 
 @helper
-def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
+def sack_delivered(b: np.ndarray, start: Int, end: Int) -> Int:
     """The bytes a segment's SACK blocks cover (at most the first three, as Wireshark keeps),
     summed in 32 bits; ``ABSENT`` when it has no SACK option."""
     p = start
@@ -339,7 +339,7 @@ def sack_delivered(b: np.ndarray, start: int, end: int) -> int:
 
 
 @helper
-def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
+def syn_options(b: np.ndarray, start: Int, end: Int) -> tuple:
     """What a SYN's options say: ``(window-scale shift for scaling, mss, ws, sack_perm)``.
 
     The first is the shift as Wireshark reads it for scaling (``WS_NONE`` when there is no
@@ -351,7 +351,7 @@ def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
     while p < end:
         kind = b[p]
         if kind == 3:
-            shift = min(np.int64(b[p + 2]), 14) if p + 2 < end else np.int64(WS_NONE)
+            shift = min(np.int64(b[p + 2]), np.int64(14)) if p + 2 < end else np.int64(WS_NONE)
             break
         if kind == 0:
             break
@@ -364,8 +364,8 @@ def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
         if olen < 2:
             break
         p += olen
-    mss = np.int64(ABSENT)
-    ws = np.int64(ABSENT)
+    mss: Int = np.int64(ABSENT)
+    ws: Int = np.int64(ABSENT)
     sack = False
     p = start
     while p < end:
@@ -375,7 +375,7 @@ def syn_options(b: np.ndarray, start: int, end: int) -> tuple:
         if kind == 2 and olen == 4:
             mss = _be16(b, p + 2)
         elif kind == 3 and olen == 3:
-            ws = min(np.int64(b[p + 2]), 14)
+            ws = min(np.int64(b[p + 2]), np.int64(14))
         elif kind == 4 and olen == 2:
             sack = True
         p += olen

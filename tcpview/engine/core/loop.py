@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import helper, inlined, kernel
+from ...jit import Int, helper, inlined, kernel
 from .columns import (
     FIRST_TS,
     LAST_TS,
@@ -69,7 +69,7 @@ ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a han
 
 
 @helper
-def _count_unsupported(skipped: np.ndarray, linktype: int) -> None:
+def _count_unsupported(skipped: np.ndarray, linktype: Int) -> None:
     """Count a frame of a link type the decoder does not read: ``skipped[16:]`` holds
     (link type + 1, count) pairs."""
     for i in range(16, len(skipped) - 1, 2):
@@ -81,7 +81,7 @@ def _count_unsupported(skipped: np.ndarray, linktype: int) -> None:
 
 
 @inlined
-def _table_full(tables) -> int:  # type: ignore[no-untyped-def]
+def _table_full(tables) -> Int:
     """Which table lacks room for one more frame (its counter's index; NEED_HASH for the
     hash table), or NEED_NOTHING."""
     counts = tables.counts
@@ -119,7 +119,7 @@ def _table_full(tables) -> int:  # type: ignore[no-untyped-def]
 
 
 @kernel
-def track(buf: np.ndarray, frames, i: int, tables, timeouts: Timeouts, fields: np.ndarray) -> int:  # type: ignore[no-untyped-def]
+def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: np.ndarray) -> Int:
     """Decode and track frames ``i ..`` of a batch into ``tables``; returns where it stopped.
 
     ``frames`` describes the frames (:data:`tcpview.sources.batch.FRAME`): frame k is

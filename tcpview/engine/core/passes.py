@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import array_kernel, helper, inlined, kernel
+from ...jit import Int, array_kernel, helper, inlined, kernel
 from .columns import (
     F_PARTIAL,
     NOTE_ANOMALY,
@@ -31,7 +31,7 @@ from .tcp import A_RETRANS, A_REUSED, ACK, CLOSED, RST, SYN, WHY_REFUSED, WHY_RE
 
 
 @helper
-def _trans_key(trans, segs, trans_ts: np.ndarray, n_tt: int, k: int) -> float:  # type: ignore[no-untyped-def]
+def _trans_key(trans, segs, trans_ts: np.ndarray, n_tt: Int, k: Int) -> float:
     """The (never decreasing) time of transition k: its own in ``trans_ts`` (a timer's deadline, or
     one the clock rule moved), else its segment's."""
     lo, hi = 0, n_tt
@@ -47,7 +47,7 @@ def _trans_key(trans, segs, trans_ts: np.ndarray, n_tt: int, k: int) -> float:  
 
 
 @kernel
-def trans_count_at(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def trans_count_at(trans, segs, trans_ts: np.ndarray, n_tt: Int, n: Int, t: float) -> Int:
     """How many of the first n transitions happened at or before t."""
     lo, hi = 0, n
     while lo < hi:
@@ -60,7 +60,7 @@ def trans_count_at(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, t: floa
 
 
 @array_kernel
-def trans_times(trans, segs, trans_ts: np.ndarray, n_tt: int, rows: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def trans_times(trans, segs, trans_ts: np.ndarray, n_tt: Int, rows: np.ndarray) -> np.ndarray:
     """The times of transitions ``rows``."""
     out = np.empty(len(rows), dtype=np.float64)
     for j in range(len(rows)):
@@ -69,7 +69,7 @@ def trans_times(trans, segs, trans_ts: np.ndarray, n_tt: int, rows: np.ndarray) 
 
 
 @kernel
-def seg_count_at(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def seg_count_at(segs, n: Int, t: float) -> Int:
     """How many of the first n segments were captured at or before t."""
     lo, hi = 0, n
     while lo < hi:
@@ -82,7 +82,7 @@ def seg_count_at(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
 
 
 @kernel
-def seg_count_before(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-def]
+def seg_count_before(segs, n: Int, t: float) -> Int:
     """How many of the first n segments were captured before t."""
     lo, hi = 0, n
     while lo < hi:
@@ -95,7 +95,7 @@ def seg_count_before(segs, n: int, t: float) -> int:  # type: ignore[no-untyped-
 
 
 @kernel
-def state_counts(trans, k0: int, k: int, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def state_counts(trans, k0: Int, k: Int, counts: np.ndarray) -> None:
     """Add transitions ``k0 .. k-1`` to endpoint counts per state."""
     for i in range(k0, k):
         code = np.int64(trans[i].code)
@@ -104,7 +104,7 @@ def state_counts(trans, k0: int, k: int, counts: np.ndarray) -> None:  # type: i
 
 
 @array_kernel
-def state_series(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, state: int, times: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+def state_series(trans, segs, trans_ts: np.ndarray, n_tt: Int, n: Int, state: Int, times: np.ndarray) -> np.ndarray:
     """Endpoints in ``state`` at each of ``times`` (increasing), after the first n transitions."""
     out = np.zeros(len(times), dtype=np.int64)
     cur = 0
@@ -122,7 +122,7 @@ def state_series(trans, segs, trans_ts: np.ndarray, n_tt: int, n: int, state: in
 
 
 @kernel
-def states_after(trans, k0: int, k: int, states: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def states_after(trans, k0: Int, k: Int, states: np.ndarray) -> None:
     """Apply transitions ``k0 .. k-1`` to ``states`` (shape ``(n_conn, 2)``)."""
     for i in range(k0, k):
         t = trans[i]
@@ -131,7 +131,7 @@ def states_after(trans, k0: int, k: int, states: np.ndarray) -> None:  # type: i
 
 
 @kernel
-def conn_stats(segs, k0: int, k: int, packets: np.ndarray, nbytes: np.ndarray, last: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def conn_stats(segs, k0: Int, k: Int, packets: np.ndarray, nbytes: np.ndarray, last: np.ndarray) -> None:
     """Add segments ``k0 .. k-1`` to each connection's segment count, bytes and latest row."""
     for i in range(k0, k):
         s = segs[i]
@@ -142,7 +142,7 @@ def conn_stats(segs, k0: int, k: int, packets: np.ndarray, nbytes: np.ndarray, l
 
 
 @array_kernel
-def conn_rows(conn_of, cid: int, k0: int, k: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+def conn_rows(conn_of, cid: Int, k0: Int, k: Int) -> np.ndarray:
     """The rows among ``k0 .. k-1`` whose connection is ``cid``, in order."""
     n = 0
     for i in range(k0, k):
@@ -158,7 +158,7 @@ def conn_rows(conn_of, cid: int, k0: int, k: int) -> np.ndarray:  # type: ignore
 
 
 @kernel
-def seg_states(trans, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def seg_states(trans, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> None:
     """Both endpoints' states after each of a connection's segments ``srows``, from its
     transitions ``trows`` (both in order): a transition with ``seg <= row`` came before."""
     cs = 0
@@ -178,7 +178,7 @@ def seg_states(trans, trows: np.ndarray, srows: np.ndarray, out: np.ndarray) -> 
 
 
 @kernel
-def seg_fields(segs, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def seg_fields(segs, rows: np.ndarray, out: np.ndarray) -> None:
     """``(frame, seq, ack, len, raw window, flags, dir, window shift, analysis)`` of segment rows."""
     for j in range(len(rows)):
         s = segs[rows[j]]
@@ -210,7 +210,7 @@ def seg_fields(segs, rows: np.ndarray, out: np.ndarray) -> None:  # type: ignore
 
 
 @inlined
-def _first_pair(pairs: np.ndarray, row: int) -> int:
+def _first_pair(pairs: np.ndarray, row: Int) -> Int:
     """The index of the first (row, value) pair at or after ``row`` (pairs sorted by row)."""
     lo, hi = 0, len(pairs)
     while lo < hi:
@@ -223,7 +223,7 @@ def _first_pair(pairs: np.ndarray, row: int) -> int:
 
 
 @inlined
-def _progress_trans(trans, j: int, slot: int, states: np.ndarray, progress, reuse: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _progress_trans(trans, j: Int, slot: Int, states: np.ndarray, progress, reuse: np.ndarray) -> None:
     """Apply transition j to the connection in ``slot`` of ``states`` and ``progress``."""
     t = trans[j]
     code = np.int64(t.code)
@@ -237,7 +237,7 @@ def _progress_trans(trans, j: int, slot: int, states: np.ndarray, progress, reus
 
 
 @inlined
-def _progress_seg(segs, i: int, slot: int, real: float, anomaly: int, cfl, states: np.ndarray, progress,  # type: ignore[no-untyped-def]
+def _progress_seg(segs, i: Int, slot: Int, real: float, anomaly: Int, cfl, states: np.ndarray, progress,
                   reuse: np.ndarray) -> None:
     """Replay segment i (the connection in ``slot``; ``real`` its time as captured, ``anomaly``
     its anomaly bits)."""
@@ -280,8 +280,8 @@ def _progress_seg(segs, i: int, slot: int, real: float, anomaly: int, cfl, state
 
 
 @kernel
-def conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, k0: int, k: int, j: int, n_trans: int,  # type: ignore[no-untyped-def]
-                  states: np.ndarray, progress, reuse: np.ndarray) -> int:
+def conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, k0: Int, k: Int, j: Int, n_trans: Int,
+                  states: np.ndarray, progress, reuse: np.ndarray) -> Int:
     """Replay segments ``k0 .. k-1`` into every connection's :data:`~.columns.PROGRESS` ``progress``.
 
     ``states`` (``(n_conn, 2)``) are both ends' states after the transitions before ``j``; the
@@ -307,7 +307,7 @@ def conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, k0: int,
 
 
 @kernel
-def one_conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, srows: np.ndarray, trows: np.ndarray,  # type: ignore[no-untyped-def]
+def one_conn_progress(segs, trans, cfl, back: np.ndarray, anom: np.ndarray, srows: np.ndarray, trows: np.ndarray,
                       states: np.ndarray, progress, reuse: np.ndarray) -> None:
     """:func:`conn_progress` for one connection: its segment rows ``srows`` and transition rows
     ``trows`` (both in order) into ``states[0]`` and ``progress[0]`` (a 4-tuple's reuse is not followed:

@@ -29,7 +29,7 @@ MAX_IN_FLIGHT = 2000000000
 
 
 @array_kernel
-def conn_numbers(segs, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, base: np.ndarray):  # type: ignore[no-untyped-def]
+def conn_numbers(segs, rows: np.ndarray, plens: np.ndarray, sacked: np.ndarray, base: np.ndarray):
     """For each of one connection's segments ``rows`` (in order; ``plens`` their payload
     lengths, ``sacked`` the bytes their SACK blocks cover, ``base`` the relative-sequence base
     of each direction): the index (into rows) of the segment it acknowledges or -1, and its

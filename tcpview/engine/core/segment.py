@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...jit import helper, inlined
+from ...jit import Int, helper, inlined
 from .columns import (
     F_BASE_HIST,
     F_BASE_SET,
@@ -126,7 +126,7 @@ class Decoded(NamedTuple):
 
 
 @inlined
-def decoded(fields: np.ndarray, frame_end: int) -> Decoded:
+def decoded(fields: np.ndarray, frame_end: Int) -> Decoded:
     """The segment ``decode_frame`` left in ``fields``; ``frame_end`` is where its frame's
     captured bytes end in the buffer."""
     options = fields[O_TOFF] + 20
@@ -136,7 +136,7 @@ def decoded(fields: np.ndarray, frame_end: int) -> Decoded:
 
 
 @helper
-def _new_conn(conns, addrs6: np.ndarray, hash_table: np.ndarray, counts: np.ndarray, slot: int, old: int,  # type: ignore[no-untyped-def]
+def _new_conn(conns, addrs6: np.ndarray, hash_table: np.ndarray, counts: np.ndarray, slot: Int, old: Int,
               seg: Decoded, ts: float) -> tuple:
     """A connection for ``seg``'s 4-tuple at hash slot ``slot`` (taking it over from row ``old``
     unless that is NO_CONN): ``(its row, the segment's sender)``. The sender of a SYN is the
@@ -200,7 +200,7 @@ def _new_conn(conns, addrs6: np.ndarray, hash_table: np.ndarray, counts: np.ndar
 
 # -- the steps of one segment, in order ------------------------------------------------------------------
 @inlined
-def find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[no-untyped-def]
+def find_connection(tables, seg: Decoded, ts: float) -> tuple:
     """Which connection ``seg`` belongs to, made now if it is new: ``(row, sender, found,
     previous, new_stream)``. ``found``: its 4-tuple was known, owned by row ``previous``
     (another row than ``row`` when a SYN started a new connection on it: the old one's
@@ -227,7 +227,7 @@ def find_connection(tables, seg: Decoded, ts: float) -> tuple:  # type: ignore[n
 
 
 @inlined
-def analysis_state(tables, c: int, previous: int, found: bool, new_stream: bool, row: int) -> int:  # type: ignore[no-untyped-def]
+def analysis_state(tables, c: Int, previous: Int, found: bool, new_stream: bool, row: Int) -> Int:
     """The row of Wireshark's analysis state that segment ``row`` of connection c goes on
     from. A connection made just now starts at this row; when it took its 4-tuple over but
     Wireshark's stream goes on, so does the analysis of the connection it replaced."""
@@ -243,7 +243,7 @@ def analysis_state(tables, c: int, previous: int, found: bool, new_stream: bool,
 
 
 @inlined
-def restart_analysis(conn, ana, sender: int, seg: Decoded, took_over: bool, new_stream: bool) -> int:  # type: ignore[no-untyped-def]
+def restart_analysis(conn, ana, sender: Int, seg: Decoded, took_over: bool, new_stream: bool) -> Int:
     """Where Wireshark's analysis starts again at a SYN; returns the analysis bits it sets
     (reused ports). A new stream starts afresh; the same SYN again rewinds nextseq; a SYN+ACK
     with another ISN moves the base and does nothing else."""
@@ -259,7 +259,7 @@ def restart_analysis(conn, ana, sender: int, seg: Decoded, took_over: bool, new_
 
 
 @inlined
-def set_bases(tables, c: int, sender: int, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
+def set_bases(tables, c: Int, sender: Int, seg: Decoded, row: Int) -> None:
     """The relative sequence bases, as Wireshark sets them: the sender's from a SYN (even
     after earlier segments, e.g. an injected RST) or its first segment; the receiver's from
     the first ACK it gets. A base that moves is kept in ``base_hist``."""
@@ -286,7 +286,7 @@ def set_bases(tables, c: int, sender: int, seg: Decoded, row: int) -> None:  # t
 
 
 @inlined
-def read_syn_options(conn, sender: int, buf: np.ndarray, seg: Decoded) -> int:  # type: ignore[no-untyped-def]
+def read_syn_options(conn, sender: Int, buf: np.ndarray, seg: Decoded) -> Int:
     """What a SYN's options say about its sender (window scale, MSS, SACK permitted); returns
     the window-scale shift for the analysis (``WS_NONE`` for a segment that is not a SYN)."""
     if not seg.flags & SYN:
@@ -314,7 +314,7 @@ def read_syn_options(conn, sender: int, buf: np.ndarray, seg: Decoded) -> int:  
 
 
 @inlined
-def remember_sent(conn, sender: int, seg: Decoded) -> None:  # type: ignore[no-untyped-def]
+def remember_sent(conn, sender: Int, seg: Decoded) -> None:
     """What the state machine keeps of the sender's segment: the next sequence number (a RST
     is measured against it; a zero-window probe's byte is not consumed and a RST does not
     move it), its last ACK and window."""
@@ -336,8 +336,8 @@ def remember_sent(conn, sender: int, seg: Decoded) -> None:  # type: ignore[no-u
 
 
 @inlined
-def analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: float, bits: int, ws_shift: int,  # type: ignore[no-untyped-def]
-                      row: int) -> int:
+def analyse_sequence(tables, ana, sender: Int, seg: Decoded, frame: Int, ts: float, bits: Int, ws_shift: Int,
+                      row: Int) -> Int:
     """Wireshark's sequence analysis of segment ``row``: its expert bits (a duplicate ACK's
     number and the frame it repeats go to ``dupack``)."""
     bits, dupn = analyse(ana, sender, seg.seq, seg.ack, seg.plen, seg.flags, seg.win, frame, ts, bits)
@@ -349,7 +349,7 @@ def analyse_sequence(tables, ana, sender: int, seg: Decoded, frame: int, ts: flo
 
 
 @inlined
-def note_sack(tables, buf: np.ndarray, seg: Decoded, row: int) -> None:  # type: ignore[no-untyped-def]
+def note_sack(tables, buf: np.ndarray, seg: Decoded, row: Int) -> None:
     """The bytes the segment's SACK blocks cover (bytes in flight leave them out)."""
     if seg.options_end > seg.options and not seg.flags & SYN:
         delivered = sack_delivered(buf, seg.options, seg.options_end)
@@ -358,7 +358,7 @@ def note_sack(tables, buf: np.ndarray, seg: Decoded, row: int) -> None:  # type:
 
 
 @inlined
-def run_state_machine(tables, c: int, sender: int, seg: Decoded, found: bool, anomaly: int) -> int:  # type: ignore[no-untyped-def]
+def run_state_machine(tables, c: Int, sender: Int, seg: Decoded, found: bool, anomaly: Int) -> Int:
     """Both endpoints' states after the segment; returns its anomaly bits. An invalid flag
     combination (``anomaly``) moves nothing. A connection whose first segment is not a SYN
     was picked up mid-stream: both ESTABLISHED, or reset at once by a RST."""
@@ -383,7 +383,7 @@ def run_state_machine(tables, c: int, sender: int, seg: Decoded, found: bool, an
 
 
 @inlined
-def start_timers(tables, c: int, first_tr: int, ts: float, timeouts: Timeouts) -> None:  # type: ignore[no-untyped-def]
+def start_timers(tables, c: Int, first_tr: Int, ts: float, timeouts: Timeouts) -> None:
     """A side that the segment's transitions (``first_tr`` on) left in TIME_WAIT or
     FIN_WAIT_2 gets its timer."""
     trans = tables.trans
@@ -404,8 +404,8 @@ def start_timers(tables, c: int, first_tr: int, ts: float, timeouts: Timeouts) -
 
 
 @inlined
-def store_segment(tables, row: int, seg: Decoded, c: int, sender: int, frame: int, ts: float, bits: int,  # type: ignore[no-untyped-def]
-                   anomaly: int) -> float:
+def store_segment(tables, row: Int, seg: Decoded, c: Int, sender: Int, frame: Int, ts: float, bits: Int,
+                   anomaly: Int) -> float:
     """The segment's row; returns the time stored (times never go back in the table: where
     the capture's clock did, the real one is kept aside)."""
     counts = tables.counts
@@ -431,7 +431,7 @@ def store_segment(tables, row: int, seg: Decoded, c: int, sender: int, frame: in
 
 
 @inlined
-def time_transitions(tables, first_tr: int, ts: float, key: float) -> None:  # type: ignore[no-untyped-def]
+def time_transitions(tables, first_tr: Int, ts: float, key: float) -> None:
     """The transitions the segment caused happened at its time, kept in order against the
     transitions before them only (a stray future time stamp elsewhere in the capture does not
     move them); where that is not the time its row got (``key``), it goes to ``trans_ts``."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import helper, inlined
+from ...jit import Int, helper, inlined
 from .columns import LONG_LEN, N_ANA, N_LONG, NO_ROW, seg_analysis, seg_dir, seg_flags
 from .tcp import (
     A_ACK_LOST,
@@ -52,26 +52,26 @@ OUT_OF_ORDER_WITHIN = 0.003  # seconds since nextseq moved, when there is no ini
 
 
 @inlined
-def gt(x: int, y: int) -> bool:
+def gt(x: Int, y: Int) -> bool:
     """Wireshark's GT_SEQ(x, y): (gint32)(y - x) < 0."""
     return ((y - x) & M) >= HALF
 
 
 @inlined
-def lt(x: int, y: int) -> bool:
+def lt(x: Int, y: Int) -> bool:
     """LT_SEQ(x, y): (gint32)(x - y) < 0."""
     return ((x - y) & M) >= HALF
 
 
 @inlined
-def le(x: int, y: int) -> bool:
+def le(x: Int, y: Int) -> bool:
     """LE_SEQ(x, y): (gint32)(x - y) <= 0."""
     d = (x - y) & M
     return d == 0 or d >= HALF
 
 
 @inlined
-def reset(ana, x: int) -> None:  # type: ignore[no-untyped-def]
+def reset(ana, x: Int) -> None:
     """Direction x's analysis state as Wireshark starts a flow."""
     ana.a_nxt[x] = 0
     ana.a_maxack[x] = 0
@@ -87,7 +87,7 @@ def reset(ana, x: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @inlined
-def reset_both(ana) -> None:  # type: ignore[no-untyped-def]
+def reset_both(ana) -> None:
     """A new conversation for Wireshark: both directions and the RTT anchors start again."""
     reset(ana, 0)
     reset(ana, 1)
@@ -96,7 +96,7 @@ def reset_both(ana) -> None:  # type: ignore[no-untyped-def]
 
 
 @inlined
-def state_of(tables, c: int, row: int) -> int:  # type: ignore[no-untyped-def]
+def state_of(tables, c: Int, row: Int) -> Int:
     """The analysis row of connection c for its segment in ``row``: the scratch row (fresh)
     for its first segment; else its own, made now if it has none, from its first segment
     (stored in ``row0``; gone, when that row left: then it starts fresh)."""
@@ -110,7 +110,7 @@ def state_of(tables, c: int, row: int) -> int:  # type: ignore[no-untyped-def]
 
 
 @helper
-def make_state(conns, anas, segs, longs: np.ndarray, counts: np.ndarray, c: int, row: int) -> int:  # type: ignore[no-untyped-def]
+def make_state(conns, anas, segs, longs: np.ndarray, counts: np.ndarray, c: Int, row: Int) -> Int:
     """Connection c's own analysis row, made from its first segment (see :func:`state_of`).
 
     It takes the tables it uses, not all of them: numba passes every field of a tuple to a
@@ -139,7 +139,7 @@ def make_state(conns, anas, segs, longs: np.ndarray, counts: np.ndarray, c: int,
 
 
 @inlined
-def carry(anas, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
+def carry(anas, old: Int, new: Int) -> None:
     """Analysis row ``new`` goes on from ``old`` (of table ``anas``): where the state machine
     starts a new connection (a second SYN after an odd first one) but Wireshark's stream goes on."""
     was = anas[old]
@@ -161,8 +161,8 @@ def carry(anas, old: int, new: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @inlined
-def analyse(ana, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int, frame: int, ts: float,  # type: ignore[no-untyped-def]
-            bits: int) -> tuple[int, int]:
+def analyse(ana, dr: Int, seq: Int, ack: Int, seglen: Int, flags: Int, win: Int, frame: Int, ts: float,
+            bits: Int) -> tuple[Int, Int]:
     """Run Wireshark's sequence analysis for one segment with analysis row ``ana`` sent in
     direction ``dr``; ``bits`` are flags found before it (reused ports). Returns the analysis
     bits and the duplicate-ACK count (0 when it is not one)."""
@@ -170,7 +170,7 @@ def analyse(ana, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int,
     rev = 1 - dr
     quiet = (flags & (SYN | FIN | RST)) == 0
     nxt = np.int64(ana.a_nxt[fwd])
-    dupn = 0
+    dupn: Int = 0
     # A1: zero-window probe (skips to the ACK bookkeeping)
     if seglen == 1 and seq == nxt and ana.a_win[rev] == 0:
         bits |= A_WINPROBE
@@ -248,7 +248,7 @@ def analyse(ana, dr: int, seq: int, ack: int, seglen: int, flags: int, win: int,
 
 
 @inlined
-def after(ana, dr: int, flags: int, ts: float, ws_shift: int) -> None:  # type: ignore[no-untyped-def]
+def after(ana, dr: Int, flags: Int, ts: float, ws_shift: Int) -> None:
     """What Wireshark does after a segment's analysis: the time of the last SYN and the initial
     RTT, whether the sender's window is still unscaled (its first ACK), the window-scale shift
     of a SYN (``ws_shift``: ``WS_NONE`` when it had no option)."""

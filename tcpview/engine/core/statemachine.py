@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import helper
+from ...jit import Int, helper
 from .columns import (
     F_ACKED_PEER_SYN,
     F_BASE_SET,
@@ -81,19 +81,19 @@ from .transitions import TransitionLog, add_transition
 
 # -- small pieces ---------------------------------------------------------------------------------
 @helper
-def seq_ge(a: int, b: int) -> bool:
+def seq_ge(a: Int, b: Int) -> bool:
     """a >= b in 32-bit sequence space."""
     return ((a - b) & M) < HALF
 
 
 @helper
-def has_bit(fl: int, bit: int, side: int) -> bool:
+def has_bit(fl: Int, bit: Int, side: Int) -> bool:
     """Whether connection flag word ``fl`` has per-side bit ``bit`` set for ``side``."""
     return (fl & (bit << side)) != 0
 
 
 @helper
-def flag_anomaly(flags: int) -> int:
+def flag_anomaly(flags: Int) -> Int:
     """Anomaly bits for an invalid flag combination (0 when the combination is valid)."""
     a = 0
     if flags & SYN and flags & FIN:
@@ -113,7 +113,7 @@ def flag_anomaly(flags: int) -> int:
 
 # -- the state machine --------------------------------------------------------------------------------
 @helper
-def _established(log: TransitionLog, c: int, why: int) -> None:
+def _established(log: TransitionLog, c: Int, why: Int) -> None:
     """Each side whose SYN was acked and that has acked its peer's SYN is ESTABLISHED."""
     for side in range(2):
         conn = log.conns[c]
@@ -124,7 +124,7 @@ def _established(log: TransitionLog, c: int, why: int) -> None:
 
 
 @helper
-def _peer_fin_acked(log: TransitionLog, c: int, peer: int) -> None:
+def _peer_fin_acked(log: TransitionLog, c: Int, peer: Int) -> None:
     """The peer's FIN was acked: FIN_WAIT_1 -> FIN_WAIT_2, CLOSING -> TIME_WAIT, LAST_ACK -> CLOSED."""
     state = log.conns[c].state[peer]
     if state == FIN_WAIT_1:
@@ -136,7 +136,7 @@ def _peer_fin_acked(log: TransitionLog, c: int, peer: int) -> None:
 
 
 @helper
-def apply_segment(log: TransitionLog, c: int, sender: int, seq: int, ack: int, flags: int, plen: int) -> int:
+def apply_segment(log: TransitionLog, c: Int, sender: Int, seq: Int, ack: Int, flags: Int, plen: Int) -> Int:
     """Move connection c's states for a valid segment from side ``sender``; returns anomaly
     bits (0 when it fits the states)."""
     peer = 1 - sender  # it receives the segment
@@ -158,7 +158,7 @@ def apply_segment(log: TransitionLog, c: int, sender: int, seq: int, ack: int, f
         # in-window check against what the sender has sent so far
         if has_bit(conn.fl, F_HAVE_NXT, sender) and has_bit(conn.fl, F_BASE_SET, sender):
             last_win = np.int64(conn.lwin[peer]) if has_bit(conn.fl, F_HAVE_LWIN, peer) else np.int64(0)
-            window = max(last_win << np.int64(conn.shift[peer]), 65535)
+            window = max(last_win << np.int64(conn.shift[peer]), np.int64(65535))
             dist = (seq - np.int64(conn.nxt[sender])) & M
             if dist > window and (M + 1 - dist) > window:
                 return RST_OUT_OF_WINDOW
@@ -245,7 +245,7 @@ def apply_segment(log: TransitionLog, c: int, sender: int, seq: int, ack: int, f
 
 
 @helper
-def syn_starts_new(conn, sender: int, seq: int) -> bool:  # type: ignore[no-untyped-def]
+def syn_starts_new(conn, sender: Int, seq: Int) -> bool:
     """Whether a SYN (no ACK) from ``sender`` on a known 4-tuple (its connection row ``conn``)
     begins a new connection (tcp.stream).
 

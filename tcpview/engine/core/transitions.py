@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ...jit import helper, kernel
+from ...jit import Int, helper, kernel
 from .columns import (
     N_SEG,
     N_TIMERS,
@@ -42,7 +42,7 @@ class TransitionLog(NamedTuple):
 
 # -- timers (a binary heap) ----------------------------------------------------------------------------
 @helper
-def _before(timers, i: int, j: int) -> bool:  # type: ignore[no-untyped-def]
+def _before(timers, i: Int, j: Int) -> bool:
     a = timers[i]
     b = timers[j]
     if a.deadline != b.deadline:
@@ -55,7 +55,7 @@ def _before(timers, i: int, j: int) -> bool:  # type: ignore[no-untyped-def]
 
 
 @helper
-def _swap(timers, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
+def _swap(timers, i: Int, j: Int) -> None:
     a = timers[i]
     b = timers[j]
     a.deadline, b.deadline = b.deadline, a.deadline
@@ -66,7 +66,7 @@ def _swap(timers, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
 
 
 @helper
-def push_timer(timers, counts: np.ndarray, deadline: float, c: int, side: int, state: int, gen: int) -> None:  # type: ignore[no-untyped-def]
+def push_timer(timers, counts: np.ndarray, deadline: float, c: Int, side: Int, state: Int, gen: Int) -> None:
     """Start a timer: side ``side`` of connection c leaves ``state`` at ``deadline`` unless
     it has changed state since (its ``gen`` moved on)."""
     i = counts[N_TIMERS]
@@ -86,7 +86,7 @@ def push_timer(timers, counts: np.ndarray, deadline: float, c: int, side: int, s
 
 
 @helper
-def _pop(timers, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
+def _pop(timers, counts: np.ndarray) -> None:
     n = counts[N_TIMERS] - 1
     counts[N_TIMERS] = n
     if n == 0:
@@ -108,7 +108,7 @@ def _pop(timers, counts: np.ndarray) -> None:  # type: ignore[no-untyped-def]
 
 # -- the rare things, kept as (row, value) pairs --------------------------------------------------------
 @helper
-def note_pair(table: np.ndarray, counts: np.ndarray, counter: int, row: int, value: float) -> None:
+def note_pair(table: np.ndarray, counts: np.ndarray, counter: Int, row: Int, value: Int | float) -> None:
     """Append (row, value) to one of the pair tables (``counts[counter]`` its rows in use)."""
     j = counts[counter]
     counts[counter] = j + 1
@@ -117,8 +117,8 @@ def note_pair(table: np.ndarray, counts: np.ndarray, counter: int, row: int, val
 
 
 @helper
-def clamp_time(clocks: np.ndarray, clock: int, ts: float, back: np.ndarray, counts: np.ndarray, counter: int,
-               row: int) -> float:
+def clamp_time(clocks: np.ndarray, clock: Int, ts: float, back: np.ndarray, counts: np.ndarray, counter: Int,
+               row: Int) -> float:
     """The time to store for ``row``: ``ts``, or the latest time seen when the capture's clock
     stepped back (then the real time goes into ``back``)."""
     key = ts
@@ -131,7 +131,7 @@ def clamp_time(clocks: np.ndarray, clock: int, ts: float, back: np.ndarray, coun
 
 # -- state changes -------------------------------------------------------------------------------------
 @helper
-def add_transition(log: TransitionLog, c: int, side: int, new: int, why: int) -> int:
+def add_transition(log: TransitionLog, c: Int, side: Int, new: Int, why: Int) -> Int:
     """Record that side ``side`` of connection c is now in ``new``; returns the transition's
     row (``NO_TRANSITION`` when it was in ``new`` already).
 
@@ -155,7 +155,7 @@ def add_transition(log: TransitionLog, c: int, side: int, new: int, why: int) ->
 
 
 @kernel
-def expire(tables, now: float) -> bool:  # type: ignore[no-untyped-def]
+def expire(tables, now: float) -> bool:
     """Let capture time pass to ``now``: fire every timer due by then, stamped with its deadline.
 
     False when a table filled first (``counts[STATUS]`` says which; grow it and call again).
@@ -191,7 +191,7 @@ def expire(tables, now: float) -> bool:  # type: ignore[no-untyped-def]
 
 
 @helper
-def last_of_side(trans, k: int, n: int, c: int, side: int) -> bool:  # type: ignore[no-untyped-def]
+def last_of_side(trans, k: Int, n: Int, c: Int, side: Int) -> bool:
     """Whether transition k is the last one of (c, side) among rows k .. n-1."""
     for j in range(k + 1, n):
         if trans[j].conn == c and trans_side(np.int64(trans[j].code)) == side:

@@ -104,7 +104,7 @@ SERVER_PORTS[list(LIKELY_SERVER_PORTS)] = 1
 
 
 @helper
-def _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln):  # type: ignore[no-untyped-def]
+def _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln):
     p = 1 - e
     st = W[k, ST + e]
     if st == INACTIVE:
@@ -153,7 +153,7 @@ def _state_machine(W, HB, k, e, is_orig, flags, base, ack, ln):  # type: ignore[
 
 
 @helper
-def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: ignore[no-untyped-def]
+def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):
     """Zeek's TCPSessionAdapter::Process for one packet of direction d."""
     if W[k, ZO] < 0:  # the connection's first packet (WantConnection)
         W[k, ZO] = d
@@ -211,7 +211,7 @@ def _packet(W, HB, SP, k, d, flags, base, ack, win, ln, sport, dport):  # type: 
 
 
 @helper
-def _size_zero(W, k, e):  # type: ignore[no-untyped-def]
+def _size_zero(W, k, e):
     """Whether Zeek's TCP_Endpoint::Size() of endpoint e is 0."""
     p = 1 - e
     start = W[k, START + e]
@@ -229,7 +229,7 @@ def _size_zero(W, k, e):  # type: ignore[no-untyped-def]
 
 
 @helper
-def _rstos0(HB, k, n):  # type: ignore[no-untyped-def]
+def _rstos0(HB, k, n):
     """Whether the history is ``^?S[^HAFGIQ]*R.*``."""
     i = 0
     if n > 0 and HB[k, 0] == 94:
@@ -246,7 +246,7 @@ def _rstos0(HB, k, n):  # type: ignore[no-untyped-def]
 
 
 @helper
-def _conn_state(W, HB, k):  # type: ignore[no-untyped-def]
+def _conn_state(W, HB, k):
     """conn_state() of Zeek's base/protocols/conn/main.zeek."""
     o = W[k, ZO]
     if o < 0:
@@ -278,7 +278,7 @@ def _conn_state(W, HB, k):  # type: ignore[no-untyped-def]
 
 
 @helper
-def _start(W, HB, m, bk, bW, bHB):  # type: ignore[no-untyped-def]
+def _start(W, HB, m, bk, bW, bHB):
     """Fresh working state for connections 0..m-1, but those carried over from before the
     horizon (base entry i goes to connection bk[i], -1: not here)."""
     for k in range(m):
@@ -302,7 +302,7 @@ def _start(W, HB, m, bk, bW, bHB):  # type: ignore[no-untyped-def]
 
 
 @helper
-def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):  # type: ignore[no-untyped-def]
+def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):
     """Segment ``row`` to connection k (``ports`` its row of ports); returns where the next
     look into the long-segment table starts."""
     s = S[row]
@@ -320,7 +320,7 @@ def _feed(S, row, k, li, long_rows, long_lens, ports, SP, W, HB):  # type: ignor
 
 
 @helper
-def _finish(W, HB, out):  # type: ignore[no-untyped-def]
+def _finish(W, HB, out):
     most = 0
     for k in range(len(out)):
         out[k] = _conn_state(W, HB, k)
@@ -330,7 +330,7 @@ def _finish(W, HB, out):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def scan(S, kmap, lo, start, stop, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):  # type: ignore[no-untyped-def]
+def scan(S, kmap, lo, start, stop, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):
     """Replay segments start..stop-1 for connections lo..lo+len(out)-1 (or, when ``kmap`` is
     not empty, connection c as number kmap[c] when that is not -1); out gets each one's
     conn_state. Returns the longest history (HB holds the first HB.shape[1] letters)."""
@@ -347,7 +347,7 @@ def scan(S, kmap, lo, start, stop, long_rows, long_lens, ports, SP, W, HB, out, 
 
 
 @kernel
-def scan_rows(S, rows, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):  # type: ignore[no-untyped-def]
+def scan_rows(S, rows, long_rows, long_lens, ports, SP, W, HB, out, bk, bW, bHB):
     """Replay one connection's segments ``rows`` (out and W have one row)."""
     _start(W, HB, 1, bk, bW, bHB)
     li = 0

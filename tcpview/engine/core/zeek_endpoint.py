@@ -34,14 +34,14 @@ NF = 49
 
 
 @inlined
-def seq_delta(a, b):  # type: ignore[no-untyped-def]
+def seq_delta(a, b):
     """Zeek's seq_delta: a - b as a signed 32-bit number."""
     d = (a - b) & M
     return d - (1 << 32) if d >= (1 << 31) else d
 
 
 @inlined
-def add_letter(W, HB, k, code):  # type: ignore[no-untyped-def]
+def add_letter(W, HB, k, code):
     n = W[k, HLEN]
     if n < HB.shape[1]:
         HB[k, n] = code
@@ -49,12 +49,12 @@ def add_letter(W, HB, k, code):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def is_orig(W, k, e):  # type: ignore[no-untyped-def]
+def is_orig(W, k, e):
     return W[k, ZO] == e
 
 
 @helper
-def flip(W, HB, k):  # type: ignore[no-untyped-def]
+def flip(W, HB, k):
     """Zeek's FlipRoles: the other side is the originator now."""
     W[k, ZO] = 1 - W[k, ZO]
     f = W[k, FPS]
@@ -64,7 +64,7 @@ def flip(W, HB, k):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def check_letter(W, HB, k, e, mask, code):  # type: ignore[no-untyped-def]
+def check_letter(W, HB, k, e, mask, code):
     """Zeek's TCP_Endpoint::CheckHistory: add the letter unless already seen; True if it was."""
     if (code == 65 or code == 68) and W[k, HLEN] == 1 and HB[k, 0] == 72:  # 'A'/'D' after just "H"
         flip(W, HB, k)
@@ -83,12 +83,12 @@ def check_letter(W, HB, k, e, mask, code):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def letter(W, HB, k, e, code):  # type: ignore[no-untyped-def]
+def letter(W, HB, k, e, code):
     add_letter(W, HB, k, code if is_orig(W, k, e) else code + 32)
 
 
 @inlined
-def scaled_letter(W, HB, k, e, cnt, thr, code):  # type: ignore[no-untyped-def]
+def scaled_letter(W, HB, k, e, cnt, thr, code):
     """Zeek's ScaledHistoryEntry: the letter at the 1st, 10th, 100th... time."""
     W[k, cnt + e] += 1
     if W[k, cnt + e] == W[k, thr + e]:
@@ -97,14 +97,14 @@ def scaled_letter(W, HB, k, e, cnt, thr, code):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def set_state(W, k, e, s):  # type: ignore[no-untyped-def]
+def set_state(W, k, e, s):
     if W[k, ST + e] != s:
         W[k, PST + e] = W[k, ST + e]
         W[k, ST + e] = s
 
 
 @inlined
-def rel_seq(W, k, e, cur, last, wraps):  # type: ignore[no-untyped-def]
+def rel_seq(W, k, e, cur, last, wraps):
     """Zeek's get_relative_seq: (cur relative to e's start, underflow)."""
     delta = seq_delta(cur, last)
     if delta < 0:
@@ -120,19 +120,19 @@ def rel_seq(W, k, e, cur, last, wraps):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def clean(W, k, e):  # type: ignore[no-untyped-def]
+def clean(W, k, e):
     s = W[k, ST + e]
     return s == ESTABLISHED or (s == CLOSED and W[k, PST + e] == ESTABLISHED)
 
 
 @helper
-def gap(W, HB, k, e):  # type: ignore[no-untyped-def]
+def gap(W, HB, k, e):
     if clean(W, k, e) and clean(W, k, 1 - e):
         scaled_letter(W, HB, k, e, CG, TG, 71)  # 'G'
 
 
 @helper
-def ack_received(W, HB, k, e, seq):  # type: ignore[no-untyped-def]
+def ack_received(W, HB, k, e, seq):
     """Endpoint e's reassembler hears the peer acknowledge up to relative seq."""
     if W[k, FINC + e] > 0 and seq >= W[k, FINSEQ + e]:
         seq = W[k, FINSEQ + e] - 1
@@ -158,7 +158,7 @@ def ack_received(W, HB, k, e, seq):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def data_sent(W, k, e, s, ln):  # type: ignore[no-untyped-def]
+def data_sent(W, k, e, s, ln):
     """Endpoint e's reassembler gets bytes s..s+ln (relative)."""
     t = s + ln
     if t <= W[k, TRIM + e]:
@@ -180,7 +180,7 @@ def data_sent(W, k, e, s, ln):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def init_endpoint(W, k, e, flags, first, last):  # type: ignore[no-untyped-def]
+def init_endpoint(W, k, e, flags, first, last):
     st = W[k, ST + e]
     if st == INACTIVE:
         if flags & SYN:
@@ -204,7 +204,7 @@ def init_endpoint(W, k, e, flags, first, last):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def history(W, HB, k, e, flags, rel, ln):  # type: ignore[no-untyped-def]
+def history(W, HB, k, e, flags, rel, ln):
     """Zeek's update_history."""
     bits = (1 if flags & SYN else 0) + (1 if flags & FIN else 0) + (1 if flags & RST else 0)
     if bits > 1:
@@ -234,7 +234,7 @@ def history(W, HB, k, e, flags, rel, ln):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def update_last_seq(W, HB, k, e, last, flags, ln):  # type: ignore[no-untyped-def]
+def update_last_seq(W, HB, k, e, last, flags, ln):
     d = seq_delta(last, W[k, LAST + e])
     if flags & (SYN | RST) and (d > TOO_LARGE_SEQ_DELTA or d < -TOO_LARGE_SEQ_DELTA):
         pass

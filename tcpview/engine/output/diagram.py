@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from ..timeline.timeline import Timeline
-from .ladder import ladder_rows, marks
+from .ladder import LadderRow, ladder_rows, marks
 
 
-def _rows(tl: Timeline, cids: Iterable[int]) -> Iterator[tuple[str, str, object]]:
+def _rows(tl: Timeline, cids: Iterable[int]) -> Iterator[tuple[str, str, LadderRow]]:
     """(client name, server name, ladder row) of each row of the connections, in order."""
     for cid in cids:
         c = tl.conns[cid]
@@ -19,7 +19,7 @@ def _rows(tl: Timeline, cids: Iterable[int]) -> Iterator[tuple[str, str, object]
             yield c.client_text(), c.server_text(), row
 
 
-def _label(row) -> str:  # type: ignore[no-untyped-def]
+def _label(row: LadderRow) -> str:
     m = marks(row)
     return f"{row.label} {m}" if m else row.label
 

@@ -131,7 +131,7 @@ class RowsWriter:
         which[apart] = np.arange(len(apart))
         # the end of each usual row: one text per kind of notes (most have none: kind 0), Zeek
         # state and history (a handful of each)
-        kinds = {(False, ()): 0}
+        kinds: dict[tuple[bool, tuple[str, ...]], int] = {(False, ()): 0}
         noted = np.zeros(n, dtype=np.int64)
         for i in np.flatnonzero(usual & part.noted).tolist():
             noted[i] = kinds.setdefault((bool(part.note_bits[i] & col.NOTE_PARTIAL), part.notes[i]), len(kinds))
@@ -140,7 +140,7 @@ class RowsWriter:
         tail = tail.astype(np.int64).ravel()
         by_number = list(kinds)
         tails = _blob([_tail(*by_number[c // (nz * nh)], CONN_STATES[c // nh % nz], part.ztexts[c % nh])
-                       for c in combos.tolist()])
+                       for c in map(int, combos.tolist())])
         times = np.ascontiguousarray(np.stack([part.first, part.last], axis=1)[usual].ravel(), dtype=np.float64)
         stamps = Stamps(*_ts_parts(times))
         slow = np.flatnonzero(stamps.digits < 0)
@@ -155,7 +155,7 @@ class RowsWriter:
         texts = Texts(_PIECE_TEXTS, _NAME_TEXTS, slow_texts, tails, apart_texts)
         end = _write_rows(self._buf, rows, stamps, texts, self.first)
         self.first = False
-        return memoryview(self._buf[:end])
+        return self._buf[:end].data
 
 
 def _i64(a: np.ndarray) -> np.ndarray:
@@ -163,7 +163,7 @@ def _i64(a: np.ndarray) -> np.ndarray:
 
 
 @inlined
-def _put_text(out, pos, blob, k):  # type: ignore[no-untyped-def]
+def _put_text(out, pos, blob, k):
     """Text k of ``blob`` into ``out`` at ``pos``; returns where it ends."""
     for j in range(blob.off[k], blob.off[k + 1]):
         out[pos] = blob.data[j]
@@ -172,7 +172,7 @@ def _put_text(out, pos, blob, k):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def _put_int(out, pos, v):  # type: ignore[no-untyped-def]
+def _put_int(out, pos, v):
     if v < 0:
         out[pos] = 45  # '-'
         pos += 1
@@ -189,7 +189,7 @@ def _put_int(out, pos, v):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def _put_ip4(out, pos, a):  # type: ignore[no-untyped-def]
+def _put_ip4(out, pos, a):
     for shift in (24, 16, 8, 0):
         pos = _put_int(out, pos, (a >> shift) & 0xFF)
         if shift:
@@ -199,7 +199,7 @@ def _put_ip4(out, pos, a):  # type: ignore[no-untyped-def]
 
 
 @helper
-def _ts_digits(x):  # type: ignore[no-untyped-def]
+def _ts_digits(x):
     """``repr(x)`` as (whole seconds, decimals as an integer, how many decimals), or
     decimals -1 when only Python's ``repr`` says it (see the module's docstring)."""
     if not (1048576.0 <= x < 1e15):
@@ -233,7 +233,7 @@ def _ts_digits(x):  # type: ignore[no-untyped-def]
 
 
 @array_kernel
-def _ts_parts(times):  # type: ignore[no-untyped-def]
+def _ts_parts(times):
     """:func:`_ts_digits` of each time stamp, as three arrays."""
     n = len(times)
     whole, frac, digits = np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64)
@@ -243,7 +243,7 @@ def _ts_parts(times):  # type: ignore[no-untyped-def]
 
 
 @inlined
-def _put_ts(out, pos, whole, frac, d):  # type: ignore[no-untyped-def]
+def _put_ts(out, pos, whole, frac, d):
     pos = _put_int(out, pos, whole)
     out[pos] = 46  # '.'
     pos += 1
@@ -257,7 +257,7 @@ def _put_ts(out, pos, whole, frac, d):  # type: ignore[no-untyped-def]
 
 
 @kernel
-def _write_rows(out, rows, stamps, texts, first):  # type: ignore[no-untyped-def]
+def _write_rows(out, rows, stamps, texts, first):
     """Write each connection of ``rows`` into ``out`` as ``json.dumps(indent=1)`` lays it out
     in the summary (see :class:`RowFields`, :class:`Stamps`, :class:`Texts`), each after
     ``,\\n`` but the very first of the list (``first``); returns the bytes written."""

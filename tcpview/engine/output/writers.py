@@ -34,7 +34,7 @@ def new_file(path: str, force: bool, binary: bool) -> Iterator[IO]:
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror}") from None
     try:
-        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as f:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
         os.chmod(tmp, 0o666 & ~_umask())  # as a file made with open() would be, not mkstemp's 0600
         os.replace(tmp, path)

@@ -90,7 +90,7 @@ class ConnList(Sequence):
     def __len__(self) -> int:
         return self._tl.view().n_conn
 
-    def __getitem__(self, cid):  # type: ignore[no-untyped-def]
+    def __getitem__(self, cid):
         v = self._tl.view()
         if isinstance(cid, slice):  # by position (row), which is by id until rows have left
             return [ConnView(self._tl, v, row) for row in range(*cid.indices(v.n_conn))]
@@ -101,7 +101,7 @@ class ConnList(Sequence):
             raise IndexError(f"no connection {cid}")
         return ConnView(self._tl, v, row)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         v = self._tl.view()
         for row in range(v.n_conn):
             yield ConnView(self._tl, v, row)
@@ -206,7 +206,7 @@ class ConnView:
     def first_ts(self) -> float:
         return float(self._r["first_ts"])
 
-    def progress_at(self, t: float | None) -> np.void:
+    def progress_at(self, t: float | None) -> np.record:
         """Its :data:`~tcpview.engine.core.columns.PROGRESS` as of time t (now when None): notes,
         analysis bits, retransmissions and initial RTT, from its segments at or before t."""
         v = self._v

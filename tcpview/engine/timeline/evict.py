@@ -25,6 +25,7 @@ import ctypes.util
 
 import numpy as np
 
+from ...records import Records
 from ..core import columns as col
 from ..core.passes import conn_progress, conn_stats, state_counts, states_after
 from ..core.tcp import LISTEN, NSTATES, SYN_SENT
@@ -199,10 +200,10 @@ def evict(w: col.Tables, budget: int, pin: float | None = None) -> bool:
     return True
 
 
-def _progress(w: col.Tables, k0: int, t0: int, n_conn: int) -> np.ndarray:
+def _progress(w: col.Tables, k0: int, t0: int, n_conn: int) -> Records:
     """Each connection's :data:`~tcpview.engine.core.columns.PROGRESS` as of the horizon (what
     readers replay the rows after it from)."""
-    progress = np.zeros(n_conn, dtype=col.PROGRESS).view(np.recarray)
+    progress = np.zeros(n_conn, dtype=col.PROGRESS).view(Records)
     progress[: len(w.base_progress)] = w.base_progress
     states = np.zeros((n_conn, 2), dtype=np.uint8)
     states[: len(w.base_states)] = w.base_states
@@ -254,20 +255,20 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     cnt = w.counts
     n_seg, n_trans = int(cnt[col.N_SEG]), int(cnt[col.N_TRANS])
 
-    segs = _fresh(w.segs, n_seg - k0)
+    segs = _fresh_records(w.segs, n_seg - k0)
     col.raw(segs)[: n_seg - k0] = col.raw(w.segs)[k0:n_seg]
     segs.conn[: n_seg - k0] = newrow[w.segs.conn[k0:n_seg].astype(np.int64)]
-    trans = _fresh(w.trans, n_trans - t0)
+    trans = _fresh_records(w.trans, n_trans - t0)
     col.raw(trans)[: n_trans - t0] = col.raw(w.trans)[t0:n_trans]
     trans.conn[: n_trans - t0] = newrow[w.trans.conn[t0:n_trans].astype(np.int64)]
     trans.seg[: n_trans - t0] = np.maximum(w.trans.seg[t0:n_trans].astype(np.int64) - k0, 0)
 
-    conns = _fresh(w.conns, len(keep))
+    conns = _fresh_records(w.conns, len(keep))
     col.raw(conns)[: len(keep)] = col.raw(w.conns)[keep]
     # their analysis rows move up too (row 0 stays the scratch); a first segment that left
     # leaves its connection to start its analysis afresh
     had = np.flatnonzero(conns.ana[: len(keep)] != 0)
-    ana = _fresh(w.ana, len(had) + 1)
+    ana = _fresh_records(w.ana, len(had) + 1)
     col.raw(ana)[1: len(had) + 1] = col.raw(w.ana)[conns.ana[had].astype(np.int64)]
     conns.ana[had] = np.arange(1, len(had) + 1)
     row0 = conns.row0[: len(keep)].astype(np.int64)
@@ -288,7 +289,7 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
     stay = q[moved >= 0].copy()
     stay.conn = moved[moved >= 0]
     stay = stay[np.lexsort((stay.state, stay.side, stay.conn, stay.deadline))]
-    timers = _fresh(w.timers, len(stay))
+    timers = _fresh_records(w.timers, len(stay))
     timers[: len(stay)] = stay
     cnt[col.N_TIMERS] = len(stay)
 
@@ -326,7 +327,9 @@ def _compact(w: col.Tables, k0: int, t0: int, keep: np.ndarray, newrow: np.ndarr
 
 def _fresh(table: np.ndarray, rows: int) -> np.ndarray:
     """An empty table like ``table`` with room for ``rows`` and as many again to grow into."""
-    cap = max(2 * rows, 64)
-    if table.dtype.names:
-        return np.zeros(cap, dtype=table.dtype).view(np.recarray)
-    return np.zeros((cap, *table.shape[1:]), dtype=table.dtype)
+    return np.zeros((max(2 * rows, 64), *table.shape[1:]), dtype=table.dtype)
+
+
+def _fresh_records(table: Records, rows: int) -> Records:
+    """:func:`_fresh` for a record table."""
+    return np.zeros(max(2 * rows, 64), dtype=table.dtype).view(Records)

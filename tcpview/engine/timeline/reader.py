@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ...jit import Int
+from ...records import Records
 from ..core import columns as col
 from ..core.passes import (
     conn_progress,
@@ -176,14 +178,14 @@ class Reader:
                 nb[int(v.segs[row].conn)] += ln - col.LONG_LEN
         return pk, nb, last
 
-    def progress_at(self, t: float | None, v: View | None = None) -> np.ndarray:
+    def progress_at(self, t: float | None, v: View | None = None) -> Records:
         """Every connection's :data:`~tcpview.engine.core.columns.PROGRESS` as of ``t``: its notes
         (partial, refused, reset, anomaly), analysis bits, retransmissions and initial RTT,
         replayed from its segments at or before t (a record array by row; do not write to it)."""
         v = v or self._view
         return self.progress_upto(self.seg_index_at(t, v), v)
 
-    def progress_upto(self, m: int, v: View | None = None) -> np.ndarray:
+    def progress_upto(self, m: int, v: View | None = None) -> Records:
         """:meth:`progress_at` after the first m segments (kept, and carried on from when the
         next question is about a later cursor)."""
         v = v or self._view
@@ -192,6 +194,7 @@ class Reader:
         if prev is not None and prev[0] == v.generation and prev[1] == m and len(prev[3]) == n:
             return prev[3]
         P, states = v.start_progress(n), v.start_states(n)
+        j: Int
         k0, j, reuse = 0, 0, np.full(2, -1, dtype=np.int64)
         if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[3]) <= n:
             _gen, k0, j, P0, states0, reuse0 = prev

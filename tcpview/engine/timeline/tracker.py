@@ -16,6 +16,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from ...jit import Int
 from ...sources.batch import FrameBatch
 from ..core import columns as col
 from ..core.connhash import rebuild_hash
@@ -49,7 +50,7 @@ class Tracker:
         if n == 0:
             return
         w = tl.tables
-        i = 0
+        i: Int = 0
         while True:
             i = track(batch.buf, batch.frames, i, w.arrays(), self._timeouts, self._fields)
             if i >= n:

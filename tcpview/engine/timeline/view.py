@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...records import Records
 from ..core import columns as col
 from ..core.tcp import WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 
@@ -19,9 +20,9 @@ from ..core.tcp import WHY_FW2_EXPIRED, WHY_TW_EXPIRED
 class View:
     """What readers see: the tables and how many of their rows were complete when published."""
 
-    conns: np.ndarray
-    segs: np.ndarray
-    trans: np.ndarray
+    conns: Records
+    segs: Records
+    trans: Records
     addrs6: np.ndarray
     seg_back: np.ndarray
     trans_back: np.ndarray
@@ -31,7 +32,7 @@ class View:
     trans_ts: np.ndarray
     dupack: np.ndarray
     sack: np.ndarray
-    ana: np.ndarray
+    ana: Records
     n: dict[str, int]
     packets: int
     tcp_packets: int
@@ -78,7 +79,7 @@ class View:
         i = int(np.searchsorted(ids, cid))
         return i if i < self.n_conn and int(ids[i]) == cid else -1
 
-    def ids(self, rows):  # type: ignore[no-untyped-def]
+    def ids(self, rows):
         """Connection ids of ``rows`` (the rows themselves while nothing has left)."""
         if not self.evicted_conns:
             return rows
@@ -91,9 +92,9 @@ class View:
         states[:m] = self.base_states[:m]
         return states
 
-    def start_progress(self, n: int) -> np.ndarray:
+    def start_progress(self, n: int) -> Records:
         """The first n connections' :data:`~tcpview.engine.core.columns.PROGRESS` at the horizon."""
-        out = np.zeros(n, dtype=col.PROGRESS).view(np.recarray)
+        out = np.zeros(n, dtype=col.PROGRESS).view(Records)
         if self.base_progress is not None:
             m = min(n, len(self.base_progress))
             col.raw(out)[:m] = col.raw(self.base_progress)[:m]

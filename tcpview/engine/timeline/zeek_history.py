@@ -38,7 +38,7 @@ def _room(need: int) -> int:
     return max(HIST_ROOM, -(-need // 8) * 8)
 
 
-def _longs(v) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+def _longs(v) -> tuple[np.ndarray, np.ndarray]:
     pairs = v.long[: v.n["long"]]
     return np.ascontiguousarray(pairs[:, 0], dtype=np.int64), np.ascontiguousarray(pairs[:, 1], dtype=np.int64)
 
@@ -63,7 +63,7 @@ def _distinct(HB: np.ndarray, lens: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return ids.astype(np.int64).ravel(), _texts(HB[first], lens[first])
 
 
-def zeek_codes(v, lo: int, hi: int, stop: int, last: np.ndarray | None = None,  # type: ignore[no-untyped-def]
+def zeek_codes(v, lo: int, hi: int, stop: int, last: np.ndarray | None = None,
                ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The conn_state codes (index :data:`CONN_STATES`) of connections ``lo``..``hi-1`` of
     view ``v`` from the segments before row ``stop``; their histories as numbers into the
@@ -87,7 +87,7 @@ def zeek_codes(v, lo: int, hi: int, stop: int, last: np.ndarray | None = None,  
 PART = 8192  # connections replayed at a time (their working state: 392 bytes each)
 
 
-def _replay(v, lo: int, hi: int, stop: int, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:  # type: ignore[no-untyped-def]
+def _replay(v, lo: int, hi: int, stop: int, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[str]]:
     m = hi - lo
     out = np.zeros(m, dtype=np.int64)
     row0 = int(v.conns.row0[lo])
@@ -105,7 +105,7 @@ def _replay(v, lo: int, hi: int, stop: int, W: np.ndarray) -> tuple[np.ndarray, 
         room = _room(int(most))
 
 
-def zeek_of_rows(v, row: int, rows: np.ndarray) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def zeek_of_rows(v, row: int, rows: np.ndarray) -> tuple[str, str]:
     """The conn_state and history of the connection in ``row`` from its segments ``rows``."""
     long_rows, long_lens = _longs(v)
     ports = np.ascontiguousarray(v.conns.port[row: row + 1], dtype=np.int64)

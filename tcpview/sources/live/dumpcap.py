@@ -335,7 +335,7 @@ class DumpcapSource(CaptureSettings):
         micros = [round(ts * 1e6) for ts in f.ts.tolist()]
         spans = [(us // 1_000_000, us % 1_000_000 * 1000, off, caplen, orig) for us, off, caplen, orig in
                  zip(micros, f.off.tolist(), f.caplen.tolist(), f.origlen.tolist(), strict=True)]
-        sink.write_block(memoryview(batch.buf), spans)
+        sink.write_block(batch.buf.data, spans)
         if sink.error:
             self.error = sink.error
             return None

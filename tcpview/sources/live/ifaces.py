@@ -80,7 +80,8 @@ def parse_ip_addr_json(text: str) -> list[InterfaceInfo]:
     for item in json.loads(text):
         if not isinstance(item, dict) or "ifname" not in item:
             continue
-        v4, v6 = [], []
+        v4: list[str] = []
+        v6: list[str] = []
         for a in item.get("addr_info") or ():
             local, family = a.get("local"), a.get("family")
             if not local or family not in ("inet", "inet6"):

@@ -46,7 +46,7 @@ class PcapSink:
         f = self._f
         if f is None:
             return
-        parts = []
+        parts: list[bytes | memoryview] = []
         pack = _PCAP_REC.pack
         for sec, nsec, off, caplen, origlen in spans:
             parts.append(pack(sec, nsec, caplen, origlen))

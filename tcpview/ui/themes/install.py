@@ -43,9 +43,9 @@ def install_themes(app: App[Any], requested: str | Theme | None = None, no_color
         env["NO_COLOR"] = "1"
     name = default_theme_name(env)
     if isinstance(requested, str):
-        theme = found.find(requested)
-        if theme is not None:
-            name = theme.name
+        chosen = found.find(requested)
+        if chosen is not None:
+            name = chosen.name
         else:
             failures.append(ThemeFailure(Path(requested), "no such theme"))
     elif requested is not None:

@@ -134,7 +134,7 @@ class ConnectionTable(VirtualList):
         self.t: float | None = None
         self.pos: float | None = None
         self.model = ConnRows()
-        self.rows: Sequence[int] = range(0)
+        self.rows: Sequence[int] | np.ndarray = range(0)
         self.selected: int | None = None
         self._key: tuple | None = None
         self._last_compute = 0.0
@@ -183,7 +183,7 @@ class ConnectionTable(VirtualList):
         self._last_compute = now_mono
         self._set_rows(rows, settle)
 
-    def _set_rows(self, rows: Sequence[int], settle: bool = True) -> None:
+    def _set_rows(self, rows: Sequence[int] | np.ndarray, settle: bool = True) -> None:
         self.rows = rows
         self._cache.clear()
         self.sync_size(settle)

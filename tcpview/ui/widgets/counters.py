@@ -124,7 +124,7 @@ class CountersBar(PaintedText, Widget):
             return buckets
         return int((self.pos - tl.first_ts) / span * buckets)
 
-    def get_content_height(self, container, viewport, width: int) -> int:  # type: ignore[no-untyped-def]
+    def get_content_height(self, container, viewport, width: int) -> int:
         return 2 if self.show_all else 1
 
     def build(self) -> Text:
@@ -189,7 +189,7 @@ class CountersBar(PaintedText, Widget):
                 return
 
 
-def _clock(tl) -> float:  # type: ignore[no-untyped-def]
+def _clock(tl) -> float:
     """The sparklines' end: the timeline's clock (a live capture's moves on without packets),
     or the newest time of a table that has none (the kernel's sockets)."""
     return getattr(tl, "clock", None) or tl.last_ts

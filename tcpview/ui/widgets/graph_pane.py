@@ -14,6 +14,7 @@ pane keeps what it showed, or says it is drawing, until the graph is posted back
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,7 +73,7 @@ class GraphPane(Widget, can_focus=True):
         key: tuple
         graph: Graph | None
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.kind = KINDS[0]
         self.tl: Timeline | None = None
@@ -84,9 +85,9 @@ class GraphPane(Widget, can_focus=True):
         self.direction: int | None = None
         """The data direction of the sequence graphs (0: client to server; None: the busier)."""
         self._canvas: tuple[tuple, Canvas] | None = None
-        self.frames = None
-        self._styles: tuple | None = None
+        self.frames: Callable[[int], tuple[int, bytes] | None] | None = None
         """Frame number -> ``(linktype, bytes)``: where SACK blocks are read from (None: none)."""
+        self._styles: tuple | None = None
 
     # -- what to show ---------------------------------------------------------------------
     def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
@@ -110,7 +111,7 @@ class GraphPane(Widget, can_focus=True):
         self.refresh()
 
     @work(thread=True, exclusive=True, group="graph-pane", exit_on_error=False)
-    def _build(self, key: tuple, tl: Timeline, cid: int, kind: str, direction: int | None, frames) -> None:  # type: ignore[no-untyped-def]
+    def _build(self, key: tuple, tl: Timeline, cid: int, kind: str, direction: int | None, frames) -> None:
         """Build the graph off the UI thread (frames are read here) and post it back."""
         self.post_message(self.Built(self, key, build(tl, cid, kind, direction, frames=frames)))
 

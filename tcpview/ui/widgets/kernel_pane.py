@@ -50,7 +50,7 @@ class KernelPane(PaintedText, Widget):
         """Ids of the connections whose states the kernel disagrees with."""
         return sorted(cid for cid, r in self.results.items() if r.disagree)
 
-    def update_view(self, tl, cid: int | None, past: bool) -> None:  # type: ignore[no-untyped-def]
+    def update_view(self, tl, cid: int | None, past: bool) -> None:
         """Show connection ``cid``; ``past`` when the cursor is not at the newest packet."""
         self.cid, self.past = cid, past
         c = tl.conns.get(cid)

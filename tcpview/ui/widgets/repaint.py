@@ -59,7 +59,7 @@ class PaintedLines:
     the one on screen. A scroll or resize repaints everything, as Textual does anyway.
     """
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._painted: dict[int, Strip] = {}
         self._painted_at: tuple | None = None

@@ -119,7 +119,7 @@ class SocketTable(VirtualList):
         super().__init__(name=name, id=id, classes=classes)
         self.table: KernelTable | None = None
         self.rows: list[tuple[int, KernelConn]] = []
-        self.query = parse_query("")
+        self.conn_query = parse_query("")
         self.sort = "id"
         self.reverse = False
         self.selected: int | None = None
@@ -129,11 +129,11 @@ class SocketTable(VirtualList):
     def update_view(self, table: KernelTable, force: bool = False) -> None:
         """Show the table's latest refresh, filtered and sorted."""
         self.table = table
-        key = (table.version, self.query.text, self.sort, self.reverse)
+        key = (table.version, self.conn_query.text, self.sort, self.reverse)
         if key == self._key and not force:
             return
         self._key = key
-        q = self.query
+        q = self.conn_query
         rows = list(table.conns) if q.empty else [r for r in table.conns if passes(q, *r)]
         sort = self.sort
         if sort in ("recvq", "sendq"):
@@ -166,10 +166,10 @@ class SocketTable(VirtualList):
         q = parse_query(text)
         if q.errors:
             return q
-        self.query = q
+        self.conn_query = q
         if self.table is not None:
             self.update_view(self.table, force=True)
-        return self.query
+        return self.conn_query
 
     def sort_next(self) -> None:
         """Sort by the next column shown (the queues biggest first, the timers soonest first)."""

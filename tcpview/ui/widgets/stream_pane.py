@@ -69,7 +69,7 @@ class StreamPane(VirtualList):
         lines: list[tuple[int, str]]
         as_hex: bool
 
-    def __init__(self, **kw) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, **kw) -> None:
         super().__init__(**kw)
         self.as_hex = False
         self.lines: list[tuple[int, str]] = []
@@ -82,7 +82,7 @@ class StreamPane(VirtualList):
         self._names: tuple[str, str] = ("", "")
         self._key: tuple | None = None
 
-    def show(self, tl: Timeline, cid: int | None, get, t: float | None) -> None:  # type: ignore[no-untyped-def]
+    def show(self, tl: Timeline, cid: int | None, get, t: float | None) -> None:
         """Follow connection ``cid`` up to time t, frames' bytes from ``get`` (frame number ->
         ``(linktype, bytes)`` or None)."""
         c = tl.conns.get(cid)
@@ -104,7 +104,7 @@ class StreamPane(VirtualList):
             self._follow(self._key, tl, cid, get, t, f, self.as_hex)
 
     @work(thread=True, exclusive=True, group="stream-pane", exit_on_error=False)
-    def _follow(self, key: tuple, tl: Timeline, cid: int, get, t: float | None, f: Follow | None,  # type: ignore[no-untyped-def]
+    def _follow(self, key: tuple, tl: Timeline, cid: int, get, t: float | None, f: Follow | None,
                 as_hex: bool) -> None:
         """Follow the connection off the UI thread (its frames are read here) and post the lines
         back; a growing connection goes on from the follow shown (a copy: that one stays)."""
@@ -149,7 +149,7 @@ class StreamPane(VirtualList):
             self.cursor = min(self.cursor, max(0, len(rows) - 1))
         self.rows_changed()
 
-    def on_resize(self, event) -> None:  # type: ignore[no-untyped-def]
+    def on_resize(self, event) -> None:
         self._rewrap(new_lines=False)
         super().on_resize(event)
 

@@ -29,7 +29,7 @@ from .repaint import PaintedLines
 
 
 def cursor_bindings(scope: str, noun: str, first: str, last: str, *, first_key: str = "ctrl+home",
-                    last_key: str = "ctrl+end", last_tooltip: str | None = None) -> list[Binding]:
+                    last_key: str = "ctrl+end", last_tooltip: str = "") -> list[Binding]:
     """The cursor keys of a list: up/down (and k/j), page up/down, first and last row.
 
     Args:

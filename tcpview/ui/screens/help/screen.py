@@ -51,7 +51,7 @@ class HelpScreen(ScrollingModal):
                 yield Static(filter_text(), id="help-filter")
 
     @staticmethod
-    def _table(app_bindings=None) -> Table:  # type: ignore[no-untyped-def]
+    def _table(app_bindings=None) -> Table:
         """The keys of an app with ``app_bindings`` (see :func:`key_rows`), by section."""
         table = Table(box=None, show_header=False, pad_edge=False, expand=True)
         table.add_column("keys", style="bold", no_wrap=True, min_width=12)
