@@ -233,7 +233,9 @@ def use_compiled(cache_dir: str | None = None) -> None:
 
         from .jitcache import CACHE_DIR
 
-        numba.config.CACHE_DIR = cache_dir or CACHE_DIR  # type: ignore[attr-defined]  # read by each new dispatcher
+        # each new dispatcher reads it; numba.config makes its settings at run time, unseen by
+        # the type checker
+        numba.config.CACHE_DIR = cache_dir or CACHE_DIR  # type: ignore[attr-defined]
         for fn in _ANYWHERE:
             _jitable(fn)
         for k in _KERNELS:

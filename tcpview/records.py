@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     class Records(np.recarray):
         """A record array: a field is an attribute, a row a record, rows a record array."""
 
-        @overload  # type: ignore[override]  # numpy types a slice as a plain ndarray: it is not
+        # (numpy's ndarray.__getitem__ says a slice is a plain ndarray: not so of a record array)
+        @overload  # type: ignore[override]
         def __getitem__(self, key: slice | np.ndarray | list[int], /) -> Records: ...
         @overload
         def __getitem__(self, key: int | np.integer, /) -> np.record: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from ..errors import UserError
 from . import exports, live, offline, replay, serve, sim
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message)
 
 
@@ -80,6 +81,7 @@ def _skip_scipy_blas() -> None:
     ``np.linalg``, which tcpview's kernels do not use); where scipy is installed, importing
     ``scipy.linalg`` for that is 0.3 s of every start. Only tcpview's own process skips it:
     importing tcpview as a library changes nothing."""
+    # None in sys.modules is the import system's mark for "fails to import" (typed as modules only)
     sys.modules.setdefault("scipy.linalg.cython_blas", None)  # type: ignore[arg-type]
 
 

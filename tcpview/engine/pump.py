@@ -122,7 +122,7 @@ class Pump:
                     continue
                 reached = False
                 if self.until is not None:
-                    batch, reached = self._before_limit(batch)
+                    batch, reached = self._before_limit(batch, self.until)
                 for piece in self._pieces(batch):
                     self.tracker.feed_batch(piece)
                     self.frames_read += len(piece)
@@ -162,14 +162,15 @@ class Pump:
         self.tl.publish()
         on_batch(BatchInfo(self.frames_read, self._progress(), done=True, error=self.error))
 
-    def _before_limit(self, batch: FrameBatch) -> tuple[FrameBatch, bool]:
-        """The frames of ``batch`` up to ``until`` (capture time only goes forward: from the
-        first frame past the limit on, nothing is read), and whether the limit was reached."""
+    def _before_limit(self, batch: FrameBatch, until: float) -> tuple[FrameBatch, bool]:
+        """The frames of ``batch`` up to ``until`` seconds after the first frame (capture time
+        only goes forward: from the first frame past the limit on, nothing is read), and
+        whether the limit was reached."""
         ts = batch.frames.ts
         if not len(ts):
             return batch, False
         if self._limit is None:
-            self._limit = float(ts[0]) + float(self.until)  # type: ignore[arg-type]
+            self._limit = float(ts[0]) + float(until)
         past = np.flatnonzero(ts > self._limit)
         if not len(past):
             return batch, False

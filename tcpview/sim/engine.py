@@ -55,7 +55,8 @@ class SimConn:
 
     def states(self) -> tuple[int, int]:
         """(client, server) RFC 9293 states now (CLOSED where there is no endpoint)."""
-        return tuple(t.state if t is not None else CLOSED for t in self.tcbs)  # type: ignore[return-value]
+        c, s = self.tcbs
+        return (c.state if c is not None else CLOSED, s.state if s is not None else CLOSED)
 
     @property
     def key(self) -> tuple[str, int, str, int]:
@@ -231,7 +232,8 @@ class Engine(Network):
     def _payload(self, st: Send | RawSegment) -> bytes:
         if st.data is not None:
             return st.data.encode("utf-8")
-        lo, hi = st.size  # type: ignore[misc]
+        assert st.size is not None  # the model's validator: one of data and size
+        lo, hi = st.size
         n = lo if lo == hi else self.rng.randint(lo, hi)
         if n <= len(_FILLER):
             return _FILLER[:n]
@@ -358,7 +360,8 @@ class Engine(Network):
         def body() -> list:
             if st.pick:
                 return self.model.scripts[rng.choices(names, weights)[0]]
-            return st.steps  # type: ignore[return-value]
+            assert st.steps is not None  # Repeat's validator: one of steps and pick
+            return st.steps
 
         i = 0
         if st.every is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -302,7 +302,7 @@ Repeat.model_rebuild()
 
 STEP_MODELS: dict[str, type[_M]] = {}
 for _m in (Connect, Send, Close, Abort, Lose, Wait, StopReading, Read, RawSegment, Scan, Repeat, Run):
-    for _tag in _m.model_fields["op"].annotation.__args__:  # type: ignore[union-attr]
+    for _tag in get_args(_m.model_fields["op"].annotation):
         STEP_MODELS[_tag] = _m
 
 

@@ -52,8 +52,8 @@ def write_pcap(
         raise IsADirectoryError(path)
     if not to_stdout and os.path.lexists(path) and not force:
         raise FileExistsError(path)
+    tmp_name: str | None = None
     if to_stdout:
-        tmp_name = None
         fobj = sys.stdout.buffer
     else:
         d = os.path.dirname(os.path.abspath(path))
@@ -79,7 +79,8 @@ def write_pcap(
             fobj.close()
             if os.path.lexists(path) and not force:
                 raise FileExistsError(path)
-            os.replace(tmp_name, path)  # type: ignore[arg-type]
+            assert tmp_name is not None  # a file: written beside it first
+            os.replace(tmp_name, path)
             tmp_name = None
     finally:
         if tmp_name is not None:

@@ -101,7 +101,7 @@ class SocketsApp(App[int]):
 
     def refresh_views(self) -> None:
         """Show the newest refresh (UI thread only)."""
-        self.query_one(CountersBar).update_view(self.table, None, None)  # type: ignore[arg-type]
+        self.query_one(CountersBar).update_view(self.table, None, None)
         self.query_one(SocketTable).update_view(self.table)
         self._update_title()
 

@@ -68,30 +68,31 @@ def trans_times(trans, segs, trans_ts: np.ndarray, n_tt: Int, rows: np.ndarray) 
     return out
 
 
-@kernel
-def seg_count_at(segs, n: Int, t: float) -> Int:
-    """How many of the first n segments were captured at or before t."""
+@helper
+def _segs_upto(segs, n: Int, t: float, before: bool) -> Int:
+    """How many of the first n segments were captured at or before t (before t if ``before``):
+    a binary search, their times never decrease."""
     lo, hi = 0, n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if segs[mid].ts <= t:
+        ts = segs[mid].ts
+        if ts < t or (ts == t and not before):
             lo = mid + 1
         else:
             hi = mid
     return lo
+
+
+@kernel
+def seg_count_at(segs, n: Int, t: float) -> Int:
+    """How many of the first n segments were captured at or before t."""
+    return _segs_upto(segs, n, t, False)
 
 
 @kernel
 def seg_count_before(segs, n: Int, t: float) -> Int:
     """How many of the first n segments were captured before t."""
-    lo, hi = 0, n
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if segs[mid].ts < t:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return _segs_upto(segs, n, t, True)
 
 
 @kernel

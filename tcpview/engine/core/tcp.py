@@ -147,12 +147,12 @@ class Analysis(IntFlag):
 
 def anomaly_names(bits: int) -> list[str]:
     """Return the names of the anomaly bits set in ``bits``."""
-    return [a.name.lower() for a in Anomaly if bits & a]  # type: ignore[union-attr]
+    return [a.name.lower() for a in Anomaly if bits & a and a.name]  # (every member has a name)
 
 
 def analysis_names(bits: int) -> list[str]:
     """Return the names of the analysis bits set in ``bits``."""
-    return [a.name.lower() for a in Analysis if bits & a]  # type: ignore[union-attr]
+    return [a.name.lower() for a in Analysis if bits & a and a.name]
 
 
 NSTATES = len(TcpState)

@@ -8,31 +8,20 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
 from ...sources.dissect import Dissection
-from .modal import ScrollingModal
+from .modal import ScrollingModal, detail_bindings, detail_css
 
 
 class DetailScreen(ScrollingModal):
     """A frame in full: the segment's line, scapy's field tree, the hex dump."""
 
-    BINDINGS = [
-        Binding("escape,q,enter", "dismiss", "Close", id="detail.close", tooltip="Close the detail pane"),
-        Binding("up,k", "scroll('up')", "Up", show=False, id="detail.up"),
-        Binding("down,j", "scroll('down')", "Down", show=False, id="detail.down"),
-    ]
+    BINDINGS = detail_bindings("detail", "Close the detail pane")
 
-    DEFAULT_CSS = """
-    DetailScreen { align: center middle; }
-    DetailScreen > Vertical {
-        width: 100%; height: 100%; max-width: 110; border: round $primary; background: $surface;
-        border-title-color: $text; border-subtitle-color: $text-muted;
-    }
+    DEFAULT_CSS = detail_css("DetailScreen") + """
     DetailScreen #detail-head { color: $text-accent; padding: 0 1; height: auto; }
-    DetailScreen VerticalScroll { height: 1fr; padding: 0 1; }
     DetailScreen #detail-show { color: $text; }
     DetailScreen #detail-hex { color: $text-muted; margin-top: 1; }
     """

@@ -1,9 +1,34 @@
-"""A modal screen with a scrolling body (the detail pane, the key help)."""
+"""A modal screen with a scrolling body (the detail panes, the key help), and the keys and
+frame the detail panes share."""
 
 from __future__ import annotations
 
+from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
+
+
+def detail_bindings(scope: str, close_tooltip: str) -> list[BindingType]:
+    """A detail pane's keys: esc, q or enter closes it, the arrows (and k, j) scroll it; their
+    ids are ``<scope>.close``, ``<scope>.up`` and ``<scope>.down`` (for keymaps)."""
+    return [
+        Binding("escape,q,enter", "dismiss", "Close", id=f"{scope}.close", tooltip=close_tooltip),
+        Binding("up,k", "scroll('up')", "Up", show=False, id=f"{scope}.up"),
+        Binding("down,j", "scroll('down')", "Down", show=False, id=f"{scope}.down"),
+    ]
+
+
+def detail_css(screen: str) -> str:
+    """The frame of the detail pane whose class is named ``screen``: a box of up to 110
+    columns in the middle of the screen, around a scrolling body."""
+    return f"""
+    {screen} {{ align: center middle; }}
+    {screen} > Vertical {{
+        width: 100%; height: 100%; max-width: 110; border: round $primary; background: $surface;
+        border-title-color: $text; border-subtitle-color: $text-muted;
+    }}
+    {screen} VerticalScroll {{ height: 1fr; padding: 0 1; }}
+    """
 
 
 class ScrollingModal(ModalScreen[None]):

@@ -9,7 +9,6 @@ import pwd
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
@@ -17,7 +16,7 @@ from ...kernel.owners import Owner
 from ...kernel.procnet import KernelSocket
 from ...kernel.snapshot import KernelConn
 from ...textutil import plural, safe
-from .modal import ScrollingModal
+from .modal import ScrollingModal, detail_bindings, detail_css
 
 SIDES = ("client", "server")
 
@@ -95,20 +94,9 @@ def conn_text(cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden
 class SocketDetailScreen(ScrollingModal):
     """One connection of the kernel's table in full: each end's socket and its processes."""
 
-    BINDINGS = [
-        Binding("escape,q,enter", "dismiss", "Close", id="socket_detail.close", tooltip="Close the detail"),
-        Binding("up,k", "scroll('up')", "Up", show=False, id="socket_detail.up"),
-        Binding("down,j", "scroll('down')", "Down", show=False, id="socket_detail.down"),
-    ]
+    BINDINGS = detail_bindings("socket_detail", "Close the detail")
 
-    DEFAULT_CSS = """
-    SocketDetailScreen { align: center middle; }
-    SocketDetailScreen > Vertical {
-        width: 100%; height: 100%; max-width: 110; border: round $primary; background: $surface;
-        border-title-color: $text; border-subtitle-color: $text-muted;
-    }
-    SocketDetailScreen VerticalScroll { height: 1fr; padding: 0 1; }
-    """
+    DEFAULT_CSS = detail_css("SocketDetailScreen")
 
     def __init__(self, cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden: int) -> None:
         super().__init__()

@@ -11,6 +11,7 @@ counter filters the table on that state.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from rich.style import Style
 from rich.text import Text
@@ -19,7 +20,6 @@ from textual.reactive import var
 from textual.widget import Widget
 
 from ...engine.core.tcp import STATE_NAMES
-from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILIES, STATE_FAMILY, state_css
 from .repaint import PaintedText
@@ -37,6 +37,20 @@ def sparkline(values: list[int], peak: int | None = None) -> str:
     top = max(peak if peak is not None else max(values), 1)
     n = len(BARS) - 1
     return "".join(BARS[0] if v <= 0 else BARS[max(1, min(n, round(v * n / top)))] for v in values)
+
+
+class Counted(Protocol):
+    """What the bar counts: a :class:`~tcpview.engine.timeline.timeline.Timeline`, or the
+    kernel's socket table (:class:`tcpview.kernel.history.KernelTable`)."""
+
+    version: int
+
+    @property
+    def first_ts(self) -> float | None: ...
+    @property
+    def last_ts(self) -> float | None: ...
+    def counters_at(self, t: float | None = None) -> dict[str, int]: ...
+    def counter_series(self, state: int, buckets: int, t_end: float | None = None) -> list[int]: ...
 
 
 class CountersBar(PaintedText, Widget):
@@ -68,7 +82,7 @@ class CountersBar(PaintedText, Widget):
 
     def __init__(self, *, name: str | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(name=name, id=id, classes=classes)
-        self.tl: Timeline | None = None
+        self.tl: Counted | None = None
         self.t: float | None = None
         self.pos: float | None = None
         self._series: dict[str, list[int]] = {}
@@ -78,7 +92,7 @@ class CountersBar(PaintedText, Widget):
         self._half_open = 0
         self._spans: list[tuple[int, int, int, str]] = []  # (line, x0, x1, state) for clicks
 
-    def update_view(self, tl: Timeline, t: float | None, pos: float | None, settle: bool = True) -> None:
+    def update_view(self, tl: Counted, t: float | None, pos: float | None, settle: bool = True) -> None:
         """Show the counts as of time t (None: now); ``pos`` places the sparkline cursor.
 
         The sparklines cover the whole capture, so they change as it grows; unless

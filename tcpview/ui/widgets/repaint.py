@@ -11,12 +11,23 @@ clock's digits, a counter, one column of a row): Textual then writes just those 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.text import Text
 from textual.geometry import Region
 from textual.strip import Strip
+
+if TYPE_CHECKING:
+    # what the mixins are mixed into, for the type checker: their methods call the widget's
+    from textual.scroll_view import ScrollView
+    from textual.widget import Widget
+
+    _LinesWidget = ScrollView
+    _TextWidget = Widget
+else:
+    _LinesWidget = _TextWidget = object
 
 
 def _cells(segments: Iterable[Segment]) -> list[tuple[str, object]] | None:
@@ -51,7 +62,7 @@ def changed_span(old: Iterable[Segment], new: Iterable[Segment], width: int) -> 
     return x0, end
 
 
-class PaintedLines:
+class PaintedLines(_LinesWidget):
     """Mixin for a :class:`~textual.scroll_view.ScrollView` drawn with the Line API.
 
     Subclasses implement :meth:`line_strip` (what content line ``y`` shows now) instead of
@@ -69,8 +80,8 @@ class PaintedLines:
         raise NotImplementedError
 
     def _paint_frame(self) -> tuple:
-        region = self.scrollable_content_region  # type: ignore[attr-defined]
-        return (round(self.scroll_y), region.width, region.height)  # type: ignore[attr-defined]
+        region = self.scrollable_content_region
+        return (round(self.scroll_y), region.width, region.height)
 
     def render_line(self, y: int) -> Strip:
         strip = self.line_strip(y)
@@ -85,7 +96,7 @@ class PaintedLines:
         """Refresh the visible lines whose content differs from what was painted last."""
         frame = self._paint_frame()
         if frame != self._painted_at:
-            self.refresh()  # type: ignore[attr-defined]
+            self.refresh()
             return
         _top, width, height = frame
         painted = self._painted
@@ -100,10 +111,10 @@ class PaintedLines:
                 if x1 > x0:
                     regions.append(Region(x0, y, x1 - x0, 1))
         if regions:  # one call: each refresh drops the widget's cached styles
-            self.refresh(*regions)  # type: ignore[attr-defined]
+            self.refresh(*regions)
 
 
-class PaintedText:
+class PaintedText(_TextWidget):
     """Mixin for a widget whose ``render`` returns one :class:`~rich.text.Text`.
 
     Subclasses implement :meth:`build`; :meth:`refresh_if_changed` refreshes the widget only
@@ -129,16 +140,16 @@ class PaintedText:
         shown = self._shown
         new = self.build()
         if shown is None:
-            self.refresh()  # type: ignore[attr-defined]
+            self.refresh()
             return True
         if new == shown:
             return False
-        width = self.content_region.width  # type: ignore[attr-defined]
+        width = self.content_region.width
         old_lines, new_lines = shown.split("\n", allow_blank=True), new.split("\n", allow_blank=True)
         if len(old_lines) != len(new_lines) or not width:
-            self.refresh()  # type: ignore[attr-defined]
+            self.refresh()
             return True
-        console = self.app.console  # type: ignore[attr-defined]
+        console = self.app.console
         regions: list[Region] = []
         for y, (a, b) in enumerate(zip(old_lines, new_lines, strict=True)):
             if a == b:
@@ -148,5 +159,5 @@ class PaintedText:
             if x1 > x0:
                 regions.append(Region(x0, y, x1 - x0, 1))
         if regions:
-            self.refresh(*regions)  # type: ignore[attr-defined]
+            self.refresh(*regions)
         return bool(regions)
