@@ -30,17 +30,24 @@ from .statemachine import flag_anomaly
 from .tcp import A_RETRANS, A_REUSED, ACK, CLOSED, RST, SYN, WHY_REFUSED, WHY_REUSED
 
 
+@inlined
+def _pairs_before(pairs: np.ndarray, n: Int, row: Int) -> Int:
+    """How many of the first n (row, value) pairs (sorted by row) are of rows before ``row``."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if pairs[mid, 0] < row:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @helper
 def _trans_key(trans, segs, trans_ts: np.ndarray, n_tt: Int, k: Int) -> float:
     """The (never decreasing) time of transition k: its own in ``trans_ts`` (a timer's deadline, or
     one the clock rule moved), else its segment's."""
-    lo, hi = 0, n_tt
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if trans_ts[mid, 0] < k:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo = _pairs_before(trans_ts, n_tt, k)
     if lo < n_tt and trans_ts[lo, 0] == k:
         return trans_ts[lo, 1]
     return segs[trans[k].seg].ts
@@ -213,14 +220,7 @@ def seg_fields(segs, rows: np.ndarray, out: np.ndarray) -> None:
 @inlined
 def _first_pair(pairs: np.ndarray, row: Int) -> Int:
     """The index of the first (row, value) pair at or after ``row`` (pairs sorted by row)."""
-    lo, hi = 0, len(pairs)
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if pairs[mid, 0] < row:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    return _pairs_before(pairs, len(pairs), row)
 
 
 @inlined
