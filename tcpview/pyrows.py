@@ -27,7 +27,8 @@ _set = np.void.__setitem__
 _MISSING = (ValueError, IndexError, KeyError)  # what numpy raises for a name that is no field
 
 
-class Row(np.void):
+# (numpy's stubs make void final; numpy itself makes numpy.record from it, as here)
+class Row(np.void):  # type: ignore[misc]
     """One row of a :class:`Table`: ``row.field`` reads the field (a sub-array field is a view,
     so ``row.state[side] = x`` writes the table), ``row.field = x`` writes it."""
 
