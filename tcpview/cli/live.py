@@ -26,7 +26,7 @@ from .options import (
     positive_int,
     save_options,
 )
-from .report import print_kernel_summary, print_summary
+from .report import kernel_notes, print_kernel_summary, print_summary
 
 
 def add_live(sub) -> None:  # type: ignore[no-untyped-def]
@@ -61,16 +61,22 @@ def add_live(sub) -> None:  # type: ignore[no-untyped-def]
 def add_sockets(sub) -> None:  # type: ignore[no-untyped-def]
     """``tcpview sockets``."""
     s = sub.add_parser("sockets", help="this host's TCP sockets from the kernel (no privileges needed)",
-                       description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
-                       "as connections with client and server states, refreshed every second.",
+                       description="The kernel's TCP socket table (a sock_diag netlink dump, as ss asks it; "
+                       "/proc/net/tcp where netlink cannot be asked) as connections with client and server "
+                       "states, the process holding each socket and its tcp_info, refreshed every second.",
                        epilog="A socket is one endpoint. Two sockets of this host talking to each other "
                        "are one connection; a peer on another host shows as UNKNOWN, a local peer "
                        "without a socket as CLOSED, a listener's missing client as NONE. The server is the "
                        "end whose port a listening socket holds; failing that, the end whose peer listens is "
                        "the client; failing that, the end with the ephemeral port (ip_local_port_range), else "
                        "the higher port, is the client. Counters count sockets per state, as ss -tan does. "
-                       "The table also shows each socket's Recv-Q, Send-Q and timer, as ss -tano does; "
-                       "Enter shows a connection's every field and the processes holding its sockets.")
+                       "The table also shows the process holding each socket (command and pid, found as "
+                       "ss -p finds it; other users' processes only with root), its RTT and congestion "
+                       "window, Recv-Q, Send-Q and timer, as ss -tinpo does; Enter shows a connection's "
+                       "every field and its whole tcp_info as ss -ti writes it. Filters: state:, port:, "
+                       "proc:nginx, pid:1234, user:www-data, an address or a word. --json gives each end "
+                       "its \"process\" {pid, comm, user} and \"info\" (tcp_info: times in µs, rates in "
+                       "bytes/s).")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
     s.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="refresh period (default 1 s)")
@@ -213,7 +219,10 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     from ..kernel.snapshot import snapshot
 
     if args.once:
-        print_kernel_summary(snapshot(), args.json)
+        snap = snapshot()
+        print_kernel_summary(snap, args.json)
+        for note in kernel_notes(snap):
+            print(f"tcpview: {note}", file=sys.stderr)
         return 0
     if args.json:
         raise UsageError("--json needs --once")

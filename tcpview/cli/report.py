@@ -141,12 +141,27 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:  # type: ignore
         return
     nsock = len(snap.sockets)
     out.write(f"kernel: {plural(nsock, 'TCP socket')}, {plural(len(s.connections), 'connection')}\n")
-    rows = [("id", "client", "server", "client state", "server state", "Recv-Q", "Send-Q", "timer", "notes")]
+    rows = [("id", "client", "server", "client state", "server state", "proc", "rtt", "cwnd", "Recv-Q", "Send-Q",
+             "timer", "notes")]
     for c, k in zip(s.connections, snap.connections(), strict=True):  # the same order: ids are places
+        info = k.info()
+        rtt = f"{info.rtt_us / 1000:g}ms" if info is not None and info.rtt_us else ""
+        cwnd = str(info.cwnd) if info is not None and not k.listening else ""
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
-                     c.client.state, c.server.state, k.queue_text(True), k.queue_text(False), k.timer_text(),
-                     ",".join(c.notes)))
-    write_counts_and_table(out, "sockets", s.counters, rows, right={0, 5, 6})
+                     c.client.state, c.server.state, safe(k.process_text()), rtt, cwnd, k.queue_text(True),
+                     k.queue_text(False), k.timer_text(), ",".join(c.notes)))
+    write_counts_and_table(out, "sockets", s.counters, rows, right={0, 6, 7, 8, 9})
+
+
+def kernel_notes(snap) -> list[str]:  # type: ignore[no-untyped-def]
+    """What a reader of the kernel table should know about how it was read (for stderr)."""
+    notes = []
+    if snap.source != "sock_diag":
+        notes.append(f"netlink sock_diag could not be asked: read from {snap.source}, without tcp_info")
+    if snap.hidden:
+        notes.append(f"{plural(snap.hidden, 'process', 'processes')} of other users could not be looked into: "
+                     "their sockets' process is unknown (pid and comm null); run as root to see them")
+    return notes
 
 
 def _ms(seconds: float | None) -> str:
