@@ -169,12 +169,14 @@ def live_summary(args: argparse.Namespace) -> int:
     what = source.interface + (f" ({source.bpf})" if source.bpf else "")
     print(f"tcpview: capturing on {what} {how_long}, through {_way(source)}", file=sys.stderr, flush=True)
     interrupted = False
+    watch = _ProcessLooker(tracker.tl)
     try:
-        if args.duration is not None:
-            cap.wait(args.duration)  # or less: the capture may end (dumpcap stopped)
-        else:
-            while not cap.wait(1.0):
-                pass
+        end = time.monotonic() + args.duration if args.duration is not None else None
+        # once a second, which process holds each connection's sockets here (for the JSON)
+        while not cap.wait(1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))):
+            watch.look()
+            if end is not None and time.monotonic() >= end:
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -184,7 +186,8 @@ def live_summary(args: argparse.Namespace) -> int:
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
-    print_summary(tracker.tl, source.name, args.json)
+    watch.look()
+    print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
@@ -196,6 +199,26 @@ def live_summary(args: argparse.Namespace) -> int:
         print(f"tcpview: error: {cap.error}", file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+class _ProcessLooker:
+    """Looks up, in the kernel's table, the processes holding a live capture's connections
+    (:class:`~tcpview.kernel.compare.ProcessWatch`); a table that cannot be read is skipped."""
+
+    def __init__(self, tl) -> None:  # type: ignore[no-untyped-def]
+        from ..kernel.compare import ProcessWatch
+
+        self.tl = tl
+        self.watch = ProcessWatch()
+
+    def look(self) -> None:
+        """Read the table now and remember the processes found."""
+        from ..kernel.snapshot import snapshot
+
+        try:
+            self.watch.update(self.tl, snapshot())
+        except OSError:
+            pass
 
 
 def _way(source) -> str:  # type: ignore[no-untyped-def]

@@ -95,9 +95,19 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,  # ty
 
 
 def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,  # type: ignore[no-untyped-def]
-                  totals=None) -> None:
-    """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`)."""
+                  totals=None, processes=None) -> None:
+    """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`).
+
+    ``processes`` (a live capture's :class:`~tcpview.kernel.compare.ProcessWatch`): each
+    endpoint of the JSON gets its ``"process"`` ({pid, comm, user}, null when not known), and
+    the table a ``proc`` column."""
     out = out or sys.stdout
+    if as_json and processes is not None:
+        s = summary_dict(tl, source, at)
+        for c in s["connections"]:
+            c["client"]["process"], c["server"]["process"] = processes.as_json(c["id"])
+        out.write(json.dumps(s, indent=1) + "\n")
+        return
     if as_json:
         write_summary_json(tl, source, at, out, totals=totals)
         return
@@ -117,6 +127,9 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
              for i, ci, cp, cs, si, sp, ss, pk, nb, zs, zh, no in zip(
                  cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.packets,
                  cols.nbytes, cols.conn_state, cols.history, cols.notes, strict=True)]
+    if processes is not None:
+        texts = processes.texts()
+        rows = [(*r, "proc" if k == 0 else safe(texts.get(int(r[0]), ""))) for k, r in enumerate(rows)]
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
 
 

@@ -66,6 +66,9 @@ class KernelRead(Message):
     """The kernel's socket table."""
     results: dict[int, Comparison]
     """The comparison of each captured connection with it, by connection id."""
+    processes: tuple[dict, dict[int, str]] | None = None
+    """When new processes were found holding the captured connections' sockets: the
+    filter's process tuples and the ``proc`` column's texts, by connection id."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, KernelRead)

@@ -43,7 +43,7 @@ _NOTE_TEXTS = np.array([",".join(notes_of(b)) for b in range(NOTE_SHOWN + 1)])
 
 
 SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "zeek",
-                               "idle", "age", "notes")
+                               "idle", "age", "notes", "proc")
 
 
 @dataclass
@@ -88,6 +88,9 @@ class ConnRows:
         self._static_text: str | None = None
         self._facts: tuple[tuple, Facts] | None = None
         self._generation = 0
+        self.with_processes = False
+        """Whether processes are known here (a live capture on this host): until then a
+        process term is refused as not in this table."""
         self.processes: Mapping[int, Iterable[ProcessInfo]] = {}
         """The processes known to hold each connection's sockets on this host (connection id
         -> :data:`ProcessInfo`s), for the ``proc:``, ``pid:`` and ``user:`` terms; whoever
@@ -96,11 +99,12 @@ class ConnRows:
     def set_processes(self, processes: Mapping[int, Iterable[ProcessInfo]]) -> None:
         """Hand in the processes holding the connections' sockets (see :attr:`processes`)."""
         self.processes = processes
+        self.with_processes = True
 
     def set_query(self, text: str) -> ConnQuery:
         """Filter with a new query, unless a term of it is bad: then the filter stays as it
         was (a bad term never becomes the filter). Returns the query parsed (see ``errors``)."""
-        q = ConnQuery.parse(text)
+        q = ConnQuery.parse(text, without=() if self.with_processes else ("process",))
         if not q.errors:
             self.query = q
         return q
@@ -256,4 +260,10 @@ class ConnRows:
         if s == "zeek":
             codes, _hist = zeek_all(tl, t, v)
             return codes[:n]
+        if s == "proc":  # by command then pid; none known last
+            procs = self.processes
+            first = [min(((c or "~", p if p is not None else -1) for p, c, _u in procs.get(cid, ())),
+                         default=("~~", -1)) for cid in C.cid.tolist()]
+            return [np.array([f[0] for f in first] or [""], dtype=object)[:n].astype(str),
+                    np.array([f[1] for f in first], dtype=np.int64)]
         return np.arange(n)
