@@ -108,7 +108,7 @@ class SocketTable(VirtualList):
         *cursor_bindings("sockets.table", "connection", "First row", "Last row", first_key="home",
                          last_key="end"),
         Binding("enter", "choose", "Detail", id="sockets.detail",
-                tooltip="Every field of the connection's sockets, and the processes that hold them"),
+                tooltip="Every field of the connection's sockets, their tcp_info (as ss -ti) and the processes that hold them"),
     ]
 
     COMPONENT_CLASSES = list_classes("socket-table", "sorted", "dim", "note")
