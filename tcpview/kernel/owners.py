@@ -82,13 +82,16 @@ def socket_owners(inodes: Collection[int], proc: str = "/proc") -> tuple[dict[in
             continue
         except OSError:  # the process ended meanwhile
             continue
+        command = None
         for fd in fds:
             try:
                 inode = want.get(os.readlink(f"{fd_dir}/{fd}"))
             except OSError:
                 continue
             if inode is not None:
-                found.setdefault(inode, []).append(Owner(pid, _command(proc, pid), int(fd)))
+                if command is None:  # read once a process, not once a socket
+                    command = _command(proc, pid)
+                found.setdefault(inode, []).append(Owner(pid, command, int(fd)))
     return found, hidden
 
 

@@ -195,12 +195,12 @@ def from_dump(r: RawSocket, owners: dict[int, list[Owner]]) -> KernelSocket:
     retransmits = count if timer == 1 else 0
     probes = count if timer in (2, 4) else 0
     if info is not None:
-        retransmits, probes = info.get("retransmits") or 0, info.get("probes") or 0
-        if not listen:
-            r_us, a_us = info.get("rto"), info.get("ato")
+        retransmits, probes, r_us, a_us, cwnd, ssthresh = info.basics()
+        if listen:
+            cwnd = ssthresh = None
+        else:
             rto = r_us / 1e6 if r_us and r_us != 3_000_000 else None
-            ato = a_us / 1e6 if a_us is not None else None
-            cwnd, ssthresh = info.cwnd, info.ssthresh
+            ato = a_us / 1e6
     left = expires / 1000 if expires < 1 << 31 else 0.0
     return KernelSocket(
         fam, (address(src), sport), (address(dst), dport), int(KERNEL_STATES.get(st, TcpState.CLOSED)),

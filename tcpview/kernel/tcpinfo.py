@@ -47,6 +47,9 @@ def _fields() -> dict[str, tuple[int, struct.Struct]]:
 FIELDS = _fields()
 """name -> (offset, struct) of each field of ``struct tcp_info`` (without the ``tcpi_``)."""
 
+_BASICS = struct.Struct("=BBBB4xII60xII")
+"""state, ca_state, retransmits, probes; rto, ato (offset 8); snd_ssthresh, snd_cwnd (offset 76)."""
+
 INFINITE_SSTHRESH = 0x7FFFFFFF
 """TCP_INFINITE_SSTHRESH: still in the first slow start."""
 UNLIMITED = (1 << 64) - 1
@@ -83,6 +86,16 @@ class TcpInfo:
         if len(self.raw) < at + s.size:
             return None
         return s.unpack_from(self.raw, at)[0]
+
+    def basics(self) -> tuple[int, int, int, int, int, int | None]:
+        """(retransmits, probes, rto µs, ato µs, cwnd, ssthresh or None) in one unpacking: what
+        a table of thousands of sockets reads of each."""
+        if len(self.raw) < _BASICS.size:
+            g = self.get
+            return g("retransmits") or 0, g("probes") or 0, g("rto") or 0, g("ato") or 0, g("snd_cwnd") or 0, \
+                self.ssthresh
+        _s, _ca, retransmits, probes, rto, ato, ssthresh, cwnd = _BASICS.unpack_from(self.raw)
+        return retransmits, probes, rto, ato, cwnd, None if not ssthresh or ssthresh >= INFINITE_SSTHRESH else ssthresh
 
     @property
     def rtt_us(self) -> int | None:
