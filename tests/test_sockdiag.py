@@ -355,7 +355,8 @@ async def test_live_table_has_a_proc_column_and_process_filters(lo_traffic) -> N
             pane = app.query_one(KernelPane)
             assert await wait_until(lambda: "cwnd:" in pane.render().plain, 8, 0.05, pilot.pause)
             text = pane.render().plain
-            assert re.search(rf"client \S+{mine} \(\S+\)  .*\brtt:[\d.]+/[\d.]+ .*cwnd:\d+", text), text
+            assert re.search(rf"client \S+{mine} \(\S+\)  rtt [\d.]+ms cwnd \d+ unacked \d+ retrans \d+  "
+                             r"ss -ti: .*\brtt:[\d.]+/[\d.]+ .*cwnd:\d+", text), text
             await pilot.press("q")
     finally:
         src.close()

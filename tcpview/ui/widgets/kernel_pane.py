@@ -32,7 +32,7 @@ class KernelPane(PaintedText, Widget):
     COMPONENT_CLASSES = {"kernel--label", "kernel--agree", "kernel--differ", "kernel--dim"}
 
     DEFAULT_CSS = """
-    KernelPane { height: 4; padding: 0 1; display: none; background: $panel; }
+    KernelPane { height: 4; padding: 0 1; display: none; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     KernelPane.-on { display: block; }
     KernelPane > .kernel--label { text-style: bold; color: $text-primary; }
     KernelPane > .kernel--agree { color: $state-established; }
@@ -75,7 +75,13 @@ class KernelPane(PaintedText, Widget):
                 if p is not None and p.pid is not None:
                     out.append(f" ({safe(p.user)})", dim)
                 out.append("  ")
-                out.append(safe(s.info.ss_text()) if s.info is not None else f"{s.state_name}, no tcp_info", dim)
+                if s.info is None:
+                    out.append(f"{s.state_name}, no tcp_info", dim)
+                else:  # the figures that matter first: the line is cut at the pane's width
+                    g = s.info.get
+                    out.append(f"rtt {(g('rtt') or 0) / 1000:g}ms cwnd {g('snd_cwnd')} unacked {g('unacked')} "
+                               f"retrans {g('total_retrans')}  ")
+                    out.append(f"ss -ti: {safe(s.info.ss_text())}", dim)
             out.append("\n")
 
     def build(self) -> Text:
