@@ -186,7 +186,7 @@ def live_summary(args: argparse.Namespace) -> int:
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
-    watch.look()
+    watch.look(last=True)
     print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
@@ -210,15 +210,24 @@ class _ProcessLooker:
 
         self.tl = tl
         self.watch = ProcessWatch()
+        self._at = self._cost = 0.0
 
-    def look(self) -> None:
-        """Read the table now and remember the processes found."""
+    def look(self, last: bool = False) -> None:
+        """Read the table and remember the processes found: when a connection's process is
+        still to be found, and at most a fifth of the time (a big table takes a second or
+        more to read); ``last``: the capture is over, read it anyway."""
         from ..kernel.snapshot import snapshot
 
+        if not self.watch.pending(self.tl):
+            return
+        if not last and time.monotonic() - self._at < 5 * self._cost:
+            return
+        self._at = time.monotonic()
         try:
             self.watch.update(self.tl, snapshot())
         except OSError:
             pass
+        self._cost = time.monotonic() - self._at
 
 
 def _way(source) -> str:  # type: ignore[no-untyped-def]

@@ -124,10 +124,8 @@ class ProcessWatch:
     def update(self, tl, snap: KernelSnapshot) -> bool:  # type: ignore[no-untyped-def]
         """Look up the newest connections of timeline ``tl`` in ``snap``; True when a process
         was found that was not known."""
-        top = tl.view().next_id
         done = self.known
-        want = [cid for cid in range(max(0, top - self.window), top)
-                if cid not in self._remote and None in done.get(cid, (None, None))]
+        want = self.pending(tl)
         found = conn_sockets(tl, snap, want)
         changed = False
         for cid in want:
@@ -143,6 +141,14 @@ class ProcessWatch:
                 done[cid] = new  # type: ignore[assignment]
                 changed = True
         return changed
+
+    def pending(self, tl) -> list[int]:  # type: ignore[no-untyped-def]
+        """The newest connections whose processes are still to be found (none: no need to
+        read the table for them)."""
+        top = tl.view().next_id
+        done, remote = self.known, self._remote
+        return [cid for cid in range(max(0, top - self.window), top)
+                if cid not in remote and None in done.get(cid, (None, None))]
 
     def infos(self) -> dict[int, list[tuple[int | None, str | None, str]]]:
         """Connection id -> its processes as the filter's process terms match them."""

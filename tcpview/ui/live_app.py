@@ -23,6 +23,7 @@ switch is refused.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from textual import work
@@ -64,6 +65,8 @@ class LiveApp(TcpviewApp):
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
+        self._kernel_read_at = 0.0  # when the last read of the kernel table started (monotonic)
+        self._kernel_cost = 0.0  # how long it took
         self._drops_told = 0
         self._error_told: str | None = None
         self._on_switch = on_switch
@@ -96,7 +99,12 @@ class LiveApp(TcpviewApp):
 
     def _kernel_tick(self) -> None:
         self._update_status()
-        self._read_kernel()  # the proc column wants it, K or not
+        # the proc column wants the table too, K or not: then only while a connection's
+        # process is still to be found, and at most a fifth of the time (a big table takes
+        # a second or more to read)
+        if self.kernel_on or (self.processes.pending(self.tl)
+                              and time.monotonic() - self._kernel_read_at >= 5 * self._kernel_cost):
+            self._read_kernel()
 
     # -- the status line -------------------------------------------------------------------
     def _update_status(self) -> None:
@@ -239,10 +247,13 @@ class LiveApp(TcpviewApp):
             return
         try:
             tl, watch = self.tl, self.processes
+            self._kernel_read_at = start = time.monotonic()
             try:
                 snap = snapshot()
             except OSError:
                 return
+            finally:
+                self._kernel_cost = time.monotonic() - start
             results = compare(tl, snap) if self.kernel_on else {}
             found = (watch.infos(), watch.texts()) if watch.update(tl, snap) else None
         finally:
