@@ -391,3 +391,42 @@ def test_live_summary_json_gives_each_end_its_process(lo_traffic) -> None:
         assert c[side]["process"] == {"pid": os.getpid(), "comm": comm, "user": user}
     r = conns[(rf[0][1], rf[1][1])]
     assert r["client"]["process"] is None and r["server"]["process"] is None
+
+
+STABLE = ("wscale", "rto", "rtt", "ato", "mss", "pmtu", "rcvmss", "advmss", "cwnd", "ssthresh", "bytes_sent",
+          "bytes_retrans", "bytes_acked", "bytes_received", "segs_out", "segs_in", "data_segs_out", "data_segs_in",
+          "delivered", "unacked", "retrans", "lost", "rcv_rtt", "rcv_space", "rcv_ssthresh", "minrtt", "snd_wnd")
+"""The ``ss -ti`` fields of an idle socket that do not move with the clock (lastsnd and the
+rates computed from a moving rtt do)."""
+
+
+def _fields(line: str) -> dict[str, str]:
+    return {k: v for k, v in re.findall(r"(?:^|\s)([a-z_]+):([\d./,]+)(?=\s|$)", line) if k in STABLE}
+
+
+def test_detail_writes_tcp_info_as_ss_does(scene: Scene) -> None:
+    """The detail's ``ss -ti`` line has the fields ss writes, with the same values, for idle
+    sockets read at the same moment."""
+    _need_ss()
+    ls = scene.listener()
+    scene.pair(ls)
+    port = ls.getsockname()[1]
+    _idle({port})
+    got: list = []
+
+    def same_moment() -> bool:
+        def ss_lines() -> dict:
+            out = subprocess.run(["ss", "-tinH", "state", "established", f"( sport = :{port} or dport = :{port} )"],
+                                 capture_output=True, text=True, check=True).stdout.splitlines()
+            return {_addr(a.split()[2]): _fields(b) for a, b in zip(out[::2], out[1::2], strict=True)}
+
+        before = ss_lines()
+        mine = {(s.local[0], s.local[1]): _fields(s.info.ss_text()) for s in snapshot(owners=False).sockets
+                if s.state_name == "ESTABLISHED" and port in (s.local[1], s.remote[1]) and s.info is not None}
+        got[:] = [before, mine]
+        return before == ss_lines() and len(before) == 2
+
+    assert wait_until(same_moment, 10, 0.1)
+    theirs, mine = got
+    assert mine == theirs
+    assert all({"rtt", "cwnd", "mss", "bytes_acked"} <= set(f) for f in mine.values()), mine
