@@ -140,3 +140,10 @@ def test_nobody_can_read_the_kernel_table(as_nobody):
     mine = [c for c in s["connections"] if c["server"]["port"] == port and c["server"]["state"] == "LISTEN"]
     assert [(c["server"]["ip"], c["client"]["port"]) for c in mine] == [("127.0.0.1", 0)]
     assert s["counters"]["LISTEN"] >= 1
+    # sock_diag answers nobody too, tcp_info included; root's process cannot be looked into:
+    # its pid and command are unknown, its user known, and stderr says why in one line
+    assert s["table_source"] == "sock_diag" and s["processes_hidden"] >= 1
+    assert mine[0]["server"]["process"] == {"pid": None, "comm": None, "user": "root"}
+    assert mine[0]["server"]["info"]["cwnd"] >= 1
+    assert "Traceback" not in p.stderr
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("tcpview: ") and "run as root" in p.stderr, p.stderr

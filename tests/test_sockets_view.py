@@ -209,7 +209,7 @@ async def test_the_table_shows_states_queues_and_timers_and_enter_shows_everythi
     wait_settled(_ports(scene))  # the last segments of the handshakes and closes are sent
     port = scene["close_wait"][0][1]
     app = SocketsApp(interval=0.3)
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(150, 40)) as pilot:  # wide enough for the timer column
         table = app.query_one(SocketTable)
         assert await wait_until(lambda: app.table.version >= 1, 10, 0.05, pilot.pause)
         app.action_set_filter(f"port:{port}")
@@ -224,9 +224,10 @@ async def test_the_table_shows_states_queues_and_timers_and_enter_shows_everythi
         head = lines[0]
         assert "Recv-Q" in head and "Send-Q" in head and "timer" in head and "age" not in head
         listen = next(ln for ln in lines if "*:*" in ln)
-        assert re.search(r"\bNONE\s+LISTEN\s+0\s+8\b", listen), listen  # accept queue 0, backlog 8
+        proc = f"python\\S* {os.getpid()}"  # the process holding the sockets: this one
+        assert re.search(rf"\bNONE\s+LISTEN\s+{proc}\s+0\s+8\s", listen), listen  # accept queue 0, backlog 8
         row = next(ln for ln in lines if f"{scene['close_wait'][1][0]}:{scene['close_wait'][1][1]} " in ln)
-        assert "CLOSE_WAIT" in row and re.search(r"\b1235\s+0\b", row), row
+        assert "CLOSE_WAIT" in row and re.search(rf"{proc}\s+0/1235\s+0/0\s+\d+us\s+\d+\s", row), row
         # sorting by Recv-Q: the biggest first, and the cursor on it
         while table.sort != "recvq":
             await pilot.press("s")
@@ -244,6 +245,7 @@ async def test_the_table_shows_states_queues_and_timers_and_enter_shows_everythi
         assert re.search(rf"inode\s+{inode}\b", text) and re.search(r"uid\s+\d+", text)
         assert re.search(rf"process\s+\S+\s+\(pid {os.getpid()}, fd {cw.fileno()}\)", text), text
         assert re.search(r"rto\s+[\d.]+ s", text) and re.search(r"cwnd\s+\d+ segments", text)
+        assert re.search(r"ss -ti\s+.*\brtt:[\d.]+/[\d.]+ .*\bcwnd:\d+", text), text
         await pilot.press("escape")
         assert not isinstance(app.screen, SocketDetailScreen)
 

@@ -26,7 +26,7 @@ from .options import (
     positive_int,
     save_options,
 )
-from .report import print_kernel_summary, print_summary
+from .report import kernel_notes, print_kernel_summary, print_summary
 
 
 def add_live(sub) -> None:
@@ -61,16 +61,22 @@ def add_live(sub) -> None:
 def add_sockets(sub) -> None:
     """``tcpview sockets``."""
     s = sub.add_parser("sockets", help="this host's TCP sockets from the kernel (no privileges needed)",
-                       description="The kernel's TCP socket table (/proc/net/tcp and tcp6, what ss reads) "
-                       "as connections with client and server states, refreshed every second.",
+                       description="The kernel's TCP socket table (a sock_diag netlink dump, as ss asks it; "
+                       "/proc/net/tcp where netlink cannot be asked) as connections with client and server "
+                       "states, the process holding each socket and its tcp_info, refreshed every second.",
                        epilog="A socket is one endpoint. Two sockets of this host talking to each other "
                        "are one connection; a peer on another host shows as UNKNOWN, a local peer "
                        "without a socket as CLOSED, a listener's missing client as NONE. The server is the "
                        "end whose port a listening socket holds; failing that, the end whose peer listens is "
                        "the client; failing that, the end with the ephemeral port (ip_local_port_range), else "
                        "the higher port, is the client. Counters count sockets per state, as ss -tan does. "
-                       "The table also shows each socket's Recv-Q, Send-Q and timer, as ss -tano does; "
-                       "Enter shows a connection's every field and the processes holding its sockets.")
+                       "The table also shows the process holding each socket (command and pid, found as "
+                       "ss -p finds it; other users' processes only with root), its RTT and congestion "
+                       "window, Recv-Q, Send-Q and timer, as ss -tinpo does; Enter shows a connection's "
+                       "every field and its whole tcp_info as ss -ti writes it. Filters: state:, port:, "
+                       "proc:nginx, pid:1234, user:www-data, an address or a word. --json gives each end "
+                       "its \"process\" {pid, comm, user} and \"info\" (tcp_info: times in µs, rates in "
+                       "bytes/s).")
     s.add_argument("--once", action="store_true", help="print the table once and exit")
     s.add_argument("--json", action="store_true", help="with --once: print JSON")
     s.add_argument("--interval", type=positive_float, default=1.0, metavar="S", help="refresh period (default 1 s)")
@@ -163,12 +169,14 @@ def live_summary(args: argparse.Namespace) -> int:
     what = source.interface + (f" ({source.bpf})" if source.bpf else "")
     print(f"tcpview: capturing on {what} {how_long}, through {_way(source)}", file=sys.stderr, flush=True)
     interrupted = False
+    watch = _ProcessLooker(tracker.tl)
     try:
-        if args.duration is not None:
-            cap.wait(args.duration)  # or less: the capture may end (dumpcap stopped)
-        else:
-            while not cap.wait(1.0):
-                pass
+        end = time.monotonic() + args.duration if args.duration is not None else None
+        # once a second, which process holds each connection's sockets here (for the JSON)
+        while not cap.wait(1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))):
+            watch.look()
+            if end is not None and time.monotonic() >= end:
+                break
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -178,7 +186,8 @@ def live_summary(args: argparse.Namespace) -> int:
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
-    print_summary(tracker.tl, source.name, args.json)
+    watch.look(last=True)
+    print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
@@ -190,6 +199,35 @@ def live_summary(args: argparse.Namespace) -> int:
         print(f"tcpview: error: {cap.error}", file=sys.stderr)
         return EXIT_USAGE
     return 0
+
+
+class _ProcessLooker:
+    """Looks up, in the kernel's table, the processes holding a live capture's connections
+    (:class:`~tcpview.kernel.compare.ProcessWatch`); a table that cannot be read is skipped."""
+
+    def __init__(self, tl) -> None:
+        from ..kernel.compare import ProcessWatch
+
+        self.tl = tl
+        self.watch = ProcessWatch()
+        self._at = self._cost = 0.0
+
+    def look(self, last: bool = False) -> None:
+        """Read the table and remember the processes found: when a connection's process is
+        still to be found, and at most a fifth of the time (a big table takes a second or
+        more to read); ``last``: the capture is over, read it anyway."""
+        from ..kernel.snapshot import snapshot
+
+        if not self.watch.pending(self.tl):
+            return
+        if not last and time.monotonic() - self._at < 5 * self._cost:
+            return
+        self._at = time.monotonic()
+        try:
+            self.watch.update(self.tl, snapshot())
+        except OSError:
+            pass
+        self._cost = time.monotonic() - self._at
 
 
 def _way(source) -> str:
@@ -213,7 +251,10 @@ def cmd_sockets(args: argparse.Namespace) -> int:
     from ..kernel.snapshot import snapshot
 
     if args.once:
-        print_kernel_summary(snapshot(), args.json)
+        snap = snapshot()
+        print_kernel_summary(snap, args.json)
+        for note in kernel_notes(snap):
+            print(f"tcpview: {note}", file=sys.stderr)
         return 0
     if args.json:
         raise UsageError("--json needs --once")

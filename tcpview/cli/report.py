@@ -95,9 +95,19 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,
 
 
 def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,
-                  totals=None) -> None:
-    """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`)."""
+                  totals=None, processes=None) -> None:
+    """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`).
+
+    ``processes`` (a live capture's :class:`~tcpview.kernel.compare.ProcessWatch`): each
+    endpoint of the JSON gets its ``"process"`` ({pid, comm, user}, null when not known), and
+    the table a ``proc`` column."""
     out = out or sys.stdout
+    if as_json and processes is not None:
+        s = summary_dict(tl, source, at)
+        for c in s["connections"]:
+            c["client"]["process"], c["server"]["process"] = processes.as_json(c["id"])
+        out.write(json.dumps(s, indent=1) + "\n")
+        return
     if as_json:
         write_summary_json(tl, source, at, out, totals=totals)
         return
@@ -118,6 +128,9 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
              for i, ci, cp, cs, si, sp, ss, pk, nb, zs, zh, no in zip(
                  cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.packets,
                  cols.nbytes, cols.conn_state, cols.history, cols.notes, strict=True)]
+    if processes is not None:
+        texts = processes.texts()
+        rows = [(*r, "proc" if k == 0 else safe(texts.get(int(r[0]), ""))) for k, r in enumerate(rows)]
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
 
 
@@ -142,13 +155,27 @@ def print_kernel_summary(snap, as_json: bool, out=None) -> None:
         return
     nsock = len(snap.sockets)
     out.write(f"kernel: {plural(nsock, 'TCP socket')}, {plural(len(s.connections), 'connection')}\n")
-    rows: list[tuple[str, ...]] = [("id", "client", "server", "client state", "server state", "Recv-Q", "Send-Q",
+    rows: list[tuple[str, ...]] = [("id", "client", "server", "client state", "server state", "proc", "rtt", "cwnd", "Recv-Q", "Send-Q",
                                     "timer", "notes")]
     for c, k in zip(s.connections, snap.connections(), strict=True):  # the same order: ids are places
+        info = k.info()
+        rtt = f"{info.rtt_us / 1000:g}ms" if info is not None and info.rtt_us else ""
+        cwnd = str(info.cwnd) if info is not None and not k.listening else ""
         rows.append((str(c.id), endpoint(c.client.ip, c.client.port), endpoint(c.server.ip, c.server.port),
-                     c.client.state, c.server.state, k.queue_text(True), k.queue_text(False), k.timer_text(),
-                     ",".join(c.notes)))
-    write_counts_and_table(out, "sockets", s.counters, rows, right={0, 5, 6})
+                     c.client.state, c.server.state, safe(k.process_text()), rtt, cwnd, k.queue_text(True),
+                     k.queue_text(False), k.timer_text(), ",".join(c.notes)))
+    write_counts_and_table(out, "sockets", s.counters, rows, right={0, 6, 7, 8, 9})
+
+
+def kernel_notes(snap) -> list[str]:
+    """What a reader of the kernel table should know about how it was read (for stderr)."""
+    notes = []
+    if snap.source != "sock_diag":
+        notes.append(f"netlink sock_diag could not be asked: read from {snap.source}, without tcp_info")
+    if snap.hidden:
+        notes.append(f"{plural(snap.hidden, 'process', 'processes')} of other users could not be looked into: "
+                     "their sockets' process is unknown (pid and comm null); run as root to see them")
+    return notes
 
 
 def _ms(seconds: float | None) -> str:

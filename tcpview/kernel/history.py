@@ -31,7 +31,8 @@ class KernelTable:
 
     Args:
         history: how many refreshes of counter history to keep (an hour at one a second).
-        files: the /proc files to read (tests may point elsewhere).
+        files: the /proc files to read where netlink cannot be asked (other files: those
+            are read instead of netlink; tests may point elsewhere).
     """
 
     name = "sockets"

@@ -9,8 +9,10 @@ no process: the kernel alone holds it.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,42 @@ class Owner:
     command: str
     """The process's name (``/proc/PID/comm``)."""
     fd: int
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """Who holds a socket, as ``tcpview sockets --json`` and the ``proc`` column say it.
+
+    ``pid`` and ``comm`` are None when the process could not be looked into (another user's,
+    without privileges) or none was found; ``user`` comes from the socket's uid, which the
+    kernel always gives.
+    """
+
+    pid: int | None
+    comm: str | None
+    user: str
+
+    def as_json(self) -> dict[str, int | str | None]:
+        """``{"pid", "comm", "user"}``."""
+        return {"pid": self.pid, "comm": self.comm, "user": self.user}
+
+    def as_tuple(self) -> tuple[int | None, str | None, str]:
+        """``(pid, comm, user)``: what the connection filter matches ``pid:``, ``proc:`` and
+        ``user:`` against (:mod:`tcpview.engine.analysis.conn_filter`)."""
+        return self.pid, self.comm, self.user
+
+    def text(self) -> str:
+        """``nginx 1234``; ``? (www-data)`` when the process is not known."""
+        return f"{self.comm} {self.pid}" if self.pid is not None else f"? ({self.user})"
+
+
+@lru_cache(maxsize=4096)
+def user_name(uid: int) -> str:
+    """The name of user ``uid`` (its number as text when it has none)."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
 
 
 def socket_owners(inodes: Collection[int], proc: str = "/proc") -> tuple[dict[int, list[Owner]], int]:
@@ -44,13 +82,16 @@ def socket_owners(inodes: Collection[int], proc: str = "/proc") -> tuple[dict[in
             continue
         except OSError:  # the process ended meanwhile
             continue
+        command = None
         for fd in fds:
             try:
                 inode = want.get(os.readlink(f"{fd_dir}/{fd}"))
             except OSError:
                 continue
             if inode is not None:
-                found.setdefault(inode, []).append(Owner(pid, _command(proc, pid), int(fd)))
+                if command is None:  # read once a process, not once a socket
+                    command = _command(proc, pid)
+                found.setdefault(inode, []).append(Owner(pid, command, int(fd)))
     return found, hidden
 
 

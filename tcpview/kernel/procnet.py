@@ -1,9 +1,11 @@
-"""Reading this host's TCP sockets from ``/proc/net/tcp`` and ``tcp6`` (what ``ss`` reads).
+"""One socket of this host (:class:`KernelSocket`), read from sock_diag
+(:func:`from_dump`, :mod:`tcpview.kernel.sockdiag`) or, where netlink cannot be asked, from
+``/proc/net/tcp`` and ``tcp6`` (:func:`read_sockets`).
 
-One line of those files is ONE endpoint held by this host's kernel (:class:`KernelSocket`);
-pairing them into connections is :mod:`tcpview.kernel.snapshot`'s job. Also here: the other
-facts about this host that pairing needs, read from ``/proc`` as well: its own addresses
-(:func:`local_addresses`, :func:`is_local`) and the ephemeral port range.
+A socket is ONE endpoint held by this host's kernel; pairing them into connections is
+:mod:`tcpview.kernel.snapshot`'s job. Also here: the other facts about this host that pairing
+needs, read from ``/proc``: its own addresses (:func:`local_addresses`, :func:`is_local`) and
+the ephemeral port range.
 
 No privileges are needed.
 """
@@ -18,6 +20,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..engine.core.tcp import STATE_NAMES, TcpState
+from .owners import Owner, Process, user_name
+from .sockdiag import RawSocket, address
+from .tcpinfo import TcpInfo
 
 # include/net/tcp_states.h -> TcpState
 KERNEL_STATES: dict[int, TcpState] = {
@@ -58,7 +63,8 @@ USER_HZ = _user_hz()
 
 @dataclass(frozen=True, slots=True)
 class KernelSocket:
-    """One line of /proc/net/tcp{,6}: one endpoint held by this host's kernel."""
+    """One endpoint held by this host's kernel: a sock_diag message, or a line of
+    /proc/net/tcp{,6}."""
 
     family: int
     """4 or 6 (the socket's family; an IPv6 socket may talk IPv4 through mapped addresses)."""
@@ -82,7 +88,8 @@ class KernelSocket:
     """Unrecovered retransmissions (the ``retrnsmt`` field)."""
     probes: int = 0
     """Probes sent: zero window or keepalive probes, the ``timeout`` field."""
-    refcnt: int = 0
+    refcnt: int | None = None
+    """References to the socket (only /proc gives it)."""
     rto: float | None = None
     """The retransmission timeout in seconds (None where /proc does not give it)."""
     ato: float | None = None
@@ -92,8 +99,25 @@ class KernelSocket:
     ssthresh: int | None = None
     """The slow-start threshold in segments (None while still in the first slow start)."""
     backlog: int | None = None
-    """A listener's backlog, which /proc does not give (:mod:`tcpview.kernel.sockdiag`; None:
-    not known, or not a listener)."""
+    """A listener's backlog, which /proc does not give (None: not known, or not a listener)."""
+    info: TcpInfo | None = None
+    """The socket's tcp_info (sock_diag gives it for full sockets, not for TIME_WAIT or request
+    sockets; None when read from /proc)."""
+    owners: tuple[Owner, ...] = ()
+    """The processes holding it (:func:`tcpview.kernel.owners.socket_owners`)."""
+
+    @property
+    def process(self) -> Process | None:
+        """Who holds it: the first of its owners (lowest pid), with the socket's user; pid and
+        command None when no process could be seen holding it; None for a socket no process
+        holds (no inode: TIME_WAIT, a half-open connection's request socket)."""
+        if not self.inode:
+            return None
+        user = user_name(self.uid)
+        if not self.owners:
+            return Process(None, None, user)
+        o = self.owners[0]
+        return Process(o.pid, o.command, user)
 
     @property
     def send_q(self) -> int | None:
@@ -160,6 +184,31 @@ def norm_addr(a: Addr) -> Addr:
 def _clock(ticks: int) -> float:
     """/proc's clock ticks as seconds."""
     return ticks / USER_HZ
+
+
+def from_dump(r: RawSocket, owners: dict[int, list[Owner]]) -> KernelSocket:
+    """A socket of a sock_diag dump (:func:`tcpview.kernel.sockdiag.dump`), with its owners from
+    ``owners`` (inode -> processes)."""
+    fam, st, timer, count, sport, dport, src, dst, expires, rq, wq, uid, inode, info = r
+    listen = st == 10
+    rto = ato = cwnd = ssthresh = None
+    retransmits = count if timer == 1 else 0
+    probes = count if timer in (2, 4) else 0
+    if info is not None:
+        retransmits, probes, r_us, a_us, cwnd, ssthresh = info.basics()
+        if listen:
+            cwnd = ssthresh = None
+        else:
+            rto = r_us / 1e6 if r_us and r_us != 3_000_000 else None
+            ato = a_us / 1e6
+    left = expires / 1000 if expires < 1 << 31 else 0.0
+    return KernelSocket(
+        fam, (address(src), sport), (address(dst), dport), int(KERNEL_STATES.get(st, TcpState.CLOSED)),
+        0 if listen else wq, rq, uid, inode, timer=timer, timer_left=left if timer else 0.0,
+        retransmits=retransmits, probes=probes, rto=rto, ato=ato, cwnd=cwnd, ssthresh=ssthresh,
+        backlog=wq if listen else None, info=info,
+        owners=tuple(sorted(owners.get(inode, ()), key=lambda o: o.pid)) if inode else (),
+    )
 
 
 def parse_proc_tcp(text: str, family: int) -> list[KernelSocket]:

@@ -34,21 +34,25 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
+from pydantic import BaseModel, Field
+
 from ..engine.core.model import Connection, Endpoint, Summary
 from ..engine.core.tcp import STATE_NAMES, TcpState
 from ..textutil import endpoint
+from .owners import Process, socket_owners
 from .procnet import (
     PROC_FILES,
     Addr,
     KernelSocket,
     ephemeral_range,
+    from_dump,
     is_local,
     local_addresses,
     norm_addr,
     norm_ip,
     read_sockets,
 )
-from .sockdiag import listen_backlogs
+from .sockdiag import dump
 
 UNKNOWN = "UNKNOWN"
 """State shown for an endpoint on another host: the kernel here cannot see it."""
@@ -111,6 +115,35 @@ class KernelConn:
             return ""
         return "/".join(s.timer_text() or "-" for s in socks)
 
+    def processes(self) -> list[Process]:
+        """The processes holding its sockets here, client's first (sockets no process holds
+        left out)."""
+        return [p for s in self.sockets_here() if (p := s.process) is not None]
+
+    def process_infos(self) -> list[tuple[int | None, str | None, str]]:
+        """Every process holding its sockets here, as the filter's ``proc:``/``pid:``/``user:``
+        terms match them (each owner of a shared socket, not only the first)."""
+        out: list[tuple[int | None, str | None, str]] = []
+        for s in self.sockets_here():
+            p = s.process
+            if p is None:
+                continue
+            out += [(o.pid, o.command, p.user) for o in s.owners] or [p.as_tuple()]
+        return out
+
+    def process_text(self) -> str:
+        """The ``proc`` column: ``nginx 1234``; ``curl 55/nginx 12`` when both ends are here and
+        held by different processes; ``? (www-data)`` for a process not known; empty when
+        none holds them."""
+        texts = list(dict.fromkeys(p.text() for p in self.processes()))
+        return "/".join(texts)
+
+    def info(self, side: int | None = None):
+        """The tcp_info of side 0 (client) or 1 (server), or (None) of the first of its sockets
+        here that has one."""
+        socks = self.sockets_here() if side is None else [s for s in (self.socket(side),) if s is not None]
+        return next((s.info for s in socks if s.info is not None), None)
+
     def client_text(self) -> str:
         """The client endpoint as text, IPv4-mapped addresses as plain IPv4 (``*:*`` for a
         listener's missing client)."""
@@ -119,6 +152,46 @@ class KernelConn:
     def server_text(self) -> str:
         """The server endpoint as text, IPv4-mapped addresses as plain IPv4."""
         return endpoint(norm_ip(self.server[0]), self.server[1])
+
+
+class ProcessModel(BaseModel):
+    """The process holding a socket, in ``tcpview sockets --json``."""
+
+    pid: int | None = Field(description="None: not known (another user's process, without privileges)")
+    comm: str | None = Field(description="the process's name (/proc/PID/comm)")
+    user: str = Field(description="the socket's owner (its uid's name)")
+
+
+class SocketEndpoint(Endpoint):
+    """One end of a connection of the kernel table, with its socket's process and tcp_info."""
+
+    process: ProcessModel | None = Field(None, description="None: no socket here, or no process holds it")
+    info: dict[str, int | None] | None = Field(
+        None, description="the socket's tcp_info (tcpview.kernel.tcpinfo.JSON_FIELDS: times in µs, rates in "
+        "bytes a second); None: no socket here, no tcp_info (TIME_WAIT, a request socket) or read from /proc")
+
+
+class SocketConnection(Connection):
+    """A connection of the kernel table, its ends with their sockets' process and tcp_info."""
+
+    client: SocketEndpoint
+    server: SocketEndpoint
+
+
+class SocketSummary(Summary):
+    """``tcpview sockets --once --json``: the kernel table in the shape of ``tcpview summary``."""
+
+    connections: list[SocketConnection]  # type: ignore[assignment]
+    table_source: str = Field("sock_diag", description="sock_diag (netlink), or /proc/net/tcp without netlink")
+    processes_hidden: int = Field(0, description="processes that could not be looked into (other users', "
+                                  "without privileges): their sockets' pid and comm are null")
+
+
+def _endpoint(ip: str, port: int, state: str, s: KernelSocket | None) -> SocketEndpoint:
+    proc = s.process if s is not None else None
+    return SocketEndpoint(ip=ip, port=port, state=state,
+                          process=ProcessModel(**proc.as_json()) if proc is not None else None,
+                          info=s.info.as_json() if s is not None and s.info is not None else None)
 
 
 SocketIndex = tuple[dict[tuple[Addr, Addr], KernelSocket], set[Addr], set[int]]
@@ -134,6 +207,12 @@ class KernelSnapshot:
     sockets: list[KernelSocket]
     local: frozenset[str] = field(default_factory=frozenset)
     ephemeral: tuple[int, int] = (32768, 60999)
+    source: str = "sock_diag"
+    """Where the table was read: ``sock_diag`` (netlink), or ``/proc/net/tcp`` where netlink
+    could not be asked (no tcp_info then)."""
+    hidden: int = 0
+    """Processes whose open files could not be looked into (other users', without
+    privileges): the sockets they hold show no process."""
 
     def counters(self) -> dict[str, int]:
         """Sockets per state, CLOSED left out, keyed like :meth:`Timeline.counters_at`."""
@@ -206,21 +285,23 @@ class KernelSnapshot:
                                                server_socket=s))
         return sorted(out.values(), key=_conn_order)
 
-    def summary(self, source: str = "kernel") -> Summary:
-        """The snapshot in the shape of ``tcpview summary`` (ids in table order)."""
+    def summary(self, source: str = "kernel") -> SocketSummary:
+        """The snapshot in the shape of ``tcpview summary`` (ids in table order), each end
+        with its socket's process and tcp_info."""
         conns = []
         for i, c in enumerate(self.connections()):
             notes = ["listening"] if c.listening else []
             if (c.client_state is None and not c.listening) or c.server_state is None:
                 notes.append("peer on another host")
-            conns.append(Connection(
+            conns.append(SocketConnection(
                 id=i,
-                client=Endpoint(ip=c.client[0], port=c.client[1], state=c.state_text(0)),
-                server=Endpoint(ip=c.server[0], port=c.server[1], state=c.state_text(1)),
+                client=_endpoint(c.client[0], c.client[1], c.state_text(0), c.client_socket),
+                server=_endpoint(c.server[0], c.server[1], c.state_text(1), c.server_socket),
                 first_ts=self.ts, last_ts=self.ts, packets=0, bytes=0, partial=False, notes=notes,
             ))
-        return Summary(source=source, packets=0, tcp_packets=0, skipped={}, first_ts=self.ts,
-                       last_ts=self.ts, counters=self.counters(), connections=conns)
+        return SocketSummary(source=source, packets=0, tcp_packets=0, skipped={}, first_ts=self.ts,
+                             last_ts=self.ts, counters=self.counters(), connections=conns,
+                             table_source=self.source, processes_hidden=self.hidden)
 
 
 def _ip_order(ip: str) -> tuple[int, bytes]:
@@ -235,11 +316,35 @@ def _conn_order(c: KernelConn) -> tuple:
     return (_ip_order(c.server[0]), c.server[1], not c.listening, _ip_order(c.client[0]), c.client[1])
 
 
-def snapshot(files: Iterable[str] = PROC_FILES) -> KernelSnapshot:
-    """Read the kernel's TCP table now (from the real tables: with the listeners' backlogs)."""
+def snapshot(files: Iterable[str] = PROC_FILES, owners: bool = True) -> KernelSnapshot:
+    """Read the kernel's TCP table now: from sock_diag, with each socket's tcp_info, or from
+    ``files`` (the /proc tables) where netlink cannot be asked or other files are named.
+
+    Args:
+        files: the /proc files to read when netlink is not used (tests may point elsewhere:
+            then those files are read, not netlink).
+        owners: look for the processes holding the sockets (``ss -p``'s walk through every
+            process's open files).
+    """
     files = tuple(files)
-    sockets = read_sockets(files)
-    if files == PROC_FILES and any(s.state == TcpState.LISTEN for s in sockets):
-        backlogs = listen_backlogs()
-        sockets = [replace(s, backlog=backlogs.get(s.inode)) if s.state == TcpState.LISTEN else s for s in sockets]
-    return KernelSnapshot(time.time(), sockets, local_addresses(), ephemeral_range())
+    raw = None
+    source = "/proc/net/tcp"
+    if files == PROC_FILES:
+        try:
+            raw = dump()
+            source = "sock_diag"
+        except OSError:
+            raw = None
+    found: dict = {}
+    hidden = 0
+    if raw is not None:
+        if owners:
+            found, hidden = socket_owners([r[12] for r in raw if r[12]])
+        sockets = [from_dump(r, found) for r in raw]
+    else:
+        sockets = read_sockets(files)
+        if owners:
+            found, hidden = socket_owners([s.inode for s in sockets if s.inode])
+            sockets = [replace(s, owners=tuple(sorted(found[s.inode], key=lambda o: o.pid)))
+                       if s.inode in found else s for s in sockets]
+    return KernelSnapshot(time.time(), sockets, local_addresses(), ephemeral_range(), source, hidden)

@@ -55,7 +55,7 @@ LIVE_BINDINGS: list[BindingType] = [
     Binding("i", "pick_interface", "Interface", id="live.interface",
             tooltip="Capture on another interface (same filter; the timeline starts over)"),
     Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
-            tooltip="Show the kernel's state of this host's sockets beside the captured states"),
+            tooltip="Show the kernel's state of this host's sockets beside the captured states, their processes and tcp_info"),
     Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
             tooltip="Filter the table to the connections the kernel disagrees with"),
 ]
@@ -65,7 +65,7 @@ LIVE_BINDINGS: list[BindingType] = [
 SOCKETS_BINDINGS: list[BindingType] = [
     Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
     Binding("slash", "filter", "Filter", id="sockets.filter",
-            tooltip="Filter: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
+            tooltip="Filter: state:CLOSE_WAIT port:443 proc:nginx pid:1234 user:www-data 10.0.0.5 (terms ANDed)"),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="sockets.clear_filter",
             tooltip="Clear the filter (or close the input box)"),
     Binding("s", "sort_next", "Sort", id="sockets.sort",

@@ -2,10 +2,14 @@
 
 The kernel's view (``K``, :class:`~tcpview.ui.widgets.kernel_pane.KernelPane`): for every
 captured connection with an endpoint on this host, the kernel's own state of that endpoint
-(from /proc/net/tcp, what ``ss`` shows) beside the state tcpview inferred from the packets
-(:func:`tcpview.kernel.compare.compare`); ``D`` filters the table down to the connections
-they disagree on. The kernel table is read and compared on a worker thread at most once a
-second; only the UI thread touches widgets.
+(from sock_diag, what ``ss`` shows) beside the state tcpview inferred from the packets
+(:func:`tcpview.kernel.compare.compare`), and the selected connection's processes and
+tcp_info; ``D`` filters the table down to the connections they disagree on. Whether or not
+the pane is shown, the table's ``proc`` column and the ``proc:``, ``pid:`` and ``user:``
+filters say which process holds each connection's sockets on this host
+(:class:`~tcpview.kernel.compare.ProcessWatch`, remembered after the sockets have gone). The
+kernel table is read (and compared) on a worker thread once a second; only the UI thread
+touches widgets.
 
 Two more things belong to a live capture: a status line (:class:`CaptureStatus`: the way of
 capture, packet ring or dumpcap; captured, dropped, skipped by the decoder, saved), and ``i``, which captures on another
@@ -19,11 +23,12 @@ switch is refused.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from textual import work
 
-from ..kernel.compare import compare
+from ..kernel.compare import ProcessWatch, compare
 from ..kernel.snapshot import snapshot
 from ..sources.linktypes import SUPPORTED_LINKTYPES
 from ..sources.live.choose import CAPTURES, Capture, open_capture
@@ -60,12 +65,16 @@ class LiveApp(TcpviewApp):
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
+        self._kernel_read_at = 0.0  # when the last read of the kernel table started (monotonic)
+        self._kernel_cost = 0.0  # how long it took
         self._drops_told = 0
         self._error_told: str | None = None
         self._on_switch = on_switch
         self.switching: str | None = None
         """The interface a switch is under way to (None: no switch)."""
         self._pending: Capture | None = None  # opened by a switch, not yet shown
+        self.processes = ProcessWatch()
+        """The processes found holding the captured connections' sockets (worker thread)."""
 
     def compose(self):
         yield from super().compose()
@@ -75,6 +84,7 @@ class LiveApp(TcpviewApp):
     # Textual calls a base class's handler of the same message too (unless prevented), so
     # the handlers below add to TcpviewApp's and never call super().
     def on_mount(self) -> None:
+        self._main(ConnectionTable).set_processes({}, {})  # the proc column and filters, filled by K reads
         self._update_status()
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
@@ -89,7 +99,11 @@ class LiveApp(TcpviewApp):
 
     def _kernel_tick(self) -> None:
         self._update_status()
-        if self.kernel_on:
+        # the proc column wants the table too, K or not: then only while a connection's
+        # process is still to be found, and at most a fifth of the time (a big table takes
+        # a second or more to read)
+        if self.kernel_on or (self.processes.pending(self.tl)
+                              and time.monotonic() - self._kernel_read_at >= 5 * self._kernel_cost):
             self._read_kernel()
 
     # -- the status line -------------------------------------------------------------------
@@ -220,6 +234,8 @@ class LiveApp(TcpviewApp):
         self._main(PlayerBar).source_name = safe(self.source.name)
         pane = self._main(KernelPane)
         pane.results, pane.snap_ts = {}, None
+        self.processes = ProcessWatch()  # connection ids start over
+        self._main(ConnectionTable).set_processes({}, {})
         super()._reset_views()
         if self.kernel_on:
             self._read_kernel()
@@ -230,13 +246,25 @@ class LiveApp(TcpviewApp):
         if not self._kernel_busy.acquire(blocking=False):
             return
         try:
-            snap = snapshot()
-            results = compare(self.tl, snap)
+            tl, watch = self.tl, self.processes
+            self._kernel_read_at = start = time.monotonic()
+            try:
+                snap = snapshot()
+            except OSError:
+                return
+            finally:
+                self._kernel_cost = time.monotonic() - start
+            results = compare(tl, snap) if self.kernel_on else {}
+            found = (watch.infos(), watch.texts()) if watch.update(tl, snap) else None
         finally:
             self._kernel_busy.release()
-        self.post_message(KernelRead(snap, results))
+        self.post_message(KernelRead(snap, results, found))
 
     def on_kernel_read(self, message: KernelRead) -> None:
+        if message.processes is not None:
+            self._main(ConnectionTable).set_processes(*message.processes)  # shown on the next tick
+        if not self.kernel_on:
+            return
         pane = self._main(KernelPane)
         pane.results, pane.snap_ts = message.results, message.snap.ts
         self._update_kernel_pane()

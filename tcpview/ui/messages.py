@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
     from ..engine.pump import BatchInfo
     from ..kernel.compare import Comparison
-    from ..kernel.owners import Owner
-    from ..kernel.snapshot import KernelConn, KernelSnapshot
+    from ..kernel.snapshot import KernelSnapshot
     from ..sources.live.choose import Capture
 
 
@@ -67,6 +66,9 @@ class KernelRead(Message):
     """The kernel's socket table."""
     results: dict[int, Comparison]
     """The comparison of each captured connection with it, by connection id."""
+    processes: tuple[dict, dict[int, str]] | None = None
+    """When new processes were found holding the captured connections' sockets: the
+    filter's process tuples and the ``proc`` column's texts, by connection id."""
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, KernelRead)
@@ -98,17 +100,3 @@ class SocketsRefreshed(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SocketsRefreshed)
-
-
-@dataclass
-class SocketOwnersFound(Message):
-    """The processes holding a connection's sockets were looked for (to show it in full)."""
-
-    cid: int
-    """The connection's id in the socket table."""
-    conn: KernelConn
-    """The connection."""
-    owners: dict[int, list[Owner]]
-    """The processes holding each socket, by inode."""
-    hidden: int
-    """Processes that could not be looked into (another user's, without privileges)."""

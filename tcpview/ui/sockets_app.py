@@ -4,15 +4,16 @@ A separate, small app rather than the capture viewer with synthesized data, beca
 kernel table is a different kind of thing: a socket is ONE endpoint, the peer's state is
 unknown whenever it lives on another host, listening sockets have no peer, and there are
 no segments to draw a ladder from. Showing it honestly (UNKNOWN for what this kernel cannot
-know; the queues and timers ``ss -tano`` shows, a CLOSE_WAIT leak's telltales; Enter for
-every field of a connection's sockets and the processes holding them) is clearer than
+know; the process, RTT, cwnd, queues and timers ``ss -tinpo`` shows, a CLOSE_WAIT leak's
+telltales; Enter for every field of a connection's sockets, their tcp_info and the processes
+holding them) is clearer than
 bending the capture timeline around it. The counters bar is the capture viewer's own widget: the table keeps a
 history of refreshes and answers the questions it asks a timeline, so the sparklines cover
 the whole session.
 
-Threads: a worker reads /proc (slow with many sockets) and swaps new rows in; the UI thread
-only reads them when the worker's message arrives. Another worker looks for the processes
-holding a connection's sockets (every process's open files) when Enter asks.
+Threads: a worker reads the table (a sock_diag dump, and every process's open files for the
+processes holding the sockets: slow with many sockets) and swaps new rows in; the UI thread
+only reads them when the worker's message arrives.
 """
 
 from __future__ import annotations
@@ -26,11 +27,9 @@ from textual.theme import Theme
 from textual.widgets import Footer, Static
 
 from ..kernel.history import KernelTable
-from ..kernel.owners import socket_owners
-from ..kernel.snapshot import KernelConn
 from ..textutil import safe
 from .bindings import SOCKETS_BINDINGS
-from .messages import SocketOwnersFound, SocketsRefreshed
+from .messages import SocketsRefreshed
 from .screens.socket_detail import SocketDetailScreen
 from .styles import theme_variable_defaults
 from .themes.install import install_themes, notify_failures
@@ -115,6 +114,11 @@ class SocketsApp(App[int]):
             t.append(f"   {st['sockets']} sockets, {st['connections']} connections")
         if self.table.last_ts is not None:
             t.append("   " + time.strftime("%H:%M:%S", time.localtime(self.table.last_ts)))
+        snap = self.table.snap
+        if snap is not None and snap.source != "sock_diag":
+            t.append(f"   read from {snap.source}: netlink sock_diag unavailable, no tcp_info", "yellow")
+        if snap is not None and snap.hidden:
+            t.append(f"   other users' processes unknown ({snap.hidden}): run as root to see them", "yellow")
         if self.paused:
             t.append("   PAUSED", "bold reverse")
         if self.error:
@@ -157,7 +161,8 @@ class SocketsApp(App[int]):
     def action_filter(self) -> None:
         """Open the filter box."""
         self.query_one(Prompt).open("filter", self.query_one(SocketTable).conn_query.text,
-                                    "filter: state:CLOSE_WAIT port:443 10.0.0.5   (enter keep, esc cancel)",
+                                    "filter: state:CLOSE_WAIT port:443 proc:nginx pid:1234 user:www-data 10.0.0.5   "
+                                    "(enter keep, esc cancel)",
                                     check=check_query)
 
     def action_clear_filter(self) -> None:
@@ -194,15 +199,8 @@ class SocketsApp(App[int]):
 
     # -- one connection in full ----------------------------------------------------------------
     def on_socket_table_socket_chosen(self, message: SocketTable.SocketChosen) -> None:
-        self._find_owners(message.cid, message.conn)
-
-    @work(thread=True, exclusive=True, group="owners", exit_on_error=False)
-    def _find_owners(self, cid: int, conn: KernelConn) -> None:
-        owners, hidden = socket_owners([s.inode for s in conn.sockets_here()])
-        self.post_message(SocketOwnersFound(cid, conn, owners, hidden))
-
-    def on_socket_owners_found(self, message: SocketOwnersFound) -> None:
-        self.push_screen(SocketDetailScreen(message.cid, message.conn, message.owners, message.hidden))
+        snap = self.table.snap
+        self.push_screen(SocketDetailScreen(message.cid, message.conn, snap.hidden if snap is not None else 0))
 
 
 def run_sockets_app(interval: float = 1.0, theme: str | Theme | None = None) -> int:

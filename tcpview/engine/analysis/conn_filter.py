@@ -12,8 +12,14 @@ names, or the ladder's tags: ``analysis:dup-ack``, ``an:zero-win``), or that ano
 (``an:rst-out-of-win``, ``an:xmas``; the JSON's names ``rst_out_of_window`` too);
 ``zeek:REJ`` Zeek's conn_state as of the cursor; ``history:^S$`` a regular expression found in
 Zeek's history letters (``history:r`` the responder reset);
+``proc:nginx`` a process holding either endpoint's socket on this host has that command (or
+one that starts with it); ``pid:1234`` is that process; ``user:www-data`` (or a uid) owns it;
 an IP address matches either endpoint's address exactly; any other word matches part of the
 client or server text (``10.0.0.`` , ``:443``).
+
+Processes come from the kernel's view of this host, which the engine knows nothing of: a table
+hands them in as :data:`ProcessInfo` tuples (:meth:`ConnQuery.process_match`,
+:func:`process_mask`); a connection with none known passes no process term.
 
 A term that names no such thing (``state:bogus``, ``bogus:xyz``, ``port:x``) is an error that
 says what is valid: :meth:`ConnQuery.parse` collects them and :func:`check` says them in one
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,12 +58,19 @@ NOTES = ("partial", "refused", "reset", "anomaly")
 _KINDS = {"state": "state", "st": "state", "client": "state", "cs": "state", "server": "state",
           "ss": "state", "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip",
           "addr": "ip", "analysis": "analysis", "an": "analysis", "zeek": "zeek", "conn_state": "zeek",
-          "history": "history", "hist": "history"}
+          "history": "history", "hist": "history", "proc": "process", "process": "process", "comm": "process",
+          "pid": "process", "user": "process", "uid": "process"}
 """``key:`` -> the kind of term it starts (what ``ConnQuery.parse``'s ``without`` names)."""
 
-KEYS = ("state", "client", "server", "port", "is", "id", "ip", "analysis", "zeek", "history")
+KEYS = ("state", "client", "server", "port", "is", "id", "ip", "analysis", "zeek", "history", "proc", "pid",
+        "user")
 """The keys a term can start with, as the error for an unknown one lists them (each kind's
-main name; ``st an hist conn_state host addr note cs ss`` are other spellings)."""
+main name; ``st an hist conn_state host addr note cs ss process comm uid`` are other
+spellings)."""
+
+ProcessInfo = tuple[int | None, str | None, str | None]
+"""A process holding a socket, as the process terms match it: (pid, command, user name); None
+where it is not known (another user's process, without privileges)."""
 
 # the ladder's tags for analysis flags, as filter words too
 _ANALYSIS_ALIASES = {
@@ -131,6 +144,9 @@ class ConnQuery:
     anomalies: list[int] = field(default_factory=list)
     zeek: list[int] = field(default_factory=list)  # conn_state codes (index CONN_STATES)
     history: list[re.Pattern] = field(default_factory=list)
+    procs: list[str] = field(default_factory=list)
+    pids: list[int] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -141,7 +157,7 @@ class ConnQuery:
             text: the query.
             without: kinds of ``key:value`` term the table cannot filter on (``"state"``,
                 ``"port"``, ``"note"``, ``"id"``, ``"ip"``, ``"analysis"``, ``"zeek"``,
-                ``"history"``); each such term is an error.
+                ``"history"``, ``"process"``); each such term is an error.
         """
         q = cls(text=text.strip())
         for term in q.text.split():
@@ -194,6 +210,8 @@ class ConnQuery:
             except re.error as e:
                 self.errors.append(f"bad history pattern {value!r}: {e} (a regular expression on Zeek's "
                                    "letters)")
+        elif kind == "process":
+            self._process_term(key, value)
         elif kind == "id":
             if value.isdigit():
                 self.ids.append(int(value))
@@ -213,12 +231,46 @@ class ConnQuery:
             else:
                 self.words.append(term.lower())
 
+    def _process_term(self, key: str, value: str) -> None:
+        if key == "pid":
+            if value.isdigit():
+                self.pids.append(int(value))
+            else:
+                self.errors.append(f"bad pid {value!r}: a process id")
+        elif not value:
+            self.errors.append(f"{key}: needs a {'user name or uid' if key in ('user', 'uid') else 'command'}")
+        elif key in ("user", "uid"):
+            self.users.append(value)
+        else:
+            self.procs.append(value.lower())
+
     @property
     def empty(self) -> bool:
         """True when the query lets every connection through."""
         return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
                     or self.words or self.notes or self.ids or self.analysis or self.anomalies or self.zeek
-                    or self.history)
+                    or self.history or self.uses_process)
+
+    @property
+    def uses_process(self) -> bool:
+        """True when it asks which process holds a socket (``proc:``, ``pid:``, ``user:``)."""
+        return bool(self.procs or self.pids or self.users)
+
+    def process_match(self, procs: Iterable[ProcessInfo]) -> bool:
+        """The process terms, given the processes holding the connection's sockets here (each
+        term may match a different one of them, as ``state:`` does either end)."""
+        procs = list(procs)
+        for name in self.procs:
+            if not any(c is not None and c.lower().startswith(name) for _p, c, _u in procs):
+                return False
+        for pid in self.pids:
+            if not any(p == pid for p, _c, _u in procs):
+                return False
+        for user in self.users:
+            if not any(u is not None and (u == user or (user.isdigit() and u == _uid_name(int(user))))
+                       for _p, _c, u in procs):
+                return False
+        return True
 
     @property
     def uses_state(self) -> bool:
@@ -373,6 +425,30 @@ def zeek_mask(q: ConnQuery, codes: np.ndarray, history: list[str]) -> np.ndarray
         ok = np.array([all(p.search(h) for p in q.history) for h in distinct.tolist()], dtype=bool)
         mask &= ok[which.ravel()]
     return mask
+
+
+def process_mask(q: ConnQuery, cids: np.ndarray, processes: Mapping[int, Iterable[ProcessInfo]]) -> np.ndarray:
+    """Where the connections ``cids`` pass the query's process terms, given the processes
+    known to hold their sockets (connection id -> :data:`ProcessInfo`s; a connection not in
+    it has none known and passes no process term)."""
+    mask = np.zeros(len(cids), dtype=bool)
+    if not processes:
+        return mask
+    for i, cid in enumerate(cids.tolist()):
+        procs = processes.get(cid)
+        if procs:
+            mask[i] = q.process_match(procs)
+    return mask
+
+
+def _uid_name(uid: int) -> str:
+    """User ``uid``'s name (its number when it has none), so ``user:33`` finds www-data."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
 
 
 def _table(states: frozenset[int]) -> np.ndarray:

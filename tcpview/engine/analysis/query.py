@@ -9,7 +9,7 @@ initial RTT: :meth:`~tcpview.engine.timeline.reader.Reader.progress_at`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,18 +23,20 @@ from ..timeline.zeek_history import zeek_all
 from .conn_filter import (
     NOTES,
     ConnQuery,
+    ProcessInfo,
     check,
     endpoint_texts,
     ip_parts,
     parse_analysis,
     parse_anomaly,
     parse_states,
+    process_mask,
     progress_mask,
     state_mask,
     zeek_mask,
 )
 
-__all__ = ["NOTES", "SORT_KEYS", "ConnQuery", "ConnRows", "Facts", "check", "endpoint_texts",
+__all__ = ["NOTES", "SORT_KEYS", "ConnQuery", "ConnRows", "Facts", "ProcessInfo", "check", "endpoint_texts",
            "parse_analysis", "parse_anomaly", "parse_states", "state_mask", "zeek_mask"]
 
 _NOTE_TEXTS = np.array([",".join(notes_of(b)) for b in range(NOTE_SHOWN + 1)])
@@ -42,7 +44,7 @@ _NOTE_TEXTS = np.array([",".join(notes_of(b)) for b in range(NOTE_SHOWN + 1)])
 
 
 SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "zeek",
-                               "idle", "age", "notes")
+                               "idle", "age", "notes", "proc")
 
 
 @dataclass
@@ -87,11 +89,23 @@ class ConnRows:
         self._static_text: str | None = None
         self._facts: tuple[tuple, Facts] | None = None
         self._generation = 0
+        self.with_processes = False
+        """Whether processes are known here (a live capture on this host): until then a
+        process term is refused as not in this table."""
+        self.processes: Mapping[int, Iterable[ProcessInfo]] = {}
+        """The processes known to hold each connection's sockets on this host (connection id
+        -> :data:`ProcessInfo`s), for the ``proc:``, ``pid:`` and ``user:`` terms; whoever
+        knows them (the live viewer, from the kernel) sets them with :meth:`set_processes`."""
+
+    def set_processes(self, processes: Mapping[int, Iterable[ProcessInfo]]) -> None:
+        """Hand in the processes holding the connections' sockets (see :attr:`processes`)."""
+        self.processes = processes
+        self.with_processes = True
 
     def set_query(self, text: str) -> ConnQuery:
         """Filter with a new query, unless a term of it is bad: then the filter stays as it
         was (a bad term never becomes the filter). Returns the query parsed (see ``errors``)."""
-        q = ConnQuery.parse(text)
+        q = ConnQuery.parse(text, without=() if self.with_processes else ("process",))
         if not q.errors:
             self.query = q
         return q
@@ -200,6 +214,8 @@ class ConnRows:
                 mask &= state_mask(q, f.states[:, 0], f.states[:, 1])
             if q.uses_zeek:
                 mask &= zeek_mask(q, *zeek_all(tl, t, v))
+            if q.uses_process:
+                mask &= process_mask(q, v.conns.cid[:n].astype(np.int64), self.processes)
             ids = np.flatnonzero(mask)
         if self.sort == "id":
             return (ids[::-1] if self.reverse else ids), v
@@ -245,4 +261,10 @@ class ConnRows:
         if s == "zeek":
             codes, _hist = zeek_all(tl, t, v)
             return codes[:n]
+        if s == "proc":  # by command then pid; none known last
+            procs = self.processes
+            first = [min(((c or "~", p if p is not None else -1) for p, c, _u in procs.get(cid, ())),
+                         default=("~~", -1)) for cid in C.cid.tolist()]
+            return [np.array([f[0] for f in first] or [""], dtype=object)[:n].astype(str),
+                    np.array([f[1] for f in first], dtype=np.int64)]
         return np.arange(n)

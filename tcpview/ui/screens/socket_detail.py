@@ -1,6 +1,6 @@
 """``tcpview sockets``' Enter: everything the kernel says about one connection's sockets, as
-``ss -tinoe`` would show what ``/proc/net/tcp`` gives (state, queues, timer, uid, inode,
-retransmission timeout, congestion window...), and the processes that hold them (found as
+``ss -tinpoe`` shows it (state, queues, timer, uid, inode; the main tcp_info figures in words,
+then the whole tcp_info as ``ss -ti`` writes it), and the processes that hold them (found as
 ``ss -p`` finds them, :func:`tcpview.kernel.owners.socket_owners`)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Static
 
-from ...kernel.owners import Owner
 from ...kernel.procnet import KernelSocket
 from ...kernel.snapshot import KernelConn
 from ...textutil import plural, safe
@@ -32,8 +31,36 @@ def _seconds(v: float | None) -> str:
     return "-" if v is None else f"{v:.3f} s"
 
 
-def socket_lines(s: KernelSocket, owners: list[Owner], hidden: int) -> list[tuple[str, str]]:
-    """``(field, value)`` lines of one socket, every field /proc gives, said in words."""
+def _rate(bytes_per_s: int | None) -> str:
+    return "-" if bytes_per_s is None else f"{bytes_per_s * 8 / 1e6:.3f} Mbit/s"
+
+
+def info_lines(s: KernelSocket) -> list[tuple[str, str]]:
+    """The main tcp_info figures in words (what the sender is doing), then all of it as
+    ``ss -ti`` writes it."""
+    i = s.info
+    if i is None:
+        return []
+    g = i.get
+    rtt, var = g("rtt"), g("rttvar")
+    lines = [("rtt", "-" if rtt is None else f"{rtt / 1000:g} ms (variation {(var or 0) / 1000:g} ms)"),
+             ("cwnd", f"{i.cwnd} segments of {g('snd_mss')} bytes"),
+             ("ssthresh", "- (still in its first slow start)" if i.ssthresh is None else f"{i.ssthresh} segments"),
+             ("in flight", f"{g('unacked')} unacked, {g('lost')} lost, {g('retrans')} retransmitted "
+                           f"({g('total_retrans')} retransmissions in all)"),
+             ("rates", f"delivery {_rate(g('delivery_rate'))}, pacing {_rate(i.as_json()['pacing_rate'])}"),
+             ("bytes", f"{g('bytes_acked')} acked, {g('bytes_received')} received")]
+    busy = g("busy_time")
+    if busy is not None:
+        lim = ", ".join(f"{name} {(g(field) or 0) / 1000:g} ms" for name, field in
+                        (("receive-window-limited", "rwnd_limited"), ("send-buffer-limited", "sndbuf_limited")))
+        lines.append(("sender time", f"busy {busy / 1000:g} ms, of which {lim}"))
+    lines.append(("ss -ti", safe(i.ss_text())))
+    return lines
+
+
+def socket_lines(s: KernelSocket, hidden: int) -> list[tuple[str, str]]:
+    """``(field, value)`` lines of one socket, every field the kernel gives, said in words."""
     listening = s.state_name == "LISTEN"
     lines = [("state", s.state_name)]
     if listening:
@@ -48,15 +75,18 @@ def socket_lines(s: KernelSocket, owners: list[Owner], hidden: int) -> list[tupl
         lines.append(("timer", f"{s.timer_text()}  ({s.timer_count} {count}; ss -o: {ss_form})"))
     else:
         lines.append(("timer", "none"))
-    lines += [("uid", _user(s.uid)), ("inode", str(s.inode) if s.inode else "0  (no file: no process holds it)"),
-              ("refcnt", str(s.refcnt))]
-    if not listening and s.cwnd is not None:
+    lines += [("uid", _user(s.uid)), ("inode", str(s.inode) if s.inode else "0  (no file: no process holds it)")]
+    if s.refcnt is not None:
+        lines.append(("refcnt", str(s.refcnt)))
+    if s.info is not None and not listening:
+        lines += [("rto", _seconds(s.rto)), ("ato", _seconds(s.ato)), *info_lines(s)]
+    elif not listening and s.cwnd is not None:
         lines += [("rto", _seconds(s.rto)), ("ato", _seconds(s.ato)), ("cwnd", f"{s.cwnd} segments"),
                   ("ssthresh", "- (still in its first slow start)" if s.ssthresh is None else f"{s.ssthresh} segments")]
     if s.retransmits or s.probes:
         lines.append(("retransmits", f"{s.retransmits} unrecovered, {s.probes} probes sent"))
-    if owners:
-        for o in owners:
+    if s.owners:
+        for o in s.owners:
             lines.append(("process", f"{safe(o.command)}  (pid {o.pid}, fd {o.fd})"))
     elif s.inode:
         why = (f"; {plural(hidden, 'process', 'processes')} could not be looked into (another user's: "
@@ -67,7 +97,7 @@ def socket_lines(s: KernelSocket, owners: list[Owner], hidden: int) -> list[tupl
     return lines
 
 
-def conn_text(cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden: int) -> Text:
+def conn_text(cid: int, conn: KernelConn, hidden: int) -> Text:
     """The connection ``cid``'s sockets in full, the client's end first."""
     out = Text()
     for side in (0, 1):
@@ -83,7 +113,7 @@ def conn_text(cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden
                 why = "no socket on this host: the kernel has closed it (CLOSED)"
             out.append(f"  {why}\n")
         else:
-            for name, value in socket_lines(s, owners.get(s.inode, []), hidden):
+            for name, value in socket_lines(s, hidden):
                 out.append(f"  {name:<12}", style="bold")
                 out.append(f"{value}\n")
         if side == 0:
@@ -98,11 +128,11 @@ class SocketDetailScreen(ScrollingModal):
 
     DEFAULT_CSS = detail_css("SocketDetailScreen")
 
-    def __init__(self, cid: int, conn: KernelConn, owners: dict[int, list[Owner]], hidden: int) -> None:
+    def __init__(self, cid: int, conn: KernelConn, hidden: int) -> None:
         super().__init__()
         self.cid = cid
         self.conn = conn
-        self.text = conn_text(cid, conn, owners, hidden)
+        self.text = conn_text(cid, conn, hidden)
         """What the screen shows."""
 
     def compose(self) -> ComposeResult:

@@ -21,6 +21,7 @@ from textual.strip import Strip
 from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.core.tcp import STATE_NAMES
 from ...engine.timeline.timeline import Timeline
+from ...textutil import safe
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
@@ -40,12 +41,13 @@ class Column:
 TITLES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "pkts", "bytes": "bytes", "idle": "idle", "age": "age",
-    "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek",
+    "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek", "proc": "proc",
 }
 SORT_NAMES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "packets", "bytes": "bytes", "idle": "idle", "age": "age",
     "notes": "notes", "rtt": "initial RTT", "retr": "retransmissions", "zeek": "Zeek conn_state",
+    "proc": "process",
 }
 
 _SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
@@ -58,14 +60,17 @@ def sort_title(sort: str, reverse: bool) -> str:
     return SORT_NAMES[sort] + (" ▼" if reverse else "")
 
 
-def layout(width: int, id_width: int = 4) -> list[Column]:
-    """Columns that fit ``width`` cells: the core ones always, extras as room allows."""
+def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
+    """Columns that fit ``width`` cells: the core ones always, extras as room allows (first
+    the process holding the sockets, when ``proc``: a live capture on this host)."""
     state_w = 12 if width >= 100 else 11
     core = [Column("id", "id", max(3, id_width), True), Column("cstate", "client", state_w),
             Column("sstate", "server", state_w), Column("pkts", "pkts", 5, True)]
     extras = [Column("idle", "idle", 5, True), Column("bytes", "bytes", 6, True), Column("rtt", "rtt", 6, True),
               Column("retr", "retr", 4, True), Column("notes", "notes", 8), Column("zeek", "zeek", 6),
               Column("age", "age", 5, True)]
+    if proc:
+        extras.insert(0, Column("proc", "proc", 14))
     used = sum(c.width for c in core) + 5  # five gaps: core four + two addresses
     addr_pref, addr_min = 21, 14
     chosen: list[Column] = []
@@ -79,7 +84,7 @@ def layout(width: int, id_width: int = 4) -> list[Column]:
         core[1] = Column("cstate", "client state", state_w)
         core[2] = Column("sstate", "server state", state_w)
     cols = [core[0], Column("client", "client", addr), Column("server", "server", addr), core[1], core[2], core[3]]
-    order = {"bytes": 0, "rtt": 1, "retr": 2, "zeek": 3, "idle": 4, "age": 5, "notes": 6}
+    order = {"proc": -1, "bytes": 0, "rtt": 1, "retr": 2, "zeek": 3, "idle": 4, "age": 5, "notes": 6}
     cols.extend(sorted(chosen, key=lambda c: order[c.key]))
     # give what is left to the notes column (or nothing)
     return cols
@@ -141,6 +146,10 @@ class ConnectionTable(VirtualList):
         self._compute_cost = 0.0
         self._columns: list[Column] = []
         self._columns_for: tuple[int, int] = (-1, -1)
+        self.proc_texts: dict[int, str] | None = None
+        """The ``proc`` column's text by connection id (None: no such column, not a live
+        capture on this host); see :meth:`set_processes`."""
+        self._proc_version = 0
         self.clock: float | None = None
         """The time the idle and age columns count to: the cursor, or up to a second behind
         it while it moves by itself (see ``settle`` in :meth:`update_view`)."""
@@ -163,7 +172,7 @@ class ConnectionTable(VirtualList):
         clock = self.clock
         if settle or now is None or clock is None or now < clock:
             clock = now
-        key = (tl.version, t, self.model.query.text, self.model.sort, self.model.reverse)
+        key = (tl.version, t, self.model.query.text, self.model.sort, self.model.reverse, self._proc_version)
         if key == self._key and not force:
             if clock != self.clock:
                 self.clock = clock
@@ -182,6 +191,17 @@ class ConnectionTable(VirtualList):
         self._compute_cost = time.perf_counter() - start
         self._last_compute = now_mono
         self._set_rows(rows, settle)
+
+    def set_processes(self, infos: dict, texts: dict[int, str]) -> None:
+        """The processes holding the connections' sockets on this host, found by whoever reads
+        the kernel's table (the live viewer): ``infos`` for the filter's ``proc:``, ``pid:``
+        and ``user:`` terms (:meth:`ConnRows.set_processes`), ``texts`` for the ``proc``
+        column, both by connection id. The next update shows them."""
+        self.model.set_processes(infos)
+        self.proc_texts = texts
+        self._proc_version += 1
+        self._columns_for = (-1, -1)
+        self._cache.clear()
 
     def _set_rows(self, rows: Sequence[int] | np.ndarray, settle: bool = True) -> None:
         self.rows = rows
@@ -273,7 +293,7 @@ class ConnectionTable(VirtualList):
         width = self.scrollable_content_region.width
         idw = len(str(max(0, self.tl.view().next_id - 1))) if self.tl is not None else 2
         if self._columns_for != (width, idw):
-            self._columns = layout(width, idw)
+            self._columns = layout(width, idw, self.proc_texts is not None)
             self._columns_for = (width, idw)
         return self._columns
 
@@ -375,6 +395,8 @@ class ConnectionTable(VirtualList):
             elif key == "retr":
                 text = fmt.count(retr) if retr else ""
                 style = base + self._style("conn-table--note")
+            elif key == "proc":  # a process names itself: any character
+                text = safe((self.proc_texts or {}).get(cid, ""))
             else:
                 text = ""
             text = fmt.ellipsize(text, w)

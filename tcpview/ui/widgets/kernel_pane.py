@@ -1,8 +1,9 @@
 """The kernel pane (``K`` in ``tcpview live``): the kernel's own state of this host's endpoints
 beside the states tcpview inferred from the packets.
 
-Two lines: the selected connection as the kernel (``/proc/net/tcp``, what ``ss`` shows) and
-the capture see it, and which connections the two disagree on. They disagree when packets
+Four lines: the selected connection as the kernel (sock_diag, what ``ss`` shows) and the
+capture see it; for each of its ends on this host, the process holding the socket and its
+tcp_info as ``ss -ti`` writes it; and which connections the two disagree on. They disagree when packets
 were missed (a filter, kernel drops, a capture started mid-connection) or when timers
 differ. The app reads and compares the table (:func:`tcpview.kernel.compare.compare`) and
 hands the results over; the pane only shows them.
@@ -17,6 +18,7 @@ from textual.widget import Widget
 
 from ...engine.core.tcp import STATE_NAMES
 from ...kernel.compare import Comparison
+from ...textutil import safe
 from .repaint import PaintedText
 
 MAX_LISTED = 12
@@ -24,13 +26,13 @@ MAX_LISTED = 12
 
 
 class KernelPane(PaintedText, Widget):
-    """Two lines: the selected connection as the kernel and the capture see it, and which
-    connections the two disagree on."""
+    """Four lines: the selected connection as the kernel and the capture see it, its ends'
+    processes and tcp_info, and which connections the two disagree on."""
 
     COMPONENT_CLASSES = {"kernel--label", "kernel--agree", "kernel--differ", "kernel--dim"}
 
     DEFAULT_CSS = """
-    KernelPane { height: 2; padding: 0 1; display: none; background: $panel; }
+    KernelPane { height: 4; padding: 0 1; display: none; background: $panel; text-wrap: nowrap; text-overflow: ellipsis; }
     KernelPane.-on { display: block; }
     KernelPane > .kernel--label { text-style: bold; color: $text-primary; }
     KernelPane > .kernel--agree { color: $state-established; }
@@ -57,6 +59,30 @@ class KernelPane(PaintedText, Widget):
         if c is not None:
             self.texts = (c.client_text(), c.server_text())
         self.refresh_if_changed()
+
+    @staticmethod
+    def _sockets(out: Text, r: Comparison | None, label, dim) -> None:
+        """Two lines: each end's socket here, its process and its tcp_info (``ss -ti``)."""
+        for side, name in ((0, "client"), (1, "server")):
+            s = r.sockets[side] if r is not None else None
+            out.append(f"  {name} ", label)
+            if s is None:
+                known = r is not None and r.kernel[side] is not None
+                out.append("no socket on this host now" if known else "-", dim)
+            else:
+                p = s.process
+                out.append(safe(p.text()) if p is not None else "no process (the kernel alone holds it)")
+                if p is not None and p.pid is not None:
+                    out.append(f" ({safe(p.user)})", dim)
+                out.append("  ")
+                if s.info is None:
+                    out.append(f"{s.state_name}, no tcp_info", dim)
+                else:  # the figures that matter first: the line is cut at the pane's width
+                    g = s.info.get
+                    out.append(f"rtt {(g('rtt') or 0) / 1000:g}ms cwnd {g('snd_cwnd')} unacked {g('unacked')} "
+                               f"retrans {g('total_retrans')}  ")
+                    out.append(f"ss -ti: {safe(s.info.ss_text())}", dim)
+            out.append("\n")
 
     def build(self) -> Text:
         st = self.get_component_rich_style
@@ -87,6 +113,7 @@ class KernelPane(PaintedText, Widget):
                 out.append("   ")
             out.append("≠ differs" if r.disagree else "✓ agrees", differ if r.disagree else agree)
         out.append("\n")
+        self._sockets(out, r, label, dim)
         local = sum(1 for r in self.results.values() if r.kernel != (None, None))
         diff = self.differing()
         age = time.time() - self.snap_ts

@@ -7,9 +7,11 @@ by the same component classes (``$state-*`` theme variables); a state is written
 of ``tcpview sockets --once --json`` writes it: ``UNKNOWN`` for an endpoint on another host
 (this kernel cannot know its state), ``NONE`` for a listener's missing client.
 
-Beside the states, what the kernel knows of each socket, as ``ss -tano`` shows it: Recv-Q and
-Send-Q (for a listener: the connections waiting to be accepted, and the backlog) and the
-pending timer. Enter asks for the connection's every field (:class:`SocketTable.SocketChosen`).
+Beside the states, what the kernel knows of each socket, as ``ss -tinpo`` shows it: the process
+holding it (``proc``: command and pid), its smoothed RTT and congestion window from tcp_info,
+Recv-Q and Send-Q (for a listener: the connections waiting to be accepted, and the backlog)
+and the pending timer. Enter asks for the connection's every field
+(:class:`SocketTable.SocketChosen`).
 """
 
 from __future__ import annotations
@@ -24,29 +26,33 @@ from textual.strip import Strip
 from ...engine.analysis.conn_filter import ConnQuery, check, endpoint_texts
 from ...kernel.history import KernelTable
 from ...kernel.snapshot import KernelConn
+from ...textutil import safe
 from .. import fmt
 from ..messages import WidgetMessage
 from ..styles import STATE_FAMILY_BY_VALUE
 from .virtual_list import VirtualList, cursor_bindings, list_classes, list_css
 
-SORTS = ("id", "client", "server", "cstate", "sstate", "recvq", "sendq", "timer")
+SORTS = ("id", "client", "server", "cstate", "sstate", "proc", "rtt", "cwnd", "recvq", "sendq", "timer")
 SORT_TITLES = {"id": "id", "cstate": "client state", "sstate": "server state", "server": "server",
-               "client": "client", "recvq": "Recv-Q", "sendq": "Send-Q", "timer": "timer"}
-_DESCENDING = ("recvq", "sendq")
+               "client": "client", "proc": "process", "rtt": "RTT", "cwnd": "cwnd", "recvq": "Recv-Q",
+               "sendq": "Send-Q", "timer": "timer"}
+_DESCENDING = ("recvq", "sendq", "rtt", "cwnd")
 """Sorts whose biggest values come first: what piles up."""
 _SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
 
 
 def layout(width: int) -> list[tuple[str, str, int, bool]]:
     """(key, title, width, right-aligned) of the columns that fit ``width`` cells: id, both
-    ends and both states always; then Recv-Q and Send-Q, the timer and the notes while the
-    addresses keep room enough (14, 17 and 21 cells)."""
+    ends and both states always; then the process, Recv-Q and Send-Q, RTT and cwnd, the timer
+    and the notes while the addresses keep room enough (14 to 21 cells)."""
     state_w = 12 if width >= 100 else 11
     cols = [("id", "id", 5, True), ("cstate", "client state" if state_w >= 12 else "client", state_w, False),
             ("sstate", "server state" if state_w >= 12 else "server", state_w, False)]
     used = sum(c[2] + 1 for c in cols) + 2
-    for col, need in ((("recvq", "Recv-Q", 6, True), 14), (("sendq", "Send-Q", 6, True), 14),
-                      (("timer", "timer", 19, False), 17), (("notes", "notes", 20, False), 21)):
+    for col, need in ((("proc", "proc", 14, False), 14), (("recvq", "Recv-Q", 6, True), 14),
+                      (("sendq", "Send-Q", 6, True), 14), (("rtt", "rtt", 6, True), 15),
+                      (("cwnd", "cwnd", 4, True), 15), (("timer", "timer", 17, False), 17),
+                      (("notes", "notes", 20, False), 21)):
         if width - used - col[2] - 1 >= 2 * need:
             cols.append(col)
             used += col[2] + 1
@@ -62,7 +68,8 @@ segments for analysis flags or Zeek's view)."""
 def parse_query(text: str) -> ConnQuery:
     """The filter, in the connection table's language (:mod:`tcpview.engine.analysis.conn_filter`):
     ``state:CLOSE_WAIT`` (either end), ``client:``/``server:`` STATE, ``port:443``, ``id:3``,
-    an IP address, or any other word in the client or server text; terms are ANDed."""
+    ``proc:nginx``, ``pid:1234``, ``user:www-data``, an IP address, or any other word in the
+    client or server text; terms are ANDed."""
     return ConnQuery.parse(text, without=WITHOUT)
 
 
@@ -73,8 +80,21 @@ def check_query(text: str) -> str | None:
 
 def passes(q: ConnQuery, cid: int, c: KernelConn) -> bool:
     """True if connection ``c`` (row id ``cid``) passes every term of ``q``."""
-    return q.state_match(c.client_state, c.server_state) and q.fields_match(
-        cid, c.client[1], c.server[1], endpoint_texts(c.client_text(), c.server_text()))
+    return (q.state_match(c.client_state, c.server_state)
+            and q.fields_match(cid, c.client[1], c.server[1], endpoint_texts(c.client_text(), c.server_text()))
+            and (not q.uses_process or q.process_match(c.process_infos())))
+
+
+def rtt_us(c: KernelConn) -> int | None:
+    """The smoothed RTT (µs) the table shows for a connection: its first socket here with one."""
+    info = c.info()
+    return info.rtt_us if info is not None else None
+
+
+def cwnd(c: KernelConn) -> int | None:
+    """The congestion window (segments) the table shows: its first socket here with one."""
+    info = c.info()
+    return info.cwnd if info is not None else None
 
 
 def _state_key(st: int | None) -> int:
@@ -88,7 +108,7 @@ class SocketTable(VirtualList):
         *cursor_bindings("sockets.table", "connection", "First row", "Last row", first_key="home",
                          last_key="end"),
         Binding("enter", "choose", "Detail", id="sockets.detail",
-                tooltip="Every field of the connection's sockets, and the processes that hold them"),
+                tooltip="Every field of the connection's sockets, their tcp_info (as ss -ti) and the processes that hold them"),
     ]
 
     COMPONENT_CLASSES = list_classes("socket-table", "sorted", "dim", "note")
@@ -144,6 +164,11 @@ class SocketTable(VirtualList):
             rows.sort(key=lambda r: (_state_key(r[1].client_state), r[0]))
         elif sort == "sstate":
             rows.sort(key=lambda r: (_state_key(r[1].server_state), r[0]))
+        elif sort in ("rtt", "cwnd"):
+            value = rtt_us if sort == "rtt" else cwnd
+            rows.sort(key=lambda r: (v if (v := value(r[1])) is not None else -1, -r[0]))
+        elif sort == "proc":
+            rows.sort(key=lambda r: (r[1].process_text() or "~", r[0]))
         elif sort == "client":
             rows.sort(key=lambda r: (r[1].client_text(), r[0]))
         elif sort == "server":
@@ -261,6 +286,15 @@ class SocketTable(VirtualList):
             elif key in ("recvq", "sendq"):
                 text = c.queue_text(key == "recvq")
                 style = base if c.queue(key == "recvq") else base + self._style("socket-table--dim")
+            elif key == "proc":
+                text = safe(c.process_text())  # a process names itself: any character
+                style = base if text and not text.startswith("?") else base + self._style("socket-table--dim")
+            elif key == "rtt":
+                v = rtt_us(c)
+                text = "" if not v else fmt.rtt(v / 1e6)
+            elif key == "cwnd":
+                v = cwnd(c)
+                text = "" if v is None or c.listening else str(v)
             elif key == "timer":
                 text = c.timer_text()
                 style = base + self._style("socket-table--dim")
