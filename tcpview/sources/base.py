@@ -144,8 +144,10 @@ class FileSource:
         return self.reader.progress()
 
     def status(self) -> dict[str, int]:
-        """Nothing to add for a file."""
-        return {}
+        """For a stream: ``waiting``, the bytes its producer wrote that are not read yet (in the
+        pipe and read ahead): a reader that falls behind says so. Nothing for a file."""
+        waiting = self.reader.waiting()
+        return {} if waiting is None else {"waiting": waiting}
 
 
 def open_source(spec: str, *, follow: bool = False, fd: int | None = None) -> FileSource:

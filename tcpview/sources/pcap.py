@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import UserError, os_problem
 from .batch import FrameBatch, frame_array
+from .drain import Drain
 from .linktypes import SUPPORTED_LINKTYPES
 from .scan import BAD_INTERFACE, CORRUPT, CORRUPT_PACKET, FULL, PYTHON_BLOCK, scan_pcap, scan_pcapng
 
@@ -97,6 +98,9 @@ class CaptureReader:
                 self.size = os.fstat(self._fd).st_size
             except OSError:
                 self.size = None
+        self._drain: Drain | None = None
+        if self.is_stream:  # emptied as fast as it is written, on a thread of its own
+            self._drain = Drain(self._fd)
         try:
             # a pipe or FIFO (not a regular file) is polled, so a quiet stream still lets the
             # consumer flush (None) and stop instead of blocking in read() until more comes
@@ -105,7 +109,9 @@ class CaptureReader:
             self._pollable = False
 
     def close(self) -> None:
-        """Close the underlying file (not stdin)."""
+        """Close the underlying file (not stdin); stop draining a stream."""
+        if self._drain is not None:
+            self._drain.close()
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -120,6 +126,8 @@ class CaptureReader:
     def _read(self) -> bytes:
         """Return the next chunk; b'' at the end; WAIT while following and nothing is new."""
         assert self._fd is not None
+        if self._drain is not None:
+            return self._take(self._drain)
         while True:
             if self._pollable:
                 try:
@@ -145,6 +153,21 @@ class CaptureReader:
             if self.stop():
                 return b""
             return WAIT
+
+    def _take(self, drain: Drain) -> bytes:
+        """A stream's next chunk: everything its producer wrote since the last one."""
+        try:
+            data = drain.take(0.1)
+        except OSError as e:
+            raise CaptureError(os_problem(self.source, e, "read error")) from None
+        if data is None:
+            return b"" if self.stop() else WAIT
+        self.bytes_read += len(data)
+        return data
+
+    def waiting(self) -> int | None:
+        """Bytes a stream's producer wrote that are not read yet (None: not a stream)."""
+        return None if self._drain is None else self._drain.waiting()
 
     def records(self) -> Iterator[Record | None]:
         """Yield ``(frame, ts, linktype, buf, off, caplen, origlen)`` for every record.
