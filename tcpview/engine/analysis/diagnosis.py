@@ -38,6 +38,12 @@ LABELS = {
     "bottleneck": "bottleneck (queueing)", "idle": "idle", TOO_SHORT: "too short to say",
 }
 """How the text output names each verdict."""
+SHORT = {
+    "handshake": "handshake", "server_response": "server", "application": "application",
+    "receive_window": "recv-window", "congestion": "congestion", "loss_recovery": "loss",
+    "bottleneck": "bottleneck", "idle": "idle", TOO_SHORT: "too-short",
+}
+"""Each verdict in at most 11 cells (the viewer's ``slow`` column; a filter takes these too)."""
 
 
 @dataclass
@@ -108,21 +114,68 @@ class Diagnosis:
 def diagnose(tl: Reader, t: float | None = None) -> Diagnoses:
     """Every connection's diagnosis as of ``t`` (the end when None), from the segments at or
     before it. The pass carries on from the last cursor asked when this one is later."""
+    v, m, state = _advance(tl, t)
+    done = tl.cached("diagnoses")
+    if done is None or done[0] != (v.generation, m, len(state["ints"])):
+        done = ((v.generation, m, len(state["ints"])), _finish(v, state))
+        tl.remember("diagnoses", done)
+    return done[1]
+
+
+def verdicts_at(tl: Reader, t: float | None = None) -> np.ndarray:
+    """Each connection's verdict (its index in :data:`VERDICTS`) as of ``t``, by row: what the
+    table shows and filters on, without the evidence (cheap to ask on every tick)."""
+    v, m, state = _advance(tl, t)
+    ints, floats = state["ints"], state["floats"]
+    pend = ints[:, lim.I_PEND_ROW] >= 0
+    shares = state["shares"].copy()
+    shares[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
+    duration = np.where(ints[:, lim.I_SEEN] > 0, floats[:, lim.F_LAST] - floats[:, lim.F_FIRST], 0.0)
+    return _verdicts(ints, shares, duration)
+
+
+def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dict[str, float], float] | None:
+    """Connection ``cid``'s verdict, seconds per category and duration as of ``t`` (None when
+    it has no segment by then, or has left): the viewer's bar, without the evidence."""
+    v, _m, state = _advance(tl, t)
+    row = v.row_of(cid)
+    ints, floats = state["ints"], state["floats"]
+    if row < 0 or row >= len(ints) or not ints[row, lim.I_SEEN]:
+        return None
+    shares = state["shares"][row].copy()
+    if ints[row, lim.I_PEND_ROW] >= 0:
+        shares[lim.IDLE] += floats[row, lim.F_PEND_S]
+    duration = float(floats[row, lim.F_LAST] - floats[row, lim.F_FIRST])
+    code = int(_verdicts(ints[row:row + 1], shares[None, :], np.array([duration]))[0])
+    return VERDICTS[code], {n: float(x) for n, x in zip(CATEGORIES, shares.tolist(), strict=True)}, duration
+
+
+def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:
+    """The frames connection ``cid``'s evidence points at as of ``t``, in order, each once (the
+    viewer's ``w`` / ``W`` go through them)."""
+    d = diagnose(tl, t)
+    row = tl.view().row_of(cid)
+    if row < 0 or row >= len(d):
+        return []
+    return sorted({e["frame"] for e in d.of(row).evidence if e["frame"] is not None})
+
+
+def _advance(tl: Reader, t: float | None) -> tuple:
+    """The pass's state after the segments at or before ``t``: carried on from the last one
+    kept when ``t`` is later, else made afresh."""
     v = tl.view()
     m = tl.seg_index_at(t, v)
     n = v.n_conn
     prev = tl.cached("limits")
-    if prev is not None and prev[0] == v.generation and prev[1] == m and len(prev[2]) == n:
-        return prev[3]
+    if prev is not None and prev[0] == v.generation and prev[1] == m and len(prev[2]["ints"]) == n:
+        return v, m, prev[2]
     if prev is not None and prev[0] == v.generation and prev[1] <= m:
-        _gen, k0, state, _done = prev
-        state = _grown(state, n)
+        k0, state = prev[1], _grown(prev[2], n)
     else:
         k0, state = 0, _fresh(n)
-    k0 = _run(v, k0, m, state)
-    done = _finish(v, state)
-    tl.remember("limits", (v.generation, m, state, done))
-    return done
+    _run(v, k0, m, state)
+    tl.remember("limits", (v.generation, m, state))
+    return v, m, state
 
 
 def _fresh(n: int) -> dict:

@@ -13,14 +13,14 @@ connection's state was when the interval began and the segment that ends it:
 - with data in flight (``flight`` = highest byte sent - highest byte acknowledged, per
   direction; the busier direction decides): ``loss_recovery`` from a retransmission or the
   third duplicate ACK until everything outstanding then is acknowledged, and the wait that a
-  retransmission ends (a timeout); ``bottleneck`` when the smoothed RTT stands above its minimum by more than
-  ``max(QUEUE_FRACTION * min, QUEUE_FLOOR)`` (a queue at the bottleneck link: T-RAT's
+  retransmission ends (a timeout); ``bottleneck`` when the smoothed RTT stands above its
+  minimum by more than ``max(QUEUE_FRACTION * min, QUEUE_FLOOR)`` (a queue at the bottleneck link: T-RAT's
   bandwidth-limited); ``receive_window`` when the flight is within a segment of the window;
   ``congestion`` when full-sized segments are in flight below the window (the congestion
   window holds the sender back);
 - nothing in flight, or two segments or less after a segment shorter than the sender's
-  largest (it put out all it had: a message awaiting its ACK): a quiet stretch, decided when the next data
-  comes: ``server_response`` when the server sends it after the client spoke last (or before
+  largest or its FIN (it put out all it had: a message awaiting its ACK): a quiet stretch,
+  decided when the next data comes: ``server_response`` when the server sends it after the client spoke last (or before
   anyone spoke), ``application`` otherwise (a sender paused, or the client thought), and
   ``idle`` when no data ever comes.
 
@@ -28,8 +28,9 @@ The sum of a connection's intervals is its duration, so the shares add up exactl
 intervals of one category are episodes ``(conn, category, first row, row that ended it, start
 time, seconds)``: the evidence a user can check. RTT samples follow Karn's rule (one timed
 segment at a time, never a retransmitted one, nor one sent at the edge of the receiver's
-window), and only from an ACK that covers two segments or more or leaves data in flight, so
-neither a delayed ACK of a lone segment nor a receiver holding its ACK until it reads is taken for a queue.
+window), and only from an ACK that covers two segments or more or leaves data in flight, and
+not while the sender has filled the receiver's window: neither a delayed ACK of a lone segment
+nor a receiver holding its ACK until it reads is taken for a queue.
 
 The pass can stop and go on: ``k0 .. k`` are the rows to go through, the per-connection rows
 and the episode table carry over between calls (a cursor that moves forward costs only the
@@ -272,8 +273,12 @@ def _track(ints, floats, c: int, i: int, s, d: int, flags: int, bits: int, plen:
             timed = ints[c, I_TIMING0 + o]
             if timed >= 0 and a >= timed:
                 ints[c, I_TIMING0 + o] = -1
-                # not a delayed ACK of a lone segment: it covers two, or more was sent after it
-                if a - una >= 2 * ints[c, I_MSS0 + o] or ints[c, I_NXT0 + o] > a:
+                # not a delayed ACK of a lone segment (it covers two, or more was sent after it),
+                # nor one a full receiver held until its reader made room
+                mss = ints[c, I_MSS0 + o]
+                rw = ints[c, I_RWND0 + o]
+                full = rw >= 0 and ints[c, I_NXT0 + o] - una + mss > rw
+                if (a - una >= 2 * mss or ints[c, I_NXT0 + o] > a) and not full:
                     rtt = ts - floats[c, F_TSTART0 + o]
                     ints[c, I_SAMPLES] += 1
                     if rtt < floats[c, F_MINRTT0 + o]:
