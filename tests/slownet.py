@@ -127,8 +127,11 @@ def _router(cause: str, r: str, tag: str) -> None:
             "  tcp flags & (syn | ack) == syn numgen inc mod 2 == 0 drop\n }\n}\n"))
 
 
-def run(cause: str, path: Path, connections: int = CONNECTIONS) -> Path:
-    """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``."""
+def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None) -> Path:
+    """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``
+    (``live``: instead of tcpdump, this command captures, given the interface as its last
+    argument; it must say "capturing on" on stderr once it does, and its output goes to
+    ``path``)."""
     tag = f"ts{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{150 + os.getpid() % 50}"
@@ -155,13 +158,21 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS) -> Path:
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         ns, dev = (a, f"{tag}1h") if cause == "handshake" else (b, f"{tag}2h")
-        dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-s", "128", "-U", "-w",
-                                 str(path), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if live is not None:
+            out = path.open("wb")
+            dump = subprocess.Popen(["ip", "netns", "exec", ns, *live, dev], stdout=out, stderr=subprocess.PIPE)
+            out.close()
+        else:
+            dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, "-s", "128", "-U", "-w",
+                                     str(path), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs.append(dump)
-        read_until(dump.stderr, "listening on", 20)
+        read_until(dump.stderr, "capturing on" if live is not None else "listening on", 180)
         subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, cause, f"{net}.2.2", str(PORT),
                         str(connections)], check=True, capture_output=True, timeout=60)
-        wait_tcpdump_wrote(dump)
+        if live is not None:
+            dump.wait(60)  # it ends after its --duration
+        else:
+            wait_tcpdump_wrote(dump)
         return path
     finally:
         for p in procs:

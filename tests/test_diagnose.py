@@ -65,6 +65,30 @@ def test_each_cause_gets_its_verdict_on_every_connection(cause: str, tmp_path) -
     assert rc == 0 and f"#{conns[0]['id']} " in text and conns[0]["evidence"][0]["text"] in text
 
 
+def test_live_diagnose_captures_then_diagnoses(tmp_path) -> None:
+    """``tcpview diagnose -i IFACE --duration S --json`` on the server's interface while the
+    server makes the client wait: every connection it saw waited for the server."""
+    import sys
+
+    import slownet
+    from helpers import REPO
+
+    why = slownet.missing()
+    if why:
+        pytest.skip(why)
+    out = tmp_path / "live.json"
+    cmd = ["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "tcpview", "diagnose", "--json", "--duration", "4",
+           "-f", "tcp", "-i"]
+    slownet.run("server_response", out, live=cmd)
+    doc = json.loads(out.read_text())
+    conns = doc["connections"]
+    assert len(conns) == slownet.CONNECTIONS
+    assert [c["verdict"] for c in conns] == ["server_response"] * slownet.CONNECTIONS, conns
+    for c in conns:
+        assert sum(c["shares"].values()) == pytest.approx(c["duration"], abs=1e-9)
+        assert c["shares"]["server_response"] >= 0.35  # the server waits 0.4 s before it answers
+
+
 def test_shares_add_up_on_every_capture_of_the_corpus() -> None:
     from tcpview.engine.analysis.diagnosis import CATEGORIES, VERDICTS, diagnose
     from tcpview.engine.pump import load
