@@ -11,6 +11,9 @@ so segments are as on a wire), with the router and the two programs set up for o
 - ``handshake``: every other SYN dropped (nftables ``numgen inc``), so each connection's
   first SYN is lost and the client sends it again a second later.
 
+With ``rtt`` the middle is a userspace delay line instead (:data:`BRIDGE`), which makes the
+drops itself; the rate limit is the same tbf on its interface towards the client.
+
 ``run(cause, path)`` writes the capture (of the server's side, where the data is sent; of the
 client's for ``handshake``, which sees the lost SYNs) and removes everything it made, on
 every way out. Needs root (namespaces, nftables, tc).
@@ -32,7 +35,7 @@ PORT = 9100
 SERVER = r'''
 import socket, sys, threading, time
 cause = sys.argv[1]
-BULK = b"l" * 10000000  # made before any connection: the first write goes at once
+BULK = b"l" * int(sys.argv[3])  # made before any connection: the first write goes at once
 def serve(c):
     try:
         if cause == "server_response":
@@ -96,6 +99,49 @@ else:
     for t in ts: t.join()
 '''
 
+BRIDGE = r'''
+import heapq, random, select, socket, sys, threading, time
+devs, delay, drop, syn = sys.argv[1:3], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5] == "1"
+socks = []
+for dev in devs:
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))  # every protocol
+    s.bind((dev, 0))
+    socks.append(s)
+queue, ready, syns = [], threading.Condition(), [0]
+def keep(frame):
+    if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+        return True  # ARP and the rest pass
+    flags = frame[14 + (frame[14] & 15) * 4 + 13]
+    if syn and flags & 0x12 == 0x02:
+        syns[0] += 1
+        return syns[0] % 2 == 0  # every other SYN lost
+    return not (drop and not flags & 0x02 and random.random() < drop)
+def reader():
+    n = 0
+    while True:
+        for s in select.select(socks, [], [])[0]:
+            frame, addr = s.recvfrom(65535)
+            if addr[2] != socket.PACKET_OUTGOING and keep(frame):
+                n += 1
+                with ready:
+                    heapq.heappush(queue, (time.monotonic() + delay, n, 1 - socks.index(s), frame))
+                    ready.notify()
+threading.Thread(target=reader, daemon=True).start()
+print("ready", flush=True)
+while True:
+    with ready:
+        while not queue or queue[0][0] > time.monotonic():
+            ready.wait(queue[0][0] - time.monotonic() if queue else None)
+        _due, _n, out, frame = heapq.heappop(queue)
+    try:
+        socks[out].send(frame)
+    except OSError:
+        pass  # the link's queue is full (tbf): dropped, as a router would
+'''
+"""A delay line between two interfaces (the ``rtt`` topology's middle): each frame that
+arrives on one leaves the other ``delay`` seconds later, in order; it drops at random (not
+SYNs) or every other SYN when asked, as the kernel router's nftables rules do."""
+
 CONNECTIONS = 2
 """Connections each scenario makes."""
 
@@ -127,11 +173,13 @@ def _router(cause: str, r: str, tag: str) -> None:
             "  tcp flags & (syn | ack) == syn numgen inc mod 2 == 0 drop\n }\n}\n"))
 
 
-def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None) -> Path:
+def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None,
+        rtt: float = 0.0) -> Path:
     """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``
     (``live``: instead of tcpdump, this command captures, given the interface as its last
     argument; it must say "capturing on" on stderr once it does, and its output goes to
-    ``path``)."""
+    ``path``). ``rtt``: a path with this round-trip time: the middle namespace is then a
+    userspace delay line (:data:`BRIDGE`, which also makes the drops), not a kernel router."""
     tag = f"ts{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{150 + os.getpid() % 50}"
@@ -140,21 +188,35 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
         for ns in (a, r, b):
             _run("ip", "netns", "add", ns)
             _run("ip", "-n", ns, "link", "set", "lo", "up")
-        # client --(net.1.0/24)-- router --(net.2.0/24)-- server
+        # client --(net.1.0/24)-- router --(net.2.0/24)-- server; with an rtt, one net.0.0/24
+        # through the delay line
         for side, ns in ((1, a), (2, b)):
             here, there = f"{tag}{side}h", f"{tag}{side}r"
             _run("ip", "link", "add", here, "netns", ns, "type", "veth", "peer", "name", there, "netns", r)
-            _run("ip", "-n", ns, "addr", "add", f"{net}.{side}.2/24", "dev", here)
-            _run("ip", "-n", r, "addr", "add", f"{net}.{side}.1/24", "dev", there)
+            _run("ip", "-n", ns, "addr", "add", f"{net}.0.{side}/24" if rtt else f"{net}.{side}.2/24", "dev", here)
+            if not rtt:
+                _run("ip", "-n", r, "addr", "add", f"{net}.{side}.1/24", "dev", there)
             for n, dev in ((ns, here), (r, there)):
                 _run("ip", "-n", n, "link", "set", dev, "up")
                 _run("ip", "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
                      "tx", "off")
-            _run("ip", "-n", ns, "route", "add", "default", "via", f"{net}.{side}.1")
-        _run("ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        _router(cause, r, tag)
-        server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER, cause, str(PORT)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            if not rtt:
+                _run("ip", "-n", ns, "route", "add", "default", "via", f"{net}.{side}.1")
+        if rtt:
+            if cause == "bottleneck":
+                _router(cause, r, tag)
+            line = subprocess.Popen(["ip", "netns", "exec", r, sys.executable, "-c", BRIDGE, f"{tag}1r", f"{tag}2r",
+                                     str(rtt / 2), "0.05" if cause == "loss" else "0",
+                                     "1" if cause == "handshake" else "0"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs.append(line)
+            assert line.stdout is not None and line.stdout.readline().strip() == "ready"
+        else:
+            _run("ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            _router(cause, r, tag)
+        bulk = 10000000 if not rtt else 300000  # loss: at 8% without an rtt, a timeout is all but sure
+        server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER, cause, str(PORT),
+                                   str(bulk)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         ns, dev = (a, f"{tag}1h") if cause == "handshake" else (b, f"{tag}2h")
@@ -167,8 +229,9 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
                                      str(path), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs.append(dump)
         read_until(dump.stderr, "capturing on" if live is not None else "listening on", 180)
-        subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, cause, f"{net}.2.2", str(PORT),
-                        str(connections)], check=True, capture_output=True, timeout=60)
+        subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, cause,
+                        f"{net}.0.2" if rtt else f"{net}.2.2", str(PORT), str(connections)], check=True,
+                       capture_output=True, timeout=60)
         if live is not None:
             dump.wait(60)  # it ends after its --duration
         else:

@@ -1,7 +1,7 @@
 """``tcpview diagnose``: each connection's time split into what held it back, and the verdict.
 
-Real Linux TCP in network namespaces, slowed by one cause at a time (tests/slownet.py), must
-get that cause's verdict on every connection, with shares that add up to the connection's
+Real Linux TCP in network namespaces, slowed by one cause at a time (tests/slownet.py), with
+and without a 20 ms path, must get that cause's verdict on every connection, with shares that add up to the connection's
 duration as tshark measures it (its first to last frame). The cursor's pass carries on from an
 earlier cursor exactly as a fresh one; bad input ends in one line and status 2.
 """
@@ -36,14 +36,17 @@ def _tshark_durations(path) -> dict[int, float]:  # type: ignore[no-untyped-def]
     return {k: max(v) - min(v) for k, v in times.items()}
 
 
+@pytest.mark.parametrize("rtt", [0.0, 0.02], ids=["direct", "rtt20ms"])
 @pytest.mark.parametrize("cause", sorted(EXPECTED))
-def test_each_cause_gets_its_verdict_on_every_connection(cause: str, tmp_path) -> None:
+def test_each_cause_gets_its_verdict_on_every_connection(cause: str, rtt: float, tmp_path) -> None:
+    """Each cause alone, on a path of the namespaces' own tiny RTT (a kernel router) and on one
+    of 20 ms (a userspace delay line), gets its verdict on every connection."""
     import slownet
 
     why = slownet.missing() or (None if shutil.which("tshark") else "needs tshark")
     if why:
         pytest.skip(why)
-    pcap = slownet.run(cause, tmp_path / f"{cause}.pcap")
+    pcap = slownet.run(cause, tmp_path / f"{cause}.pcap", rtt=rtt)
     rc, out, err = cli_here("diagnose", str(pcap), "--json")
     assert rc == 0, err
     doc = json.loads(out)

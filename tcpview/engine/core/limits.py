@@ -7,13 +7,14 @@ between two consecutive segments of a connection to one category, decided from w
 connection's state was when the interval began and the segment that ends it:
 
 - ``handshake`` until the client's ACK of the SYN+ACK (or the first data);
+- ``loss_recovery`` for the wait a retransmission ends (a timeout: its sender had no ACK,
+  whether its data or the ACK was lost), whatever this vantage saw in flight;
 - ``receive_window`` while either side's last word was a zero window, or one smaller than
   the other side's largest segment (either stops the sender, whatever is in flight), unless
   the sender is recovering a loss;
 - with data in flight (``flight`` = highest byte sent - highest byte acknowledged, per
   direction; the busier direction decides): ``loss_recovery`` from a retransmission or the
-  third duplicate ACK until everything outstanding then is acknowledged, and the wait that a
-  retransmission ends (a timeout); ``bottleneck`` when the smoothed RTT stands above its
+  third duplicate ACK until everything outstanding then is acknowledged; ``bottleneck`` when the smoothed RTT stands above its
   minimum by more than ``max(QUEUE_FRACTION * min, QUEUE_FLOOR)`` (a queue at the bottleneck link: T-RAT's
   bandwidth-limited); ``receive_window`` when the flight is within a segment of the window;
   ``congestion`` when full-sized segments are in flight below the window (the congestion
@@ -43,7 +44,7 @@ import numpy as np
 
 from ...jit import inlined, kernel
 from .columns import LONG_LEN, seg_analysis, seg_dir, seg_flags, seg_wshift
-from .tcp import A_DUPACK, A_FAST_RETRANS, A_RETRANS, A_ZEROWIN, ACK, FIN, RST, SYN
+from .tcp import A_DUPACK, A_FAST_RETRANS, A_KEEPALIVE, A_RETRANS, A_WINPROBE, A_ZEROWIN, ACK, FIN, RST, SYN
 
 M = 0xFFFFFFFF
 
@@ -147,7 +148,9 @@ def _classify(ints, floats, c: int, d: int, span: int, bits: int) -> int:  # typ
     f1 = ints[c, I_NXT1] - ints[c, I_UNA1] if ints[c, I_HAVE1] else 0
     b = 0 if f0 >= f1 else 1
     f = f0 if b == 0 else f1
-    if f > 0 and (ints[c, I_REC0 + b] >= 0 or (d == b and span > 0 and bits & A_RETRANS)):
+    if span > 0 and bits & A_RETRANS and not bits & (A_KEEPALIVE | A_WINPROBE):
+        return LOSS_RECOVERY  # the wait it ends: its sender had no ACK (lost data, or a lost ACK)
+    if f > 0 and ints[c, I_REC0 + b] >= 0:
         return LOSS_RECOVERY
     for x in range(2):  # a window shut, or too small for a segment, stops its sender (RFC 9293's SWS avoidance)
         rw = ints[c, I_RWND0 + x]
