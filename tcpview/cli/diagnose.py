@@ -15,7 +15,7 @@ from .errors import UsageError
 from .options import add_capture, add_timers, nonnegative_float
 
 
-def add_diagnose(sub) -> None:  # type: ignore[no-untyped-def]
+def add_diagnose(sub) -> None:
     """``tcpview diagnose``."""
     p = sub.add_parser("diagnose", help="say why each connection was slow: its time split into what held it "
                        "back, a verdict, and the frames that show it")
@@ -30,7 +30,7 @@ def add_diagnose(sub) -> None:  # type: ignore[no-untyped-def]
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``tcpview diagnose``: read (or capture), then print each connection's diagnosis."""
-    def report(tl, source: str, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    def report(tl, source: str, as_json: bool) -> None:
         print_diagnoses(tl, source, as_json, args.conn)
 
     if args.interface is not None or args.duration is not None:
@@ -51,7 +51,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return _finish(res)
 
 
-def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None) -> None:  # type: ignore[no-untyped-def]
+def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None) -> None:
     """Print every connection's diagnosis (or connection ``conn``'s), as JSON or as text."""
     from ..engine.analysis.diagnosis import diagnose
 
@@ -70,7 +70,7 @@ def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out
         _write_one(out, tl, d, r, every=conn is not None)
 
 
-def _write_one(out, tl, d, row: int, every: bool) -> None:  # type: ignore[no-untyped-def]
+def _write_one(out, tl, d, row: int, every: bool) -> None:
     from ..engine.analysis.diagnosis import LABELS, TOO_SHORT
 
     g = d.of(row)

@@ -17,6 +17,7 @@ import numpy as np
 from ..core import columns as col
 from ..core import limits as lim
 from ..timeline.reader import Reader
+from ..timeline.view import View
 
 CATEGORIES = ("handshake", "server_response", "application", "receive_window", "congestion", "loss_recovery",
               "bottleneck", "idle")
@@ -50,7 +51,7 @@ SHORT = {
 class Diagnoses:
     """Every connection's breakdown as of a cursor (arrays by connection row)."""
 
-    view: object
+    view: View
     ids: np.ndarray
     shares: np.ndarray
     """Seconds per category, ``(n_conn, len(CATEGORIES))``; each row sums to its duration."""
@@ -122,10 +123,11 @@ def diagnose(tl: Reader, t: float | None = None) -> Diagnoses:
     return done[1]
 
 
-def verdicts_at(tl: Reader, t: float | None = None) -> np.ndarray:
-    """Each connection's verdict (its index in :data:`VERDICTS`) as of ``t``, by row: what the
-    table shows and filters on, without the evidence (cheap to ask on every tick)."""
-    v, m, state = _advance(tl, t)
+def verdicts_at(tl: Reader, t: float | None = None, v: View | None = None) -> np.ndarray:
+    """Each connection's verdict (its index in :data:`VERDICTS`) as of ``t``, by row of view
+    ``v`` (the timeline's newest when None): what the table shows and filters on, without the
+    evidence (cheap to ask on every tick)."""
+    v, m, state = _advance(tl, t, v)
     ints, floats = state["ints"], state["floats"]
     pend = ints[:, lim.I_PEND_ROW] >= 0
     shares = state["shares"].copy()
@@ -160,10 +162,10 @@ def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:
     return sorted({e["frame"] for e in d.of(row).evidence if e["frame"] is not None})
 
 
-def _advance(tl: Reader, t: float | None) -> tuple:
-    """The pass's state after the segments at or before ``t``: carried on from the last one
-    kept when ``t`` is later, else made afresh."""
-    v = tl.view()
+def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
+    """The pass's state after the segments at or before ``t`` in view ``v`` (the newest when
+    None): carried on from the last one kept when ``t`` is later, else made afresh."""
+    v = v or tl.view()
     m = tl.seg_index_at(t, v)
     n = v.n_conn
     prev = tl.cached("limits")
@@ -195,11 +197,11 @@ def _grown(state: dict, n: int) -> dict:
     return dict(state, ints=ints, floats=floats, shares=shares)
 
 
-def _run(v, k0: int, m: int, state: dict) -> int:  # type: ignore[no-untyped-def]
+def _run(v, k0: int, m: int, state: dict) -> int:
     long = v.long[: v.n["long"]]
     while k0 < m:
-        k0 = lim.limits_pass(v.segs, long, k0, m, state["ints"], state["floats"], state["shares"], state["ep_i"],
-                             state["ep_f"], state["n_ep"])
+        k0 = int(lim.limits_pass(v.segs, long, k0, m, state["ints"], state["floats"], state["shares"],
+                                 state["ep_i"], state["ep_f"], state["n_ep"]))
         if k0 < m:  # the episode table is full: double it
             for key in ("ep_i", "ep_f"):
                 old = state[key]
@@ -207,7 +209,7 @@ def _run(v, k0: int, m: int, state: dict) -> int:  # type: ignore[no-untyped-def
     return k0
 
 
-def _finish(v, state: dict) -> Diagnoses:  # type: ignore[no-untyped-def]
+def _finish(v, state: dict) -> Diagnoses:
     """The breakdown as it stands: open episodes closed, quiet stretches no data ended are idle."""
     ints, floats = state["ints"], state["floats"]
     n = len(ints)

@@ -220,7 +220,7 @@ class ConnRows:
             if q.uses_process:
                 mask &= process_mask(q, v.conns.cid[:n].astype(np.int64), self.processes)
             if q.uses_slow:
-                mask &= slow_mask(q, self.verdicts(tl, t)[:n])
+                mask &= slow_mask(q, self.verdicts(tl, t, v)[:n])
             ids = np.flatnonzero(mask)
         if self.sort == "id":
             return (ids[::-1] if self.reverse else ids), v
@@ -273,14 +273,15 @@ class ConnRows:
             return [np.array([f[0] for f in first] or [""], dtype=object)[:n].astype(str),
                     np.array([f[1] for f in first], dtype=np.int64)]
         if s == "slow":
-            return self.verdicts(tl, t)[:n]
+            return self.verdicts(tl, t, v)[:n]
         return np.arange(n)
 
-    def verdicts(self, tl: Timeline, t: float | None) -> np.ndarray:
-        """Each connection's ``tcpview diagnose`` verdict as of time t, by row (an index in
+    def verdicts(self, tl: Timeline, t: float | None, v: View | None = None) -> np.ndarray:
+        """Each connection's ``tcpview diagnose`` verdict as of time t, by row of view ``v``
+        (the facts' view when None: rows and values from one view; an index in
         :data:`~tcpview.engine.analysis.diagnosis.VERDICTS`; kept until t or the timeline changes)."""
-        v = tl.view()
+        v = v or self.facts(tl, t).view
         key = (v.version, t, id(tl))
         if self._verdicts is None or self._verdicts[0] != key:
-            self._verdicts = (key, verdicts_at(tl, t))
+            self._verdicts = (key, verdicts_at(tl, t, v))
         return self._verdicts[1]

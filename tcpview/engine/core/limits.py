@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...jit import inlined, kernel
+from ...jit import Int, inlined, kernel
 from .columns import LONG_LEN, seg_analysis, seg_dir, seg_flags, seg_wshift
 from .tcp import A_DUPACK, A_FAST_RETRANS, A_KEEPALIVE, A_RETRANS, A_WINPROBE, A_ZEROWIN, ACK, FIN, RST, SYN
 
@@ -98,7 +98,7 @@ def grow_state(ints: np.ndarray, floats: np.ndarray, start: int) -> None:
 
 
 @inlined
-def _unwrap(raw: int, ref_raw: int, ref_rel: int) -> int:
+def _unwrap(raw: Int, ref_raw: Int, ref_rel: Int) -> Int:
     """A raw 32-bit sequence number as a 64-bit one relative to a known pair."""
     d = (raw - ref_raw) & M
     if d >= 0x80000000:
@@ -107,7 +107,7 @@ def _unwrap(raw: int, ref_raw: int, ref_rel: int) -> int:
 
 
 @inlined
-def _emit(ints, floats, c: int, cat: int, row0: int, row1: int, ts: float, secs: float,  # type: ignore[no-untyped-def]
+def _emit(ints, floats, c: Int, cat: Int, row0: Int, row1: Int, ts: float, secs: float,
           ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> None:
     e = n_ep[0]
     ep_i[e, EP_CONN] = c
@@ -120,7 +120,7 @@ def _emit(ints, floats, c: int, cat: int, row0: int, row1: int, ts: float, secs:
 
 
 @inlined
-def _add(ints, floats, shares, c: int, cat: int, t0: float, secs: float, row0: int, row1: int,  # type: ignore[no-untyped-def]
+def _add(ints, floats, shares, c: Int, cat: Int, t0: float, secs: float, row0: Int, row1: Int,
          ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> None:
     """Give the interval ``row0 .. row1`` (from t0, secs long) to ``cat``: extend the open
     episode, or close it and open another."""
@@ -139,7 +139,7 @@ def _add(ints, floats, shares, c: int, cat: int, t0: float, secs: float, row0: i
 
 
 @inlined
-def _classify(ints, floats, c: int, d: int, span: int, bits: int) -> int:  # type: ignore[no-untyped-def]
+def _classify(ints, floats, c: Int, d: Int, span: Int, bits: Int) -> Int:
     """The category of the interval that segment (direction d, ``span`` bytes of sequence
     space: its payload and FIN, analysis bits) ends, from the connection's state before it."""
     if ints[c, I_PHASE] == PHASE_HANDSHAKE:
@@ -172,7 +172,7 @@ def _classify(ints, floats, c: int, d: int, span: int, bits: int) -> int:  # typ
 
 
 @inlined
-def _resolve(ints, floats, shares, c: int, d: int, row: int,  # type: ignore[no-untyped-def]
+def _resolve(ints, floats, shares, c: Int, d: Int, row: Int,
              ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> None:
     """A data segment from direction d ends the quiet stretch before it: give it its category."""
     if ints[c, I_PEND_ROW] < 0:
@@ -187,7 +187,7 @@ def _resolve(ints, floats, shares, c: int, d: int, row: int,  # type: ignore[no-
 
 
 @inlined
-def _first_long(long: np.ndarray, row: int) -> int:
+def _first_long(long: np.ndarray, row: Int) -> Int:
     lo, hi = 0, len(long)
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -199,7 +199,7 @@ def _first_long(long: np.ndarray, row: int) -> int:
 
 
 @inlined
-def _track(ints, floats, c: int, i: int, s, d: int, flags: int, bits: int, plen: int) -> None:  # type: ignore[no-untyped-def]
+def _track(ints, floats, c: Int, i: Int, s, d: Int, flags: Int, bits: Int, plen: Int) -> None:
     """What segment i (direction d) tells of the connection: phase, sequence, ACK, window, RTT."""
     o = 1 - d
     ts = s.ts
@@ -315,8 +315,8 @@ def _track(ints, floats, c: int, i: int, s, d: int, flags: int, bits: int, plen:
 
 
 @kernel
-def limits_pass(segs, long: np.ndarray, k0: int, k: int, ints: np.ndarray, floats: np.ndarray,  # type: ignore[no-untyped-def]
-                shares: np.ndarray, ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> int:
+def limits_pass(segs, long: np.ndarray, k0: Int, k: Int, ints: np.ndarray, floats: np.ndarray,
+                shares: np.ndarray, ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> Int:
     """Go through segment rows ``k0 .. k-1``: each connection's intervals into ``shares``
     (``(n_conn, N_CATEGORIES)`` seconds), closed episodes into ``ep_i`` / ``ep_f`` from row
     ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs). Returns the row it
@@ -330,7 +330,7 @@ def limits_pass(segs, long: np.ndarray, k0: int, k: int, ints: np.ndarray, float
         flags = seg_flags(fl)
         d = seg_dir(fl)
         bits = seg_analysis(fl)
-        plen = np.int64(s.len)
+        plen: Int = np.int64(s.len)
         if plen == LONG_LEN:
             plen = _first_long(long, i)
         ts = s.ts

@@ -401,7 +401,7 @@ class ConnectionTable(VirtualList):
             elif key == "proc":  # a process names itself: any character
                 text = safe((self.proc_texts or {}).get(cid, ""))
             elif key == "slow":  # the diagnosis's verdict as of the cursor (tcpview diagnose)
-                verdicts = self.model.verdicts(tl, self.t)
+                verdicts = self.model.verdicts(tl, self.t, facts.view)
                 text = SHORT[VERDICTS[int(verdicts[row])]] if row < len(verdicts) and k else ""
                 style = dim if text in ("idle", "too-short") else base
             else:

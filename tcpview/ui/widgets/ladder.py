@@ -228,11 +228,12 @@ class Ladder(VirtualList):
         (``tcpview diagnose``: where each episode of its verdict begins), or say there is none."""
         from ...engine.analysis.diagnosis import evidence_frames
 
-        c = self.tl.conns.get(self.cid) if self.tl is not None and self.cid is not None else None
-        if c is None:
+        tl, cid = self.tl, self.cid
+        c = tl.conns.get(cid) if tl is not None and cid is not None else None
+        if c is None or tl is None or cid is None:
             self.notify("no connection selected", markup=False)
             return
-        frames = evidence_frames(self.tl, self.cid, self.t)
+        frames = evidence_frames(tl, cid, self.t)
         rows = c.rows[: c.count_at(self.t)]
         hits = np.flatnonzero(np.isin(c.view.segs.frame[rows], frames))
         row = self.row(self.cursor)

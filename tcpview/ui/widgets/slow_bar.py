@@ -35,11 +35,13 @@ class SlowBar(Static):
         """Show connection ``cid``'s breakdown as of time t (cheap when nothing changed)."""
         self.display = tl is not None and cid is not None  # no connection: the ladder says so
         got = breakdown_at(tl, cid, t) if tl is not None and cid is not None else None
-        key = (got[0], tuple(got[1].values()), got[2]) if got else None
-        if key == self.shown and self.size.width == getattr(self, "_width", None):
-            return
-        self.shown, self._width = key, self.size.width
-        self.update(self.render_breakdown(got, max(20, self.size.width - 2)))
+        if got != self.shown:
+            self.shown = got
+            self.refresh()
+
+    def render(self) -> Text:
+        """The line at the width it has now (drawn again when it is resized)."""
+        return self.render_breakdown(self.shown, max(20, self.size.width - 2))
 
     def render_breakdown(self, got: tuple | None, width: int) -> Text:
         """The line for ``(verdict, shares, duration)`` in ``width`` cells."""
