@@ -32,7 +32,8 @@ INITIAL_WINDOW = 10
 one initial window was never held back by its congestion window or a queue it could fill."""
 DEFAULT_MSS = 536
 MAX_EPISODES_SHOWN = 50
-"""Evidence items listed per connection for its verdict's episodes (the summary line counts all)."""
+"""Evidence items listed per connection for its verdict's episodes, the longest (the summary
+line counts all)."""
 LABELS = {
     "handshake": "handshake", "server_response": "waiting for the server", "application": "application",
     "receive_window": "receive window", "congestion": "congestion window", "loss_recovery": "loss recovery",
@@ -302,8 +303,8 @@ def _evidence(d: Diagnoses, row: int, eps: slice) -> tuple[list[dict], list[int]
         summary = _summary(CATEGORIES[code], d, row, frames, secs, rows[mine])
         heads.append(len(out))
         out.append({"frame": frames[0][0], "ts": float(times[mine[0], lim.EP_TS]), "text": summary})
-        if k == 0:
-            for j in range(min(len(mine), MAX_EPISODES_SHOWN)):
+        if k == 0:  # the longest episodes (the ones that cost), in time order
+            for j in sorted(np.argsort(-np.asarray(secs), kind="stable")[:MAX_EPISODES_SHOWN].tolist()):
                 a, b = frames[j]
                 out.append({"frame": a, "ts": float(times[mine[j], lim.EP_TS]),
                             "text": f"{LABELS[CATEGORIES[code]]} for {_ms(secs[j])} ({_frames(a, b)})"})
