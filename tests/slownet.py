@@ -55,6 +55,14 @@ def serve(c):
             c.sendall(b"b" * 500000)
         else:  # loss
             c.sendall(BULK)
+        if len(sys.argv) > 4:  # the kernel's own account of this socket, once all is acknowledged
+            for _ in range(3000):
+                info = c.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 512)
+                if int.from_bytes(info[24:28], "little") == 0 and int.from_bytes(info[144:148], "little") == 0:
+                    break  # tcpi_unacked and tcpi_notsent_bytes
+                time.sleep(0.01)
+            with open(sys.argv[4], "a") as f:
+                f.write(f"{c.getpeername()[1]} {info.hex()}\n")
         c.shutdown(socket.SHUT_WR)
         while c.recv(65536):
             pass
@@ -174,12 +182,14 @@ def _router(cause: str, r: str, tag: str) -> None:
 
 
 def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None,
-        rtt: float = 0.0) -> Path:
+        rtt: float = 0.0, tcp_info: Path | None = None) -> Path:
     """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``
     (``live``: instead of tcpdump, this command captures, given the interface as its last
     argument; it must say "capturing on" on stderr once it does, and its output goes to
     ``path``). ``rtt``: a path with this round-trip time: the middle namespace is then a
-    userspace delay line (:data:`BRIDGE`, which also makes the drops), not a kernel router."""
+    userspace delay line (:data:`BRIDGE`, which also makes the drops), not a kernel router.
+    ``tcp_info``: the server writes each connection's ``struct tcp_info`` there once all its
+    data is acknowledged (a line ``client-port hex``): the kernel's own chrono counters."""
     tag = f"ts{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{150 + os.getpid() % 50}"
@@ -216,7 +226,8 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
             _router(cause, r, tag)
         bulk = 10000000 if not rtt else 300000  # loss: at 8% without an rtt, a timeout is all but sure
         server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER, cause, str(PORT),
-                                   str(bulk)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                   str(bulk), *([str(tcp_info)] if tcp_info else [])],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         ns, dev = (a, f"{tag}1h") if cause == "handshake" else (b, f"{tag}2h")

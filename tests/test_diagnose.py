@@ -68,6 +68,45 @@ def test_each_cause_gets_its_verdict_on_every_connection(cause: str, rtt: float,
     assert rc == 0 and f"#{conns[0]['id']} " in text and conns[0]["evidence"][0]["text"] in text
 
 
+@pytest.mark.parametrize("cause", ["receive_window", "bottleneck"])
+def test_the_kernel_says_receive_window_limited_so_does_the_capture(cause: str, tmp_path) -> None:
+    """The sender's kernel keeps its own split (``tcp_info``'s busy, rwnd_limited and
+    sndbuf_limited chrono counters, read on the server's socket once its data is all
+    acknowledged): where it says the sender was receive-window limited for more than half its
+    busy time, the capture's verdict is receive_window; where it says so for less than a tenth,
+    the verdict is not."""
+    import slownet
+
+    from tcpview.kernel.tcpinfo import TcpInfo
+
+    why = slownet.missing()
+    if why:
+        pytest.skip(why)
+    pcap, infos = tmp_path / "k.pcap", tmp_path / "tcp_info"
+    slownet.run(cause, pcap, tcp_info=infos)
+    kernel = {}
+    for line in infos.read_text().splitlines():
+        port, raw = line.split()
+        info = TcpInfo(bytes.fromhex(raw))
+        kernel[int(port)] = (info.get("busy_time"), info.get("rwnd_limited"))
+    rc, out, err = cli_here("diagnose", str(pcap), "--json")
+    assert rc == 0, err
+    from tcpview.engine.pump import load
+
+    tl = load(str(pcap)).timeline
+    conns = json.loads(out)["connections"]
+    assert len(kernel) == len(conns) == slownet.CONNECTIONS
+    for c in conns:
+        busy, rwnd = kernel[tl.conns[c["id"]].cport]
+        assert busy and busy > 0
+        if rwnd > busy / 2:
+            assert c["verdict"] == "receive_window", (c, busy, rwnd)
+        elif rwnd < busy / 10:
+            assert c["verdict"] != "receive_window", (c, busy, rwnd)
+    if cause == "receive_window":  # the scenario is what it says: the kernel agrees
+        assert all(rwnd > busy / 2 for busy, rwnd in kernel.values()), kernel
+
+
 def test_live_diagnose_captures_then_diagnoses(tmp_path) -> None:
     """``tcpview diagnose -i IFACE --duration S --json`` on the server's interface while the
     server makes the client wait: every connection it saw waited for the server."""
