@@ -118,7 +118,7 @@ def test_capture_options_are_spelled_alike_in_every_command():
         if "-i" in opts:
             seen[name] = (opts["-i"].metavar, opts["-f"].metavar)
             assert "-f" in p.format_help() and "-i IFACE" in p.format_help() and "-f BPF" in p.format_help()
-    assert seen == {"live": ("IFACE", "BPF"), "summary": ("IFACE", "BPF")}
+    assert seen == {"live": ("IFACE", "BPF"), "summary": ("IFACE", "BPF"), "diagnose": ("IFACE", "BPF")}
 
 
 def test_msl2_option_ends_time_wait(run_cli, tmp_path):

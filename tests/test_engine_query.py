@@ -127,7 +127,20 @@ def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
         "zeek": lambda c, t: CONN_STATES.index(c.zeek(c.count_at(t))[0]),
         # the process holding the sockets: none known for a capture file, so all equal
         "proc": lambda c, t: 0,
+        # the diagnosis's verdict as of the cursor, from a pass made afresh up to it
+        "slow": lambda c, t: fresh_verdicts(t)[c.row],
     }
+
+    def fresh_verdicts(t):  # type: ignore[no-untyped-def]
+        from tcpview.engine.analysis.diagnosis import diagnose
+        from tcpview.engine.timeline.reader import Reader
+
+        got = fresh.get(t)
+        if got is None:
+            got = fresh[t] = diagnose(Reader(tl.view()), t).verdicts
+        return got
+
+    fresh: dict = {}
     assert set(reference) == set(SORT_KEYS)
     rows = ConnRows()
     span = tl.last_ts - tl.first_ts

@@ -1,4 +1,4 @@
-"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|stream|graph|expert|simulate|serve]``.
+"""Command line: ``tcpview [demo|replay|live|sockets|summary|ladder|export|stream|graph|expert|diagnose|simulate|serve]``.
 
 Every failure the user can cause (missing file, not a capture, bad option, no privileges)
 ends in one line on stderr and exit status 2, never a traceback. Each command's module adds
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ..errors import UserError
-from . import exports, live, offline, replay, serve, sim
+from . import diagnose, exports, live, offline, replay, serve, sim
 from .errors import EXIT_USAGE, UsageError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[Callable[[object], None], Handler]] = {
     "stream": (exports.add_stream, exports.cmd_stream),
     "graph": (exports.add_graph, exports.cmd_graph),
     "expert": (offline.add_expert, offline.cmd_expert),
+    "diagnose": (diagnose.add_diagnose, diagnose.cmd_diagnose),
     "simulate": (sim.add_simulate, sim.cmd_simulate),
     "serve": (serve.add_serve, serve.cmd_serve),
 }

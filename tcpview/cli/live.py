@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
@@ -145,11 +146,12 @@ def cmd_live(args: argparse.Namespace) -> int:
             print(f"tcpview: error: {error}", file=sys.stderr)
 
 
-def live_summary(args: argparse.Namespace) -> int:
+def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = None) -> int:
     """``tcpview summary -i IFACE [-f BPF] --duration S [--json]``: capture, then summarize.
 
     Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
-    file; how many packets the kernel dropped goes to stderr.
+    file (``report(timeline, source name, as_json)`` prints another instead: ``tcpview
+    diagnose -i``); how many packets the kernel dropped goes to stderr.
     """
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
@@ -187,7 +189,10 @@ def live_summary(args: argparse.Namespace) -> int:
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
     watch.look(last=True)
-    print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
+    if report is not None:
+        report(tracker.tl, source.name, args.json)
+    else:
+        print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()

@@ -198,6 +198,9 @@ def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:
     if rtt:
         out.write(f"ACK RTT: {plural(rtt['samples'], 'sample')}, min {_ms(rtt['min'])}, avg {_ms(rtt['avg'])}, "
                   f"max {_ms(rtt['max'])}\n")
+    slow = {k: v for k, v in report["verdicts"].items() if v}
+    out.write("Verdicts (tcpview diagnose): " + (", ".join(f"{k} {v}" for k, v in sorted(
+        slow.items(), key=lambda kv: -kv[1])) or "no connections") + "\n")
     conns = report["connections"]
     flagged = [c for c in conns if c["flags"]]
     out.write(f"\nConnections with flags: {len(flagged)}\n")

@@ -41,6 +41,7 @@ from .widgets.graph_pane import GraphPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
 from .widgets.prompt import Prompt
+from .widgets.slow_bar import SlowBar
 from .widgets.stream_pane import StreamPane
 from .widgets.why_line import WhyLine
 
@@ -103,6 +104,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         yield CountersBar(id="counters")
         yield ConnectionTable(id="table")
         with Vertical(id="ladder-box"):
+            yield SlowBar(id="slow-bar")
             yield Ladder(id="ladder")
             yield GraphPane(id="graph")
             yield StreamPane(id="stream")
@@ -122,6 +124,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         self._counters = self.query_one(CountersBar)
         self._bar = self.query_one(PlayerBar)
         self._why = self.query_one(WhyLine)
+        self._slow = self.query_one(SlowBar)
         self._prompt = self.query_one(Prompt)
         self._ladder_box = self.query_one("#ladder-box")
         notify_failures(self, self._theme_failures)
@@ -228,6 +231,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         table = self._table
         table.update_view(tl, t, pos, force=force, settle=settle)
         self._ladder.show(tl, table.selected, t)
+        self._slow.show(tl, table.selected, t)
         self._show_pane(table.selected, t)
         self._counters.update_view(tl, t, pos, settle=settle)
         self._bar.refresh_if_changed()
@@ -269,6 +273,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
     # -- messages from the widgets --------------------------------------------------------
     def on_connection_table_row_highlighted(self, message: ConnectionTable.RowHighlighted) -> None:
         self._ladder.show(self.tl, message.cid, self.player.query_time())
+        self._slow.show(self.tl, message.cid, self.player.query_time())
         self._show_pane(message.cid, self.player.query_time())
         self._update_titles()
 
@@ -451,6 +456,10 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
             return
         if self._table.model.query.text:
             self.action_set_filter("")
+
+    def action_evidence(self, step: int) -> None:
+        """w / W: the ladder to the next (previous) segment the diagnosis points at."""
+        self._ladder.evidence(step)
 
     def action_toggle_absolute(self) -> None:
         """Absolute or relative sequence numbers in the ladder."""

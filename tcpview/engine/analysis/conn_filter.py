@@ -11,7 +11,8 @@ The filter is a small query: whitespace-separated terms, all of which must match
 names, or the ladder's tags: ``analysis:dup-ack``, ``an:zero-win``), or that anomaly
 (``an:rst-out-of-win``, ``an:xmas``; the JSON's names ``rst_out_of_window`` too);
 ``zeek:REJ`` Zeek's conn_state as of the cursor; ``history:^S$`` a regular expression found in
-Zeek's history letters (``history:r`` the responder reset);
+Zeek's history letters (``history:r`` the responder reset); ``slow:receive_window`` the
+verdict of ``tcpview diagnose`` as of the cursor (``slow:receive-window`` too);
 ``proc:nginx`` a process holding either endpoint's socket on this host has that command (or
 one that starts with it); ``pid:1234`` is that process; ``user:www-data`` (or a uid) owns it;
 an IP address matches either endpoint's address exactly; any other word matches part of the
@@ -42,6 +43,7 @@ import numpy as np
 from ..core.columns import NOTE_ANOMALY, NOTE_PARTIAL, NOTE_REFUSED, NOTE_RESET
 from ..core.tcp import STATE_NAMES, Analysis, Anomaly
 from ..core.zeek_analyzer import CONN_STATES
+from .diagnosis import SHORT, VERDICTS
 
 _ALIASES = {
     "TW": "TIME_WAIT",
@@ -59,11 +61,12 @@ _KINDS = {"state": "state", "st": "state", "client": "state", "cs": "state", "se
           "ss": "state", "port": "port", "is": "note", "note": "note", "id": "id", "ip": "ip", "host": "ip",
           "addr": "ip", "analysis": "analysis", "an": "analysis", "zeek": "zeek", "conn_state": "zeek",
           "history": "history", "hist": "history", "proc": "process", "process": "process", "comm": "process",
-          "pid": "process", "user": "process", "uid": "process"}
+          "pid": "process", "user": "process", "uid": "process",
+          "slow": "slow", "verdict": "slow"}
 """``key:`` -> the kind of term it starts (what ``ConnQuery.parse``'s ``without`` names)."""
 
 KEYS = ("state", "client", "server", "port", "is", "id", "ip", "analysis", "zeek", "history", "proc", "pid",
-        "user")
+        "user", "slow")
 """The keys a term can start with, as the error for an unknown one lists them (each kind's
 main name; ``st an hist conn_state host addr note cs ss process comm uid`` are other
 spellings)."""
@@ -147,6 +150,7 @@ class ConnQuery:
     procs: list[str] = field(default_factory=list)
     pids: list[int] = field(default_factory=list)
     users: list[str] = field(default_factory=list)
+    slow: list[int] = field(default_factory=list)  # verdict codes (index VERDICTS)
     errors: list[str] = field(default_factory=list)
 
     @classmethod
@@ -204,6 +208,12 @@ class ConnQuery:
                 self.zeek.append(CONN_STATES.index(value.upper()))
             else:
                 self.errors.append(f"unknown conn_state {value!r}: {', '.join(CONN_STATES)}")
+        elif kind == "slow":
+            name = {short: long for long, short in SHORT.items()}.get(value.lower(), value.lower().replace("-", "_"))
+            if name in VERDICTS:
+                self.slow.append(VERDICTS.index(name))
+            else:
+                self.errors.append(f"unknown verdict {value!r}: {', '.join(VERDICTS)}")
         elif kind == "history":
             try:
                 self.history.append(re.compile(value))
@@ -249,7 +259,7 @@ class ConnQuery:
         """True when the query lets every connection through."""
         return not (self.either_states or self.client_states or self.server_states or self.ports or self.ips
                     or self.words or self.notes or self.ids or self.analysis or self.anomalies or self.zeek
-                    or self.history or self.uses_process)
+                    or self.history or self.uses_process or self.slow)
 
     @property
     def uses_process(self) -> bool:
@@ -281,6 +291,11 @@ class ConnQuery:
     def uses_zeek(self) -> bool:
         """True when it asks for Zeek's view (conn_state or history, as of the cursor)."""
         return bool(self.zeek or self.history)
+
+    @property
+    def uses_slow(self) -> bool:
+        """True when it asks for the diagnosis's verdict (as of the cursor)."""
+        return bool(self.slow)
 
     @property
     def uses_progress(self) -> bool:
@@ -449,6 +464,14 @@ def _uid_name(uid: int) -> str:
         return pwd.getpwuid(uid).pw_name
     except (KeyError, OverflowError):
         return str(uid)
+
+
+def slow_mask(q: ConnQuery, verdicts: np.ndarray) -> np.ndarray:
+    """Where the verdicts (codes by connection) pass the query's slow: terms."""
+    mask = np.ones(len(verdicts), dtype=bool)
+    for code in q.slow:
+        mask &= verdicts == code
+    return mask
 
 
 def _table(states: frozenset[int]) -> np.ndarray:

@@ -13,6 +13,7 @@ import numpy as np
 from ..core import columns as col
 from ..core.tcp import Analysis
 from ..timeline.timeline import Timeline
+from .diagnosis import VERDICTS, verdicts_at
 
 FLAG_NAMES = tuple(a.name.lower() for a in Analysis if a.name is not None)
 FLAG_BITS = tuple(int(a) for a in Analysis)
@@ -27,7 +28,8 @@ def _rtt(samples: list[float]) -> dict | None:
 
 def expert_report(tl: Timeline) -> dict:
     """Counts per flag over the capture, each connection's that has a flag or an RTT: its
-    flags, initial RTT, ACK RTTs, retransmissions and lost segments; the RTTs over all."""
+    flags, initial RTT, ACK RTTs, retransmissions and lost segments; the RTTs over all; and
+    how many connections got each ``tcpview diagnose`` verdict."""
     v = tl.view()
     n = v.n_seg
     bits = col.seg_analysis(v.segs.fl[:n].astype(np.int64))
@@ -62,4 +64,6 @@ def expert_report(tl: Timeline) -> dict:
             "initial_rtt": irtt if irtt > 0 else None, "ack_rtt": _rtt(samples),
             "retransmissions": flags.get("retransmission", 0), "lost_segments": flags.get("lost_segment", 0),
         })
-    return {"flags": totals, "ack_rtt": _rtt(everyone), "connections": conns}
+    codes = verdicts_at(tl)
+    verdicts = dict(zip(VERDICTS, np.bincount(codes, minlength=len(VERDICTS)).tolist(), strict=True))
+    return {"flags": totals, "ack_rtt": _rtt(everyone), "connections": conns, "verdicts": verdicts}

@@ -32,9 +32,11 @@ from .conn_filter import (
     parse_states,
     process_mask,
     progress_mask,
+    slow_mask,
     state_mask,
     zeek_mask,
 )
+from .diagnosis import verdicts_at
 
 __all__ = ["NOTES", "SORT_KEYS", "ConnQuery", "ConnRows", "Facts", "ProcessInfo", "check", "endpoint_texts",
            "parse_analysis", "parse_anomaly", "parse_states", "state_mask", "zeek_mask"]
@@ -44,7 +46,7 @@ _NOTE_TEXTS = np.array([",".join(notes_of(b)) for b in range(NOTE_SHOWN + 1)])
 
 
 SORT_KEYS: tuple[str, ...] = ("id", "client", "server", "cstate", "sstate", "pkts", "bytes", "rtt", "retr", "zeek",
-                               "idle", "age", "notes", "proc")
+                               "idle", "age", "notes", "proc", "slow")
 
 
 @dataclass
@@ -88,6 +90,7 @@ class ConnRows:
         self._static: np.ndarray = np.zeros(0, dtype=bool)
         self._static_text: str | None = None
         self._facts: tuple[tuple, Facts] | None = None
+        self._verdicts: tuple[tuple, np.ndarray] | None = None
         self._generation = 0
         self.with_processes = False
         """Whether processes are known here (a live capture on this host): until then a
@@ -216,6 +219,8 @@ class ConnRows:
                 mask &= zeek_mask(q, *zeek_all(tl, t, v))
             if q.uses_process:
                 mask &= process_mask(q, v.conns.cid[:n].astype(np.int64), self.processes)
+            if q.uses_slow:
+                mask &= slow_mask(q, self.verdicts(tl, t, v)[:n])
             ids = np.flatnonzero(mask)
         if self.sort == "id":
             return (ids[::-1] if self.reverse else ids), v
@@ -267,4 +272,16 @@ class ConnRows:
                          default=("~~", -1)) for cid in C.cid.tolist()]
             return [np.array([f[0] for f in first] or [""], dtype=object)[:n].astype(str),
                     np.array([f[1] for f in first], dtype=np.int64)]
+        if s == "slow":
+            return self.verdicts(tl, t, v)[:n]
         return np.arange(n)
+
+    def verdicts(self, tl: Timeline, t: float | None, v: View | None = None) -> np.ndarray:
+        """Each connection's ``tcpview diagnose`` verdict as of time t, by row of view ``v``
+        (the facts' view when None: rows and values from one view; an index in
+        :data:`~tcpview.engine.analysis.diagnosis.VERDICTS`; kept until t or the timeline changes)."""
+        v = v or self.facts(tl, t).view
+        key = (v.version, t, id(tl))
+        if self._verdicts is None or self._verdicts[0] != key:
+            self._verdicts = (key, verdicts_at(tl, t, v))
+        return self._verdicts[1]

@@ -18,6 +18,7 @@ from rich.style import Style
 from textual.binding import Binding
 from textual.strip import Strip
 
+from ...engine.analysis.diagnosis import SHORT, VERDICTS
 from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.core.tcp import STATE_NAMES
 from ...engine.timeline.timeline import Timeline
@@ -41,13 +42,14 @@ class Column:
 TITLES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "pkts", "bytes": "bytes", "idle": "idle", "age": "age",
-    "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek", "proc": "proc",
+    "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek", "proc": "proc", "slow": "slow",
 }
 SORT_NAMES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "packets", "bytes": "bytes", "idle": "idle", "age": "age",
     "notes": "notes", "rtt": "initial RTT", "retr": "retransmissions", "zeek": "Zeek conn_state",
     "proc": "process",
+    "slow": "why it was slow",
 }
 
 _SHORT_STATE = {"SYN_RECEIVED": "SYN_RECV"}
@@ -67,7 +69,8 @@ def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
     core = [Column("id", "id", max(3, id_width), True), Column("cstate", "client", state_w),
             Column("sstate", "server", state_w), Column("pkts", "pkts", 5, True)]
     extras = [Column("idle", "idle", 5, True), Column("bytes", "bytes", 6, True), Column("rtt", "rtt", 6, True),
-              Column("retr", "retr", 4, True), Column("notes", "notes", 8), Column("zeek", "zeek", 6),
+              Column("retr", "retr", 4, True), Column("slow", "slow", 11), Column("notes", "notes", 8),
+              Column("zeek", "zeek", 6),
               Column("age", "age", 5, True)]
     if proc:
         extras.insert(0, Column("proc", "proc", 14))
@@ -84,7 +87,7 @@ def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
         core[1] = Column("cstate", "client state", state_w)
         core[2] = Column("sstate", "server state", state_w)
     cols = [core[0], Column("client", "client", addr), Column("server", "server", addr), core[1], core[2], core[3]]
-    order = {"proc": -1, "bytes": 0, "rtt": 1, "retr": 2, "zeek": 3, "idle": 4, "age": 5, "notes": 6}
+    order = {"proc": -1, "bytes": 0, "rtt": 1, "retr": 2, "slow": 3, "zeek": 4, "idle": 5, "age": 6, "notes": 7}
     cols.extend(sorted(chosen, key=lambda c: order[c.key]))
     # give what is left to the notes column (or nothing)
     return cols
@@ -397,6 +400,10 @@ class ConnectionTable(VirtualList):
                 style = base + self._style("conn-table--note")
             elif key == "proc":  # a process names itself: any character
                 text = safe((self.proc_texts or {}).get(cid, ""))
+            elif key == "slow":  # the diagnosis's verdict as of the cursor (tcpview diagnose)
+                verdicts = self.model.verdicts(tl, self.t, facts.view)
+                text = SHORT[VERDICTS[int(verdicts[row])]] if row < len(verdicts) and k else ""
+                style = dim if text in ("idle", "too-short") else base
             else:
                 text = ""
             text = fmt.ellipsize(text, w)

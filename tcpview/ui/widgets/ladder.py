@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import Binding
@@ -211,13 +212,37 @@ class Ladder(VirtualList):
         pick = flagged[flagged > at] if step > 0 else flagged[flagged < at][::-1]
         if not len(pick):
             return False
-        seg = int(pick[0])
+        return self._to_seg(int(pick[0]))
+
+    def _to_seg(self, seg: int) -> bool:
+        """Put the cursor on the row of the connection's segment ``seg``."""
         for index in range(seg, min(self.count, seg + 64)):  # timer rows come before some segments
             got = self.row(index)
             if got is not None and got.seg == seg:
                 self.move_cursor(index)
                 return True
         return False
+
+    def evidence(self, step: int) -> None:
+        """w / W: the cursor to the next (previous) segment the diagnosis's evidence points at
+        (``tcpview diagnose``: where each episode of its verdict begins), or say there is none."""
+        from ...engine.analysis.diagnosis import evidence_frames
+
+        tl, cid = self.tl, self.cid
+        c = tl.conns.get(cid) if tl is not None and cid is not None else None
+        if c is None or tl is None or cid is None:
+            self.notify("no connection selected", markup=False)
+            return
+        frames = evidence_frames(tl, cid, self.t)
+        rows = c.rows[: c.count_at(self.t)]
+        hits = np.flatnonzero(np.isin(c.view.segs.frame[rows], frames))
+        row = self.row(self.cursor)
+        at = row.seg if row is not None and row.seg >= 0 else -1
+        pick = hits[hits > at] if step > 0 else hits[hits < (at if at >= 0 else 1 << 62)][::-1]
+        if not len(pick) or not self._to_seg(int(pick[0])):
+            where = "after" if step > 0 else "before"
+            self.notify(f"no evidence {where} this segment in #{self.cid} ({len(hits)} in all)" if len(hits)
+                        else f"#{self.cid} has no evidence to show yet", markup=False)
 
     def action_inspect(self) -> None:
         """Enter: dissect the segment under the cursor."""

@@ -60,9 +60,9 @@ def layout(width: int) -> list[tuple[str, str, int, bool]]:
     return [cols[0], ("client", "client", addr, False), ("server", "server", addr, False), *cols[1:]]
 
 
-WITHOUT = ("note", "analysis", "zeek", "history")
+WITHOUT = ("note", "analysis", "zeek", "history", "slow")
 """Filter terms the socket table has nothing to match against (``is:...``: no notes here; no
-segments for analysis flags or Zeek's view)."""
+segments for analysis flags, Zeek's view or a diagnosis)."""
 
 
 def parse_query(text: str) -> ConnQuery:

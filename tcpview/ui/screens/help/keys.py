@@ -36,7 +36,7 @@ FILTER_HELP = (
     "endpoint), `analysis:retransmission` (a Wireshark analysis flag or anomaly, or a ladder tag "
     "such as `an:zero-win` `an:dup-ack` `an:rst-out-of-win`), `zeek:REJ` (Zeek's conn_state), `history:^S$` (a regular expression on "
     "Zeek's history), `proc:nginx` `pid:1234` `user:www-data` (live, and the sockets view: the process holding "
-    "either end's socket on this host, its command, pid or user), or any other word (part of the client or server text, e.g. `:443`). Every "
+    "either end's socket on this host, its command, pid or user), `slow:receive_window` (the `slow` column's verdict: why it was slow), or any other word (part of the client or server text, e.g. `:443`). Every "
     "term is evaluated at the cursor (states, notes, flags, Zeek's view), so the list changes as "
     "you seek. A term that names nothing (`state:bogus`, `bogus:x`) is refused as you type: the "
     "box says what is valid and the table keeps the last filter that was."

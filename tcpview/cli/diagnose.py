@@ -1,0 +1,87 @@
+"""``tcpview diagnose``: why each connection was slow, as a time breakdown, a verdict and the
+evidence (:mod:`tcpview.engine.analysis.diagnosis`), for a capture file or a live capture.
+
+Like the other headless commands it never imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..textutil import plural, safe
+from .errors import UsageError
+from .options import add_capture, add_timers, nonnegative_float
+
+
+def add_diagnose(sub) -> None:
+    """``tcpview diagnose``."""
+    p = sub.add_parser("diagnose", help="say why each connection was slow: its time split into what held it "
+                       "back, a verdict, and the frames that show it")
+    p.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
+    p.add_argument("--conn", type=int, metavar="ID", help="only this connection, with every episode of its verdict")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_capture(p, "capture live on IFACE instead of reading a file",
+                "with -i: capture filter, tcpdump syntax, applied in the kernel")
+    p.add_argument("--duration", type=nonnegative_float, metavar="S", help="with -i: capture for S seconds")
+    add_timers(p)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """``tcpview diagnose``: read (or capture), then print each connection's diagnosis."""
+    def report(tl, source: str, as_json: bool) -> None:
+        print_diagnoses(tl, source, as_json, args.conn)
+
+    if args.interface is not None or args.duration is not None:
+        from .live import live_summary
+
+        args.at, args.memory = None, None  # what the live summary reads of a summary's options
+        return live_summary(args, report)
+    if not args.source:
+        raise UsageError("diagnose needs a SOURCE (file or -) or -i IFACE --duration S")
+    from .offline import _finish, _load
+
+    res = _load(args)
+    if args.conn is not None and not res.timeline.conns.has(args.conn):
+        n = res.timeline.view().next_id
+        raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n
+                         else f"no connection {args.conn} (the capture has none)")
+    report(res.timeline, args.source, args.json)
+    return _finish(res)
+
+
+def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None) -> None:
+    """Print every connection's diagnosis (or connection ``conn``'s), as JSON or as text."""
+    from ..engine.analysis.diagnosis import diagnose
+
+    out = out or sys.stdout
+    d = diagnose(tl)
+    v = tl.view()
+    rows = range(len(d)) if conn is None else [v.row_of(conn)]
+    if as_json:
+        doc = {"source": source, "verdicts": d.counts(), "connections": [d.of(r).as_dict() for r in rows]}
+        out.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+        return
+    counts = {k: n for k, n in d.counts().items() if n}
+    out.write(f"{safe(source)}: {plural(len(d), 'connection')}" + (": " if counts else "")
+              + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "\n")
+    for r in rows:
+        _write_one(out, tl, d, r, every=conn is not None)
+
+
+def _write_one(out, tl, d, row: int, every: bool) -> None:
+    from ..engine.analysis.diagnosis import LABELS, TOO_SHORT
+
+    g = d.of(row)
+    c = tl.conns[g.id]
+    out.write(f"\n#{g.id}  {safe(c.client_text())} -> {safe(c.server_text())}  {g.duration:.6f} s  "
+              f"{LABELS[g.verdict]}\n")
+    if g.verdict != TOO_SHORT and g.duration > 0:
+        parts = [f"{name} {100 * s / g.duration:.0f}%" for name, s in sorted(g.shares.items(), key=lambda kv: -kv[1])
+                 if s > 0 and 100 * s / g.duration >= 0.5]
+        out.write("  " + "  ".join(parts) + "\n")
+    for k, item in enumerate(g.evidence):
+        if every or k in g.headlines:
+            where = f"frame {item['frame']:>7}" if item["frame"] is not None else " " * 13
+            out.write(f"  {where}  {safe(item['text'])}\n")
