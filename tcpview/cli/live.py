@@ -8,12 +8,14 @@ Every user error (no privileges, unknown interface, bad filter, existing output 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
+from .kernel_events import add_kernel_states, open_feed, status_line
 from .options import (
     add_app_options,
     add_capture,
@@ -156,6 +158,11 @@ def live_summary(args: argparse.Namespace) -> int:
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
+    try:
+        feed = open_feed(args.msl2) if args.kernel else None
+    except BaseException:
+        source.close()
+        raise
     from ..engine.pump import PumpThread
     from ..engine.timeline.tracker import Tracker
     from ..engine.warm import ready
@@ -186,8 +193,13 @@ def live_summary(args: argparse.Namespace) -> int:
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
+        if feed is not None:
+            feed.stop()
     watch.look(last=True)
-    print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
+    print_summary(tracker.tl, source.name, args.json, processes=watch.watch,
+                  kernel=(lambda s: add_kernel_states(s, feed.log)) if feed is not None else None)
+    if feed is not None:
+        print(f"tcpview: {status_line(feed)}", file=sys.stderr)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()

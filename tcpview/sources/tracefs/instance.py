@@ -78,7 +78,10 @@ def find_tracefs(mount: bool = True) -> tuple[Path, bool]:
         raise _privilege("tracefs is not mounted")
     r = subprocess.run(["mount", "-t", "tracefs", "nodev", target], capture_output=True, text=True, check=False)
     if r.returncode != 0:
-        raise TraceError(f"cannot mount tracefs at {target}: {r.stderr.strip() or 'mount failed'}")
+        said = (r.stderr.strip().splitlines() or ["mount failed"])[0]
+        if "permission denied" in said.lower() or "must be superuser" in said.lower():
+            raise _privilege(f"tracefs is not mounted, and mounting it at {target} was refused")
+        raise TraceError(f"cannot mount tracefs at {target}: {said}")
     return Path(target), True
 
 

@@ -1,0 +1,70 @@
+"""``--kernel``: the kernel's own TCP events (tracefs tracepoints) beside a live capture, or alone.
+
+- :func:`open_feed` opens tcpview's trace instance and its reader thread (or says in one
+  line what is missing: root, tracefs);
+- :func:`add_kernel_states` gives each connection of a summary its endpoints' kernel states;
+- :func:`terminate_as_exit` makes SIGTERM unwind like Ctrl-C, so the instance is removed by
+  the command itself (its watchdog would otherwise do it).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from ..textutil import plural
+
+
+def terminate_as_exit() -> None:
+    """SIGTERM raises ``SystemExit(143)`` in the main thread: ``finally`` blocks run."""
+    def _exit(_sig, _frame):  # type: ignore[no-untyped-def]
+        raise SystemExit(128 + signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
+def open_feed(msl2: float = 60.0):  # type: ignore[no-untyped-def]
+    """The started :class:`~tcpview.engine.timeline.kernel_feed.KernelFeed`; a tracepoint
+    this kernel lacks is said on stderr (the rest works).
+
+    Raises:
+        PrivilegeError: not root.
+        TraceError: no tracefs, or none of the tracepoints.
+    """
+    from ..engine.timeline.kernel_feed import KernelFeed
+    from ..engine.timeline.kernel_log import KernelLog
+
+    terminate_as_exit()
+    feed = KernelFeed(KernelLog(msl2=msl2))
+    for ev in feed.missing:
+        print(f"tcpview: this kernel has no {ev} tracepoint: {_WHAT.get(ev, 'its events')} are not shown",
+              file=sys.stderr)
+    return feed.start()
+
+
+_WHAT = {
+    "sock:inet_sock_set_state": "the kernel's state changes",
+    "tcp:tcp_probe": "cwnd, ssthresh and srtt",
+    "tcp:tcp_retransmit_skb": "retransmissions",
+    "tcp:tcp_send_reset": "resets sent",
+    "tcp:tcp_receive_reset": "resets received",
+    "tcp:tcp_cong_state_set": "congestion state changes",
+    "tcp:tcp_destroy_sock": "socket ends",
+}
+
+
+def add_kernel_states(summary: dict, log) -> dict:  # type: ignore[no-untyped-def]
+    """Give each connection of ``summary`` (a :func:`~tcpview.cli.report.summary_dict`)
+    ``"kernel": {"client": [{"ts", "state"}], "server": [...]}``, with only the endpoints
+    that live on this host (``{}`` for a connection with none)."""
+    for c in summary["connections"]:
+        cl, sv = c["client"], c["server"]
+        c["kernel"] = log.for_connection((cl["ip"], cl["port"]), (sv["ip"], sv["port"]), c.get("first_ts"))
+    return summary
+
+
+def status_line(feed) -> str:  # type: ignore[no-untyped-def]
+    """What the kernel events came to, for stderr: events read and lost."""
+    st = feed.status()
+    lost = f"{st['lost']} lost (trace buffer full)" if st["lost"] else "none lost"
+    return f"kernel: {plural(st['events'], 'event')} read, {lost}"
