@@ -55,6 +55,10 @@ def add_live(sub) -> None:
     p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
                    help="capture buffer in the kernel: the packet ring's size, or dumpcap's -B (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
+    p.add_argument("--kernel", action="store_true",
+                   help="also read the kernel's own TCP events (tracefs tracepoints, root): the ladder shows "
+                   "the states the kernel set on this host's endpoints, K and D compare them with the "
+                   "inferred ones")
     add_timers(p)
     add_memory(p, unbounded_default=False)
     add_app_options(p)
@@ -121,7 +125,10 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
     sources = [source]  # the viewer's key i adds one per interface switched to
+    feed = None
     try:
+        if args.kernel:
+            feed = open_feed(args.msl2)
         ring_size, ring_files = save_options(args)
         if args.write and ring_size is None and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
@@ -131,10 +138,15 @@ def cmd_live(args: argparse.Namespace) -> int:
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         opts = app_options(args)
         opts.setdefault("memory", default_memory())
+        if feed is not None:
+            opts["kernel"] = feed.log
         return run_app(source, live=True, on_switch=sources.append, **opts)
     finally:
         for s in sources:
             s.close()
+        if feed is not None:
+            feed.stop()
+            print(f"tcpview: {status_line(feed)}", file=sys.stderr)
         # saving moves with a switch: the file is the newest source's that has one
         sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
         if sink is not None:

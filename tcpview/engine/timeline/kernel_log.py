@@ -79,13 +79,16 @@ class SockLife:
     probes: list[int] = field(default_factory=list)
     pid: int = 0
 
-    def state_at(self, t: float | None = None) -> int | None:
-        """The kernel's state of this socket at ``t`` (its last when None); None before it began."""
-        out = None
+    def state_at(self, t: float | None = None, msl2: float | None = None) -> int | None:
+        """The kernel's state of this socket at ``t`` (its last when None); None before it
+        began. With ``msl2`` (and ``t``), a TIME_WAIT that long ago is over: CLOSED."""
+        out, since = None, 0.0
         for ts, st in self.states:
             if t is not None and ts > t:
                 break
-            out = st
+            out, since = st, ts
+        if out == TcpState.TIME_WAIT and msl2 is not None and t is not None and t - since >= msl2:
+            return int(TcpState.CLOSED)
         return out
 
     def transitions(self) -> list[dict]:
@@ -247,11 +250,26 @@ class KernelLog:
         """``{"client": [...], "server": [...]}``: the kernel's states of a connection's
         endpoints that live on this host (an endpoint with no socket here is left out)."""
         out = {}
-        for side, (local, remote) in (("client", (client, server)), ("server", (server, client))):
-            life = self.endpoint((local[0], local[1], remote[0], remote[1]), first_ts)
+        for side, life in zip(("client", "server"), self.lives_for(client, server, first_ts), strict=True):
             if life is not None:
                 out[side] = life.transitions()
         return out
+
+    def lives_for(self, client: tuple[str, int], server: tuple[str, int],
+                  first_ts: float | None) -> tuple[SockLife | None, SockLife | None]:
+        """The socket lives of a connection's client and server on this host (None: not here)."""
+        return (self.endpoint((client[0], client[1], server[0], server[1]), first_ts),
+                self.endpoint((server[0], server[1], client[0], client[1]), first_ts))
+
+    def rows_for(self, client: tuple[str, int], server: tuple[str, int],
+                 first_ts: float | None) -> list[tuple[float, int, int]]:
+        """The kernel's state changes of a connection's endpoints here, as (time, side, state),
+        in time order (what the ladder shows as rows of their own)."""
+        rows = []
+        for side, life in enumerate(self.lives_for(client, server, first_ts)):
+            if life is not None:
+                rows += [(ts, side, st) for ts, st in life.states]
+        return sorted(rows)
 
     def snapshot(self) -> list[SockLife]:
         """Every life so far (a copy of the list: lives added later are not in it)."""
