@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 
 from ..textutil import plural
 
@@ -68,3 +69,52 @@ def status_line(feed) -> str:  # type: ignore[no-untyped-def]
     st = feed.status()
     lost = f"{st['lost']} lost (trace buffer full)" if st["lost"] else "none lost"
     return f"kernel: {plural(st['events'], 'event')} read, {lost}"
+
+
+def kernel_only_summary(args) -> int:  # type: ignore[no-untyped-def]
+    """``tcpview summary --kernel [--duration S] [--json]``: every TCP socket of this host from
+    the tracepoints alone, watched for S seconds (or until Ctrl-C), then printed as
+    ``tcpview sockets --once`` prints the socket table."""
+    from ..kernel.traced import traced_snapshot
+    from .errors import UsageError
+    from .report import print_kernel_summary
+
+    if args.source or args.filter or args.write:
+        raise UsageError("summary --kernel without -i reads no packets: no SOURCE, -f or -w")
+    if args.at is not None:
+        raise UsageError("--at is for files; a kernel summary is as of its end")
+    feed = open_feed(args.msl2)
+    how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
+    print(f"tcpview: reading the kernel's TCP events {how_long}", file=sys.stderr, flush=True)
+    interrupted = False
+    try:
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+            if feed.error:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        feed.stop()
+    print_kernel_summary(traced_snapshot(feed.log), args.json)
+    print(f"tcpview: {status_line(feed)}" + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+    if feed.error:
+        print(f"tcpview: error: {feed.error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def kernel_only_live(args) -> int:  # type: ignore[no-untyped-def]
+    """``tcpview live --kernel`` without ``-i``: the sockets view fed by the tracepoints."""
+    from ..kernel.traced import TracedTable
+    from ..ui.run import require_terminal
+    from ..ui.sockets_app import run_sockets_app
+
+    require_terminal()
+    feed = open_feed(args.msl2)
+    try:
+        return run_sockets_app(0.5, theme=getattr(args, "theme", None), table=TracedTable(feed.log))
+    finally:
+        feed.stop()
+        print(f"tcpview: {status_line(feed)}", file=sys.stderr)

@@ -15,7 +15,7 @@ import time
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
-from .kernel_events import add_kernel_states, open_feed, status_line
+from .kernel_events import add_kernel_states, kernel_only_live, kernel_only_summary, open_feed, status_line
 from .options import (
     add_app_options,
     add_capture,
@@ -123,6 +123,8 @@ def cmd_live(args: argparse.Namespace) -> int:
     """``tcpview live``: capture and show it in the terminal UI."""
     from ..ui.run import require_terminal, run_app
 
+    if args.kernel and args.interface is None and not _filter_of(args) and not args.write:
+        return kernel_only_live(args)  # no capture: the tracepoints alone
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
     sources = [source]  # the viewer's key i adds one per interface switched to
     feed = None
@@ -165,6 +167,8 @@ def live_summary(args: argparse.Namespace) -> int:
     Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
     file; how many packets the kernel dropped goes to stderr.
     """
+    if args.kernel and args.interface is None:
+        return kernel_only_summary(args)
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:

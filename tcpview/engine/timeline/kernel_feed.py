@@ -10,6 +10,7 @@ and the timeline, each read by time.
 
 from __future__ import annotations
 
+import queue
 import threading
 
 from ...sources.tracefs.instance import TraceInstance
@@ -32,7 +33,7 @@ class KernelFeed:
         TraceError: no tracefs, or none of the tracepoints.
     """
 
-    def __init__(self, log: KernelLog | None = None, buffer_kb: int = 8192) -> None:
+    def __init__(self, log: KernelLog | None = None, buffer_kb: int = 16384) -> None:
         self.log = log or KernelLog()
         self.inst = TraceInstance.open(buffer_kb=buffer_kb)
         try:
@@ -41,7 +42,8 @@ class KernelFeed:
             self.inst.close()
             raise
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: str | None = None
 
     @property
@@ -50,18 +52,35 @@ class KernelFeed:
         return self.inst.missing
 
     def start(self) -> KernelFeed:
-        """Start recording and the thread that reads."""
+        """Start recording, the thread that reads the buffers and the one that adds to the log."""
         self.inst.start()
-        self._thread = threading.Thread(target=self._run, name="tcpview-kernel-events", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._read, name="tcpview-kernel-read", daemon=True),
+                         threading.Thread(target=self._add, name="tcpview-kernel-add", daemon=True)]
+        for t in self._threads:
+            t.start()
         return self
 
-    def _run(self) -> None:
+    def _read(self) -> None:
+        # reading is kept apart from adding: a burst the log takes a while to add waits in
+        # this process's memory, not in the kernel's buffer, which would overwrite it
         try:
-            while not self._stop.wait(POLL):
-                self.log.add(self.reader.poll())
+            while not self._stop.is_set():
+                ev = self.reader.poll()
+                if len(ev):
+                    self._queue.put(ev)
                 self.log.lost = self.reader.lost()
+                if len(ev) < 1024:
+                    self._stop.wait(POLL)
         except Exception as e:  # said in the status line; the capture goes on
+            self.error = f"kernel events stopped: {e}"
+        finally:
+            self._queue.put(None)
+
+    def _add(self) -> None:
+        try:
+            while (ev := self._queue.get()) is not None:
+                self.log.add(ev)
+        except Exception as e:
             self.error = f"kernel events stopped: {e}"
 
     def poll_now(self) -> None:
@@ -76,9 +95,9 @@ class KernelFeed:
     def stop(self) -> None:
         """Take the last events, then close the reader and remove the instance."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        for t in self._threads:
+            t.join()
+        self._threads = []
         try:
             if self.reader.fds:
                 self.log.add(self.reader.poll(final=True))

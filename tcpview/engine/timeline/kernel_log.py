@@ -17,8 +17,9 @@ FIN_WAIT_2 or CLOSING without a reset before it is that handover, kept as TIME_W
 orphan handed over in FIN_WAIT_2 stays there until its peer's FIN: when the peer is a socket
 of this host, its change to LAST_ACK is when (before it, ``ss`` shows FIN-WAIT-2); for a
 remote peer that moment has no tracepoint, and the handover is kept as TIME_WAIT. The end of
-a timewait socket (2 MSL later) has no tracepoint either: :meth:`KernelLog.counters_at` ends
-it after ``msl2``.
+a timewait socket has no tracepoint either: it ends ``msl2`` after it began, or when a new
+connection takes its 4-tuple (the kernel reuses a timewait socket's tuple for a SYN it
+accepts, and for a connect with ``tcp_tw_reuse``).
 
 Threads: one thread adds (:meth:`KernelLog.add`); readers take the lists as they are (each
 life's lists only grow; a new life is appended whole).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,6 +47,10 @@ _TO_TIMEWAIT = {4, 5, 11}  # FIN_WAIT1, FIN_WAIT2, CLOSING: a change to CLOSE fr
 
 CONG_NAMES = ("Open", "Disorder", "CWR", "Recovery", "Loss")
 """The congestion states of ``tcp:tcp_cong_state_set`` (``enum tcp_ca_state``)."""
+
+FORGET_EVERY = 10.0
+"""Seconds of events between two :meth:`KernelLog.forget` calls of the adding thread: lives
+over for two TIME_WAITs' time leave, so a long run keeps only what it may still show."""
 
 Endpoint = tuple[str, int, str, int]
 """(local address, local port, remote address, remote port), addresses as text."""
@@ -96,6 +102,20 @@ class SockLife:
         return [{"ts": ts, "state": STATE_NAMES[st]} for ts, st in self.states]
 
 
+class _Cols(NamedTuple):
+    """A batch's columns as lists (the fields the adding loop reads)."""
+
+    kind: list
+    sk: list
+    ts: list
+    old: list
+    new: list
+    pid: list
+    fam: list
+    sport: list
+    dport: list
+
+
 class KernelLog:
     """Every socket life seen in the kernel's events, found by endpoint.
 
@@ -118,6 +138,8 @@ class KernelLog:
         self.lost = 0
         self.last_ts: float | None = None
         self.version = 0
+        self._forgot = 0.0
+        self._batch: np.ndarray | None = None  # the batch being added (its addresses are read as needed)
 
     # -- adding ----------------------------------------------------------------------------
     def add(self, ev: np.ndarray) -> None:
@@ -129,9 +151,18 @@ class KernelLog:
         probe = ev.kind == fm.K_PROBE
         if probe.any():
             self._add_probes(ev[probe])
-        for e in ev[~probe]:
-            self._one(e)
+        rest = ev[~probe]
+        # plain lists: reading a numpy record's fields one by one costs a microsecond each
+        self._batch = rest
+        cols = _Cols(*(rest[name].tolist() for name in _Cols._fields))
+        one = self._one
+        for i in range(len(rest)):
+            one(cols, i)
+        self._batch = None
         self.version += 1
+        if self.last_ts - self._forgot > FORGET_EVERY:
+            self._forgot = self.last_ts
+            self.forget(self.last_ts - 2 * self.msl2)
 
     def _add_probes(self, p: np.ndarray) -> None:
         need = self.nprobes + len(p)
@@ -144,43 +175,59 @@ class KernelLog:
             rows[name] = p[name]
         first = self.nprobes
         self.nprobes = need
-        sks = p.sk
-        for sk in np.unique(sks).tolist():
-            life = self._open.get(sk)
+        order = np.argsort(p.sk, kind="stable")
+        sks = p.sk[order]
+        cuts = np.flatnonzero(np.diff(sks)) + 1
+        self._batch = p
+        cols = None
+        for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(sks)].tolist(), strict=True):
+            sk = int(sks[lo])
+            life = self._open.get(sk) or self._ended.get(sk)
             if life is None:  # a socket whose start was before the log: its life starts here
-                life = self._life_of(p[np.argmax(sks == sk)])
-            life.probes.extend((np.flatnonzero(sks == sk) + first).tolist())
+                if cols is None:
+                    cols = _Cols(*(p[name].tolist() for name in _Cols._fields))
+                life = self._life_of(cols, int(order[lo]))
+            life.probes.extend((order[lo:hi] + first).tolist())
+        self._batch = None
 
-    def _life_of(self, e) -> SockLife:  # type: ignore[no-untyped-def]
-        life = SockLife(int(e.sk), float(e.ts))
+    def _life_of(self, c: _Cols, i: int) -> SockLife:
+        life = SockLife(c.sk[i], c.ts[i])
         with self._lock:
             self.lives.append(life)
         self._open[life.sk] = life
         self._ended.pop(life.sk, None)  # the address is a new socket's now
-        self._learn(life, e)
+        self._learn(life, c, i)
         return life
 
-    def _learn(self, life: SockLife, e) -> None:  # type: ignore[no-untyped-def]
-        if life.key is None and e.sport and e.dport and e.fam:
-            life.key = (_ip(e.fam, e.saddr), int(e.sport), _ip(e.fam, e.daddr), int(e.dport))
-            self.by_key.setdefault(life.key, []).append(life)
+    def _learn(self, life: SockLife, c: _Cols, i: int) -> None:
+        if life.key is not None or not (c.sport[i] and c.dport[i] and c.fam[i]):
+            return
+        b = self._batch
+        life.key = lip, lport, rip, rport = (_ip(c.fam[i], b.saddr[i]), c.sport[i], _ip(c.fam[i], b.daddr[i]),
+                                             c.dport[i])
+        # a new connection on the 4-tuple of a timewait socket ended that socket (the
+        # kernel reuses it: a SYN in TIME_WAIT, tcp_tw_reuse), without a tracepoint
+        for key in (life.key, (rip, rport, lip, lport)):
+            for old in self.by_key.get(key, ()):
+                if old.states and old.states[-1][1] == TcpState.TIME_WAIT:
+                    old.states.append((c.ts[i], int(TcpState.CLOSED)))
+        self.by_key.setdefault(life.key, []).append(life)
 
-    def _one(self, e) -> None:  # type: ignore[no-untyped-def]
-        kind, sk = int(e.kind), int(e.sk)
+    def _one(self, c: _Cols, i: int) -> None:
+        kind, sk, ts = c.kind[i], c.sk[i], c.ts[i]
         life = self._open.get(sk)
         if kind == fm.K_STATE:
-            old, new = int(e.old), int(e.new)
+            old, new = c.old[i], c.new[i]
             starts = old == _K_CLOSE or (old == _K_LISTEN and new == _K_SYN_RECV)
             if life is None or starts:
                 if life is not None:
-                    self._close(life, float(e.ts))
-                life = self._life_of(e)
-                life.pid = int(e.pid)
+                    self._close(life, ts)
+                life = self._life_of(c, i)
+                life.pid = c.pid[i]
                 if not starts:  # a socket older than the log: the state it was in
-                    life.states.append((float(e.ts), int(KSTATE.get(old, TcpState.CLOSED))))
-            self._learn(life, e)
+                    life.states.append((ts, int(KSTATE.get(old, TcpState.CLOSED))))
+            self._learn(life, c, i)
             st = KSTATE.get(new, TcpState.CLOSED)
-            ts = float(e.ts)
             if new == _K_CLOSE and old in _TO_TIMEWAIT and not life.resets_received and not life.resets_sent:
                 st = TcpState.TIME_WAIT
                 peer = self._peer(life)
@@ -191,10 +238,14 @@ class KernelLog:
                     st = TcpState.FIN_WAIT_2
             if old == _K_CLOSE_WAIT and new == _K_LAST_ACK:
                 waiting = self._awaiting_fin.pop(sk, None)
-                if waiting is not None:
+                # the same socket, not a later one at the same address whose FIN this is not
+                if waiting is not None and self._peer(waiting) is life and waiting.states[-1][1] == TcpState.FIN_WAIT_2:
                     waiting.states.append((ts, int(TcpState.TIME_WAIT)))
+                    self._superseded(waiting, ts)
             if not life.states or life.states[-1][1] != st:
                 life.states.append((ts, int(st)))
+                if st == TcpState.TIME_WAIT:
+                    self._superseded(life, ts)
             if new == _K_CLOSE:
                 self._close(life, ts)
             return
@@ -205,9 +256,11 @@ class KernelLog:
                 return
             if life is None:
                 if not sk:
+                    if kind == fm.K_SEND_RST:
+                        self._reset_to_timewait(c, i)
                     return
-                life = self._life_of(e)
-        self._learn(life, e)
+                life = self._life_of(c, i)
+        self._learn(life, c, i)
         if kind == fm.K_RETRANS:
             life.retrans += 1
         elif kind == fm.K_SEND_RST:
@@ -215,9 +268,33 @@ class KernelLog:
         elif kind == fm.K_RECV_RST:
             life.resets_received += 1
         elif kind == fm.K_CONG:
-            life.cong.append((float(e.ts), int(e.new)))
+            life.cong.append((ts, c.new[i]))
         elif kind == fm.K_DESTROY:
-            self._close(life, float(e.ts))
+            self._close(life, ts)
+
+    def _superseded(self, life: SockLife, ts: float) -> None:
+        """A socket that went to TIME_WAIT after a new connection on its 4-tuple began (its
+        events came in later than the new one's) is over already: CLOSED when that began."""
+        if life.key is None:
+            return
+        lip, lport, rip, rport = life.key
+        for key in (life.key, (rip, rport, lip, lport)):
+            for other in self.by_key.get(key, ()):
+                if other is not life and other.states and other.start >= ts:
+                    life.states.append((other.start, int(TcpState.CLOSED)))
+                    return
+
+    def _reset_to_timewait(self, c: _Cols, i: int) -> None:
+        """A reset sent with no socket (to a segment for none) reaches the peer; when the peer
+        is a timewait socket of this host, the reset ends it (Linux does, unless
+        ``tcp_rfc1337``), with no tracepoint of its own."""
+        if not (c.sport[i] and c.dport[i] and c.fam[i]):
+            return
+        b = self._batch
+        to = (_ip(c.fam[i], b.daddr[i]), c.dport[i], _ip(c.fam[i], b.saddr[i]), c.sport[i])
+        for life in self.by_key.get(to, ()):
+            if life.states and life.states[-1][1] in (TcpState.TIME_WAIT, TcpState.FIN_WAIT_2) and life.end is not None:
+                life.states.append((c.ts[i], int(TcpState.CLOSED)))
 
     def _peer(self, life: SockLife) -> SockLife | None:
         """The newest life of the socket at the other end, when it is on this host."""
@@ -270,6 +347,21 @@ class KernelLog:
             if life is not None:
                 rows += [(ts, side, st) for ts, st in life.states]
         return sorted(rows)
+
+    def forget(self, before: float) -> int:
+        """Drop the lives that ended before ``before`` (and are not in TIME_WAIT then); how many.
+        Only the adding thread calls it (:meth:`add` does, every :data:`FORGET_EVERY` s)."""
+        with self._lock:
+            keep = [lf for lf in self.lives if lf.end is None or lf.end >= before
+                    or (lf.states and lf.states[-1][1] == TcpState.TIME_WAIT and lf.states[-1][0] + self.msl2 >= before)]
+            gone = len(self.lives) - len(keep)
+            if not gone:
+                return 0
+            self.lives = keep
+        alive = {id(lf) for lf in keep}
+        self.by_key = {k: v for k, v in ((k, [lf for lf in v if id(lf) in alive]) for k, v in self.by_key.items()) if v}
+        self._ended = {sk: lf for sk, lf in self._ended.items() if id(lf) in alive}
+        return gone
 
     def snapshot(self) -> list[SockLife]:
         """Every life so far (a copy of the list: lives added later are not in it)."""
