@@ -56,9 +56,10 @@ async def test_ladder_and_kernel_pane_from_the_trace(lo_traffic):
 
             pane = app.query_one(KernelPane)
             await pilot.press("K")
+            # (the kernel's events come up to a poll later than the packets: wait for both)
             assert await wait_until(lambda: pane.snap_ts is not None and hid_id in pane.results
-                                    and pane.results[hid_id].disagree, 30, 0.05, pilot.pause)
-            assert not pane.results[cw_id].disagree
+                                    and pane.results[hid_id].disagree and not pane.results[cw_id].disagree,
+                                    30, 0.05, pilot.pause), pane.results
             assert pane.differing() == [hid_id]
             r = pane.results[hid_id]
             # which was right: ss (the kernel's table now) agrees with the trace, not the inference

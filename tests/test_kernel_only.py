@@ -77,3 +77,44 @@ def test_kernel_only_is_not_offered_with_a_capture_file():
     r = subprocess.run(tcpview_cmd("summary", "--kernel", "x.pcap"), capture_output=True, text=True, env=env,
                        cwd=REPO, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("tcpview: error: summary --kernel without -i reads no packets")
+
+
+async def test_the_sockets_view_from_the_tracepoints():
+    """``live --kernel`` without ``-i``: the sockets view (Pilot) on the traced table shows a
+    real connection's states as the kernel set them, and its title says where they come from."""
+    need_root()
+    import socket
+
+    from helpers import wait_until
+
+    from tcpview.engine.timeline.kernel_feed import KernelFeed
+    from tcpview.kernel.traced import TracedTable
+    from tcpview.ui.sockets_app import SocketsApp
+
+    feed = KernelFeed().start()
+    ls = socket.socket()
+    try:
+        app = SocketsApp(TracedTable(feed.log), interval=0.2)
+        async with app.run_test(size=(120, 40)) as pilot:
+            ls.bind(("127.0.0.1", 0))
+            ls.listen()
+            port = ls.getsockname()[1]
+            c = socket.create_connection(("127.0.0.1", port))
+            s, _ = ls.accept()
+            c.close()  # client FIN_WAIT_2, server CLOSE_WAIT
+
+            def shown():
+                for _cid, k in app.table.conns:
+                    if k.server[1] == port and k.client[1] == c_port:
+                        return (k.state_text(0), k.state_text(1))
+                return None
+            c_port = s.getpeername()[1]
+            assert await wait_until(lambda: shown() == ("FIN_WAIT_2", "CLOSE_WAIT"), 20, 0.05, pilot.pause), shown()
+            assert app.table.counters_at()["CLOSE_WAIT"] >= 1
+            s.close()
+            assert await wait_until(lambda: shown() == ("TIME_WAIT", "CLOSED"), 20, 0.05, pilot.pause), shown()
+            await pilot.press("q")
+    finally:
+        ls.close()
+        feed.stop()
+    assert not feed.inst.path.exists()

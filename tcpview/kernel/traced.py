@@ -54,6 +54,8 @@ class TracedTable(KernelTable):
     """
 
     name = "kernel events"
+    title = "kernel TCP events (tracepoints)"
+    """What the sockets view's title bar says it shows."""
 
     def __init__(self, log: KernelLog, history: int = 3600) -> None:
         super().__init__(history=history, files=())

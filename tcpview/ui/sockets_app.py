@@ -109,7 +109,7 @@ class SocketsApp(App[int]):
         t = Text()
         t.append("tcpview", "bold")
         t.append("  sockets  ")
-        t.append(f"kernel TCP table, every {self.interval:g} s", "dim")
+        t.append(getattr(self.table, "title", "kernel TCP table") + f", every {self.interval:g} s", "dim")
         if st:
             t.append(f"   {st['sockets']} sockets, {st['connections']} connections")
         if self.table.last_ts is not None:

@@ -129,6 +129,7 @@ class KernelLog:
         self.by_key: dict[Endpoint, list[SockLife]] = {}
         self._open: dict[int, SockLife] = {}
         self._ended: dict[int, SockLife] = {}  # sockets closed, not yet destroyed
+        self._destroyed: dict[int, SockLife] = {}  # sockets destroyed in the batch being added
         self._awaiting_fin: dict[int, SockLife] = {}  # a local peer's sk -> an orphan in FIN_WAIT_2 waiting for its FIN
         self._lock = threading.Lock()
         self.probe_rows = np.zeros(0, dtype=[("ts", "f8"), ("cwnd", "u4"), ("ssthresh", "u4"), ("srtt", "u4"),
@@ -149,8 +150,6 @@ class KernelLog:
         self.events += len(ev)
         self.last_ts = float(ev.ts[-1])
         probe = ev.kind == fm.K_PROBE
-        if probe.any():
-            self._add_probes(ev[probe])
         rest = ev[~probe]
         # plain lists: reading a numpy record's fields one by one costs a microsecond each
         self._batch = rest
@@ -159,6 +158,9 @@ class KernelLog:
         for i in range(len(rest)):
             one(cols, i)
         self._batch = None
+        if probe.any():  # after the state changes: a socket's probes go to the life it has by then
+            self._add_probes(ev[probe])
+        self._destroyed.clear()
         self.version += 1
         if self.last_ts - self._forgot > FORGET_EVERY:
             self._forgot = self.last_ts
@@ -182,32 +184,34 @@ class KernelLog:
         cols = None
         for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(sks)].tolist(), strict=True):
             sk = int(sks[lo])
-            life = self._open.get(sk) or self._ended.get(sk)
+            life = self._open.get(sk) or self._ended.get(sk) or self._destroyed.get(sk)
             if life is None:  # a socket whose start was before the log: its life starts here
                 if cols is None:
                     cols = _Cols(*(p[name].tolist() for name in _Cols._fields))
-                life = self._life_of(cols, int(order[lo]))
+                life = self._life_of(cols, int(order[lo]), new_tuple=False)
             life.probes.extend((order[lo:hi] + first).tolist())
         self._batch = None
 
-    def _life_of(self, c: _Cols, i: int) -> SockLife:
+    def _life_of(self, c: _Cols, i: int, new_tuple: bool = True) -> SockLife:
         life = SockLife(c.sk[i], c.ts[i])
         with self._lock:
             self.lives.append(life)
         self._open[life.sk] = life
         self._ended.pop(life.sk, None)  # the address is a new socket's now
-        self._learn(life, c, i)
+        self._learn(life, c, i, new_tuple)
         return life
 
-    def _learn(self, life: SockLife, c: _Cols, i: int) -> None:
-        if life.key is not None or not (c.sport[i] and c.dport[i] and c.fam[i]):
+    def _learn(self, life: SockLife, c: _Cols, i: int, new_tuple: bool = True) -> None:
+        listener = c.kind[i] == fm.K_STATE and c.new[i] == _K_LISTEN  # no peer: 0.0.0.0:0 (or ::)
+        if life.key is not None or not (c.sport[i] and (c.dport[i] or listener) and c.fam[i]):
             return
         b = self._batch
         life.key = lip, lport, rip, rport = (_ip(c.fam[i], b.saddr[i]), c.sport[i], _ip(c.fam[i], b.daddr[i]),
                                              c.dport[i])
         # a new connection on the 4-tuple of a timewait socket ended that socket (the
-        # kernel reuses it: a SYN in TIME_WAIT, tcp_tw_reuse), without a tracepoint
-        for key in (life.key, (rip, rport, lip, lport)):
+        # kernel reuses it: a SYN in TIME_WAIT, tcp_tw_reuse), without a tracepoint; a socket
+        # first seen by its probes is no new connection
+        for key in ((life.key, (rip, rport, lip, lport)) if new_tuple else ()):
             for old in self.by_key.get(key, ()):
                 if old.states and old.states[-1][1] == TcpState.TIME_WAIT:
                     old.states.append((c.ts[i], int(TcpState.CLOSED)))
@@ -252,7 +256,9 @@ class KernelLog:
         if life is None:
             life = self._ended.get(sk)  # its state is CLOSE already: a reset sent as it closed, its destruction
             if kind == fm.K_DESTROY:
-                self._ended.pop(sk, None)
+                gone = self._ended.pop(sk, None)
+                if gone is not None:  # this batch's probes of it may come after (they are added last)
+                    self._destroyed[sk] = gone
                 return
             if life is None:
                 if not sk:
