@@ -18,13 +18,13 @@ from ..textutil import plural
 
 def terminate_as_exit() -> None:
     """SIGTERM raises ``SystemExit(143)`` in the main thread: ``finally`` blocks run."""
-    def _exit(_sig, _frame):  # type: ignore[no-untyped-def]
+    def _exit(_sig, _frame):
         raise SystemExit(128 + signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, _exit)
 
 
-def open_feed(msl2: float = 60.0):  # type: ignore[no-untyped-def]
+def open_feed(msl2: float = 60.0):
     """The started :class:`~tcpview.engine.timeline.kernel_feed.KernelFeed`; a tracepoint
     this kernel lacks is said on stderr (the rest works).
 
@@ -54,7 +54,7 @@ _WHAT = {
 }
 
 
-def add_kernel_states(summary: dict, log) -> dict:  # type: ignore[no-untyped-def]
+def add_kernel_states(summary: dict, log) -> dict:
     """Give each connection of ``summary`` (a :func:`~tcpview.cli.report.summary_dict`)
     ``"kernel": {"client": [{"ts", "state"}], "server": [...]}``, with only the endpoints
     that live on this host (``{}`` for a connection with none)."""
@@ -64,14 +64,14 @@ def add_kernel_states(summary: dict, log) -> dict:  # type: ignore[no-untyped-de
     return summary
 
 
-def status_line(feed) -> str:  # type: ignore[no-untyped-def]
+def status_line(feed) -> str:
     """What the kernel events came to, for stderr: events read and lost."""
     st = feed.status()
     lost = f"{st['lost']} lost (trace buffer full)" if st["lost"] else "none lost"
     return f"kernel: {plural(st['events'], 'event')} read, {lost}"
 
 
-def kernel_only_summary(args) -> int:  # type: ignore[no-untyped-def]
+def kernel_only_summary(args) -> int:
     """``tcpview summary --kernel [--duration S] [--json]``: every TCP socket of this host from
     the tracepoints alone, watched for S seconds (or until Ctrl-C), then printed as
     ``tcpview sockets --once`` prints the socket table."""
@@ -105,7 +105,7 @@ def kernel_only_summary(args) -> int:  # type: ignore[no-untyped-def]
     return 0
 
 
-def kernel_only_live(args) -> int:  # type: ignore[no-untyped-def]
+def kernel_only_live(args) -> int:
     """``tcpview live --kernel`` without ``-i``: the sockets view fed by the tracepoints."""
     from ..kernel.traced import TracedTable
     from ..ui.run import require_terminal

@@ -8,7 +8,6 @@ Every user error (no privileges, unknown interface, bad filter, existing output 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time

@@ -9,21 +9,13 @@ socket life in the log is not on this host (None).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from ..engine.core.tcp import TcpState
 from ..engine.timeline.kernel_log import KernelLog
 from .compare import Comparison
 
 
-@dataclass(frozen=True)
-class TraceRead:
-    """When the traced states were compared (what the kernel pane says as "read N s ago")."""
-
-    ts: float
-
-
-def compare_trace(tl, log: KernelLog, t: float | None = None) -> dict[int, Comparison]:  # type: ignore[no-untyped-def]
+def compare_trace(tl, log: KernelLog, t: float | None = None) -> dict[int, Comparison]:
     """For each connection of ``tl`` at ``t`` (now when None), the kernel's traced states
     beside the sniffed ones."""
     out: dict[int, Comparison] = {}

@@ -148,8 +148,8 @@ class KernelLog:
         if not len(ev):
             return
         self.events += len(ev)
-        self.last_ts = float(ev.ts[-1])
-        probe = ev.kind == fm.K_PROBE
+        self.last_ts = float(ev["ts"][-1])
+        probe = ev["kind"] == fm.K_PROBE
         rest = ev[~probe]
         # plain lists: reading a numpy record's fields one by one costs a microsecond each
         self._batch = rest
@@ -177,8 +177,8 @@ class KernelLog:
             rows[name] = p[name]
         first = self.nprobes
         self.nprobes = need
-        order = np.argsort(p.sk, kind="stable")
-        sks = p.sk[order]
+        order = np.argsort(p["sk"], kind="stable")
+        sks = p["sk"][order]
         cuts = np.flatnonzero(np.diff(sks)) + 1
         self._batch = p
         cols = None
@@ -206,7 +206,8 @@ class KernelLog:
         if life.key is not None or not (c.sport[i] and (c.dport[i] or listener) and c.fam[i]):
             return
         b = self._batch
-        life.key = lip, lport, rip, rport = (_ip(c.fam[i], b.saddr[i]), c.sport[i], _ip(c.fam[i], b.daddr[i]),
+        assert b is not None  # set while a batch is added
+        life.key = lip, lport, rip, rport = (_ip(c.fam[i], b["saddr"][i]), c.sport[i], _ip(c.fam[i], b["daddr"][i]),
                                              c.dport[i])
         # a new connection on the 4-tuple of a timewait socket ended that socket (the
         # kernel reuses it: a SYN in TIME_WAIT, tcp_tw_reuse), without a tracepoint; a socket
@@ -297,7 +298,8 @@ class KernelLog:
         if not (c.sport[i] and c.dport[i] and c.fam[i]):
             return
         b = self._batch
-        to = (_ip(c.fam[i], b.daddr[i]), c.dport[i], _ip(c.fam[i], b.saddr[i]), c.sport[i])
+        assert b is not None
+        to = (_ip(c.fam[i], b["daddr"][i]), c.dport[i], _ip(c.fam[i], b["saddr"][i]), c.sport[i])
         for life in self.by_key.get(to, ()):
             if life.states and life.states[-1][1] in (TcpState.TIME_WAIT, TcpState.FIN_WAIT_2) and life.end is not None:
                 life.states.append((c.ts[i], int(TcpState.CLOSED)))

@@ -19,6 +19,8 @@ where the event's ``format`` file says (:func:`tcpview.sources.tracefs.formats.l
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...jit import helper, kernel
@@ -86,22 +88,22 @@ def kevent_array(n: int) -> np.ndarray:
 
 
 @helper
-def _u16(b: np.ndarray, p: int) -> int:
+def _u16(b: np.ndarray, p: Any) -> Any:  # numba: an int64
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
 
 
 @helper
-def _u32(b: np.ndarray, p: int) -> int:
+def _u32(b: np.ndarray, p: Any) -> Any:  # numba: an int64
     return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
 
 
 @helper
-def _u64(b: np.ndarray, p: int) -> np.uint64:
+def _u64(b: np.ndarray, p: Any) -> Any:  # numba: a uint64
     return np.uint64(_u32(b, p)) | (np.uint64(_u32(b, p + 4)) << np.uint64(32))
 
 
 @helper
-def _addr(b: np.ndarray, data: int, fam: int, off4: int, off6: int, out: np.ndarray) -> int:
+def _addr(b: np.ndarray, data: Any, fam: Any, off4: Any, off6: Any, out: np.ndarray) -> int:
     """Copy an address (the IPv6 field for an IPv6 socket, else the IPv4 one) into ``out``;
     returns 4 or 6 (a v4-mapped IPv6 address is given as IPv4), 0 if there is none."""
     if fam == AF_INET6 and off6 >= 0:
@@ -138,7 +140,7 @@ def _sockaddr(b: np.ndarray, p: int, out: np.ndarray) -> tuple:
 
 
 @helper
-def _event(b: np.ndarray, data: int, length: int, kind: int, lay: np.ndarray, r) -> None:  # type: ignore[no-untyped-def]
+def _event(b: np.ndarray, data: int, length: int, kind: int, lay: np.ndarray, r) -> None:
     """Fill row ``r`` from the fields of one event (kind ``kind``, ``lay`` its offsets)."""
     r.pid = np.int32(_u32(b, data + 4))
     if lay[F_SKADDR] >= 0:
@@ -185,7 +187,7 @@ def _event(b: np.ndarray, data: int, length: int, kind: int, lay: np.ndarray, r)
 
 
 @kernel
-def decode_pages(b: np.ndarray, npages: int, page_size: int, data_off: int, cpu: int,  # type: ignore[no-untyped-def]
+def decode_pages(b: np.ndarray, npages: int, page_size: int, data_off: int, cpu: int,
                  kind_of: np.ndarray, lay: np.ndarray, wall_off_ns: int, out, n: int, stats: np.ndarray) -> int:
     """Decode ``npages`` pages of ``b`` (one CPU's, in order) into ``out`` from row ``n``.
 
@@ -258,7 +260,7 @@ def decode_pages(b: np.ndarray, npages: int, page_size: int, data_off: int, cpu:
 
 
 @helper
-def _clear(r) -> None:  # type: ignore[no-untyped-def]
+def _clear(r) -> None:
     r.sk = 0
     r.cookie = 0
     r.fam = 0

@@ -86,7 +86,7 @@ class KernelEvents:
     def _read(self, fd: int) -> int:
         """Up to :attr:`pages` pages of one CPU into :attr:`buf`; how many."""
         size = self.page.size
-        view = memoryview(self.buf)
+        view = self.buf.data
         n = 0
         while n < self.pages:
             try:
@@ -123,11 +123,11 @@ class KernelEvents:
             return kevent_array(0)
         ev = np.concatenate(parts).view(np.recarray) if len(parts) > 1 else parts[0]
         if len(parts) > 1 or len(self.pending) == 0:
-            ev = ev[np.argsort(ev.mono, kind="stable")]
+            ev = ev[np.argsort(ev["mono"], kind="stable")]
         if final:
             self.pending = kevent_array(0)
         else:
-            cut = int(np.searchsorted(ev.mono, start - HOLD_NS, side="right"))
+            cut = int(np.searchsorted(ev["mono"], start - HOLD_NS, side="right"))
             ev, self.pending = ev[:cut], ev[cut:]
         self.events += len(ev)
         return ev
