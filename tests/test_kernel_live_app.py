@@ -74,3 +74,59 @@ async def test_ladder_and_kernel_pane_from_the_trace(lo_traffic):
         src.close()
         feed.stop()
     assert not feed.inst.path.exists()
+
+
+async def test_cwnd_and_srtt_graphs_from_the_kernel(lo_traffic):
+    """The graph pane of ``live --kernel`` has the sender's graphs: a bulk transfer on lo, the
+    kernel's cwnd (and the congestion state changes, if any) and srtt at each ACK, equal to
+    the tcp_probe figures the log holds for that socket."""
+    need_root()
+    import socket
+    import threading
+
+    from tcpview.engine.timeline.kernel_feed import KernelFeed
+    from tcpview.sources.live.capture import LiveSource
+    from tcpview.ui.live_app import LiveApp
+    from tcpview.ui.widgets.conn_table import ConnectionTable
+    from tcpview.ui.widgets.graph_pane import GraphPane
+
+    t = lo_traffic
+    t.listener("bulk")
+    port = t.ports["bulk"]
+    feed = KernelFeed().start()
+    src = LiveSource("lo", f"tcp port {port}")
+    app = LiveApp(src, kernel=feed.log)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            cli, srv = t.pair("bulk")
+            drain = threading.Thread(target=lambda: t.read_to_eof(srv), daemon=True)
+            drain.start()
+            cli.sendall(b"x" * 4_000_000)
+            cli.shutdown(socket.SHUT_WR)
+            drain.join(10)
+            assert await wait_until(lambda: len(app.tl.conns) == 1, 30, 0.05, pilot.pause)
+            cid = next(iter(app.tl.conns)).id
+            table = app.query_one(ConnectionTable)
+            assert await wait_until(lambda: table.selected == cid, 10, 0.05, pilot.pause)
+            await pilot.press("v")
+            pane = app.query_one(GraphPane)
+            assert "cwnd" in pane.kinds() and "srtt" in pane.kinds()
+            while pane.kind != "cwnd":
+                await pilot.press("m")
+            assert await wait_until(lambda: pane.graph is not None and pane.graph.kind == "cwnd"
+                                    and any(s.name == "client cwnd" for s in pane.graph.series), 30, 0.05, pilot.pause)
+            series = {s.name: s for s in pane.graph.series}
+            life = feed.log.lives_for(("127.0.0.1", cli.getsockname()[1]), ("127.0.0.1", port), None)[0]
+            want = feed.log.probe_rows[life.probes]["cwnd"]
+            got = series["client cwnd"].y
+            assert len(got) == len(want) and (got == want).all() and got.max() >= 10
+            await pilot.press("m")
+            assert pane.kind == "srtt"
+            assert await wait_until(lambda: pane.graph is not None and pane.graph.kind == "srtt", 30, 0.05,
+                                    pilot.pause)
+            srtt = {s.name: s for s in pane.graph.series}["client srtt"].y
+            assert (srtt > 0).all() and srtt.max() < 1000  # ms, on lo
+            await pilot.press("q")
+    finally:
+        src.close()
+        feed.stop()

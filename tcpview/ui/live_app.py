@@ -42,6 +42,7 @@ from .messages import CaptureSwitched, KernelRead, SwitchFailed
 from .screens.iface_picker import InterfacePicker
 from .widgets.capture_status import CaptureStatus
 from .widgets.conn_table import ConnectionTable
+from .widgets.graph_pane import GraphPane
 from .widgets.kernel_pane import KernelPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
@@ -92,6 +93,7 @@ class LiveApp(TcpviewApp):
         self._main(ConnectionTable).set_processes({}, {})  # the proc column and filters, filled by K reads
         if self.kernel_log is not None:
             self.query_one(Ladder).kernel = self._kernel_rows
+            self.query_one(GraphPane).kernel_log = self.kernel_log  # the cwnd and srtt graphs
         self._update_status()
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
