@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 
+from ... import jit
 from ...sources.tracefs.instance import TraceInstance
 from ...sources.tracefs.reader import KernelEvents
 from .kernel_log import KernelLog
@@ -35,6 +36,10 @@ class KernelFeed:
 
     def __init__(self, log: KernelLog | None = None, buffer_kb: int = 16384) -> None:
         self.log = log or KernelLog()
+        if jit.mode() is None:
+            # the decoder's first call would choose, on the reader's thread: choose here, on
+            # the caller's, before any kernel runs (a pump made later may still switch)
+            jit.use_compiled()
         self.inst = TraceInstance.open(buffer_kb=buffer_kb)
         try:
             self.reader = KernelEvents(self.inst)
