@@ -72,10 +72,13 @@ def main() -> None:
         raise SystemExit("run as root (tracefs, packet capture, namespaces)")
     ns = f"tcpview-bench-{uuid.uuid4().hex[:8]}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
+    started: list[subprocess.Popen] = []
     try:
         subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
         kern = _start(["summary", "--kernel"], "reading the kernel's TCP events")
+        started.append(kern)
         cap = _start(["summary", "-i", "lo", "-f", f"tcp port {args.port}"], "capturing on", ns)
+        started.append(cap)
         t0 = time.monotonic()
         load = subprocess.run(["ip", "netns", "exec", ns, sys.executable, str(REPO / "tests" / "loadgen.py"),
                                str(args.port), str(args.seconds), str(args.rate)], capture_output=True, text=True,
@@ -85,6 +88,14 @@ def main() -> None:
         kcpu, kerr = _finish(kern)
         ccpu, cerr = _finish(cap)
     finally:
+        for p in started:  # a watcher left running by a failure is ended (Ctrl-C: it cleans up)
+            if p.returncode is None and p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
     made = int(load.stdout)
     m = re.search(r"kernel: (\d+) events? read, (none lost|(\d+) lost)", kerr)
