@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from helpers import wait_until
 from livehelp import need_root, ss_rows, ss_state
+from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
 
 async def test_ladder_and_kernel_pane_from_the_trace(lo_traffic):

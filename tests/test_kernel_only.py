@@ -20,6 +20,7 @@ import uuid
 import pytest
 from helpers import REPO
 from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
+from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
 PORT = 47111
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 from helpers import wait_until
+from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
 from tcpview.sources.tracefs import formats as fm
 from tcpview.sources.tracefs.instance import TraceInstance

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers import REPO, wait_until
 from test_live_privileges import as_nobody  # noqa: F401  (a fixture)
+from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
 from tcpview.errors import PrivilegeError  # noqa: F401  (the owner raises it as nobody)
 from tcpview.sources.tracefs import instance as ti
