@@ -57,7 +57,8 @@ def add_live(sub) -> None:
     p.add_argument("--kernel", action="store_true",
                    help="also read the kernel's own TCP events (tracefs tracepoints, root): the ladder shows "
                    "the states the kernel set on this host's endpoints, K and D compare them with the "
-                   "inferred ones")
+                   "inferred ones, the graph pane adds cwnd and srtt; without -i (and no filter): every "
+                   "TCP socket of the host from those events alone, in the sockets view, no capture")
     add_timers(p)
     add_memory(p, unbounded_default=False)
     add_app_options(p)
