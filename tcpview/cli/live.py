@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
+from .kernel_events import add_kernel_states, kernel_only_live, kernel_only_summary, open_feed, status_line
 from .options import (
     add_app_options,
     add_capture,
@@ -54,6 +55,11 @@ def add_live(sub) -> None:
     p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
                    help="capture buffer in the kernel: the packet ring's size, or dumpcap's -B (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
+    p.add_argument("--kernel", action="store_true",
+                   help="also read the kernel's own TCP events (tracefs tracepoints, root): the ladder shows "
+                   "the states the kernel set on this host's endpoints, K and D compare them with the "
+                   "inferred ones, the graph pane adds cwnd and srtt; without -i (and no filter): every "
+                   "TCP socket of the host from those events alone, in the sockets view, no capture")
     add_timers(p)
     add_memory(p, unbounded_default=False)
     add_app_options(p)
@@ -118,9 +124,14 @@ def cmd_live(args: argparse.Namespace) -> int:
     """``tcpview live``: capture and show it in the terminal UI."""
     from ..ui.run import require_terminal, run_app
 
+    if args.kernel and args.interface is None and not _filter_of(args) and not args.write:
+        return kernel_only_live(args)  # no capture: the tracepoints alone
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
     sources = [source]  # the viewer's key i adds one per interface switched to
+    feed = None
     try:
+        if args.kernel:
+            feed = open_feed(args.msl2)
         ring_size, ring_files = save_options(args)
         if args.write and ring_size is None and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
@@ -130,10 +141,15 @@ def cmd_live(args: argparse.Namespace) -> int:
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         opts = app_options(args)
         opts.setdefault("memory", default_memory())
+        if feed is not None:
+            opts["kernel"] = feed.log
         return run_app(source, live=True, on_switch=sources.append, **opts)
     finally:
         for s in sources:
             s.close()
+        if feed is not None:
+            feed.stop()
+            print(f"tcpview: {status_line(feed)}", file=sys.stderr)
         # saving moves with a switch: the file is the newest source's that has one
         sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
         if sink is not None:
@@ -153,11 +169,18 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     file (``report(timeline, source name, as_json)`` prints another instead: ``tcpview
     diagnose -i``); how many packets the kernel dropped goes to stderr.
     """
+    if args.kernel and args.interface is None:
+        return kernel_only_summary(args)
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
+    try:
+        feed = open_feed(args.msl2) if args.kernel else None
+    except BaseException:
+        source.close()
+        raise
     from ..engine.pump import PumpThread
     from ..engine.timeline.tracker import Tracker
     from ..engine.warm import ready
@@ -188,11 +211,16 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
         source.close()
+        if feed is not None:
+            feed.stop()
     watch.look(last=True)
     if report is not None:
         report(tracker.tl, source.name, args.json)
     else:
-        print_summary(tracker.tl, source.name, args.json, processes=watch.watch)
+        print_summary(tracker.tl, source.name, args.json, processes=watch.watch,
+                      kernel=(lambda s: add_kernel_states(s, feed.log)) if feed is not None else None)
+    if feed is not None:
+        print(f"tcpview: {status_line(feed)}", file=sys.stderr)
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()

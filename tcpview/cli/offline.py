@@ -23,6 +23,10 @@ def add_summary(sub) -> None:
     add_capture(s, "capture live on IFACE instead of reading a file",
                 "with -i: capture filter, tcpdump syntax, applied in the kernel")
     s.add_argument("--duration", type=nonnegative_float, metavar="S", help="with -i: capture for S seconds")
+    s.add_argument("--kernel", action="store_true",
+                   help="with -i: also read the kernel's own TCP events (tracefs, root): each connection gets "
+                   "\"kernel\", the states its endpoints on this host went through; without -i: those events "
+                   "alone, no capture")
     add_save(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)
@@ -83,7 +87,7 @@ def _finish(res) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """``tcpview summary``."""
-    if args.interface is not None or args.duration is not None:
+    if args.interface is not None or args.duration is not None or args.kernel:
         from .live import live_summary
 
         return live_summary(args)

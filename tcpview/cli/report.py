@@ -95,17 +95,21 @@ def write_summary_json(tl, source: str, at: float | None = None, out=None,
 
 
 def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=None,
-                  totals=None, processes=None) -> None:
+                  totals=None, processes=None, kernel=None) -> None:
     """Print the summary as JSON or as a readable table (``totals``: see :func:`_head`).
 
     ``processes`` (a live capture's :class:`~tcpview.kernel.compare.ProcessWatch`): each
     endpoint of the JSON gets its ``"process"`` ({pid, comm, user}, null when not known), and
-    the table a ``proc`` column."""
+    the table a ``proc`` column. ``kernel`` (``--kernel``): called with the JSON summary, gives
+    each connection its endpoints' traced kernel states."""
     out = out or sys.stdout
-    if as_json and processes is not None:
+    if as_json and (processes is not None or kernel is not None):
         s = summary_dict(tl, source, at)
-        for c in s["connections"]:
-            c["client"]["process"], c["server"]["process"] = processes.as_json(c["id"])
+        if processes is not None:
+            for c in s["connections"]:
+                c["client"]["process"], c["server"]["process"] = processes.as_json(c["id"])
+        if kernel is not None:
+            kernel(s)
         out.write(json.dumps(s, indent=1) + "\n")
         return
     if as_json:

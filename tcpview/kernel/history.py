@@ -51,9 +51,13 @@ class KernelTable:
         self.version = 0
         self.interval = 1.0
 
+    def read(self) -> KernelSnapshot:
+        """The table now (from /proc; a subclass may read it elsewhere)."""
+        return snapshot(self.files)
+
     def refresh(self) -> KernelSnapshot:
         """Read the table now; update the connections (with stable ids) and the history."""
-        snap = snapshot(self.files)
+        snap = self.read()
         rows = []
         ids = self.ids
         for c in snap.connections():

@@ -30,6 +30,7 @@ from textual import work
 
 from ..kernel.compare import ProcessWatch, compare
 from ..kernel.snapshot import snapshot
+from ..kernel.trace_compare import compare_trace
 from ..sources.linktypes import SUPPORTED_LINKTYPES
 from ..sources.live.choose import CAPTURES, Capture, open_capture
 from ..sources.live.ring import LiveError
@@ -41,7 +42,9 @@ from .messages import CaptureSwitched, KernelRead, SwitchFailed
 from .screens.iface_picker import InterfacePicker
 from .widgets.capture_status import CaptureStatus
 from .widgets.conn_table import ConnectionTable
+from .widgets.graph_pane import GraphPane
 from .widgets.kernel_pane import KernelPane
+from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
 
 
@@ -62,6 +65,9 @@ class LiveApp(TcpviewApp):
     BINDINGS = [*TcpviewApp.BINDINGS, *LIVE_BINDINGS]
 
     def __init__(self, source, on_switch: Callable[[Capture], None] | None = None, **opts) -> None:
+        self.kernel_log = opts.pop("kernel", None)
+        """With ``--kernel``: the kernel's traced events (a KernelLog), which K compares with
+        and the ladder shows; None: K reads the socket table."""
         super().__init__(source, **opts)
         self.kernel_on = False
         self._kernel_busy = threading.Lock()
@@ -85,6 +91,9 @@ class LiveApp(TcpviewApp):
     # the handlers below add to TcpviewApp's and never call super().
     def on_mount(self) -> None:
         self._main(ConnectionTable).set_processes({}, {})  # the proc column and filters, filled by K reads
+        if self.kernel_log is not None:
+            self.query_one(Ladder).kernel = self._kernel_rows
+            self.query_one(GraphPane).kernel_log = self.kernel_log  # the cwnd and srtt graphs
         self._update_status()
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
@@ -241,6 +250,13 @@ class LiveApp(TcpviewApp):
             self._read_kernel()
 
     # -- the kernel's view -----------------------------------------------------------------
+    def _kernel_rows(self, cid: int) -> list[tuple[float, int, int]]:
+        """The kernel's traced state changes of connection ``cid``'s endpoints here."""
+        c = self.tl.conns.get(cid)
+        if c is None or self.kernel_log is None:
+            return []
+        return self.kernel_log.rows_for((c.client_ip_text(), c.cport), (c.server_ip_text(), c.sport), c.first_ts)
+
     @work(thread=True, exclusive=True, group="kernel", exit_on_error=False)
     def _read_kernel(self) -> None:
         if not self._kernel_busy.acquire(blocking=False):
@@ -254,7 +270,10 @@ class LiveApp(TcpviewApp):
                 return
             finally:
                 self._kernel_cost = time.monotonic() - start
-            results = compare(tl, snap) if self.kernel_on else {}
+            results = {}
+            if self.kernel_on:  # with --kernel, the traced states at the cursor; else the table's now
+                results = (compare_trace(tl, self.kernel_log, self.player.query_time())
+                           if self.kernel_log is not None else compare(tl, snap))
             found = (watch.infos(), watch.texts()) if watch.update(tl, snap) else None
         finally:
             self._kernel_busy.release()

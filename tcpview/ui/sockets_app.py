@@ -109,7 +109,7 @@ class SocketsApp(App[int]):
         t = Text()
         t.append("tcpview", "bold")
         t.append("  sockets  ")
-        t.append(f"kernel TCP table, every {self.interval:g} s", "dim")
+        t.append(getattr(self.table, "title", "kernel TCP table") + f", every {self.interval:g} s", "dim")
         if st:
             t.append(f"   {st['sockets']} sockets, {st['connections']} connections")
         if self.table.last_ts is not None:
@@ -203,8 +203,9 @@ class SocketsApp(App[int]):
         self.push_screen(SocketDetailScreen(message.cid, message.conn, snap.hidden if snap is not None else 0))
 
 
-def run_sockets_app(interval: float = 1.0, theme: str | Theme | None = None) -> int:
-    """Run ``tcpview sockets`` until the user quits."""
-    app = SocketsApp(interval=interval, theme=theme)
+def run_sockets_app(interval: float = 1.0, theme: str | Theme | None = None, table: KernelTable | None = None) -> int:
+    """Run ``tcpview sockets`` until the user quits (``table``: another table to show, such
+    as the kernel events' of ``live --kernel``)."""
+    app = SocketsApp(table, interval=interval, theme=theme)
     app.run()
     return app.return_code or 0

@@ -7,16 +7,21 @@ which endpoint's state changed there, so the state is written in that endpoint's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.tcp import A_DUPACK, STATE_NAMES, analysis_names, anomaly_names
 from ..timeline.conns import ConnView
 from ..timeline.timeline import Timeline
 
+KERNEL_ROW = -2
+"""``LadderRow.seg`` of a row that shows a state change the kernel itself made (``--kernel``)."""
+
 
 @dataclass(slots=True)
 class LadderRow:
-    """One row of a ladder. ``seg`` is the segment index, or -1 for a timer row."""
+    """One row of a ladder. ``seg`` is the segment index, -1 for a timer row, or
+    :data:`KERNEL_ROW` for the kernel's own state change."""
 
     seg: int
     ts: float
@@ -237,32 +242,45 @@ def arrow(label: str, width: int, right: bool) -> str:
 
 
 
-def _timer_positions(c: ConnView, t: float | None) -> list[tuple[int, int, tuple]]:
-    """(row index, segments before it, transition) of each timer row of c up to time t.
+def _timer_positions(c: ConnView, t: float | None, kernel: Sequence[tuple[float, int, int]] = ()) -> list[tuple]:
+    """(row index, segments before it, what, item) of each row of c up to time t that is not
+    a segment: timer expiries (``what`` 0, ``item`` the transition) and, when given, the
+    kernel's own state changes (``what`` 1, ``item`` (time, side, state)).
 
-    A timer row comes after every segment at or before its time, so its row index is the
-    number of such segments plus the timer rows before it.
+    Such a row comes after every segment at or before its time, so its row index is the
+    number of such segments plus the rows of this kind before it.
     """
-    out: list[tuple[int, int, tuple]] = []
-    for tr in c.trans:
-        if tr[1] != 0:
-            continue
-        if t is not None and tr[0] > t:
-            break
-        k = c.count_at(tr[0])
-        out.append((k + len(out), k, tr))
+    extras = [(tr[0], 0, tr) for tr in c.trans if tr[1] == 0 and (t is None or tr[0] <= t)]
+    if kernel:
+        extras += [(k[0], 1, k) for k in kernel if t is None or k[0] <= t]
+        extras.sort(key=lambda e: (e[0], e[1]))
+    out: list[tuple] = []
+    for ts, what, item in extras:
+        k = c.count_at(ts)
+        out.append((k + len(out), k, what, item))
     return out
 
 
-def ladder_count(tl: Timeline, cid: int, t: float | None = None) -> int:
-    """Number of ladder rows (segments and timer rows) of connection cid up to time t (0 once
-    it has left the timeline)."""
+def ladder_count(tl: Timeline, cid: int, t: float | None = None,
+                 kernel: Sequence[tuple[float, int, int]] = ()) -> int:
+    """Number of ladder rows (segments, timer rows, and ``kernel`` rows: the kernel's own
+    state changes, (time, side, state)) of connection cid up to time t (0 once it has left
+    the timeline)."""
     c = tl.conns.get(cid)
-    return 0 if c is None else c.count_at(t) + len(_timer_positions(c, t))
+    return 0 if c is None else c.count_at(t) + len(_timer_positions(c, t, kernel))
 
 
-def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first: int, count: int) -> list[LadderRow]:
-    """Ladder rows ``first .. first+count-1`` of connection cid up to time t.
+def _kernel_row(ts: float, side: int, state: int) -> LadderRow:
+    """A row of the kernel's own state change: the state in its endpoint's column."""
+    name = STATE_NAMES[state]
+    return LadderRow(seg=KERNEL_ROW, ts=ts, frame=0, c2s=side == 0, flags=0, label=f"kernel set {name}",
+                     client_state=name if side == 0 else "", server_state=name if side == 1 else "")
+
+
+def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first: int, count: int,
+                  kernel: Sequence[tuple[float, int, int]] = ()) -> list[LadderRow]:
+    """Ladder rows ``first .. first+count-1`` of connection cid up to time t (``kernel``: the
+    kernel's state changes to show as rows of their own, see :func:`ladder_count`).
 
     The same rows as ``ladder_rows(tl, cid, t)[first:first+count]``, built without the rows
     before ``first`` — what a virtualized view needs for a million-segment connection. No
@@ -272,24 +290,27 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
     if c is None:
         return []
     n = c.count_at(t)
-    timers = _timer_positions(c, t)
+    timers = _timer_positions(c, t, kernel)
     total = n + len(timers)
     first = max(0, first)
     last = min(total, first + count)
     if first >= last:
         return []
-    at_row = {pos: tr for pos, _k, tr in timers}
+    at_row = {pos: (what, tr) for pos, _k, what, tr in timers}
     # segment index of row `first`: the rows before it minus the timer rows before it
-    seg = first - sum(1 for pos, _k, _tr in timers if pos < first)
+    seg = first - sum(1 for pos, _k, _w, _tr in timers if pos < first)
     # the segments these rows show, and the one before them (for what changed at the first)
     lo = max(seg - 1, 0)
     recs = c.records(lo, min(n, seg + (last - first)))
     rows: list[LadderRow] = []
     prev: tuple[int, int] | None = None
     for y in range(first, last):
-        tr = at_row.get(y)
-        if tr is not None:
-            tts, _f, side, _old, new, _why = tr
+        extra = at_row.get(y)
+        if extra is not None and extra[0] == 1:
+            rows.append(_kernel_row(*extra[1]))
+            continue
+        if extra is not None:
+            tts, _f, side, _old, new, _why = extra[1]
             rows.append(_timer_row(tts, side, new))
             if prev is not None:
                 prev = _after_timer(prev, side, new)
@@ -303,9 +324,9 @@ def ladder_window(tl: Timeline, cid: int, t: float | None, absolute: bool, first
                 r = recs[i - 1 - lo]
                 prev = (r[8], r[9])
             # timer rows between segment i-1 and i changed the states too
-            for _pos, k, (_tts, _f, side, _old, new, _why) in timers:
-                if k == i and i > 0:
-                    prev = _after_timer(prev, side, new)
+            for _pos, k, what, tr in timers:
+                if k == i and i > 0 and what == 0:
+                    prev = _after_timer(prev, side=tr[2], new=tr[4])
         rows.append(_segment_row(tl, c, i, absolute, rec, prev))
         prev = (rec[8], rec[9])
     return rows

@@ -26,6 +26,8 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from ...engine.analysis.graphs import KINDS, Canvas, Graph, build, busier_direction, render, tick
+from ...engine.analysis.kernel_graphs import KERNEL_KINDS, build_kernel
+from ...engine.timeline.kernel_log import KernelLog
 from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
 
@@ -34,7 +36,10 @@ SERIES_CLASSES = ("tcp-ack", "tcp-window", "tcp-data", "tcp-loss", "tcp-syn", "t
 # which theme colour each series of a kind takes, by series name
 _COLOUR = {"window": "tcp-window", "ack": "tcp-ack", "sack": "tcp-note", "data": "tcp-data", "retransmission": "tcp-loss",
            "client → server": "tcp-data", "server → client": "tcp-syn", "ACKs from the client": "tcp-data",
-           "ACKs from the server": "tcp-syn", "client's window": "tcp-data", "server's window": "tcp-syn"}
+           "ACKs from the server": "tcp-syn", "client's window": "tcp-data", "server's window": "tcp-syn",
+           "client cwnd": "tcp-data", "client ssthresh": "tcp-window", "client congestion state": "tcp-loss",
+           "server cwnd": "tcp-syn", "server ssthresh": "tcp-ack", "server congestion state": "tcp-note",
+           "client srtt": "tcp-data", "server srtt": "tcp-syn"}
 
 
 class GraphPane(Widget, can_focus=True):
@@ -88,6 +93,8 @@ class GraphPane(Widget, can_focus=True):
         self.frames: Callable[[int], tuple[int, bytes] | None] | None = None
         """Frame number -> ``(linktype, bytes)``: where SACK blocks are read from (None: none)."""
         self._styles: tuple | None = None
+        self.kernel_log: KernelLog | None = None
+        """With ``--kernel``: the kernel's events, for the ``cwnd`` and ``srtt`` graphs."""
 
     # -- what to show ---------------------------------------------------------------------
     def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
@@ -99,9 +106,10 @@ class GraphPane(Widget, can_focus=True):
         self.cid = cid
         c = tl.conns.get(cid)
         n = c.n if c is not None else -1
-        key = (id(tl), cid, self.kind, n, tl.generation, self.direction)
+        key = (id(tl), cid, self.kind, n, tl.generation, self.direction,
+               self.kernel_log.version if self.kernel_log is not None and self.kind in KERNEL_KINDS else 0)
         if key != self._key:
-            if self._key is None or key[:3] + key[4:] != self._key[:3] + self._key[4:]:
+            if self._key is None or key[:3] + key[4:6] != self._key[:3] + self._key[4:6]:
                 self.graph = None  # another connection, kind or direction: not the old one meanwhile
             self._key = key
             if n > 0:
@@ -113,7 +121,15 @@ class GraphPane(Widget, can_focus=True):
     @work(thread=True, exclusive=True, group="graph-pane", exit_on_error=False)
     def _build(self, key: tuple, tl: Timeline, cid: int, kind: str, direction: int | None, frames) -> None:
         """Build the graph off the UI thread (frames are read here) and post it back."""
-        self.post_message(self.Built(self, key, build(tl, cid, kind, direction, frames=frames)))
+        if kind in KERNEL_KINDS:
+            graph = build_kernel(tl, cid, kind, self.kernel_log) if self.kernel_log is not None else None
+        else:
+            graph = build(tl, cid, kind, direction, frames=frames)
+        self.post_message(self.Built(self, key, graph))
+
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds ``m`` goes through: the kernel's too with ``--kernel``."""
+        return KINDS + KERNEL_KINDS if self.kernel_log is not None else KINDS
 
     @on(Built)
     def _built(self, message: Built) -> None:
@@ -137,7 +153,8 @@ class GraphPane(Widget, can_focus=True):
 
     # -- keys -----------------------------------------------------------------------------
     def action_next_kind(self) -> None:
-        self.kind = KINDS[(KINDS.index(self.kind) + 1) % len(KINDS)]
+        kinds = self.kinds()
+        self.kind = kinds[(kinds.index(self.kind) + 1) % len(kinds)] if self.kind in kinds else kinds[0]
         if self.tl is not None:
             self.show(self.tl, self.cid, self.t)
 
@@ -281,7 +298,9 @@ class GraphPane(Widget, can_focus=True):
 
     def _series_styles(self, g: Graph) -> tuple[list[Style], Style]:
         """Each series' style and the cursor's, looked up once per graph and theme (not per line)."""
-        key = (id(g), self.app.current_theme.name if self.is_attached else "")
+        # the series' names too: a rebuilt graph may get a freed graph's id (the kernel's
+        # graphs are rebuilt as events come) with other series
+        key = (id(g), tuple(s.name for s in g.series), self.app.current_theme.name if self.is_attached else "")
         if self._styles is None or self._styles[0] != key:
             styles = [self.get_component_rich_style(f"graph-pane--{_COLOUR.get(s.name, 'tcp-data')}")
                       for s in g.series]

@@ -9,6 +9,7 @@ come on screen, so a connection with a million segments scrolls as one with ten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from textual.strip import Strip
 
 from ...engine.output.ladder import (
     ARROW_ENDS,
+    KERNEL_ROW,
     TAG_KINDS,
     LadderRow,
     arrow,
@@ -55,12 +57,13 @@ class Ladder(VirtualList):
         Binding("escape", "back", "Table", show=False, id="ladder.back", tooltip="Back to the connection table"),
     ]
 
-    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "empty", *SEGMENT_KINDS,
+    COMPONENT_CLASSES = list_classes("ladder", "time", "timer", "kernel", "empty", *SEGMENT_KINDS,
                                      *(f"tag-{kind}" for kind in TAG_KINDS))
 
     DEFAULT_CSS = list_css("Ladder", "ladder") + """
     Ladder > .ladder--time { color: $text-muted; }
     Ladder > .ladder--timer { color: $text-muted; text-style: italic; }
+    Ladder > .ladder--kernel { color: $accent; text-style: italic reverse; }
     Ladder > .ladder--tag-loss { color: $tcp-loss; text-style: bold; }
     Ladder > .ladder--tag-window { color: $tcp-window; text-style: bold; }
     Ladder > .ladder--tag-note { color: $tcp-note; text-style: bold; }
@@ -106,12 +109,17 @@ class Ladder(VirtualList):
         self._blocks: LRUCache[int, list[LadderRow]] = LRUCache(64)
         self._key: tuple | None = None
         self._last_reported: tuple | None = None
+        self.kernel: Callable[[int], list[tuple[float, int, int]]] | None = None
+        """With ``--kernel``: a connection id -> the kernel's own state changes of its
+        endpoints on this host, (time, side, state), shown as rows of their own."""
+        self._kern: list[tuple[float, int, int]] = []
 
     # -- data ---------------------------------------------------------------------------------
     def show(self, tl: Timeline, cid: int | None, t: float | None) -> None:
         """Show connection ``cid`` as of time t (None: now). Cheap when nothing changed."""
         self.tl = tl
-        key = (cid, t, tl.version, self.absolute)
+        kern = self.kernel(cid) if self.kernel is not None and cid is not None else []
+        key = (cid, t, tl.version, self.absolute, len(kern))
         if key == self._key:
             return
         self._key = key
@@ -124,7 +132,11 @@ class Ladder(VirtualList):
             self.count = 0
         old = self.count
         self.t = t
-        self.count = ladder_count(tl, cid, t) if cid is not None else 0
+        if kern != self._kern:  # a kernel row comes in among the rows already built
+            self._kern = kern
+            self._blocks.clear()
+            self._cache.clear()
+        self.count = ladder_count(tl, cid, t, kern) if cid is not None else 0
         if self.count != old:
             # rows before the old end stay the same; the end itself may gain a timer row
             keep = max(0, min(old, self.count) - 1)
@@ -155,7 +167,7 @@ class Ladder(VirtualList):
         block = self._blocks.get(b)
         if block is None:
             assert self.tl is not None and self.cid is not None
-            block = ladder_window(self.tl, self.cid, self.t, self.absolute, b * BLOCK, BLOCK)
+            block = ladder_window(self.tl, self.cid, self.t, self.absolute, b * BLOCK, BLOCK, self._kern)
             self._blocks[b] = block
         return block
 
@@ -294,6 +306,14 @@ class Ladder(VirtualList):
         rel = row.ts - t0
         ts_text = f"{rel:.6f}" if rel < 1000 else f"{rel:.1f}"
         segs = [Segment(f"{ts_text:>{TIME_W}} ", base + self._style("ladder--time"))]
+        if row.seg == KERNEL_ROW:  # the kernel's own state: its colours, apart from the inferred ones
+            kst = base + self._style("ladder--kernel")
+            for name in (row.client_state, None, row.server_state):
+                if name is None:
+                    segs.append(Segment(" " + f"{'· ' + row.label + ' ·':^{aw}}" + " ", base + self._style("ladder--timer")))
+                else:
+                    segs.append(Segment(fmt.ellipsize(name, STATE_W).ljust(STATE_W), kst if name else base))
+            return Strip(segs, TIME_W + 1 + STATE_W + 1 + aw + 1 + STATE_W).crop_extend(0, width, base).simplify()
         segs.append(self._state_seg(row.client_state, base))
         segs.append(Segment(" ", base))
         if row.seg < 0:

@@ -1,0 +1,112 @@
+"""Feeding a :class:`~tcpview.engine.timeline.kernel_log.KernelLog` from tcpview's trace
+instance, on a thread of its own.
+
+:class:`KernelFeed` opens the instance (:mod:`tcpview.sources.tracefs.instance`) and its
+reader, polls the per-CPU buffers about twenty times a second, and adds what arrives to the
+log. :meth:`KernelFeed.stop` takes the last events, closes the reader and removes the
+instance. A packet capture beside it keeps its own thread: the two meet only in the log
+and the timeline, each read by time.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from ... import jit
+from ...sources.tracefs.instance import TraceInstance
+from ...sources.tracefs.reader import KernelEvents
+from .kernel_log import KernelLog
+
+POLL = 0.05
+"""Seconds between polls of the buffers."""
+
+
+class KernelFeed:
+    """The trace instance, its reader and the thread that feeds ``log``.
+
+    Args:
+        log: where the events go (a new one when None).
+        buffer_kb: each CPU's ring buffer size.
+
+    Raises:
+        PrivilegeError: not allowed to make a trace instance.
+        TraceError: no tracefs, or none of the tracepoints.
+    """
+
+    def __init__(self, log: KernelLog | None = None, buffer_kb: int = 16384) -> None:
+        self.log = log or KernelLog()
+        if jit.mode() is None:
+            # the decoder's first call would choose, on the reader's thread: choose here, on
+            # the caller's, before any kernel runs (a pump made later may still switch)
+            jit.use_compiled()
+        self.inst = TraceInstance.open(buffer_kb=buffer_kb)
+        try:
+            self.reader = KernelEvents(self.inst)
+        except BaseException:
+            self.inst.close()
+            raise
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.error: str | None = None
+
+    @property
+    def missing(self) -> list[str]:
+        """The tracepoints this kernel lacks (``system:event``)."""
+        return self.inst.missing
+
+    def start(self) -> KernelFeed:
+        """Start recording, the thread that reads the buffers and the one that adds to the log."""
+        self.inst.start()
+        self._threads = [threading.Thread(target=self._read, name="tcpview-kernel-read", daemon=True),
+                         threading.Thread(target=self._add, name="tcpview-kernel-add", daemon=True)]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _read(self) -> None:
+        # reading is kept apart from adding: a burst the log takes a while to add waits in
+        # this process's memory, not in the kernel's buffer, which would overwrite it
+        try:
+            while not self._stop.is_set():
+                ev = self.reader.poll()
+                if len(ev):
+                    self._queue.put(ev)
+                self.log.lost = self.reader.lost()
+                if len(ev) < 1024:
+                    self._stop.wait(POLL)
+        except Exception as e:  # said in the status line; the capture goes on
+            self.error = f"kernel events stopped: {e}"
+        finally:
+            self._queue.put(None)
+
+    def _add(self) -> None:
+        try:
+            while (ev := self._queue.get()) is not None:
+                self.log.add(ev)
+        except Exception as e:
+            self.error = f"kernel events stopped: {e}"
+
+    def poll_now(self) -> None:
+        """Read what is there on the caller's thread (when no thread runs)."""
+        self.log.add(self.reader.poll())
+        self.log.lost = self.reader.lost()
+
+    def status(self) -> dict[str, int]:
+        """Events read and lost so far."""
+        return {"events": self.log.events, "lost": self.log.lost}
+
+    def stop(self) -> None:
+        """Take the last events, then close the reader and remove the instance."""
+        self._stop.set()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+        try:
+            if self.reader.fds:
+                self.log.add(self.reader.poll(final=True))
+                self.log.lost = self.reader.lost()
+        finally:
+            self.reader.close()
+            self.inst.close()
