@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
 from .options import add_capture, add_memory, add_save, add_timers, default_memory, nonnegative_float
 from .report import print_summary
@@ -109,6 +110,9 @@ def cmd_summary(args: argparse.Namespace) -> int:
         # capture time passes to the cursor even after the last packet: timers still fire
         res.tracker.advance(res.timeline.first_ts + args.at)
     print_summary(res.timeline, args.source, args.json, args.at, totals=whole)
+    if res.dropped:
+        print(f"tcpview: the capture dropped {plural(res.dropped, 'packet')}, as its statistics say: "
+              "some connections may look half-open or unfinished that were not", file=sys.stderr)
     return _finish(res)
 
 

@@ -277,6 +277,8 @@ class LoadResult:
 
     tracker: Tracker
     error: str | None
+    dropped: int | None = None
+    """Packets the capturing program says it lost (a pcapng's statistics blocks), if it says."""
 
     @property
     def timeline(self) -> Timeline:
@@ -310,4 +312,4 @@ def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: boo
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
                 warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
-    return LoadResult(tracker, pump.error)
+    return LoadResult(tracker, pump.error, src.status().get("dropped"))

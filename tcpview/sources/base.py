@@ -145,9 +145,16 @@ class FileSource:
 
     def status(self) -> dict[str, int]:
         """For a stream: ``waiting``, the bytes its producer wrote that are not read yet (in the
-        pipe and read ahead): a reader that falls behind says so. Nothing for a file."""
+        pipe and read ahead): a reader that falls behind says so. For a pcapng capture whose
+        capturing program wrote its statistics (dumpcap does): ``dropped``, the packets it
+        lost, on every interface, as last counted."""
+        out: dict[str, int] = {}
         waiting = self.reader.waiting()
-        return {} if waiting is None else {"waiting": waiting}
+        if waiting is not None:
+            out["waiting"] = waiting
+        if self.reader.iface_drops:
+            out["dropped"] = sum(self.reader.iface_drops.values())
+        return out
 
 
 def open_source(spec: str, *, follow: bool = False, fd: int | None = None) -> FileSource:

@@ -30,6 +30,7 @@ from ..errors import UserError, os_problem
 from .batch import FrameBatch, frame_array
 from .drain import Drain
 from .linktypes import SUPPORTED_LINKTYPES
+from .pcapng_stats import interface_drops
 from .scan import BAD_INTERFACE, CORRUPT, CORRUPT_PACKET, FULL, PYTHON_BLOCK, scan_pcap, scan_pcapng
 
 CHUNK = 4 << 20
@@ -81,6 +82,8 @@ class CaptureReader:
         self.follow = follow
         self.stop = stop or (lambda: False)
         self.linktypes: list[int] = []
+        self.iface_drops: dict[int, int] = {}
+        """Packets dropped while capturing, by interface, as the file's statistics blocks say."""
         self.bytes_read = 0
         self.size: int | None = None
         self._fd: int | None = None
@@ -272,7 +275,7 @@ class CaptureReader:
             sbo = _SHB_ORDER.get(buf[pos + 8:pos + 12], bo) if buf[pos:pos + 4] == _PCAPNG_SHB else bo
             blen = struct.unpack_from(sbo + "I", buf, pos + 4)[0] if pos + 8 <= len(buf) else 0
             python_block = pos + 4 <= len(buf) and (buf[pos:pos + 4] == _PCAPNG_SHB
-                                                   or struct.unpack_from(bo + "I", buf, pos)[0] == 1)
+                                                   or struct.unpack_from(bo + "I", buf, pos)[0] in (1, 5))
             if pos + 12 > len(buf) or (python_block and pos + blen > len(buf)
                                        and 12 <= blen <= MAX_RECORD and not blen % 4):
                 more = self._more(buf, pos)
@@ -345,6 +348,15 @@ class CaptureReader:
                 raise CaptureError(f"{self.source}: unsupported pcapng version {major}")
             if blen < 28:
                 raise CaptureError(f"{self.source}: corrupt pcapng section header")
+        elif btype == 5:  # Interface Statistics Block: what the capturing program counted
+            try:
+                iface, drops = interface_drops(buf, body, bend, bo)
+            except ValueError:
+                raise CaptureError(f"{self.source}: corrupt pcapng interface statistics block") from None
+            if iface >= len(ifaces):
+                raise CaptureError(f"{self.source}: statistics for unknown interface {iface}")
+            if drops is not None:
+                self.iface_drops[iface] = drops
         else:  # Interface Description Block
             if bend - body < 8:
                 raise CaptureError(f"{self.source}: corrupt pcapng interface block")

@@ -74,7 +74,7 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
             return n, pos, FULL
         btype = _u32(b, pos, big)
         blen = _u32(b, pos + 4, big)
-        if btype == 0x0A0D0D0A or btype == 1:
+        if btype == 0x0A0D0D0A or btype == 1 or btype == 5:  # section, interface, its statistics
             return n, pos, PYTHON_BLOCK
         if blen < 12 or blen % 4 or blen > limit:
             return n, pos, CORRUPT

@@ -152,9 +152,18 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         bar = self._bar
         bar.read_share = message.info.progress
         bar.preparing = message.info.preparing
+        self._source_status()
         self._dirty = True
         self._maybe_start_at()
         self._tell_eviction()
+
+    def _source_status(self) -> None:
+        """What a stream says of itself on the bar: how far the reader is behind its producer,
+        and the packets the capture lost (a pcapng's statistics)."""
+        status = getattr(self.source, "status", None)
+        st = status() if status is not None else {}
+        self._bar.behind = int(st.get("waiting", 0))
+        self._bar.lost = st.get("dropped")
 
     def _tell_eviction(self) -> None:
         """Say once that the memory budget made the oldest connections leave the timeline."""
@@ -185,6 +194,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         bar.read_share = None
         bar.preparing = False
         bar.ended = self.player.live  # a stream's producer stopped: it is not live any more
+        self._source_status()
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
                         severity="error", timeout=15, markup=False)

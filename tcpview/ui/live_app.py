@@ -116,6 +116,9 @@ class LiveApp(TcpviewApp):
             self._read_kernel()
 
     # -- the status line -------------------------------------------------------------------
+    def _source_status(self) -> None:
+        """Nothing on the player bar: the status line below tells a capture's counts."""
+
     def _update_status(self) -> None:
         """Read the capture's counts into the status line; tell about new drops and errors."""
         src = self.source

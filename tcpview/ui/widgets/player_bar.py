@@ -19,6 +19,8 @@ from ..messages import WidgetMessage
 from .repaint import PaintedText
 
 BAR_MIN = 8
+BEHIND_BYTES = 4 << 20
+"""A stream's reader that has this much of its producer's output still to read says so."""
 
 
 class PlayerBar(PaintedText, Widget):
@@ -69,6 +71,10 @@ class PlayerBar(PaintedText, Widget):
         self.reading = False
         self.ended = False
         """A live source (a stream, a followed file) ended: no LIVE any more."""
+        self.behind = 0
+        """Bytes a stream's producer wrote that are not read yet (said from :data:`BEHIND_BYTES`)."""
+        self.lost: int | None = None
+        """Packets the capturing program says it dropped (a pcapng's statistics), if it says."""
         self.preparing = False
         """The engine is compiled for the first time (it runs slowly meanwhile)."""
         self.hint = ""
@@ -108,6 +114,10 @@ class PlayerBar(PaintedText, Widget):
             tail = f" read {self.read_share * 100:.0f}%" if self.read_share is not None else " reading"
         else:
             tail = f" {p.fraction() * 100:3.0f}%"
+        if self.behind >= BEHIND_BYTES:  # the reader falls behind its producer
+            tail = f" {self.behind / (1 << 20):.0f} MiB behind" + tail
+        if self.lost:
+            tail = f" {self.lost:,} dropped by the capture" + tail
         bar_w = width - len(text) - len(tail)
         if bar_w >= BAR_MIN:
             x0 = len(text)
@@ -126,7 +136,8 @@ class PlayerBar(PaintedText, Widget):
             self._bar = (x0, x0 + bar_w)
         else:
             self._bar = (0, 0)
-        text.append(tail, st("player--loading" if self.reading or self.preparing else "player--time", partial=True))
+        busy = self.reading or self.preparing or self.lost or self.behind >= BEHIND_BYTES
+        text.append(tail, st("player--loading" if busy else "player--time", partial=True))
         return text
 
     # -- mouse: click or drag to seek -----------------------------------------------------
