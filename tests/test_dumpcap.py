@@ -117,9 +117,12 @@ def _user_env(user: str, base: Path) -> dict[str, str]:
     site = base / "site"
     site.mkdir()
     packages = Path(numpy.__file__).parent.parent
-    for name in ("numpy", "numpy.libs", "numba", "llvmlite"):
+    # the compiled engine's, and pydantic's (the kernel's table, read for the processes)
+    for name in ("numpy", "numpy.libs", "numba", "llvmlite", "pydantic", "pydantic_core", "annotated_types",
+                 "typing_inspection"):
         if (packages / name).is_dir():
             _link_tree(packages / name, site)
+    shutil.copy2(packages / "typing_extensions.py", site)
     assert Path(numba.__file__).parent.parent == packages
     cache = base / "numba"
     cache.mkdir()

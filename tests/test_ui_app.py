@@ -421,7 +421,7 @@ async def test_clock_columns_wait_for_the_settling_tick(capture: Path) -> None:
     """While the cursor moves by itself, idle/age count to the time they last showed until
     the once-a-second settling update; a key brings them to the cursor at once."""
     app = TcpviewApp(FileSource(str(capture)), tick=3600)
-    async with app.run_test(size=(140, 40)) as pilot:  # wide enough for both clock columns
+    async with app.run_test(size=(150, 40)) as pilot:  # wide enough for both clock columns beside slow
         await loaded(app, pilot)
         app.seek_offset(1.35)
         await pilot.pause()

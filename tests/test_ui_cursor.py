@@ -47,7 +47,7 @@ async def test_rtt_retr_and_notes_are_those_of_the_cursor_at_every_step(capture:
     every cursor: SYN_SENT with an rtt and 2 retransmissions)."""
     frames = mixed()
     app = TcpviewApp(FileSource(str(capture)))
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(140, 40)) as pilot:  # wide enough for rtt, retr and notes beside slow
         await loaded(app, pilot)
         table = app.query_one(ConnectionTable)
         assert {"rtt", "retr", "notes"} <= {c.key for c in table.columns()}

@@ -169,7 +169,8 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     file (``report(timeline, source name, as_json)`` prints another instead: ``tcpview
     diagnose -i``); how many packets the kernel dropped goes to stderr.
     """
-    if args.kernel and args.interface is None:
+    kernel = getattr(args, "kernel", False)  # diagnose -i has no --kernel
+    if kernel and args.interface is None:
         return kernel_only_summary(args)
     if args.source:
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
@@ -177,7 +178,7 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
     source = open_live(args)  # first: a missing privilege is the first thing to tell
     try:
-        feed = open_feed(args.msl2) if args.kernel else None
+        feed = open_feed(args.msl2) if kernel else None
     except BaseException:
         source.close()
         raise
@@ -188,13 +189,13 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
     tracker.tl.budget = args.memory or default_memory()
+    watch = _ProcessLooker(tracker.tl)  # before the line: a Ctrl-C after it finds the capture set up
     cap = PumpThread(source, tracker).start()
     # like tcpdump's "listening on": from here on, packets are caught
     how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
     what = source.interface + (f" ({source.bpf})" if source.bpf else "")
     print(f"tcpview: capturing on {what} {how_long}, through {_way(source)}", file=sys.stderr, flush=True)
     interrupted = False
-    watch = _ProcessLooker(tracker.tl)
     try:
         end = time.monotonic() + args.duration if args.duration is not None else None
         # once a second, which process holds each connection's sockets here (for the JSON)

@@ -45,7 +45,7 @@ VIEWER_BINDINGS: list[BindingType] = [
     Binding("f", "toggle_stream", "Stream", show=False, id="ladder.stream",
             tooltip="What the connection carried (its stream)"),
     Binding("w", "evidence(1)", "Evidence", show=False, id="ladder.next_evidence",
-            tooltip="Next segment the diagnosis points at (why the connection was slow: the bar above the ladder)"),
+            tooltip="Next segment the slow-connection diagnosis points at"),
     Binding("W", "evidence(-1)", "Previous evidence", show=False, id="ladder.previous_evidence",
             tooltip="Previous segment the diagnosis points at"),
     Binding("c", "toggle_counters", "States", show=False, id="counters.all",
