@@ -38,6 +38,12 @@ LINGER = 0.05
 packet as it comes (``tcpdump -U``) makes the batches a few packets each otherwise, and the
 work per batch, not per packet, would cost most (at 70,000 packets a second, a tenth of the
 CPU the engine needs for the packets themselves)."""
+REST = 0.01
+"""The longest rest of the thread after a read that found the pipe nearly empty, while the
+pipe fills (a producer writing each packet as it comes would otherwise have it read a packet
+at a time: a system call and a wake-up each, most of the CPU a stream costs); see
+``Drain._next_rest``. Only where the pipe is large enough (:data:`REST_PIPE_BYTES`)."""
+REST_PIPE_BYTES = 1 << 20
 PIPE_BYTES = 16 << 20
 """The pipe size asked for (the system's ``fs.pipe-max-size`` bounds it, but for root)."""
 
@@ -87,6 +93,7 @@ class Drain:
         self.fd = fd
         self.hold = hold
         self.pipe_size = widen_pipe(fd)
+        self._rest = REST if self.pipe_size >= REST_PIPE_BYTES else 0.0
         self._chunks: list[bytes] = []
         self._held = 0
         self._eof = False
@@ -96,7 +103,19 @@ class Drain:
         self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
         self._thread.start()
 
+    def _next_rest(self, rest: float, got: int) -> float:
+        """The rest after a read of ``got`` bytes, the last rest having been ``rest``: none
+        after a read of a sixteenth of the pipe or more (a fast producer), twice as long after
+        a read of a sixty-fourth or less (a trickle), up to :data:`REST`; so the pipe never
+        fills by more than a quarter during a rest, whatever the producer's pace."""
+        if not self._rest or got >= self.pipe_size // 16:
+            return 0.0
+        if got <= self.pipe_size // 64:
+            return min(self._rest, max(REST / 8, 2 * rest))
+        return rest
+
     def _run(self) -> None:
+        rest = 0.0
         while True:
             with self._cond:
                 while self._held >= self.hold and not self._closed:  # the consumer is far behind
@@ -128,6 +147,9 @@ class Drain:
                 self._cond.notify_all()
             if not data:
                 return
+            rest = self._next_rest(rest, len(data))
+            if rest:
+                time.sleep(rest)
 
     def take(self, timeout: float) -> bytes | None:
         """Everything read since the last take, joined (once :data:`TAKE_BYTES` came or
