@@ -163,6 +163,17 @@ def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dic
     return VERDICTS[code], {n: float(x) for n, x in zip(CATEGORIES, shares.tolist(), strict=True)}, duration
 
 
+def sender_at(tl: Reader, cid: int, t: float | None = None) -> str:
+    """Which end of connection ``cid`` sent its data as of ``t`` (``"client"`` or
+    ``"server"``, the one that sent more payload bytes; ``"server"`` when it is not known)."""
+    v, _m, state = _advance(tl, t)
+    row = v.row_of(cid)
+    ints = state["ints"]
+    if row < 0 or row >= len(ints):
+        return "server"
+    return "server" if ints[row, lim.I_BYTES1] >= ints[row, lim.I_BYTES0] else "client"
+
+
 def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:
     """The frames connection ``cid``'s evidence points at as of ``t``, in order, each once (the
     viewer's ``w`` / ``W`` go through them)."""

@@ -22,47 +22,45 @@ window is the receive window's case; one held back by its own send buffer is wri
 than it can send, which the capture sees as the application's pace."""
 
 
-def beside_kernel(diag: Diagnosis, ends: dict[str, dict]) -> Diagnosis:
-    """Fill ``diag.kernel`` from the counters read of its ends on this host and add a line of
-    evidence where they disagree with the verdict.
-
-    Args:
-        diag: the connection's diagnosis (changed in place and returned).
-        ends: ``{"client" | "server": {"busy_us", "rwnd_limited_us", "sndbuf_limited_us",
-            "read_at"}}`` for the ends read (empty: none on this host: ``kernel`` stays None).
-
-    The slot is the data sender's counters when it is on this host (``"sender": true``),
-    else the other end's (``"sender": false``: a receiver's counters say little of what held
-    the data back, and no disagreement is looked for).
-    """
+def kernel_slot(ends: dict[str, dict], sender: str) -> dict | None:
+    """The ``kernel`` slot of a connection whose data ``sender`` (``"client"`` or ``"server"``)
+    is known, from the counters read of its ends here (``{"client" | "server": {"busy_us",
+    "rwnd_limited_us", "sndbuf_limited_us", "read_at"}}``, only the ends read; None when
+    empty): the data sender's counters when it is on this host (``"sender": true``), else the
+    other end's (``"sender": false``: a receiver's counters say little of what held the data
+    back)."""
     if not ends:
-        return diag
-    side = diag.sender
-    is_sender = side in ends
-    if not is_sender:
-        side = next(iter(ends))
+        return None
+    side = sender if sender in ends else next(iter(ends))
     got = ends[side]
-    diag.kernel = {"side": side, "sender": is_sender, "busy_us": int(got["busy_us"]),
-                   "rwnd_limited_us": int(got["rwnd_limited_us"]),
-                   "sndbuf_limited_us": int(got["sndbuf_limited_us"]), "read_at": float(got["read_at"])}
-    line = disagreement(diag) if is_sender else None
-    if line is not None:
+    return {"side": side, "sender": side == sender, "busy_us": int(got["busy_us"]),
+            "rwnd_limited_us": int(got["rwnd_limited_us"]), "sndbuf_limited_us": int(got["sndbuf_limited_us"]),
+            "read_at": float(got["read_at"])}
+
+
+def beside_kernel(diag: Diagnosis, ends: dict[str, dict]) -> Diagnosis:
+    """Fill ``diag.kernel`` (:func:`kernel_slot`) from the counters read of its ends on this
+    host and add a summary line to the evidence where the kernel and the verdict disagree
+    (:func:`disagreement`); ``diag`` is changed in place and returned."""
+    diag.kernel = kernel_slot(ends, diag.sender)
+    line = disagreement(diag.kernel, diag.verdict)
+    if line is not None and diag.kernel is not None:
         diag.headlines.append(len(diag.evidence))
-        diag.evidence.append({"frame": None, "ts": float(got["read_at"]), "text": line})
+        diag.evidence.append({"frame": None, "ts": diag.kernel["read_at"], "text": line})
     return diag
 
 
-def disagreement(diag: Diagnosis) -> str | None:
-    """The evidence line saying the kernel and the verdict disagree (None: they do not)."""
-    k = diag.kernel
-    if k is None or not k["busy_us"]:
+def disagreement(kernel: dict | None, verdict: str) -> str | None:
+    """The evidence line saying the data sender's kernel and the verdict disagree (None: they
+    do not, or the counters are not the sender's)."""
+    if kernel is None or not kernel["sender"] or not kernel["busy_us"]:
         return None
-    busy = k["busy_us"]
-    for key, verdict, said in KERNEL_CAUSES:
-        if k[key] > DISAGREE_SHARE * busy and diag.verdict != verdict:
-            return (f"the kernel disagrees: the {k['side']}'s socket was {said} {100 * k[key] / busy:.0f}% of its "
-                    f"{busy / 1e6:.3g} s busy sending (tcp_info {key[:-3]} {k[key] / 1e6:.3g} s), the capture says "
-                    f"{LABELS[diag.verdict]}")
+    busy = kernel["busy_us"]
+    for key, cause, said in KERNEL_CAUSES:
+        if kernel[key] > DISAGREE_SHARE * busy and verdict != cause:
+            return (f"the kernel disagrees: the {kernel['side']}'s socket was {said} {100 * kernel[key] / busy:.0f}% "
+                    f"of its {busy / 1e6:.3g} s busy sending (tcp_info {key[:-3]} {kernel[key] / 1e6:.3g} s), "
+                    f"the capture says {LABELS[verdict]}")
     return None
 
 
@@ -75,3 +73,13 @@ def kernel_text(kernel: dict) -> str:
         return f"kernel ({who}): never busy sending"
     return (f"kernel ({who}): busy {busy / 1e6:.3g} s, rwnd_limited {100 * kernel['rwnd_limited_us'] / busy:.0f}%, "
             f"sndbuf_limited {100 * kernel['sndbuf_limited_us'] / busy:.0f}%")
+
+
+def kernel_short(kernel: dict) -> str:
+    """The counters in a few cells, for the viewer's breakdown bar: ``kernel server rwnd 72%
+    sndbuf 0%`` (of its busy time)."""
+    busy = kernel["busy_us"]
+    if not busy:
+        return f"kernel {kernel['side']} not busy"
+    return (f"kernel {kernel['side']} rwnd {100 * kernel['rwnd_limited_us'] / busy:.0f}% "
+            f"sndbuf {100 * kernel['sndbuf_limited_us'] / busy:.0f}%")
