@@ -43,10 +43,11 @@ class SlowBar(Static):
     def show(self, tl: Timeline | None, cid: int | None, t: float | None) -> None:
         """Show connection ``cid``'s breakdown as of time t (cheap when nothing changed)."""
         self.display = tl is not None and cid is not None  # no connection: the ladder says so
-        got = breakdown_at(tl, cid, t) if tl is not None and cid is not None else None
-        if got is not None and cid is not None:
-            slot = kernel_slot(self.kernel(cid), sender_at(tl, cid, t)) if self.kernel is not None else None
-            got = (*got, slot)
+        got: tuple | None = None
+        if tl is not None and cid is not None:
+            got = breakdown_at(tl, cid, t)
+            if got is not None and self.kernel is not None:
+                got = (*got, kernel_slot(self.kernel(cid), sender_at(tl, cid, t)))
         if got != self.shown:
             self.shown = got
             self.refresh()
