@@ -182,14 +182,16 @@ def _router(cause: str, r: str, tag: str) -> None:
 
 
 def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None,
-        rtt: float = 0.0, tcp_info: Path | None = None) -> Path:
+        rtt: float = 0.0, tcp_info: Path | None = None, on_router: bool = False) -> Path:
     """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``
     (``live``: instead of tcpdump, this command captures, given the interface as its last
     argument; it must say "capturing on" on stderr once it does, and its output goes to
     ``path``). ``rtt``: a path with this round-trip time: the middle namespace is then a
     userspace delay line (:data:`BRIDGE`, which also makes the drops), not a kernel router.
     ``tcp_info``: the server writes each connection's ``struct tcp_info`` there once all its
-    data is acknowledged (a line ``client-port hex``): the kernel's own chrono counters."""
+    data is acknowledged (a line ``client-port hex``): the kernel's own chrono counters.
+    ``on_router``: capture in the middle namespace, on its interface towards the server, where
+    neither end of a connection is a socket of that namespace's kernel."""
     tag = f"ts{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{150 + os.getpid() % 50}"
@@ -231,6 +233,8 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         ns, dev = (a, f"{tag}1h") if cause == "handshake" else (b, f"{tag}2h")
+        if on_router:
+            ns, dev = r, f"{tag}2r"
         if live is not None:
             out = path.open("wb")
             dump = subprocess.Popen(["ip", "netns", "exec", ns, *live, dev], stdout=out, stderr=subprocess.PIPE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 
 from ..textutil import plural, safe
 from .errors import UsageError
@@ -30,14 +31,19 @@ def add_diagnose(sub) -> None:
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``tcpview diagnose``: read (or capture), then print each connection's diagnosis."""
-    def report(tl, source: str, as_json: bool) -> None:
-        print_diagnoses(tl, source, as_json, args.conn)
-
     if args.interface is not None or args.duration is not None:
+        from ..kernel.chrono import ChronoWatch
         from .live import live_summary
 
-        args.at, args.memory = None, None  # what the live summary reads of a summary's options
-        return live_summary(args, report)
+        watch = ChronoWatch()
+
+        def report(tl, source: str, as_json: bool) -> None:
+            print_diagnoses(tl, source, as_json, args.conn, kernel=watch.ends)
+
+        # what the live summary reads of a summary's options; the chrono counters come from
+        # the socket table (sock_diag, no privileges), not from --kernel's tracepoints
+        args.at, args.memory = None, None
+        return live_summary(args, report, chrono=watch)
     if not args.source:
         raise UsageError("diagnose needs a SOURCE (file or -) or -i IFACE --duration S")
     from .offline import _finish, _load
@@ -47,33 +53,42 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         n = res.timeline.view().next_id
         raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})" if n
                          else f"no connection {args.conn} (the capture has none)")
-    report(res.timeline, args.source, args.json)
+    print_diagnoses(res.timeline, args.source, args.json, args.conn)
     return _finish(res)
 
 
-def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None) -> None:
-    """Print every connection's diagnosis (or connection ``conn``'s), as JSON or as text."""
+def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None,
+                    kernel: Callable[[int], dict] | None = None) -> None:
+    """Print every connection's diagnosis (or connection ``conn``'s), as JSON or as text.
+
+    ``kernel``: connection id -> the chrono counters read of its ends on this host (a live
+    capture's, :meth:`tcpview.kernel.chrono.ChronoWatch.ends`), shown beside each diagnosis.
+    """
     from ..engine.analysis.diagnosis import diagnose
+    from ..engine.analysis.kernel_check import beside_kernel
 
     out = out or sys.stdout
     d = diagnose(tl)
     v = tl.view()
     rows = range(len(d)) if conn is None else [v.row_of(conn)]
+    diags = [d.of(r) for r in rows]
+    if kernel is not None:
+        diags = [beside_kernel(g, kernel(g.id)) for g in diags]
     if as_json:
-        doc = {"source": source, "verdicts": d.counts(), "connections": [d.of(r).as_dict() for r in rows]}
+        doc = {"source": source, "verdicts": d.counts(), "connections": [g.as_dict() for g in diags]}
         out.write(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         return
     counts = {k: n for k, n in d.counts().items() if n}
     out.write(f"{safe(source)}: {plural(len(d), 'connection')}" + (": " if counts else "")
               + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "\n")
-    for r in rows:
-        _write_one(out, tl, d, r, every=conn is not None)
+    for g in diags:
+        _write_one(out, tl, g, every=conn is not None)
 
 
-def _write_one(out, tl, d, row: int, every: bool) -> None:
+def _write_one(out, tl, g, every: bool) -> None:
     from ..engine.analysis.diagnosis import LABELS, TOO_SHORT
+    from ..engine.analysis.kernel_check import kernel_text
 
-    g = d.of(row)
     c = tl.conns[g.id]
     out.write(f"\n#{g.id}  {safe(c.client_text())} -> {safe(c.server_text())}  {g.duration:.6f} s  "
               f"{LABELS[g.verdict]}\n")
@@ -81,6 +96,8 @@ def _write_one(out, tl, d, row: int, every: bool) -> None:
         parts = [f"{name} {100 * s / g.duration:.0f}%" for name, s in sorted(g.shares.items(), key=lambda kv: -kv[1])
                  if s > 0 and 100 * s / g.duration >= 0.5]
         out.write("  " + "  ".join(parts) + "\n")
+    if g.kernel is not None:
+        out.write(f"  {kernel_text(g.kernel)}\n")
     for k, item in enumerate(g.evidence):
         if every or k in g.headlines:
             where = f"frame {item['frame']:>7}" if item["frame"] is not None else " " * 13

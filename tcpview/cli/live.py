@@ -162,12 +162,14 @@ def cmd_live(args: argparse.Namespace) -> int:
             print(f"tcpview: error: {error}", file=sys.stderr)
 
 
-def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = None) -> int:
+def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = None, chrono=None) -> int:
     """``tcpview summary -i IFACE [-f BPF] --duration S [--json]``: capture, then summarize.
 
     Without ``--duration`` it captures until Ctrl-C. The summary is the one printed for a
     file (``report(timeline, source name, as_json)`` prints another instead: ``tcpview
-    diagnose -i``); how many packets the kernel dropped goes to stderr.
+    diagnose -i``); how many packets the kernel dropped goes to stderr. ``chrono``: a
+    :class:`~tcpview.kernel.chrono.ChronoWatch` to keep up to date during the capture (the
+    socket table read every :data:`CHRONO_PERIOD`, the counters vanish with their sockets).
     """
     kernel = getattr(args, "kernel", False)  # diagnose -i has no --kernel
     if kernel and args.interface is None:
@@ -190,6 +192,8 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
     tracker.tl.budget = args.memory or default_memory()
     watch = _ProcessLooker(tracker.tl)  # before the line: a Ctrl-C after it finds the capture set up
+    sampler = _ChronoLooker(tracker.tl, chrono) if chrono is not None else None
+    step = 1.0 if sampler is None else CHRONO_PERIOD
     cap = PumpThread(source, tracker).start()
     # like tcpdump's "listening on": from here on, packets are caught
     how_long = f"for {args.duration:g} s" if args.duration is not None else "until Ctrl-C"
@@ -199,8 +203,10 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     try:
         end = time.monotonic() + args.duration if args.duration is not None else None
         # once a second, which process holds each connection's sockets here (for the JSON)
-        while not cap.wait(1.0 if end is None else max(0.0, min(1.0, end - time.monotonic()))):
+        while not cap.wait(step if end is None else max(0.0, min(step, end - time.monotonic()))):
             watch.look()
+            if sampler is not None:
+                sampler.look()
             if end is not None and time.monotonic() >= end:
                 break
     except KeyboardInterrupt:
@@ -215,6 +221,8 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         if feed is not None:
             feed.stop()
     watch.look(last=True)
+    if sampler is not None:
+        sampler.look(last=True)
     if report is not None:
         report(tracker.tl, source.name, args.json)
     else:
@@ -259,6 +267,34 @@ class _ProcessLooker:
         self._at = time.monotonic()
         try:
             self.watch.update(self.tl, snapshot())
+        except OSError:
+            pass
+        self._cost = time.monotonic() - self._at
+
+
+CHRONO_PERIOD = 0.2
+"""Seconds between reads of the socket table for the chrono counters (at most a fifth of the
+time goes to reading it: a big table is read less often)."""
+
+
+class _ChronoLooker:
+    """Reads the kernel's table for a :class:`~tcpview.kernel.chrono.ChronoWatch` during a
+    live capture; a table that cannot be read is skipped."""
+
+    def __init__(self, tl, chrono) -> None:
+        self.tl, self.chrono = tl, chrono
+        self._at = self._cost = 0.0
+
+    def look(self, last: bool = False) -> None:
+        """Read the table (without the processes: only the counters are wanted) unless the
+        last read was too recent for its cost; ``last``: read it anyway."""
+        from ..kernel.snapshot import snapshot
+
+        if not last and time.monotonic() - self._at < 5 * self._cost:
+            return
+        self._at = time.monotonic()
+        try:
+            self.chrono.update(self.tl, snapshot(owners=False))
         except OSError:
             pass
         self._cost = time.monotonic() - self._at

@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from textual import work
 
+from ..kernel.chrono import ChronoWatch
 from ..kernel.compare import ProcessWatch, compare
 from ..kernel.snapshot import snapshot
 from ..kernel.trace_compare import compare_trace
@@ -46,6 +47,7 @@ from .widgets.graph_pane import GraphPane
 from .widgets.kernel_pane import KernelPane
 from .widgets.ladder import Ladder
 from .widgets.player_bar import PlayerBar
+from .widgets.slow_bar import SlowBar
 
 
 class LiveApp(TcpviewApp):
@@ -81,6 +83,9 @@ class LiveApp(TcpviewApp):
         self._pending: Capture | None = None  # opened by a switch, not yet shown
         self.processes = ProcessWatch()
         """The processes found holding the captured connections' sockets (worker thread)."""
+        self.chrono = ChronoWatch()
+        """The chrono counters last read of the captured connections' sockets (worker thread),
+        shown in the breakdown bar beside the inferred split."""
 
     def compose(self):
         yield from super().compose()
@@ -94,6 +99,7 @@ class LiveApp(TcpviewApp):
         if self.kernel_log is not None:
             self.query_one(Ladder).kernel = self._kernel_rows
             self.query_one(GraphPane).kernel_log = self.kernel_log  # the cwnd and srtt graphs
+        self._main(SlowBar).kernel = lambda cid: self.chrono.ends(cid)
         self._update_status()
         self.set_interval(1.0, self._kernel_tick, name="kernel-tick")
 
@@ -108,10 +114,11 @@ class LiveApp(TcpviewApp):
 
     def _kernel_tick(self) -> None:
         self._update_status()
-        # the proc column wants the table too, K or not: then only while a connection's
-        # process is still to be found, and at most a fifth of the time (a big table takes
-        # a second or more to read)
-        if self.kernel_on or (self.processes.pending(self.tl)
+        # the proc column and the breakdown bar's chrono counters want the table too, K or
+        # not: then only while a connection's process is still to be found or a socket's
+        # counters are still moving, and at most a fifth of the time (a big table takes a
+        # second or more to read)
+        if self.kernel_on or ((self.processes.pending(self.tl) or self.chrono.live)
                               and time.monotonic() - self._kernel_read_at >= 5 * self._kernel_cost):
             self._read_kernel()
 
@@ -247,6 +254,7 @@ class LiveApp(TcpviewApp):
         pane = self._main(KernelPane)
         pane.results, pane.snap_ts = {}, None
         self.processes = ProcessWatch()  # connection ids start over
+        self.chrono = ChronoWatch()
         self._main(ConnectionTable).set_processes({}, {})
         super()._reset_views()
         if self.kernel_on:
@@ -278,6 +286,7 @@ class LiveApp(TcpviewApp):
                 results = (compare_trace(tl, self.kernel_log, self.player.query_time())
                            if self.kernel_log is not None else compare(tl, snap))
             found = (watch.infos(), watch.texts()) if watch.update(tl, snap) else None
+            self.chrono.update(tl, snap)
         finally:
             self._kernel_busy.release()
         self.post_message(KernelRead(snap, results, found))

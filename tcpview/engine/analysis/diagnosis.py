@@ -83,7 +83,13 @@ class Diagnoses:
         shares = {name: float(s) for name, s in zip(CATEGORIES, self.shares[row].tolist(), strict=True)}
         lo, hi = np.searchsorted(self.episodes[:, lim.EP_CONN], [row, row + 1])
         evidence, heads = _evidence(self, row, slice(int(lo), int(hi)))
-        return Diagnosis(int(self.ids[row]), self.verdict(row), shares, float(self.duration[row]), evidence, heads)
+        return Diagnosis(int(self.ids[row]), self.verdict(row), shares, float(self.duration[row]), evidence, heads,
+                         self.sender(row))
+
+    def sender(self, row: int) -> str:
+        """Which end of connection ``row`` sent its data: the one that sent more payload bytes
+        (``"server"`` on a tie)."""
+        return "server" if self.ints[row, lim.I_BYTES1] >= self.ints[row, lim.I_BYTES0] else "client"
 
 
 @dataclass
@@ -99,9 +105,13 @@ class Diagnosis:
     summary of each other category that took a tenth of the time or more."""
     headlines: list[int]
     """Which evidence items are summaries (the rest are episodes)."""
+    sender: str = "server"
+    """The end that sent the data (``"client"`` or ``"server"``: the one that sent more bytes)."""
     kernel: dict | None = None
-    """The kernel's own chrono counters for this socket (busy, rwnd_limited, sndbuf_limited
-    microseconds from ``tcp_info``), when a live kernel view has them; shown beside the inference."""
+    """The kernel's own chrono counters of an end's socket on this host, read during a live
+    capture: ``{"side", "sender", "busy_us", "rwnd_limited_us", "sndbuf_limited_us",
+    "read_at"}`` (see :func:`tcpview.engine.analysis.kernel_check.beside_kernel`); None
+    otherwise. Shown beside the inference."""
 
     def as_dict(self) -> dict:
         """The JSON shape: ``{"id", "verdict", "duration", "shares", "evidence"}`` (and ``kernel``
@@ -151,6 +161,17 @@ def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dic
     duration = float(floats[row, lim.F_LAST] - floats[row, lim.F_FIRST])
     code = int(_verdicts(ints[row:row + 1], shares[None, :], np.array([duration]))[0])
     return VERDICTS[code], {n: float(x) for n, x in zip(CATEGORIES, shares.tolist(), strict=True)}, duration
+
+
+def sender_at(tl: Reader, cid: int, t: float | None = None) -> str:
+    """Which end of connection ``cid`` sent its data as of ``t`` (``"client"`` or
+    ``"server"``, the one that sent more payload bytes; ``"server"`` when it is not known)."""
+    v, _m, state = _advance(tl, t)
+    row = v.row_of(cid)
+    ints = state["ints"]
+    if row < 0 or row >= len(ints):
+        return "server"
+    return "server" if ints[row, lim.I_BYTES1] >= ints[row, lim.I_BYTES0] else "client"
 
 
 def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:

@@ -3,10 +3,13 @@ cursor (``tcpview diagnose``'s categories), and its verdict, on one line."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.widgets import Static
 
-from ...engine.analysis.diagnosis import CATEGORIES, LABELS, SHORT, TOO_SHORT, breakdown_at
+from ...engine.analysis.diagnosis import CATEGORIES, LABELS, SHORT, TOO_SHORT, breakdown_at, sender_at
+from ...engine.analysis.kernel_check import disagreement, kernel_short, kernel_slot
 from ...engine.timeline.timeline import Timeline
 
 COLOURS = {
@@ -22,19 +25,29 @@ class SlowBar(Static):
     selected connection's time split by cause, the largest first; ``w`` / ``W`` go through the
     evidence in the ladder."""
 
-    COMPONENT_CLASSES = {f"slow-bar--{name}" for name in CATEGORIES} | {"slow-bar--label"}
+    COMPONENT_CLASSES = {f"slow-bar--{name}" for name in CATEGORIES} | {"slow-bar--label", "slow-bar--kernel",
+                                                                         "slow-bar--differ"}
 
     DEFAULT_CSS = "SlowBar { height: 1; padding: 0 1; background: $boost; }\n" + "".join(
         f"SlowBar > .slow-bar--{name} {{ color: {colour}; }}\n" for name, colour in COLOURS.items()
-    ) + "SlowBar > .slow-bar--label { text-style: bold; }\n"
+    ) + ("SlowBar > .slow-bar--label { text-style: bold; }\n"
+         "SlowBar > .slow-bar--kernel { color: $text-muted; }\n"
+         "SlowBar > .slow-bar--differ { text-style: bold; color: $tcp-anomaly; }\n")
 
     shown: tuple | None = None
-    """What it shows: (verdict, shares, duration), or None."""
+    """What it shows: (verdict, shares, duration, the kernel slot or None), or None."""
+    kernel: Callable[[int], dict] | None = None
+    """Connection id -> the chrono counters read of its ends on this host (a live capture's,
+    set by the live viewer): the kernel's split of the sender's time is shown beside."""
 
     def show(self, tl: Timeline | None, cid: int | None, t: float | None) -> None:
         """Show connection ``cid``'s breakdown as of time t (cheap when nothing changed)."""
         self.display = tl is not None and cid is not None  # no connection: the ladder says so
-        got = breakdown_at(tl, cid, t) if tl is not None and cid is not None else None
+        got: tuple | None = None
+        if tl is not None and cid is not None:
+            got = breakdown_at(tl, cid, t)
+            if got is not None and self.kernel is not None:
+                got = (*got, kernel_slot(self.kernel(cid), sender_at(tl, cid, t)))
         if got != self.shown:
             self.shown = got
             self.refresh()
@@ -49,7 +62,8 @@ class SlowBar(Static):
         if got is None:
             text.append("slow: no segment yet", self.get_component_rich_style("slow-bar--idle", partial=True))
             return text
-        verdict, shares, duration = got
+        verdict, shares, duration = got[:3]
+        kernel = got[3] if len(got) > 3 else None
         label = self.get_component_rich_style("slow-bar--label", partial=True)
         if verdict == TOO_SHORT or duration <= 0:
             text.append(f"slow: {LABELS[TOO_SHORT]}", label)
@@ -67,6 +81,11 @@ class SlowBar(Static):
             used += n
         bar.append("▏ ")
         text.append_text(bar)
+        if kernel is not None:  # the kernel's own split beside the inference; ≠ where they differ
+            differ = disagreement(kernel, verdict) is not None
+            text.append(("≠ " if differ else "") + kernel_short(kernel) + "  ",
+                        self.get_component_rich_style("slow-bar--differ" if differ else "slow-bar--kernel",
+                                                      partial=True))
         for name in ranked:
             pct = 100 * shares[name] / duration
             if pct >= 0.5:
