@@ -213,6 +213,8 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         settle = now - self._last_settle >= SETTLE_SECONDS or (moved and not self.player.playing)
         # a live capture's clock moves on without packets: now, idle and the timers with it
         ticked = self.player.live and self.tl.clock != self._clock
+        if settle and self.player.live:  # a quiet stream's reader still tells what it learnt
+            self._source_status()
         if moved or ticked or self._dirty or (settle and self._unsettled):
             self.refresh_views(settle=settle)
 
