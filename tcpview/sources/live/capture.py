@@ -123,15 +123,8 @@ class LiveSource(CaptureSettings):
         self._reader_done.set()
         self._sock: socket.socket | None = None
         self._mm: mmap.mmap | None = None
-        self.timeline = None
-        """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self._open(buffer_mb)
-        if write:
-            try:
-                self.save_to(write, force, ring_size, ring_files)
-            except LiveError:
-                self.close()
-                raise
+        self.save_or_close(write, force, ring_size, ring_files)
 
 
     # -- setup -----------------------------------------------------------------------------
@@ -318,12 +311,7 @@ class LiveSource(CaptureSettings):
         and ``skipped`` (frames the decoder could not use) once :attr:`timeline` is set."""
         self._read_stats()
         out = {"captured": self.captured, "dropped": self.kernel_drops}
-        if self.sink is not None:
-            out["saved"] = self.sink.count
-        tl = self.timeline
-        if tl is not None:
-            out["skipped"] = sum(tl.skipped.values())
-        return out
+        return self.with_counts(out)
 
     def close(self) -> None:
         """Release the ring, the socket and the output file (idempotent).

@@ -10,9 +10,11 @@ them to every Python program on the host.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .capture import LiveSource
 from .dumpcap import DumpcapSource
-from .ring import DEFAULT_BUFFER_MB, CapturePrivilegeError
+from .ring import CapturePrivilegeError
 
 Capture = LiveSource | DumpcapSource
 """A live capture, whichever way it goes."""
@@ -20,28 +22,20 @@ CAPTURES = (LiveSource, DumpcapSource)
 """The classes of :data:`Capture`, for ``isinstance``."""
 
 
-def open_capture(
-    interface: str | None = None,
-    bpf: str | None = None,
-    write: str | None = None,
-    force: bool = False,
-    snaplen: int | None = None,
-    buffer_mb: int = DEFAULT_BUFFER_MB,
-    ring_size: int | None = None,
-    ring_files: int | None = None,
-) -> Capture:
-    """Open a capture on ``interface``: the packet ring if this process may, else dumpcap.
+def open_capture(*args: Any, **kwargs: Any) -> Capture:
+    """Open a capture: the packet ring if this process may, else dumpcap.
 
-    The arguments are :class:`~tcpview.sources.live.capture.LiveSource`'s. The ring checks the
-    interface and compiles the filter before it asks for a socket, so a typo is told as a
-    typo whichever way the capture would have gone.
+    The arguments are :class:`~tcpview.sources.live.capture.LiveSource`'s (interface, filter,
+    file to save to, ...), which :class:`~tcpview.sources.live.dumpcap.DumpcapSource` takes
+    too. The ring checks the interface and compiles the filter before it asks for a socket, so
+    a typo is told as a typo whichever way the capture would have gone.
 
     Raises:
         CapturePrivilegeError: neither way may capture (the line says how to get the privilege).
         LiveError: no such interface, a bad filter, an existing output file (one line).
     """
     try:
-        return LiveSource(interface, bpf, write, force, snaplen, buffer_mb, ring_size, ring_files)
+        return LiveSource(*args, **kwargs)
     except CapturePrivilegeError:
         pass  # neither root nor CAP_NET_RAW: dumpcap, if this user may run it
-    return DumpcapSource(interface, bpf, write, force, snaplen, buffer_mb, ring_size, ring_files)
+    return DumpcapSource(*args, **kwargs)

@@ -156,8 +156,6 @@ class DumpcapSource(CaptureSettings):
         self.drops: dict[str, int] = {}
         """Packets dumpcap says were dropped, by interface, once it has stopped."""
         self.error: str | None = None
-        self.timeline = None
-        """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
         self.said: list[str] = []
         """What dumpcap wrote to its standard error, line by line."""
         self._closing = threading.Event()
@@ -171,12 +169,7 @@ class DumpcapSource(CaptureSettings):
             raise CapturePrivilegeError(refusal(path))
         self.dumpcap = path
         self._start()
-        if write:
-            try:
-                self.save_to(write, force, ring_size, ring_files)
-            except LiveError:
-                self.close()
-                raise
+        self.save_or_close(write, force, ring_size, ring_files)
 
 
     # -- starting and stopping dumpcap -------------------------------------------------------
@@ -359,12 +352,7 @@ class DumpcapSource(CaptureSettings):
         out = {"captured": self.captured}
         if self.drops:
             out["dropped"] = sum(self.drops.values())
-        if self.sink is not None:
-            out["saved"] = self.sink.count
-        tl = self.timeline
-        if tl is not None:
-            out["skipped"] = sum(tl.skipped.values())
-        return out
+        return self.with_counts(out)
 
     def close(self) -> None:
         """Stop dumpcap (it then says what it dropped) and close the output file (idempotent).

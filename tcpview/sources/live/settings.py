@@ -5,6 +5,7 @@ what it captures to a file or a ring of files."""
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from .ifaces import default_interface
 from .ring import DEFAULT_SNAPLEN, SAVE_SNAPLEN, LiveError
@@ -16,6 +17,33 @@ class CaptureSettings:
 
     linktype: int
     sink: PcapSink | RingSink | None
+    timeline: Any
+    """The Timeline this capture feeds, if whoever feeds it says so (for ``skipped``)."""
+
+    def close(self) -> None:
+        """Release what the capture holds (each way has its own)."""
+        raise NotImplementedError
+
+    def save_or_close(self, write: str | None, force: bool, ring_size: int | None, ring_files: int | None) -> None:
+        """At the end of a constructor: save to ``write`` when given (:meth:`save_to`); if that
+        fails, close what was opened before the error goes up."""
+        if not write:
+            return
+        try:
+            self.save_to(write, force, ring_size, ring_files)
+        except LiveError:
+            self.close()
+            raise
+
+    def with_counts(self, status: dict[str, int]) -> dict[str, int]:
+        """``status`` with what every way of capture counts alike: frames ``saved`` to ``-w``,
+        and ``skipped`` (frames the decoder could not use) once :attr:`timeline` is set."""
+        if self.sink is not None:
+            status["saved"] = self.sink.count
+        tl = self.timeline
+        if tl is not None:
+            status["skipped"] = sum(tl.skipped.values())
+        return status
 
     def settle(self, interface: str | None, bpf: str | None, write: str | None, snaplen: int | None,
                buffer_mb: int) -> None:
@@ -35,6 +63,7 @@ class CaptureSettings:
         self.name = f"live {self.interface}" + (f" ({self.bpf})" if self.bpf else "")
         self.buffer_mb = buffer_mb
         self.sink = None
+        self.timeline = None
 
     def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
                 ring_files: int | None = None) -> None:
