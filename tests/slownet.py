@@ -6,8 +6,10 @@ so segments are as on a wire), with the router and the two programs set up for o
 - ``application``: the server writes in bursts with pauses;
 - ``server_response``: the server waits before answering the client's request;
 - ``bottleneck``: a slow link (tbf) with a deep queue towards the client;
-- ``loss``: random drops (8%) in the router, both ways (nftables ``numgen random``), of any
-  segment but a SYN (a lost SYN is the handshake's cause, below);
+- ``loss``: random drops (8%) in the router, both ways (nftables ``numgen random``), of the
+  segments that carry data (a lost SYN is the handshake's cause, below; a lost handshake ACK
+  or bare FIN is a wait the capture cannot tell from the handshake's or the peer's own, and
+  came out as handshake or idle, rightly from where the capture sees it);
 - ``handshake``: every other SYN dropped (nftables ``numgen inc``), so each connection's
   first SYN is lost and the client sends it again a second later.
 
@@ -123,7 +125,7 @@ def keep(frame):
     if syn and flags & 0x12 == 0x02:
         syns[0] += 1
         return syns[0] % 2 == 0  # every other SYN lost
-    return not (drop and not flags & 0x02 and random.random() < drop)
+    return not (drop and not flags & 0x02 and len(frame) > 14 + 100 and random.random() < drop)
 def reader():
     n = 0
     while True:
@@ -147,8 +149,8 @@ while True:
         pass  # the link's queue is full (tbf): dropped, as a router would
 '''
 """A delay line between two interfaces (the ``rtt`` topology's middle): each frame that
-arrives on one leaves the other ``delay`` seconds later, in order; it drops at random (not
-SYNs) or every other SYN when asked, as the kernel router's nftables rules do."""
+arrives on one leaves the other ``delay`` seconds later, in order; it drops at random (only
+segments with data) or every other SYN when asked, as the kernel router's nftables rules do."""
 
 CONNECTIONS = 2
 """Connections each scenario makes."""
@@ -174,7 +176,7 @@ def _router(cause: str, r: str, tag: str) -> None:
     elif cause == "loss":
         _run("ip", "netns", "exec", r, "nft", "-f", "-", stdin=(
             f"table inet {tag} {{\n chain c {{\n  type filter hook forward priority 0;\n"
-            "  tcp flags & syn == 0 numgen random mod 100 < 8 drop\n }\n}\n"))
+            "  tcp flags & syn == 0 ip length > 100 numgen random mod 100 < 8 drop\n }\n}\n"))
     elif cause == "handshake":
         _run("ip", "netns", "exec", r, "nft", "-f", "-", stdin=(
             f"table inet {tag} {{\n chain c {{\n  type filter hook forward priority 0;\n"
