@@ -24,7 +24,7 @@ from .options import add_timers
 # the engine's names (tcpview.engine.output.writers.FORMATS, tcpview.engine.analysis.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
-GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window")
+GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window", "cwnd", "srtt")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -158,13 +158,32 @@ def add_graph(sub) -> None:
     g.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
     g.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     g.add_argument("--kind", choices=GRAPH_KINDS, default="tseq",
-                   help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window")
+                   help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window; "
+                   "from the kernel's events a file of live --kernel -w holds: cwnd (and ssthresh), srtt")
     g.add_argument("--dir", choices=("c2s", "s2c"), help="the data direction of a time-sequence graph "
                    "(default: the one that sent more)")
     g.add_argument("--format", choices=("text", "svg"), default="text")
     g.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     g.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     add_timers(g)
+
+
+def _kernel_graph(tl, args: argparse.Namespace):
+    """The ``cwnd`` or ``srtt`` graph from the kernel's events the file holds.
+
+    Raises:
+        UsageError: the file holds none, or none of this connection's endpoints.
+    """
+    from ..engine.analysis.kernel_graphs import build_kernel
+
+    if tl.kernel is None:
+        raise UsageError(f"{args.source} holds no kernel events: --kind {args.kind} needs a pcapng saved by "
+                         "tcpview live (or summary -i) with --kernel -w")
+    g = build_kernel(tl, args.conn, args.kind, tl.kernel)
+    if g is None:
+        raise UsageError(f"connection {args.conn}: the kernel's events in {args.source} say nothing of its "
+                         f"endpoints (--kind {args.kind} needs tcp_probe events of a socket of the capturing host)")
+    return g
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -177,7 +196,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     tl = res.timeline
     _need_conn(tl, args.conn)
     direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
-    g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else args.source)
+    if args.kind in ("cwnd", "srtt"):
+        g = _kernel_graph(tl, args)
+    else:
+        g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else args.source)
     with _output(args.output, args.force, binary=False) as out:
         if args.format == "svg":
             out.write(graphs.svg(g))

@@ -1,7 +1,8 @@
 """``--kernel``: the kernel's own TCP events (tracefs tracepoints) beside a live capture, or alone.
 
 - :func:`open_feed` opens tcpview's trace instance and its reader thread (or says in one
-  line what is missing: root, tracefs);
+  line what is missing: root, tracefs); :func:`save_kernel_events` keeps its events in the
+  pcapng ``-w`` writes;
 - :func:`add_kernel_states` gives each connection of a summary its endpoints' kernel states;
 - :func:`terminate_as_exit` makes SIGTERM unwind like Ctrl-C, so the instance is removed by
   the command itself (its watchdog would otherwise do it).
@@ -24,9 +25,11 @@ def terminate_as_exit() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
-def open_feed(msl2: float = 60.0):
-    """The started :class:`~tcpview.engine.timeline.kernel_feed.KernelFeed`; a tracepoint
-    this kernel lacks is said on stderr (the rest works).
+def open_feed(msl2: float = 60.0, start: bool = True):
+    """The :class:`~tcpview.engine.timeline.kernel_feed.KernelFeed`, started unless ``start``
+    is False (then the caller starts it, once its ``tap`` is set: ``-w``); a tracepoint this
+    kernel lacks is said on stderr (the rest works). With the compiled kernels cached, the
+    decoder is loaded first, so the first events are shown as they come.
 
     Raises:
         PrivilegeError: not root.
@@ -34,13 +37,22 @@ def open_feed(msl2: float = 60.0):
     """
     from ..engine.timeline.kernel_feed import KernelFeed
     from ..engine.timeline.kernel_log import KernelLog
+    from ..engine.warm import cache_is_warm, ready
 
     terminate_as_exit()
+    if cache_is_warm():
+        ready(groups=("kernel",))
     feed = KernelFeed(KernelLog(msl2=msl2))
     for ev in feed.missing:
         print(f"tcpview: this kernel has no {ev} tracepoint: {_WHAT.get(ev, 'its events')} are not shown",
               file=sys.stderr)
-    return feed.start()
+    return feed.start() if start else feed
+
+
+def save_kernel_events(source, feed) -> None:
+    """``-w`` with ``--kernel``: the feed's batches go into the capture's pcapng as they come."""
+    if feed is not None and source.sink is not None:
+        feed.tap = source.sink.write_kernel
 
 
 _WHAT = {
@@ -54,13 +66,16 @@ _WHAT = {
 }
 
 
-def add_kernel_states(summary: dict, log) -> dict:
+def add_kernel_states(summary: dict, log, until: float | None = None) -> dict:
     """Give each connection of ``summary`` (a :func:`~tcpview.cli.report.summary_dict`)
     ``"kernel": {"client": [{"ts", "state"}], "server": [...]}``, with only the endpoints
-    that live on this host (``{}`` for a connection with none)."""
+    that live on this host (``{}`` for a connection with none); ``until``: only the states
+    set by then (a file's summary ``--at``)."""
     for c in summary["connections"]:
         cl, sv = c["client"], c["server"]
         c["kernel"] = log.for_connection((cl["ip"], cl["port"]), (sv["ip"], sv["port"]), c.get("first_ts"))
+        if until is not None:
+            c["kernel"] = {side: [s for s in states if s["ts"] <= until] for side, states in c["kernel"].items()}
     return summary
 
 

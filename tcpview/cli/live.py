@@ -15,7 +15,14 @@ from collections.abc import Callable
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
-from .kernel_events import add_kernel_states, kernel_only_live, kernel_only_summary, open_feed, status_line
+from .kernel_events import (
+    add_kernel_states,
+    kernel_only_live,
+    kernel_only_summary,
+    open_feed,
+    save_kernel_events,
+    status_line,
+)
 from .options import (
     add_app_options,
     add_capture,
@@ -131,13 +138,16 @@ def cmd_live(args: argparse.Namespace) -> int:
     feed = None
     try:
         if args.kernel:
-            feed = open_feed(args.msl2)
+            feed = open_feed(args.msl2, start=False)
         ring_size, ring_files = save_options(args)
         if args.write and ring_size is None and not args.force and os.path.lexists(args.write):
             raise UsageError(f"{args.write}: file exists (use --force to overwrite it)")
         require_terminal()  # before -w creates its file
-        if args.write:
-            source.save_to(args.write, args.force, ring_size, ring_files)
+        if args.write:  # with --kernel a pcapng, which keeps the kernel's events too
+            source.save_to(args.write, args.force, ring_size, ring_files, kernel=feed is not None)
+        if feed is not None:
+            save_kernel_events(source, feed)
+            feed.start()
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         opts = app_options(args)
         opts.setdefault("memory", default_memory())
@@ -145,11 +155,11 @@ def cmd_live(args: argparse.Namespace) -> int:
             opts["kernel"] = feed.log
         return run_app(source, live=True, on_switch=sources.append, **opts)
     finally:
-        for s in sources:
-            s.close()
-        if feed is not None:
+        if feed is not None:  # first: its last events go into the file -w writes
             feed.stop()
             print(f"tcpview: {status_line(feed)}", file=sys.stderr)
+        for s in sources:
+            s.close()
         # saving moves with a switch: the file is the newest source's that has one
         sink = next((s.sink for s in reversed(sources) if s.sink is not None), None)
         if sink is not None:
@@ -178,17 +188,28 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         raise UsageError("give either a SOURCE file or -i IFACE, not both")
     if args.at is not None:
         raise UsageError("--at is for files; a live summary is as of the end of the capture")
-    source = open_live(args)  # first: a missing privilege is the first thing to tell
+    # first: a missing privilege is the first thing to tell (with --kernel, -w writes a
+    # pcapng, which keeps the kernel's events too)
+    source = open_live(args, write=not kernel)
+    from ..engine.pump import PumpThread
+    from ..engine.timeline.tracker import Tracker
+    from ..engine.warm import GROUPS, VIEW_GROUPS, ready
+
     try:
-        feed = open_feed(args.msl2) if kernel else None
+        if kernel and args.write:
+            ring_size, ring_files = save_options(args)
+            source.save_to(args.write, args.force, ring_size, ring_files, kernel=True)
+        # the compiled kernels (a first run compiles them), the kernel events' decoder too
+        # with --kernel, before anything is read
+        ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True),
+              groups=GROUPS if kernel else VIEW_GROUPS)
+        feed = open_feed(args.msl2, start=False) if kernel else None
+        if feed is not None:
+            save_kernel_events(source, feed)
+            feed.start()
     except BaseException:
         source.close()
         raise
-    from ..engine.pump import PumpThread
-    from ..engine.timeline.tracker import Tracker
-    from ..engine.warm import ready
-
-    ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     tracker = Tracker(msl2=args.msl2, fin_timeout=args.fin_timeout)
     tracker.tl.budget = args.memory or default_memory()
     watch = _ProcessLooker(tracker.tl)  # before the line: a Ctrl-C after it finds the capture set up
@@ -217,9 +238,9 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         except RuntimeError:
             pass  # the capture failed part-way: what it read is summarized, then the error
         tracker.advance(time.time())  # let TIME_WAITs that ended during the capture end
-        source.close()
-        if feed is not None:
+        if feed is not None:  # first: its last events go into the file -w writes
             feed.stop()
+        source.close()
     watch.look(last=True)
     if sampler is not None:
         sampler.look(last=True)

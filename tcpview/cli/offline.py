@@ -11,6 +11,7 @@ import sys
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
+from .kernel_events import add_kernel_states
 from .options import add_capture, add_memory, add_save, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
@@ -109,7 +110,10 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if args.at is not None and res.timeline.first_ts is not None:
         # capture time passes to the cursor even after the last packet: timers still fire
         res.tracker.advance(res.timeline.first_ts + args.at)
-    print_summary(res.timeline, args.source, args.json, args.at, totals=whole)
+    log = res.timeline.kernel  # a pcapng of live --kernel -w: the kernel's events, as live gave them
+    until = res.timeline.first_ts + args.at if args.at is not None and res.timeline.first_ts is not None else None
+    print_summary(res.timeline, args.source, args.json, args.at, totals=whole,
+                  kernel=None if log is None else (lambda s: add_kernel_states(s, log, until)))
     if res.dropped:
         print(f"tcpview: the capture dropped {plural(res.dropped, 'packet')}, as its statistics say: "
               "some connections may look half-open or unfinished that were not", file=sys.stderr)

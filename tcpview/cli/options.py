@@ -69,7 +69,8 @@ def add_capture(p: argparse.ArgumentParser, interface_help: str, filter_help: st
 
 def add_save(p: argparse.ArgumentParser) -> None:
     """``-w FILE [--force] [--ring N] [--ring-size MB]``: save what a live capture captures."""
-    p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file")
+    p.add_argument("-w", "--write", metavar="FILE", help="also save what is captured to this pcap file "
+                   "(with --kernel a pcapng, which keeps the kernel's events too)")
     p.add_argument("--force", action="store_true", help="let -w overwrite an existing file")
     p.add_argument("--ring-size", type=positive_float, metavar="MB",
                    help="with -w: start a new file whenever one would pass MB megabytes "

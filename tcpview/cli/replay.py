@@ -60,12 +60,15 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
     """The source ``tcpview replay`` shows and the options of its app. A file is checked
     here, before the UI starts: a problem is one line, exit 2."""
     from ..sources.base import open_source
+    from ..sources.kblocks import holds_kernel_events
 
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     opts = app_options(args)
     if args.memory is None and (args.source == "-" or args.follow):
         opts["memory"] = default_memory()  # a stream may never end
-    return source, dict(opts, at=args.at, speed=args.speed)
+    # a pcapng of live --kernel -w: K and D compare with its kernel events
+    kernel = args.source != "-" and holds_kernel_events(args.source)
+    return source, dict(opts, at=args.at, speed=args.speed, **({"kernel_file": True} if kernel else {}))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

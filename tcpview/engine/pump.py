@@ -7,7 +7,8 @@ worker thread (and posts one message per batch), :class:`PumpThread` on a thread
 (``tcpview summary -i``), :func:`load` to the end of a file on the caller's thread.
 
 For the viewer, the pump also records what the store does not keep: where each frame's bytes
-are (for the detail pane).
+are (for the detail pane). A pcapng that ``live --kernel -w`` wrote holds the kernel's events
+too: the pump adds them to the timeline's :attr:`~tcpview.engine.timeline.timeline.Timeline.kernel`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..sources.base import FileSource
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
 from .player import TimelineTimes
+from .timeline.kernel_log import KernelLog
 from .timeline.timeline import Timeline
 from .timeline.tracker import Tracker
 from .warm import Warmer
@@ -79,6 +81,8 @@ class Pump:
             source.timeline = self.tl  # a live source's status() counts the decoder's skips too
         self.times = TimelineTimes(self.tl)
         reader = getattr(source, "reader", None)
+        if reader is not None and hasattr(reader, "kernel"):
+            reader.kernel = self._kernel_events  # a pcapng's custom blocks of the kernel's events
         path = getattr(source, "path", None)
         self._file = reader is not None and path not in (None, "-")
         self.frames = FrameStore(path if self._file else None)
@@ -93,6 +97,15 @@ class Pump:
         self.warmer = _warmer(source, say) if warm else None
         self.wait_compiled = wait_compiled
         """With ``warm``, the pump's thread chooses how the kernels run, so nothing waits."""
+
+    def _kernel_events(self, events: np.ndarray, lost: int) -> None:
+        """A block of the kernel's events read from the file: into the timeline's log (made at
+        the first), as the live run added it."""
+        log = self.tl.kernel
+        if log is None:
+            log = self.tl.kernel = KernelLog(msl2=self.tracker.msl2)
+        log.add(events)
+        log.lost = lost
 
     def run(self, stop: threading.Event, on_batch: Callable[[BatchInfo], None] | None = None) -> None:
         """Read until the source ends or ``stop`` is set, calling ``on_batch`` after each batch

@@ -41,11 +41,16 @@ cache); plain Python about 0.35 ms a packet at that load (0.15 ms idle); the two
 between 2,500 and 3,000 packets. It was 1,200 while plain Python read the tables' rows
 through ``numpy.record``'s attribute lookup (:mod:`tcpview.pyrows` halved it)."""
 
-GROUPS = ("read", "table", "connection")
-"""The kernels :func:`ready` can load, by what needs them: ``read`` (the capture scanners and
+VIEW_GROUPS = ("read", "table", "connection")
+"""The kernels :func:`ready` loads unless told otherwise: ``read`` (the capture scanners and
 the loop: what a live capture must have before its first packet), ``table`` (the counters,
 states and Zeek's view at a cursor, the connection table's columns and JSON rows) and
 ``connection`` (one connection's segments, ladder and numbers)."""
+
+GROUPS = (*VIEW_GROUPS, "kernel")
+"""Every group, what a compile covers: :data:`VIEW_GROUPS` and ``kernel``, the decoder of the
+kernel's trace buffers (``--kernel``; compiled on its first use it would show the first
+events 10-15 s late)."""
 
 
 def cache_is_warm() -> bool:
@@ -115,10 +120,24 @@ def _query_kernels(tl, groups: Sequence[str]) -> None:
                           c.rows, c.trans_rows, v.start_states(1), v.start_progress(1), np.zeros(2, np.int64))
 
 
-def run_kernels(groups: Sequence[str] = GROUPS) -> None:
+def _kernel_decoder() -> None:
+    """The ``kernel`` group: the trace buffers' decoder, on one empty page."""
+    from ..sources.tracefs.decode import decode_pages, kevent_array
+    from ..sources.tracefs.formats import layout
+
+    kind_of, lay = layout({})  # the reader's tables, of the types it passes (one compile serves both)
+    decode_pages(np.zeros(4096, dtype=np.uint8), 1, 4096, 16, 0, kind_of, lay, 0, kevent_array(1), 0,
+                 np.zeros(3, dtype=np.int64))
+
+
+def run_kernels(groups: Sequence[str] = VIEW_GROUPS) -> None:
     """Call the kernels of ``groups`` once on tiny inputs (compiling or loading each); the
-    ``read`` group always runs (the others ask what it made)."""
-    _query_kernels(_read_kernels().tl, groups)
+    ``read`` group runs whenever a group other than ``kernel`` is asked (they ask what it
+    made)."""
+    if "kernel" in groups:
+        _kernel_decoder()
+    if any(g != "kernel" for g in groups):
+        _query_kernels(_read_kernels().tl, groups)
 
 
 def run_every_kernel() -> None:
@@ -206,7 +225,7 @@ def compile_whole(lock_fd: int | None = None, log: bool = False) -> bool:
 
 
 def _start_part(staging: str) -> subprocess.Popen | None:
-    """A process that compiles the ``table`` and ``connection`` groups into ``staging``."""
+    """A process that compiles the ``table``, ``connection`` and ``kernel`` groups into ``staging``."""
     try:
         return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--part", staging], env=_child_env(),
                                 cwd="/", stdin=subprocess.DEVNULL)
@@ -232,9 +251,10 @@ def _compile_part(staging: str) -> None:
     tl = _read_kernels().tl
     jit.use_compiled(cache_dir=staging)
     _query_kernels(tl, ("table", "connection"))
+    _kernel_decoder()
 
 
-def ready(say: Callable[[str], None] | None = None, groups: Sequence[str] = GROUPS) -> float:
+def ready(say: Callable[[str], None] | None = None, groups: Sequence[str] = VIEW_GROUPS) -> float:
     """Get the compiled kernels of ``groups`` ready now (compiling every kernel first on a
     cold cache, in a process of its own, published whole) and run compiled from now on;
     returns the seconds it took. ``say`` is told once when this is the first run (compiling),

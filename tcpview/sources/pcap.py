@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import UserError, os_problem
+from . import kblocks
 from .batch import FrameBatch, frame_array
 from .drain import Drain
 from .linktypes import SUPPORTED_LINKTYPES
@@ -54,6 +55,7 @@ _PCAP_MAGICS = {
     b"\xa1\xb2\x3c\x4d": (">", 1e-9),
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
+_PY_TYPES = (1, 5, *kblocks.CUSTOM_TYPES)  # interface, its statistics, custom blocks: read here
 _SHB_ORDER = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}  # byte-order magic -> struct order
 
 
@@ -84,6 +86,8 @@ class CaptureReader:
         self.linktypes: list[int] = []
         self.iface_drops: dict[int, int] = {}
         """Packets dropped while capturing, by interface, as the file's statistics blocks say."""
+        self.kernel: Callable[[np.ndarray, int], None] | None = None
+        """Told each block of the kernel's events a pcapng holds (``events, lost``)."""
         self.bytes_read = 0
         self.size: int | None = None
         self._fd: int | None = None
@@ -275,7 +279,7 @@ class CaptureReader:
             sbo = _SHB_ORDER.get(buf[pos + 8:pos + 12], bo) if buf[pos:pos + 4] == _PCAPNG_SHB else bo
             blen = struct.unpack_from(sbo + "I", buf, pos + 4)[0] if pos + 8 <= len(buf) else 0
             python_block = pos + 4 <= len(buf) and (buf[pos:pos + 4] == _PCAPNG_SHB
-                                                   or struct.unpack_from(bo + "I", buf, pos)[0] in (1, 5))
+                                                   or struct.unpack_from(bo + "I", buf, pos)[0] in _PY_TYPES)
             if pos + 12 > len(buf) or (python_block and pos + blen > len(buf)
                                        and 12 <= blen <= MAX_RECORD and not blen % 4):
                 more = self._more(buf, pos)
@@ -290,7 +294,7 @@ class CaptureReader:
                 buf, pos = more, 0
                 continue
             if python_block:
-                bo, pos = self._pcapng_header(buf, pos, bo, ifaces, frame)
+                bo, pos, frame = self._pcapng_header(buf, pos, bo, ifaces, frame)
                 arrays = _iface_arrays(ifaces)
                 continue
             arr = np.frombuffer(buf, dtype=np.uint8)
@@ -323,9 +327,8 @@ class CaptureReader:
             base += pos
             buf, pos = more, 0
 
-    def _pcapng_header(self, buf: bytes, pos: int, bo: str, ifaces: list, frame: int) -> tuple[str, int]:
-        """Read the section header or interface description block at ``pos``; returns the byte
-        order and the position after it."""
+    def _pcapng_header(self, buf: bytes, pos: int, bo: str, ifaces: list, frame: int) -> tuple[str, int, int]:
+        """Read the SHB, IDB, ISB or custom block at ``pos``: (byte order, end, frames counted)."""
         if buf[pos:pos + 4] == _PCAPNG_SHB:
             bom = buf[pos + 8:pos + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
@@ -342,7 +345,12 @@ class CaptureReader:
             raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
         body = pos + 8
         bend = pos + blen - 4
-        if btype == 0x0A0D0D0A:
+        if btype in kblocks.CUSTOM_TYPES:  # tcpview's: the kernel's events go to self.kernel; others skipped
+            try:
+                kblocks.take(buf, body, bend, bo, self.kernel)
+            except kblocks.KernelBlockError as e:
+                raise CaptureError(f"{self.source}: corrupt pcapng block after frame {frame} ({e})") from None
+        elif btype == 0x0A0D0D0A:
             major = struct.unpack_from(bo + "H", buf, body + 4)[0]
             if major != 1:
                 raise CaptureError(f"{self.source}: unsupported pcapng version {major}")
@@ -375,7 +383,7 @@ class CaptureReader:
                 o += 4 + ((olen + 3) & ~3)
             ifaces.append((lt, scale, offset, snap))
             self.linktypes.append(lt)
-        return bo, pos + blen
+        return bo, pos + blen, frame + (btype in kblocks.CUSTOM_TYPES)  # a frame, as Wireshark counts
 
     def progress(self) -> float | None:
         """Fraction of the file read so far (None for streams and followed files)."""

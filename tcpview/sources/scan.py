@@ -3,7 +3,8 @@
 They read record (or block) headers only and fill a :data:`~tcpview.sources.batch.FRAME`
 record array with where each frame is and its time; the bytes stay in the chunk. A scanner
 stops at the end of the chunk (a record cut by the chunk's end is left for the next one), at
-damage, and (pcapng) at any block it leaves to Python: section and interface headers.
+damage, and (pcapng) at any block it leaves to Python: section and interface headers, and
+custom blocks (tcpview's hold the kernel's events: :mod:`tcpview.sources.kblocks`).
 """
 
 from __future__ import annotations
@@ -66,15 +67,15 @@ def scan_pcapng(b: np.ndarray, pos: int, end: int, big: bool, if_lt: np.ndarray,
                 if_off: np.ndarray, if_snap: np.ndarray, n_if: int, limit: int, frame: int, out) -> tuple:
     """Packet blocks of a pcapng section in ``b[pos:end]``: ``(frames found, position after
     them, why it stopped)``. Enhanced, simple and obsolete packet blocks become frames;
-    other blocks are skipped, but for section and interface headers, which stop the scan
-    (PYTHON_BLOCK) so the caller reads them."""
+    other blocks are skipped, but for section and interface headers and custom blocks, which
+    stop the scan (PYTHON_BLOCK) so the caller reads them."""
     n = 0
     while pos + 12 <= end:
         if n >= len(out):
             return n, pos, FULL
         btype = _u32(b, pos, big)
         blen = _u32(b, pos + 4, big)
-        if btype == 0x0A0D0D0A or btype == 1 or btype == 5:  # section, interface, its statistics
+        if btype == 0x0A0D0D0A or btype == 1 or btype == 5 or btype == 0x00000BAD or btype == 0x40000BAD:
             return n, pos, PYTHON_BLOCK
         if blen < 12 or blen % 4 or blen > limit:
             return n, pos, CORRUPT

@@ -156,6 +156,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
         self._dirty = True
         self._maybe_start_at()
         self._tell_eviction()
+        self._show_kernel_events()
 
     def _source_status(self) -> None:
         """What a stream says of itself on the bar: how far the reader is behind its producer,
@@ -200,6 +201,7 @@ class TcpviewApp(SessionViews, PromptQuestions, App[int]):
                         severity="error", timeout=15, markup=False)
         self._dirty = True
         self._maybe_start_at()
+        self._show_kernel_events()
         self.refresh_views()
 
     # -- the UI tick ----------------------------------------------------------------------

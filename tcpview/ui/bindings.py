@@ -55,13 +55,19 @@ VIEWER_BINDINGS: list[BindingType] = [
 ]
 """The bindings of ``tcpview replay``, ``demo`` and ``live`` (the live app adds its own)."""
 
-LIVE_BINDINGS: list[BindingType] = [
-    Binding("i", "pick_interface", "Interface", id="live.interface",
-            tooltip="Capture on another interface (same filter; the timeline starts over)"),
+KERNEL_BINDINGS: list[BindingType] = [
     Binding("K", "toggle_kernel", "Kernel", id="live.kernel",
             tooltip="Show the kernel's state of this host's sockets beside the captured states, their processes and tcp_info"),
     Binding("D", "kernel_differences", "Differences", show=False, id="live.differences",
             tooltip="Filter the table to the connections the kernel disagrees with"),
+]
+"""The kernel's view and its differences: ``tcpview live``, and the replay of a pcapng that
+keeps the kernel's events."""
+
+LIVE_BINDINGS: list[BindingType] = [
+    Binding("i", "pick_interface", "Interface", id="live.interface",
+            tooltip="Capture on another interface (same filter; the timeline starts over)"),
+    *KERNEL_BINDINGS,
 ]
 """What ``tcpview live`` adds: another interface, the kernel's view and its differences."""
 

@@ -32,13 +32,15 @@ def _is_tty(stream) -> bool:
         return False
 
 
-def run_app(source, live: bool = False, **opts) -> int:
+def run_app(source, live: bool = False, kernel_file: bool = False, **opts) -> int:
     """Run the UI on ``source`` until the user quits; returns the exit status.
 
     Args:
         source: a :class:`tcpview.sources.base.Source`.
         live: open the live-capture app (capture status line, kernel pane, interface
             picker) instead of the viewer.
+        kernel_file: the file keeps the kernel's events (``live --kernel -w``): the viewer
+            with ``K`` and ``D`` on them (:class:`tcpview.ui.kernel_replay.KernelReplayApp`).
         **opts: ``msl2``, ``fin_timeout`` (seconds), ``at`` (start the cursor there, seconds
             after the first packet, once it has been read), ``speed`` (the player's, None:
             1x), ``paused_at_start`` (a scenario), ``tick`` (UI tick, seconds),
@@ -63,6 +65,10 @@ def run_app(source, live: bool = False, **opts) -> int:
         from .live_app import LiveApp
 
         app_class = LiveApp  # the viewer with the capture's own parts
+    elif kernel_file:
+        from .kernel_replay import KernelReplayApp
+
+        app_class = KernelReplayApp
     # The reader thread holds the GIL most of the time; the UI's event loop gives it up at
     # every await and must get it back, so a short switch interval keeps keys snappy.
     sys.setswitchinterval(0.001)

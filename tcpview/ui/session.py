@@ -59,6 +59,23 @@ class SessionViews(AppParts):
         return self.session.load_error
 
 
+    def _show_kernel_events(self) -> None:
+        """A capture file that holds the kernel's events (a pcapng of ``live --kernel -w``):
+        once its first block is read, the ladder shows their state changes and the graph
+        pane gains ``cwnd`` and ``srtt``, as live showed them. (``live --kernel`` sets its own.)"""
+        log = self.tl.kernel
+        if log is None or self._graph.kernel_log is log:
+            return
+        self._graph.kernel_log = log
+        self._ladder.kernel = self._file_kernel_rows
+
+    def _file_kernel_rows(self, cid: int) -> list[tuple[float, int, int]]:
+        """The kernel's state changes of connection ``cid``'s endpoints the file holds."""
+        c, log = self.tl.conns.get(cid), self.tl.kernel
+        if c is None or log is None:
+            return []
+        return log.rows_for((c.client_ip_text(), c.cport), (c.server_ip_text(), c.sport), c.first_ts)
+
     def _started_over(self) -> None:
         """The session started over: point the views at its fresh timeline and read it."""
         self._reset_views()

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable
+
+import numpy as np
 
 from ... import jit
 from ...sources.tracefs.instance import TraceInstance
@@ -50,6 +53,9 @@ class KernelFeed:
         self._threads: list[threading.Thread] = []
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self.error: str | None = None
+        self.tap: Callable[[np.ndarray, int], None] | None = None
+        """Also told each batch the log takes, with the events lost so far, on the adding
+        thread (``-w``: a pcapng's custom blocks, so a replay adds the same batches)."""
 
     @property
     def missing(self) -> list[str]:
@@ -84,14 +90,20 @@ class KernelFeed:
     def _add(self) -> None:
         try:
             while (ev := self._queue.get()) is not None:
-                self.log.add(ev)
+                self._take(ev)
         except Exception as e:
             self.error = f"kernel events stopped: {e}"
 
+    def _take(self, ev: np.ndarray) -> None:
+        self.log.add(ev)
+        if self.tap is not None:
+            self.tap(ev, self.log.lost)
+
     def poll_now(self) -> None:
         """Read what is there on the caller's thread (when no thread runs)."""
-        self.log.add(self.reader.poll())
+        ev = self.reader.poll()
         self.log.lost = self.reader.lost()
+        self._take(ev)
 
     def status(self) -> dict[str, int]:
         """Events read and lost so far."""
@@ -105,8 +117,9 @@ class KernelFeed:
         self._threads = []
         try:
             if self.reader.fds:
-                self.log.add(self.reader.poll(final=True))
+                ev = self.reader.poll(final=True)
                 self.log.lost = self.reader.lost()
+                self._take(ev)  # even none: a saved file ends with the last count of lost events
         finally:
             self.reader.close()
             self.inst.close()

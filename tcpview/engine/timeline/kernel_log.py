@@ -141,6 +141,8 @@ class KernelLog:
         self.version = 0
         self._forgot = 0.0
         self._batch: np.ndarray | None = None  # the batch being added (its addresses are read as needed)
+        self._born: dict[int, list[SockLife]] = {}  # sk -> the lives it began in the batch being added
+        self._before: dict[int, SockLife | None] = {}  # sk -> its life before them
 
     # -- adding ----------------------------------------------------------------------------
     def add(self, ev: np.ndarray) -> None:
@@ -161,6 +163,8 @@ class KernelLog:
         if probe.any():  # after the state changes: a socket's probes go to the life it has by then
             self._add_probes(ev[probe])
         self._destroyed.clear()
+        self._born.clear()
+        self._before.clear()
         self.version += 1
         if self.last_ts - self._forgot > FORGET_EVERY:
             self._forgot = self.last_ts
@@ -184,16 +188,27 @@ class KernelLog:
         cols = None
         for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(sks)].tolist(), strict=True):
             sk = int(sks[lo])
+            rows = order[lo:hi]
+            if sk in self._born:  # its address began new lives in this batch: each probe to its own by time
+                lives = [lf for lf in (self._before.get(sk), *self._born[sk]) if lf is not None]
+                which = np.searchsorted([lf.start for lf in lives], p["ts"][rows], side="right") - 1
+                for k, lf in enumerate(lives):
+                    lf.probes.extend((rows[np.maximum(which, 0) == k] + first).tolist())
+                continue
             life = self._open.get(sk) or self._ended.get(sk) or self._destroyed.get(sk)
             if life is None:  # a socket whose start was before the log: its life starts here
                 if cols is None:
                     cols = _Cols(*(p[name].tolist() for name in _Cols._fields))
                 life = self._life_of(cols, int(order[lo]), new_tuple=False)
-            life.probes.extend((order[lo:hi] + first).tolist())
+            life.probes.extend((rows + first).tolist())
         self._batch = None
 
     def _life_of(self, c: _Cols, i: int, new_tuple: bool = True) -> SockLife:
         life = SockLife(c.sk[i], c.ts[i])
+        if life.sk not in self._born:  # a socket's address is reused: its probes are told apart by time
+            self._before[life.sk] = self._open.get(life.sk) or self._ended.get(life.sk) or \
+                self._destroyed.get(life.sk)
+        self._born.setdefault(life.sk, []).append(life)
         with self._lock:
             self.lives.append(life)
         self._open[life.sk] = life

@@ -25,6 +25,7 @@ from ..core.tcp import SIDES, STATE_NAMES
 from .conn_columns import ConnColumns, conn_array_chunks
 from .conns import ConnList, ConnView
 from .evict import AHEAD, bound_heap, evict, over_budget, read_ahead
+from .kernel_log import KernelLog
 from .reader import Reader
 from .view import View
 
@@ -47,6 +48,10 @@ class Timeline(Reader):
         self.held = False
         """Whether the file's reader is waiting for the pin to move on (see :meth:`holding`)."""
         self._passed: float | None = None  # the time the writer let pass without packets
+        self.kernel: KernelLog | None = None
+        """The kernel's events a capture file holds (tcpview's custom blocks in a pcapng that
+        ``live --kernel -w`` wrote), added by the reader's thread as it reads them; None
+        when it holds none."""
         super().__init__(self._make_view())
         self.conns = ConnList(self)
 

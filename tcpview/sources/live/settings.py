@@ -66,14 +66,15 @@ class CaptureSettings:
         self.timeline = None
 
     def save_to(self, path: str, force: bool = False, ring_size: int | None = None,
-                ring_files: int | None = None) -> None:
+                ring_files: int | None = None, kernel: bool = False) -> None:
         """Also save every frame captured from now on to the pcap file ``path`` (or to a ring
         of files named after it, ``ring_size`` bytes each, the newest ``ring_files`` kept:
-        :class:`~tcpview.sources.live.sink.RingSink`).
+        :class:`~tcpview.sources.live.sink.RingSink`); ``kernel``: a pcapng file, which keeps
+        the kernel's events too (whoever reads them hands them to the sink's ``write_kernel``).
 
         Call before the capture is read. Frames are cut at this capture's snap length (pass
         ``snaplen`` or ``write`` to the constructor for whole frames).
         """
         if self.sink is not None:
             raise LiveError("already saving to " + self.sink.path)
-        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files)
+        self.sink = open_sink(path, self.linktype, self.snaplen, force, ring_size, ring_files, kernel)

@@ -1,72 +1,139 @@
-"""Saving captured frames to a classic pcap file, or to a ring of them (as ``dumpcap -b``)."""
+"""Saving captured frames to a file, or to a ring of them (as ``dumpcap -b``).
+
+A classic pcap file with nanosecond time stamps; with ``--kernel`` a pcapng file instead
+(nanosecond time stamps too), which also keeps the kernel's events in tcpview's custom blocks
+(:mod:`tcpview.sources.kblocks`) as they come, among the packets.
+"""
 
 from __future__ import annotations
 
 import os
+import struct
+import threading
 import time
 from collections import deque
 from typing import BinaryIO
 
+import numpy as np
+
 from ...errors import os_problem
 from ...textutil import plural
+from .. import kblocks
+from ..tracefs.decode import kevent_array
 from .ring import _PCAP_HDR, _PCAP_REC, LiveError
+
+_EPB = struct.Struct("<IIIIIII")  # enhanced packet block: type, length, interface, time high/low, lengths
+_APP = b"tcpview"
+
+
+def _pcapng_head(linktype: int, snaplen: int) -> bytes:
+    """A section header (shb_userappl: tcpview) and one interface with nanosecond times."""
+    app = _APP + b"\0" * (-len(_APP) % 4)
+    shb_body = struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + struct.pack("<HH", 4, len(_APP)) + app + b"\0" * 4
+    shb = struct.pack("<II", 0x0A0D0D0A, len(shb_body) + 12) + shb_body + struct.pack("<I", len(shb_body) + 12)
+    idb_body = struct.pack("<HHI", linktype, 0, snaplen) + struct.pack("<HHB3x", 9, 1, 9) + b"\0" * 4
+    idb = struct.pack("<II", 1, len(idb_body) + 12) + idb_body + struct.pack("<I", len(idb_body) + 12)
+    return shb + idb
+
+
+def record_size(caplen: int, pcapng: bool) -> int:
+    """Bytes one frame of ``caplen`` bytes takes in the file."""
+    return _EPB.size + 4 + (caplen + 3) // 4 * 4 if pcapng else _PCAP_REC.size + caplen
 
 
 # -- saving ----------------------------------------------------------------------------------
 class PcapSink:
     """Appends captured frames to a classic pcap file with nanosecond timestamps (the ring's
-    own resolution, so a replay of the file gives exactly the times seen live).
+    own resolution, so a replay of the file gives exactly the times seen live); with
+    ``kernel``, to a pcapng file that keeps the kernel's events too (:meth:`write_kernel`).
 
     Args:
         path: where to write; ``-`` is not accepted (the terminal belongs to the UI).
         linktype: the capture's link type.
         snaplen: the capture's snap length (written in the file header).
         force: overwrite an existing file; without it an existing file is an error.
+        kernel: write pcapng, starting with an empty block of kernel events (so a file of a
+            ``--kernel`` run says so even when the kernel had nothing to say).
     """
 
-    def __init__(self, path: str, linktype: int, snaplen: int, force: bool = False) -> None:
+    def __init__(self, path: str, linktype: int, snaplen: int, force: bool = False, kernel: bool = False) -> None:
         self.path = path
         self.linktype = linktype
         self.snaplen = snaplen
+        self.pcapng = kernel
         self.count = 0
+        self.events = 0
         self.error: str | None = None
+        self._lock = threading.Lock()  # frames come on the capture's thread, events on the kernel feed's
         if path == "-":
             raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
         try:
             self._f: BinaryIO | None = open(path, "wb" if force else "xb")
         except OSError as e:
             raise LiveError(os_problem(path, e)) from None
-        self._f.write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
-        self._f.flush()
-        self.size = _PCAP_HDR.size
+        self.size = 0
         """Bytes written to the file so far."""
+        if kernel:
+            self._write(_pcapng_head(linktype, snaplen) + kblocks.encode(kevent_array(0), 0))
+        else:
+            self._write(_PCAP_HDR.pack(0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
+
+    def _write(self, data: bytes) -> bool:
+        """Write and flush (readers, ``tcpview replay --follow``, see whole blocks as they
+        come); False (and :attr:`error` says why) when it failed: saving stops."""
+        with self._lock:
+            f = self._f
+            if f is None:
+                return False
+            try:
+                f.write(data)
+                f.flush()
+            except OSError as e:
+                self.error = os_problem(self.path, e) + " (stopped saving)"
+                self._close()
+                return False
+            self.size += len(data)
+            return True
 
     def write_block(self, data: bytes | memoryview, spans: list[tuple[int, int, int, int, int]]) -> None:
         """Write frames ``(sec, nsec, off, caplen, origlen)`` found in ``data``; then flush."""
-        f = self._f
-        if f is None:
+        if self._f is None:
             return
         parts: list[bytes | memoryview] = []
-        pack = _PCAP_REC.pack
-        for sec, nsec, off, caplen, origlen in spans:
-            parts.append(pack(sec, nsec, caplen, origlen))
-            parts.append(data[off : off + caplen])
-        try:
-            f.write(b"".join(parts))
-            f.flush()  # readers (tcpview replay --follow) see whole blocks as they come
-        except OSError as e:
-            self.error = os_problem(self.path, e) + " (stopped saving)"
-            self.close()
-            return
-        self.count += len(spans)
-        self.size += len(spans) * _PCAP_REC.size + sum(span[3] for span in spans)
+        if self.pcapng:
+            pack = _EPB.pack
+            for sec, nsec, off, caplen, origlen in spans:
+                ns = sec * 1_000_000_000 + nsec
+                pad = -caplen % 4
+                blen = _EPB.size + caplen + pad + 4
+                parts += (pack(6, blen, 0, ns >> 32, ns & 0xFFFFFFFF, caplen, origlen), data[off: off + caplen],
+                          b"\0" * pad + blen.to_bytes(4, "little"))
+        else:
+            pack = _PCAP_REC.pack
+            for sec, nsec, off, caplen, origlen in spans:
+                parts.append(pack(sec, nsec, caplen, origlen))
+                parts.append(data[off : off + caplen])
+        if self._write(b"".join(parts)):
+            self.count += len(spans)
+
+    def write_kernel(self, events: np.ndarray, lost: int) -> None:
+        """Write a batch of the kernel's events (:data:`~tcpview.sources.tracefs.decode.KEVENT`
+        rows) and how many the kernel had lost by then, as one custom block (a pcapng file
+        only); the events of each call are the ones the live view took at once."""
+        if self.pcapng and self._write(kblocks.encode(events, lost)):
+            self.events += len(events)
 
     def saved(self) -> str:
         """What was saved, for the last words of a capture."""
-        return f"saved {plural(self.count, 'packet')} to {self.path}"
+        events = f" and {plural(self.events, 'kernel event')}" if self.pcapng else ""
+        return f"saved {plural(self.count, 'packet')}{events} to {self.path}"
 
     def close(self) -> None:
         """Close the file (idempotent)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._f is not None:
             try:
                 self._f.close()
@@ -90,12 +157,14 @@ class RingSink:
     """
 
     def __init__(self, path: str, linktype: int, snaplen: int, force: bool, size: int,
-                 files: int | None = None) -> None:
+                 files: int | None = None, kernel: bool = False) -> None:
         if path == "-":
             raise LiveError("-w -: standard output is the viewer's terminal; give a file name")
         stem, ext = os.path.splitext(path)
-        self._stem, self._ext = stem, ext or ".pcap"
-        self.linktype, self.snaplen, self.force = linktype, snaplen, force
+        self._stem, self._ext = stem, ext or (".pcapng" if kernel else ".pcap")
+        self.linktype, self.snaplen, self.force, self.kernel = linktype, snaplen, force, kernel
+        self._lock = threading.RLock()  # frames come on the capture's thread, events on the kernel feed's
+        self._events_done = 0
         self.limit = max(int(size), _PCAP_HDR.size + _PCAP_REC.size + 1)
         self.keep = files
         self.made: deque[str] = deque()  # the files of this ring still on disk, oldest first
@@ -115,17 +184,23 @@ class RingSink:
     def count(self) -> int:
         return self._done + (self._cur.count if self._cur is not None else 0)
 
+    @property
+    def events(self) -> int:
+        """The kernel's events saved in all (with ``kernel``)."""
+        return self._events_done + (self._cur.events if self._cur is not None else 0)
+
     def _close_current(self) -> None:
         cur, self._cur = self._cur, None
         if cur is not None:
             cur.close()
             self._done += cur.count
+            self._events_done += cur.events
             self.error = self.error or cur.error
 
     def _next_file(self) -> None:
         self._close_current()
         name = f"{self._stem}_{self.number + 1:05d}_{time.strftime('%Y%m%d%H%M%S')}{self._ext}"
-        self._cur = PcapSink(name, self.linktype, self.snaplen, self.force)
+        self._cur = PcapSink(name, self.linktype, self.snaplen, self.force, self.kernel)
         self.number += 1
         self.made.append(name)
         while self.keep is not None and len(self.made) > self.keep:
@@ -138,16 +213,27 @@ class RingSink:
             except OSError as e:
                 self.error = os_problem(old, e) + " (could not remove it from the ring)"
 
+    def write_kernel(self, events: np.ndarray, lost: int) -> None:
+        """Write a batch of the kernel's events into the file being written (see
+        :meth:`PcapSink.write_kernel`)."""
+        with self._lock:
+            if self._cur is not None:
+                self._cur.write_kernel(events, lost)
+
     def write_block(self, data: bytes | memoryview, spans: list[tuple[int, int, int, int, int]]) -> None:
         """Write frames ``(sec, nsec, off, caplen, origlen)`` of ``data``, going on to the next
         file wherever the one being written is full."""
+        with self._lock:
+            self._write_block(data, spans)
+
+    def _write_block(self, data: bytes | memoryview, spans: list[tuple[int, int, int, int, int]]) -> None:
         start = 0
         while start < len(spans) and self._cur is not None:
             cur = self._cur
             room = self.limit - cur.size
             end = start
             while end < len(spans):
-                need = _PCAP_REC.size + spans[end][3]
+                need = record_size(spans[end][3], self.kernel)
                 if need > room and (end > start or cur.count):
                     break
                 room -= need
@@ -167,19 +253,23 @@ class RingSink:
 
     def close(self) -> None:
         """Close the file being written (idempotent)."""
-        self._close_current()
+        with self._lock:
+            self._close_current()
 
     def saved(self) -> str:
         """What was saved, for the last words of a capture."""
         kept = len(self.made)
         where = self.made[0] if kept == 1 else f"{self.made[0]} ... {self.made[-1]}" if kept else "no file"
         gone = f"; the {self.removed} oldest removed, as --ring asks" if self.removed else ""
-        return f"saved {plural(self.count, 'packet')} to {plural(self.number, 'file')} ({kept} kept: {where}{gone})"
+        events = f" and {plural(self.events, 'kernel event')}" if self.kernel else ""
+        return (f"saved {plural(self.count, 'packet')}{events} to {plural(self.number, 'file')} "
+                f"({kept} kept: {where}{gone})")
 
 
 def open_sink(path: str, linktype: int, snaplen: int, force: bool = False, ring_size: int | None = None,
-              ring_files: int | None = None) -> PcapSink | RingSink:
-    """One file, or a ring of them when ``ring_size`` (bytes per file) is given."""
+              ring_files: int | None = None, kernel: bool = False) -> PcapSink | RingSink:
+    """One file, or a ring of them when ``ring_size`` (bytes per file) is given; ``kernel``:
+    pcapng, keeping the kernel's events too (see :class:`PcapSink`)."""
     if ring_size is None:
-        return PcapSink(path, linktype, snaplen, force)
-    return RingSink(path, linktype, snaplen, force, ring_size, ring_files)
+        return PcapSink(path, linktype, snaplen, force, kernel)
+    return RingSink(path, linktype, snaplen, force, ring_size, ring_files, kernel)

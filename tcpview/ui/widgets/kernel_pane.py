@@ -47,6 +47,9 @@ class KernelPane(PaintedText, Widget):
         self.cid: int | None = None
         self.texts: tuple[str, str] = ("", "")
         self.past = False
+        self.recorded = False
+        """The kernel's events a capture file keeps (a replay): its states at the cursor, no
+        socket table of this host."""
 
     def differing(self) -> list[int]:
         """Ids of the connections whose states the kernel disagrees with."""
@@ -60,15 +63,16 @@ class KernelPane(PaintedText, Widget):
             self.texts = (c.client_text(), c.server_text())
         self.refresh_if_changed()
 
-    @staticmethod
-    def _sockets(out: Text, r: Comparison | None, label, dim) -> None:
+    def _sockets(self, out: Text, r: Comparison | None, label, dim) -> None:
         """Two lines: each end's socket here, its process and its tcp_info (``ss -ti``)."""
         for side, name in ((0, "client"), (1, "server")):
             s = r.sockets[side] if r is not None else None
             out.append(f"  {name} ", label)
             if s is None:
                 known = r is not None and r.kernel[side] is not None
-                out.append("no socket on this host now" if known else "-", dim)
+                gone = "a socket of the capturing host (the file keeps its states)" if self.recorded else \
+                    "no socket on this host now"
+                out.append(gone if known else "-", dim)
             else:
                 p = s.process
                 out.append(safe(p.text()) if p is not None else "no process (the kernel alone holds it)")
@@ -90,7 +94,8 @@ class KernelPane(PaintedText, Widget):
         out = Text(no_wrap=True, overflow="ellipsis")
         out.append("kernel ", label)
         if self.snap_ts is None:
-            out.append("reading the socket table…", dim)
+            out.append("the file's kernel events are still to come…" if self.recorded
+                       else "reading the socket table…", dim)
             return out
         r = self.results.get(self.cid) if self.cid is not None else None
         if self.cid is None:
@@ -117,7 +122,7 @@ class KernelPane(PaintedText, Widget):
         local = sum(1 for r in self.results.values() if r.kernel != (None, None))
         diff = self.differing()
         age = time.time() - self.snap_ts
-        out.append(f"read {age:.1f} s ago: ", dim)
+        out.append("the file's kernel events at the cursor: " if self.recorded else f"read {age:.1f} s ago: ", dim)
         if diff:
             listed = " ".join(f"#{i}" for i in diff[:MAX_LISTED]) + (" …" if len(diff) > MAX_LISTED else "")
             out.append(f"{len(diff)} of {local} local connections differ: ", differ)
@@ -125,6 +130,6 @@ class KernelPane(PaintedText, Widget):
             out.append("   D: show them in the table", dim)
         else:
             out.append(f"all {local} local connections agree", agree)
-        if self.past:
+        if self.past and not self.recorded:
             out.append("   (the kernel's view is of now; the cursor is in the past)", dim)
         return out
