@@ -21,7 +21,7 @@ import stat
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -212,19 +212,37 @@ class CaptureReader:
         else:
             raise CaptureError(_unknown_magic(self.source, magic))
 
-    def _more(self, buf: bytes, pos: int) -> bytes | None:
-        """Drop consumed bytes and append the next chunk; None at the end; WAIT to retry."""
+    def _more(self, buf: bytes, pos: int, cut: str) -> bytes | None:
+        """Drop consumed bytes and append the next chunk; None at the end; WAIT to retry.
+
+        Raises:
+            CaptureError: ``cut``, when the capture ends with bytes left (inside a record).
+        """
         data = self._read()
         if data is WAIT:
             return WAIT
         if not data:
+            if pos < len(buf):
+                raise CaptureError(cut)
             return None
         return buf[pos:] + data
+
+    def _refill(self, buf: bytes, pos: int, base: int, cut: str) -> Generator[None, None, tuple[bytes, int] | None]:
+        """The unread rest of ``buf`` and what came after it, with the new offset of its first
+        byte in the capture; yields None first while nothing came (the consumer may flush);
+        None at the end of the capture. Raises as :meth:`_more`."""
+        more = self._more(buf, pos, cut)
+        if more is None:
+            return None
+        if more is WAIT:
+            yield None
+            more = buf[pos:]
+        return more, base + pos
 
     # -- pcap ----------------------------------------------------------------------------
     def _pcap(self, buf: bytes, bo: str, scale: float) -> Iterator[FrameBatch | None]:
         while len(buf) < 24:
-            more = self._more(buf, 0)
+            more = self._more(buf, 0, f"{self.source}: truncated pcap file header")
             if more is WAIT:
                 continue
             if more is None:
@@ -254,18 +272,11 @@ class CaptureReader:
             if why == CORRUPT:
                 incl = struct.unpack_from(bo + "I", buf, pos + 8)[0]
                 raise CaptureError(f"{self.source}: corrupt record after frame {frame} (length {incl} > {limit})")
-            more = self._more(buf, pos)
-            if more is WAIT:
-                yield None
-                more = buf[pos:]
-            elif more is None:
-                if pos < len(buf):
-                    raise CaptureError(
-                        f"{self.source}: capture cut short in the middle of a record after frame {frame}"
-                    )
+            step = yield from self._refill(
+                buf, pos, base, f"{self.source}: capture cut short in the middle of a record after frame {frame}")
+            if step is None:
                 return
-            base += pos
-            buf, pos = more, 0
+            (buf, base), pos = step, 0
 
     # -- pcapng --------------------------------------------------------------------------
     def _pcapng(self, buf: bytes) -> Iterator[FrameBatch | None]:
@@ -282,16 +293,10 @@ class CaptureReader:
                                                    or struct.unpack_from(bo + "I", buf, pos)[0] in _PY_TYPES)
             if pos + 12 > len(buf) or (python_block and pos + blen > len(buf)
                                        and 12 <= blen <= MAX_RECORD and not blen % 4):
-                more = self._more(buf, pos)
-                if more is WAIT:
-                    yield None
-                    continue
-                if more is None:
-                    if pos < len(buf):
-                        raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+                step = yield from self._refill(buf, pos, base, f"{self.source}: capture cut short after frame {frame}")
+                if step is None:
                     return
-                base += pos
-                buf, pos = more, 0
+                (buf, base), pos = step, 0
                 continue
             if python_block:
                 bo, pos, frame = self._pcapng_header(buf, pos, bo, ifaces, frame)
@@ -316,16 +321,10 @@ class CaptureReader:
             if why in (FULL, PYTHON_BLOCK):
                 continue
             # DONE: the rest of the chunk holds no whole block
-            more = self._more(buf, pos)
-            if more is WAIT:
-                yield None
-                more = buf[pos:]
-            elif more is None:
-                if pos < len(buf):
-                    raise CaptureError(f"{self.source}: capture cut short after frame {frame}")
+            step = yield from self._refill(buf, pos, base, f"{self.source}: capture cut short after frame {frame}")
+            if step is None:
                 return
-            base += pos
-            buf, pos = more, 0
+            (buf, base), pos = step, 0
 
     def _pcapng_header(self, buf: bytes, pos: int, bo: str, ifaces: list, frame: int) -> tuple[str, int, int]:
         """Read the SHB, IDB, ISB or custom block at ``pos``: (byte order, end, frames counted)."""
