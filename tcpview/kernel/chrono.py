@@ -12,7 +12,7 @@ which gets them as plain dictionaries).
 
 from __future__ import annotations
 
-from .compare import conn_sockets
+from .compare import local_ends
 from .procnet import KernelSocket
 from .snapshot import KernelSnapshot
 
@@ -58,14 +58,8 @@ class ChronoWatch:
         """Read the counters of timeline ``tl``'s newest connections in ``snap``."""
         top = tl.view().next_id
         want = [cid for cid in range(max(0, top - self.window), top) if cid not in self._remote]
-        found = conn_sockets(tl, snap, want)
         live: set[int] = set()
-        for cid in want:
-            ends = found.get(cid)
-            if ends is None:
-                if tl.conns.get(cid) is not None:
-                    self._remote.add(cid)  # neither end here: never any counters
-                continue
+        for cid, ends in local_ends(tl, snap, want, self._remote).items():
             old = self.known.get(cid, (None, None))
             new = tuple(counters_of(s, snap.ts) for s in ends)
             if any(n is not None for n in new):

@@ -103,6 +103,16 @@ def compare(tl, snap: KernelSnapshot, t: float | None = None) -> dict[int, Compa
     return out
 
 
+def local_ends(tl, snap: KernelSnapshot, want: Iterable[int], remote: set[int]) -> dict[int, Ends]:
+    """The kernel's sockets of connections ``want`` that have an end on this host (see
+    :func:`conn_sockets`), by id; the others still in the timeline join ``remote``, never to be
+    looked up again (their ends are elsewhere for good)."""
+    want = list(want)
+    found = conn_sockets(tl, snap, want)
+    remote.update(cid for cid in want if cid not in found and tl.conns.get(cid) is not None)
+    return found
+
+
 class ProcessWatch:
     """The processes holding a live capture's connections on this host, looked up in each
     kernel table read and remembered: a connection keeps the process found while its socket
@@ -126,14 +136,8 @@ class ProcessWatch:
         was found that was not known."""
         done = self.known
         want = self.pending(tl)
-        found = conn_sockets(tl, snap, want)
         changed = False
-        for cid in want:
-            ends = found.get(cid)
-            if ends is None:
-                if tl.conns.get(cid) is not None:
-                    self._remote.add(cid)  # neither end here: never a process
-                continue
+        for cid, ends in local_ends(tl, snap, want, self._remote).items():
             old = done.get(cid, (None, None))
             new = tuple(o if o is not None else (s.process if s is not None else None)
                         for o, s in zip(old, ends, strict=True))
