@@ -114,7 +114,7 @@ def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
             screen = subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
                                     text=True, check=False).stdout
             m = re.search(r"TIME_WAIT\s+(\d+)", screen)
-            if m and tw == int(m.group(1)) and "end of" in screen.lower():
+            if m and tw == int(m.group(1)) and "ENDED" in screen:  # the stream ended, all of it read
                 break
             tw = int(m.group(1)) if m else None
         return {"connections": conns, "rate": rate, "ss_tw": ss_tw, "tw": tw, "load": load1(),
