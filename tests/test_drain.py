@@ -42,7 +42,7 @@ def test_a_busy_consumer_never_holds_the_producer_back():
         t.join(30)  # the consumer takes nothing meanwhile, as if drawing a screen
         assert not t.is_alive()
         assert blocked[0] == 0  # the 64 KiB a pipe holds was full in under a millisecond without the drain
-        assert drain.waiting() == 6_000_000  # in memory, or in the pipe for the next read
+        assert wait_until(lambda: drain.waiting() == 6_000_000, 5)  # in memory, or in a pipe for the next read
         assert wait_until(lambda: in_pipe(r) == 0, 5)  # the drain empties the pipe without the consumer
         got = b""
         while (chunk := drain.take(1.0)) != b"":

@@ -110,4 +110,7 @@ def _exit(status: int) -> None:
 def run() -> None:
     """Console-script entry point."""
     _skip_scipy_blas()
+    from ..sources.drain import yield_to_producers
+
+    yield_to_producers()  # a stream's producer (tcpdump) runs first where the CPUs are busy
     _exit(main())

@@ -1,20 +1,22 @@
-"""A pipe read as fast as its producer writes: a thread of its own empties it into memory.
+"""A pipe read as fast as its producer writes, into memory, taken by the consumer in large batches.
 
 ``tcpdump -U -w - | tcpview replay -``: tcpdump writes each packet into the pipe as it comes,
-and the pipe holds 64 KiB, a few milliseconds of a busy link. A reader that stops for longer
-(a batch the engine works through, a screen the viewer draws) makes tcpdump block on its
-write, its kernel buffer fill and packets drop: the user then sees a wrong world (half-open
-connections that were not, CLOSE_WAITs that closed). ``cat`` never stops, so it loses none.
+and the pipe holds 64 KiB to 1 MiB, milliseconds of a busy link. A reader that stops for
+longer (a batch the engine works through, a screen the viewer draws) makes tcpdump block on
+its write, its kernel buffer fill and packets drop: the user then sees a wrong world
+(half-open connections that were not, CLOSE_WAITs that closed). ``cat`` never stops, so it
+loses none.
 
-:class:`Drain` does what ``cat`` does: a thread that only reads (``os.read`` lets go of the
-GIL while it waits; a read takes whatever the pipe holds, up to 4 MiB), into a list of chunks
-the consumer takes all at once, as large as they have grown meanwhile, so the more it falls
-behind the larger and cheaper its batches are. The pipe is also made as large as the system
-lets (``F_SETPIPE_SZ``: 1 MiB for anyone by default, more for root), for the moments this
-thread waits for the GIL. What is held in memory is bounded (:data:`HOLD_BYTES`): past it the
-thread stops reading and the producer is held back, as it would be without the thread; and
-what waits, in memory and in the pipe, is told (:meth:`Drain.waiting`) so a consumer that
-falls behind says so.
+:class:`Drain` does what ``cat`` does. A pipe, FIFO or socket is emptied by a small process of
+its own (:class:`tcpview.sources.relay.Relay`): a thread would need Python's GIL to run, which
+a compiled batch or a screen being drawn holds for tens of milliseconds. A thread here reads
+what the relay passes on (``os.read`` lets go of the GIL while it waits; a read takes whatever
+the pipe holds, up to 4 MiB) into a list of chunks the consumer takes all at once, as large as
+they have grown meanwhile, so the more it falls behind the larger and cheaper its batches are.
+What is held in memory is bounded (:data:`HOLD_BYTES`): past it the relay stops reading and
+the producer is held back, as it would be without it; and what waits, in memory and in the
+pipes, is told (:meth:`Drain.waiting`) so a consumer that falls behind says so. Anything else
+(a file redirected to standard input) is read by the thread alone.
 """
 
 from __future__ import annotations
@@ -23,9 +25,12 @@ import errno
 import fcntl
 import os
 import select
+import stat
 import termios
 import threading
 import time
+
+from .relay import Relay, next_rest, widen_pipe
 
 CHUNK = 4 << 20
 """The most one read takes from the pipe."""
@@ -38,40 +43,14 @@ LINGER = 0.05
 packet as it comes (``tcpdump -U``) makes the batches a few packets each otherwise, and the
 work per batch, not per packet, would cost most (at 70,000 packets a second, a tenth of the
 CPU the engine needs for the packets themselves)."""
-REST = 0.01
-"""The longest rest of the thread after a read that found the pipe nearly empty, while the
-pipe fills (a producer writing each packet as it comes would otherwise have it read a packet
-at a time: a system call and a wake-up each, most of the CPU a stream costs); see
-``Drain._next_rest``. Only where the pipe is large enough (:data:`REST_PIPE_BYTES`)."""
-REST_PIPE_BYTES = 1 << 20
-PIPE_BYTES = 16 << 20
-"""The pipe size asked for (the system's ``fs.pipe-max-size`` bounds it, but for root)."""
-
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
-
-
-def widen_pipe(fd: int, want: int = PIPE_BYTES) -> int:
-    """Make the pipe ``fd`` as large as allowed, up to ``want``; its size after (0: not a
-    pipe, or the system said no)."""
-    try:
-        size = fcntl.fcntl(fd, F_GETPIPE_SZ)
-    except OSError:
-        return 0
-    try:
-        with open("/proc/sys/fs/pipe-max-size") as f:
-            limit = int(f.read())
-    except (OSError, ValueError):
-        limit = size
-    for ask in (want, limit) if os.geteuid() == 0 else (min(want, limit),):
-        if ask <= size:
-            break
-        try:
-            return fcntl.fcntl(fd, F_SETPIPE_SZ, ask)
-        except OSError:  # over the limit, or the user's pipe memory is used up
-            continue
-    return size
-
+RELAYED_HOLD_BYTES = 32 << 20
+"""The most held here when a :class:`~tcpview.sources.relay.Relay` holds the rest."""
+CONSUMER_NICE = 10
+"""How much lower this process's priority goes while a relay empties its stream: where the
+CPUs are all busy, the producer (tcpdump, whose kernel buffer drops what it cannot take in
+time) and the relay run first; tcpview's analysis and drawing can wait, held in memory.
+Measured under connection churn on 2 cores: the viewer made tcpdump drop half its packets at
+its own priority (``benchmarks/stream_bench.py``)."""
 
 def in_pipe(fd: int) -> int:
     """Bytes written into the pipe ``fd`` and not read yet (0 where the system cannot say)."""
@@ -90,10 +69,14 @@ class Drain:
     """
 
     def __init__(self, fd: int, hold: int = HOLD_BYTES) -> None:
-        self.fd = fd
+        self.fd = self._fd_in = fd
         self.hold = hold
-        self.pipe_size = widen_pipe(fd)
-        self._rest = REST if self.pipe_size >= REST_PIPE_BYTES else 0.0
+        self.relay = _relay_of(fd, hold)
+        """The process that empties a pipe for this thread (None: the thread reads ``fd``)."""
+        if self.relay is not None:  # the relay holds the most; this thread only what comes next
+            self.fd, self.hold = self.relay.fd, min(hold, RELAYED_HOLD_BYTES)
+            lower_priority(_yield_by)
+        self.pipe_size = widen_pipe(self.fd)
         self._chunks: list[bytes] = []
         self._held = 0
         self._eof = False
@@ -102,17 +85,6 @@ class Drain:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
         self._thread.start()
-
-    def _next_rest(self, rest: float, got: int) -> float:
-        """The rest after a read of ``got`` bytes, the last rest having been ``rest``: none
-        after a read of a sixteenth of the pipe or more (a fast producer), twice as long after
-        a read of a sixty-fourth or less (a trickle), up to :data:`REST`; so the pipe never
-        fills by more than a quarter during a rest, whatever the producer's pace."""
-        if not self._rest or got >= self.pipe_size // 16:
-            return 0.0
-        if got <= self.pipe_size // 64:
-            return min(self._rest, max(REST / 8, 2 * rest))
-        return rest
 
     def _run(self) -> None:
         rest = 0.0
@@ -147,7 +119,7 @@ class Drain:
                 self._cond.notify_all()
             if not data:
                 return
-            rest = self._next_rest(rest, len(data))
+            rest = next_rest(rest, len(data), self.pipe_size)
             if rest:
                 time.sleep(rest)
 
@@ -185,10 +157,61 @@ class Drain:
         the pipe."""
         with self._cond:
             held = self._held
-        return held + in_pipe(self.fd)
+        if self.relay is not None:
+            held += self.relay.held() + in_pipe(self.relay.fd)
+        return held + in_pipe(self._fd_in)
 
     def close(self) -> None:
         """Stop reading (the thread ends within a tenth of a second)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        if self.relay is not None:
+            self._thread.join(1.0)  # it reads the relay's pipe, closed next
+            self.relay.close()
+            self.relay = None
+
+
+def yield_to_producers(by: int = CONSUMER_NICE) -> None:
+    """From now on, a stream a relay empties lowers this process's priority by ``by``
+    (:data:`CONSUMER_NICE`). The ``tcpview`` command asks for it; a program that reads streams
+    with these classes keeps its priority unless it asks too."""
+    global _yield_by
+    _yield_by = by
+
+
+def lower_priority(by: int) -> None:
+    """Lower the priority of every thread of this process by ``by`` (threads started later
+    take their starter's), once: a second call does nothing."""
+    global _lowered
+    if _lowered or by <= 0:
+        return
+    _lowered = True
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: the process's priority, where the system keeps one for all
+        threads = [0]
+    for tid in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+        except OSError:  # the thread ended meanwhile
+            continue
+
+
+_lowered = False
+_yield_by = 0
+
+
+def _relay_of(fd: int, hold: int) -> Relay | None:
+    """A relay process for the pipe, FIFO or socket ``fd`` (None for anything else, or when
+    the process could not start: then this process's thread reads it alone)."""
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None
+    try:
+        return Relay(fd, hold)
+    except OSError:
+        return None

@@ -1,0 +1,177 @@
+"""A stream's pipe is emptied by a process of its own (tcpview.sources.relay): a consumer that
+holds Python's GIL for a long while (a compiled batch, a screen drawn) does not make its
+producer wait, and the process never outlives its consumer."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from helpers import many_connections, pcap_bytes, wait_until
+from livehelp import env_with_repo, tcpview_cmd
+
+from tcpview.sources.drain import CONSUMER_NICE, Drain, in_pipe
+
+# A producer in a process of its own (a thread here would need the GIL the consumer holds):
+# 100-byte records, one write each, about 8 MB/s, as tcpdump -U writes a loopback's churn; it
+# never waits on a full pipe but counts it, and prints the count.
+_PRODUCER = textwrap.dedent("""
+    import os, sys, time
+    os.set_blocking(1, False)
+    blocked = 0
+    for i in range(int(sys.argv[1])):
+        if i % 80 == 79:
+            time.sleep(0.001)
+        view = memoryview(bytes([i % 251]) * 100)
+        while view:
+            try:
+                view = view[os.write(1, view):]
+            except BlockingIOError:
+                blocked += 1
+                time.sleep(0.001)
+    os.close(1)
+    sys.stderr.write(str(blocked))
+""")
+
+
+def _hold_the_gil(seconds: float) -> None:
+    """Hold the GIL for stretches of about half a second (a regular expression that backtracks
+    lets go of it only between calls, as a compiled batch does), for ``seconds`` in all."""
+    n = 18
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        t = time.monotonic()
+        re.match(r"(a+)+b", "a" * n)
+        if time.monotonic() - t < 0.4:  # twice as long each step: pipes hold about 0.13 s of it
+            n += 1
+
+
+def test_a_consumer_holding_the_gil_never_holds_the_producer_back():
+    r, w = os.pipe()
+    drain = Drain(r)
+    try:
+        assert drain.relay is not None
+        producer = subprocess.Popen([sys.executable, "-c", _PRODUCER, "60000"], stdout=w, stderr=subprocess.PIPE)
+        os.close(w)
+        w = -1
+        _hold_the_gil(1.5)  # the whole 6 MB is written meanwhile: 1 MiB pipes could not hold it
+        _out, err = producer.communicate(timeout=60)
+        assert int(err) == 0  # without the relay process, the pipe was full hundreds of times
+        got = bytearray()
+        while (chunk := drain.take(1.0)) != b"":
+            assert chunk is not None
+            got += chunk
+        assert bytes(got) == b"".join(bytes([i % 251]) * 100 for i in range(60_000))
+        assert drain.waiting() == 0 and in_pipe(r) == 0
+    finally:
+        drain.close()
+        if w >= 0:
+            os.close(w)
+        os.close(r)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # a zombie (not waited for yet) is gone too
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_the_relay_ends_with_its_consumer_even_when_killed():
+    consumer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import signal, sys, time
+            from tcpview.sources.drain import Drain
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            d = Drain(0)
+            print(d.relay.proc.pid, flush=True)
+            time.sleep(60)
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, process_group=0)
+    try:
+        relay_pid = int(consumer.stdout.readline())
+        os.killpg(consumer.pid, signal.SIGINT)  # Ctrl-C in its terminal: the consumer's to handle
+        time.sleep(0.2)  # what is asserted is that nothing happens: there is nothing to wait for
+        assert not _gone(relay_pid)
+        consumer.kill()  # no chance to clean up: the relay sees its reader gone, idle as it is
+        consumer.wait(10)
+        assert wait_until(lambda: _gone(relay_pid), 5)
+    finally:
+        consumer.kill()
+        consumer.wait()
+
+
+def test_close_stops_the_relay_and_a_stream_from_a_file_has_none(tmp_path):
+    r, w = os.pipe()
+    drain = Drain(r)
+    relay = drain.relay
+    assert relay is not None
+    drain.close()
+    assert relay.proc.poll() is not None
+    os.close(w)
+    os.close(r)
+    path = tmp_path / "stream"
+    path.write_bytes(b"abc")
+    with open(path, "rb") as f:  # `tcpview summary - < file`: read as it is
+        drain = Drain(f.fileno())
+        try:
+            assert drain.relay is None
+            assert drain.take(1.0) == b"abc"
+        finally:
+            drain.close()
+
+
+def _relays(pid: int) -> list[int]:
+    """The relay processes ``pid`` started."""
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                children = [int(c) for c in f.read().split()]
+            for c in children:
+                with open(f"/proc/{c}/cmdline", "rb") as f:
+                    if b"relay.py" in f.read():
+                        out.append(c)
+        except FileNotFoundError:  # a thread or process that ended meanwhile
+            continue
+    return out
+
+
+def _priorities(pid: int) -> set[int]:
+    """The priorities of the threads of ``pid``."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.add(os.getpriority(os.PRIO_PROCESS, int(tid)))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+    return out
+
+
+def test_the_tcpview_command_yields_the_cpu_to_its_producer():
+    """`tcpdump -U -w - | tcpview summary -`: tcpview's threads run at a lower priority than
+    the relay (and the producer), so where the CPUs are busy the capture comes first."""
+    view = subprocess.Popen(tcpview_cmd("summary", "-", "--json"), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo())
+    try:
+        view.stdin.write(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(5)))
+        view.stdin.flush()
+        assert wait_until(lambda: _relays(view.pid), 20)
+        (relay,) = _relays(view.pid)
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        lowered = min(19, mine + CONSUMER_NICE)
+        assert wait_until(lambda: _priorities(view.pid) == {lowered}, 10), _priorities(view.pid)
+        assert os.getpriority(os.PRIO_PROCESS, relay) == mine
+        out, _err = view.communicate(timeout=60)
+        assert view.returncode == 0 and len(json.loads(out)["connections"]) == 5
+    finally:
+        view.kill()
+        view.wait()
