@@ -170,6 +170,9 @@ def _compile(k: _Kernel) -> Any:
     if k.dispatcher is None:
         import numba
 
+        from .jitload import light_cache_loads
+
+        light_cache_loads()
         k.dispatcher = numba.njit(**k.opts)(k.fn)
         _plain_calls(k.dispatcher)
     return k.dispatcher
