@@ -32,14 +32,15 @@ import numpy as np
 from .. import jit
 from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
 
-PYTHON_MAX_PACKETS = 2500
+PYTHON_MAX_PACKETS = 2000
 """Inputs up to this many packets run as plain Python: there the two ways cost the same.
 Measured (``summary --json`` of the first N packets of a loopback capture, the kernels forced
-either way, as ``benchmarks/startup_bench.py`` does; 2 cores, best of five, load 7-9):
-compiled, 1.2-1.7 s whatever N up to 4,000 (numba's import and set-up, the kernels from the
-cache); plain Python about 0.35 ms a packet at that load (0.15 ms idle); the two cross
-between 2,500 and 3,000 packets. It was 1,200 while plain Python read the tables' rows
-through ``numpy.record``'s attribute lookup (:mod:`tcpview.pyrows` halved it)."""
+either way, as ``benchmarks/startup_bench.py`` does; 2 cores, best of three, CPU time, load
+9): compiled about 0.45-0.5 s whatever N up to 4,000 (numba's import, the kernels from the
+cache); plain Python 0.31 s at 1,000 packets, 0.49 s at 2,000, 0.61 s at 2,500, 0.86 s at
+4,000. It was 2,500 while numba's compiler set-up ran before the first kernel loaded (about
+0.2 s more; :mod:`tcpview.jitload` skips it), and 1,200 while plain Python read the tables'
+rows through ``numpy.record``'s attribute lookup (:mod:`tcpview.pyrows` halved it)."""
 
 VIEW_GROUPS = ("read", "table", "connection")
 """The kernels :func:`ready` loads unless told otherwise: ``read`` (the capture scanners and

@@ -27,11 +27,12 @@ import fcntl
 import mmap
 import os
 import select
-import subprocess
 import sys
-import tempfile
 import time
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    import subprocess
 
 CHUNK = 4 << 20
 """The most one read takes from the pipe."""
@@ -152,6 +153,8 @@ class Relay:
     """
 
     def __init__(self, fd: int, hold: int) -> None:
+        import subprocess  # here: the module is read by every command, a stream by few
+
         widen_pipe(fd)  # at once: the process takes some milliseconds to start reading
         self._shared = _shared_count()
         r, w = os.pipe()
@@ -176,6 +179,8 @@ class Relay:
 
     def close(self) -> None:
         """Stop the relay and close our end of its pipe."""
+        import subprocess
+
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
@@ -190,11 +195,14 @@ class Relay:
 
 def _shared_count() -> BinaryIO:
     """A file of :data:`_HELD` zero bytes in memory, shared with the relay process."""
-    f: BinaryIO
     if hasattr(os, "memfd_create"):
-        f = open(os.memfd_create("tcpview-relay", 0), "r+b")
+        fd = os.memfd_create("tcpview-relay", 0)
     else:
-        f = tempfile.TemporaryFile()
+        import tempfile
+
+        fd, path = tempfile.mkstemp(prefix="tcpview-relay-")
+        os.unlink(path)
+    f = open(fd, "r+b")
     f.write(bytes(_HELD))
     f.flush()
     return f
