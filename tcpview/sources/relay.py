@@ -136,7 +136,7 @@ def relay(src: int, dst: int, hold: int, held: mmap.mmap | None) -> int:
                 chunks.pop(0)
         if held is not None:
             held[:_HELD] = count.to_bytes(_HELD, "little")
-        if rest and not chunks:
+        if rest:  # also while the consumer is behind: then a wake-up a packet would cost the most
             time.sleep(rest)
     return 0
 
