@@ -188,15 +188,29 @@ class CompileLock:
 
 def staging_dir(directory: str = CACHE_DIR) -> str:
     """A fresh directory to compile into, for the holder of the :class:`CompileLock`: what
-    earlier compiles left half-done (killed) is removed first."""
+    earlier compiles left half-done (killed) is removed first; never the directory of a
+    process still alive (however it came to compile meanwhile)."""
     base, name = os.path.split(directory)
     with contextlib.suppress(OSError):
         for old in os.listdir(base):
-            if old.startswith((name + ".tmp-", name + ".old-")):
+            if old.startswith((name + ".tmp-", name + ".old-")) and not _alive(old.rsplit("-", 1)[1]):
                 shutil.rmtree(os.path.join(base, old), ignore_errors=True)
     path = f"{directory}.tmp-{os.getpid()}"
     os.makedirs(path)
     return path
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process ``pid`` (text) is running."""
+    try:
+        os.kill(int(pid), 0)
+    except ValueError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def publish(staging: str, directory: str = CACHE_DIR) -> None:

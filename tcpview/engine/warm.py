@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from .. import jit
-from ..jitcache import CACHE_BASE, CompileLock, is_whole, publish, staging_dir
+from ..jitcache import CACHE_BASE, CACHE_DIR, CompileLock, is_whole, publish, staging_dir
 
 PYTHON_MAX_PACKETS = 2000
 """Inputs up to this many packets run as plain Python: there the two ways cost the same.
@@ -178,7 +178,8 @@ def compile_in_background() -> subprocess.Popen | None:
         if cache_is_warm():  # published between the look and the lock
             return None
         assert lock.fd is not None
-        return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--lock-fd", str(lock.fd)],
+        return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--lock-fd", str(lock.fd),
+                                 "--cache", CACHE_DIR],
                                 env=_child_env(), cwd="/", pass_fds=(lock.fd,), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError:
@@ -390,7 +391,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tcpview.engine.warm", description=main.__doc__)
     ap.add_argument("--lock-fd", type=int, help="the compile lock, taken by the process that started this one")
     ap.add_argument("--part", metavar="DIR", help="compile the query kernels into DIR (a compile's helper)")
+    ap.add_argument("--cache", metavar="DIR", help="the cache the starter wants (its lock is for it)")
     a = ap.parse_args(argv)
+    if a.cache is not None and a.cache != CACHE_DIR:
+        # the kernels' sources changed since the starter read them (an upgrade under a running
+        # viewer): its lock is not this cache's, and what this compiles is not what it runs
+        print(f"tcpview: the kernels changed since {a.cache} was asked for; not compiled", file=sys.stderr)
+        return 1
     if a.lock_fd is not None:  # started by a command, in the background: that command (a user's) goes first
         os.nice(BACKGROUND_NICE)
     if a.part:

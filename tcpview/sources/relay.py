@@ -29,10 +29,7 @@ import os
 import select
 import sys
 import time
-from typing import TYPE_CHECKING, BinaryIO
-
-if TYPE_CHECKING:
-    import subprocess
+from typing import BinaryIO
 
 CHUNK = 4 << 20
 """The most one read takes from the pipe."""
