@@ -37,6 +37,19 @@ REASONS: tuple[str, ...] = (
     "truncated tcp header",
     "bad tcp header length",
 )
+# what IP fragment reassembly (tcpview.engine.core.reassembly) counts a fragment's frame under
+(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
+ FRAG_OVER_LIMIT) = range(11, 19)
+REASONS += (
+    "ip fragment (its datagram not complete yet)",
+    "ip fragment (timed out, not reassembled)",
+    "ip fragment (timed out without the first, not reassembled)",
+    "ip fragment (overlapping: datagram dropped)",
+    "ip fragment (duplicate: dropped)",
+    "ip fragment (bad length or offset: dropped)",
+    "ip fragment (reassembly table full: dropped)",
+    "ip fragment (reassembly memory limit: dropped)",
+)
 """Why a frame was skipped, by reason code."""
 ABSENT = -1
 """What the option readers give for an option the segment does not carry."""
@@ -81,7 +94,12 @@ def _be64(b: np.ndarray, p: Int) -> Int:
 # where decode_frame puts a segment's fields
 (O_FAM, O_SRC_HI, O_SRC_LO, O_DST_HI, O_DST_LO, O_SPORT, O_DPORT, O_SEQ, O_ACK, O_FLAGS, O_WIN, O_PLEN, O_TOFF,
  O_THL, O_LINKTYPE) = range(15)
-OUT_SIZE = 16
+# and, for an IP fragment (FRAGMENT), what reassembly needs: its datagram's identification, where
+# its bytes go in the datagram's payload (IPv6: its fragmentable part) and how many it has,
+# whether more follow, (the first fragment, whose TCP fields are read too) how many bytes of
+# extension headers come before the TCP header in that payload, and where its bytes are
+O_FRAG_ID, O_FRAG_OFF, O_FRAG_LEN, O_FRAG_MORE, O_FRAG_PRE, O_FRAG_AT = range(16, 22)
+OUT_SIZE = 24
 
 
 @helper
@@ -105,6 +123,28 @@ def _tcp(b: np.ndarray, t: Int, end: Int, tcp_total: Int, out: np.ndarray) -> In
 
 
 @helper
+def _fragment(b: np.ndarray, t: Int, end: Int, size: Int, ident: Int, off: Int, more: Int, pre: Int,
+              out: np.ndarray) -> Int:
+    """A fragment of an IP datagram carrying TCP, ``size`` bytes of its payload at byte ``off``
+    of it (``more``: 1 when more follow): FRAGMENT, its fields in ``out`` (``O_FRAG_*``) for
+    reassembly (:mod:`tcpview.engine.core.reassembly`). The first fragment's TCP header is read
+    too (its first 20 bytes must be in it): it starts at ``t``, ``pre`` bytes into the payload
+    (IPv6 extension headers after the fragment header)."""
+    out[O_FRAG_ID] = ident
+    out[O_FRAG_OFF] = off
+    out[O_FRAG_LEN] = size
+    out[O_FRAG_MORE] = more
+    out[O_FRAG_PRE] = pre
+    out[O_FRAG_AT] = t - pre
+    if off == 0:
+        # (its options may go on in the next fragment: reassembly reads them when all are in)
+        code = _tcp(b, t, min(end, t + size - pre), size - pre, out)
+        if code != OK:
+            return code
+    return FRAGMENT
+
+
+@helper
 def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
     if p + 20 > end:
         return TRUNC_IP
@@ -116,8 +156,6 @@ def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
         return BAD_IHL
     if b[p + 9] != 6:
         return NOT_TCP
-    if _be16(b, p + 6) & 0x1FFF:
-        return FRAGMENT
     total = _be16(b, p + 2)
     if total == 0 or total > wire_len:
         # 0: TSO / BIG TCP leaves the field empty; too big: a bad header. The frame tells.
@@ -127,6 +165,9 @@ def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     out[O_SRC_LO] = _be32(b, p + 12)
     out[O_DST_HI] = 0
     out[O_DST_LO] = _be32(b, p + 16)
+    if _be16(b, p + 6) & 0x3FFF:  # more fragments, or an offset: reassembly's
+        fo = _be16(b, p + 6)
+        return _fragment(b, p + ihl, end, total - ihl, _be16(b, p + 4), (fo & 0x1FFF) * 8, (fo >> 13) & 1, 0, out)
     return _tcp(b, p + ihl, end, total - ihl, out)
 
 
@@ -144,8 +185,8 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
         if nh == 44:  # fragment header
             if q + 8 > end:
                 return TRUNC_IP
-            if _be16(b, q + 2) & 0xFFF8:
-                return FRAGMENT
+            if _be16(b, q + 2) & 0xFFF9:  # an offset, or more to come (an atomic fragment is whole)
+                return _ip6_fragment(b, p, q, end, plen, wire_len, out)
             nh = np.int64(b[q])
             q += 8
         elif nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
@@ -179,6 +220,41 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     out[O_DST_HI] = _be64(b, p + 24)
     out[O_DST_LO] = _be64(b, p + 32)
     return _tcp(b, q, end, plen - (q - p - 40), out)
+
+
+@helper
+def _ip6_fragment(b: np.ndarray, p: Int, q: Int, end: Int, plen: Int, wire_len: Int, out: np.ndarray) -> Int:
+    """The IPv6 packet at ``p`` whose fragment header is at ``q`` (as :func:`_fragment`). Only
+    the first fragment has the headers after the fragment header: a later one is TCP's when
+    its fragment header says TCP comes next."""
+    out[O_FAM] = 6
+    out[O_SRC_HI] = _be64(b, p + 8)
+    out[O_SRC_LO] = _be64(b, p + 16)
+    out[O_DST_HI] = _be64(b, p + 24)
+    out[O_DST_LO] = _be64(b, p + 32)
+    if plen == 0 or plen > wire_len - 40:
+        plen = wire_len - 40
+    word = _be16(b, q + 2)
+    ident = _be32(b, q + 4)
+    start = q + 8  # the fragmentable part's bytes start here
+    size = plen - (start - p - 40)
+    nh = np.int64(b[q])
+    t = start
+    if word & 0xFFF8 == 0:
+        while nh != 6:  # the first fragment: the rest of the header chain, to TCP
+            if nh == 60 or nh == 43 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
+                if t + 2 > end:
+                    return TRUNC_IP
+                nh, t = np.int64(b[t]), t + 8 + np.int64(b[t + 1]) * 8
+            elif nh == 51:
+                if t + 2 > end:
+                    return TRUNC_IP
+                nh, t = np.int64(b[t]), t + (np.int64(b[t + 1]) + 2) * 4
+            else:
+                return NOT_TCP
+    elif nh != 6:
+        return NOT_TCP
+    return _fragment(b, t, end, size, ident, word & 0xFFF8, word & 1, t - start, out)
 
 
 @helper
