@@ -2,13 +2,13 @@
 
 :func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
 layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
-IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped, later
-fragments skipped), IPv6 (extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
-cannot use comes back with a reason code (``REASONS``), which the engine counts.
+IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped), IPv6
+(extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a
+frame it cannot use comes back with a reason code (``REASONS``), which the engine counts; a
+fragment comes back as ``FRAGMENT`` with ``O_FRAG_*`` for :mod:`tcpview.engine.core.reassembly`.
 
-:func:`decode` is the same decoder for one frame from Python (tests, tools).
-:func:`parse_options` and :func:`ip_text` format what the views show. scapy's full dissection
-is used only for the one frame a user inspects (``tcpview.sources.dissect``).
+:func:`decode` is the same for one frame from Python (tests, tools); :func:`parse_options`
+formats what the views show; scapy dissects only the frame a user inspects.
 """
 
 from __future__ import annotations
@@ -36,11 +36,7 @@ REASONS: tuple[str, ...] = (
     "ip fragment (not reassembled)",
     "truncated tcp header",
     "bad tcp header length",
-)
-# what IP fragment reassembly (tcpview.engine.core.reassembly) counts a fragment's frame under
-(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
- FRAG_OVER_LIMIT) = range(11, 19)
-REASONS += (
+    # what IP fragment reassembly (tcpview.engine.core.reassembly) counts a fragment's frame under
     "ip fragment (its datagram not complete yet)",
     "ip fragment (timed out, not reassembled)",
     "ip fragment (timed out without the first, not reassembled)",
@@ -51,6 +47,8 @@ REASONS += (
     "ip fragment (reassembly memory limit: dropped)",
 )
 """Why a frame was skipped, by reason code."""
+(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
+ FRAG_OVER_LIMIT) = range(11, 19)
 ABSENT = -1
 """What the option readers give for an option the segment does not carry."""
 _END = -1  # the length _option_at gives at the end of the options (or where one does not fit)
@@ -94,10 +92,8 @@ def _be64(b: np.ndarray, p: Int) -> Int:
 # where decode_frame puts a segment's fields
 (O_FAM, O_SRC_HI, O_SRC_LO, O_DST_HI, O_DST_LO, O_SPORT, O_DPORT, O_SEQ, O_ACK, O_FLAGS, O_WIN, O_PLEN, O_TOFF,
  O_THL, O_LINKTYPE) = range(15)
-# and, for an IP fragment (FRAGMENT), what reassembly needs: its datagram's identification, where
-# its bytes go in the datagram's payload (IPv6: its fragmentable part) and how many it has,
-# whether more follow, (the first fragment, whose TCP fields are read too) how many bytes of
-# extension headers come before the TCP header in that payload, and where its bytes are
+# and for a fragment: its datagram's id, its bytes' offset in the datagram's payload, their number,
+# more to follow, the bytes before the TCP header (the first's), where its bytes are in ``b``
 O_FRAG_ID, O_FRAG_OFF, O_FRAG_LEN, O_FRAG_MORE, O_FRAG_PRE, O_FRAG_AT = range(16, 22)
 OUT_SIZE = 24
 
@@ -125,19 +121,15 @@ def _tcp(b: np.ndarray, t: Int, end: Int, tcp_total: Int, out: np.ndarray) -> In
 @helper
 def _fragment(b: np.ndarray, t: Int, end: Int, size: Int, ident: Int, off: Int, more: Int, pre: Int,
               out: np.ndarray) -> Int:
-    """A fragment of an IP datagram carrying TCP, ``size`` bytes of its payload at byte ``off``
-    of it (``more``: 1 when more follow): FRAGMENT, its fields in ``out`` (``O_FRAG_*``) for
-    reassembly (:mod:`tcpview.engine.core.reassembly`). The first fragment's TCP header is read
-    too (its first 20 bytes must be in it): it starts at ``t``, ``pre`` bytes into the payload
-    (IPv6 extension headers after the fragment header)."""
+    """FRAGMENT: ``size`` bytes of a TCP datagram's payload from its byte ``off``, in ``out``; the
+    first's TCP header (at ``t``, ``pre`` bytes into the payload) is read too (20 bytes at least)."""
     out[O_FRAG_ID] = ident
     out[O_FRAG_OFF] = off
     out[O_FRAG_LEN] = size
     out[O_FRAG_MORE] = more
     out[O_FRAG_PRE] = pre
     out[O_FRAG_AT] = t - pre
-    if off == 0:
-        # (its options may go on in the next fragment: reassembly reads them when all are in)
+    if off == 0:  # (the options may go on in the next fragment: reassembly reads them)
         code = _tcp(b, t, min(end, t + size - pre), size - pre, out)
         if code != OK:
             return code
@@ -181,12 +173,18 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     nh = np.int64(b[p + 6])
     q = p + 40
     jumbo = plen == 0
+    frag = np.int64(-1)  # where the fragment header of a first fragment is
     while nh != 6:
         if nh == 44:  # fragment header
             if q + 8 > end:
                 return TRUNC_IP
-            if _be16(b, q + 2) & 0xFFF9:  # an offset, or more to come (an atomic fragment is whole)
-                return _ip6_fragment(b, p, q, end, plen, wire_len, out)
+            word = _be16(b, q + 2)
+            if word & 0xFFF8:  # a later fragment: TCP's when TCP comes next (only the first has the rest)
+                if b[q] != 6:
+                    return NOT_TCP
+                frag = q
+                break
+            frag = q if word & 1 else frag  # the first (an atomic fragment, with no more, is whole)
             nh = np.int64(b[q])
             q += 8
         elif nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
@@ -219,42 +217,13 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     out[O_SRC_LO] = _be64(b, p + 16)
     out[O_DST_HI] = _be64(b, p + 24)
     out[O_DST_LO] = _be64(b, p + 32)
+    if frag >= 0:  # offsets count from the end of the fragment header
+        word = _be16(b, frag + 2)
+        if word & 0xFFF8:
+            q = frag + 8
+        return _fragment(b, q, end, plen - (frag + 8 - p - 40), _be32(b, frag + 4), word & 0xFFF8, word & 1,
+                         q - frag - 8, out)
     return _tcp(b, q, end, plen - (q - p - 40), out)
-
-
-@helper
-def _ip6_fragment(b: np.ndarray, p: Int, q: Int, end: Int, plen: Int, wire_len: Int, out: np.ndarray) -> Int:
-    """The IPv6 packet at ``p`` whose fragment header is at ``q`` (as :func:`_fragment`). Only
-    the first fragment has the headers after the fragment header: a later one is TCP's when
-    its fragment header says TCP comes next."""
-    out[O_FAM] = 6
-    out[O_SRC_HI] = _be64(b, p + 8)
-    out[O_SRC_LO] = _be64(b, p + 16)
-    out[O_DST_HI] = _be64(b, p + 24)
-    out[O_DST_LO] = _be64(b, p + 32)
-    if plen == 0 or plen > wire_len - 40:
-        plen = wire_len - 40
-    word = _be16(b, q + 2)
-    ident = _be32(b, q + 4)
-    start = q + 8  # the fragmentable part's bytes start here
-    size = plen - (start - p - 40)
-    nh = np.int64(b[q])
-    t = start
-    if word & 0xFFF8 == 0:
-        while nh != 6:  # the first fragment: the rest of the header chain, to TCP
-            if nh == 60 or nh == 43 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
-                if t + 2 > end:
-                    return TRUNC_IP
-                nh, t = np.int64(b[t]), t + 8 + np.int64(b[t + 1]) * 8
-            elif nh == 51:
-                if t + 2 > end:
-                    return TRUNC_IP
-                nh, t = np.int64(b[t]), t + (np.int64(b[t + 1]) + 2) * 4
-            else:
-                return NOT_TCP
-    elif nh != 6:
-        return NOT_TCP
-    return _fragment(b, t, end, size, ident, word & 0xFFF8, word & 1, t - start, out)
 
 
 @helper
