@@ -241,8 +241,9 @@ def test_a_datagram_times_out_as_the_kernels_do(v6, timeout, kernels) -> None:
 
 
 @needs_tshark
-def test_a_capture_with_every_kind_of_loss_counts_each(tmp_path) -> None:
-    """Through the command line: the segments tshark reassembles too are equal; the rest counted."""
+def test_the_command_line_counts_what_waits(tmp_path) -> None:
+    """Through the command line: a datagram missing a fragment is counted as waiting (in the text
+    summary too), the segments around it equal tshark's."""
     f, one, two = two_datagrams()
     t = f.frames[3][0]
     frames = [*f.frames[:3], (t, 1, one[0]), (t, 1, one[2]), (t + 0.1, 1, two[2]), (t + 0.1, 1, two[1]),
