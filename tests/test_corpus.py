@@ -70,7 +70,7 @@ def test_corpus_capture(path, command):
         data = json.loads(out)
         if command == "summary":
             assert data["packets"] >= data["tcp_packets"] >= 0
-            assert data["packets"] == data["tcp_packets"] + sum(data["skipped"].values())
+            assert data["packets"] == data["tcp_packets"] + data["fragments"] + sum(data["skipped"].values())
             assert [c["id"] for c in data["connections"]] == list(range(len(data["connections"])))
         else:
             assert data["connection"]["id"] == 0

@@ -110,11 +110,14 @@ def test_decode_at_an_offset_inside_a_larger_buffer():
     check(decode(buf, 37, len(raw), len(raw), 1), 4, *V4, 3)
 
 
-def test_ipv4_first_fragment_is_decoded_later_fragments_are_skipped():
+def test_ipv4_fragments_are_not_taken_for_whole_segments():
+    # one frame alone cannot be reassembled (the engine's loop reassembles: test_fragments.py);
+    # a first fragment is no longer taken for the whole segment
     first = IP(src=V4[0], dst=V4[1], flags="MF", frag=0) / TCP(**SEG) / (b"a" * 16)
-    check(dec(1, bytes(eth() / first)), 4, *V4, 16)
+    assert dec(1, bytes(eth() / first)) == "ip fragment (not reassembled)"
     later = IP(src=V4[0], dst=V4[1], proto=6, frag=3) / (b"b" * 24)
     assert dec(1, bytes(eth() / later)) == "ip fragment (not reassembled)"
+    assert dec(1, bytes(eth() / IP(src=V4[0], dst=V4[1], proto=17, frag=3) / (b"c" * 8))) == "not tcp"
 
 
 def test_ipv6_extension_header_chain():
@@ -125,9 +128,12 @@ def test_ipv6_extension_header_chain():
 
 def test_ipv6_fragments():
     first = IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrFragment(offset=0, m=1, id=7) / TCP(**SEG) / (b"q" * 8)
-    check(dec(1, bytes(eth() / first)), 6, *V6, 8)
+    assert dec(1, bytes(eth() / first)) == "ip fragment (not reassembled)"
     later = IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrFragment(offset=2, m=0, id=7, nh=6) / (b"r" * 8)
     assert dec(1, bytes(eth() / later)) == "ip fragment (not reassembled)"
+    # an atomic fragment (offset 0, no more: RFC 6946) is a whole packet
+    atomic = IPv6(src=V6[0], dst=V6[1]) / IPv6ExtHdrFragment(offset=0, m=0, id=8) / TCP(**SEG) / (b"s" * 8)
+    check(dec(1, bytes(eth() / atomic)), 6, *V6, 8)
 
 
 def test_tcp_options_all_kinds():

@@ -22,6 +22,7 @@ def _head(tl, source: str, at: float | None, totals=None) -> dict:
         "source": source,
         "packets": whole.packets,
         "tcp_packets": whole.tcp_packets,
+        "fragments": whole.fragments,
         "skipped": dict(sorted(whole.skipped.items())),
         "first_ts": whole.first_ts,
         "last_ts": whole.last_ts,
@@ -119,7 +120,8 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     cols = tl.connection_columns(_cursor(tl, at))
     first, last = s["first_ts"], s["last_ts"]
     dur = (last - first) if first is not None and last is not None else 0.0
-    out.write(f"{safe(source)}: {plural(s['packets'], 'packet')}, {s['tcp_packets']} TCP, "
+    held = f" (and {plural(s['fragments'], 'IP fragment')} reassembled into them)" if s["fragments"] else ""
+    out.write(f"{safe(source)}: {plural(s['packets'], 'packet')}, {s['tcp_packets']} TCP{held}, "
               f"{plural(len(cols), 'connection')}, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")

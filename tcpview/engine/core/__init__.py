@@ -4,7 +4,8 @@ engine (an import-linter contract holds it).
 - ``tcp``: TCP's states, flags and analysis bits as plain constants; ``model``: the pydantic
   models built on demand at the edges.
 - ``columns``: the tables as numpy record arrays, and the codes packed into their words.
-- ``decode``: frame bytes to TCP fields. ``connhash``: the 4-tuple hash table.
+- ``decode``: frame bytes to TCP fields; ``reassembly``: IP fragments to whole TCP segments.
+  ``connhash``: the 4-tuple hash table.
   ``statemachine``: the passive rules (what a segment does to both endpoints' states).
   ``transitions``: the transition log and the timer heap. ``seqanalysis``: Wireshark's
   sequence analysis, in the loop. ``loop``: the compiled loop over a batch of frames;

@@ -248,7 +248,10 @@ def trans_why(code):
 # -- the counters the kernels keep (an int64 array) and the clocks (a float64 array) ----------------
 (N_CONN, N_SEG, N_TRANS, N_TIMERS, PACKETS, TCP_PACKETS, N_ADDR6, N_SEG_BACK, N_TRANS_BACK, N_BASE_HIST,
  N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK, N_SACK, N_ANA) = range(18)
+FRAGMENTS = 18  # frames held as IP fragments of a datagram another frame completed (its TCP_PACKET)
 NCOUNTERS = 24
+REASON_SLOTS = 32
+"""``skipped`` counts frames by reason code in its first REASON_SLOTS places (then by link type)."""
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
 
@@ -330,7 +333,7 @@ class Tables:
         self.counts = np.zeros(NCOUNTERS, dtype=np.int64)
         self.counts[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
         self.clocks = np.full(NCLOCKS, -np.inf, dtype=np.float64)
-        self.skipped = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
+        self.skipped = np.zeros(REASON_SLOTS + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
         # what the rows that left (see tcpview.engine.timeline.evict) leave behind
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it

@@ -2,13 +2,13 @@
 
 :func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
 layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
-IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped, later
-fragments skipped), IPv6 (extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
-cannot use comes back with a reason code (``REASONS``), which the engine counts.
+IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped), IPv6
+(extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a
+frame it cannot use comes back with a reason code (``REASONS``), which the engine counts; a
+fragment comes back as ``FRAGMENT`` with ``O_FRAG_*`` for :mod:`tcpview.engine.core.reassembly`.
 
-:func:`decode` is the same decoder for one frame from Python (tests, tools).
-:func:`parse_options` and :func:`ip_text` format what the views show. scapy's full dissection
-is used only for the one frame a user inspects (``tcpview.sources.dissect``).
+:func:`decode` is the same for one frame from Python (tests, tools); :func:`parse_options`
+formats what the views show; scapy dissects only the frame a user inspects.
 """
 
 from __future__ import annotations
@@ -36,8 +36,19 @@ REASONS: tuple[str, ...] = (
     "ip fragment (not reassembled)",
     "truncated tcp header",
     "bad tcp header length",
+    # what IP fragment reassembly (tcpview.engine.core.reassembly) counts a fragment's frame under
+    "ip fragment (its datagram not complete yet)",
+    "ip fragment (timed out, not reassembled)",
+    "ip fragment (timed out without the first, not reassembled)",
+    "ip fragment (overlapping: datagram dropped)",
+    "ip fragment (duplicate: dropped)",
+    "ip fragment (bad length or offset: dropped)",
+    "ip fragment (reassembly table full: dropped)",
+    "ip fragment (reassembly memory limit: dropped)",
 )
 """Why a frame was skipped, by reason code."""
+(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
+ FRAG_OVER_LIMIT) = range(11, 19)
 ABSENT = -1
 """What the option readers give for an option the segment does not carry."""
 _END = -1  # the length _option_at gives at the end of the options (or where one does not fit)
@@ -81,7 +92,10 @@ def _be64(b: np.ndarray, p: Int) -> Int:
 # where decode_frame puts a segment's fields
 (O_FAM, O_SRC_HI, O_SRC_LO, O_DST_HI, O_DST_LO, O_SPORT, O_DPORT, O_SEQ, O_ACK, O_FLAGS, O_WIN, O_PLEN, O_TOFF,
  O_THL, O_LINKTYPE) = range(15)
-OUT_SIZE = 16
+# and for a fragment: its datagram's id, its bytes' offset in the datagram's payload, their number,
+# more to follow, the bytes before the TCP header (the first's), where its bytes are in ``b``
+O_FRAG_ID, O_FRAG_OFF, O_FRAG_LEN, O_FRAG_MORE, O_FRAG_PRE, O_FRAG_AT = range(16, 22)
+OUT_SIZE = 24
 
 
 @helper
@@ -105,6 +119,24 @@ def _tcp(b: np.ndarray, t: Int, end: Int, tcp_total: Int, out: np.ndarray) -> In
 
 
 @helper
+def _fragment(b: np.ndarray, t: Int, end: Int, size: Int, ident: Int, off: Int, more: Int, pre: Int,
+              out: np.ndarray) -> Int:
+    """FRAGMENT: ``size`` bytes of a TCP datagram's payload from its byte ``off``, in ``out``; the
+    first's TCP header (at ``t``, ``pre`` bytes into the payload) is read too (20 bytes at least)."""
+    out[O_FRAG_ID] = ident
+    out[O_FRAG_OFF] = off
+    out[O_FRAG_LEN] = size
+    out[O_FRAG_MORE] = more
+    out[O_FRAG_PRE] = pre
+    out[O_FRAG_AT] = t - pre
+    if off == 0:  # (the options may go on in the next fragment: reassembly reads them)
+        code = _tcp(b, t, min(end, t + size - pre), size - pre, out)
+        if code != OK:
+            return code
+    return FRAGMENT
+
+
+@helper
 def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
     if p + 20 > end:
         return TRUNC_IP
@@ -116,8 +148,6 @@ def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
         return BAD_IHL
     if b[p + 9] != 6:
         return NOT_TCP
-    if _be16(b, p + 6) & 0x1FFF:
-        return FRAGMENT
     total = _be16(b, p + 2)
     if total == 0 or total > wire_len:
         # 0: TSO / BIG TCP leaves the field empty; too big: a bad header. The frame tells.
@@ -127,6 +157,9 @@ def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     out[O_SRC_LO] = _be32(b, p + 12)
     out[O_DST_HI] = 0
     out[O_DST_LO] = _be32(b, p + 16)
+    if _be16(b, p + 6) & 0x3FFF:  # more fragments, or an offset: reassembly's
+        fo = _be16(b, p + 6)
+        return _fragment(b, p + ihl, end, total - ihl, _be16(b, p + 4), (fo & 0x1FFF) * 8, (fo >> 13) & 1, 0, out)
     return _tcp(b, p + ihl, end, total - ihl, out)
 
 
@@ -140,12 +173,18 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     nh = np.int64(b[p + 6])
     q = p + 40
     jumbo = plen == 0
+    frag = np.int64(-1)  # where the fragment header of a first fragment is
     while nh != 6:
         if nh == 44:  # fragment header
             if q + 8 > end:
                 return TRUNC_IP
-            if _be16(b, q + 2) & 0xFFF8:
-                return FRAGMENT
+            word = _be16(b, q + 2)
+            if word & 0xFFF8:  # a later fragment: TCP's when TCP comes next (only the first has the rest)
+                if b[q] != 6:
+                    return NOT_TCP
+                frag = q
+                break
+            frag = q if word & 1 else frag  # the first (an atomic fragment, with no more, is whole)
             nh = np.int64(b[q])
             q += 8
         elif nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:
@@ -178,6 +217,12 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     out[O_SRC_LO] = _be64(b, p + 16)
     out[O_DST_HI] = _be64(b, p + 24)
     out[O_DST_LO] = _be64(b, p + 32)
+    if frag >= 0:  # offsets count from the end of the fragment header
+        word = _be16(b, frag + 2)
+        if word & 0xFFF8:
+            q = frag + 8
+        return _fragment(b, q, end, plen - (frag + 8 - p - 40), _be32(b, frag + 4), word & 0xFFF8, word & 1,
+                         q - frag - 8, out)
     return _tcp(b, q, end, plen - (q - p - 40), out)
 
 

@@ -42,10 +42,12 @@ from .columns import (
     NEED_HASH,
     NEED_NOTHING,
     PACKETS,
+    REASON_SLOTS,
     STATUS,
     TCP_PACKETS,
 )
-from .decode import O_LINKTYPE, OK, UNSUPPORTED_LINK, decode_frame
+from .decode import FRAGMENT, O_LINKTYPE, OK, UNSUPPORTED_LINK, decode_frame
+from .reassembly import Fragments, expire_fragments, reassemble
 from .segment import (
     Timeouts,
     analyse_sequence,
@@ -70,9 +72,9 @@ ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a han
 
 @helper
 def _count_unsupported(skipped: np.ndarray, linktype: Int) -> None:
-    """Count a frame of a link type the decoder does not read: ``skipped[16:]`` holds
+    """Count a frame of a link type the decoder does not read: ``skipped[REASON_SLOTS:]`` holds
     (link type + 1, count) pairs."""
-    for i in range(16, len(skipped) - 1, 2):
+    for i in range(REASON_SLOTS, len(skipped) - 1, 2):
         if skipped[i] == 0 or skipped[i] == linktype + 1:
             skipped[i] = linktype + 1
             skipped[i + 1] += 1
@@ -119,14 +121,15 @@ def _table_full(tables) -> Int:
 
 
 @kernel
-def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: np.ndarray) -> Int:
+def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: np.ndarray, frags: Fragments) -> Int:
     """Decode and track frames ``i ..`` of a batch into ``tables``; returns where it stopped.
 
     ``frames`` describes the frames (:data:`tcpview.sources.batch.FRAME`): frame k is
     ``buf[frames[k].off : frames[k].off + frames[k].caplen]``. It stops early when a table is
     full (``tables.counts[STATUS]`` says which: the index of its counter, or NEED_HASH);
     frames before the returned index are done. ``fields`` is room for one frame's decoded
-    fields (OUT_SIZE integers).
+    fields (OUT_SIZE integers); ``frags`` the IP datagrams in reassembly
+    (:mod:`tcpview.engine.core.reassembly`), kept from batch to batch.
     """
     counts = tables.counts
     clocks = tables.clocks
@@ -141,13 +144,20 @@ def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: n
         caplen = np.int64(f.caplen)
         ts = f.ts
         code = decode_frame(buf, start, caplen, np.int64(f.origlen), np.int64(f.linktype), fields)
-        if code == OK and counts[N_TIMERS] > 0 and tables.timers[0].deadline <= ts:
+        if (code == OK or code == FRAGMENT) and counts[N_TIMERS] > 0 and tables.timers[0].deadline <= ts:
             if not expire(tables, ts):
                 return i
             need = _table_full(tables)
             if need != NEED_NOTHING:
                 counts[STATUS] = need
                 return i
+        tcp_buf = buf  # where the segment's TCP header is: this frame's, or its datagram's first
+        tcp_end = start + caplen
+        if code == FRAGMENT:  # (after the timers: a frame the loop stops at is decoded again)
+            code, held, header_end = reassemble(frags, buf, tcp_end, ts, fields, tables.skipped, counts)
+            if code == OK:
+                tcp_buf = frags.header[held]
+                tcp_end = header_end
         counts[PACKETS] += 1
         if counts[PACKETS] == 1:
             clocks[FIRST_TS] = ts
@@ -163,22 +173,23 @@ def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: n
             # level of inlining less than a function of them all, which compiled 30% slower)
             frame = np.int64(f.frame)
             counts[TCP_PACKETS] += 1
-            seg = decoded(fields, start + caplen)
+            seg = decoded(fields, tcp_end)
             c, sender, found, previous, new_stream = find_connection(tables, seg, ts)
             row = counts[N_SEG]  # the row this segment gets
             ana = tables.ana[analysis_state(tables, c, previous, found, new_stream, row)]
             bits = restart_analysis(tables.conns[c], ana, sender, seg, found and c != previous, new_stream)
             first_tr = counts[N_TRANS]  # the transitions this segment causes start here
             set_bases(tables, c, sender, seg, row)
-            ws_shift = read_syn_options(tables.conns[c], sender, buf, seg)
+            ws_shift = read_syn_options(tables.conns[c], sender, tcp_buf, seg)
             anomaly = flag_anomaly(seg.flags)
             remember_sent(tables.conns[c], sender, seg)
             bits = analyse_sequence(tables, ana, sender, seg, frame, ts, bits, ws_shift, row)
-            note_sack(tables, buf, seg, row)
+            note_sack(tables, tcp_buf, seg, row)
             anomaly = run_state_machine(tables, c, sender, seg, found, anomaly)
             start_timers(tables, c, first_tr, ts, timeouts)
             key = store_segment(tables, row, seg, c, sender, frame, ts, bits, anomaly)
             time_transitions(tables, first_tr, ts, key)
         i += 1
+    expire_fragments(frags, clocks[LAST_TS], tables.skipped)  # a datagram past its time at the end
     counts[STATUS] = NEED_NOTHING
     return i

@@ -94,6 +94,7 @@ class Summary(BaseModel):
     source: str
     packets: int
     tcp_packets: int
+    fragments: int = Field(0, description="frames held as IP fragments of a datagram a later frame completed")
     skipped: dict[str, int]
     first_ts: float | None
     last_ts: float | None

@@ -69,6 +69,11 @@ class Reader:
         return self._view.tcp_packets
 
     @property
+    def fragments(self) -> int:
+        """Frames held as IP fragments of datagrams a later frame completed (reassembled there)."""
+        return self._view.fragments
+
+    @property
     def first_ts(self) -> float | None:
         """Capture time of the first frame (None before any)."""
         return self._view.first_ts

@@ -135,10 +135,10 @@ class Timeline(Reader):
         cnt = w.counts.tolist()
         skipped: dict[str, int] = {}
         skip = w.skipped.tolist()
-        for code, k in enumerate(skip[:16]):
+        for code, k in enumerate(skip[:col.REASON_SLOTS]):
             if k:
                 skipped[reason_text(code, 0)] = k
-        for lt1, k in zip(skip[16::2], skip[17::2], strict=True):
+        for lt1, k in zip(skip[col.REASON_SLOTS::2], skip[col.REASON_SLOTS + 1::2], strict=True):
             if lt1:
                 skipped[reason_text(UNSUPPORTED_LINK, lt1 - 1)] = k
         packets = cnt[col.PACKETS]
@@ -148,7 +148,7 @@ class Timeline(Reader):
                     float(w.clocks[col.FIRST_TS]) if packets else None, float(w.clocks[col.LAST_TS]) if packets else None,
                     skipped, self.version, self.generation, w.base_states, w.base_counts, w.base_last, w.horizon,
                     tuple(w.history), w.evicted_conns, w.evicted_segs, w.held_counts.copy(),
-                    w.base_zeek, base_progress=w.base_progress)
+                    w.base_zeek, base_progress=w.base_progress, fragments=cnt[col.FRAGMENTS])
 
     def nbytes(self) -> int:
         """Bytes the store's tables hold (allocated, not only used)."""

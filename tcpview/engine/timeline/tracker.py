@@ -22,6 +22,7 @@ from ..core import columns as col
 from ..core.connhash import rebuild_hash
 from ..core.decode import OUT_SIZE
 from ..core.loop import Timeouts, track
+from ..core.reassembly import new_fragments
 from ..core.transitions import expire
 from .timeline import Timeline
 
@@ -41,6 +42,7 @@ class Tracker:
         self.fin_timeout = fin_timeout
         self._timeouts = Timeouts(float(msl2), float(fin_timeout))
         self._fields = np.zeros(OUT_SIZE, dtype=np.int64)  # one frame's fields (the loop's scratch)
+        self._frags = new_fragments()  # IP datagrams in reassembly, from batch to batch
 
     # -- input -------------------------------------------------------------------------------
     def feed_batch(self, batch: FrameBatch) -> None:
@@ -52,7 +54,7 @@ class Tracker:
         w = tl.tables
         i: Int = 0
         while True:
-            i = track(batch.buf, batch.frames, i, w.arrays(), self._timeouts, self._fields)
+            i = track(batch.buf, batch.frames, i, w.arrays(), self._timeouts, self._fields, self._frags)
             if i >= n:
                 break
             self.make_room(int(w.counts[col.STATUS]))

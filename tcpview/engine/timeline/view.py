@@ -60,6 +60,9 @@ class View:
     """Zeek's working state of the connections whose first segments left (rows, W, HB)."""
     base_progress: np.ndarray | None = None
     """Each connection's :data:`~tcpview.engine.core.columns.PROGRESS` at the horizon (likewise)."""
+    fragments: int = 0
+    """Frames held as IP fragments of a datagram that a later frame completed (that frame is
+    the TCP packet)."""
     _memo: dict = field(default_factory=dict, repr=False)
 
     @property
