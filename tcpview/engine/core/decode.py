@@ -182,9 +182,9 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
             if word & 0xFFF8:  # a later fragment: TCP's when TCP comes next (only the first has the rest)
                 if b[q] != 6:
                     return NOT_TCP
-                frag = q
+                frag = np.int64(q)
                 break
-            frag = q if word & 1 else frag  # the first (an atomic fragment, with no more, is whole)
+            frag = np.int64(q) if word & 1 else frag  # the first (an atomic fragment, with no more, is whole)
             nh = np.int64(b[q])
             q += 8
         elif nh == 0 or nh == 43 or nh == 60 or nh == 135 or nh == 139 or nh == 140 or nh == 253 or nh == 254:

@@ -100,7 +100,7 @@ class Fragments(NamedTuple):
     extents: np.ndarray  # (SLOTS, MAX_FRAGS, 2) int32: its fragments' [start, end) in its payload
     first: np.ndarray  # (SLOTS, OUT_SIZE) int64: its first fragment's decoded fields
     header: np.ndarray  # (SLOTS, HOLD) uint8: its payload's first bytes (captured up to D_CUT)
-    index: np.ndarray  # (2 * SLOTS) int32: rows by key, open addressing (row + 1; 0 empty)
+    by_key: np.ndarray  # (2 * SLOTS) int32: rows by key, open addressing (row + 1; 0 empty)
     free: np.ndarray  # (SLOTS) int32: the free rows, a stack
     totals: np.ndarray  # (4) int64: T_*
 
@@ -130,7 +130,7 @@ def _home(nslots: Int, d: np.ndarray) -> Int:
 def _release(frags: Fragments, r: Int) -> None:
     """Free row ``r``: out of the index (moving later entries of its probe run back, so no
     tombstones pile up) and onto the free stack."""
-    index = frags.index
+    index = frags.by_key
     mask = len(index) - 1
     i = frags.dgrams[r, D_SLOT]
     j = i
@@ -184,7 +184,7 @@ def expire_fragments(frags: Fragments, now: float, skipped: np.ndarray) -> None:
 def _find(frags: Fragments, f: np.ndarray) -> tuple:
     """``(index slot, row)`` of the datagram of fragment ``f``; row -1 (and the slot to put
     it in) when there is none."""
-    index = frags.index
+    index = frags.by_key
     mask = len(index) - 1
     fam, sh, sl, dh, dl, ident = f[O_FAM], f[O_SRC_HI], f[O_SRC_LO], f[O_DST_HI], f[O_DST_LO], f[O_FRAG_ID]
     i = slot(len(index), fam, sh, sl, ident, dh, dl, np.int64(0))
@@ -223,7 +223,7 @@ def _start(frags: Fragments, i: Int, f: np.ndarray, ts: float) -> Int:
     d[D_FIRST] = 0
     d[D_CUT] = HOLD
     d[D_SLOT] = i
-    frags.index[i] = r + 1
+    frags.by_key[i] = r + 1
     t = ts + (TIMEOUT4 if f[O_FAM] == 4 else TIMEOUT6)
     frags.deadline[r] = t
     if t < frags.deadline[SLOTS]:
