@@ -19,7 +19,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP
 
-from tcpview.engine.core.decode import decode, parse_options
+from tcpview.engine.core.decode import decode
+from tcpview.engine.core.tcpopts import parse_options
 from tcpview.textutil import ip_text
 
 V4 = ("192.0.2.10", "198.51.100.20")

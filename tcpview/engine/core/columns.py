@@ -39,6 +39,7 @@ import numpy as np
 
 from ...jit import anywhere
 from ...records import Records
+from .decode import REASON_SLOTS
 
 # -- the record layouts ---------------------------------------------------------------------------
 CONN = np.dtype([
@@ -146,10 +147,11 @@ F_IN_TABLE = 1 << 24
 F_HAVE_LWIN = 1 << 25
 F_HAVE_MSS = 1 << 27
 
-# -- a segment's fl word: TCP flags | direction << 8 | window shift << 9 | analysis bits << 13 --------
+# -- a segment's fl word: TCP flags | direction << 8 | window shift << 9 | analysis bits << 13 | tunneled << 29
 SEG_DIR_SHIFT = 8
 SEG_WSHIFT_SHIFT = 9
 SEG_ANA_SHIFT = 13
+SEG_TUNNEL_SHIFT = 29  # one bit: it came through a tunnel or an encapsulation (decode's layers)
 
 
 @anywhere
@@ -175,6 +177,13 @@ def seg_dir(word):
 def seg_wshift(word):
     """The window-scale shift its window is multiplied by (known when it was sent)."""
     return (word >> SEG_WSHIFT_SHIFT) & 15
+
+
+@anywhere
+def seg_tunneled(word):
+    """1 when the segment came through a tunnel or an encapsulation (its outer layers are read
+    again from the frame: ``tcpview.engine.output.outer``)."""
+    return (word >> SEG_TUNNEL_SHIFT) & 1
 
 
 @anywhere
@@ -330,7 +339,7 @@ class Tables:
         self.counts = np.zeros(NCOUNTERS, dtype=np.int64)
         self.counts[N_ANA] = 1  # analysis row 0 is the loop's scratch: a connection's first segment
         self.clocks = np.full(NCLOCKS, -np.inf, dtype=np.float64)
-        self.skipped = np.zeros(16 + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
+        self.skipped = np.zeros(REASON_SLOTS + 2 * 16, dtype=np.int64)  # by reason; then (link type + 1, count) pairs
         # what the rows that left (see tcpview.engine.timeline.evict) leave behind
         self.base_states = np.zeros((0, 2), dtype=np.uint8)  # each connection's states at the horizon
         self.base_counts = np.zeros((0, 2), dtype=np.int64)  # its segments and bytes before it

@@ -45,7 +45,7 @@ from .columns import (
     STATUS,
     TCP_PACKETS,
 )
-from .decode import O_LINKTYPE, OK, UNSUPPORTED_LINK, decode_frame
+from .decode import O_LINKTYPE, OK, REASON_SLOTS, UNSUPPORTED_LINK, decode_frame
 from .segment import (
     Timeouts,
     analyse_sequence,
@@ -70,9 +70,9 @@ ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a han
 
 @helper
 def _count_unsupported(skipped: np.ndarray, linktype: Int) -> None:
-    """Count a frame of a link type the decoder does not read: ``skipped[16:]`` holds
-    (link type + 1, count) pairs."""
-    for i in range(16, len(skipped) - 1, 2):
+    """Count a frame of a link type the decoder does not read: ``skipped[REASON_SLOTS:]``
+    holds (link type + 1, count) pairs."""
+    for i in range(REASON_SLOTS, len(skipped) - 1, 2):
         if skipped[i] == 0 or skipped[i] == linktype + 1:
             skipped[i] = linktype + 1
             skipped[i + 1] += 1
