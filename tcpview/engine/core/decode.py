@@ -2,15 +2,20 @@
 
 :func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
 layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
-IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped, later
-fragments skipped), IPv6 (extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a frame it
-cannot use comes back with a reason code (``REASONS``), which the engine counts.
+IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet, PPP and Cisco HDLC, PPPoE, 802.11
+with or without radiotap), IPv4 (options skipped, later fragments skipped), IPv6 (extension
+header chain, jumbo payloads) and the TCP header. The usual frame (Ethernet, VLAN tags, IP,
+TCP) is read straight through; any other goes through :func:`_walk`, which follows
+encapsulations and tunnels (MPLS, PBB, FabricPath, PPPoE, GRE, ERSPAN, VXLAN, Geneve,
+GRE-in-UDP, IP-in-IP, Teredo, AYIYA: :mod:`tcpview.engine.core.encap`) to the inner IP
+header, keeping where each layer was (``O_LAYERS``) so that the outer layers can be named
+later from the frame. It never raises on bad input: a frame it cannot use comes back with a
+reason code (``REASONS``), which the engine counts.
 
-:func:`decode` is the same decoder for one frame from Python (tests, tools).
-:func:`parse_options` and :func:`ip_text` format what the views show. scapy's full dissection
+:func:`decode` is the same decoder for one frame from Python (tests, tools), :func:`layers`
+the layers it walked. scapy's full dissection
 is used only for the one frame a user inspects (``tcpview.sources.dissect``).
 """
-
 from __future__ import annotations
 
 from typing import Any

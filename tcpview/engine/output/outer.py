@@ -205,3 +205,20 @@ def tunnel_parents(view, path: str | None) -> dict[int, list[dict]]:
                 seen[cid].add((t["tunnel"], ends))
                 parents.setdefault(cid, []).append(t)
     return parents
+
+
+def outer_text(outer: list[dict]) -> str:
+    """``outer``'s layers on one line, outermost first (``ipv4 192.0.2.1 → 198.51.100.2 ›
+    udp 50000 → 4789 › vxlan vni=42``), for the detail pane."""
+    parts = []
+    for layer in outer:
+        words = [layer["layer"]]
+        if "src" in layer:
+            words.append(f"{layer['src']} → {layer['dst']}")
+        if "sport" in layer:
+            words.append(f"{layer['sport']} → {layer['dport']}")
+        for key, value in layer.items():
+            if key not in ("layer", "src", "dst", "sport", "dport"):
+                words.append(f"{key}={'/'.join(map(str, value)) if isinstance(value, list) else value}")
+        parts.append(" ".join(words))
+    return " › ".join(parts)
