@@ -143,9 +143,10 @@ def tshark_frames(path) -> dict[int, tuple[int, int]]:
     """Frame number -> (seq_raw, ack_raw) of each TCP frame tshark decodes (not inside ICMP)."""
     out = subprocess.run(["tshark", "-n", "-r", str(path), "-Y", "tcp and not icmp and not icmpv6", "-T", "fields",
                           "-e", "frame.number", "-e", "tcp.seq_raw", "-e", "tcp.ack_raw"],
-                         capture_output=True, text=True, check=True).stdout
+                         capture_output=True, text=True, check=False).stdout  # it reads up to any damage
     rows = (line.split("\t") for line in out.splitlines())
-    return {int(n): (int(a.split(",")[-1]), int(b.split(",")[-1])) for n, a, b in rows}
+    # a truncated TCP header has no seq/ack: None
+    return {int(n): (int(a.split(",")[-1]) if a else None, int(b.split(",")[-1]) if b else None) for n, a, b in rows}
 
 
 def tshark_conversations(path) -> int:

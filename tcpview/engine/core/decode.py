@@ -32,6 +32,7 @@ from .encap import (
     K_RADIOTAP,
     K_WLAN,
     S_BAD,
+    S_NOT_IP,
     S_NO_DATA,
     S_NOT_TCP,
     S_PROTECTED,
@@ -217,6 +218,7 @@ def _walk(b: np.ndarray, kind: Int, p: Int, end: Int, wire_end: Int, base: Int, 
     an encapsulation (``encap``'s docstring lists them).
     """
     n = 0
+    in_ip = False
     for _ in range(MAX_LAYERS):
         if not (kind == K_HDLC or kind == K_PPP or kind == K_WLAN or kind == K_RADIOTAP or kind == K_LLC
                 or kind == K_IPVER or kind == 0x8100 or kind == 0x88A8 or kind == 0x9100 or kind == 0x9200):
@@ -236,9 +238,12 @@ def _walk(b: np.ndarray, kind: Int, p: Int, end: Int, wire_end: Int, base: Int, 
             if b[p] >> 4 == 4 and _be16(b, p + 6) & 0x3FFF:
                 return FRAGMENT  # a tunnel's packet in pieces: its inner headers are not all here
             p = out[O_NEXT_AT]
+            in_ip = True
         else:
             kind, p = step(b, kind, p, end)
             if kind < 0:
+                if kind == S_NOT_IP and in_ip:
+                    return NOT_TCP  # inside an IP packet (PPP control in PPTP's GRE, say): as before the walk
                 return _stop_reason(kind)
     return TOO_DEEP
 
