@@ -13,9 +13,10 @@ later from the frame. It never raises on bad input: a frame it cannot use comes 
 reason code (``REASONS``), which the engine counts.
 
 :func:`decode` is the same decoder for one frame from Python (tests, tools), :func:`layers`
-the layers it walked. scapy's full dissection
-is used only for the one frame a user inspects (``tcpview.sources.dissect``).
+the layers it walked. scapy's full dissection is used only for the one frame a user inspects
+(``tcpview.sources.dissect``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,8 +33,8 @@ from .encap import (
     K_RADIOTAP,
     K_WLAN,
     S_BAD,
-    S_NOT_IP,
     S_NO_DATA,
+    S_NOT_IP,
     S_NOT_TCP,
     S_PROTECTED,
     S_TRUNC,
