@@ -19,7 +19,8 @@ from scapy.layers.inet6 import (
 )
 from scapy.layers.l2 import ARP
 
-from tcpview.engine.core.decode import decode, parse_options
+from tcpview.engine.core.decode import decode
+from tcpview.engine.core.tcpopts import parse_options
 from tcpview.textutil import ip_text
 
 V4 = ("192.0.2.10", "198.51.100.20")
@@ -118,6 +119,13 @@ def test_ipv4_fragments_are_not_taken_for_whole_segments():
     later = IP(src=V4[0], dst=V4[1], proto=6, frag=3) / (b"b" * 24)
     assert dec(1, bytes(eth() / later)) == "ip fragment (not reassembled)"
     assert dec(1, bytes(eth() / IP(src=V4[0], dst=V4[1], proto=17, frag=3) / (b"c" * 8))) == "not tcp"
+    # the first piece of a tunnel's packet (VXLAN in UDP, IP in IP) is told as such; of other UDP, not tcp
+    vxlan = IP(src=V4[0], dst=V4[1], flags="MF") / UDP(sport=50000, dport=4789) / (b"\x08" + b"\0" * 15)
+    assert dec(1, bytes(eth() / vxlan)) == "ip fragment carrying a tunnel (not reassembled)"
+    ipip = IP(src=V4[0], dst=V4[1], flags="MF") / IP(src=V4[1], dst=V4[0]) / TCP(**SEG)
+    assert dec(1, bytes(eth() / ipip)) == "ip fragment carrying a tunnel (not reassembled)"
+    dns = IP(src=V4[0], dst=V4[1], flags="MF") / UDP(sport=50000, dport=53) / (b"d" * 16)
+    assert dec(1, bytes(eth() / dns)) == "not tcp"
 
 
 def test_ipv6_extension_header_chain():

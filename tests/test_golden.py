@@ -88,8 +88,8 @@ def _frame_key(f: object) -> tuple:
 # the analysis flags were a third of Wireshark's before; now they are all of them, compared
 # with tshark's frame by frame instead (tests/test_expert.py)
 NOT_COMPARED = ("analysis",)
-ADDED_KEYS = ("ack_rtt", "bytes_in_flight", "dup_ack_num", "dup_ack_frame")
-ADDED_CONN_KEYS = ("conn_state", "history")
+ADDED_KEYS = ("ack_rtt", "bytes_in_flight", "dup_ack_num", "dup_ack_frame", "outer")
+ADDED_CONN_KEYS = ("conn_state", "history", "tunnel_parents")  # (the tunnels: checked in test_encap.py)
 
 
 def diff_rows(name: str, exp: list, got: list, fields: list[str]) -> list[str]:

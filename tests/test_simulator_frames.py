@@ -10,7 +10,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from simhelp import SCEN_DIR, Run, _assert_tracker_matches_truth
 
-from tcpview.engine.core.decode import decode, parse_options
+from tcpview.engine.core.decode import decode
+from tcpview.engine.core.tcpopts import parse_options
 from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sim import Engine, load, parse
 from tcpview.sim.frames import build_frame, build_frame_reference

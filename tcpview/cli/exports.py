@@ -112,7 +112,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             out.write(ladder_svg(tl, ids, f"tcpview {os.path.basename(args.source)}"))
     else:
         with _output(args.output, args.force, binary=False) as out:
-            write_text(tl, ids, args.format, out)
+            write_text(tl, ids, args.format, out, args.source)
     return _finish(res)
 
 

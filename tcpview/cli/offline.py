@@ -138,6 +138,12 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         if args.absolute:
             for s in data["segments"]:
                 s["seq"], s["ack"] = s["seq_raw"], s["ack_raw"]
+        from ..engine.output.outer import outer_by_frame
+
+        outer = outer_by_frame(tl.view(), args.source, [args.conn])
+        for s in data["segments"]:
+            if s["frame"] in outer:
+                s["outer"] = outer[s["frame"]]
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
         from ..engine.output.ladder import render_text

@@ -344,6 +344,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
 
     @work(thread=True, exclusive=True, group="inspect", exit_on_error=False)
     def _inspect(self, cid: int, row) -> None:
+        from ..engine.output.outer import outer_layers, outer_text
         from ..sources.dissect import dissect
 
         c = self.tl.conns[cid]
@@ -354,6 +355,9 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
             d, missing = None, f"frame {row.frame}: its bytes are no longer kept (only recent frames are, for this source)"
         else:
             d, missing = dissect(*got), ""
+            outer = outer_layers(got[0], got[1], len(got[1]))
+            if outer:
+                head += f"\nthrough {outer_text(outer)}"
         title = f"frame {row.frame}  at {row.ts - (self.tl.first_ts or 0):.6f} s"
         self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing))
 

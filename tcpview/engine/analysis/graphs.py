@@ -161,7 +161,8 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:
     their ACK's time (``frames``: the capture file, or a frame number -> ``(linktype,
     bytes)`` getter, to read the blocks from the frames again; the store keeps only how many
     bytes they cover)."""
-    from ..core.decode import decode, parse_options
+    from ..core.decode import decode
+    from ..core.tcpopts import parse_options
 
     c = tl.conns[cid]
     v = c.view

@@ -39,6 +39,7 @@ import numpy as np
 
 from ...jit import anywhere
 from ...records import Records
+from .decode import REASON_SLOTS
 
 # -- the record layouts ---------------------------------------------------------------------------
 CONN = np.dtype([
@@ -146,10 +147,11 @@ F_IN_TABLE = 1 << 24
 F_HAVE_LWIN = 1 << 25
 F_HAVE_MSS = 1 << 27
 
-# -- a segment's fl word: TCP flags | direction << 8 | window shift << 9 | analysis bits << 13 --------
+# -- a segment's fl word: TCP flags | direction << 8 | window shift << 9 | analysis bits << 13 | tunneled << 29
 SEG_DIR_SHIFT = 8
 SEG_WSHIFT_SHIFT = 9
 SEG_ANA_SHIFT = 13
+SEG_TUNNEL_SHIFT = 29  # one bit: it came through a tunnel or an encapsulation (decode's layers)
 
 
 @anywhere
@@ -175,6 +177,13 @@ def seg_dir(word):
 def seg_wshift(word):
     """The window-scale shift its window is multiplied by (known when it was sent)."""
     return (word >> SEG_WSHIFT_SHIFT) & 15
+
+
+@anywhere
+def seg_tunneled(word):
+    """1 when the segment came through a tunnel or an encapsulation (its outer layers are read
+    again from the frame: ``tcpview.engine.output.outer``)."""
+    return (word >> SEG_TUNNEL_SHIFT) & 1
 
 
 @anywhere
@@ -250,8 +259,7 @@ def trans_why(code):
  N_LONG, N_ANOM, N_TRANS_TS, STATUS, NEXT_ID, N_DUPACK, N_SACK, N_ANA) = range(18)
 FRAGMENTS = 18  # frames held as IP fragments of a datagram another frame completed (its TCP_PACKET)
 NCOUNTERS = 24
-REASON_SLOTS = 32
-"""``skipped`` counts frames by reason code in its first REASON_SLOTS places (then by link type)."""
+# ``skipped`` counts frames by reason code in its first decode.REASON_SLOTS places (then by link type)
 FIRST_TS, LAST_TS, SEG_CLOCK, TRANS_CLOCK = range(4)
 NCLOCKS = 8
 

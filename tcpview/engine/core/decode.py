@@ -2,28 +2,59 @@
 
 :func:`decode_frame` is the decoder the engine's compiled loop calls for every frame: link
 layers (Ethernet with 802.1Q/QinQ, Linux cooked SLL and SLL2, BSD/OpenBSD loopback, raw
-IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet), IPv4 (options skipped), IPv6
-(extension header chain, jumbo payloads) and the TCP header. It never raises on bad input: a
-frame it cannot use comes back with a reason code (``REASONS``), which the engine counts; a
-fragment comes back as ``FRAGMENT`` with ``O_FRAG_*`` for :mod:`tcpview.engine.core.reassembly`.
+IPv4/IPv6, NFLOG, PPI, IP over InfiniBand, Linux ARCnet, PPP and Cisco HDLC, PPPoE, 802.11
+with or without radiotap), IPv4 (options skipped), IPv6 (extension header chain, jumbo
+payloads) and the TCP header. The usual frame (Ethernet, VLAN tags, IP, TCP) is read straight
+through; any other goes through :func:`_walk`, which follows encapsulations and tunnels (MPLS,
+PBB, FabricPath, PPPoE, GRE, ERSPAN, VXLAN, Geneve, GRE-in-UDP, IP-in-IP, Teredo, AYIYA:
+:mod:`tcpview.engine.core.encap`) to the inner IP header, keeping where each layer was
+(``O_LAYERS``) so that the outer layers can be named later from the frame. It never raises on
+bad input: a frame it cannot use comes back with a reason code (``REASONS``), which the engine
+counts; a fragment of a TCP datagram comes back as ``FRAGMENT`` with ``O_FRAG_*`` for
+:mod:`tcpview.engine.core.reassembly`.
 
-:func:`decode` is the same for one frame from Python (tests, tools); :func:`parse_options`
-formats what the views show; scapy dissects only the frame a user inspects.
+:func:`decode` is the same decoder for one frame from Python (tests, tools), :func:`layers`
+the layers it walked. scapy's full dissection is used only for the one frame a user inspects
+(``tcpview.sources.dissect``).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import numpy as np
 
-from ...jit import Int, helper, inlined
+from ...jit import Int, helper
 from ...textutil import addr_value
-from .tcp import WS_NONE
+from .encap import (
+    K_HDLC,
+    K_IPVER,
+    K_LLC,
+    K_PPP,
+    K_RADIOTAP,
+    K_WLAN,
+    S_BAD,
+    S_NO_DATA,
+    S_NOT_IP,
+    S_NOT_TCP,
+    S_PROTECTED,
+    S_TRUNC,
+    ip_payload,
+    step,
+)
+from .wire import be16 as _be16
+from .wire import be32 as _be32
+from .wire import be64 as _be64
+from .wire import le16 as _le16
+from .wire import le32 as _le32
 
+MAX_LAYERS = 16
+"""The most layers (encapsulations, and the IP headers between them) a frame is walked through."""
 OK = 0
 TRUNC_LINK, NOT_IP, UNSUPPORTED_LINK, TRUNC_IP, BAD_IP_VERSION, BAD_IHL, NOT_TCP, FRAGMENT, TRUNC_TCP, BAD_THL = range(1, 11)
+(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
+ FRAG_OVER_LIMIT) = range(11, 19)
+TOO_DEEP, BAD_ENCAP, TRUNC_ENCAP, WLAN_PROTECTED, WLAN_NO_DATA, TUNNEL_FRAGMENT = range(19, 25)
 REASONS: tuple[str, ...] = (
     "",
     "truncated link header",
@@ -45,13 +76,17 @@ REASONS: tuple[str, ...] = (
     "ip fragment (bad length or offset: dropped)",
     "ip fragment (reassembly table full: dropped)",
     "ip fragment (reassembly memory limit: dropped)",
+    # where the walk through encapsulations stops
+    f"more than {MAX_LAYERS} encapsulation layers",
+    "undecodable encapsulation",
+    "truncated encapsulation header",
+    "802.11 protected frame",
+    "802.11 frame without data",
+    "ip fragment carrying a tunnel (not reassembled)",
 )
 """Why a frame was skipped, by reason code."""
-(FRAG_WAITING, FRAG_TIMED_OUT, FRAG_NO_FIRST, FRAG_OVERLAP, FRAG_DUPLICATE, FRAG_BAD, FRAG_TABLE_FULL,
- FRAG_OVER_LIMIT) = range(11, 19)
-ABSENT = -1
-"""What the option readers give for an option the segment does not carry."""
-_END = -1  # the length _option_at gives at the end of the options (or where one does not fit)
+REASON_SLOTS = 32
+"""How many reason codes the skipped counts have room for (link types' counts come after)."""
 
 
 def reason_text(code: Int, linktype: int) -> str:
@@ -61,41 +96,18 @@ def reason_text(code: Int, linktype: int) -> str:
     return REASONS[code]
 
 
-@inlined
-def _be16(b: np.ndarray, p: Int) -> Int:
-    return (np.int64(b[p]) << 8) | np.int64(b[p + 1])
-
-
-@inlined
-def _be32(b: np.ndarray, p: Int) -> Int:
-    return (np.int64(b[p]) << 24) | (np.int64(b[p + 1]) << 16) | (np.int64(b[p + 2]) << 8) | np.int64(b[p + 3])
-
-
-@inlined
-def _le16(b: np.ndarray, p: Int) -> Int:
-    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8)
-
-
-@inlined
-def _le32(b: np.ndarray, p: Int) -> Int:
-    return np.int64(b[p]) | (np.int64(b[p + 1]) << 8) | (np.int64(b[p + 2]) << 16) | (np.int64(b[p + 3]) << 24)
-
-
-@inlined
-def _be64(b: np.ndarray, p: Int) -> Int:
-    v = np.int64(0)
-    for i in range(8):
-        v = (v << 8) | np.int64(b[p + i])
-    return v
-
-
 # where decode_frame puts a segment's fields
 (O_FAM, O_SRC_HI, O_SRC_LO, O_DST_HI, O_DST_LO, O_SPORT, O_DPORT, O_SEQ, O_ACK, O_FLAGS, O_WIN, O_PLEN, O_TOFF,
  O_THL, O_LINKTYPE) = range(15)
+# an IP packet's payload that is not TCP: its protocol and where it starts (for the walk)
+O_NEXT, O_NEXT_AT = 15, 16
+# the layers walked (see _walk): how many, then each as kind << 32 | its offset in the frame
+O_NLAYERS, O_LAYERS = 17, 18
 # and for a fragment: its datagram's id, its bytes' offset in the datagram's payload, their number,
 # more to follow, the bytes before the TCP header (the first's), where its bytes are in ``b``
-O_FRAG_ID, O_FRAG_OFF, O_FRAG_LEN, O_FRAG_MORE, O_FRAG_PRE, O_FRAG_AT = range(16, 22)
-OUT_SIZE = 24
+O_FRAG_ID, O_FRAG_OFF, O_FRAG_LEN, O_FRAG_MORE, O_FRAG_PRE, O_FRAG_AT = range(O_LAYERS + MAX_LAYERS,
+                                                                            O_LAYERS + MAX_LAYERS + 6)
+OUT_SIZE = O_LAYERS + MAX_LAYERS + 6
 
 
 @helper
@@ -147,6 +159,8 @@ def _ip4(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
     if ihl < 20:
         return BAD_IHL
     if b[p + 9] != 6:
+        out[O_NEXT] = b[p + 9]  # a tunnel, maybe (see _walk)
+        out[O_NEXT_AT] = p + ihl
         return NOT_TCP
     total = _be16(b, p + 2)
     if total == 0 or total > wire_len:
@@ -209,6 +223,8 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
                 return TRUNC_IP
             nh, q = np.int64(b[q]), q + (np.int64(b[q + 1]) + 2) * 4
         else:
+            out[O_NEXT] = nh  # a tunnel, maybe (see _walk)
+            out[O_NEXT_AT] = q
             return NOT_TCP
     if jumbo or plen > wire_len - 40:
         plen = wire_len - 40
@@ -227,12 +243,79 @@ def _ip6(b: np.ndarray, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int
 
 
 @helper
-def _by_ethertype(b: np.ndarray, et: Int, p: Int, end: Int, wire_len: Int, out: np.ndarray) -> Int:
-    if et == 0x0800:
-        return _ip4(b, p, end, wire_len, out)
-    if et == 0x86DD:
-        return _ip6(b, p, end, wire_len, out)
+def _stop_reason(kind: Int) -> Int:
+    """The reason code of a walk's stop (an ``encap.S_*`` kind)."""
+    if kind == S_TRUNC:
+        return TRUNC_ENCAP
+    if kind == S_BAD:
+        return BAD_ENCAP
+    if kind == S_PROTECTED:
+        return WLAN_PROTECTED
+    if kind == S_NO_DATA:
+        return WLAN_NO_DATA
+    if kind == S_NOT_TCP:
+        return NOT_TCP
     return NOT_IP
+
+
+@helper
+def _walk(b: np.ndarray, kind: Int, p: Int, end: Int, wire_end: Int, base: Int, out: np.ndarray) -> Int:
+    """Decode from the layer of ``kind`` at ``p`` (an EtherType, or an ``encap.K_*`` kind)
+    through any encapsulations to the TCP header, for at most ``MAX_LAYERS`` layers.
+    ``wire_end`` is where the frame ends on the wire, ``base`` where it starts (in ``b``).
+
+    The layers that say where the segment travelled (not the link's own framing: VLAN tags,
+    PPP, 802.11, LLC) are kept in ``out``: ``O_NLAYERS`` of them from ``O_LAYERS`` on, the
+    last the IP header of the segment itself; more than one means it came through a tunnel or
+    an encapsulation (``encap``'s docstring lists them).
+    """
+    n = 0
+    in_ip = False
+    for _ in range(MAX_LAYERS):
+        if not (kind == K_HDLC or kind == K_PPP or kind == K_WLAN or kind == K_RADIOTAP or kind == K_LLC
+                or kind == K_IPVER or kind == 0x8100 or kind == 0x88A8 or kind == 0x9100 or kind == 0x9200):
+            out[O_LAYERS + n] = (kind << 32) | (p - base)
+            n += 1
+            out[O_NLAYERS] = n
+        if kind == 0x0800 or kind == 0x86DD:
+            if kind == 0x0800:
+                code = _ip4(b, p, end, wire_end - p, out)
+            else:
+                code = _ip6(b, p, end, wire_end - p, out)
+            if code != NOT_TCP:
+                return code
+            kind = ip_payload(out[O_NEXT])
+            if kind == S_NOT_TCP:
+                return NOT_TCP
+            if b[p] >> 4 == 4 and _be16(b, p + 6) & 0x3FFF:  # in pieces: its inner headers are not all here
+                if _be16(b, p + 6) & 0x1FFF:
+                    return NOT_TCP  # a later piece: nothing in it says what it carries
+                if kind == 0x0800 or kind == 0x86DD:  # IP in IP: the inner header is in this first piece
+                    return TUNNEL_FRAGMENT
+                following, _at = step(b, kind, out[O_NEXT_AT], end)  # UDP to a tunnel's port, GRE: a tunnel
+                return TUNNEL_FRAGMENT if following >= 0 else NOT_TCP
+            p = out[O_NEXT_AT]
+            in_ip = True
+        else:
+            kind, p = step(b, kind, p, end)
+            if kind < 0:
+                if kind == S_NOT_IP and in_ip:
+                    return NOT_TCP  # inside an IP packet (PPP control in PPTP's GRE, say): as before the walk
+                return _stop_reason(kind)
+    return TOO_DEEP
+
+
+@helper
+def _by_ethertype(b: np.ndarray, et: Int, p: Int, end: Int, wire_len: Int, out: np.ndarray, base: Int) -> Int:
+    if et == 0x0800:
+        code = _ip4(b, p, end, wire_len, out)
+    elif et == 0x86DD:
+        code = _ip6(b, p, end, wire_len, out)
+    else:
+        code = NOT_IP
+    if code == NOT_TCP or code == NOT_IP:  # a tunnel or encapsulation, maybe: the slow way
+        return _walk(b, et, p, end, p + wire_len, base, out)
+    return code
 
 
 @helper
@@ -243,6 +326,8 @@ def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: I
     ``(0, addr)``, an IPv6 address its two 64-bit halves), else the reason code.
     """
     lt = linktype
+    base = off
+    out[O_NLAYERS] = 0
     while lt == 192:  # PPI: a header, then a frame of another link type
         if caplen < 8:
             return TRUNC_LINK
@@ -266,23 +351,23 @@ def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: I
                 return TRUNC_LINK
             et = _be16(b, p + 2)
             p += 4
-        return _by_ethertype(b, et, p, end, origlen - (p - off), out)
+        return _by_ethertype(b, et, p, end, origlen - (p - off), out, base)
     if lt == 113:
         if off + 16 > end:
             return TRUNC_LINK
-        return _by_ethertype(b, _be16(b, off + 14), off + 16, end, origlen - 16, out)
+        return _by_ethertype(b, _be16(b, off + 14), off + 16, end, origlen - 16, out, base)
     if lt == 276:
         if off + 20 > end:
             return TRUNC_LINK
-        return _by_ethertype(b, _be16(b, off), off + 20, end, origlen - 20, out)
+        return _by_ethertype(b, _be16(b, off), off + 20, end, origlen - 20, out, base)
     if lt == 101 or lt == 12 or lt == 14 or lt == 228 or lt == 229:
         if off >= end:
             return TRUNC_LINK
         v = b[off] >> 4
         if v == 4:
-            return _ip4(b, off, end, origlen, out)
+            return _by_ethertype(b, 0x0800, off, end, origlen, out, base)
         if v == 6:
-            return _ip6(b, off, end, origlen, out)
+            return _by_ethertype(b, 0x86DD, off, end, origlen, out, base)
         return NOT_IP
     if lt == 0 or lt == 108:
         if off + 4 > end:
@@ -294,9 +379,9 @@ def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: I
             if af > 0xFFFF:
                 af = _be32(b, off)
         if af == 2:
-            return _ip4(b, off + 4, end, origlen - 4, out)
+            return _by_ethertype(b, 0x0800, off + 4, end, origlen - 4, out, base)
         if af == 10 or af == 24 or af == 28 or af == 30:
-            return _ip6(b, off + 4, end, origlen - 4, out)
+            return _by_ethertype(b, 0x86DD, off + 4, end, origlen - 4, out, base)
         return NOT_IP
     if lt == 239:  # NFLOG: TLVs, the packet in NFULA_PAYLOAD
         if off + 4 > end:
@@ -321,7 +406,7 @@ def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: I
     if lt == 242:  # IP over InfiniBand: source and destination hardware addresses, type, reserved
         if off + 44 > end:
             return TRUNC_LINK
-        return _by_ethertype(b, _be16(b, off + 40), off + 44, end, origlen - 44, out)
+        return _by_ethertype(b, _be16(b, off + 40), off + 44, end, origlen - 44, out, base)
     if lt == 129:  # Linux ARCnet: source, destination, offset, protocol (RFC 1201: split flag, sequence)
         if off + 5 > end:
             return TRUNC_LINK
@@ -340,91 +425,16 @@ def decode_frame(b: np.ndarray, off: Int, caplen: Int, origlen: Int, linktype: I
         if proto == 0xD4:
             return _ip4(b, p, end, origlen - (p - off), out)
         return _ip6(b, p, end, origlen - (p - off), out)
+    if lt == 9 or lt == 50 or lt == 104:  # PPP, PPP in HDLC-like framing, Cisco HDLC
+        return _walk(b, K_HDLC, off, end, off + origlen, base, out)
+    if lt == 51:  # PPPoE without its Ethernet header
+        return _walk(b, 0x8864, off, end, off + origlen, base, out)
+    if lt == 105:
+        return _walk(b, K_WLAN, off, end, off + origlen, base, out)
+    if lt == 127:
+        return _walk(b, K_RADIOTAP, off, end, off + origlen, base, out)
     out[O_LINKTYPE] = lt  # the link type it does not read (PPI's inner one, say)
     return UNSUPPORTED_LINK
-
-
-@inlined
-def _option_at(b: np.ndarray, p: Int, end: Int) -> tuple:
-    """The TCP option at p: ``(kind, length)``; length 1 for a NOP, ``_END`` at the end of the
-    list or where an option does not fit."""
-    kind = np.int64(b[p])
-    if kind == 0:
-        return kind, np.int64(_END)
-    if kind == 1:
-        return kind, np.int64(1)
-    if p + 2 > end:
-        return kind, np.int64(_END)
-    olen = np.int64(b[p + 1])
-    if olen < 2 or p + olen > end:
-        return kind, np.int64(_END)
-    return kind, olen
-
-
-@helper
-def sack_delivered(b: np.ndarray, start: Int, end: Int) -> Int:
-    """The bytes a segment's SACK blocks cover (at most the first three, as Wireshark keeps),
-    summed in 32 bits; ``ABSENT`` when it has no SACK option."""
-    p = start
-    while p < end:
-        kind, olen = _option_at(b, p, end)
-        if olen == _END:
-            break
-        if kind == 5:
-            total = np.int64(0)
-            q = p + 2
-            k = 0
-            while q + 8 <= p + olen and k < 3:
-                total += _be32(b, q + 4) - _be32(b, q)
-                q += 8
-                k += 1
-            return total & 0xFFFFFFFF
-        p += olen
-    return np.int64(ABSENT)
-
-
-@helper
-def syn_options(b: np.ndarray, start: Int, end: Int) -> tuple:
-    """What a SYN's options say: ``(window-scale shift for scaling, mss, ws, sack_perm)``.
-
-    The first is the shift as Wireshark reads it for scaling (``WS_NONE`` when there is no
-    window-scale option); the others are what the ladder shows (``ABSENT`` when absent), read
-    as :func:`parse_options` reads them.
-    """
-    shift = np.int64(WS_NONE)
-    p = start
-    while p < end:
-        kind = b[p]
-        if kind == 3:
-            shift = min(np.int64(b[p + 2]), np.int64(14)) if p + 2 < end else np.int64(WS_NONE)
-            break
-        if kind == 0:
-            break
-        if kind == 1:
-            p += 1
-            continue
-        if p + 1 >= end:
-            break
-        olen = np.int64(b[p + 1])
-        if olen < 2:
-            break
-        p += olen
-    mss: Int = np.int64(ABSENT)
-    ws: Int = np.int64(ABSENT)
-    sack = False
-    p = start
-    while p < end:
-        kind, olen = _option_at(b, p, end)
-        if olen == _END:
-            break
-        if kind == 2 and olen == 4:
-            mss = _be16(b, p + 2)
-        elif kind == 3 and olen == 3:
-            ws = min(np.int64(b[p + 2]), np.int64(14))
-        elif kind == 4 and olen == 2:
-            sack = True
-        p += olen
-    return shift, mss, ws, sack
 
 
 def decode(buf: Any, off: int, caplen: int, origlen: int, linktype: int) -> tuple | str:
@@ -445,55 +455,13 @@ def decode(buf: Any, off: int, caplen: int, origlen: int, linktype: int) -> tupl
     return (fam, src, dst, *r[O_SPORT:O_THL + 1])
 
 
-def parse_options(buf: Any, start: int, end: int) -> dict[str, Any]:
-    """Parse TCP options in ``buf[start:end]`` (stops quietly at a truncated option).
-
-    Returns a dict with any of: ``mss``, ``ws``, ``sack_perm``, ``sack`` (list of
-    (left, right) raw edges), ``ts`` ((tsval, tsecr)), and ``other`` (list of kinds).
-    """
-    out: dict[str, Any] = {}
-    p = start
-    end = min(end, len(buf))
-    while p < end:
-        kind = buf[p]
-        if kind == 0:
-            break
-        if kind == 1:
-            p += 1
-            continue
-        if p + 2 > end:
-            break
-        olen = buf[p + 1]
-        if olen < 2 or p + olen > end:
-            break
-        if kind == 2 and olen == 4:
-            out["mss"] = struct.unpack_from("!H", buf, p + 2)[0]
-        elif kind == 3 and olen == 3:
-            out["ws"] = min(buf[p + 2], 14)
-        elif kind == 4 and olen == 2:
-            out["sack_perm"] = True
-        elif kind == 5 and olen >= 10:
-            out["sack"] = [struct.unpack_from("!II", buf, b) for b in range(p + 2, p + olen - 7, 8)]
-        elif kind == 8 and olen == 10:
-            out["ts"] = struct.unpack_from("!II", buf, p + 2)
-        else:
-            out.setdefault("other", []).append(kind)
-        p += olen
-    return out
-
-
-def parse_options_of(fl: int, mss: int, ws: int, side: int) -> dict[str, Any] | None:
-    """A connection side's SYN options as :func:`parse_options` gives them, from what the
-    engine keeps of them (None when its SYN had no options)."""
-    from .columns import F_SACK_PERM, F_SYN_OPTS
-
-    if not fl & (F_SYN_OPTS << side):
-        return None
-    out: dict[str, Any] = {}
-    if mss >= 0:
-        out["mss"] = mss
-    if ws >= 0:
-        out["ws"] = ws
-    if fl & (F_SACK_PERM << side):
-        out["sack_perm"] = True
-    return out
+def layers(buf: Any, origlen: int, linktype: int) -> list[tuple[int, int]]:
+    """The layers :func:`decode_frame` walked to the TCP segment in frame ``buf``, as
+    ``(kind, offset)`` (an EtherType or ``encap.K_*``; its offset in the frame), the last the
+    segment's own IP header; [] for a frame it read the quick way (no encapsulation) or could
+    not use."""
+    b = np.frombuffer(buf, dtype=np.uint8)
+    out = np.zeros(OUT_SIZE, dtype=np.int64)
+    if decode_frame(b, 0, len(b), origlen, linktype, out) != OK:
+        return []
+    return [(v >> 32, v & 0xFFFFFFFF) for v in out[O_LAYERS:O_LAYERS + out[O_NLAYERS]].tolist()]

@@ -42,11 +42,10 @@ from .columns import (
     NEED_HASH,
     NEED_NOTHING,
     PACKETS,
-    REASON_SLOTS,
     STATUS,
     TCP_PACKETS,
 )
-from .decode import FRAGMENT, O_LINKTYPE, OK, UNSUPPORTED_LINK, decode_frame
+from .decode import FRAGMENT, O_LINKTYPE, OK, REASON_SLOTS, UNSUPPORTED_LINK, decode_frame
 from .reassembly import Fragments, expire_fragments, reassemble
 from .segment import (
     Timeouts,
@@ -72,8 +71,8 @@ ROOM = 8  # transitions (and timers) one segment can add at most: a reuse, a han
 
 @helper
 def _count_unsupported(skipped: np.ndarray, linktype: Int) -> None:
-    """Count a frame of a link type the decoder does not read: ``skipped[REASON_SLOTS:]`` holds
-    (link type + 1, count) pairs."""
+    """Count a frame of a link type the decoder does not read: ``skipped[REASON_SLOTS:]``
+    holds (link type + 1, count) pairs."""
     for i in range(REASON_SLOTS, len(skipped) - 1, 2):
         if skipped[i] == 0 or skipped[i] == linktype + 1:
             skipped[i] = linktype + 1

@@ -77,6 +77,9 @@ class Connection(BaseModel):
     conn_state: str = Field("OTH", description="Zeek's conn_state (S0, S1, SF, REJ, S2, S3, RSTO, RSTR, RSTOS0, "
                                                "RSTRH, SH, SHR, OTH)")
     history: str = Field("", description="Zeek's history letters (ShADadFf...; upper case: the originator)")
+    tunnel_parents: list[dict] = Field(default_factory=list, exclude=True, description=(
+        "the tunnels it came through, as Zeek's tunnel_parents: {tunnel, src, dst[, sport, dport]} with the "
+        "outer endpoints (in the summary JSON, only on a connection that came through one)"))
 
 
 class Counters(BaseModel):

@@ -51,6 +51,7 @@ from .columns import (
     NEXT_ID,
     NO_ROW,
     SEG_CLOCK,
+    SEG_TUNNEL_SHIFT,
     TRANS_CLOCK,
     dupack_value,
     seg_word,
@@ -59,13 +60,13 @@ from .columns import (
 )
 from .connhash import NO_CONN, find
 from .decode import (
-    ABSENT,
     O_ACK,
     O_DPORT,
     O_DST_HI,
     O_DST_LO,
     O_FAM,
     O_FLAGS,
+    O_NLAYERS,
     O_PLEN,
     O_SEQ,
     O_SPORT,
@@ -74,8 +75,6 @@ from .decode import (
     O_THL,
     O_TOFF,
     O_WIN,
-    sack_delivered,
-    syn_options,
 )
 from .seqanalysis import after as analyse_after
 from .seqanalysis import analyse, carry, reset_both, state_of
@@ -96,6 +95,7 @@ from .tcp import (
     WS_UNKNOWN,
     M,
 )
+from .tcpopts import ABSENT, sack_delivered, syn_options
 from .transitions import TransitionLog, add_transition, clamp_time, last_of_side, note_pair, push_timer
 
 
@@ -123,6 +123,7 @@ class Decoded(NamedTuple):
     plen: int  # payload bytes
     options: int  # where its TCP options are in the batch's buffer: options .. options_end
     options_end: int  # (no further than the frame's captured bytes)
+    tunneled: int  # 1: it came through a tunnel or an encapsulation (decode_frame walked layers)
 
 
 @inlined
@@ -132,7 +133,8 @@ def decoded(fields: np.ndarray, frame_end: Int) -> Decoded:
     options = fields[O_TOFF] + 20
     return Decoded(fields[O_FAM], fields[O_SRC_HI], fields[O_SRC_LO], fields[O_SPORT], fields[O_DST_HI],
                    fields[O_DST_LO], fields[O_DPORT], fields[O_SEQ], fields[O_ACK], fields[O_FLAGS],
-                   fields[O_WIN], fields[O_PLEN], options, min(fields[O_TOFF] + fields[O_THL], frame_end))
+                   fields[O_WIN], fields[O_PLEN], options, min(fields[O_TOFF] + fields[O_THL], frame_end),
+                   1 if fields[O_NLAYERS] > 1 else 0)
 
 
 @helper
@@ -424,7 +426,7 @@ def store_segment(tables, row: Int, seg: Decoded, c: Int, sender: Int, frame: In
         stored.len = seg.plen
     stored.win = seg.win
     wshift = 0 if seg.flags & SYN else np.int64(tables.conns[c].shift[sender])
-    stored.fl = seg_word(seg.flags, sender, wshift, bits)
+    stored.fl = seg_word(seg.flags, sender, wshift, bits) | (seg.tunneled << SEG_TUNNEL_SHIFT)
     if anomaly:
         note_pair(tables.anom, counts, N_ANOM, row, anomaly)
     return key

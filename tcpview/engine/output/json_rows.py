@@ -15,6 +15,7 @@ Python's ``repr``.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import NamedTuple
 
@@ -98,15 +99,24 @@ def _notes_json(notes: tuple[str, ...]) -> str:
     return '[\n    "' + '",\n    "'.join(notes) + '"\n   ]' if notes else "[]"
 
 
-def rows_text(cols: ConnColumns) -> list[str]:
-    """Each connection of ``cols`` as ``json.dumps(indent=1)`` lays it out in the summary."""
+def extra_json(key: str, value) -> str:
+    """``"key": value`` as the last field of a summary's connection, as ``json.dumps(indent=1)``
+    lays it out there (after a ``,``)."""
+    lines = json.dumps({key: value}, indent=1).splitlines()[1:-1]
+    return ",\n" + "\n".join("  " + line for line in lines)
+
+
+def rows_text(cols: ConnColumns, extra: dict[int, str] | None = None) -> list[str]:
+    """Each connection of ``cols`` as ``json.dumps(indent=1)`` lays it out in the summary
+    (``extra``: text to end a connection's fields with, by id: see :func:`extra_json`)."""
+    extra = extra or {}
     rows = zip(cols.ids, cols.cip, cols.cport, cols.cstate, cols.sip, cols.sport, cols.sstate, cols.first,
                cols.last, cols.packets, cols.nbytes, cols.partial, cols.notes, cols.conn_state, cols.history,
                strict=True)
     return [f'  {{\n   "id": {i},\n   "client": {{\n    "ip": "{cip}",\n    "port": {cp},\n'
             f'    "state": "{cs}"\n   }},\n   "server": {{\n    "ip": "{sip}",\n    "port": {sp},\n'
             f'    "state": "{ss}"\n   }},\n   "first_ts": {t0!r},\n   "last_ts": {t1!r},\n'
-            f'   "packets": {pk},\n   "bytes": {nb}{_tail(part, notes, zs, zh)}'
+            f'   "packets": {pk},\n   "bytes": {nb}{_tail(part, notes, zs, zh)[:-4]}{extra.get(i, "")}\n  }}'
             for i, cip, cp, cs, sip, sp, ss, t0, t1, pk, nb, part, notes, zs, zh in rows]
 
 
@@ -117,6 +127,9 @@ class RowsWriter:
         self._buf = np.empty(0, dtype=np.uint8)
         self.first = True
         """Whether no connection has been written yet (the next one is not after ``,``)."""
+        self.extra: dict[int, str] = {}
+        """Text to end a connection's fields with, by id (:func:`extra_json`): those rows are
+        written apart."""
 
     def rows(self, part: ConnArrays) -> memoryview:
         """The connections of ``part`` as the summary JSON's list items, each after ``,\\n``
@@ -125,8 +138,10 @@ class RowsWriter:
         if n == 0:
             return memoryview(b"")
         usual = part.plain()
+        if self.extra:
+            usual &= ~np.isin(part.ids, np.fromiter(self.extra, dtype=np.int64))
         apart = np.flatnonzero(~usual)
-        apart_texts = _blob(rows_text(part.columns(apart)))
+        apart_texts = _blob(rows_text(part.columns(apart), self.extra))
         which = np.full(n, -1, dtype=np.int64)  # a row written apart: its text's number in apart_texts
         which[apart] = np.arange(len(apart))
         # the end of each usual row: one text per kind of notes (most have none: kind 0), Zeek

@@ -64,11 +64,16 @@ def segments_of(tl: Timeline, ids: list[int]) -> Iterator:
             yield seg
 
 
-def write_text(tl: Timeline, ids: list[int], fmt: str, out: IO) -> None:
-    """Connections ``ids`` as ``jsonl``, ``csv``, ``mermaid`` or ``plantuml`` text."""
+def write_text(tl: Timeline, ids: list[int], fmt: str, out: IO, source: str | None = None) -> None:
+    """Connections ``ids`` as ``jsonl``, ``csv``, ``mermaid`` or ``plantuml`` text. A JSON
+    segment that came through a tunnel or an encapsulation gets its ``"outer"`` layers when
+    ``source`` is the capture file (they are read from it again)."""
     if fmt == "jsonl":
+        from .outer import outer_by_frame, with_outer
+
+        outer = outer_by_frame(tl.view(), source, ids)
         for seg in segments_of(tl, ids):
-            out.write(seg.model_dump_json() + "\n")
+            out.write(with_outer(seg.model_dump_json(), outer.get(seg.frame)) + "\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
         w.writerow(CSV_FIELDS)

@@ -14,7 +14,6 @@ import numpy as np
 
 from ...textutil import addr_text, addr_value, endpoint
 from ..core import columns as col
-from ..core.decode import parse_options_of
 from ..core.passes import one_conn_progress, seg_fields, seg_states, trans_times
 from ..core.rtt import conn_numbers
 from ..core.tcp import (
@@ -26,6 +25,7 @@ from ..core.tcp import (
     anomaly_names,
     flag_names,
 )
+from ..core.tcpopts import parse_options_of
 from .zeek_history import zeek_of_rows
 
 if TYPE_CHECKING:

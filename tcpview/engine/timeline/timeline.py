@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core import columns as col
-from ..core.decode import UNSUPPORTED_LINK, reason_text
+from ..core.decode import REASON_SLOTS, UNSUPPORTED_LINK, reason_text
 from ..core.tcp import SIDES, STATE_NAMES
 from .conn_columns import ConnColumns, conn_array_chunks
 from .conns import ConnList, ConnView
@@ -135,10 +135,10 @@ class Timeline(Reader):
         cnt = w.counts.tolist()
         skipped: dict[str, int] = {}
         skip = w.skipped.tolist()
-        for code, k in enumerate(skip[:col.REASON_SLOTS]):
+        for code, k in enumerate(skip[:REASON_SLOTS]):
             if k:
                 skipped[reason_text(code, 0)] = k
-        for lt1, k in zip(skip[col.REASON_SLOTS::2], skip[col.REASON_SLOTS + 1::2], strict=True):
+        for lt1, k in zip(skip[REASON_SLOTS::2], skip[REASON_SLOTS + 1::2], strict=True):
             if lt1:
                 skipped[reason_text(UNSUPPORTED_LINK, lt1 - 1)] = k
         packets = cnt[col.PACKETS]
