@@ -24,6 +24,7 @@ import numpy as np
 from ..sources.base import FileSource
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
+from ..sources.merge import MergedSource
 from .player import TimelineTimes
 from .timeline.kernel_log import KernelLog
 from .timeline.timeline import Timeline
@@ -85,7 +86,11 @@ class Pump:
             reader.kernel = self._kernel_events  # a pcapng's custom blocks of the kernel's events
         path = getattr(source, "path", None)
         self._file = reader is not None and path not in (None, "-")
-        self.frames = FrameStore(path if self._file else None)
+        store = getattr(source, "frame_store", None)  # several captures: each frame's own file
+        self.frames = store() if store is not None else FrameStore(path if self._file else None)
+        captures = getattr(source, "captures", None)
+        if captures is not None:
+            self.tl.captures = captures  # which capture each frame came from, for what is shown
         self.keep_frames = keep_frames
         self.batch_seconds = batch_seconds
         self.pause_seconds = pause_seconds
@@ -187,7 +192,7 @@ class Pump:
         past = np.flatnonzero(ts > self._limit)
         if not len(past):
             return batch, False
-        return FrameBatch(batch.buf, batch.frames[: int(past[0])], batch.base), True
+        return batch.part(slice(0, int(past[0]))), True
 
     def _pieces(self, batch: FrameBatch):
         """The batch, or while the kernels run in plain Python and may switch, small slices of
@@ -195,7 +200,7 @@ class Pump:
         the timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
         if self.tl.pin is not None:
             for i in range(0, len(batch), 2048):
-                yield FrameBatch(batch.buf, batch.frames[i:i + 2048], batch.base)
+                yield batch.part(slice(i, i + 2048))
             return
         if self.warmer is None or not self.warmer.may_switch():
             yield batch
@@ -203,14 +208,16 @@ class Pump:
         step = 256
         for i in range(0, len(batch), step):
             if not self.warmer.may_switch():
-                yield FrameBatch(batch.buf, batch.frames[i:], batch.base)
+                yield batch.part(slice(i, None))
                 return
-            yield FrameBatch(batch.buf, batch.frames[i:i + step], batch.base)
+            yield batch.part(slice(i, i + step))
 
     def _note(self, batch: FrameBatch) -> None:
         """Remember where each frame's bytes are, to show one in full later."""
         f = batch.frames
-        if self._file and batch.base is not None:
+        if batch.where is not None and batch.capture is not None:
+            self.frames.note_file_batch(f.frame, f.linktype, batch.where, f.caplen, batch.capture)
+        elif self._file and batch.base is not None:
             self.frames.note_file_batch(f.frame, f.linktype, batch.base + f.off, f.caplen)
         else:
             buf = batch.buf
@@ -298,28 +305,31 @@ class LoadResult:
         return self.tracker.tl
 
 
-def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
+def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
          budget: int | None = None, until: float | None = None, warm: bool = False,
-         say: Callable[[str], None] | None = None) -> LoadResult:
-    """Read ``source`` (a path or ``-``) to its end (or to ``until`` seconds after its first
-    frame), on this thread; ``budget``: the most the timeline may use in bytes (the oldest
-    part leaves beyond it); ``warm``, ``say``: see :class:`Pump` (what the commands do: a
-    small capture is read as plain Python).
+         say: Callable[[str], None] | None = None, offsets: list[float] | None = None) -> LoadResult:
+    """Read ``source`` (a path or ``-``; or several paths, merged by time: see
+    :class:`tcpview.sources.merge.MergedSource`, ``offsets`` added to their time stamps) to
+    its end (or to ``until`` seconds after its first frame), on this thread; ``budget``: the
+    most the timeline may use in bytes (the oldest part leaves beyond it); ``warm``, ``say``:
+    see :class:`Pump` (what the commands do: a small capture is read as plain Python).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
-    reports the damage in ``error``; a file that is not a capture at all has no packets.
+    reports the damage in ``error``; a file that is not a capture at all has no packets (of
+    several, any such file is that error, and nothing is read).
     """
     from ..sources.pcap import CaptureError
 
+    paths = [source] if isinstance(source, str) else list(source)
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     tracker.tl.budget = budget
     try:
-        src = FileSource(source, follow=follow)
+        src = FileSource(paths[0], follow=follow) if len(paths) == 1 else MergedSource(paths, offsets)
     except CaptureError as e:
         return LoadResult(tracker, str(e))
-    if source != "-" and not follow:
+    if "-" not in paths and not follow:
         try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
-            tracker.tl.tables.expect_segments(os.path.getsize(source) // 56 + 1)
+            tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
         except OSError:
             pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,

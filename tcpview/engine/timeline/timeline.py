@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...sources.merge import CaptureMap
 from ..core import columns as col
 from ..core.decode import UNSUPPORTED_LINK, reason_text
 from ..core.tcp import SIDES, STATE_NAMES
@@ -49,6 +50,8 @@ class Timeline(Reader):
         """Whether the file's reader is waiting for the pin to move on (see :meth:`holding`)."""
         self._passed: float | None = None  # the time the writer let pass without packets
         self.kernel: KernelLog | None = None
+        self.captures: CaptureMap | None = None
+        """Several captures merged into one timeline: which capture each frame came from."""
         """The kernel's events a capture file holds (tcpview's custom blocks in a pcapng that
         ``live --kernel -w`` wrote), added by the reader's thread as it reads them; None
         when it holds none."""
