@@ -73,7 +73,7 @@ def _load(args: argparse.Namespace, until: float | None = None):
     if budget is None and args.source == "-" and hasattr(args, "memory"):
         budget = default_memory()  # a stream may never end
     paths = getattr(args, "sources", None) or [args.source]
-    offsets = [args.offsets.get(i, 0.0) for i in range(len(paths))] if len(paths) > 1 else None
+    offsets = args.offsets if len(paths) > 1 else None
     res = load(paths if len(paths) > 1 else paths[0], offsets=offsets, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
                say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     if res.error and res.timeline.packets == 0:

@@ -67,10 +67,10 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
     if len(paths) > 1:
         if args.follow:
             raise UsageError("--follow reads one file as it is written, not several")
-        from ..sources.merge import MergedSource
+        from ..engine.pump import join_source
 
-        offsets = [args.offsets.get(i, 0.0) for i in range(len(paths))]
-        source = MergedSource(paths, offsets)
+        source = join_source(paths, args.offsets, args.msl2, args.fin_timeout, warm=True,
+                             say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
         return source, dict(app_options(args), at=args.at, speed=args.speed)
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     opts = app_options(args)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..sources.base import FileSource
+from ..sources.pcap import CaptureError
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
 from ..sources.merge import MergedSource
@@ -91,6 +92,7 @@ class Pump:
         captures = getattr(source, "captures", None)
         if captures is not None:
             self.tl.captures = captures  # which capture each frame came from, for what is shown
+            self.tl.vantages = getattr(source, "vantages", None)  # two vantage points joined
         self.keep_frames = keep_frames
         self.batch_seconds = batch_seconds
         self.pause_seconds = pause_seconds
@@ -307,32 +309,76 @@ class LoadResult:
 
 def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
          budget: int | None = None, until: float | None = None, warm: bool = False,
-         say: Callable[[str], None] | None = None, offsets: list[float] | None = None) -> LoadResult:
-    """Read ``source`` (a path or ``-``; or several paths, merged by time: see
-    :class:`tcpview.sources.merge.MergedSource`, ``offsets`` added to their time stamps) to
-    its end (or to ``until`` seconds after its first frame), on this thread; ``budget``: the
-    most the timeline may use in bytes (the oldest part leaves beyond it); ``warm``, ``say``:
-    see :class:`Pump` (what the commands do: a small capture is read as plain Python).
+         say: Callable[[str], None] | None = None, offsets: dict[int, float] | None = None) -> LoadResult:
+    """Read ``source`` (a path or ``-``; or several paths: see :func:`load_captures`) to its
+    end (or to ``until`` seconds after its first frame), on this thread; ``budget``: the most
+    the timeline may use in bytes (the oldest part leaves beyond it); ``warm``, ``say``: see
+    :class:`Pump` (what the commands do: a small capture is read as plain Python).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
     reports the damage in ``error``; a file that is not a capture at all has no packets (of
     several, any such file is that error, and nothing is read).
     """
-    from ..sources.pcap import CaptureError
-
-    paths = [source] if isinstance(source, str) else list(source)
+    if not isinstance(source, str):
+        return load_captures(list(source), offsets or {}, msl2=msl2, fin_timeout=fin_timeout, budget=budget,
+                             until=until, warm=warm, say=say)
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     tracker.tl.budget = budget
     try:
-        src = FileSource(paths[0], follow=follow) if len(paths) == 1 else MergedSource(paths, offsets)
+        src = FileSource(source, follow=follow)
     except CaptureError as e:
         return LoadResult(tracker, str(e))
-    if "-" not in paths and not follow:
-        try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
-            tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
-        except OSError:
-            pass
+    return _read(src, tracker, [source] if source != "-" and not follow else [], until, warm, say)
+
+
+def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bool,
+          say: Callable[[str], None] | None) -> LoadResult:
+    """Read ``src`` (of the capture files ``paths``, for their size) into ``tracker``."""
+    try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
+        tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
+    except OSError:
+        pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
                 warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error, src.status().get("dropped"))
+
+
+def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
+                warm: bool = False, say: Callable[[str], None] | None = None) -> MergedSource:
+    """The source that reads several captures as one: merged by time; when some share
+    connections with the first (two vantage points), read once first to pair each segment's
+    copies (:func:`tcpview.engine.analysis.vantage.join_captures`), then at the offsets found
+    (``offsets``: those the user gave, by index) without the receiving side's copies, its
+    ``vantages`` saying each segment's one-way delay.
+
+    Raises:
+        CaptureError: a file cannot be read as a capture.
+    """
+    from .analysis.vantage import join_captures
+
+    given = [offsets.get(i, 0.0) for i in range(len(paths))]
+    first = MergedSource(paths, given)
+    tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+    res = _read(first, tracker, paths, None, warm, say)
+    if res.error and res.timeline.packets == 0:
+        raise CaptureError(res.error)
+    join = join_captures(res.timeline, offsets)
+    if not join.joined:
+        return MergedSource(paths, given)
+    again = MergedSource(paths, [c.offset for c in join.captures], join.skip)
+    again.vantages = join.vantages(again.captures)
+    return again
+
+
+def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
+                  budget: int | None = None, until: float | None = None, warm: bool = False,
+                  say: Callable[[str], None] | None = None) -> LoadResult:
+    """:func:`load` for several captures (see :func:`join_source`)."""
+    tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+    tracker.tl.budget = budget
+    try:
+        src = join_source(paths, offsets, msl2, fin_timeout, warm, say) if len(paths) > 1 else FileSource(paths[0])
+    except CaptureError as e:
+        return LoadResult(tracker, str(e))
+    return _read(src, tracker, paths, until, warm, say)

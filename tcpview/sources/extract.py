@@ -39,7 +39,7 @@ def _batches(path: str | CaptureMap) -> Iterator[FrameBatch | None]:
     """A capture's batches, or several captures' merged again as they were (the same numbers)."""
     if isinstance(path, CaptureMap):
         stop = threading.Event()
-        batches = MergedSource(path.files, path.offsets).batches(stop)
+        batches = MergedSource(path.files, path.offsets, path.skip).batches(stop)
         try:
             yield from batches
         finally:

@@ -45,11 +45,27 @@ class CaptureMap:
     def __init__(self, files: Sequence[str], offsets: Sequence[float]) -> None:
         self.files = list(files)
         self.offsets = list(offsets)
+        self.skip: list[np.ndarray] | None = None
+        """Frames left out of the merge (each capture's own numbers), as :class:`MergedSource` was told."""
         self._of = array("B" if len(files) <= 256 else "H")  # the capture of frame k at k - 1
+        self._orig = array("I")  # and its number in that capture
 
-    def add(self, captures: np.ndarray) -> None:
-        """Note the captures of the next frames, in order (the writer's thread)."""
+    def add(self, captures: np.ndarray, originals: np.ndarray) -> None:
+        """Note the captures of the next frames and their numbers there, in order (the writer's thread)."""
         self._of.frombytes(np.asarray(captures, dtype=self._of.typecode).tobytes())
+        self._orig.frombytes(np.asarray(originals, dtype=np.uint32).tobytes())
+
+    def __len__(self) -> int:
+        return len(self._of)
+
+    def originals(self, frames: np.ndarray) -> np.ndarray:
+        """Each frame's number in its own capture (0 where unknown)."""
+        orig = np.frombuffer(self._orig, dtype=np.uint32) if len(self._orig) else np.zeros(0, dtype=np.uint32)
+        f = np.asarray(frames, dtype=np.int64)
+        ok = (f > 0) & (f <= len(orig))
+        out = np.zeros(len(f), dtype=np.int64)
+        out[ok] = orig[f[ok] - 1]
+        return out
 
     def index(self, frame: int) -> int | None:
         """The index of the capture that frame ``frame`` (1-based, merged) came from."""
@@ -93,6 +109,8 @@ class MergedSource:
         paths: the capture files (at least one), each checked first (see
             :func:`tcpview.sources.base.open_source`).
         offsets: seconds added to each capture's time stamps (default 0 for all).
+        skip: for each capture, the frames (its own numbers, sorted) to leave out: the
+            copies a second vantage point saw of segments the first already has.
 
     Raises:
         CaptureError: a file cannot be read as a capture.
@@ -100,17 +118,23 @@ class MergedSource:
 
     live = False
 
-    def __init__(self, paths: Sequence[str], offsets: Sequence[float] | None = None) -> None:
+    def __init__(self, paths: Sequence[str], offsets: Sequence[float] | None = None,
+                 skip: Sequence[np.ndarray] | None = None) -> None:
         from .base import open_source
 
         self.paths = list(paths)
         self.sources: list[FileSource] = [open_source(p) for p in self.paths]
         self.offsets = [float(o) for o in offsets] if offsets is not None else [0.0] * len(self.paths)
         self.captures = CaptureMap(self.paths, self.offsets)
+        self.skip = list(skip) if skip is not None else None
+        self.captures.skip = self.skip
         names = os.path.basename(self.paths[0]) + (f" +{len(self.paths) - 1}" if len(self.paths) > 1 else "")
         self.name = "replay " + names
         self.error: str | None = None
         self._read = 0
+        self.vantages: object | None = None
+        """Set by whoever joined two vantage points of these captures: the pump hands it to the
+        timeline (``Timeline.vantages``)."""
 
     def frame_store(self) -> FrameStore:
         """The store the pump keeps frames' places in: each frame's capture file and offset."""
@@ -151,6 +175,10 @@ class MergedSource:
     def _next(self, i: int, g: Generator) -> list | None:
         """Capture i's next non-empty batch, as a head; None at its end."""
         for b in g:
+            if b is not None and self.skip is not None and len(self.skip[i]):
+                keep = ~np.isin(b.frames.frame, self.skip[i])
+                if not keep.all():
+                    b = FrameBatch(b.buf, b.frames[keep], b.base)
             if b is None or not len(b):
                 continue  # a file's reader waits for nothing: skip the pauses
             ts = b.frames.ts + self.offsets[i]
@@ -197,10 +225,10 @@ class MergedSource:
         """Renumber ``frames`` (a copy) in merged order, put the offsets on their times and note
         their captures."""
         n = len(frames)
+        self.captures.add(cap, frames.frame)
         frames.frame = np.arange(self._read + 1, self._read + n + 1, dtype=np.int64)
         frames.ts = ts
         self._read += n
-        self.captures.add(cap)
 
     def _slice(self, held: dict, cap: np.ndarray, pos: np.ndarray) -> FrameBatch:
         """A run of one capture's frames: a slice of its batch, its buffer shared."""

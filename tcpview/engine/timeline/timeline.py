@@ -28,6 +28,7 @@ from .conns import ConnList, ConnView
 from .evict import AHEAD, bound_heap, evict, over_budget, read_ahead
 from .kernel_log import KernelLog
 from .reader import Reader
+from .vantages import Vantages
 from .view import View
 
 if TYPE_CHECKING:  # the pydantic models, imported where one is built (pydantic is slow to import)
@@ -52,6 +53,8 @@ class Timeline(Reader):
         self.kernel: KernelLog | None = None
         self.captures: CaptureMap | None = None
         """Several captures merged into one timeline: which capture each frame came from."""
+        self.vantages: Vantages | None = None
+        """Two vantage points of the same connections joined: each segment's one-way delay."""
         """The kernel's events a capture file holds (tcpview's custom blocks in a pcapng that
         ``live --kernel -w`` wrote), added by the reader's thread as it reads them; None
         when it holds none."""

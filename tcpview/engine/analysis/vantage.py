@@ -1,0 +1,330 @@
+"""Two vantage points of the same connections: pair the copies, find the clocks' offset.
+
+Design: the captures are first read merged by time as they are (one timeline, each frame
+keeping its capture). A segment both captures saw is then in it twice, with the same 4-tuple,
+sequence and acknowledgment numbers, length, flags and window (what a router does not change).
+Those copies are paired here (the k-th copy in one capture with the k-th in the other). The
+captures are then read again, merged with the estimated offsets, leaving out the receiving
+side's copy of every pair: the tracker sees each segment once, when its sender's side saw it
+leave, so states, flags and retransmissions are those of one observer, and each kept frame
+carries its one-way delay or the fact that it never arrived (:class:`Vantages`). This costs a
+second read (of half the frames), but needs no second tracker kind and nothing in the compiled
+loop, and several captures that share nothing (a ring's files) are read once.
+
+Clock offset: a segment cannot arrive before it was sent. For capture j against the first
+(``d = t_first - t_j``, both as read), a segment that the first capture's side sent gives
+``offset >= d`` and one it received ``offset <= d``. Each connection says which side each
+capture is on (the direction whose copies reach the other capture sooner is the one sent from
+there); the bounds of every joined connection are intersected and the midpoint of the interval
+is the offset. The interval is as wide as the smallest one-way delay one way plus the smallest
+the other way, so the midpoint is off by at most half of that (exact when the paths are
+symmetric); with nothing known of the paths' asymmetry, no other point of the interval has a
+smaller worst case.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...sources.merge import CaptureMap
+from ..core import columns as col
+from ..timeline.conns import conn_addrs
+from ..timeline.timeline import Timeline
+from ..timeline.vantages import CaptureClock, Vantages
+
+_M = np.uint64(0x100000001B3)
+
+
+def _mix(cols: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash of each row of ``cols`` (unsigned integers)."""
+    h = np.full(len(cols[0]), 0xCBF29CE484222325, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for c in cols:
+            h ^= c.astype(np.uint64)
+            h *= _M
+            h ^= h >> np.uint64(31)
+    return h
+
+
+@dataclass
+class Join:
+    """What pairing the copies found, to read the captures again with (see the module)."""
+
+    captures: list[CaptureClock]
+    skip: list[np.ndarray]
+    """Per capture, its own frame numbers of the receiving side's copies, sorted."""
+    sent: np.ndarray
+    """Keys ``capture << 32 | frame`` of the frames kept that the join knows of, sorted."""
+    owd: np.ndarray
+    """Their one-way delays (NaN: lost between the captures)."""
+    lost: np.ndarray
+
+    @property
+    def joined(self) -> bool:
+        """Some capture shares segments with the first."""
+        return any(c.pairs for c in self.captures[1:])
+
+    def vantages(self, frames: CaptureMap) -> Vantages:
+        """What a timeline read with :attr:`skip` (its frames: ``frames``) learns: each of its
+        frames' one-way delay, or that it was lost between the captures."""
+        return Vantages(self.captures, frames, self.sent, self.owd, self.lost)
+
+
+def join_captures(tl: Timeline, given: dict[int, float]) -> Join:
+    """Pair the copies of each segment in ``tl`` (several captures merged, at the offsets
+    they were merged with) between the first capture and each other one.
+
+    Args:
+        tl: the captures read merged (with ``given`` offsets, 0 for the others).
+        given: offsets the user gave, by capture index: kept, not estimated.
+    """
+    caps = tl.captures
+    assert caps is not None
+    v = tl.view()
+    n = v.n_seg
+    s = v.segs[:n]
+    files = caps.files
+    read_at = [float(o) for o in caps.offsets]
+    clocks = [CaptureClock(f, read_at[i], given=i in given) for i, f in enumerate(files)]
+    empty = [np.zeros(0, dtype=np.int64) for _ in files]
+    if not n or len(files) < 2:
+        return Join(clocks, empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
+    frames = s.frame.astype(np.int64)
+    cap = caps.indices(frames)
+    orig = caps.originals(frames)
+    ts = s.ts.astype(np.float64) - np.asarray(read_at)[cap]  # each capture's own clock
+    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
+    rows = np.searchsorted(v.conns.cid[: v.n_conn], conn) if v.evicted_conns else conn
+    m = v.n_conn
+    chi, clo = conn_addrs(v, m, server=False)
+    shi, slo = conn_addrs(v, m, server=True)
+    ports = v.conns.port[:m].astype(np.int64)
+    d = col.seg_dir(s.fl.astype(np.int64))
+    # the sender's and receiver's ends, whichever the tracker called client
+    a_hi = np.where(d == 0, chi[rows], shi[rows])
+    a_lo = np.where(d == 0, clo[rows], slo[rows])
+    a_p = np.where(d == 0, ports[rows, 0], ports[rows, 1])
+    b_hi = np.where(d == 0, shi[rows], chi[rows])
+    b_lo = np.where(d == 0, slo[rows], clo[rows])
+    b_p = np.where(d == 0, ports[rows, 1], ports[rows, 0])
+    key = _mix([a_hi, a_lo, a_p, b_hi, b_lo, b_p, s.seq, s.ack, s.len.astype(np.int64) | (s.win.astype(np.int64) << 16),
+                s.fl.astype(np.int64) & 0xFF])
+    # the direction on the wire, the same for every copy: from the lower end to the higher
+    a_first = (a_hi < b_hi) | ((a_hi == b_hi) & ((a_lo < b_lo) | ((a_lo == b_lo) & (a_p < b_p))))
+    up = np.where(a_first, 0, 1)
+    pair_key = _mix([np.where(a_first, a_hi, b_hi), np.where(a_first, a_lo, b_lo), np.where(a_first, a_p, b_p),
+                     np.where(a_first, b_hi, a_hi), np.where(a_first, b_lo, a_lo), np.where(a_first, b_p, a_p)])
+    client_up = (d == up)  # the lower end is the tracker's client
+
+    order = np.lexsort((cap, key))  # stable: each (key, capture)'s copies in time order
+    ks, cs = key[order], cap[order]
+    idx = np.arange(n)
+    run = np.r_[True, ks[1:] != ks[:-1]]
+    run_start = np.maximum.accumulate(np.where(run, idx, 0))
+    grp = run | np.r_[True, cs[1:] != cs[:-1]]
+    occ = idx - np.maximum.accumulate(np.where(grp, idx, 0))
+    first_cap = cs[run_start]
+    # how many copies of each row's key the first capture has (its group leads the key's run)
+    starts = np.flatnonzero(run)
+    ends = np.r_[starts[1:], n]
+    n0 = np.repeat(np.add.reduceat((cs == 0).astype(np.int64), starts), ends - starts)
+    partner = np.full(n, -1, dtype=np.int64)
+    ok = (cs != 0) & (first_cap == 0) & (occ < n0)
+    partner[ok] = run_start[ok] + occ[ok]
+    j_rows = order[ok]
+    z_rows = order[partner[ok]]
+
+    skip: list[list[np.ndarray]] = [[] for _ in files]
+    sent_keys, sent_owd, sent_lost = [], [], []
+    span = [(float(ts[cap == i].min()), float(ts[cap == i].max())) if np.any(cap == i) else (0.0, 0.0)
+            for i in range(len(files))]
+    offsets = [0.0] * len(files)
+    for j in range(1, len(files)):
+        mine = cap[j_rows] == j
+        zr, jr = z_rows[mine], j_rows[mine]
+        clocks[j].pairs = int(len(jr))
+        if not len(jr):
+            offsets[j] = read_at[j]
+            continue
+        dd = ts[zr] - ts[jr]
+        pk, u = pair_key[zr], up[zr]
+        near, lo, hi = _orient(pk, u, dd)
+        if j in given:
+            off = given[j]
+        else:
+            off = _midpoint(lo, hi)
+        clocks[j].bounds, clocks[j].offset = (lo, hi), off
+        offsets[j] = off
+        # which end each capture is near, per connection: the lower end sends "up"
+        zero_near_up = near  # per pair: capture 0 is near the lower end of its connection
+        zero_near_client = zero_near_up == client_up[zr]
+        clocks[j].vantage = _label(~zero_near_client, pk)
+        if clocks[0].vantage is None or clocks[0].vantage == _label(zero_near_client, pk):
+            clocks[0].vantage = _label(zero_near_client, pk)
+        else:
+            clocks[0].vantage = "mixed"
+        # the copy on the sender's side is kept; the receiver's left out
+        zero_sends = zero_near_up == (u == 0)
+        send_r = np.where(zero_sends, zr, jr)
+        recv_r = np.where(zero_sends, jr, zr)
+        # a key copied more often on one side (a segment sent again, the first lost between):
+        # the k-th with the k-th is wrong there; each arrival goes with the last copy sent before it
+        uneven = _uneven(order, starts, ends, cs, j)
+        if len(uneven):
+            t = _on_first(ts, cap, offsets)
+            send_r, recv_r = _rematch(send_r, recv_r, uneven, order, starts, ends, cap, j, t,
+                                      dict(zip(pk.tolist(), zero_near_up.tolist(), strict=True)), pair_key, up,
+                                      tol=0.0 if lo is None or hi is None else max(hi - lo, 0.0))
+            zero_sends = cap[send_r] == 0
+        skip[j].append(orig[recv_r[zero_sends]])
+        skip[0].append(orig[recv_r[~zero_sends]])
+        owd = _on_first(ts[recv_r], cap[recv_r], offsets) - _on_first(ts[send_r], cap[send_r], offsets)
+        sent_keys.append((cap[send_r] << 32) | orig[send_r])
+        sent_owd.append(owd)
+        sent_lost.append(np.zeros(len(send_r), dtype=bool))
+        matched = np.zeros(n, dtype=bool)
+        matched[send_r] = matched[recv_r] = True
+        lost = _lost(cap, ts, orig, pair_key, up, matched, j, pk, zero_near_up, span, offsets, owd)
+        sent_keys.append(lost)
+        sent_owd.append(np.full(len(lost), np.nan))
+        sent_lost.append(np.ones(len(lost), dtype=bool))
+    for i, c in enumerate(clocks):
+        c.offset = offsets[i] if i else 0.0
+    keys = np.concatenate(sent_keys) if sent_keys else np.zeros(0, dtype=np.int64)
+    sort = np.argsort(keys, kind="stable")
+    return Join(clocks, [np.unique(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64) for k in skip],
+                keys[sort], np.concatenate(sent_owd)[sort] if sent_owd else np.zeros(0),
+                np.concatenate(sent_lost)[sort] if sent_lost else np.zeros(0, dtype=bool))
+
+
+def _uneven(order: np.ndarray, starts: np.ndarray, ends: np.ndarray, cs: np.ndarray, j: int) -> np.ndarray:
+    """The runs (of rows sorted by key) whose key the first capture and capture ``j`` hold
+    different numbers of copies of, both at least one."""
+    if not len(starts):
+        return np.zeros(0, dtype=np.int64)
+    n0 = np.add.reduceat((cs == 0).astype(np.int64), starts)
+    nj = np.add.reduceat((cs == j).astype(np.int64), starts)
+    return np.flatnonzero((n0 != nj) & (n0 > 0) & (nj > 0))
+
+
+def _rematch(send_r: np.ndarray, recv_r: np.ndarray, uneven: np.ndarray, order: np.ndarray, starts: np.ndarray,
+             ends: np.ndarray, cap: np.ndarray, j: int, t: np.ndarray, zero_up_of: dict, pair_key: np.ndarray,
+             up: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs, those of the ``uneven`` runs made again: each copy that arrived, in time
+    order, with the last copy sent no later (``tol``: the offset's uncertainty) not yet taken."""
+    redo = np.concatenate([order[starts[k]:ends[k]] for k in uneven.tolist()])
+    keep = ~np.isin(send_r, redo)
+    sends, recvs = [send_r[keep]], [recv_r[keep]]
+    extra_s: list[int] = []
+    extra_r: list[int] = []
+    for k in uneven.tolist():
+        rows = order[starts[k]:ends[k]]
+        rows = rows[(cap[rows] == 0) | (cap[rows] == j)]
+        zero_up = zero_up_of.get(int(pair_key[rows[0]]))
+        if zero_up is None:
+            continue  # a connection no pair placed
+        zero_sends = zero_up == (int(up[rows[0]]) == 0)
+        sender = 0 if zero_sends else j
+        sent = sorted(rows[cap[rows] == sender].tolist(), key=lambda r: t[r])
+        got = sorted(rows[cap[rows] != sender].tolist(), key=lambda r: t[r])
+        taken: set[int] = set()
+        for r in got:
+            best = None
+            for q in sent:
+                if t[q] <= t[r] + tol and q not in taken:
+                    best = q
+            if best is not None:
+                taken.add(best)
+                extra_s.append(best)
+                extra_r.append(r)
+    sends.append(np.array(extra_s, dtype=np.int64))
+    recvs.append(np.array(extra_r, dtype=np.int64))
+    return np.concatenate(sends), np.concatenate(recvs)
+
+
+def _on_first(ts: np.ndarray, cap: np.ndarray, offsets: list[float]) -> np.ndarray:
+    """Times of each capture's own clock on the first capture's."""
+    return ts + np.asarray(offsets)[cap]
+
+
+def _orient(pk: np.ndarray, up: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, float | None, float | None]:
+    """Per pair, whether the first capture is near the lower end of its connection (the
+    direction whose copies reach the other capture sooner is sent from its side), and the
+    bounds on the offset that all connections together allow."""
+    near = np.zeros(len(pk), dtype=bool)
+    lo: float | None = None
+    hi: float | None = None
+    keys, inv = np.unique(pk, return_inverse=True)
+    one_way = []
+    for k in range(len(keys)):
+        m = inv == k
+        a, b = dd[m & (up == 0)], dd[m & (up == 1)]
+        if len(a) and len(b):
+            zero_up = float(np.median(a)) <= float(np.median(b))
+            near[m] = zero_up
+            sent, got = (a, b) if zero_up else (b, a)
+            lo = float(sent.max()) if lo is None else max(lo, float(sent.max()))
+            hi = float(got.min()) if hi is None else min(hi, float(got.min()))
+        else:
+            one_way.append((m, a, b))
+    # a connection seen one way only: placed by the others' offset (its copies arrive later)
+    mid = _midpoint(lo, hi)
+    for m, a, b in one_way:
+        if mid is None:
+            zero_up = len(a) > 0  # nothing to go by: the first capture is the sender's
+        else:
+            zero_up = (float(np.median(a)) <= mid) if len(a) else (float(np.median(b)) > mid)
+        near[m] = zero_up
+        if mid is None:
+            sent, got = (a, b) if zero_up else (b, a)
+            if len(sent):
+                lo = float(sent.max()) if lo is None else max(lo, float(sent.max()))
+            if len(got):
+                hi = float(got.min()) if hi is None else min(hi, float(got.min()))
+    return near, lo, hi
+
+
+def _midpoint(lo: float | None, hi: float | None) -> float | None:
+    """The middle of the allowed offsets (a one-sided bound alone: that bound)."""
+    if lo is not None and hi is not None:
+        return (lo + hi) / 2
+    return lo if lo is not None else hi
+
+
+def _label(near_client: np.ndarray, pk: np.ndarray) -> str:
+    """``client``, ``server`` or ``mixed``: the end a capture is near, over its connections."""
+    if near_client.all():
+        return "client"
+    if not near_client.any():
+        return "server"
+    return "mixed"
+
+
+def _lost(cap: np.ndarray, ts: np.ndarray, orig: np.ndarray, pair_key: np.ndarray, up: np.ndarray,
+          matched: np.ndarray, j: int, pk_pairs: np.ndarray, zero_up_pairs: np.ndarray,
+          span: list[tuple[float, float]], offsets: list[float], owd: np.ndarray) -> np.ndarray:
+    """Keys ``capture << 32 | frame`` of the segments of joined connections (between the first
+    capture and capture ``j``) that the sender's side saw leave and the receiver's side never
+    saw, while it was capturing."""
+    keys_joined, first = np.unique(pk_pairs, return_index=True)
+    # per joined connection: whether capture 0 is near its lower end
+    zero_up_of = dict(zip(pk_pairs[first].tolist(), zero_up_pairs[first].tolist(), strict=True))
+    cand = np.flatnonzero(~matched & ((cap == 0) | (cap == j)) & np.isin(pair_key, keys_joined))
+    if not len(cand):
+        return np.zeros(0, dtype=np.int64)
+    zero_up = np.array([zero_up_of[k] for k in pair_key[cand].tolist()], dtype=bool)
+    zero_sends = zero_up == (up[cand] == 0)
+    sender = np.where(zero_sends, 0, j)
+    cand = cand[cap[cand] == sender]
+    if not len(cand):
+        return np.zeros(0, dtype=np.int64)
+    receiver = np.where(cap[cand] == 0, j, 0)
+    t = ts[cand] + np.asarray(offsets)[cap[cand]]
+    recv_first = np.array([span[r][0] + offsets[r] for r in range(len(span))])[receiver]
+    recv_last = np.array([span[r][1] + offsets[r] for r in range(len(span))])[receiver]
+    slowest = float(np.nanmax(owd)) if len(owd) and np.isfinite(owd).any() else 0.0
+    inside = (t >= recv_first) & (t + slowest <= recv_last)
+    cand = cand[inside]
+    return (cap[cand] << 32) | orig[cand]
