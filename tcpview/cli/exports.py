@@ -24,7 +24,7 @@ from .options import add_sources, add_timers
 # the engine's names (tcpview.engine.output.writers.FORMATS, tcpview.engine.analysis.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
-GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window", "cwnd", "srtt")
+GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window", "cwnd", "srtt", "owd")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -159,7 +159,8 @@ def add_graph(sub) -> None:
     g.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     g.add_argument("--kind", choices=GRAPH_KINDS, default="tseq",
                    help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window; "
-                   "from the kernel's events a file of live --kernel -w holds: cwnd (and ssthresh), srtt")
+                   "from the kernel's events a file of live --kernel -w holds: cwnd (and ssthresh), srtt; "
+                   "from two captures of the same connections (client's and server's side): owd, the one-way delay")
     g.add_argument("--dir", choices=("c2s", "s2c"), help="the data direction of a time-sequence graph "
                    "(default: the one that sent more)")
     g.add_argument("--format", choices=("text", "svg"), default="text")
@@ -198,6 +199,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
     direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
     if args.kind in ("cwnd", "srtt"):
         g = _kernel_graph(tl, args)
+    elif args.kind == "owd":
+        from ..engine.analysis.vantage import build_owd
+
+        g = build_owd(tl, args.conn)
+        if g is None:
+            raise UsageError(f"connection {args.conn}: --kind owd needs two captures that both saw it "
+                             "(the client's side and the server's), given together")
     else:
         g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else frames_of(args, tl))
     with _output(args.output, args.force, binary=False) as out:

@@ -74,7 +74,8 @@ def _load(args: argparse.Namespace, until: float | None = None):
         budget = default_memory()  # a stream may never end
     paths = getattr(args, "sources", None) or [args.source]
     offsets = args.offsets if len(paths) > 1 else None
-    res = load(paths if len(paths) > 1 else paths[0], offsets=offsets, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
+    res = load(paths if len(paths) > 1 else paths[0], offsets=offsets, join=not getattr(args, "no_join", False),
+               msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
                say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)

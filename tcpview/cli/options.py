@@ -167,6 +167,9 @@ def add_sources(p: argparse.ArgumentParser, what: str, optional: bool = False) -
     p.add_argument("--offset", action="append", type=_offset, metavar="FILE=SECONDS", default=[],
                    help="with several files: add SECONDS to FILE's time stamps (its clock against the first "
                    "file's) instead of the offset estimated from the traffic")
+    p.add_argument("--no-join", action="store_true",
+                   help="with several files: merge them by time as they are, even those that hold the same "
+                   "connections (as mergecap would: each segment seen at both points is then in twice)")
 
 
 def _offset(v: str) -> tuple[str, float]:

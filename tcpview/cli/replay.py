@@ -70,7 +70,8 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
         from ..engine.pump import join_source
 
         source = join_source(paths, args.offsets, args.msl2, args.fin_timeout, warm=True,
-                             say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
+                             say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True),
+                             join=not args.no_join)
         return source, dict(app_options(args), at=args.at, speed=args.speed)
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     opts = app_options(args)

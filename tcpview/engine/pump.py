@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..sources.base import FileSource
-from ..sources.pcap import CaptureError
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
 from ..sources.merge import MergedSource
+from ..sources.pcap import CaptureError
 from .player import TimelineTimes
 from .timeline.kernel_log import KernelLog
 from .timeline.timeline import Timeline
@@ -309,7 +309,8 @@ class LoadResult:
 
 def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
          budget: int | None = None, until: float | None = None, warm: bool = False,
-         say: Callable[[str], None] | None = None, offsets: dict[int, float] | None = None) -> LoadResult:
+         say: Callable[[str], None] | None = None, offsets: dict[int, float] | None = None,
+         join: bool = True) -> LoadResult:
     """Read ``source`` (a path or ``-``; or several paths: see :func:`load_captures`) to its
     end (or to ``until`` seconds after its first frame), on this thread; ``budget``: the most
     the timeline may use in bytes (the oldest part leaves beyond it); ``warm``, ``say``: see
@@ -317,11 +318,11 @@ def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0,
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
     reports the damage in ``error``; a file that is not a capture at all has no packets (of
-    several, any such file is that error, and nothing is read).
+    several, any such file is that error, and nothing is read). ``join``: see :func:`join_source`.
     """
     if not isinstance(source, str):
         return load_captures(list(source), offsets or {}, msl2=msl2, fin_timeout=fin_timeout, budget=budget,
-                             until=until, warm=warm, say=say)
+                             until=until, warm=warm, say=say, join=join)
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     tracker.tl.budget = budget
     try:
@@ -345,12 +346,12 @@ def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bo
 
 
 def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
-                warm: bool = False, say: Callable[[str], None] | None = None) -> MergedSource:
+                warm: bool = False, say: Callable[[str], None] | None = None, join: bool = True) -> MergedSource:
     """The source that reads several captures as one: merged by time; when some share
     connections with the first (two vantage points), read once first to pair each segment's
     copies (:func:`tcpview.engine.analysis.vantage.join_captures`), then at the offsets found
     (``offsets``: those the user gave, by index) without the receiving side's copies, its
-    ``vantages`` saying each segment's one-way delay.
+    ``vantages`` saying each segment's one-way delay. Without ``join``, merged as they are.
 
     Raises:
         CaptureError: a file cannot be read as a capture.
@@ -359,6 +360,8 @@ def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0,
 
     given = [offsets.get(i, 0.0) for i in range(len(paths))]
     first = MergedSource(paths, given)
+    if not join:
+        return first
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     res = _read(first, tracker, paths, None, warm, say)
     if res.error and res.timeline.packets == 0:
@@ -373,12 +376,13 @@ def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0,
 
 def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
                   budget: int | None = None, until: float | None = None, warm: bool = False,
-                  say: Callable[[str], None] | None = None) -> LoadResult:
+                  say: Callable[[str], None] | None = None, join: bool = True) -> LoadResult:
     """:func:`load` for several captures (see :func:`join_source`)."""
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     tracker.tl.budget = budget
     try:
-        src = join_source(paths, offsets, msl2, fin_timeout, warm, say) if len(paths) > 1 else FileSource(paths[0])
+        src = join_source(paths, offsets, msl2, fin_timeout, warm, say, join) if len(paths) > 1 \
+            else FileSource(paths[0])
     except CaptureError as e:
         return LoadResult(tracker, str(e))
     return _read(src, tracker, paths, until, warm, say)

@@ -33,6 +33,7 @@ from ..core import columns as col
 from ..timeline.conns import conn_addrs
 from ..timeline.timeline import Timeline
 from ..timeline.vantages import CaptureClock, Vantages
+from .graphs import Graph, Series
 
 _M = np.uint64(0x100000001B3)
 
@@ -328,3 +329,26 @@ def _lost(cap: np.ndarray, ts: np.ndarray, orig: np.ndarray, pair_key: np.ndarra
     inside = (t >= recv_first) & (t + slowest <= recv_last)
     cand = cand[inside]
     return (cap[cand] << 32) | orig[cand]
+
+
+OWD_KINDS = ("owd",)
+"""The graph kinds two vantage points give."""
+
+
+def build_owd(tl: Timeline, cid: int) -> Graph | None:
+    """The ``owd`` graph of connection ``cid``: each segment's one-way delay (ms) from the
+    vantage point it left to the one it reached, per direction, at the time it left; None when
+    the timeline does not join two vantage points or they did not both see this connection."""
+    va = tl.vantages
+    c = tl.conns.get(cid)
+    if va is None or c is None:
+        return None
+    v = tl.view()
+    segs = v.segs[: v.n_seg]
+    rows = np.flatnonzero(segs.conn == cid)
+    g = Graph("owd", f"#{c.id} {c.client_text()} → {c.server_text()}  one-way delay between the captures", "s", "ms")
+    for d, name in ((0, "client → server"), (1, "server → client")):
+        x, owd = va.series(segs, rows, d)
+        if len(x):
+            g.series.append(Series(name, x - c.first_ts, owd * 1000.0))
+    return g if g.series else None

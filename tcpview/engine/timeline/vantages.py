@@ -112,3 +112,33 @@ class Vantages:
         owd, _lost = self._of(s.frame)
         keep = (col.seg_dir(s.fl.astype(np.int64)) == direction) & np.isfinite(owd)
         return s.ts[keep].astype(np.float64), owd[keep]
+
+
+def captures_summary(tl) -> list[dict] | None:
+    """``summary --json``'s ``captures`` for a timeline of several captures (None for one):
+    each capture's file, offset and vantage (all 0 and null when no two share connections)."""
+    caps = tl.captures
+    if caps is None:
+        return None
+    va = tl.vantages
+    if va is not None:
+        return [c.as_dict() for c in va.captures]
+    return [CaptureClock(f, float(o), given=bool(o)).as_dict() for f, o in zip(caps.files, caps.offsets, strict=True)]
+
+
+def connections_between(tl, ids: list[int]) -> dict[int, dict]:
+    """For each connection of ``ids`` that both vantage points saw: ``lost_between_captures``
+    and ``min_one_way_delay`` (see :meth:`Vantages.connection`)."""
+    from .conns import rows_of_many
+
+    va = tl.vantages
+    if va is None or not ids:
+        return {}
+    v = tl.view()
+    segs = v.segs[: v.n_seg]
+    out = {}
+    for cid, rows in rows_of_many(segs.conn, list(ids)).items():
+        got = va.connection(segs, rows)
+        if got is not None:
+            out[cid] = got
+    return out
