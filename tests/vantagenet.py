@@ -100,9 +100,11 @@ def _counters(ns: str, table: str) -> dict[str, int]:
     return {c["counter"]["name"]: int(c["counter"]["packets"]) for c in out["nftables"] if "counter" in c}
 
 
-def capture(folder: Path, connections: int = 3, every: int = 7, up: int = 60000, down: int = 200000) -> TwoTaps:
+def capture(folder: Path, connections: int = 3, every: int = 7, up: int = 60000, down: int = 200000,
+            tcpdump_opts: list[str] | None = None) -> TwoTaps:
     """Run ``connections`` connections (``up`` bytes to the server, then ``down`` back) through
-    the router, which drops every ``every``-th data segment each way, captured on both ends."""
+    the router, which drops every ``every``-th data segment each way, captured on both ends
+    (``tcpdump_opts``: instead of the tests' options, e.g. a larger buffer for much traffic)."""
     tag = f"tw{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{100 + os.getpid() % 40}"
@@ -136,7 +138,7 @@ def capture(folder: Path, connections: int = 3, every: int = 7, up: int = 60000,
         paths = {"client": folder / "client.pcap", "server": folder / "server.pcap"}
         dumps = []
         for name, ns, dev in (("client", a, f"{tag}1h"), ("server", b, f"{tag}2h")):
-            d = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, *TCPDUMP_OPTS, "-w",
+            d = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, *(tcpdump_opts or TCPDUMP_OPTS), "-w",
                                   str(paths[name]), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             procs.append(d)
             dumps.append(d)

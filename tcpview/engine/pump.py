@@ -356,33 +356,54 @@ def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0,
     Raises:
         CaptureError: a file cannot be read as a capture.
     """
+    given = [offsets.get(i, 0.0) for i in range(len(paths))]
+    if not join:
+        return MergedSource(paths, given)
+    _first, again = _join(paths, offsets, Tracker(msl2=msl2, fin_timeout=fin_timeout), None, warm, say)
+    return again if again is not None else MergedSource(paths, given)
+
+
+def _join(paths: list[str], offsets: dict[int, float], tracker: Tracker, until: float | None, warm: bool,
+          say: Callable[[str], None] | None) -> tuple[LoadResult, MergedSource | None]:
+    """Read the captures merged as they are into ``tracker``; when two vantage points share
+    connections, also the source that reads them joined (else None: what was read is the answer).
+
+    Raises:
+        CaptureError: a file cannot be read as a capture.
+    """
     from .analysis.vantage import join_captures
 
-    given = [offsets.get(i, 0.0) for i in range(len(paths))]
-    first = MergedSource(paths, given)
-    if not join:
-        return first
-    tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
-    res = _read(first, tracker, paths, None, warm, say)
+    first = MergedSource(paths, [offsets.get(i, 0.0) for i in range(len(paths))])
+    res = _read(first, tracker, paths, until, warm, say)
     if res.error and res.timeline.packets == 0:
         raise CaptureError(res.error)
     join = join_captures(res.timeline, offsets)
     if not join.joined:
-        return MergedSource(paths, given)
+        return res, None
     again = MergedSource(paths, [c.offset for c in join.captures], join.skip)
     again.vantages = join.vantages(again.captures)
-    return again
+    return res, again
 
 
 def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
                   budget: int | None = None, until: float | None = None, warm: bool = False,
                   say: Callable[[str], None] | None = None, join: bool = True) -> LoadResult:
-    """:func:`load` for several captures (see :func:`join_source`)."""
-    tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
-    tracker.tl.budget = budget
+    """:func:`load` for several captures (see :func:`join_source`): those that share nothing
+    are read once."""
+    def tracker() -> Tracker:
+        t = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+        t.tl.budget = budget
+        return t
+
     try:
-        src = join_source(paths, offsets, msl2, fin_timeout, warm, say, join) if len(paths) > 1 \
-            else FileSource(paths[0])
+        if len(paths) == 1 or not join:
+            src = FileSource(paths[0]) if len(paths) == 1 else MergedSource(
+                paths, [offsets.get(i, 0.0) for i in range(len(paths))])
+            return _read(src, tracker(), paths, until, warm, say)
+        res, again = _join(paths, offsets, tracker(), until, warm, say)
     except CaptureError as e:
-        return LoadResult(tracker, str(e))
-    return _read(src, tracker, paths, until, warm, say)
+        return LoadResult(tracker(), str(e))
+    if again is None:
+        return res
+    del res  # the first reading's timeline goes before the second is made
+    return _read(again, tracker(), paths, until, warm, say)

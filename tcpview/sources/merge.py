@@ -107,7 +107,7 @@ class MergedSource:
 
     Args:
         paths: the capture files (at least one), each checked first (see
-            :func:`tcpview.sources.base.open_source`).
+            :func:`tcpview.sources.base.open_source`: its first chunk is read).
         offsets: seconds added to each capture's time stamps (default 0 for all).
         skip: for each capture, the frames (its own numbers, sorted) to leave out: the
             copies a second vantage point saw of segments the first already has.
@@ -120,11 +120,13 @@ class MergedSource:
 
     def __init__(self, paths: Sequence[str], offsets: Sequence[float] | None = None,
                  skip: Sequence[np.ndarray] | None = None) -> None:
-        from .base import open_source
-
         self.paths = list(paths)
-        self.sources: list[FileSource] = [open_source(p) for p in self.paths]
         self.offsets = [float(o) for o in offsets] if offsets is not None else [0.0] * len(self.paths)
+        self.sources: list[FileSource] = [FileSource(p) for p in self.paths]
+        # each file's first time stamp (reading its first chunk, which also checks it is a
+        # capture): a file is opened for good only once the merge reaches it, so a ring's
+        # files are read one or two at a time
+        self._first = [self._first_key(i) for i in range(len(self.paths))]
         self.captures = CaptureMap(self.paths, self.offsets)
         self.skip = list(skip) if skip is not None else None
         self.captures.skip = self.skip
@@ -135,6 +137,18 @@ class MergedSource:
         self.vantages: object | None = None
         """Set by whoever joined two vantage points of these captures: the pump hands it to the
         timeline (``Timeline.vantages``)."""
+
+    def _first_key(self, i: int) -> float | None:
+        """Capture i's first time stamp with its offset (None: it holds no frames).
+
+        Raises:
+            CaptureError: it is not a capture.
+        """
+        with FileSource(self.paths[i]).reader as reader:
+            for b in reader.batches():
+                if b is not None and len(b):
+                    return float(b.frames.ts[0]) + self.offsets[i]
+        return None
 
     def frame_store(self) -> FrameStore:
         """The store the pump keeps frames' places in: each frame's capture file and offset."""
@@ -150,15 +164,27 @@ class MergedSource:
         """The merged frames a batch at a time, numbered in merged order; a batch says each
         frame's capture and place in it. The first damaged file's error ends nothing: the
         others are read on, and it is kept in :attr:`error`."""
-        gens = [s.batches(stop) for s in self.sources]
-        heads: list[list | None] = [None] * len(gens)  # [frames, buf, base, position, running max ts]
+        gens: list[Generator | None] = [None] * len(self.sources)
+        heads: list[list | None] = [None] * len(gens)  # [batch, times, merge keys, position]
+        waiting = sorted((k, i) for i, k in enumerate(self._first) if k is not None)
         try:
             while not stop.is_set():
                 for i, g in enumerate(gens):
                     if heads[i] is None and g is not None:
                         heads[i] = self._next(i, g)
                         if heads[i] is None:
+                            g.close()
                             gens[i] = None
+                # open the files the merge has reached (at or before the earliest batch end)
+                horizon = min((float(h[2][-1]) for h in heads if h is not None), default=float("inf"))
+                while waiting and waiting[0][0] <= horizon:
+                    i = waiting.pop(0)[1]
+                    gens[i] = self.sources[i].batches(stop)
+                    heads[i] = self._next(i, gens[i])
+                    if heads[i] is None:
+                        gens[i] = None
+                    else:
+                        horizon = min(horizon, float(heads[i][2][-1]))
                 live = [i for i, h in enumerate(heads) if h is not None]
                 if not live:
                     break
@@ -176,7 +202,9 @@ class MergedSource:
         """Capture i's next non-empty batch, as a head; None at its end."""
         for b in g:
             if b is not None and self.skip is not None and len(self.skip[i]):
-                keep = ~np.isin(b.frames.frame, self.skip[i])
+                skip = self.skip[i]  # sorted, as the frames' numbers are
+                f = b.frames.frame
+                keep = skip[np.minimum(np.searchsorted(skip, f), len(skip) - 1)] != f
                 if not keep.all():
                     b = FrameBatch(b.buf, b.frames[keep], b.base)
             if b is None or not len(b):
@@ -234,42 +262,39 @@ class MergedSource:
         """A run of one capture's frames: a slice of its batch, its buffer shared."""
         i = int(cap[0])
         b, ts = held[i]
-        frames = b.frames[pos].copy()
+        a, e = int(pos[0]), int(pos[-1]) + 1
+        frames = b.frames[a:e].copy() if e - a == len(pos) else b.frames[pos].copy()  # (a run: a slice)
         self._number(frames, cap, ts[pos])
         where = (b.base + frames.off).astype(np.int64) if b.base is not None else None
         return FrameBatch(b.buf, frames, None, capture=cap.astype(np.int16), where=where)
 
     def _gather(self, held: dict, cap: np.ndarray, pos: np.ndarray) -> FrameBatch:
-        """Short runs: the frames' bytes copied into one buffer, in merged order."""
+        """Short runs: one buffer made of the stretch of each capture's buffer that holds its
+        frames here (a copy of whole stretches, not frame by frame), the frames in merged order."""
         n = len(cap)
         first = held[int(cap[0])][0].frames
         frames = np.zeros(n, dtype=first.dtype).view(type(first))
         ts = np.empty(n, dtype=np.float64)
         where = np.full(n, -1, dtype=np.int64)
+        pieces = []
+        at = 0
         for i in np.unique(cap).tolist():
             m = cap == i
             b, bts = held[i]
-            src = b.frames[pos[m]]
-            frames[m] = src
-            ts[m] = bts[pos[m]]
+            mine = pos[m]
+            a, e = int(mine.min()), int(mine.max()) + 1
+            src = b.frames[a:e] if e - a == len(mine) else b.frames[mine]
+            lo = int(src.off.min())
+            hi = int((src.off.astype(np.int64) + src.caplen).max())
+            pieces.append(b.buf[lo:hi])
+            part = src.copy()
             if b.base is not None:
-                where[m] = b.base + src.off.astype(np.int64)
-        caplen = frames.caplen.astype(np.int64)
-        dst = np.zeros(n, dtype=np.int64)
-        np.cumsum(caplen[:-1], out=dst[1:])
-        out = np.empty(int(caplen.sum()), dtype=np.uint8)
-        for i in np.unique(cap).tolist():
-            m = cap == i
-            lens = caplen[m]
-            total = int(lens.sum())
-            if not total:
-                continue
-            # byte k of the selection: its frame's start in the source and in the new buffer
-            before = np.repeat(np.cumsum(lens) - lens, lens)
-            k = np.arange(total, dtype=np.int64) - before
-            src_off = np.repeat(frames.off[m].astype(np.int64), lens)
-            out[np.repeat(dst[m], lens) + k] = held[i][0].buf[src_off + k]
-        frames.off = dst
+                where[m] = b.base + part.off.astype(np.int64)
+            part.off = part.off - lo + at
+            frames[m] = part
+            ts[m] = bts[mine]
+            at += hi - lo
+        out = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
         self._number(frames, cap, ts)
         return FrameBatch(out, frames, None, capture=cap.astype(np.int16), where=where)
 

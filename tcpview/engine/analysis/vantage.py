@@ -92,32 +92,18 @@ def join_captures(tl: Timeline, given: dict[int, float]) -> Join:
     empty = [np.zeros(0, dtype=np.int64) for _ in files]
     if not n or len(files) < 2:
         return Join(clocks, empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
+    # first the SYNs alone: captures that share no handshake are not two vantage points
+    # (a ring's files, unrelated captures), and pairing every segment would be wasted
+    syn = np.flatnonzero((s.fl & 0x02) != 0)
+    key, _pk, _up, _cu = _keys(v, s[syn])
+    scap = caps.indices(s.frame[syn].astype(np.int64))
+    if not np.isin(key[scap != 0], key[scap == 0]).any():
+        return Join(clocks, empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
     frames = s.frame.astype(np.int64)
     cap = caps.indices(frames)
     orig = caps.originals(frames)
     ts = s.ts.astype(np.float64) - np.asarray(read_at)[cap]  # each capture's own clock
-    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
-    rows = np.searchsorted(v.conns.cid[: v.n_conn], conn) if v.evicted_conns else conn
-    m = v.n_conn
-    chi, clo = conn_addrs(v, m, server=False)
-    shi, slo = conn_addrs(v, m, server=True)
-    ports = v.conns.port[:m].astype(np.int64)
-    d = col.seg_dir(s.fl.astype(np.int64))
-    # the sender's and receiver's ends, whichever the tracker called client
-    a_hi = np.where(d == 0, chi[rows], shi[rows])
-    a_lo = np.where(d == 0, clo[rows], slo[rows])
-    a_p = np.where(d == 0, ports[rows, 0], ports[rows, 1])
-    b_hi = np.where(d == 0, shi[rows], chi[rows])
-    b_lo = np.where(d == 0, slo[rows], clo[rows])
-    b_p = np.where(d == 0, ports[rows, 1], ports[rows, 0])
-    key = _mix([a_hi, a_lo, a_p, b_hi, b_lo, b_p, s.seq, s.ack, s.len.astype(np.int64) | (s.win.astype(np.int64) << 16),
-                s.fl.astype(np.int64) & 0xFF])
-    # the direction on the wire, the same for every copy: from the lower end to the higher
-    a_first = (a_hi < b_hi) | ((a_hi == b_hi) & ((a_lo < b_lo) | ((a_lo == b_lo) & (a_p < b_p))))
-    up = np.where(a_first, 0, 1)
-    pair_key = _mix([np.where(a_first, a_hi, b_hi), np.where(a_first, a_lo, b_lo), np.where(a_first, a_p, b_p),
-                     np.where(a_first, b_hi, a_hi), np.where(a_first, b_lo, a_lo), np.where(a_first, b_p, a_p)])
-    client_up = (d == up)  # the lower end is the tracker's client
+    key, pair_key, up, client_up = _keys(v, s)
 
     order = np.lexsort((cap, key))  # stable: each (key, capture)'s copies in time order
     ks, cs = key[order], cap[order]
@@ -195,9 +181,43 @@ def join_captures(tl: Timeline, given: dict[int, float]) -> Join:
         c.offset = offsets[i] if i else 0.0
     keys = np.concatenate(sent_keys) if sent_keys else np.zeros(0, dtype=np.int64)
     sort = np.argsort(keys, kind="stable")
-    return Join(clocks, [np.unique(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64) for k in skip],
+    return Join(clocks, [_sorted_set(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64) for k in skip],
                 keys[sort], np.concatenate(sent_owd)[sort] if sent_owd else np.zeros(0),
                 np.concatenate(sent_lost)[sort] if sent_lost else np.zeros(0, dtype=bool))
+
+
+def _sorted_set(a: np.ndarray) -> np.ndarray:
+    """``a``'s values once each, sorted (np.unique, without its hashing: faster here)."""
+    a = np.sort(a)
+    return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
+
+
+def _keys(v, s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For segment rows ``s`` of view ``v``: a hash of what a router leaves as it is (the
+    sender's and receiver's address and port, seq, ack, length, window, flags); a hash of the
+    connection's two ends; the direction on the wire (0: from the lower end to the higher, the
+    same for every copy whichever end the tracker called client); and whether the lower end
+    is the tracker's client."""
+    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
+    rows = np.searchsorted(v.conns.cid[: v.n_conn], conn) if v.evicted_conns else conn
+    m = v.n_conn
+    chi, clo = conn_addrs(v, m, server=False)
+    shi, slo = conn_addrs(v, m, server=True)
+    ports = v.conns.port[:m].astype(np.int64)
+    d = col.seg_dir(s.fl.astype(np.int64))
+    a_hi = np.where(d == 0, chi[rows], shi[rows])
+    a_lo = np.where(d == 0, clo[rows], slo[rows])
+    a_p = np.where(d == 0, ports[rows, 0], ports[rows, 1])
+    b_hi = np.where(d == 0, shi[rows], chi[rows])
+    b_lo = np.where(d == 0, slo[rows], clo[rows])
+    b_p = np.where(d == 0, ports[rows, 1], ports[rows, 0])
+    key = _mix([a_hi, a_lo, a_p, b_hi, b_lo, b_p, s.seq, s.ack, s.len.astype(np.int64) | (s.win.astype(np.int64) << 16),
+                s.fl.astype(np.int64) & 0xFF])
+    a_first = (a_hi < b_hi) | ((a_hi == b_hi) & ((a_lo < b_lo) | ((a_lo == b_lo) & (a_p < b_p))))
+    up = np.where(a_first, 0, 1)
+    pair_key = _mix([np.where(a_first, a_hi, b_hi), np.where(a_first, a_lo, b_lo), np.where(a_first, a_p, b_p),
+                     np.where(a_first, b_hi, a_hi), np.where(a_first, b_lo, a_lo), np.where(a_first, b_p, a_p)])
+    return key, pair_key, up, d == up
 
 
 def _uneven(order: np.ndarray, starts: np.ndarray, ends: np.ndarray, cs: np.ndarray, j: int) -> np.ndarray:
