@@ -105,8 +105,11 @@ def join_captures(tl: Timeline, given: dict[int, float]) -> Join:
     ts = s.ts.astype(np.float64) - np.asarray(read_at)[cap]  # each capture's own clock
     key, pair_key, up, client_up = _keys(v, s)
 
-    order = np.lexsort((cap, key))  # stable: each (key, capture)'s copies in time order
-    ks, cs = key[order], cap[order]
+    # each key's copies, the first capture's first, each capture's in time order: the key's
+    # low byte gives way to the capture (a stable sort keeps the rows' own order)
+    key = (key & ~np.uint64(0xFF)) | cap.astype(np.uint64)
+    order = np.argsort(key, kind="stable")
+    ks, cs = key[order] >> np.uint64(8), cap[order]
     idx = np.arange(n)
     run = np.r_[True, ks[1:] != ks[:-1]]
     run_start = np.maximum.accumulate(np.where(run, idx, 0))
@@ -198,27 +201,25 @@ def _keys(v, s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     connection's two ends; the direction on the wire (0: from the lower end to the higher, the
     same for every copy whichever end the tracker called client); and whether the lower end
     is the tracker's client."""
-    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
-    rows = np.searchsorted(v.conns.cid[: v.n_conn], conn) if v.evicted_conns else conn
     m = v.n_conn
     chi, clo = conn_addrs(v, m, server=False)
     shi, slo = conn_addrs(v, m, server=True)
     ports = v.conns.port[:m].astype(np.int64)
-    d = col.seg_dir(s.fl.astype(np.int64))
-    a_hi = np.where(d == 0, chi[rows], shi[rows])
-    a_lo = np.where(d == 0, clo[rows], slo[rows])
-    a_p = np.where(d == 0, ports[rows, 0], ports[rows, 1])
-    b_hi = np.where(d == 0, shi[rows], chi[rows])
-    b_lo = np.where(d == 0, slo[rows], clo[rows])
-    b_p = np.where(d == 0, ports[rows, 1], ports[rows, 0])
-    key = _mix([a_hi, a_lo, a_p, b_hi, b_lo, b_p, s.seq, s.ack, s.len.astype(np.int64) | (s.win.astype(np.int64) << 16),
-                s.fl.astype(np.int64) & 0xFF])
-    a_first = (a_hi < b_hi) | ((a_hi == b_hi) & ((a_lo < b_lo) | ((a_lo == b_lo) & (a_p < b_p))))
-    up = np.where(a_first, 0, 1)
-    pair_key = _mix([np.where(a_first, a_hi, b_hi), np.where(a_first, a_lo, b_lo), np.where(a_first, a_p, b_p),
-                     np.where(a_first, b_hi, a_hi), np.where(a_first, b_lo, a_lo), np.where(a_first, b_p, a_p)])
-    return key, pair_key, up, d == up
-
+    cp, sp = ports[:, 0], ports[:, 1]
+    # per connection (few), then looked up per segment
+    c2s = _mix([chi, clo, cp, shi, slo, sp])
+    s2c = _mix([shi, slo, sp, chi, clo, cp])
+    client_low = (chi < shi) | ((chi == shi) & ((clo < slo) | ((clo == slo) & (cp < sp))))
+    ends = np.where(client_low, c2s, s2c)
+    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
+    rows = np.searchsorted(v.conns.cid[:m], conn) if v.evicted_conns else conn
+    fl = s.fl.astype(np.int64)
+    d = col.seg_dir(fl)
+    key = _mix([np.where(d == 0, c2s[rows], s2c[rows]), s.seq, s.ack,
+                s.len.astype(np.int64) | (s.win.astype(np.int64) << 16) | ((fl & 0xFF) << 32)])
+    low = client_low[rows]
+    up = np.where(low, d, 1 - d)
+    return key, ends[rows], up, low
 
 def _uneven(order: np.ndarray, starts: np.ndarray, ends: np.ndarray, cs: np.ndarray, j: int) -> np.ndarray:
     """The runs (of rows sorted by key) whose key the first capture and capture ``j`` hold
