@@ -146,3 +146,37 @@ def test_captures_that_share_no_traffic_merge_and_join_nothing(taps, loopback_ca
     assert s["packets"] == one["packets"] + other["packets"]
     caps = Counter(seg["capture"] for seg in _segments(str(loopback_capture.pcap), str(taps.client)))
     assert caps == {str(loopback_capture.pcap): other["tcp_packets"], str(taps.client): one["tcp_packets"]}
+
+
+async def test_the_viewer_shows_the_delay_and_reads_each_frame_from_its_capture(taps) -> None:
+    """The viewer on the joined captures: the ladder's rows carry the one-way delay, and the
+    detail pane of a server's segment says it is the server capture's frame and shows the
+    bytes as the server sent them (TTL 64: its copy, not the client's, one hop on)."""
+    from helpers import wait_until
+    from textual.widgets import Static
+
+    from tcpview.engine.pump import join_source
+    from tcpview.ui.app import TcpviewApp
+    from tcpview.ui.screens.detail import DetailScreen
+    from tcpview.ui.widgets.ladder import Ladder
+
+    shifted = taps.server.parent / "shifted.pcap"
+    app = TcpviewApp(join_source([str(taps.client), str(shifted)], {}))
+    async with app.run_test(size=(130, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await wait_until(lambda: app.loaded, 30, 0.02, pilot.pause)
+        await pilot.press("enter")  # connection 0's ladder
+        ladder = app.query_one(Ladder)
+        for _ in range(40):
+            row = ladder.row(ladder.cursor)
+            if row is not None and not row.c2s and row.owd is not None:
+                break
+            await pilot.press("k")
+        assert row is not None and not row.c2s and row.owd is not None and row.owd >= 0
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        assert await wait_until(lambda: isinstance(app.screen, DetailScreen), 10, 0.02, pilot.pause)
+        assert app.screen.title_text.endswith(f"from {shifted}")
+        show = str(app.screen.query_one("#detail-show", Static).render())
+        # sent by the server (its port) with the server's TTL: only the server capture has that
+        assert "ttl       = 64" in show and f"sport     = {taps.client_port}" in show

@@ -79,7 +79,7 @@ class TwoTaps:
     """Data segments the router dropped: ``c2s`` and ``s2c``."""
     connections: int
     client_port: int
-    """The server's port."""
+    """The port the client connects to (the server's)."""
 
 
 def missing() -> str | None:
