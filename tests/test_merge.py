@@ -139,3 +139,18 @@ def test_bad_input_is_one_line_and_status_2(loopback_capture, tmp_path, case):
         rc, out, err = cli(*command, *args)
         assert rc == 2 and out == "", (command, err)
         assert err.startswith("tcpview: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_sources_already_open_merge_the_same(loopback_capture, tmp_path):
+    """The merge over sources made elsewhere (what a merge of remote captures builds on):
+    each frame's capture index, in the same order as from the files."""
+    from tcpview.sources.base import FileSource
+
+    files = [str(f) for f in _ring(loopback_capture.pcap, tmp_path / "ring", 10)]
+    by_path = MergedSource(files)
+    given = MergedSource([f"host{i}" for i in range(len(files))], sources=[FileSource(f) for f in files])
+    stop = threading.Event()
+    a = [(b.frames.frame.tolist(), b.frames.ts.tolist(), b.capture.tolist()) for b in by_path.batches(stop)]
+    b = [(x.frames.frame.tolist(), x.frames.ts.tolist(), x.capture.tolist()) for x in given.batches(stop)]
+    assert a == b and len(a) >= 3
+    assert given.captures.name(1) == "host0" and given.captures.name(11) == "host1"

@@ -103,14 +103,20 @@ def expand(specs: Sequence[str]) -> list[str]:
 
 
 class MergedSource:
-    """Several capture files as one source, merged by time (see the module's docstring).
+    """Several capture files (or other sources) as one source, merged by time (see the
+    module's docstring).
 
     Args:
         paths: the capture files (at least one), each checked first (see
-            :func:`tcpview.sources.base.open_source`: its first chunk is read).
+            :func:`tcpview.sources.base.open_source`: its first chunk is read); with
+            ``sources``, the names the captures go by (``"capture"`` in JSON).
         offsets: seconds added to each capture's time stamps (default 0 for all).
         skip: for each capture, the frames (its own numbers, sorted) to leave out: the
             copies a second vantage point saw of segments the first already has.
+        sources: instead of opening ``paths``, these sources (anything with
+            ``batches(stop)``, as :class:`FileSource`), all read from the start. The merge
+            waits for each one's next batch (skipping its idle ``None``): right for files and
+            streams that end; a live merge wants a bound on how long an idle one holds the rest.
 
     Raises:
         CaptureError: a file cannot be read as a capture.
@@ -119,14 +125,18 @@ class MergedSource:
     live = False
 
     def __init__(self, paths: Sequence[str], offsets: Sequence[float] | None = None,
-                 skip: Sequence[np.ndarray] | None = None) -> None:
+                 skip: Sequence[np.ndarray] | None = None, sources: Sequence | None = None) -> None:
         self.paths = list(paths)
         self.offsets = [float(o) for o in offsets] if offsets is not None else [0.0] * len(self.paths)
-        self.sources: list[FileSource] = [FileSource(p) for p in self.paths]
-        # each file's first time stamp (reading its first chunk, which also checks it is a
-        # capture): a file is opened for good only once the merge reaches it, so a ring's
-        # files are read one or two at a time
-        self._first = [self._first_key(i) for i in range(len(self.paths))]
+        if sources is not None:
+            self.sources = list(sources)
+            self._first: list[float | None] = [float("-inf")] * len(self.sources)
+        else:
+            self.sources = [FileSource(p) for p in self.paths]
+            # each file's first time stamp (reading its first chunk, which also checks it is a
+            # capture): a file is opened for good only once the merge reaches it, so a ring's
+            # files are read one or two at a time
+            self._first = [self._first_key(i) for i in range(len(self.paths))]
         self.captures = CaptureMap(self.paths, self.offsets)
         self.skip = list(skip) if skip is not None else None
         self.captures.skip = self.skip
@@ -195,7 +205,7 @@ class MergedSource:
             for g in gens:
                 if g is not None:
                     g.close()
-            errors = [s.error for s in self.sources if s.error]
+            errors = [s.error for s in self.sources if getattr(s, "error", None)]
             self.error = errors[0] if errors else None
 
     def _next(self, i: int, g: Generator) -> list | None:
@@ -302,7 +312,7 @@ class MergedSource:
         """About how many frames the captures hold together (None if one does not say)."""
         total = 0
         for s in self.sources:
-            n = s.expected_frames()
+            n = s.expected_frames() if hasattr(s, "expected_frames") else None
             if n is None:
                 return None
             total += n
@@ -312,8 +322,8 @@ class MergedSource:
         """Fraction of the captures' bytes read."""
         done = size = 0
         for s in self.sources:
-            r = s.reader
-            if r.size is None:
+            r = getattr(s, "reader", None)
+            if r is None or r.size is None:
                 return None
             done += min(r.bytes_read, r.size)
             size += r.size
@@ -321,5 +331,5 @@ class MergedSource:
 
     def status(self) -> dict[str, int]:
         """``dropped``: packets the capturing programs say they lost, all files together."""
-        dropped = sum(s.status().get("dropped", 0) for s in self.sources)
+        dropped = sum(s.status().get("dropped", 0) for s in self.sources if hasattr(s, "status"))
         return {"dropped": dropped} if dropped else {}
