@@ -16,6 +16,7 @@ from typing import NoReturn
 from ..errors import UserError
 from . import diagnose, exports, live, offline, replay, serve, sim
 from .errors import EXIT_USAGE, UsageError
+from .options import capture_args
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv or ["demo"])
         if args.command is None:  # options only, e.g. `tcpview --theme x`: they are the demo's
             args = parser.parse_args(["demo", *argv])
+        capture_args(args)
         return COMMANDS[args.command][1](args)
     except UserError as e:
         print(f"tcpview: error: {e}", file=sys.stderr)

@@ -13,14 +13,14 @@ from collections.abc import Callable
 
 from ..textutil import plural, safe
 from .errors import UsageError
-from .options import add_capture, add_timers, nonnegative_float
+from .options import add_capture, add_sources, add_timers, nonnegative_float
 
 
 def add_diagnose(sub) -> None:
     """``tcpview diagnose``."""
     p = sub.add_parser("diagnose", help="say why each connection was slow: its time split into what held it "
                        "back, a verdict, and the frames that show it")
-    p.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
+    add_sources(p, "pcap/pcapng file, or - for a stream on stdin", optional=True)
     p.add_argument("--conn", type=int, metavar="ID", help="only this connection, with every episode of its verdict")
     p.add_argument("--json", action="store_true", help="print JSON")
     add_capture(p, "capture live on IFACE instead of reading a file",

@@ -18,13 +18,13 @@ from typing import IO
 
 from ..textutil import plural
 from .errors import UsageError
-from .offline import _finish, _load
-from .options import add_timers
+from .offline import _finish, _load, frames_of
+from .options import add_sources, add_timers
 
 # the engine's names (tcpview.engine.output.writers.FORMATS, tcpview.engine.analysis.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
-GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window", "cwnd", "srtt")
+GRAPH_KINDS = ("tseq", "tcptrace", "throughput", "rtt", "window", "cwnd", "srtt", "owd")
 
 
 def _add_selection(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def add_export(sub) -> None:
     """``tcpview export``."""
     e = sub.add_parser("export", help="export segments (jsonl, csv), frames (pcap) or ladders "
                        "(mermaid, plantuml, svg)")
-    e.add_argument("source")
+    add_sources(e, "pcap/pcapng file, or - for a stream on stdin")
     e.add_argument("--format", choices=FORMATS, default="jsonl")
     _add_selection(e)
     e.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -48,7 +48,7 @@ def add_export(sub) -> None:
 def add_stream(sub) -> None:
     """``tcpview stream``."""
     s = sub.add_parser("stream", help="a connection's payload in order, both directions (Follow TCP Stream)")
-    s.add_argument("source", help="pcap/pcapng file")
+    add_sources(s, "pcap/pcapng file")
     s.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     s.add_argument("--hex", action="store_true", help="hex dump instead of escaped text")
     s.add_argument("--raw", action="store_true", help="write one direction's bytes exactly (needs --dir)")
@@ -104,7 +104,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     ids = _selected(tl, args)
     if args.format == "pcap":
         with _output(args.output, args.force, binary=True) as out:
-            write_pcap(tl, ids, args.source, out)
+            write_pcap(tl, ids, frames_of(args, tl), out)
     elif args.format == "svg":
         from ..ui.ladder_svg import ladder_svg
 
@@ -130,7 +130,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     res = _load(args)
     tl = res.timeline
     _need_conn(tl, args.conn)
-    f = follow_connection(tl, args.conn, args.source)
+    f = follow_connection(tl, args.conn, frames_of(args, tl))
     c = tl.conns[args.conn]
     first_dir = 0 if f.node_of(0) == 0 else 1
     if args.raw:
@@ -155,11 +155,12 @@ def cmd_stream(args: argparse.Namespace) -> int:
 def add_graph(sub) -> None:
     """``tcpview graph``."""
     g = sub.add_parser("graph", help="draw a connection's time-sequence, throughput, RTT or window graph")
-    g.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
+    add_sources(g, "pcap/pcapng file, or - for a stream on stdin")
     g.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     g.add_argument("--kind", choices=GRAPH_KINDS, default="tseq",
                    help="tseq (Stevens), tcptrace (segments as bars, ACK and window lines), throughput, rtt, window; "
-                   "from the kernel's events a file of live --kernel -w holds: cwnd (and ssthresh), srtt")
+                   "from the kernel's events a file of live --kernel -w holds: cwnd (and ssthresh), srtt; "
+                   "from two captures of the same connections (client's and server's side): owd, the one-way delay")
     g.add_argument("--dir", choices=("c2s", "s2c"), help="the data direction of a time-sequence graph "
                    "(default: the one that sent more)")
     g.add_argument("--format", choices=("text", "svg"), default="text")
@@ -198,8 +199,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
     direction = None if args.dir is None else (0 if args.dir == "c2s" else 1)
     if args.kind in ("cwnd", "srtt"):
         g = _kernel_graph(tl, args)
+    elif args.kind == "owd":
+        from ..engine.analysis.vantage import build_owd
+
+        g = build_owd(tl, args.conn)
+        if g is None:
+            raise UsageError(f"connection {args.conn}: --kind owd needs two captures that both saw it "
+                             "(the client's side and the server's), given together")
     else:
-        g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else args.source)
+        g = graphs.build(tl, args.conn, args.kind, direction, frames=None if args.source == "-" else frames_of(args, tl))
     with _output(args.output, args.force, binary=False) as out:
         if args.format == "svg":
             out.write(graphs.svg(g))

@@ -12,14 +12,14 @@ import sys
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
 from .kernel_events import add_kernel_states
-from .options import add_capture, add_memory, add_save, add_timers, default_memory, nonnegative_float
+from .options import add_capture, add_memory, add_save, add_sources, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
 
 def add_summary(sub) -> None:
     """``tcpview summary``."""
     s = sub.add_parser("summary", help="print the connection table and counters of a capture")
-    s.add_argument("source", nargs="?", help="pcap/pcapng file, or - for a stream on stdin")
+    add_sources(s, "pcap/pcapng file, or - for a stream on stdin", optional=True)
     s.add_argument("--json", action="store_true", help="print JSON")
     s.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="as of SECONDS after the first packet")
     add_capture(s, "capture live on IFACE instead of reading a file",
@@ -37,7 +37,7 @@ def add_summary(sub) -> None:
 def add_ladder(sub) -> None:
     """``tcpview ladder``."""
     p = sub.add_parser("ladder", help="print one connection's ladder diagram")
-    p.add_argument("source")
+    add_sources(p, "pcap/pcapng file")
     p.add_argument("--conn", type=int, required=True, metavar="ID", help="connection id (from summary)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--absolute", action="store_true", help="raw sequence numbers")
@@ -48,7 +48,7 @@ def add_ladder(sub) -> None:
 def add_expert(sub) -> None:
     """``tcpview expert``."""
     e = sub.add_parser("expert", help="count Wireshark's TCP analysis flags and the RTTs, per connection")
-    e.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
+    add_sources(e, "pcap/pcapng file, or - for a stream on stdin")
     e.add_argument("--json", action="store_true", help="print JSON")
     add_timers(e)
 
@@ -72,11 +72,19 @@ def _load(args: argparse.Namespace, until: float | None = None):
     budget = getattr(args, "memory", None)
     if budget is None and args.source == "-" and hasattr(args, "memory"):
         budget = default_memory()  # a stream may never end
-    res = load(args.source, msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
+    paths = getattr(args, "sources", None) or [args.source]
+    offsets = args.offsets if len(paths) > 1 else None
+    res = load(paths if len(paths) > 1 else paths[0], offsets=offsets, join=not getattr(args, "no_join", False),
+               msl2=args.msl2, fin_timeout=args.fin_timeout, budget=budget, until=until, warm=True,
                say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)
     return res
+
+
+def frames_of(args: argparse.Namespace, tl):
+    """Where a command reads frames again: the capture file, or several captures' map."""
+    return tl.captures if tl.captures is not None else args.source
 
 
 def _finish(res) -> int:
@@ -129,10 +137,12 @@ def cmd_ladder(args: argparse.Namespace) -> int:
         raise UsageError(f"no connection {args.conn} (the capture has {n}: 0..{n - 1})")
     t = tl.first_ts + args.at if args.at is not None and tl.first_ts is not None else None
     if args.format == "json":
+        from ..engine.output.writers import with_capture
+
         conn = tl.connection(args.conn, t)
         data = {
             "connection": conn.model_dump(),
-            "segments": [s.model_dump() for s in tl.segments(args.conn, t)],
+            "segments": [with_capture(tl, s.model_dump()) for s in tl.segments(args.conn, t)],
             "transitions": [tr.model_dump() for tr in tl.transitions(args.conn, t)],
         }
         if args.absolute:

@@ -156,3 +156,60 @@ def add_memory(p: argparse.ArgumentParser, unbounded_default: bool) -> None:
     p.add_argument("--memory", type=memory_size, metavar="SIZE",
                    help=f"the most the timeline may use, e.g. 512M or 2G; beyond it the oldest connections "
                    f"and segments leave it, and that is counted (default: {default})")
+
+
+def add_sources(p: argparse.ArgumentParser, what: str, optional: bool = False) -> None:
+    """The capture(s) a command reads: ``SOURCE...`` (one file or ``-``, or several files
+    and quoted globs, merged by time as mergecap merges them) and ``--offset FILE=SECONDS``."""
+    p.add_argument("source", nargs="*" if optional else "+", metavar="SOURCE",
+                   help=f"{what}; several files (or a quoted glob: a ring's files) are read as one, merged "
+                   "by time; two captures of the same connections (client's and server's side) are joined")
+    p.add_argument("--offset", action="append", type=_offset, metavar="FILE=SECONDS", default=[],
+                   help="with several files: add SECONDS to FILE's time stamps (its clock against the first "
+                   "file's) instead of the offset estimated from the traffic")
+    p.add_argument("--no-join", action="store_true",
+                   help="with several files: merge them by time as they are, even those that hold the same "
+                   "connections (as mergecap would: each segment seen at both points is then in twice)")
+
+
+def _offset(v: str) -> tuple[str, float]:
+    name, eq, secs = v.rpartition("=")
+    if not eq or not name:
+        raise argparse.ArgumentTypeError(f"not FILE=SECONDS: {v!r}")
+    f = float(_number(secs, float))
+    if math.isnan(f) or math.isinf(f):
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {secs!r}")
+    return name, f
+
+
+def capture_args(args: argparse.Namespace) -> None:
+    """Resolve the captures a command was given: ``args.sources`` (globs expanded, in order),
+    ``args.source`` (the one path, or the first and how many more, for what is shown) and
+    ``args.offsets`` ({index of a file: seconds} from ``--offset``).
+
+    Raises:
+        UsageError: ``-`` among several, or ``--offset`` for a file not given.
+    """
+    from ..sources.merge import expand
+    from .errors import UsageError
+
+    given = getattr(args, "source", None)
+    if not isinstance(given, list):
+        return
+    paths = expand(given)
+    if "-" in paths and len(paths) > 1:
+        raise UsageError("- reads one stream from standard input: give it alone, not with other captures")
+    args.sources = paths
+    args.source = (paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} more)") if paths else None
+    args.offsets = {}
+    for name, secs in getattr(args, "offset", None) or []:
+        hits = [i for i, p in enumerate(paths) if p == name] or \
+            [i for i, p in enumerate(paths) if os.path.basename(p) == os.path.basename(name)]
+        if len(hits) != 1:
+            raise UsageError(f"--offset {name}={secs:g}: {name} is not " +
+                             ("one of the captures given" if not hits else "one capture (several have that name)"))
+        if hits[0] == 0 and secs:
+            raise UsageError(f"--offset {name}: the first capture's clock is the one the others are put on")
+        args.offsets[hits[0]] = secs
+    if args.offsets and len(paths) < 2:
+        raise UsageError("--offset goes with several captures")

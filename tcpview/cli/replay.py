@@ -14,6 +14,7 @@ from .errors import UsageError
 from .options import (
     add_app_options,
     add_memory,
+    add_sources,
     add_timers,
     app_options,
     default_memory,
@@ -25,7 +26,7 @@ from .options import (
 def add_replay(sub) -> None:
     """``tcpview replay``."""
     p = sub.add_parser("replay", help="open a capture in the interactive viewer (play, pause, step, seek)")
-    p.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin (tcpdump -U -w - | tcpview replay -)")
+    add_sources(p, "pcap/pcapng file, or - for a stream on stdin (tcpdump -U -w - | tcpview replay -)")
     p.add_argument("--follow", action="store_true", help="keep reading a file that is still being written")
     p.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="start with the cursor SECONDS after the first packet")
     p.add_argument("--speed", type=play_speed, metavar="X",
@@ -62,6 +63,16 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
     from ..sources.base import open_source
     from ..sources.kblocks import holds_kernel_events
 
+    paths = getattr(args, "sources", None) or [args.source]
+    if len(paths) > 1:
+        if args.follow:
+            raise UsageError("--follow reads one file as it is written, not several")
+        from ..engine.pump import join_source
+
+        joined: object = join_source(paths, args.offsets, args.msl2, args.fin_timeout, warm=True,
+                             say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True),
+                             join=not args.no_join)
+        return joined, dict(app_options(args), at=args.at, speed=args.speed)
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     opts = app_options(args)
     if args.memory is None and (args.source == "-" or args.follow):

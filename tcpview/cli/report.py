@@ -115,8 +115,11 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     the table a ``proc`` column. ``kernel`` (``--kernel``): called with the JSON summary, gives
     each connection its endpoints' traced kernel states."""
     out = out or sys.stdout
-    if as_json and (processes is not None or kernel is not None):
+    several = tl.captures is not None
+    if as_json and (processes is not None or kernel is not None or several):
         s = summary_dict(tl, source, at)
+        if several:
+            _add_captures(tl, s)
         if processes is not None:
             for c in s["connections"]:
                 c["client"]["process"], c["server"]["process"] = processes.as_json(c["id"])
@@ -136,6 +139,8 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
               f"{plural(len(cols), 'connection')}, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
+    if several:
+        _write_captures(tl, out)
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
         out.write(f"evicted (memory budget): {plural(s['evicted']['connections'], 'connection')}, "
                   f"{plural(s['evicted']['segments'], 'segment')} before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
@@ -149,6 +154,38 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
         texts = processes.texts()
         rows = [(*r, "proc" if k == 0 else safe(texts.get(int(r[0]), ""))) for k, r in enumerate(rows)]
     write_counts_and_table(out, "endpoints", s["counters"], rows, right={0, 5, 6})
+
+
+def _add_captures(tl, s: dict) -> None:
+    """Several captures: ``captures`` (file, offset, vantage), and each connection both vantage
+    points saw its ``lost_between_captures`` and ``min_one_way_delay``."""
+    from ..engine.timeline.vantages import captures_summary, connections_between
+
+    s["captures"] = captures_summary(tl)
+    joined = connections_between(tl, [c["id"] for c in s["connections"]])
+    for c in s["connections"]:
+        c.update(joined.get(c["id"], {}))
+
+
+def _write_captures(tl, out) -> None:
+    """The text summary's lines on several captures: each one's offset and vantage, and what
+    was lost between two vantage points."""
+    from ..engine.timeline.vantages import captures_summary, connections_between
+
+    for c in captures_summary(tl) or []:
+        lo, hi = c["offset_bounds"]
+        how = "given" if c["offset_given"] else "estimated" if lo is not None or hi is not None else ""
+        spread = f" (allowed {lo:+.6f}..{hi:+.6f})" if lo is not None and hi is not None else ""
+        side = f"{c['vantage']} side" if c["vantage"] else ""
+        out.write(f"capture {safe(c['file'])}: " + ", ".join(
+            x for x in (f"offset {c['offset']:+.6f} s" + (f" {how}" if how else "") + spread, side) if x) + "\n")
+    if tl.vantages is not None:
+        v = tl.view()
+        joined = connections_between(tl, list(v.ids(range(v.n_conn))) if v.n_conn else [])
+        c2s = sum(j["lost_between_captures"]["c2s"] for j in joined.values())
+        s2c = sum(j["lost_between_captures"]["s2c"] for j in joined.values())
+        out.write(f"joined: {plural(len(joined), 'connection')} seen at both vantage points; lost between them: "
+                  f"client to server {c2s}, server to client {s2c}\n")
 
 
 def write_counts_and_table(out, what: str, counters: dict[str, int], rows: list[tuple[str, ...]],

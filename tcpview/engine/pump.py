@@ -24,6 +24,8 @@ import numpy as np
 from ..sources.base import FileSource
 from ..sources.batch import FrameBatch, batches_of
 from ..sources.frames import FrameStore
+from ..sources.merge import MergedSource
+from ..sources.pcap import CaptureError
 from .player import TimelineTimes
 from .timeline.kernel_log import KernelLog
 from .timeline.timeline import Timeline
@@ -85,7 +87,12 @@ class Pump:
             reader.kernel = self._kernel_events  # a pcapng's custom blocks of the kernel's events
         path = getattr(source, "path", None)
         self._file = reader is not None and path not in (None, "-")
-        self.frames = FrameStore(path if self._file else None)
+        store = getattr(source, "frame_store", None)  # several captures: each frame's own file
+        self.frames = store() if store is not None else FrameStore(path if self._file else None)
+        captures = getattr(source, "captures", None)
+        if captures is not None:
+            self.tl.captures = captures  # which capture each frame came from, for what is shown
+            self.tl.vantages = getattr(source, "vantages", None)  # two vantage points joined
         self.keep_frames = keep_frames
         self.batch_seconds = batch_seconds
         self.pause_seconds = pause_seconds
@@ -187,7 +194,7 @@ class Pump:
         past = np.flatnonzero(ts > self._limit)
         if not len(past):
             return batch, False
-        return FrameBatch(batch.buf, batch.frames[: int(past[0])], batch.base), True
+        return batch.part(slice(0, int(past[0]))), True
 
     def _pieces(self, batch: FrameBatch):
         """The batch, or while the kernels run in plain Python and may switch, small slices of
@@ -195,7 +202,7 @@ class Pump:
         the timeline is pinned, slices of 2048 (so the reader stops soon past the pin)."""
         if self.tl.pin is not None:
             for i in range(0, len(batch), 2048):
-                yield FrameBatch(batch.buf, batch.frames[i:i + 2048], batch.base)
+                yield batch.part(slice(i, i + 2048))
             return
         if self.warmer is None or not self.warmer.may_switch():
             yield batch
@@ -203,14 +210,16 @@ class Pump:
         step = 256
         for i in range(0, len(batch), step):
             if not self.warmer.may_switch():
-                yield FrameBatch(batch.buf, batch.frames[i:], batch.base)
+                yield batch.part(slice(i, None))
                 return
-            yield FrameBatch(batch.buf, batch.frames[i:i + step], batch.base)
+            yield batch.part(slice(i, i + step))
 
     def _note(self, batch: FrameBatch) -> None:
         """Remember where each frame's bytes are, to show one in full later."""
         f = batch.frames
-        if self._file and batch.base is not None:
+        if batch.where is not None and batch.capture is not None:
+            self.frames.note_file_batch(f.frame, f.linktype, batch.where, f.caplen, batch.capture)
+        elif self._file and batch.base is not None:
             self.frames.note_file_batch(f.frame, f.linktype, batch.base + f.off, f.caplen)
         else:
             buf = batch.buf
@@ -298,31 +307,103 @@ class LoadResult:
         return self.tracker.tl
 
 
-def load(source: str, msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
+def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0, follow: bool = False,
          budget: int | None = None, until: float | None = None, warm: bool = False,
-         say: Callable[[str], None] | None = None) -> LoadResult:
-    """Read ``source`` (a path or ``-``) to its end (or to ``until`` seconds after its first
-    frame), on this thread; ``budget``: the most the timeline may use in bytes (the oldest
-    part leaves beyond it); ``warm``, ``say``: see :class:`Pump` (what the commands do: a
-    small capture is read as plain Python).
+         say: Callable[[str], None] | None = None, offsets: dict[int, float] | None = None,
+         join: bool = True) -> LoadResult:
+    """Read ``source`` (a path or ``-``; or several paths: see :func:`load_captures`) to its
+    end (or to ``until`` seconds after its first frame), on this thread; ``budget``: the most
+    the timeline may use in bytes (the oldest part leaves beyond it); ``warm``, ``say``: see
+    :class:`Pump` (what the commands do: a small capture is read as plain Python).
 
     Damage part-way (a cut-short file, a corrupt record) keeps every packet read before it and
-    reports the damage in ``error``; a file that is not a capture at all has no packets.
+    reports the damage in ``error``; a file that is not a capture at all has no packets (of
+    several, any such file is that error, and nothing is read). ``join``: see :func:`join_source`.
     """
-    from ..sources.pcap import CaptureError
-
+    if not isinstance(source, str):
+        return load_captures(list(source), offsets or {}, msl2=msl2, fin_timeout=fin_timeout, budget=budget,
+                             until=until, warm=warm, say=say, join=join)
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
     tracker.tl.budget = budget
     try:
         src = FileSource(source, follow=follow)
     except CaptureError as e:
         return LoadResult(tracker, str(e))
-    if source != "-" and not follow:
-        try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
-            tracker.tl.tables.expect_segments(os.path.getsize(source) // 56 + 1)
-        except OSError:
-            pass
+    return _read(src, tracker, [source] if source != "-" and not follow else [], until, warm, say)
+
+
+def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bool,
+          say: Callable[[str], None] | None) -> LoadResult:
+    """Read ``src`` (of the capture files ``paths``, for their size) into ``tracker``."""
+    try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
+        tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
+    except OSError:
+        pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
                 warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error, src.status().get("dropped"))
+
+
+def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
+                warm: bool = False, say: Callable[[str], None] | None = None, join: bool = True) -> MergedSource:
+    """The source that reads several captures as one: merged by time; when some share
+    connections with the first (two vantage points), read once first to pair each segment's
+    copies (:func:`tcpview.engine.analysis.vantage.join_captures`), then at the offsets found
+    (``offsets``: those the user gave, by index) without the receiving side's copies, its
+    ``vantages`` saying each segment's one-way delay. Without ``join``, merged as they are.
+
+    Raises:
+        CaptureError: a file cannot be read as a capture.
+    """
+    given = [offsets.get(i, 0.0) for i in range(len(paths))]
+    if not join:
+        return MergedSource(paths, given)
+    _first, again = _join(paths, offsets, Tracker(msl2=msl2, fin_timeout=fin_timeout), None, warm, say)
+    return again if again is not None else MergedSource(paths, given)
+
+
+def _join(paths: list[str], offsets: dict[int, float], tracker: Tracker, until: float | None, warm: bool,
+          say: Callable[[str], None] | None) -> tuple[LoadResult, MergedSource | None]:
+    """Read the captures merged as they are into ``tracker``; when two vantage points share
+    connections, also the source that reads them joined (else None: what was read is the answer).
+
+    Raises:
+        CaptureError: a file cannot be read as a capture.
+    """
+    from .analysis.vantage import join_captures
+
+    first = MergedSource(paths, [offsets.get(i, 0.0) for i in range(len(paths))])
+    res = _read(first, tracker, paths, until, warm, say)
+    if res.error and res.timeline.packets == 0:
+        raise CaptureError(res.error)
+    join = join_captures(res.timeline, offsets)
+    if not join.joined:
+        return res, None
+    again = MergedSource(paths, [c.offset for c in join.captures], join.skip)
+    again.vantages = join.vantages(again.captures)
+    return res, again
+
+
+def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
+                  budget: int | None = None, until: float | None = None, warm: bool = False,
+                  say: Callable[[str], None] | None = None, join: bool = True) -> LoadResult:
+    """:func:`load` for several captures (see :func:`join_source`): those that share nothing
+    are read once."""
+    def tracker() -> Tracker:
+        t = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+        t.tl.budget = budget
+        return t
+
+    try:
+        if len(paths) == 1 or not join:
+            src = FileSource(paths[0]) if len(paths) == 1 else MergedSource(
+                paths, [offsets.get(i, 0.0) for i in range(len(paths))])
+            return _read(src, tracker(), paths, until, warm, say)
+        res, again = _join(paths, offsets, tracker(), until, warm, say)
+    except CaptureError as e:
+        return LoadResult(tracker(), str(e))
+    if again is None:
+        return res
+    del res  # the first reading's timeline goes before the second is made
+    return _read(again, tracker(), paths, until, warm, say)

@@ -29,12 +29,22 @@ class FrameBatch:
     """Frames to decode: frame k is ``buf[frames[k].off : frames[k].off + frames[k].caplen]``.
 
     ``base`` is where ``buf`` starts in the capture file, when the frames come from one (so
-    a frame can be read again from the file), else None.
+    a frame can be read again from the file), else None. Frames merged from several captures
+    (:class:`tcpview.sources.merge.MergedSource`) say instead which capture each came from
+    (``capture``, its index) and where in that file it is (``where``, -1 if not in a file).
     """
 
     buf: np.ndarray
     frames: Records
     base: int | None = None
+    capture: np.ndarray | None = None
+    where: np.ndarray | None = None
+
+    def part(self, sl: slice) -> FrameBatch:
+        """The frames ``sl`` of this batch (the same buffer)."""
+        return FrameBatch(self.buf, self.frames[sl], self.base,
+                          None if self.capture is None else self.capture[sl],
+                          None if self.where is None else self.where[sl])
 
     def __len__(self) -> int:
         return len(self.frames)

@@ -11,13 +11,16 @@ pcapng file with one interface per link type and microsecond time stamps.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
 import numpy as np
 
 from ..records import Records
+from .batch import FrameBatch
+from .merge import CaptureMap, MergedSource
 from .pcap import _PCAP_MAGICS, CaptureError, CaptureReader
 
 
@@ -32,15 +35,30 @@ class Frame:
     data: bytes
 
 
-def _picked(path: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, Records, np.ndarray]]:
+def _batches(path: str | CaptureMap) -> Generator[FrameBatch | None, None, None]:
+    """A capture's batches, or several captures' merged again as they were (the same numbers)."""
+    if isinstance(path, CaptureMap):
+        stop = threading.Event()
+        batches = MergedSource(path.files, path.offsets, path.skip).batches(stop)
+        try:
+            yield from batches
+        finally:
+            batches.close()
+        return
+    with CaptureReader(path) as reader:
+        yield from reader.batches()
+
+
+def _picked(path: str | CaptureMap, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, Records, np.ndarray]]:
     """(buffer, batch frames, indices of the wanted ones) for each batch with any, in order."""
     if path == "-":
         raise CaptureError("reading frames again needs a capture file, not a stream")
     if not len(wanted):
         return
     last = int(wanted[-1])
-    with CaptureReader(path) as reader:
-        for batch in reader.batches():
+    batches = _batches(path)
+    try:
+        for batch in batches:
             if batch is None or not len(batch):
                 continue
             numbers = batch.frames.frame
@@ -49,10 +67,13 @@ def _picked(path: str, wanted: np.ndarray) -> Iterator[tuple[np.ndarray, Records
                 yield batch.buf, batch.frames, hit
             if int(numbers[-1]) >= last:
                 return
+    finally:
+        batches.close()
 
 
-def read_frames(path: str, numbers: Iterable[int]) -> dict[int, Frame]:
-    """The frames ``numbers`` (1-based, as the engine numbers them) of capture file ``path``."""
+def read_frames(path: str | CaptureMap, numbers: Iterable[int]) -> dict[int, Frame]:
+    """The frames ``numbers`` (1-based, as the engine numbers them) of capture file ``path``
+    (or of several captures merged: their :class:`CaptureMap`)."""
     wanted = np.unique(np.fromiter(numbers, dtype=np.int64))
     out: dict[int, Frame] = {}
     for buf, frames, hit in _picked(path, wanted):
@@ -64,9 +85,12 @@ def read_frames(path: str, numbers: Iterable[int]) -> dict[int, Frame]:
     return out
 
 
-def write_frames(path: str, numbers: Iterable[int], out: IO[bytes]) -> int:
-    """Write a capture of the frames ``numbers`` of ``path`` to ``out``; returns how many."""
+def write_frames(path: str | CaptureMap, numbers: Iterable[int], out: IO[bytes]) -> int:
+    """Write a capture of the frames ``numbers`` of ``path`` to ``out``; returns how many.
+    Frames of several captures merged (their :class:`CaptureMap`) are written as a pcapng."""
     wanted = np.unique(np.fromiter(numbers, dtype=np.int64))
+    if isinstance(path, CaptureMap):
+        return _write_pcapng(path, wanted, out)
     with open(path, "rb") as f:
         head = f.read(24)
     if head[:4] in _PCAP_MAGICS:
@@ -81,7 +105,7 @@ def write_frames(path: str, numbers: Iterable[int], out: IO[bytes]) -> int:
     return _write_pcapng(path, wanted, out)
 
 
-def _write_pcapng(path: str, wanted: np.ndarray, out: IO[bytes]) -> int:
+def _write_pcapng(path: str | CaptureMap, wanted: np.ndarray, out: IO[bytes]) -> int:
     out.write(struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28))
     iface: dict[int, int] = {}
     n = 0

@@ -28,10 +28,15 @@ class FrameStore:
     Args:
         path: the capture file to re-read frames from; None to keep recent bytes instead.
         budget: bytes of recent frames to keep when there is no file (oldest dropped first).
+        paths: several capture files merged into one stream (instead of ``path``): each frame
+            is noted with the index of its file and its link type.
     """
 
-    def __init__(self, path: str | None = None, budget: int = 32 << 20) -> None:
+    def __init__(self, path: str | None = None, budget: int = 32 << 20, paths: list[str] | None = None) -> None:
         self.path = path
+        self.paths = paths
+        self._caps = array("H")  # with paths: the file of each noted frame
+        self._lts = array("H")  # with paths: its link type (files of different link types interleave)
         self.budget = budget
         self._frames = array("I")
         self._where = array("Q")  # file offset << 24 | captured length
@@ -47,9 +52,15 @@ class FrameStore:
         self._where.append((offset << _LEN_BITS) | min(caplen, _LEN_MASK))
         self._frames.append(frame)
 
-    def note_file_batch(self, frames, linktypes, offsets, caplens) -> None:
-        """:meth:`note_file` for arrays of frames (a batch read from the file)."""
+    def note_file_batch(self, frames, linktypes, offsets, caplens, captures=None) -> None:
+        """:meth:`note_file` for arrays of frames (a batch read from the file); with ``paths``,
+        ``captures`` says which file each frame is in."""
         if not len(frames):
+            return
+        if self.paths is not None:
+            self._caps.frombytes(np.asarray(captures, dtype=np.uint16).tobytes())
+            self._lts.frombytes(np.asarray(linktypes, dtype=np.uint16).tobytes())
+            self._note_where(frames, offsets, caplens)
             return
         lts = np.asarray(linktypes)
         change = np.flatnonzero(np.diff(lts)) + 1 if len(lts) > 1 else np.zeros(0, dtype=np.int64)
@@ -57,6 +68,9 @@ class FrameStore:
             lt = int(lts[i])
             if not self._lt_from or self._lt_from[-1][1] != lt:
                 self._lt_from.append((int(frames[i]), lt))
+        self._note_where(frames, offsets, caplens)
+
+    def _note_where(self, frames, offsets, caplens) -> None:
         where = (np.asarray(offsets, dtype=np.uint64) << np.uint64(_LEN_BITS)) | np.minimum(
             np.asarray(caplens, dtype=np.uint64), np.uint64(_LEN_MASK))
         self._where.frombytes(where.astype(np.uint64).tobytes())  # (before the numbers: see note_file)
@@ -76,17 +90,21 @@ class FrameStore:
         hit = self._recent.get(frame)
         if hit is not None:
             return hit
-        if self.path is None:
+        if self.path is None and self.paths is None:
             return None
         i = bisect.bisect_left(self._frames, frame)
         if i >= len(self._frames) or self._frames[i] != frame:
             return None
         where = self._where[i]
         offset, length = where >> _LEN_BITS, where & _LEN_MASK
-        k = bisect.bisect_right(self._lt_from, frame, key=lambda e: e[0]) - 1
-        linktype = self._lt_from[max(0, k)][1]
+        if self.paths is not None:
+            path, linktype = self.paths[self._caps[i]], self._lts[i]
+        else:
+            assert self.path is not None  # one of the two is (checked above)
+            k = bisect.bisect_right(self._lt_from, frame, key=lambda e: e[0]) - 1
+            path, linktype = self.path, self._lt_from[max(0, k)][1]
         try:
-            with open(self.path, "rb") as f:
+            with open(path, "rb") as f:
                 f.seek(offset)
                 data = f.read(length)
         except OSError:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
+from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
@@ -359,6 +360,9 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
             if outer:
                 head += f"\nthrough {outer_text(outer)}"
         title = f"frame {row.frame}  at {row.ts - (self.tl.first_ts or 0):.6f} s"
+        caps = self.tl.captures
+        if caps is not None:  # several captures merged: the file this frame came from
+            title += f"  from {escape(safe(caps.name(row.frame) or '?'))}"  # a file name, not markup
         self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing))
 
     # -- table / ladder actions -----------------------------------------------------------

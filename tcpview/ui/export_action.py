@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ..engine.output.writers import FORMATS, new_file, write_pcap, write_text
 from ..engine.timeline.timeline import Timeline
 from ..errors import UserError
+from ..sources.merge import CaptureMap
 from ..textutil import plural
 
 EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "pcap": "pcap", "mermaid": "mmd", "plantuml": "puml", "svg": "svg"}
@@ -70,9 +71,10 @@ def parse_request(text: str, name_for: Callable[[str], str] | None = None) -> tu
     return parts[0].lower(), path
 
 
-def export(tl: Timeline, ids: list[int], fmt: str, path: str, source: str | None) -> str:
+def export(tl: Timeline, ids: list[int], fmt: str, path: str, source: str | CaptureMap | None) -> str:
     """Write connections ``ids`` as ``fmt`` to ``path``; returns what was done, in words.
-    ``source``: the capture file (pcap exports read their frames from it again)."""
+    ``source``: the capture file, or several captures' map (pcap exports read their frames
+    from them again)."""
     if not ids:
         raise UserError("no connection to export")
     if fmt == "pcap":
@@ -85,7 +87,9 @@ def export(tl: Timeline, ids: list[int], fmt: str, path: str, source: str | None
         if fmt == "svg":
             from .ladder_svg import ladder_svg
 
-            out.write(ladder_svg(tl, ids, f"tcpview {os.path.basename(source or '')}".strip()))
+            name = os.path.basename(source or "") if not isinstance(source, CaptureMap) else \
+                " ".join(os.path.basename(f) for f in source.files)
+            out.write(ladder_svg(tl, ids, f"tcpview {name}".strip()))
         else:
             write_text(tl, ids, fmt, out)
     return f"wrote {plural(len(ids), 'connection')} as {fmt} to {os.path.abspath(path)}"

@@ -141,7 +141,7 @@ class PromptQuestions(AppParts):
     @work(thread=True, exclusive=True, group="export", exit_on_error=False)
     def _export(self, fmt: str, path: str, ids: list[int]) -> None:
         try:
-            done = export(self.tl, ids, fmt, path, getattr(self.source, "path", None))
+            done = export(self.tl, ids, fmt, path, self.tl.captures or getattr(self.source, "path", None))
         except (UserError, OSError) as e:
             self.call_from_thread(self.notify, f"export: {e}", severity="error", markup=False)
             return

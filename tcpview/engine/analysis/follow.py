@@ -148,7 +148,7 @@ def follow_connection(tl, cid: int, frames, t: float | None = None,
     f = f if f is not None else Follow()
     first = f.fed
     recs = c.records(first, max(first, c.count_at(t)))
-    if isinstance(frames, str):
+    if not callable(frames):  # a capture file, or several merged (their CaptureMap)
         from ...sources.extract import read_frames
 
         found = read_frames(frames, (r[1] for r in recs))

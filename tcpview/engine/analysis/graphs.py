@@ -177,7 +177,7 @@ def sack_blocks(tl, cid: int, frames, fwd: int) -> Series | None:
     if not len(idx):
         return None
     numbers = v.segs.frame[rows[idx]].astype(np.int64).tolist()
-    if isinstance(frames, str):
+    if not callable(frames):  # a capture file, or several merged (their CaptureMap)
         from ...sources.extract import read_frames
 
         found = read_frames(frames, numbers)

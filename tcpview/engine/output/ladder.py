@@ -35,6 +35,8 @@ class LadderRow:
     analysis: int = 0
     dup_ack: int = 0  # which duplicate ACK of a run it is (0: not one)
     plen: int = 0  # payload bytes (what tells data from a pure ACK)
+    owd: float | None = None  # two vantage points joined: how long it took to reach the other one
+    lost_between: bool = False  # ... or that it left one and never reached the other
 
 
 # each analysis flag's tag on a ladder row, and the theme variable that colours it
@@ -75,12 +77,26 @@ def tags(row: LadderRow) -> list[tuple[str, str]]:
     if "retransmission" in names and ("fast_retransmission" in names or "spurious_retransmission" in names):
         names.remove("retransmission")
     out = []
+    if row.lost_between:
+        out.append(("lost between taps", "loss"))
+    elif row.owd is not None:
+        out.append((one_way(row.owd), "note"))
     for name in names:
         text, kind = TAGS.get(name, (name, "note"))
         if name == "dup_ack" and row.dup_ack:
             text = f"{text} #{row.dup_ack}"
         out.append((text, kind))
     return out + [(ANOMALY_TAGS.get(name, name), "anomaly") for name in anomaly_names(row.anomaly)]
+
+
+def one_way(owd: float) -> str:
+    """A one-way delay as a row's tag: the segment arrived that long after it left, ``+12µs``,
+    ``+3.214ms``, ``+1.250s``."""
+    if abs(owd) < 1e-3:
+        return f"+{owd * 1e6:.0f}µs"
+    if abs(owd) < 1:
+        return f"+{owd * 1e3:.3f}ms"
+    return f"+{owd:.3f}s"
 
 
 def marks(row: LadderRow) -> str:
@@ -185,6 +201,7 @@ def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, 
     """The row of segment i of c; ``rec`` is its unpacked record, ``prev`` both endpoints'
     states before it (a state is written where it changed)."""
     ts, frame, _s, _a, plen, _w, flags, d, cs, ss, bits = rec
+    va = tl.vantages
     return LadderRow(
         seg=i, ts=ts, frame=frame, c2s=d == 0, flags=flags,
         label=segment_label(tl, c, i, absolute, rec),
@@ -192,6 +209,8 @@ def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, 
         server_state=STATE_NAMES[ss] if ss != prev[1] else "",
         anomaly=bits & 0xFF, analysis=bits >> 8,
         dup_ack=c.dup_ack_num(i) if (bits >> 8) & A_DUPACK else 0, plen=plen,
+        owd=va.delay(frame) if va is not None else None,
+        lost_between=va is not None and va.is_lost(frame),
     )
 
 

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ...errors import UserError
 from ..timeline.timeline import Timeline
+
+if TYPE_CHECKING:
+    from ...sources.merge import CaptureMap
 
 FORMATS = ("jsonl", "csv", "pcap", "mermaid", "plantuml", "svg")
 CSV_FIELDS = ("frame", "ts", "conn", "dir", "flags", "seq", "ack", "seq_raw", "ack_raw", "len", "win",
@@ -56,6 +60,14 @@ def _umask() -> int:
     return 0o022
 
 
+def with_capture(tl: Timeline, seg: dict) -> dict:
+    """A segment's dict with ``capture``, the file its frame came from (as given on the command
+    line), when the timeline merges several captures; unchanged otherwise."""
+    if tl.captures is not None:
+        seg["capture"] = tl.captures.name(seg["frame"])
+    return seg
+
+
 def segments_of(tl: Timeline, ids: list[int]) -> Iterator:
     """The segments of connections ``ids``, in frame order."""
     wanted = set(ids)
@@ -67,19 +79,25 @@ def segments_of(tl: Timeline, ids: list[int]) -> Iterator:
 def write_text(tl: Timeline, ids: list[int], fmt: str, out: IO, source: str | None = None) -> None:
     """Connections ``ids`` as ``jsonl``, ``csv``, ``mermaid`` or ``plantuml`` text. A JSON
     segment that came through a tunnel or an encapsulation gets its ``"outer"`` layers when
-    ``source`` is the capture file (they are read from it again)."""
+    ``source`` is the one capture file read (they are read from it again); a segment of
+    several captures gets its ``"capture"``."""
+    caps = tl.captures
     if fmt == "jsonl":
         from .outer import outer_by_frame, with_outer
 
-        outer = outer_by_frame(tl.view(), source, ids)
+        outer = outer_by_frame(tl.view(), source, ids) if caps is None else {}
         for seg in segments_of(tl, ids):
-            out.write(with_outer(seg.model_dump_json(), outer.get(seg.frame)) + "\n")
+            if caps is None:
+                out.write(with_outer(seg.model_dump_json(), outer.get(seg.frame)) + "\n")
+            else:
+                out.write(json.dumps(with_capture(tl, seg.model_dump())) + "\n")
     elif fmt == "csv":
         w = csv.writer(out, lineterminator="\n")
-        w.writerow(CSV_FIELDS)
+        fields = CSV_FIELDS if caps is None else (*CSV_FIELDS, "capture")
+        w.writerow(fields)
         for seg in segments_of(tl, ids):
-            d = seg.model_dump()
-            w.writerow(["" if d[k] is None else " ".join(d[k]) if isinstance(d[k], list) else d[k] for k in CSV_FIELDS])
+            d = with_capture(tl, seg.model_dump())
+            w.writerow(["" if d[k] is None else " ".join(d[k]) if isinstance(d[k], list) else d[k] for k in fields])
     elif fmt in ("mermaid", "plantuml"):
         from .diagram import mermaid, plantuml
 
@@ -88,8 +106,9 @@ def write_text(tl: Timeline, ids: list[int], fmt: str, out: IO, source: str | No
         raise UserError(f"not a text format: {fmt}")
 
 
-def write_pcap(tl: Timeline, ids: list[int], source: str, out: IO) -> int:
-    """The frames of connections ``ids``, read again from capture file ``source``."""
+def write_pcap(tl: Timeline, ids: list[int], source: str | CaptureMap, out: IO) -> int:
+    """The frames of connections ``ids``, read again from capture file ``source`` (or from
+    several captures merged: their map, as the timeline has it; written as a pcapng)."""
     from ...sources.extract import write_frames
 
     return write_frames(source, [s.frame for s in segments_of(tl, ids)], out)

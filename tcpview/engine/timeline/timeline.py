@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...sources.merge import CaptureMap
 from ..core import columns as col
 from ..core.decode import REASON_SLOTS, UNSUPPORTED_LINK, reason_text
 from ..core.tcp import SIDES, STATE_NAMES
@@ -27,6 +28,7 @@ from .conns import ConnList, ConnView
 from .evict import AHEAD, bound_heap, evict, over_budget, read_ahead
 from .kernel_log import KernelLog
 from .reader import Reader
+from .vantages import Vantages
 from .view import View
 
 if TYPE_CHECKING:  # the pydantic models, imported where one is built (pydantic is slow to import)
@@ -49,6 +51,10 @@ class Timeline(Reader):
         """Whether the file's reader is waiting for the pin to move on (see :meth:`holding`)."""
         self._passed: float | None = None  # the time the writer let pass without packets
         self.kernel: KernelLog | None = None
+        self.captures: CaptureMap | None = None
+        """Several captures merged into one timeline: which capture each frame came from."""
+        self.vantages: Vantages | None = None
+        """Two vantage points of the same connections joined: each segment's one-way delay."""
         """The kernel's events a capture file holds (tcpview's custom blocks in a pcapng that
         ``live --kernel -w`` wrote), added by the reader's thread as it reads them; None
         when it holds none."""

@@ -27,6 +27,7 @@ from textual.widget import Widget
 
 from ...engine.analysis.graphs import KINDS, Canvas, Graph, build, busier_direction, render, tick
 from ...engine.analysis.kernel_graphs import KERNEL_KINDS, build_kernel
+from ...engine.analysis.vantage import OWD_KINDS, build_owd
 from ...engine.timeline.kernel_log import KernelLog
 from ...engine.timeline.timeline import Timeline
 from ..messages import WidgetMessage
@@ -123,13 +124,17 @@ class GraphPane(Widget, can_focus=True):
         """Build the graph off the UI thread (frames are read here) and post it back."""
         if kind in KERNEL_KINDS:
             graph = build_kernel(tl, cid, kind, self.kernel_log) if self.kernel_log is not None else None
+        elif kind in OWD_KINDS:
+            graph = build_owd(tl, cid)
         else:
             graph = build(tl, cid, kind, direction, frames=frames)
         self.post_message(self.Built(self, key, graph))
 
     def kinds(self) -> tuple[str, ...]:
-        """The kinds ``m`` goes through: the kernel's too with ``--kernel``."""
-        return KINDS + KERNEL_KINDS if self.kernel_log is not None else KINDS
+        """The kinds ``m`` goes through: the kernel's too with ``--kernel``, the one-way delay
+        with two vantage points joined."""
+        joined = OWD_KINDS if self.tl is not None and self.tl.vantages is not None else ()
+        return (KINDS + KERNEL_KINDS if self.kernel_log is not None else KINDS) + joined
 
     @on(Built)
     def _built(self, message: Built) -> None:
