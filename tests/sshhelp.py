@@ -23,18 +23,19 @@ def free_port(address: str = "127.0.0.1") -> int:
 
 
 class RootSshd:
-    """An sshd accepting root by the key it makes (``key``); ``netns``: run it in that
-    network namespace, listening on ``address`` there."""
+    """An sshd accepting root by the key it makes (``key``; or the one given); ``netns``: run it
+    in that network namespace, listening on ``address`` there."""
 
-    def __init__(self, root: Path, address: str = "127.0.0.1", netns: str | None = None) -> None:
+    def __init__(self, root: Path, address: str = "127.0.0.1", netns: str | None = None,
+                 key: Path | None = None) -> None:
         assert SSHD is not None
         root.mkdir(parents=True, exist_ok=True)
         self.root, self.address, self.netns = root, address, netns
         self.port = free_port() if netns is None else 2222
-        self.key = root / "client_ed25519"
+        self.key = key or root / "client_ed25519"
         host_key = root / "host_ed25519"
-        for key in (host_key, self.key):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        for made in (host_key, self.key) if key is None else (host_key,):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(made)], check=True)
         (root / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
         config = root / "sshd_config"
         config.write_text(f"""\
@@ -69,12 +70,17 @@ LogLevel VERBOSE
             return False
 
     def options(self) -> list[str]:
-        """tcpview's ``--ssh-option`` words for this server."""
+        """tcpview's ``--ssh-option`` words for this server's key (its port goes in the spec:
+        :meth:`spec`)."""
         out: list[str] = []
-        for opt in (f"Port={self.port}", f"IdentityFile={self.key}", "IdentitiesOnly=yes",
+        for opt in (f"IdentityFile={self.key}", "IdentitiesOnly=yes",
                     "StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null"):
             out += ["--ssh-option", opt]
         return out
+
+    def spec(self, iface: str = "lo") -> str:
+        """The ``--remote`` value for capturing on ``iface`` here."""
+        return f"ssh://root@{self.address}:{self.port}/{iface}"
 
     def sessions(self) -> list[int]:
         """The pids of the server's session processes (its children and theirs)."""

@@ -136,13 +136,14 @@ def remote_command(iface: str | None, bpf: str | None, snaplen: int, tcpdump: Se
 
 
 def ssh_argv(spec: RemoteSpec, command: str, options: Sequence[str] = (), ssh: str = "ssh") -> list[str]:
-    """The ssh command line: the user's ``-o`` options first (ssh keeps the first value of
-    each), then :data:`SSH_DEFAULTS`; no terminal, no standard input, no forwarding."""
+    """The ssh command line: the host's own port first, then the user's ``-o`` options (ssh
+    keeps the first value of each), then :data:`SSH_DEFAULTS`; no terminal, no standard input,
+    no forwarding."""
     argv = [ssh, "-T", "-n", "-x", "-a"]
-    for opt in [*options, *SSH_DEFAULTS]:
-        argv += ["-o", opt]
     if spec.port is not None:
         argv += ["-p", str(spec.port)]
+    for opt in [*options, *SSH_DEFAULTS]:
+        argv += ["-o", opt]
     return [*argv, "--", spec.target(), command]
 
 
