@@ -154,13 +154,14 @@ async def test_live_app_shows_hosts_and_goes_on_when_one_drops_out(two_hosts, lo
     """The live viewer (Pilot): a host column with both hosts, each host's drops on the status
     line; host B's sessions killed: the status line and a notification say it is gone, and
     host A's new connections still arrive."""
+    from uihelp import Notes
+
     from tcpview.engine.output.writers import first_capture
     from tcpview.sources.live.remote import parse_remote
     from tcpview.sources.live.remote_merge import RemoteCapture
     from tcpview.ui.live_app import LiveApp
     from tcpview.ui.widgets.capture_status import CaptureStatus
     from tcpview.ui.widgets.conn_table import ConnectionTable
-    from uihelp import Notes
 
     t = lo_traffic
     ports = [t.listener("time_wait"), t.listener("server_first"), t.listener("established")]

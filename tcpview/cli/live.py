@@ -26,8 +26,8 @@ from .kernel_events import (
 from .options import (
     add_app_options,
     add_capture,
-    add_remote,
     add_memory,
+    add_remote,
     add_save,
     add_timers,
     app_options,

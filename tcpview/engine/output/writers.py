@@ -72,7 +72,9 @@ def first_capture(tl: Timeline, cid: int) -> str | None:
     """The capture (file or host) connection ``cid``'s first stored segment came from, when the
     timeline merges several captures; None otherwise, or when none of its segments is kept."""
     caps = tl.captures
-    c = tl.conns.get(cid) if caps is not None else None
+    if caps is None:
+        return None
+    c = tl.conns.get(cid)
     if c is None or not c.n:
         return None
     return caps.name(int(c.record(0)[1]))
