@@ -157,7 +157,7 @@ async def test_live_app_shows_hosts_and_goes_on_when_one_drops_out(two_hosts, lo
     from uihelp import Notes
 
     from tcpview.engine.output.writers import first_capture
-    from tcpview.sources.live.remote import parse_remote
+    from tcpview.sources.live.remote import parse_remote, short_name
     from tcpview.sources.live.remote_merge import RemoteCapture
     from tcpview.ui.live_app import LiveApp
     from tcpview.ui.widgets.capture_status import CaptureStatus
@@ -182,10 +182,11 @@ async def test_live_app_shows_hosts_and_goes_on_when_one_drops_out(two_hosts, lo
             assert await wait_until(lambda: hosts_shown() == {a, b}, 15, 0.1, pilot.pause), hosts_shown()
             assert "host" in [c.key for c in table.columns()]
             status = app.query_one(CaptureStatus)
-            assert await wait_until(lambda: f"{b} dropped 0" in status.plain(), 10, 0.1, pilot.pause), status.plain()
-            assert f"{a} dropped 0" in status.plain()
+            sa, sb = short_name(a), short_name(b)  # 127.0.0.1:PORT/lo, 10.213.N.2:2222/lo
+            assert await wait_until(lambda: f"{sb} dropped 0" in status.plain(), 10, 0.1, pilot.pause), status.plain()
+            assert f"{sa} dropped 0" in status.plain()
             assert two_hosts.b.kill_sessions() > 0  # host B drops out
-            assert await wait_until(lambda: f"{b} gone" in status.plain(), 15, 0.1, pilot.pause), status.plain()
+            assert await wait_until(lambda: f"{sb} gone" in status.plain(), 15, 0.1, pilot.pause), status.plain()
             assert await wait_until(lambda: any(b in n.message and "dropped out" in n.message for n in notes),
                                     5, 0.1, pilot.pause)
             before = len(table.rows)

@@ -99,6 +99,13 @@ class RemoteSpec:
         return f"{self.user}@{self.host}" if self.user else self.host
 
 
+def short_name(spec: str) -> str:
+    """A host's spec without ``ssh://`` and the login name, for narrow places (a column, the
+    status line): ``root@web1:eth0`` -> ``web1:eth0``."""
+    rest = spec[len("ssh://"):] if spec.startswith("ssh://") else spec
+    return rest.rpartition("@")[2] or spec
+
+
 def parse_remote(text: str) -> RemoteSpec:
     """The :class:`RemoteSpec` a ``--remote`` value names.
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from rich.text import Text
 from textual.widget import Widget
 
+from ...sources.live.remote import short_name
 from ...textutil import safe
 from ..fmt import ellipsize_left
 from .repaint import PaintedText
@@ -123,7 +124,7 @@ class CaptureStatus(PaintedText, Widget):
             out.append("  │", label)
             for name, dropped, gone in self.hosts:
                 out.append(" ")
-                out.append(safe(name), err if gone else figure)
+                out.append(safe(short_name(name)), err if gone else figure)
                 if gone:
                     out.append(" gone", err)
                 else:

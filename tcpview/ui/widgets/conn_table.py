@@ -23,6 +23,7 @@ from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.core.tcp import STATE_NAMES
 from ...engine.output.writers import first_capture
 from ...engine.timeline.timeline import Timeline
+from ...sources.live.remote import short_name
 from ...textutil import safe
 from .. import fmt
 from ..messages import WidgetMessage
@@ -78,7 +79,7 @@ def layout(width: int, id_width: int = 4, proc: bool = False, host: bool = False
     if proc:
         extras.insert(0, Column("proc", "proc", 14))
     if host:
-        extras.insert(0, Column("host", "host", 14))
+        extras.insert(0, Column("host", "host", 16))
     used = sum(c.width for c in core) + 5  # five gaps: core four + two addresses
     addr_pref, addr_min = 21, 14
     chosen: list[Column] = []
@@ -419,7 +420,7 @@ class ConnectionTable(VirtualList):
                 text = fmt.count(retr) if retr else ""
                 style = base + self._style("conn-table--note")
             elif key == "host":  # as the user gave it, but a host's name may hold anything
-                text = safe(self._host(tl, cid))
+                text = fmt.ellipsize_left(safe(short_name(self._host(tl, cid))), w)  # its end tells
             elif key == "proc":  # a process names itself: any character
                 text = safe((self.proc_texts or {}).get(cid, ""))
             elif key == "slow":  # the diagnosis's verdict as of the cursor (tcpview diagnose)
