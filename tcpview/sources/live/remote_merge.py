@@ -124,7 +124,8 @@ class RemoteCapture(MergedSource):
         self.error = problem
 
     # -- the merge ---------------------------------------------------------------------------
-    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:
+    # (None while idle, as every live source yields, where a merge of files never waits)
+    def batches(self, stop: threading.Event) -> Iterator[FrameBatch | None]:  # type: ignore[override]
         """The hosts' frames merged, a batch at a time as they may go out; ``None`` while
         nothing may. Ends when ``stop`` is set, the source is closed, or every host ended."""
         if self._threads:
