@@ -250,3 +250,31 @@ def test_the_ssh_connection_itself_is_not_captured(sshd):
                if c["server"]["port"] == ssh_port and c["client"]["ip"] == "127.0.0.1"]
     # the session's own connection is left out (another test's ssh to this port would show)
     assert all(c["packets"] < 100 for c in carried), carried
+
+
+def test_host_specs_and_the_command_sent() -> None:
+    """The spellings of a host, and the command line ssh gets: every word quoted, the user's
+    options before the defaults (ssh keeps the first value), the host's own port first."""
+    import shlex
+
+    from tcpview.sources.live.remote import parse_remote, remote_command, short_name, ssh_argv
+    from tcpview.sources.live.ring import LiveError
+
+    s = parse_remote("ops@web1:eth0")
+    assert (s.user, s.host, s.port, s.iface) == ("ops", "web1", None, "eth0")
+    s = parse_remote("[fe80::1]:eth0")
+    assert (s.user, s.host, s.port, s.iface) == (None, "fe80::1", None, "eth0")
+    s = parse_remote("ssh://root@10.0.0.7:2222/bond0")
+    assert (s.user, s.host, s.port, s.iface, s.target()) == ("root", "10.0.0.7", 2222, "bond0", "root@10.0.0.7")
+    assert short_name("ssh://root@10.0.0.7:2222/bond0") == "10.0.0.7:2222/bond0"
+    assert short_name("ops@web1:eth0") == "web1:eth0"
+    for bad in ("", "@web1", "-oProxyCommand=x", "ssh://h:0/lo", "[::1"):
+        with pytest.raises(LiveError):
+            parse_remote(bad)
+    bpf = "tcp port 1 and $(reboot); `reboot` 'x'"
+    cmd = remote_command("eth0", bpf, 512, ["sudo", "-n", "tcpdump"])
+    words = shlex.split(cmd)  # what the host's shell makes of it: the filter one word, untouched
+    assert words[0:2] == ["sh", "-c"] and words[3:] == ["tcpview", "eth0", bpf, "512", "sudo", "-n", "tcpdump"]
+    argv = ssh_argv(s, cmd, ["Port=1", "BatchMode=no"])
+    assert argv[argv.index("-p") + 1] == "2222" and argv.index("-p") < argv.index("Port=1")
+    assert argv.index("BatchMode=no") < argv.index("BatchMode=yes") and argv[-3:] == ["--", "root@10.0.0.7", cmd]
