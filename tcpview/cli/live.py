@@ -27,6 +27,7 @@ from .options import (
     add_app_options,
     add_capture,
     add_memory,
+    add_remote,
     add_save,
     add_timers,
     app_options,
@@ -35,6 +36,7 @@ from .options import (
     positive_int,
     save_options,
 )
+from .remote import add_hosts, check_remote, host_lines, open_remote
 from .report import kernel_notes, print_kernel_summary, print_summary
 
 
@@ -53,7 +55,15 @@ def add_live(sub) -> None:
                        "ring or dumpcap) and counts packets captured, dropped (dumpcap tells its drops "
                        "when it stops: ? until then), skipped by the decoder and saved. Loopback "
                        "packets are counted once. Without capture privileges, `tcpview sockets` shows "
-                       "the kernel's table alone.")
+                       "the kernel's table alone. With --remote HOST (repeatable) the capture runs on each "
+                       "host over ssh instead (ssh -o BatchMode=yes: keys or an agent, no prompts; the "
+                       "host's tcpdump, which needs root there, a user allowed to capture, or "
+                       "--remote-tcpdump 'sudo -n tcpdump'), with the same filter; the hosts' streams are "
+                       "merged by time (their clocks are taken to agree, as NTP keeps them; a quiet host "
+                       "holds the others back by 0.25 s at most), the table gains a host column, the "
+                       "status line each host's drops and state, and a host that drops out is told while "
+                       "the others go on. The ssh connection that carries a host's capture is left out of "
+                       "it.")
     add_capture(p, "interface to capture on, or 'any' (default: the interface of the default route, else lo)",
                 "capture filter, tcpdump syntax, applied in the kernel")
     add_save(p)
@@ -67,6 +77,7 @@ def add_live(sub) -> None:
                    "the states the kernel set on this host's endpoints, K and D compare them with the "
                    "inferred ones, the graph pane adds cwnd and srtt; without -i (and no filter): every "
                    "TCP socket of the host from those events alone, in the sockets view, no capture")
+    add_remote(p)
     add_timers(p)
     add_memory(p, unbounded_default=False)
     add_app_options(p)
@@ -114,6 +125,8 @@ def open_live(args: argparse.Namespace, write: bool = True):
     from ..sources.live.choose import open_capture
     from ..sources.live.ring import SAVE_SNAPLEN
 
+    if getattr(args, "remote", None):
+        return open_remote(args, _filter_of(args))
     ring_size, ring_files = save_options(args)
     return open_capture(
         interface=args.interface,
@@ -131,6 +144,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     """``tcpview live``: capture and show it in the terminal UI."""
     from ..ui.run import require_terminal, run_app
 
+    check_remote(args)
     if args.kernel and args.interface is None and not _filter_of(args) and not args.write:
         return kernel_only_live(args)  # no capture: the tracepoints alone
     source = open_live(args, write=False)  # first: a missing privilege is the first thing to tell
@@ -168,6 +182,8 @@ def cmd_live(args: argparse.Namespace) -> int:
             line = _drops_line(s)
             if line:
                 print(f"tcpview: {line}", file=sys.stderr)
+            for line in host_lines(s) if s.method == "ssh" else ():
+                print(f"tcpview: {line}", file=sys.stderr)
         for error in dict.fromkeys(s.error for s in sources if s.error):
             print(f"tcpview: error: {error}", file=sys.stderr)
 
@@ -182,6 +198,8 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     socket table read every :data:`CHRONO_PERIOD`, the counters vanish with their sockets).
     """
     kernel = getattr(args, "kernel", False)  # diagnose -i has no --kernel
+    if hasattr(args, "remote"):  # diagnose -i has no --remote
+        check_remote(args)
     if kernel and args.interface is None:
         return kernel_only_summary(args)
     if args.source:
@@ -246,6 +264,9 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         sampler.look(last=True)
     if report is not None:
         report(tracker.tl, source.name, args.json)
+    elif source.method == "ssh":  # each connection's host, and each host's figures
+        print_summary(tracker.tl, source.name, args.json, processes=watch.watch,
+                      kernel=lambda s: add_hosts(s, tracker.tl, source))
     else:
         print_summary(tracker.tl, source.name, args.json, processes=watch.watch,
                       kernel=(lambda s: add_kernel_states(s, feed.log)) if feed is not None else None)
@@ -254,10 +275,13 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     if source.sink is not None:
         print(f"tcpview: {source.sink.saved()}", file=sys.stderr)
     st = source.status()
-    by = "by the kernel" if source.method == "packet ring" else "(as dumpcap says)"
+    by = {"packet ring": "by the kernel", "ssh": "by the hosts' kernels (as their tcpdump says)"}.get(
+        source.method, "(as dumpcap says)")
     dropped = f"{st['dropped']} dropped {by}" if "dropped" in st else "drops unknown (dumpcap did not say)"
     print(f"tcpview: {source.name}: {plural(st['captured'], 'packet')} captured through {_way(source)}, {dropped}"
           + (" (interrupted)" if interrupted else ""), file=sys.stderr)
+    for line in host_lines(source) if source.method == "ssh" else ():
+        print(f"tcpview: {line}", file=sys.stderr)
     if cap.error:
         print(f"tcpview: error: {cap.error}", file=sys.stderr)
         return EXIT_USAGE
@@ -333,6 +357,8 @@ def _drops_line(source) -> str:
         return ""
     if source.method == "packet ring":
         return f"the kernel dropped {plural(dropped, 'packet')} (capture ring full)"
+    if source.method == "ssh":
+        return f"the hosts' kernels dropped {plural(dropped, 'packet')} (their capture buffers were full)"
     were = "was" if dropped == 1 else "were"
     return f"dumpcap says {plural(dropped, 'packet')} {were} dropped (its capture buffer was full)"
 

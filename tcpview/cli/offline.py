@@ -12,7 +12,16 @@ import sys
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
 from .kernel_events import add_kernel_states
-from .options import add_capture, add_memory, add_save, add_sources, add_timers, default_memory, nonnegative_float
+from .options import (
+    add_capture,
+    add_memory,
+    add_remote,
+    add_save,
+    add_sources,
+    add_timers,
+    default_memory,
+    nonnegative_float,
+)
 from .report import print_summary
 
 
@@ -24,12 +33,14 @@ def add_summary(sub) -> None:
     s.add_argument("--at", type=nonnegative_float, metavar="SECONDS", help="as of SECONDS after the first packet")
     add_capture(s, "capture live on IFACE instead of reading a file",
                 "with -i: capture filter, tcpdump syntax, applied in the kernel")
-    s.add_argument("--duration", type=nonnegative_float, metavar="S", help="with -i: capture for S seconds")
+    s.add_argument("--duration", type=nonnegative_float, metavar="S",
+                   help="with -i or --remote: capture for S seconds")
     s.add_argument("--kernel", action="store_true",
                    help="with -i: also read the kernel's own TCP events (tracefs, root): each connection gets "
                    "\"kernel\", the states its endpoints on this host went through; without -i: those events "
                    "alone, no capture")
     add_save(s)
+    add_remote(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)
 
@@ -97,7 +108,7 @@ def _finish(res) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """``tcpview summary``."""
-    if args.interface is not None or args.duration is not None or args.kernel:
+    if args.interface is not None or args.duration is not None or args.kernel or args.remote:
         from .live import live_summary
 
         return live_summary(args)

@@ -213,3 +213,18 @@ def capture_args(args: argparse.Namespace) -> None:
         args.offsets[hits[0]] = secs
     if args.offsets and len(paths) < 2:
         raise UsageError("--offset goes with several captures")
+
+
+def add_remote(p: argparse.ArgumentParser) -> None:
+    """``--remote [USER@]HOST[:IFACE] ... [--ssh-option OPT ...] [--remote-tcpdump CMD]``:
+    capture on other hosts over ssh instead of here (``live``, ``summary``)."""
+    p.add_argument("--remote", action="append", metavar="[USER@]HOST[:IFACE]", default=[],
+                   help="capture on HOST over ssh (its tcpdump, with the same filter) instead of here; "
+                   "repeat for several hosts, merged by time into one view with a host column. Also "
+                   "ssh://[USER@]HOST[:PORT][/IFACE]; without IFACE: -i, else tcpdump's default")
+    p.add_argument("--ssh-option", action="append", metavar="OPT", default=[],
+                   help="with --remote: an ssh -o option for every host, e.g. Port=2222 or "
+                   "IdentityFile=~/.ssh/capture (repeat; ~/.ssh/config is read as ssh always does)")
+    p.add_argument("--remote-tcpdump", metavar="CMD", default="tcpdump",
+                   help="with --remote: the command that runs tcpdump on the hosts (default tcpdump; "
+                   "e.g. 'sudo -n tcpdump' for a user sudo lets capture without a password)")

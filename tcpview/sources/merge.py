@@ -40,11 +40,15 @@ class CaptureMap:
         files: the captures, as given (the first is index 0).
         offsets: the seconds added to each capture's time stamps in the merge (its frames'
             numbers depend on them: a reader of the frames again merges with the same).
+        streams: the captures are live streams (see :attr:`streams`).
     """
 
-    def __init__(self, files: Sequence[str], offsets: Sequence[float]) -> None:
+    def __init__(self, files: Sequence[str], offsets: Sequence[float], streams: bool = False) -> None:
         self.files = list(files)
         self.offsets = list(offsets)
+        self.streams = streams
+        """The captures are live streams (remote hosts' captures, named by ``files``), not
+        files: their frames cannot be read again from them."""
         self.skip: list[np.ndarray] | None = None
         """Frames left out of the merge (each capture's own numbers), as :class:`MergedSource` was told."""
         self._of = array("B" if len(files) <= 256 else "H")  # the capture of frame k at k - 1
@@ -223,10 +227,14 @@ class MergedSource:
             return [b, ts, key, 0]
         return None
 
-    def _step(self, heads: list, live: list[int]) -> list[FrameBatch]:
+    def _step(self, heads: list, live: list[int], horizon: float | None = None) -> list[FrameBatch]:
         """The frames of the heads at hand that can go out now, in order, as batches; heads
-        used up are dropped (the next call reads on)."""
-        horizon = min(float(heads[i][2][-1]) for i in live)
+        used up are dropped (the next call reads on). ``horizon``: the latest merge key that
+        may go out (default: the earliest last key among the heads, right for files, whose
+        later frames are all in their next batches; a live merge gives its watermark:
+        :class:`tcpview.sources.live.remote_merge.RemoteCapture`)."""
+        if horizon is None:
+            horizon = min(float(heads[i][2][-1]) for i in live)
         parts = []
         for i in live:
             _b, _ts, key, pos = heads[i]
@@ -234,6 +242,8 @@ class MergedSource:
             end = pos + int(later[0]) if len(later) else len(key)
             if end > pos:
                 parts.append((i, pos, end))
+        if not parts:  # (a watermark may let nothing out yet)
+            return []
         # the capture whose batch ends at the horizon always has frames to give: its key never
         # decreases, so its whole batch is at or before its last time stamp
         keys = np.concatenate([heads[i][2][a:e] for i, a, e in parts])
@@ -304,8 +314,12 @@ class MergedSource:
             ts[m] = bts[mine]
             at += hi - lo
         out = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
+        # read-only, as every reader's buffer is: the compiled loop is typed (and cached) for
+        # read-only bytes, and a writable buffer would make it compile another version first
+        out.flags.writeable = False
         self._number(frames, cap, ts)
-        return FrameBatch(out, frames, None, capture=cap.astype(np.int16), where=where)
+        in_files = any(held[i][0].base is not None for i in np.unique(cap).tolist())
+        return FrameBatch(out, frames, None, capture=cap.astype(np.int16), where=where if in_files else None)
 
     def expected_frames(self) -> int | None:
         """About how many frames the captures hold together (None if one does not say)."""

@@ -78,7 +78,7 @@ def export(tl: Timeline, ids: list[int], fmt: str, path: str, source: str | Capt
     if not ids:
         raise UserError("no connection to export")
     if fmt == "pcap":
-        if not source or source == "-":
+        if not source or source == "-" or (isinstance(source, CaptureMap) and source.streams):
             raise UserError("a pcap export reads the frames again from a capture file; this source has none")
         with new_file(path, False, binary=True) as out:
             n = write_pcap(tl, ids, source, out)

@@ -139,9 +139,11 @@ class LiveApp(TcpviewApp):
         st["evicted"] = self.tl.evicted["connections"]
         sink = getattr(src, "sink", None)
         error = getattr(src, "error", None)
+        hosts = getattr(src, "hosts", None)  # several hosts' captures (live --remote)
         self._main(CaptureStatus).show(getattr(src, "interface", getattr(src, "name", "")), st, reasons,
                                        save_path=sink.path if sink is not None else None, error=error,
-                                       method=getattr(src, "method", None))
+                                       method=getattr(src, "method", None),
+                                       hosts=hosts() if hosts is not None else None)
         self._check_drops(st, error)
 
     def _check_drops(self, st: dict[str, int], error: str | None) -> None:
@@ -152,7 +154,8 @@ class LiveApp(TcpviewApp):
             self.notify(safe(str(error)), title="capture", severity="error", timeout=15, markup=False)
         dropped = int(st.get("dropped", 0))
         if dropped > self._drops_told:
-            who = "dumpcap" if getattr(self.source, "method", "") == "dumpcap" else "the kernel"
+            who = {"dumpcap": "dumpcap", "ssh": "the hosts' kernels"}.get(getattr(self.source, "method", ""),
+                                                                        "the kernel")
             self.notify(f"{who} dropped {plural(dropped - self._drops_told, 'packet')} (capture buffer full; "
                         f"{dropped} in all): states may be off — K compares with the kernel",
                         title="packets lost", severity="warning", timeout=8, markup=False)

@@ -68,6 +68,18 @@ def with_capture(tl: Timeline, seg: dict) -> dict:
     return seg
 
 
+def first_capture(tl: Timeline, cid: int) -> str | None:
+    """The capture (file or host) connection ``cid``'s first stored segment came from, when the
+    timeline merges several captures; None otherwise, or when none of its segments is kept."""
+    caps = tl.captures
+    if caps is None:
+        return None
+    c = tl.conns.get(cid)
+    if c is None or not c.n:
+        return None
+    return caps.name(int(c.record(0)[1]))
+
+
 def segments_of(tl: Timeline, ids: list[int]) -> Iterator:
     """The segments of connections ``ids``, in frame order."""
     wanted = set(ids)

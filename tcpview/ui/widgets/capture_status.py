@@ -5,7 +5,8 @@ capture (tcpview's own ``packet ring``, or Wireshark's ``dumpcap``), packets the
 delivered, packets dropped because the capture buffer was full (the states shown may then be
 wrong; dumpcap tells its drops only when it stops, so until then the figure is ``?``), frames the
 decoder could not use (not TCP, truncated, IP fragments), packets written with ``-w``, and
-connections that left the timeline to keep within ``--memory`` (``evicted``).
+connections that left the timeline to keep within ``--memory`` (``evicted``). With several
+hosts (``live --remote``), each host's drops follow, and a host that dropped out says so.
 Always visible, so nothing is lost silently; the line turns to the warning colour once
 the kernel has dropped anything, and to the error colour while the capture reports an
 error (the interface went down). The app updates it about once a second.
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from rich.text import Text
 from textual.widget import Widget
 
+from ...sources.live.remote import short_name
 from ...textutil import safe
 from ..fmt import ellipsize_left
 from .repaint import PaintedText
@@ -51,9 +53,11 @@ class CaptureStatus(PaintedText, Widget):
         self.save_path: str | None = None
         self.error: str | None = None
         self.reasons: dict[str, int] = {}
+        self.hosts: list[tuple[str, int | None, bool]] = []
 
     def show(self, interface: str, status: Mapping[str, int], reasons: Mapping[str, int] | None = None,
-             save_path: str | None = None, error: str | None = None, method: str | None = None) -> None:
+             save_path: str | None = None, error: str | None = None, method: str | None = None,
+             hosts: list[dict] | None = None) -> None:
         """Show a capture's :meth:`~tcpview.sources.live.capture.LiveSource.status`.
 
         Args:
@@ -64,19 +68,22 @@ class CaptureStatus(PaintedText, Widget):
             save_path: the ``-w`` file, when saving.
             error: a problem the capture carries on through (None: none).
             method: how the capture goes (``packet ring``, ``dumpcap``), shown after the interface.
+            hosts: several hosts' captures (``live --remote``): each as ``{"host", "dropped",
+                "state"}`` (:meth:`~tcpview.sources.live.remote_merge.RemoteCapture.hosts`).
         """
         reasons = dict(reasons or {})
+        per_host = [(h["host"], h["dropped"], h["state"] == "ended") for h in hosts or []]
         new = (interface, method, int(status.get("captured", 0)),
                int(status["dropped"]) if "dropped" in status else None,
                int(status.get("skipped", sum(reasons.values()))),
                int(status["saved"]) if "saved" in status else None, int(status.get("evicted", 0)), save_path,
-               error, reasons)
+               error, reasons, per_host)
         old = (self.interface, self.method, self.captured, self.dropped, self.skipped, self.saved, self.evicted,
-               self.save_path, self.error, self.reasons)
+               self.save_path, self.error, self.reasons, self.hosts)
         if new == old:
             return
         (self.interface, self.method, self.captured, self.dropped, self.skipped, self.saved, self.evicted,
-         self.save_path, self.error, self.reasons) = new
+         self.save_path, self.error, self.reasons, self.hosts) = new
         self.set_class(bool(self.dropped), "-dropped")
         self.set_class(bool(error), "-error")
         tips = [f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1])]
@@ -113,6 +120,16 @@ class CaptureStatus(PaintedText, Widget):
                 out.append(" · ", label)
             out.append(f"{name} ", lost if bad else label)
             out.append("?" if n is None else f"{n:,}", lost if bad else figure)  # exact: figures to trust
+        if len(self.hosts) > 1:  # each host's drops; one that dropped out, in the error colour
+            out.append("  │", label)
+            for name, dropped, gone in self.hosts:
+                out.append(" ")
+                out.append(safe(short_name(name)), err if gone else figure)
+                if gone:
+                    out.append(" gone", err)
+                else:
+                    out.append(" dropped ", lost if dropped else label)
+                    out.append("?" if dropped is None else f"{dropped:,}", lost if dropped else figure)
         if self.saved is not None and self.save_path:
             # the file's end is what tells (a ring's number and time): cut from the left to fit
             room = (self.size.width or 200) - out.cell_len - 3

@@ -21,7 +21,9 @@ from textual.strip import Strip
 from ...engine.analysis.diagnosis import SHORT, VERDICTS
 from ...engine.analysis.query import SORT_KEYS, ConnQuery, ConnRows
 from ...engine.core.tcp import STATE_NAMES
+from ...engine.output.writers import first_capture
 from ...engine.timeline.timeline import Timeline
+from ...sources.live.remote import short_name
 from ...textutil import safe
 from .. import fmt
 from ..messages import WidgetMessage
@@ -43,6 +45,7 @@ TITLES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
     "sstate": "server state", "pkts": "pkts", "bytes": "bytes", "idle": "idle", "age": "age",
     "notes": "notes", "rtt": "rtt", "retr": "retr", "zeek": "zeek", "proc": "proc", "slow": "slow",
+    "host": "host",
 }
 SORT_NAMES = {
     "id": "id", "client": "client", "server": "server", "cstate": "client state",
@@ -62,8 +65,9 @@ def sort_title(sort: str, reverse: bool) -> str:
     return SORT_NAMES[sort] + (" ▼" if reverse else "")
 
 
-def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
+def layout(width: int, id_width: int = 4, proc: bool = False, host: bool = False) -> list[Column]:
     """Columns that fit ``width`` cells: the core ones always, extras as room allows (first
+    the host a connection was captured on, when ``host``: several hosts' live captures; then
     the process holding the sockets, when ``proc``: a live capture on this host)."""
     state_w = 12 if width >= 100 else 11
     core = [Column("id", "id", max(3, id_width), True), Column("cstate", "client", state_w),
@@ -74,6 +78,8 @@ def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
               Column("age", "age", 5, True)]
     if proc:
         extras.insert(0, Column("proc", "proc", 14))
+    if host:
+        extras.insert(0, Column("host", "host", 16))
     used = sum(c.width for c in core) + 5  # five gaps: core four + two addresses
     addr_pref, addr_min = 21, 14
     chosen: list[Column] = []
@@ -87,7 +93,7 @@ def layout(width: int, id_width: int = 4, proc: bool = False) -> list[Column]:
         core[1] = Column("cstate", "client state", state_w)
         core[2] = Column("sstate", "server state", state_w)
     cols = [core[0], Column("client", "client", addr), Column("server", "server", addr), core[1], core[2], core[3]]
-    order = {"proc": -1, "bytes": 0, "rtt": 1, "retr": 2, "slow": 3, "zeek": 4, "idle": 5, "age": 6, "notes": 7}
+    order = {"host": -2, "proc": -1, "bytes": 0, "rtt": 1, "retr": 2, "slow": 3, "zeek": 4, "idle": 5, "age": 6, "notes": 7}
     cols.extend(sorted(chosen, key=lambda c: order[c.key]))
     # give what is left to the notes column (or nothing)
     return cols
@@ -153,6 +159,7 @@ class ConnectionTable(VirtualList):
         """The ``proc`` column's text by connection id (None: no such column, not a live
         capture on this host); see :meth:`set_processes`."""
         self._proc_version = 0
+        self._hosts: dict[int, str] = {}  # connection id -> host (its first segment's): never changes
         self.clock: float | None = None
         """The time the idle and age columns count to: the cursor, or up to a second behind
         it while it moves by itself (see ``settle`` in :meth:`update_view`)."""
@@ -170,6 +177,8 @@ class ConnectionTable(VirtualList):
         rows added below the visible ones reach the scroll bar on the next settling update.
         Both would otherwise repaint the whole table on every tick.
         """
+        if tl is not self.tl:
+            self._hosts = {}  # a new timeline: its ids are its own
         self.tl = tl
         now = pos if pos is not None else tl.last_ts
         clock = self.clock
@@ -246,7 +255,7 @@ class ConnectionTable(VirtualList):
 
     def sort_next(self) -> None:
         """Sort by the next column."""
-        keys = [c.key for c in self.columns()] or list(SORT_KEYS)
+        keys = [c.key for c in self.columns() if c.key in SORT_KEYS] or list(SORT_KEYS)
         cur = self.model.sort
         nxt = keys[(keys.index(cur) + 1) % len(keys)] if cur in keys else keys[0]
         self.sort_by(nxt, reverse=False)
@@ -282,7 +291,8 @@ class ConnectionTable(VirtualList):
         left = 0
         for col in self.columns():
             if left <= x < left + col.width + 1:
-                self.sort_by(col.key)
+                if col.key in SORT_KEYS:  # (the host column does not sort)
+                    self.sort_by(col.key)
                 return
             left += col.width + 1
 
@@ -295,10 +305,21 @@ class ConnectionTable(VirtualList):
         """The columns for the current width."""
         width = self.scrollable_content_region.width
         idw = len(str(max(0, self.tl.view().next_id - 1))) if self.tl is not None else 2
-        if self._columns_for != (width, idw):
-            self._columns = layout(width, idw, self.proc_texts is not None)
+        caps = self.tl.captures if self.tl is not None else None
+        host = caps is not None and caps.streams and len(caps.files) > 1  # several hosts' live captures
+        if self._columns_for != (width, idw) or host != any(c.key == "host" for c in self._columns):
+            self._columns = layout(width, idw, self.proc_texts is not None, host)
             self._columns_for = (width, idw)
         return self._columns
+
+    def _host(self, tl: Timeline, cid: int) -> str:
+        """The host connection ``cid`` was first captured on (kept: it never changes)."""
+        text = self._hosts.get(cid)
+        if text is None:
+            text = first_capture(tl, cid) or ""
+            if text:
+                self._hosts[cid] = text
+        return text
 
     def render_header(self, width: int, base: Style) -> Strip:
         head, sorted_st = base + self._style("conn-table--header"), base + self._style("conn-table--sorted")
@@ -398,6 +419,8 @@ class ConnectionTable(VirtualList):
             elif key == "retr":
                 text = fmt.count(retr) if retr else ""
                 style = base + self._style("conn-table--note")
+            elif key == "host":  # as the user gave it, but a host's name may hold anything
+                text = fmt.ellipsize_left(safe(short_name(self._host(tl, cid))), w)  # its end tells
             elif key == "proc":  # a process names itself: any character
                 text = safe((self.proc_texts or {}).get(cid, ""))
             elif key == "slow":  # the diagnosis's verdict as of the cursor (tcpview diagnose)
