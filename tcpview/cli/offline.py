@@ -10,9 +10,10 @@ import json
 import sys
 
 from ..textutil import plural
+from .cluster import cmd_cluster, wants_cluster
 from .errors import EXIT_USAGE, UsageError
 from .kernel_events import add_kernel_states
-from .options import add_capture, add_memory, add_save, add_timers, default_memory, nonnegative_float
+from .options import add_capture, add_cluster, add_memory, add_save, add_timers, default_memory, nonnegative_float
 from .report import print_summary
 
 
@@ -32,6 +33,7 @@ def add_summary(sub) -> None:
     add_save(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)
+    add_cluster(s)
 
 
 def add_ladder(sub) -> None:
@@ -51,6 +53,7 @@ def add_expert(sub) -> None:
     e.add_argument("source", help="pcap/pcapng file, or - for a stream on stdin")
     e.add_argument("--json", action="store_true", help="print JSON")
     add_timers(e)
+    add_cluster(e)
 
 
 def cmd_expert(args: argparse.Namespace) -> int:
@@ -58,6 +61,8 @@ def cmd_expert(args: argparse.Namespace) -> int:
     from ..engine.analysis.expert_report import expert_report
     from .report import print_expert
 
+    if wants_cluster(args):
+        return cmd_cluster(args, "expert")
     res = _load(args)
     print_expert(expert_report(res.timeline), args.source, args.json)
     return _finish(res)
@@ -89,6 +94,8 @@ def _finish(res) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """``tcpview summary``."""
+    if wants_cluster(args):
+        return cmd_cluster(args, "summary")
     if args.interface is not None or args.duration is not None or args.kernel:
         from .live import live_summary
 

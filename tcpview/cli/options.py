@@ -156,3 +156,13 @@ def add_memory(p: argparse.ArgumentParser, unbounded_default: bool) -> None:
     p.add_argument("--memory", type=memory_size, metavar="SIZE",
                    help=f"the most the timeline may use, e.g. 512M or 2G; beyond it the oldest connections "
                    f"and segments leave it, and that is counted (default: {default})")
+
+
+def add_cluster(p: argparse.ArgumentParser) -> None:
+    """``[FILE ...] --jobs N | --scheduler ADDRESS``: an archive of capture files on a Dask cluster."""
+    p.add_argument("more", nargs="*", metavar="FILE", help="more capture files of the same archive (a ring): "
+                   "read as one capture merged by time, with --jobs or --scheduler")
+    p.add_argument("--jobs", type=positive_int, metavar="N", help="run on a local Dask cluster of N processes "
+                   '(needs pip install "tcpview-tui[cluster]")')
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786 "
+                   "(its workers read the files by the same paths)")
