@@ -1,11 +1,11 @@
 """Stage 2 of a cluster run: each frame's place in the archive merged by time.
 
-Files are merged as ``mergecap`` merges them: at each step the earliest next frame of any
-file, the earlier file on a tie. A file's frames keep their order, so a frame whose clock
+Files are merged as ``mergecap`` (Wireshark 4.0) merges them: at each step the earliest next
+frame of any file, of the later file (in the order given) on a tie. A file's frames keep their order, so a frame whose clock
 stepped back comes right after the frame before it: its place is that of the latest time
 stamp seen so far in its file (its running maximum, :attr:`FileParts.times`). The place of
-frame j of file f is then j + 1, plus the frames of the earlier files at or before its time,
-plus those of the later files strictly before it: a binary search in each file whose time
+frame j of file f is then j + 1, plus the frames of the later files at or before its time,
+plus those of the earlier files strictly before it: a binary search in each file whose time
 span overlaps f's, and a count for the files wholly before it. No file is read again and
 only the time stamps of neighbours in time move (8 bytes a frame).
 """
@@ -59,8 +59,9 @@ def plan(spans: list[Span]) -> list[tuple[int, list[int]]]:
             if o.index == s.index or not o.frames or not s.frames:
                 continue
             assert o.first is not None and o.last is not None and s.first is not None and s.last is not None
-            wholly_before = o.last < s.first or (o.last == s.first and o.index < s.index)
-            wholly_after = o.first > s.last or (o.first == s.last and o.index > s.index)
+            # on a tie the later file's frame comes first
+            wholly_before = o.last < s.first or (o.last == s.first and o.index > s.index)
+            wholly_after = o.first > s.last or (o.first == s.last and o.index < s.index)
             if wholly_before:
                 before += o.frames
             elif not wholly_after:
@@ -74,7 +75,7 @@ def merged_numbers(parts: FileParts, before: int, near: list[tuple[int, np.ndarr
     t = parts.times
     n = np.arange(1, len(t) + 1, dtype=np.int64) + before
     for index, other in near:
-        n += np.searchsorted(other, t, side="right" if index < parts.index else "left")
+        n += np.searchsorted(other, t, side="right" if index > parts.index else "left")
     return n
 
 

@@ -19,7 +19,11 @@ time; both accept exactly what :func:`~tcpview.engine.core.decode.decode_frame` 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -240,13 +244,54 @@ class _Piece:
         return FrameBatch(buf, rows.view(np.recarray))
 
 
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """A local path to read ``path`` from: the path itself, the file a ``file://`` URL names,
+    or, for any other URL fsspec knows (``s3://...`` with its package and credentials), a copy
+    in the worker's temporary directory (removed after), fetched once.
+
+    Raises:
+        CaptureError: the URL names nothing that can be fetched.
+    """
+    from ..sources.pcap import CaptureError
+
+    if "://" not in path:
+        yield path
+        return
+    import fsspec
+    from fsspec.implementations.local import LocalFileSystem
+
+    try:
+        fs, inner = fsspec.core.url_to_fs(path)
+    except (ImportError, ValueError) as e:
+        raise CaptureError(f"{path}: cannot be read ({e})") from None
+    if isinstance(fs, LocalFileSystem):
+        yield inner
+        return
+    fd, tmp = tempfile.mkstemp(suffix=".pcap", prefix="tcpview-")
+    os.close(fd)
+    try:
+        try:
+            fs.get_file(inner, tmp)
+        except OSError as e:
+            raise CaptureError(f"{path}: cannot be read ({e.strerror or e})") from None
+        yield tmp
+    finally:
+        os.unlink(tmp)
+
+
 def split_file(path: str, index: int, buckets: int) -> FileParts:
-    """Read capture ``path`` (the ``index``-th file of the archive) once and cut it into
-    ``buckets`` buckets.
+    """Read capture ``path`` (the ``index``-th file of the archive; a path or a URL, see
+    :func:`local_copy`) once and cut it into ``buckets`` buckets.
 
     Raises:
         CaptureError: the file cannot be opened or is not a capture.
     """
+    with local_copy(path) as local:
+        return _split(local, index, buckets)
+
+
+def _split(path: str, index: int, buckets: int) -> FileParts:
     from ..sources.pcap import check_capture
 
     check_capture(path)

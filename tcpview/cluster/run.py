@@ -81,7 +81,7 @@ def connect(jobs: int | None, scheduler: str | None):
 
     cluster = distributed.LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
                                        dashboard_address="127.0.0.1:0", host="127.0.0.1",
-                                       silence_logs=logging.ERROR)
+                                       silence_logs=logging.CRITICAL)
     return distributed.Client(cluster), cluster
 
 
@@ -123,9 +123,10 @@ class Bars:
         self.draw(stage, 0, len(futures), unit)
         for fut in as_completed(futures):
             if fut.status == "error":
+                error = fut.exception()
                 for other in futures:
                     other.cancel()
-                fut.result()
+                raise error
             done += 1
             self.draw(stage, done, len(futures), unit, final=done == len(futures))
         if not futures:
@@ -168,9 +169,14 @@ def run(files: list[str], command: str, *, jobs: int | None = None, scheduler: s
 
 def _size(path: str) -> int:
     try:
+        if "://" in path:
+            import fsspec
+
+            fs, inner = fsspec.core.url_to_fs(path)
+            return int(fs.size(inner))
         return os.path.getsize(path)
-    except OSError:
-        return 0
+    except (OSError, ValueError, ImportError):
+        return 0  # the worker that reads it says why
 
 
 def _stages(client, files: list[str], command: str, msl2: float, fin_timeout: float, buckets: int | None,
