@@ -60,7 +60,7 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
     from ..cluster.run import run
 
     files = files_of(args)
-    what = args.format if command == "export" else command
+    what = args.format if command == "export" else "summary-json" if command == "summary" and args.json else command
     r = run(files, what, jobs=args.jobs, scheduler=args.scheduler, msl2=args.msl2, fin_timeout=args.fin_timeout)
     source = ", ".join(files)
     n = merge.connections(r.answers)
@@ -68,8 +68,10 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
     if conn is not None and not 0 <= conn < n:
         raise UsageError(f"no connection {conn} (the capture has {n}: 0..{n - 1})" if n
                          else f"no connection {conn} (the capture has none)")
-    if command == "summary":
-        _print_summary(merge.summary(r.answers, source), args.json)
+    if command == "summary" and args.json:
+        sys.stdout.write(merge.summary_json(r.answers, source))
+    elif command == "summary":
+        _print_summary(merge.summary(r.answers, source))
     elif command == "expert":
         from .report import print_expert
 
@@ -80,7 +82,8 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
         _export(r.answers, args)
     ratio = r.bytes_read / r.archive_bytes if r.archive_bytes else 0.0
     print(f"tcpview: {plural(len(files), 'file')} ({r.archive_bytes / 1e6:.1f} MB) on {plural(r.workers, 'worker')} "
-          f"in {r.buckets} buckets: {ratio:.2f} bytes read per byte of the archive, "
+          f"in {r.buckets} buckets (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
+          + f"): {ratio:.2f} bytes read per byte of the archive, "
           f"{r.staged / max(r.archive_bytes, 1):.2f} handed on to the trackers", file=sys.stderr)
     if r.error:
         print(f"tcpview: error: {r.error}", file=sys.stderr)
@@ -88,15 +91,14 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def _print_summary(s: dict, as_json: bool) -> None:
+def _print_summary(s: dict) -> None:
     from ..engine.timeline.conn_columns import ConnColumns
     from .report import write_summary_text
 
-    if as_json:
-        sys.stdout.write(json.dumps(s, indent=1) + "\n")
-        return
     dicts = s["connections"]
-    cols = ConnColumns(*([None] * len(dicts) for _ in fields(ConnColumns)))
+    cols = ConnColumns.empty()
+    for f in fields(cols):  # rows to fill in
+        getattr(cols, f.name).extend([None] * len(dicts))
     for i, d in enumerate(dicts):
         cols.set(i, d)
     write_summary_text(sys.stdout, s, cols)

@@ -21,11 +21,15 @@ import numpy as np
 from ..engine.pump import Pump
 from ..engine.timeline.timeline import Timeline
 from ..engine.timeline.tracker import Tracker
+from ..records import Records
 from ..sources.batch import FRAME, FrameBatch
 
-COMMANDS = ("summary", "expert", "diagnose", "jsonl", "csv")
-"""What a bucket can answer: ``summary --json``'s content, ``expert``'s, ``diagnose``'s and
-``export --format jsonl|csv``'s."""
+COMMANDS = ("summary", "summary-json", "expert", "diagnose", "jsonl", "csv")
+"""What a bucket can answer: ``summary``'s connections (as dicts, or as ``summary --json``'s
+text), ``expert``'s, ``diagnose``'s and ``export --format jsonl|csv``'s."""
+
+ROW_START = b'  {\n   "id": '
+"""How each connection of ``summary --json`` starts (``json.dumps(..., indent=1)``'s layout)."""
 
 _BATCH = 65536
 
@@ -70,7 +74,7 @@ def merge_pieces(pieces: list[FrameBatch]) -> FrameBatch:
     """One batch of every piece's frames, by their ``frame`` field (places in the archive)."""
     pieces = [p for p in pieces if len(p)]
     if not pieces:
-        return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(np.recarray))
+        return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(Records))
     shift = np.cumsum([0] + [len(p.buf) for p in pieces[:-1]])
     rows = []
     for p, s in zip(pieces, shift.tolist(), strict=True):
@@ -79,7 +83,7 @@ def merge_pieces(pieces: list[FrameBatch]) -> FrameBatch:
         rows.append(r)
     frames = np.concatenate(rows)
     frames = frames[np.argsort(frames["frame"], kind="stable")]
-    return FrameBatch(np.concatenate([p.buf for p in pieces]), frames.view(np.recarray))
+    return FrameBatch(np.concatenate([p.buf for p in pieces]), frames.view(Records))
 
 
 def track(pieces: list[FrameBatch], last_tcp: float | None, msl2: float, fin_timeout: float) -> Tracker:
@@ -124,6 +128,8 @@ def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2:
     out = BucketAnswer(first_frames(tl), head(tl))
     if command == "summary":
         out.rows = tl.connection_dicts(None)
+    elif command == "summary-json":
+        out.rows = json_rows(tl)
     elif command == "expert":
         from ..engine.analysis.expert_report import expert_report
 
@@ -156,6 +162,24 @@ def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2:
     else:
         raise ValueError(f"not a command a bucket answers: {command}")
     return out
+
+
+def json_rows(tl: Timeline) -> list[tuple[int, bytes]]:
+    """The connections as ``summary --json`` writes them (the engine's compiled writer), as
+    ``(id, the row's text after its id)``."""
+    from ..engine.output.json_rows import RowsWriter
+    from ..engine.timeline.conn_columns import conn_array_chunks
+
+    w = RowsWriter()
+    blob = b"".join(bytes(w.rows(part)) for part in conn_array_chunks(tl, None) if len(part))
+    if not blob:
+        return []
+    assert blob.startswith(ROW_START)
+    rows = []
+    for text in blob[len(ROW_START):].split(b",\n" + ROW_START):
+        cut = text.index(b",")
+        rows.append((int(text[:cut]), text[cut:]))
+    return rows
 
 
 def _segments(tl: Timeline, ids: list[int]):

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .bucket import BucketAnswer, relabel_line
+from .bucket import ROW_START, BucketAnswer, relabel_line
 
 
 def archive_ids(answers: list[BucketAnswer]) -> list[np.ndarray]:
@@ -76,6 +76,27 @@ def summary(answers: list[BucketAnswer], source: str) -> dict:
     s = merged_head(answers, source)
     s["connections"] = list(_by_id(answers, archive_ids(answers)))
     return s
+
+
+def summary_json(answers: list[BucketAnswer], source: str) -> str:
+    """``summary --json``'s text (from buckets that answered ``summary-json``), as
+    ``tcpview.cli.report.write_summary_json`` writes it: ``json.dumps(..., indent=1)``'s."""
+    import json
+
+    head = merged_head(answers, source)
+    head["connections"] = "@@connections@@"
+    before, after = json.dumps(head, indent=1).split('"@@connections@@"')
+    ids = archive_ids(answers)
+
+    def relabelled(a: BucketAnswer, gid: np.ndarray):
+        for cid, rest in a.rows:
+            yield int(gid[cid]), rest
+
+    rows = [ROW_START + str(g).encode() + rest
+            for g, rest in heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)),
+                                       key=lambda r: r[0])]
+    body = "[]" if not rows else "[\n" + b",\n".join(rows).decode("ascii") + "\n ]"
+    return before + body + after + "\n"
 
 
 def expert(answers: list[BucketAnswer]) -> dict:
