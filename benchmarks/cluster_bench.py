@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -128,14 +129,18 @@ def _digest(text: str) -> str:
     return hashlib.sha256(json.dumps(doc).encode()).hexdigest()[:16]
 
 
-def _timed(args: list[str]) -> tuple[float, str, str]:
+def _timed(args: list[str]) -> tuple[float, float, str, str]:
+    """Wall-clock and CPU seconds (the command and every process it started) of ``tcpview ARGS``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     p = subprocess.run([sys.executable, "-m", "tcpview", *args], capture_output=True, text=True, env=_env(),
                        cwd=ROOT)
     took = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if p.returncode:
         raise SystemExit(f"tcpview {' '.join(args[:3])}...: exit {p.returncode}: {p.stderr.strip()[-500:]}")
-    return took, p.stdout, p.stderr
+    return took, cpu, p.stdout, p.stderr
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,23 +164,26 @@ def main(argv: list[str] | None = None) -> int:
         packets = a.copies * len(read_frames(a.capture)[1])
         print(f"archive: {len(files)} files, {packets:,} packets, {size / 1e6:.0f} MB "
               f"(made in {time.monotonic() - t0:.0f} s); cores: {os.cpu_count()}, load {os.getloadavg()[0]:.1f}")
-        single, out, _ = _timed(["summary", "--json", str(merged)])
+        single, single_cpu, out, _ = _timed(["summary", "--json", str(merged)])
         ref = _digest(out)
-        print(f"single process (summary --json of the merged file): {single:6.1f} s  "
-              f"{packets / single / 1e6:.2f} M packets/s")
+        print(f"single process (summary --json of the merged file): {single:6.1f} s, {single_cpu:.1f} s of CPU: "
+              f"{packets / single / 1e6:.2f} M packets/s, {packets / single_cpu / 1e6:.2f} M per CPU second")
         one = None
         for n in a.workers:
-            took, out, err = _timed(["summary", "--json", *map(str, files), "--jobs", str(n)])
+            took, cpu, out, err = _timed(["summary", "--json", *map(str, files), "--jobs", str(n)])
             one = one or took
-            m = re.search(r"in (\d+) buckets \(([^)]*)\): ([\d.]+) bytes read per byte of the archive, ([\d.]+) handed on",
-                          err)
-            buckets, stages, ratio, staged = m.groups() if m else ("?", "?", "?", "?")
+            m = re.search(r"in (\d+) buckets \(([^)]*)\): ([\d.]+) bytes read per byte of the archive, ([\d.]+) handed "
+                          r"on to the trackers; workers' CPU: read ([\d.]+) s, track ([\d.]+) s", err)
+            if not m:
+                raise SystemExit(f"no figures in: {err}")
+            buckets, stages, ratio, staged, read_cpu, track_cpu = m.groups()
             same = "equal" if _digest(out) == ref else "DIFFERENT"
-            print(f"--jobs {n}: {took:6.1f} s  {packets / took / 1e6:.2f} M packets/s "
-                  f"({packets / took / n / 1e6:.2f} per worker)  x{one / took:.2f} over 1 worker, "
+            print(f"--jobs {n}: {took:6.1f} s, {cpu:.1f} s of CPU in all: {packets / took / 1e6:.2f} M packets/s "
+                  f"({packets / took / n / 1e6:.2f} per worker), x{one / took:.2f} over 1 worker, "
                   f"x{single / took:.2f} over the single process; {buckets} buckets, stages done at {stages}; "
-                  f"{ratio} bytes read per byte, "
-                  f"{staged} handed on; JSON {same}")
+                  f"workers' CPU: reading and cutting {read_cpu} s ({packets / float(read_cpu) / 1e6:.1f} M packets "
+                  f"per CPU second), tracking {track_cpu} s ({packets / float(track_cpu) / 1e6:.1f} M); "
+                  f"{ratio} bytes read per byte of the archive, {staged} handed on; JSON {same}")
     finally:
         if a.keep:
             print(f"kept {folder}")

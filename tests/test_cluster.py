@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,9 +109,9 @@ def test_the_answer_does_not_depend_on_the_buckets(ring, client, buckets):
     assert r.bytes_read == sum(f.stat().st_size for f in ring.files)  # each byte once
 
 
-class _KillAfterNumbering(Bars):
-    """Bars that kill the worker process holding the most of the numbered pieces once the
-    numbering stage is over: the trackers must get them from a recomputation."""
+class _KillAfterReading(Bars):
+    """Bars that kill the worker process holding the most of the files' buckets once every
+    file is read: the trackers must get them from reading those files again."""
 
     def __init__(self, client) -> None:
         super().__init__(open(os.devnull, "w"))
@@ -120,7 +121,7 @@ class _KillAfterNumbering(Bars):
 
     def watch(self, stage, futures, unit):
         got = super().watch(stage, futures, unit)
-        if stage == "number":
+        if stage == "read":
             held = self.client.who_has(futures)
             counts: dict[str, int] = {}
             for addrs in held.values():
@@ -135,7 +136,7 @@ class _KillAfterNumbering(Bars):
 
 
 def test_a_worker_killed_mid_run_is_redone(ring, client):
-    bars = _KillAfterNumbering(client)
+    bars = _KillAfterReading(client)
     r = run(_files(ring), "summary", client=client, buckets=4, say=lambda _: None, bars=bars)
     assert bars.killed is not None and bars.lost > 0
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
@@ -151,8 +152,9 @@ def test_jobs_starts_a_local_cluster_with_bars_and_the_dashboard(ring):
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
     assert _without_source(out) == _without_source(ref)
     assert "Dask dashboard: http://127.0.0.1:" in err
-    for stage, total in (("read", len(ring.files)), ("number", len(ring.files)), ("track", 4)):
+    for stage, total in (("read", len(ring.files)), ("track", 4)):
         assert f"tcpview: {stage:<6} [{'#' * 30}] {total}/{total}" in err, err
+    assert re.search(r"tcpview: number \[#*\] (\d+)/\1 files overlapping others in time", err), err
     assert "1.00 bytes read per byte of the archive" in err
 
 

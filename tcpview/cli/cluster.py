@@ -84,7 +84,8 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
     print(f"tcpview: {plural(len(files), 'file')} ({r.archive_bytes / 1e6:.1f} MB) on {plural(r.workers, 'worker')} "
           f"in {r.buckets} buckets (" + ", ".join(f"{k} {v:.1f} s" for k, v in r.seconds.items())
           + f"): {ratio:.2f} bytes read per byte of the archive, "
-          f"{r.staged / max(r.archive_bytes, 1):.2f} handed on to the trackers", file=sys.stderr)
+          f"{r.staged / max(r.archive_bytes, 1):.2f} handed on to the trackers; workers' CPU: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in r.cpu.items()), file=sys.stderr)
     if r.error:
         print(f"tcpview: error: {r.error}", file=sys.stderr)
         return EXIT_USAGE

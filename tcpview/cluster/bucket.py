@@ -48,7 +48,8 @@ class BucketAnswer:
     head: dict
     rows: list = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-    error: str | None = None
+    cpu: float = 0.0
+    """CPU seconds the worker's thread spent on the bucket."""
 
 
 class _MergedSource:
@@ -70,27 +71,30 @@ class _MergedSource:
         return None
 
 
-def merge_pieces(pieces: list[FrameBatch]) -> FrameBatch:
-    """One batch of every piece's frames, by their ``frame`` field (places in the archive)."""
-    pieces = [p for p in pieces if len(p)]
-    if not pieces:
+def merge_pieces(pieces: list[FrameBatch], offsets: list[int] | None = None) -> FrameBatch:
+    """One batch of every piece's frames, by their ``frame`` field plus the piece's offset
+    (their places in the archive)."""
+    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if len(p)]
+    if not kept:
         return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(Records))
-    shift = np.cumsum([0] + [len(p.buf) for p in pieces[:-1]])
+    shift = np.cumsum([0] + [len(p.buf) for p, _o in kept[:-1]])
     rows = []
-    for p, s in zip(pieces, shift.tolist(), strict=True):
+    for (p, o), s in zip(kept, shift.tolist(), strict=True):
         r = np.array(p.frames, dtype=FRAME)
         r["off"] += s
+        r["frame"] += o
         rows.append(r)
     frames = np.concatenate(rows)
     frames = frames[np.argsort(frames["frame"], kind="stable")]
-    return FrameBatch(np.concatenate([p.buf for p in pieces]), frames.view(Records))
+    return FrameBatch(np.concatenate([p.buf for p, _o in kept]), frames.view(Records))
 
 
-def track(pieces: list[FrameBatch], last_tcp: float | None, msl2: float, fin_timeout: float) -> Tracker:
-    """The tracker after the bucket's frames, capture time passed to ``last_tcp`` (the
-    archive's latest segment time)."""
+def track(pieces: list[FrameBatch], last_tcp: float | None, msl2: float, fin_timeout: float,
+          offsets: list[int] | None = None) -> Tracker:
+    """The tracker after the bucket's frames (see :func:`merge_pieces`), capture time passed
+    to ``last_tcp`` (the archive's latest segment time)."""
     tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
-    merged = merge_pieces(pieces)
+    merged = merge_pieces(pieces, offsets)
     tracker.tl.tables.expect_segments(len(merged) + 1)
     pump = Pump(_MergedSource(merged), tracker, keep_frames=False, pause_seconds=0.0,
                 batch_seconds=float("inf"), warm=True, wait_compiled=False)
@@ -122,9 +126,14 @@ _CONN = re.compile(r'"conn":(\d+)')
 
 
 def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2: float = 60.0,
-           fin_timeout: float = 60.0) -> BucketAnswer:
-    """Track the bucket and answer ``command`` (one of :data:`COMMANDS`) for its connections."""
-    tl = track(pieces, last_tcp, msl2, fin_timeout).tl
+           fin_timeout: float = 60.0, offsets: list[int] | None = None) -> BucketAnswer:
+    """Track the bucket (one piece per file, each piece's frame numbers plus its offset are
+    their places in the archive) and answer ``command`` (one of :data:`COMMANDS`) for its
+    connections."""
+    import time
+
+    cpu = time.thread_time()
+    tl = track(pieces, last_tcp, msl2, fin_timeout, offsets).tl
     out = BucketAnswer(first_frames(tl), head(tl))
     if command == "summary":
         out.rows = tl.connection_dicts(None)
@@ -161,6 +170,7 @@ def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2:
                                                        if isinstance(d[k], list) else d[k] for k in CSV_FIELDS]))
     else:
         raise ValueError(f"not a command a bucket answers: {command}")
+    out.cpu = time.thread_time() - cpu
     return out
 
 

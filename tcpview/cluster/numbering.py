@@ -34,6 +34,8 @@ class Span:
     staged: int = 0
     """Bytes of its buckets (kept headers and frame records): what moves to the trackers."""
     error: str | None = None
+    cpu: float = 0.0
+    """CPU seconds its reading and cutting took."""
 
 
 def span_of(parts: FileParts) -> Span:
@@ -41,12 +43,18 @@ def span_of(parts: FileParts) -> Span:
     t = parts.times
     staged = sum(int(p.buf.nbytes) + int(p.frames.nbytes) for p in parts.pieces)
     return Span(parts.index, parts.frames, float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None,
-                parts.last_tcp, parts.bytes_read, staged, parts.error)
+                parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu)
 
 
 def times_of(parts: FileParts) -> tuple[int, np.ndarray]:
     """The file's index and its frames' running-maximum times (what a neighbour needs)."""
     return parts.index, parts.times
+
+
+def piece_of(parts: FileParts, bucket: int) -> FrameBatch:
+    """Bucket ``bucket``'s frames of a file that needs no numbering (its frames' places are
+    their places in the file plus an offset, which the bucket adds)."""
+    return parts.pieces[bucket]
 
 
 def plan(spans: list[Span]) -> list[tuple[int, list[int]]]:

@@ -51,6 +51,8 @@ class FileParts:
     """Bytes the reader handed up from the file."""
     error: str | None = None
     """Damage part-way (every frame before it is in the pieces), as a single-process read says."""
+    cpu: float = 0.0
+    """CPU seconds the worker's thread spent on it."""
     frames: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -148,8 +150,13 @@ def split_file(path: str, index: int, buckets: int) -> FileParts:
     Raises:
         CaptureError: the file cannot be opened or is not a capture.
     """
+    import time
+
+    cpu = time.thread_time()
     with local_copy(path) as local:
-        return _split(local, index, buckets)
+        parts = _split(local, index, buckets)
+    parts.cpu = time.thread_time() - cpu
+    return parts
 
 
 def _split(path: str, index: int, buckets: int) -> FileParts:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from ..errors import UserError
 from .bucket import BucketAnswer, answer
-from .numbering import Span, number_pieces, plan, span_of, times_of
+from .numbering import Span, number_pieces, piece_of, plan, span_of, times_of
 from .partition import split_file
 
 INSTALL = 'pip install "tcpview-tui[cluster]"'
@@ -53,6 +53,11 @@ class Run:
     def staged(self) -> int:
         """Bytes of the buckets (headers and frame records) handed from readers to trackers."""
         return sum(s.staged for s in self.spans)
+
+    @property
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds the workers spent reading and cutting the files, and tracking the buckets."""
+        return {"read": sum(s.cpu for s in self.spans), "track": sum(a.cpu for a in self.answers)}
 
     @property
     def error(self) -> str | None:
@@ -109,7 +114,7 @@ class Bars:
         """Draw stage ``stage`` at ``done`` of ``total``."""
         if not self.tty and not final:
             return
-        fill = self.WIDTH * done // max(total, 1)
+        fill = self.WIDTH * done // total if total else self.WIDTH  # nothing to do: done
         line = f"tcpview: {stage:<6} [{'#' * fill}{'.' * (self.WIDTH - fill)}] {done}/{total} {unit}"
         self.out.write(("\r" + line + ("\n" if final else "")) if self.tty else line + "\n")
         self.out.flush()
@@ -134,9 +139,15 @@ class Bars:
         return [f.result() for f in futures]
 
 
-def default_buckets(workers: int, archive_bytes: int) -> int:
-    """Buckets for an archive: two per worker, more for a large archive (see :data:`BUCKET_BYTES`)."""
-    return max(2 * workers, -(-archive_bytes // BUCKET_BYTES))
+MAX_PIECES = 1_000_000
+"""The most pieces (files x buckets) a run makes: each is a task of the scheduler's, which
+handles about a million well."""
+
+
+def default_buckets(workers: int, archive_bytes: int, files: int = 1) -> int:
+    """Buckets for an archive: two per worker, more for a large archive (see :data:`BUCKET_BYTES`),
+    but no more than :data:`MAX_PIECES` pieces in all."""
+    return max(2 * workers, min(-(-archive_bytes // BUCKET_BYTES), MAX_PIECES // max(files, 1)))
 
 
 def run(files: list[str], command: str, *, jobs: int | None = None, scheduler: str | None = None,
@@ -184,21 +195,29 @@ def _stages(client, files: list[str], command: str, msl2: float, fin_timeout: fl
     start = time.monotonic()
     workers = max(1, len(client.nthreads()))
     archive = sum(_size(f) for f in files)
-    nb = buckets or default_buckets(workers, archive)
+    nb = buckets or default_buckets(workers, archive, len(files))
     seconds: dict[str, float] = {}
     splits = [client.submit(split_file, path, i, nb, pure=False) for i, path in enumerate(files)]
     spans = bars.watch("read", [client.submit(span_of, s, pure=False) for s in splits], "files")
     seconds["read"] = time.monotonic() - start
+    # a file whose time span overlaps no other's keeps its order: its frames' places are its
+    # own plus the frames of the files before it (the buckets add that); the others are numbered
     times = [client.submit(times_of, s, pure=False) for s in splits]
-    numbered = [client.submit(number_pieces, splits[s.index], before, [times[g] for g in near], pure=False)
-                for s, (before, near) in zip(spans, plan(spans), strict=True)]
-    bars.watch("number", numbered, "files")
+    numbered: dict[int, object] = {}
+    offsets = []
+    for s, (before, near) in zip(spans, plan(spans), strict=True):
+        if near:
+            numbered[s.index] = client.submit(number_pieces, splits[s.index], before, [times[g] for g in near],
+                                              pure=False)
+        offsets.append(0 if near else before)
+    bars.watch("number", list(numbered.values()), "files overlapping others in time")
     seconds["number"] = time.monotonic() - start
     last_tcp = max((s.last_tcp for s in spans if s.last_tcp is not None), default=None)
     answers = []
     for b in range(nb):
-        pieces = [client.submit(operator.getitem, n, b, pure=False) for n in numbered]
-        answers.append(client.submit(answer, pieces, last_tcp, command, msl2, fin_timeout, pure=False))
+        pieces = [client.submit(operator.getitem, numbered[i], b, pure=False) if i in numbered else
+                  client.submit(piece_of, splits[i], b, pure=False) for i in range(len(files))]
+        answers.append(client.submit(answer, pieces, last_tcp, command, msl2, fin_timeout, offsets, pure=False))
     got = bars.watch("track", answers, "buckets")
     seconds["track"] = time.monotonic() - start
     return Run(got, spans, nb, workers, archive, seconds)
