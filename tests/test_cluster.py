@@ -241,3 +241,29 @@ def test_a_url_other_than_a_files_is_fetched_once(ring):
     for a, b in zip(by_url.pieces, by_path.pieces, strict=True):
         assert a.buf.tobytes() == b.buf.tobytes() and a.frames.tobytes() == b.frames.tobytes()
     assert set(os.listdir(tempfile.gettempdir())) == before
+
+
+@pytest.mark.parametrize("command", [("export", "--format", "jsonl"), ("diagnose", "--json")])
+def test_one_connection_by_its_id_in_the_archive(ring, client, command):
+    """``--conn N`` names the archive's connection N (ids by first packet over every file)."""
+    rc, out, err = cli_here(command[0], *_files(ring), *command[1:], "--conn", "3",
+                            "--scheduler", client.scheduler.address)
+    assert rc == 0, err
+    _, ref, _ = cli_here(command[0], str(ring.merged), *command[1:], "--conn", "3")
+    assert out.replace(", ".join(_files(ring)), str(ring.merged)) == ref
+    if command[0] == "export":
+        assert ref and all(json.loads(line)["conn"] == 3 for line in ref.splitlines())
+    else:
+        assert [c["id"] for c in json.loads(ref)["connections"]] == [3]
+
+
+def test_a_file_cut_short_is_reported_after_the_answer(ring, client, tmp_path):
+    """Damage part-way, as in one read: every packet before it counts, the answer is printed,
+    then the one-line error, exit status 2."""
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(ring.files[-1].read_bytes()[:-7])
+    rc, out, err = cli_here("summary", *_files(ring)[:-1], str(cut), "--json", "--scheduler",
+                            client.scheduler.address)
+    assert rc == 2 and json.loads(out)["packets"] == ring.packets - 1
+    lines = [x for x in err.splitlines() if x.startswith("tcpview: error:")]
+    assert len(lines) == 1 and "cut.pcap" in lines[0], err
