@@ -15,24 +15,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _declared() -> tuple[set[str], set[str]]:
+def _declared(extra: str = "test") -> tuple[set[str], set[str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
     def names(reqs: list[str]) -> set[str]:
         return {_norm(re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0]) for r in reqs}
 
-    return names(project["dependencies"]), names(project["optional-dependencies"]["test"])
+    return names(project["dependencies"]), names(project["optional-dependencies"][extra])
 
 
 def _norm(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
 
-def _imported(folder: Path) -> dict[str, str]:
+def _imported(folder: Path, skip: Path | None = None) -> dict[str, str]:
     """Top-level module names imported anywhere under ``folder`` (inside functions too), with
-    one file that imports each."""
+    one file that imports each; not those under ``skip``."""
     found: dict[str, str] = {}
     for path in sorted(folder.rglob("*.py")):
+        if skip is not None and skip in path.parents:
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 tops = [a.name.split(".")[0] for a in node.names]
@@ -45,10 +47,10 @@ def _imported(folder: Path) -> dict[str, str]:
     return found
 
 
-def _undeclared(folder: Path, allowed: set[str], local: set[str]) -> list[str]:
+def _undeclared(folder: Path, allowed: set[str], local: set[str], skip: Path | None = None) -> list[str]:
     dists = importlib.metadata.packages_distributions()
     bad = []
-    for top, where in sorted(_imported(folder).items()):
+    for top, where in sorted(_imported(folder, skip).items()):
         if top in sys.stdlib_module_names or top in local:
             continue
         owners = {_norm(d) for d in dists.get(top, [])}
@@ -58,8 +60,14 @@ def _undeclared(folder: Path, allowed: set[str], local: set[str]) -> list[str]:
 
 
 def test_the_package_imports_only_declared_dependencies() -> None:
+    """``tcpview.cluster`` may also import the ``cluster`` extra's packages (checked below)."""
     runtime, _ = _declared()
-    assert _undeclared(ROOT / "tcpview", runtime, {"tcpview"}) == []
+    assert _undeclared(ROOT / "tcpview", runtime, {"tcpview"}, skip=ROOT / "tcpview" / "cluster") == []
+
+
+def test_the_cluster_imports_only_its_extra() -> None:
+    runtime, cluster = _declared("cluster")
+    assert _undeclared(ROOT / "tcpview" / "cluster", runtime | cluster, {"tcpview"}) == []
 
 
 def test_the_tests_import_only_declared_dependencies() -> None:

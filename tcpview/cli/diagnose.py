@@ -12,8 +12,10 @@ import sys
 from collections.abc import Callable
 
 from ..textutil import plural, safe
+from .cluster import cmd_cluster, wants_cluster
 from .errors import UsageError
-from .options import add_capture, add_sources, add_timers, nonnegative_float
+from .options import add_capture, add_cluster, add_sources, add_timers, nonnegative_float
+from .report import write_diagnosis
 
 
 def add_diagnose(sub) -> None:
@@ -27,10 +29,13 @@ def add_diagnose(sub) -> None:
                 "with -i: capture filter, tcpdump syntax, applied in the kernel")
     p.add_argument("--duration", type=nonnegative_float, metavar="S", help="with -i: capture for S seconds")
     add_timers(p)
+    add_cluster(p)
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
     """``tcpview diagnose``: read (or capture), then print each connection's diagnosis."""
+    if wants_cluster(args):
+        return cmd_cluster(args, "diagnose")
     if args.interface is not None or args.duration is not None:
         from ..kernel.chrono import ChronoWatch
         from .live import live_summary
@@ -82,23 +87,5 @@ def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out
     out.write(f"{safe(source)}: {plural(len(d), 'connection')}" + (": " if counts else "")
               + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1])) + "\n")
     for g in diags:
-        _write_one(out, tl, g, every=conn is not None)
-
-
-def _write_one(out, tl, g, every: bool) -> None:
-    from ..engine.analysis.diagnosis import LABELS, TOO_SHORT
-    from ..engine.analysis.kernel_check import kernel_text
-
-    c = tl.conns[g.id]
-    out.write(f"\n#{g.id}  {safe(c.client_text())} -> {safe(c.server_text())}  {g.duration:.6f} s  "
-              f"{LABELS[g.verdict]}\n")
-    if g.verdict != TOO_SHORT and g.duration > 0:
-        parts = [f"{name} {100 * s / g.duration:.0f}%" for name, s in sorted(g.shares.items(), key=lambda kv: -kv[1])
-                 if s > 0 and 100 * s / g.duration >= 0.5]
-        out.write("  " + "  ".join(parts) + "\n")
-    if g.kernel is not None:
-        out.write(f"  {kernel_text(g.kernel)}\n")
-    for k, item in enumerate(g.evidence):
-        if every or k in g.headlines:
-            where = f"frame {item['frame']:>7}" if item["frame"] is not None else " " * 13
-            out.write(f"  {where}  {safe(item['text'])}\n")
+        c = tl.conns[g.id]
+        write_diagnosis(out, g, c.client_text(), c.server_text(), every=conn is not None)

@@ -17,9 +17,10 @@ from collections.abc import Iterator
 from typing import IO
 
 from ..textutil import plural
+from .cluster import cmd_cluster, wants_cluster
 from .errors import UsageError
 from .offline import _finish, _load, frames_of
-from .options import add_sources, add_timers
+from .options import add_cluster, add_sources, add_timers
 
 # the engine's names (tcpview.engine.output.writers.FORMATS, tcpview.engine.analysis.graphs.KINDS), spelled
 # here so that building the parser imports no engine (numpy, numba) for commands that need none
@@ -43,6 +44,7 @@ def add_export(sub) -> None:
     e.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     e.add_argument("--force", action="store_true", help="overwrite FILE if it exists")
     add_timers(e)
+    add_cluster(e)
 
 
 def add_stream(sub) -> None:
@@ -99,6 +101,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     """``tcpview export``."""
     from ..engine.output.writers import write_pcap, write_text
 
+    if wants_cluster(args):
+        return cmd_cluster(args, "export")
     res = _load(args)
     tl = res.timeline
     ids = _selected(tl, args)

@@ -10,10 +10,12 @@ import json
 import sys
 
 from ..textutil import plural
+from .cluster import cmd_cluster, wants_cluster
 from .errors import EXIT_USAGE, UsageError
 from .kernel_events import add_kernel_states
 from .options import (
     add_capture,
+    add_cluster,
     add_memory,
     add_remote,
     add_save,
@@ -43,6 +45,7 @@ def add_summary(sub) -> None:
     add_remote(s)
     add_timers(s)
     add_memory(s, unbounded_default=True)
+    add_cluster(s)
 
 
 def add_ladder(sub) -> None:
@@ -62,6 +65,7 @@ def add_expert(sub) -> None:
     add_sources(e, "pcap/pcapng file, or - for a stream on stdin")
     e.add_argument("--json", action="store_true", help="print JSON")
     add_timers(e)
+    add_cluster(e)
 
 
 def cmd_expert(args: argparse.Namespace) -> int:
@@ -69,6 +73,8 @@ def cmd_expert(args: argparse.Namespace) -> int:
     from ..engine.analysis.expert_report import expert_report
     from .report import print_expert
 
+    if wants_cluster(args):
+        return cmd_cluster(args, "expert")
     res = _load(args)
     print_expert(expert_report(res.timeline), args.source, args.json)
     return _finish(res)
@@ -108,6 +114,8 @@ def _finish(res) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     """``tcpview summary``."""
+    if wants_cluster(args):
+        return cmd_cluster(args, "summary")
     if args.interface is not None or args.duration is not None or args.kernel or args.remote:
         from .live import live_summary
 

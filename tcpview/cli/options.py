@@ -228,3 +228,12 @@ def add_remote(p: argparse.ArgumentParser) -> None:
     p.add_argument("--remote-tcpdump", metavar="CMD", default="tcpdump",
                    help="with --remote: the command that runs tcpdump on the hosts (default tcpdump; "
                    "e.g. 'sudo -n tcpdump' for a user sudo lets capture without a password)")
+
+
+def add_cluster(p: argparse.ArgumentParser) -> None:
+    """``--jobs N | --scheduler ADDRESS``: the command's capture files (an archive) read on a
+    Dask cluster."""
+    p.add_argument("--jobs", type=positive_int, metavar="N", help="run on a local Dask cluster of N processes "
+                   '(needs pip install "tcpview-tui[cluster]")')
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask scheduler at ADDRESS, e.g. tcp://host:8786 "
+                   "(its workers read the files by the same paths)")

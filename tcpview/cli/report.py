@@ -130,8 +130,16 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
     if as_json:
         write_summary_json(tl, source, at, out, totals=totals)
         return
-    s = _head(tl, source, at, totals)
-    cols = tl.connection_columns(_cursor(tl, at))
+    write_summary_text(out, _head(tl, source, at, totals), tl.connection_columns(_cursor(tl, at)), tl.horizon,
+                       processes, tl if several else None)
+
+
+def write_summary_text(out, s: dict, cols, horizon: float | None = None, processes=None, merged=None) -> None:
+    """The summary as a readable table: ``s`` is its head (:func:`_head`'s shape), ``cols``
+    its connections (:class:`~tcpview.engine.timeline.conn_columns.ConnColumns`), ``horizon``
+    the time before which rows left the timeline; ``merged``: the timeline of several captures
+    (their offsets and vantages are told)."""
+    source = s["source"]
     first, last = s["first_ts"], s["last_ts"]
     dur = (last - first) if first is not None and last is not None else 0.0
     held = f" (and {plural(s['fragments'], 'IP fragment')} reassembled into them)" if s["fragments"] else ""
@@ -139,11 +147,11 @@ def print_summary(tl, source: str, as_json: bool, at: float | None = None, out=N
               f"{plural(len(cols), 'connection')}, {dur:.6f} s\n")
     if s["skipped"]:
         out.write("skipped: " + ", ".join(f"{k} {v}" for k, v in s["skipped"].items()) + "\n")
-    if several:
-        _write_captures(tl, out)
+    if merged is not None:
+        _write_captures(merged, out)
     if s["evicted"]["connections"] or s["evicted"]["segments"]:
         out.write(f"evicted (memory budget): {plural(s['evicted']['connections'], 'connection')}, "
-                  f"{plural(s['evicted']['segments'], 'segment')} before {s['first_ts'] and tl.horizon - s['first_ts']:.6f} s\n")
+                  f"{plural(s['evicted']['segments'], 'segment')} before {s['first_ts'] and (horizon or 0.0) - s['first_ts']:.6f} s\n")
     rows: list[tuple[str, ...]] = [("id", "client", "server", "client state", "server state", "pkts", "bytes", "zeek",
                                     "history", "notes")]
     rows += [(str(i), endpoint(ci, cp), endpoint(si, sp), cs, ss, str(pk), str(nb), zs, zh, ",".join(no))
@@ -263,3 +271,23 @@ def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:
         counts = " ".join(f"{k}={v}" for k, v in c["flags"].items())
         out.write(f"  {c['id']:>6}  {safe(c['client'])} -> {safe(c['server'])}  initial RTT {_ms(c['initial_rtt'])}, "
                   f"RTT avg {_ms(r.get('avg'))} max {_ms(r.get('max'))}  {counts}\n")
+
+
+def write_diagnosis(out, g, client: str, server: str, every: bool) -> None:
+    """One connection's diagnosis ``g`` as text (``client``, ``server``: its ends); ``every``
+    episode of its verdict, or only the headlines."""
+    from ..engine.analysis.diagnosis import LABELS, TOO_SHORT
+    from ..engine.analysis.kernel_check import kernel_text
+
+    out.write(f"\n#{g.id}  {safe(client)} -> {safe(server)}  {g.duration:.6f} s  "
+              f"{LABELS[g.verdict]}\n")
+    if g.verdict != TOO_SHORT and g.duration > 0:
+        parts = [f"{name} {100 * s / g.duration:.0f}%" for name, s in sorted(g.shares.items(), key=lambda kv: -kv[1])
+                 if s > 0 and 100 * s / g.duration >= 0.5]
+        out.write("  " + "  ".join(parts) + "\n")
+    if g.kernel is not None:
+        out.write(f"  {kernel_text(g.kernel)}\n")
+    for k, item in enumerate(g.evidence):
+        if every or k in g.headlines:
+            where = f"frame {item['frame']:>7}" if item["frame"] is not None else " " * 13
+            out.write(f"  {where}  {safe(item['text'])}\n")

@@ -64,11 +64,14 @@ _SYN = bytes.fromhex("000000000000000000000000080045000028000000004006000"
 
 
 def _read_kernels():
-    """The ``read`` group: the capture scanners and the loop, on a tiny input; returns the
-    tracker it fed (the other groups ask its timeline)."""
+    """The ``read`` group: the capture scanners, the loop and the cutting into buckets (a
+    cluster run's), on a tiny input; returns the tracker it fed (the other groups ask its
+    timeline)."""
     from ..sources.batch import FrameBatch, frame_array
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
+    from .core.buckets import bucket_frames, copy_frames
     from .core.columns import NEED_HASH
+    from .core.decode import OUT_SIZE
     from .core.transitions import expire
     from .timeline.tracker import Tracker
 
@@ -86,6 +89,10 @@ def _read_kernels():
     # apart (a read-only array is a type of its own), and a live capture through dumpcap reads
     # its stream with that reader; the packet ring's blocks are copied out as bytes too
     for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
+        # a cluster run's cutting of a file into buckets reads the reader's chunks too
+        ints = np.zeros(4, dtype=np.int64)
+        bucket_frames(chunk, out, 0, 2, np.zeros(OUT_SIZE, dtype=np.int64), ints, ints)
+        copy_frames(chunk, ints, ints, buf, ints)
         scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
         scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
                     65536, 0, out)

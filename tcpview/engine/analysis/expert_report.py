@@ -26,10 +26,15 @@ def _rtt(samples: list[float]) -> dict | None:
     return {"samples": len(a), "min": float(a.min()), "avg": float(a.mean()), "max": float(a.max())}
 
 
-def expert_report(tl: Timeline) -> dict:
+def expert_report(tl: Timeline, rtt_samples: list | None = None) -> dict:
     """Counts per flag over the capture, each connection's that has a flag or an RTT: its
     flags, initial RTT, ACK RTTs, retransmissions and lost segments; the RTTs over all; and
-    how many connections got each ``tcpview diagnose`` verdict."""
+    how many connections got each ``tcpview diagnose`` verdict.
+
+    ``rtt_samples``: given a list, each connection with RTT samples appends ``(its id, its
+    samples)`` to it (the figures over all, put together again from parts of the
+    connections, need every sample in order: :mod:`tcpview.cluster`)."""
+    keep = rtt_samples
     v = tl.view()
     n = v.n_seg
     bits = col.seg_analysis(v.segs.fl[:n].astype(np.int64))
@@ -55,6 +60,8 @@ def expert_report(tl: Timeline) -> dict:
             rtts = ts[idx] - ts[acked[idx]]
             samples = rtts[rtts != 0].tolist()
         everyone += samples
+        if samples and keep is not None:
+            keep.append((c.id, np.asarray(samples, dtype=np.float64)))
         irtt = float(irtts[row])
         flags = {name: int(k) for name, k in zip(FLAG_NAMES, per_conn[row].tolist(), strict=True) if k}
         if not flags and not samples:

@@ -1,0 +1,205 @@
+"""Stage 3 of a cluster run: one bucket's frames from every file through the engine's tracker.
+
+The bucket's pieces (one per file) are put in the order of the merged archive (each frame's
+``frame`` field is already its place there) and read by the same :class:`~tcpview.engine.pump.Pump`
+as a single file (plain Python for a small bucket, compiled for a large one). Capture time
+then passes to the archive's last segment, so the timers a single read would have fired by
+its end fire here too (a bucket's own last segment may come earlier). The bucket answers the
+command for its connections with its own ids (0, 1, ... in its order of first packet) and
+the archive's frame numbers; :mod:`.merge` gives the connections their ids in the archive.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..engine.pump import Pump
+from ..engine.timeline.timeline import Timeline
+from ..engine.timeline.tracker import Tracker
+from ..records import Records
+from ..sources.batch import FRAME, FrameBatch
+
+COMMANDS = ("summary", "summary-json", "expert", "diagnose", "jsonl", "csv")
+"""What a bucket can answer: ``summary``'s connections (as dicts, or as ``summary --json``'s
+text), ``expert``'s, ``diagnose``'s and ``export --format jsonl|csv``'s."""
+
+ROW_START = b'  {\n   "id": '
+"""How each connection of ``summary --json`` starts (``json.dumps(..., indent=1)``'s layout)."""
+
+_BATCH = 65536
+
+
+@dataclass
+class BucketAnswer:
+    """One bucket's answer, with the bucket's connection ids (its rows).
+
+    ``firsts[i]``: the archive's frame number of connection i's first segment (its id in the
+    archive is its rank among every bucket's). ``head``: the timeline's totals (packets,
+    skipped, times, counters, evicted). ``rows``: the command's per-connection items (for
+    ``jsonl``/``csv``: per segment, ``(frame, connection, line or row)``). ``extra``: what
+    the command sums over connections."""
+
+    firsts: np.ndarray
+    head: dict
+    rows: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+    cpu: float = 0.0
+    """CPU seconds the worker's thread spent on the bucket."""
+
+
+class _MergedSource:
+    """The bucket's frames as a source the pump reads, in batches."""
+
+    def __init__(self, batch: FrameBatch) -> None:
+        self.batch = batch
+        self.error: str | None = None
+
+    def batches(self, stop: threading.Event):
+        n = len(self.batch)
+        for i in range(0, n, _BATCH):
+            yield FrameBatch(self.batch.buf, self.batch.frames[i:i + _BATCH])
+
+    def expected_frames(self) -> int:
+        return len(self.batch)
+
+    def progress(self) -> float | None:
+        return None
+
+
+def merge_pieces(pieces: list[FrameBatch], offsets: list[int] | None = None) -> FrameBatch:
+    """One batch of every piece's frames, by their ``frame`` field plus the piece's offset
+    (their places in the archive)."""
+    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if len(p)]
+    if not kept:
+        return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(Records))
+    shift = np.cumsum([0] + [len(p.buf) for p, _o in kept[:-1]])
+    rows = []
+    for (p, o), s in zip(kept, shift.tolist(), strict=True):
+        r = np.array(p.frames, dtype=FRAME)
+        r["off"] += s
+        r["frame"] += o
+        rows.append(r)
+    frames = np.concatenate(rows)
+    frames = frames[np.argsort(frames["frame"], kind="stable")]
+    return FrameBatch(np.concatenate([p.buf for p, _o in kept]), frames.view(Records))
+
+
+def track(pieces: list[FrameBatch], last_tcp: float | None, msl2: float, fin_timeout: float,
+          offsets: list[int] | None = None) -> Tracker:
+    """The tracker after the bucket's frames (see :func:`merge_pieces`), capture time passed
+    to ``last_tcp`` (the archive's latest segment time)."""
+    tracker = Tracker(msl2=msl2, fin_timeout=fin_timeout)
+    merged = merge_pieces(pieces, offsets)
+    tracker.tl.tables.expect_segments(len(merged) + 1)
+    pump = Pump(_MergedSource(merged), tracker, keep_frames=False, pause_seconds=0.0,
+                batch_seconds=float("inf"), warm=True, wait_compiled=False)
+    pump.run(threading.Event())
+    if pump.error:
+        raise RuntimeError(pump.error)
+    if last_tcp is not None:
+        tracker.advance(last_tcp)
+    return tracker
+
+
+def first_frames(tl: Timeline) -> np.ndarray:
+    """The frame number of each connection's first segment, by row."""
+    v = tl.view()
+    n = v.n_seg
+    conn = np.asarray(v.segs.conn[:n], dtype=np.int64)
+    first = np.full(v.n_conn, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, conn, np.asarray(v.segs.frame[:n], dtype=np.int64))
+    return first
+
+
+def head(tl: Timeline) -> dict:
+    """The totals of a summary's head (what merges by sums, minimum and maximum)."""
+    return {"packets": tl.packets, "tcp_packets": tl.tcp_packets, "fragments": tl.fragments,
+            "skipped": dict(tl.skipped),
+            "first_ts": tl.first_ts, "last_ts": tl.last_ts, "counters": tl.counters_at(None), "evicted": tl.evicted}
+
+
+_CONN = re.compile(r'"conn":(\d+)')
+
+
+def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2: float = 60.0,
+           fin_timeout: float = 60.0, offsets: list[int] | None = None) -> BucketAnswer:
+    """Track the bucket (one piece per file, each piece's frame numbers plus its offset are
+    their places in the archive) and answer ``command`` (one of :data:`COMMANDS`) for its
+    connections."""
+    import time
+
+    cpu = time.thread_time()
+    tl = track(pieces, last_tcp, msl2, fin_timeout, offsets).tl
+    out = BucketAnswer(first_frames(tl), head(tl))
+    if command == "summary":
+        out.rows = tl.connection_dicts(None)
+    elif command == "summary-json":
+        out.rows = json_rows(tl)
+    elif command == "expert":
+        from ..engine.analysis.expert_report import expert_report
+
+        samples: list[tuple[int, np.ndarray]] = []
+        report = expert_report(tl, samples)
+        out.rows = report["connections"]
+        out.extra = {"flags": report["flags"], "verdicts": report["verdicts"], "samples": samples}
+    elif command == "diagnose":
+        from ..engine.analysis.diagnosis import diagnose
+
+        d = diagnose(tl)
+        rows: list[Any] = []
+        for r in range(len(d)):
+            g = d.of(r)
+            c = tl.conns[g.id]
+            rows.append((replace(g), c.client_text(), c.server_text()))
+        out.rows = rows
+        out.extra = {"verdicts": d.counts()}
+    elif command in ("jsonl", "csv"):
+        from ..engine.output.writers import CSV_FIELDS
+
+        ids = list(range(tl.view().next_id))
+        for seg in _segments(tl, ids):
+            if command == "jsonl":
+                out.rows.append((seg.frame, seg.conn, seg.model_dump_json()))
+            else:
+                d = seg.model_dump()
+                out.rows.append((seg.frame, seg.conn, ["" if d[k] is None else " ".join(d[k])
+                                                       if isinstance(d[k], list) else d[k] for k in CSV_FIELDS]))
+    else:
+        raise ValueError(f"not a command a bucket answers: {command}")
+    out.cpu = time.thread_time() - cpu
+    return out
+
+
+def json_rows(tl: Timeline) -> list[tuple[int, bytes]]:
+    """The connections as ``summary --json`` writes them (the engine's compiled writer), as
+    ``(id, the row's text after its id)``."""
+    from ..engine.output.json_rows import RowsWriter
+    from ..engine.timeline.conn_columns import conn_array_chunks
+
+    w = RowsWriter()
+    blob = b"".join(bytes(w.rows(part)) for part in conn_array_chunks(tl, None) if len(part))
+    if not blob:
+        return []
+    assert blob.startswith(ROW_START)
+    rows = []
+    for text in blob[len(ROW_START):].split(b",\n" + ROW_START):
+        cut = text.index(b",")
+        rows.append((int(text[:cut]), text[cut:]))
+    return rows
+
+
+def _segments(tl: Timeline, ids: list[int]):
+    from ..engine.output.writers import segments_of
+
+    return segments_of(tl, ids)
+
+
+def relabel_line(line: str, cid: int) -> str:
+    """A segment's JSON line with its connection id ``cid`` (the first ``"conn":N`` in it:
+    the model's fields come in a fixed order, ``frame``, ``ts``, ``conn`` first)."""
+    return _CONN.sub(f'"conn":{cid}', line, count=1)

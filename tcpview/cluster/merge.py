@@ -1,0 +1,160 @@
+"""The last step of a cluster run: the buckets' answers put together as one read would give them.
+
+Connection ids count from 0 in order of first packet over the whole archive: a connection's
+id is the rank of its first segment's frame number among every bucket's connections (a
+bucket's own ids keep that order, so its connections stay sorted). Per-connection items are
+merged by id, segments by frame; totals are summed (packets, skips, counters, evictions,
+flags, verdicts), the first and last times are the earliest and the latest, and the RTTs over
+all are figured from every sample, in the order a single read takes them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import replace
+
+import numpy as np
+
+from .bucket import ROW_START, BucketAnswer, relabel_line
+
+
+def archive_ids(answers: list[BucketAnswer]) -> list[np.ndarray]:
+    """Each bucket's connections' ids in the archive, by the bucket's own id."""
+    firsts = np.concatenate([a.firsts for a in answers]) if answers else np.zeros(0, dtype=np.int64)
+    rank = np.empty(len(firsts), dtype=np.int64)
+    rank[np.argsort(firsts, kind="stable")] = np.arange(len(firsts), dtype=np.int64)
+    out, at = [], 0
+    for a in answers:
+        out.append(rank[at:at + len(a.firsts)])
+        at += len(a.firsts)
+    return out
+
+
+def _add(total: dict, part: dict) -> dict:
+    for k, v in part.items():
+        total[k] = total.get(k, 0) + v
+    return total
+
+
+def merged_head(answers: list[BucketAnswer], source: str) -> dict:
+    """The summary's head (without its connections) over every bucket."""
+    heads = [a.head for a in answers]
+    firsts = [h["first_ts"] for h in heads if h["first_ts"] is not None]
+    lasts = [h["last_ts"] for h in heads if h["last_ts"] is not None]
+    counters: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    evicted: dict[str, int] = {}
+    for h in heads:
+        _add(counters, h["counters"])
+        _add(skipped, h["skipped"])
+        _add(evicted, h["evicted"])
+    return {
+        "source": source,
+        "packets": sum(h["packets"] for h in heads),
+        "tcp_packets": sum(h["tcp_packets"] for h in heads),
+        "fragments": sum(h["fragments"] for h in heads),
+        "skipped": dict(sorted(skipped.items())),
+        "first_ts": min(firsts) if firsts else None,
+        "last_ts": max(lasts) if lasts else None,
+        "at": None,
+        "counters": counters,
+        "connections": [],
+        "evicted": evicted or {"connections": 0, "segments": 0},
+    }
+
+
+def _by_id(answers: list[BucketAnswer], ids: list[np.ndarray], key: str = "id"):
+    """Every bucket's per-connection dicts, relabelled, in id order."""
+    def relabelled(a: BucketAnswer, gid: np.ndarray):
+        for d in a.rows:
+            yield {**d, key: int(gid[d[key]])}
+
+    return heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)), key=lambda d: d[key])
+
+
+def summary(answers: list[BucketAnswer], source: str) -> dict:
+    """``summary --json``'s content."""
+    s = merged_head(answers, source)
+    s["connections"] = list(_by_id(answers, archive_ids(answers)))
+    return s
+
+
+def summary_json(answers: list[BucketAnswer], source: str) -> str:
+    """``summary --json``'s text (from buckets that answered ``summary-json``), as
+    ``tcpview.cli.report.write_summary_json`` writes it: ``json.dumps(..., indent=1)``'s."""
+    import json
+
+    head = merged_head(answers, source)
+    head["connections"] = "@@connections@@"
+    before, after = json.dumps(head, indent=1).split('"@@connections@@"')
+    ids = archive_ids(answers)
+
+    def relabelled(a: BucketAnswer, gid: np.ndarray):
+        for cid, rest in a.rows:
+            yield int(gid[cid]), rest
+
+    rows = [ROW_START + str(g).encode() + rest
+            for g, rest in heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)),
+                                       key=lambda r: r[0])]
+    body = "[]" if not rows else "[\n" + b",\n".join(rows).decode("ascii") + "\n ]"
+    return before + body + after + "\n"
+
+
+def expert(answers: list[BucketAnswer]) -> dict:
+    """``expert``'s report (without its source)."""
+    ids = archive_ids(answers)
+    flags: dict[str, int] = {}
+    verdicts: dict[str, int] = {}
+    samples: list[tuple[int, np.ndarray]] = []
+    for a, gid in zip(answers, ids, strict=True):
+        _add(flags, a.extra["flags"])
+        _add(verdicts, a.extra["verdicts"])
+        samples += [(int(gid[cid]), s) for cid, s in a.extra["samples"]]
+    samples.sort(key=lambda p: p[0])
+    every = np.concatenate([s for _, s in samples]) if samples else np.zeros(0)
+    # as expert_report figures them: numpy's mean of the samples in connection order
+    ack_rtt = None if not len(every) else {"samples": len(every), "min": float(every.min()),
+                                           "avg": float(every.mean()), "max": float(every.max())}
+    return {"flags": flags, "ack_rtt": ack_rtt, "connections": list(_by_id(answers, ids)), "verdicts": verdicts}
+
+
+def diagnoses(answers: list[BucketAnswer], conn: int | None = None) -> tuple[dict[str, int], list[tuple]]:
+    """``diagnose``'s verdict counts and its ``(Diagnosis, client, server)`` items by id (only
+    connection ``conn``'s when given)."""
+    ids = archive_ids(answers)
+    verdicts: dict[str, int] = {}
+
+    def relabelled(a: BucketAnswer, gid: np.ndarray):
+        for g, client, server in a.rows:
+            yield replace(g, id=int(gid[g.id])), client, server
+
+    for a in answers:
+        _add(verdicts, a.extra["verdicts"])
+    items = heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)), key=lambda r: r[0].id)
+    return verdicts, [r for r in items if conn is None or r[0].id == conn]
+
+
+def segments(answers: list[BucketAnswer], fmt: str, conn: int | None = None):
+    """``export --format jsonl|csv``'s lines (or CSV rows), in frame order."""
+    ids = archive_ids(answers)
+
+    def relabelled(a: BucketAnswer, gid: np.ndarray):
+        for frame, cid, item in a.rows:
+            g = int(gid[cid])
+            if conn is not None and g != conn:
+                continue
+            if fmt == "jsonl":
+                yield frame, relabel_line(item, g)
+            else:
+                row = list(item)
+                row[2] = g
+                yield frame, row
+
+    for _frame, item in heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)),
+                                    key=lambda r: r[0]):
+        yield item
+
+
+def connections(answers: list[BucketAnswer]) -> int:
+    """How many connections the archive holds."""
+    return sum(len(a.firsts) for a in answers)
