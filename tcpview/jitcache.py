@@ -201,7 +201,7 @@ def staging_dir(directory: str = CACHE_DIR) -> str:
 
 
 def _alive(pid: str) -> bool:
-    """Whether the process ``pid`` (text) is running."""
+    """Whether the process ``pid`` (text) is running (a zombie, ended but not waited for, is not)."""
     try:
         os.kill(int(pid), 0)
     except ValueError:
@@ -210,7 +210,11 @@ def _alive(pid: str) -> bool:
         return True
     except OSError:
         return False
-    return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def publish(staging: str, directory: str = CACHE_DIR) -> None:

@@ -63,6 +63,9 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
     from ..sources.base import open_source
     from ..sources.kblocks import holds_kernel_events
 
+    from .options import capture_args
+
+    capture_args(args)  # (done already when the command line came through main: nothing left to do)
     paths = getattr(args, "sources", None) or [args.source]
     if len(paths) > 1:
         if args.follow:

@@ -96,7 +96,7 @@ def dashboard_line(client) -> str:
 
     link = client.dashboard_link
     if importlib.util.find_spec("bokeh") is None:
-        return f"Dask dashboard: {link} (served once bokeh is installed: pip install bokeh)"
+        return f"Dask dashboard: {link} (served where the bokeh package is installed)"
     return f"Dask dashboard: {link}"
 
 

@@ -153,6 +153,8 @@ def track(buf: np.ndarray, frames, i: Int, tables, timeouts: Timeouts, fields: n
         tcp_buf = buf  # where the segment's TCP header is: this frame's, or its datagram's first
         tcp_end = start + caplen
         if code == FRAGMENT:  # (after the timers: a frame the loop stops at is decoded again)
+            if counts[PACKETS] > 0:  # what a batch ending at the last frame would have dropped
+                expire_fragments(frags, clocks[LAST_TS], tables.skipped)
             code, held, header_end = reassemble(frags, buf, tcp_end, ts, fields, tables.skipped, counts)
             if code == OK:
                 tcp_buf = frags.header[held]
