@@ -62,7 +62,6 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
     here, before the UI starts: a problem is one line, exit 2."""
     from ..sources.base import open_source
     from ..sources.kblocks import holds_kernel_events
-
     from .options import capture_args
 
     capture_args(args)  # (done already when the command line came through main: nothing left to do)
