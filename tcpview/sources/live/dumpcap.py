@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import os_problem
 from ..linktypes import LINKTYPE_ETHERNET
+from .childstream import read_header, stderr_lines
 from .ifaces import check_interface
 from .ring import (
     DEFAULT_BUFFER_MB,
@@ -175,7 +176,7 @@ class DumpcapSource(CaptureSettings):
     # -- starting and stopping dumpcap -------------------------------------------------------
     def _start(self) -> None:
         # here, not at the top: saying who may not capture needs neither numpy nor the scanners
-        from ..pcap import CaptureError, CaptureReader
+        from ..pcap import CaptureReader
 
         argv = [self.dumpcap, "-i", self.interface, "-s", str(self.snaplen), "-B", str(self.buffer_mb),
                 "-q", "-w", "-"]
@@ -196,14 +197,7 @@ class DumpcapSource(CaptureSettings):
         assert self._proc.stdout is not None
         deadline = time.monotonic() + START_SECONDS
         self._reader = CaptureReader("-", fd=self._proc.stdout.fileno(), stop=lambda: time.monotonic() > deadline)
-        try:
-            self._gen = self._reader.batches()  # reads the stream's first bytes
-            while not self._reader.linktypes:  # until its interface block
-                batch = next(self._gen)
-                if batch is not None:
-                    self._early.append(batch)
-        except (CaptureError, StopIteration):
-            pass
+        self._gen, self._early = read_header(self._reader)  # until its interface block
         if not self._reader.linktypes:
             timed_out = time.monotonic() > deadline
             self._stop()
@@ -212,18 +206,13 @@ class DumpcapSource(CaptureSettings):
 
     def _listen(self) -> None:
         """Read dumpcap's standard error (on a thread of its own, so it never blocks on it)."""
-        pipe = self._proc.stderr
-        assert pipe is not None
-        for raw in pipe:
-            for line in raw.decode("utf-8", "replace").replace("\r", "\n").splitlines():
-                line = line.strip()
-                if not line:
-                    continue
-                if len(self.said) < 200:
-                    self.said.append(line)
-                m = _DROPS.match(line)
-                if m:
-                    self.drops[m.group(1)] = int(m.group(3))
+        assert self._proc.stderr is not None
+        for line in stderr_lines(self._proc.stderr):
+            if len(self.said) < 200:
+                self.said.append(line)
+            m = _DROPS.match(line)
+            if m:
+                self.drops[m.group(1)] = int(m.group(3))
 
     def _says(self) -> str:
         """dumpcap's error, one line: its ``dumpcap: ...`` line and the ``(...)`` after it."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ...errors import os_problem
+from .childstream import read_header, stderr_lines
 from .ring import LiveError
 
 if TYPE_CHECKING:
@@ -202,18 +203,13 @@ class RemoteHost:
 
     def _listen(self) -> None:
         """Read ssh's standard error (the host's tcpdump's and the script's too)."""
-        pipe = self._proc.stderr
-        assert pipe is not None
-        for raw in pipe:
-            for line in raw.decode("utf-8", "replace").replace("\r", "\n").splitlines():
-                line = line.strip()
-                if not line:
-                    continue
-                m = _DROPS.search(line)
-                if m:
-                    self.drops = int(m.group(1))
-                elif len(self.said) < 100:
-                    self.said.append(line)
+        assert self._proc.stderr is not None
+        for line in stderr_lines(self._proc.stderr):
+            m = _DROPS.search(line)
+            if m:
+                self.drops = int(m.group(1))
+            elif len(self.said) < 100:
+                self.said.append(line)
 
     def wait_started(self, deadline: float) -> None:
         """Wait (until ``time.monotonic()`` passes ``deadline``) for the stream's header.
@@ -222,20 +218,13 @@ class RemoteHost:
             LiveError: the host could not be reached or logged in to, or its tcpdump did not
                 start capturing (one line naming the host).
         """
-        from ..pcap import CaptureError, CaptureReader
+        from ..pcap import CaptureReader
 
         assert self._proc.stdout is not None
         self._reader = CaptureReader("-", fd=self._proc.stdout.fileno(),
                                      stop=lambda: time.monotonic() > deadline or self._closing.is_set())
         self._reader.source = self.label  # its errors name the host
-        try:
-            self._gen = self._reader.batches()
-            while not self._reader.linktypes:
-                batch = next(self._gen)
-                if batch is not None:
-                    self._early.append(batch)
-        except (CaptureError, StopIteration):
-            pass
+        self._gen, self._early = read_header(self._reader)
         if not self._reader.linktypes:
             timed_out = time.monotonic() > deadline
             self.close()
