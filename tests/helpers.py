@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -405,3 +405,19 @@ def wait_until(
             await pause(interval)
 
     return polled()
+
+
+@contextlib.contextmanager
+def running(kernels: str) -> Iterator[None]:
+    """The kernels compiled (the session's mode), or run as plain Python (what a command
+    chooses for a small capture) while the block runs: ``kernels`` is "compiled" or "python"."""
+    from tcpview import jit
+
+    if kernels == "python" and not jit.JIT_DISABLED:
+        jit.use_python()
+        try:
+            yield
+        finally:
+            jit.use_compiled()
+    else:
+        yield

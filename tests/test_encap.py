@@ -8,7 +8,6 @@ inner 4-tuple; the outer layers come back in the JSON (``"outer"`` on an exporte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 
@@ -27,9 +26,7 @@ from encaphelp import (
     write,
     write_frames,
 )
-from helpers import cli_here, corpus_dir
-
-from tcpview import jit
+from helpers import cli_here, corpus_dir, running
 
 needs_tshark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 
@@ -46,17 +43,6 @@ def _export(path) -> list[dict]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-@contextlib.contextmanager
-def _running(kernels: str):
-    """The kernels compiled (the session's mode) or as plain Python (a small capture's)."""
-    if kernels == "python" and not jit.JIT_DISABLED:
-        jit.use_python()
-        try:
-            yield
-        finally:
-            jit.use_compiled()
-    else:
-        yield
 
 
 @needs_tshark
@@ -67,7 +53,7 @@ def test_the_inner_connection_is_found_as_tshark_finds_it(tmp_path, kind, kernel
     write(path, kind)
     theirs = tshark_segments(path)
     assert len(theirs) == 8, "tshark did not decode the capture the test built"
-    with _running(kernels):
+    with running(kernels):
         s = _summary(path)
         exported = _export(path)
     assert len(s["connections"]) == tshark_conversations(path) == 1

@@ -11,7 +11,6 @@ Captures are built with scapy's ``fragment()`` / ``fragment6()``; both ways the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import shutil
@@ -20,7 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers import Flow, cli_here, corpus_dir, eth, write_frames_pcap
+from helpers import Flow, cli_here, corpus_dir, eth, running, write_frames_pcap
 from scapy.layers.inet import IP, fragment
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
 from scapy.layers.l2 import Ether
@@ -41,17 +40,6 @@ FULL = "ip fragment (reassembly table full: dropped)"
 LIMIT = "ip fragment (reassembly memory limit: dropped)"
 
 
-@contextlib.contextmanager
-def running(kernels: str):  # type: ignore[no-untyped-def]
-    """The kernels compiled (the session's mode) or as plain Python while the block runs."""
-    if kernels == "python" and not jit.JIT_DISABLED:
-        jit.use_python()
-        try:
-            yield
-        finally:
-            jit.use_compiled()
-    else:
-        yield
 
 
 # -- building fragmented captures -----------------------------------------------------------------

@@ -18,14 +18,13 @@ Python.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import corpus_dir
+from helpers import corpus_dir, running
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 if str(GOLDEN_DIR) not in sys.path:
@@ -229,18 +228,6 @@ def golden_ats(gold: dict) -> list[str]:
 KERNELS = ["python"] if jit.JIT_DISABLED else ["compiled", "python"]
 
 
-@contextlib.contextmanager
-def running(kernels: str):  # type: ignore[no-untyped-def]
-    """The kernels compiled (the session's mode), or run as plain Python (what a command
-    chooses for a small capture) while the block runs."""
-    if kernels == "python" and not jit.JIT_DISABLED:
-        jit.use_python()
-        try:
-            yield
-        finally:
-            jit.use_compiled()
-    else:
-        yield
 
 
 def small(gold: dict) -> bool:
