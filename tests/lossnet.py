@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from livehelp import read_until, wait_tcpdump_wrote
+from routednet import routed
 
 TOOLS = ("ip", "nft", "tc", "tcpdump")
 
@@ -130,25 +131,9 @@ def _run(*cmd: str) -> None:
 def capture(path: Path, seconds: float = 8.0, drop_percent: int = 3) -> Path:
     """Run the traffic for ``seconds`` and write the client side's capture to ``path``."""
     tag = f"tv{os.getpid() % 100000}"
-    a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{200 + os.getpid() % 50}"
-    try:
-        for ns in (a, r, b):
-            _run("ip", "netns", "add", ns)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-        # client --(net.1.0/24)-- router --(net.2.0/24)-- server
-        for side, ns in ((1, a), (2, b)):
-            here, there = f"{tag}{side}h", f"{tag}{side}r"
-            _run("ip", "link", "add", here, "netns", ns, "type", "veth", "peer", "name", there, "netns", r)
-            _run("ip", "-n", ns, "addr", "add", f"{net}.{side}.2/24", "dev", here)
-            _run("ip", "-n", r, "addr", "add", f"{net}.{side}.1/24", "dev", there)
-            for n, dev in ((ns, here), (r, there)):
-                _run("ip", "-n", n, "link", "set", dev, "up")
-                if shutil.which("ethtool"):  # segments as sent on a wire, not 64 KB super-segments
-                    subprocess.run(["ip", "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off",
-                                    "gro", "off"], capture_output=True, check=False)
-            _run("ip", "-n", ns, "route", "add", "default", "via", f"{net}.{side}.1")
-        _run("ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    # client --(net.1.0/24)-- router --(net.2.0/24)-- server
+    with routed(tag, net) as (a, r, b):
         # a rate limit towards the server: queues, bursts
         _run("ip", "netns", "exec", r, "tc", "qdisc", "add", "dev", f"{tag}2r", "root", "tbf", "rate", "20mbit",
              "burst", "32kbit", "latency", "100ms")
@@ -176,6 +161,3 @@ def capture(path: Path, seconds: float = 8.0, drop_percent: int = 3) -> Path:
         server.kill()
         server.wait(10)
         return path
-    finally:
-        for ns in (a, r, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livehelp import TCPDUMP_OPTS, read_until, wait_tcpdump_wrote
+from routednet import routed
 
 TOOLS = ("ip", "nft", "tcpdump", "ethtool", "editcap")
 PORT = 9200
@@ -106,56 +107,40 @@ def capture(folder: Path, connections: int = 3, every: int = 7, up: int = 60000,
     the router, which drops every ``every``-th data segment each way, captured on both ends
     (``tcpdump_opts``: instead of the tests' options, e.g. a larger buffer for much traffic)."""
     tag = f"tw{os.getpid() % 100000}"
-    a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{100 + os.getpid() % 40}"
     procs: list[subprocess.Popen] = []
-    try:
-        for ns in (a, r, b):
-            _run("ip", "netns", "add", ns)
-            _run("ip", "-n", ns, "link", "set", "lo", "up")
-        for side, ns in ((1, a), (2, b)):
-            here, there = f"{tag}{side}h", f"{tag}{side}r"
-            _run("ip", "link", "add", here, "netns", ns, "type", "veth", "peer", "name", there, "netns", r)
-            _run("ip", "-n", ns, "addr", "add", f"{net}.{side}.2/24", "dev", here)
-            _run("ip", "-n", r, "addr", "add", f"{net}.{side}.1/24", "dev", there)
-            for n, dev in ((ns, here), (r, there)):
-                _run("ip", "-n", n, "link", "set", dev, "up")
-                _run("ip", "netns", "exec", n, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off",
-                     "tx", "off")
-            _run("ip", "-n", ns, "route", "add", "default", "via", f"{net}.{side}.1")
-        _run("ip", "netns", "exec", r, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        # every Nth segment with data, each way, counted: the handshake and the closes pass
-        rule = f"tcp flags & (syn | fin | rst) == 0 ip length > 100 numgen inc mod {every} == 0"
-        _run("ip", "netns", "exec", r, "nft", "-f", "-", stdin=(
-            f"table inet {tag} {{\n counter c2s {{}}\n counter s2c {{}}\n"
-            f" chain c {{\n  type filter hook forward priority 0;\n"
-            f"  ip saddr {net}.1.2 {rule} counter name c2s drop\n"
-            f"  ip saddr {net}.2.2 {rule} counter name s2c drop\n }}\n}}\n"))
-        server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER, str(PORT), str(up), str(down)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        procs.append(server)
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        paths = {"client": folder / "client.pcap", "server": folder / "server.pcap"}
-        dumps = []
-        for name, ns, dev in (("client", a, f"{tag}1h"), ("server", b, f"{tag}2h")):
-            d = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, *(tcpdump_opts or TCPDUMP_OPTS), "-w",
-                                  str(paths[name]), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            procs.append(d)
-            dumps.append(d)
-            read_until(d.stderr, "listening on", 20)
-        subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, f"{net}.2.2", str(PORT),
-                        str(connections), str(up), str(down)], check=True, capture_output=True, timeout=120)
-        for d in dumps:
-            wait_tcpdump_wrote(d)
-        dropped = _counters(r, tag)
-        for d in dumps:
-            d.terminate()
-            d.wait(10)
-        return TwoTaps(paths["client"], paths["server"], dropped, connections, PORT)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
-        for ns in (a, r, b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
+    with routed(tag, net, ("tso", "gso", "gro", "tx"), need_ethtool=True) as (a, r, b):
+        try:
+            # every Nth segment with data, each way, counted: the handshake and the closes pass
+            rule = f"tcp flags & (syn | fin | rst) == 0 ip length > 100 numgen inc mod {every} == 0"
+            _run("ip", "netns", "exec", r, "nft", "-f", "-", stdin=(
+                f"table inet {tag} {{\n counter c2s {{}}\n counter s2c {{}}\n"
+                f" chain c {{\n  type filter hook forward priority 0;\n"
+                f"  ip saddr {net}.1.2 {rule} counter name c2s drop\n"
+                f"  ip saddr {net}.2.2 {rule} counter name s2c drop\n }}\n}}\n"))
+            server = subprocess.Popen(["ip", "netns", "exec", b, sys.executable, "-c", SERVER, str(PORT), str(up), str(down)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            procs.append(server)
+            assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+            paths = {"client": folder / "client.pcap", "server": folder / "server.pcap"}
+            dumps = []
+            for name, ns, dev in (("client", a, f"{tag}1h"), ("server", b, f"{tag}2h")):
+                d = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-i", dev, *(tcpdump_opts or TCPDUMP_OPTS), "-w",
+                                      str(paths[name]), "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                procs.append(d)
+                dumps.append(d)
+                read_until(d.stderr, "listening on", 20)
+            subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, f"{net}.2.2", str(PORT),
+                            str(connections), str(up), str(down)], check=True, capture_output=True, timeout=120)
+            for d in dumps:
+                wait_tcpdump_wrote(d)
+            dropped = _counters(r, tag)
+            for d in dumps:
+                d.terminate()
+                d.wait(10)
+            return TwoTaps(paths["client"], paths["server"], dropped, connections, PORT)
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+                p.wait(10)
