@@ -261,6 +261,8 @@ class Ladder(VirtualList):
         row = self.row(self.cursor)
         if row is not None and row.seg >= 0 and self.cid is not None:
             self.post_message(self.RowSelected(self, self.cid, row))
+        elif row is not None:  # a timer's row (TIME_WAIT ended, say): no frame to dissect
+            self.notify("no packet on this row: it is a timer's", markup=False)
 
     def action_back(self) -> None:
         """Escape: back to the table."""
