@@ -348,10 +348,10 @@ def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bo
 def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
                 warm: bool = False, say: Callable[[str], None] | None = None, join: bool = True) -> MergedSource:
     """The source that reads several captures as one: merged by time; when some share
-    connections with the first (two vantage points), read once first to pair each segment's
-    copies (:func:`tcpview.engine.analysis.vantage.join_captures`), then at the offsets found
-    (``offsets``: those the user gave, by index) without the receiving side's copies, its
-    ``vantages`` saying each segment's one-way delay. Without ``join``, merged as they are.
+    connections with the first (two vantage points), each segment's copies are paired first
+    (:func:`tcpview.engine.analysis.vantage.join_captures`), and they are read at the offsets
+    found (``offsets``: those the user gave, by index) without the receiving side's copies,
+    its ``vantages`` saying each segment's one-way delay. Without ``join``, merged as they are.
 
     Raises:
         CaptureError: a file cannot be read as a capture.
@@ -359,30 +359,30 @@ def join_source(paths: list[str], offsets: dict[int, float], msl2: float = 60.0,
     given = [offsets.get(i, 0.0) for i in range(len(paths))]
     if not join:
         return MergedSource(paths, given)
-    _first, again = _join(paths, offsets, Tracker(msl2=msl2, fin_timeout=fin_timeout), None, warm, say)
+    again = _join(paths, offsets, warm)
     return again if again is not None else MergedSource(paths, given)
 
 
-def _join(paths: list[str], offsets: dict[int, float], tracker: Tracker, until: float | None, warm: bool,
-          say: Callable[[str], None] | None) -> tuple[LoadResult, MergedSource | None]:
-    """Read the captures merged as they are into ``tracker``; when two vantage points share
-    connections, also the source that reads them joined (else None: what was read is the answer).
+def _join(paths: list[str], offsets: dict[int, float], warm: bool) -> MergedSource | None:
+    """The source that reads the captures joined, when two vantage points share connections
+    (else None: they are read merged as they are).
 
     Raises:
         CaptureError: a file cannot be read as a capture.
     """
-    from .analysis.vantage import join_captures
+    from .analysis.vantage import capture_keys, join_captures
 
-    first = MergedSource(paths, [offsets.get(i, 0.0) for i in range(len(paths))])
-    res = _read(first, tracker, paths, until, warm, say)
-    if res.error and res.timeline.packets == 0:
-        raise CaptureError(res.error)
-    join = join_captures(res.timeline, offsets)
+    if warm:
+        try:  # (a record takes 56 bytes at the least)
+            Warmer(sum(os.path.getsize(p) for p in paths) // 56 + 1).start()
+        except OSError:
+            Warmer().start()
+    join = join_captures(paths, [capture_keys(p) for p in paths], offsets)
     if not join.joined:
-        return res, None
+        return None
     again = MergedSource(paths, [c.offset for c in join.captures], join.skip)
     again.vantages = join.vantages(again.captures)
-    return res, again
+    return again
 
 
 def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,
@@ -396,14 +396,9 @@ def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.
         return t
 
     try:
-        if len(paths) == 1 or not join:
-            src = FileSource(paths[0]) if len(paths) == 1 else MergedSource(
-                paths, [offsets.get(i, 0.0) for i in range(len(paths))])
-            return _read(src, tracker(), paths, until, warm, say)
-        res, again = _join(paths, offsets, tracker(), until, warm, say)
+        again = _join(paths, offsets, warm) if len(paths) > 1 and join else None
+        src = again if again is not None else FileSource(paths[0]) if len(paths) == 1 else MergedSource(
+            paths, [offsets.get(i, 0.0) for i in range(len(paths))])
     except CaptureError as e:
         return LoadResult(tracker(), str(e))
-    if again is None:
-        return res
-    del res  # the first reading's timeline goes before the second is made
-    return _read(again, tracker(), paths, until, warm, say)
+    return _read(src, tracker(), paths, until, warm, say)

@@ -115,6 +115,7 @@ def _query_kernels(tl, groups: Sequence[str]) -> None:
         rows = RowsWriter()
         for part in conn_array_chunks(tl):
             rows.rows(part)
+        _pairing_kernels()
     if "connection" in groups and len(tl.conns):
         c = tl.conns[0]
         c.records(0, c.n)
@@ -126,6 +127,24 @@ def _query_kernels(tl, groups: Sequence[str]) -> None:
         v = tl.view()
         one_conn_progress(v.segs, v.trans, v.conns.fl, v.seg_back[: v.n["seg_back"]], v.anom[: v.n["anom"]],
                           c.rows, c.trans_rows, v.start_states(1), v.start_progress(1), np.zeros(2, np.int64))
+
+
+def _pairing_kernels() -> None:
+    """Two vantage points' join (part of the ``table`` group): reading and pairing segments'
+    copies (the segments of the SYN that :func:`_read_kernels` read)."""
+    from ..sources.batch import frame_array
+    from .core.copies import KEY, pair_copies, segment_keys, tables_for
+    from .core.decode import OUT_SIZE
+
+    frames = frame_array(1)
+    frames[0] = (0, len(_SYN), len(_SYN), 1.0, 1, 1)
+    keys = np.zeros(2, dtype=KEY).view(np.recarray)
+    segment_keys(np.frombuffer(_SYN, dtype=np.uint8), frames, np.zeros(OUT_SIZE, dtype=np.int64), keys, 0)
+    keys[1] = keys[0]
+    n = len(keys)
+    side = np.arange(n, dtype=np.int64)
+    pair_copies(keys, side, *tables_for(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32),
+                np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_))
 
 
 def _kernel_decoder() -> None:

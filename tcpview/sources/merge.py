@@ -23,6 +23,7 @@ from collections.abc import Generator, Iterator, Sequence
 
 import numpy as np
 
+from ..records import Records
 from .base import FileSource, Record
 from .batch import FrameBatch
 from .frames import FrameStore
@@ -291,35 +292,44 @@ class MergedSource:
         """Short runs: one buffer made of the stretch of each capture's buffer that holds its
         frames here (a copy of whole stretches, not frame by frame), the frames in merged order."""
         n = len(cap)
-        first = held[int(cap[0])][0].frames
-        frames = np.zeros(n, dtype=first.dtype).view(type(first))
-        ts = np.empty(n, dtype=np.float64)
-        where = np.full(n, -1, dtype=np.int64)
-        pieces = []
+        order = np.argsort(cap, kind="stable")  # the merged rows, each capture's together, in order
+        ends = np.cumsum(np.bincount(cap))
+        parts, times, wheres, pieces = [], [], [], []
         at = 0
-        for i in np.unique(cap).tolist():
-            m = cap == i
+        in_files = False
+        for i in sorted(held):
             b, bts = held[i]
-            mine = pos[m]
-            a, e = int(mine.min()), int(mine.max()) + 1
-            src = b.frames[a:e] if e - a == len(mine) else b.frames[mine]
-            lo = int(src.off.min())
-            hi = int((src.off.astype(np.int64) + src.caplen).max())
+            mine = pos[order[(ends[i - 1] if i else 0):ends[i]]]
+            a, e = int(mine[0]), int(mine[-1]) + 1
+            frames = b.frames.view(np.ndarray)
+            part = frames[a:e].copy() if e - a == len(mine) else frames[mine]
+            lo = int(part["off"].min())
+            hi = int((part["off"] + part["caplen"]).max())
             pieces.append(b.buf[lo:hi])
-            part = src.copy()
             if b.base is not None:
-                where[m] = b.base + part.off.astype(np.int64)
-            part.off = part.off - lo + at
-            frames[m] = part
-            ts[m] = bts[mine]
+                in_files = True
+                wheres.append(b.base + part["off"])
+            else:
+                wheres.append(np.full(len(part), -1, dtype=np.int64))
+            part["off"] += at - lo
+            parts.append(part)
+            times.append(bts[mine])
             at += hi - lo
+        frames = np.empty(n, dtype=parts[0].dtype)
+        frames[order] = np.concatenate(parts)
+        ts = np.empty(n, dtype=np.float64)
+        ts[order] = np.concatenate(times)
         out = np.concatenate(pieces) if len(pieces) > 1 else pieces[0].copy()
         # read-only, as every reader's buffer is: the compiled loop is typed (and cached) for
         # read-only bytes, and a writable buffer would make it compile another version first
         out.flags.writeable = False
-        self._number(frames, cap, ts)
-        in_files = any(held[i][0].base is not None for i in np.unique(cap).tolist())
-        return FrameBatch(out, frames, None, capture=cap.astype(np.int16), where=where if in_files else None)
+        batch = frames.view(Records)
+        self._number(batch, cap, ts)
+        where = None
+        if in_files:
+            where = np.empty(n, dtype=np.int64)
+            where[order] = np.concatenate(wheres)
+        return FrameBatch(out, batch, None, capture=cap.astype(np.int16), where=where)
 
     def expected_frames(self) -> int | None:
         """About how many frames the captures hold together (None if one does not say)."""

@@ -1,15 +1,18 @@
 """Two vantage points of the same connections: pair the copies, find the clocks' offset.
 
-Design: the captures are first read merged by time as they are (one timeline, each frame
-keeping its capture). A segment both captures saw is then in it twice, with the same 4-tuple,
-sequence and acknowledgment numbers, length, flags and window (what a router does not change).
-Those copies are paired here (the k-th copy in one capture with the k-th in the other). The
-captures are then read again, merged with the estimated offsets, leaving out the receiving
-side's copy of every pair: the tracker sees each segment once, when its sender's side saw it
-leave, so states, flags and retransmissions are those of one observer, and each kept frame
-carries its one-way delay or the fact that it never arrived (:class:`Vantages`). This costs a
-second read (of half the frames), but needs no second tracker kind and nothing in the compiled
-loop, and several captures that share nothing (a ring's files) are read once.
+Design: each capture is first read on its own for what a router does not change of each TCP
+segment (:func:`capture_keys`: the 4-tuple, sequence and acknowledgment numbers, length, flags
+and window; decoded, not tracked). A segment both captures saw is in both, and its copies are
+paired by one compiled hash join (:mod:`tcpview.engine.core.copies`: the k-th copy in one
+capture with the k-th in the other). The captures are then read merged by time, at the
+estimated offsets, leaving out the receiving side's copy of every pair: the tracker sees each
+segment once, when its sender's side saw it leave, so states, flags and retransmissions are
+those of one observer, and each kept frame carries its one-way delay or the fact that it never
+arrived (:class:`Vantages`). The first pass costs a read and a decode of every frame (about
+a tenth of a second per million), no tracker, and nothing in the compiled loop. Captures that
+share no handshake with the first (a ring's files, unrelated captures) are not paired.
+Fragmented segments are not in the first pass (it does not reassemble): they are read, not
+paired.
 
 Clock offset: a segment cannot arrive before it was sent. For capture j against the first
 (``d = t_first - t_j``, both as read), a segment that the first capture's side sent gives
@@ -28,25 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...sources.base import FileSource
 from ...sources.merge import CaptureMap
-from ..core import columns as col
-from ..timeline.conns import conn_addrs
+from ...sources.pcap import CaptureError
+from ..core.copies import KEY, pair_copies, segment_keys, tables_for
+from ..core.decode import OUT_SIZE
 from ..timeline.timeline import Timeline
 from ..timeline.vantages import CaptureClock, Vantages
 from .graphs import Graph, Series
-
-_M = np.uint64(0x100000001B3)
-
-
-def _mix(cols: list[np.ndarray]) -> np.ndarray:
-    """A 64-bit hash of each row of ``cols`` (unsigned integers)."""
-    h = np.full(len(cols[0]), 0xCBF29CE484222325, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for c in cols:
-            h ^= c.astype(np.uint64)
-            h *= _M
-            h ^= h >> np.uint64(31)
-    return h
 
 
 @dataclass
@@ -73,117 +65,127 @@ class Join:
         return Vantages(self.captures, frames, self.sent, self.owd, self.lost)
 
 
-def join_captures(tl: Timeline, given: dict[int, float]) -> Join:
-    """Pair the copies of each segment in ``tl`` (several captures merged, at the offsets
-    they were merged with) between the first capture and each other one.
+def capture_keys(path: str) -> np.recarray:
+    """The :data:`~tcpview.engine.core.copies.KEY` of each TCP segment of capture ``path``, in
+    its order (a file that is damaged part-way: those before the damage).
+
+    Raises:
+        CaptureError: it is not a capture.
+    """
+    parts = []
+    fields = np.zeros(OUT_SIZE, dtype=np.int64)
+    with FileSource(path).reader as reader:
+        try:
+            for b in reader.batches():
+                if b is None or not len(b):
+                    continue
+                out = np.empty(len(b), dtype=KEY).view(np.recarray)
+                parts.append(out[: segment_keys(b.buf, b.frames, fields, out, 0)])
+        except CaptureError:
+            if not parts:
+                raise
+    return np.concatenate(parts).view(np.recarray) if parts else np.zeros(0, dtype=KEY).view(np.recarray)
+
+
+class _Pairs:
+    """Two captures' segments (the first's, then the other's) and their copies paired."""
+
+    def __init__(self, first: np.recarray, other: np.recarray, j: int) -> None:
+        self.k = k = np.concatenate([first, other]).view(np.recarray)
+        n = len(k)
+        self.side = np.zeros(n, dtype=np.int64)
+        self.side[len(first):] = 1
+        self.cap = self.side * j
+        self.ts = k.ts
+        self.frame = k.frame
+        self.up = k.up.astype(np.int64)
+        table, conns = tables_for(n)
+        self.conn = np.empty(n, dtype=np.int64)
+        self.slot_of = np.empty(n, dtype=np.int32)
+        self.partner = np.empty(n, dtype=np.int64)
+        self.uneven = np.empty(n, dtype=np.bool_)
+        self.n_conn = int(pair_copies(k, self.side, table, conns, self.conn, self.slot_of,
+                                      np.empty(n, dtype=np.int32), self.partner, self.uneven))
+        # each connection's client: the sender of its SYN, else of its first segment seen
+        used = np.flatnonzero(conns[:, 0])
+        first_row = np.empty(self.n_conn, dtype=np.int64)
+        first_row[conns[used, 1]] = conns[used, 0] - 1
+        self.client_low = self.up[first_row] == 0
+        syn = np.flatnonzero((k.fl & 0x12) == 0x02)
+        self.client_low[self.conn[syn]] = self.up[syn] == 0
+
+
+def _shares_handshakes(first: np.recarray, other: np.recarray) -> bool:
+    """Whether two captures share a SYN: those that share none are not two vantage points (a
+    ring's files, unrelated captures), and pairing every segment would be wasted."""
+    syns = [k[(k.fl & 0x02) != 0] for k in (first, other)]
+    return bool(len(syns[0]) and len(syns[1]) and (_Pairs(syns[0], syns[1], 1).partner >= 0).any())
+
+
+def join_captures(files: list[str], keys: list[np.recarray], given: dict[int, float]) -> Join:
+    """Pair the copies of each segment between the first capture and each other one.
 
     Args:
-        tl: the captures read merged (with ``given`` offsets, 0 for the others).
+        files: the captures.
+        keys: each one's segments (:func:`capture_keys`).
         given: offsets the user gave, by capture index: kept, not estimated.
     """
-    caps = tl.captures
-    assert caps is not None
-    v = tl.view()
-    n = v.n_seg
-    s = v.segs[:n]
-    files = caps.files
-    read_at = [float(o) for o in caps.offsets]
-    clocks = [CaptureClock(f, read_at[i], given=i in given) for i, f in enumerate(files)]
-    empty = [np.zeros(0, dtype=np.int64) for _ in files]
-    if not n or len(files) < 2:
-        return Join(clocks, empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
-    # first the SYNs alone: captures that share no handshake are not two vantage points
-    # (a ring's files, unrelated captures), and pairing every segment would be wasted
-    syn = np.flatnonzero((s.fl & 0x02) != 0)
-    key, _pk, _up, _cu = _keys(v, s[syn])
-    scap = caps.indices(s.frame[syn].astype(np.int64))
-    if not np.isin(key[scap != 0], key[scap == 0]).any():
-        return Join(clocks, empty, np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=bool))
-    frames = s.frame.astype(np.int64)
-    cap = caps.indices(frames)
-    orig = caps.originals(frames)
-    ts = s.ts.astype(np.float64) - np.asarray(read_at)[cap]  # each capture's own clock
-    key, pair_key, up, client_up = _keys(v, s)
-
-    # each key's copies, the first capture's first, each capture's in time order: the key's
-    # low byte gives way to the capture (a stable sort keeps the rows' own order)
-    key = (key & ~np.uint64(0xFF)) | cap.astype(np.uint64)
-    order = np.argsort(key, kind="stable")
-    ks, cs = key[order] >> np.uint64(8), cap[order]
-    idx = np.arange(n)
-    run = np.r_[True, ks[1:] != ks[:-1]]
-    run_start = np.maximum.accumulate(np.where(run, idx, 0))
-    grp = run | np.r_[True, cs[1:] != cs[:-1]]
-    occ = idx - np.maximum.accumulate(np.where(grp, idx, 0))
-    first_cap = cs[run_start]
-    # how many copies of each row's key the first capture has (its group leads the key's run)
-    starts = np.flatnonzero(run)
-    ends = np.r_[starts[1:], n]
-    n0 = np.repeat(np.add.reduceat((cs == 0).astype(np.int64), starts), ends - starts)
-    partner = np.full(n, -1, dtype=np.int64)
-    ok = (cs != 0) & (first_cap == 0) & (occ < n0)
-    partner[ok] = run_start[ok] + occ[ok]
-    j_rows = order[ok]
-    z_rows = order[partner[ok]]
-
+    clocks = [CaptureClock(f, given.get(i, 0.0), given=i in given) for i, f in enumerate(files)]
     skip: list[list[np.ndarray]] = [[] for _ in files]
+    offsets = [given.get(i, 0.0) for i in range(len(files))]
+    span = [(float(k.ts.min()), float(k.ts.max())) if len(k) else (0.0, 0.0) for k in keys]
     sent_keys, sent_owd, sent_lost = [], [], []
-    span = [(float(ts[cap == i].min()), float(ts[cap == i].max())) if np.any(cap == i) else (0.0, 0.0)
-            for i in range(len(files))]
-    offsets = [0.0] * len(files)
     for j in range(1, len(files)):
-        mine = cap[j_rows] == j
-        zr, jr = z_rows[mine], j_rows[mine]
+        if not _shares_handshakes(keys[0], keys[j]):
+            continue
+        g = _Pairs(keys[0], keys[j], j)
+        jr = np.flatnonzero(g.partner >= 0)
+        zr = g.partner[jr]
         clocks[j].pairs = int(len(jr))
         if not len(jr):
-            offsets[j] = read_at[j]
             continue
-        dd = ts[zr] - ts[jr]
-        pk, u = pair_key[zr], up[zr]
-        near, lo, hi = _orient(pk, u, dd)
+        # the keys each side holds a different number of copies of (a segment sent again, the
+        # first lost between): the k-th with the k-th may be wrong there
+        even = ~g.uneven[jr]
+        dd = g.ts[zr] - g.ts[jr]
+        conn, u = g.conn[zr], g.up[zr]
+        near, lo, hi = _orient(conn, u, dd, even, g.n_conn)
         mid = given[j] if j in given else _midpoint(lo, hi)
-        off = read_at[j] if mid is None else mid  # None: no connection was seen both ways
+        off = offsets[j] if mid is None else mid  # None: no connection was seen both ways
         clocks[j].bounds, clocks[j].offset = (lo, hi), off
         offsets[j] = off
-        # which end each capture is near, per connection: the lower end sends "up"
-        zero_near_up = near  # per pair: capture 0 is near the lower end of its connection
-        zero_near_client = zero_near_up == client_up[zr]
-        clocks[j].vantage = _label(~zero_near_client, pk)
-        if clocks[0].vantage is None or clocks[0].vantage == _label(zero_near_client, pk):
-            clocks[0].vantage = _label(zero_near_client, pk)
-        else:
-            clocks[0].vantage = "mixed"
+        joined = np.zeros(g.n_conn, dtype=bool)
+        joined[conn] = True
+        zero_near_client = near == g.client_low  # per connection: capture 0 is near its client
+        clocks[j].vantage = _label(~zero_near_client[joined])
+        mine = _label(zero_near_client[joined])
+        clocks[0].vantage = mine if clocks[0].vantage in (None, mine) else "mixed"
         # the copy on the sender's side is kept; the receiver's left out
-        zero_sends = zero_near_up == (u == 0)
+        zero_sends = near[conn] == (u == 0)
         send_r = np.where(zero_sends, zr, jr)
         recv_r = np.where(zero_sends, jr, zr)
-        # a key copied more often on one side (a segment sent again, the first lost between):
-        # the k-th with the k-th is wrong there; each arrival goes with the last copy sent before it
-        uneven = _uneven(order, starts, ends, cs, j)
-        if len(uneven):
-            t = _on_first(ts, cap, offsets)
-            send_r, recv_r = _rematch(send_r, recv_r, uneven, order, starts, ends, cap, j, t,
-                                      dict(zip(pk.tolist(), zero_near_up.tolist(), strict=True)), pair_key, up,
+        if not even.all():
+            send_r, recv_r = _rematch(g, send_r, recv_r, near, offsets,
                                       tol=0.0 if lo is None or hi is None else max(hi - lo, 0.0))
-            zero_sends = cap[send_r] == 0
-        skip[j].append(orig[recv_r[zero_sends]])
-        skip[0].append(orig[recv_r[~zero_sends]])
-        owd = _on_first(ts[recv_r], cap[recv_r], offsets) - _on_first(ts[send_r], cap[send_r], offsets)
-        sent_keys.append((cap[send_r] << 32) | orig[send_r])
+            zero_sends = g.cap[send_r] == 0
+        skip[j].append(g.frame[recv_r[zero_sends]])
+        skip[0].append(g.frame[recv_r[~zero_sends]])
+        owd = _on_first(g.ts[recv_r], g.cap[recv_r], offsets) - _on_first(g.ts[send_r], g.cap[send_r], offsets)
+        sent_keys.append((g.cap[send_r] << 32) | g.frame[send_r])
         sent_owd.append(owd)
         sent_lost.append(np.zeros(len(send_r), dtype=bool))
-        matched = np.zeros(n, dtype=bool)
+        matched = np.zeros(len(g.side), dtype=bool)
         matched[send_r] = matched[recv_r] = True
-        lost = _lost(cap, ts, orig, pair_key, up, matched, j, pk, zero_near_up, span, offsets, owd)
+        lost = _lost(g, matched, j, joined, near, span, offsets, owd)
         sent_keys.append(lost)
         sent_owd.append(np.full(len(lost), np.nan))
         sent_lost.append(np.ones(len(lost), dtype=bool))
     for i, c in enumerate(clocks):
         c.offset = offsets[i] if i else 0.0
-    keys = np.concatenate(sent_keys) if sent_keys else np.zeros(0, dtype=np.int64)
-    sort = np.argsort(keys, kind="stable")
+    keys_sent = np.concatenate(sent_keys) if sent_keys else np.zeros(0, dtype=np.int64)
+    sort = np.argsort(keys_sent)  # each frame once: no ties
     return Join(clocks, [_sorted_set(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64) for k in skip],
-                keys[sort], np.concatenate(sent_owd)[sort] if sent_owd else np.zeros(0),
+                keys_sent[sort], np.concatenate(sent_owd)[sort] if sent_owd else np.zeros(0),
                 np.concatenate(sent_lost)[sort] if sent_lost else np.zeros(0, dtype=bool))
 
 
@@ -193,72 +195,36 @@ def _sorted_set(a: np.ndarray) -> np.ndarray:
     return a[np.r_[True, a[1:] != a[:-1]]] if len(a) else a
 
 
-def _keys(v, s) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """For segment rows ``s`` of view ``v``: a hash of what a router leaves as it is (the
-    sender's and receiver's address and port, seq, ack, length, window, flags); a hash of the
-    connection's two ends; the direction on the wire (0: from the lower end to the higher, the
-    same for every copy whichever end the tracker called client); and whether the lower end
-    is the tracker's client."""
-    m = v.n_conn
-    chi, clo = conn_addrs(v, m, server=False)
-    shi, slo = conn_addrs(v, m, server=True)
-    ports = v.conns.port[:m].astype(np.int64)
-    cp, sp = ports[:, 0], ports[:, 1]
-    # per connection (few), then looked up per segment
-    c2s = _mix([chi, clo, cp, shi, slo, sp])
-    s2c = _mix([shi, slo, sp, chi, clo, cp])
-    client_low = (chi < shi) | ((chi == shi) & ((clo < slo) | ((clo == slo) & (cp < sp))))
-    ends = np.where(client_low, c2s, s2c)
-    conn = s.conn.astype(np.int64)  # a connection's row is its id, unless older ones left
-    rows = np.searchsorted(v.conns.cid[:m], conn) if v.evicted_conns else conn
-    fl = s.fl.astype(np.int64)
-    d = col.seg_dir(fl)
-    key = _mix([np.where(d == 0, c2s[rows], s2c[rows]), s.seq, s.ack,
-                s.len.astype(np.int64) | (s.win.astype(np.int64) << 16) | ((fl & 0xFF) << 32)])
-    low = client_low[rows]
-    up = np.where(low, d, 1 - d)
-    return key, ends[rows], up, low
-
-def _uneven(order: np.ndarray, starts: np.ndarray, ends: np.ndarray, cs: np.ndarray, j: int) -> np.ndarray:
-    """The runs (of rows sorted by key) whose key the first capture and capture ``j`` hold
-    different numbers of copies of, both at least one."""
-    if not len(starts):
-        return np.zeros(0, dtype=np.int64)
-    n0 = np.add.reduceat((cs == 0).astype(np.int64), starts)
-    nj = np.add.reduceat((cs == j).astype(np.int64), starts)
-    return np.flatnonzero((n0 != nj) & (n0 > 0) & (nj > 0))
-
-
-def _rematch(send_r: np.ndarray, recv_r: np.ndarray, uneven: np.ndarray, order: np.ndarray, starts: np.ndarray,
-             ends: np.ndarray, cap: np.ndarray, j: int, t: np.ndarray, zero_up_of: dict, pair_key: np.ndarray,
-             up: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs, those of the ``uneven`` runs made again: each copy that arrived, in time
-    order, with the last copy sent no later (``tol``: the offset's uncertainty) not yet taken."""
-    redo = np.concatenate([order[starts[k]:ends[k]] for k in uneven.tolist()])
-    keep = ~np.isin(send_r, redo)
+def _rematch(g: _Pairs, send_r: np.ndarray, recv_r: np.ndarray, near: np.ndarray, offsets: list[float],
+             tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs, those of the keys the two sides hold different numbers of copies of (both
+    at least one) made again: each copy that arrived, in time order, with the last copy sent
+    no later (``tol``: the offset's uncertainty) not yet taken."""
+    rows = np.flatnonzero(g.uneven)
+    keep = ~np.isin(send_r, rows)
     sends, recvs = [send_r[keep]], [recv_r[keep]]
+    rows = rows[np.argsort(g.slot_of[rows], kind="stable")]  # each key's copies together, in order
+    cut = np.flatnonzero(np.diff(g.slot_of[rows])) + 1
+    t = _on_first(g.ts[rows], g.cap[rows], offsets)
+    zero_sends_all = near[g.conn[rows]] == (g.up[rows] == 0)
     extra_s: list[int] = []
     extra_r: list[int] = []
-    for k in uneven.tolist():
-        rows = order[starts[k]:ends[k]]
-        rows = rows[(cap[rows] == 0) | (cap[rows] == j)]
-        zero_up = zero_up_of.get(int(pair_key[rows[0]]))
-        if zero_up is None:
-            continue  # a connection no pair placed
-        zero_sends = zero_up == (int(up[rows[0]]) == 0)
-        sender = 0 if zero_sends else j
-        sent = sorted(rows[cap[rows] == sender].tolist(), key=lambda r: t[r])
-        got = sorted(rows[cap[rows] != sender].tolist(), key=lambda r: t[r])
+    for a, e in zip([0, *cut.tolist()], [*cut.tolist(), len(rows)], strict=True):
+        sender = 0 if zero_sends_all[a] else 1
+        mine = np.arange(a, e)
+        by_side = g.side[rows[mine]]
+        sent = sorted(mine[by_side == sender].tolist(), key=lambda k: t[k])
+        got = sorted(mine[by_side != sender].tolist(), key=lambda k: t[k])
         taken: set[int] = set()
-        for r in got:
+        for k in got:
             best = None
             for q in sent:
-                if t[q] <= t[r] + tol and q not in taken:
+                if t[q] <= t[k] + tol and q not in taken:
                     best = q
             if best is not None:
                 taken.add(best)
-                extra_s.append(best)
-                extra_r.append(r)
+                extra_s.append(int(rows[best]))
+                extra_r.append(int(rows[k]))
     sends.append(np.array(extra_s, dtype=np.int64))
     recvs.append(np.array(extra_r, dtype=np.int64))
     return np.concatenate(sends), np.concatenate(recvs)
@@ -269,41 +235,61 @@ def _on_first(ts: np.ndarray, cap: np.ndarray, offsets: list[float]) -> np.ndarr
     return ts + np.asarray(offsets)[cap]
 
 
-def _orient(pk: np.ndarray, up: np.ndarray, dd: np.ndarray) -> tuple[np.ndarray, float | None, float | None]:
-    """Per pair, whether the first capture is near the lower end of its connection (the
+def _orient(conn: np.ndarray, up: np.ndarray, dd: np.ndarray, even: np.ndarray,
+            n_conn: int) -> tuple[np.ndarray, float | None, float | None]:
+    """Per connection (of ``n_conn``), whether the first capture is near its lower end (the
     direction whose copies reach the other capture sooner is sent from its side), and the
-    bounds on the offset that all connections together allow."""
-    near = np.zeros(len(pk), dtype=bool)
-    lo: float | None = None
-    hi: float | None = None
-    keys, inv = np.unique(pk, return_inverse=True)
-    one_way = []
-    for k in range(len(keys)):
-        m = inv == k
-        a, b = dd[m & (up == 0)], dd[m & (up == 1)]
-        if len(a) and len(b):
-            zero_up = float(np.median(a)) <= float(np.median(b))
-            near[m] = zero_up
-            sent, got = (a, b) if zero_up else (b, a)
-            lo = float(sent.max()) if lo is None else max(lo, float(sent.max()))
-            hi = float(got.min()) if hi is None else min(hi, float(got.min()))
-        else:
-            one_way.append((m, a, b))
+    bounds on the offset that all connections together allow.
+
+    Each pair (connection ``conn``, direction ``up``) gives ``dd``, the first capture's time
+    less the other's. Sent from the first capture's side, ``dd`` is the offset less the
+    one-way delay; sent towards it, the offset plus it: the two directions' values lie on
+    either side of the offset, so their means do too. The means are taken over the ``even``
+    pairs (of keys both sides hold as often), where a pair cannot be two different sendings.
+    """
+    near = np.zeros(n_conn, dtype=bool)
+    sums, counts, seen = [], [], []
+    for k in (0, 1):
+        way = up == k
+        use = way & even
+        n_use = np.bincount(conn[use], minlength=n_conn)
+        n_all = np.bincount(conn[way], minlength=n_conn)
+        s_use = np.bincount(conn[use], weights=dd[use], minlength=n_conn)
+        s_all = np.bincount(conn[way], weights=dd[way], minlength=n_conn)
+        fallback = n_use == 0
+        sums.append(np.where(fallback, s_all, s_use))
+        counts.append(np.where(fallback, n_all, n_use))
+        seen.append(n_all > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = [sums[k] / counts[k] for k in (0, 1)]
+    both = seen[0] & seen[1]
+    near[both] = mean[0][both] <= mean[1][both]
+    lo, hi = _bounds(conn, up, dd, near, both)
     # a connection seen one way only: placed by the others' offset (its copies arrive later)
-    mid = _midpoint(lo, hi)
-    for m, a, b in one_way:
+    one = (seen[0] | seen[1]) & ~both
+    if one.any():
+        mid = _midpoint(lo, hi)
         if mid is None:
-            zero_up = len(a) > 0  # nothing to go by: the first capture is the sender's
+            near[one] = seen[0][one]  # nothing to go by: the first capture is the sender's
+            lo2, hi2 = _bounds(conn, up, dd, near, one)
+            lo = lo2 if lo is None else (lo if lo2 is None else max(lo, lo2))
+            hi = hi2 if hi is None else (hi if hi2 is None else min(hi, hi2))
         else:
-            zero_up = (float(np.median(a)) <= mid) if len(a) else (float(np.median(b)) > mid)
-        near[m] = zero_up
-        if mid is None:
-            sent, got = (a, b) if zero_up else (b, a)
-            if len(sent):
-                lo = float(sent.max()) if lo is None else max(lo, float(sent.max()))
-            if len(got):
-                hi = float(got.min()) if hi is None else min(hi, float(got.min()))
+            m = np.where(seen[0], mean[0], mean[1])
+            near[one] = np.where(seen[0], m <= mid, m > mid)[one]
     return near, lo, hi
+
+
+def _bounds(conn: np.ndarray, up: np.ndarray, dd: np.ndarray, near: np.ndarray,
+            which: np.ndarray) -> tuple[float | None, float | None]:
+    """The offsets the pairs of connections ``which`` allow: no later than any sent from the
+    first capture's side says (``dd`` of those at most it), no earlier than any sent to it."""
+    mine = which[conn]
+    sent = mine & (near[conn] == (up == 0))
+    got = mine & ~sent
+    lo = float(dd[sent].max()) if sent.any() else None
+    hi = float(dd[got].min()) if got.any() else None
+    return lo, hi
 
 
 def _midpoint(lo: float | None, hi: float | None) -> float | None:
@@ -313,7 +299,7 @@ def _midpoint(lo: float | None, hi: float | None) -> float | None:
     return lo if lo is not None else hi
 
 
-def _label(near_client: np.ndarray, pk: np.ndarray) -> str:
+def _label(near_client: np.ndarray) -> str:
     """``client``, ``server`` or ``mixed``: the end a capture is near, over its connections."""
     if near_client.all():
         return "client"
@@ -322,32 +308,28 @@ def _label(near_client: np.ndarray, pk: np.ndarray) -> str:
     return "mixed"
 
 
-def _lost(cap: np.ndarray, ts: np.ndarray, orig: np.ndarray, pair_key: np.ndarray, up: np.ndarray,
-          matched: np.ndarray, j: int, pk_pairs: np.ndarray, zero_up_pairs: np.ndarray,
+def _lost(g: _Pairs, matched: np.ndarray, j: int, joined: np.ndarray, near: np.ndarray,
           span: list[tuple[float, float]], offsets: list[float], owd: np.ndarray) -> np.ndarray:
     """Keys ``capture << 32 | frame`` of the segments of joined connections (between the first
     capture and capture ``j``) that the sender's side saw leave and the receiver's side never
     saw, while it was capturing."""
-    keys_joined, first = np.unique(pk_pairs, return_index=True)
-    # per joined connection: whether capture 0 is near its lower end
-    zero_up_of = dict(zip(pk_pairs[first].tolist(), zero_up_pairs[first].tolist(), strict=True))
-    cand = np.flatnonzero(~matched & ((cap == 0) | (cap == j)) & np.isin(pair_key, keys_joined))
+    cand = np.flatnonzero(~matched)
+    cand = cand[joined[g.conn[cand]]]
     if not len(cand):
         return np.zeros(0, dtype=np.int64)
-    zero_up = np.array([zero_up_of[k] for k in pair_key[cand].tolist()], dtype=bool)
-    zero_sends = zero_up == (up[cand] == 0)
-    sender = np.where(zero_sends, 0, j)
-    cand = cand[cap[cand] == sender]
+    zero_sends = near[g.conn[cand]] == (g.up[cand] == 0)
+    cand = cand[np.where(zero_sends, 0, 1) == g.side[cand]]  # those on the sender's side
     if not len(cand):
         return np.zeros(0, dtype=np.int64)
-    receiver = np.where(cap[cand] == 0, j, 0)
-    t = ts[cand] + np.asarray(offsets)[cap[cand]]
+    cap = g.cap[cand]
+    receiver = np.where(cap == 0, j, 0)
+    t = g.ts[cand] + np.asarray(offsets)[cap]
     recv_first = np.array([span[r][0] + offsets[r] for r in range(len(span))])[receiver]
     recv_last = np.array([span[r][1] + offsets[r] for r in range(len(span))])[receiver]
     slowest = float(np.nanmax(owd)) if len(owd) and np.isfinite(owd).any() else 0.0
     inside = (t >= recv_first) & (t + slowest <= recv_last)
     cand = cand[inside]
-    return (cap[cand] << 32) | orig[cand]
+    return (g.cap[cand] << 32) | g.frame[cand]
 
 
 OWD_KINDS = ("owd",)
