@@ -133,17 +133,16 @@ def _pairing_kernels() -> None:
     """Two vantage points' join (part of the ``table`` group): reading and pairing segments'
     copies (the segments of the SYN that :func:`_read_kernels` read)."""
     from ..sources.batch import frame_array
-    from .core.copies import KEY, pair_copies, segment_keys, tables_for
+    from .core.copies import KEY, pair_copies, partitions_for, segment_keys, tables_for
     from .core.decode import OUT_SIZE
 
     frames = frame_array(1)
     frames[0] = (0, len(_SYN), len(_SYN), 1.0, 1, 1)
-    keys = np.zeros(2, dtype=KEY).view(np.recarray)
+    keys = np.zeros(1, dtype=KEY).view(np.recarray)
     segment_keys(np.frombuffer(_SYN, dtype=np.uint8), frames, np.zeros(OUT_SIZE, dtype=np.int64), keys, 0)
-    keys[1] = keys[0]
-    n = len(keys)
-    side = np.arange(n, dtype=np.int64)
-    pair_copies(keys, side, *tables_for(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32),
+    n, parts = 2, partitions_for(2)
+    pair_copies(keys, keys, parts, *tables_for(n), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int32),
+                np.empty(parts + 1, dtype=np.int64), np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64),
                 np.empty(n, dtype=np.int32), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.bool_))
 
 

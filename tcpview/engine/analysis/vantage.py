@@ -34,7 +34,7 @@ import numpy as np
 from ...sources.base import FileSource
 from ...sources.merge import CaptureMap
 from ...sources.pcap import CaptureError
-from ..core.copies import KEY, pair_copies, segment_keys, tables_for
+from ..core.copies import KEY, pair_copies, partitions_for, segment_keys, tables_for
 from ..core.decode import OUT_SIZE
 from ..timeline.timeline import Timeline
 from ..timeline.vantages import CaptureClock, Vantages
@@ -91,27 +91,29 @@ class _Pairs:
     """Two captures' segments (the first's, then the other's) and their copies paired."""
 
     def __init__(self, first: np.recarray, other: np.recarray, j: int) -> None:
-        self.k = k = np.concatenate([first, other]).view(np.recarray)
-        n = len(k)
-        self.side = np.zeros(n, dtype=np.int64)
-        self.side[len(first):] = 1
-        self.cap = self.side * j
-        self.ts = k.ts
-        self.frame = k.frame
-        self.up = k.up.astype(np.int64)
-        table, conns = tables_for(n)
-        self.conn = np.empty(n, dtype=np.int64)
-        self.slot_of = np.empty(n, dtype=np.int32)
+        na, n = len(first), len(first) + len(other)
+        self.side = np.zeros(n, dtype=np.int8)
+        self.side[na:] = 1
+        self.cap = self.side.astype(np.int64) * j
+        self.ts = np.concatenate([first.ts, other.ts])
+        self.frame = np.concatenate([first.frame, other.frame])
+        self.up = np.concatenate([first.up, other.up])
+        conns, table = tables_for(n)
+        parts = partitions_for(n)
+        self.conn = np.empty(n, dtype=np.int32)
+        self.group = np.empty(n, dtype=np.int64)
         self.partner = np.empty(n, dtype=np.int64)
         self.uneven = np.empty(n, dtype=np.bool_)
-        self.n_conn = int(pair_copies(k, self.side, table, conns, self.conn, self.slot_of,
-                                      np.empty(n, dtype=np.int32), self.partner, self.uneven))
+        self.n_conn = int(pair_copies(first, other, parts, conns, table, np.empty(n, dtype=np.int64),
+                                      np.empty(n, dtype=np.int32), np.empty(parts + 1, dtype=np.int64), self.conn,
+                                      self.group, np.empty(n, dtype=np.int32), self.partner, self.uneven))
         # each connection's client: the sender of its SYN, else of its first segment seen
         used = np.flatnonzero(conns[:, 0])
         first_row = np.empty(self.n_conn, dtype=np.int64)
         first_row[conns[used, 1]] = conns[used, 0] - 1
         self.client_low = self.up[first_row] == 0
-        syn = np.flatnonzero((k.fl & 0x12) == 0x02)
+        fl = np.concatenate([first.fl, other.fl])
+        syn = np.flatnonzero((fl & 0x12) == 0x02)
         self.client_low[self.conn[syn]] = self.up[syn] == 0
 
 
@@ -203,8 +205,8 @@ def _rematch(g: _Pairs, send_r: np.ndarray, recv_r: np.ndarray, near: np.ndarray
     rows = np.flatnonzero(g.uneven)
     keep = ~np.isin(send_r, rows)
     sends, recvs = [send_r[keep]], [recv_r[keep]]
-    rows = rows[np.argsort(g.slot_of[rows], kind="stable")]  # each key's copies together, in order
-    cut = np.flatnonzero(np.diff(g.slot_of[rows])) + 1
+    rows = rows[np.argsort(g.group[rows], kind="stable")]  # each key's copies together, in order
+    cut = np.flatnonzero(np.diff(g.group[rows])) + 1
     t = _on_first(g.ts[rows], g.cap[rows], offsets)
     zero_sends_all = near[g.conn[rows]] == (g.up[rows] == 0)
     extra_s: list[int] = []

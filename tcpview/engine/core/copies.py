@@ -42,9 +42,8 @@ higher (ends ordered by address, then port)."""
 
 ROW, N0, N1, HEAD, TAIL = range(5)
 """The copies table's columns: its key's first row plus one (0: a free slot), the copies each
-side holds, and side 0's first copy not yet paired and its last (a chain through ``nxt``)."""
-CONN_ROW = 0
-"""The connections table's column of the connection's first row plus one (0: a free slot)."""
+capture holds, and the first's first copy not yet paired and its last (a chain through ``nxt``)."""
+COLUMNS = 5
 
 
 @inlined
@@ -97,54 +96,78 @@ def segment_keys(buf: np.ndarray, frames, fields: np.ndarray, out, at: Int) -> I
     return at
 
 
+PART_ROWS = 8192
+"""About how many rows a partition of the join holds: its table (twice as many slots, 20
+bytes each) stays in a core's cache, where one table for every row would miss on every look."""
+
+
+def partitions_for(rows: int) -> int:
+    """How many partitions :func:`pair_copies` cuts ``rows`` rows into (a power of two)."""
+    return 1 << max(0, (rows // PART_ROWS).bit_length())
+
+
 def tables_for(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Empty tables for :func:`pair_copies` over ``rows`` rows: the copies' (a row of 32-bit
-    integers per slot: one look, one cache line) and the connections' (first row, id), each
-    a power of two above twice ``rows`` slots (zeros: the pages are only touched where a key
-    lands)."""
+    """Room for :func:`pair_copies`'s tables over ``rows`` rows: the connections' (zeros) and
+    a partition's (anything), each of a power of two above twice ``rows`` slots. Only the
+    pages a table uses are ever touched: a partition's table uses its first few slots."""
     slots = 1 << max(4, (2 * rows).bit_length())
-    return np.zeros((slots, 5), dtype=np.int32), np.zeros((slots, 2), dtype=np.int32)
+    return np.zeros((slots, 2), dtype=np.int32), np.empty((slots, COLUMNS), dtype=np.int32)
 
 
 @inlined
-def _same(keys, a: Int, b: Int) -> bool:
-    """Whether rows ``a`` and ``b`` are copies of one segment."""
-    ka, kb = keys[a], keys[b]
-    return (ka.conn == kb.conn and ka.up == kb.up and ka.seq == kb.seq and ka.ack == kb.ack and ka.len == kb.len
-            and ka.win == kb.win and ka.fl == kb.fl)
+def _key(a, b, na: Int, r: Int):
+    """Row ``r`` of the two captures' segments, the first's then the other's."""
+    return a[r] if r < na else b[r - na]
+
+
+@inlined
+def _same(a, b, na: Int, x: Int, y: Int) -> bool:
+    """Whether rows ``x`` and ``y`` are copies of one segment."""
+    kx, ky = _key(a, b, na, x), _key(a, b, na, y)
+    return (kx.conn == ky.conn and kx.up == ky.up and kx.seq == ky.seq and kx.ack == ky.ack and kx.len == ky.len
+            and kx.win == ky.win and kx.fl == ky.fl)
 
 
 @kernel
-def pair_copies(keys, side: np.ndarray, table: np.ndarray, conns: np.ndarray, conn_of: np.ndarray,
-                slot_of: np.ndarray, nxt: np.ndarray, partner: np.ndarray, uneven: np.ndarray) -> Int:
-    """Pair each row of ``side`` 1 with the copy of its segment that ``side`` 0 holds, if any,
-    and number the connections.
+def pair_copies(a, b, parts: Int, conns: np.ndarray, table: np.ndarray, hs: np.ndarray, order: np.ndarray,
+                starts: np.ndarray, conn_of: np.ndarray, group: np.ndarray, nxt: np.ndarray, partner: np.ndarray,
+                uneven: np.ndarray) -> Int:
+    """Pair each segment of capture ``b`` with the copy of it that capture ``a`` holds, if any
+    (the k-th copy in ``b`` of a segment with the k-th in ``a``), and number the connections.
+    Rows are ``a``'s, then ``b``'s.
+
+    The rows are first cut by their hash into ``parts`` partitions (kept in order), each then
+    joined with a table of its own, small enough to stay in cache.
 
     Args:
-        keys: the segments (:data:`KEY`), each side's in its order.
-        side: per row, 0 (the first capture), 1 (the other) or -1 (neither: left alone).
-        table, conns: empty tables (:func:`tables_for`).
+        a, b: the two captures' segments (:data:`KEY`), each in its order.
+        parts: how many partitions (:func:`partitions_for`: a power of two).
+        conns: zeros, a power of two above twice the rows slots, two columns (32-bit).
+        table: room for a partition's table: a power of two above twice the rows of the
+            largest partition slots (or more), :data:`COLUMNS` columns (32-bit).
+        hs, order: room for a row each (64-, 32-bit); starts: room for ``parts + 1``.
         conn_of: out: each row's connection, numbered from 0 in order of first row.
-        slot_of, nxt: room for a 32-bit integer per row.
-        partner: out: for a row of side 1, the row of its copy on side 0 (-1: none); -1 elsewhere.
-        uneven: out: whether the two sides hold different numbers of copies of the row's
+        group: out: a number each segment's copies share (and no other segment's).
+        nxt: room for a 32-bit integer per row.
+        partner: out: for a row of ``b``, the row of its copy in ``a`` (-1: none); -1 elsewhere.
+        uneven: out: whether the two captures hold different numbers of copies of the row's
             segment, both at least one (there the k-th with the k-th may be wrong: a segment
             sent again, its first copy lost between).
 
     Returns:
         How many connections were numbered.
     """
-    mask = len(table) - 1
-    n = len(side)
+    na = len(a)
+    n = na + len(b)
+    if n == 0:
+        return 0
+    cmask = len(conns) - 1
     n_conns = 0
+    for p in range(parts + 1):
+        starts[p] = 0
     for r in range(n):
-        conn_of[r] = -1
-        k = side[r]
-        if k < 0:
-            continue
-        s = keys[r]
-        # the connection
-        c = s.conn & mask
+        s = _key(a, b, na, r)
+        c = s.conn & cmask
         while True:
             q = conns[c, 0]
             if q == 0:
@@ -152,46 +175,63 @@ def pair_copies(keys, side: np.ndarray, table: np.ndarray, conns: np.ndarray, co
                 conns[c, 1] = n_conns
                 n_conns += 1
                 break
-            if keys[q - 1].conn == s.conn:
+            if _key(a, b, na, q - 1).conn == s.conn:
                 break
-            c = (c + 1) & mask
+            c = (c + 1) & cmask
         conn_of[r] = conns[c, 1]
-        # the segment
         h = _fold(_fold(_fold(_fold(s.conn, s.seq), s.ack), np.int64(s.len)),
                   (np.int64(s.win) << 16) | (np.int64(s.fl) << 8) | np.int64(s.up))
-        i = h & mask
-        while True:
-            q = table[i, ROW]
-            if q == 0:
-                table[i, ROW] = r + 1
-                break
-            if _same(keys, q - 1, r):
-                break
-            i = (i + 1) & mask
-        slot_of[r] = i
-        if k == 0:
-            table[i, N0] += 1
-            nxt[r] = -1
-            if table[i, N0] == 1:
-                table[i, HEAD] = r
-            else:
-                nxt[table[i, TAIL]] = r
-            table[i, TAIL] = r
-        else:
-            table[i, N1] += 1
-    # the k-th copy on side 1 with the k-th on side 0
+        hs[r] = h
+        starts[((h >> 24) & (parts - 1)) + 1] += 1
+    for p in range(parts):
+        starts[p + 1] += starts[p]
+    for p in range(parts):  # (each partition's next free place, for the moment)
+        nxt[p] = starts[p]
     for r in range(n):
-        partner[r] = -1
-        uneven[r] = False
-        k = side[r]
-        if k < 0:
-            continue
-        i = slot_of[r]
-        n0, n1 = table[i, N0], table[i, N1]
-        uneven[r] = n0 != n1 and n0 > 0 and n1 > 0
-        if k == 1 and n0 > 0:
-            q = table[i, HEAD]
-            if q >= 0:
-                partner[r] = q
-                table[i, HEAD] = nxt[q]
+        p = (hs[r] >> 24) & (parts - 1)
+        order[nxt[p]] = r
+        nxt[p] += 1
+    for p in range(parts):
+        lo, hi = starts[p], starts[p + 1]
+        slots = 16
+        while slots < 2 * (hi - lo):
+            slots *= 2
+        mask = slots - 1
+        for i in range(slots):
+            table[i, ROW] = 0
+            table[i, N0] = 0
+            table[i, N1] = 0
+        for x in range(lo, hi):
+            r = order[x]
+            i = hs[r] & mask
+            while True:
+                q = table[i, ROW]
+                if q == 0:
+                    table[i, ROW] = r + 1
+                    break
+                if hs[q - 1] == hs[r] and _same(a, b, na, q - 1, r):
+                    break
+                i = (i + 1) & mask
+            group[r] = (p << 32) | i
+            if r < na:
+                table[i, N0] += 1
+                nxt[r] = -1
+                if table[i, N0] == 1:
+                    table[i, HEAD] = r
+                else:
+                    nxt[table[i, TAIL]] = r
+                table[i, TAIL] = r
+            else:
+                table[i, N1] += 1
+        for x in range(lo, hi):
+            r = order[x]
+            i = group[r] & 0xFFFFFFFF
+            n0, n1 = table[i, N0], table[i, N1]
+            uneven[r] = n0 != n1 and n0 > 0 and n1 > 0
+            partner[r] = -1
+            if r >= na and n0 > 0:
+                q = table[i, HEAD]
+                if q >= 0:
+                    partner[r] = q
+                    table[i, HEAD] = nxt[q]
     return n_conns

@@ -87,22 +87,27 @@ class Vantages:
         lost[hit] = self.lost[at[hit]]
         return owd, lost
 
-    def connection(self, segs, rows: np.ndarray) -> dict | None:
+    def connections(self, segs, ids: list[int]) -> dict[int, dict]:
         """``lost_between_captures`` ({"c2s": n, "s2c": n}) and the one-way delays' minimum
-        per direction, for the segment rows ``rows`` of one connection; None when the
-        connection was seen by one capture only."""
+        per direction, for each connection of ``ids`` (segment rows ``segs``) that both
+        captures saw."""
+        want = np.unique(np.asarray(ids, dtype=np.int64))
+        rows = np.flatnonzero(np.isin(segs.conn, want))
         s = segs[rows]
         owd, lost = self._of(s.frame)
-        if not np.isfinite(owd).any() and not lost.any():
-            return None
-        d = col.seg_dir(s.fl.astype(np.int64))
-        out: dict = {"lost_between_captures": {"c2s": int(np.count_nonzero(lost & (d == 0))),
-                                               "s2c": int(np.count_nonzero(lost & (d == 1)))}}
-        mins = {}
-        for k, name in ((0, "c2s"), (1, "s2c")):
-            w = owd[(d == k) & np.isfinite(owd)]
-            mins[name] = round(float(w.min()), 9) if len(w) else None
-        out["min_one_way_delay"] = mins
+        # per connection and direction: a slot of its own
+        slot = np.searchsorted(want, s.conn.astype(np.int64)) * 2 + col.seg_dir(s.fl.astype(np.int64))
+        n = 2 * len(want)
+        known = np.isfinite(owd)
+        n_lost = np.bincount(slot[lost], minlength=n)
+        mins = np.full(n, np.inf)
+        np.minimum.at(mins, slot[known], owd[known])
+        seen = (np.bincount(slot[known], minlength=n) + n_lost).reshape(-1, 2).sum(axis=1) > 0
+        out = {}
+        for k in np.flatnonzero(seen).tolist():
+            m = [None if math.isinf(x) else round(float(x), 9) for x in mins[2 * k:2 * k + 2]]
+            out[int(want[k])] = {"lost_between_captures": {"c2s": int(n_lost[2 * k]), "s2c": int(n_lost[2 * k + 1])},
+                                 "min_one_way_delay": {"c2s": m[0], "s2c": m[1]}}
         return out
 
     def series(self, segs, rows: np.ndarray, direction: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,17 +133,9 @@ def captures_summary(tl) -> list[dict] | None:
 
 def connections_between(tl, ids: list[int]) -> dict[int, dict]:
     """For each connection of ``ids`` that both vantage points saw: ``lost_between_captures``
-    and ``min_one_way_delay`` (see :meth:`Vantages.connection`)."""
-    from .conns import rows_of_many
-
+    and ``min_one_way_delay`` (see :meth:`Vantages.connections`)."""
     va = tl.vantages
     if va is None or not ids:
         return {}
     v = tl.view()
-    segs = v.segs[: v.n_seg]
-    out = {}
-    for cid, rows in rows_of_many(segs.conn, list(ids)).items():
-        got = va.connection(segs, rows)
-        if got is not None:
-            out[cid] = got
-    return out
+    return va.connections(v.segs[: v.n_seg], ids)
