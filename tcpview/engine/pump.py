@@ -17,6 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -377,7 +378,11 @@ def _join(paths: list[str], offsets: dict[int, float], warm: bool) -> MergedSour
             Warmer(sum(os.path.getsize(p) for p in paths) // 56 + 1).start()
         except OSError:
             Warmer().start()
-    join = join_captures(paths, [capture_keys(p) for p in paths], offsets)
+    # two at a time: the decoding runs compiled without the GIL, so two files take one's time
+    # where there are two cores
+    with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="tcpview-keys") as pool:
+        keys = list(pool.map(capture_keys, paths))
+    join = join_captures(paths, keys, offsets)
     if not join.joined:
         return None
     again = MergedSource(paths, [c.offset for c in join.captures], join.skip)

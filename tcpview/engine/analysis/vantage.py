@@ -72,19 +72,25 @@ def capture_keys(path: str) -> np.recarray:
     Raises:
         CaptureError: it is not a capture.
     """
-    parts = []
     fields = np.zeros(OUT_SIZE, dtype=np.int64)
+    at = 0
+    read = False
     with FileSource(path).reader as reader:
+        # room for as many segments as the file could hold (a record and its IP and TCP
+        # headers take 56 bytes at the least): only the pages written are ever touched
+        out = np.empty((reader.size or 0) // 56 + 1, dtype=KEY).view(np.recarray)
         try:
             for b in reader.batches():
                 if b is None or not len(b):
                     continue
-                out = np.empty(len(b), dtype=KEY).view(np.recarray)
-                parts.append(out[: segment_keys(b.buf, b.frames, fields, out, 0)])
+                read = True
+                if at + len(b) > len(out):  # (a file that grew as it was read)
+                    out = np.concatenate([out[:at], np.empty(max(len(out), len(b)), dtype=KEY)]).view(np.recarray)
+                at = int(segment_keys(b.buf, b.frames, fields, out, at))
         except CaptureError:
-            if not parts:
+            if not read:
                 raise
-    return np.concatenate(parts).view(np.recarray) if parts else np.zeros(0, dtype=KEY).view(np.recarray)
+    return out[:at].view(np.recarray)
 
 
 class _Pairs:
@@ -92,6 +98,7 @@ class _Pairs:
 
     def __init__(self, first: np.recarray, other: np.recarray, j: int) -> None:
         na, n = len(first), len(first) + len(other)
+        self.na = na
         self.side = np.zeros(n, dtype=np.int8)
         self.side[na:] = 1
         self.cap = self.side.astype(np.int64) * j
@@ -170,22 +177,31 @@ def join_captures(files: list[str], keys: list[np.recarray], given: dict[int, fl
             send_r, recv_r = _rematch(g, send_r, recv_r, near, offsets,
                                       tol=0.0 if lo is None or hi is None else max(hi - lo, 0.0))
             zero_sends = g.cap[send_r] == 0
-        skip[j].append(g.frame[recv_r[zero_sends]])
-        skip[0].append(g.frame[recv_r[~zero_sends]])
-        owd = _on_first(g.ts[recv_r], g.cap[recv_r], offsets) - _on_first(g.ts[send_r], g.cap[send_r], offsets)
-        sent_keys.append((g.cap[send_r] << 32) | g.frame[send_r])
-        sent_owd.append(owd)
-        sent_lost.append(np.zeros(len(send_r), dtype=bool))
-        matched = np.zeros(len(g.side), dtype=bool)
-        matched[send_r] = matched[recv_r] = True
-        lost = _lost(g, matched, j, joined, near, span, offsets, owd)
-        sent_keys.append(lost)
-        sent_owd.append(np.full(len(lost), np.nan))
-        sent_lost.append(np.ones(len(lost), dtype=bool))
+        # each frame's part, by row (rows go as the frames do: no sorting)
+        n, na = len(g.side), g.na
+        recv = np.zeros(n, dtype=bool)
+        recv[recv_r] = True
+        skip[0].append(g.frame[:na][recv[:na]])
+        skip[j].append(g.frame[na:][recv[na:]])
+        owd = np.full(n, np.nan)
+        owd[send_r] = _on_first(g.ts[recv_r], g.cap[recv_r], offsets) - _on_first(g.ts[send_r], g.cap[send_r], offsets)
+        matched = recv.copy()
+        matched[send_r] = True
+        lost = np.zeros(n, dtype=bool)
+        lost[_lost(g, matched, j, joined, near, span, offsets, owd[send_r])] = True
+        known = lost.copy()
+        known[send_r] = True
+        rows = np.flatnonzero(known)
+        sent_keys.append((g.cap[rows] << 32) | g.frame[rows])
+        sent_owd.append(owd[rows])
+        sent_lost.append(lost[rows])
     for i, c in enumerate(clocks):
         c.offset = offsets[i] if i else 0.0
+    if len(sent_keys) == 1:  # two captures: each part is sorted already
+        return Join(clocks, [k[0] if k else np.zeros(0, dtype=np.int64) for k in skip], sent_keys[0], sent_owd[0],
+                    sent_lost[0])
     keys_sent = np.concatenate(sent_keys) if sent_keys else np.zeros(0, dtype=np.int64)
-    sort = np.argsort(keys_sent)  # each frame once: no ties
+    sort = np.argsort(keys_sent, kind="stable")
     return Join(clocks, [_sorted_set(np.concatenate(k)) if k else np.zeros(0, dtype=np.int64) for k in skip],
                 keys_sent[sort], np.concatenate(sent_owd)[sort] if sent_owd else np.zeros(0),
                 np.concatenate(sent_lost)[sort] if sent_lost else np.zeros(0, dtype=bool))
@@ -312,7 +328,7 @@ def _label(near_client: np.ndarray) -> str:
 
 def _lost(g: _Pairs, matched: np.ndarray, j: int, joined: np.ndarray, near: np.ndarray,
           span: list[tuple[float, float]], offsets: list[float], owd: np.ndarray) -> np.ndarray:
-    """Keys ``capture << 32 | frame`` of the segments of joined connections (between the first
+    """The rows of the segments of joined connections (between the first
     capture and capture ``j``) that the sender's side saw leave and the receiver's side never
     saw, while it was capturing."""
     cand = np.flatnonzero(~matched)
@@ -330,8 +346,7 @@ def _lost(g: _Pairs, matched: np.ndarray, j: int, joined: np.ndarray, near: np.n
     recv_last = np.array([span[r][1] + offsets[r] for r in range(len(span))])[receiver]
     slowest = float(np.nanmax(owd)) if len(owd) and np.isfinite(owd).any() else 0.0
     inside = (t >= recv_first) & (t + slowest <= recv_last)
-    cand = cand[inside]
-    return (g.cap[cand] << 32) | g.frame[cand]
+    return cand[inside]
 
 
 OWD_KINDS = ("owd",)
