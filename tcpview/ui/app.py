@@ -14,7 +14,6 @@ from __future__ import annotations
 import time
 from functools import partial
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
@@ -360,10 +359,9 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
             if outer:
                 head += f"\nthrough {outer_text(outer)}"
         title = f"frame {row.frame}  at {row.ts - (self.tl.first_ts or 0):.6f} s"
-        caps = self.tl.captures
-        if caps is not None:  # several captures merged: the file this frame came from
-            title += f"  from {escape(safe(caps.name(row.frame) or '?'))}"  # a file name, not markup
-        self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing))
+        caps = self.tl.captures  # several captures merged: the file this frame came from
+        source = (caps.name(row.frame) or "?") if caps is not None else None
+        self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing, source))
 
     # -- table / ladder actions -----------------------------------------------------------
     def action_sort_next(self) -> None:
