@@ -73,6 +73,9 @@ def test_graph_command_text_and_svg(lossy: Path, tmp_path: Path) -> None:
     assert rc == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("#1 10.0.0.1:41001 → 10.0.0.2:80  sequence numbers")
+    rc, back, err = cli("graph", str(lossy), "--conn", "1", "--kind", "tseq", "--dir", "s2c")
+    assert rc == 0, err
+    assert back.startswith("#1 10.0.0.2:80 → 10.0.0.1:41001  sequence numbers")  # the direction drawn
     assert any("┤" in line and any(0x2800 < ord(ch) <= 0x28FF for ch in line) for line in lines)
     assert "y: bytes" in out and "window, ack, data, retransmission" in out
     svg = tmp_path / "g.svg"

@@ -412,6 +412,30 @@ async def test_sockets_filter_box_is_visible_and_esc_restores_the_filter(tmp_pat
         assert not prompt.display and table.conn_query.text == "state:listen" and len(table.rows) == 1
 
 
+async def test_sockets_filter_box_takes_the_keys_typed_right_behind_slash(tmp_path):
+    """``/state:cw`` arriving in one read fills the box (``s``, sort, stays text) and filters."""
+    from uihelp import arrive_at_once
+
+    from tcpview.ui.sockets_app import SocketsApp
+    from tcpview.ui.widgets.prompt import Prompt
+    from tcpview.ui.widgets.socket_table import SocketTable
+
+    proc = tmp_path / "tcp"
+    proc.write_text(_HDR4 + "".join([
+        _line(0, _hex4("0.0.0.0", 8080), _hex4("0.0.0.0", 0), 0x0A),
+        _line(1, _hex4("127.0.0.1", 8080), _hex4("127.0.0.1", 41000), 0x08),
+    ]))
+    app = SocketsApp(KernelTable(files=[str(proc)]), interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        table, prompt = app.query_one(SocketTable), app.query_one(Prompt)
+        await wait_until(lambda: app.table.version >= 1 and len(table.rows) == 2, 10, 0.02, pilot.pause)
+        sort = table.sort
+        arrive_at_once(app, *"/state:cw")
+        assert await wait_until(lambda: prompt.value == "state:cw", 5, 0.02, pilot.pause), prompt.value
+        assert await wait_until(lambda: len(table.rows) == 1, 5, 0.02, pilot.pause)
+        assert table.sort == sort
+
+
 async def test_sockets_filter_box_refuses_a_term_the_table_cannot_read(tmp_path):
     """The sockets view speaks the same filter language and refuses the same bad terms as they
     are typed (and notes, which it has none of): the error under the text, the table as it was."""

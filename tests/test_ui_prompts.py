@@ -1,5 +1,5 @@
-"""The input box's questions, as a user answers them (Pilot): the time to go to (``t``) and the
-file to export to (``e``)."""
+"""The input box's questions, as a user answers them (Pilot): the time to go to (``t``), the
+file to export to (``e``), and keys typed or pasted right behind the one that opens it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from helpers import wait_until
-from uihelp import T0, Notes, write_capture
+from textual import events
+from uihelp import T0, Notes, arrive_at_once, write_capture
 
 from tcpview.sources.base import FileSource
 from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.conn_table import ConnectionTable
 from tcpview.ui.widgets.prompt import Prompt
 
 
@@ -94,3 +96,51 @@ async def test_export_proposes_a_new_file_name_and_says_where_it_wrote(capture: 
         # a filter: the filtered connections, named by their count
         await pilot.press("slash", *"10.0.0.1", "enter", "e")
         assert prompt.value == "pcap tcpview-known-2conns.pcap"
+
+
+async def test_keys_typed_right_behind_slash_go_into_the_filter_box(capture: Path) -> None:
+    """``/state:est`` arriving in one read: the box opens holding ``state:est``, the filter applies as
+    typed, and none of the letters acted as a key of the table (``s`` sort, ``t`` time box,
+    ``a`` absolute seq, ``e`` export)."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt, table = app.query_one(Prompt), app.query_one(ConnectionTable)
+        sort, title = table.model.sort, str(app.query_one("#ladder-box").border_subtitle)
+        arrive_at_once(app, *"/state:est")
+        assert await wait_until(lambda: prompt.value == "state:est", 5, 0.02, pilot.pause), prompt.value
+        assert prompt.mode == "filter" and app.focused is prompt
+        assert table.model.sort == sort and str(app.query_one("#ladder-box").border_subtitle) == title
+        await pilot.press("enter")
+        assert await wait_until(lambda: not prompt.is_open and app.focused is table, 5, 0.02, pilot.pause)
+        arrive_at_once(app, "t", *"1.5")  # the time box likewise
+        assert await wait_until(lambda: prompt.mode == "time" and prompt.value == "1.5", 5, 0.02, pilot.pause)
+        await pilot.press("enter")
+        assert await wait_until(lambda: app.player.position() == pytest.approx(T0 + 1.5), 5, 0.02, pilot.pause)
+        assert table.model.query.text == "state:est" and not prompt.is_open
+
+
+async def test_a_paste_right_after_slash_goes_into_the_filter_box(capture: Path) -> None:
+    """A paste that arrives with the ``/`` before it fills the box and filters the table."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt, table = app.query_one(Prompt), app.query_one(ConnectionTable)
+        arrive_at_once(app, "/", events.Paste("port:443"))
+        assert await wait_until(lambda: prompt.value == "port:443", 5, 0.02, pilot.pause), prompt.value
+        assert await wait_until(lambda: len(table.rows) == 1, 5, 0.02, pilot.pause)
+
+
+async def test_the_keys_that_open_the_box_are_typed_in_it_and_leave_other_screens_alone(capture: Path) -> None:
+    """``/``, ``t`` and ``e`` act as the app takes them (priority bindings): typed into an open
+    box they are text, and with the help screen over the viewer they do not open the box."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt = app.query_one(Prompt)
+        await pilot.press("slash", *"10.0.0.1/te")
+        assert prompt.mode == "filter" and prompt.value == "10.0.0.1/te"
+        await pilot.press("escape", "question_mark")
+        assert await wait_until(lambda: app.screen is not prompt.screen, 5, 0.02, pilot.pause)
+        await pilot.press("slash", "t", "e")
+        assert not prompt.is_open and app.screen is not prompt.screen

@@ -117,6 +117,21 @@ def lossy_frames() -> list:
     return frames
 
 
+def arrive_at_once(app: Any, *typed: Any) -> None:
+    """Put keys (one character each: letters, digits, ``/:.``) and pastes in the app's queue together, as the terminal driver
+    does with what one read of the terminal held (``tmux send-keys / s t a t e``, a paste
+    right after a key). ``pilot.press`` waits for the app to be idle after each key, which
+    hides what this shows: the keys behind the one that opens the box are queued before it
+    acts."""
+    from textual import events
+
+    names = {"/": "slash", ":": "colon", ".": "full_stop"}
+    for item in typed:
+        event = item if isinstance(item, events.Paste) else events.Key(names.get(item, item), item)
+        event.set_sender(app)  # as the driver's events are
+        app.post_message(event)
+
+
 # -- reading a running app ---------------------------------------------------------------------
 class Notes:
     """The notifications an app raises, collected from Textual's ``Notify`` messages: pass it

@@ -96,6 +96,12 @@ def _load(args: argparse.Namespace, until: float | None = None):
                say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True))
     if res.error and res.timeline.packets == 0:
         raise UsageError(res.error)
+    if len(paths) > 1:
+        from .spans import far_apart_hint
+
+        hint = far_apart_hint(res.timeline)
+        if hint:
+            print(f"tcpview: {hint}", file=sys.stderr, flush=True)
     return res
 
 

@@ -74,7 +74,9 @@ def replay_source(args: argparse.Namespace) -> tuple[object, dict]:
         joined: object = join_source(paths, args.offsets, args.msl2, args.fin_timeout, warm=True,
                              say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True),
                              join=not args.no_join)
-        return joined, dict(app_options(args), at=args.at, speed=args.speed)
+        from .spans import far_apart_hint
+
+        return joined, dict(app_options(args), at=args.at, speed=args.speed, read_hint=far_apart_hint)
     source = _stdin_source() if args.source == "-" else open_source(args.source, follow=args.follow)
     opts = app_options(args)
     if args.memory is None and (args.source == "-" or args.follow):

@@ -12,9 +12,9 @@ append-only timeline. A live capture's clock moves without packets: the tick sho
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from functools import partial
 
-from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import App, ComposeResult
@@ -24,6 +24,7 @@ from textual.widgets import Footer
 
 from ..engine.pump import BatchInfo
 from ..engine.session import Session
+from ..engine.timeline.timeline import Timeline
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
@@ -66,6 +67,8 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         speed: the player's starting speed (1x when None).
         paused_at_start: open paused before the first packet, the bar saying that space plays
             (a scenario: nothing happens before the user asks).
+        read_hint: asked once the source is read to its end, with the timeline: a hint to
+            notify, or None (several captures far apart in time: the command line's).
     """
 
     CSS_PATH = "tcpview.tcss"
@@ -76,9 +79,11 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
 
     def __init__(self, source, *, msl2: float = 60.0, fin_timeout: float = 60.0, tick: float = 0.1,
                  theme: str | Theme | None = None, at: float | None = None, memory: int | None = None,
-                 speed: float | None = None, paused_at_start: bool = False) -> None:
+                 speed: float | None = None, paused_at_start: bool = False,
+                 read_hint: Callable[[Timeline], str | None] | None = None) -> None:
         super().__init__()
         self._start_at = at
+        self._read_hint = read_hint
         self._rewind = paused_at_start
         # tcpview's themes and the user's; None picks the default (monochrome under NO_COLOR)
         self._theme_failures = install_themes(self, theme)
@@ -198,6 +203,10 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
                         severity="error", timeout=15, markup=False)
+        if self._read_hint is not None:
+            hint, self._read_hint = self._read_hint(self.tl), None  # once: not again on a read again
+            if hint:
+                self.notify(safe(hint), title="captures far apart", severity="warning", timeout=20, markup=False)
         self._dirty = True
         self._maybe_start_at()
         self._show_kernel_events()
@@ -360,10 +369,9 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
             if outer:
                 head += f"\nthrough {outer_text(outer)}"
         title = f"frame {row.frame}  at {row.ts - (self.tl.first_ts or 0):.6f} s"
-        caps = self.tl.captures
-        if caps is not None:  # several captures merged: the file this frame came from
-            title += f"  from {escape(safe(caps.name(row.frame) or '?'))}"  # a file name, not markup
-        self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing))
+        caps = self.tl.captures  # several captures merged: the file this frame came from
+        source = (caps.name(row.frame) or "?") if caps is not None else None
+        self.call_from_thread(self.push_screen, DetailScreen(title, head, d, missing, source))
 
     # -- table / ladder actions -----------------------------------------------------------
     def action_sort_next(self) -> None:

@@ -4,6 +4,14 @@
 
 Every binding has an id (``player.step_forward``: the part before the dot is its section in
 the help) and a tooltip (what the help says it does), so a keymap can remap it.
+
+The keys that open the input box (``/``, ``t``, ``e``) are priority bindings. Textual hands
+every key to the focused widget's queue as it arrives and resolves an ordinary binding only
+when the key comes back up to the app, so the keys typed right behind ``/`` (or a paste) were
+already on their way to the table when the box opened, and went to the table's bindings. A
+priority binding acts as the app takes the key, in the order typed; the box then takes the
+focus at once (:meth:`~tcpview.ui.widgets.prompt.Prompt.open`), so the next key goes to it.
+An open box consumes printable keys, so these bindings never fire while typing in it.
 """
 
 from __future__ import annotations
@@ -28,13 +36,13 @@ VIEWER_BINDINGS: list[BindingType] = [
     Binding("plus,equals_sign", "faster", "Faster", show=False, id="player.faster",
             tooltip="Faster: up to 1000x, then max (live: for replaying the past)"),
     Binding("minus", "slower", "Slower", show=False, id="player.slower", tooltip="Slower (down to 0.1x)"),
-    Binding("t", "goto_time", "Time", show=False, id="player.goto",
+    Binding("t", "goto_time", "Time", show=False, id="player.goto", priority=True,
             tooltip="Go to a time: seconds from the start (or m:ss)"),
-    Binding("slash", "filter", "Filter", id="table.filter",
+    Binding("slash", "filter", "Filter", id="table.filter", priority=True,
             tooltip="Filter connections: state:CLOSE_WAIT port:443 10.0.0.5 (terms ANDed)"),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="table.clear_filter",
             tooltip="Clear the filter (or close the input box)"),
-    Binding("e", "export", "Export", show=False, id="table.export",
+    Binding("e", "export", "Export", show=False, id="table.export", priority=True,
             tooltip="Export the connection (or the filtered ones)"),
     Binding("s", "sort_next", "Sort", show=False, id="table.sort", tooltip="Sort by the next column"),
     Binding("r", "sort_reverse", "Reverse", show=False, id="table.reverse", tooltip="Reverse the sort order"),
@@ -74,7 +82,7 @@ LIVE_BINDINGS: list[BindingType] = [
 
 SOCKETS_BINDINGS: list[BindingType] = [
     Binding("space", "pause", "Pause", id="sockets.pause", tooltip="Stop / restart refreshing"),
-    Binding("slash", "filter", "Filter", id="sockets.filter",
+    Binding("slash", "filter", "Filter", id="sockets.filter", priority=True,
             tooltip="Filter: state:CLOSE_WAIT port:443 proc:nginx pid:1234 user:www-data 10.0.0.5 (terms ANDed)"),
     Binding("escape", "clear_filter", "Clear filter", show=False, id="sockets.clear_filter",
             tooltip="Clear the filter (or close the input box)"),

@@ -102,6 +102,28 @@ def ellipsize(text: str, width: int) -> str:
     return text[: width - 1] + "…"
 
 
+def ellipsize_path(path: str, width: int) -> str:
+    """Cut a file's path to ``width`` cells in its middle, keeping its start and its file name
+    whole (``/home/me/…/today.pcap``); a name longer than that loses its own middle, never its
+    end (``ring_00…_2026.pcap``)."""
+    if len(path) <= width:
+        return path
+    cut = max(path.rfind("/"), path.rfind("\\"))
+    name = path[cut:]  # with its separator ("/today.pcap"), or the whole when there is none
+    start = width - len(name) - 1
+    if start >= 4:  # as much of the start as fits, an ellipsis, the name
+        return path[:start] + "…" + name
+    if start >= 0:  # too little of the start to tell anything
+        return "…" + name
+    name = path[cut + 1:]
+    if len(name) < width:
+        return "…" + name
+    if width <= 1:
+        return name[-width:] if width > 0 else ""
+    keep = width - 1
+    return name[: keep // 2] + "…" + name[len(name) - (keep - keep // 2):]
+
+
 def with_mark(title: str, mark: str, width: int) -> str:
     """``title`` and a sort mark (``▲``) in ``width`` cells: the title is cut, never the mark
     (``client sta…▲``)."""

@@ -110,9 +110,10 @@ def build(tl, cid: int, kind: str, direction: int | None = None, window: float |
     name = f"#{c.id} {c.client_text()} → {c.server_text()}"
     if kind in ("tseq", "tcptrace"):
         fwd = busier_direction(tl, cid) if direction is None else direction
-        arrow = "→" if fwd == 0 else "←"
-        g = Graph(kind, f"{name}  sequence numbers {arrow} ({'tcptrace' if kind == 'tcptrace' else 'Stevens'})",
-                  "s", "bytes")
+        ends = (c.client_text(), c.server_text())
+        # the title names the data direction drawn: the server's data reads server → client
+        g = Graph(kind, f"#{c.id} {ends[fwd]} → {ends[1 - fwd]}  sequence numbers "
+                  f"({'tcptrace' if kind == 'tcptrace' else 'Stevens'})", "s", "bytes")
         data = (d == fwd) & (ln > 0)
         bad = data & ((ana & (A_RETRANS | A_OUT_OF_ORDER)) != 0)
         good = data & ~bad

@@ -7,6 +7,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 
+BOX_WIDTH = 110
+"""The widest a detail pane's box is (narrower screens: their width)."""
+
 
 def detail_bindings(scope: str, close_tooltip: str) -> list[BindingType]:
     """A detail pane's keys: esc, q or enter closes it, the arrows (and k, j) scroll it; their
@@ -19,12 +22,12 @@ def detail_bindings(scope: str, close_tooltip: str) -> list[BindingType]:
 
 
 def detail_css(screen: str) -> str:
-    """The frame of the detail pane whose class is named ``screen``: a box of up to 110
-    columns in the middle of the screen, around a scrolling body."""
+    """The frame of the detail pane whose class is named ``screen``: a box of up to
+    :data:`BOX_WIDTH` columns in the middle of the screen, around a scrolling body."""
     return f"""
     {screen} {{ align: center middle; }}
     {screen} > Vertical {{
-        width: 100%; height: 100%; max-width: 110; border: round $primary; background: $surface;
+        width: 100%; height: 100%; max-width: {BOX_WIDTH}; border: round $primary; background: $surface;
         border-title-color: $text; border-subtitle-color: $text-muted;
     }}
     {screen} VerticalScroll {{ height: 1fr; padding: 0 1; }}

@@ -104,20 +104,12 @@ class PlayerBar(PaintedText, Widget):
         dur = p.duration
         text.append(f"{fmt.offset(p.offset(), dur)} / {fmt.offset(dur, dur)}", st("player--time", partial=True))
         text.append("  ")
-        tail = ""
         gone = 0.0  # the share of the timeline that has left (a memory budget)
         if p.horizon is not None and p.first is not None and dur > 0:
             gone = min(1.0, max(0.0, (p.horizon - p.first) / dur))
-        if self.preparing:
-            tail = " preparing the engine (first run)…"
-        elif self.reading:
-            tail = f" read {self.read_share * 100:.0f}%" if self.read_share is not None else " reading"
-        else:
-            tail = f" {p.fraction() * 100:3.0f}%"
-        if self.behind >= BEHIND_BYTES:  # the reader falls behind its producer
-            tail = f" {self.behind / (1 << 20):.0f} MiB behind" + tail
-        if self.lost:
-            tail = f" {self.lost:,} dropped by the capture" + tail
+        tails = self._tails()
+        # the longest that fits (80 columns take a short one); the timeline gets what is left
+        tail = next((t for t in tails if len(text) + len(t) <= width), tails[-1])
         bar_w = width - len(text) - len(tail)
         if bar_w >= BAR_MIN:
             x0 = len(text)
@@ -139,6 +131,20 @@ class PlayerBar(PaintedText, Widget):
         busy = self.reading or self.preparing or self.lost or self.behind >= BEHIND_BYTES
         text.append(tail, st("player--loading" if busy else "player--time", partial=True))
         return text
+
+    def _tails(self) -> list[str]:
+        """What the bar says after its timeline (how the reading goes), longest first: each
+        says the same in fewer columns."""
+        p = self.player
+        if self.preparing:
+            states = [" preparing the engine (first run)…", " compiling (first run)…", " compiling…"]
+        elif self.reading:
+            states = [f" read {self.read_share * 100:.0f}%" if self.read_share is not None else " reading"]
+        else:
+            states = [f" {p.fraction() * 100:3.0f}%"]
+        behind = f" {self.behind / (1 << 20):.0f} MiB behind" if self.behind >= BEHIND_BYTES else ""
+        lost = [f" {self.lost:,} dropped by the capture", f" {self.lost:,} dropped"] if self.lost else [""]
+        return [lost[0] + behind + states[0], *(lost[-1] + behind + state for state in states)]
 
     # -- mouse: click or drag to seek -----------------------------------------------------
     def _seek_at(self, x: int) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 from textual import on
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.strip import Strip
 from textual.widgets import Input
@@ -93,7 +94,17 @@ class Prompt(Input):
     def open(self, mode: str, value: str, placeholder: str,
              check: Callable[[str], str | None] | None = None) -> None:
         """Show the box for ``mode`` holding ``value``, and focus it; ``check`` says what is
-        wrong with a text (None: nothing), as it is typed."""
+        wrong with a text (None: nothing), as it is typed.
+
+        Raises:
+            SkipAction: the key that asked for the box is not for it (the opening keys are
+                priority bindings): another screen (help, a detail) is over the box's, or the
+                box is open and focused, so the key is text typed in it. Textual leaves a
+                printable key's binding to a focused input only for the keys it can name the
+                character of, not ``slash``.
+        """
+        if self.screen is not self.app.screen or (self.is_open and self.has_focus):
+            raise SkipAction()
         self.mode = mode
         self._check = check
         self._show_error(None)
@@ -102,7 +113,10 @@ class Prompt(Input):
         self.value = value
         self.cursor_blink = not self.app.is_headless
         self.add_class("-open")
-        self.focus()
+        # Focused now, not after the queued messages (as Widget.focus does): the keys typed
+        # right after the one that opened the box are next in the app's queue and go to the
+        # focused widget (see tcpview.ui.bindings).
+        self.screen.set_focus(self)
 
     def close(self) -> None:
         """Hide the box (the app moves the focus where it wants it)."""

@@ -164,10 +164,22 @@ class StreamPane(VirtualList):
         if f is None:
             text = "reading the payload…" if self._key is not None and self._key[3] > 0 else "no payload"
         else:
-            sizes = [len(f.stream(k)) for k in (0, 1)]
-            text = (f"{self._names[0]}: {plural(sizes[0], 'byte')}   {self._names[1]}: {plural(sizes[1], 'byte')}   "
-                    f"({'hex' if self.as_hex else 'text'}; x switches)")
+            text = self._header_text(width)
         return Strip([Segment(text[:width].ljust(width), base + self._style("stream-pane--header"))], width)
+
+    def _header_text(self, width: int) -> str:
+        """Both directions' names and byte counts, in ``width`` columns: the longest form that
+        fits (the second direction as ``back`` when both names do not fit; at 80 columns
+        two IPv4 endpoints do)."""
+        f = self.follow_info
+        assert f is not None
+        first, second = (plural(len(f.stream(k)), "byte") for k in (0, 1))
+        mode = "hex" if self.as_hex else "text"
+        forms = [f"{self._names[0]}: {first}   {self._names[1]}: {second}   ({mode}; x switches)",
+                 f"{self._names[0]}: {first}   {self._names[1]}: {second}   ({mode})",
+                 f"{self._names[0]}: {first}   back: {second}   ({mode})",
+                 f"{self._names[0]}: {first}   back: {second}"]
+        return next((t for t in forms if len(t) <= width), forms[-1])
 
     def render_row(self, index: int, width: int, base: Style, is_cursor: bool) -> Strip:
         kind, text = self.rows[index]
