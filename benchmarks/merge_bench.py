@@ -7,8 +7,9 @@ about 20 s for a million packets a side). Each figure is ``tcpview summary --jso
 its own process (the best of ``--runs``), with its peak resident memory (``wait4``):
 
 - ``one``: the client's capture alone;
-- ``both, joined``: the client's and the server's, joined (read merged, the copies paired,
-  read again without the receiver's copies: see tcpview/engine/analysis/vantage.py);
+- ``both, joined``: the client's and the server's, joined (each file's segments decoded, the
+  copies paired, then read merged without the receiver's copies: see
+  tcpview/engine/analysis/vantage.py);
 - ``both, --no-join``: merged by time only, as mergecap would;
 - ``ring of N``: the client's capture cut into N files (editcap -c), read as one, against
   the whole: the merge holds one batch per file, so memory does not grow with N.
