@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import vantagenet
-from helpers import cli
+from helpers import cli, cli_here, running
 
 LOSS = {"retransmission", "fast_retransmission", "spurious_retransmission", "out_of_order"}
 """The flags of a segment sent again."""
@@ -81,6 +81,19 @@ def test_each_connection_is_joined_once_and_the_offset_is_found(taps):
         lost.update(c["lost_between_captures"])
     assert taps.dropped["c2s"] > 0 and taps.dropped["s2c"] > 0
     assert dict(lost) == taps.dropped
+
+
+@pytest.mark.parametrize("kernels", ["compiled", "python"])
+def test_the_join_answers_alike_compiled_and_as_plain_python(taps, kernels):
+    """The join's kernels (each capture's segments decoded, their copies paired by a hash
+    join cut into partitions) give the subprocess's answer in this process, either way."""
+    shifted = str(taps.server.parent / "shifted.pcap")
+    with running(kernels):
+        rc, out, err = cli_here("summary", "--json", str(taps.client), shifted)
+    assert rc == 0, err
+    here = json.loads(out)
+    assert here == _summary(str(taps.client), shifted)
+    assert here["captures"][1]["segments_seen_by_both"] > 0
 
 
 def test_the_joined_timeline_is_one_observer(taps):
