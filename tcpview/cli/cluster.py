@@ -63,7 +63,14 @@ def cmd_cluster(args: argparse.Namespace, command: str) -> int:
         raise UsageError(f"no connection {conn} (the capture has {n}: 0..{n - 1})" if n
                          else f"no connection {conn} (the capture has none)")
     if command == "summary" and args.json:
-        sys.stdout.write(merge.summary_json(r.answers, source))
+        text = merge.summary_json(r.answers, source)
+        raw = getattr(sys.stdout, "buffer", None)  # (a test's text stream has none)
+        if raw is None:
+            sys.stdout.write(text.decode())
+        else:
+            sys.stdout.flush()
+            raw.write(text)
+            raw.flush()
     elif command == "summary":
         _print_summary(merge.summary(r.answers, source))
     elif command == "expert":

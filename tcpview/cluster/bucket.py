@@ -23,6 +23,7 @@ from ..engine.timeline.timeline import Timeline
 from ..engine.timeline.tracker import Tracker
 from ..records import Records
 from ..sources.batch import FRAME, FrameBatch
+from .partition import Piece, as_batch
 
 COMMANDS = ("summary", "summary-json", "expert", "diagnose", "jsonl", "csv")
 """What a bucket can answer: ``summary``'s connections (as dicts, or as ``summary --json``'s
@@ -71,10 +72,11 @@ class _MergedSource:
         return None
 
 
-def merge_pieces(pieces: list[FrameBatch], offsets: list[int] | None = None) -> FrameBatch:
+def merge_pieces(pieces: list[Piece], offsets: list[int] | None = None) -> FrameBatch:
     """One batch of every piece's frames, by their ``frame`` field plus the piece's offset
     (their places in the archive)."""
-    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if len(p)]
+    batches = [as_batch(p) for p in pieces]
+    kept = [(p, o) for p, o in zip(batches, offsets or [0] * len(pieces), strict=True) if len(p)]
     if not kept:
         return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(Records))
     shift = np.cumsum([0] + [len(p.buf) for p, _o in kept[:-1]])
@@ -89,7 +91,7 @@ def merge_pieces(pieces: list[FrameBatch], offsets: list[int] | None = None) -> 
     return FrameBatch(np.concatenate([p.buf for p, _o in kept]), frames.view(Records))
 
 
-def track(pieces: list[FrameBatch], last_tcp: float | None, msl2: float, fin_timeout: float,
+def track(pieces: list[Piece], last_tcp: float | None, msl2: float, fin_timeout: float,
           offsets: list[int] | None = None) -> Tracker:
     """The tracker after the bucket's frames (see :func:`merge_pieces`), capture time passed
     to ``last_tcp`` (the archive's latest segment time)."""
@@ -126,7 +128,7 @@ def head(tl: Timeline) -> dict:
 _CONN = re.compile(r'"conn":(\d+)')
 
 
-def answer(pieces: list[FrameBatch], last_tcp: float | None, command: str, msl2: float = 60.0,
+def answer(pieces: list[Piece], last_tcp: float | None, command: str, msl2: float = 60.0,
            fin_timeout: float = 60.0, offsets: list[int] | None = None) -> BucketAnswer:
     """Track the bucket (one piece per file, each piece's frame numbers plus its offset are
     their places in the archive) and answer ``command`` (one of :data:`COMMANDS`) for its

@@ -79,7 +79,7 @@ def summary(answers: list[BucketAnswer], source: str) -> dict:
     return s
 
 
-def summary_json(answers: list[BucketAnswer], source: str) -> str:
+def summary_json(answers: list[BucketAnswer], source: str) -> bytes:
     """``summary --json``'s text (from buckets that answered ``summary-json``), as
     ``tcpview.cli.report.write_summary_json`` writes it: ``json.dumps(..., indent=1)``'s."""
     import json
@@ -88,16 +88,14 @@ def summary_json(answers: list[BucketAnswer], source: str) -> str:
     head["connections"] = "@@connections@@"
     before, after = json.dumps(head, indent=1).split('"@@connections@@"')
     ids = archive_ids(answers)
-
-    def relabelled(a: BucketAnswer, gid: np.ndarray):
-        for cid, rest in a.rows:
-            yield int(gid[cid]), rest
-
-    rows = [ROW_START + str(g).encode() + rest
-            for g, rest in heapq.merge(*(relabelled(a, g) for a, g in zip(answers, ids, strict=True)),
-                                       key=lambda r: r[0])]
-    body = "[]" if not rows else "[\n" + b",\n".join(rows).decode("ascii") + "\n ]"
-    return before + body + after + "\n"
+    gids = np.concatenate([g[np.fromiter((cid for cid, _r in a.rows), dtype=np.int64, count=len(a.rows))]
+                           for a, g in zip(answers, ids, strict=True)]) if answers else np.zeros(0, dtype=np.int64)
+    rests = [rest for a in answers for _cid, rest in a.rows]
+    order = np.argsort(gids, kind="stable").tolist()
+    gid_list = gids.tolist()
+    rows = [ROW_START + str(gid_list[k]).encode() + rests[k] for k in order]
+    body = b"[]" if not rows else b"[\n" + b",\n".join(rows) + b"\n ]"
+    return before.encode() + body + after.encode() + b"\n"
 
 
 def expert(answers: list[BucketAnswer]) -> dict:

@@ -12,12 +12,12 @@ only the time stamps of neighbours in time move (8 bytes a frame).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..sources.batch import FrameBatch
-from .partition import FileParts
+from .partition import FileParts, Piece, SharedPiece, as_batch, piece_bytes
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Span:
 def span_of(parts: FileParts) -> Span:
     """The file's :class:`Span` (a small result the client gathers)."""
     t = parts.times
-    staged = sum(int(p.buf.nbytes) + int(p.frames.nbytes) for p in parts.pieces)
+    staged = sum(piece_bytes(p) for p in parts.pieces)
     return Span(parts.index, parts.frames, float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None,
                 parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu)
 
@@ -51,7 +51,7 @@ def times_of(parts: FileParts) -> tuple[int, np.ndarray]:
     return parts.index, parts.times
 
 
-def piece_of(parts: FileParts, bucket: int) -> FrameBatch:
+def piece_of(parts: FileParts, bucket: int) -> Piece:
     """Bucket ``bucket``'s frames of a file that needs no numbering (its frames' places are
     their places in the file plus an offset, which the bucket adds)."""
     return parts.pieces[bucket]
@@ -87,12 +87,19 @@ def merged_numbers(parts: FileParts, before: int, near: list[tuple[int, np.ndarr
     return n
 
 
-def number_pieces(parts: FileParts, before: int, near: list[tuple[int, np.ndarray]]) -> list[FrameBatch]:
-    """``parts``' buckets with each frame's ``frame`` field its place in the merged archive."""
+def number_pieces(parts: FileParts, before: int, near: list[tuple[int, np.ndarray]]) -> list[Piece]:
+    """``parts``' buckets with each frame's ``frame`` field its place in the merged archive
+    (a shared piece's records written again beside its own, its bytes shared)."""
     numbers = merged_numbers(parts, before, near)
-    out = []
+    out: list[Piece] = []
     for piece in parts.pieces:
-        frames = piece.frames.copy()
-        frames.frame = numbers[piece.frames.frame - 1]
-        out.append(FrameBatch(piece.buf, frames))
+        batch = as_batch(piece)
+        frames = batch.frames.copy()
+        frames.frame = numbers[batch.frames.frame - 1]
+        if isinstance(piece, SharedPiece):
+            path = piece.frames_path + ".numbered"
+            frames.view(np.ndarray).tofile(path)
+            out.append(replace(piece, frames_path=path))
+        else:
+            out.append(FrameBatch(batch.buf, frames))
     return out

@@ -41,7 +41,7 @@ class FileParts:
     in the file (the numbering stage makes it its place in the merged archive)."""
 
     index: int
-    pieces: list[FrameBatch]
+    pieces: list[Piece]
     times: np.ndarray
     """Every frame's time stamp, in file order (their running maximum: see :mod:`.numbering`)."""
     last_tcp: float | None
@@ -57,6 +57,44 @@ class FileParts:
 
     def __post_init__(self) -> None:
         self.frames = len(self.times)
+
+
+@dataclass(frozen=True)
+class SharedPiece:
+    """One bucket's frames of one file, kept in two files of a directory every worker of a
+    local cluster reads (its frame records, its bytes): what moves between workers is their
+    names, not their bytes (a worker hands a result to another through a socket, holding the
+    GIL while it is busy: for a bucket's hundreds of megabytes that was most of the track
+    stage's time on two workers)."""
+
+    frames_path: str
+    buf_path: str
+    n: int
+    size: int
+
+    def batch(self) -> FrameBatch:
+        """The frames and bytes, read back."""
+        frames = np.fromfile(self.frames_path, dtype=FRAME).view(Records)
+        return FrameBatch(np.fromfile(self.buf_path, dtype=np.uint8), frames)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of its frame records and kept bytes."""
+        return self.n * FRAME.itemsize + self.size
+
+
+Piece = FrameBatch | SharedPiece
+"""A bucket's frames of one file: in memory, or in shared files (:class:`SharedPiece`)."""
+
+
+def as_batch(piece: Piece) -> FrameBatch:
+    """A piece's frames in memory."""
+    return piece.batch() if isinstance(piece, SharedPiece) else piece
+
+
+def piece_bytes(piece: Piece) -> int:
+    """Bytes of a piece's frame records and kept bytes."""
+    return piece.nbytes if isinstance(piece, SharedPiece) else int(piece.buf.nbytes) + int(piece.frames.nbytes)
 
 
 def bucket_of(batch: FrameBatch, buckets: int, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,6 +144,14 @@ class _Piece:
         rows = np.concatenate(self.rows) if self.rows else np.zeros(0, dtype=FRAME)
         return FrameBatch(buf, rows.view(Records))
 
+    def store(self, stem: str) -> SharedPiece:
+        """Written to ``stem.frames`` and ``stem.buf`` (part by part: no copy made whole)."""
+        for suffix, parts in ((".frames", self.rows), (".buf", self.bufs)):
+            with open(stem + suffix, "wb") as f:
+                for a in parts:
+                    a.tofile(f)
+        return SharedPiece(stem + ".frames", stem + ".buf", sum(len(r) for r in self.rows), self.size)
+
 
 @contextlib.contextmanager
 def local_copy(path: str) -> Iterator[str]:
@@ -143,9 +189,10 @@ def local_copy(path: str) -> Iterator[str]:
         os.unlink(tmp)
 
 
-def split_file(path: str, index: int, buckets: int) -> FileParts:
+def split_file(path: str, index: int, buckets: int, shared: str | None = None) -> FileParts:
     """Read capture ``path`` (the ``index``-th file of the archive; a path or a URL, see
-    :func:`local_copy`) once and cut it into ``buckets`` buckets.
+    :func:`local_copy`) once and cut it into ``buckets`` buckets; ``shared``: a directory
+    every worker reads, where the pieces are kept (:class:`SharedPiece`), else in memory.
 
     Raises:
         CaptureError: the file cannot be opened or is not a capture.
@@ -154,12 +201,12 @@ def split_file(path: str, index: int, buckets: int) -> FileParts:
 
     cpu = time.thread_time()
     with local_copy(path) as local:
-        parts = _split(local, index, buckets)
+        parts = _split(local, index, buckets, shared)
     parts.cpu = time.thread_time() - cpu
     return parts
 
 
-def _split(path: str, index: int, buckets: int) -> FileParts:
+def _split(path: str, index: int, buckets: int, shared: str | None) -> FileParts:
     from ..sources.pcap import check_capture
 
     check_capture(path)
@@ -188,5 +235,7 @@ def _split(path: str, index: int, buckets: int) -> FileParts:
             if len(sel):
                 pieces[b].add(batch, sel, keep, numbers)
     all_ts = np.concatenate(times) if times else np.zeros(0)
-    return FileParts(index, [p.batch() for p in pieces], np.maximum.accumulate(all_ts) if len(all_ts) else all_ts,
-                     last_tcp, read, src.error)
+    kept: list[Piece] = [p.batch() for p in pieces] if shared is None else [
+        p.store(os.path.join(shared, f"{index}-{b}")) for b, p in enumerate(pieces)]
+    return FileParts(index, kept, np.maximum.accumulate(all_ts) if len(all_ts) else all_ts, last_tcp, read,
+                     src.error)

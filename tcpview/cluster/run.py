@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import operator
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,14 +170,27 @@ def run(files: list[str], command: str, *, jobs: int | None = None, scheduler: s
         own = True
     else:
         own = False
+    # a local cluster's workers share this host: its pieces go between them by file, not by socket
+    shared = _shared_dir() if cluster is not None else None
     try:
         say(dashboard_line(client))
-        return _stages(client, files, command, msl2, fin_timeout, buckets, bars)
+        return _stages(client, files, command, msl2, fin_timeout, buckets, bars, shared)
     finally:
         if own:
             client.close()
             if cluster is not None:
                 cluster.close()
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _shared_dir() -> str | None:
+    """A new directory for a local cluster's pieces (removed after the run), or None where
+    none can be made (the pieces then stay in the workers' memory)."""
+    try:
+        return tempfile.mkdtemp(prefix="tcpview-cluster-")
+    except OSError:
+        return None
 
 
 def _size(path: str) -> int:
@@ -191,13 +206,13 @@ def _size(path: str) -> int:
 
 
 def _stages(client, files: list[str], command: str, msl2: float, fin_timeout: float, buckets: int | None,
-            bars: Bars) -> Run:
+            bars: Bars, shared: str | None = None) -> Run:
     start = time.monotonic()
     workers = max(1, len(client.nthreads()))
     archive = sum(_size(f) for f in files)
     nb = buckets or default_buckets(workers, archive, len(files))
     seconds: dict[str, float] = {}
-    splits = [client.submit(split_file, path, i, nb, pure=False) for i, path in enumerate(files)]
+    splits = [client.submit(split_file, path, i, nb, shared, pure=False) for i, path in enumerate(files)]
     spans = bars.watch("read", [client.submit(span_of, s, pure=False) for s in splits], "files")
     seconds["read"] = time.monotonic() - start
     # a file whose time span overlaps no other's keeps its order: its frames' places are its
