@@ -15,6 +15,9 @@ In one run it measures and prints:
   ``tshark -q -z conv,tcp -r FILE`` for each capture (best of ``--repeat``; tshark on the
   large captures best of ``--tshark-repeat``); for the 1M capture the per-packet work alone
   (``load()`` after ``ready()`` in a process of its own) beside ``tcpdump -r FILE -w /dev/null``;
+* **served by the resident engine** (``tcpview/resident``: a process that keeps everything
+  loaded and forks for each command, started as a command typed at a terminal starts it):
+  the same summaries, beside the same tshark figures;
 * **plain Python or compiled, by size**: ``summary`` of the first N packets of the 100k capture
   with the kernels forced either way: where compiled starts to pay
   (``tcpview.engine.warm.PYTHON_MAX_PACKETS`` is chosen from this);
@@ -268,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(a: argparse.Namespace, captures: list[tuple[str, Path]], warm_cache: str, load_start: float) -> int:
-    warm = env_for(warm_cache)
+    warm = dict(env_for(warm_cache), TCPVIEW_RESIDENT="0")  # each command a process of its own
     run_child([sys.executable, "-m", "tcpview", "summary", str(captures[0][1])], warm)  # writes the .pyc files
     stop_compiles(warm_cache)
 
@@ -298,6 +301,10 @@ def _run(a: argparse.Namespace, captures: list[tuple[str, Path]], warm_cache: st
         warm_rows.append((label, tv, ts))
         line(f"  summary, {label}", f"{tv['wall']:9.3f}", f"{ts['wall']:9.3f}", f"{tv['wall'] / ts['wall']:6.2f}",
              f"{tv['load']:6.2f}", "" if tv["rc"] == 0 else f"exit {tv['rc']}")
+    resident_rows = _resident(captures, a.repeat, warm)
+    for (label, tv), (_l, _tv, ts) in zip(resident_rows, warm_rows, strict=True):
+        line(f"  served by the resident engine, {label}", f"{tv['wall']:9.3f}", f"{ts['wall']:9.3f}",
+             f"{tv['wall'] / ts['wall']:6.2f}", f"{tv['load']:6.2f}", "" if tv["rc"] == 0 else f"exit {tv['rc']}")
     big = captures[-1][1]
     work = _per_packet(big, a.repeat, warm)
     dump = best_of(a.repeat, ["tcpdump", "-r", str(big), "-w", os.devnull])
@@ -360,6 +367,10 @@ def _run(a: argparse.Namespace, captures: list[tuple[str, Path]], warm_cache: st
              for label, tv, ts in smalls]
     label, tv, ts = warm_rows[-1]
     rows.append(("warm summary / tshark, 1M packets", tv["wall"] / ts["wall"], TARGETS["warm/tshark 1M"], "x"))
+    rows += [(f"resident engine / tshark, {label}", tv["wall"] / ts["wall"], TARGETS["warm/tshark small"], "x")
+             for (label, tv), (_l, _tv, ts) in zip(resident_rows[:SMALL], smalls, strict=True)]
+    tv, ts = resident_rows[-1][1], warm_rows[-1][2]
+    rows.append(("resident engine / tshark, 1M packets", tv["wall"] / ts["wall"], TARGETS["warm/tshark 1M"], "x"))
     rows.append(("per-packet work / tcpdump, 1M packets", work["load"] / dump["wall"], TARGETS["load/tcpdump 1M"], "x"))
     rows.append(("compile of every kernel, empty cache (wall)", comp["wall"], TARGETS["compile"], "s"))
     print(f"{'against the targets':<{W + 8}} {'value':>8} {'target':>9}")
@@ -368,6 +379,32 @@ def _run(a: argparse.Namespace, captures: list[tuple[str, Path]], warm_cache: st
     print(f"load average {load1():.2f} at the end")
     failed = [r for r in firsts if r["rc"] != 0] + [tv for _l, tv, _t in warm_rows if tv["rc"] != 0]
     return 1 if failed or comp["rc"] != 0 else 0
+
+
+def _resident(captures: list, repeat: int, warm: dict) -> list[tuple[str, dict]]:
+    """``summary --json`` of each capture served by a resident engine (tcpview/resident) of
+    this run's own, started as a command at a terminal starts it, stopped after."""
+    folder = tempfile.mkdtemp(prefix="tcpview-startup-resident-")
+    env = dict(warm, TCPVIEW_RESIDENT_DIR=folder)
+    try:
+        run_child(summary_cmd(captures[0][1]), dict(env, TCPVIEW_RESIDENT="1"))
+        deadline = time.monotonic() + 60
+        while not any(n.endswith(".sock") for n in os.listdir(folder)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        env.pop("TCPVIEW_RESIDENT")
+        return [(label, best_of(repeat, summary_cmd(path), env)) for label, path in captures]
+    finally:
+        for name in os.listdir(folder):
+            if name.endswith(".lock"):
+                with open(os.path.join(folder, name)) as f:
+                    pid = f.read().strip()
+                if pid:
+                    try:
+                        os.kill(int(pid), signal.SIGTERM)
+                    except OSError:
+                        pass
+        time.sleep(0.5)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _per_packet(path: Path, repeat: int, env: dict) -> dict:

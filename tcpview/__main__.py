@@ -1,3 +1,3 @@
-from .cli import run
+from .resident.client import main
 
-run()
+main()

@@ -1,0 +1,185 @@
+"""The ``tcpview`` command's first step: hand the command to the resident engine if one
+answers, else run it here (see :mod:`tcpview.resident`).
+
+This module imports only the standard library's small modules: it runs before anything
+else, on every command, and a command the engine does not serve must not pay for it.
+"""
+
+from __future__ import annotations
+
+import array
+import hashlib
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+SERVED = frozenset({"summary", "expert", "export", "ladder", "graph", "stream", "diagnose"})
+"""The commands the resident engine answers (they read files and write text)."""
+
+NOT_SERVED_OPTIONS = frozenset({"-i", "--interface", "--kernel", "--remote", "--jobs", "--scheduler", "--follow",
+                                "-"})
+"""Options that make a command live, a stream's or a cluster's: those run in their own process."""
+
+_HEADER = struct.Struct("!I")
+_INT = struct.Struct("!i")
+_STALE = b"S"
+
+
+def served(argv: list[str]) -> bool:
+    """Whether the resident engine answers this command line."""
+    if not argv or argv[0] not in SERVED:
+        return False
+    return not any(a in NOT_SERVED_OPTIONS or a.startswith(("--interface=", "--jobs=", "--scheduler=", "--remote="))
+                   for a in argv[1:])
+
+
+def _package_dir() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def key() -> str:
+    """What a resident engine must share with a command to answer it: this copy of tcpview,
+    this interpreter, and the environment that changes how the engine runs."""
+    env = sorted((k, v) for k, v in os.environ.items()
+                 if k.startswith(("NUMBA_", "TCPVIEW_", "PYTHON")) and k not in ("TCPVIEW_RESIDENT",))
+    h = hashlib.sha256(json.dumps([_package_dir(), sys.executable, env]).encode())
+    return h.hexdigest()[:16]
+
+
+def directory() -> str | None:
+    """The user's own directory for the engine's socket (``TCPVIEW_RESIDENT_DIR``, else in
+    ``XDG_RUNTIME_DIR`` or the temporary directory), made mode 0700; None when it is not
+    the user's alone."""
+    base = os.environ.get("TCPVIEW_RESIDENT_DIR")
+    if not base:
+        import tempfile
+
+        root = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+        base = os.path.join(root, f"tcpview-{os.getuid()}")
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        st = os.stat(base)
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return base
+
+
+def socket_path(folder: str) -> str:
+    """The socket of the resident engine for this key in ``folder``."""
+    return os.path.join(folder, f"resident-{key()}.sock")
+
+
+def try_serve(argv: list[str]) -> int | None:
+    """Run ``argv`` in the resident engine; its exit status, or None when none answered (the
+    command has not started: run it here)."""
+    folder = directory()
+    if folder is None:
+        return None
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(socket_path(folder))
+        body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
+        fds = array.array("i", [0, 1, 2])
+        s.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+        s.sendall(body)
+        got = _recv(s, _INT.size)
+    except OSError:
+        s.close()
+        return None
+    if got is None or got == _STALE:
+        s.close()
+        return None
+    pid = _INT.unpack(got)[0]
+    return _wait(s, pid)
+
+
+def _recv(s: socket.socket, n: int) -> bytes | None:
+    out = b""
+    while len(out) < n:
+        part = s.recv(n - len(out))
+        if not part:
+            return out if out == _STALE else None
+        out += part
+        if out == _STALE:
+            return out
+    return out
+
+
+def _wait(s: socket.socket, pid: int) -> int:
+    """Forward the signals a terminal sends to the command's process, until it says its status."""
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(sig, forward)
+    while True:
+        try:
+            got = _recv(s, _INT.size)
+            break
+        except InterruptedError:
+            continue
+        except OSError:
+            got = None
+            break
+    s.close()
+    if got is None:
+        print("tcpview: error: the resident engine's process ended without an answer", file=sys.stderr)
+        return 1
+    return _INT.unpack(got)[0]
+
+
+def wanted() -> bool:
+    """Whether a resident engine should be started for this user: at a terminal, unless
+    ``TCPVIEW_RESIDENT=0`` (``1``: also without one)."""
+    setting = os.environ.get("TCPVIEW_RESIDENT", "")
+    if setting == "0":
+        return False
+    if setting == "1":
+        return True
+    try:
+        return os.isatty(2)
+    except OSError:
+        return False
+
+
+def start_in_background() -> None:
+    """Start a resident engine for this key (it gives up at once if one runs already)."""
+    import subprocess
+
+    folder = directory()
+    if folder is None:
+        return
+    env = dict(os.environ)  # this copy of tcpview first, wherever the engine starts
+    top = os.path.dirname(_package_dir())
+    env["PYTHONPATH"] = top + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        subprocess.Popen([sys.executable, "-m", "tcpview.resident.server", socket_path(folder)], cwd="/", env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError:
+        pass
+
+
+def main() -> None:
+    """The ``tcpview`` command: served by the resident engine, or run here."""
+    argv = sys.argv[1:]
+    if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":
+        status = try_serve(argv)
+        if status is not None:
+            sys.exit(status)
+        if wanted():
+            from ..jitcache import is_whole
+
+            if is_whole():  # (on a first run the compile comes first)
+                start_in_background()
+    from ..cli import run
+
+    run()
