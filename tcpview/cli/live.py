@@ -211,7 +211,7 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     source = open_live(args, write=not kernel)
     from ..engine.pump import PumpThread
     from ..engine.timeline.tracker import Tracker
-    from ..engine.warm import GROUPS, VIEW_GROUPS, ready
+    from ..engine.warm import VIEW_GROUPS, ready
 
     try:
         if kernel and args.write:
@@ -220,7 +220,7 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
         # the compiled kernels (a first run compiles them), the kernel events' decoder too
         # with --kernel, before anything is read
         ready(say=lambda text: print(f"tcpview: {text}", file=sys.stderr, flush=True),
-              groups=GROUPS if kernel else VIEW_GROUPS)
+              groups=(*VIEW_GROUPS, "kernel") if kernel else VIEW_GROUPS)
         feed = open_feed(args.msl2, start=False) if kernel else None
         if feed is not None:
             save_kernel_events(source, feed)

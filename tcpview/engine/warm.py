@@ -48,10 +48,10 @@ the loop: what a live capture must have before its first packet), ``table`` (the
 states and Zeek's view at a cursor, the connection table's columns and JSON rows) and
 ``connection`` (one connection's segments, ladder and numbers)."""
 
-GROUPS = (*VIEW_GROUPS, "kernel")
-"""Every group, what a compile covers: :data:`VIEW_GROUPS` and ``kernel``, the decoder of the
+GROUPS = (*VIEW_GROUPS, "kernel", "cluster")
+"""Every group, what a compile covers: :data:`VIEW_GROUPS`, ``kernel``, the decoder of the
 kernel's trace buffers (``--kernel``; compiled on its first use it would show the first
-events 10-15 s late)."""
+events 10-15 s late), and ``cluster``, a cluster run's cutting of files into buckets."""
 
 
 def cache_is_warm() -> bool:
@@ -64,14 +64,11 @@ _SYN = bytes.fromhex("000000000000000000000000080045000028000000004006000"
 
 
 def _read_kernels():
-    """The ``read`` group: the capture scanners, the loop and the cutting into buckets (a
-    cluster run's), on a tiny input; returns the tracker it fed (the other groups ask its
-    timeline)."""
+    """The ``read`` group: the capture scanners and the loop, on a tiny input; returns the
+    tracker it fed (the other groups ask its timeline)."""
     from ..sources.batch import FrameBatch, frame_array
     from ..sources.scan import scan_pcap, scan_pcapng, scan_tpacket
-    from .core.buckets import bucket_frames, copy_frames
     from .core.columns import NEED_HASH
-    from .core.decode import OUT_SIZE
     from .core.transitions import expire
     from .timeline.tracker import Tracker
 
@@ -84,20 +81,35 @@ def _read_kernels():
     w = tr.tl.tables
     expire(w.arrays(), 2.0)  # no timer was due above
     out = frame_array(4)
-    buf = np.zeros(64, dtype=np.uint8)
     # the capture reader scans the bytes it read, read-only (np.frombuffer): numba compiles that
     # apart (a read-only array is a type of its own), and a live capture through dumpcap reads
     # its stream with that reader; the packet ring's blocks are copied out as bytes too
-    for chunk in (buf, np.frombuffer(bytes(64), dtype=np.uint8)):
-        # a cluster run's cutting of a file into buckets reads the reader's chunks too
-        ints = np.zeros(4, dtype=np.int64)
-        bucket_frames(chunk, out, 0, 2, np.zeros(OUT_SIZE, dtype=np.int64), ints, ints)
-        copy_frames(chunk, ints, ints, buf, ints)
+    for chunk in _chunks():
         scan_pcap(chunk, 0, 0, False, 1e-6, 1, 65536, 0, out)
         scan_pcapng(chunk, 0, 0, False, np.zeros(1, np.int32), np.ones(1), np.zeros(1), np.zeros(1, np.int64), 1,
                     65536, 0, out)
         scan_tpacket(chunk, 0, 0, 1, 0, out, np.zeros((4, 2), dtype=np.int64))
     return tr
+
+
+def _chunks() -> tuple[np.ndarray, np.ndarray]:
+    """Bytes as the readers hand them on: writable, and read-only."""
+    return np.zeros(64, dtype=np.uint8), np.frombuffer(bytes(64), dtype=np.uint8)
+
+
+def _cluster_kernels() -> None:
+    """The ``cluster`` group: a cluster run's cutting of a file into buckets (it reads the
+    readers' chunks)."""
+    from ..sources.batch import frame_array
+    from .core.buckets import bucket_frames, copy_frames
+    from .core.decode import OUT_SIZE
+
+    out = frame_array(4)
+    buf = np.zeros(64, dtype=np.uint8)
+    for chunk in _chunks():
+        ints = np.zeros(4, dtype=np.int64)
+        bucket_frames(chunk, out, 0, 2, np.zeros(OUT_SIZE, dtype=np.int64), ints, ints)
+        copy_frames(chunk, ints, ints, buf, ints)
 
 
 def _query_kernels(tl, groups: Sequence[str]) -> None:
@@ -158,11 +170,13 @@ def _kernel_decoder() -> None:
 
 def run_kernels(groups: Sequence[str] = VIEW_GROUPS) -> None:
     """Call the kernels of ``groups`` once on tiny inputs (compiling or loading each); the
-    ``read`` group runs whenever a group other than ``kernel`` is asked (they ask what it
+    ``read`` group runs whenever another of :data:`VIEW_GROUPS` is asked (they ask what it
     made)."""
     if "kernel" in groups:
         _kernel_decoder()
-    if any(g != "kernel" for g in groups):
+    if "cluster" in groups:
+        _cluster_kernels()
+    if any(g in VIEW_GROUPS for g in groups):
         _query_kernels(_read_kernels().tl, groups)
 
 
@@ -252,7 +266,7 @@ def compile_whole(lock_fd: int | None = None, log: bool = False) -> bool:
 
 
 def _start_part(staging: str) -> subprocess.Popen | None:
-    """A process that compiles the ``table``, ``connection`` and ``kernel`` groups into ``staging``."""
+    """A process that compiles the ``table``, ``connection``, ``kernel`` and ``cluster`` groups into ``staging``."""
     try:
         return subprocess.Popen([sys.executable, "-m", "tcpview.engine.warm", "--part", staging], env=_child_env(),
                                 cwd="/", stdin=subprocess.DEVNULL)
@@ -261,7 +275,7 @@ def _start_part(staging: str) -> subprocess.Popen | None:
 
 
 def _compile_part(staging: str) -> None:
-    """A compile's second process: the query kernels, into ``staging``. The tiny timeline they
+    """A compile's second process: the query kernels, the trace decoder and the cluster's, into ``staging``. The tiny timeline they
     ask is made as plain Python (the first process compiles the loop); it ends when the first
     process does (killed or not), a few seconds later at most."""
     import threading
@@ -279,6 +293,7 @@ def _compile_part(staging: str) -> None:
     jit.use_compiled(cache_dir=staging)
     _query_kernels(tl, ("table", "connection"))
     _kernel_decoder()
+    _cluster_kernels()  # (here: the loop, compiled in the other process, takes longest)
 
 
 def ready(say: Callable[[str], None] | None = None, groups: Sequence[str] = VIEW_GROUPS) -> float:

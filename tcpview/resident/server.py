@@ -55,7 +55,7 @@ def _load() -> None:
 
     cli.build_parser()
     if warm.cache_is_warm():
-        warm.ready(groups=warm.GROUPS)
+        warm.ready(groups=warm.VIEW_GROUPS)
 
 
 def serve(path: str, idle: float) -> None:
