@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -379,15 +379,26 @@ def _join(paths: list[str], offsets: dict[int, float], warm: bool) -> MergedSour
         except OSError:
             Warmer().start()
     # two at a time: the decoding runs compiled without the GIL, so two files take one's time
-    # where there are two cores
+    # where there are two cores; one file ahead of the one being paired, no more (memory)
     with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1), thread_name_prefix="tcpview-keys") as pool:
-        keys = list(pool.map(capture_keys, paths))
-    join = join_captures(paths, keys, offsets)
+        join = join_captures(paths, _ahead(pool, capture_keys, paths), offsets)
     if not join.joined:
         return None
     again = MergedSource(paths, [c.offset for c in join.captures], join.skip)
     again.vantages = join.vantages(again.captures)
     return again
+
+
+def _ahead(pool: ThreadPoolExecutor, fn: Callable, items: list) -> Iterator:
+    """``fn`` of each item, in order, each computed while the one before is used (two at
+    first: the first is held throughout by whoever reads these)."""
+    ahead: list[Future | None] = [pool.submit(fn, x) for x in items[:2]]
+    for i in range(len(items)):
+        if i + 2 < len(items):
+            ahead.append(pool.submit(fn, items[i + 2]))
+        job, ahead[i] = ahead[i], None
+        assert job is not None
+        yield job.result()
 
 
 def load_captures(paths: list[str], offsets: dict[int, float], msl2: float = 60.0, fin_timeout: float = 60.0,

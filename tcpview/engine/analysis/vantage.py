@@ -27,6 +27,7 @@ smaller worst case.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,23 +132,30 @@ def _shares_handshakes(first: np.recarray, other: np.recarray) -> bool:
     return bool(len(syns[0]) and len(syns[1]) and (_Pairs(syns[0], syns[1], 1).partner >= 0).any())
 
 
-def join_captures(files: list[str], keys: list[np.recarray], given: dict[int, float]) -> Join:
+def join_captures(files: list[str], keys: Iterable[np.recarray], given: dict[int, float]) -> Join:
     """Pair the copies of each segment between the first capture and each other one.
 
     Args:
         files: the captures.
-        keys: each one's segments (:func:`capture_keys`).
+        keys: each one's segments (:func:`capture_keys`), in order: only the first's and one
+            other's are held at a time (a ring's many files share nothing with the first).
         given: offsets the user gave, by capture index: kept, not estimated.
     """
     clocks = [CaptureClock(f, given.get(i, 0.0), given=i in given) for i, f in enumerate(files)]
     skip: list[list[np.ndarray]] = [[] for _ in files]
     offsets = [given.get(i, 0.0) for i in range(len(files))]
-    span = [(float(k.ts.min()), float(k.ts.max())) if len(k) else (0.0, 0.0) for k in keys]
+    span = [(0.0, 0.0)] * len(files)
     sent_keys, sent_owd, sent_lost = [], [], []
-    for j in range(1, len(files)):
-        if not _shares_handshakes(keys[0], keys[j]):
+    each = iter(keys)
+    first = next(each, None)
+    for j, kj in enumerate(each, start=1):
+        assert first is not None
+        for i, k in ((0, first), (j, kj)):
+            span[i] = (float(k.ts.min()), float(k.ts.max())) if len(k) else (0.0, 0.0)
+        if not _shares_handshakes(first, kj):
             continue
-        g = _Pairs(keys[0], keys[j], j)
+        g = _Pairs(first, kj, j)
+        del kj
         jr = np.flatnonzero(g.partner >= 0)
         zr = g.partner[jr]
         clocks[j].pairs = int(len(jr))
