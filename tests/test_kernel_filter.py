@@ -170,6 +170,17 @@ def test_an_event_without_its_4_tuple_waits_for_its_socket_to_name_it() -> None:
     assert len(fourth) == 0 and sel.left_out == 5
 
 
+def test_an_address_two_sockets_had_in_one_batch_keeps_each_ones_decision() -> None:
+    """A socket of port A ends and its address is a new socket's, of port B, within one batch
+    (what loopback connections one after another do): each one's probes go with it."""
+    sel = _ports_filter()
+    got = sel(_ev([(1.0, K_STATE, 0xA, 7, 2, 0, A), (1.1, K_STATE, 0xA, 2, 1, 40000, A),
+                   (1.2, K_PROBE, 0xA, 0, 0, 40000, A), (1.3, K_STATE, 0xA, 1, 7, 40000, A),
+                   (2.0, K_STATE, 0xA, 7, 2, 0, B), (2.1, K_STATE, 0xA, 2, 1, 40001, B),
+                   (2.2, K_PROBE, 0xA, 0, 0, 40001, B), (2.3, K_PROBE, 0xA, 0, 0, 40001, B)]))
+    assert got["ts"].tolist() == [1.0, 1.1, 1.2, 1.3] and sel.left_out == 4
+
+
 def test_an_event_no_socket_names_is_dropped_when_its_address_starts_anew() -> None:
     sel = _ports_filter()
     assert len(sel(_ev([(1.0, K_STATE, 0xA, 7, 2, 0, A)]))) == 0

@@ -41,10 +41,15 @@ class TupleFilter:
     def accepts(self, fam: int, saddr: bytes, sport: int, daddr: bytes, dport: int) -> bool:
         """Whether the filter lets through some segment of this 4-tuple, either way
         (``fam`` 4 or 6, addresses of at least 4 or 16 bytes)."""
-        for flags, data in _TRIES:
+        at = (14 if self.linktype == LINKTYPE_ETHERNET else 0) + (40 if fam == 6 else 20) + 13  # the flags
+        for data in (0, 1):
             for src, sp, dst, dp in ((saddr, sport, daddr, dport), (daddr, dport, saddr, sport)):
-                if self._keeps(self.frame(fam, src, sp, dst, dp, flags, data)):
-                    return True
+                frame = bytearray(self.frame(fam, src, sp, dst, dp, 0, data))
+                for flags, with_data in _TRIES:  # the same segment but for its flags (and ack number)
+                    if with_data == data:
+                        frame[at], frame[at - 2] = flags, 1 if flags & 0x10 else 0
+                        if self._keeps(bytes(frame)):
+                            return True
         return False
 
     def frame(self, fam: int, src: bytes, sport: int, dst: bytes, dport: int, flags: int, data: int = 0) -> bytes:

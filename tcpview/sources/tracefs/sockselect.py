@@ -19,6 +19,7 @@ per 4-tuple.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +35,32 @@ _MAX_KNOWN = 1 << 17  # decisions kept (sockets, 4-tuples): the oldest half leav
 
 Accepts = Callable[[int, bytes, int, bytes, int], bool]
 """(family, local address, local port, remote address, remote port) -> kept."""
+
+
+class _Batch(NamedTuple):
+    """A batch's columns the selection reads, as lists (reading a record's fields one by one
+    costs a microsecond each), and its addresses."""
+
+    kind: list
+    sk: list
+    old: list
+    new: list
+    fam: list
+    sport: list
+    dport: list
+    saddr: np.ndarray
+    daddr: np.ndarray
+
+    @classmethod
+    def of(cls, ev: np.ndarray) -> _Batch:
+        """The columns of ``ev``."""
+        return cls(ev["kind"].tolist(), ev["sk"].tolist(), ev["old"].tolist(), ev["new"].tolist(),
+                   ev["fam"].tolist(), ev["sport"].tolist(), ev["dport"].tolist(), np.asarray(ev["saddr"]),
+                   np.asarray(ev["daddr"]))
+
+    def named(self, i: int, listener: bool = False) -> bool:
+        """Whether event i names its 4-tuple (a listener: its local end)."""
+        return bool(self.fam[i] and self.sport[i] and (self.dport[i] or listener))
 
 
 class SocketSelect:
@@ -60,27 +87,23 @@ class SocketSelect:
             return ev
         keep = np.zeros(len(ev), dtype=bool)
         released: list[np.ndarray] = []
-        kinds, sks, olds, news = ev["kind"].tolist(), ev["sk"].tolist(), ev["old"].tolist(), ev["new"].tolist()
-        fams, sports, dports = ev["fam"].tolist(), ev["sport"].tolist(), ev["dport"].tolist()
+        b = _Batch.of(ev)
         probes = ev["kind"] == K_PROBE
+        restarted: dict[int, float] = {}  # sockets whose address began a new life in this batch: when, last
         for i in np.flatnonzero(~probes).tolist():
-            kind, sk = kinds[i], sks[i]
-            if kind == K_STATE and (olds[i] == _K_CLOSE or (olds[i] == _K_LISTEN and news[i] == _K_SYN_RECV)):
+            kind, sk = b.kind[i], b.sk[i]
+            if kind == K_STATE and (b.old[i] == _K_CLOSE or (b.old[i] == _K_LISTEN and b.new[i] == _K_SYN_RECV)):
                 self._start(sk)
-            listener = kind == K_STATE and news[i] == _K_LISTEN
-            if fams[i] and sports[i] and (dports[i] or listener):
-                keep[i] = self._decide(ev, i, keep, released)
+                restarted[sk] = float(ev["ts"][i])
+            if b.named(i, listener=kind == K_STATE and b.new[i] == _K_LISTEN):
+                keep[i] = self._decide(b, i, keep, released)
             elif sk in self._life:
                 keep[i] = self._life[sk]
             elif sk:
                 self._held.setdefault(sk, []).append(i)
             # else: no socket and no 4-tuple, nothing to tell whose it is
-        if probes.any():  # many of one socket: each 4-tuple asked once
-            for i in np.flatnonzero(probes).tolist():
-                if fams[i] and sports[i] and dports[i]:
-                    keep[i] = self._decide(ev, i, keep, released)
-                else:
-                    keep[i] = self._life.get(sks[i], False)
+        if probes.any():
+            self._probes(ev, b, np.flatnonzero(probes), keep, released, restarted)
         held = self._hold_on(ev)
         out = ev[keep]
         self.left_out += len(ev) - len(out) - held
@@ -89,18 +112,39 @@ class SocketSelect:
             out = out[np.argsort(out["ts"], kind="stable")]
         return out
 
-    def _decide(self, ev: np.ndarray, i: int, keep: np.ndarray, released: list[np.ndarray]) -> bool:
-        """Event i names its 4-tuple: its decision, which is its socket life's too (the
-        events of the life that waited are kept with it, or left out)."""
-        fam = int(ev["fam"][i])
+    def _probes(self, ev: np.ndarray, b: _Batch, rows: np.ndarray, keep: np.ndarray, released: list[np.ndarray],
+                restarted: dict[int, float]) -> None:
+        """The probes (one per ACK: most of a busy socket's events) take their socket's
+        decision, found once per socket of the batch; those of an earlier life of an address
+        that began a new one in this batch are decided one by one, by their own 4-tuple."""
+        if restarted:
+            ts, sks = ev["ts"][rows], ev["sk"][rows]
+            since = np.array([restarted.get(sk, -np.inf) for sk in sks.tolist()])
+            earlier = ts < since
+            for k in rows[earlier].tolist():  # (not the decision of the life the address has now)
+                keep[k] = self._decide(b, k, keep, released, life=False) if b.named(k) else False
+            rows = rows[~earlier]
+        uniq, first, inv = np.unique(ev["sk"][rows], return_index=True, return_inverse=True)
+        decided = np.zeros(len(uniq), dtype=bool)
+        for j, (sk, i) in enumerate(zip(uniq.tolist(), rows[first].tolist(), strict=True)):
+            ok = self._life.get(sk) if sk else None
+            if ok is None:
+                ok = self._decide(b, i, keep, released) if b.named(i) else False
+            decided[j] = ok
+        keep[rows] = decided[inv]
+
+    def _decide(self, b: _Batch, i: int, keep: np.ndarray, released: list[np.ndarray], life: bool = True) -> bool:
+        """Event i names its 4-tuple: its decision, which is (``life``) its socket's current
+        life's too (the events of the life that waited are kept with it, or left out)."""
+        fam = b.fam[i]
         n = 16 if fam == 6 else 4
-        key = (fam, ev["saddr"][i][:n].tobytes(), int(ev["sport"][i]), ev["daddr"][i][:n].tobytes(), int(ev["dport"][i]))
+        key = (fam, b.saddr[i, :n].tobytes(), b.sport[i], b.daddr[i, :n].tobytes(), b.dport[i])
         ok = self._tuples.get(key)
         if ok is None:
             ok = self._tuples[key] = bool(self.accepts(*key))
             _bound(self._tuples)
-        sk = int(ev["sk"][i])
-        if sk:
+        sk = b.sk[i]
+        if sk and life:
             self._life[sk] = ok
             _bound(self._life)
             waiting = self._held.pop(sk, None)
