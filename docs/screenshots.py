@@ -2,7 +2,11 @@
 
 Opens CAPTURE in the real app (headless) at 80x24 and 120x40 with the cursor SECONDS after
 the first packet and the first connection with an endpoint in CLOSE_WAIT selected, and saves
-SVGs next to this script.
+SVGs next to this script. The README's are of ``lo.pcap`` at 1.0 s: ``tcpdump -i lo -U
+--immediate-mode -w lo.pcap 'tcp port 39001'`` while 15 clients, 0.15 s apart, each send 2
+bytes to a server on 127.0.0.1:39001 that answers 13; the server leaves every third connection
+open after its client closes (CLOSE_WAIT), closes the others first (TIME_WAIT on its side), and
+keeps the last one open.
 """
 
 from __future__ import annotations
