@@ -17,8 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tcpview.sources.base import FileSource  # noqa: E402
-from tcpview.ui.app import TcpviewApp  # noqa: E402
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.conn_table import ConnectionTable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -34,10 +35,11 @@ async def shoot(path: str, at: float | None, size: tuple[int, int], name: str, k
         if at is not None:
             app.seek_offset(at)
         app.action_set_filter("state:CLOSE_WAIT")
-        cid = app._table.selected
+        table = app.query_one(ConnectionTable)
+        cid = table.selected
         app.action_set_filter("")
         if cid is not None:
-            app._table.select_cid(cid)
+            table.select_cid(cid)
         await pilot.pause()
         await pilot.press(*keys)
         await app.workers.wait_for_complete()
