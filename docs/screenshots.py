@@ -2,7 +2,11 @@
 
 Opens CAPTURE in the real app (headless) at 80x24 and 120x40 with the cursor SECONDS after
 the first packet and the first connection with an endpoint in CLOSE_WAIT selected, and saves
-SVGs next to this script.
+SVGs next to this script. The README's are of ``lo.pcap`` at 1.0 s: ``tcpdump -i lo -U
+--immediate-mode -w lo.pcap 'tcp port 39001'`` while 15 clients, 0.15 s apart, each send 2
+bytes to a server on 127.0.0.1:39001 that answers 13; the server leaves every third connection
+open after its client closes (CLOSE_WAIT), closes the others first (TIME_WAIT on its side), and
+keeps the last one open.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tcpview.sources.base import FileSource  # noqa: E402
-from tcpview.ui.app import TcpviewApp  # noqa: E402
+from tcpview.sources.base import FileSource
+from tcpview.ui.app import TcpviewApp
+from tcpview.ui.widgets.conn_table import ConnectionTable
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -30,10 +35,11 @@ async def shoot(path: str, at: float | None, size: tuple[int, int], name: str, k
         if at is not None:
             app.seek_offset(at)
         app.action_set_filter("state:CLOSE_WAIT")
-        cid = app._table.selected
+        table = app.query_one(ConnectionTable)
+        cid = table.selected
         app.action_set_filter("")
         if cid is not None:
-            app._table.select_cid(cid)
+            table.select_cid(cid)
         await pilot.pause()
         await pilot.press(*keys)
         await app.workers.wait_for_complete()

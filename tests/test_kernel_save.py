@@ -150,6 +150,47 @@ def test_summary_of_the_file_gives_the_live_runs_kernel_states(saved: Saved) -> 
     assert hidden["client"]["state"] == "FIN_WAIT_2"  # the server's FIN was not captured: the kernel is right
 
 
+def _kernel_rows_of_text(text: str) -> list[tuple[str, str]]:
+    """(side, state) of each ``(kernel set STATE)`` row of a text ladder, read from the column
+    the state is written in."""
+    lines = text.splitlines()
+    server_at = lines[1].index("server")
+    out = []
+    for line in lines[2:]:
+        if "(kernel set " not in line:
+            continue
+        state = line.split("(kernel set ")[1].split(")")[0]
+        client, server = line[12:26].strip(), line[server_at:].strip()
+        assert (client, server) in ((state, ""), ("", state)), line
+        out.append(("client" if client else "server", state))
+    return out
+
+
+def test_text_and_json_ladder_show_the_kernels_rows(saved: Saved) -> None:
+    """``tcpview ladder FILE --conn N`` shows the kernel's own state changes as the viewer's
+    ladder does: a ``kernel set STATE`` row in the endpoint's column, in time order among
+    the segments; ``--format json`` gives them as summary does."""
+    for ends, want_client, want_server in (
+            (saved.bulk, ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"],
+             ["SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]),
+            (saved.waiting, ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2"],
+             ["SYN_RECEIVED", "ESTABLISHED", "CLOSE_WAIT"])):
+        live = saved.conn(saved.live, ends)
+        rc, out, err = cli("ladder", str(saved.path), "--conn", str(live["id"]))
+        assert rc == 0, err
+        shown = _kernel_rows_of_text(out)
+        want = [(side, s["state"]) for _ts, side, s in
+                sorted((s["ts"], side, s) for side in ("client", "server") for s in live["kernel"][side])]
+        assert shown == want, out
+        assert [st for side, st in shown if side == "client"] == want_client
+        assert [st for side, st in shown if side == "server"] == want_server
+        segments = [line for line in out.splitlines()[2:] if "(kernel set " not in line]
+        assert len(segments) == live["packets"]  # every segment still has its row
+        rc, out, err = cli("ladder", str(saved.path), "--conn", str(live["id"]), "--format", "json")
+        assert rc == 0, err
+        assert json.loads(out)["kernel"] == live["kernel"]
+
+
 def test_tshark_and_capinfos_read_every_packet(saved: Saved) -> None:
     """Other readers skip the blocks: every TCP packet is read, with the frame numbers
     tcpview gives them (Wireshark counts a custom block as a frame of its own; so does tcpview)."""

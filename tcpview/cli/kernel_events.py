@@ -1,8 +1,8 @@
 """``--kernel``: the kernel's own TCP events (tracefs tracepoints) beside a live capture, or alone.
 
 - :func:`open_feed` opens tcpview's trace instance and its reader thread (or says in one
-  line what is missing: root, tracefs); :func:`save_kernel_events` keeps its events in the
-  pcapng ``-w`` writes;
+  line what is missing: root, tracefs); :func:`tie_to_capture` keeps only the events of the
+  sockets a capture filter is about, and keeps them in the pcapng ``-w`` writes;
 - :func:`add_kernel_states` gives each connection of a summary its endpoints' kernel states;
 - :func:`terminate_as_exit` makes SIGTERM unwind like Ctrl-C, so the instance is removed by
   the command itself (its watchdog would otherwise do it).
@@ -49,9 +49,19 @@ def open_feed(msl2: float = 60.0, start: bool = True):
     return feed.start() if start else feed
 
 
-def save_kernel_events(source, feed) -> None:
-    """``-w`` with ``--kernel``: the feed's batches go into the capture's pcapng as they come."""
-    if feed is not None and source.sink is not None:
+def tie_to_capture(source, feed) -> None:
+    """``--kernel`` beside a capture: with a capture filter, the feed keeps only the events of
+    the sockets whose 4-tuple the filter lets packets of through (the view, the summary and
+    the file hold no other service's); with ``-w`` its batches go into the capture's pcapng
+    as they come. Before the feed starts."""
+    if feed is None:
+        return
+    if source.bpf:
+        from ..sources.live.tuplefilter import TupleFilter
+        from ..sources.tracefs.sockselect import SocketSelect
+
+        feed.select = SocketSelect(TupleFilter(source.bpf, source.linktype).accepts)
+    if source.sink is not None:
         feed.tap = source.sink.write_kernel
 
 
@@ -80,10 +90,13 @@ def add_kernel_states(summary: dict, log, until: float | None = None) -> dict:
 
 
 def status_line(feed) -> str:
-    """What the kernel events came to, for stderr: events read and lost."""
+    """What the kernel events came to, for stderr: events read (those of sockets a capture
+    filter leaves out apart) and lost."""
     st = feed.status()
     lost = f"{st['lost']} lost (trace buffer full)" if st["lost"] else "none lost"
-    return f"kernel: {plural(st['events'], 'event')} read, {lost}"
+    other = st.get("left_out", 0)
+    kept = f", {other} of sockets outside the capture filter left out" if other else ""
+    return f"kernel: {plural(st['events'] + other, 'event')} read{kept}, {lost}"
 
 
 def kernel_only_summary(args) -> int:

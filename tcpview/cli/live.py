@@ -20,8 +20,8 @@ from .kernel_events import (
     kernel_only_live,
     kernel_only_summary,
     open_feed,
-    save_kernel_events,
     status_line,
+    tie_to_capture,
 )
 from .options import (
     add_app_options,
@@ -160,7 +160,7 @@ def cmd_live(args: argparse.Namespace) -> int:
         if args.write:  # with --kernel a pcapng, which keeps the kernel's events too
             source.save_to(args.write, args.force, ring_size, ring_files, kernel=feed is not None)
         if feed is not None:
-            save_kernel_events(source, feed)
+            tie_to_capture(source, feed)
             feed.start()
         # the viewer plus the kernel's view (key K) and the interface picker (key i)
         opts = app_options(args)
@@ -223,7 +223,7 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
               groups=(*VIEW_GROUPS, "kernel") if kernel else VIEW_GROUPS)
         feed = open_feed(args.msl2, start=False) if kernel else None
         if feed is not None:
-            save_kernel_events(source, feed)
+            tie_to_capture(source, feed)
             feed.start()
     except BaseException:
         source.close()

@@ -170,6 +170,10 @@ def cmd_ladder(args: argparse.Namespace) -> int:
             "segments": [with_capture(tl, s.model_dump()) for s in tl.segments(args.conn, t)],
             "transitions": [tr.model_dump() for tr in tl.transitions(args.conn, t)],
         }
+        if tl.kernel is not None:  # a pcapng of live --kernel -w: its endpoints' states, as summary gives them
+            cl, sv = conn.client, conn.server
+            states = tl.kernel.for_connection((cl.ip, cl.port), (sv.ip, sv.port), conn.first_ts)
+            data["kernel"] = {side: [s for s in got if t is None or s["ts"] <= t] for side, got in states.items()}
         if args.absolute:
             for s in data["segments"]:
                 s["seq"], s["ack"] = s["seq_raw"], s["ack_raw"]
@@ -181,7 +185,8 @@ def cmd_ladder(args: argparse.Namespace) -> int:
                 s["outer"] = outer[s["frame"]]
         sys.stdout.write(json.dumps(data, indent=1) + "\n")
     else:
-        from ..engine.output.ladder import render_text
+        from ..engine.output.ladder import kernel_rows, render_text
 
-        sys.stdout.write(render_text(tl, args.conn, t, args.absolute) + "\n")
+        # a pcapng of live --kernel -w: the kernel's own state changes as rows, as the viewer shows them
+        sys.stdout.write(render_text(tl, args.conn, t, args.absolute, kernel=kernel_rows(tl, args.conn)) + "\n")
     return _finish(res)

@@ -165,10 +165,13 @@ def segment_label(tl: Timeline, c: ConnView, i: int, absolute: bool = False, rec
 
 
 def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool = False,
-                start: int = 0, stop: int | None = None) -> list[LadderRow]:
+                start: int = 0, stop: int | None = None,
+                kernel: Sequence[tuple[float, int, int]] = ()) -> list[LadderRow]:
     """Rows of connection ``cid``'s ladder up to time t (segment rows ``start:stop``).
 
-    Timer rows (expiries) are placed after the segment they follow in time.
+    Timer rows (expiries) are placed after the segment they follow in time; ``kernel`` rows
+    (the kernel's own state changes, (time, side, state), see :func:`ladder_count`) after
+    every row at or before their time, as :func:`ladder_window` places them.
     """
     c = tl.conns[cid]
     n = c.count_at(t)
@@ -194,7 +197,33 @@ def ladder_rows(tl: Timeline, cid: int, t: float | None = None, absolute: bool =
         for tts, _f, side, _old, new, _why in timers[ti:]:
             if tts >= last_ts:
                 rows.append(_timer_row(tts, side, new))
-    return rows
+    return _with_kernel_rows(rows, kernel, t) if kernel else rows
+
+
+def _with_kernel_rows(rows: list[LadderRow], kernel: Sequence[tuple[float, int, int]],
+                      t: float | None) -> list[LadderRow]:
+    """``rows`` with a row for each of the kernel's state changes (up to t) after every row
+    at or before its time."""
+    kern = sorted(k for k in kernel if t is None or k[0] <= t)
+    out: list[LadderRow] = []
+    ki = 0
+    for row in rows:
+        while ki < len(kern) and kern[ki][0] < row.ts:
+            out.append(_kernel_row(*kern[ki]))
+            ki += 1
+        out.append(row)
+    out += [_kernel_row(*k) for k in kern[ki:]]
+    return out
+
+
+def kernel_rows(tl: Timeline, cid: int) -> list[tuple[float, int, int]]:
+    """The kernel's own state changes of connection ``cid``'s endpoints on the capturing host,
+    (time, side, state), from the events the timeline holds (a pcapng of ``--kernel -w``);
+    none when it holds none."""
+    c, log = tl.conns.get(cid), tl.kernel
+    if c is None or log is None:
+        return []
+    return log.rows_for((c.client_ip_text(), c.cport), (c.server_ip_text(), c.sport), c.first_ts)
 
 
 def _segment_row(tl: Timeline, c: ConnView, i: int, absolute: bool, rec: tuple, prev: tuple[int, int]) -> LadderRow:
@@ -225,10 +254,13 @@ def _timer_row(ts: float, side: int, new: int) -> LadderRow:
                      client_state=name if side == 0 else "", server_state=name if side == 1 else "")
 
 
-def render_text(tl: Timeline, cid: int, t: float | None = None, absolute: bool = False, width: int = 100) -> str:
-    """The ladder as plain text: client column left, server column right, arrows between."""
+def render_text(tl: Timeline, cid: int, t: float | None = None, absolute: bool = False, width: int = 100,
+                kernel: Sequence[tuple[float, int, int]] = ()) -> str:
+    """The ladder as plain text: client column left, server column right, arrows between;
+    ``kernel``: the kernel's own state changes to show as rows of their own (``kernel set
+    ESTABLISHED`` in the middle, the state in its endpoint's column)."""
     c = tl.conns[cid]
-    rows = ladder_rows(tl, cid, t, absolute)
+    rows = ladder_rows(tl, cid, t, absolute, kernel=kernel)
     t0 = c.first_ts
     state_w = 12
     arrow_w = max(30, width - 10 - 2 * (state_w + 2))

@@ -56,6 +56,10 @@ class KernelFeed:
         self.tap: Callable[[np.ndarray, int], None] | None = None
         """Also told each batch the log takes, with the events lost so far, on the adding
         thread (``-w``: a pcapng's custom blocks, so a replay adds the same batches)."""
+        self.select: Callable[[np.ndarray], np.ndarray] | None = None
+        """Set before :meth:`start`: each batch read -> the events to keep (beside a filtered
+        capture, those of the sockets it is about: :mod:`tcpview.sources.tracefs.sockselect`),
+        called on the adding thread before the log and the tap see it."""
 
     @property
     def missing(self) -> list[str]:
@@ -95,6 +99,8 @@ class KernelFeed:
             self.error = f"kernel events stopped: {e}"
 
     def _take(self, ev: np.ndarray) -> None:
+        if self.select is not None:
+            ev = self.select(ev)
         self.log.add(ev)
         if self.tap is not None:
             self.tap(ev, self.log.lost)
@@ -106,8 +112,12 @@ class KernelFeed:
         self._take(ev)
 
     def status(self) -> dict[str, int]:
-        """Events read and lost so far."""
-        return {"events": self.log.events, "lost": self.log.lost}
+        """Events kept and lost so far, and (with :attr:`select`) those of other sockets left out."""
+        out = {"events": self.log.events, "lost": self.log.lost}
+        left_out = getattr(self.select, "left_out", None)
+        if left_out is not None:
+            out["left_out"] = left_out
+        return out
 
     def stop(self) -> None:
         """Take the last events, then close the reader and remove the instance."""

@@ -7,6 +7,7 @@ import ctypes.util
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 from ...errors import PrivilegeError, UserError, needs_root
 from ..linktypes import LINKTYPE_ETHERNET, LINKTYPE_RAW
@@ -111,6 +112,8 @@ def _pcap_lib() -> ctypes.CDLL:
         lib.pcap_geterr.argtypes = [ctypes.c_void_p]
         lib.pcap_freecode.argtypes = [ctypes.POINTER(_Prog)]
         lib.pcap_close.argtypes = [ctypes.c_void_p]
+        lib.bpf_filter.restype = ctypes.c_uint
+        lib.bpf_filter.argtypes = [ctypes.POINTER(_Insn), ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint]
         _libpcap = lib
     return _libpcap
 
@@ -140,6 +143,19 @@ def compile_filter(expr: str, linktype: int = LINKTYPE_ETHERNET, snaplen: int = 
         finally:
             lib.pcap_close(handle)
     return insns
+
+
+def offline_filter(insns: list[tuple[int, int, int, int]]) -> Callable[[bytes], bool]:
+    """``insns`` (:func:`compile_filter`'s) run on frames in this process, by libpcap's own
+    interpreter (the code the kernel runs on a packet): whether the filter keeps a frame."""
+    lib = _pcap_lib()
+    prog = (_Insn * len(insns))(*[_Insn(*i) for i in insns])
+    run = lib.bpf_filter
+
+    def keeps(frame: bytes) -> bool:
+        return bool(run(prog, frame, len(frame), len(frame)))
+
+    return keeps
 
 
 def _accept_all(snaplen: int) -> list[tuple[int, int, int, int]]:
