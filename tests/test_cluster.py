@@ -271,3 +271,24 @@ def test_a_file_cut_short_is_reported_after_the_answer(ring, client, tmp_path):
     assert rc == 2 and json.loads(out)["packets"] == ring.packets - 1
     lines = [x for x in err.splitlines() if x.startswith("tcpview: error:")]
     assert len(lines) == 1 and "cut.pcap" in lines[0], err
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_bucket_is_read_from_read_only_bytes_kept_in_memory_or_in_shared_files(ring, tmp_path, shared):
+    """The bucket's frames go to the loop as every reader's do (read-only bytes): a writable
+    buffer is another type to numba, and each worker compiled the loop again for it (12 s of
+    CPU) on an install's first cluster run. Kept in shared files, a piece reads back equal."""
+    from tcpview.cluster.bucket import merge_pieces
+    from tcpview.cluster.partition import SharedPiece, as_batch
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    in_memory = [split_file(str(p), i, 2) for i, p in enumerate(ring.files)]
+    parts = [split_file(str(p), i, 2, str(folder) if shared else None) for i, p in enumerate(ring.files)]
+    for mine, plain in zip(parts, in_memory, strict=True):
+        for a, b in zip(mine.pieces, plain.pieces, strict=True):
+            assert isinstance(a, SharedPiece) == shared
+            got = as_batch(a)
+            assert bytes(got.buf) == bytes(b.buf) and got.frames.tobytes() == b.frames.tobytes()
+    batch = merge_pieces([p.pieces[0] for p in parts])
+    assert len(batch) and not batch.buf.flags.writeable

@@ -88,7 +88,12 @@ def merge_pieces(pieces: list[Piece], offsets: list[int] | None = None) -> Frame
         rows.append(r)
     frames = np.concatenate(rows)
     frames = frames[np.argsort(frames["frame"], kind="stable")]
-    return FrameBatch(np.concatenate([p.buf for p, _o in kept]), frames.view(Records))
+    buf = np.concatenate([p.buf for p, _o in kept])
+    # read-only, as every reader's buffer is: the compiled loop is typed (and cached) for
+    # read-only bytes; a writable buffer made each worker compile another loop (12 s of CPU)
+    # on a new install's first cluster run
+    buf.flags.writeable = False
+    return FrameBatch(buf, frames.view(Records))
 
 
 def track(pieces: list[Piece], last_tcp: float | None, msl2: float, fin_timeout: float,
