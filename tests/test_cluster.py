@@ -146,9 +146,21 @@ def test_a_worker_killed_mid_run_is_redone(ring, client):
     assert bars.killed not in client.run(os.getpid).values()
 
 
-def test_jobs_starts_a_local_cluster_with_bars_and_the_dashboard(ring):
-    rc, out, err = cli("summary", *_files(ring), "--jobs", "2", "--json")
+def test_jobs_starts_a_local_cluster_with_bars_and_the_dashboard(ring, tmp_path):
+    # the pieces the workers hand each other are kept in a directory of the run's, removed after
+    env_tmp = tmp_path / "tmp"
+    env_tmp.mkdir()
+    was = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(env_tmp)
+    try:
+        rc, out, err = cli("summary", *_files(ring), "--jobs", "2", "--json")
+    finally:
+        if was is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = was
     assert rc == 0, err
+    assert not [p.name for p in env_tmp.iterdir() if p.name.startswith("tcpview-cluster-")]
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
     assert _without_source(out) == _without_source(ref)
     assert "Dask dashboard: http://127.0.0.1:" in err

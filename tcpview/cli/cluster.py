@@ -50,12 +50,21 @@ def _refuse(args: argparse.Namespace, command: str) -> None:
 def cmd_cluster(args: argparse.Namespace, command: str) -> int:
     """Run ``command`` over the files on the cluster and print its answer; exit status."""
     _refuse(args, command)
-    from ..cluster import merge
     from ..cluster.run import run
 
     files = files_of(args)
     what = args.format if command == "export" else "summary-json" if command == "summary" and args.json else command
     r = run(files, what, jobs=args.jobs, scheduler=args.scheduler, msl2=args.msl2, fin_timeout=args.fin_timeout)
+    try:
+        return _answer(r, args, command, files)
+    finally:
+        r.done()
+
+
+def _answer(r, args: argparse.Namespace, command: str, files: list[str]) -> int:
+    """Print what the run ``r`` answered; exit status."""
+    from ..cluster import merge
+
     source = ", ".join(files)
     n = merge.connections(r.answers)
     conn = getattr(args, "conn", None)

@@ -36,6 +36,21 @@ _BATCH = 65536
 
 
 @dataclass
+class JsonRows:
+    """The connections as ``summary --json`` writes them: one text, and each row's id and
+    where the row's text after its id starts and ends (a few objects to hand on, not one per
+    connection)."""
+
+    ids: np.ndarray
+    text: bytes
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass
 class BucketAnswer:
     """One bucket's answer, with the bucket's connection ids (its rows).
 
@@ -51,6 +66,8 @@ class BucketAnswer:
     extra: dict = field(default_factory=dict)
     cpu: float = 0.0
     """CPU seconds the worker's thread spent on the bucket."""
+    json: JsonRows | None = None
+    """``summary-json``'s rows."""
 
 
 class _MergedSource:
@@ -146,7 +163,7 @@ def answer(pieces: list[Piece], last_tcp: float | None, command: str, msl2: floa
     if command == "summary":
         out.rows = tl.connection_dicts(None)
     elif command == "summary-json":
-        out.rows = json_rows(tl)
+        out.json = json_rows(tl)
     elif command == "expert":
         from ..engine.analysis.expert_report import expert_report
 
@@ -182,22 +199,23 @@ def answer(pieces: list[Piece], last_tcp: float | None, command: str, msl2: floa
     return out
 
 
-def json_rows(tl: Timeline) -> list[tuple[int, bytes]]:
-    """The connections as ``summary --json`` writes them (the engine's compiled writer), as
-    ``(id, the row's text after its id)``."""
+_ID = re.compile(rb'(?:^|,\n)  \{\n   "id": (\d+)')
+
+
+def json_rows(tl: Timeline) -> JsonRows:
+    """The connections as ``summary --json`` writes them (the engine's compiled writer)."""
     from ..engine.output.json_rows import RowsWriter
     from ..engine.timeline.conn_columns import conn_array_chunks
 
     w = RowsWriter()
-    blob = b"".join(bytes(w.rows(part)) for part in conn_array_chunks(tl, None) if len(part))
-    if not blob:
-        return []
-    assert blob.startswith(ROW_START)
-    rows = []
-    for text in blob[len(ROW_START):].split(b",\n" + ROW_START):
-        cut = text.index(b",")
-        rows.append((int(text[:cut]), text[cut:]))
-    return rows
+    text = b"".join(bytes(w.rows(part)) for part in conn_array_chunks(tl, None) if len(part))
+    found = list(_ID.finditer(text))
+    assert not text or (found and found[0].start() == 0)
+    ids = np.fromiter((int(m.group(1)) for m in found), dtype=np.int64, count=len(found))
+    starts = np.fromiter((m.end() for m in found), dtype=np.int64, count=len(found))
+    ends = np.append(np.fromiter((m.start() for m in found[1:]), dtype=np.int64, count=max(len(found) - 1, 0)),
+                     len(text)).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
+    return JsonRows(ids, text, starts, ends)
 
 
 def _segments(tl: Timeline, ids: list[int]):

@@ -88,14 +88,20 @@ def summary_json(answers: list[BucketAnswer], source: str) -> bytes:
     head["connections"] = "@@connections@@"
     before, after = json.dumps(head, indent=1).split('"@@connections@@"')
     ids = archive_ids(answers)
-    gids = np.concatenate([g[np.fromiter((cid for cid, _r in a.rows), dtype=np.int64, count=len(a.rows))]
-                           for a, g in zip(answers, ids, strict=True)]) if answers else np.zeros(0, dtype=np.int64)
-    rests = [rest for a in answers for _cid, rest in a.rows]
-    order = np.argsort(gids, kind="stable").tolist()
-    gid_list = gids.tolist()
-    rows = [ROW_START + str(gid_list[k]).encode() + rests[k] for k in order]
-    body = b"[]" if not rows else b"[\n" + b",\n".join(rows) + b"\n ]"
-    return before.encode() + body + after.encode() + b"\n"
+    parts = [a.json for a in answers if a.json is not None]
+    assert len(parts) == len(answers)
+    if not answers or not sum(len(p) for p in parts):
+        return before.encode() + b"[]" + after.encode() + b"\n"
+    gids = np.concatenate([g[p.ids] for p, g in zip(parts, ids, strict=True)])
+    which = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(parts)])
+    starts = np.concatenate([p.starts for p in parts])
+    ends = np.concatenate([p.ends for p in parts])
+    order = np.argsort(gids, kind="stable")  # the k-th row is connection k's: its id is k
+    texts = [p.text for p in parts]
+    rows = [ROW_START + str(k).encode() + texts[b][s:e]
+            for k, (b, s, e) in enumerate(zip(which[order].tolist(), starts[order].tolist(), ends[order].tolist(),
+                                               strict=True))]
+    return before.encode() + b"[\n" + b",\n".join(rows) + b"\n ]" + after.encode() + b"\n"
 
 
 def expert(answers: list[BucketAnswer]) -> dict:

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ class Run:
     archive_bytes: int
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds from the start to the end of each stage (``read``, ``number``, ``track``)."""
+    closing: threading.Thread | None = None
+    """The cluster's end, under way (see :meth:`done`)."""
+
+    def done(self) -> None:
+        """Wait until the cluster the run started has ended (its processes gone, its files removed)."""
+        if self.closing is not None:
+            self.closing.join()
 
     @property
     def bytes_read(self) -> int:
@@ -172,16 +180,25 @@ def run(files: list[str], command: str, *, jobs: int | None = None, scheduler: s
         own = False
     # a local cluster's workers share this host: its pieces go between them by file, not by socket
     shared = _shared_dir() if cluster is not None else None
-    try:
-        say(dashboard_line(client))
-        return _stages(client, files, command, msl2, fin_timeout, buckets, bars, shared)
-    finally:
+    def close() -> None:
         if own:
             client.close()
             if cluster is not None:
                 cluster.close()
         if shared is not None:
             shutil.rmtree(shared, ignore_errors=True)
+
+    try:
+        say(dashboard_line(client))
+        r = _stages(client, files, command, msl2, fin_timeout, buckets, bars, shared)
+    except BaseException:
+        close()
+        raise
+    # the answers are here: the cluster ends (its processes' exit takes a few tenths of a
+    # second) while the caller puts them together; Run.done waits for it
+    r.closing = threading.Thread(target=close, name="tcpview-cluster-close")
+    r.closing.start()
+    return r
 
 
 def _shared_dir() -> str | None:
