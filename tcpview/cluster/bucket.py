@@ -199,7 +199,7 @@ def answer(pieces: list[Piece], last_tcp: float | None, command: str, msl2: floa
     return out
 
 
-_ID = re.compile(rb'(?:^|,\n)  \{\n   "id": (\d+)')
+_SEP = b",\n" + ROW_START
 
 
 def json_rows(tl: Timeline) -> JsonRows:
@@ -209,13 +209,18 @@ def json_rows(tl: Timeline) -> JsonRows:
 
     w = RowsWriter()
     text = b"".join(bytes(w.rows(part)) for part in conn_array_chunks(tl, None) if len(part))
-    found = list(_ID.finditer(text))
-    assert not text or (found and found[0].start() == 0)
-    ids = np.fromiter((int(m.group(1)) for m in found), dtype=np.int64, count=len(found))
-    starts = np.fromiter((m.end() for m in found), dtype=np.int64, count=len(found))
-    ends = np.append(np.fromiter((m.start() for m in found[1:]), dtype=np.int64, count=max(len(found) - 1, 0)),
-                     len(text)).astype(np.int64) if found else np.zeros(0, dtype=np.int64)
-    return JsonRows(ids, text, starts, ends)
+    ids, starts, ends = [], [], []
+    if text:
+        assert text.startswith(ROW_START)
+        at = len(ROW_START)
+        for row in text[at:].split(_SEP):
+            cut = row.index(b",")
+            ids.append(int(row[:cut]))
+            starts.append(at + cut)
+            ends.append(at + len(row))
+            at += len(row) + len(_SEP)
+    return JsonRows(np.array(ids, dtype=np.int64), text, np.array(starts, dtype=np.int64),
+                    np.array(ends, dtype=np.int64))
 
 
 def _segments(tl: Timeline, ids: list[int]):
