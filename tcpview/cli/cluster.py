@@ -72,13 +72,13 @@ def _answer(r, args: argparse.Namespace, command: str, files: list[str]) -> int:
         raise UsageError(f"no connection {conn} (the capture has {n}: 0..{n - 1})" if n
                          else f"no connection {conn} (the capture has none)")
     if command == "summary" and args.json:
-        text = merge.summary_json(r.answers, source)
+        pieces = merge.summary_json(r.answers, source)
         raw = getattr(sys.stdout, "buffer", None)  # (a test's text stream has none)
         if raw is None:
-            sys.stdout.write(text.decode())
+            sys.stdout.write(b"".join(pieces).decode())
         else:
             sys.stdout.flush()
-            raw.write(text)
+            raw.writelines(pieces)
             raw.flush()
     elif command == "summary":
         _print_summary(merge.summary(r.answers, source))

@@ -79,9 +79,11 @@ def summary(answers: list[BucketAnswer], source: str) -> dict:
     return s
 
 
-def summary_json(answers: list[BucketAnswer], source: str) -> bytes:
+def summary_json(answers: list[BucketAnswer], source: str) -> list:
     """``summary --json``'s text (from buckets that answered ``summary-json``), as
-    ``tcpview.cli.report.write_summary_json`` writes it: ``json.dumps(..., indent=1)``'s."""
+    ``tcpview.cli.report.write_summary_json`` writes it (``json.dumps(..., indent=1)``'s), in
+    pieces of bytes to write one after the other (the rows as the buckets wrote them: joined
+    into one text they would be copied twice more, 80 MB for 200,000 connections)."""
     import json
 
     head = merged_head(answers, source)
@@ -90,18 +92,22 @@ def summary_json(answers: list[BucketAnswer], source: str) -> bytes:
     ids = archive_ids(answers)
     parts = [a.json for a in answers if a.json is not None]
     assert len(parts) == len(answers)
-    if not answers or not sum(len(p) for p in parts):
-        return before.encode() + b"[]" + after.encode() + b"\n"
+    if not sum(len(p) for p in parts):
+        return [before.encode(), b"[]", after.encode(), b"\n"]
     gids = np.concatenate([g[p.ids] for p, g in zip(parts, ids, strict=True)])
     which = np.concatenate([np.full(len(p), i, dtype=np.int64) for i, p in enumerate(parts)])
     starts = np.concatenate([p.starts for p in parts])
     ends = np.concatenate([p.ends for p in parts])
     order = np.argsort(gids, kind="stable")  # the k-th row is connection k's: its id is k
-    texts = [p.text for p in parts]
-    rows = [ROW_START + str(k).encode() + texts[b][s:e]
-            for k, (b, s, e) in enumerate(zip(which[order].tolist(), starts[order].tolist(), ends[order].tolist(),
-                                               strict=True))]
-    return before.encode() + b"[\n" + b",\n".join(rows) + b"\n ]" + after.encode() + b"\n"
+    views = [memoryview(p.text) for p in parts]
+    n = len(order)
+    # the rows' pieces, made by the interpreter's own loops (no Python per row)
+    flat: list = [b",\n" + ROW_START] * (3 * n)
+    flat[0] = ROW_START
+    flat[1::3] = map(str.encode, map(str, range(n)))
+    flat[2::3] = map(memoryview.__getitem__, map(views.__getitem__, which[order].tolist()),
+                     map(slice, starts[order].tolist(), ends[order].tolist()))
+    return [before.encode(), b"[\n", *flat, b"\n ]", after.encode(), b"\n"]
 
 
 def expert(answers: list[BucketAnswer]) -> dict:
