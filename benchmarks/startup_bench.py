@@ -192,13 +192,23 @@ def cut(src: Path, count: int, folder: Path) -> Path:
 
 
 def stop_compiles(cache: str) -> None:
-    """Kill the compiles under way in ``cache`` (a compile is a session of its own: its group)."""
-    for lock in Path(cache).glob("*.lock"):
+    """Kill the compiles under way in ``cache``: every process whose command line names it
+    (the compile and its second process; a compile a command just started may not have
+    written its lock yet, and left running it would share the CPUs with what is measured next)."""
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
         try:
-            pid = int(lock.read_text().split()[0])
-            os.killpg(pid, signal.SIGKILL)
-        except (OSError, ValueError, IndexError):
-            pass
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if cache.encode() in cmdline and b"tcpview.engine.warm" in cmdline:
+            try:
+                os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def summary_cmd(path: Path) -> list[str]:
