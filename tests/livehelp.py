@@ -108,9 +108,10 @@ def wait_fed(src, cap, timeout: float = 10.0) -> None:  # type: ignore[no-untype
     assert wait_until(fed, timeout), f"fed {cap.records} of the {src.kernel_seen} packets the kernel captured"
 
 
-def wait_tcpdump_wrote(dump: subprocess.Popen, timeout: float = 10.0) -> None:
+def wait_tcpdump_wrote(dump: subprocess.Popen, timeout: float = 10.0) -> str:
     """Wait until a running ``tcpdump -U`` (stderr a pipe, read past "listening on") has
-    written every packet the kernel handed it so far.
+    written every packet the kernel handed it so far; returns its statistics then (with the
+    packets its kernel buffer dropped: see :func:`tcpdump_drops`).
 
     tcpdump prints its counts on SIGUSR1: it is done when "packets captured" equals "packets
     received by filter", or half of it on lo (where the kernel hands a packet socket each
@@ -125,6 +126,7 @@ def wait_tcpdump_wrote(dump: subprocess.Popen, timeout: float = 10.0) -> None:
         return given in (got, 2 * got)
 
     assert wait_until(wrote, timeout, 0.05), f"tcpdump did not write all it was handed: {said.strip()}"
+    return said
 
 
 # -- one capture of fixed scenarios (the loopback_capture fixture) ------------------------------

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from livehelp import TCPDUMP_OPTS, read_until, wait_tcpdump_wrote
+from livehelp import TCPDUMP_OPTS, read_until, tcpdump_drops, wait_tcpdump_wrote
 from routednet import routed
 
 TOOLS = ("ip", "nft", "tcpdump", "ethtool", "editcap")
@@ -81,6 +81,9 @@ class TwoTaps:
     connections: int
     client_port: int
     """The port the client connects to (the server's)."""
+    tap_drops: int = 0
+    """Packets the two taps' tcpdumps dropped in their kernel buffers (a busy machine): the
+    captures then miss segments the router passed or dropped."""
 
 
 def missing() -> str | None:
@@ -132,13 +135,12 @@ def capture(folder: Path, connections: int = 3, every: int = 7, up: int = 60000,
                 read_until(d.stderr, "listening on", 20)
             subprocess.run(["ip", "netns", "exec", a, sys.executable, "-c", CLIENT, f"{net}.2.2", str(PORT),
                             str(connections), str(up), str(down)], check=True, capture_output=True, timeout=120)
-            for d in dumps:
-                wait_tcpdump_wrote(d)
+            tap_drops = sum(tcpdump_drops(wait_tcpdump_wrote(d)) for d in dumps)
             dropped = _counters(r, tag)
             for d in dumps:
                 d.terminate()
                 d.wait(10)
-            return TwoTaps(paths["client"], paths["server"], dropped, connections, PORT)
+            return TwoTaps(paths["client"], paths["server"], dropped, connections, PORT, tap_drops)
         finally:
             for p in procs:
                 if p.poll() is None:
