@@ -138,6 +138,17 @@ def _blocked_export(engine: Engine, capture: Path) -> tuple[subprocess.Popen, in
     return p, child
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler for ``sig`` (its SigCgt mask in /proc)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
+
+
 def _gone(pid: int) -> bool:
     stat = Path(f"/proc/{pid}/stat")
     try:
@@ -157,6 +168,21 @@ def test_ctrl_c_reaches_the_served_command(engine, loopback_capture):
     finally:
         p.kill()
         p.wait()
+
+
+def test_ctrl_c_as_the_command_starts_ends_it_and_not_the_engine(engine, loopback_capture):
+    """A Ctrl-C at once, while the command is handed over: held by the caller until the
+    command's process is known, blocked in the engine until the copy has its handlers."""
+    for _ in range(5):
+        p = subprocess.Popen([sys.executable, "-m", "tcpview", "export", str(loopback_capture.pcap), "--format", "jsonl"],
+                             env=engine.env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # as soon as the caller catches SIGHUP (Python does not: its forwarding is set)
+        assert wait_until(lambda: _catches(p.pid, signal.SIGHUP) or p.poll() is not None, timeout=30, interval=0)
+        p.send_signal(signal.SIGINT)
+        _out, err = p.communicate(timeout=30)
+        assert p.returncode in (0, 130), err  # done before the signal came, or stopped by it
+        assert b"Traceback" not in err
+        assert engine.alive() and engine.socket is not None
 
 
 def test_a_killed_caller_takes_its_command_with_it(engine, loopback_capture):

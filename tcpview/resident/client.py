@@ -74,12 +74,52 @@ def socket_path(folder: str) -> str:
     return os.path.join(folder, f"resident-{key()}.sock")
 
 
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+"""What a terminal (or a user's kill) sends: forwarded to the served command."""
+
+
+class _Forward:
+    """Signals for the served command: held until its process is known, then passed on."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.held: list[int] = []
+        self.before = {sig: signal.signal(sig, self.on_signal) for sig in _SIGNALS}
+
+    def on_signal(self, signum: int, _frame: object) -> None:
+        if self.pid is None:
+            self.held.append(signum)
+        else:
+            self.send(signum)
+
+    def send(self, signum: int) -> None:
+        assert self.pid is not None
+        try:
+            os.kill(self.pid, signum)
+        except OSError:
+            pass
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        for signum in self.held:
+            self.send(signum)
+
+    def restore(self) -> None:
+        """The signals as they were (the command runs here after all); one that came
+        meanwhile is raised now, as it would have been."""
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
+        for signum in self.held:
+            signal.raise_signal(signum)
+
+
 def try_serve(argv: list[str]) -> int | None:
     """Run ``argv`` in the resident engine; its exit status, or None when none answered (the
     command has not started: run it here)."""
     folder = directory()
     if folder is None:
         return None
+    forward = _Forward()  # from the start: a Ctrl-C while the command starts reaches it too
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(socket_path(folder))
@@ -89,13 +129,13 @@ def try_serve(argv: list[str]) -> int | None:
         s.sendall(body)
         got = _recv(s, _INT.size)
     except OSError:
-        s.close()
-        return None
+        got = None
     if got is None or got == _STALE:
         s.close()
+        forward.restore()
         return None
-    pid = _INT.unpack(got)[0]
-    return _wait(s, pid)
+    forward.started(_INT.unpack(got)[0])
+    return _wait(s)
 
 
 def _recv(s: socket.socket, n: int) -> bytes | None:
@@ -110,25 +150,12 @@ def _recv(s: socket.socket, n: int) -> bytes | None:
     return out
 
 
-def _wait(s: socket.socket, pid: int) -> int:
-    """Forward the signals a terminal sends to the command's process, until it says its status."""
-    def forward(signum: int, _frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except OSError:
-            pass
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
-        signal.signal(sig, forward)
-    while True:
-        try:
-            got = _recv(s, _INT.size)
-            break
-        except InterruptedError:
-            continue
-        except OSError:
-            got = None
-            break
+def _wait(s: socket.socket) -> int:
+    """The served command's exit status, once it says it."""
+    try:
+        got = _recv(s, _INT.size)
+    except OSError:
+        got = None
     s.close()
     if got is None:
         print("tcpview: error: the resident engine's process ended without an answer", file=sys.stderr)

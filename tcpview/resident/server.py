@@ -31,6 +31,8 @@ import time
 IDLE = 600.0
 """Seconds without a command after which the engine ends."""
 
+_FORWARDED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+"""The signals a caller passes on to its command."""
 _HEADER = struct.Struct("!I")
 _INT = struct.Struct("!i")
 
@@ -98,10 +100,14 @@ def serve(path: str, idle: float) -> None:
                     for fd in fds:
                         os.close(fd)
                     return
+                # the caller's signals wait until the copy has its own handlers (a Ctrl-C
+                # between the fork and them would run this loop's cleanup in the copy)
+                signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
                 pid = os.fork()
                 if pid == 0:
                     listener.close()
                     _child(conn, request, fds)  # never returns
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
                 for fd in fds:
                     os.close(fd)
                 _log(path, f"{time.time():.3f} {pid} {request['argv'][0]}")
@@ -162,6 +168,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
             os.close(fd)
@@ -179,6 +186,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         status = main(request["argv"])
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except KeyboardInterrupt:  # (before the command's own handling of it)
+        status = 130
     except BaseException:  # a traceback, as the command would print it
         import traceback
 

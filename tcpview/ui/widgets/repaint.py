@@ -138,10 +138,10 @@ class PaintedText(_TextWidget):
             True if anything was refreshed.
         """
         shown = self._shown
-        new = self.build()
-        if shown is None:
+        if shown is None:  # never drawn: it may not have its styles yet (built when first drawn)
             self.refresh()
             return True
+        new = self.build()
         if new == shown:
             return False
         width = self.content_region.width
