@@ -231,3 +231,34 @@ def test_a_second_engine_for_the_same_socket_gives_up(engine):
                        capture_output=True, timeout=60)
     assert p.returncode == 0 and time.monotonic() - started < 30
     assert engine.alive() and engine.socket == sock
+
+
+def test_a_socket_directory_that_is_not_the_users_alone_is_not_used(tmp_path, loopback_capture):
+    """A directory others may write, or a link planted where the directory would be: no
+    engine is asked or started there, and the command runs on its own."""
+    other = tmp_path / "other"
+    other.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(other)
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    loose.chmod(0o777)
+    for folder in (link, loose):
+        p = _tcpview(_env(folder, TCPVIEW_RESIDENT="1"), "summary", str(loopback_capture.pcap))
+        assert p.returncode == 0 and p.stdout
+        # (an engine would have been started before the command ran: it would be there now)
+        assert not _engines_in(folder) and not _engines_in(other)
+        assert not list(other.iterdir()) and not list(loose.iterdir())
+
+
+def _engines_in(folder: Path) -> list[int]:
+    """Resident engines whose socket is in ``folder``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"tcpview.resident.server" in cmdline and str(folder).encode() in cmdline:
+            found.append(int(entry.name))
+    return found

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import struct
 import sys
 
@@ -61,10 +62,10 @@ def directory() -> str | None:
         base = os.path.join(root, f"tcpview-{os.getuid()}")
     try:
         os.makedirs(base, mode=0o700, exist_ok=True)
-        st = os.stat(base)
+        st = os.lstat(base)  # (a link planted in a shared directory is not followed)
     except OSError:
         return None
-    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
         return None
     return base
 
