@@ -303,6 +303,34 @@ def test_summary_from_live_interface(lo_traffic, tmp_path):
     assert again.packets == s["packets"] and again.counters_at(None)["CLOSE_WAIT"] == 1
 
 
+def test_ctrl_c_right_after_the_last_packets_keeps_them(lo_traffic):
+    """tcpdump's Ctrl-C: the packets of the last milliseconds are in the ring's block being
+    filled, which the kernel hands over within the block timeout; they are read, not lost
+    (before, a Ctrl-C a few milliseconds after a connection gave 0 packets)."""
+    import signal
+
+    t = lo_traffic
+    t.reserve("refused")
+    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--json"),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
+    try:
+        read_until(p.stderr, "capturing on lo", 30)
+        time.sleep(0.3)  # (the ring's first, empty blocks pass)
+        rf = t.refused()  # a SYN and its RST, then at once:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    s = json.loads(out)
+    assert s["packets"] == 2, err
+    (c,) = s["connections"]
+    assert (c["client"]["port"], c["server"]["port"]) == (rf[0][1], rf[1][1])
+    assert (c["client"]["state"], c["server"]["state"]) == ("CLOSED", "CLOSED")
+
+
 # -- user errors: one line, exit 2 -------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "fragment"),

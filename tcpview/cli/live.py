@@ -251,6 +251,13 @@ def live_summary(args: argparse.Namespace, report: Callable[..., None] | None = 
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        finish = getattr(source, "finish", None)
+        if finish is not None:  # the last milliseconds' packets are read before the end
+            finish()
+            try:
+                cap.wait(1.0)
+            except KeyboardInterrupt:  # a second Ctrl-C: stop at once
+                pass
         try:
             cap.stop()
         except RuntimeError:

@@ -257,8 +257,14 @@ class PumpThread:
     def __init__(self, source, tracker: Tracker) -> None:
         self.pump = Pump(source, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=0.0)
         self.stop_event = threading.Event()
-        self._thread = threading.Thread(target=self.pump.run, args=(self.stop_event,), name="tcpview-pump",
-                                        daemon=True)
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tcpview-pump", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.pump.run(self.stop_event)
+        finally:
+            self._ended.set()
 
     @property
     def error(self) -> str | None:
@@ -283,8 +289,9 @@ class PumpThread:
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the source has ended (a capture program that stopped, the end of a
         stream) or ``timeout`` seconds passed; whether it has ended."""
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        # an event, not the thread's join: a join a Ctrl-C interrupted leaves the thread
+        # looking ended while it runs on (CPython's threading, 3.11)
+        return self._ended.wait(timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop reading and wait for the thread; raises RuntimeError if the source failed."""

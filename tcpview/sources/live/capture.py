@@ -72,8 +72,11 @@ from .ring import (
 )
 from .settings import CaptureSettings
 
-
 # -- the source ------------------------------------------------------------------------------
+FINISH_WAIT = 1.0
+"""The longest a finishing capture waits for the kernel to hand over the block being filled."""
+
+
 class LiveSource(CaptureSettings):
     """Capture on an interface; a :class:`~tcpview.sources.base.Source`.
 
@@ -118,6 +121,7 @@ class LiveSource(CaptureSettings):
         self.error: str | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        self._finishing = threading.Event()
         self._reader: int | None = None  # thread running frames(), if any
         self._reader_done = threading.Event()
         self._reader_done.set()
@@ -222,6 +226,8 @@ class LiveSource(CaptureSettings):
         status_of = _STATUS.unpack_from
         poll = self._poll.poll
         closing = self._closing
+        finishing = self._finishing
+        last: float | None = None  # when a finishing read gives up waiting for a block
         sink = self.sink
         self._reader = threading.get_ident()
         self._reader_done.clear()
@@ -229,6 +235,17 @@ class LiveSource(CaptureSettings):
             while not stop.is_set() and not closing.is_set():
                 boff = self._block * BLOCK_SIZE
                 if not status_of(mm, boff + 8)[0] & TP_STATUS_USER:
+                    if finishing.is_set():
+                        # the block being filled holds the last packets: the kernel hands it
+                        # over at its next retire timer (RETIRE_MS, later on a busy machine);
+                        # an empty one it keeps, and there is nothing to wait for
+                        if not unpack_block(mm, boff)[3]:
+                            break
+                        last = last if last is not None else time.monotonic() + FINISH_WAIT
+                        if time.monotonic() >= last:
+                            break
+                        poll(10)
+                        continue
                     yield None
                     if stop.is_set() or closing.is_set():
                         break
@@ -312,6 +329,12 @@ class LiveSource(CaptureSettings):
         self._read_stats()
         out = {"captured": self.captured, "dropped": self.kernel_drops}
         return self.with_counts(out)
+
+    def finish(self) -> None:
+        """End the capture as tcpdump does at Ctrl-C: the reading loop reads what the ring
+        holds, the block being filled included (the kernel hands it over within
+        ``RETIRE_MS``: packets of the last milliseconds are in it), and then ends."""
+        self._finishing.set()
 
     def close(self) -> None:
         """Release the ring, the socket and the output file (idempotent).
