@@ -120,6 +120,25 @@ async def test_keys_typed_right_behind_slash_go_into_the_filter_box(capture: Pat
         assert table.model.query.text == "state:est" and not prompt.is_open
 
 
+async def test_keys_typed_right_after_enter_go_to_the_table_not_the_box(capture: Path) -> None:
+    """``/``, a filter, Enter and ``j j`` in one read: the box takes the filter and closes, and
+    the two ``j`` move the table's cursor two rows down (they were typed into the box, which
+    the app then closed); a filter Enter refuses keeps the keys typed after it as text."""
+    app = TcpviewApp(FileSource(str(capture)), tick=3600)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _loaded(app, pilot)
+        prompt, table = app.query_one(Prompt), app.query_one(ConnectionTable)
+        assert len(table.rows) >= 3
+        table.select_cid(int(table.rows[0]))
+        await pilot.pause()
+        arrive_at_once(app, "/", events.Key("enter", "\r"), "j", "j")
+        assert await wait_until(lambda: table.selected == int(table.rows[2]), 5, 0.02, pilot.pause), table.selected
+        assert not prompt.is_open and app.focused is table and table.model.query.text == ""
+        arrive_at_once(app, "/", *"state:", events.Key("enter", "\r"), *"est")  # refused ("state:" names none): still typing
+        assert await wait_until(lambda: prompt.value == "state:est", 5, 0.02, pilot.pause), prompt.value
+        assert prompt.is_open and prompt.mode == "filter"
+
+
 async def test_a_paste_right_after_slash_goes_into_the_filter_box(capture: Path) -> None:
     """A paste that arrives with the ``/`` before it fills the box and filters the table."""
     app = TcpviewApp(FileSource(str(capture)), tick=3600)

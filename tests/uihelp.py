@@ -118,7 +118,7 @@ def lossy_frames() -> list:
 
 
 def arrive_at_once(app: Any, *typed: Any) -> None:
-    """Put keys (one character each: letters, digits, ``/:.``) and pastes in the app's queue together, as the terminal driver
+    """Put keys (one character each: letters, digits, ``/:.``; or ``events.Key`` s) and pastes in the app's queue together, as the terminal driver
     does with what one read of the terminal held (``tmux send-keys / s t a t e``, a paste
     right after a key). ``pilot.press`` waits for the app to be idle after each key, which
     hides what this shows: the keys behind the one that opens the box are queued before it
@@ -127,7 +127,7 @@ def arrive_at_once(app: Any, *typed: Any) -> None:
 
     names = {"/": "slash", ":": "colon", ".": "full_stop"}
     for item in typed:
-        event = item if isinstance(item, events.Paste) else events.Key(names.get(item, item), item)
+        event = item if isinstance(item, (events.Paste, events.Key)) else events.Key(names.get(item, item), item)
         event.set_sender(app)  # as the driver's events are
         app.post_message(event)
 

@@ -105,6 +105,7 @@ class PromptQuestions(AppParts):
             answer = m.check(self, event.value)
         except UserError as e:
             self.notify(str(e), severity="warning", markup=False)
+            self._prompt.type_held()  # still asking: what was typed after Enter is more text
             return
         self._prompt.close()
         self._table.focus()

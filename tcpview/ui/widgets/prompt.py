@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.strip import Strip
@@ -85,6 +85,8 @@ class Prompt(Input):
         """What is wrong with the text typed, shown under it (None: nothing)."""
         self._restore = ""
         self._check: Callable[[str], str | None] | None = None
+        self._held: list[events.Key] | None = None
+        """Keys typed after Enter, before the app took the text (None: Enter not pressed)."""
 
     @property
     def is_open(self) -> bool:
@@ -118,8 +120,48 @@ class Prompt(Input):
         # focused widget (see tcpview.ui.bindings).
         self.screen.set_focus(self)
 
+    async def _on_key(self, event: events.Key) -> None:
+        # Enter accepts the text only once the key came back up to the app (a binding), and
+        # the app closes the box later still: the keys typed right after it are already in
+        # this box's queue. They are for whatever has the focus once the box is closed (the
+        # table: "/state", Enter, "j" moves down), so they are held here, and handed on then.
+        if self._held is not None and self.is_open:
+            event.stop()
+            event.prevent_default()
+            self._held.append(event)
+            return
+        if event.key == "enter" and self.is_open:
+            self._held = []  # until the app took the text (see close and type_held)
+        await super()._on_key(event)
+
+    def type_held(self) -> None:
+        """The keys typed after Enter, into the box: the app refused the text and keeps
+        asking (they were typed as more of it)."""
+        held, self._held = self._held or [], None
+        for key in held:
+            if key.is_printable and key.character is not None:
+                self.insert_text_at_cursor(key.character)
+
+    def _hand_on_held(self) -> None:
+        """The keys typed after Enter, to whatever has the focus once the box is closed: the
+        app moves it in the same step as it closes the box, by a callback of its own queue, so
+        they are posted from a callback queued behind that one."""
+        held, self._held = self._held, None
+        if not held:
+            return
+
+        def post() -> None:
+            for key in held:
+                again = events.Key(key.key, key.character)
+                again.set_sender(self.app)  # as the driver's are
+                self.app.post_message(again)
+
+        self.app.call_later(self.app.call_later, post)
+
     def close(self) -> None:
-        """Hide the box (the app moves the focus where it wants it)."""
+        """Hide the box (the app moves the focus where it wants it); the keys typed after
+        Enter go to what has the focus then."""
+        self._hand_on_held()
         self.mode = None
         self._check = None
         self._show_error(None)
@@ -188,5 +230,8 @@ class Prompt(Input):
         self._show_error(self._check(event.value) if self._check is not None else None)
         if self.error is not None:  # refused: the box stays open, saying why
             self.app.bell()
+            self.type_held()
             return
+        # the keys typed after Enter wait for the app: it closes the box (they go on to what
+        # has the focus then) or keeps asking (it calls type_held)
         self.post_message(self.Accepted(self, self.mode, event.value))

@@ -141,7 +141,12 @@ class PaintedText(_TextWidget):
         if shown is None:  # never drawn: it may not have its styles yet (built when first drawn)
             self.refresh()
             return True
-        new = self.build()
+        try:
+            new = self.build()
+        except KeyError as e:  # its styles are gone: the app is closing (its last messages run)
+            if "COMPONENT_CLASSES" not in str(e):
+                raise
+            return False
         if new == shown:
             return False
         width = self.content_region.width
