@@ -1,9 +1,9 @@
 """Live capture on lo with real sockets: states and counters against ``ss -tan``, each loopback
-packet counted once, kernel drops reported, saving with -w, and the one-line errors."""
+packet counted once, kernel drops reported, saving with -w, and the one-line errors (the
+headless ``summary -i``: tests/test_live_summary.py)."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import sys
@@ -267,68 +267,6 @@ def test_write_to_a_ring_keeps_the_newest_packets(lo_traffic, tmp_path):
     seen = sorted(s.ts for c in range(len(tr.tl.conns)) for s in tr.tl.segments(c))
     assert stamps == pytest.approx(seen[-len(stamps):], abs=2e-6)
     assert all(p.stat().st_size <= 30_000 for p in kept)
-
-
-# -- headless summary ------------------------------------------------------------------------
-def test_summary_from_live_interface(lo_traffic, tmp_path):
-    t = lo_traffic
-    t.listener("close_wait")
-    t.reserve("refused")
-    saved = tmp_path / "saved.pcap"
-    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--duration", "2.5", "--json",
-                                     "-w", str(saved)),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
-    try:
-        read_until(p.stderr, "capturing on lo", 30)
-        cw = t.close_wait()
-        rf = t.refused()
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err
-    s = json.loads(out)
-    conns = {(c["client"]["port"], c["server"]["port"]): c for c in s["connections"]}
-    c = conns[(cw[0][1], cw[1][1])]
-    assert (c["client"]["state"], c["server"]["state"]) == ("FIN_WAIT_2", "CLOSE_WAIT")
-    r = conns[(rf[0][1], rf[1][1])]
-    assert (r["client"]["state"], r["server"]["state"]) == ("CLOSED", "CLOSED") and "refused" in r["notes"]
-    assert s["counters"]["CLOSE_WAIT"] == 1 and s["counters"]["FIN_WAIT_2"] == 1
-    assert s["source"].startswith("live lo")
-    assert "dropped by the kernel" in err  # the last line, after "capturing on"
-    # -w saved what it captured: the same packets, read back
-    assert f"saved {s['packets']} packets to {saved}" in err
-    again = load(str(saved)).timeline
-    assert again.packets == s["packets"] and again.counters_at(None)["CLOSE_WAIT"] == 1
-
-
-def test_ctrl_c_right_after_the_last_packets_keeps_them(lo_traffic):
-    """tcpdump's Ctrl-C: the packets of the last milliseconds are in the ring's block being
-    filled, which the kernel hands over within the block timeout; they are read, not lost
-    (before, a Ctrl-C a few milliseconds after a connection gave 0 packets)."""
-    import signal
-
-    t = lo_traffic
-    t.reserve("refused")
-    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--json"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
-    try:
-        read_until(p.stderr, "capturing on lo", 30)
-        time.sleep(0.3)  # (the ring's first, empty blocks pass)
-        rf = t.refused()  # a SYN and its RST, then at once:
-        p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err
-    s = json.loads(out)
-    assert s["packets"] == 2, err
-    (c,) = s["connections"]
-    assert (c["client"]["port"], c["server"]["port"]) == (rf[0][1], rf[1][1])
-    assert (c["client"]["state"], c["server"]["state"]) == ("CLOSED", "CLOSED")
 
 
 # -- user errors: one line, exit 2 -------------------------------------------------------------
