@@ -24,9 +24,11 @@ NOT_SERVED_OPTIONS = frozenset({"-i", "--interface", "--kernel", "--remote", "--
                                 "-"})
 """Options that make a command live, a stream's or a cluster's: those run in their own process."""
 
-_HEADER = struct.Struct("!I")
-_INT = struct.Struct("!i")
-_STALE = b"S"
+HEADER = struct.Struct("!I")
+"""A request's length, before it (its descriptors ride with it)."""
+INT = struct.Struct("!i")
+"""A process id, then an exit status: what the engine answers."""
+STALE = b"S"  # what an engine of older sources answers before it ends (never the start of a process id)
 
 
 def served(argv: list[str]) -> bool:
@@ -75,7 +77,7 @@ def socket_path(folder: str) -> str:
     return os.path.join(folder, f"resident-{key()}.sock")
 
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """What a terminal (or a user's kill) sends: forwarded to the served command."""
 
 
@@ -85,7 +87,7 @@ class _Forward:
     def __init__(self) -> None:
         self.pid: int | None = None
         self.held: list[int] = []
-        self.before = {sig: signal.signal(sig, self.on_signal) for sig in _SIGNALS}
+        self.before = {sig: signal.signal(sig, self.on_signal) for sig in SIGNALS}
 
     def on_signal(self, signum: int, _frame: object) -> None:
         if self.pid is None:
@@ -126,42 +128,42 @@ def try_serve(argv: list[str]) -> int | None:
         s.connect(socket_path(folder))
         body = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}).encode()
         fds = array.array("i", [0, 1, 2])
-        s.sendmsg([_HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
+        s.sendmsg([HEADER.pack(len(body))], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds.tobytes())])
         s.sendall(body)
-        got = _recv(s, _INT.size)
+        got = _recv(s, INT.size)
     except OSError:
-        got = None
-    if got is None or got == _STALE:
+        got = b""
+    if len(got) != INT.size:  # none answered, or a stale one (it sent STALE): run it here
         s.close()
         forward.restore()
         return None
-    forward.started(_INT.unpack(got)[0])
+    forward.started(INT.unpack(got)[0])
     return _wait(s)
 
 
-def _recv(s: socket.socket, n: int) -> bytes | None:
+def _recv(s: socket.socket, n: int) -> bytes:
+    """Up to ``n`` bytes: fewer when the engine closed the connection first (after ``S``, the
+    stale engine's answer, or when its copy of the command died)."""
     out = b""
     while len(out) < n:
         part = s.recv(n - len(out))
         if not part:
-            return out if out == _STALE else None
+            break
         out += part
-        if out == _STALE:
-            return out
     return out
 
 
 def _wait(s: socket.socket) -> int:
     """The served command's exit status, once it says it."""
     try:
-        got = _recv(s, _INT.size)
+        got = _recv(s, INT.size)
     except OSError:
-        got = None
+        got = b""
     s.close()
-    if got is None:
+    if len(got) != INT.size:
         print("tcpview: error: the resident engine's process ended without an answer", file=sys.stderr)
         return 1
-    return _INT.unpack(got)[0]
+    return INT.unpack(got)[0]
 
 
 def wanted() -> bool:

@@ -28,13 +28,13 @@ import sys
 import threading
 import time
 
+from .client import HEADER, INT, SIGNALS, STALE
+
 IDLE = 600.0
 """Seconds without a command after which the engine ends."""
 
-_FORWARDED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+_FORWARDED = set(SIGNALS)
 """The signals a caller passes on to its command."""
-_HEADER = struct.Struct("!I")
-_INT = struct.Struct("!i")
 
 
 def _stamp() -> tuple:
@@ -96,7 +96,7 @@ def serve(path: str, idle: float) -> None:
                     continue
                 request, fds = got
                 if _stamp() != stamp:
-                    conn.sendall(b"S")  # another tcpview now: the caller runs it itself
+                    conn.sendall(STALE)  # another tcpview now: the caller runs it itself
                     for fd in fds:
                         os.close(fd)
                     return
@@ -140,16 +140,16 @@ def _same_user(conn: socket.socket) -> bool:
 def _request(conn: socket.socket) -> tuple[dict, list[int]] | None:
     """The caller's request and its three descriptors, or None (a caller that went away)."""
     try:
-        msg, anc, _flags, _addr = conn.recvmsg(_HEADER.size, socket.CMSG_LEN(3 * array.array("i").itemsize))
+        msg, anc, _flags, _addr = conn.recvmsg(HEADER.size, socket.CMSG_LEN(3 * array.array("i").itemsize))
         fds = array.array("i")
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-        if len(msg) != _HEADER.size or len(fds) != 3:
+        if len(msg) != HEADER.size or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
             return None
-        size = _HEADER.unpack(msg)[0]
+        size = HEADER.unpack(msg)[0]
         body = b""
         while len(body) < size:
             part = conn.recv(size - len(body))
@@ -176,7 +176,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(request["env"])
         _std_streams()
-        conn.sendall(_INT.pack(os.getpid()))
+        conn.sendall(INT.pack(os.getpid()))
         threading.Thread(target=_watch, args=(conn,), daemon=True, name="tcpview-resident-watch").start()
         sys.argv = ["tcpview", *request["argv"]]
         from ..cli import main
@@ -197,7 +197,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 stream.flush()
         with contextlib.suppress(OSError):
-            conn.sendall(_INT.pack(status))
+            conn.sendall(INT.pack(status))
         os._exit(status)
 
 
