@@ -15,6 +15,25 @@ from helpers import wait_until
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
 
 
+def base_config(port: int, address: str, root: Path, host_key: Path) -> str:
+    """An sshd configuration of a test's own: its port, address and host key, its files in
+    ``root``, public keys only (what a test adds goes after it)."""
+    return f"""\
+Port {port}
+ListenAddress {address}
+HostKey {host_key}
+PidFile {root / "sshd.pid"}
+AuthorizedKeysFile {root / "authorized_keys"}
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+LogLevel VERBOSE
+"""
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A TCP port free on ``address`` now."""
     with socket.socket() as s:
@@ -38,20 +57,7 @@ class RootSshd:
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(made)], check=True)
         (root / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
         config = root / "sshd_config"
-        config.write_text(f"""\
-Port {self.port}
-ListenAddress {address}
-HostKey {host_key}
-PidFile {root / "sshd.pid"}
-AuthorizedKeysFile {root / "authorized_keys"}
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-LogLevel VERBOSE
-""")
+        config.write_text(base_config(self.port, address, root, host_key))
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
         prefix = ["ip", "netns", "exec", netns] if netns else []
         self.log = open(root / "sshd.log", "w")

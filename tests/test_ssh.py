@@ -15,16 +15,9 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO, wait_until
-
-SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+from sshhelp import SSHD, base_config, free_port
 
 pytestmark = pytest.mark.skipif(SSHD is None, reason="OpenSSH server (sshd) is not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _need(tool: str) -> str:
@@ -39,7 +32,7 @@ class Sshd:
 
     def __init__(self, root: Path, force_command: str) -> None:
         self.root = root
-        self.port = _free_port()
+        self.port = free_port()
         self.host_key = root / "host_ed25519"
         self.client_key = root / "client_ed25519"
         for key in (self.host_key, self.client_key):
@@ -49,20 +42,8 @@ class Sshd:
         self.user = user
         self.config = root / "sshd_config"
         # The demo-account recipe of docs/ssh-demo.md, for the user running the test.
-        self.config.write_text(f"""\
-Port {self.port}
-ListenAddress 127.0.0.1
-HostKey {self.host_key}
-PidFile {root / "sshd.pid"}
-AuthorizedKeysFile {root / "authorized_keys"}
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
+        self.config.write_text(base_config(self.port, "127.0.0.1", root, self.host_key) + f"""\
 Subsystem sftp internal-sftp
-LogLevel VERBOSE
 
 Match User {user}
     ForceCommand {force_command}
@@ -226,7 +207,7 @@ def test_demo_over_ssh_at_80x24(sshd: Sshd, tmp_path: Path) -> None:
 def test_demo_account_has_no_shell_and_no_forwarding(sshd: Sshd) -> None:
     # A remote port forward is asked for when the session starts; the server refuses it and
     # ExitOnForwardFailure makes the client give up.
-    r = subprocess.run(sshd.ssh_argv("-N", "-o", "ExitOnForwardFailure=yes", "-R", f"{_free_port()}:127.0.0.1:22"),
+    r = subprocess.run(sshd.ssh_argv("-N", "-o", "ExitOnForwardFailure=yes", "-R", f"{free_port()}:127.0.0.1:22"),
                        capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL, check=False)
     assert r.returncode != 0
     assert "forwarding failed" in r.stderr
