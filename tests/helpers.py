@@ -367,6 +367,16 @@ def cli_here(*args: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Ask ``proc`` to end (SIGTERM), and kill it if it has not after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 # -- waiting ---------------------------------------------------------------------------------------
 def wait_until(
     predicate: Callable[[], Any],

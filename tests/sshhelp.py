@@ -10,7 +10,7 @@ import socket
 import subprocess
 from pathlib import Path
 
-from helpers import wait_until
+from helpers import stop_process, wait_until
 
 SSHD = shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
 
@@ -125,10 +125,5 @@ class RootSshd:
     def stop(self) -> None:
         """Stop the server and its sessions."""
         self.kill_sessions()
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, wait_until
+from helpers import REPO, stop_process, wait_until
 from sshhelp import SSHD, base_config, free_port
 
 pytestmark = pytest.mark.skipif(SSHD is None, reason="OpenSSH server (sshd) is not installed")
@@ -86,12 +86,7 @@ Match User {user}
 
     def stop(self) -> None:
         """Stop the server."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 
