@@ -189,3 +189,32 @@ def test_bad_input_is_one_line_and_status_2(tmp_path) -> None:
     if corpus is not None:
         rc, out, err = cli_here("diagnose", str(corpus / "arkime__retransmissions.pcap"), "--conn", "7")
         assert rc == 2 and out == "" and err == "tcpview: error: no connection 7 (the capture has 1: 0..0)\n"
+
+
+def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives() -> None:
+    """A live stream's connections come a few per tick and the viewer asks for the verdicts
+    and one connection's breakdown each tick: the rows made ahead for new connections (the
+    pass's state grows by doubling) give the answers one pass over the whole gives."""
+    import numpy as np
+    from helpers import many_connections
+
+    from tcpview.engine.analysis.diagnosis import breakdown_at, diagnose, verdicts_at
+    from tcpview.engine.timeline.tracker import Tracker
+
+    frames = many_connections(300, seed=11)
+    growing, whole = Tracker(), Tracker()
+    whole.feed_records((i + 1, ts, lt, raw, 0, len(raw), len(raw)) for i, (ts, lt, raw) in enumerate(frames))
+    rows = []
+    for start in range(0, len(frames), 37):
+        growing.feed_records((i + 1, ts, lt, raw, 0, len(raw), len(raw))
+                             for i, (ts, lt, raw) in enumerate(frames[start:start + 37], start))
+        rows.append(growing.tl.view().n_conn)
+        verdicts_at(growing.tl)
+        breakdown_at(growing.tl, 0)
+    assert len(set(rows)) > 10  # the connections came over many ticks
+    grown, fresh = diagnose(growing.tl), diagnose(whole.tl)
+    assert len(grown) == len(fresh) == 300
+    assert np.array_equal(grown.shares, fresh.shares) and np.array_equal(grown.verdicts, fresh.verdicts)
+    assert np.array_equal(verdicts_at(growing.tl), verdicts_at(whole.tl))
+    for cid in (0, 150, 299):
+        assert breakdown_at(growing.tl, cid) == breakdown_at(whole.tl, cid)

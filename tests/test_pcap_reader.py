@@ -498,3 +498,29 @@ def test_frame_store_rereads_file_frames_and_bounds_recent_bytes(tmp_path: Path)
     for i in range(1, 11):
         store.note_bytes(i, 1, bytes(Ether() / (b"x" * 50)))
     assert store.get(1) is None and store.get(10) is not None  # oldest dropped past the budget
+
+
+def test_frame_store_keeps_a_streams_batches_whole_and_drops_the_oldest() -> None:
+    import numpy as np
+
+    from tcpview.sources.frames import FrameStore
+
+    def batch(first: int, n: int, fill: int):
+        sizes = np.arange(n) % 7 + 60
+        offs = np.concatenate([[0], np.cumsum(sizes)[:-1]]) + 10  # frames not at the buffer's start
+        buf = np.full(int(offs[-1] + sizes[-1] + 5), fill, dtype=np.uint8)
+        for k, (o, s) in enumerate(zip(offs, sizes, strict=True)):
+            buf[o] = k  # each frame's first byte says which it is
+        buf.flags.writeable = False
+        frames = np.arange(first, first + 2 * n, 2)  # every other frame number: the rest are not TCP
+        return frames, np.full(n, 1), offs, sizes, buf
+
+    store = FrameStore(budget=30_000)  # two of these batches
+    for b, first in enumerate((1, 401, 801, 1201)):
+        store.note_bytes_batch(*batch(first, 100, b))
+    assert store.get(1) is None and store.get(401) is None  # past the budget: gone, oldest first
+    lt, data = store.get(801 + 2 * 5)
+    assert lt == 1 and data[0] == 5 and len(data) == 60 + 5 % 7 and set(data[1:]) == {2}
+    lt, data = store.get(1201 + 2 * 99)
+    assert data[0] == 99 and set(data[1:]) == {3}
+    assert store.get(802) is None and store.get(1000) is None and store.get(5000) is None

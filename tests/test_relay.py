@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
+import pytest
 from helpers import many_connections, pcap_bytes, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 
@@ -175,3 +177,22 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
     finally:
         view.kill()
         view.wait()
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the order of the start")
+def test_a_stream_is_read_before_the_engine_loads_and_by_one_relay(tmp_path):
+    """tcpdump writes from its first packet while tcpview loads its engine: the relay starts
+    before numpy is opened (so nothing the producer writes meanwhile waits on a full pipe),
+    and the stream's reader takes that relay over rather than starting a second one."""
+    trace = tmp_path / "trace"
+    data = pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(3))
+    got = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-e", "trace=execve,openat", "-o", str(trace),
+                          *tcpview_cmd("summary", "-", "--json")],
+                         input=data, capture_output=True, env=env_with_repo(), timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert len(json.loads(got.stdout)["connections"]) == 3
+    lines = trace.read_text().splitlines()
+    relays = [i for i, line in enumerate(lines) if "execve(" in line and "relay.py" in line]
+    numpy = [i for i, line in enumerate(lines) if "openat(" in line and "/numpy/" in line]
+    assert len(relays) == 1, [lines[i] for i in relays]
+    assert numpy and relays[0] < numpy[0]

@@ -65,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv or ["demo"])
         if args.command is None:  # options only, e.g. `tcpview --theme x`: they are the demo's
             args = parser.parse_args(["demo", *argv])
+        _read_stdin_at_once(args)
         capture_args(args)
         return COMMANDS[args.command][1](args)
     except UserError as e:
@@ -77,6 +78,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout = None
         finally:
             return 0
+
+
+def _read_stdin_at_once(args: object) -> None:
+    """A capture streamed on standard input (``-``) is read from now on, before the command
+    loads its engine: its producer writes meanwhile (:func:`tcpview.sources.drain.start_early`)."""
+    given = getattr(args, "source", None)
+    if given == "-" or (isinstance(given, list) and "-" in given):
+        from ..sources.drain import start_early
+
+        start_early(0)
 
 
 def _skip_scipy_blas() -> None:

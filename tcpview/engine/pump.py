@@ -223,10 +223,7 @@ class Pump:
         elif self._file and batch.base is not None:
             self.frames.note_file_batch(f.frame, f.linktype, batch.base + f.off, f.caplen)
         else:
-            buf = batch.buf
-            for frame, lt, off, caplen in zip(f.frame.tolist(), f.linktype.tolist(), f.off.tolist(),
-                                              f.caplen.tolist(), strict=True):
-                self.frames.note_bytes(frame, lt, buf[off:off + caplen].tobytes())
+            self.frames.note_bytes_batch(f.frame, f.linktype, f.off, f.caplen, batch.buf)
 
     def _progress(self) -> float | None:
         try:

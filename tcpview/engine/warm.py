@@ -124,6 +124,10 @@ def _query_kernels(tl, groups: Sequence[str]) -> None:
         tl.conn_stats_at(1.5)
         tl.progress_at(1.5)
         tl.seg_index_before(1.5)
+        from .analysis.diagnosis import diagnose, verdicts_at
+
+        verdicts_at(tl, 1.5)  # the table's verdict column
+        diagnose(tl)
         rows = RowsWriter()
         for part in conn_array_chunks(tl):
             rows.rows(part)

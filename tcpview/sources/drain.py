@@ -71,7 +71,7 @@ class Drain:
     def __init__(self, fd: int, hold: int = HOLD_BYTES) -> None:
         self.fd = self._fd_in = fd
         self.hold = hold
-        self.relay = _relay_of(fd, hold)
+        self.relay = _adopt(fd) or _relay_of(fd, hold)
         """The process that empties a pipe for this thread (None: the thread reads ``fd``)."""
         if self.relay is not None:  # the relay holds the most; this thread only what comes next
             self.fd, self.hold = self.relay.fd, min(hold, RELAYED_HOLD_BYTES)
@@ -200,6 +200,44 @@ def lower_priority(by: int) -> None:
 
 _lowered = False
 _yield_by = 0
+_early: tuple[tuple[int, int], Relay] | None = None
+
+
+def start_early(fd: int = 0) -> None:
+    """Start emptying the pipe, FIFO or socket ``fd`` now, before a command's slow start.
+
+    ``tcpdump -U -w - | tcpview summary -``: tcpdump writes from its first packet, and
+    tcpview loads its engine for a good part of a second (seconds where the CPUs are busy), while
+    a pipe holds milliseconds of a busy link; packets dropped then are lost to the summary. A
+    relay started here holds what comes meanwhile, and the :class:`Drain` later made for the
+    same pipe takes it over (any descriptor of it: the viewer moves the pipe off descriptor 0).
+    Nothing happens for anything else than a pipe, FIFO or socket, or when one was started.
+    """
+    global _early
+    if _early is not None:
+        return
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return
+    relay = _relay_of(fd, HOLD_BYTES)
+    if relay is not None:
+        _early = ((st.st_dev, st.st_ino), relay)
+
+
+def _adopt(fd: int) -> Relay | None:
+    """The relay :func:`start_early` started for the pipe ``fd`` is (handed over once)."""
+    global _early
+    if _early is None:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    if (st.st_dev, st.st_ino) != _early[0]:
+        return None
+    relay, _early = _early[1], None
+    return relay
 
 
 def _relay_of(fd: int, hold: int) -> Relay | None:

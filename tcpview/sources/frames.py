@@ -5,7 +5,9 @@ The store keeps only decoded fields. To show one frame in full the UI needs its 
 - for a capture file, :class:`FrameStore` keeps each TCP frame's offset and length in the
   file (a few bytes per frame) and re-reads the frame when asked;
 - for other sources (stdin, live capture, simulator) it keeps the bytes of the most recent
-  frames, bounded by a byte budget; older frames can no longer be inspected.
+  frames, bounded by a byte budget; older frames can no longer be inspected. A batch's frames
+  are kept as the batch came, its buffer and where each frame lies in it (no work per frame:
+  a stream's frames arrive by the hundred thousand a second).
 
 :mod:`tcpview.sources.dissect` turns those bytes into scapy's view of the frame.
 """
@@ -13,13 +15,16 @@ The store keeps only decoded fields. To show one frame in full the UI needs its 
 from __future__ import annotations
 
 import bisect
+import threading
 from array import array
-from collections import OrderedDict
+from collections import deque
 
 import numpy as np
 
 _LEN_BITS = 24
 _LEN_MASK = (1 << _LEN_BITS) - 1
+_FRAME_COST = 48  # bytes of a batch's row per frame kept with its bytes
+_BATCH_COST = 512  # and of a batch's arrays
 
 
 class FrameStore:
@@ -41,8 +46,11 @@ class FrameStore:
         self._frames = array("I")
         self._where = array("Q")  # file offset << 24 | captured length
         self._lt_from: list[tuple[int, int]] = []  # (first frame, linktype) when it changes
-        self._recent: OrderedDict[int, tuple[int, bytes]] = OrderedDict()
+        # recent batches, oldest first: (first frame, last frame, frames, linktypes, offsets,
+        # captured lengths, buffer, bytes counted against the budget)
+        self._recent: deque[tuple] = deque()
         self._recent_bytes = 0
+        self._recent_lock = threading.Lock()  # noted on the pump's thread, asked for on the UI's
 
     def note_file(self, frame: int, linktype: int, offset: int, caplen: int) -> None:
         """Remember that ``frame`` is ``caplen`` bytes at ``offset`` of the file."""
@@ -78,16 +86,40 @@ class FrameStore:
 
     def note_bytes(self, frame: int, linktype: int, data: bytes) -> None:
         """Keep the bytes of ``frame`` (dropping the oldest frames over the budget)."""
-        recent = self._recent
-        recent[frame] = (linktype, data)
-        self._recent_bytes += len(data)
-        while self._recent_bytes > self.budget and len(recent) > 1:
-            _f, (_lt, old) = recent.popitem(last=False)
-            self._recent_bytes -= len(old)
+        self.note_bytes_batch(np.array([frame]), np.array([linktype]), np.zeros(1, np.int64),
+                              np.array([len(data)]), np.frombuffer(data, dtype=np.uint8))
+
+    def note_bytes_batch(self, frames, linktypes, offsets, caplens, buf: np.ndarray) -> None:
+        """Keep the bytes of ``frames`` (ascending), frame k being ``caplens[k]`` bytes at
+        ``offsets[k]`` of ``buf``, which must not change after (a batch's buffer is read-only);
+        the oldest frames go past the budget, counted in the frames' bytes and what is kept of
+        each (a buffer is held while any frame of it is)."""
+        if not len(frames):
+            return
+        cost = int(np.sum(caplens)) + _FRAME_COST * len(frames) + _BATCH_COST
+        with self._recent_lock:
+            self._recent.append((int(frames[0]), int(frames[-1]), frames, linktypes, offsets, caplens, buf, cost))
+            self._recent_bytes += cost
+            while self._recent_bytes > self.budget and len(self._recent) > 1:
+                self._recent_bytes -= self._recent.popleft()[-1]
+
+    def _recent_get(self, frame: int) -> tuple[int, bytes] | None:
+        with self._recent_lock:
+            k = bisect.bisect_right(self._recent, frame, key=lambda b: b[0]) - 1
+            if k < 0:
+                return None
+            first, last, frames, lts, offs, caplens, buf, _cost = self._recent[k]
+        if frame > last:
+            return None
+        i = int(np.searchsorted(frames, frame))
+        if i >= len(frames) or frames[i] != frame:
+            return None
+        off = int(offs[i])
+        return int(lts[i]), buf[off:off + int(caplens[i])].tobytes()
 
     def get(self, frame: int) -> tuple[int, bytes] | None:
         """``(linktype, bytes)`` of ``frame``, or None when it is no longer available."""
-        hit = self._recent.get(frame)
+        hit = self._recent_get(frame)
         if hit is not None:
             return hit
         if self.path is None and self.paths is None:
