@@ -194,3 +194,36 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
         if w >= 0:
             os.close(w)
         os.close(r)
+
+
+async def test_ticks_leave_the_cpu_alone_between_draws_that_take_long(tmp_path: Path) -> None:
+    """Playing through thousands of connections, each refresh reads them all: the next tick's
+    refresh waits until the last one's time, four times over, has passed (so drawing takes at
+    most a quarter of the time, and a stream's producer keeps its CPU), and never a second."""
+    import time
+
+    from helpers import many_connections, pcap_bytes
+
+    from tcpview.ui.app import DRAW_SHARE, SETTLE_SECONDS
+
+    cap = tmp_path / "many.pcap"
+    cap.write_bytes(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(4000)))
+    app = TcpviewApp(FileSource(str(cap)), tick=0.01, speed=1.0)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        await pilot.press("g", "space")
+        draws: list[tuple[float, float]] = []
+        real = app.refresh_views
+
+        def timed(*args, **kwargs):  # the real refresh, its start and end noted
+            t0 = time.monotonic()
+            real(*args, **kwargs)
+            draws.append((t0, time.monotonic()))
+
+        app.refresh_views = timed  # type: ignore[method-assign]
+        await asyncio.sleep(2.0)
+        app.refresh_views = real  # type: ignore[method-assign]
+        assert app.player.playing and len(draws) >= 3
+        gaps = [(b[0] - a[0], min(SETTLE_SECONDS, (a[1] - a[0]) / DRAW_SHARE)) for a, b in zip(draws, draws[1:])]
+        assert all(gap >= want - 0.005 for gap, want in gaps), gaps
+        assert all(gap <= SETTLE_SECONDS + 0.5 for gap, _want in gaps), gaps

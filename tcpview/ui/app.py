@@ -48,6 +48,13 @@ from .widgets.why_line import WhyLine
 SETTLE_SECONDS = 1.0
 """At most this long between view updates that include what changes with the clock alone."""
 
+DRAW_SHARE = 0.25
+"""The most of the time ticks spend drawing: after a refresh that took d seconds (its wall time,
+which grows when the CPUs are busy), the next waits until ``d / DRAW_SHARE`` has passed (at
+most :data:`SETTLE_SECONDS`). A live stream of 100,000 connections makes each refresh read them
+all; ten a second would take the CPU its producer needs (tcpdump, which drops what it cannot
+take in time), and the answers are the same a few tenths of a second later."""
+
 PAUSED_HINT = "paused — space to play"
 """What the bar says while a scenario waits at its beginning."""
 
@@ -97,6 +104,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         self._absolute = False
         self._titles: tuple[str, str, str] = ("", "", "")
         self._last_settle = 0.0
+        self._next_draw = 0.0  # no tick refreshes the views before this (see DRAW_SHARE)
         self._unsettled = False
 
     # -- composition ----------------------------------------------------------------------
@@ -225,8 +233,13 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         ticked = self.player.live and self.tl.clock != self._clock
         if settle and self.player.live:  # a quiet stream's reader still tells what it learnt
             self._source_status()
+        if now < self._next_draw:
+            self._dirty = self._dirty or moved or ticked
+            return
         if moved or ticked or self._dirty or (settle and self._unsettled):
             self.refresh_views(settle=settle)
+            took = time.monotonic() - now
+            self._next_draw = now + min(SETTLE_SECONDS, took / DRAW_SHARE)
 
     def refresh_views(self, force: bool = False, settle: bool = True) -> None:
         """Read the timeline at the cursor into every view (UI thread only).

@@ -204,9 +204,12 @@ def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
 
 def _fresh(n: int, room: int | None = None) -> dict:
     """The pass's state for ``n`` connections, with rows made for ``room`` (at least ``n``):
-    ``ints``, ``floats`` and ``shares`` are the first ``n`` rows of the ``*_all`` arrays."""
+    ``ints``, ``floats`` and ``shares`` are the first ``n`` rows of the ``*_all`` arrays, the
+    rows past them zero pages not touched yet (:func:`_grown` sets them up as they are taken)."""
     room = max(n, room or n)
-    ints, floats = lim.new_state(room)
+    ints = np.zeros((room, lim.N_INTS), dtype=np.int64)
+    floats = np.zeros((room, lim.N_FLOATS), dtype=np.float64)
+    lim.grow_state(ints[:n], floats[:n], 0)
     shares = np.zeros((room, lim.N_CATEGORIES))
     return {"ints_all": ints, "floats_all": floats, "shares_all": shares,
             "ints": ints[:n], "floats": floats[:n], "shares": shares[:n],
@@ -221,11 +224,12 @@ def _grown(state: dict, n: int) -> dict:
     if old >= n:
         return state
     if len(state["ints_all"]) < n:
-        bigger = _fresh(n, 2 * n)
+        bigger = _fresh(old, 2 * n)
         for key in ("ints", "floats", "shares"):
             bigger[key + "_all"][:old] = state[key]
         state = dict(state, ints_all=bigger["ints_all"], floats_all=bigger["floats_all"],
                      shares_all=bigger["shares_all"])
+    lim.grow_state(state["ints_all"][old:n], state["floats_all"][old:n], 0)
     return dict(state, ints=state["ints_all"][:n], floats=state["floats_all"][:n], shares=state["shares_all"][:n])
 
 
