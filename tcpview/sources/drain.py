@@ -212,6 +212,8 @@ def start_early(fd: int = 0) -> None:
     relay started here holds what comes meanwhile, and the :class:`Drain` later made for the
     same pipe takes it over (any descriptor of it: the viewer moves the pipe off descriptor 0).
     Nothing happens for anything else than a pipe, FIFO or socket, or when one was started.
+    The process's priority goes down at once, as :class:`Drain` lowers it (see
+    :func:`yield_to_producers`).
     """
     global _early
     if _early is not None:
@@ -223,6 +225,7 @@ def start_early(fd: int = 0) -> None:
     relay = _relay_of(fd, HOLD_BYTES)
     if relay is not None:
         _early = ((st.st_dev, st.st_ino), relay)
+        lower_priority(_yield_by)  # the engine's loading, too, comes after the producer
 
 
 def _adopt(fd: int) -> Relay | None:
