@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-file", type=int, default=250_000, help="packets per ring file (default 250000)")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="local workers to try (default 1 2)")
     ap.add_argument("--keep", action="store_true", help="keep the archive's directory")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs of every --jobs in turn (each speed-up is over the same round's 1 worker)")
     a = ap.parse_args(argv)
     make_base(a.capture, a.count)
     folder = Path(tempfile.mkdtemp(prefix="tcpview-cluster-bench-"))
@@ -168,22 +170,23 @@ def main(argv: list[str] | None = None) -> int:
         ref = _digest(out)
         print(f"single process (summary --json of the merged file): {single:6.1f} s, {single_cpu:.1f} s of CPU: "
               f"{packets / single / 1e6:.2f} M packets/s, {packets / single_cpu / 1e6:.2f} M per CPU second")
-        one = None
-        for n in a.workers:
-            took, cpu, out, err = _timed(["summary", "--json", *map(str, files), "--jobs", str(n)])
-            one = one or took
-            m = re.search(r"in (\d+) buckets \(([^)]*)\): ([\d.]+) bytes read per byte of the archive, ([\d.]+) handed "
-                          r"on to the trackers; workers' CPU: read ([\d.]+) s, track ([\d.]+) s", err)
-            if not m:
-                raise SystemExit(f"no figures in: {err}")
-            buckets, stages, ratio, staged, read_cpu, track_cpu = m.groups()
-            same = "equal" if _digest(out) == ref else "DIFFERENT"
-            print(f"--jobs {n}: {took:6.1f} s, {cpu:.1f} s of CPU in all: {packets / took / 1e6:.2f} M packets/s "
-                  f"({packets / took / n / 1e6:.2f} per worker), x{one / took:.2f} over 1 worker, "
-                  f"x{single / took:.2f} over the single process; {buckets} buckets, stages done at {stages}; "
-                  f"workers' CPU: reading and cutting {read_cpu} s ({packets / float(read_cpu) / 1e6:.1f} M packets "
-                  f"per CPU second), tracking {track_cpu} s ({packets / float(track_cpu) / 1e6:.1f} M); "
-                  f"{ratio} bytes read per byte of the archive, {staged} handed on; JSON {same}")
+        for _round in range(a.repeat):
+            one = None
+            for n in a.workers:
+                took, cpu, out, err = _timed(["summary", "--json", *map(str, files), "--jobs", str(n)])
+                one = one or took
+                m = re.search(r"in (\d+) buckets \(([^)]*)\): ([\d.]+) bytes read per byte of the archive, ([\d.]+) handed "
+                              r"on to the trackers; workers' CPU: read ([\d.]+) s, track ([\d.]+) s", err)
+                if not m:
+                    raise SystemExit(f"no figures in: {err}")
+                buckets, stages, ratio, staged, read_cpu, track_cpu = m.groups()
+                same = "equal" if _digest(out) == ref else "DIFFERENT"
+                print(f"--jobs {n}: {took:6.1f} s, {cpu:.1f} s of CPU in all: {packets / took / 1e6:.2f} M packets/s "
+                      f"({packets / took / n / 1e6:.2f} per worker), x{one / took:.2f} over 1 worker, "
+                      f"x{single / took:.2f} over the single process; {buckets} buckets, stages done at {stages}; "
+                      f"workers' CPU: reading and cutting {read_cpu} s ({packets / float(read_cpu) / 1e6:.1f} M packets "
+                      f"per CPU second), tracking {track_cpu} s ({packets / float(track_cpu) / 1e6:.1f} M); "
+                      f"{ratio} bytes read per byte of the archive, {staged} handed on; JSON {same}")
     finally:
         if a.keep:
             print(f"kept {folder}")

@@ -23,7 +23,7 @@ from ..engine.timeline.timeline import Timeline
 from ..engine.timeline.tracker import Tracker
 from ..records import Records
 from ..sources.batch import FRAME, FrameBatch
-from .partition import Piece, as_batch
+from .partition import Piece, SharedPiece
 
 COMMANDS = ("summary", "summary-json", "expert", "diagnose", "jsonl", "csv")
 """What a bucket can answer: ``summary``'s connections (as dicts, or as ``summary --json``'s
@@ -91,26 +91,50 @@ class _MergedSource:
 
 def merge_pieces(pieces: list[Piece], offsets: list[int] | None = None) -> FrameBatch:
     """One batch of every piece's frames, by their ``frame`` field plus the piece's offset
-    (their places in the archive)."""
-    batches = [as_batch(p) for p in pieces]
-    kept = [(p, o) for p, o in zip(batches, offsets or [0] * len(pieces), strict=True) if len(p)]
-    if not kept:
-        return FrameBatch(np.zeros(0, dtype=np.uint8), np.zeros(0, dtype=FRAME).view(Records))
-    shift = np.cumsum([0] + [len(p.buf) for p, _o in kept[:-1]])
-    rows = []
-    for (p, o), s in zip(kept, shift.tolist(), strict=True):
-        r = np.array(p.frames, dtype=FRAME)
-        r["off"] += s
-        r["frame"] += o
-        rows.append(r)
-    frames = np.concatenate(rows)
-    frames = frames[np.argsort(frames["frame"], kind="stable")]
-    buf = np.concatenate([p.buf for p, _o in kept])
+    (their places in the archive). The pieces are read (or copied) once, each into its place
+    in one buffer made for all of them: fresh memory is dear (a bucket is hundreds of MB), so
+    none is made twice."""
+    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if _rows(p)]
+    rows = np.empty(sum(_rows(p) for p, _o in kept), dtype=FRAME)
+    buf = np.empty(sum(_size(p) for p, _o in kept), dtype=np.uint8)
+    r0 = b0 = 0
+    for p, o in kept:
+        r1, b1 = r0 + _rows(p), b0 + _size(p)
+        if isinstance(p, SharedPiece):
+            _read_into(p.frames_path, rows[r0:r1].view(np.uint8))
+            _read_into(p.buf_path, buf[b0:b1])
+        else:
+            rows[r0:r1] = p.frames
+            buf[b0:b1] = p.buf
+        rows["off"][r0:r1] += b0
+        rows["frame"][r0:r1] += o
+        r0, b0 = r1, b1
+    frames = rows[np.argsort(rows["frame"], kind="stable")]
     # read-only, as every reader's buffer is: the compiled loop is typed (and cached) for
     # read-only bytes; a writable buffer made each worker compile another loop (12 s of CPU)
     # on a new install's first cluster run
     buf.flags.writeable = False
     return FrameBatch(buf, frames.view(Records))
+
+
+def _rows(piece: Piece) -> int:
+    return piece.n if isinstance(piece, SharedPiece) else len(piece)
+
+
+def _size(piece: Piece) -> int:
+    return piece.size if isinstance(piece, SharedPiece) else int(piece.buf.nbytes)
+
+
+def _read_into(path: str, out: np.ndarray) -> None:
+    """The file ``path``, exactly ``out``'s size, read into ``out``."""
+    view = memoryview(out).cast("B")
+    with open(path, "rb", buffering=0) as f:
+        got = 0
+        while got < len(view):
+            n = f.readinto(view[got:])
+            if not n:
+                raise OSError(f"{path}: {len(view) - got} bytes short")
+            got += n
 
 
 def track(pieces: list[Piece], last_tcp: float | None, msl2: float, fin_timeout: float,

@@ -136,17 +136,21 @@ class Bars:
 
         done = 0
         self.draw(stage, 0, len(futures), unit)
+        place = {f.key: i for i, f in enumerate(futures)}
+        results: list = [None] * len(futures)
         for fut in as_completed(futures):
             if fut.status == "error":
                 error = fut.exception()
                 for other in futures:
                     other.cancel()
                 raise error
+            # fetched now, while the others run: a bucket's answer is tens of MB to take in
+            results[place[fut.key]] = fut.result()
             done += 1
             self.draw(stage, done, len(futures), unit, final=done == len(futures))
         if not futures:
             self.draw(stage, 0, 0, unit, final=True)
-        return [f.result() for f in futures]
+        return results
 
 
 MAX_PIECES = 1_000_000
