@@ -127,7 +127,7 @@ def _size(piece: Piece) -> int:
 
 def _read_into(path: str, out: np.ndarray) -> None:
     """The file ``path``, exactly ``out``'s size, read into ``out``."""
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     with open(path, "rb", buffering=0) as f:
         got = 0
         while got < len(view):
