@@ -252,7 +252,7 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
         if live is not None:
             dump.wait(60)  # it ends after its --duration
         else:
-            wait_tcpdump_wrote(dump)
+            wait_tcpdump_wrote(dump, 30.0)  # a loaded machine (a whole suite beside) can take its time
         return path
     finally:
         for p in procs:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..core import columns as col
 from ..core.tcp import Analysis
+from ..timeline.conns import rows_by_conn
 from ..timeline.timeline import Timeline
 from .diagnosis import VERDICTS, verdicts_at
 
@@ -49,8 +50,11 @@ def expert_report(tl: Timeline, rtt_samples: list | None = None) -> dict:
     conns = []
     irtts = v.initial_rtts(v.n_conn)
     stepped = bool(v.n["seg_back"])  # some times were moved by the clock rule: ask each
+    srows, sb = rows_by_conn(conn_of, v.n_conn)
+    trows, tb = rows_by_conn(v.trans.conn[: v.n_trans], v.n_conn)
     for row in range(v.n_conn):
         c = tl.conns[int(v.conns.cid[row])]
+        c.use_rows(srows[sb[row]:sb[row + 1]], trows[tb[row]:tb[row + 1]])
         acked, _bif = c.numbers()
         idx = np.flatnonzero(acked >= 0)
         if stepped:
