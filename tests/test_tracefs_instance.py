@@ -25,7 +25,7 @@ from tcpview.sources.tracefs import instance as ti
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a trace instance")
 
 OWNER = """
-import os, signal, sys
+import os, signal, sys, time
 from tcpview.sources.tracefs.instance import TraceInstance
 inst = TraceInstance.open(buffer_kb=64, watchdog={watchdog})
 print(inst.path, flush=True)
@@ -35,7 +35,8 @@ try:
         sys.exit(0)
     if sys.argv[1] == "crash":
         os.kill(os.getpid(), signal.SIGSEGV)  # what a crash in a compiled reader does
-    signal.pause()
+    while True:  # not signal.pause(): a signal that comes just before it would leave it waiting
+        time.sleep(0.05)
 finally:
     inst.close()
 """
