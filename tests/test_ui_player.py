@@ -227,3 +227,32 @@ async def test_ticks_leave_the_cpu_alone_between_draws_that_take_long(tmp_path: 
         gaps = [(b[0] - a[0], min(SETTLE_SECONDS, (a[1] - a[0]) / DRAW_SHARE)) for a, b in zip(draws, draws[1:])]
         assert all(gap >= want - 0.005 for gap, want in gaps), gaps
         assert all(gap <= SETTLE_SECONDS + 0.5 for gap, _want in gaps), gaps
+
+
+async def test_a_stream_that_ended_lists_every_connection() -> None:
+    """A stream of tens of thousands of connections read to its end: the table, sorted by newest
+    activity as a live one is, lists every connection once the stream has ended (a recompute
+    put off while the stream poured in is caught up later, not left with the list of its
+    first moments)."""
+    import threading
+    import time
+
+    from helpers import many_connections, pcap_bytes
+
+    now = time.time() - 20  # captured a moment ago, as a live stream is
+    data = pcap_bytes((now + ts, raw) for ts, _lt, raw in many_connections(30000))
+    r, w = os.pipe()
+
+    def produce() -> None:
+        os.write(w, data)
+        os.close(w)
+
+    threading.Thread(target=produce, daemon=True).start()
+    app = TcpviewApp(FileSource("-", fd=r))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(ConnectionTable)
+        assert await wait_until(lambda: "ENDED" in bar(app), 30, 0.05, pilot.pause)
+        total = app.tl.conn_count_at(app.player.query_time())
+        assert total == 30000
+        assert await wait_until(lambda: len(table.rows) == total, 5, 0.05, pilot.pause), len(table.rows)
+        assert table.model.sort == "idle"

@@ -236,7 +236,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         if now < self._next_draw:
             self._dirty = self._dirty or moved or ticked
             return
-        if moved or ticked or self._dirty or (settle and self._unsettled):
+        if moved or ticked or self._dirty or self._table.behind or (settle and self._unsettled):
             self.refresh_views(settle=settle)
             took = time.monotonic() - now
             self._next_draw = now + min(SETTLE_SECONDS, took / DRAW_SHARE)

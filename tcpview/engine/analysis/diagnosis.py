@@ -202,21 +202,35 @@ def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
     return v, m, state
 
 
-def _fresh(n: int) -> dict:
-    ints, floats = lim.new_state(n)
-    return {"ints": ints, "floats": floats, "shares": np.zeros((n, lim.N_CATEGORIES)),
+def _fresh(n: int, room: int | None = None) -> dict:
+    """The pass's state for ``n`` connections, with rows made for ``room`` (at least ``n``):
+    ``ints``, ``floats`` and ``shares`` are the first ``n`` rows of the ``*_all`` arrays, the
+    rows past them zero pages not touched yet (:func:`_grown` sets them up as they are taken)."""
+    room = max(n, room or n)
+    ints = np.zeros((room, lim.N_INTS), dtype=np.int64)
+    floats = np.zeros((room, lim.N_FLOATS), dtype=np.float64)
+    lim.grow_state(ints[:n], floats[:n], 0)
+    shares = np.zeros((room, lim.N_CATEGORIES))
+    return {"ints_all": ints, "floats_all": floats, "shares_all": shares,
+            "ints": ints[:n], "floats": floats[:n], "shares": shares[:n],
             "ep_i": np.zeros((1024, 4), dtype=np.int64), "ep_f": np.zeros((1024, 2)), "n_ep": np.zeros(1, np.int64)}
 
 
 def _grown(state: dict, n: int) -> dict:
+    """``state`` for ``n`` connections (the new ones fresh). The rows are made ahead, twice as
+    many each time they run out: a live stream's connections come a few at a time, tick after
+    tick, and copying every row each time would cost the viewer more than its packets do."""
     old = len(state["ints"])
     if old >= n:
         return state
-    ints, floats = lim.new_state(n)
-    ints[:old], floats[:old] = state["ints"], state["floats"]
-    shares = np.zeros((n, lim.N_CATEGORIES))
-    shares[:old] = state["shares"]
-    return dict(state, ints=ints, floats=floats, shares=shares)
+    if len(state["ints_all"]) < n:
+        bigger = _fresh(old, 2 * n)
+        for key in ("ints", "floats", "shares"):
+            bigger[key + "_all"][:old] = state[key]
+        state = dict(state, ints_all=bigger["ints_all"], floats_all=bigger["floats_all"],
+                     shares_all=bigger["shares_all"])
+    lim.grow_state(state["ints_all"][old:n], state["floats_all"][old:n], 0)
+    return dict(state, ints=state["ints_all"][:n], floats=state["floats_all"][:n], shares=state["shares_all"][:n])
 
 
 def _run(v, k0: int, m: int, state: dict) -> int:

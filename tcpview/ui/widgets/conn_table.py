@@ -153,6 +153,9 @@ class ConnectionTable(VirtualList):
         self._key: tuple | None = None
         self._last_compute = 0.0
         self._compute_cost = 0.0
+        self.behind = False
+        """Whether the list shown is older than the last update asked for (a recompute put off,
+        see :meth:`update_view`): the app updates again until it is not."""
         self._columns: list[Column] = []
         self._columns_for: tuple[int, int] = (-1, -1)
         self.proc_texts: dict[int, str] | None = None
@@ -186,6 +189,7 @@ class ConnectionTable(VirtualList):
             clock = now
         key = (tl.version, t, self.model.query.text, self.model.sort, self.model.reverse, self._proc_version)
         if key == self._key and not force:
+            self.behind = False  # the list is this update's
             if clock != self.clock:
                 self.clock = clock
                 self._cache.clear()
@@ -195,7 +199,9 @@ class ConnectionTable(VirtualList):
         now_mono = time.monotonic()
         simple = self.model.query.empty and self.model.sort == "id"
         if not force and not simple and now_mono - self._last_compute < self._compute_cost * 5:
-            return  # keep the old list a little longer; the next tick will catch up
+            self.behind = True  # keep the old list a little longer; a later tick catches up
+            return
+        self.behind = False
         self._key = key
         self.t, self.pos, self.clock = t, pos, clock
         start = time.perf_counter()
