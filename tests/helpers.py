@@ -367,6 +367,13 @@ def cli_here(*args: str) -> tuple[int, str, str]:
     return rc, out.getvalue(), err.getvalue()
 
 
+def reap(proc: subprocess.Popen) -> None:
+    """Kill ``proc`` and wait for it if it still runs (a test's way out, passed or not)."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
     """Ask ``proc`` to end (SIGTERM), and kill it if it has not after ``timeout`` seconds."""
     proc.terminate()

@@ -8,6 +8,7 @@ tcpdump for the session-wide ``loopback_capture`` fixture.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -19,11 +20,11 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import pytest
-from helpers import REPO, wait_until
+from helpers import REPO, reap, wait_until
 from losockets import SS_STATES, ss_rows, ss_state
 from losockets import Lo as Lo  # imported again for conftest.py's lo_traffic fixture (`as`: a re-export)
 
@@ -50,6 +51,24 @@ def env_with_repo() -> dict[str, str]:
 
 def tcpview_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "tcpview", *args]
+
+
+def live_summary_json(args: list[str], traffic: Callable[[], object],
+                      stop: bool = False) -> tuple[dict, str, object]:
+    """``tcpview summary -i lo ARGS --json``: ``traffic()`` made once it captures (its result
+    returned), then Ctrl-C at once when ``stop``; the JSON, stderr and what ``traffic`` gave."""
+    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", *args, "--json"), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env_with_repo(), text=True)
+    try:
+        read_until(p.stderr, "capturing on lo", 30)
+        made = traffic()
+        if stop:
+            p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        reap(p)
+    assert p.returncode == 0, err
+    return json.loads(out), err, made
 
 
 def read_until(stream, text: str, timeout: float) -> str:

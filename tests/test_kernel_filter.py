@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cli, wait_until
+from helpers import cli, reap, wait_until
 from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
 from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
@@ -110,9 +110,7 @@ def test_a_filtered_capture_saves_only_its_sockets_events(tmp_path: Path) -> Non
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
         wanted.close()
         other.close()
     assert proc.returncode == 0, err.decode()

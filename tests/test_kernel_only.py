@@ -18,7 +18,7 @@ import sys
 import uuid
 
 import pytest
-from helpers import REPO
+from helpers import REPO, reap
 from livehelp import env_with_repo, need_root, read_until, tcpview_cmd
 from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
@@ -55,9 +55,7 @@ def test_time_wait_count_equals_ss_under_load_with_no_event_lost(netns):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     err_text = err.decode()
     assert proc.returncode == 0, err_text
     assert made > 15_000, f"the load made only {made} connections"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import Flow, cli, ng_block, pcapng_bytes, wait_until
+from helpers import Flow, cli, ng_block, pcapng_bytes, reap, wait_until
 from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
 from tracefshelp import tracefs_as_found  # noqa: F401  (autouse: tracefs left as found)
 
@@ -121,9 +121,7 @@ def saved(tmp_path_factory) -> Saved:
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
         for sk in socks:
             sk.close()
     assert proc.returncode == 0, err.decode()

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import wait_until
+from helpers import reap, wait_until
 from livehelp import env_with_repo, need_root, read_until, ss_rows, ss_state, tcpview_cmd
 from tracefshelp import tracefs_as_found, tracefs_mounts  # noqa: F401  (autouse: tracefs left as found)
 
@@ -119,9 +119,7 @@ def test_kernel_states_equal_ss_at_each_step(name):
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
         st.close()
     assert proc.returncode == 0, err.decode()
     # (events may be lost when other processes keep the host busy: the steps below show

@@ -3,15 +3,11 @@ and counters it prints, what ``-w`` saved, and the last packets kept when it is 
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from livehelp import Lo, env_with_repo, need_root, read_until, tcpview_cmd
+from livehelp import Lo, live_summary_json, need_root
 
 from tcpview.engine.pump import load
 
@@ -21,31 +17,12 @@ def _root():
     need_root()
 
 
-def _summary(args: list[str], traffic: Callable[[], object], stop: bool = False) -> tuple[dict, str, object]:
-    """``tcpview summary -i lo ARGS --json``: ``traffic()`` made once it captures (its result
-    returned), then Ctrl-C at once when ``stop``; the JSON, stderr and what ``traffic`` gave."""
-    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", *args, "--json"), stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env_with_repo(), text=True)
-    try:
-        read_until(p.stderr, "capturing on lo", 30)
-        made = traffic()
-        if stop:
-            p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err
-    return json.loads(out), err, made
-
-
 def test_summary_from_live_interface(lo_traffic: Lo, tmp_path: Path):
     t = lo_traffic
     t.listener("close_wait")
     t.reserve("refused")
     saved = tmp_path / "saved.pcap"
-    s, err, (cw, rf) = _summary(["-f", t.bpf(), "--duration", "2.5", "-w", str(saved)],
+    s, err, (cw, rf) = live_summary_json(["-f", t.bpf(), "--duration", "2.5", "-w", str(saved)],
                                 lambda: (t.close_wait(), t.refused()))
     conns = {(c["client"]["port"], c["server"]["port"]): c for c in s["connections"]}
     c = conns[(cw[0][1], cw[1][1])]
@@ -72,7 +49,7 @@ def test_ctrl_c_right_after_the_last_packets_keeps_them(lo_traffic: Lo):
         time.sleep(0.3)  # (the ring's first, empty blocks pass)
         return t.refused()  # a SYN and its RST, then at once Ctrl-C
 
-    s, err, rf = _summary(["-f", t.bpf()], refused_at_once, stop=True)
+    s, err, rf = live_summary_json(["-f", t.bpf()], refused_at_once, stop=True)
     assert s["packets"] == 2, err
     (c,) = s["connections"]
     assert (c["client"]["port"], c["server"]["port"]) == (rf[0][1], rf[1][1])

@@ -366,24 +366,14 @@ def test_live_summary_json_gives_each_end_its_process(lo_traffic) -> None:
     """``tcpview summary -i lo --json``: each endpoint of this host has the process holding its
     socket while the capture ran ({pid, comm, user}); a refused connection's ends had none."""
     need_root()
-    from livehelp import read_until
+    from livehelp import live_summary_json
 
     t = lo_traffic
     t.listener("est")
     t.reserve("refused")
-    p = subprocess.Popen(tcpview_cmd("summary", "-i", "lo", "-f", t.bpf(), "--duration", "3", "--json"),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo(), text=True)
-    try:
-        read_until(p.stderr, "capturing on lo", 30)
-        est = t.established("est")
-        rf = t.refused()
-        out, err = p.communicate(timeout=30)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert p.returncode == 0, err
-    conns = {(c["client"]["port"], c["server"]["port"]): c for c in json.loads(out)["connections"]}
+    doc, _err, (est, rf) = live_summary_json(["-f", t.bpf(), "--duration", "3"],
+                                             lambda: (t.established("est"), t.refused()))
+    conns = {(c["client"]["port"], c["server"]["port"]): c for c in doc["connections"]}
     comm = open(f"/proc/{os.getpid()}/comm").read().strip()
     user = __import__("pwd").getpwuid(os.geteuid()).pw_name
     c = conns[(est[0][1], est[1][1])]
