@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core import columns as col
 from ..core.tcp import Analysis
-from ..timeline.conns import rows_by_conn
+from ..timeline.rowgroups import rows_by_conn
 from ..timeline.timeline import Timeline
 from .diagnosis import VERDICTS, verdicts_at
 

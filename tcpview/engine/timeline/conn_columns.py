@@ -19,7 +19,8 @@ from ...textutil import addr_text
 from ..core import columns as col
 from ..core.tcp import STATE_NAMES
 from ..core.zeek_analyzer import CONN_STATES
-from .conns import ConnView, notes_of, rows_of_many
+from .conns import ConnView, notes_of
+from .rowgroups import rows_of_many
 from .zeek_history import zeek_codes
 
 if TYPE_CHECKING:
