@@ -84,7 +84,7 @@ def _read_stdin_at_once(args: object) -> None:
     """A capture streamed on standard input (``-``) is read from now on, before the command
     loads its engine: its producer writes meanwhile (:func:`tcpview.sources.drain.start_early`)."""
     given = getattr(args, "source", None)
-    if given == "-" or (isinstance(given, list) and "-" in given):
+    if "-" in (given if isinstance(given, list) else [given]):
         from ..sources.drain import start_early
 
         start_early(0)

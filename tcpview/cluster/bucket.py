@@ -23,7 +23,7 @@ from ..engine.timeline.timeline import Timeline
 from ..engine.timeline.tracker import Tracker
 from ..records import Records
 from ..sources.batch import FRAME, FrameBatch
-from .partition import Piece, SharedPiece
+from .partition import Piece, SharedPiece, piece_frames, piece_size
 
 COMMANDS = ("summary", "summary-json", "expert", "diagnose", "jsonl", "csv")
 """What a bucket can answer: ``summary``'s connections (as dicts, or as ``summary --json``'s
@@ -94,12 +94,12 @@ def merge_pieces(pieces: list[Piece], offsets: list[int] | None = None) -> Frame
     (their places in the archive). The pieces are read (or copied) once, each into its place
     in one buffer made for all of them: fresh memory is dear (a bucket is hundreds of MB), so
     none is made twice."""
-    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if _rows(p)]
-    rows = np.empty(sum(_rows(p) for p, _o in kept), dtype=FRAME)
-    buf = np.empty(sum(_size(p) for p, _o in kept), dtype=np.uint8)
+    kept = [(p, o) for p, o in zip(pieces, offsets or [0] * len(pieces), strict=True) if piece_frames(p)]
+    rows = np.empty(sum(piece_frames(p) for p, _o in kept), dtype=FRAME)
+    buf = np.empty(sum(piece_size(p) for p, _o in kept), dtype=np.uint8)
     r0 = b0 = 0
     for p, o in kept:
-        r1, b1 = r0 + _rows(p), b0 + _size(p)
+        r1, b1 = r0 + piece_frames(p), b0 + piece_size(p)
         if isinstance(p, SharedPiece):
             _read_into(p.frames_path, rows[r0:r1].view(np.uint8))
             _read_into(p.buf_path, buf[b0:b1])
@@ -115,14 +115,6 @@ def merge_pieces(pieces: list[Piece], offsets: list[int] | None = None) -> Frame
     # on a new install's first cluster run
     buf.flags.writeable = False
     return FrameBatch(buf, frames.view(Records))
-
-
-def _rows(piece: Piece) -> int:
-    return piece.n if isinstance(piece, SharedPiece) else len(piece)
-
-
-def _size(piece: Piece) -> int:
-    return piece.size if isinstance(piece, SharedPiece) else int(piece.buf.nbytes)
 
 
 def _read_into(path: str, out: np.ndarray) -> None:

@@ -92,9 +92,19 @@ def as_batch(piece: Piece) -> FrameBatch:
     return piece.batch() if isinstance(piece, SharedPiece) else piece
 
 
+def piece_frames(piece: Piece) -> int:
+    """How many frames a piece holds."""
+    return piece.n if isinstance(piece, SharedPiece) else len(piece)
+
+
+def piece_size(piece: Piece) -> int:
+    """Bytes a piece keeps of its frames."""
+    return piece.size if isinstance(piece, SharedPiece) else int(piece.buf.nbytes)
+
+
 def piece_bytes(piece: Piece) -> int:
     """Bytes of a piece's frame records and kept bytes."""
-    return piece.nbytes if isinstance(piece, SharedPiece) else int(piece.buf.nbytes) + int(piece.frames.nbytes)
+    return piece_frames(piece) * FRAME.itemsize + piece_size(piece)
 
 
 def bucket_of(batch: FrameBatch, buckets: int, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

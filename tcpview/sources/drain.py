@@ -216,31 +216,31 @@ def start_early(fd: int = 0) -> None:
     :func:`yield_to_producers`).
     """
     global _early
-    if _early is not None:
-        return
-    try:
-        st = os.fstat(fd)
-    except OSError:
+    pipe = _pipe_of(fd)
+    if _early is not None or pipe is None:
         return
     relay = _relay_of(fd, HOLD_BYTES)
     if relay is not None:
-        _early = ((st.st_dev, st.st_ino), relay)
+        _early = (pipe, relay)
         lower_priority(_yield_by)  # the engine's loading, too, comes after the producer
 
 
 def _adopt(fd: int) -> Relay | None:
-    """The relay :func:`start_early` started for the pipe ``fd`` is (handed over once)."""
+    """The relay :func:`start_early` started for the pipe ``fd`` is on (handed over once), or None."""
     global _early
-    if _early is None:
+    if _early is None or _pipe_of(fd) != _early[0]:
         return None
+    relay, _early = _early[1], None
+    return relay
+
+
+def _pipe_of(fd: int) -> tuple[int, int] | None:
+    """What names the file ``fd`` is open on, whichever descriptor: its device and inode."""
     try:
         st = os.fstat(fd)
     except OSError:
         return None
-    if (st.st_dev, st.st_ino) != _early[0]:
-        return None
-    relay, _early = _early[1], None
-    return relay
+    return st.st_dev, st.st_ino
 
 
 def _relay_of(fd: int, hold: int) -> Relay | None:
