@@ -36,6 +36,9 @@ class Span:
     error: str | None = None
     cpu: float = 0.0
     """CPU seconds its reading and cutting took."""
+    shared: tuple[SharedPiece, ...] = ()
+    """Its pieces, by bucket, where they are kept in files every worker reads (else none):
+    the client hands them to the trackers itself, so a tracker waits on no other worker."""
 
 
 def span_of(parts: FileParts) -> Span:
@@ -43,7 +46,8 @@ def span_of(parts: FileParts) -> Span:
     t = parts.times
     staged = sum(piece_bytes(p) for p in parts.pieces)
     return Span(parts.index, parts.frames, float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None,
-                parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu)
+                parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu,
+                tuple(parts.pieces) if all(isinstance(p, SharedPiece) for p in parts.pieces) else ())
 
 
 def times_of(parts: FileParts) -> tuple[int, np.ndarray]:
