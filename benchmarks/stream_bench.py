@@ -98,7 +98,7 @@ def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
     port = free_port()
     err = os.path.join(tmp, f"tcpdump-{port}.err")
     session = f"tcpview-stream-{port}"
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in child_env().items() if k in ("PYTHONPATH", "NUMBA_CACHE_DIR"))
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in child_env().items() if k in ("PYTHONPATH", "NUMBA_CACHE_DIR") or k.startswith("TCPVIEW_"))
     cmd = f"cd {shlex.quote(str(REPO))} && {_producer(port, err)} | env {env} {shlex.quote(sys.executable)} -m tcpview replay -"
     subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd], check=True)
     try:

@@ -158,11 +158,23 @@ def _priorities(pid: int) -> set[int]:
     return out
 
 
+def _policies(pid: int) -> set[int]:
+    """The scheduling policies of the threads of ``pid``."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.add(os.sched_getscheduler(int(tid)))
+        except ProcessLookupError:
+            continue
+    return out
+
+
 def test_the_tcpview_command_yields_the_cpu_to_its_producer():
     """`tcpdump -U -w - | tcpview summary -`: tcpview's threads run at a lower priority than
-    the relay (and the producer), so where the CPUs are busy the capture comes first."""
+    the relay (and the producer), and in the idle class, so where the CPUs are busy the capture
+    comes first; and no pool of BLAS threads spins beside them (tcpview uses no BLAS)."""
     view = subprocess.Popen(tcpview_cmd("summary", "-", "--json"), stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={k: v for k, v in env_with_repo().items() if not k.endswith("_NUM_THREADS")})
     try:
         view.stdin.write(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(5)))
         view.stdin.flush()
@@ -172,6 +184,15 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
         lowered = min(19, mine + CONSUMER_NICE)
         assert wait_until(lambda: _priorities(view.pid) == {lowered}, 10), _priorities(view.pid)
         assert os.getpriority(os.PRIO_PROCESS, relay) == mine
+        assert _policies(view.pid) == {os.SCHED_IDLE}
+        assert os.sched_getscheduler(relay) == os.sched_getscheduler(0) != os.SCHED_IDLE
+        # the main thread and the one that reads the relay's pipe (made once the engine is
+        # in), whatever the CPUs: a third would be a pool that numpy's import started
+        def threads() -> int:
+            return len(os.listdir(f"/proc/{view.pid}/task"))
+
+        assert wait_until(lambda: threads() >= 2, 20)
+        assert not wait_until(lambda: threads() > 2, 4), threads()
         out, _err = view.communicate(timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 5
     finally:

@@ -47,7 +47,8 @@ def span_of(parts: FileParts) -> Span:
     staged = sum(piece_bytes(p) for p in parts.pieces)
     return Span(parts.index, parts.frames, float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None,
                 parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu,
-                tuple(parts.pieces) if all(isinstance(p, SharedPiece) for p in parts.pieces) else ())
+                tuple(p for p in parts.pieces if isinstance(p, SharedPiece))
+                if all(isinstance(p, SharedPiece) for p in parts.pieces) else ())
 
 
 def times_of(parts: FileParts) -> tuple[int, np.ndarray]:

@@ -46,11 +46,12 @@ CPU the engine needs for the packets themselves)."""
 RELAYED_HOLD_BYTES = 32 << 20
 """The most held here when a :class:`~tcpview.sources.relay.Relay` holds the rest."""
 CONSUMER_NICE = 10
-"""How much lower this process's priority goes while a relay empties its stream: where the
-CPUs are all busy, the producer (tcpdump, whose kernel buffer drops what it cannot take in
-time) and the relay run first; tcpview's analysis and drawing can wait, held in memory.
-Measured under connection churn on 2 cores: the viewer made tcpdump drop half its packets at
-its own priority (``benchmarks/stream_bench.py``)."""
+"""How much lower this process's priority goes while a relay empties its stream (and it runs
+in the idle class: :func:`lower_priority`): where the CPUs are all busy, the producer
+(tcpdump, whose kernel buffer drops what it cannot take in time) and the relay run first;
+tcpview's analysis and drawing can wait, held in memory. Measured under connection churn on
+2 cores: the viewer made tcpdump drop half its packets at its own priority
+(``benchmarks/stream_bench.py``)."""
 
 def in_pipe(fd: int) -> int:
     """Bytes written into the pipe ``fd`` and not read yet (0 where the system cannot say)."""
@@ -181,8 +182,16 @@ def yield_to_producers(by: int = CONSUMER_NICE) -> None:
 
 
 def lower_priority(by: int) -> None:
-    """Lower the priority of every thread of this process by ``by`` (threads started later
-    take their starter's), once: a second call does nothing."""
+    """Lower the priority of every thread of this process by ``by``, and run them in the
+    idle class where the system has one (Linux's ``SCHED_IDLE``), once: a second call does
+    nothing. Threads started later take their starter's.
+
+    The idle class is what keeps the producer's kernel buffer from overflowing: a producer that
+    wakes takes the CPU from a thread of the idle class at once, where a lower priority alone
+    still let the viewer's thread run on for tens of milliseconds (``perf sched timehist``:
+    tcpdump waited up to 94 ms on a run queue while a thread of tcpview's at nice 10 ran; its
+    buffer holds about 130 ms of a loopback's churn). Where the CPUs are all busy with other
+    work, tcpview then falls behind, and says by how much, rather than cost the capture packets."""
     global _lowered
     if _lowered or by <= 0:
         return
@@ -191,9 +200,12 @@ def lower_priority(by: int) -> None:
         threads = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:  # no /proc: the process's priority, where the system keeps one for all
         threads = [0]
+    idle = getattr(os, "SCHED_IDLE", None)
     for tid in threads:
         try:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
+            if idle is not None:
+                os.sched_setscheduler(tid, idle, os.sched_param(0))
         except OSError:  # the thread ended meanwhile
             continue
 
