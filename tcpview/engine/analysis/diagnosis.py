@@ -224,7 +224,7 @@ def _grown(state: dict, n: int) -> dict:
     if old >= n:
         return state
     if len(state["ints_all"]) < n:
-        bigger = _fresh(old, 2 * n)
+        bigger = _fresh(0, 2 * n)  # (its first rows are copied over: none set up to be overwritten)
         for key in ("ints", "floats", "shares"):
             bigger[key + "_all"][:old] = state[key]
         state = dict(state, ints_all=bigger["ints_all"], floats_all=bigger["floats_all"],
