@@ -184,7 +184,7 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
         lowered = min(19, mine + CONSUMER_NICE)
         assert wait_until(lambda: _priorities(view.pid) == {lowered}, 10), _priorities(view.pid)
         assert os.getpriority(os.PRIO_PROCESS, relay) == mine
-        assert _policies(view.pid) == {os.SCHED_IDLE}
+        assert wait_until(lambda: _policies(view.pid) == {os.SCHED_IDLE}, 20), _policies(view.pid)
         assert os.sched_getscheduler(relay) == os.sched_getscheduler(0) != os.SCHED_IDLE
         # the main thread and the one that reads the relay's pipe (made once the engine is
         # in), whatever the CPUs: a third would be a pool that numpy's import started
@@ -198,6 +198,71 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
     finally:
         view.kill()
         view.wait()
+
+
+def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
+    """`tcpdump -U -w - | tcpview replay -` in a terminal: the threads that read and analyse the
+    stream run in the idle class (a waking producer takes their CPU at once), the viewer's own
+    thread does not (it must answer keys and draw where other processes keep the CPUs busy):
+    it stays at the lowered priority, and quits on a key."""
+    import pty
+
+    stream_r, stream_w = os.pipe()
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is its terminal, the pipe its stdin
+        os.dup2(stream_r, 0)
+        os.close(stream_r)
+        os.close(stream_w)
+        env = {k: v for k, v in env_with_repo().items() if k != "TEXTUAL_DRIVER"}
+        env.update(TERM="xterm-256color", COLUMNS="100", LINES="30")
+        os.execve(sys.executable, tcpview_cmd("replay", "-"), env)
+    os.close(stream_r)
+    screen = bytearray()
+
+    def read_screen() -> None:
+        while True:
+            import select
+
+            ready, _w, _x = select.select([fd], [], [], 0)
+            if not ready:
+                return
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    try:
+        os.write(stream_w, pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(20)))
+        tasks = f"/proc/{pid}/task"
+
+        def policies() -> dict[int, int]:
+            read_screen()  # (a full terminal would hold the viewer up)
+            out = {}
+            for tid in os.listdir(tasks):
+                try:
+                    out[int(tid)] = os.sched_getscheduler(int(tid))
+                except ProcessLookupError:
+                    continue
+            return out
+
+        assert wait_until(lambda: list(policies().values()).count(os.SCHED_IDLE) >= 2, 30), policies()
+        assert policies()[pid] != os.SCHED_IDLE  # the viewer's own thread
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + CONSUMER_NICE)
+        assert wait_until(lambda: b"Connections" in screen or (read_screen() or False), 30)
+        os.write(fd, b"q")
+        assert wait_until(lambda: (read_screen() or True) and os.waitpid(pid, os.WNOHANG) != (0, 0), 30)
+    finally:
+        os.close(stream_w)
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
 
 
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the order of the start")

@@ -46,8 +46,9 @@ CPU the engine needs for the packets themselves)."""
 RELAYED_HOLD_BYTES = 32 << 20
 """The most held here when a :class:`~tcpview.sources.relay.Relay` holds the rest."""
 CONSUMER_NICE = 10
-"""How much lower this process's priority goes while a relay empties its stream (and it runs
-in the idle class: :func:`lower_priority`): where the CPUs are all busy, the producer
+"""How much lower this process's priority goes while a relay empties its stream (and the
+threads that read and analyse it run in the idle class: :func:`idle_this_thread`): where the
+CPUs are all busy, the producer
 (tcpdump, whose kernel buffer drops what it cannot take in time) and the relay run first;
 tcpview's analysis and drawing can wait, held in memory. Measured under connection churn on
 2 cores: the viewer made tcpdump drop half its packets at its own priority
@@ -84,10 +85,13 @@ class Drain:
         self._error: OSError | None = None
         self._closed = False
         self._cond = threading.Condition()
+        self._takers: set[int] = set()
         self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        if self.relay is not None and _yield_by > 0:
+            idle_this_thread()
         rest = 0.0
         while True:
             with self._cond:
@@ -132,6 +136,9 @@ class Drain:
         Raises:
             OSError: reading the pipe failed (after everything read before was taken).
         """
+        if self.relay is not None and _yield_by > 0 and threading.get_ident() not in self._takers:
+            self._takers.add(threading.get_ident())
+            idle_this_thread()  # the thread that analyses a stream yields to its producer
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self._chunks and not self._eof and self._error is None:
@@ -182,16 +189,8 @@ def yield_to_producers(by: int = CONSUMER_NICE) -> None:
 
 
 def lower_priority(by: int) -> None:
-    """Lower the priority of every thread of this process by ``by``, and run them in the
-    idle class where the system has one (Linux's ``SCHED_IDLE``), once: a second call does
-    nothing. Threads started later take their starter's.
-
-    The idle class is what keeps the producer's kernel buffer from overflowing: a producer that
-    wakes takes the CPU from a thread of the idle class at once, where a lower priority alone
-    still let the viewer's thread run on for tens of milliseconds (``perf sched timehist``:
-    tcpdump waited up to 94 ms on a run queue while a thread of tcpview's at nice 10 ran; its
-    buffer holds about 130 ms of a loopback's churn). Where the CPUs are all busy with other
-    work, tcpview then falls behind, and says by how much, rather than cost the capture packets."""
+    """Lower the priority of every thread of this process by ``by`` (threads started later
+    take their starter's), once: a second call does nothing."""
     global _lowered
     if _lowered or by <= 0:
         return
@@ -200,14 +199,29 @@ def lower_priority(by: int) -> None:
         threads = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:  # no /proc: the process's priority, where the system keeps one for all
         threads = [0]
-    idle = getattr(os, "SCHED_IDLE", None)
     for tid in threads:
         try:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
-            if idle is not None:
-                os.sched_setscheduler(tid, idle, os.sched_param(0))
         except OSError:  # the thread ended meanwhile
             continue
+
+
+def idle_this_thread() -> None:
+    """Run the calling thread in the idle class where the system has one (Linux's
+    ``SCHED_IDLE``): a producer that wakes takes the CPU from it at once, where a lower priority
+    alone still let a thread of tcpview's run on for tens of milliseconds (``perf sched
+    timehist``: tcpdump waited up to 94 ms on a run queue behind one at nice 10; its buffer
+    holds about 130 ms of a loopback's churn). Only the threads that read and analyse a
+    stream go there: a thread of the idle class gets next to nothing while any other thread of
+    its group of processes wants the CPU, and the viewer's own thread must still answer keys
+    and draw (it stays at the lowered priority)."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:
+        return
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError:  # not allowed here (a container's seccomp policy, say): the priority stays
+        return
 
 
 _lowered = False
