@@ -26,11 +26,13 @@ from .partition import split_file
 
 INSTALL = 'pip install "tcpview-tui[cluster]"'
 
-BUCKET_BYTES = 80 << 20
-"""About this many bytes of archive per bucket, and at least two buckets per worker (so a late
-one is half as long). A smaller bucket's tables stay nearer the CPU: on 4M packets of a
-loopback's small segments (454 MB), one worker tracked 2 buckets in 3.0 s of CPU, 6 in 2.2 s
-and 12 in 2.3 s, while cutting the files took 2.4, 2.5 and 3.0 s (more pieces to write)."""
+BUCKET_BYTES = 256 << 20
+"""About this many bytes of archive per bucket (its tracker's tables stay a small part of a
+worker's memory), and at least two buckets per worker (so a late one is half as long).
+Smaller buckets are cheaper to track for one worker alone (4M packets of a loopback's small
+segments, 454 MB: 3.0 s of CPU in 2 buckets, 2.2 s in 6), but not for two workers sharing the
+CPUs' cache: there 6 buckets took as long as 4 or longer (medians 4.7 and 4.5 s), and each
+bucket is one more piece per file to write and read."""
 
 
 class ClusterError(UserError):
