@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -221,8 +222,6 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
 
     def read_screen() -> None:
         while True:
-            import select
-
             ready, _w, _x = select.select([fd], [], [], 0)
             if not ready:
                 return
