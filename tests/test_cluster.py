@@ -5,6 +5,7 @@ buckets and when a worker dies mid-run; the one-line errors."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -107,6 +108,14 @@ def test_the_answer_does_not_depend_on_the_buckets(ring, client, buckets):
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
     assert merge.summary(r.answers, "x") == {**json.loads(ref), "source": "x"}
     assert r.bytes_read == sum(f.stat().st_size for f in ring.files)  # each byte once
+    # the merge holds the garbage collector off while it makes its rows, and leaves it as it was
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert merge.summary(r.answers, "x")["connections"] and not gc.isenabled()
+    finally:
+        gc.enable()
+    assert merge.summary(r.answers, "x")["connections"] and gc.isenabled()
 
 
 class _KillAfterReading(Bars):

@@ -10,7 +10,10 @@ all are figured from every sample, in the order a single read takes them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import heapq
+from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -75,8 +78,24 @@ def _by_id(answers: list[BucketAnswer], ids: list[np.ndarray], key: str = "id"):
 def summary(answers: list[BucketAnswer], source: str) -> dict:
     """``summary --json``'s content."""
     s = merged_head(answers, source)
-    s["connections"] = list(_by_id(answers, archive_ids(answers)))
+    with _collector_paused():
+        s["connections"] = list(_by_id(answers, archive_ids(answers)))
     return s
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off while hundreds of thousands of small objects
+    are made that hold no cycles: each of its passes walks every object of the client, Dask's
+    included (the ``summary --json`` of 200,000 connections took 0.20-0.38 s with it running,
+    0.13 s without)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def summary_json(answers: list[BucketAnswer], source: str) -> list:
@@ -101,13 +120,14 @@ def summary_json(answers: list[BucketAnswer], source: str) -> list:
     order = np.argsort(gids, kind="stable")  # the k-th row is connection k's: its id is k
     views = [memoryview(p.text) for p in parts]
     n = len(order)
-    # the rows' pieces, made by the interpreter's own loops (no Python per row)
-    flat: list = [b",\n" + ROW_START] * (3 * n)
-    flat[0] = ROW_START
-    flat[1::3] = map(str.encode, map(str, range(n)))
-    flat[2::3] = map(memoryview.__getitem__, map(views.__getitem__, which[order].tolist()),
-                     map(slice, starts[order].tolist(), ends[order].tolist()))
-    return [before.encode(), b"[\n", *flat, b"\n ]", after.encode(), b"\n"]
+    with _collector_paused():
+        # the rows' pieces, made by the interpreter's own loops (no Python per row)
+        flat: list = [b",\n" + ROW_START] * (3 * n)
+        flat[0] = ROW_START
+        flat[1::3] = map(str.encode, map(str, range(n)))
+        flat[2::3] = map(memoryview.__getitem__, map(views.__getitem__, which[order].tolist()),
+                         map(slice, starts[order].tolist(), ends[order].tolist()))
+        return [before.encode(), b"[\n", *flat, b"\n ]", after.encode(), b"\n"]
 
 
 def expert(answers: list[BucketAnswer]) -> dict:
@@ -125,7 +145,9 @@ def expert(answers: list[BucketAnswer]) -> dict:
     # as expert_report figures them: numpy's mean of the samples in connection order
     ack_rtt = None if not len(every) else {"samples": len(every), "min": float(every.min()),
                                            "avg": float(every.mean()), "max": float(every.max())}
-    return {"flags": flags, "ack_rtt": ack_rtt, "connections": list(_by_id(answers, ids)), "verdicts": verdicts}
+    with _collector_paused():
+        rows = list(_by_id(answers, ids))
+    return {"flags": flags, "ack_rtt": ack_rtt, "connections": rows, "verdicts": verdicts}
 
 
 def diagnoses(answers: list[BucketAnswer], conn: int | None = None) -> tuple[dict[str, int], list[tuple]]:
