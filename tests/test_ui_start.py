@@ -68,3 +68,19 @@ def test_docs_key_table_is_current() -> None:
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "keys.md"
     assert doc.read_text() == keys_markdown(), "run: python -m tcpview.ui.screens.help.keys > docs/keys.md"
+
+
+def test_what_the_viewer_loaded_is_kept_out_of_the_collectors_passes() -> None:
+    """Before the viewer runs, every object made so far is frozen (its collector's full passes
+    walk only what the viewer makes after), and new objects are still collected."""
+    import gc
+
+    from tcpview.ui.run import keep_what_is_loaded
+
+    before = gc.get_freeze_count()
+    try:
+        keep_what_is_loaded()
+        assert gc.get_freeze_count() > before
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()  # (this test process goes on with other tests)
