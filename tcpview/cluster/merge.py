@@ -88,7 +88,7 @@ def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector held off while hundreds of thousands of small objects
     are made that hold no cycles: each of its passes walks every object of the client, Dask's
     included (the ``summary --json`` of 200,000 connections took 0.20-0.38 s with it running,
-    0.13 s without)."""
+    0.13-0.17 s without)."""
     was = gc.isenabled()
     gc.disable()
     try:

@@ -48,11 +48,10 @@ RELAYED_HOLD_BYTES = 32 << 20
 CONSUMER_NICE = 10
 """How much lower this process's priority goes while a relay empties its stream (and the
 threads that read and analyse it run in the idle class: :func:`idle_this_thread`): where the
-CPUs are all busy, the producer
-(tcpdump, whose kernel buffer drops what it cannot take in time) and the relay run first;
-tcpview's analysis and drawing can wait, held in memory. Measured under connection churn on
-2 cores: the viewer made tcpdump drop half its packets at its own priority
-(``benchmarks/stream_bench.py``)."""
+CPUs are all busy, the producer (tcpdump, whose kernel buffer drops what it cannot take in
+time) and the relay run first; tcpview's analysis and drawing can wait, held in memory.
+Measured under connection churn on 2 cores: the viewer made tcpdump drop half its packets at
+its own priority (``benchmarks/stream_bench.py``)."""
 
 def in_pipe(fd: int) -> int:
     """Bytes written into the pipe ``fd`` and not read yet (0 where the system cannot say)."""
