@@ -16,6 +16,7 @@ Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
 
     python benchmarks/stream_bench.py                 # 15 s each, 2 workers
     python benchmarks/stream_bench.py --seconds 20 --workers 3
+    python benchmarks/stream_bench.py --only replay --seconds 10 --rounds 8   # a median
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,6 +131,9 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2, help="client processes (and half as many servers)")
     ap.add_argument("--only", choices=("cat", "summary", "replay"), action="append",
                     help="run only these consumers (repeatable)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the consumers this many times, taking turns, and end with each one's median "
+                         "(a busy machine's drops vary from one minute to the next)")
     a = ap.parse_args()
     for tool in ("tcpdump", "tmux", "ss"):
         if shutil.which(tool) is None:
@@ -141,8 +146,9 @@ def main() -> int:
     print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers")
     print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
           f"{'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
+    drops: dict[str, list[float]] = {name: [] for name in only}
     with tempfile.TemporaryDirectory(prefix="tcpview-stream-") as tmp:
-        for name in only:
+        for name in [n for _ in range(max(1, a.rounds)) for n in only]:
             if name == "cat":
                 row = run_pipe("cat", a.seconds, a.workers, tmp)
             elif name == "summary":
@@ -154,6 +160,11 @@ def main() -> int:
             tw = row.get("tw")
             print(f"{name:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} "
                   f"{'-' if tw is None else tw:>9} {row['ss_tw']:7d} {row['load']:5.2f}", flush=True)
+            drops[name].append(pct)
+    if a.rounds > 1:
+        for name, pcts in drops.items():
+            print(f"{name}: median drop {statistics.median(pcts):.2f}%, none dropped in "
+                  f"{sum(p == 0 for p in pcts)} of {len(pcts)} runs, at most {max(pcts):.2f}%")
     return 0
 
 
