@@ -45,10 +45,10 @@ def span_of(parts: FileParts) -> Span:
     """The file's :class:`Span` (a small result the client gathers)."""
     t = parts.times
     staged = sum(piece_bytes(p) for p in parts.pieces)
+    shared = tuple(p for p in parts.pieces if isinstance(p, SharedPiece))
     return Span(parts.index, parts.frames, float(t[0]) if len(t) else None, float(t[-1]) if len(t) else None,
                 parts.last_tcp, parts.bytes_read, staged, parts.error, parts.cpu,
-                tuple(p for p in parts.pieces if isinstance(p, SharedPiece))
-                if all(isinstance(p, SharedPiece) for p in parts.pieces) else ())
+                shared if len(shared) == len(parts.pieces) else ())
 
 
 def times_of(parts: FileParts) -> tuple[int, np.ndarray]:

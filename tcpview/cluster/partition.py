@@ -77,11 +77,6 @@ class SharedPiece:
         frames = np.fromfile(self.frames_path, dtype=FRAME).view(Records)
         return FrameBatch(np.fromfile(self.buf_path, dtype=np.uint8), frames)
 
-    @property
-    def nbytes(self) -> int:
-        """Bytes of its frame records and kept bytes."""
-        return self.n * FRAME.itemsize + self.size
-
 
 Piece = FrameBatch | SharedPiece
 """A bucket's frames of one file: in memory, or in shared files (:class:`SharedPiece`)."""

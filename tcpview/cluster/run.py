@@ -242,10 +242,11 @@ def _stages(client, files: list[str], command: str, msl2: float, fin_timeout: fl
     seconds["read"] = time.monotonic() - start
     # a file whose time span overlaps no other's keeps its order: its frames' places are its
     # own plus the frames of the files before it (the buckets add that); the others are numbered
-    times = [client.submit(times_of, s, pure=False) for s in splits]
+    plans = plan(spans)
+    times = {g: client.submit(times_of, splits[g], pure=False) for _b, near in plans for g in near}
     numbered: dict[int, object] = {}
     offsets = []
-    for s, (before, near) in zip(spans, plan(spans), strict=True):
+    for s, (before, near) in zip(spans, plans, strict=True):
         if near:
             numbered[s.index] = client.submit(number_pieces, splits[s.index], before, [times[g] for g in near],
                                               pure=False)
