@@ -18,8 +18,7 @@ def rows_of_many(conn_col: np.ndarray, conns: list[int]) -> dict[int, np.ndarray
 
 
 def rows_by_conn(conn_col: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every connection's rows in a table's ``conn`` column at once (a question about each of
-    n connections would otherwise read the whole column n times): ``(rows, bounds)``, the
+    """Every connection's rows in a table's ``conn`` column at once: ``(rows, bounds)``, the
     rows of connection ``c`` being ``rows[bounds[c]:bounds[c + 1]]``, in order."""
     owners = np.asarray(conn_col, dtype=np.int64)
     rows = np.argsort(owners, kind="stable")
