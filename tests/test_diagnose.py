@@ -191,15 +191,22 @@ def test_bad_input_is_one_line_and_status_2(tmp_path) -> None:
         assert rc == 2 and out == "" and err == "tcpview: error: no connection 7 (the capture has 1: 0..0)\n"
 
 
-def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives() -> None:
+@pytest.mark.parametrize("ahead", [8, None])
+def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives(ahead: int | None,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A live stream's connections come a few per tick and the viewer asks for the verdicts
     and one connection's breakdown each tick: the rows made ahead for new connections (the
-    pass's state grows by doubling) give the answers one pass over the whole gives."""
+    pass's state grows, by doubling past the first rows made ahead) give the answers one pass
+    over the whole gives."""
     import numpy as np
     from helpers import many_connections
 
+    from tcpview.engine.analysis import diagnosis
     from tcpview.engine.analysis.diagnosis import breakdown_at, diagnose, verdicts_at
     from tcpview.engine.timeline.tracker import Tracker
+
+    if ahead is not None:
+        monkeypatch.setattr(diagnosis, "ROWS_AHEAD", ahead)
 
     frames = many_connections(300, seed=11)
     growing, whole = Tracker(), Tracker()
@@ -212,6 +219,9 @@ def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives() -> None:
         verdicts_at(growing.tl)
         breakdown_at(growing.tl, 0)
     assert len(set(rows)) > 10  # the connections came over many ticks
+    made = len(growing.tl.cached("limits")[2]["ints_all"])
+    # grown by doubling past 8 rows, or made once
+    assert 300 <= made <= 600 if ahead else made == diagnosis.ROWS_AHEAD
     grown, fresh = diagnose(growing.tl), diagnose(whole.tl)
     assert len(grown) == len(fresh) == 300
     assert np.array_equal(grown.shares, fresh.shares) and np.array_equal(grown.verdicts, fresh.verdicts)

@@ -303,3 +303,26 @@ def test_notes_flags_and_rtt_of_what_stays_are_those_of_the_whole_timeline(tmp_p
     assert end.irtt[row[61000]] == pytest.approx(late - 1000.501) and end.retr[row[61003]] == 2
     assert small.conns[ids[61001]].notes() == ["reset"] and small.conns[ids[61002]].notes() == ["partial"]
     assert small.conns[ids[61001]].notes(late) == []
+
+
+def test_room_made_ahead_for_a_stream_is_not_what_the_budget_counts(loads):
+    """A stream's size is not known: its tables are made with room ahead (zeroed memory,
+    nothing until rows are written), so they do not grow as it comes; the budget counts the
+    rows in use, so the same connections leave as when the file is read."""
+    from tcpview.engine.core.columns import STREAM_AHEAD
+    from tcpview.engine.timeline.tracker import Tracker
+
+    _path, full, small = loads
+    frames = churn(4000)
+    for budget, like in ((None, full), (300_000, small)):
+        tr = Tracker(msl2=2.0)
+        tr.tl.budget = budget
+        tr.tl.tables.expect_stream()
+        w = tr.tl.tables
+        made = {name: getattr(w, name) for name in STREAM_AHEAD}
+        assert {name: len(a) for name, a in made.items()} == STREAM_AHEAD
+        tr.feed_records((i + 1, ts, lt, raw, 0, len(raw), len(raw)) for i, (ts, lt, raw) in enumerate(frames))
+        if budget is None:  # not one table grew
+            assert all(getattr(w, name) is a for name, a in made.items())
+        assert tr.tl.evicted == like.evicted
+        assert tr.tl.counters_at(None) == like.counters_at(None)

@@ -13,8 +13,10 @@ from uihelp import T0, write_capture
 
 from tcpview.engine.core.columns import SEG, TRANS
 from tcpview.engine.core.tcp import STATE_NAMES
+from tcpview.engine.timeline import reader
 from tcpview.engine.timeline.conns import ConnView
 from tcpview.engine.timeline.timeline import Timeline
+from tcpview.engine.timeline.tracker import Tracker
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +87,31 @@ def test_counter_series_samples_the_same_counts(busy):
         for b, v in enumerate(series):
             tb = t0 + (t1 - t0) * (b + 1) / 20
             assert v == tl.counters_at(tb)[state]
+
+
+def test_counts_from_marks_match_the_recorded_states(monkeypatch):
+    """The counters start from the nearest mark before the cursor (each state's count after
+    every few transitions, made as transitions come): with a mark every 7 transitions, a cursor
+    anywhere, moved forwards and back, and each sparkline sample count what was recorded."""
+    monkeypatch.setattr(reader, "MARK_EVERY", 7)
+    frames = many_connections()
+    tr = Tracker(msl2=1e9, fin_timeout=1e9, timeline=Timeline(rows=64))
+    half = len(frames) // 2
+    for i, (ts, lt, raw) in enumerate(frames, 1):
+        tr.feed_frame(i, ts, lt, raw)
+        if i == half:
+            tr.tl.counters_at(None)  # the marks so far, extended below as the rest comes
+    tl = tr.tl
+    assert tl.view().n_trans > 100 * 7
+    rng = random.Random(5)
+    times = [rng.uniform(frames[0][0], frames[-1][0]) for _ in range(20)]
+    for t in times + sorted(times) + sorted(times, reverse=True):
+        got = {k: v for k, v in tl.counters_at(t).items() if v}
+        assert got == dict(oracle_counters(tl, t)), t
+    t0, t1 = tl.first_ts, tl.last_ts
+    for state in ("ESTABLISHED", "TIME_WAIT", "CLOSE_WAIT"):
+        series = tl.counter_series(STATE_NAMES.index(state), 12)
+        assert series == [oracle_counters(tl, t0 + (t1 - t0) * (b + 1) / 12)[state] for b in range(12)]
 
 
 def test_states_at_and_connection_at_every_segment_time(busy):
@@ -191,6 +218,32 @@ def test_connections_when_the_clock_stepped_back_are_read_in_one_pass(monkeypatc
         n = tl.conn_count_at(t)
         assert 0 < n and len(dicts) == n
         assert dicts == [ConnView(tl, v, i).as_dict(t) for i in range(n)]
+
+
+@pytest.mark.parametrize("step_back", [False, True])
+def test_a_connections_rows_are_looked_for_from_its_first_segment(step_back: bool, monkeypatch):
+    """A connection's segments and transitions are looked for from its first segment on (not
+    from the capture's first row): the rows found are those of a scan of every row, when the
+    clock stepped back too (the stored times never go back), and the scans start late."""
+    import numpy as np
+
+    import tcpview.engine.timeline.reader as store
+    from tcpview.engine.core.passes import conn_rows
+
+    starts = []
+    monkeypatch.setattr(store, "conn_rows", lambda table, row, k0, k: starts.append(k0) or conn_rows(table, row, k0, k))
+    frames = many_connections(80)
+    if step_back:
+        k = len(frames) // 2
+        frames[k] = (frames[k - 1][0] - 0.5, *frames[k][1:])
+    tl = track(frames, msl2=0.5, fin_timeout=0.5).tl  # timers' transitions too
+    v = tl.view()
+    assert v.clock_stepped_back == step_back or v.n["trans_ts"] > 0
+    for row in range(v.n_conn):
+        segs, trans = tl.rows_of(row, v), tl.trans_rows_of(row, v)
+        assert np.array_equal(segs, conn_rows(v.segs, row, 0, v.n_seg)), row
+        assert np.array_equal(trans, conn_rows(v.trans, row, 0, v.n_trans)), row
+    assert len(starts) == 2 * v.n_conn and sum(k0 > 0 for k0 in starts) > 1.5 * v.n_conn
 
 
 def test_one_segment_connections_keep_no_analysis_state(tmp_path):

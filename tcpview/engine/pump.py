@@ -340,6 +340,8 @@ def load(source: str | list[str], msl2: float = 60.0, fin_timeout: float = 60.0,
 def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bool,
           say: Callable[[str], None] | None) -> LoadResult:
     """Read ``src`` (of the capture files ``paths``, for their size) into ``tracker``."""
+    if not paths:  # a stream: its size is not known
+        tracker.tl.tables.expect_stream()
     try:  # a record takes 16 bytes of header and 40 of IP and TCP at the least
         tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
     except OSError:

@@ -51,6 +51,8 @@ class Session:
         self.tl.budget = budget
         self.tl.version = version
         self.tl.pin = pin
+        if self.live:  # a stream or capture: how much will come is not known
+            self.tl.tables.expect_stream()
         self.pump = Pump(source, self.tracker, warm=True)
         self.player = Player(self.pump.times, live=self.live, speed=speed)
         self.stop = threading.Event()

@@ -31,6 +31,17 @@ INITIAL_WINDOW = 10
 """Segments a sender may put out before any ACK (RFC 6928): a connection whose data fits in
 one initial window was never held back by its congestion window or a queue it could fill."""
 DEFAULT_MSS = 536
+ROWS_AHEAD = 1 << 18
+"""Connection rows the pass's state makes room for, at the least, once it has to grow (a
+live capture's or a stream's connections arrive a few at a time): 140 MB of address space,
+not of memory, as zeroed rows cost nothing until they are set up. Doubling from a few rows
+copied each row again at every step, into memory touched for the first time: under
+connection churn (``benchmarks/stream_bench.py``) 0.37 s of the viewer's thread in 15 s, up
+to 0.2 s at once."""
+EPISODES_AHEAD = 1 << 21
+"""Episode rows made ahead once the first 1024 are full, for the same reason (a connection
+under churn has about 8: 96 MB of address space). Doubling them from 1024 took up to 0.2 s at
+once, at each step past 128,000 connections."""
 MAX_EPISODES_SHOWN = 50
 """Evidence items listed per connection for its verdict's episodes, the longest (the summary
 line counts all)."""
@@ -217,14 +228,15 @@ def _fresh(n: int, room: int | None = None) -> dict:
 
 
 def _grown(state: dict, n: int) -> dict:
-    """``state`` for ``n`` connections (the new ones fresh). The rows are made ahead, twice as
-    many each time they run out: a live stream's connections come a few at a time, tick after
-    tick, and copying every row each time would cost the viewer more than its packets do."""
+    """``state`` for ``n`` connections (the new ones fresh). The rows are made ahead
+    (:data:`ROWS_AHEAD` at first, then twice as many each time they run out): a live stream's
+    connections come a few at a time, tick after tick, and copying every row each time would
+    cost the viewer more than its packets do."""
     old = len(state["ints"])
     if old >= n:
         return state
     if len(state["ints_all"]) < n:
-        bigger = _fresh(0, 2 * n)  # (its first rows are copied over: none set up to be overwritten)
+        bigger = _fresh(0, max(2 * n, ROWS_AHEAD))  # (its first rows are copied over: none set up)
         for key in ("ints", "floats", "shares"):
             bigger[key + "_all"][:old] = state[key]
         state = dict(state, ints_all=bigger["ints_all"], floats_all=bigger["floats_all"],
@@ -238,10 +250,11 @@ def _run(v, k0: int, m: int, state: dict) -> int:
     while k0 < m:
         k0 = int(lim.limits_pass(v.segs, long, k0, m, state["ints"], state["floats"], state["shares"],
                                  state["ep_i"], state["ep_f"], state["n_ep"]))
-        if k0 < m:  # the episode table is full: double it
+        if k0 < m:  # the episode table is full: double it (at the least, room for EPISODES_AHEAD)
             for key in ("ep_i", "ep_f"):
                 old = state[key]
-                state[key] = np.concatenate([old, np.zeros_like(old)])
+                state[key] = np.zeros((max(2 * len(old), EPISODES_AHEAD), old.shape[1]), dtype=old.dtype)
+                state[key][: len(old)] = old
     return k0
 
 

@@ -111,24 +111,6 @@ def state_counts(trans, k0: Int, k: Int, counts: np.ndarray) -> None:
         counts[trans_new(code)] += 1
 
 
-@array_kernel
-def state_series(trans, segs, trans_ts: np.ndarray, n_tt: Int, n: Int, state: Int, times: np.ndarray) -> np.ndarray:
-    """Endpoints in ``state`` at each of ``times`` (increasing), after the first n transitions."""
-    out = np.zeros(len(times), dtype=np.int64)
-    cur = 0
-    i = 0
-    for j in range(len(times)):
-        while i < n and _trans_key(trans, segs, trans_ts, n_tt, i) <= times[j]:
-            code = np.int64(trans[i].code)
-            if trans_old(code) == state:
-                cur -= 1
-            if trans_new(code) == state:
-                cur += 1
-            i += 1
-        out[j] = cur
-    return out
-
-
 @kernel
 def states_after(trans, k0: Int, k: Int, states: np.ndarray) -> None:
     """Apply transitions ``k0 .. k-1`` to ``states`` (shape ``(n_conn, 2)``)."""

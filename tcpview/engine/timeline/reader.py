@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,16 @@ from ..core.passes import (
     seg_count_at,
     seg_count_before,
     state_counts,
-    state_series,
     states_after,
     trans_count_at,
 )
 from ..core.tcp import CLOSED, LISTEN, NSTATES, STATE_NAMES, SYN_SENT
 from .view import View
+
+MARK_EVERY = 4096
+"""Transitions between the marks :meth:`Reader.counters_at` starts from (each state's count
+after every MARK_EVERY transitions): a cursor moved back, and each of the sparklines' samples,
+cost at most this many instead of all those before it."""
 
 
 class Reader:
@@ -92,14 +97,34 @@ class Reader:
     def rows_of(self, row: int, v: View | None = None) -> np.ndarray:
         """Rows of the segments of the connection in ``row`` of ``v`` (the newest view by default)."""
         v = v or self._view
-        return self._cached_rows("seg", row, v.segs, v.n_seg, v.generation)
+        return self._cached_rows("seg", row, v.segs, v.n_seg, v.generation, lambda: self._first_seg_row(v, row))
 
     def trans_rows_of(self, row: int, v: View | None = None) -> np.ndarray:
         """Rows of the transitions of the connection in ``row`` of ``v``."""
         v = v or self._view
-        return self._cached_rows("trans", row, v.trans, v.n_trans, v.generation)
+        return self._cached_rows("trans", row, v.trans, v.n_trans, v.generation,
+                                 lambda: self._first_trans_row(v, row))
 
-    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int, generation: int) -> np.ndarray:
+    @staticmethod
+    def _first_seg_row(v: View, row: int) -> int:
+        """Where its segments start: its first one's row, when that is still there (a
+        connection new in a long capture is not looked for in all the rows before it)."""
+        first = int(v.conns.row0[row]) if row < v.n_conn else col.NO_ROW
+        return first if first != col.NO_ROW and first < v.n_seg else 0
+
+    def _first_trans_row(self, v: View, row: int) -> int:
+        """Where its transitions start: after every one whose time is before its first
+        segment's. Both tables' times never decrease (the clock rule moves a time that steps
+        back up to the clock, keeping the captured one aside), and none of its transitions,
+        a timer's included, is before its first segment."""
+        first = self._first_seg_row(v, row)
+        if first == 0:
+            return 0
+        before = float(np.nextafter(v.segs.ts[first], -np.inf))
+        return int(trans_count_at(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, before))
+
+    def _cached_rows(self, kind: str, cid: int, table: np.ndarray, n: int, generation: int,
+                     start: Callable[[], int]) -> np.ndarray:
         key = (kind, cid, generation)
         with self._lock:
             hit = self._rows.get(key)
@@ -113,7 +138,7 @@ class Reader:
             more = conn_rows(table, cid, hit[0], n)
             rows = np.concatenate((hit[1], more)) if len(more) else hit[1]
         else:
-            rows = conn_rows(table, cid, 0, n)
+            rows = conn_rows(table, cid, start(), n)
         with self._lock:
             self._rows[key] = (n, rows)
             self._rows.move_to_end(key)
@@ -226,17 +251,39 @@ class Reader:
         k = self.trans_index_at(t, v)
         if v.horizon is not None and t is not None and t < v.horizon:
             return self._sampled_counts(v, t)
-        prev = self._cache.get("counts")
-        if prev is not None and prev[0] == v.generation and prev[1] <= k:
-            counts = prev[2].copy()
-            k0 = prev[1]
-        else:
-            counts = np.bincount(v.base_states.reshape(-1), minlength=NSTATES)[:NSTATES].astype(np.int64)
-            counts += v.held_counts[:NSTATES]
-            k0 = 0
-        state_counts(v.trans, k0, k, counts)
-        self._cache["counts"] = (v.generation, k, counts.copy())
+        counts = np.bincount(v.base_states.reshape(-1), minlength=NSTATES)[:NSTATES].astype(np.int64)
+        counts += v.held_counts[:NSTATES]
+        counts += self._counts_after(v, k)
         return {STATE_NAMES[i]: int(counts[i]) for i in range(1, NSTATES)}
+
+    def _counts_after(self, v: View, k: int) -> np.ndarray:
+        """What the first ``k`` transitions of ``v`` add to each state's endpoints: from the
+        nearest mark at or before k (:data:`MARK_EVERY`), so a cursor anywhere costs at most
+        that many transitions."""
+        marks = self._marks(v)
+        c = min(k // MARK_EVERY, len(marks) - 1)
+        counts = marks[c].copy()
+        state_counts(v.trans, c * MARK_EVERY, k, counts)
+        return counts
+
+    def _marks(self, v: View) -> np.ndarray:
+        """Each state's endpoints added by the first ``i * MARK_EVERY`` transitions (row i), for
+        the transitions there are: kept, and extended as more come."""
+        prev = self._cache.get("marks")
+        marks = prev[1] if prev is not None and prev[0] == v.generation else np.zeros((1, NSTATES), dtype=np.int64)
+        want = v.n_trans // MARK_EVERY + 1
+        if len(marks) < want:
+            more = np.empty((want, NSTATES), dtype=np.int64)
+            more[: len(marks)] = marks
+            counts = marks[-1].copy()
+            for i in range(len(marks), want):
+                state_counts(v.trans, (i - 1) * MARK_EVERY, i * MARK_EVERY, counts)
+                more[i] = counts
+            marks = more
+            self._cache["marks"] = (v.generation, marks)
+        elif prev is None or prev[0] != v.generation:
+            self._cache["marks"] = (v.generation, marks)
+        return marks
 
     def _sampled_counts(self, v: View, t: float) -> dict[str, int]:
         """Counters before the horizon, from the samples kept when those rows left."""
@@ -257,7 +304,12 @@ class Reader:
         if t1 is None or t1 <= t0:
             return [self.counters_at(t1)[STATE_NAMES[state]]] * buckets
         times = t0 + (t1 - t0) * (np.arange(1, buckets + 1) / buckets)
-        series = state_series(v.trans, v.segs, v.trans_ts, v.n["trans_ts"], v.n_trans, state, times)
+        key = (v.generation, v.n_trans, t0, t1, buckets)
+        prev = self._cache.get("series")
+        if prev is None or prev[0] != key:  # every state at once: the bar asks for several
+            prev = (key, np.array([self._counts_after(v, self.trans_index_at(tb, v)) for tb in times.tolist()]))
+            self._cache["series"] = prev
+        series = prev[1][:, state]
         if v.horizon is None:
             return series.tolist()
         base = int(np.count_nonzero(v.base_states == state)) + int(v.held_counts[state])
