@@ -224,7 +224,8 @@ class ConnRows:
             ids = np.flatnonzero(mask)
         if self.sort == "id":
             return (ids[::-1] if self.reverse else ids), v
-        ids = np.arange(n)[ids] if isinstance(ids, range) else ids
+        # (a range indexes an array as a list of Python ints: 10 ms for 150,000 rows)
+        ids = np.arange(ids.start, ids.stop) if isinstance(ids, range) else ids
         values = self.sort_values(tl, t, n, f)
         keys = values if isinstance(values, list) else [values]
         # stable either way: equal values keep ascending ids (sort the reversed ids, then
