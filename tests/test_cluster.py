@@ -155,6 +155,31 @@ def test_a_worker_killed_mid_run_is_redone(ring, client):
     assert bars.killed not in client.run(os.getpid).values()
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a local cluster's workers are forked on Linux only")
+def test_a_local_clusters_workers_start_with_what_this_process_loaded_and_are_started_again(ring):
+    """``--jobs``' workers are forked: they have the engine and numba without importing them
+    (each first task took 0.45 s more to load them). One killed mid-run is started again
+    (spawned, as Dask does by default) and the answer is the same."""
+    import numba  # noqa: F401 (loaded here, before the cluster starts)
+
+    from tcpview.cluster.run import connect
+
+    client, cluster = connect(2, None)
+    try:
+        loaded = client.run(lambda: "numba" in sys.modules and "tcpview.cluster.bucket" in sys.modules)
+        assert list(loaded.values()) == [True, True]
+        bars = _KillAfterReading(client)
+        r = run(_files(ring), "summary", client=client, buckets=4, say=lambda _: None, bars=bars)
+        assert bars.killed is not None and bars.lost > 0
+        _, ref, _ = cli_here("summary", str(ring.merged), "--json")
+        assert merge.summary(r.answers, "x") == {**json.loads(ref), "source": "x"}
+        assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, timeout=30)
+        assert bars.killed not in client.run(os.getpid).values()
+    finally:
+        client.close()
+        cluster.close()
+
+
 def test_jobs_starts_a_local_cluster_with_bars_and_the_dashboard(ring, tmp_path):
     # the pieces the workers hand each other are kept in a directory of the run's, removed after
     env_tmp = tmp_path / "tmp"
