@@ -36,12 +36,13 @@ bucket is one more piece per file to write and read."""
 
 
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
-"""How a local cluster's first workers are started. Forked (Linux), each starts with what this
-process has loaded, the engine and Dask, where a spawned one imports them again, numba and
-Dask's own on every worker: 4M packets on 2 workers took 0.3 s less to start and their first
-tasks 0.45 s less (``benchmarks/cluster_bench.py``). The cluster is started while this
-process runs nothing else but Dask's loop. A worker started again later, after one died, is
-spawned (Dask's default): by then this process is at work in other threads too."""
+"""How a local cluster's first workers are started. Forked (Linux), each starts with the
+modules this process has loaded, the engine's and Dask's, which a spawned one imports again:
+4M packets on 2 workers took 3.0-3.8 s instead of 4.1-4.9 s, and one worker's reading and
+cutting 1.5-1.6 s of CPU instead of 2.3-2.5 s (``benchmarks/cluster_bench.py``). The
+cluster is started while this process runs nothing but Dask's loop. A worker started again
+later, after one died, is spawned (Dask's default): by then this process is at work in
+other threads too."""
 
 
 class ClusterError(UserError):
