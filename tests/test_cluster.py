@@ -157,9 +157,9 @@ def test_a_worker_killed_mid_run_is_redone(ring, client):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a local cluster's workers are forked on Linux only")
 def test_a_local_clusters_workers_start_with_what_this_process_loaded_and_are_started_again(ring):
-    """``--jobs``' workers are forked: they have the engine and numba without importing them
-    (each first task took 0.45 s more to load them). One killed mid-run is started again
-    (spawned, as Dask does by default) and the answer is the same."""
+    """``--jobs``' workers are forked: they start with the modules this process loaded (the
+    engine; numba, imported here), where spawned ones import them again. One killed mid-run
+    is started again (spawned, as Dask does by default) and the answer is the same."""
     import numba  # noqa: F401 (loaded here, before the cluster starts)
 
     from tcpview.cluster.run import connect
