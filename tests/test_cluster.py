@@ -102,8 +102,9 @@ def test_the_answer_does_not_depend_on_the_buckets(ring, client, buckets):
     assert r.buckets == buckets
     seen: dict[tuple, int] = {}
     for b, a in enumerate(r.answers):
-        for d in a.rows:
-            key = tuple(sorted([(d["client"]["ip"], d["client"]["port"]), (d["server"]["ip"], d["server"]["port"])]))
+        c = a.columns
+        for ends in zip(c.cip, c.cport, c.sip, c.sport, strict=True):
+            key = tuple(sorted([ends[:2], ends[2:]]))
             assert seen.setdefault(key, b) == b, f"{key} in buckets {seen[key]} and {b}"
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
     assert merge.summary(r.answers, "x") == {**json.loads(ref), "source": "x"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import fields
 
 from ..textutil import plural
 from .errors import EXIT_USAGE, UsageError
@@ -88,7 +87,9 @@ def _answer(r, args: argparse.Namespace, command: str, files: list[str]) -> int:
                 raw.write(b"".join(pieces[i:i + WRITE_PIECES]))
             raw.flush()
     elif command == "summary":
-        _print_summary(merge.summary(r.answers, source))
+        from .report import write_summary_text
+
+        write_summary_text(sys.stdout, merge.merged_head(r.answers, source), merge.summary_columns(r.answers))
     elif command == "expert":
         from .report import print_expert
 
@@ -107,19 +108,6 @@ def _answer(r, args: argparse.Namespace, command: str, files: list[str]) -> int:
         print(f"tcpview: error: {r.error}", file=sys.stderr)
         return EXIT_USAGE
     return 0
-
-
-def _print_summary(s: dict) -> None:
-    from ..engine.timeline.conn_columns import ConnColumns
-    from .report import write_summary_text
-
-    dicts = s["connections"]
-    cols = ConnColumns.empty()
-    for f in fields(cols):  # rows to fill in
-        getattr(cols, f.name).extend([None] * len(dicts))
-    for i, d in enumerate(dicts):
-        cols.set(i, d)
-    write_summary_text(sys.stdout, s, cols)
 
 
 def _print_diagnoses(answers, source: str, as_json: bool, conn: int | None) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.pump import Pump
+from ..engine.timeline.conn_columns import ConnColumns
 from ..engine.timeline.timeline import Timeline
 from ..engine.timeline.tracker import Tracker
 from ..records import Records
@@ -68,6 +69,9 @@ class BucketAnswer:
     """CPU seconds the worker's thread spent on the bucket."""
     json: JsonRows | None = None
     """``summary-json``'s rows."""
+    columns: ConnColumns | None = None
+    """``summary``'s connections, column by column (a few lists, where a dict per connection
+    took the tracker 1.4 s more to make and hand over for 200,000 connections)."""
 
 
 class _MergedSource:
@@ -177,7 +181,7 @@ def answer(pieces: list[Piece], last_tcp: float | None, command: str, msl2: floa
     tl = track(pieces, last_tcp, msl2, fin_timeout, offsets).tl
     out = BucketAnswer(first_frames(tl), head(tl))
     if command == "summary":
-        out.rows = tl.connection_dicts(None)
+        out.columns = tl.connection_columns(None)
     elif command == "summary-json":
         out.json = json_rows(tl)
     elif command == "expert":

@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import gc
 import heapq
+import operator
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
+from ..engine.timeline.conn_columns import ConnColumns
 from .bucket import ROW_START, BucketAnswer, relabel_line
 
 
@@ -76,11 +78,35 @@ def _by_id(answers: list[BucketAnswer], ids: list[np.ndarray], key: str = "id"):
 
 
 def summary(answers: list[BucketAnswer], source: str) -> dict:
-    """``summary --json``'s content."""
+    """``summary --json``'s content (from buckets that answered ``summary``)."""
     s = merged_head(answers, source)
+    cols = summary_columns(answers)
     with _collector_paused():
-        s["connections"] = list(_by_id(answers, archive_ids(answers)))
+        s["connections"] = cols.dicts()
     return s
+
+
+def summary_columns(answers: list[BucketAnswer]) -> ConnColumns:
+    """Every bucket's connections (from buckets that answered ``summary``), column by column,
+    in id order: the k-th is connection k."""
+    parts = [a.columns for a in answers]
+    assert all(p is not None for p in parts)
+    cols = [p for p in parts if p is not None]
+    ids = archive_ids(answers)
+    out = ConnColumns.empty()
+    n = sum(len(p) for p in cols)
+    if not n:
+        return out
+    gids = np.concatenate([g[np.asarray(p.ids, dtype=np.int64)] for p, g in zip(cols, ids, strict=True)])
+    order = np.argsort(gids, kind="stable").tolist()
+    pick = operator.itemgetter(*order) if n > 1 else lambda whole: (whole[0],)
+    with _collector_paused():
+        for f in fields(out):
+            if f.name == "ids":
+                out.ids = list(range(n))
+            else:
+                setattr(out, f.name, list(pick([x for p in cols for x in getattr(p, f.name)])))
+    return out
 
 
 @contextlib.contextmanager
