@@ -64,3 +64,32 @@ def test_analysis_flags_equal_tsharks(scenario, tmp_path) -> None:
     ours = _ours(pcap)
     assert theirs, "the scenario should make tshark flag something"
     assert ours == theirs
+
+
+def test_expert_rtts_are_each_segments_ack_rtt_when_the_clock_stepped_back() -> None:
+    """``expert``'s ACK RTTs are each segment's Wireshark ack_rtt from the times as captured:
+    where the clock stepped back (the table keeps the clock's time, the captured one aside),
+    the report's samples are still the segments' own, not the clock's."""
+    from helpers import many_connections, track
+
+    from tcpview.engine.analysis.expert_report import expert_report
+
+    frames = many_connections(60)
+    for k in range(len(frames) // 5, len(frames), len(frames) // 5):  # a few frames stamped early
+        frames[k] = (frames[k - 1][0] - 0.05, *frames[k][1:])
+    tl = track(frames).tl
+    v = tl.view()
+    assert v.n["seg_back"]
+    samples: list = []
+    expert_report(tl, samples)
+    got = {cid: s.tolist() for cid, s in samples}
+    moved = 0
+    for cid in range(len(tl.conns)):
+        c = tl.conns[cid]
+        want = [r for i in range(len(c.rows)) if (r := c.ack_rtt(i)) is not None]
+        assert got.get(cid, []) == want, cid
+        acked = c.numbers()[0]
+        idx = [i for i in range(len(c.rows)) if acked[i] >= 0]
+        clock = [float(v.segs.ts[c.rows[i]] - v.segs.ts[c.rows[acked[i]]]) for i in idx]
+        moved += [x for x in clock if x != 0] != want
+    assert moved  # some samples differ from the clock's times: the captured ones were taken

@@ -49,7 +49,11 @@ def expert_report(tl: Timeline, rtt_samples: list | None = None) -> dict:
     everyone: list[float] = []
     conns = []
     irtts = v.initial_rtts(v.n_conn)
-    stepped = bool(v.n["seg_back"])  # some times were moved by the clock rule: ask each
+    real = v.segs.ts[:n]
+    if v.n["seg_back"]:  # some times were moved by the clock rule: the captured ones, as ack_rtt takes them
+        real = real.copy()
+        back = v.seg_back[: v.n["seg_back"]]
+        real[back[:, 0].astype(np.int64)] = back[:, 1]
     srows, sb = rows_by_conn(conn_of, v.n_conn)
     trows, tb = rows_by_conn(v.trans.conn[: v.n_trans], v.n_conn)
     for row in range(v.n_conn):
@@ -57,12 +61,9 @@ def expert_report(tl: Timeline, rtt_samples: list | None = None) -> dict:
         c.use_rows(srows[sb[row]:sb[row + 1]], trows[tb[row]:tb[row + 1]])
         acked, _bif = c.numbers()
         idx = np.flatnonzero(acked >= 0)
-        if stepped:
-            samples = [rtt for i in idx.tolist() if (rtt := c.ack_rtt(i)) is not None]
-        else:
-            ts = v.segs.ts[c.rows]
-            rtts = ts[idx] - ts[acked[idx]]
-            samples = rtts[rtts != 0].tolist()
+        ts = real[c.rows]
+        rtts = ts[idx] - ts[acked[idx]]
+        samples = rtts[rtts != 0].tolist()  # (a zero is no sample: ConnView.ack_rtt's None)
         everyone += samples
         if samples and keep is not None:
             keep.append((c.id, np.asarray(samples, dtype=np.float64)))
