@@ -145,15 +145,20 @@ class _KillAfterReading(Bars):
         return got
 
 
-def test_a_worker_killed_mid_run_is_redone(ring, client):
+def _killed_mid_run_and_redone(ring: Ring, client) -> None:
+    """A run on ``client`` whose busiest worker is killed once the files are read answers as
+    the merged file, and the nanny starts that worker again, in a new process."""
     bars = _KillAfterReading(client)
     r = run(_files(ring), "summary", client=client, buckets=4, say=lambda _: None, bars=bars)
     assert bars.killed is not None and bars.lost > 0
     _, ref, _ = cli_here("summary", str(ring.merged), "--json")
     assert merge.summary(r.answers, "x") == {**json.loads(ref), "source": "x"}
-    # the nanny started the worker again, in a new process
     assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, timeout=30)
     assert bars.killed not in client.run(os.getpid).values()
+
+
+def test_a_worker_killed_mid_run_is_redone(ring, client):
+    _killed_mid_run_and_redone(ring, client)
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="a local cluster's workers are forked on Linux only")
@@ -169,13 +174,7 @@ def test_a_local_clusters_workers_start_with_what_this_process_loaded_and_are_st
     try:
         loaded = client.run(lambda: "numba" in sys.modules and "tcpview.cluster.bucket" in sys.modules)
         assert list(loaded.values()) == [True, True]
-        bars = _KillAfterReading(client)
-        r = run(_files(ring), "summary", client=client, buckets=4, say=lambda _: None, bars=bars)
-        assert bars.killed is not None and bars.lost > 0
-        _, ref, _ = cli_here("summary", str(ring.merged), "--json")
-        assert merge.summary(r.answers, "x") == {**json.loads(ref), "source": "x"}
-        assert wait_until(lambda: len(client.scheduler_info()["workers"]) == 2, timeout=30)
-        assert bars.killed not in client.run(os.getpid).values()
+        _killed_mid_run_and_redone(ring, client)
     finally:
         client.close()
         cluster.close()
