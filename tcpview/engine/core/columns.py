@@ -368,28 +368,27 @@ class Tables:
         """Make room ahead for a stream or a live capture, whose size nothing tells (see
         :data:`STREAM_AHEAD`)."""
         for name, rows in STREAM_AHEAD.items():
-            dt, counter, _cap = self.LAYOUT[name]
-            old = getattr(self, name)
-            if rows > len(old):
-                new = _alloc(dt, rows)
-                used = int(self.counts[counter])
-                raw(new)[:used] = raw(old)[:used]
-                setattr(self, name, new)
+            if rows > len(getattr(self, name)):
+                self._resize(name, rows)
 
     def grow(self, counter: int) -> None:
         """Double the table whose counter is ``counter`` (copying its rows in use).
 
         The old array is left as it was: a reader still holding it keeps a consistent view.
         """
-        for name, (dt, c, _cap) in self.LAYOUT.items():
+        for name, (_dt, c, _cap) in self.LAYOUT.items():
             if c == counter:
-                old = getattr(self, name)
-                new = _alloc(dt, 2 * len(old))
-                used = int(self.counts[c])
-                raw(new)[:used] = raw(old)[:used]
-                setattr(self, name, new)
+                self._resize(name, 2 * len(getattr(self, name)))
                 return
         raise ValueError(f"no table counts with {counter}")
+
+    def _resize(self, name: str, rows: int) -> None:
+        """Table ``name`` made anew with ``rows`` rows, its rows in use copied over."""
+        dt, counter, _cap = self.LAYOUT[name]
+        old, new = getattr(self, name), _alloc(dt, rows)
+        used = int(self.counts[counter])
+        raw(new)[:used] = raw(old)[:used]
+        setattr(self, name, new)
 
     def arrays(self) -> TableArrays:
         """The tables as the kernels take them (made again after a table grows or rows leave)."""
