@@ -280,9 +280,7 @@ class Reader:
                 state_counts(v.trans, (i - 1) * MARK_EVERY, i * MARK_EVERY, counts)
                 more[i] = counts
             marks = more
-            self._cache["marks"] = (v.generation, marks)
-        elif prev is None or prev[0] != v.generation:
-            self._cache["marks"] = (v.generation, marks)
+        self._cache["marks"] = (v.generation, marks)
         return marks
 
     def _sampled_counts(self, v: View, t: float) -> dict[str, int]:
