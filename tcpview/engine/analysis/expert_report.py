@@ -49,11 +49,7 @@ def expert_report(tl: Timeline, rtt_samples: list | None = None) -> dict:
     everyone: list[float] = []
     conns = []
     irtts = v.initial_rtts(v.n_conn)
-    real = v.segs.ts[:n]
-    if v.n["seg_back"]:  # some times were moved by the clock rule: the captured ones, as ack_rtt takes them
-        real = real.copy()
-        back = v.seg_back[: v.n["seg_back"]]
-        real[back[:, 0].astype(np.int64)] = back[:, 1]
+    real = v.seg_real_times()  # as each segment's ack_rtt takes them
     srows, sb = rows_by_conn(conn_of, v.n_conn)
     trows, tb = rows_by_conn(v.trans.conn[: v.n_trans], v.n_conn)
     for row in range(v.n_conn):

@@ -137,6 +137,17 @@ class View:
                 return real
         return float(self.segs[row].ts)
 
+    def seg_real_times(self) -> np.ndarray:
+        """Every segment's capture time as captured (:meth:`seg_real_ts` for all rows at once;
+        the table's own when the clock never stepped back: do not write to it)."""
+        ts = self.segs.ts[: self.n_seg]
+        if not self.n["seg_back"]:
+            return ts
+        back = self.seg_back[: self.n["seg_back"]]
+        ts = ts.copy()
+        ts[back[:, 0].astype(np.int64)] = back[:, 1]
+        return ts
+
     def seg_len(self, row: int) -> int:
         """Payload length of segment ``row``."""
         ln = int(self.segs[row].len)
