@@ -89,9 +89,8 @@ def summary(answers: list[BucketAnswer], source: str) -> dict:
 def summary_columns(answers: list[BucketAnswer]) -> ConnColumns:
     """Every bucket's connections (from buckets that answered ``summary``), column by column,
     in id order: the k-th is connection k."""
-    parts = [a.columns for a in answers]
-    assert all(p is not None for p in parts)
-    cols = [p for p in parts if p is not None]
+    cols = [a.columns for a in answers if a.columns is not None]
+    assert len(cols) == len(answers)
     ids = archive_ids(answers)
     out = ConnColumns.empty()
     n = sum(len(p) for p in cols)

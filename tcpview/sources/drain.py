@@ -88,8 +88,13 @@ class Drain:
         self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
         self._thread.start()
 
+    def _yields(self) -> bool:
+        """Whether this stream's readers yield to its producer (a relay empties it, and the
+        command asked: :func:`yield_to_producers`)."""
+        return self.relay is not None and _yield_by > 0
+
     def _run(self) -> None:
-        if self.relay is not None and _yield_by > 0:
+        if self._yields():
             idle_this_thread()
         rest = 0.0
         while True:
@@ -135,7 +140,7 @@ class Drain:
         Raises:
             OSError: reading the pipe failed (after everything read before was taken).
         """
-        if self.relay is not None and _yield_by > 0 and threading.get_ident() not in self._takers:
+        if self._yields() and threading.get_ident() not in self._takers:
             self._takers.add(threading.get_ident())
             idle_this_thread()  # the thread that analyses a stream yields to its producer
         deadline = time.monotonic() + timeout
