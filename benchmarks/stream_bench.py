@@ -17,11 +17,17 @@ Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
     python benchmarks/stream_bench.py                 # 15 s each, 2 workers
     python benchmarks/stream_bench.py --seconds 20 --workers 3
     python benchmarks/stream_bench.py --only replay --seconds 10 --rounds 8   # a median
+    python benchmarks/stream_bench.py --only replay --buffer 32768   # tcpdump -B 32768
+
+tcpview's modules are compiled to bytecode first, as ``pip install`` does: without it (and
+with ``PYTHONDONTWRITEBYTECODE`` set), every start would compile them again, a third of a
+second of CPU that an installed tcpview never spends.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
 import re
@@ -61,8 +67,13 @@ def _churn(port: int, seconds: float, workers: int) -> tuple[int, float]:
     return conns, conns / (time.monotonic() - t0)
 
 
+BUFFER_KIB: int | None = None
+"""tcpdump's kernel buffer (``-B``, KiB); None: its own default (2 MiB on Linux)."""
+
+
 def _producer(port: int, err: str) -> str:
-    return f"tcpdump -i lo -n -U -w - 'tcp port {port}' 2>{shlex.quote(err)}"
+    size = "" if BUFFER_KIB is None else f"-B {BUFFER_KIB} "
+    return f"tcpdump -i lo -n {size}-U -w - 'tcp port {port}' 2>{shlex.quote(err)}"
 
 
 def _wait_listening(err: str, timeout: float = 30) -> None:
@@ -134,7 +145,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the consumers this many times, taking turns, and end with each one's median "
                          "(a busy machine's drops vary from one minute to the next)")
+    ap.add_argument("--buffer", type=int, metavar="KIB",
+                    help="tcpdump's kernel buffer in KiB (-B); by default tcpdump's own (2 MiB)")
     a = ap.parse_args()
+    global BUFFER_KIB
+    BUFFER_KIB = a.buffer
     for tool in ("tcpdump", "tmux", "ss"):
         if shutil.which(tool) is None:
             print(f"stream_bench: {tool} is not installed", file=sys.stderr)
@@ -143,7 +158,9 @@ def main() -> int:
         print("stream_bench: run as root (tcpdump needs CAP_NET_RAW)", file=sys.stderr)
         return 2
     only = a.only or ["cat", "summary", "replay"]
-    print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers")
+    compileall.compile_dir(str(REPO / "tcpview"), quiet=1)
+    buffer = "tcpdump's default buffer" if a.buffer is None else f"tcpdump -B {a.buffer}"
+    print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers; {buffer}")
     print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
           f"{'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
     drops: dict[str, list[float]] = {name: [] for name in only}

@@ -267,8 +267,9 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see the order of the start")
 def test_a_stream_is_read_before_the_engine_loads_and_by_one_relay(tmp_path):
     """tcpdump writes from its first packet while tcpview loads its engine: the relay starts
-    before numpy is opened (so nothing the producer writes meanwhile waits on a full pipe),
-    and the stream's reader takes that relay over rather than starting a second one."""
+    before numpy is opened, and before even the command line's parser (the ``tcpview.cli``
+    package) is (so nothing the producer writes meanwhile waits on a full pipe), and the
+    stream's reader takes that relay over rather than starting a second one."""
     trace = tmp_path / "trace"
     data = pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(3))
     got = subprocess.run(["strace", "-f", "-qq", "-s", "4096", "-e", "trace=execve,openat", "-o", str(trace),
@@ -281,3 +282,20 @@ def test_a_stream_is_read_before_the_engine_loads_and_by_one_relay(tmp_path):
     numpy = [i for i, line in enumerate(lines) if "openat(" in line and "/numpy/" in line]
     assert len(relays) == 1, [lines[i] for i in relays]
     assert numpy and relays[0] < numpy[0]
+    cli = [i for i, line in enumerate(lines) if "openat(" in line and "/tcpview/cli/" in line]
+    assert cli and relays[0] < cli[0]
+
+
+@pytest.mark.parametrize(("argv", "streams"), [
+    (["replay", "-"], True),
+    (["summary", "-", "--json"], True),
+    (["replay", "--theme", "dark", "-"], True),
+    (["export", "x.pcap", "--output", "-"], False),  # an option's value: standard output, not a source
+    (["summary", "x.pcap"], False),
+    (["-"], False),  # no command before it
+])
+def test_the_command_line_says_whether_a_stream_comes_on_stdin(argv, streams):
+    """What the ``tcpview`` command reads before anything else, to start emptying the pipe."""
+    from tcpview.resident.client import reads_stdin
+
+    assert reads_stdin(argv) is streams

@@ -173,8 +173,11 @@ def test_demo_in_a_terminal_waits_for_space(tmp_path: Path) -> None:
 
 async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
     """``producer | tcpview replay -``: LIVE while the pipe is open, ENDED once the producer
-    stopped (it is not live any more), with every connection it sent."""
+    stopped (it is not live any more), with every connection it sent. Meanwhile its drawing
+    takes the stream's smaller share of the time (its producer may need the CPUs)."""
     from helpers import many_connections, pcap_bytes
+
+    from tcpview.ui.app import DRAW_SHARE, STREAM_DRAW_SHARE
 
     frames = many_connections(5)
     data = pcap_bytes((ts, raw) for ts, _lt, raw in frames)
@@ -186,6 +189,8 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
             assert await wait_until(lambda: len(app.tl.conns) == 5, 20, 0.02, pilot.pause)
             await pilot.pause()
             assert "LIVE" in bar(app) and "ENDED" not in bar(app)
+            assert await wait_until(lambda: app.draw_share == STREAM_DRAW_SHARE, 5, 0.05, pilot.pause)
+            assert STREAM_DRAW_SHARE < DRAW_SHARE
             os.close(w)
             w = -1
             assert await wait_until(lambda: "ENDED" in bar(app), 20, 0.05, pilot.pause), bar(app)
@@ -212,6 +217,7 @@ async def test_ticks_leave_the_cpu_alone_between_draws_that_take_long(tmp_path: 
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(app, pilot)
         await pilot.press("g", "space")
+        assert app.draw_share == DRAW_SHARE  # a file: no producer beside it
         draws: list[tuple[float, float]] = []
         real = app.refresh_views
 
@@ -224,7 +230,7 @@ async def test_ticks_leave_the_cpu_alone_between_draws_that_take_long(tmp_path: 
         await asyncio.sleep(2.0)
         app.refresh_views = real  # type: ignore[method-assign]
         assert app.player.playing and len(draws) >= 3
-        gaps = [(b[0] - a[0], min(SETTLE_SECONDS, (a[1] - a[0]) / DRAW_SHARE)) for a, b in zip(draws, draws[1:])]
+        gaps = [(b[0] - a[0], min(SETTLE_SECONDS, (a[1] - a[0]) / app.draw_share)) for a, b in zip(draws, draws[1:])]
         assert all(gap >= want - 0.005 for gap, want in gaps), gaps
         assert all(gap <= SETTLE_SECONDS + 0.5 for gap, _want in gaps), gaps
 

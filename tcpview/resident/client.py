@@ -2,7 +2,10 @@
 answers, else run it here (see :mod:`tcpview.resident`).
 
 This module imports only the standard library's small modules: it runs before anything
-else, on every command, and a command the engine does not serve must not pay for it.
+else, on every command, and a command the engine does not serve must not pay for it. A
+command that reads a capture streamed on standard input starts emptying the pipe here
+(:func:`tcpview.sources.drain.start_early`, the standard library's modules only), before the
+rest of tcpview loads: the pipe holds milliseconds of a busy producer's packets.
 """
 
 from __future__ import annotations
@@ -198,9 +201,20 @@ def start_in_background() -> None:
         pass
 
 
+def reads_stdin(argv: list[str]) -> bool:
+    """Whether the command line names ``-`` (a capture streamed on standard input) as a source:
+    a ``-`` after the command, not after an option (which may take it as its value)."""
+    return any(a == "-" and not prev.startswith("-") for prev, a in zip(argv, argv[1:]))
+
+
 def main() -> None:
     """The ``tcpview`` command: served by the resident engine, or run here."""
     argv = sys.argv[1:]
+    if reads_stdin(argv):  # the first thing: a producer writes from its first packet on
+        from ..sources.drain import start_early, yield_to_producers
+
+        yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
+        start_early(0)
     if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":
         status = try_serve(argv)
         if status is not None:

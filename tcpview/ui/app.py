@@ -55,6 +55,14 @@ most :data:`SETTLE_SECONDS`). A live stream of 100,000 connections makes each re
 all; ten a second would take the CPU its producer needs (tcpdump, which drops what it cannot
 take in time), and the answers are the same a few tenths of a second later."""
 
+STREAM_DRAW_SHARE = 0.05
+"""The same while a stream comes in (``tcpdump -U -w - | tcpview replay -``): its producer
+may share the CPUs with the viewer, and whatever CPU time the viewer takes (even at a low
+priority) can be what delays the producer past its kernel buffer's few tens of milliseconds
+where the CPUs are busy. Measured under connection churn on 2 cores
+(``benchmarks/stream_bench.py``): the drawing at a quarter of the time made tcpdump drop 3%
+of its packets."""
+
 PAUSED_HINT = "paused — space to play"
 """What the bar says while a scenario waits at its beginning."""
 
@@ -105,6 +113,9 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         self._titles: tuple[str, str, str] = ("", "", "")
         self._last_settle = 0.0
         self._next_draw = 0.0  # no tick refreshes the views before this (see DRAW_SHARE)
+        self.draw_share = DRAW_SHARE
+        """The most of the time ticks spend drawing (:data:`DRAW_SHARE`; :data:`STREAM_DRAW_SHARE`
+        once the source says it is a stream)."""
         self._unsettled = False
 
     # -- composition ----------------------------------------------------------------------
@@ -175,6 +186,8 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         and the packets the capture lost (a pcapng's statistics)."""
         status = getattr(self.source, "status", None)
         st = status() if status is not None else {}
+        if "waiting" in st:  # a stream
+            self.draw_share = STREAM_DRAW_SHARE
         self._bar.behind = int(st.get("waiting", 0))
         self._bar.lost = st.get("dropped")
 
@@ -239,7 +252,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         if moved or ticked or self._dirty or self._table.behind or (settle and self._unsettled):
             self.refresh_views(settle=settle)
             took = time.monotonic() - now
-            self._next_draw = now + min(SETTLE_SECONDS, took / DRAW_SHARE)
+            self._next_draw = now + min(SETTLE_SECONDS, took / self.draw_share)
 
     def refresh_views(self, force: bool = False, settle: bool = True) -> None:
         """Read the timeline at the cursor into every view (UI thread only).
