@@ -9,14 +9,15 @@ loses none.
 
 :class:`Drain` does what ``cat`` does. A pipe, FIFO or socket is emptied by a small process of
 its own (:class:`tcpview.sources.relay.Relay`): a thread would need Python's GIL to run, which
-a compiled batch or a screen being drawn holds for tens of milliseconds. A thread here reads
-what the relay passes on (``os.read`` lets go of the GIL while it waits; a read takes whatever
-the pipe holds, up to 4 MiB) into a list of chunks the consumer takes all at once, as large as
-they have grown meanwhile, so the more it falls behind the larger and cheaper its batches are.
-What is held in memory is bounded (:data:`HOLD_BYTES`): past it the relay stops reading and
-the producer is held back, as it would be without it; and what waits, in memory and in the
-pipes, is told (:meth:`Drain.waiting`) so a consumer that falls behind says so. Anything else
-(a file redirected to standard input) is read by the thread alone.
+a compiled batch or a screen being drawn holds for tens of milliseconds. The consumer reads
+what the relay passes on itself, when it takes (a read takes whatever the pipe holds, up to
+4 MiB, and the relay holds the rest), so the more it falls behind the larger and cheaper its
+batches are. What is held in memory is bounded (:data:`HOLD_BYTES`): past it the relay stops
+reading and the producer is held back, as it would be without it; and what waits, in memory
+and in the pipes, is told (:meth:`Drain.waiting`) so a consumer that falls behind says so.
+Anything else (a file redirected to standard input, or where the relay could not start) is
+read by a thread here into a list of chunks the consumer takes all at once (``os.read`` lets
+go of the GIL while it waits).
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ LINGER = 0.05
 packet as it comes (``tcpdump -U``) makes the batches a few packets each otherwise, and the
 work per batch, not per packet, would cost most (at 70,000 packets a second, a tenth of the
 CPU the engine needs for the packets themselves)."""
-RELAYED_HOLD_BYTES = 32 << 20
-"""The most held here when a :class:`~tcpview.sources.relay.Relay` holds the rest."""
 CONSUMER_NICE = 10
 """How much lower this process's priority goes while a relay empties its stream (and the
 threads that read and analyse it run in the idle class: :func:`idle_this_thread`): where the
@@ -62,7 +61,8 @@ def in_pipe(fd: int) -> int:
 
 
 class Drain:
-    """Reads the pipe ``fd`` on a thread of its own until its end, :meth:`close` or an error.
+    """Reads the pipe ``fd`` until its end, :meth:`close` or an error: through a relay, which
+    the consumer's :meth:`take` reads, or else on a thread of its own.
 
     Args:
         fd: a pipe (or FIFO, or socket) to read; not closed here.
@@ -73,9 +73,9 @@ class Drain:
         self.fd = self._fd_in = fd
         self.hold = hold
         self.relay = _adopt(fd) or _relay_of(fd, hold)
-        """The process that empties a pipe for this thread (None: the thread reads ``fd``)."""
-        if self.relay is not None:  # the relay holds the most; this thread only what comes next
-            self.fd, self.hold = self.relay.fd, min(hold, RELAYED_HOLD_BYTES)
+        """The process that empties a pipe for us (None: a thread of ours reads ``fd``)."""
+        if self.relay is not None:  # the relay holds what is not taken: the taker reads its pipe
+            self.fd = self.relay.fd
             lower_priority(_yield_by)
         self.pipe_size = widen_pipe(self.fd)
         self._chunks: list[bytes] = []
@@ -85,8 +85,12 @@ class Drain:
         self._closed = False
         self._cond = threading.Condition()
         self._takers: set[int] = set()
-        self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        """The thread that reads :attr:`fd` (None under a relay: a thread would copy the
+        bytes once more, for about a tenth of the CPU the stream costs tcpview)."""
+        if self.relay is None:
+            self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
+            self._thread.start()
 
     def _yields(self) -> bool:
         """Whether this stream's readers yield to its producer (a relay empties it, and the
@@ -143,6 +147,8 @@ class Drain:
         if self._yields() and threading.get_ident() not in self._takers:
             self._takers.add(threading.get_ident())
             idle_this_thread()  # the thread that analyses a stream yields to its producer
+        if self._thread is None:
+            return self._read_relayed(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
             while not self._chunks and not self._eof and self._error is None:
@@ -164,6 +170,41 @@ class Drain:
                 raise self._error
             return b""
 
+    def _read_relayed(self, timeout: float) -> bytes | None:
+        """:meth:`take`, where the relay holds what was not taken: read its pipe here, all it
+        holds, until :data:`TAKE_BYTES` came or :data:`LINGER` passed after the first bytes."""
+        chunks: list[bytes] = []
+        got = 0
+        until = time.monotonic() + timeout
+        while got < TAKE_BYTES and not self._eof and self._error is None and not self._closed:
+            try:
+                ready, _w, _x = select.select([self.fd], [], [], max(0.0, until - time.monotonic()))
+                if not ready or self._closed:
+                    break
+                data = os.read(self.fd, CHUNK)
+            except InterruptedError:
+                continue
+            except BlockingIOError:
+                continue
+            except OSError as e:
+                if not self._closed:  # (closing closes the relay's pipe under a reader)
+                    self._error = e  # told once what was read before is taken
+                break
+            except ValueError:  # the descriptor was closed under us
+                data = b""
+            if not data:
+                self._eof = True
+            elif not chunks:
+                until = time.monotonic() + LINGER
+            if data:
+                chunks.append(data)
+                got += len(data)
+        if chunks:
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._error is not None:
+            raise self._error
+        return b"" if self._eof else None
+
     def waiting(self) -> int:
         """Bytes the producer wrote that the consumer has not taken: held here and still in
         the pipe."""
@@ -179,7 +220,6 @@ class Drain:
             self._closed = True
             self._cond.notify_all()
         if self.relay is not None:
-            self._thread.join(1.0)  # it reads the relay's pipe, closed next
             self.relay.close()
             self.relay = None
 

@@ -104,22 +104,27 @@ def relay(src: int, dst: int, hold: int, held: mmap.mmap | None) -> int:
         if events.get(dst, 0) & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
             return 0  # the consumer closed its end: nobody to relay to
         if reading and events.get(src, 0):
-            try:
-                data = os.read(src, CHUNK)
-            except InterruptedError:
-                data = None
-            except OSError as e:
-                if e.errno != errno.EAGAIN:
-                    return 1
-                data = None
-            if data == b"":
-                eof = True
-            elif data:
-                chunks.append(data)
-                count += len(data)
-                if held is not None:  # at once: the bytes are in neither pipe now
-                    held[:_HELD] = count.to_bytes(_HELD, "little")
-                rest = next_rest(rest, len(data), size)
+            moved = splice_into(src, dst) if not chunks else None
+            if moved is not None:  # from pipe to pipe in the kernel: never copied here
+                eof = moved == 0
+                rest = next_rest(rest, moved, size)
+            else:
+                try:
+                    data = os.read(src, CHUNK)
+                except InterruptedError:
+                    data = None
+                except OSError as e:
+                    if e.errno != errno.EAGAIN:
+                        return 1
+                    data = None
+                if data == b"":
+                    eof = True
+                elif data:
+                    chunks.append(data)
+                    count += len(data)
+                    if held is not None:  # at once: the bytes are in neither pipe now
+                        held[:_HELD] = count.to_bytes(_HELD, "little")
+                    rest = next_rest(rest, len(data), size)
         if chunks and events.get(dst, 0) & select.POLLOUT:
             try:
                 n = os.write(dst, chunks[0])
@@ -136,6 +141,20 @@ def relay(src: int, dst: int, hold: int, held: mmap.mmap | None) -> int:
         if rest:  # also while the consumer is behind: then a wake-up a packet would cost the most
             time.sleep(rest)
     return 0
+
+
+def splice_into(src: int, dst: int) -> int | None:
+    """Move what ``src`` holds into ``dst`` without copying it (Linux's ``splice``), as much
+    as ``dst`` has room for: the bytes moved (0: the end of ``src``), or None where nothing
+    could be moved that way (``dst`` is full, or the system has no ``splice`` for these):
+    then the caller reads."""
+    splice = getattr(os, "splice", None)
+    if splice is None:
+        return None
+    try:
+        return splice(src, dst, CHUNK, flags=os.SPLICE_F_NONBLOCK | os.SPLICE_F_MOVE)
+    except OSError:  # EAGAIN: dst full (src is readable); EINVAL: not a pipe's to splice
+        return None
 
 
 class Relay:
