@@ -12,6 +12,9 @@ churn each time on a fresh port, three consumers:
 3. ``tcpview replay -``, the viewer, in a real terminal (tmux): its counters bar's TIME_WAIT
    beside ``ss``'s, read from the screen once the stream ended.
 
+Each row also says how many of the drops came in the churn's first two seconds (tcpdump is
+asked with SIGUSR1), while the consumer starts: tcpview loads its engine, the viewer draws.
+
 Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
 
     python benchmarks/stream_bench.py                 # 15 s each, 2 workers
@@ -46,6 +49,8 @@ from benchmarks.churn_bench import Churn, free_port, time_wait
 from benchmarks.measure import REPO, child_env, load1
 
 _STATS = re.compile(r"(\d+) packets? (captured|dropped by kernel)")
+_STATS_LINE = re.compile(r"packets? received by filter, (\d+) packets? dropped by kernel")
+"""The one line of counts tcpdump writes on SIGUSR1 (and not at its end)."""
 
 
 def _tcpdump_stats(path: str) -> dict[str, int]:
@@ -59,12 +64,22 @@ def _stop_tcpdump(port: int) -> None:
     subprocess.run(["pkill", "-INT", "-f", f"tcpdump .*tcp port {port}$"], check=False)
 
 
-def _churn(port: int, seconds: float, workers: int) -> tuple[int, float]:
+EARLY = 2.0
+"""Seconds of churn after which tcpdump is asked for its drops so far (SIGUSR1): those of the
+consumer's start (tcpview loads its engine, and the viewer draws its first screen, meanwhile)."""
+
+
+def _churn(port: int, seconds: float, workers: int, err: str) -> tuple[int, float, int]:
+    """Churn for ``seconds``: the connections made, their rate, and tcpdump's drops in the
+    first :data:`EARLY` seconds."""
     churn = Churn(port, workers)
     t0 = churn.start()
-    time.sleep(seconds)
+    time.sleep(min(EARLY, seconds))
+    subprocess.run(["pkill", "-USR1", "-f", f"tcpdump .*tcp port {port}$"], check=False)
+    time.sleep(max(0.0, seconds - EARLY))
     conns = churn.finish()
-    return conns, conns / (time.monotonic() - t0)
+    early = _STATS_LINE.findall(Path(err).read_text(errors="replace"))
+    return conns, conns / (time.monotonic() - t0), int(early[0]) if early else 0
 
 
 BUFFER_KIB: int | None = None
@@ -92,12 +107,13 @@ def run_pipe(consumer: str, seconds: float, workers: int, tmp: str) -> dict:
     p = subprocess.Popen(["bash", "-c", f"{_producer(port, err)} | {consumer} > {shlex.quote(out)}"],
                          env=child_env(), cwd=REPO)
     _wait_listening(err)
-    conns, rate = _churn(port, seconds, workers)
+    conns, rate, early = _churn(port, seconds, workers, err)
     time.sleep(1.0)  # the last closes reach TIME_WAIT
     ss_tw = time_wait(port)
     _stop_tcpdump(port)
     p.wait(timeout=600)
-    row = {"connections": conns, "rate": rate, "ss_tw": ss_tw, "load": load1(), **_tcpdump_stats(err)}
+    row = {"connections": conns, "rate": rate, "ss_tw": ss_tw, "load": load1(), "early": early,
+           **_tcpdump_stats(err)}
     if "tcpview" in consumer:
         summary = json.loads(Path(out).read_text())
         row["tw"] = summary["counters"].get("TIME_WAIT", 0)
@@ -116,7 +132,7 @@ def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
     subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd], check=True)
     try:
         _wait_listening(err)
-        conns, rate = _churn(port, seconds, workers)
+        conns, rate, early = _churn(port, seconds, workers, err)
         time.sleep(1.0)
         ss_tw = time_wait(port)
         _stop_tcpdump(port)
@@ -130,7 +146,7 @@ def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
             if m and tw == int(m.group(1)) and "ENDED" in screen:  # the stream ended, all of it read
                 break
             tw = int(m.group(1)) if m else None
-        return {"connections": conns, "rate": rate, "ss_tw": ss_tw, "tw": tw, "load": load1(),
+        return {"connections": conns, "rate": rate, "ss_tw": ss_tw, "tw": tw, "load": load1(), "early": early,
                 **_tcpdump_stats(err)}
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
@@ -162,7 +178,7 @@ def main() -> int:
     buffer = "tcpdump's default buffer" if a.buffer is None else f"tcpdump -B {a.buffer}"
     print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers; {buffer}")
     print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
-          f"{'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
+          f"{f'in {EARLY:g} s':>7} {'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
     drops: dict[str, list[float]] = {name: [] for name in only}
     with tempfile.TemporaryDirectory(prefix="tcpview-stream-") as tmp:
         for name in [n for _ in range(max(1, a.rounds)) for n in only]:
@@ -175,7 +191,7 @@ def main() -> int:
             cap, drop = row.get("captured", 0), row.get("dropped by kernel", 0)
             pct = 100 * drop / (cap + drop) if cap + drop else 0.0
             tw = row.get("tw")
-            print(f"{name:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} "
+            print(f"{name:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} {row['early']:7d} "
                   f"{'-' if tw is None else tw:>9} {row['ss_tw']:7d} {row['load']:5.2f}", flush=True)
             drops[name].append(pct)
     if a.rounds > 1:
