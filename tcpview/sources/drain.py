@@ -77,7 +77,6 @@ class Drain:
         if self.relay is not None:  # the relay holds what is not taken: the taker reads its pipe
             self.fd = self.relay.fd
             lower_priority(_yield_by)
-        self.pipe_size = widen_pipe(self.fd)
         self._chunks: list[bytes] = []
         self._held = 0
         self._eof = False
@@ -88,7 +87,8 @@ class Drain:
         self._thread: threading.Thread | None = None
         """The thread that reads :attr:`fd` (None under a relay: a thread would copy the
         bytes once more, for about a tenth of the CPU the stream costs tcpview)."""
-        if self.relay is None:
+        if self.relay is None:  # (the relay widens its own pipe)
+            self.pipe_size = widen_pipe(self.fd)
             self._thread = threading.Thread(target=self._run, name="tcpview-drain", daemon=True)
             self._thread.start()
 
