@@ -390,7 +390,6 @@ def _summary(name: str, d: Diagnoses, row: int, frames: list[tuple[int, int]], s
         return head + f"nothing in flight and nothing sent {many} ({where}); then {by}"
     if name == "receive_window":
         zw = int(ints[lim.I_ZW])
-        v = d.view
         if zw:
             z0, z1 = int(d.seg_frames[ints[lim.I_ZW_ROW0]]), int(d.seg_frames[ints[lim.I_ZW_ROW1]])
             said = f"the {receiver} advertised a zero window {zw} time{'s' if zw != 1 else ''} ({_frames(z0, z1)}); "
