@@ -82,12 +82,10 @@ def _churn(port: int, seconds: float, workers: int, err: str) -> tuple[int, floa
     return conns, conns / (time.monotonic() - t0), int(early[0]) if early else 0
 
 
-BUFFER_KIB: int | None = None
-"""tcpdump's kernel buffer (``-B``, KiB); None: its own default (2 MiB on Linux)."""
-
-
-def _producer(port: int, err: str) -> str:
-    size = "" if BUFFER_KIB is None else f"-B {BUFFER_KIB} "
+def _producer(port: int, err: str, buffer: int | None) -> str:
+    """tcpdump writing ``port``'s packets to stdout; ``buffer``: its kernel buffer (``-B``, KiB;
+    None: its own default, 2 MiB on Linux)."""
+    size = "" if buffer is None else f"-B {buffer} "
     return f"tcpdump -i lo -n {size}-U -w - 'tcp port {port}' 2>{shlex.quote(err)}"
 
 
@@ -100,11 +98,11 @@ def _wait_listening(err: str, timeout: float = 30) -> None:
     raise SystemExit("stream_bench: tcpdump did not start: " + Path(err).read_text(errors="replace")[-300:])
 
 
-def run_pipe(consumer: str, seconds: float, workers: int, tmp: str) -> dict:
+def run_pipe(consumer: str, seconds: float, workers: int, tmp: str, buffer: int | None) -> dict:
     """tcpdump into ``consumer`` (a shell command reading stdin) under churn."""
     port = free_port()
     err, out = os.path.join(tmp, f"tcpdump-{port}.err"), os.path.join(tmp, f"out-{port}")
-    p = subprocess.Popen(["bash", "-c", f"{_producer(port, err)} | {consumer} > {shlex.quote(out)}"],
+    p = subprocess.Popen(["bash", "-c", f"{_producer(port, err, buffer)} | {consumer} > {shlex.quote(out)}"],
                          env=child_env(), cwd=REPO)
     _wait_listening(err)
     conns, rate, early = _churn(port, seconds, workers, err)
@@ -121,14 +119,14 @@ def run_pipe(consumer: str, seconds: float, workers: int, tmp: str) -> dict:
     return row
 
 
-def run_viewer(seconds: float, workers: int, tmp: str) -> dict:
+def run_viewer(seconds: float, workers: int, tmp: str, buffer: int | None) -> dict:
     """tcpdump into ``tcpview replay -`` in a 120x40 tmux window; the TIME_WAIT count read from
     its counters bar once the stream ended."""
     port = free_port()
     err = os.path.join(tmp, f"tcpdump-{port}.err")
     session = f"tcpview-stream-{port}"
     env = " ".join(f"{k}={shlex.quote(v)}" for k, v in child_env().items() if k in ("PYTHONPATH", "NUMBA_CACHE_DIR") or k.startswith("TCPVIEW_"))
-    cmd = f"cd {shlex.quote(str(REPO))} && {_producer(port, err)} | env {env} {shlex.quote(sys.executable)} -m tcpview replay -"
+    cmd = f"cd {shlex.quote(str(REPO))} && {_producer(port, err, buffer)} | env {env} {shlex.quote(sys.executable)} -m tcpview replay -"
     subprocess.run(["tmux", "new", "-d", "-s", session, "-x", "120", "-y", "40", "bash", "-c", cmd], check=True)
     try:
         _wait_listening(err)
@@ -164,8 +162,6 @@ def main() -> int:
     ap.add_argument("--buffer", type=int, metavar="KIB",
                     help="tcpdump's kernel buffer in KiB (-B); by default tcpdump's own (2 MiB)")
     a = ap.parse_args()
-    global BUFFER_KIB
-    BUFFER_KIB = a.buffer
     for tool in ("tcpdump", "tmux", "ss"):
         if shutil.which(tool) is None:
             print(f"stream_bench: {tool} is not installed", file=sys.stderr)
@@ -183,11 +179,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="tcpview-stream-") as tmp:
         for name in [n for _ in range(max(1, a.rounds)) for n in only]:
             if name == "cat":
-                row = run_pipe("cat", a.seconds, a.workers, tmp)
+                row = run_pipe("cat", a.seconds, a.workers, tmp, a.buffer)
             elif name == "summary":
-                row = run_pipe(f"{shlex.quote(sys.executable)} -m tcpview summary - --json", a.seconds, a.workers, tmp)
+                row = run_pipe(f"{shlex.quote(sys.executable)} -m tcpview summary - --json", a.seconds, a.workers, tmp, a.buffer)
             else:
-                row = run_viewer(a.seconds, a.workers, tmp)
+                row = run_viewer(a.seconds, a.workers, tmp, a.buffer)
             cap, drop = row.get("captured", 0), row.get("dropped by kernel", 0)
             pct = 100 * drop / (cap + drop) if cap + drop else 0.0
             tw = row.get("tw")
