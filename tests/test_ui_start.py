@@ -23,14 +23,16 @@ def test_replay_of_a_file_that_is_not_a_capture_exits_2_before_the_ui(tmp_path: 
     assert r.returncode == 2 and "no such file" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_replay_from_stdin_needs_a_pipe() -> None:
-    """With a terminal on stdin there is no capture to read: one line, exit 2."""
+@pytest.mark.parametrize("command", ["replay", "summary"])
+def test_a_stream_from_stdin_needs_a_pipe(command: str) -> None:
+    """With a terminal on stdin there is no capture to read: one line, exit 2 (a headless
+    command would otherwise wait for a capture nobody can type)."""
     import os
     import pty
 
     pid, fd = pty.fork()
     if pid == 0:  # child: stdin is the pty
-        os.execv(sys.executable, [sys.executable, "-m", "tcpview", "replay", "-"])
+        os.execv(sys.executable, [sys.executable, "-m", "tcpview", command, "-"])
     out = b""
     while True:
         try:

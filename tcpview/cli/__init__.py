@@ -80,11 +80,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
 
-def _read_stdin_at_once(args: object) -> None:
+def _read_stdin_at_once(args: argparse.Namespace) -> None:
     """A capture streamed on standard input (``-``) is read from now on, before the command
-    loads its engine: its producer writes meanwhile (:func:`tcpview.sources.drain.start_early`)."""
+    loads its engine: its producer writes meanwhile (:func:`tcpview.sources.drain.start_early`).
+
+    Raises:
+        UsageError: standard input is a terminal (nobody types a capture: the pipe is missing).
+    """
     given = getattr(args, "source", None)
     if "-" in (given if isinstance(given, list) else [given]):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError(f"-: stdin is a terminal; pipe a capture in, e.g. tcpdump -U -w - | tcpview {args.command} -")
         from ..sources.drain import start_early
 
         start_early(0)

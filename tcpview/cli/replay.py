@@ -1,7 +1,8 @@
 """``tcpview replay FILE|- [--follow]``: a capture in the interactive viewer.
 
-Problems the user can fix (no such file, not a capture, stdin is a terminal) are found here,
-before the UI starts: one line on stderr, exit status 2.
+Problems the user can fix (no such file, not a capture, no terminal for the keys) are found
+here, before the UI starts: one line on stderr, exit status 2 (stdin being a terminal, for
+every command's ``-``, in :mod:`tcpview.cli`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,6 @@ def _stdin_source():
     """
     from ..sources.base import open_source
 
-    if sys.stdin is None or sys.stdin.isatty():
-        raise UsageError("replay -: stdin is a terminal; pipe a capture in, e.g. tcpdump -U -w - | tcpview replay -")
     try:
         tty = os.open("/dev/tty", os.O_RDWR)
     except OSError:
