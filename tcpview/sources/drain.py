@@ -46,7 +46,7 @@ work per batch, not per packet, would cost most (at 70,000 packets a second, a t
 CPU the engine needs for the packets themselves)."""
 CONSUMER_NICE = 10
 """How much lower this process's priority goes while a relay empties its stream (and the
-threads that read and analyse it run in the idle class: :func:`idle_this_thread`): where the
+thread that reads and analyses it runs in the idle class: :func:`idle_this_thread`): where the
 CPUs are all busy, the producer (tcpdump, whose kernel buffer drops what it cannot take in
 time) and the relay run first; tcpview's analysis and drawing can wait, held in memory.
 Measured under connection churn on 2 cores: the viewer made tcpdump drop half its packets at
@@ -93,13 +93,11 @@ class Drain:
             self._thread.start()
 
     def _yields(self) -> bool:
-        """Whether this stream's readers yield to its producer (a relay empties it, and the
+        """Whether this stream's reader yields to its producer (a relay empties it, and the
         command asked: :func:`yield_to_producers`)."""
         return self.relay is not None and _yield_by > 0
 
     def _run(self) -> None:
-        if self._yields():
-            idle_this_thread()
         rest = 0.0
         while True:
             with self._cond:
@@ -255,8 +253,8 @@ def idle_this_thread() -> None:
     ``SCHED_IDLE``): a producer that wakes takes the CPU from it at once, where a lower priority
     alone still let a thread of tcpview's run on for tens of milliseconds (``perf sched
     timehist``: tcpdump waited up to 94 ms on a run queue behind one at nice 10; its buffer
-    holds about 130 ms of a loopback's churn). Only the threads that read and analyse a
-    stream go there: a thread of the idle class gets next to nothing while any other thread of
+    holds about 130 ms of a loopback's churn). Only the thread that reads and analyses a
+    stream (the one that takes it) goes there: a thread of the idle class gets next to nothing while any other thread of
     its group of processes wants the CPU, and the viewer's own thread must still answer keys
     and draw (it stays at the lowered priority)."""
     idle = getattr(os, "SCHED_IDLE", None)
