@@ -174,9 +174,11 @@ def test_demo_in_a_terminal_waits_for_space(tmp_path: Path) -> None:
 async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
     """``producer | tcpview replay -``: LIVE while the pipe is open, ENDED once the producer
     stopped (it is not live any more), with every connection it sent. Meanwhile its drawing
-    takes the stream's smaller share of the time (its producer may need the CPUs)."""
+    takes the stream's smaller share of the time, and reads the views in short turns (its
+    producer may need the CPUs); not once the stream ended."""
     from helpers import many_connections, pcap_bytes
 
+    from tcpview.pacer import pacing
     from tcpview.ui.app import DRAW_SHARE, STREAM_DRAW_SHARE
 
     frames = many_connections(5)
@@ -191,10 +193,12 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
             assert "LIVE" in bar(app) and "ENDED" not in bar(app)
             assert await wait_until(lambda: app.draw_share == STREAM_DRAW_SHARE, 5, 0.05, pilot.pause)
             assert STREAM_DRAW_SHARE < DRAW_SHARE
+            assert pacing()
             os.close(w)
             w = -1
             assert await wait_until(lambda: "ENDED" in bar(app), 20, 0.05, pilot.pause), bar(app)
             assert "LIVE" not in bar(app) and len(app.tl.conns) == 5
+            assert not pacing()
     finally:
         if w >= 0:
             os.close(w)

@@ -211,10 +211,13 @@ def main() -> None:
     """The ``tcpview`` command: served by the resident engine, or run here."""
     argv = sys.argv[1:]
     if reads_stdin(argv):  # the first thing: a producer writes from its first packet on
+        from ..pacer import pace_imports, start_pacing
         from ..sources.drain import start_early, yield_to_producers
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
         start_early(0)
+        start_pacing()  # and it loads in short turns (tcpview.pacer): the viewer stops it at the end
+        pace_imports()
     if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":
         status = try_serve(argv)
         if status is not None:

@@ -25,6 +25,7 @@ from textual.widgets import Footer
 from ..engine.pump import BatchInfo
 from ..engine.session import Session
 from ..engine.timeline.timeline import Timeline
+from ..pacer import pace, start_pacing, stop_pacing
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
@@ -162,6 +163,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
 
     def on_unmount(self) -> None:
         self.session.stop.set()
+        stop_pacing()
 
     # -- the worker -----------------------------------------------------------------------
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
@@ -188,6 +190,8 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         st = status() if status is not None else {}
         if "waiting" in st:  # a stream
             self.draw_share = STREAM_DRAW_SHARE
+            if not self._bar.ended:  # while it pours in, the views are read in short turns
+                start_pacing()
         self._bar.behind = int(st.get("waiting", 0))
         self._bar.lost = st.get("dropped")
 
@@ -221,6 +225,7 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         bar.preparing = False
         bar.ended = self.player.live  # a stream's producer stopped: it is not live any more
         self._source_status()
+        stop_pacing()
         if message.info.error:
             self.notify(safe(message.info.error), title="capture damaged" if self.tl.packets else "cannot read",
                         severity="error", timeout=15, markup=False)
@@ -277,11 +282,17 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         if tl.pin is not None and self._start_at is None:
             tl.pin = t  # read again for a cursor: reading goes on as it moves (None: to the end)
         table = self._table
+        # pace(): a turn of the CPU, a rest, while a stream pours in (tcpview.pacer)
         table.update_view(tl, t, pos, force=force, settle=settle)
+        pace()
         self._ladder.show(tl, table.selected, t)
+        pace()
         self._slow.show(tl, table.selected, t)
+        pace()
         self._show_pane(table.selected, t)
+        pace()
         self._counters.update_view(tl, t, pos, settle=settle)
+        pace()
         self._bar.refresh_if_changed()
         self._update_titles(settle)
         self._dirty = False

@@ -1,0 +1,108 @@
+"""While a producer streams into tcpview, a thread that works in long stretches rests at its
+pace points as long as it worked (tcpview.pacer): a CPU kept busy for long makes the producer
+(tcpdump) wait when it wakes, and drop packets. These drive real threads that spin."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from livehelp import env_with_repo
+
+from tcpview.pacer import LONGEST_REST, RUN, pace, pacing, start_pacing, stop_pacing
+
+
+def _spin(seconds: float) -> None:
+    """Take ``seconds`` of this thread's CPU."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def _work_in_steps(steps: int, step: float) -> tuple[float, list[float]]:
+    """``steps`` steps of ``step`` seconds of CPU each, with a pace point after each, on a
+    fresh thread (after a first pace point, where it rests for the little it took to start):
+    the CPU it took, and how long each pace point kept it."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        pace()
+        held: list[float] = []
+        cpu0 = time.thread_time()
+        for _ in range(steps):
+            _spin(step)
+            t = time.monotonic()
+            pace()
+            held.append(time.monotonic() - t)
+        out["cpu"], out["held"] = time.thread_time() - cpu0, held
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join(60)
+    return out["cpu"], out["held"]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def paced():
+    start_pacing()
+    yield
+    stop_pacing()
+
+
+def test_a_thread_rests_at_its_pace_points_as_long_as_it_worked(paced):
+    cpu, held = _work_in_steps(100, 0.002)  # 0.2 s of CPU, a pace point every 2 ms of it
+    rests = [h for h in held if h >= 0.002]
+    # a rest once a turn (RUN) is over, as long as the turn: about as long as it worked in all
+    assert len(rests) >= 100 * 0.002 / (2 * RUN), len(rests)
+    assert sum(held) >= 0.5 * cpu, (sum(held), cpu)
+    assert max(held) < LONGEST_REST + 0.05
+
+
+def test_a_long_step_rests_no_longer_than_the_longest_rest(paced):
+    _cpu, held = _work_in_steps(2, 0.2)
+    assert LONGEST_REST * 0.9 <= max(held) < LONGEST_REST + 0.05, held
+
+
+def test_no_rest_before_a_turn_is_over_nor_once_pacing_stopped(paced):
+    _cpu, held = _work_in_steps(15, RUN / 20)  # three quarters of a turn in all
+    assert max(held) < RUN / 2, held
+    stop_pacing()
+    assert not pacing()
+    _cpu, held = _work_in_steps(100, 0.002)
+    assert sum(held) < 0.02, sum(held)
+
+
+def test_imports_are_pace_points(tmp_path):
+    """A program's start is mostly imports: with them paced, a thread that has worked its turn
+    rests at its next import of a module not loaded yet, and not at one already loaded."""
+    (tmp_path / "fresh_module.py").write_text("X = 1\n")
+    code = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(tmp_path)!r})
+        from tcpview.pacer import pace_imports, start_pacing
+        start_pacing()
+        pace_imports()
+        def spin(s):
+            end = time.thread_time() + s
+            while time.thread_time() < end:
+                pass
+        spin(0.02)
+        t = time.monotonic()
+        import fresh_module
+        new = time.monotonic() - t
+        spin(0.02)
+        t = time.monotonic()
+        import fresh_module
+        again = time.monotonic() - t
+        print(new, again)
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
+                         timeout=60)
+    assert got.returncode == 0, got.stderr
+    new, again = (float(x) for x in got.stdout.split())
+    assert new >= 0.015, new  # it rested for about the 20 ms it had worked
+    assert again < 0.005, again
