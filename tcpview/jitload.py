@@ -44,7 +44,7 @@ def light_cache_loads() -> bool:
         """numba's ``Cache.load_overload`` without ``target_context.refresh()``: the runtime
         a cached kernel needs is initialised, nothing else."""
         rtsys.initialize(target_context)
-        pace()  # a load is milliseconds of the GIL's; a viewer's first screen loads tens
+        pace()  # a load holds the GIL for milliseconds, and a viewer's start loads dozens
         with guard(self):
             return load(self, sig, target_context)
 

@@ -76,29 +76,61 @@ def test_no_rest_before_a_turn_is_over_nor_once_pacing_stopped(paced):
     assert sum(held) < 0.02, sum(held)
 
 
-def test_imports_are_pace_points(tmp_path):
-    """A program's start is mostly imports: with them paced, a thread that has worked its turn
-    rests at its next import of a module not loaded yet, and not at one already loaded."""
+def test_the_main_thread_rests_whatever_python_code_it_runs():
+    """A program's start and a viewer's refresh are code that calls no pace point (imports,
+    Textual's, numpy's): on the main thread, a timer of the process's CPU time makes every
+    instruction one, until pacing stops."""
+    code = textwrap.dedent("""
+        import signal, time
+        from tcpview.pacer import start_pacing, stop_pacing
+        def spin(s):
+            t, end = time.monotonic(), time.thread_time() + s
+            while time.thread_time() < end:
+                pass
+            return time.monotonic() - t
+        start_pacing()
+        paced = spin(0.3)
+        armed = signal.getitimer(signal.ITIMER_PROF)[1]
+        stop_pacing()
+        free = spin(0.3)
+        print(paced, armed, free, signal.getitimer(signal.ITIMER_PROF)[1])
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
+                         timeout=60)
+    assert got.returncode == 0, got.stderr
+    paced, armed, free, after = (float(x) for x in got.stdout.split())
+    assert armed == RUN and after == 0
+    assert paced >= 0.5, paced  # 0.3 s of CPU, and about as long at rest
+    assert free < paced - 0.15, (free, paced)  # no rest once stopped (a busy machine only slows both)
+
+
+def test_imports_are_pace_points_on_every_thread(tmp_path):
+    """The thread that reads a stream starts with dozens of imports: each import of a module
+    not loaded yet is a point where it rests once it has worked its turn, and an import of
+    one loaded already is not (this thread is not the main one: no timer marks its turns)."""
     (tmp_path / "fresh_module.py").write_text("X = 1\n")
     code = textwrap.dedent(f"""
-        import sys, time
+        import sys, threading, time
         sys.path.insert(0, {str(tmp_path)!r})
-        from tcpview.pacer import pace_imports, start_pacing
-        start_pacing()
-        pace_imports()
+        from tcpview.pacer import start_pacing
+        out = []
         def spin(s):
             end = time.thread_time() + s
             while time.thread_time() < end:
                 pass
-        spin(0.02)
-        t = time.monotonic()
-        import fresh_module
-        new = time.monotonic() - t
-        spin(0.02)
-        t = time.monotonic()
-        import fresh_module
-        again = time.monotonic() - t
-        print(new, again)
+        def run():
+            start_pacing()
+            spin(0.02)
+            t = time.monotonic()
+            import fresh_module
+            out.append(time.monotonic() - t)
+            t = time.monotonic()
+            import fresh_module
+            out.append(time.monotonic() - t)
+        worker = threading.Thread(target=run)
+        worker.start()
+        worker.join()
+        print(*out)
     """)
     got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
                          timeout=60)

@@ -170,6 +170,13 @@ def _policies(pid: int) -> set[int]:
     return out
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler of its own for signal ``sig``."""
+    with open(f"/proc/{pid}/status") as f:
+        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
+    return bool(mask >> (sig - 1) & 1)
+
+
 def test_the_tcpview_command_yields_the_cpu_to_its_producer():
     """`tcpdump -U -w - | tcpview summary -`: tcpview's threads run at a lower priority than
     the relay (and the producer), and in the idle class, so where the CPUs are busy the capture
@@ -194,6 +201,8 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
             return len(os.listdir(f"/proc/{view.pid}/task"))
 
         assert not wait_until(lambda: threads() > 1, 4), threads()
+        # its analysis needs no rests (tcpview.pacer): only the viewer takes them
+        assert not _catches(view.pid, signal.SIGPROF)
         out, _err = view.communicate(timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 5
     finally:
@@ -205,7 +214,7 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
     """`tcpdump -U -w - | tcpview replay -` in a terminal: the thread that reads and analyses the
     stream runs in the idle class (a waking producer takes its CPU at once), the viewer's own
     thread does not (it must answer keys and draw where other processes keep the CPUs busy):
-    it stays at the lowered priority, and quits on a key."""
+    it stays at the lowered priority, takes its CPU in short turns, and quits on a key."""
     import pty
 
     stream_r, stream_w = os.pipe()
@@ -252,6 +261,7 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         assert os.getpriority(os.PRIO_PROCESS, pid) == min(19, mine + CONSUMER_NICE)
         assert wait_until(lambda: b"Connections" in screen or (read_screen() or False), 30)
+        assert _catches(pid, signal.SIGPROF)  # its own thread rests, timed by its CPU (tcpview.pacer)
         os.write(fd, b"q")
         assert wait_until(lambda: (read_screen() or True) and os.waitpid(pid, os.WNOHANG) != (0, 0), 30)
     finally:

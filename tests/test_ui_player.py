@@ -176,6 +176,8 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
     stopped (it is not live any more), with every connection it sent. Meanwhile its drawing
     takes the stream's smaller share of the time, and reads the views in short turns (its
     producer may need the CPUs); not once the stream ended."""
+    import signal
+
     from helpers import many_connections, pcap_bytes
 
     from tcpview.pacer import pacing
@@ -193,12 +195,12 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
             assert "LIVE" in bar(app) and "ENDED" not in bar(app)
             assert await wait_until(lambda: app.draw_share == STREAM_DRAW_SHARE, 5, 0.05, pilot.pause)
             assert STREAM_DRAW_SHARE < DRAW_SHARE
-            assert pacing()
+            assert pacing() and signal.getitimer(signal.ITIMER_PROF)[1] > 0
             os.close(w)
             w = -1
             assert await wait_until(lambda: "ENDED" in bar(app), 20, 0.05, pilot.pause), bar(app)
             assert "LIVE" not in bar(app) and len(app.tl.conns) == 5
-            assert not pacing()
+            assert not pacing() and signal.getitimer(signal.ITIMER_PROF)[1] == 0
     finally:
         if w >= 0:
             os.close(w)

@@ -211,13 +211,14 @@ def main() -> None:
     """The ``tcpview`` command: served by the resident engine, or run here."""
     argv = sys.argv[1:]
     if reads_stdin(argv):  # the first thing: a producer writes from its first packet on
-        from ..pacer import pace_imports, start_pacing
         from ..sources.drain import start_early, yield_to_producers
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
         start_early(0)
-        start_pacing()  # and it loads in short turns (tcpview.pacer): the viewer stops it at the end
-        pace_imports()
+        if argv[0] == "replay":  # the viewer starts, and draws, in short turns (tcpview.pacer)
+            from ..pacer import start_pacing
+
+            start_pacing()  # (until the stream ends)
     if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":
         status = try_serve(argv)
         if status is not None:

@@ -25,7 +25,7 @@ from textual.widgets import Footer
 from ..engine.pump import BatchInfo
 from ..engine.session import Session
 from ..engine.timeline.timeline import Timeline
-from ..pacer import pace, start_pacing, stop_pacing
+from ..pacer import start_pacing, stop_pacing
 from ..textutil import safe
 from .bindings import VIEWER_BINDINGS
 from .commands import TcpviewCommands
@@ -282,17 +282,11 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         if tl.pin is not None and self._start_at is None:
             tl.pin = t  # read again for a cursor: reading goes on as it moves (None: to the end)
         table = self._table
-        # pace(): a turn of the CPU, a rest, while a stream pours in (tcpview.pacer)
         table.update_view(tl, t, pos, force=force, settle=settle)
-        pace()
         self._ladder.show(tl, table.selected, t)
-        pace()
         self._slow.show(tl, table.selected, t)
-        pace()
         self._show_pane(table.selected, t)
-        pace()
         self._counters.update_view(tl, t, pos, settle=settle)
-        pace()
         self._bar.refresh_if_changed()
         self._update_titles(settle)
         self._dirty = False

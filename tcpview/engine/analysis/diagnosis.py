@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...pacer import pace
 from ..core import columns as col
 from ..core import limits as lim
 from ..timeline.reader import Reader
@@ -216,7 +215,6 @@ def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
         k0, state = prev[1], _grown(prev[2], n)
     else:
         k0, state = 0, _fresh(n)
-    pace()  # (see tcpview.pacer) the pass over the new segments comes next
     _run(v, k0, m, state)
     tl.remember("limits", (v.generation, m, state))
     return v, m, state

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...pacer import pace
 from ...records import Records
 from ..core.columns import NOTE_SHOWN
 from ..timeline.conns import ConnView, conn_addrs, notes_of
@@ -141,18 +140,14 @@ class ConnRows:
             return self._facts[1]
         n = tl.conn_count_at(t, v)
         states = tl.states_at(t, v)
-        pace()  # each of these reads every connection (see tcpview.pacer)
         pk, nb, last = tl.conn_stats_at(t, v)
-        pace()
         first = v.conns.first_ts[:n]
         before = first.copy()
         m = min(n, len(v.base_last))
         had = v.base_counts[:m, 0] > 0
         before[:m][had] = v.base_last[:m][had]  # its segments left with the horizon
         last_ts = np.where(last[:n] >= 0, v.segs.ts[np.maximum(last[:n], 0)], before) if n else first
-        progress = tl.progress_at(t, v)[:n]
-        pace()
-        f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts, v, progress)
+        f = Facts(t, n, states[:n], pk[:n], nb[:n], last_ts, v, tl.progress_at(t, v)[:n])
         self._facts = (key, f)
         return f
 
@@ -232,7 +227,6 @@ class ConnRows:
         # (a range indexes an array as a list of Python ints: 10 ms for 150,000 rows)
         ids = np.arange(ids.start, ids.stop) if isinstance(ids, range) else ids
         values = self.sort_values(tl, t, n, f)
-        pace()
         keys = values if isinstance(values, list) else [values]
         # stable either way: equal values keep ascending ids (sort the reversed ids, then
         # reverse the result, for descending order)
