@@ -1,8 +1,9 @@
 """Short turns on the CPU while a producer streams into the viewer.
 
 ``tcpdump -U -w - | tcpview replay -`` where the CPUs are busy: tcpdump's kernel buffer holds
-tens of milliseconds of a busy link, and tcpdump must run that often or drop packets. What holds it back is not how much
-CPU its consumer takes but for how long the consumer keeps a CPU busy without a pause.
+tens of milliseconds of a busy link, and tcpdump must run that often or drop packets. What
+holds it back is not how much CPU its consumer takes but for how long the consumer keeps a CPU
+busy without a pause.
 
 Measured under connection churn on 2 cores (``perf sched timehist``): when tcpdump wakes on a
 CPU where two of the churn's processes hand the CPU back and forth, it can wait there for tens
@@ -91,10 +92,11 @@ def pace() -> None:
     :data:`LONGEST_REST`). Cheap when pacing is off, or before a turn is over."""
     if not _on:
         return
-    worked = time.thread_time() - getattr(_since, "cpu", 0.0)  # (a thread's first: all it took)
+    now = time.thread_time()
+    worked = now - getattr(_since, "cpu", 0.0)  # (a thread's first: all it took)
     if worked >= RUN:
+        _since.cpu = now  # first: a timer's signal during the rest finds the turn begun, no rest in it
         time.sleep(min(LONGEST_REST, worked))
-        _since.cpu = time.thread_time()
 
 
 def _on_timer(_signum: int, _frame: object) -> None:

@@ -138,3 +138,33 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
     new, again = (float(x) for x in got.stdout.split())
     assert new >= 0.015, new  # it rested for about the 20 ms it had worked
     assert again < 0.005, again
+
+
+def test_the_main_thread_is_not_kept_resting_by_the_others_cpu():
+    """The timer counts the whole process's CPU: while another thread spins, its signals come
+    during the main thread's rests too, and must not make them longer (a rest within a rest)."""
+    code = textwrap.dedent("""
+        import threading, time
+        from tcpview.pacer import start_pacing, stop_pacing
+        def spin(s):
+            t, end = time.monotonic(), time.thread_time() + s
+            while time.thread_time() < end:
+                pass
+            return time.monotonic() - t
+        stop = threading.Event()
+        def busy():
+            while not stop.is_set():
+                pass
+        start_pacing()
+        threading.Thread(target=busy, daemon=True).start()
+        took = spin(0.1)
+        stop.set()
+        stop_pacing()
+        print(took)
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
+                         timeout=60)
+    assert got.returncode == 0, got.stderr
+    # 0.1 s of CPU, shared with the spinning thread (the GIL): about as long again at rest, and
+    # the GIL's turns; a rest within each rest would take far longer
+    assert float(got.stdout) < 1.5, got.stdout
