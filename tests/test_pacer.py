@@ -46,6 +46,25 @@ def _work_in_steps(steps: int, step: float) -> tuple[float, list[float]]:
     return out["cpu"], out["held"]  # type: ignore[return-value]
 
 
+_SPIN = """
+import time
+def spin(s):
+    \"\"\"Take s seconds of this thread's CPU; how long that took.\"\"\"
+    t, end = time.monotonic(), time.thread_time() + s
+    while time.thread_time() < end:
+        pass
+    return time.monotonic() - t
+"""
+
+
+def _python(code: str) -> list[float]:
+    """Run ``code`` (after :data:`_SPIN`) in a Python of its own: the numbers it printed."""
+    got = subprocess.run([sys.executable, "-c", _SPIN + textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env_with_repo(), timeout=60)
+    assert got.returncode == 0, got.stderr
+    return [float(x) for x in got.stdout.split()]
+
+
 @pytest.fixture
 def paced():
     start_pacing()
@@ -83,11 +102,6 @@ def test_the_main_thread_rests_whatever_python_code_it_runs():
     code = textwrap.dedent("""
         import signal, time
         from tcpview.pacer import start_pacing, stop_pacing
-        def spin(s):
-            t, end = time.monotonic(), time.thread_time() + s
-            while time.thread_time() < end:
-                pass
-            return time.monotonic() - t
         start_pacing()
         paced = spin(0.3)
         armed = signal.getitimer(signal.ITIMER_PROF)[1]
@@ -95,10 +109,7 @@ def test_the_main_thread_rests_whatever_python_code_it_runs():
         free = spin(0.3)
         print(paced, armed, free, signal.getitimer(signal.ITIMER_PROF)[1])
     """)
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
-                         timeout=60)
-    assert got.returncode == 0, got.stderr
-    paced, armed, free, after = (float(x) for x in got.stdout.split())
+    paced, armed, free, after = _python(code)
     assert armed == RUN and after == 0
     assert paced >= 0.5, paced  # 0.3 s of CPU, and about as long at rest
     assert free < paced - 0.15, (free, paced)  # no rest once stopped (a busy machine only slows both)
@@ -114,10 +125,6 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
         sys.path.insert(0, {str(tmp_path)!r})
         from tcpview.pacer import start_pacing
         out = []
-        def spin(s):
-            end = time.thread_time() + s
-            while time.thread_time() < end:
-                pass
         def run():
             start_pacing()
             spin(0.02)
@@ -132,10 +139,7 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
         worker.join()
         print(*out)
     """)
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
-                         timeout=60)
-    assert got.returncode == 0, got.stderr
-    new, again = (float(x) for x in got.stdout.split())
+    new, again = _python(code)
     assert new >= 0.015, new  # it rested for about the 20 ms it had worked
     assert again < 0.005, again
 
@@ -146,11 +150,6 @@ def test_the_main_thread_is_not_kept_resting_by_the_others_cpu():
     code = textwrap.dedent("""
         import threading, time
         from tcpview.pacer import start_pacing, stop_pacing
-        def spin(s):
-            t, end = time.monotonic(), time.thread_time() + s
-            while time.thread_time() < end:
-                pass
-            return time.monotonic() - t
         stop = threading.Event()
         def busy():
             while not stop.is_set():
@@ -162,9 +161,7 @@ def test_the_main_thread_is_not_kept_resting_by_the_others_cpu():
         stop_pacing()
         print(took)
     """)
-    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env_with_repo(),
-                         timeout=60)
-    assert got.returncode == 0, got.stderr
     # 0.1 s of CPU, shared with the spinning thread (the GIL): about as long again at rest, and
     # the GIL's turns; a rest within each rest would take far longer
-    assert float(got.stdout) < 1.5, got.stdout
+    (took,) = _python(code)
+    assert took < 1.5, took
