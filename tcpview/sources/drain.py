@@ -180,9 +180,7 @@ class Drain:
                 if not ready or self._closed:
                     break
                 data = os.read(self.fd, CHUNK)
-            except InterruptedError:
-                continue
-            except BlockingIOError:
+            except (InterruptedError, BlockingIOError):
                 continue
             except OSError as e:
                 if not self._closed:  # (closing closes the relay's pipe under a reader)
@@ -192,11 +190,11 @@ class Drain:
                 data = b""
             if not data:
                 self._eof = True
-            elif not chunks:
+                break
+            if not chunks:
                 until = time.monotonic() + LINGER
-            if data:
-                chunks.append(data)
-                got += len(data)
+            chunks.append(data)
+            got += len(data)
         if chunks:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._error is not None:
@@ -254,9 +252,9 @@ def idle_this_thread() -> None:
     alone still let a thread of tcpview's run on for tens of milliseconds (``perf sched
     timehist``: tcpdump waited up to 94 ms on a run queue behind one at nice 10; its buffer
     holds about 130 ms of a loopback's churn). Only the thread that reads and analyses a
-    stream (the one that takes it) goes there: a thread of the idle class gets next to nothing while any other thread of
-    its group of processes wants the CPU, and the viewer's own thread must still answer keys
-    and draw (it stays at the lowered priority)."""
+    stream (the one that takes it) goes there: a thread of the idle class gets next to nothing
+    while any other thread of its group of processes wants the CPU, and the viewer's own thread
+    must still answer keys and draw (it stays at the lowered priority)."""
     idle = getattr(os, "SCHED_IDLE", None)
     if idle is None:
         return
