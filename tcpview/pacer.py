@@ -72,9 +72,11 @@ def start_pacing() -> None:
 
 
 def stop_pacing() -> None:
-    """From now on, no rest (the timer is stopped: any thread may call this)."""
+    """From now on, no rest (the timer is stopped, and imports are no pace points: any thread
+    may call this)."""
     global _on, _timed
     _on = False
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _PacedImports)]
     if _timed:
         import signal
 

@@ -347,3 +347,22 @@ def test_the_relay_moves_bytes_from_pipe_to_pipe_without_reading_them():
         for fd in (src_r, dst_r, dst_w, src_w):
             if fd >= 0:
                 os.close(fd)
+
+
+def test_start_early_says_whether_a_relay_empties_the_stream(tmp_path):
+    """Only a pipe (FIFO, socket) gets a relay from the command's first step, and only then
+    does the viewer take its CPU in short turns (a file on stdin waits for nobody)."""
+    code = textwrap.dedent("""
+        import os, sys
+        from tcpview.sources.drain import start_early
+        print(start_early(0), start_early(0))
+    """)
+    capture = tmp_path / "c.pcap"
+    capture.write_bytes(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(1)))
+    with open(capture, "rb") as f:
+        from_file = subprocess.run([sys.executable, "-c", code], stdin=f, capture_output=True, text=True,
+                                   env=env_with_repo(), timeout=60)
+    from_pipe = subprocess.run([sys.executable, "-c", code], input=b"x", capture_output=True,
+                               env=env_with_repo(), timeout=60)
+    assert from_file.stdout.split() == ["False", "False"], from_file.stderr
+    assert from_pipe.stdout.decode().split() == ["True", "True"], from_pipe.stderr

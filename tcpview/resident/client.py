@@ -214,9 +214,8 @@ def main() -> None:
         from ..sources.drain import start_early, yield_to_producers
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
-        start_early(0)
-        if argv[0] == "replay":  # the viewer starts, and draws, in short turns (tcpview.pacer)
-            from ..pacer import start_pacing
+        if start_early(0) and argv[0] == "replay":  # a producer writes into the viewer: it
+            from ..pacer import start_pacing  # starts, and draws, in short turns (tcpview.pacer)
 
             start_pacing()  # (until the stream ends)
     if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":

@@ -269,7 +269,7 @@ _yield_by = 0
 _early: tuple[tuple[int, int], Relay] | None = None
 
 
-def start_early(fd: int = 0) -> None:
+def start_early(fd: int = 0) -> bool:
     """Start emptying the pipe, FIFO or socket ``fd`` now, before a command's slow start.
 
     ``tcpdump -U -w - | tcpview summary -``: tcpdump writes from its first packet, and
@@ -279,16 +279,17 @@ def start_early(fd: int = 0) -> None:
     same pipe takes it over (any descriptor of it: the viewer moves the pipe off descriptor 0).
     Nothing happens for anything else than a pipe, FIFO or socket, or when one was started.
     The process's priority goes down at once, as :class:`Drain` lowers it (see
-    :func:`yield_to_producers`).
+    :func:`yield_to_producers`). Returns whether a relay empties ``fd`` now.
     """
     global _early
     pipe = _pipe_of(fd)
     if _early is not None or pipe is None:
-        return
+        return _early is not None and _early[0] == pipe
     relay = _relay_of(fd, HOLD_BYTES)
     if relay is not None:
         _early = (pipe, relay)
         lower_priority(_yield_by)  # the engine's loading, too, comes after the producer
+    return relay is not None
 
 
 def _adopt(fd: int) -> Relay | None:
