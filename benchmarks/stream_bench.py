@@ -24,7 +24,9 @@ Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
 
 tcpview's modules are compiled to bytecode first, as ``pip install`` does: without it (and
 with ``PYTHONDONTWRITEBYTECODE`` set), every start would compile them again, a third of a
-second of CPU that an installed tcpview never spends.
+second of CPU that an installed tcpview never spends. Its compiled kernels are made first too
+(``python -m tcpview.engine.warm``): a cache left cold by an edit of the engine would otherwise
+be compiled during the first run.
 """
 
 from __future__ import annotations
@@ -58,10 +60,15 @@ def _tcpdump_stats(path: str) -> dict[str, int]:
     return {k: int(n) for n, k in _STATS.findall(text)}
 
 
+def _signal_tcpdump(port: int, sig: str) -> None:
+    """Send ``sig`` (``INT``, ``USR1``) to this run's tcpdump (its filter names the port)."""
+    subprocess.run(["pkill", f"-{sig}", "-f", f"tcpdump .*tcp port {port}$"], check=False)
+
+
 def _stop_tcpdump(port: int) -> None:
-    """SIGINT to this run's tcpdump (its filter names the port): it prints its counts and ends,
-    and the consumer sees the end of the stream."""
-    subprocess.run(["pkill", "-INT", "-f", f"tcpdump .*tcp port {port}$"], check=False)
+    """SIGINT to this run's tcpdump: it prints its counts and ends, and the consumer sees the
+    end of the stream."""
+    _signal_tcpdump(port, "INT")
 
 
 EARLY = 2.0
@@ -75,7 +82,7 @@ def _churn(port: int, seconds: float, workers: int, err: str) -> tuple[int, floa
     churn = Churn(port, workers)
     t0 = churn.start()
     time.sleep(min(EARLY, seconds))
-    subprocess.run(["pkill", "-USR1", "-f", f"tcpdump .*tcp port {port}$"], check=False)
+    _signal_tcpdump(port, "USR1")
     time.sleep(max(0.0, seconds - EARLY))
     conns = churn.finish()
     early = _STATS_LINE.findall(Path(err).read_text(errors="replace"))
@@ -171,6 +178,9 @@ def main() -> int:
         return 2
     only = a.only or ["cat", "summary", "replay"]
     compileall.compile_dir(str(REPO / "tcpview"), quiet=1)
+    # the compiled kernels too, as a second run finds them: a cold cache (after any edit of the
+    # engine) would compile them for about 45 CPU-seconds in the middle of the first run
+    subprocess.run([sys.executable, "-m", "tcpview.engine.warm"], env=child_env(), cwd=REPO, check=True)
     buffer = "tcpdump's default buffer" if a.buffer is None else f"tcpdump -B {a.buffer}"
     print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers; {buffer}")
     print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
