@@ -99,7 +99,7 @@ def test_the_main_thread_rests_whatever_python_code_it_runs():
     """A program's start and a viewer's refresh are code that calls no pace point (imports,
     Textual's, numpy's): on the main thread, a timer of the process's CPU time makes every
     instruction one, until pacing stops."""
-    code = textwrap.dedent("""
+    code = """
         import signal, time
         from tcpview.pacer import start_pacing, stop_pacing
         start_pacing()
@@ -108,7 +108,7 @@ def test_the_main_thread_rests_whatever_python_code_it_runs():
         stop_pacing()
         free = spin(0.3)
         print(paced, armed, free, signal.getitimer(signal.ITIMER_PROF)[1])
-    """)
+    """
     paced, armed, free, after = _python(code)
     assert armed == RUN and after == 0
     assert paced >= 0.5, paced  # 0.3 s of CPU, and about as long at rest
@@ -120,7 +120,7 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
     not loaded yet is a point where it rests once it has worked its turn, and an import of
     one loaded already is not (this thread is not the main one: no timer marks its turns)."""
     (tmp_path / "fresh_module.py").write_text("X = 1\n")
-    code = textwrap.dedent(f"""
+    code = f"""
         import sys, threading, time
         sys.path.insert(0, {str(tmp_path)!r})
         from tcpview.pacer import start_pacing
@@ -138,7 +138,7 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
         worker.start()
         worker.join()
         print(*out)
-    """)
+    """
     new, again = _python(code)
     assert new >= 0.015, new  # it rested for about the 20 ms it had worked
     assert again < 0.005, again
@@ -147,7 +147,7 @@ def test_imports_are_pace_points_on_every_thread(tmp_path):
 def test_the_main_thread_is_not_kept_resting_by_the_others_cpu():
     """The timer counts the whole process's CPU: while another thread spins, its signals come
     during the main thread's rests too, and must not make them longer (a rest within a rest)."""
-    code = textwrap.dedent("""
+    code = """
         import threading, time
         from tcpview.pacer import start_pacing, stop_pacing
         stop = threading.Event()
@@ -160,7 +160,7 @@ def test_the_main_thread_is_not_kept_resting_by_the_others_cpu():
         stop.set()
         stop_pacing()
         print(took)
-    """)
+    """
     # 0.1 s of CPU, shared with the spinning thread (the GIL): about as long again at rest, and
     # the GIL's turns; a rest within each rest would take far longer
     (took,) = _python(code)
