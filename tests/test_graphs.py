@@ -68,6 +68,18 @@ def test_braille_drawing_puts_each_point_in_its_cell() -> None:
     assert (cv.bits[:, 0] & 0x47).tolist() == [0x47, 0x47]  # the left column of both cells, all 4 rows
 
 
+def test_a_flat_series_gets_axis_labels_that_differ() -> None:
+    """A window that never changes (8,760 bytes all along): the y axis gets room around the
+    line, so its three labels say three values, not 8.76k three times."""
+    flat = graphs.Graph("window", "t", "s", "bytes", [graphs.Series("w", np.array([0.0, 1.0, 2.0]),
+                                                                     np.full(3, 8760.0))])
+    y0, y1 = flat.y_range(0.0, 2.0)
+    assert y0 < 8760.0 < y1
+    labels = [line.split("┤")[0].strip() for line in graphs.text(flat, 60, 12).splitlines() if "┤" in line]
+    labels = [lab for lab in labels if lab]
+    assert len(labels) == 3 and len(set(labels)) == 3, labels
+
+
 def test_graph_command_text_and_svg(lossy: Path, tmp_path: Path) -> None:
     rc, out, err = cli("graph", str(lossy), "--conn", "1", "--kind", "tcptrace")
     assert rc == 0, err

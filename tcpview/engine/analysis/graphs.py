@@ -72,7 +72,10 @@ class Graph:
             hi = max(hi, float((s.y if s.y2 is None else s.y2)[a:b].max()))
         if lo == np.inf:
             return 0.0, 1.0
-        return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+        if hi > lo:
+            return lo, hi
+        pad = max(0.5, abs(lo) / 10)  # a flat line: room around it that the axis's labels tell apart
+        return lo - pad, hi + pad
 
 
 def _columns(tl, cid: int):
