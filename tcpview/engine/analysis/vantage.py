@@ -196,7 +196,7 @@ def join_captures(files: list[str], keys: Iterable[np.recarray], given: dict[int
         matched = recv.copy()
         matched[send_r] = True
         lost = np.zeros(n, dtype=bool)
-        lost[_lost(g, matched, j, joined, near, span, offsets, owd[send_r])] = True
+        lost[_lost(g, matched, send_r, j, joined, near, span, offsets, owd[send_r])] = True
         known = lost.copy()
         known[send_r] = True
         rows = np.flatnonzero(known)
@@ -334,11 +334,16 @@ def _label(near_client: np.ndarray) -> str:
     return "mixed"
 
 
-def _lost(g: _Pairs, matched: np.ndarray, j: int, joined: np.ndarray, near: np.ndarray,
+def _lost(g: _Pairs, matched: np.ndarray, send_r: np.ndarray, j: int, joined: np.ndarray, near: np.ndarray,
           span: list[tuple[float, float]], offsets: list[float], owd: np.ndarray) -> np.ndarray:
     """The rows of the segments of joined connections (between the first
     capture and capture ``j``) that the sender's side saw leave and the receiver's side never
-    saw, while it was capturing."""
+    saw, while it was capturing: it was capturing when the segment left, and either went on
+    for longer than the slowest segment took, or saw a segment of the same connection and
+    direction that left after this one (``send_r``: the rows of the copies that arrived, on
+    the sender's side). The second holds where the first cannot: a segment lost among the
+    last a connection sent, its resend arriving within less than one delay's jitter of the
+    capture's end."""
     cand = np.flatnonzero(~matched)
     cand = cand[joined[g.conn[cand]]]
     if not len(cand):
@@ -347,13 +352,18 @@ def _lost(g: _Pairs, matched: np.ndarray, j: int, joined: np.ndarray, near: np.n
     cand = cand[np.where(zero_sends, 0, 1) == g.side[cand]]  # those on the sender's side
     if not len(cand):
         return np.zeros(0, dtype=np.int64)
+    at = np.asarray(offsets)
     cap = g.cap[cand]
     receiver = np.where(cap == 0, j, 0)
-    t = g.ts[cand] + np.asarray(offsets)[cap]
+    t = g.ts[cand] + at[cap]
     recv_first = np.array([span[r][0] + offsets[r] for r in range(len(span))])[receiver]
     recv_last = np.array([span[r][1] + offsets[r] for r in range(len(span))])[receiver]
     slowest = float(np.nanmax(owd)) if len(owd) and np.isfinite(owd).any() else 0.0
-    inside = (t >= recv_first) & (t + slowest <= recv_last)
+    # per connection and direction: when the last segment that arrived left
+    last_arrived = np.full(2 * g.n_conn, -np.inf)
+    np.maximum.at(last_arrived, 2 * g.conn[send_r].astype(np.int64) + g.up[send_r], g.ts[send_r] + at[g.cap[send_r]])
+    overtaken = t < last_arrived[2 * g.conn[cand].astype(np.int64) + g.up[cand]]
+    inside = (t >= recv_first) & ((t + slowest <= recv_last) | overtaken)
     return cand[inside]
 
 
