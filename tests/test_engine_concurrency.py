@@ -48,13 +48,15 @@ from enginecheck import (
 )
 from helpers import many_connections, wait_until, write_frames_pcap
 
-from tcpview.engine.analysis.query import SORT_KEYS, ConnRows
+from tcpview.engine.analysis.diagnosis import breakdown_at, diagnose, sender_at, verdicts_at
+from tcpview.engine.analysis.query import SORT_KEYS, ConnRows, read_ahead
 from tcpview.engine.output.ladder import ladder_count, ladder_rows, ladder_window
-from tcpview.engine.pump import PumpThread, load
+from tcpview.engine.pump import Pump, PumpThread, load
 from tcpview.engine.timeline.conns import ConnView
 from tcpview.engine.timeline.timeline import Timeline
 from tcpview.engine.timeline.tracker import Tracker
 from tcpview.sources import pcap
+from tcpview.sources.base import FileSource
 from tcpview.sources.batch import FrameBatch
 
 TIMER = 5.0  # 2*MSL and the FIN timeout: timers fire all through the capture
@@ -343,3 +345,50 @@ def test_reader_keeps_its_view_while_a_batch_is_published():
             ids, exp_ids = sorted(ids), sorted(exp_ids)
         assert ids == exp_ids, key
         assert tr.tl.view().n_conn > early.view().n_conn
+
+
+# -- the reader's thread carries the passes on ahead of the viewer ----------------------------------
+def test_passes_carried_on_by_the_reader_while_the_viewer_asks(capture, reference, monkeypatch):
+    """The thread that reads a live source carries the passes on after each batch
+    (``read_ahead``), while another asks what the viewer asks of them, as fast as it can: the
+    diagnosis's state is changed in place by both, under its lock. At the end every answer
+    equals the capture's loaded on one thread, where nobody read ahead."""
+    path, n = capture
+    monkeypatch.setattr(pcap, "CHUNK", 1 << 16)  # ~600 batches
+    tracker = Tracker(Timeline(rows=64), msl2=TIMER, fin_timeout=TIMER)
+    tl = tracker.tl
+    pump = Pump(FileSource(str(path)), tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=0.0)
+    stop, errors, asked = threading.Event(), [], []
+    carried = []
+
+    def ahead(_info) -> None:  # type: ignore[no-untyped-def]
+        read_ahead(tl)
+        carried.append(tl.view().n_seg)
+
+    def ask() -> None:
+        rows = ConnRows()
+        rows.sort = "slow"
+        try:
+            while not pump.done:
+                ids = rows.compute(tl, None)
+                if len(ids):
+                    cid = int(ids[0])
+                    breakdown_at(tl, cid)
+                    sender_at(tl, cid)
+                asked.append(len(ids))
+        except BaseException as e:
+            errors.append(e)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    pump.run(stop, ahead)
+    asker.join(DEADLINE)
+    if errors:
+        raise errors[0]
+    assert len(carried) > 100 and len(asked) > 10
+    assert tl.packets == n
+    assert verdicts_at(tl).tolist() == verdicts_at(reference).tolist()
+    got, want = diagnose(tl), diagnose(reference)
+    assert [got.of(r).as_dict() for r in range(len(got))] == [want.of(r).as_dict() for r in range(len(want))]
+    for cid in range(0, len(tl.conns), 101):
+        assert breakdown_at(tl, cid) == breakdown_at(reference, cid)

@@ -171,17 +171,28 @@ def test_demo_in_a_terminal_waits_for_space(tmp_path: Path) -> None:
         t.kill()
 
 
-async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
+async def test_a_stream_says_live_while_its_producer_writes_and_ended_after(monkeypatch):
     """``producer | tcpview replay -``: LIVE while the pipe is open, ENDED once the producer
     stopped (it is not live any more), with every connection it sent. Meanwhile its drawing
     takes the stream's smaller share of the time, and reads the views in short turns (its
-    producer may need the CPUs); not once the stream ended."""
+    producer may need the CPUs); not once the stream ended. The passes over the segments are
+    carried on by the thread that reads the stream, not by the one that draws."""
     import signal
+    import threading
 
     from helpers import many_connections, pcap_bytes
 
+    import tcpview.ui.app as app_module
     from tcpview.pacer import pacing
     from tcpview.ui.app import DRAW_SHARE, STREAM_DRAW_SHARE
+
+    ahead, real = [], app_module.read_ahead
+
+    def read_ahead(tl):  # type: ignore[no-untyped-def]
+        ahead.append(threading.current_thread() is threading.main_thread())
+        real(tl)
+
+    monkeypatch.setattr(app_module, "read_ahead", read_ahead)
 
     frames = many_connections(5)
     data = pcap_bytes((ts, raw) for ts, _lt, raw in frames)
@@ -196,6 +207,9 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after():
             assert await wait_until(lambda: app.draw_share == STREAM_DRAW_SHARE, 5, 0.05, pilot.pause)
             assert STREAM_DRAW_SHARE < DRAW_SHARE
             assert pacing() and signal.getitimer(signal.ITIMER_PROF)[1] > 0
+            assert ahead and not any(ahead)  # on the reading thread only
+            seen = app.tl.cached("limits")  # the diagnosis's pass, carried to the last segment
+            assert seen is not None and seen[1] == app.tl.view().n_seg
             os.close(w)
             w = -1
             assert await wait_until(lambda: "ENDED" in bar(app), 20, 0.05, pilot.pause), bar(app)

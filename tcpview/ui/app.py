@@ -22,6 +22,7 @@ from textual.containers import Vertical
 from textual.theme import Theme
 from textual.widgets import Footer
 
+from ..engine.analysis.query import read_ahead
 from ..engine.pump import BatchInfo
 from ..engine.session import Session
 from ..engine.timeline.timeline import Timeline
@@ -169,6 +170,8 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="source", name="read-source")
     def _read_source(self) -> None:
         def posted(info: BatchInfo) -> None:
+            if not info.done and self.player.live and self.player.following:
+                read_ahead(self.tl)  # here, not on the thread that draws (see read_ahead)
             self.post_message(SourceEnded(info) if info.done else BatchArrived(info))
 
         self.session.feed(posted)

@@ -11,6 +11,7 @@ picks the verdict and words the evidence. The categories and their rules are doc
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,10 @@ not of memory, as zeroed rows cost nothing until they are set up. Doubling from 
 copied each row again at every step, into memory touched for the first time: under
 connection churn (``benchmarks/stream_bench.py``) 0.37 s of the viewer's thread in 15 s, up
 to 0.2 s at once."""
+_PASS = threading.RLock()
+"""Held while the pass's state is carried on or read: it is changed in place (its rows made
+ahead), and a reading thread carries it on ahead of the viewer (:func:`advance`)."""
+
 EPISODES_AHEAD = 1 << 21
 """Episode rows made ahead once the first 1024 are full, for the same reason (a connection
 under churn has about 8: 96 MB of address space). Doubling them from 1024 took up to 0.2 s at
@@ -144,52 +149,57 @@ class Diagnosis:
 def diagnose(tl: Reader, t: float | None = None) -> Diagnoses:
     """Every connection's diagnosis as of ``t`` (the end when None), from the segments at or
     before it. The pass carries on from the last cursor asked when this one is later."""
-    v, m, state = _advance(tl, t)
-    done = tl.cached("diagnoses")
-    if done is None or done[0] != (v.generation, m, len(state["ints"])):
-        done = ((v.generation, m, len(state["ints"])), _finish(v, state))
-        tl.remember("diagnoses", done)
-    return done[1]
+    with _PASS:
+        v, m, state = _advance(tl, t)
+        done = tl.cached("diagnoses")
+        if done is None or done[0] != (v.generation, m, len(state["ints"])):
+            done = ((v.generation, m, len(state["ints"])), _finish(v, state))
+            tl.remember("diagnoses", done)
+        return done[1]
 
 
 def verdicts_at(tl: Reader, t: float | None = None, v: View | None = None) -> np.ndarray:
     """Each connection's verdict (its index in :data:`VERDICTS`) as of ``t``, by row of view
     ``v`` (the timeline's newest when None): what the table shows and filters on, without the
     evidence (cheap to ask on every tick)."""
-    v, m, state = _advance(tl, t, v)
-    ints, floats = state["ints"], state["floats"]
-    pend = ints[:, lim.I_PEND_ROW] >= 0
-    shares = state["shares"].copy()
-    shares[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
-    duration = np.where(ints[:, lim.I_SEEN] > 0, floats[:, lim.F_LAST] - floats[:, lim.F_FIRST], 0.0)
-    return _verdicts(ints, shares, duration)
+    with _PASS:
+        v, m, state = _advance(tl, t, v)
+        ints, floats = state["ints"], state["floats"]
+        pend = ints[:, lim.I_PEND_ROW] >= 0
+        shares = state["shares"].copy()
+        shares[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
+        duration = np.where(ints[:, lim.I_SEEN] > 0, floats[:, lim.F_LAST] - floats[:, lim.F_FIRST], 0.0)
+        return _verdicts(ints, shares, duration)
 
 
 def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dict[str, float], float] | None:
     """Connection ``cid``'s verdict, seconds per category and duration as of ``t`` (None when
     it has no segment by then, or has left): the viewer's bar, without the evidence."""
-    v, _m, state = _advance(tl, t)
-    row = v.row_of(cid)
-    ints, floats = state["ints"], state["floats"]
-    if row < 0 or row >= len(ints) or not ints[row, lim.I_SEEN]:
-        return None
-    shares = state["shares"][row].copy()
-    if ints[row, lim.I_PEND_ROW] >= 0:
-        shares[lim.IDLE] += floats[row, lim.F_PEND_S]
-    duration = float(floats[row, lim.F_LAST] - floats[row, lim.F_FIRST])
-    code = int(_verdicts(ints[row:row + 1], shares[None, :], np.array([duration]))[0])
+    with _PASS:
+        v, _m, state = _advance(tl, t)
+        row = v.row_of(cid)
+        ints, floats = state["ints"], state["floats"]
+        if row < 0 or row >= len(ints) or not ints[row, lim.I_SEEN]:
+            return None
+        shares = state["shares"][row].copy()
+        if ints[row, lim.I_PEND_ROW] >= 0:
+            shares[lim.IDLE] += floats[row, lim.F_PEND_S]
+        duration = float(floats[row, lim.F_LAST] - floats[row, lim.F_FIRST])
+        ints = ints[row:row + 1].copy()
+    code = int(_verdicts(ints, shares[None, :], np.array([duration]))[0])
     return VERDICTS[code], {n: float(x) for n, x in zip(CATEGORIES, shares.tolist(), strict=True)}, duration
 
 
 def sender_at(tl: Reader, cid: int, t: float | None = None) -> str:
     """Which end of connection ``cid`` sent its data as of ``t`` (``"client"`` or
     ``"server"``, the one that sent more payload bytes; ``"server"`` when it is not known)."""
-    v, _m, state = _advance(tl, t)
-    row = v.row_of(cid)
-    ints = state["ints"]
-    if row < 0 or row >= len(ints):
-        return "server"
-    return "server" if ints[row, lim.I_BYTES1] >= ints[row, lim.I_BYTES0] else "client"
+    with _PASS:
+        v, _m, state = _advance(tl, t)
+        row = v.row_of(cid)
+        ints = state["ints"]
+        if row < 0 or row >= len(ints):
+            return "server"
+        return "server" if ints[row, lim.I_BYTES1] >= ints[row, lim.I_BYTES0] else "client"
 
 
 def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:
@@ -202,9 +212,18 @@ def evidence_frames(tl: Reader, cid: int, t: float | None = None) -> list[int]:
     return sorted({e["frame"] for e in d.of(row).evidence if e["frame"] is not None})
 
 
+def advance(tl: Reader, t: float | None = None, v: View | None = None) -> None:
+    """Carry the pass on to ``t`` in view ``v`` (the newest when None): what a thread that
+    reads a live source does after each batch, so the viewer's next question finds the pass
+    there (it then carries it on over the segments since, if any)."""
+    with _PASS:
+        _advance(tl, t, v)
+
+
 def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
     """The pass's state after the segments at or before ``t`` in view ``v`` (the newest when
-    None): carried on from the last one kept when ``t`` is later, else made afresh."""
+    None): carried on from the last one kept when ``t`` is later, else made afresh. Call it
+    with :data:`_PASS` held, and read the state before letting go."""
     v = v or tl.view()
     m = tl.seg_index_at(t, v)
     n = v.n_conn

@@ -36,10 +36,10 @@ from .conn_filter import (
     state_mask,
     zeek_mask,
 )
-from .diagnosis import verdicts_at
+from .diagnosis import advance, verdicts_at
 
 __all__ = ["NOTES", "SORT_KEYS", "ConnQuery", "ConnRows", "Facts", "ProcessInfo", "check", "endpoint_texts",
-           "parse_analysis", "parse_anomaly", "parse_states", "state_mask", "zeek_mask"]
+           "parse_analysis", "parse_anomaly", "parse_states", "read_ahead", "state_mask", "zeek_mask"]
 
 _NOTE_TEXTS = np.array([",".join(notes_of(b)) for b in range(NOTE_SHOWN + 1)])
 """The notes column's text for each combination of ``NOTE_*`` bits (sorted on as text)."""
@@ -72,6 +72,19 @@ class Facts:
     def notes(self, row: int) -> list[str]:
         """The notes of the connection in ``row`` as of the cursor."""
         return notes_of(int(self.progress.notes[row])) if row < self.n else []
+
+
+def read_ahead(tl: Timeline) -> None:
+    """Carry on, to the newest segment, the passes the viewer's next look at the newest time
+    starts with (the states, counts and progress of every connection; the diagnosis's pass):
+    for the thread that reads a live source or a stream, after each batch, so they run there,
+    and the viewer's own thread then carries them over the few segments since. Each keeps
+    its result (the timeline's cache, and the diagnosis's state under its lock)."""
+    v = tl.view()
+    tl.states_at(None, v)
+    tl.conn_stats_at(None, v)
+    tl.progress_at(None, v)
+    advance(tl, None, v)
 
 
 class ConnRows:
