@@ -221,6 +221,73 @@ async def test_a_stream_says_live_while_its_producer_writes_and_ended_after(monk
         os.close(r)
 
 
+async def test_a_stream_far_behind_its_producer_redraws_its_views_seldom():
+    """While a stream's reader is behind its producer by BEHIND_BYTES or more (the relay
+    holds that much: here its count is raised by 8 MiB), the ticks redraw the views at most
+    once every CATCH_UP_SECONDS (the bar says how far behind); caught up, they redraw as the
+    packets come again."""
+    import asyncio
+
+    from helpers import many_connections, pcap_bytes
+
+    from tcpview.ui.app import CATCH_UP_SECONDS
+
+    frames = many_connections(60)
+    data = pcap_bytes((ts, raw) for ts, _lt, raw in frames)
+    head = data[:24]
+    records = [data[i:j] for i, j in zip(_record_offsets(data), [*_record_offsets(data)[1:], len(data)])]
+    r, w = os.pipe()
+    source = FileSource("-", fd=r)
+    app = TcpviewApp(source)
+    real_status = source.status
+    held = {"bytes": 0}
+    source.status = lambda: dict(real_status(), waiting=real_status().get("waiting", 0) + held["bytes"])
+    drawn: list[float] = []
+    refresh = app.refresh_views
+
+    def counted(force: bool = False, settle: bool = True) -> None:
+        drawn.append(asyncio.get_running_loop().time())
+        refresh(force, settle)
+
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            app.refresh_views = counted  # type: ignore[method-assign]
+            os.write(w, head + b"".join(records[:20]))
+            assert await wait_until(lambda: len(app.tl.conns) > 0, 20, 0.02, pilot.pause)
+
+            async def pour(recs: list[bytes], seconds: float) -> int:
+                """Write ``recs`` a few at a time over ``seconds``; the draws meanwhile."""
+                await pilot.pause(0.3)
+                start = len(drawn)
+                step = max(1, len(recs) // 10)
+                for k in range(0, len(recs), step):
+                    os.write(w, b"".join(recs[k:k + step]))
+                    await pilot.pause(seconds / 10)
+                return len(drawn) - start
+
+            held["bytes"] = 8 << 20
+            assert await wait_until(lambda: "MiB behind" in bar(app), 5, 0.05, pilot.pause), bar(app)
+            behind = await pour(records[20:300], CATCH_UP_SECONDS * 0.8)
+            held["bytes"] = 0
+            assert await wait_until(lambda: "MiB behind" not in bar(app), 5, 0.05, pilot.pause), bar(app)
+            caught_up = await pour(records[300:600], CATCH_UP_SECONDS * 0.8)
+            assert behind <= 1 < 3 <= caught_up, (behind, caught_up)
+    finally:
+        os.close(w)
+        os.close(r)
+
+
+def _record_offsets(data: bytes) -> list[int]:
+    """Where each record of a classic pcap (little-endian) starts."""
+    import struct
+
+    out, at = [], 24
+    while at < len(data):
+        out.append(at)
+        at += 16 + struct.unpack_from("<I", data, at + 8)[0]
+    return out
+
+
 async def test_ticks_leave_the_cpu_alone_between_draws_that_take_long(tmp_path: Path) -> None:
     """Playing through thousands of connections, each refresh reads them all: the next tick's
     refresh waits until the last one's time, four times over, has passed (so drawing takes at
