@@ -8,6 +8,15 @@ import json
 from helpers import cli, ether_ipv4_tcp, pcap_bytes
 
 CLIENT, SERVER = ("10.0.0.1", 40000), ("10.0.0.2", 80)
+C0, S0 = 1000, 5000  # the two ends' initial sequence numbers
+
+OPENING = [
+    ("c", "S", C0, 0, 0, 0.000, 0.001),
+    ("s", "SA", S0, C0 + 1, 0, 0.002, 0.003),
+    ("c", "A", C0 + 1, S0 + 1, 0, 0.004, 0.005),
+    ("s", "A", S0 + 1, C0 + 1, 1000, 0.010, 0.011),
+]
+"""The handshake, each leg 1 ms on the wire, and the server's first 1000 bytes."""
 
 
 def _write(tmp_path, wire: list[tuple[str, str, int, int, int, float, float | None]]):
@@ -41,18 +50,14 @@ def test_a_segment_lost_near_the_end_counts_when_a_later_one_arrived(tmp_path):
     client's capture ended, was sent again and arrived. The resend says the first copy was
     lost (not still on its way), though the slowest delay is longer than the time left. The
     last segment, sent after the client's capture ended, is not counted lost."""
-    c0, s0 = 1000, 5000
     wire = [
-        ("c", "S", c0, 0, 0, 0.000, 0.001),
-        ("s", "SA", s0, c0 + 1, 0, 0.002, 0.003),
-        ("c", "A", c0 + 1, s0 + 1, 0, 0.004, 0.005),
-        ("s", "A", s0 + 1, c0 + 1, 1000, 0.010, 0.011),
-        ("s", "A", s0 + 1001, c0 + 1, 1000, 0.011, 0.061),  # queued 50 ms
-        ("c", "A", c0 + 1, s0 + 2001, 0, 0.062, 0.063),
-        ("s", "A", s0 + 2001, c0 + 1, 1000, 0.070, None),  # lost
-        ("s", "A", s0 + 2001, c0 + 1, 1000, 0.072, 0.073),  # sent again, arrived
-        ("c", "A", c0 + 1, s0 + 3001, 0, 0.074, 0.075),  # the client's capture's last frame
-        ("s", "A", s0 + 3001, c0 + 1, 1000, 0.0745, None),  # on its way when it ended
+        *OPENING,
+        ("s", "A", S0 + 1001, C0 + 1, 1000, 0.011, 0.061),  # queued 50 ms
+        ("c", "A", C0 + 1, S0 + 2001, 0, 0.062, 0.063),
+        ("s", "A", S0 + 2001, C0 + 1, 1000, 0.070, None),  # lost
+        ("s", "A", S0 + 2001, C0 + 1, 1000, 0.072, 0.073),  # sent again, arrived
+        ("c", "A", C0 + 1, S0 + 3001, 0, 0.074, 0.075),  # the client's capture's last frame
+        ("s", "A", S0 + 3001, C0 + 1, 1000, 0.0745, None),  # on its way when it ended
     ]
     assert _lost(_write(tmp_path, wire)) == {"c2s": 0, "s2c": 1}
 
@@ -60,14 +65,10 @@ def test_a_segment_lost_near_the_end_counts_when_a_later_one_arrived(tmp_path):
 def test_a_segment_in_flight_at_the_end_is_not_lost(tmp_path):
     """The last segments the server sent, after the client's capture's last frame, with no
     later one seen arriving: they may have arrived after the capture stopped."""
-    c0, s0 = 1000, 5000
     wire = [
-        ("c", "S", c0, 0, 0, 0.000, 0.001),
-        ("s", "SA", s0, c0 + 1, 0, 0.002, 0.003),
-        ("c", "A", c0 + 1, s0 + 1, 0, 0.004, 0.005),
-        ("s", "A", s0 + 1, c0 + 1, 1000, 0.010, 0.011),
-        ("c", "A", c0 + 1, s0 + 1001, 0, 0.012, 0.013),  # the client's capture's last frame
-        ("s", "A", s0 + 1001, c0 + 1, 1000, 0.0125, None),
-        ("s", "A", s0 + 2001, c0 + 1, 1000, 0.0126, None),
+        *OPENING,
+        ("c", "A", C0 + 1, S0 + 1001, 0, 0.012, 0.013),  # the client's capture's last frame
+        ("s", "A", S0 + 1001, C0 + 1, 1000, 0.0125, None),
+        ("s", "A", S0 + 2001, C0 + 1, 1000, 0.0126, None),
     ]
     assert _lost(_write(tmp_path, wire)) == {"c2s": 0, "s2c": 0}
