@@ -40,6 +40,7 @@ not of memory, as zeroed rows cost nothing until they are set up. Doubling from 
 copied each row again at every step, into memory touched for the first time: under
 connection churn (``benchmarks/stream_bench.py``) 0.37 s of the viewer's thread in 15 s, up
 to 0.2 s at once."""
+
 _PASS = threading.RLock()
 """Held while the pass's state is carried on or read: it is changed in place (its rows made
 ahead), and a reading thread carries it on ahead of the viewer (:func:`advance`)."""
