@@ -41,7 +41,7 @@ from .widgets.conn_table import ConnectionTable, sort_title
 from .widgets.counters import CountersBar
 from .widgets.graph_pane import GraphPane
 from .widgets.ladder import Ladder
-from .widgets.player_bar import BEHIND_BYTES, PlayerBar
+from .widgets.player_bar import PlayerBar
 from .widgets.prompt import Prompt
 from .widgets.slow_bar import SlowBar
 from .widgets.stream_pane import StreamPane
@@ -58,7 +58,7 @@ all; ten a second would take the CPU its producer needs (tcpdump, which drops wh
 take in time), and the answers are the same a few tenths of a second later."""
 
 CATCH_UP_SECONDS = 3.0
-"""While a stream's reader is behind its producer (by :data:`BEHIND_BYTES` or more: at its
+"""While a stream's reader is far behind its producer (:attr:`PlayerBar.far_behind`: at its
 start, the viewer's first second or two), the views wait this long between updates, but for
 keys (the bar, which says how far behind, is drawn as always). Catching up, the reader's
 analysis takes a CPU for a second or more; the views drawn beside it, each reading tens of
@@ -261,22 +261,16 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         ticked = self.player.live and self.tl.clock != self._clock
         if settle and self.player.live:  # a quiet stream's reader still tells what it learnt
             self._source_status()
-        if self._catching_up() and now - self._last_settle < CATCH_UP_SECONDS:
+        held = self._bar.far_behind and now - self._last_settle < CATCH_UP_SECONDS
+        if held or now < self._next_draw:
             self._dirty = self._dirty or moved or ticked
-            self._bar.refresh_if_changed()  # (how far behind)
-            return
-        if now < self._next_draw:
-            self._dirty = self._dirty or moved or ticked
+            if held:
+                self._bar.refresh_if_changed()  # (how far behind)
             return
         if moved or ticked or self._dirty or self._table.behind or (settle and self._unsettled):
             self.refresh_views(settle=settle)
             took = time.monotonic() - now
             self._next_draw = now + min(SETTLE_SECONDS, took / self.draw_share)
-
-    def _catching_up(self) -> bool:
-        """Whether a stream's reader is behind its producer (see :data:`CATCH_UP_SECONDS`)."""
-        bar = self._bar
-        return self.draw_share == STREAM_DRAW_SHARE and not bar.ended and bar.behind >= BEHIND_BYTES
 
     def refresh_views(self, force: bool = False, settle: bool = True) -> None:
         """Read the timeline at the cursor into every view (UI thread only).

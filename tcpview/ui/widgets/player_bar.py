@@ -82,6 +82,11 @@ class PlayerBar(PaintedText, Widget):
         self._bar: tuple[int, int] = (0, 0)  # x range of the timeline in content coordinates
         self._dragging = False
 
+    @property
+    def far_behind(self) -> bool:
+        """Whether the stream's reader is behind by :data:`BEHIND_BYTES` or more (it says so)."""
+        return self.behind >= BEHIND_BYTES
+
     def build(self) -> Text:
         p = self.player
         width = self.content_region.width or self.size.width
@@ -128,7 +133,7 @@ class PlayerBar(PaintedText, Widget):
             self._bar = (x0, x0 + bar_w)
         else:
             self._bar = (0, 0)
-        busy = self.reading or self.preparing or self.lost or self.behind >= BEHIND_BYTES
+        busy = self.reading or self.preparing or self.lost or self.far_behind
         text.append(tail, st("player--loading" if busy else "player--time", partial=True))
         return text
 
@@ -142,7 +147,7 @@ class PlayerBar(PaintedText, Widget):
             states = [f" read {self.read_share * 100:.0f}%" if self.read_share is not None else " reading"]
         else:
             states = [f" {p.fraction() * 100:3.0f}%"]
-        behind = f" {self.behind / (1 << 20):.0f} MiB behind" if self.behind >= BEHIND_BYTES else ""
+        behind = f" {self.behind / (1 << 20):.0f} MiB behind" if self.far_behind else ""
         lost = [f" {self.lost:,} dropped by the capture", f" {self.lost:,} dropped"] if self.lost else [""]
         return [lost[0] + behind + states[0], *(lost[-1] + behind + state for state in states)]
 
