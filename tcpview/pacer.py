@@ -20,19 +20,15 @@ for a CPU; with it, it dropped 805 to 99,159 packets and waited up to 79 ms.
 So, while pacing is on (:func:`start_pacing` until :func:`stop_pacing`), the main thread rests
 as long as it worked, at most :data:`LONGEST_REST`, once it has taken :data:`RUN` of CPU since
 its last rest: a timer of the process's CPU time (``ITIMER_PROF``) interrupts it every
-:data:`RUN`, whatever Python code it runs (compiled kernels that let the GIL go end their call
-first: they are a few milliseconds each). Other threads rest at :func:`pace` calls: each import
+:data:`RUN`, whatever Python code it runs (a call into compiled code ends first: a kernel takes
+a few milliseconds, numpy's sort of 300,000 rows about 17). Other threads rest at :func:`pace` calls: each import
 of a module not loaded yet is one, and so is each compiled kernel loaded from the cache (the
 thread that reads and analyses the stream starts with dozens of each); past its start, that
 thread's turns are short (``summary -``, which takes no rests, lost no packet under the same
 churn).
 
-Measured with ``benchmarks/stream_bench.py`` (10 s of churn a run, about 300,000 packets a
-second, taking turns): with the main thread's timer alone, tcpdump lost 0 to 0.38% of its
-packets into ``replay -`` (none in 1 run of 5); with every thread's imports and loads as pace
-points too, none in 5 of 5 (20 runs in all: none in 12, at most 0.71%). With a turn begun
-before its rest (a rest no longer runs into the next), 0 to 0.40%, median 0.07% (9 runs).
-Before any rest, none in 0 of 13, median 1.51%, at most 2.93%. Into ``cat``, none in any run.
+What it gained, measured with ``benchmarks/stream_bench.py`` beside ``cat`` and ``summary -``,
+is in the README's figures ("A stream on stdin under churn").
 """
 
 from __future__ import annotations
