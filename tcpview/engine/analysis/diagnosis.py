@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,8 +152,7 @@ class Diagnosis:
 def diagnose(tl: Reader, t: float | None = None) -> Diagnoses:
     """Every connection's diagnosis as of ``t`` (the end when None), from the segments at or
     before it. The pass carries on from the last cursor asked when this one is later."""
-    with _PASS:
-        v, m, state = _advance(tl, t)
+    with _passed(tl, t) as (v, m, state):
         done = tl.cached("diagnoses")
         if done is None or done[0] != (v.generation, m, len(state["ints"])):
             done = ((v.generation, m, len(state["ints"])), _finish(v, state))
@@ -163,8 +164,7 @@ def verdicts_at(tl: Reader, t: float | None = None, v: View | None = None) -> np
     """Each connection's verdict (its index in :data:`VERDICTS`) as of ``t``, by row of view
     ``v`` (the timeline's newest when None): what the table shows and filters on, without the
     evidence (cheap to ask on every tick)."""
-    with _PASS:
-        v, m, state = _advance(tl, t, v)
+    with _passed(tl, t, v) as (v, m, state):
         ints, floats = state["ints"], state["floats"]
         pend = ints[:, lim.I_PEND_ROW] >= 0
         shares = state["shares"].copy()
@@ -176,8 +176,7 @@ def verdicts_at(tl: Reader, t: float | None = None, v: View | None = None) -> np
 def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dict[str, float], float] | None:
     """Connection ``cid``'s verdict, seconds per category and duration as of ``t`` (None when
     it has no segment by then, or has left): the viewer's bar, without the evidence."""
-    with _PASS:
-        v, _m, state = _advance(tl, t)
+    with _passed(tl, t) as (v, _m, state):
         row = v.row_of(cid)
         ints, floats = state["ints"], state["floats"]
         if row < 0 or row >= len(ints) or not ints[row, lim.I_SEEN]:
@@ -194,8 +193,7 @@ def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dic
 def sender_at(tl: Reader, cid: int, t: float | None = None) -> str:
     """Which end of connection ``cid`` sent its data as of ``t`` (``"client"`` or
     ``"server"``, the one that sent more payload bytes; ``"server"`` when it is not known)."""
-    with _PASS:
-        v, _m, state = _advance(tl, t)
+    with _passed(tl, t) as (v, _m, state):
         row = v.row_of(cid)
         ints = state["ints"]
         if row < 0 or row >= len(ints):
@@ -221,10 +219,18 @@ def advance(tl: Reader, t: float | None = None, v: View | None = None) -> None:
         _advance(tl, t, v)
 
 
+@contextmanager
+def _passed(tl: Reader, t: float | None, v: View | None = None) -> Iterator[tuple]:
+    """``(view, segments passed, the pass's state)`` as of ``t`` (:func:`_advance`), to be
+    read inside the ``with``: the state is changed in place, and :data:`_PASS` is held."""
+    with _PASS:
+        yield _advance(tl, t, v)
+
+
 def _advance(tl: Reader, t: float | None, v: View | None = None) -> tuple:
     """The pass's state after the segments at or before ``t`` in view ``v`` (the newest when
-    None): carried on from the last one kept when ``t`` is later, else made afresh. Call it
-    with :data:`_PASS` held, and read the state before letting go."""
+    None): carried on from the last one kept when ``t`` is later, else made afresh (with
+    :data:`_PASS` held: see :func:`_passed`)."""
     v = v or tl.view()
     m = tl.seg_index_at(t, v)
     n = v.n_conn
