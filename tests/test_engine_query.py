@@ -87,6 +87,33 @@ def test_a_note_filter_sees_a_reset_that_comes_later() -> None:
     assert list(rows.compute(tr.tl, None)) == [0]
 
 
+def test_what_the_reader_read_ahead_the_table_finds_done() -> None:
+    """After ``read_ahead`` (the reading thread, after a batch), the table's facts at "now"
+    are those very answers, not made again; a batch later, they are carried on, and equal
+    what a timeline fed at once answers."""
+    from helpers import many_connections
+
+    from tcpview.engine.analysis.query import ConnRows, read_ahead
+    from tcpview.engine.timeline.tracker import Tracker
+
+    frames = many_connections(30)
+    half = len(frames) // 2
+    tr, whole = Tracker(), Tracker()
+    records = [(i + 1, ts, lt, raw, 0, len(raw), len(raw)) for i, (ts, lt, raw) in enumerate(frames)]
+    tr.feed_records(records[:half])
+    whole.feed_records(records)
+    read_ahead(tr.tl)
+    v = tr.tl.view()
+    states, pk = tr.tl.states_at(None, v), tr.tl.conn_stats_at(None, v)[0]
+    f = ConnRows().facts(tr.tl, None)
+    assert f.view is v and f.states.base is states and f.packets.base is pk
+    tr.feed_records(records[half:])
+    read_ahead(tr.tl)
+    f, want = ConnRows().facts(tr.tl, None), ConnRows().facts(whole.tl, None)
+    assert (f.states == want.states).all() and (f.packets == want.packets).all()
+    assert (f.nbytes == want.nbytes).all() and f.n == want.n == 30
+
+
 def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
     """Each sort column (computed in bulk and kept per cursor) orders the connections as the
     store's own per-connection answers do, at past cursors and at the end, either direction."""

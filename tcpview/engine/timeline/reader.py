@@ -172,10 +172,13 @@ class Reader:
         return float(v.segs[i].ts)
 
     def states_at(self, t: float | None, v: View | None = None) -> np.ndarray:
-        """Both endpoints' states of every connection as of ``t``: shape ``(n_conn, 2)``."""
+        """Both endpoints' states of every connection as of ``t``: shape ``(n_conn, 2)`` (kept
+        for the next question: do not write to it)."""
         v = v or self._view
         k = self.trans_index_at(t, v)
         prev = self._cache.get("states")
+        if prev is not None and prev[0] == v.generation and prev[1] == k and len(prev[2]) == v.n_conn:
+            return prev[2]  # asked already (the reading thread reads ahead: read_ahead)
         if prev is not None and prev[0] == v.generation and prev[1] <= k and len(prev[2]) <= v.n_conn:
             states = v.start_states(v.n_conn)
             states[: len(prev[2])] = prev[2]
@@ -188,20 +191,23 @@ class Reader:
 
     def conn_stats_at(self, t: float | None, v: View | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per connection as of ``t``: segments, payload bytes and the row of its latest segment
-        (-1 when none)."""
+        (-1 when none; kept for the next question: do not write to them)."""
         v = v or self._view
         m = self.seg_index_at(t, v)
         n = v.n_conn
         prev = self._cache.get("conn")
-        pk, nb = v.start_counts(n)
-        last = np.full(n, -1, np.int64)
-        k0 = 0
-        if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[2]) <= n:
-            j = len(prev[2])
-            pk[:j], nb[:j], last[:j] = prev[2], prev[3], prev[4]
-            k0 = prev[1]
-        conn_stats(v.segs, k0, m, pk, nb, last)
-        self._cache["conn"] = (v.generation, m, pk, nb, last)
+        if prev is not None and prev[0] == v.generation and prev[1] == m and len(prev[2]) == n:
+            pk, nb, last = prev[2:]  # asked already (the reading thread reads ahead: read_ahead)
+        else:
+            pk, nb = v.start_counts(n)
+            last = np.full(n, -1, np.int64)
+            k0 = 0
+            if prev is not None and prev[0] == v.generation and prev[1] <= m and len(prev[2]) <= n:
+                j = len(prev[2])
+                pk[:j], nb[:j], last[:j] = prev[2], prev[3], prev[4]
+                k0 = prev[1]
+            conn_stats(v.segs, k0, m, pk, nb, last)
+            self._cache["conn"] = (v.generation, m, pk, nb, last)
         if v.n["long"]:
             nb = nb.copy()
             for row, ln in v.long_bytes_before(m):
