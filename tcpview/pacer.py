@@ -24,8 +24,14 @@ its last rest: a timer of the process's CPU time (``ITIMER_PROF``) interrupts it
 a few milliseconds, numpy's sort of 300,000 rows about 17). Other threads rest at :func:`pace` calls: each import
 of a module not loaded yet is one, and so is each compiled kernel loaded from the cache (the
 thread that reads and analyses the stream starts with dozens of each); past its start, that
-thread's turns are short (``summary -``, which takes no rests, lost no packet under the same
-churn).
+thread's turns are short.
+
+Every command that reads a stream on standard input starts paced (``tcpview.resident.client``):
+a headless one's start (imports, the engine: half a second of CPU in one go) made tcpdump drop,
+at a terminal, in the first half-second of the stream. A command whose own thread reads the
+stream (``summary -``) stops pacing at its first take (``Drain.take``): that thread then runs
+in the idle class, and its turns are the engine's batches. The viewer reads on another thread,
+and its own thread stays paced until the stream ends.
 
 What it gained, measured with ``benchmarks/stream_bench.py`` beside ``cat`` and ``summary -``,
 is in the README's figures ("A stream on stdin under churn").
@@ -77,6 +83,9 @@ def stop_pacing() -> None:
         import signal
 
         signal.setitimer(signal.ITIMER_PROF, 0)
+        if threading.current_thread() is threading.main_thread():  # (the only one that may)
+            # ignored, not the default (which ends the process), should one be on its way still
+            signal.signal(signal.SIGPROF, signal.SIG_IGN)
         _timed = False
 
 

@@ -170,11 +170,12 @@ def _policies(pid: int) -> set[int]:
     return out
 
 
-def _catches(pid: int, sig: int) -> bool:
-    """Whether process ``pid`` has a handler of its own for signal ``sig``."""
+def _catches(pid: int, sig: int, mask: str = "SigCgt") -> bool:
+    """Whether process ``pid`` has a handler of its own for signal ``sig`` (``mask``
+    ``SigIgn``: whether it ignores it)."""
     with open(f"/proc/{pid}/status") as f:
-        mask = next(int(line.split()[1], 16) for line in f if line.startswith("SigCgt:"))
-    return bool(mask >> (sig - 1) & 1)
+        bits = next(int(line.split()[1], 16) for line in f if line.startswith(mask + ":"))
+    return bool(bits >> (sig - 1) & 1)
 
 
 def test_the_tcpview_command_yields_the_cpu_to_its_producer():
@@ -201,13 +202,46 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
             return len(os.listdir(f"/proc/{view.pid}/task"))
 
         assert not wait_until(lambda: threads() > 1, 4), threads()
-        # its analysis needs no rests (tcpview.pacer): only the viewer takes them
-        assert not _catches(view.pid, signal.SIGPROF)
+        # its start took its CPU in short turns (tcpview.pacer); its analysis, on this thread
+        # in the idle class, takes no rests: the timer that marked the turns is gone (what is
+        # left of it ignored)
+        assert not _catches(view.pid, signal.SIGPROF) and _catches(view.pid, signal.SIGPROF, "SigIgn")
         out, _err = view.communicate(timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 5
     finally:
         view.kill()
         view.wait()
+
+
+def test_a_command_reading_a_stream_on_its_own_thread_ends_its_paced_start_at_its_first_take():
+    """`tcpdump -U -w - | tcpview summary -` at a terminal: the command's start (imports, the
+    engine) takes its CPU in short turns, as the viewer's does, or tcpdump, sharing the
+    terminal session's share of the CPUs with it, drops packets while it starts. Its own
+    thread then reads the stream in the idle class, and the turns end there; a take on another
+    thread (the viewer's reader) leaves them on, for the thread that draws."""
+    code = """
+        import os, threading
+        from tcpview.pacer import pacing, start_pacing
+        from tcpview.sources.drain import Drain, start_early, yield_to_producers
+        r, w = os.pipe()
+        os.write(w, b"x" * 1000)
+        yield_to_producers()
+        assert start_early(r)
+        start_pacing()
+        drain = Drain(r)
+        out = []
+        other = threading.Thread(target=lambda: out.append((len(drain.take(5) or b""), pacing())))
+        other.start()
+        other.join()
+        os.write(w, b"y" * 500)
+        got = drain.take(5)
+        print(out[0][0], out[0][1], len(got or b""), pacing())
+        drain.close()
+    """
+    got = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env_with_repo(), timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == ["1000", "True", "500", "False"], got.stdout
 
 
 def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):

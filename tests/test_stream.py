@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from helpers import REPO, Flow, pcap_bytes, wait_until
+from helpers import REPO, Flow, many_connections, pcap_bytes, wait_until
 from livehelp import env_with_repo, need_root, read_until, tcpview_cmd, wait_settled, wait_tcpdump_wrote
 
 from tcpview.engine.timeline.tracker import Tracker
@@ -333,3 +333,51 @@ def test_summary_follow_is_not_needed_for_a_finished_pipe(tmp_path):
     assert (s["connections"][0]["client"]["state"], s["connections"][0]["server"]["state"]) == \
         ("ESTABLISHED", "ESTABLISHED")
 
+
+
+_RESTS = r"""
+import sys, time
+import tcpview.engine.pump as pump
+rests = []
+sleep = time.sleep
+class Clock:  # the pump's clock, with its rests counted
+    def __getattr__(self, name):
+        return getattr(time, name)
+    def sleep(self, s):
+        rests.append(s)
+        sleep(s)
+pump.time = Clock()
+res = pump.load(sys.argv[1])
+print(len(res.timeline.conns), sum(r == pump.STREAM_REST for r in rests))
+"""
+
+
+def test_a_stream_read_by_a_command_rests_after_each_batch(tmp_path):
+    """`tcpdump -U -w - | tcpview summary -`: the command's own thread reads and analyses the
+    stream, and rests a little after each batch (STREAM_REST), so that a CPU it keeps busy
+    falls idle now and then for the producer; a capture file read the same way takes none."""
+    data = pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(6))
+    capture = tmp_path / "six.pcap"
+    capture.write_bytes(data)
+    step = len(data) // 6 + 1
+    p = subprocess.Popen([sys.executable, "-c", _RESTS, "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env_with_repo(), text=False, cwd=REPO)
+    try:
+        for at in range(0, len(data), step):  # apart: each its own take (one lingers 50 ms at most)
+            p.stdin.write(data[at:at + step])
+            p.stdin.flush()
+            time.sleep(0.3)
+        p.stdin.close()
+        p.wait(60)
+        out, err = p.stdout.read(), p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    conns, rests = (int(x) for x in out.split())
+    assert conns == 6 and rests >= 5, (conns, rests)
+    got = subprocess.run([sys.executable, "-c", _RESTS, str(capture)], capture_output=True, text=True,
+                         env=env_with_repo(), cwd=REPO, timeout=60)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.split() == ["6", "0"], got.stdout

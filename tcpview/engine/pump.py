@@ -33,6 +33,14 @@ from .timeline.timeline import Timeline
 from .timeline.tracker import Tracker
 from .warm import Warmer
 
+STREAM_REST = 0.002
+"""How long a command reading a stream on its own thread (``summary -``) rests after each
+batch, in seconds. That thread runs in the idle class, on a CPU that would be idle without it;
+where a producer (tcpdump) waits for a CPU behind other busy processes, a CPU that falls idle
+pulls it over, and a reader catching up with what the relay held would keep its CPU busy for
+hundreds of milliseconds without rests (tcpdump's buffer holds tens). The viewer's reader rests
+after each batch anyway (:class:`Pump`'s ``pause_seconds``)."""
+
 
 def _ignore(_info: object) -> None:
     pass
@@ -346,8 +354,8 @@ def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bo
         tracker.tl.tables.expect_segments(sum(os.path.getsize(p) for p in paths) // 56 + 1)
     except OSError:
         pass
-    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0, batch_seconds=float("inf"), until=until,
-                warm=warm, say=say, wait_compiled=False)
+    pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0 if paths else STREAM_REST,
+                batch_seconds=float("inf"), until=until, warm=warm, say=say, wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error, src.status().get("dropped"))
 

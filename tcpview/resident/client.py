@@ -214,10 +214,10 @@ def main() -> None:
         from ..sources.drain import start_early, yield_to_producers
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
-        if start_early(0) and argv[0] == "replay":  # a producer writes into the viewer: it
-            from ..pacer import start_pacing  # starts, and draws, in short turns (tcpview.pacer)
+        if start_early(0):  # a producer writes into tcpview: it starts in short turns (tcpview.pacer),
+            from ..pacer import start_pacing  # and the viewer draws in them until the stream ends
 
-            start_pacing()  # (until the stream ends)
+            start_pacing()  # (a command reading on its own thread stops at its first take: Drain.take)
     if served(argv) and os.environ.get("TCPVIEW_RESIDENT") != "0":
         status = try_serve(argv)
         if status is not None:

@@ -31,6 +31,7 @@ import termios
 import threading
 import time
 
+from ..pacer import stop_pacing
 from .relay import Relay, next_rest, widen_pipe
 
 CHUNK = 4 << 20
@@ -145,6 +146,8 @@ class Drain:
         if self._yields() and threading.get_ident() not in self._takers:
             self._takers.add(threading.get_ident())
             idle_this_thread()  # the thread that analyses a stream yields to its producer
+            if threading.current_thread() is threading.main_thread():
+                stop_pacing()  # a command's start is over: from now on its own thread reads (idle)
         if self._thread is None:
             return self._read_relayed(timeout)
         deadline = time.monotonic() + timeout
