@@ -33,13 +33,17 @@ from .timeline.timeline import Timeline
 from .timeline.tracker import Tracker
 from .warm import Warmer
 
-STREAM_REST = 0.002
-"""How long a command reading a stream on its own thread (``summary -``) rests after each
-batch, in seconds. That thread runs in the idle class, on a CPU that would be idle without it;
-where a producer (tcpdump) waits for a CPU behind other busy processes, a CPU that falls idle
-pulls it over, and a reader catching up with what the relay held would keep its CPU busy for
-hundreds of milliseconds without rests (tcpdump's buffer holds tens). The viewer's reader rests
-after each batch anyway (:class:`Pump`'s ``pause_seconds``)."""
+STREAM_REST = 0.001
+"""How long a command reading a stream on its own thread (``summary -``) rests, in seconds,
+after each :data:`STREAM_TURN` of CPU. That thread runs in the idle class, on a CPU that would
+be idle without it; where a producer (tcpdump) waits for a CPU behind other busy processes, a
+CPU that falls idle pulls it over, and a reader catching up with what the relay held would keep
+its CPU busy for hundreds of milliseconds without a rest (tcpdump's buffer holds tens)."""
+STREAM_TURN = 0.02
+"""The CPU time (seconds) such a reader takes before it rests: a rest after every batch cost a
+capture piped in from a file (``cat f | tcpview summary -``) a quarter more time (2.2 s to 2.7 s,
+260 MB), these cost it about a twentieth. The viewer's reader rests after each batch anyway
+(:class:`Pump`'s ``pause_seconds``)."""
 
 
 def _ignore(_info: object) -> None:
@@ -68,6 +72,8 @@ class Pump:
             viewer needs, and headless use does not.
         batch_seconds: how often, at most, ``on_batch`` is told while data keeps coming.
         pause_seconds: a rest after each report, in which the UI thread runs freely.
+        pause_every: with ``pause_seconds``, rest only once this thread has taken this much CPU
+            (seconds) since its last rest (0: after every batch).
         until: stop before the first frame later than this many seconds after the first one
             (None: read to the end).
         warm: choose how the kernels run for this source (:class:`tcpview.engine.warm.Warmer`:
@@ -80,7 +86,7 @@ class Pump:
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,
-                 pause_seconds: float = 0.005, keep_frames: bool = True, warm: bool = False,
+                 pause_seconds: float = 0.005, pause_every: float = 0.0, keep_frames: bool = True, warm: bool = False,
                  until: float | None = None, say: Callable[[str], None] | None = None,
                  wait_compiled: bool = True) -> None:
         self.source = source
@@ -105,6 +111,7 @@ class Pump:
         self.keep_frames = keep_frames
         self.batch_seconds = batch_seconds
         self.pause_seconds = pause_seconds
+        self.pause_every = pause_every
         self.frames_read = 0
         self.done = False
         self.error: str | None = None
@@ -137,6 +144,7 @@ class Pump:
         it = iter(batches(stop) if batches is not None else batches_of(self.source.frames(stop)))
         told = 0.0
         pending = False
+        rested = time.thread_time()
         try:
             for batch in it:
                 if stop.is_set():
@@ -170,9 +178,10 @@ class Pump:
                         holding = self.tl.holding()
                     if stop.is_set():
                         break
-                    if self.pause_seconds:
-                        # let the UI thread have the GIL for a moment
+                    if self.pause_seconds and time.thread_time() - rested >= self.pause_every:
+                        # let the UI thread have the GIL for a moment (or a producer the CPU)
                         time.sleep(self.pause_seconds)
+                        rested = time.thread_time()
                 if reached:
                     break
         except Exception as e:
@@ -355,7 +364,8 @@ def _read(src, tracker: Tracker, paths: list[str], until: float | None, warm: bo
     except OSError:
         pass
     pump = Pump(src, tracker, keep_frames=False, pause_seconds=0.0 if paths else STREAM_REST,
-                batch_seconds=float("inf"), until=until, warm=warm, say=say, wait_compiled=False)
+                pause_every=STREAM_TURN, batch_seconds=float("inf"), until=until, warm=warm, say=say,
+                wait_compiled=False)
     pump.run(threading.Event())
     return LoadResult(tracker, pump.error, src.status().get("dropped"))
 
