@@ -20,7 +20,7 @@ consumer in a session of their own, apart from the churn's processes (a busy hos
 Where the kernel shares the CPUs between sessions first (Linux's autogroup; a session's cgroup
 under systemd does the same), the consumer's CPU counts against tcpdump's share, and tcpdump
 waits for a CPU behind the churn sooner. Measured here: ``summary -`` in the bench's own session,
-beside the churn, lost no packet in 15 runs of 15; at a terminal, it lost some in 7 runs of 8,
+beside the churn, lost no packet in 11 runs of 11; at a terminal, it lost some in 7 runs of 8,
 up to 3% (before its start took its CPU in short turns, as the viewer's does).
 
 Run as root (tcpdump needs CAP_NET_RAW), with tmux installed::
