@@ -129,6 +129,20 @@ async def test_speed_keys_while_live_say_what_the_speed_is_for(tmp_path: Path) -
         assert len([t for t in toasts(app) if "for replaying the past" in t]) == 1  # said while live only
 
 
+async def test_speed_keys_pressed_again_while_live_say_the_speed_alone(tmp_path: Path) -> None:
+    """The explanation comes once; each key pressed after it says the speed in a short toast
+    (Textual's toasts stack: three long ones covered most of an 80x24 screen)."""
+    growing = write_capture(tmp_path / "growing.pcap")
+    app = TcpviewApp(FileSource(str(growing), follow=True), tick=0.02)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        assert await wait_until(lambda: app.tl.packets == 19, 10, 0.02, asyncio.sleep)
+        await pilot.press("plus", "plus", "minus")
+        said = await wait_until(lambda: [t for t in toasts(app) if "speed" in t], 5, 0.02, pilot.pause)
+        assert len(said) == 3, said
+        assert "replaying the past" in said[0] and "speed 2.0x" in said[0]
+        assert [t.splitlines()[-1] for t in said[1:]] == ["speed 5.0x", "speed 2.0x"], said
+
+
 # -- the real command, as a user sees it -------------------------------------------------------
 class _Tmux:
     """A private tmux server (its own socket) with one window running ``command``."""

@@ -17,6 +17,8 @@ class PlayerKeys(SessionViews):
 
     _last_tick: float
     """When the UI tick last ran (play resumes from now)."""
+    _speed_explained = False
+    """Whether a speed key pressed while live said what the speed is for (once is enough)."""
 
     if TYPE_CHECKING:
         def refresh_views(self, force: bool = False, settle: bool = True) -> None: ...
@@ -90,9 +92,13 @@ class PlayerKeys(SessionViews):
         """The bar shows the speed, except while live (which runs at the clock's pace): then
         say what the speed is for."""
         p = self.player
-        if p.live and p.following:
-            self.notify(f"speed {speed_label(p.speed)}: for replaying the past — space pauses, space again "
-                        "plays from the cursor at this speed, L is live again", title="speed", markup=False)
+        if p.live and p.following:  # (the bar shows no speed while live)
+            if self._speed_explained:  # a key pressed again: the speed alone, briefly (toasts stack)
+                self.notify(f"speed {speed_label(p.speed)}", title="speed", timeout=1.5, markup=False)
+            else:
+                self._speed_explained = True
+                self.notify(f"speed {speed_label(p.speed)}: for replaying the past — space pauses, space again "
+                            "plays from the cursor at this speed, L is live again", title="speed", markup=False)
         self._bar.refresh()
 
     def seek_offset(self, seconds: float) -> None:
