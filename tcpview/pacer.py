@@ -21,10 +21,10 @@ So, while pacing is on (:func:`start_pacing` until :func:`stop_pacing`), the mai
 as long as it worked, at most :data:`LONGEST_REST`, once it has taken :data:`RUN` of CPU since
 its last rest: a timer of the process's CPU time (``ITIMER_PROF``) interrupts it every
 :data:`RUN`, whatever Python code it runs (a call into compiled code ends first: a kernel takes
-a few milliseconds, numpy's sort of 300,000 rows about 17). Other threads rest at :func:`pace` calls: each import
-of a module not loaded yet is one, and so is each compiled kernel loaded from the cache (the
-thread that reads and analyses the stream starts with dozens of each); past its start, that
-thread's turns are short.
+a few milliseconds, numpy's sort of 300,000 rows about 17). Other threads rest at :func:`pace`
+calls: each import of a module not loaded yet is one, and so is each compiled kernel loaded
+from the cache (the thread that reads and analyses the stream starts with dozens of each);
+past its start, that thread's turns are short.
 
 Every command that reads a stream on standard input starts paced (``tcpview.resident.client``):
 a headless one's start (imports, the engine: half a second of CPU in one go) made tcpdump drop,

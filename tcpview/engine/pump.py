@@ -71,9 +71,10 @@ class Pump:
         keep_frames: also record where each frame's bytes are (for the detail pane): what the
             viewer needs, and headless use does not.
         batch_seconds: how often, at most, ``on_batch`` is told while data keeps coming.
-        pause_seconds: a rest after each report, in which the UI thread runs freely.
-        pause_every: with ``pause_seconds``, rest only once this thread has taken this much CPU
-            (seconds) since its last rest (0: after every batch).
+        pause_seconds: a rest after each batch fed, in which the UI thread runs freely (or a
+            producer has the CPU).
+        pause_every: rest only once this thread has taken this much CPU (seconds) since its
+            last rest (0: after every batch).
         until: stop before the first frame later than this many seconds after the first one
             (None: read to the end).
         warm: choose how the kernels run for this source (:class:`tcpview.engine.warm.Warmer`:
@@ -86,8 +87,8 @@ class Pump:
     """
 
     def __init__(self, source, tracker: Tracker | None = None, batch_seconds: float = 0.15,
-                 pause_seconds: float = 0.005, pause_every: float = 0.0, keep_frames: bool = True, warm: bool = False,
-                 until: float | None = None, say: Callable[[str], None] | None = None,
+                 pause_seconds: float = 0.005, pause_every: float = 0.0, keep_frames: bool = True,
+                 warm: bool = False, until: float | None = None, say: Callable[[str], None] | None = None,
                  wait_compiled: bool = True) -> None:
         self.source = source
         self.until = until
@@ -179,7 +180,6 @@ class Pump:
                     if stop.is_set():
                         break
                     if self.pause_seconds and time.thread_time() - rested >= self.pause_every:
-                        # let the UI thread have the GIL for a moment (or a producer the CPU)
                         time.sleep(self.pause_seconds)
                         rested = time.thread_time()
                 if reached:

@@ -215,8 +215,8 @@ def advance(tl: Reader, t: float | None = None, v: View | None = None) -> None:
     """Carry the pass on to ``t`` in view ``v`` (the newest when None): what a thread that
     reads a live source does after each batch, so the viewer's next question finds the pass
     there (it then carries it on over the segments since, if any)."""
-    with _PASS:
-        _advance(tl, t, v)
+    with _passed(tl, t, v):
+        pass
 
 
 @contextmanager
