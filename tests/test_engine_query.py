@@ -114,6 +114,34 @@ def test_what_the_reader_read_ahead_the_table_finds_done() -> None:
     assert (f.nbytes == want.nbytes).all() and f.n == want.n == 30
 
 
+def test_the_rows_listed_are_drawn_with_the_facts_they_were_listed_by() -> None:
+    """A batch published between the list and the drawing of its rows (the reading thread
+    does not wait for the table) does not make every connection's facts again for the rows
+    drawn after it: they show what they were sorted by, until the next list."""
+    from helpers import many_connections
+
+    from tcpview.engine.analysis.query import ConnRows
+    from tcpview.engine.timeline.tracker import Tracker
+
+    frames = many_connections(30)
+    half = len(frames) // 2
+    tr = Tracker()
+    records = [(i + 1, ts, lt, raw, 0, len(raw), len(raw)) for i, (ts, lt, raw) in enumerate(frames)]
+    tr.feed_records(records[:half])
+    rows = ConnRows()
+    rows.sort = "idle"
+    listed = rows.compute(tr.tl, None)
+    made = rows.facts_listed(tr.tl, None)
+    assert made.n == len(listed)
+    tr.feed_records(records[half:])
+    assert rows.facts_listed(tr.tl, None) is made
+    now = rows.facts(tr.tl, None)
+    assert now is not made and now.n == 30 > made.n
+    rows.compute(tr.tl, None)
+    assert rows.facts_listed(tr.tl, None) is now
+    assert rows.facts_listed(Tracker().tl, None).n == 0  # another timeline's: its own
+
+
 def test_sorted_rows_follow_the_store_at_any_cursor() -> None:
     """Each sort column (computed in bulk and kept per cursor) orders the connections as the
     store's own per-connection answers do, at past cursors and at the end, either direction."""

@@ -103,6 +103,7 @@ class ConnRows:
         self._static: np.ndarray = np.zeros(0, dtype=bool)
         self._static_text: str | None = None
         self._facts: tuple[tuple, Facts] | None = None
+        self._listed: tuple[int, Facts] | None = None  # (timeline's id, the facts the list was made from)
         self._verdicts: tuple[tuple, np.ndarray] | None = None
         self._generation = 0
         self.with_processes = False
@@ -164,6 +165,17 @@ class ConnRows:
         self._facts = (key, f)
         return f
 
+    def facts_listed(self, tl: Timeline, t: float | None) -> Facts:
+        """The facts the list was last made from (:meth:`compute`), what its rows show: a batch
+        published since does not make them again for the rows drawn after it (the next list
+        does). As of now (:meth:`facts`) when there is no such list, or older connections left
+        the timeline since (the rows are numbered anew)."""
+        listed = self._listed
+        if listed is not None and listed[0] == id(tl) and listed[1].t == t \
+                and listed[1].view.generation == tl.view().generation:
+            return listed[1]
+        return self.facts(tl, t)
+
     def _static_mask(self, tl: Timeline, v: View, n: int) -> np.ndarray:
         """Where the first n connections of ``v`` pass the terms that do not depend on the
         cursor: ports, ids and addresses in numpy passes over the columns; words against each
@@ -215,6 +227,7 @@ class ConnRows:
     def compute_rows(self, tl: Timeline, t: float | None) -> tuple[np.ndarray | range, View]:
         """The rows of the connections to list as of time t, and the view they are rows of."""
         f = self.facts(tl, t)
+        self._listed = (id(tl), f)
         v = f.view
         n = f.n
         q = self.query

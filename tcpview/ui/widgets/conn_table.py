@@ -370,7 +370,7 @@ class ConnectionTable(VirtualList):
         c = tl.conns.get(cid)
         if c is None:  # it left the timeline (a memory budget) since the rows were made:
             return Strip.blank(width, base)  # the next update lists what is there now
-        facts = self.model.facts(tl, self.t)
+        facts = self.model.facts_listed(tl, self.t)
         row = c.row
         if row < facts.n:
             cs, ss = (int(x) for x in facts.states[row])
