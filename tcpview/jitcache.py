@@ -44,11 +44,16 @@ def _numba_version_file() -> bytes:
 
 
 def sources_digest() -> str:
-    """A digest of every module kernels are compiled from (and of numba's version). numba
-    checks only the file of the kernel itself before it reuses what it cached, not the files
-    of the functions it calls (and compiled in): so the cache lives in a directory named by
-    this digest, and a change anywhere (an upgrade, an edit) compiles everything again."""
+    """A digest of every module kernels are compiled from, of numba's version and of where
+    these modules are. numba checks only the file of the kernel itself before it reuses what
+    it cached, not the files of the functions it calls (and compiled in): so the cache lives in
+    a directory named by this digest, and a change anywhere (an upgrade, an edit) compiles
+    everything again. numba files each kernel under a name made from its module's folder, so
+    another install of the same sources (another virtualenv sharing ``NUMBA_CACHE_DIR`` or the
+    user's cache) finds nothing of this one's there: it gets a directory, and a compile, of its
+    own rather than a cache marked whole that its commands would compile into one by one."""
     h = hashlib.sha256(_numba_version_file())
+    h.update(_HERE.encode(errors="surrogateescape") + b"\0")
     for sub in ("engine", "sources"):
         for folder, dirs, files in sorted(os.walk(os.path.join(_HERE, sub))):
             dirs[:] = sorted(d for d in dirs if d != "__pycache__")

@@ -207,7 +207,9 @@ def test_an_engine_of_older_sources_is_not_used(tmp_path, loopback_capture):
     edit): the next command runs on its own, and the old engine ends."""
     copy = tmp_path / "copy"
     shutil.copytree(REPO / "tcpview", copy / "tcpview", ignore=shutil.ignore_patterns("__pycache__"))
-    env = _env(tmp_path / "run", path=copy)
+    # (a copy elsewhere has a cache of its own, cold: its kernels run as plain Python here,
+    # so that no compile of them starts beside the other tests)
+    env = _env(tmp_path / "run", path=copy, NUMBA_DISABLE_JIT="1")
     e = _start(env, loopback_capture.pcap, cwd=copy)
     try:
         before = len(e.served())

@@ -225,7 +225,8 @@ def main() -> None:
         if wanted():
             from ..jitcache import is_whole
 
-            if is_whole():  # (on a first run the compile comes first)
+            # (on a first run the compile comes first; numba's switch off: nothing to compile)
+            if is_whole() or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
                 start_in_background()
     from ..cli import run
 
