@@ -132,6 +132,50 @@ def test_close_stops_the_relay_and_a_stream_from_a_file_has_none(tmp_path):
             drain.close()
 
 
+def test_a_relay_started_before_a_fork_is_taken_over_and_stopped_by_the_child():
+    """The ``tcpview`` command starts the relay, then forks the command into a session of its
+    own (tcpview.apart): the child reads through the relay it did not start, and its close
+    stops it (the child cannot wait for another's child; the starter reaps it)."""
+    code = """
+        import os, time
+        from tcpview.sources.drain import Drain, start_early
+        r, w = os.pipe()
+        assert start_early(r)
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            drain = Drain(r)
+            relay = drain.relay.proc.pid
+            got = b""
+            while len(got) < 5:
+                got += drain.take(5) or b""
+            drain.close()
+            print(relay, got.decode(), flush=True)
+            os._exit(0)
+        os.write(w, b"hello")
+        os.waitpid(pid, 0)
+        relay, ended = None, os.waitpid(-1, 0)  # the relay, the starter's own child: it has ended
+        print(ended[0], os.waitstatus_to_exitcode(ended[1]))
+    """
+    got = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                         env=env_with_repo(), timeout=60)
+    assert got.returncode == 0, got.stderr
+    child, parent = got.stdout.splitlines()
+    relay, text = child.split()
+    assert text == "hello"
+    ended, status = parent.split()
+    assert ended == relay and int(status) in (0, -signal.SIGTERM)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started (its main thread's)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(c) for c in f.read().split()]
+    except FileNotFoundError:
+        return []
+
+
 def _relays(pid: int) -> list[int]:
     """The relay processes ``pid`` started."""
     out: list[int] = []
@@ -187,25 +231,28 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
     try:
         view.stdin.write(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(5)))
         view.stdin.flush()
-        assert wait_until(lambda: _relays(view.pid), 20)
+        # (the command runs in a child of the process started, in a session of its own, beside
+        # the relay that process started first: tcpview.apart)
+        assert wait_until(lambda: len(_children(view.pid)) == 2, 20)
         (relay,) = _relays(view.pid)
+        (command,) = set(_children(view.pid)) - {relay}
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         lowered = min(19, mine + CONSUMER_NICE)
-        assert wait_until(lambda: _priorities(view.pid) == {lowered}, 10), _priorities(view.pid)
+        assert wait_until(lambda: _priorities(command) == {lowered}, 10), _priorities(command)
         assert os.getpriority(os.PRIO_PROCESS, relay) == mine
-        assert wait_until(lambda: _policies(view.pid) == {os.SCHED_IDLE}, 20), _policies(view.pid)
+        assert wait_until(lambda: _policies(command) == {os.SCHED_IDLE}, 20), _policies(command)
         assert os.sched_getscheduler(relay) == os.sched_getscheduler(0) != os.SCHED_IDLE
         # the main thread alone, whatever the CPUs: it reads the relay's pipe itself (a thread
         # for that would copy every byte once more), and a second would be a pool that numpy's
         # import started
         def threads() -> int:
-            return len(os.listdir(f"/proc/{view.pid}/task"))
+            return len(os.listdir(f"/proc/{command}/task"))
 
         assert not wait_until(lambda: threads() > 1, 4), threads()
         # its start took its CPU in short turns (tcpview.pacer); its analysis, on this thread
         # in the idle class, takes no rests: the timer that marked the turns is gone (what is
         # left of it ignored)
-        assert not _catches(view.pid, signal.SIGPROF) and _catches(view.pid, signal.SIGPROF, "SigIgn")
+        assert not _catches(command, signal.SIGPROF) and _catches(command, signal.SIGPROF, "SigIgn")
         out, _err = view.communicate(timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 5
     finally:

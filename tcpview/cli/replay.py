@@ -44,10 +44,13 @@ def _stdin_source():
     Textual reads keys from file descriptor 0, so the pipe is moved to another descriptor
     and the controlling terminal is opened on 0.
     """
+    from ..apart import terminal
     from ..sources.base import open_source
 
+    tty = terminal()  # (a command in a session of its own has it from its keeper: tcpview.apart)
     try:
-        tty = os.open("/dev/tty", os.O_RDWR)
+        if tty is None:
+            tty = os.open("/dev/tty", os.O_RDWR)
     except OSError:
         raise UsageError("replay -: needs a terminal (/dev/tty) for the keyboard while the capture comes on stdin") from None
     data_fd = os.dup(0)

@@ -211,10 +211,14 @@ def main() -> None:
     """The ``tcpview`` command: served by the resident engine, or run here."""
     argv = sys.argv[1:]
     if reads_stdin(argv):  # the first thing: a producer writes from its first packet on
+        from ..apart import run_apart
         from ..sources.drain import start_early, yield_to_producers
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
-        if start_early(0):  # a producer writes into tcpview: it starts in short turns (tcpview.pacer),
+        relayed = start_early(0)  # (the relay stays in the terminal's session, as cat would be)
+        if os.environ.get("TCPVIEW_APART") != "0":  # the command in a session of its own: what it
+            run_apart()  # takes is not taken from the producer's (TCPVIEW_APART=0: in the terminal's)
+        if relayed:  # a producer writes into tcpview: it starts in short turns (tcpview.pacer),
             from ..pacer import start_pacing  # and the viewer draws in them until the stream ends
 
             start_pacing()  # (a command reading on its own thread stops at its first take: Drain.take)

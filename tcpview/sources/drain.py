@@ -31,6 +31,7 @@ import termios
 import threading
 import time
 
+from ..apart import stream_ended
 from ..pacer import stop_pacing
 from .relay import Relay, next_rest, widen_pipe
 
@@ -130,6 +131,7 @@ class Drain:
                     self._eof = True
                 self._cond.notify_all()
             if not data:
+                stream_ended()
                 return
             rest = next_rest(rest, len(data), self.pipe_size)
             if rest:
@@ -193,6 +195,7 @@ class Drain:
                 data = b""
             if not data:
                 self._eof = True
+                stream_ended()
                 break
             if not chunks:
                 until = time.monotonic() + LINGER

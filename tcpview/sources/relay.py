@@ -188,6 +188,7 @@ class Relay:
         self.fd = r
         """Where what the producer wrote comes out, in order."""
         self._count = mmap.mmap(self._shared.fileno(), _HELD)
+        self._starter = os.getpid()
 
     def held(self) -> int:
         """Bytes the relay read from the producer's pipe and not yet passed on."""
@@ -195,15 +196,22 @@ class Relay:
 
     def close(self) -> None:
         """Stop the relay and close our end of its pipe."""
+        import signal
         import subprocess
 
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if os.getpid() != self._starter:  # started before a fork (tcpview.apart): another's child,
+            try:  # which only its parent can wait for (and whose id is not reused before it does)
+                os.kill(self.proc.pid, signal.SIGTERM)
+            except OSError:
+                pass
+        else:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         os.close(self.fd)
         self._count.close()
         self._shared.close()

@@ -1,0 +1,175 @@
+"""A command that reads a stream runs in a session of its own, beside its producer's.
+
+``tcpdump -U -w - | tcpview replay -`` typed at a terminal: Linux shares the CPUs between
+sessions first (``autogroup``: every session is a group of its own), and then between the
+processes of each. tcpdump and tcpview, both typed at the same terminal, share one session's
+share, and whatever tcpview takes, tcpdump does not get: a lower priority or the idle class
+only ranks them within the session. Measured under connection churn on 2 cores, at a terminal
+(``tcpdump -i lo -U -w - | CONSUMER`` in tmux, 10 s): a process in the idle class spinning 5 ms
+at a time, at 5% of a CPU, beside ``cat`` made tcpdump drop in 4 runs of 5 (``cat`` alone: 0 of
+3); ``tcpview summary -`` dropped in 7 runs of 8, and in 0 of 4 under ``setsid``.
+
+So :func:`run_apart` forks at the command's first step, once the relay that empties the pipe
+(:func:`tcpview.sources.drain.start_early`) has started: the relay stays in the terminal's
+session beside tcpdump, as ``cat`` would be. The child calls ``setsid`` and runs the command:
+its own session, its own group, whose nice goes to :data:`GROUP_NICE` while the stream comes in
+(autogroup's weight 15 against 1024: it runs on what the other sessions leave) and back to 0
+at the stream's end (:func:`stream_ended`), so that what is left to analyse, and the viewer's
+keys and redraws, have their usual share again. The parent, the *keeper*, stays where the user
+started the command, as small as it was then: the shell waits for it, and it passes on what
+the terminal sends (Ctrl-C, a resize, a hang-up, Ctrl-Z and ``fg``) to the command and the
+command's exit status back to the shell. The keyboard: a process outside the terminal's
+session cannot open ``/dev/tty``, so the keeper opens it first and the command finds it at
+:func:`terminal`. A command whose keeper dies (``kill -9``) is told as if the terminal hung up
+(``PR_SET_PDEATHSIG``), and ends. ``TCPVIEW_APART=0`` keeps the command in the terminal's
+session (``tcpview.resident.client``).
+
+Where a session is not what groups the CPU time (systemd's session cgroups, or autogroup
+switched off) the command runs as before, one process further from the shell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import stat
+import sys
+import time
+from typing import NoReturn
+
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH, signal.SIGUSR1,
+             signal.SIGUSR2)
+"""What the keeper passes on to the command as it comes."""
+
+GROUP_NICE = 19
+"""The nice of the command's session while the stream comes in (autogroup's weight 15, against
+1024 for a session at 0): it runs when the producer's session and the others leave a CPU."""
+
+_PR_SET_PDEATHSIG = 1
+
+_terminal: int | None = None
+_lowered = False
+
+
+def terminal() -> int | None:
+    """A descriptor of the controlling terminal the command was started at, opened by the
+    keeper before the command left the terminal's session (None: not apart, or no terminal)."""
+    return _terminal
+
+
+def run_apart(stream: int = 0) -> bool:
+    """Fork when the descriptor ``stream`` is a pipe, FIFO or socket (a producer writes into
+    it): the child returns True, in a session of its own; this process keeps the terminal's
+    side until the child ends, and exits as it did (it never returns). Returns False, having
+    done nothing, for anything else, where the process leads its session already, or where it
+    cannot fork."""
+    global _terminal
+    try:
+        mode = os.fstat(stream).st_mode
+    except OSError:
+        return False
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or os.getsid(0) == os.getpid():
+        return False
+    try:
+        tty: int | None = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:  # no terminal (a script, a service): still apart from the producer's group
+        tty = None
+    for out in (sys.stdout, sys.stderr):  # (nothing written before the fork is written twice)
+        with contextlib.suppress(Exception):
+            out.flush()
+    keeper = os.getpid()
+    try:
+        pid = os.fork()
+    except OSError:
+        if tty is not None:
+            os.close(tty)
+        return False
+    if pid == 0:
+        os.setsid()
+        _yielding(True)
+        _die_with(keeper)
+        _terminal = tty
+        return True
+    if tty is not None:
+        os.close(tty)
+    _keep(pid)
+
+
+def stream_ended() -> None:
+    """The stream ended: the command's session takes its full share again (what is left to
+    analyse, and the viewer's keys and redraws, no longer hold a producer back)."""
+    _yielding(False)
+
+
+def _yielding(on: bool) -> None:
+    """Give the session of the command its least share of the CPUs (autogroup's nice,
+    :data:`GROUP_NICE`), or its usual one back (0: any process may ask for it, as long as it
+    asked for no less than 0; the kernel takes one change every tenth of a second from
+    unprivileged processes, so a refused one is asked again)."""
+    global _lowered
+    if on == _lowered:
+        return
+    for attempt in range(5):
+        try:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(GROUP_NICE if on else 0))
+            _lowered = on
+            return
+        except BlockingIOError:  # (EAGAIN: another change within the last tenth of a second)
+            time.sleep(0.11 * (attempt + 1))
+        except OSError:  # no autogroup here (switched off, or another kernel): nothing to change
+            return
+
+
+def _die_with(keeper: int) -> None:
+    """Have the kernel send SIGHUP when the keeper ends, whatever ends it (Linux; elsewhere the
+    command outlives a keeper that was killed)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGHUP, 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != keeper:  # it ended before the request took
+        os.kill(os.getpid(), signal.SIGHUP)
+
+
+def _keep(pid: int) -> NoReturn:
+    """The keeper: pass the terminal's signals on to ``pid``, then exit as it did."""
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # the stream is the command's alone: when it stops reading, the producer hears
+    os.close(devnull)
+    os.closerange(3, 1 << 16)  # (and so are the pipes of a relay it started before: tcpview.sources.drain)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signum)
+
+    def stop(_signum: int, _frame: object) -> None:  # Ctrl-Z: the command stops, then the keeper
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGSTOP)
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)  # (the shell sees its job stopped)
+
+    def resume(_signum: int, _frame: object) -> None:  # fg, bg
+        signal.signal(signal.SIGTSTP, stop)
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGCONT)
+
+    for sig in FORWARDED:
+        signal.signal(sig, forward)
+    signal.signal(signal.SIGTSTP, stop)
+    signal.signal(signal.SIGCONT, resume)
+    try:
+        _, status = os.waitpid(pid, 0)  # (retried after each signal handled)
+    except ChildProcessError:
+        os._exit(1)
+    if os.WIFSIGNALED(status):  # ended by a signal: the keeper too, so the shell sees which
+        ended_by = os.WTERMSIG(status)
+        for each in (*FORWARDED, signal.SIGTSTP, signal.SIGCONT):
+            signal.signal(each, signal.SIG_DFL)
+        signal.signal(ended_by, signal.SIG_DFL)
+        os.kill(os.getpid(), ended_by)
+        os._exit(128 + ended_by)
+    os._exit(os.waitstatus_to_exitcode(status))
