@@ -151,6 +151,9 @@ def _keep(pid: int) -> NoReturn:
             os.kill(pid, signal.SIGSTOP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)  # (the shell sees its job stopped)
+        # here again: continued (fg, bg), or never stopped (a shell without job control, whose
+        # jobs the kernel does not stop): the command goes on either way
+        resume(signal.SIGCONT, None)
 
     def resume(_signum: int, _frame: object) -> None:  # fg, bg
         signal.signal(signal.SIGTSTP, stop)

@@ -259,3 +259,42 @@ def test_the_viewer_apart_keeps_its_keyboard_and_follows_a_resize():
         except (ProcessLookupError, ChildProcessError):
             pass
         os.close(fd)
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("job_control", [True, False])
+def test_ctrl_z_stops_the_command_where_it_stops_its_keeper(job_control):
+    """Ctrl-Z (SIGTSTP to the foreground job): under a shell with job control the keeper stops,
+    and the command with it, until ``fg``; where the kernel stops no job (a shell without job
+    control: its process group is orphaned) neither stops, as a command started there would not."""
+    data = _capture(4)
+    argv = tcpview_cmd("summary", "-", "--json")
+    if job_control:  # a process group of its own, whose parent is in the same session
+        view = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=env_with_repo(), process_group=0)
+        keeper = view.pid
+    else:  # the keeper under a shell that leads a session of its own, as `bash -c` under tmux
+        view = subprocess.Popen(["setsid", "sh", "-c", '"$@"; exit $?', "sh", *argv], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo())
+        assert wait_until(lambda: _children(view.pid), 20)
+        keeper = _children(view.pid)[0]
+    try:
+        view.stdin.write(data[:24])
+        view.stdin.flush()
+        command = _command_of(keeper)
+        time.sleep(1)  # (its handlers set)
+        os.kill(keeper, signal.SIGTSTP)
+        if job_control:
+            assert wait_until(lambda: _state(keeper) == "T" and _state(command) == "T", 10)
+            os.kill(keeper, signal.SIGCONT)  # fg
+        assert wait_until(lambda: _state(keeper) != "T" and _state(command) != "T", 10)
+        out, err = view.communicate(data[24:], timeout=60)
+        assert view.returncode == 0, err
+        assert len(json.loads(out)["connections"]) == 4
+    finally:
+        view.kill()
+        view.wait()
