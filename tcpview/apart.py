@@ -20,7 +20,7 @@ started the command, as small as it was then: the shell waits for it, and it pas
 the terminal sends (Ctrl-C, a resize, a hang-up, Ctrl-Z and ``fg``) to the command and the
 command's exit status back to the shell. The keyboard: a process outside the terminal's
 session cannot open ``/dev/tty``, so the keeper opens it first and the command finds it at
-:func:`terminal`. A command whose keeper dies (``kill -9``) is told as if the terminal hung up
+:func:`terminal`. A command whose keeper dies (``kill -9``) is sent SIGTERM by the kernel
 (``PR_SET_PDEATHSIG``), and ends. ``TCPVIEW_APART=0`` keeps the command in the terminal's
 session (``tcpview.resident.client``).
 
@@ -124,15 +124,16 @@ def _yielding(on: bool) -> None:
 
 
 def _die_with(keeper: int) -> None:
-    """Have the kernel send SIGHUP when the keeper ends, whatever ends it (Linux; elsewhere the
-    command outlives a keeper that was killed)."""
+    """Have the kernel send SIGTERM when the keeper ends, whatever ends it (not SIGHUP, which a
+    command started under ``nohup`` ignores; Linux only: elsewhere the command outlives a keeper
+    that was killed)."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGHUP, 0, 0, 0)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
     if os.getppid() != keeper:  # it ended before the request took
-        os.kill(os.getpid(), signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _keep(pid: int) -> NoReturn:

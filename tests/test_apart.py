@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import signal
 import struct
 import subprocess
@@ -17,47 +16,32 @@ import termios
 import time
 
 import pytest
-from helpers import many_connections, pcap_bytes, wait_until
+from helpers import children, cmdline, kill_child, many_connections, pcap_bytes, read_pty, relays, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 
 from tcpview.apart import GROUP_NICE
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
-def _relays(pid: int) -> list[int]:
-    return [c for c in _children(pid) if b"relay.py" in _cmdline(c)]
-
-
 def _command_of(keeper: int) -> int:
     """The process running the command its keeper started (its one child that is not a relay)."""
     def others() -> list[int]:
-        return [c for c in _children(keeper) if b"relay.py" not in _cmdline(c)]
+        return [c for c in children(keeper) if b"relay.py" not in cmdline(c)]
 
-    assert wait_until(lambda: len(others()) == 1, 20), _children(keeper)
+    assert wait_until(lambda: len(others()) == 1, 20), children(keeper)
     return others()[0]
 
 
-def _alive(pid: int) -> bool:
+def _state(pid: int) -> str:
+    """``pid``'s state letter (R, S, T, Z, ...; empty once it has gone)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return f.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
-        return False
+        return ""
 
 
-def _cmdline(pid: int) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().rstrip(b"\0")
-    except FileNotFoundError:
-        return b""
+def _alive(pid: int) -> bool:
+    return _state(pid) not in ("", "Z")
 
 
 def _group_nice(pid: int) -> int | None:
@@ -88,8 +72,8 @@ def test_a_stream_command_runs_in_a_session_of_its_own_and_answers_as_ever(tmp_p
         assert os.getsid(view.pid) == os.getsid(0)  # the keeper: where the shell started it
         assert os.getsid(command) == command != os.getsid(0)  # the command leads a session of its own
         # the relay that empties the pipe (as cat would) stays in the shell's session, the keeper's
-        (relay,) = _relays(view.pid)
-        assert os.getsid(relay) == os.getsid(0) and not _relays(command)
+        (relay,) = relays(view.pid)
+        assert os.getsid(relay) == os.getsid(0) and not relays(command)
         out, err = view.communicate(data[24:], timeout=60)
         assert view.returncode == 0, err
         assert len(json.loads(out)["connections"]) == 7
@@ -107,7 +91,7 @@ def test_a_stream_command_runs_in_a_session_of_its_own_and_answers_as_ever(tmp_p
                                  env=env_with_repo())
         seen = set()
         while alone.poll() is None:
-            seen.update(_cmdline(c) for c in _children(alone.pid))
+            seen.update(cmdline(c) for c in children(alone.pid))
             time.sleep(0.01)
         out, _ = alone.communicate(timeout=60)
     assert alone.returncode == 0 and len(json.loads(out)["connections"]) == 7
@@ -121,8 +105,8 @@ def test_tcpview_apart_0_keeps_the_command_in_the_callers_session():
     try:
         view.stdin.write(_capture(2)[:24])
         view.stdin.flush()
-        assert wait_until(lambda: _relays(view.pid), 20)
-        assert _children(view.pid) == _relays(view.pid)  # its relay alone: the command runs here
+        assert wait_until(lambda: relays(view.pid), 20)
+        assert children(view.pid) == relays(view.pid)  # its relay alone: the command runs here
         out, err = view.communicate(_capture(2)[24:], timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 2, err
     finally:
@@ -205,14 +189,7 @@ def test_the_viewer_apart_keeps_its_keyboard_and_follows_a_resize():
     screen = bytearray()
 
     def read_screen() -> bool:
-        while select.select([fd], [], [], 0)[0]:
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            screen.extend(chunk)
+        read_pty(fd, screen)
         return False
 
     def widest_rule() -> int:
@@ -223,7 +200,7 @@ def test_the_viewer_apart_keeps_its_keyboard_and_follows_a_resize():
     try:
         os.write(stream_w, _capture(20))
         assert wait_until(lambda: read_screen() or b"Connections" in screen, 60)
-        keeper = _children(shell)[0]
+        keeper = children(shell)[0]
         command = _command_of(keeper)
         assert os.getsid(command) == command != os.getsid(shell)
         assert wait_until(lambda: read_screen() or widest_rule() > 60, 20)
@@ -253,17 +230,8 @@ def test_the_viewer_apart_keeps_its_keyboard_and_follows_a_resize():
     finally:
         if stream_w >= 0:
             os.close(stream_w)
-        try:
-            os.kill(shell, signal.SIGKILL)
-            os.waitpid(shell, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        kill_child(shell)
         os.close(fd)
-
-
-def _state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
 
 
 @pytest.mark.parametrize("job_control", [True, False])
@@ -280,8 +248,8 @@ def test_ctrl_z_stops_the_command_where_it_stops_its_keeper(job_control):
     else:  # the keeper under a shell that leads a session of its own, as `bash -c` under tmux
         view = subprocess.Popen(["setsid", "sh", "-c", '"$@"; exit $?', "sh", *argv], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_with_repo())
-        assert wait_until(lambda: _children(view.pid), 20)
-        keeper = _children(view.pid)[0]
+        assert wait_until(lambda: children(view.pid), 20)
+        keeper = children(view.pid)[0]
     try:
         view.stdin.write(data[:24])
         view.stdin.flush()

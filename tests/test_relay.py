@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import textwrap
 import time
 
 import pytest
-from helpers import many_connections, pcap_bytes, wait_until
+from helpers import children, kill_child, many_connections, pcap_bytes, read_pty, relays, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 
 from tcpview.sources.drain import CONSUMER_NICE, Drain, in_pipe
@@ -167,31 +166,6 @@ def test_a_relay_started_before_a_fork_is_taken_over_and_stopped_by_the_child():
     assert ended == relay and int(status) in (0, -signal.SIGTERM)
 
 
-def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started (its main thread's)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(c) for c in f.read().split()]
-    except FileNotFoundError:
-        return []
-
-
-def _relays(pid: int) -> list[int]:
-    """The relay processes ``pid`` started."""
-    out: list[int] = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                children = [int(c) for c in f.read().split()]
-            for c in children:
-                with open(f"/proc/{c}/cmdline", "rb") as f:
-                    if b"relay.py" in f.read():
-                        out.append(c)
-        except FileNotFoundError:  # a thread or process that ended meanwhile
-            continue
-    return out
-
-
 def _priorities(pid: int) -> set[int]:
     """The priorities of the threads of ``pid``."""
     out = set()
@@ -233,9 +207,9 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
         view.stdin.flush()
         # (the command runs in a child of the process started, in a session of its own, beside
         # the relay that process started first: tcpview.apart)
-        assert wait_until(lambda: len(_children(view.pid)) == 2, 20)
-        (relay,) = _relays(view.pid)
-        (command,) = set(_children(view.pid)) - {relay}
+        assert wait_until(lambda: len(children(view.pid)) == 2, 20)
+        (relay,) = relays(view.pid)
+        (command,) = set(children(view.pid)) - {relay}
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         lowered = min(19, mine + CONSUMER_NICE)
         assert wait_until(lambda: _priorities(command) == {lowered}, 10), _priorities(command)
@@ -311,17 +285,7 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
     screen = bytearray()
 
     def read_screen() -> None:
-        while True:
-            ready, _w, _x = select.select([fd], [], [], 0)
-            if not ready:
-                return
-            try:
-                chunk = os.read(fd, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            screen.extend(chunk)
+        read_pty(fd, screen)
 
     try:
         os.write(stream_w, pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(20)))
@@ -347,11 +311,7 @@ def test_the_viewer_answers_keys_while_its_analysis_yields(tmp_path):
         assert wait_until(lambda: (read_screen() or True) and os.waitpid(pid, os.WNOHANG) != (0, 0), 30)
     finally:
         os.close(stream_w)
-        try:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass
+        kill_child(pid)
         os.close(fd)
 
 
