@@ -39,6 +39,8 @@ import sys
 import time
 from typing import NoReturn
 
+from .pacer import idle_this_thread
+
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH, signal.SIGUSR1,
              signal.SIGUSR2)
 """What the keeper passes on to the command as it comes."""
@@ -89,6 +91,7 @@ def run_apart(stream: int = 0) -> bool:
     if pid == 0:
         os.setsid()
         _yielding(True)
+        idle_this_thread()  # (and every thread it starts: see tcpview.pacer.idle_this_thread)
         _die_with(keeper)
         _terminal = tty
         return True

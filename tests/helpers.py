@@ -493,3 +493,14 @@ def read_pty(fd: int, into: bytearray) -> None:
         if not chunk:
             return
         into.extend(chunk)
+
+
+def policies(pid: int) -> set[int]:
+    """The scheduling policies of the threads of ``pid``."""
+    out = set()
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.add(os.sched_getscheduler(int(tid)))
+        except ProcessLookupError:  # a thread that ended meanwhile
+            continue
+    return out

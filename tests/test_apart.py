@@ -16,7 +16,7 @@ import termios
 import time
 
 import pytest
-from helpers import children, cmdline, kill_child, many_connections, pcap_bytes, read_pty, relays, wait_until
+from helpers import children, cmdline, kill_child, many_connections, pcap_bytes, policies, read_pty, relays, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 
 from tcpview.apart import GROUP_NICE
@@ -211,6 +211,10 @@ def test_the_viewer_apart_keeps_its_keyboard_and_follows_a_resize():
         # while the stream comes in, the command's session takes the least share of the CPUs
         # (autogroup), and its usual share once the stream has ended
         assert _group_nice(command) in (GROUP_NICE, None)
+        # and every thread of it in the idle class: a CPU running only those counts as idle when
+        # tcpdump wakes, which takes it at once (in a group of its own, the class costs the
+        # command nothing against other sessions)
+        assert policies(command) == {os.SCHED_IDLE}
         os.close(stream_w)
         stream_w = -1
         assert wait_until(lambda: read_screen() or _group_nice(command) in (0, None), 20)

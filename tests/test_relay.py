@@ -15,7 +15,7 @@ import textwrap
 import time
 
 import pytest
-from helpers import children, kill_child, many_connections, pcap_bytes, read_pty, relays, wait_until
+from helpers import children, kill_child, many_connections, pcap_bytes, policies, read_pty, relays, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 
 from tcpview.sources.drain import CONSUMER_NICE, Drain, in_pipe
@@ -177,17 +177,6 @@ def _priorities(pid: int) -> set[int]:
     return out
 
 
-def _policies(pid: int) -> set[int]:
-    """The scheduling policies of the threads of ``pid``."""
-    out = set()
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            out.add(os.sched_getscheduler(int(tid)))
-        except ProcessLookupError:
-            continue
-    return out
-
-
 def _catches(pid: int, sig: int, mask: str = "SigCgt") -> bool:
     """Whether process ``pid`` has a handler of its own for signal ``sig`` (``mask``
     ``SigIgn``: whether it ignores it)."""
@@ -214,7 +203,7 @@ def test_the_tcpview_command_yields_the_cpu_to_its_producer():
         lowered = min(19, mine + CONSUMER_NICE)
         assert wait_until(lambda: _priorities(command) == {lowered}, 10), _priorities(command)
         assert os.getpriority(os.PRIO_PROCESS, relay) == mine
-        assert wait_until(lambda: _policies(command) == {os.SCHED_IDLE}, 20), _policies(command)
+        assert wait_until(lambda: policies(command) == {os.SCHED_IDLE}, 20), policies(command)
         assert os.sched_getscheduler(relay) == os.sched_getscheduler(0) != os.SCHED_IDLE
         # the main thread alone, whatever the CPUs: it reads the relay's pipe itself (a thread
         # for that would copy every byte once more), and a second would be a pool that numpy's
