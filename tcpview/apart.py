@@ -12,17 +12,20 @@ at a time, at 5% of a CPU, beside ``cat`` made tcpdump drop in 4 runs of 5 (``ca
 So :func:`run_apart` forks at the command's first step, once the relay that empties the pipe
 (:func:`tcpview.sources.drain.start_early`) has started: the relay stays in the terminal's
 session beside tcpdump, as ``cat`` would be. The child calls ``setsid`` and runs the command:
-its own session, its own group, whose nice goes to :data:`GROUP_NICE` while the stream comes in
-(autogroup's weight 15 against 1024: it runs on what the other sessions leave) and back to 0
-at the stream's end (:func:`stream_ended`), so that what is left to analyse, and the viewer's
-keys and redraws, have their usual share again. The parent, the *keeper*, stays where the user
-started the command, as small as it was then: the shell waits for it, and it passes on what
-the terminal sends (Ctrl-C, a resize, a hang-up, Ctrl-Z and ``fg``) to the command and the
-command's exit status back to the shell. The keyboard: a process outside the terminal's
-session cannot open ``/dev/tty``, so the keeper opens it first and the command finds it at
-:func:`terminal`. A command whose keeper dies (``kill -9``) is sent SIGTERM by the kernel
-(``PR_SET_PDEATHSIG``), and ends. ``TCPVIEW_APART=0`` keeps the command in the terminal's
-session (``tcpview.resident.client``).
+its own session and group, every thread of it in the idle class
+(:func:`tcpview.pacer.idle_this_thread`). A CPU that runs only threads of the idle class counts
+as idle when tcpdump wakes, and a thread of it gives the CPU up at once; and in a group of its
+own the class costs the command nothing against the other sessions, so it keeps its fair
+share, and the viewer its keys, on a host whose CPUs are all busy. (Autogroup's nice 19 for
+the command's session while the stream came in starved it there: with two busy loops in
+other sessions, ``cat`` of a 4 MB capture into ``replay -`` took 52 s to reach its end, 2.4 s
+without.) The parent, the *keeper*, stays where the user started the command, as small as it
+was then: the shell waits for it, and it passes on what the terminal sends (Ctrl-C, a resize,
+a hang-up, Ctrl-Z and ``fg``) to the command and the command's exit status back to the shell.
+The keyboard: a process outside the terminal's session cannot open ``/dev/tty``, so the keeper
+opens it first and the command finds it at :func:`terminal`. A command whose keeper dies
+(``kill -9``) is sent SIGTERM by the kernel (``PR_SET_PDEATHSIG``), and ends.
+``TCPVIEW_APART=0`` keeps the command in the terminal's session (``tcpview.resident.client``).
 
 Where a session is not what groups the CPU time (systemd's session cgroups, or autogroup
 switched off) the command runs as before, one process further from the shell.
@@ -36,7 +39,6 @@ import os
 import signal
 import stat
 import sys
-import time
 from typing import NoReturn
 
 from .pacer import idle_this_thread
@@ -45,14 +47,9 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signa
              signal.SIGUSR2)
 """What the keeper passes on to the command as it comes."""
 
-GROUP_NICE = 19
-"""The nice of the command's session while the stream comes in (autogroup's weight 15, against
-1024 for a session at 0): it runs when the producer's session and the others leave a CPU."""
-
 _PR_SET_PDEATHSIG = 1
 
 _terminal: int | None = None
-_lowered = False
 
 
 def terminal() -> int | None:
@@ -90,7 +87,6 @@ def run_apart(stream: int = 0) -> bool:
         return False
     if pid == 0:
         os.setsid()
-        _yielding(True)
         idle_this_thread()  # (and every thread it starts: see tcpview.pacer.idle_this_thread)
         _die_with(keeper)
         _terminal = tty
@@ -98,32 +94,6 @@ def run_apart(stream: int = 0) -> bool:
     if tty is not None:
         os.close(tty)
     _keep(pid)
-
-
-def stream_ended() -> None:
-    """The stream ended: the command's session takes its full share again (what is left to
-    analyse, and the viewer's keys and redraws, no longer hold a producer back)."""
-    _yielding(False)
-
-
-def _yielding(on: bool) -> None:
-    """Give the session of the command its least share of the CPUs (autogroup's nice,
-    :data:`GROUP_NICE`), or its usual one back (0: any process may ask for it, as long as it
-    asked for no less than 0; the kernel takes one change every tenth of a second from
-    unprivileged processes, so a refused one is asked again)."""
-    global _lowered
-    if on == _lowered:
-        return
-    for attempt in range(5):
-        try:
-            with open("/proc/self/autogroup", "w") as f:
-                f.write(str(GROUP_NICE if on else 0))
-            _lowered = on
-            return
-        except BlockingIOError:  # (EAGAIN: another change within the last tenth of a second)
-            time.sleep(0.11 * (attempt + 1))
-        except OSError:  # no autogroup here (switched off, or another kernel): nothing to change
-            return
 
 
 def _die_with(keeper: int) -> None:

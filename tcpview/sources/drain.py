@@ -31,7 +31,6 @@ import termios
 import threading
 import time
 
-from ..apart import stream_ended
 from ..pacer import idle_this_thread, stop_pacing
 from .relay import Relay, next_rest, widen_pipe
 
@@ -131,7 +130,6 @@ class Drain:
                     self._eof = True
                 self._cond.notify_all()
             if not data:
-                stream_ended()
                 return
             rest = next_rest(rest, len(data), self.pipe_size)
             if rest:
@@ -195,7 +193,6 @@ class Drain:
                 data = b""
             if not data:
                 self._eof = True
-                stream_ended()
                 break
             if not chunks:
                 until = time.monotonic() + LINGER
