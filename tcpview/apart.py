@@ -12,20 +12,23 @@ at a time, at 5% of a CPU, beside ``cat`` made tcpdump drop in 4 runs of 5 (``ca
 So :func:`run_apart` forks at the command's first step, once the relay that empties the pipe
 (:func:`tcpview.sources.drain.start_early`) has started: the relay stays in the terminal's
 session beside tcpdump, as ``cat`` would be. The child calls ``setsid`` and runs the command:
-its own session and group, every thread of it in the idle class
-(:func:`tcpview.pacer.idle_this_thread`). A CPU that runs only threads of the idle class counts
-as idle when tcpdump wakes, and a thread of it gives the CPU up at once; and in a group of its
-own the class costs the command nothing against the other sessions, so it keeps its fair
-share, and the viewer its keys, on a host whose CPUs are all busy. (Autogroup's nice 19 for
-the command's session while the stream came in starved it there: with two busy loops in
-other sessions, ``cat`` of a 4 MB capture into ``replay -`` took 52 s to reach its end, 2.4 s
-without.) The parent, the *keeper*, stays where the user started the command, as small as it
-was then: the shell waits for it, and it passes on what the terminal sends (Ctrl-C, a resize,
-a hang-up, Ctrl-Z and ``fg``) to the command and the command's exit status back to the shell.
-The keyboard: a process outside the terminal's session cannot open ``/dev/tty``, so the keeper
-opens it first and the command finds it at :func:`terminal`. A command whose keeper dies
-(``kill -9``) is sent SIGTERM by the kernel (``PR_SET_PDEATHSIG``), and ends.
-``TCPVIEW_APART=0`` keeps the command in the terminal's session (``tcpview.resident.client``).
+its own session and group, so that what it takes of the CPUs is no longer taken from the
+producer's session. The parent, the *keeper*, stays where the user started the command, as
+small as it was then: the shell waits for it, and it passes on what the terminal sends
+(Ctrl-C, a resize, a hang-up, Ctrl-Z and ``fg``) to the command and the command's exit status
+back to the shell. The keyboard: a process outside the terminal's session cannot open
+``/dev/tty``, so the keeper opens it first and the command finds it at :func:`terminal`. A
+command whose keeper dies (``kill -9``) is sent SIGTERM by the kernel (``PR_SET_PDEATHSIG``),
+and ends. ``TCPVIEW_APART=0`` keeps the command in the terminal's session
+(``tcpview.resident.client``).
+
+Two things tried beside it and taken back (``benchmarks/stream_bench.py``, at a terminal):
+autogroup's nice 19 for the command's session while the stream came in starved it on a busy
+host (with two busy loops in other sessions, ``cat`` of a 4 MB capture into ``replay -`` took
+52 s to reach its end, 2.4 s without); and every thread in the idle class, the viewer's own
+too, made ``replay -`` drop in 6 runs of 6 (0.02-2.47%), where with its own thread out of it,
+taking turns with the command in the terminal's session, it had dropped in 2 runs of 8 (6 of 8
+in the terminal's session).
 
 Where a session is not what groups the CPU time (systemd's session cgroups, or autogroup
 switched off) the command runs as before, one process further from the shell.
@@ -40,8 +43,6 @@ import signal
 import stat
 import sys
 from typing import NoReturn
-
-from .pacer import idle_this_thread
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH, signal.SIGUSR1,
              signal.SIGUSR2)
@@ -87,7 +88,6 @@ def run_apart(stream: int = 0) -> bool:
         return False
     if pid == 0:
         os.setsid()
-        idle_this_thread()  # (and every thread it starts: see tcpview.pacer.idle_this_thread)
         _die_with(keeper)
         _terminal = tty
         return True

@@ -130,8 +130,7 @@ def idle_this_thread() -> None:
     holds about 130 ms of a loopback's churn). Only the thread that reads and analyses a
     stream (the one that takes it) goes there: a thread of the idle class gets next to nothing
     while any other thread of its group of processes wants the CPU, and the viewer's own thread
-    must still answer keys and draw (it stays at the lowered priority), unless the command runs
-    in a session, and so a group, of its own (:mod:`tcpview.apart`): there every thread goes."""
+    must still answer keys and draw (it stays at the lowered priority)."""
     idle = getattr(os, "SCHED_IDLE", None)
     if idle is None:
         return
