@@ -47,6 +47,7 @@ from typing import NoReturn
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGWINCH, signal.SIGUSR1,
              signal.SIGUSR2)
 """What the keeper passes on to the command as it comes."""
+_HANDLED = {*FORWARDED, signal.SIGTSTP, signal.SIGCONT}
 
 _PR_SET_PDEATHSIG = 1
 
@@ -80,20 +81,25 @@ def run_apart(stream: int = 0) -> bool:
         with contextlib.suppress(Exception):
             out.flush()
     keeper = os.getpid()
+    # what the terminal sends from now on waits until the keeper's handlers pass it on (a Ctrl-C
+    # in between would end the keeper alone, or run the command's code in it)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED)
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if tty is not None:
             os.close(tty)
         return False
     if pid == 0:
         os.setsid()
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _die_with(keeper)
         _terminal = tty
         return True
     if tty is not None:
         os.close(tty)
-    _keep(pid)
+    _keep(pid, mask)
 
 
 def _die_with(keeper: int) -> None:
@@ -109,8 +115,9 @@ def _die_with(keeper: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _keep(pid: int) -> NoReturn:
-    """The keeper: pass the terminal's signals on to ``pid``, then exit as it did."""
+def _keep(pid: int, mask: set[int | signal.Signals]) -> NoReturn:
+    """The keeper: pass the terminal's signals on to ``pid``, then exit as it did (``mask``:
+    the signals blocked before the fork, unblocked once the handlers are in place)."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # the stream is the command's alone: when it stops reading, the producer hears
     os.close(devnull)
@@ -138,13 +145,14 @@ def _keep(pid: int) -> NoReturn:
         signal.signal(sig, forward)
     signal.signal(signal.SIGTSTP, stop)
     signal.signal(signal.SIGCONT, resume)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     try:
         _, status = os.waitpid(pid, 0)  # (retried after each signal handled)
     except ChildProcessError:
         os._exit(1)
     if os.WIFSIGNALED(status):  # ended by a signal: the keeper too, so the shell sees which
         ended_by = os.WTERMSIG(status)
-        for each in (*FORWARDED, signal.SIGTSTP, signal.SIGCONT):
+        for each in _HANDLED:
             signal.signal(each, signal.SIG_DFL)
         signal.signal(ended_by, signal.SIG_DFL)
         os.kill(os.getpid(), ended_by)
