@@ -39,7 +39,6 @@ is in the README's figures ("A stream on stdin under churn").
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -120,21 +119,3 @@ class _PacedImports:
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         pace()
-
-
-def idle_this_thread() -> None:
-    """Run the calling thread in the idle class where the system has one (Linux's
-    ``SCHED_IDLE``): a producer that wakes takes the CPU from it at once, where a lower priority
-    alone still let a thread of tcpview's run on for tens of milliseconds (``perf sched
-    timehist``: tcpdump waited up to 94 ms on a run queue behind one at nice 10; its buffer
-    holds about 130 ms of a loopback's churn). Only the thread that reads and analyses a
-    stream (the one that takes it) goes there: a thread of the idle class gets next to nothing
-    while any other thread of its group of processes wants the CPU, and the viewer's own thread
-    must still answer keys and draw (it stays at the lowered priority)."""
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is None:
-        return
-    try:
-        os.sched_setscheduler(0, idle, os.sched_param(0))
-    except OSError:  # not allowed here (a container's seccomp policy, say): the priority stays
-        return

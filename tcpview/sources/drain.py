@@ -31,7 +31,7 @@ import termios
 import threading
 import time
 
-from ..pacer import idle_this_thread, stop_pacing
+from ..pacer import stop_pacing
 from .relay import Relay, next_rest, widen_pipe
 
 CHUNK = 4 << 20
@@ -47,7 +47,7 @@ work per batch, not per packet, would cost most (at 70,000 packets a second, a t
 CPU the engine needs for the packets themselves)."""
 CONSUMER_NICE = 10
 """How much lower this process's priority goes while a relay empties its stream (and the
-thread that reads and analyses it runs in the idle class: :func:`tcpview.pacer.idle_this_thread`): where the
+thread that reads and analyses it runs in the idle class: :func:`idle_this_thread`): where the
 CPUs are all busy, the producer (tcpdump, whose kernel buffer drops what it cannot take in
 time) and the relay run first; tcpview's analysis and drawing can wait, held in memory.
 Measured under connection churn on 2 cores: the viewer made tcpdump drop half its packets at
@@ -247,6 +247,24 @@ def lower_priority(by: int) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + by))
         except OSError:  # the thread ended meanwhile
             continue
+
+
+def idle_this_thread() -> None:
+    """Run the calling thread in the idle class where the system has one (Linux's
+    ``SCHED_IDLE``): a producer that wakes takes the CPU from it at once, where a lower priority
+    alone still let a thread of tcpview's run on for tens of milliseconds (``perf sched
+    timehist``: tcpdump waited up to 94 ms on a run queue behind one at nice 10; its buffer
+    holds about 130 ms of a loopback's churn). Only the thread that reads and analyses a
+    stream (the one that takes it) goes there: a thread of the idle class gets next to nothing
+    while any other thread of its group of processes wants the CPU, and the viewer's own thread
+    must still answer keys and draw (it stays at the lowered priority)."""
+    idle = getattr(os, "SCHED_IDLE", None)
+    if idle is None:
+        return
+    try:
+        os.sched_setscheduler(0, idle, os.sched_param(0))
+    except OSError:  # not allowed here (a container's seccomp policy, say): the priority stays
+        return
 
 
 _lowered = False

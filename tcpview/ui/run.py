@@ -38,7 +38,7 @@ def keep_what_is_loaded() -> None:
     long as it does, and each of the collector's full passes walked them all, on the viewer's
     thread. Measured while a stream poured in under churn: its longest pause went from 93 ms
     to 33 ms, its time in all from 0.31 s to 0.14 s; a pause of the viewer's thread is time
-    taken from the capture's producer (see :func:`tcpview.pacer.idle_this_thread`)."""
+    taken from the capture's producer (see :func:`tcpview.sources.drain.idle_this_thread`)."""
     import gc
 
     gc.freeze()
