@@ -16,8 +16,9 @@ import termios
 import time
 
 import pytest
-from helpers import children, cmdline, kill_child, many_connections, pcap_bytes, policies, read_pty, relays, wait_until
+from helpers import many_connections, pcap_bytes, wait_until
 from livehelp import env_with_repo, tcpview_cmd
+from prochelp import children, cmdline, kill_child, policies, read_pty, relays
 
 
 def _leads_a_session(pid: int) -> bool:

@@ -15,8 +15,9 @@ import textwrap
 import time
 
 import pytest
-from helpers import children, kill_child, many_connections, pcap_bytes, policies, read_pty, relays, wait_until
+from helpers import many_connections, pcap_bytes, wait_until
 from livehelp import env_with_repo, tcpview_cmd
+from prochelp import children, kill_child, policies, read_pty, relays
 
 from tcpview.sources.drain import CONSUMER_NICE, Drain, in_pipe
 
