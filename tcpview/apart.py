@@ -40,7 +40,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import stat
 import sys
 from typing import NoReturn
 
@@ -60,18 +59,13 @@ def terminal() -> int | None:
     return _terminal
 
 
-def run_apart(stream: int = 0) -> bool:
-    """Fork when the descriptor ``stream`` is a pipe, FIFO or socket (a producer writes into
-    it): the child returns True, in a session of its own; this process keeps the terminal's
-    side until the child ends, and exits as it did (it never returns). Returns False, having
-    done nothing, for anything else, where the process leads its session already, or where it
-    cannot fork."""
+def run_apart() -> bool:
+    """Fork (the caller does when a relay empties the producer's pipe): the child returns True,
+    in a session of its own; this process keeps the terminal's side until the child ends, and
+    exits as it did (it never returns). Returns False, having done nothing, where the process
+    leads its session already, or where it cannot fork."""
     global _terminal
-    try:
-        mode = os.fstat(stream).st_mode
-    except OSError:
-        return False
-    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or os.getsid(0) == os.getpid():
+    if os.getsid(0) == os.getpid():
         return False
     try:
         tty: int | None = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)

@@ -216,8 +216,8 @@ def main() -> None:
 
         yield_to_producers()  # (as run() asks): tcpview's own start comes after the producer
         relayed = start_early(0)  # (the relay stays in the terminal's session, as cat would be)
-        if os.environ.get("TCPVIEW_APART") != "0":  # the command in a session of its own: what it
-            run_apart()  # takes is not taken from the producer's (TCPVIEW_APART=0: in the terminal's)
+        if relayed and os.environ.get("TCPVIEW_APART") != "0":  # the command in a session of its own:
+            run_apart()  # what it takes is not taken from the producer's (TCPVIEW_APART=0: the terminal's)
         if relayed:  # a producer writes into tcpview: it starts in short turns (tcpview.pacer),
             from ..pacer import start_pacing  # and the viewer draws in them until the stream ends
 
