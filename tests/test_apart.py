@@ -16,7 +16,7 @@ import termios
 import time
 
 import pytest
-from helpers import many_connections, pcap_bytes, wait_until
+from helpers import many_connections, pcap_bytes, reap, wait_until
 from livehelp import env_with_repo, tcpview_cmd
 from prochelp import children, cmdline, kill_child, policies, read_pty, relays
 
@@ -76,8 +76,7 @@ def test_a_stream_command_runs_in_a_session_of_its_own_and_answers_as_ever(tmp_p
         assert view.returncode == 0, err
         assert len(json.loads(out)["connections"]) == 7
     finally:
-        view.kill()
-        view.wait()
+        reap(view)
     bad = subprocess.run(tcpview_cmd("summary", "-"), input=b"not a capture at all, not at all", capture_output=True,
                          env=env_with_repo(), timeout=60)
     assert bad.returncode == 2 and bad.stdout == b""
@@ -108,8 +107,7 @@ def test_tcpview_apart_0_keeps_the_command_in_the_callers_session():
         out, err = view.communicate(_capture(2)[24:], timeout=60)
         assert view.returncode == 0 and len(json.loads(out)["connections"]) == 2, err
     finally:
-        view.kill()
-        view.wait()
+        reap(view)
 
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
@@ -128,8 +126,7 @@ def test_what_the_terminal_sends_the_keeper_reaches_the_command(sig, status):
         assert view.returncode == status
         assert wait_until(lambda: not _alive(command), 10)
     finally:
-        view.kill()
-        view.wait()
+        reap(view)
 
 
 def test_a_command_whose_keeper_is_killed_ends():
@@ -142,8 +139,7 @@ def test_a_command_whose_keeper_is_killed_ends():
         view.wait()
         assert wait_until(lambda: not _alive(command), 20)
     finally:
-        view.kill()
-        view.wait()
+        reap(view)
 
 
 def _shell_in_a_terminal(argv: list[str], stream: tuple[int, int], size: tuple[int, int]) -> tuple[int, int]:
@@ -261,5 +257,4 @@ def test_ctrl_z_stops_the_command_where_it_stops_its_keeper(job_control):
         assert view.returncode == 0, err
         assert len(json.loads(out)["connections"]) == 4
     finally:
-        view.kill()
-        view.wait()
+        reap(view)
