@@ -56,7 +56,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.churn_bench import Churn, free_port, time_wait
-from benchmarks.measure import REPO, child_env, load1
+from benchmarks.measure import GNU_TIME, REPO, child_env, load1
 
 _STATS = re.compile(r"(\d+) packets? (captured|dropped by kernel)")
 _STATS_LINE = re.compile(r"packets? received by filter, (\d+) packets? dropped by kernel")
@@ -142,12 +142,30 @@ def _under_churn(port: int, seconds: float, workers: int, err: str) -> dict:
     return {"connections": conns, "rate": rate, "ss_tw": ss_tw, "early": early}
 
 
+def _timed(consumer: str, cpu_file: str) -> str:
+    """``consumer`` (a command) run under GNU time, which writes the CPU seconds it and every
+    process it waited for took into ``cpu_file`` (as it is where GNU time is not installed)."""
+    if GNU_TIME is None:
+        return consumer
+    return f"{GNU_TIME} -f '%U %S' -o {shlex.quote(cpu_file)} {consumer}"
+
+
+def _cpu(cpu_file: str) -> float | None:
+    """The CPU seconds :func:`_timed` wrote (None: none written)."""
+    try:
+        user, system = Path(cpu_file).read_text().split()[-2:]
+        return float(user) + float(system)
+    except (OSError, ValueError):
+        return None
+
+
 def run_pipe(consumer: str, seconds: float, workers: int, tmp: str, buffer: int | None) -> dict:
     """tcpdump into ``consumer`` (a shell command reading stdin, writing to stdout) under churn."""
     port = free_port()
     err, out = os.path.join(tmp, f"tcpdump-{port}.err"), os.path.join(tmp, f"out-{port}")
+    cpu_file = os.path.join(tmp, f"cpu-{port}")
     sink = shlex.quote(out) if "tcpview" in consumer else "/dev/null"
-    session = _in_terminal(f"{consumer} > {sink}", port, err, buffer)
+    session = _in_terminal(f"{_timed(consumer, cpu_file)} > {sink}", port, err, buffer)
     try:
         row = _under_churn(port, seconds, workers, err)
         deadline = time.monotonic() + 600
@@ -155,7 +173,7 @@ def run_pipe(consumer: str, seconds: float, workers: int, tmp: str, buffer: int 
             time.sleep(0.2)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
-    row.update(load=load1(), **_tcpdump_stats(err))
+    row.update(load=load1(), cpu=_cpu(cpu_file), **_tcpdump_stats(err))
     if "tcpview" in consumer:
         summary = json.loads(Path(out).read_text())
         row["tw"] = summary["counters"].get("TIME_WAIT", 0)
@@ -167,8 +185,8 @@ def run_viewer(seconds: float, workers: int, tmp: str, buffer: int | None) -> di
     """tcpdump into ``tcpview replay -`` in a 120x40 tmux window; the TIME_WAIT count read from
     its counters bar once the stream ended."""
     port = free_port()
-    err = os.path.join(tmp, f"tcpdump-{port}.err")
-    session = _in_terminal(f"{shlex.quote(sys.executable)} -m tcpview replay -", port, err, buffer)
+    err, cpu_file = os.path.join(tmp, f"tcpdump-{port}.err"), os.path.join(tmp, f"cpu-{port}")
+    session = _in_terminal(_timed(f"{shlex.quote(sys.executable)} -m tcpview replay -", cpu_file), port, err, buffer)
     try:
         row = _under_churn(port, seconds, workers, err)
         tw = None
@@ -180,23 +198,58 @@ def run_viewer(seconds: float, workers: int, tmp: str, buffer: int | None) -> di
             if m and tw == int(m.group(1)) and "ENDED" in screen:  # the stream ended, all of it read
                 break
             tw = int(m.group(1)) if m else None
-        return {**row, "tw": tw, "load": load1(), **_tcpdump_stats(err)}
+        subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False, capture_output=True)
+        deadline = time.monotonic() + 10
+        while _screen(session) is not None and time.monotonic() < deadline:  # it quits: GNU time writes
+            time.sleep(0.1)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
+    return {**row, "tw": tw, "load": load1(), "cpu": _cpu(cpu_file), **_tcpdump_stats(err)}
+
+
+def load_consumer(share: float) -> str:
+    """``cat``, beside a process that takes ``share`` of a CPU doing nothing else (see
+    :func:`burn`), in a session of its own at nice 10, as tcpview's command runs: what
+    tcpview's CPU alone, without its reading, costs tcpdump."""
+    burner = f"{shlex.quote(sys.executable)} {shlex.quote(str(Path(__file__).resolve()))} --burn {share:.3f} --while $$"
+    return f"bash -c {shlex.quote(f'setsid nice -n 10 {burner} & cat')}"
+
+
+def burn(share: float, pid: int) -> int:
+    """Take ``share`` of a CPU, in turns of 5 ms of CPU each followed by a rest, as long as
+    the process ``pid`` lives."""
+    turn = 0.005
+    rest = turn * (1 - share) / share if share > 0 else 1.0
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return 0
+        t0 = time.thread_time()
+        while time.thread_time() - t0 < turn:
+            pass
+        time.sleep(rest)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=15.0, help="churn per consumer")
     ap.add_argument("--workers", type=int, default=2, help="client processes (and half as many servers)")
-    ap.add_argument("--only", choices=("cat", "summary", "replay"), action="append",
+    ap.add_argument("--only", choices=("cat", "summary", "replay", "load"), action="append",
                     help="run only these consumers (repeatable)")
     ap.add_argument("--rounds", type=int, default=1,
                     help="run the consumers this many times, taking turns, and end with each one's median "
                          "(a busy machine's drops vary from one minute to the next)")
     ap.add_argument("--buffer", type=int, metavar="KIB",
                     help="tcpdump's kernel buffer in KiB (-B); by default tcpdump's own (2 MiB)")
+    ap.add_argument("--load", type=float, metavar="SHARE",
+                    help="the share of a CPU the load consumer's process takes (by default the CPU per second "
+                         "of churn of the last tcpview consumer in this run, or 0.35 before any)")
+    ap.add_argument("--burn", type=float, help=argparse.SUPPRESS)  # (the load consumer's process)
+    ap.add_argument("--while", dest="while_pid", type=int, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.burn is not None:
+        return burn(a.burn, a.while_pid or os.getppid())
     for tool in ("tcpdump", "tmux", "ss"):
         if shutil.which(tool) is None:
             print(f"stream_bench: {tool} is not installed", file=sys.stderr)
@@ -204,7 +257,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("stream_bench: run as root (tcpdump needs CAP_NET_RAW)", file=sys.stderr)
         return 2
-    only = a.only or ["cat", "summary", "replay"]
+    only = a.only or ["cat", "summary", "replay", "load"]
     compileall.compile_dir(str(REPO / "tcpview"), quiet=1)
     # the compiled kernels too, as a second run finds them: a cold cache (after any edit of the
     # engine) would compile them for about 45 CPU-seconds in the middle of the first run
@@ -212,8 +265,9 @@ def main() -> int:
     buffer = "tcpdump's default buffer" if a.buffer is None else f"tcpdump -B {a.buffer}"
     print(f"{os.cpu_count()} CPUs; load {load1():.2f}; {a.seconds:g} s of churn each, {a.workers} workers; {buffer}")
     print(f"{'consumer of tcpdump -U -w -':<30} {'conns/s':>8} {'captured':>10} {'dropped':>9} {'drop%':>6} "
-          f"{f'in {EARLY:g} s':>7} {'TIME_WAIT':>9} {'ss':>7} {'load':>5}")
+          f"{f'in {EARLY:g} s':>7} {'TIME_WAIT':>9} {'ss':>7} {'load':>5} {'CPU s':>6}")
     drops: dict[str, list[float]] = {name: [] for name in only}
+    share = a.load if a.load is not None else 0.35
     with tempfile.TemporaryDirectory(prefix="tcpview-stream-") as tmp:
         for name in [n for _ in range(max(1, a.rounds)) for n in only]:
             if name == "cat":
@@ -221,13 +275,21 @@ def main() -> int:
             elif name == "summary":
                 row = run_pipe(f"{shlex.quote(sys.executable)} -m tcpview summary - --json", a.seconds, a.workers, tmp,
                                a.buffer)
-            else:
+            elif name == "replay":
                 row = run_viewer(a.seconds, a.workers, tmp, a.buffer)
+            else:
+                row = run_pipe(load_consumer(share), a.seconds, a.workers, tmp, a.buffer)
+                row["cpu"] = share * a.seconds  # (what its process was asked to take; cat's own is next to nothing)
+            if name in ("summary", "replay") and row.get("cpu") is not None and a.load is None:
+                share = min(1.0, row["cpu"] / a.seconds)  # the load consumer takes as much as the last tcpview
             cap, drop = row.get("captured", 0), row.get("dropped by kernel", 0)
             pct = 100 * drop / (cap + drop) if cap + drop else 0.0
             tw = row.get("tw")
-            print(f"{name:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} {row['early']:7d} "
-                  f"{'-' if tw is None else tw:>9} {row['ss_tw']:7d} {row['load']:5.2f}", flush=True)
+            cpu = row.get("cpu")
+            label = f"cat + {share:.0%} of a CPU" if name == "load" else name
+            print(f"{label:<30} {row['rate']:8.0f} {cap:10d} {drop:9d} {pct:6.2f} {row['early']:7d} "
+                  f"{'-' if tw is None else tw:>9} {row['ss_tw']:7d} {row['load']:5.2f} "
+                  f"{'-' if cpu is None else f'{cpu:.2f}':>6}", flush=True)
             drops[name].append(pct)
     if a.rounds > 1:
         for name, pcts in drops.items():
