@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
 
 
+SHOWN_AS_IT_COMES = frozenset({"replay"})
+"""The commands that show a stream as it comes (the viewer): the others answer at its end."""
+
+
 def _read_stdin_at_once(args: argparse.Namespace) -> None:
     """A capture streamed on standard input (``-``) is read from now on, before the command
     loads its engine: its producer writes meanwhile (:func:`tcpview.sources.drain.start_early`).
@@ -91,9 +95,12 @@ def _read_stdin_at_once(args: argparse.Namespace) -> None:
     if "-" in (given if isinstance(given, list) else [given]):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(f"-: stdin is a terminal; pipe a capture in, e.g. tcpdump -U -w - | tcpview {args.command} -")
-        from ..sources.drain import start_early
+        from ..sources.drain import hold_while_busy, start_early, wait_to_analyse
 
         start_early(0)
+        if args.command not in SHOWN_AS_IT_COMES:
+            hold_while_busy()  # its answer comes at the end: the producer goes first meanwhile,
+            wait_to_analyse()  # even before the engine is loaded
 
 
 def _no_blas_threads() -> None:

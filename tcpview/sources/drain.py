@@ -32,12 +32,22 @@ import threading
 import time
 
 from ..pacer import stop_pacing
+from .holding import POLL, Holding
 from .relay import Relay, next_rest, widen_pipe
 
 CHUNK = 4 << 20
 """The most one read takes from the pipe."""
-HOLD_BYTES = 256 << 20
-"""The most read from the pipe and not yet taken by the consumer."""
+def _ram() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+HOLD_BYTES = max(256 << 20, min(1 << 30, _ram() // 8))
+"""The most read from the pipe and not yet taken by the consumer: 1 GiB, or an eighth of the
+RAM if that is less, but no less than 256 MiB (half of it is what a command that answers at
+the end holds before it analyses while the producer writes: :mod:`tcpview.sources.holding`)."""
 TAKE_BYTES = 1 << 20
 """A take returns at once when this much has come; with less, it lingers (:data:`LINGER`)."""
 LINGER = 0.05
@@ -75,9 +85,14 @@ class Drain:
         self.hold = hold
         self.relay = _adopt(fd) or _relay_of(fd, hold)
         """The process that empties a pipe for us (None: a thread of ours reads ``fd``)."""
+        self.holding: Holding | None = None
+        """When a command that answers at the end analyses (None: as soon as bytes come)."""
+        self._taken = 0
         if self.relay is not None:  # the relay holds what is not taken: the taker reads its pipe
             self.fd = self.relay.fd
             lower_priority(_yield_by)
+            if _hold:
+                self.holding = Holding(hold // 2)
         self._chunks: list[bytes] = []
         self._held = 0
         self._eof = False
@@ -149,6 +164,8 @@ class Drain:
             if threading.current_thread() is threading.main_thread():
                 stop_pacing()  # a command's start is over: from now on its own thread reads (idle)
         if self._thread is None:
+            if self.holding is not None and not self._eof and not self._wait_for_go(timeout):
+                return None
             return self._read_relayed(timeout)
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -170,6 +187,19 @@ class Drain:
             if self._error is not None:
                 raise self._error
             return b""
+
+    def _wait_for_go(self, timeout: float) -> bool:
+        """Wait, up to ``timeout`` seconds, until :attr:`holding` says to analyse."""
+        assert self.holding is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            waiting = self.waiting()
+            if self.holding.go(self._taken + waiting, waiting):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or self._closed:
+                return False
+            time.sleep(min(POLL, left))
 
     def _read_relayed(self, timeout: float) -> bytes | None:
         """:meth:`take`, where the relay holds what was not taken: read its pipe here, all it
@@ -198,6 +228,7 @@ class Drain:
                 until = time.monotonic() + LINGER
             chunks.append(data)
             got += len(data)
+        self._taken += got
         if chunks:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._error is not None:
@@ -229,6 +260,14 @@ def yield_to_producers(by: int = CONSUMER_NICE) -> None:
     with these classes keeps its priority unless it asks too."""
     global _yield_by
     _yield_by = by
+
+
+def hold_while_busy() -> None:
+    """From now on, a stream a relay empties is analysed when that costs its producer
+    nothing, or when what waits reaches half of what may be held (:mod:`tcpview.sources.holding`):
+    for a command whose answer comes at the end of the stream, not for a viewer."""
+    global _hold
+    _hold = True
 
 
 def lower_priority(by: int) -> None:
@@ -268,6 +307,7 @@ def idle_this_thread() -> None:
 
 
 _lowered = False
+_hold = False
 _yield_by = 0
 _early: tuple[tuple[int, int], Relay] | None = None
 
@@ -293,6 +333,22 @@ def start_early(fd: int = 0) -> bool:
         _early = (pipe, relay)
         lower_priority(_yield_by)  # the engine's loading, too, comes after the producer
     return relay is not None
+
+
+def wait_to_analyse() -> None:
+    """Where a command that answers at the end (:func:`hold_while_busy`) reads a stream the
+    relay :func:`start_early` started empties, wait until :class:`Holding` says go: before the
+    command loads its engine (half a second of CPU, taken from the producer where no CPU is
+    spare)."""
+    if not _hold or _early is None:
+        return
+    (_dev, _ino), relay = _early
+    holding = Holding(HOLD_BYTES // 2)
+    while True:
+        waiting = relay.held() + in_pipe(relay.fd)
+        if holding.go(waiting, waiting):  # (nothing is taken yet: all that came waits)
+            return
+        time.sleep(POLL)
 
 
 def _adopt(fd: int) -> Relay | None:
