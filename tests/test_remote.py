@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import threading
@@ -274,7 +275,39 @@ def test_host_specs_and_the_command_sent() -> None:
     bpf = "tcp port 1 and $(reboot); `reboot` 'x'"
     cmd = remote_command("eth0", bpf, 512, ["sudo", "-n", "tcpdump"])
     words = shlex.split(cmd)  # what the host's shell makes of it: the filter one word, untouched
-    assert words[0:2] == ["sh", "-c"] and words[3:] == ["tcpview", "eth0", bpf, "512", "sudo", "-n", "tcpdump"]
+    assert words[0:2] == ["sh", "-c"] and words[3:] == ["tcpview", "eth0", bpf, "512", "32768", "sudo", "-n", "tcpdump"]
+    assert shlex.split(remote_command(None, None, 96, ["tcpdump"], buffer_mb=4))[3:] == ["tcpview", "", "", "96", "4096",
+                                                                                           "tcpdump"]
     argv = ssh_argv(s, cmd, ["Port=1", "BatchMode=no"])
     assert argv[argv.index("-p") + 1] == "2222" and argv.index("-p") < argv.index("Port=1")
     assert argv.index("BatchMode=no") < argv.index("BatchMode=yes") and argv[-3:] == ["--", "root@10.0.0.7", cmd]
+
+
+def _tcpdumps_with(word: str) -> list[list[bytes]]:
+    """The command lines of the tcpdumps running now one of whose arguments holds ``word``."""
+    from prochelp import cmdline
+
+    found = []
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        args = cmdline(pid).split(b"\0")
+        if any(a.endswith(b"tcpdump") for a in args[:3]) and any(word.encode() in a for a in args):
+            found.append(args)
+    return found
+
+
+def test_a_hosts_tcpdump_gets_the_kernel_buffer_tcpviews_own_capture_gets(sshd):
+    """Each host's tcpdump runs with ``-B`` (KiB): 32 MiB unless ``live -B`` says otherwise,
+    not tcpdump's 2 MiB, which a busy host's CPUs overrun (tcpview's own capture's default)."""
+    from tcpview.sources.live.remote import parse_remote
+    from tcpview.sources.live.remote_merge import RemoteCapture
+
+    for asked, kib in ((None, b"32768"), (4, b"4096")):
+        bpf = f"tcp port {sshd.port + 1 + (asked or 0)}"  # nothing comes: only its command line is looked at
+        extra = {} if asked is None else {"buffer_mb": asked}
+        src = RemoteCapture([parse_remote(sshd.spec("lo"))], bpf=bpf, options=sshd.options()[1::2], **extra)
+        try:
+            assert wait_until(lambda: _tcpdumps_with(bpf), 10)
+            (args,) = _tcpdumps_with(bpf)
+            assert args[args.index(b"-B") + 1] == kib
+        finally:
+            src.close()

@@ -70,7 +70,8 @@ def add_live(sub) -> None:
     p.add_argument("-s", "--snaplen", type=positive_int, metavar="BYTES",
                    help="bytes kept per packet (default: 512, headers only; 262144 with -w)")
     p.add_argument("-B", "--buffer", type=positive_int, default=32, metavar="MiB",
-                   help="capture buffer in the kernel: the packet ring's size, or dumpcap's -B (default 32 MiB)")
+                   help="capture buffer in the kernel: the packet ring's size, or dumpcap's -B, or each "
+                        "--remote host's tcpdump -B (default 32 MiB)")
     p.add_argument("expression", nargs="*", help="capture filter words, as for tcpdump (instead of -f)")
     p.add_argument("--kernel", action="store_true",
                    help="also read the kernel's own TCP events (tracefs tracepoints, root): the ladder shows "

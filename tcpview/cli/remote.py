@@ -53,7 +53,7 @@ def open_remote(args: argparse.Namespace, bpf: str | None):
 
     specs = [parse_remote(text) for text in args.remote]
     return RemoteCapture(specs, iface=args.interface, bpf=bpf, snaplen=getattr(args, "snaplen", None) or DEFAULT_SNAPLEN,
-                         options=args.ssh_option, tcpdump=args.tcpdump_words)
+                         options=args.ssh_option, tcpdump=args.tcpdump_words, buffer_mb=getattr(args, "buffer", 32))
 
 
 def host_lines(source) -> list[str]:

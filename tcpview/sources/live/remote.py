@@ -2,7 +2,7 @@
 
 ``ssh -o BatchMode=yes [options] [user@]host sh -c SCRIPT ...`` runs a small POSIX shell
 script on the host (:data:`SCRIPT`) that starts ``tcpdump -U -w - --immediate-mode`` with the
-interface, snap length and BPF filter given, and every second sends it ``SIGUSR1``, on which
+interface, snap length, kernel buffer (:data:`BUFFER_MB`) and BPF filter given, and every second sends it ``SIGUSR1``, on which
 tcpdump writes its counts to its standard error ("N packets dropped by kernel"): ssh carries
 that back, and :class:`RemoteHost` reads it on a thread of its own for the host's drops. The
 pcap stream on ssh's standard output is read with :class:`~tcpview.sources.pcap.CaptureReader`
@@ -46,20 +46,26 @@ START_SECONDS = 20.0
 STOP_SECONDS = 3.0
 """How long ssh may take to end once asked to, and to say its last words after its stream ended."""
 
+BUFFER_MB = 32
+"""The host's tcpdump's kernel buffer (``-B``), as tcpview's own capture's: tcpdump's default,
+2 MiB, holds tens of milliseconds of a busy host's packets, and a host whose CPUs are all busy
+can keep tcpdump waiting longer than that (measured on loopback churn: with ``-B 32768`` no
+drops where the default lost some)."""
+
 SSH_DEFAULTS = ("BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "ServerAliveCountMax=3",
                 "LogLevel=ERROR")
 """ssh options always given, after the user's (ssh takes the first value it is given for each):
 never a prompt (there is no terminal to answer it), and a host that vanishes from the network is
 noticed within about 15 s."""
 
-SCRIPT = r"""i=$1 f=$2 s=$3; shift 3
+SCRIPT = r"""i=$1 f=$2 s=$3 b=$4; shift 4
 own() { echo "tcp and host ${1%%\%*} and port $2 and host ${3%%\%*} and port $4"; }
 if [ -n "${SSH_CONNECTION:-}" ]; then
   o=$(own $SSH_CONNECTION)
   if [ -n "$f" ]; then f="($f) and not ($o)"; else f="not ($o)"; fi
 fi
 if [ -n "$i" ]; then set -- "$@" -i "$i"; fi
-"$@" -U -w - -s "$s" --immediate-mode -- "$f" &
+"$@" -U -w - -s "$s" -B "$b" --immediate-mode -- "$f" &
 p=$!
 ( while sleep 1; do kill -USR1 "$p" 2>/dev/null || exit 0; done ) &
 t=$!
@@ -67,7 +73,7 @@ wait "$p"; r=$?
 kill "$t" 2>/dev/null
 exit "$r"
 """
-"""What runs on the host: ``sh -c SCRIPT tcpview IFACE FILTER SNAPLEN TCPDUMP...``. It adds to
+"""What runs on the host: ``sh -c SCRIPT tcpview IFACE FILTER SNAPLEN BUFFER_KIB TCPDUMP...``. It adds to
 the filter the exclusion of its own ssh connection, starts tcpdump in the background, asks it
 for its counts every second (a ``kill`` that is refused, e.g. a tcpdump run by sudo as root,
 ends the asking: the drops are then unknown) and ends with tcpdump's exit status."""
@@ -137,9 +143,10 @@ def parse_remote(text: str) -> RemoteSpec:
     return RemoteSpec(text.strip(), user or None, host, port, iface or None)
 
 
-def remote_command(iface: str | None, bpf: str | None, snaplen: int, tcpdump: Sequence[str]) -> str:
+def remote_command(iface: str | None, bpf: str | None, snaplen: int, tcpdump: Sequence[str],
+                   buffer_mb: int = BUFFER_MB) -> str:
     """The command line the host's shell runs (every word quoted: see the module's docstring)."""
-    words = ["sh", "-c", SCRIPT, "tcpview", iface or "", bpf or "", str(snaplen), *tcpdump]
+    words = ["sh", "-c", SCRIPT, "tcpview", iface or "", bpf or "", str(snaplen), str(buffer_mb * 1024), *tcpdump]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -168,13 +175,15 @@ class RemoteHost:
         options: ssh ``-o`` options (``Port=2222``, ``IdentityFile=~/.ssh/k``...).
         tcpdump: the command that runs tcpdump on the host (``["sudo", "-n", "tcpdump"]``).
         ssh: the ssh client to run.
+        buffer_mb: tcpdump's kernel buffer on the host (``-B``), MiB.
 
     Raises:
         LiveError: ssh cannot be run here.
     """
 
     def __init__(self, spec: RemoteSpec, iface: str | None, bpf: str | None, snaplen: int,
-                 options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",), ssh: str = "ssh") -> None:
+                 options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",), ssh: str = "ssh",
+                 buffer_mb: int = BUFFER_MB) -> None:
         self.spec = spec
         self.label = spec.text
         self.iface = spec.iface or iface
@@ -190,7 +199,7 @@ class RemoteHost:
         self.said: list[str] = []
         self._closing = threading.Event()
         self._early: list[FrameBatch] = []
-        argv = ssh_argv(spec, remote_command(self.iface, bpf, snaplen, self.tcpdump), options, ssh)
+        argv = ssh_argv(spec, remote_command(self.iface, bpf, snaplen, self.tcpdump, buffer_mb), options, ssh)
         try:
             # its own session: a Ctrl-C meant for tcpview must not end it before it is asked to
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -306,7 +315,8 @@ class RemoteHost:
 
 
 def open_hosts(specs: Sequence[RemoteSpec], iface: str | None, bpf: str | None, snaplen: int,
-               options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",)) -> list[RemoteHost]:
+               options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",),
+               buffer_mb: int = BUFFER_MB) -> list[RemoteHost]:
     """Start ssh to every host at once and wait until each captures.
 
     Raises:
@@ -316,7 +326,7 @@ def open_hosts(specs: Sequence[RemoteSpec], iface: str | None, bpf: str | None, 
     hosts: list[RemoteHost] = []
     try:
         for spec in specs:
-            hosts.append(RemoteHost(spec, iface, bpf, snaplen, options, tcpdump))
+            hosts.append(RemoteHost(spec, iface, bpf, snaplen, options, tcpdump, buffer_mb=buffer_mb))
         deadline = time.monotonic() + START_SECONDS
         failed: list[str] = []
         for h in hosts:

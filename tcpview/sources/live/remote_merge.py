@@ -30,7 +30,7 @@ import numpy as np
 from ..batch import FrameBatch
 from ..frames import FrameStore
 from ..merge import CaptureMap, MergedSource
-from .remote import RemoteHost, RemoteSpec, open_hosts
+from .remote import BUFFER_MB, RemoteHost, RemoteSpec, open_hosts
 
 GRACE = 0.25
 """Seconds a quiet host may hold the others back; its watermark is the local clock minus this."""
@@ -62,6 +62,7 @@ class RemoteCapture(MergedSource):
         snaplen: bytes kept per packet.
         options: ssh ``-o`` options, for every host.
         tcpdump: the command that runs tcpdump on the hosts.
+        buffer_mb: tcpdump's kernel buffer on each host (``-B``), MiB.
 
     Raises:
         LiveError: a host did not start capturing (see :func:`~tcpview.sources.live.remote.open_hosts`).
@@ -72,13 +73,15 @@ class RemoteCapture(MergedSource):
     """How this source captures, for the status line and the summary."""
 
     def __init__(self, specs: Sequence[RemoteSpec], iface: str | None = None, bpf: str | None = None,
-                 snaplen: int = 512, options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",)) -> None:
+                 snaplen: int = 512, options: Sequence[str] = (), tcpdump: Sequence[str] = ("tcpdump",),
+                 buffer_mb: int = BUFFER_MB) -> None:
         self.bpf = bpf or None
         self.snaplen = snaplen
         self.sink = None
         self.timeline = None
         self.error: str | None = None
-        self._hosts: list[RemoteHost] = open_hosts(specs, iface, self.bpf, snaplen, options, tcpdump)
+        self._hosts: list[RemoteHost] = open_hosts(specs, iface, self.bpf, snaplen, options, tcpdump,
+                                                          buffer_mb=buffer_mb)
         labels = [h.label for h in self._hosts]
         super().__init__(labels, sources=self._hosts)  # its merging step, the hosts' streams as sources
         self.captures = CaptureMap(labels, self.offsets, streams=True)
