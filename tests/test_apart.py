@@ -110,21 +110,27 @@ def test_tcpview_apart_0_keeps_the_command_in_the_callers_session():
         reap(view)
 
 
-@pytest.mark.parametrize(("sig", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, -signal.SIGTERM)])
-def test_what_the_terminal_sends_the_keeper_reaches_the_command(sig, status):
+@pytest.mark.parametrize(("signals", "status"), [((signal.SIGINT,), 0), ((signal.SIGINT, signal.SIGINT), 130),
+                                                 ((signal.SIGTERM,), -signal.SIGTERM)])
+def test_what_the_terminal_sends_the_keeper_reaches_the_command(signals, status):
     """Ctrl-C (SIGINT to the shell's foreground job: the keeper, not the command in its own
-    session) ends the command as it always did (exit 130); a signal the command dies of, the
-    keeper dies of too, so the shell says the same."""
+    session) reaches the command: a first one ends the stream there (the command answers with
+    what came, exit 0, its stdin still open), a second one stops it at once (exit 130); a
+    signal the command dies of, the keeper dies of too, so the shell says the same."""
     view = _start("summary", "-")
     try:
-        view.stdin.write(_capture(3)[:24])
+        view.stdin.write(_capture(3))
         view.stdin.flush()
         command = _command_of(view.pid)
         time.sleep(1)  # (past its imports: the handlers it runs with are set)
-        view.send_signal(sig)
+        for sig in signals:
+            view.send_signal(sig)
+            time.sleep(0.05)
         view.wait(timeout=30)
         assert view.returncode == status
         assert wait_until(lambda: not _alive(command), 10)
+        if status == 0:
+            assert b"3 connections" in view.stdout.read()  # all that came before the Ctrl-C
     finally:
         reap(view)
 

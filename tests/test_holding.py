@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import threading
 import time
 
-from helpers import cli, many_connections, pcap_bytes, wait_until
+from helpers import cli, many_connections, pcap_bytes, reap, wait_until
 
 from tcpview.sources.drain import Drain
 from tcpview.sources.holding import POLL, QUIET, SPARE, Holding, idle_seconds
@@ -157,3 +159,23 @@ def test_a_summary_of_a_stream_holds_and_answers_whole():
     rc, out, err = cli("summary", "-", "--json", input=data)
     assert rc == 0, err
     assert len(json.loads(out)["connections"]) == 40
+
+
+def test_a_first_ctrl_c_ends_the_stream_and_the_command_answers_with_what_came():
+    """``tcpdump -U -w - | tcpview summary -`` and Ctrl-C (here the command's own process: no
+    keeper): the stream ends there even though its pipe stays open, and the answer holds every
+    connection that came before it, as ``summary -i`` answers at a Ctrl-C."""
+    from livehelp import env_with_repo, tcpview_cmd
+
+    view = subprocess.Popen(tcpview_cmd("summary", "-", "--json"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=dict(env_with_repo(), TCPVIEW_APART="0"))
+    try:
+        view.stdin.write(pcap_bytes((ts, raw) for ts, _lt, raw in many_connections(12)))
+        view.stdin.flush()
+        time.sleep(1.5)  # (past its start: the handler is set)
+        view.send_signal(signal.SIGINT)
+        view.wait(timeout=60)  # stdin still open: only the Ctrl-C ends the stream
+        assert view.returncode == 0, view.stderr.read()
+        assert len(json.loads(view.stdout.read())["connections"]) == 12
+    finally:
+        reap(view)

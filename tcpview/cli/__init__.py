@@ -95,10 +95,11 @@ def _read_stdin_at_once(args: argparse.Namespace) -> None:
     if "-" in (given if isinstance(given, list) else [given]):
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError(f"-: stdin is a terminal; pipe a capture in, e.g. tcpdump -U -w - | tcpview {args.command} -")
-        from ..sources.drain import hold_while_busy, start_early, wait_to_analyse
+        from ..sources.drain import end_stream_at_ctrl_c, hold_while_busy, start_early, wait_to_analyse
 
         start_early(0)
         if args.command not in SHOWN_AS_IT_COMES:
+            end_stream_at_ctrl_c()  # Ctrl-C ends tcpdump and the stream: the answer is of what came
             hold_while_busy()  # its answer comes at the end: the producer goes first meanwhile,
             wait_to_analyse()  # even before the engine is loaded
 

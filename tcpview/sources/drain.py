@@ -26,13 +26,14 @@ import errno
 import fcntl
 import os
 import select
+import signal
 import stat
 import termios
 import threading
 import time
 
 from ..pacer import stop_pacing
-from .holding import POLL, Holding
+from .holding import POLL, QUIET, Holding
 from .relay import Relay, next_rest, widen_pipe
 
 
@@ -90,6 +91,9 @@ class Drain:
         self.holding: Holding | None = None
         """When a command that answers at the end analyses (None: as soon as bytes come)."""
         self._taken = 0
+        """Bytes the consumer took so far."""
+        self._stop_at: int | None = None
+        """After a first Ctrl-C: the bytes that came by then (see :func:`end_stream_at_ctrl_c`)."""
         if self.relay is not None:  # the relay holds what is not taken: the taker reads its pipe
             self.fd = self.relay.fd
             lower_priority(_yield_by)
@@ -154,19 +158,36 @@ class Drain:
 
     def take(self, timeout: float) -> bytes | None:
         """Everything read since the last take, joined (once :data:`TAKE_BYTES` came or
-        :data:`LINGER` passed after the first of it); ``b""`` at the end of the stream; None
-        when nothing came within ``timeout`` seconds.
+        :data:`LINGER` passed after the first of it); ``b""`` at the end of the stream (or once
+        what came before a first Ctrl-C was taken: :func:`end_stream_at_ctrl_c`); None when
+        nothing came within ``timeout`` seconds.
 
         Raises:
             OSError: reading the pipe failed (after everything read before was taken).
         """
+        if _interrupted_at is not None:  # (set by a signal handler: read once)
+            since = time.monotonic() - _interrupted_at
+            if since < QUIET or self._stop_at is None:  # what came by then, and the producer's last words
+                self._stop_at = self._taken + self.waiting()
+            if self._taken >= self._stop_at and since >= QUIET:
+                self._eof = True
+                return b""
+            timeout = min(timeout, QUIET)
+        data = self._take(timeout)
+        if data:
+            self._taken += len(data)
+        return data
+
+    def _take(self, timeout: float) -> bytes | None:
+        """:meth:`take`, but for the end a Ctrl-C makes."""
         if self._yields() and threading.get_ident() not in self._takers:
             self._takers.add(threading.get_ident())
             idle_this_thread()  # the thread that analyses a stream yields to its producer
             if threading.current_thread() is threading.main_thread():
                 stop_pacing()  # a command's start is over: from now on its own thread reads (idle)
         if self._thread is None:
-            if self.holding is not None and not self._eof and not self._wait_for_go(timeout):
+            if self.holding is not None and not self._eof and _interrupted_at is None and \
+                    not self._wait_for_go(timeout):
                 return None
             return self._read_relayed(timeout)
         deadline = time.monotonic() + timeout
@@ -199,8 +220,8 @@ class Drain:
             if self.holding.go(self._taken + waiting, waiting):
                 return True
             left = deadline - time.monotonic()
-            if left <= 0 or self._closed:
-                return False
+            if left <= 0 or self._closed or _interrupted_at is not None:
+                return _interrupted_at is not None
             time.sleep(min(POLL, left))
 
     def _read_relayed(self, timeout: float) -> bytes | None:
@@ -230,7 +251,6 @@ class Drain:
                 until = time.monotonic() + LINGER
             chunks.append(data)
             got += len(data)
-        self._taken += got
         if chunks:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._error is not None:
@@ -272,6 +292,22 @@ def hold_while_busy() -> None:
     _hold = True
 
 
+def end_stream_at_ctrl_c() -> None:
+    """From now on, a first Ctrl-C (SIGINT) ends a stream as its end would, for a command that
+    answers at the end (``tcpdump -U -w - | tcpview summary -``: the same Ctrl-C ends tcpdump):
+    what came by then, and what comes in the next :data:`~tcpview.sources.holding.QUIET`
+    seconds (tcpdump's last packets, written as it exits), is read, and the command answers,
+    as ``summary -i`` does on a live capture; a second Ctrl-C stops at once
+    (``KeyboardInterrupt``). Call it from the main thread."""
+
+    def first(_signum: int, _frame: object) -> None:
+        global _interrupted_at
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second one stops at once
+        _interrupted_at = time.monotonic()
+
+    signal.signal(signal.SIGINT, first)
+
+
 def lower_priority(by: int) -> None:
     """Lower the priority of every thread of this process by ``by`` (threads started later
     take their starter's), once: a second call does nothing."""
@@ -310,6 +346,7 @@ def idle_this_thread() -> None:
 
 _lowered = False
 _hold = False
+_interrupted_at: float | None = None
 _yield_by = 0
 _early: tuple[tuple[int, int], Relay] | None = None
 
@@ -348,7 +385,7 @@ def wait_to_analyse() -> None:
     holding = Holding(HOLD_BYTES // 2)
     while True:
         waiting = relay.held() + in_pipe(relay.fd)
-        if holding.go(waiting, waiting):  # (nothing is taken yet: all that came waits)
+        if holding.go(waiting, waiting) or _interrupted_at is not None:  # (nothing is taken yet)
             return
         time.sleep(POLL)
 
