@@ -4,13 +4,18 @@
 processes open and close connections as fast as they can (``churn_bench.Churn``). A consumer
 that reads the pipe too slowly makes tcpdump block, its kernel buffer fill and packets drop
 ("N packets dropped by kernel", which tcpdump prints when it stops). In one run, the same
-churn each time on a fresh port, three consumers:
+churn each time on a fresh port, four consumers:
 
 1. ``cat > /dev/null``: what the machine can do at all;
 2. ``tcpview summary - --json``: its TIME_WAIT count beside ``ss``'s, taken after the churn
    stopped (TIME_WAIT lasts 60 s: none expires in between);
 3. ``tcpview replay -``, the viewer, in a real terminal (tmux): its counters bar's TIME_WAIT
-   beside ``ss``'s, read from the screen once the stream ended.
+   beside ``ss``'s, read from the screen once the stream ended;
+4. ``load``: ``cat`` again, beside a process that does nothing but burn as much CPU as the last
+   tcpview consumer took (``--load SHARE``: that share of a CPU), in 5 ms turns, at nice 10, in
+   a session of its own: what tcpview's CPU alone, without its reading, costs tcpdump.
+
+Each tcpview consumer's CPU seconds (its processes', through GNU time) are on its row.
 
 Each row also says how many of the drops came in the churn's first two seconds (tcpdump is
 asked with SIGUSR1), while the consumer starts: tcpview loads its engine, the viewer draws.

@@ -165,7 +165,7 @@ class Drain:
         Raises:
             OSError: reading the pipe failed (after everything read before was taken).
         """
-        if _interrupted_at is not None:  # (set by a signal handler: read once)
+        if _interrupted_at is not None:  # (set by the signal handler, between two steps of this thread)
             since = time.monotonic() - _interrupted_at
             if since < QUIET or self._stop_at is None:  # what came by then, and the producer's last words
                 self._stop_at = self._taken + self.waiting()
