@@ -4,6 +4,7 @@ pace points as long as it worked (tcpview.pacer): a CPU kept busy for long makes
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -67,9 +68,13 @@ def _python(code: str) -> list[float]:
 
 @pytest.fixture
 def paced():
+    before = signal.getsignal(signal.SIGPROF)
     start_pacing()
     yield
     stop_pacing()
+    # stop_pacing leaves SIGPROF ignored (a timer's last signal may be on its way), and an
+    # ignored signal stays ignored in every program this test process starts after
+    signal.signal(signal.SIGPROF, before)
 
 
 def test_a_thread_rests_at_its_pace_points_as_long_as_it_worked(paced):
