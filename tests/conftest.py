@@ -6,6 +6,7 @@ answers for the engine's consistency tests).
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,14 @@ from livehelp import Lo, LoopbackCapture, can_capture, make_loopback_capture
 def pytest_configure(config) -> None:  # type: ignore[no-untyped-def]
     """Compile the engine's kernels once, before any test runs (in the controlling process, so
     the test workers only load them): a first run compiles for a minute, and tests that
-    capture live traffic must not spend their wait on it."""
+    capture live traffic must not spend their wait on it.
+
+    And Ctrl-C reaches the programs the tests start: a suite started in the background by a
+    shell without job control (``nohup bash .ci/run &`` in a script) inherits SIGINT ignored,
+    and an ignored signal stays ignored in every program started after, so each tcpview a test
+    stops as Ctrl-C does (SIGINT) would go on until the test's timeout."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # (a handler: programs start with the default)
     if hasattr(config, "workerinput"):
         return
     subprocess.run([sys.executable, "-m", "tcpview.engine.warm"], check=True)
