@@ -33,7 +33,7 @@ import threading
 import time
 
 from ..pacer import stop_pacing
-from .holding import POLL, QUIET, Holding
+from .holding import QUIET, Holding
 from .relay import Relay, next_rest, widen_pipe
 
 
@@ -187,7 +187,7 @@ class Drain:
                 stop_pacing()  # a command's start is over: from now on its own thread reads (idle)
         if self._thread is None:
             if self.holding is not None and not self._eof and _interrupted_at is None and \
-                    not self._wait_for_go(timeout):
+                    not self.holding.wait(self._counts, timeout, self._given_up):
                 return None
             return self._read_relayed(timeout)
         deadline = time.monotonic() + timeout
@@ -211,18 +211,15 @@ class Drain:
                 raise self._error
             return b""
 
-    def _wait_for_go(self, timeout: float) -> bool:
-        """Wait, up to ``timeout`` seconds, until :attr:`holding` says to analyse."""
-        assert self.holding is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            waiting = self.waiting()
-            if self.holding.go(self._taken + waiting, waiting):
-                return True
-            left = deadline - time.monotonic()
-            if left <= 0 or self._closed or _interrupted_at is not None:
-                return _interrupted_at is not None
-            time.sleep(min(POLL, left))
+    def _counts(self) -> tuple[int, int]:
+        """Every byte the producer wrote so far, and those not taken yet (:meth:`Holding.go`)."""
+        waiting = self.waiting()
+        return self._taken + waiting, waiting
+
+    def _given_up(self) -> bool:
+        """Whether a wait for :attr:`holding` ends without going on: closed, or a Ctrl-C came
+        (then what came is taken at once)."""
+        return self._closed or _interrupted_at is not None
 
     def _read_relayed(self, timeout: float) -> bytes | None:
         """:meth:`take`, where the relay holds what was not taken: read its pipe here, all it
@@ -381,13 +378,13 @@ def wait_to_analyse() -> None:
     spare)."""
     if not _hold or _early is None:
         return
-    (_dev, _ino), relay = _early
-    holding = Holding(HOLD_BYTES // 2)
-    while True:
+    relay = _early[1]
+
+    def counts() -> tuple[int, int]:
         waiting = relay.held() + in_pipe(relay.fd)
-        if holding.go(waiting, waiting) or _interrupted_at is not None:  # (nothing is taken yet)
-            return
-        time.sleep(POLL)
+        return waiting, waiting  # (nothing is taken yet: all that came waits)
+
+    Holding(HOLD_BYTES // 2).wait(counts, given_up=lambda: _interrupted_at is not None)
 
 
 def _adopt(fd: int) -> Relay | None:

@@ -87,3 +87,18 @@ class Holding:
             self._go = True
         self._at, self._idle_at = now, idle
         return self._go
+
+    def wait(self, counts: Callable[[], tuple[int, int]], timeout: float | None = None,
+             given_up: Callable[[], bool] = lambda: False) -> bool:
+        """Wait until :meth:`go` says go (True), ``timeout`` seconds pass (None: no limit) or
+        ``given_up()`` (False). ``counts()``: every byte the producer wrote so far, and those not
+        analysed yet."""
+        deadline = None if timeout is None else self._clock() + timeout
+        while True:
+            if self.go(*counts()):
+                return True
+            left = POLL if deadline is None else deadline - self._clock()
+            if left <= 0 or given_up():
+                return False
+            time.sleep(min(POLL, left))
+
