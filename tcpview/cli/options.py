@@ -142,11 +142,9 @@ def memory_size(v: str) -> int:
 def default_memory() -> int:
     """The budget live captures and streams get unless told: 1 GiB, or a quarter of the RAM if
     that is less, so a capture left running never takes the host down."""
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        ram = 4 << 30
-    return min(1 << 30, ram // 4)
+    from ..sources.drain import total_ram
+
+    return min(1 << 30, total_ram(4 << 30) // 4)
 
 
 def add_memory(p: argparse.ArgumentParser, unbounded_default: bool) -> None:

@@ -47,13 +47,13 @@ def open_remote(args: argparse.Namespace, bpf: str | None):
     Raises:
         LiveError: a bad host spec, or a host that did not start capturing (one line each).
     """
-    from ..sources.live.remote import parse_remote
+    from ..sources.live.remote import BUFFER_MB, parse_remote
     from ..sources.live.remote_merge import RemoteCapture
     from ..sources.live.ring import DEFAULT_SNAPLEN
 
     specs = [parse_remote(text) for text in args.remote]
     return RemoteCapture(specs, iface=args.interface, bpf=bpf, snaplen=getattr(args, "snaplen", None) or DEFAULT_SNAPLEN,
-                         options=args.ssh_option, tcpdump=args.tcpdump_words, buffer_mb=getattr(args, "buffer", 32))
+                         options=args.ssh_option, tcpdump=args.tcpdump_words, buffer_mb=getattr(args, "buffer", BUFFER_MB))
 
 
 def host_lines(source) -> list[str]:

@@ -37,17 +37,17 @@ from .holding import QUIET, Holding
 from .relay import Relay, next_rest, widen_pipe
 
 
-def _ram() -> int:
-    """The machine's memory, bytes (2 GiB where the system does not say)."""
+def total_ram(unknown: int) -> int:
+    """The machine's memory, bytes (``unknown`` where the system does not say)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 2 << 30
+        return unknown
 
 
 CHUNK = 4 << 20
 """The most one read takes from the pipe."""
-HOLD_BYTES = max(256 << 20, min(1 << 30, _ram() // 8))
+HOLD_BYTES = max(256 << 20, min(1 << 30, total_ram(2 << 30) // 8))
 """The most read from the pipe and not yet taken by the consumer: 1 GiB, or an eighth of the
 RAM if that is less, but no less than 256 MiB (half of it is what a command that answers at
 the end holds before it analyses while the producer writes: :mod:`tcpview.sources.holding`)."""
