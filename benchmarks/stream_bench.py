@@ -136,6 +136,13 @@ def _screen(session: str) -> str | None:
     return got.stdout if got.returncode == 0 else None
 
 
+def _wait_closed(session: str, seconds: float) -> None:
+    """Wait, up to ``seconds``, for the tmux window's command to end."""
+    deadline = time.monotonic() + seconds
+    while _screen(session) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _under_churn(port: int, seconds: float, workers: int, err: str) -> dict:
     """Churn on ``port`` once its tcpdump listens; then tcpdump stopped (the consumer sees the
     end of its stream). The figures of the run, and ``ss``'s TIME_WAIT count."""
@@ -173,9 +180,7 @@ def run_pipe(consumer: str, seconds: float, workers: int, tmp: str, buffer: int 
     session = _in_terminal(f"{_timed(consumer, cpu_file)} > {sink}", port, err, buffer)
     try:
         row = _under_churn(port, seconds, workers, err)
-        deadline = time.monotonic() + 600
-        while _screen(session) is not None and time.monotonic() < deadline:  # it reads what is left
-            time.sleep(0.2)
+        _wait_closed(session, 600)  # it reads what is left
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
     row.update(load=load1(), cpu=_cpu(cpu_file), **_tcpdump_stats(err))
@@ -204,9 +209,7 @@ def run_viewer(seconds: float, workers: int, tmp: str, buffer: int | None) -> di
                 break
             tw = int(m.group(1)) if m else None
         subprocess.run(["tmux", "send-keys", "-t", session, "q"], check=False, capture_output=True)
-        deadline = time.monotonic() + 10
-        while _screen(session) is not None and time.monotonic() < deadline:  # it quits: GNU time writes
-            time.sleep(0.1)
+        _wait_closed(session, 10)  # it quits: GNU time writes its figures
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], check=False, capture_output=True)
     return {**row, "tw": tw, "load": load1(), "cpu": _cpu(cpu_file), **_tcpdump_stats(err)}
