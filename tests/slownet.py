@@ -11,7 +11,10 @@ so segments are as on a wire), with the router and the two programs set up for o
   or bare FIN is a wait the capture cannot tell from the handshake's or the peer's own, and
   came out as handshake or idle, rightly from where the capture sees it);
 - ``handshake``: every other SYN dropped (nftables ``numgen inc``), so each connection's
-  first SYN is lost and the client sends it again a second later.
+  first SYN is lost and the client sends it again a second later;
+- ``nagle``: the client writes each request in two small writes and then reads the answer
+  (write-write-read): Nagle's algorithm holds the second write until the first is
+  acknowledged, and the server delays that ACK; ``nodelay``: the same with ``TCP_NODELAY``.
 
 With ``rtt`` the middle is a userspace delay line instead (:data:`BRIDGE`), which makes the
 drops itself; the rate limit is the same tbf on its interface towards the client.
@@ -38,9 +41,19 @@ SERVER = r'''
 import socket, sys, threading, time
 cause = sys.argv[1]
 BULK = b"l" * int(sys.argv[3])  # made before any connection: the first write goes at once
+REQUESTS = 20
 def serve(c):
     try:
-        if cause == "server_response":
+        if cause in ("nagle", "nodelay"):
+            for _ in range(REQUESTS):
+                got = 0
+                while got < 200:  # the request's two parts
+                    part = c.recv(4096)
+                    if not part:
+                        return
+                    got += len(part)
+                c.sendall(b"n" * 100)
+        elif cause == "server_response":
             c.recv(4096)
             time.sleep(0.4)  # the server thinks before it answers
             c.sendall(b"r" * 3000)
@@ -89,7 +102,19 @@ def one():
     if cause == "receive_window":
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(20)
+    if cause == "nodelay":
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     s.connect((host, port))
+    if cause in ("nagle", "nodelay"):
+        for _ in range(20):  # write, write, read
+            s.sendall(b"q" * 100)
+            s.sendall(b"q" * 100)
+            got = 0
+            while got < 100:
+                part = s.recv(4096)
+                if not part:
+                    raise SystemExit("the server closed early")
+                got += len(part)
     if cause in ("server_response", "handshake"):
         s.sendall(b"GET / HTTP/1.0\r\n\r\n")
     room = memoryview(bytearray(1 << 20))
@@ -184,7 +209,7 @@ def _router(cause: str, r: str, tag: str) -> None:
 
 
 def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] | None = None,
-        rtt: float = 0.0, tcp_info: Path | None = None, on_router: bool = False) -> Path:
+        rtt: float = 0.0, tcp_info: Path | None = None, on_router: bool = False, at_client: bool = False) -> Path:
     """Make ``connections`` connections slowed by ``cause`` and write their capture to ``path``
     (``live``: instead of tcpdump, this command captures, given the interface as its last
     argument; it must say "capturing on" on stderr once it does, and its output goes to
@@ -193,7 +218,8 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
     ``tcp_info``: the server writes each connection's ``struct tcp_info`` there once all its
     data is acknowledged (a line ``client-port hex``): the kernel's own chrono counters.
     ``on_router``: capture in the middle namespace, on its interface towards the server, where
-    neither end of a connection is a socket of that namespace's kernel."""
+    neither end of a connection is a socket of that namespace's kernel. ``at_client``: capture
+    on the client's interface."""
     tag = f"ts{os.getpid() % 100000}"
     a, r, b = f"{tag}a", f"{tag}r", f"{tag}b"  # client, router, server
     net = f"10.{150 + os.getpid() % 50}"
@@ -234,7 +260,7 @@ def run(cause: str, path: Path, connections: int = CONNECTIONS, live: list[str] 
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        ns, dev = (a, f"{tag}1h") if cause == "handshake" else (b, f"{tag}2h")
+        ns, dev = (a, f"{tag}1h") if cause == "handshake" or at_client else (b, f"{tag}2h")
         if on_router:
             ns, dev = r, f"{tag}2r"
         if live is not None:

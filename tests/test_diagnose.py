@@ -56,7 +56,7 @@ def test_each_cause_gets_its_verdict_on_every_connection(cause: str, rtt: float,
     for c in conns:
         assert c["verdict"] in EXPECTED[cause], (cause, c["verdict"], c["shares"], c["evidence"][:2])
         assert set(c["shares"]) == {"handshake", "server_response", "application", "receive_window", "congestion",
-                                    "loss_recovery", "bottleneck", "idle"}
+                                    "loss_recovery", "bottleneck", "idle", "delayed_ack"}
         assert sum(c["shares"].values()) == pytest.approx(durations[c["id"]], abs=2e-6)
         assert c["duration"] == pytest.approx(durations[c["id"]], abs=2e-6)
         first = c["evidence"][0]
@@ -66,6 +66,39 @@ def test_each_cause_gets_its_verdict_on_every_connection(cause: str, rtt: float,
     # the text says the same
     rc, text, _err = cli_here("diagnose", str(pcap), "--conn", str(conns[0]["id"]))
     assert rc == 0 and f"#{conns[0]['id']} " in text and conns[0]["evidence"][0]["text"] in text
+
+
+@pytest.mark.parametrize(("rtt", "at_client"), [(0.0, False), (0.02, False), (0.02, True)],
+                         ids=["direct", "rtt20ms-at-receiver", "rtt20ms-at-sender"])
+def test_nagle_waiting_for_a_delayed_ack_is_said_and_tcp_nodelay_takes_it_away(rtt: float, at_client: bool,
+                                                                               tmp_path) -> None:
+    """Requests written in two small writes (write-write-read): Nagle's algorithm holds the
+    second part until the first is acknowledged, and the server delays that ACK (40 ms on
+    Linux). Seen from either end, on a tiny RTT and on 20 ms, that wait (with, seen from the
+    receiver, the RTT its ACK and the held part then take) is each connection's verdict,
+    ``delayed_ack``; the same requests with ``TCP_NODELAY`` have none of it."""
+    import slownet
+
+    why = slownet.missing()
+    if why:
+        pytest.skip(why)
+    for cause in ("nagle", "nodelay"):
+        pcap = slownet.run(cause, tmp_path / f"{cause}.pcap", rtt=rtt, at_client=at_client)
+        rc, out, err = cli_here("diagnose", str(pcap), "--json")
+        assert rc == 0, err
+        conns = json.loads(out)["connections"]
+        assert len(conns) == slownet.CONNECTIONS
+        for c in conns:
+            share = c["shares"]["delayed_ack"] / c["duration"]
+            if cause == "nodelay":
+                assert c["shares"]["delayed_ack"] == 0 and c["verdict"] != "delayed_ack", c["shares"]
+                assert c["duration"] < 0.6, c["duration"]  # 20 requests, no 40 ms wait among them
+                continue
+            assert c["verdict"] == "delayed_ack", (c["shares"], c["evidence"][:2])
+            assert share >= (0.8 if rtt == 0 else 0.5), c["shares"]
+            head = c["evidence"][0]["text"]
+            assert "Nagle" in head and "the receiver delayed" in head, head
+            assert sum(c["shares"].values()) == pytest.approx(c["duration"], abs=2e-6)
 
 
 @pytest.mark.parametrize("cause", ["receive_window", "bottleneck"])

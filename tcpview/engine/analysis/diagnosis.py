@@ -24,7 +24,7 @@ from ..timeline.reader import Reader
 from ..timeline.view import View
 
 CATEGORIES = ("handshake", "server_response", "application", "receive_window", "congestion", "loss_recovery",
-              "bottleneck", "idle")
+              "bottleneck", "idle", "delayed_ack")
 """The time categories, in the order of their codes in :mod:`tcpview.engine.core.limits`."""
 TOO_SHORT = "too_short"
 VERDICTS = (*CATEGORIES, TOO_SHORT)
@@ -57,13 +57,14 @@ line counts all)."""
 LABELS = {
     "handshake": "handshake", "server_response": "waiting for the server", "application": "application",
     "receive_window": "receive window", "congestion": "congestion window", "loss_recovery": "loss recovery",
-    "bottleneck": "bottleneck (queueing)", "idle": "idle", TOO_SHORT: "too short to say",
+    "bottleneck": "bottleneck (queueing)", "idle": "idle", "delayed_ack": "waiting for a delayed ACK",
+    TOO_SHORT: "too short to say",
 }
 """How the text output names each verdict."""
 SHORT = {
     "handshake": "handshake", "server_response": "server", "application": "application",
     "receive_window": "recv-window", "congestion": "congestion", "loss_recovery": "loss",
-    "bottleneck": "bottleneck", "idle": "idle", TOO_SHORT: "too-short",
+    "bottleneck": "bottleneck", "idle": "idle", "delayed_ack": "delayed-ack", TOO_SHORT: "too-short",
 }
 """Each verdict in at most 11 cells (the viewer's ``slow`` column; a filter takes these too)."""
 
@@ -166,9 +167,7 @@ def verdicts_at(tl: Reader, t: float | None = None, v: View | None = None) -> np
     evidence (cheap to ask on every tick)."""
     with _passed(tl, t, v) as (v, m, state):
         ints, floats = state["ints"], state["floats"]
-        pend = ints[:, lim.I_PEND_ROW] >= 0
-        shares = state["shares"].copy()
-        shares[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
+        shares = _with_open(ints, floats, state["shares"])
         duration = np.where(ints[:, lim.I_SEEN] > 0, floats[:, lim.F_LAST] - floats[:, lim.F_FIRST], 0.0)
         return _verdicts(ints, shares, duration)
 
@@ -181,9 +180,7 @@ def breakdown_at(tl: Reader, cid: int, t: float | None = None) -> tuple[str, dic
         ints, floats = state["ints"], state["floats"]
         if row < 0 or row >= len(ints) or not ints[row, lim.I_SEEN]:
             return None
-        shares = state["shares"][row].copy()
-        if ints[row, lim.I_PEND_ROW] >= 0:
-            shares[lim.IDLE] += floats[row, lim.F_PEND_S]
+        shares = _with_open(ints[row:row + 1], floats[row:row + 1], state["shares"][row:row + 1])[0]
         duration = float(floats[row, lim.F_LAST] - floats[row, lim.F_FIRST])
         ints = ints[row:row + 1].copy()
     code = int(_verdicts(ints, shares[None, :], np.array([duration]))[0])
@@ -295,7 +292,6 @@ def _finish(v, state: dict) -> Diagnoses:
     """The breakdown as it stands: open episodes closed, quiet stretches no data ended are idle."""
     ints, floats = state["ints"], state["floats"]
     n = len(ints)
-    shares = state["shares"].copy()
     ne = int(state["n_ep"][0])
     ep_i, ep_f = [state["ep_i"][:ne]], [state["ep_f"][:ne]]
     open_ = np.flatnonzero(ints[:, lim.I_EP_CAT] >= 0)
@@ -303,10 +299,14 @@ def _finish(v, state: dict) -> Diagnoses:
                                  ints[open_, lim.I_EP_LAST]]))
     ep_f.append(np.column_stack([floats[open_, lim.F_EP_TS], floats[open_, lim.F_EP_S]]))
     pend = np.flatnonzero(ints[:, lim.I_PEND_ROW] >= 0)
-    shares[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
     ep_i.append(np.column_stack([pend, np.full(len(pend), lim.IDLE), ints[pend, lim.I_PEND_ROW],
                                  ints[pend, lim.I_PREV]]))
     ep_f.append(np.column_stack([floats[pend, lim.F_PEND_TS], floats[pend, lim.F_PEND_S]]))
+    held = np.flatnonzero(ints[:, lim.I_HELD_CAT] >= 0)
+    ep_i.append(np.column_stack([held, _held_as(ints[held, lim.I_HELD_CAT]), ints[held, lim.I_HELD_ROW0],
+                                 ints[held, lim.I_HELD_ROW1]]))
+    ep_f.append(np.column_stack([floats[held, lim.F_HELD_TS], floats[held, lim.F_HELD_S]]))
+    shares = _with_open(ints, floats, state["shares"])
     episodes = np.concatenate(ep_i).astype(np.int64).reshape(-1, 4)
     times = np.concatenate(ep_f).reshape(-1, 2)
     order = np.lexsort((episodes[:, lim.EP_ROW0], episodes[:, lim.EP_CONN]))
@@ -314,6 +314,23 @@ def _finish(v, state: dict) -> Diagnoses:
     verdicts = _verdicts(ints, shares, duration)
     ids = np.asarray(v.ids(np.arange(n)), dtype=np.int64)
     return Diagnoses(v, ids, shares, duration, verdicts, ints.copy(), floats.copy(), episodes[order], times[order])
+
+
+def _held_as(cats: np.ndarray) -> np.ndarray:
+    """What a held wait (:func:`tcpview.engine.core.limits._settle`) counts as while nothing
+    after it has come: its category otherwise, a quiet stretch's being idle."""
+    return np.where(cats == lim.QUIET, lim.IDLE, cats)
+
+
+def _with_open(ints: np.ndarray, floats: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """``shares`` (a copy) with the intervals still open counted as they stand: a quiet stretch
+    no data ended yet as idle, a held wait as its category otherwise."""
+    out = shares.copy()
+    pend = ints[:, lim.I_PEND_ROW] >= 0
+    out[pend, lim.IDLE] += floats[pend, lim.F_PEND_S]
+    held = np.flatnonzero(ints[:, lim.I_HELD_CAT] >= 0)
+    np.add.at(out, (held, _held_as(ints[held, lim.I_HELD_CAT])), floats[held, lim.F_HELD_S])
+    return out
 
 
 def _verdicts(ints: np.ndarray, shares: np.ndarray, duration: np.ndarray) -> np.ndarray:
@@ -437,4 +454,10 @@ def _summary(name: str, d: Diagnoses, row: int, frames: list[tuple[int, int]], s
             mn, mx = float(floats[lim.F_MINRTT0 + k]), float(floats[lim.F_MAXSRTT0 + k])
         return head + f"the RTT rose from {_ms(mn)} (its minimum) to {_ms(mx)} (smoothed) with the " \
                       f"{sender}'s data in flight: a queue ({where})"
+    if name == "delayed_ack":
+        n = int(ints[lim.I_DELACKS])
+        return head + f"one segment or less in flight, then a wait of {_span(secs)} for its ACK, which the receiver " \
+                      f"delayed, and the sender's next data right after it, {n} time{'s' if n != 1 else ''} ({where}): " \
+                      f"Nagle's algorithm (TCP_NODELAY unset) holding a small write until the last is acknowledged, " \
+                      f"or a window of one segment"
     return head + f"nothing in flight and no more data for {_span(secs)} ({where})"

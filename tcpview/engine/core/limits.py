@@ -23,7 +23,16 @@ connection's state was when the interval began and the segment that ends it:
   largest or its FIN (it put out all it had: a message awaiting its ACK): a quiet stretch,
   decided when the next data comes: ``server_response`` when the server sends it after the client spoke last (or before
   anyone spoke), ``application`` otherwise (a sender paused, or the client thought), and
-  ``idle`` when no data ever comes.
+  ``idle`` when no data ever comes;
+- ``delayed_ack``, before any of the last two (a wait decided by what comes after it): one
+  segment or less in flight, a bare ACK of all of it that came at least
+  :data:`DELACK_FLOOR` later than an ACK could (the least time this vantage saw the sender's
+  segments take to the receiver and their ACK back), and the same sender's next data right
+  after that ACK (within :data:`RELEASE_FLOOR` plus :data:`RELEASE_RTTS` times the least the
+  ACK can take to reach the sender and its data come back; that time is the wait's too): the
+  sender had more to send and waited for the ACK, which the receiver delayed (Nagle's algorithm holding a small segment back
+  until everything before it is acknowledged, or a window of one segment). Such a wait is
+  held until the connection's next segment says which it was.
 
 The sum of a connection's intervals is its duration, so the shares add up exactly. Runs of
 intervals of one category are episodes ``(conn, category, first row, row that ended it, start
@@ -50,9 +59,9 @@ M = 0xFFFFFFFF
 
 # -- categories, by code (their names are tcpview.engine.analysis.diagnosis.CATEGORIES) ------------
 (HANDSHAKE, SERVER_RESPONSE, APPLICATION, RECEIVE_WINDOW, CONGESTION, LOSS_RECOVERY, BOTTLENECK,
- IDLE) = range(8)
-N_CATEGORIES = 8
-QUIET = 8
+ IDLE, DELAYED_ACK) = range(9)
+N_CATEGORIES = 9
+QUIET = 9
 """Not a category: a quiet stretch, given one when the next data (or the end) says which."""
 
 QUEUE_FLOOR = 0.002
@@ -60,19 +69,29 @@ QUEUE_FLOOR = 0.002
 QUEUE_FRACTION = 0.5
 """...and the fraction of the minimum RTT it must exceed (a path's own jitter scales with it)."""
 SRTT_GAIN = 0.125  # RFC 6298's alpha
+DELACK_FLOOR = 0.015
+"""Seconds a bare ACK of one segment must come later than an ACK could to be a delayed one
+(receivers delay theirs by 40 ms on Linux, up to 200 ms elsewhere)."""
+RELEASE_FLOOR = 0.002
+RELEASE_RTTS = 1.25
+"""The sender's next data follows the delayed ACK within ``RELEASE_FLOOR + RELEASE_RTTS * t``,
+``t`` the least time from this vantage to the sender and back: about 0 where the capture is at
+the sender, one RTT where it is at the receiver."""
 
 # -- the per-connection int64 row: a pair (client's, server's) where a name ends in 0 ----------------
 (I_SEEN, I_PHASE, I_PREV, I_SYNACK, I_LASTDATA, I_PEND_ROW, I_EP_CAT, I_EP_ROW0, I_EP_LAST,
  I_HAVE0, I_HAVE1, I_NXT0, I_NXT1, I_NXTRAW0, I_NXTRAW1, I_UNA0, I_UNA1, I_RWND0, I_RWND1, I_MSS0, I_MSS1,
  I_LASTLEN0, I_LASTLEN1, I_REC0, I_REC1, I_DUP0, I_DUP1, I_TIMING0, I_TIMING1, I_BYTES0, I_BYTES1,
  I_ZW, I_ZW_ROW0, I_ZW_ROW1, I_RETR, I_FAST, I_DUPACKS, I_SYNS, I_MAXFLIGHT, I_SAMPLES, I_SEGS,
- I_FIN0, I_FIN1) = range(43)
-N_INTS = 43
+ I_FIN0, I_FIN1, I_HELD_CAT, I_HELD_ROW0, I_HELD_ROW1, I_HELD_DIR, I_DELACKS) = range(48)
+N_INTS = 48
 # I_RWND: the window the other side advertised for this direction's data (-1: not yet);
 # I_REC: the recovery point (-1: not in recovery); I_TIMING: the end of the timed segment (-1: none)
+# I_HELD_*: a wait that may be a delayed ACK's (its category otherwise; -1: none), its rows and
+# whose data waited; I_DELACKS: the waits that were
 (F_FIRST, F_LAST, F_PEND_TS, F_PEND_S, F_EP_TS, F_EP_S, F_TSTART0, F_TSTART1, F_MINRTT0, F_MINRTT1,
- F_SRTT0, F_SRTT1, F_MAXSRTT0, F_MAXSRTT1, F_SYN_TS, F_SYNACK_TS) = range(16)
-N_FLOATS = 16
+ F_SRTT0, F_SRTT1, F_MAXSRTT0, F_MAXSRTT1, F_SYN_TS, F_SYNACK_TS, F_HELD_TS, F_HELD_S, F_HELD_ACK) = range(19)
+N_FLOATS = 19
 PHASE_HANDSHAKE, PHASE_OPEN = 1, 2
 
 # an episode's int64 columns, and its float64 ones
@@ -92,7 +111,8 @@ def grow_state(ints: np.ndarray, floats: np.ndarray, start: int) -> None:
     """Set rows ``start ..`` of the per-connection rows to their initial values."""
     ints[start:] = 0
     floats[start:] = 0.0
-    for c in (I_LASTDATA, I_PEND_ROW, I_EP_CAT, I_RWND0, I_RWND1, I_REC0, I_REC1, I_TIMING0, I_TIMING1, I_ZW_ROW0):
+    for c in (I_LASTDATA, I_PEND_ROW, I_EP_CAT, I_RWND0, I_RWND1, I_REC0, I_REC1, I_TIMING0, I_TIMING1, I_ZW_ROW0,
+              I_HELD_CAT):
         ints[start:, c] = -1
     floats[start:, F_MINRTT0:F_MINRTT1 + 1] = np.inf
 
@@ -169,6 +189,68 @@ def _classify(ints, floats, c: Int, d: Int, span: Int, bits: Int) -> Int:
     if (ints[c, I_LASTLEN0 + b] < mss or ints[c, I_FIN0 + b]) and f <= 2 * mss:
         return QUIET  # the sender put out all it had, and it is a message awaiting its ACK
     return CONGESTION
+
+
+@inlined
+def _beyond(floats, c: Int, x: Int) -> float:
+    """How long a segment of side ``x`` takes from this vantage to the other end and its ACK
+    back (the least seen: the handshake's, or an RTT sample of x's data), or 0 unknown."""
+    m = floats[c, F_MINRTT0 + x]
+    return m if np.isfinite(m) else 0.0
+
+
+@inlined
+def _delack_wait(ints, floats, c: Int, d: Int, cat: Int, flags: Int, plen: Int, ack: Int, dt: float) -> bool:
+    """Whether the wait a segment (direction d) ends may be a delayed ACK's: a bare ACK of
+    all the other side had in flight, one segment or less, that came :data:`DELACK_FLOOR`
+    later than an ACK could (:func:`_beyond`), where the wait was otherwise a quiet stretch or the congestion
+    window's (what comes next decides: :func:`_settle`)."""
+    if cat != QUIET and cat != CONGESTION:
+        return False
+    if plen > 0 or not flags & ACK or flags & (SYN | FIN | RST):
+        return False
+    o = 1 - d
+    if not ints[c, I_HAVE0 + o]:
+        return False
+    f = ints[c, I_NXT0 + o] - ints[c, I_UNA0 + o]
+    if f <= 0 or f > ints[c, I_MSS0 + o]:
+        return False
+    if _unwrap(ack, ints[c, I_NXTRAW0 + o], ints[c, I_NXT0 + o]) < ints[c, I_NXT0 + o]:
+        return False
+    return dt - _beyond(floats, c, o) >= DELACK_FLOOR
+
+
+@inlined
+def _quiet(ints, floats, c: Int, row0: Int, t0: float, secs: float) -> None:
+    """Add a quiet stretch's interval to the one waiting for its next data."""
+    if ints[c, I_PEND_ROW] < 0:
+        ints[c, I_PEND_ROW] = row0
+        floats[c, F_PEND_TS] = t0
+    floats[c, F_PEND_S] += secs
+
+
+@inlined
+def _settle(ints, floats, shares, c: Int, d: Int, plen: Int, bits: Int, ts: float,
+            ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> bool:
+    """The next segment (direction d) decides a held wait: ``delayed_ack`` when it is the
+    waiting side's new data, right after the ACK (True: the time since the ACK, which this
+    data ends, was the same wait: the ACK on its way to the sender, the data on its way back);
+    else what it was otherwise."""
+    held = ints[c, I_HELD_CAT]
+    ints[c, I_HELD_CAT] = -1
+    row0, row1 = ints[c, I_HELD_ROW0], ints[c, I_HELD_ROW1]
+    t0, secs = floats[c, F_HELD_TS], floats[c, F_HELD_S]
+    # (the ACK reaches the waiting side and its data comes back: the other side's part of the RTT)
+    soon = ts - floats[c, F_HELD_ACK] <= RELEASE_FLOOR + RELEASE_RTTS * _beyond(floats, c, 1 - ints[c, I_HELD_DIR])
+    if plen > 0 and d == ints[c, I_HELD_DIR] and not bits & A_RETRANS and soon:
+        ints[c, I_DELACKS] += 1
+        _add(ints, floats, shares, c, DELAYED_ACK, t0, secs, row0, row1, ep_i, ep_f, n_ep)
+        return True
+    if held == QUIET:
+        _quiet(ints, floats, c, row0, t0, secs)
+    else:
+        _add(ints, floats, shares, c, held, t0, secs, row0, row1, ep_i, ep_f, n_ep)
+    return False
 
 
 @inlined
@@ -320,9 +402,9 @@ def limits_pass(segs, long: np.ndarray, k0: Int, k: Int, ints: np.ndarray, float
     """Go through segment rows ``k0 .. k-1``: each connection's intervals into ``shares``
     (``(n_conn, N_CATEGORIES)`` seconds), closed episodes into ``ep_i`` / ``ep_f`` from row
     ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs). Returns the row it
-    stopped at: ``k``, or earlier when the episode table has room for fewer than two more."""
+    stopped at: ``k``, or earlier when the episode table has room for fewer than three more."""
     for i in range(k0, k):
-        if n_ep[0] + 2 > len(ep_i):
+        if n_ep[0] + 3 > len(ep_i):
             return i
         s = segs[i]
         c = np.int64(s.conn)
@@ -340,15 +422,22 @@ def limits_pass(segs, long: np.ndarray, k0: Int, k: Int, ints: np.ndarray, float
             floats[c, F_LAST] = ts
             ints[c, I_PHASE] = PHASE_HANDSHAKE if flags & SYN else PHASE_OPEN
         else:
+            released = ints[c, I_HELD_CAT] >= 0 and _settle(ints, floats, shares, c, d, plen, bits, ts,
+                                                             ep_i, ep_f, n_ep)
             dt = ts - floats[c, F_LAST]
             if dt > 0.0:
-                cat = _classify(ints, floats, c, d, plen + 1 if flags & FIN else plen, bits)
+                cat = DELAYED_ACK if released else _classify(ints, floats, c, d, plen + 1 if flags & FIN else plen, bits)
                 prev = ints[c, I_PREV]
-                if cat == QUIET:
-                    if ints[c, I_PEND_ROW] < 0:
-                        ints[c, I_PEND_ROW] = prev
-                        floats[c, F_PEND_TS] = floats[c, F_LAST]
-                    floats[c, F_PEND_S] += dt
+                if _delack_wait(ints, floats, c, d, cat, flags, plen, np.int64(s.ack), dt):
+                    ints[c, I_HELD_CAT] = cat
+                    ints[c, I_HELD_ROW0] = prev
+                    ints[c, I_HELD_ROW1] = i
+                    ints[c, I_HELD_DIR] = 1 - d
+                    floats[c, F_HELD_TS] = floats[c, F_LAST]
+                    floats[c, F_HELD_S] = dt
+                    floats[c, F_HELD_ACK] = ts
+                elif cat == QUIET:
+                    _quiet(ints, floats, c, prev, floats[c, F_LAST], dt)
                 else:
                     _add(ints, floats, shares, c, cat, floats[c, F_LAST], dt, prev, i, ep_i, ep_f, n_ep)
             floats[c, F_LAST] = ts

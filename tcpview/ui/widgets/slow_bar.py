@@ -15,7 +15,7 @@ from ...engine.timeline.timeline import Timeline
 COLOURS = {
     "handshake": "$tcp-syn", "server_response": "$tcp-fin", "application": "$tcp-data",
     "receive_window": "$tcp-window", "congestion": "$tcp-note", "loss_recovery": "$tcp-loss",
-    "bottleneck": "$tcp-anomaly", "idle": "$text-muted",
+    "bottleneck": "$tcp-anomaly", "idle": "$text-muted", "delayed_ack": "$tcp-ack",
 }
 """Each category's colour, a theme variable (widgets never hard-code colours)."""
 
