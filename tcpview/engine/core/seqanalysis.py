@@ -52,6 +52,16 @@ OUT_OF_ORDER_WITHIN = 0.003  # seconds since nextseq moved, when there is no ini
 
 
 @inlined
+def us(seconds: float) -> Int:
+    """A time difference in whole microseconds, as Wireshark compares its nanosecond times:
+    a capture's times are whole microseconds (or finer), but as float64 seconds since 1970
+    each is off by up to 0.12 µs, so two differences that are equal in the capture could
+    compare either way (a segment exactly one initial RTT after nextseq moved is a
+    retransmission to Wireshark, and was out of order here in 52 of 300 such cases)."""
+    return np.int64(np.floor(seconds * 1e6 + 0.5))
+
+
+@inlined
 def gt(x: Int, y: Int) -> bool:
     """Wireshark's GT_SEQ(x, y): (gint32)(y - x) < 0."""
     return ((y - x) & M) >= HALF
@@ -223,12 +233,12 @@ def analyse(ana, dr: Int, seq: Int, ack: Int, seglen: Int, flags: Int, win: Int,
         if seglen > 0 and rl != 0 and le((seq + seglen) & M, rl):
             bits |= A_SPURIOUS | A_RETRANS
         else:
-            since_peer = ts - ana.a_last_ts[rev]
-            since_nxt = ts - ana.a_nxt_ts[fwd]
-            within = ana.a_irtt if ana.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN
-            if behind and ana.a_dupn[rev] >= 2 and rl == seq and 0.0 <= since_peer < FAST_RETRANS_WITHIN:
+            since_peer = us(ts - ana.a_last_ts[rev])
+            since_nxt = us(ts - ana.a_nxt_ts[fwd])
+            within = us(ana.a_irtt if ana.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN)
+            if behind and ana.a_dupn[rev] >= 2 and rl == seq and 0 <= since_peer < us(FAST_RETRANS_WITHIN):
                 bits |= A_FAST_RETRANS | A_RETRANS
-            elif behind and 0.0 <= since_nxt < within and nxt != ((seq + seglen + synfin) & M):
+            elif behind and 0 <= since_nxt < within and nxt != ((seq + seglen + synfin) & M):
                 bits |= A_OUT_OF_ORDER
             elif behind:
                 bits |= A_RETRANS
