@@ -23,6 +23,7 @@ import time
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
+from textual.css.query import NoMatches
 from textual.theme import Theme
 from textual.widgets import Footer, Static
 
@@ -100,8 +101,12 @@ class SocketsApp(App[int]):
 
     def refresh_views(self) -> None:
         """Show the newest refresh (UI thread only)."""
-        self.query_one(CountersBar).update_view(self.table, None, None)
-        self.query_one(SocketTable).update_view(self.table)
+        try:
+            bar, table = self.query_one(CountersBar), self.query_one(SocketTable)
+        except NoMatches:  # a refresh read as the app closes (its widgets gone): nothing to show it on
+            return
+        bar.update_view(self.table, None, None)
+        table.update_view(self.table)
         self._update_title()
 
     def _update_title(self) -> None:
