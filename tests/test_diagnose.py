@@ -261,3 +261,31 @@ def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives(ahead: int | N
     assert np.array_equal(verdicts_at(growing.tl), verdicts_at(whole.tl))
     for cid in (0, 150, 299):
         assert breakdown_at(growing.tl, cid) == breakdown_at(whole.tl, cid)
+
+
+@pytest.mark.parametrize("items", [[], [{"id": 0, "evidence": [{"frame": 1, "text": "a\nb []"}], "s": {"x": 1.5}}],
+                                   [{"id": 0}, {"id": 1, "text": "é"}]], ids=["none", "one", "two"])
+def test_the_json_written_a_connection_at_a_time_is_json_dumps_own_text(items: list[dict]) -> None:
+    """``diagnose --json`` writes each connection as it is made (300,000 connections' evidence
+    held together, then as one text, took 4 GB): the text is still ``json.dumps``'s, indent 1."""
+    import io
+
+    from tcpview.cli.diagnose import write_json_doc
+
+    head = {"source": "a [] b", "verdicts": {"handshake": 1, "idle": 0}}
+    out = io.StringIO()
+    write_json_doc(out, head, "connections", iter(items))
+    assert out.getvalue() == json.dumps({**head, "connections": items}, indent=1, ensure_ascii=False) + "\n"
+
+
+def test_diagnose_json_text_is_unchanged_by_writing_it_as_it_goes(tmp_path) -> None:
+    """The whole command's JSON, on a simulated scenario with several connections, is the text
+    ``json.dumps`` gives its own parse."""
+    pcap = tmp_path / "s.pcap"
+    rc, _out, err = cli_here("simulate", "time-wait-storm", "-w", str(pcap))
+    assert rc == 0, err
+    rc, out, err = cli_here("diagnose", str(pcap), "--json")
+    assert rc == 0, err
+    doc = json.loads(out)
+    assert len(doc["connections"]) > 3
+    assert out == json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
