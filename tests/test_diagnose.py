@@ -265,17 +265,19 @@ def test_a_stream_diagnosed_as_it_grows_gives_what_one_pass_gives(ahead: int | N
 
 @pytest.mark.parametrize("items", [[], [{"id": 0, "evidence": [{"frame": 1, "text": "a\nb []"}], "s": {"x": 1.5}}],
                                    [{"id": 0}, {"id": 1, "text": "é"}]], ids=["none", "one", "two"])
-def test_the_json_written_a_connection_at_a_time_is_json_dumps_own_text(items: list[dict]) -> None:
+def test_json_written_an_item_at_a_time_is_json_dumps_own_text(items: list[dict]) -> None:
     """``diagnose --json`` writes each connection as it is made (300,000 connections' evidence
     held together, then as one text, took 4 GB): the text is still ``json.dumps``'s, indent 1."""
     import io
 
-    from tcpview.cli.diagnose import write_json_doc
+    from tcpview.cli.report import write_json_list
 
-    head = {"source": "a [] b", "verdicts": {"handshake": 1, "idle": 0}}
-    out = io.StringIO()
-    write_json_doc(out, head, "connections", iter(items))
-    assert out.getvalue() == json.dumps({**head, "connections": items}, indent=1, ensure_ascii=False) + "\n"
+    for ascii_only in (True, False):
+        head = {"source": "a [] b", "connections": None, "verdicts": {"handshake": 1, "idle": 0}}
+        out = io.StringIO()
+        write_json_list(out, head, "connections", iter(items), ascii_only=ascii_only)
+        want = json.dumps({**head, "connections": items}, indent=1, ensure_ascii=ascii_only) + "\n"
+        assert out.getvalue() == want
 
 
 def test_diagnose_json_text_is_unchanged_by_writing_it_as_it_goes(tmp_path) -> None:

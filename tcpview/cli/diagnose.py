@@ -7,15 +7,14 @@ Like the other headless commands it never imports Textual.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from ..textutil import plural, safe
 from .cluster import cmd_cluster, wants_cluster
 from .errors import UsageError
 from .options import add_capture, add_cluster, add_sources, add_timers, nonnegative_float
-from .report import write_diagnosis
+from .report import write_diagnosis, write_json_list
 
 
 def add_diagnose(sub) -> None:
@@ -62,19 +61,6 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return _finish(res)
 
 
-def write_json_doc(out, head: dict, key: str, items: Iterable[dict]) -> None:
-    """Write ``head`` with ``key``: the list of ``items``, as ``json.dumps(..., indent=1)``
-    would, each item written as it comes (the list is never held whole)."""
-    text = json.dumps({**head, key: []}, indent=1, ensure_ascii=False)
-    at = text.rindex("[]")  # (the key's: it comes last)
-    out.write(text[:at] + "[")
-    n = 0
-    for item in items:
-        out.write(("," if n else "") + "\n  " + json.dumps(item, indent=1, ensure_ascii=False).replace("\n", "\n  "))
-        n += 1
-    out.write(("\n ]" if n else "]") + text[at + 2:] + "\n")
-
-
 def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out=None,
                     kernel: Callable[[int], dict] | None = None) -> None:
     """Print every connection's diagnosis (or connection ``conn``'s), as JSON or as text.
@@ -95,8 +81,8 @@ def print_diagnoses(tl, source: str, as_json: bool, conn: int | None = None, out
     if kernel is not None:
         diags = (beside_kernel(g, kernel(g.id)) for g in diags)
     if as_json:
-        write_json_doc(out, {"source": source, "verdicts": d.counts()}, "connections",
-                       (g.as_dict() for g in diags))
+        write_json_list(out, {"source": source, "verdicts": d.counts()}, "connections",
+                        (g.as_dict() for g in diags), ascii_only=False)
         return
     counts = {k: n for k, n in d.counts().items() if n}
     out.write(f"{safe(source)}: {plural(len(d), 'connection')}" + (": " if counts else "")

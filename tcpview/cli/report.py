@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import deque
+from collections.abc import Iterable
 
 from ..textutil import endpoint, plural, safe
 
@@ -53,6 +54,20 @@ def summary_dict(tl, source: str, at: float | None = None) -> dict:
 _MARK = "@@connections@@"
 _PIECE = 8192
 """Connections written at a time: about 3 MB of JSON; two are formatted at a time."""
+
+
+def write_json_list(out, doc: dict, key: str, items: Iterable[dict], ascii_only: bool = True) -> None:
+    """Write ``doc`` as ``json.dumps(doc, indent=1, ensure_ascii=ascii_only)`` would, its
+    top-level ``key`` being the list of ``items``, each written as it comes: a report of
+    300,000 connections held whole, and then as one text, took gigabytes."""
+    before, after = json.dumps({**doc, key: _MARK}, indent=1, ensure_ascii=ascii_only).split(f'"{_MARK}"')
+    out.write(before + "[")
+    n = 0
+    for item in items:
+        text = json.dumps(item, indent=1, ensure_ascii=ascii_only)
+        out.write(("," if n else "") + "\n  " + text.replace("\n", "\n  "))
+        n += 1
+    out.write(("\n ]" if n else "]") + after + "\n")
 
 
 def write_summary_json(tl, source: str, at: float | None = None, out=None,
@@ -248,7 +263,7 @@ def print_expert(report: dict, source: str, as_json: bool, out=None) -> None:
     """Print ``tcpview expert``'s report as JSON or as text."""
     out = out or sys.stdout
     if as_json:
-        out.write(json.dumps({"source": source, **report}, indent=1) + "\n")
+        write_json_list(out, {"source": source, **report}, "connections", report["connections"])
         return
     flags = {k: v for k, v in report["flags"].items() if v}
     out.write(f"TCP analysis of {safe(source)} (Wireshark's tcp.analysis flags)\n")
