@@ -20,7 +20,8 @@ connection's state was when the interval began and the segment that ends it:
   ``congestion`` when full-sized segments are in flight below the window (the congestion
   window holds the sender back);
 - nothing in flight, or two segments or less after a segment shorter than the sender's
-  largest or its FIN (it put out all it had: a message awaiting its ACK): a quiet stretch,
+  largest (and than the MSS its receiver's SYN offered, less :data:`OPTION_ROOM`) or its FIN
+  (it put out all it had: a message awaiting its ACK): a quiet stretch,
   decided when the next data comes: ``server_response`` when the server sends it after the client spoke last (or before
   anyone spoke), ``application`` otherwise (a sender paused, or the client thought), and
   ``idle`` when no data ever comes;
@@ -158,10 +159,16 @@ def _add(ints, floats, shares, c: Int, cat: Int, t0: float, secs: float, row0: I
     ints[c, I_EP_LAST] = row1
 
 
+OPTION_ROOM = 40
+"""The most a segment's TCP options take: a segment this much shorter than the MSS its
+receiver's SYN offered is not a full-sized one, whatever the largest seen so far."""
+
+
 @inlined
-def _classify(ints, floats, c: Int, d: Int, span: Int, bits: Int) -> Int:
+def _classify(ints, floats, syn_mss: np.ndarray, c: Int, d: Int, span: Int, bits: Int) -> Int:
     """The category of the interval that segment (direction d, ``span`` bytes of sequence
-    space: its payload and FIN, analysis bits) ends, from the connection's state before it."""
+    space: its payload and FIN, analysis bits) ends, from the connection's state before it
+    (``syn_mss``: the MSS each side's SYN offered, by connection row, 0 where unknown)."""
     if ints[c, I_PHASE] == PHASE_HANDSHAKE:
         return HANDSHAKE
     f0 = ints[c, I_NXT0] - ints[c, I_UNA0] if ints[c, I_HAVE0] else 0
@@ -186,7 +193,8 @@ def _classify(ints, floats, c: Int, d: Int, span: Int, bits: Int) -> Int:
     mss = ints[c, I_MSS0 + b]
     if rw > 0 and f + mss > rw:
         return RECEIVE_WINDOW
-    if (ints[c, I_LASTLEN0 + b] < mss or ints[c, I_FIN0 + b]) and f <= 2 * mss:
+    full = max(mss, syn_mss[c, 1 - b] - OPTION_ROOM) if c < len(syn_mss) else mss
+    if (ints[c, I_LASTLEN0 + b] < full or ints[c, I_FIN0 + b]) and f <= 2 * mss:
         return QUIET  # the sender put out all it had, and it is a message awaiting its ACK
     return CONGESTION
 
@@ -397,11 +405,12 @@ def _track(ints, floats, c: Int, i: Int, s, d: Int, flags: Int, bits: Int, plen:
 
 
 @kernel
-def limits_pass(segs, long: np.ndarray, k0: Int, k: Int, ints: np.ndarray, floats: np.ndarray,
-                shares: np.ndarray, ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> Int:
+def limits_pass(segs, long: np.ndarray, syn_mss: np.ndarray, k0: Int, k: Int, ints: np.ndarray,
+                floats: np.ndarray, shares: np.ndarray, ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> Int:
     """Go through segment rows ``k0 .. k-1``: each connection's intervals into ``shares``
     (``(n_conn, N_CATEGORIES)`` seconds), closed episodes into ``ep_i`` / ``ep_f`` from row
-    ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs). Returns the row it
+    ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs; ``syn_mss``: the MSS each
+    side's SYN offered, ``(n_conn, 2)``, 0 unknown). Returns the row it
     stopped at: ``k``, or earlier when the episode table has room for fewer than three more."""
     for i in range(k0, k):
         if n_ep[0] + 3 > len(ep_i):
@@ -426,7 +435,8 @@ def limits_pass(segs, long: np.ndarray, k0: Int, k: Int, ints: np.ndarray, float
                                                              ep_i, ep_f, n_ep)
             dt = ts - floats[c, F_LAST]
             if dt > 0.0:
-                cat = DELAYED_ACK if released else _classify(ints, floats, c, d, plen + 1 if flags & FIN else plen, bits)
+                cat = DELAYED_ACK if released else _classify(ints, floats, syn_mss, c, d,
+                                                             plen + 1 if flags & FIN else plen, bits)
                 prev = ints[c, I_PREV]
                 if _delack_wait(ints, floats, c, d, cat, flags, plen, np.int64(s.ack), dt):
                     ints[c, I_HELD_CAT] = cat
