@@ -275,20 +275,10 @@ def _grown(state: dict, n: int) -> dict:
     return dict(state, ints=state["ints_all"][:n], floats=state["floats_all"][:n], shares=state["shares_all"][:n])
 
 
-def _syn_mss(v, n: int) -> np.ndarray:
-    """The MSS each side's SYN offered, ``(n, 2)`` by connection row (0 where no SYN with the
-    option was seen)."""
-    conns = v.conns[:n]
-    fl = conns.fl.astype(np.int64)
-    have = np.stack([(fl & (col.F_HAVE_MSS << side)) != 0 for side in (0, 1)], axis=1)
-    return np.where(have, conns.mss.astype(np.int64), 0).reshape(-1, 2)
-
-
 def _run(v, k0: int, m: int, state: dict) -> int:
     long = v.long[: v.n["long"]]
-    syn_mss = _syn_mss(v, len(state["ints"]))
     while k0 < m:
-        k0 = int(lim.limits_pass(v.segs, long, syn_mss, k0, m, state["ints"], state["floats"], state["shares"],
+        k0 = int(lim.limits_pass(v.segs, long, v.conns, k0, m, state["ints"], state["floats"], state["shares"],
                                  state["ep_i"], state["ep_f"], state["n_ep"]))
         if k0 < m:  # the episode table is full: double it (at the least, room for EPISODES_AHEAD)
             for key in ("ep_i", "ep_f"):

@@ -53,7 +53,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...jit import Int, inlined, kernel
-from .columns import LONG_LEN, seg_analysis, seg_dir, seg_flags, seg_wshift
+from .columns import F_HAVE_MSS, LONG_LEN, seg_analysis, seg_dir, seg_flags, seg_wshift
 from .tcp import A_DUPACK, A_FAST_RETRANS, A_KEEPALIVE, A_RETRANS, A_WINPROBE, A_ZEROWIN, ACK, FIN, RST, SYN
 
 M = 0xFFFFFFFF
@@ -91,8 +91,8 @@ N_INTS = 48
 # I_HELD_*: a wait that may be a delayed ACK's (its category otherwise; -1: none), its rows and
 # whose data waited; I_DELACKS: the waits that were
 (F_FIRST, F_LAST, F_PEND_TS, F_PEND_S, F_EP_TS, F_EP_S, F_TSTART0, F_TSTART1, F_MINRTT0, F_MINRTT1,
- F_SRTT0, F_SRTT1, F_MAXSRTT0, F_MAXSRTT1, F_SYN_TS, F_SYNACK_TS, F_HELD_TS, F_HELD_S, F_HELD_ACK) = range(19)
-N_FLOATS = 19
+ F_SRTT0, F_SRTT1, F_MAXSRTT0, F_MAXSRTT1, F_SYN_TS, F_SYNACK_TS, F_HELD_TS, F_HELD_S) = range(18)
+N_FLOATS = 18
 PHASE_HANDSHAKE, PHASE_OPEN = 1, 2
 
 # an episode's int64 columns, and its float64 ones
@@ -165,10 +165,18 @@ receiver's SYN offered is not a full-sized one, whatever the largest seen so far
 
 
 @inlined
-def _classify(ints, floats, syn_mss: np.ndarray, c: Int, d: Int, span: Int, bits: Int) -> Int:
+def _offered(conns, c: Int, x: Int) -> Int:
+    """The MSS side ``x``'s SYN offered (its option), 0 where none was seen."""
+    if c >= len(conns) or not np.int64(conns[c].fl) & (F_HAVE_MSS << x):
+        return 0
+    return np.int64(conns[c].mss[x])
+
+
+@inlined
+def _classify(ints, floats, conns, c: Int, d: Int, span: Int, bits: Int) -> Int:
     """The category of the interval that segment (direction d, ``span`` bytes of sequence
     space: its payload and FIN, analysis bits) ends, from the connection's state before it
-    (``syn_mss``: the MSS each side's SYN offered, by connection row, 0 where unknown)."""
+    (``conns``: the connection table, for the MSS each side's SYN offered)."""
     if ints[c, I_PHASE] == PHASE_HANDSHAKE:
         return HANDSHAKE
     f0 = ints[c, I_NXT0] - ints[c, I_UNA0] if ints[c, I_HAVE0] else 0
@@ -193,7 +201,7 @@ def _classify(ints, floats, syn_mss: np.ndarray, c: Int, d: Int, span: Int, bits
     mss = ints[c, I_MSS0 + b]
     if rw > 0 and f + mss > rw:
         return RECEIVE_WINDOW
-    full = max(mss, syn_mss[c, 1 - b] - OPTION_ROOM) if c < len(syn_mss) else mss
+    full = max(mss, _offered(conns, c, 1 - b) - OPTION_ROOM)
     if (ints[c, I_LASTLEN0 + b] < full or ints[c, I_FIN0 + b]) and f <= 2 * mss:
         return QUIET  # the sender put out all it had, and it is a message awaiting its ACK
     return CONGESTION
@@ -238,6 +246,18 @@ def _quiet(ints, floats, c: Int, row0: Int, t0: float, secs: float) -> None:
 
 
 @inlined
+def _hold(ints, floats, c: Int, cat: Int, row0: Int, row1: Int, waiting: Int, t0: float, secs: float) -> None:
+    """Hold the wait ``row0 .. row1`` (its category otherwise ``cat``; side ``waiting``'s data
+    waited) until the next segment says whether it was a delayed ACK's (:func:`_settle`)."""
+    ints[c, I_HELD_CAT] = cat
+    ints[c, I_HELD_ROW0] = row0
+    ints[c, I_HELD_ROW1] = row1
+    ints[c, I_HELD_DIR] = waiting
+    floats[c, F_HELD_TS] = t0
+    floats[c, F_HELD_S] = secs
+
+
+@inlined
 def _settle(ints, floats, shares, c: Int, d: Int, plen: Int, bits: Int, ts: float,
             ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> bool:
     """The next segment (direction d) decides a held wait: ``delayed_ack`` when it is the
@@ -248,8 +268,9 @@ def _settle(ints, floats, shares, c: Int, d: Int, plen: Int, bits: Int, ts: floa
     ints[c, I_HELD_CAT] = -1
     row0, row1 = ints[c, I_HELD_ROW0], ints[c, I_HELD_ROW1]
     t0, secs = floats[c, F_HELD_TS], floats[c, F_HELD_S]
-    # (the ACK reaches the waiting side and its data comes back: the other side's part of the RTT)
-    soon = ts - floats[c, F_HELD_ACK] <= RELEASE_FLOOR + RELEASE_RTTS * _beyond(floats, c, 1 - ints[c, I_HELD_DIR])
+    # (from the ACK, at t0 + secs, to this segment: the ACK reaches the waiting side and its data
+    # comes back, the other side's part of the RTT)
+    soon = ts - (t0 + secs) <= RELEASE_FLOOR + RELEASE_RTTS * _beyond(floats, c, 1 - ints[c, I_HELD_DIR])
     if plen > 0 and d == ints[c, I_HELD_DIR] and not bits & A_RETRANS and soon:
         ints[c, I_DELACKS] += 1
         _add(ints, floats, shares, c, DELAYED_ACK, t0, secs, row0, row1, ep_i, ep_f, n_ep)
@@ -405,12 +426,12 @@ def _track(ints, floats, c: Int, i: Int, s, d: Int, flags: Int, bits: Int, plen:
 
 
 @kernel
-def limits_pass(segs, long: np.ndarray, syn_mss: np.ndarray, k0: Int, k: Int, ints: np.ndarray,
+def limits_pass(segs, long: np.ndarray, conns, k0: Int, k: Int, ints: np.ndarray,
                 floats: np.ndarray, shares: np.ndarray, ep_i: np.ndarray, ep_f: np.ndarray, n_ep: np.ndarray) -> Int:
     """Go through segment rows ``k0 .. k-1``: each connection's intervals into ``shares``
     (``(n_conn, N_CATEGORIES)`` seconds), closed episodes into ``ep_i`` / ``ep_f`` from row
-    ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs; ``syn_mss``: the MSS each
-    side's SYN offered, ``(n_conn, 2)``, 0 unknown). Returns the row it
+    ``n_ep[0]`` on (``long``: the long segments' (row, length) pairs; ``conns``: the connection
+    table, for the MSS each side's SYN offered). Returns the row it
     stopped at: ``k``, or earlier when the episode table has room for fewer than three more."""
     for i in range(k0, k):
         if n_ep[0] + 3 > len(ep_i):
@@ -435,17 +456,11 @@ def limits_pass(segs, long: np.ndarray, syn_mss: np.ndarray, k0: Int, k: Int, in
                                                              ep_i, ep_f, n_ep)
             dt = ts - floats[c, F_LAST]
             if dt > 0.0:
-                cat = DELAYED_ACK if released else _classify(ints, floats, syn_mss, c, d,
+                cat = DELAYED_ACK if released else _classify(ints, floats, conns, c, d,
                                                              plen + 1 if flags & FIN else plen, bits)
                 prev = ints[c, I_PREV]
                 if _delack_wait(ints, floats, c, d, cat, flags, plen, np.int64(s.ack), dt):
-                    ints[c, I_HELD_CAT] = cat
-                    ints[c, I_HELD_ROW0] = prev
-                    ints[c, I_HELD_ROW1] = i
-                    ints[c, I_HELD_DIR] = 1 - d
-                    floats[c, F_HELD_TS] = floats[c, F_LAST]
-                    floats[c, F_HELD_S] = dt
-                    floats[c, F_HELD_ACK] = ts
+                    _hold(ints, floats, c, cat, prev, i, 1 - d, floats[c, F_LAST], dt)
                 elif cat == QUIET:
                     _quiet(ints, floats, c, prev, floats[c, F_LAST], dt)
                 else:
