@@ -47,8 +47,8 @@ from .tcp import (
 )
 
 NO_WINDOW = 0xFFFFFFFF  # no window seen yet (Wireshark's G_MAXUINT32)
-FAST_RETRANS_WITHIN = 0.020  # seconds since the peer's last segment
-OUT_OF_ORDER_WITHIN = 0.003  # seconds since nextseq moved, when there is no initial RTT
+FAST_RETRANS_WITHIN_US = 20_000  # microseconds since the peer's last segment
+OUT_OF_ORDER_WITHIN_US = 3_000  # microseconds since nextseq moved, when there is no initial RTT
 
 
 @inlined
@@ -235,8 +235,8 @@ def analyse(ana, dr: Int, seq: Int, ack: Int, seglen: Int, flags: Int, win: Int,
         else:
             since_peer = us(ts - ana.a_last_ts[rev])
             since_nxt = us(ts - ana.a_nxt_ts[fwd])
-            within = us(ana.a_irtt if ana.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN)
-            if behind and ana.a_dupn[rev] >= 2 and rl == seq and 0 <= since_peer < us(FAST_RETRANS_WITHIN):
+            within = us(ana.a_irtt) if ana.a_irtt > 0.0 else OUT_OF_ORDER_WITHIN_US
+            if behind and ana.a_dupn[rev] >= 2 and rl == seq and 0 <= since_peer < FAST_RETRANS_WITHIN_US:
                 bits |= A_FAST_RETRANS | A_RETRANS
             elif behind and 0 <= since_nxt < within and nxt != ((seq + seglen + synfin) & M):
                 bits |= A_OUT_OF_ORDER
