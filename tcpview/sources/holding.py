@@ -101,4 +101,3 @@ class Holding:
             if left <= 0 or given_up():
                 return False
             time.sleep(min(POLL, left))
-
