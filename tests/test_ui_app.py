@@ -166,6 +166,30 @@ async def test_selecting_a_connection_and_moving_in_its_ladder(capture: Path) ->
         assert table.selected == 2 and ladder.cid == 2
 
 
+@pytest.mark.parametrize(("key", "pane"), [("f", "StreamPane"), ("v", "GraphPane")])
+async def test_escape_in_the_stream_or_the_graph_goes_back_to_the_table(capture: Path, key: str, pane: str) -> None:
+    """As in the ladder (its Escape), Escape in the stream or the graph that took the ladder's
+    place goes back to the table; there a second one clears the filter."""
+    app = TcpviewApp(FileSource(str(capture)))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await loaded(app, pilot)
+        table = app.query_one(ConnectionTable)
+        app.action_set_filter("port:80")
+        await pilot.press("j", "enter", key)  # conn 1's ladder, then its stream (or graph) instead
+        await pilot.pause()
+        shown = app.query_one(pane)
+        if not shown.has_focus:
+            shown.focus()
+        await pilot.pause()
+        assert shown.display and shown.has_focus
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.has_focus and table.model.query.text == "port:80"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.model.query.text == ""
+
+
 async def test_enter_on_a_segment_shows_scapy_dissection_as_plain_text(capture: Path) -> None:
     from textual.widgets import Static
 

@@ -442,9 +442,13 @@ class TcpviewApp(PlayerKeys, PromptQuestions, App[int]):
         self.refresh_views()
 
     def action_clear_filter(self) -> None:
-        """Close the input box if open, else clear the filter."""
+        """Close the input box if open; from the graph or the stream, back to the table (as the
+        ladder's Escape); else clear the filter."""
         if self._prompt.is_open:
             self._prompt.action_cancel()
+            return
+        if self.focused is not None and self.focused in (self._graph, self._stream):
+            self._table.focus()
             return
         if self._table.model.query.text:
             self.action_set_filter("")
