@@ -84,15 +84,9 @@ def stop_pacing() -> None:
 
         signal.setitimer(signal.ITIMER_PROF, 0)
         if threading.current_thread() is threading.main_thread():  # (the only one that may)
-            # a handler that does nothing, should one be on its way still: not the default
-            # (which ends the process), nor SIG_IGN, which every program started after would
-            # inherit (a handler is not: exec gives it back the default)
-            signal.signal(signal.SIGPROF, _ignore)
+            # ignored, not the default (which ends the process), should one be on its way still
+            signal.signal(signal.SIGPROF, signal.SIG_IGN)
         _timed = False
-
-
-def _ignore(_signum: int, _frame: object) -> None:
-    """SIGPROF once pacing stopped: nothing to do."""
 
 
 def pacing() -> bool:
